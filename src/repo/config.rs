@@ -428,6 +428,9 @@ mod tests {
         .expect("create")
     }
 
+    /// An edit of the config's JSON, for table-driven cases.
+    type JsonEdit = fn(&mut serde_json::Value);
+
     /// The encoded config as JSON, edited by `edit`, decoded again.
     fn decode_edited(edit: impl FnOnce(&mut serde_json::Value)) -> Result<RepoConfig, RepoError> {
         let mut json: serde_json::Value =
@@ -496,7 +499,7 @@ mod tests {
 
     #[test]
     fn altered_parameters_do_not_unlock() {
-        let cases: [(&str, fn(&mut serde_json::Value)); 5] = [
+        let cases: [(&str, JsonEdit); 5] = [
             ("t_cost", |json| json["kdf"]["t_cost"] = 2.into()),
             ("m_cost", |json| json["kdf"]["m_cost_kib"] = 128.into()),
             ("salt", |json| {
@@ -549,68 +552,44 @@ mod tests {
 
     #[test]
     fn malformed_configs_are_refused() {
-        let cases: Vec<(&str, Box<dyn FnOnce(&mut serde_json::Value)>)> = vec![
-            (
-                "version 0",
-                Box::new(|json| json["format_version"] = 0.into()),
-            ),
-            (
-                "no chunker",
-                Box::new(|json| json["chunker"] = serde_json::Value::Null),
-            ),
-            (
-                "other chunker",
-                Box::new(|json| json["chunker"]["algorithm"] = "rabin".into()),
-            ),
-            (
-                "min below fastcdc's bound",
-                Box::new(|json| json["chunker"]["min_size"] = 1.into()),
-            ),
-            (
-                "max beyond a part",
-                Box::new(|json| json["chunker"]["max_size"] = (32 * 1024 * 1024).into()),
-            ),
-            (
-                "min above avg",
-                Box::new(|json| {
-                    json["chunker"]["min_size"] = 1_048_576.into();
-                    json["chunker"]["avg_size"] = 262_144.into();
-                }),
-            ),
-            (
-                "argon2i",
-                Box::new(|json| json["kdf"]["algorithm"] = "argon2i".into()),
-            ),
-            (
-                "argon2 v1.0",
-                Box::new(|json| json["kdf"]["version"] = 16.into()),
-            ),
-            (
-                "hostile memory cost",
-                Box::new(|json| json["kdf"]["m_cost_kib"] = 4_000_000_000u32.into()),
-            ),
-            (
-                "zero passes",
-                Box::new(|json| json["kdf"]["t_cost"] = 0.into()),
-            ),
-            (
-                "short salt",
-                Box::new(|json| json["kdf"]["salt"] = "0011".into()),
-            ),
-            (
-                "nonce not hex",
-                Box::new(|json| json["master_key"]["nonce"] = "zz".repeat(24).into()),
-            ),
-            (
-                "short wrapped key",
-                Box::new(|json| json["master_key"]["ciphertext"] = "00".repeat(32).into()),
-            ),
-            (
-                "other wrap",
-                Box::new(|json| json["master_key"]["algorithm"] = "aes-256-gcm".into()),
-            ),
+        let cases: &[(&str, JsonEdit)] = &[
+            ("version 0", |json| json["format_version"] = 0.into()),
+            ("no chunker", |json| {
+                json["chunker"] = serde_json::Value::Null
+            }),
+            ("other chunker", |json| {
+                json["chunker"]["algorithm"] = "rabin".into()
+            }),
+            ("min below fastcdc's bound", |json| {
+                json["chunker"]["min_size"] = 1.into()
+            }),
+            ("max beyond a part", |json| {
+                json["chunker"]["max_size"] = (32 * 1024 * 1024).into()
+            }),
+            ("min above avg", |json| {
+                json["chunker"]["min_size"] = 1_048_576.into();
+                json["chunker"]["avg_size"] = 262_144.into();
+            }),
+            ("argon2i", |json| {
+                json["kdf"]["algorithm"] = "argon2i".into()
+            }),
+            ("argon2 v1.0", |json| json["kdf"]["version"] = 16.into()),
+            ("hostile memory cost", |json| {
+                json["kdf"]["m_cost_kib"] = 4_000_000_000u32.into()
+            }),
+            ("zero passes", |json| json["kdf"]["t_cost"] = 0.into()),
+            ("short salt", |json| json["kdf"]["salt"] = "0011".into()),
+            ("nonce not hex", |json| {
+                json["master_key"]["nonce"] = "zz".repeat(24).into()
+            }),
+            ("short wrapped key", |json| {
+                json["master_key"]["ciphertext"] = "00".repeat(32).into()
+            }),
+            ("other wrap", |json| {
+                json["master_key"]["algorithm"] = "aes-256-gcm".into()
+            }),
         ];
-        for (what, edit) in cases {
+        for &(what, edit) in cases {
             let error = decode_edited(edit).expect_err(what);
             assert!(
                 matches!(error, RepoError::BadConfig { .. }),

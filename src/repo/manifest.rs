@@ -379,34 +379,27 @@ mod tests {
         );
     }
 
+    /// An edit that breaks a manifest's consistency, for table-driven cases.
+    type ManifestEdit = fn(&mut Manifest);
+
     #[test]
     fn inconsistent_manifests_are_neither_written_nor_read() {
-        let cases: Vec<(&str, Box<dyn Fn(&mut Manifest)>)> = vec![
-            ("size off by one", Box::new(|m| m.size += 1)),
-            (
-                "empty part",
-                Box::new(|m| {
-                    m.parts[1].length = 0;
-                    m.size = 4 * 1024 * 1024;
-                }),
-            ),
-            (
-                "oversized part",
-                Box::new(|m| {
-                    m.parts[0].length = MAX_PART_LEN as u64 + 1;
-                    m.size = m.parts[0].length + m.parts[1].length;
-                }),
-            ),
-            (
-                "upper-case file hash",
-                Box::new(|m| m.sha256 = m.sha256.to_uppercase()),
-            ),
-            (
-                "short part hash",
-                Box::new(|m| m.parts[0].sha256.truncate(63)),
-            ),
+        let cases: &[(&str, ManifestEdit)] = &[
+            ("size off by one", |m| m.size += 1),
+            ("empty part", |m| {
+                m.parts[1].length = 0;
+                m.size = 4 * 1024 * 1024;
+            }),
+            ("oversized part", |m| {
+                m.parts[0].length = MAX_PART_LEN as u64 + 1;
+                m.size = m.parts[0].length + m.parts[1].length;
+            }),
+            ("upper-case file hash", |m| {
+                m.sha256 = m.sha256.to_uppercase()
+            }),
+            ("short part hash", |m| m.parts[0].sha256.truncate(63)),
         ];
-        for (what, edit) in cases {
+        for &(what, edit) in cases {
             let mut bad = manifest("x");
             edit(&mut bad);
             assert!(
