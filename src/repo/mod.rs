@@ -74,7 +74,7 @@ pub enum RepoError {
     #[error("The remote object {name} is damaged or was not written with this backup's key ({reason}); it cannot be read.")]
     Corrupt { name: String, reason: String },
 
-    #[error("The key-derivation settings are not usable ({reason}); choose memory between 8 KiB and 1 GiB, 1 to 64 passes and 1 to 16 lanes.")]
+    #[error("The key-derivation settings are not usable ({reason}); choose 1 to 16 lanes, 1 to 64 passes and memory between 8 KiB per lane and 1 GiB.")]
     BadKdfParams { reason: String },
 
     #[error(
