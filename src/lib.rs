@@ -6,6 +6,7 @@
 //! - [`accounts`]: users, passwords, sessions, API tokens.
 //! - [`archive`]: the archive catalog, streaming ingest, chunking, uploads.
 //! - [`settings`]: run-time settings an admin changes.
+//! - [`repo`]: the remote format: keys, encryption, object naming, manifests (pure).
 //! - [`web`]: HTTP server, JSON API and pages.
 //! - [`ids`]: random ids and tokens, the wall clock.
 
@@ -13,6 +14,7 @@ pub mod accounts;
 pub mod archive;
 pub mod config;
 pub mod ids;
+pub mod repo;
 pub mod settings;
 pub mod store;
 pub mod web;
