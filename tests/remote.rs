@@ -95,6 +95,30 @@ mod s3 {
     }
 
     #[test]
+    fn the_server_checks_the_signed_payload_hash() {
+        let server = S3TestServer::start();
+        let options = TransferOptions {
+            max_attempts: 2,
+            ..fast_options()
+        };
+        let remote = client(&server.settings("hash"), &options);
+        let body = b"ciphertext of a part";
+        let wrong_hash = "8c1e2a4a3c6d6e5ee4bdd7b1e2a4bd4a0f8fcfc6b3dfb6b88b1cfb4ec1f6ac1a";
+        let error = remote.put_hashed("part", body, wrong_hash).unwrap_err();
+        // Bytes that do not match the signed hash were corrupted on the way:
+        // worth another try, never stored.
+        assert_eq!(error.kind, ErrorKind::Transient, "{error}");
+        assert_eq!(remote.head("part").unwrap(), None, "nothing stored");
+
+        let real = {
+            use sha2::Digest;
+            hex::encode(sha2::Sha256::digest(body))
+        };
+        remote.put_hashed("part", body, &real).unwrap();
+        assert_eq!(remote.get("part").unwrap(), body);
+    }
+
+    #[test]
     fn hostile_key_names_round_trip_and_list() {
         let server = S3TestServer::start();
         let remote = client(&server.settings("pre fix"), &fast_options());
@@ -276,6 +300,18 @@ mod s3 {
             );
             assert_eq!(remote.get("k").unwrap(), b"signed with a corrected clock");
             assert_eq!(proxy.requests(), 3, "later requests are right first time");
+
+            // HEAD answers carry no error code: the Date header alone must
+            // reveal the clock problem.
+            let clock: remote::s3::Clock = if skew_secs > 0 {
+                Arc::new(move || SystemTime::now() + skew)
+            } else {
+                Arc::new(move || SystemTime::now() - skew)
+            };
+            let fresh =
+                client(&server.settings_via(&proxy.endpoint, "clock"), &options).with_clock(clock);
+            assert_eq!(fresh.head("k").unwrap(), Some(29));
+            assert_eq!(proxy.requests(), 5, "HEAD rejected once, then accepted");
         }
     }
 

@@ -24,6 +24,13 @@ use serde::{Deserialize, Serialize};
 pub trait Remote: Send + Sync {
     /// Stores `body` under `key` (relative to the configured prefix). One request; overwrites.
     fn put(&self, key: &str, body: &[u8]) -> Result<(), RemoteError>;
+    /// Like `put`, with the body's SHA-256 (lowercase hex) that the caller
+    /// already computed. S3 signs it as `x-amz-content-sha256`, so the server
+    /// checks the body end to end without hashing it twice here.
+    fn put_hashed(&self, key: &str, body: &[u8], sha256_hex: &str) -> Result<(), RemoteError> {
+        let _ = sha256_hex;
+        self.put(key, body)
+    }
     /// Reads the whole object; `NotFound` if it is missing.
     fn get(&self, key: &str) -> Result<Vec<u8>, RemoteError>;
     /// The object's length, or `None` if it is missing.

@@ -336,11 +336,15 @@ impl S3Client {
 
 impl Remote for S3Client {
     fn put(&self, key: &str, body: &[u8]) -> Result<(), RemoteError> {
+        self.put_hashed(key, body, &hex::encode(Sha256::digest(body)))
+    }
+
+    fn put_hashed(&self, key: &str, body: &[u8], sha256_hex: &str) -> Result<(), RemoteError> {
         check_key(key)?;
         let full_key = self.config.full_key(key);
         let call = Call {
             body,
-            payload_sha256: hex::encode(Sha256::digest(body)),
+            payload_sha256: sha256_hex.to_ascii_lowercase(),
             ..self.object_call("PUT", key, &full_key)
         };
         self.execute(&call).map(|_| ())

@@ -336,6 +336,10 @@ pub fn classify_status(
                 }
             ))
         }
+        (_, "XAmzContentSHA256Mismatch") | (_, "BadDigest") => RemoteError::transient(format!(
+            "The storage server at {endpoint} received other bytes than were sent (code {code}): \
+             piarchive will try again."
+        )),
         (_, "InvalidAccessKeyId") => RemoteError::permanent(
             "The storage server does not know the access key: check the access key id in the \
              remote settings.",
@@ -575,6 +579,13 @@ mod tests {
             (502, None, Transient, "HTTP 502"),
             (429, None, Transient, "busy"),
             (400, Some("RequestTimeout"), Transient, "try again"),
+            (
+                400,
+                Some("XAmzContentSHA256Mismatch"),
+                Transient,
+                "other bytes",
+            ),
+            (400, Some("BadDigest"), Transient, "try again"),
             (403, Some("InvalidAccessKeyId"), Permanent, "access key id"),
             (
                 403,
