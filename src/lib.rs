@@ -7,6 +7,7 @@
 //! - [`archive`]: the archive catalog, streaming ingest, chunking, uploads.
 //! - [`settings`]: run-time settings an admin changes.
 //! - [`repo`]: the remote format: keys, encryption, object naming, manifests (pure).
+//! - [`remote`]: trait `Remote`: S3 (own SigV4 signer over ureq) and a local folder.
 //! - [`web`]: HTTP server, JSON API and pages.
 //! - [`ids`]: random ids and tokens, the wall clock.
 
@@ -14,6 +15,7 @@ pub mod accounts;
 pub mod archive;
 pub mod config;
 pub mod ids;
+pub mod remote;
 pub mod repo;
 pub mod settings;
 pub mod store;
