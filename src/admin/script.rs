@@ -1062,6 +1062,7 @@ mod tests {
                 Printed(json!(null), "[debug line 1] \"x\"\n"),
             ),
             ("fn double(x) { x * 2 } double(21)", Value(json!(42))),
+            ("exit(5); 6", Value(json!(5))),
             (
                 "let r = (); try { throw \"no\" } catch (e) { r = `caught ${e}` } r",
                 Value(json!("caught no")),
@@ -1193,6 +1194,15 @@ mod tests {
             (
                 "call(Fn(\"eval\"), \"1\")",
                 Error("Syntax error: 'eval' is a reserved keyword.", 1, 9),
+            ),
+            (
+                "let name = \"ev\" + \"al\";\nlet f = Fn(name); f.call(\"1\")",
+                Error("Syntax error: 'eval' is a reserved keyword.", 2, 12),
+            ),
+            // No clock but the host's `now()`.
+            (
+                "timestamp()",
+                Error("Function not found: timestamp ()", 1, 1),
             ),
         ]);
     }
