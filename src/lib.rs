@@ -8,10 +8,12 @@
 //! - [`settings`]: run-time settings an admin changes.
 //! - [`repo`]: the remote format: keys, encryption, object naming, manifests (pure).
 //! - [`remote`]: trait `Remote`: S3 (own SigV4 signer over ureq) and a local folder.
+//! - [`admin`]: sandboxed Rhai admin scripts and the built-in examples.
 //! - [`web`]: HTTP server, JSON API and pages.
 //! - [`ids`]: random ids and tokens, the wall clock.
 
 pub mod accounts;
+pub mod admin;
 pub mod archive;
 pub mod config;
 pub mod ids;
