@@ -348,7 +348,8 @@ impl<T: ?Sized> Slot<T> {
         }
     }
 
-    /// Falls back to simulated after a write failure, logging once.
+    /// Falls back to simulated after a write failure and logs it; the
+    /// retries that follow stay quiet until the hardware works again.
     fn fail(
         &mut self,
         now: Instant,
