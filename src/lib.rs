@@ -9,6 +9,7 @@
 //! - [`repo`]: the remote format: keys, encryption, object naming, manifests (pure).
 //! - [`remote`]: trait `Remote`: S3 (own SigV4 signer over ureq) and a local folder.
 //! - [`admin`]: sandboxed Rhai admin scripts and the built-in examples.
+//! - [`device`]: status model, LED patterns, display frames, board profiles, GPIO/I2C.
 //! - [`web`]: HTTP server, JSON API and pages.
 //! - [`ids`]: random ids and tokens, the wall clock.
 
@@ -16,6 +17,7 @@ pub mod accounts;
 pub mod admin;
 pub mod archive;
 pub mod config;
+pub mod device;
 pub mod ids;
 pub mod remote;
 pub mod repo;
