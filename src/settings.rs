@@ -119,8 +119,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), 16 << 20).unwrap();
         assert_eq!(Settings::load(&store).unwrap(), Settings::default());
-        let mut settings = Settings::default();
-        settings.registration_open = false;
+        let mut settings = Settings {
+            registration_open: false,
+            ..Settings::default()
+        };
         settings.save(&store).unwrap();
         assert!(!Settings::load(&store).unwrap().registration_open);
         settings.transfer_concurrency = 0;

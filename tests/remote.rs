@@ -2,18 +2,13 @@
 //! signature-checking S3 server (s3s-fs, in-process), through a proxy that
 //! injects failures, and the folder remote.
 
-#[path = "support/fault_proxy.rs"]
-mod fault_proxy;
-#[path = "support/s3_server.rs"]
-mod s3_server;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use fault_proxy::{Fault, FaultPlan, FaultProxy};
+use crate::support::fault_proxy::{Fault, FaultPlan, FaultProxy};
+use crate::support::s3_server::{self, S3TestServer};
 use piarchive::remote::s3::S3Client;
 use piarchive::remote::{self, ErrorKind, Remote, RemoteSettings, TransferOptions};
-use s3_server::S3TestServer;
 
 /// Short timeout and backoff so failure tests stay fast.
 fn fast_options() -> TransferOptions {

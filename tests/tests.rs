@@ -5,4 +5,6 @@ mod support;
 
 mod accounts;
 mod archives;
+mod browser;
+mod remote;
 mod uploads;

@@ -166,7 +166,7 @@ impl Chunker {
             if self.position >= self.max_size {
                 return Scan::CutAfter(index);
             }
-            let even = self.position % 2 == 0;
+            let even = self.position.is_multiple_of(2);
             let small = self.position < self.avg_size;
             let byte = data[index] as usize;
             let found = if even {

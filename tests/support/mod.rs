@@ -4,6 +4,9 @@
 
 #![allow(dead_code)]
 
+pub mod fault_proxy;
+pub mod s3_server;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};

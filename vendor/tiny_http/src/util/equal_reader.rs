@@ -65,10 +65,10 @@ where
 {
     fn drop(&mut self) {
         // piarchive patch: drain what is left of the body with a small
-        // buffer, and at most DRAIN_LIMIT bytes. The original allocated a
+        // buffer, and at most DRAIN_LIMIT (16 MiB, one browser upload request) bytes. The original allocated a
         // buffer of the whole remaining size, which aborts the process when
         // a large upload is refused before its body is read.
-        const DRAIN_LIMIT: usize = 1 << 20;
+        const DRAIN_LIMIT: usize = 16 << 20;
         let mut buf = [0u8; 16 * 1024];
         let mut drained = 0;
         while self.size > 0 {

@@ -1,0 +1,279 @@
+//! The real-browser test: Debian's headless Chromium driven over WebDriver
+//! (chromedriver) through the whole first-use path, saving a screenshot of
+//! each page under `tests/output/browser/`.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use base64::Engine as _;
+use serde_json::{json, Value};
+
+use crate::support::{output_dir, random_bytes, sha256_hex, wait_until, TestServer};
+
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+struct Browser {
+    driver: Child,
+    base: String,
+    session: String,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    fn start() -> Browser {
+        let chromedriver = ["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]
+            .into_iter()
+            .find(|path| std::path::Path::new(path).exists())
+            .expect("chromedriver is missing: install Debian's chromium and chromium-driver (README, `.ci/run`)");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let driver = Command::new(chromedriver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromedriver");
+        let base = format!("http://127.0.0.1:{port}");
+        wait_until(Duration::from_secs(30), || {
+            ureq::get(&format!("{base}/status"))
+                .call()
+                .map(|r| r.status() == 200)
+                .unwrap_or(false)
+        });
+        let profile = tempfile::tempdir().unwrap();
+        let capabilities = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": "/usr/bin/chromium",
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                         "--disable-quic", "--no-first-run", "--disable-background-networking",
+                         "--disable-component-update", "--disable-sync", "--window-size=1200,900",
+                         format!("--user-data-dir={}", profile.path().display())]
+            }
+        }}});
+        let mut browser = Browser {
+            driver,
+            base,
+            session: String::new(),
+            _profile: profile,
+        };
+        let created = browser.call("POST", "/session", Some(capabilities));
+        browser.session = created["sessionId"]
+            .as_str()
+            .expect("session id")
+            .to_string();
+        browser
+    }
+
+    fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let url = if path == "/session" {
+            format!("{}{path}", self.base)
+        } else {
+            format!("{}/session/{}{path}", self.base, self.session)
+        };
+        let request = ureq::request(method, &url).timeout(Duration::from_secs(60));
+        let result = match body {
+            Some(body) => request
+                .set("Content-Type", "application/json")
+                .send_string(&body.to_string()),
+            None => request.call(),
+        };
+        let response = match result {
+            Ok(response) => response,
+            Err(ureq::Error::Status(_, response)) => response,
+            Err(err) => panic!("WebDriver {method} {path}: {err}"),
+        };
+        let value: Value = serde_json::from_str(&response.into_string().expect("WebDriver answer"))
+            .expect("WebDriver JSON");
+        if let Some(error) = value["value"]["error"].as_str() {
+            panic!(
+                "WebDriver {method} {path}: {error}: {}",
+                value["value"]["message"]
+            );
+        }
+        value["value"].clone()
+    }
+
+    fn goto(&self, url: &str) {
+        self.call("POST", "/url", Some(json!({"url": url})));
+    }
+
+    fn find(&self, css: &str) -> String {
+        let found = self.call(
+            "POST",
+            "/element",
+            Some(json!({"using": "css selector", "value": css})),
+        );
+        found[ELEMENT]
+            .as_str()
+            .unwrap_or_else(|| panic!("no element {css}"))
+            .to_string()
+    }
+
+    fn type_into(&self, css: &str, text: &str) {
+        let element = self.find(css);
+        self.call(
+            "POST",
+            &format!("/element/{element}/value"),
+            Some(json!({"text": text})),
+        );
+    }
+
+    fn click(&self, css: &str) {
+        let element = self.find(css);
+        self.call(
+            "POST",
+            &format!("/element/{element}/click"),
+            Some(json!({})),
+        );
+    }
+
+    fn script(&self, source: &str) -> Value {
+        self.call(
+            "POST",
+            "/execute/sync",
+            Some(json!({"script": source, "args": []})),
+        )
+    }
+
+    fn script_async(&self, source: &str) -> Value {
+        self.call(
+            "POST",
+            "/execute/async",
+            Some(json!({"script": source, "args": []})),
+        )
+    }
+
+    fn text(&self) -> String {
+        self.script("return document.body.innerText;")
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    fn path(&self) -> String {
+        self.script("return location.pathname;")
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    fn wait_for(&self, what: &str, check: impl Fn(&Browser) -> bool) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while !check(self) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "browser: {what} did not happen; page says: {}",
+                self.text()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn screenshot(&self, name: &str) {
+        let png = self.call("GET", "/screenshot", None);
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(png.as_str().unwrap())
+            .unwrap();
+        assert!(bytes.starts_with(b"\x89PNG"), "a PNG screenshot");
+        std::fs::write(output_dir("browser").join(format!("{name}.png")), bytes).unwrap();
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        if !self.session.is_empty() {
+            let _ = ureq::delete(&format!("{}/session/{}", self.base, self.session)).call();
+        }
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+#[test]
+fn first_use_upload_and_download_in_a_real_browser() {
+    let server = TestServer::start();
+    let browser = Browser::start();
+    let site = &server.base;
+
+    // First run: every page leads to setup.
+    browser.goto(&format!("{site}/"));
+    browser.wait_for("the setup page", |b| b.path() == "/setup");
+    assert!(browser.text().contains("There is no default password"));
+    browser.screenshot("01-setup");
+    browser.type_into("input[name=username]", "admin");
+    browser.type_into("input[name=password]", "admin password");
+    browser.click("button[type=submit]");
+    browser.wait_for("the home page", |b| {
+        b.path() == "/" && b.text().contains("Your archives")
+    });
+    browser.screenshot("02-admin-home");
+
+    // Log out, register a second user.
+    browser.click("button.link");
+    browser.wait_for("the login page", |b| b.path() == "/login");
+    browser.goto(&format!("{site}/register"));
+    browser.type_into("input[name=username]", "bob");
+    browser.type_into("input[name=password]", "member password");
+    browser.screenshot("03-register");
+    browser.click("button[type=submit]");
+    browser.wait_for("bob's home page", |b| {
+        b.path() == "/" && b.text().contains("bob")
+    });
+
+    // Upload through the page: tus, progress bar, done link.
+    let data = random_bytes(40 * 1024 * 1024 + 7, 9);
+    let file = output_dir("browser").join("family \"photos\" <2024>.bin");
+    std::fs::write(&file, &data).unwrap();
+    browser.goto(&format!("{site}/archives/new"));
+    browser.type_into("#file", file.to_str().unwrap());
+    browser.type_into("#name", "Photos <2024> & more 📷");
+    browser.click("#start");
+    browser.wait_for("the progress bar to move", |b| {
+        b.script("return document.getElementById('upload-bar').style.width;")
+            .as_str()
+            .unwrap_or("0%")
+            != "0%"
+    });
+    browser.wait_for("the upload to finish", |b| {
+        b.script("return !document.getElementById('upload-done').hidden;") == json!(true)
+    });
+    assert_eq!(
+        browser.script("return document.getElementById('upload-bar').style.width;"),
+        json!("100%")
+    );
+    assert!(browser.text().contains("Done"));
+    browser.screenshot("04-upload-done");
+
+    // The archive is on the home page.
+    browser.goto(&format!("{site}/"));
+    browser.wait_for("the archive in the list", |b| {
+        b.text().contains("Photos <2024> & more 📷")
+    });
+    browser.screenshot("05-home-with-archive");
+
+    // The detail page, then the download, hashed inside the browser.
+    browser.click("table.archives a");
+    browser.wait_for("the detail page", |b| {
+        b.path().starts_with("/archives/") && b.text().contains("SHA-256")
+    });
+    assert!(browser.text().contains(&sha256_hex(&data)));
+    assert!(browser.text().contains("family \"photos\" <2024>.bin"));
+    browser.screenshot("06-detail");
+    let digest = browser.script_async(
+        "const done = arguments[arguments.length - 1];\
+         const link = document.querySelector('a[download]');\
+         fetch(link.href).then(r => r.arrayBuffer()).then(b => crypto.subtle.digest('SHA-256', b))\
+           .then(h => done(Array.from(new Uint8Array(h)).map(x => x.toString(16).padStart(2, '0')).join('')))\
+           .catch(e => done('error: ' + e));",
+    );
+    assert_eq!(
+        digest.as_str(),
+        Some(sha256_hex(&data).as_str()),
+        "the download is bit-exact"
+    );
+    std::fs::remove_file(&file).unwrap();
+}
