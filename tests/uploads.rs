@@ -313,3 +313,40 @@ fn kill_9_during_an_upload_leaves_it_resumable_and_no_half_archive() {
     assert_eq!(sha256_hex(&content.body), sha256_hex(&data));
     let _ = admin.login("admin", "admin password");
 }
+
+/// A standard tus client (tuspy, installed by `.ci/run`) uploads in chunks
+/// with an API token, and the result is bit-exact.
+#[test]
+fn a_standard_tus_client_uploads() {
+    let server = TestServer::start();
+    let admin = server.admin();
+    let created = admin.post_json("/api/v1/tokens", &json!({"name": "tuspy"}));
+    let token = created.json()["token"].as_str().unwrap().to_string();
+    let data = random_bytes(5 * 1024 * 1024 + 11, 8);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("from tuspy.bin");
+    std::fs::write(&file, &data).unwrap();
+    let script = r#"
+import sys
+from tusclient import client
+base, token, path = sys.argv[1:4]
+tus = client.TusClient(base + "/api/v1/uploads", headers={"Authorization": "Bearer " + token})
+uploader = tus.uploader(path, chunk_size=2 * 1024 * 1024, metadata={"name": "via tuspy", "filename": "from tuspy.bin"})
+uploader.upload()
+print(uploader.url)
+"#;
+    let output = std::process::Command::new("python3")
+        .args(["-c", script, &server.base, &token])
+        .arg(&file)
+        .output()
+        .expect("python3 runs (tuspy: `pip install tuspy`, see README)");
+    assert!(
+        output.status.success(),
+        "tuspy failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let list = admin.get("/api/v1/archives").json();
+    assert_eq!(list[0]["name"], "via tuspy");
+    assert_eq!(list[0]["filename"], "from tuspy.bin");
+    assert_eq!(list[0]["sha256"], sha256_hex(&data));
+}

@@ -166,6 +166,39 @@ impl Chunker {
             if self.position >= self.max_size {
                 return Scan::CutAfter(index);
             }
+            if self.position.is_multiple_of(2) && index + 1 < data.len() {
+                // Fast path: whole byte pairs up to the next mask change
+                // (average size) or the maximum size, no per-byte branches
+                // but the two mask tests.
+                let small = self.position < self.avg_size;
+                let (mask, boundary) = if small {
+                    (self.mask_s, self.avg_size)
+                } else {
+                    (self.mask_l, self.max_size)
+                };
+                let mask_ls = mask << 1;
+                let pairs = ((boundary - self.position) / 2).min(((data.len() - index) / 2) as u64)
+                    as usize;
+                let mut hash = self.hash;
+                for pair in data[index..index + 2 * pairs].chunks_exact(2) {
+                    hash = (hash << 2).wrapping_add(self.gear_ls[pair[0] as usize]);
+                    if hash & mask_ls == 0 {
+                        // The next byte exists, so this cut is final.
+                        return Scan::CutAfter(index);
+                    }
+                    hash = hash.wrapping_add(self.gear[pair[1] as usize]);
+                    if hash & mask == 0 {
+                        self.position += 1;
+                        return Scan::CutAfter(index + 1);
+                    }
+                    self.position += 2;
+                    index += 2;
+                }
+                self.hash = hash;
+                if pairs > 0 {
+                    continue;
+                }
+            }
             let even = self.position.is_multiple_of(2);
             let small = self.position < self.avg_size;
             let byte = data[index] as usize;
