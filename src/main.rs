@@ -10,6 +10,10 @@ use anyhow::{bail, Context};
 use piarchive::config::{Config, Overrides};
 use piarchive::store::records::Role;
 
+/// Counts memory per thread so admin scripts can be held to their limit.
+#[global_allocator]
+static ALLOCATOR: piarchive::admin::script::ScriptMemoryCounter = piarchive::admin::script::ScriptMemoryCounter;
+
 const USAGE: &str = "\
 usage:
   piarchive [serve] [--config FILE] [--data DIR] [--listen ADDR]

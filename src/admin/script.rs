@@ -204,7 +204,7 @@ thread_local! {
 /// The system allocator, counting per thread the bytes each thread holds, so
 /// that a script's memory can be limited. Install it in the binary:
 ///
-/// ```ignore
+/// ```text
 /// #[global_allocator]
 /// static ALLOCATOR: piarchive::admin::script::ScriptMemoryCounter =
 ///     piarchive::admin::script::ScriptMemoryCounter;
