@@ -432,6 +432,23 @@ pub fn run_client(
         };
         // SELECTING: until a lease is granted.
         let mut lease = loop {
+            if !super::net::has_carrier(interface) {
+                // No cable: report, then wait for the link (checked twice a second) or
+                // the next retry, whichever comes first; a plugged cable retries at once.
+                attempt = attempt.saturating_add(1);
+                on_event(Event::NoAnswer {
+                    attempt,
+                    carrier: false,
+                });
+                let until = Instant::now() + retry_timeout(attempt);
+                while Instant::now() < until && !super::net::has_carrier(interface) {
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+                if super::net::has_carrier(interface) {
+                    attempt = 0;
+                }
+                continue;
+            }
             match acquire(&socket, mac, hostname, retry_timeout(attempt)) {
                 Ok(Some(lease)) => break lease,
                 Ok(None) => {

@@ -429,6 +429,12 @@ fn network_thread(hostname: &str) {
     if let Err(err) = net::set_up(&interface) {
         log("network", &format!("cannot bring {interface} up: {err}"));
     }
+    // A plugged cable takes a few seconds to negotiate its link after the interface
+    // comes up; give it that long before saying there is none.
+    let link_deadline = Instant::now() + Duration::from_secs(4);
+    while !net::has_carrier(&interface) && Instant::now() < link_deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let mac = net::hardware_address(&interface).unwrap_or([2, 0, 0, 0, 0, 1]);
     log(
         "network",
