@@ -18,7 +18,7 @@
 //! | 5 | loopback up with 127.0.0.1/8 | best-effort |
 //! | 6 | clock: at least the build time of this binary | best-effort |
 //! | 7 | wired network in the background: DHCP with retries forever; a link-local address while no server answers; resolv.conf from the lease; then SNTP once | best-effort |
-//! | 8 | find the ext4 filesystem labelled `piarchive-data` (USB disk first, then the card's data partition); restore the clock from its last write time and the clock saved at shutdown; mount it on /data | waits: until found, a notice page on port 80 says what to do, and nothing is written anywhere |
+//! | 8 | find the ext4 filesystem labelled `piarchive-data` (USB disk first, then the card's data partition); restore the clock from its last write time and the clock saved at shutdown; grow the card's data partition and its filesystem to fill the card (best-effort); mount it on /data | waits: until found, a notice page on port 80 says what to do, and nothing is written anywhere |
 //! | 9 | start `piarchive serve`, supervised: restarted with backoff (1 s doubling to 60 s), every orphan reaped | best-effort, retried forever |
 //! | 10 | every 15 minutes: save the clock to /data/firmware/clock | best-effort |
 //! | 11 | on SIGTERM or serve's exit status 10: power off; on SIGUSR1, SIGINT (Ctrl-Alt-Del) or exit status 11: reboot (see [`power`]) | - |
@@ -27,6 +27,7 @@
 pub mod clock;
 pub mod console;
 pub mod dhcp;
+pub mod grow;
 pub mod modules;
 pub mod mounts;
 pub mod net;
@@ -302,8 +303,28 @@ fn wait_for_data(
                 &[u64::from(sb.write_time), u64::from(sb.mount_time)],
             );
         }
+        // The card's (or QEMU's) data partition fills the card; USB disks are left as they are.
+        let growable = !device.whole_disk && !device.name.starts_with("sd");
+        if growable {
+            match grow::grow_partition(&device.name) {
+                Ok(Some((old, new))) => log(
+                    "data",
+                    &format!(
+                        "grew partition {} from {} MiB to {} MiB",
+                        device.name,
+                        old >> 20,
+                        new >> 20
+                    ),
+                ),
+                Ok(None) => {}
+                Err(err) => log("data", &format!("not growing {}: {err}", device.name)),
+            }
+        }
         match mounts::mount_data(&device.name) {
             Ok(mount_point) => {
+                if growable {
+                    grow_filesystem(&device.name);
+                }
                 if let Some(server) = notice {
                     server.stop();
                 }
@@ -356,6 +377,23 @@ fn wait_for_data(
         )
     };
     notice_phase(notice, last_message, message, options)
+}
+
+/// Grows the mounted data filesystem to its partition's size (a no-op when it already
+/// fills it; finishes a growth that a power cut interrupted). Best-effort.
+fn grow_filesystem(name: &str) {
+    let size_file = format!("/sys/class/block/{name}/size");
+    let Some(sectors) = std::fs::read_to_string(&size_file)
+        .ok()
+        .and_then(|t| t.trim().parse::<u64>().ok())
+    else {
+        log("data", &format!("cannot read {size_file}"));
+        return;
+    };
+    match grow::grow_filesystem(mounts::DATA_MOUNT, sectors * 512) {
+        Ok(()) => {}
+        Err(err) => log("data", &format!("not growing the filesystem: {err}")),
+    }
 }
 
 /// Shows `message` on the console, the status file and the notice page.
