@@ -166,12 +166,16 @@ pub struct Ext4Superblock {
     pub mount_time: u32,
     /// Last write time, seconds since the epoch.
     pub write_time: u32,
-    /// True when the filesystem was cleanly unmounted (s_state bit 0).
+    /// True when the filesystem was cleanly unmounted: s_state bit 0 set and no
+    /// journal recovery pending.
     pub clean: bool,
 }
 
 /// Byte offset of the primary ext2/3/4 superblock on the device.
 pub const SUPERBLOCK_OFFSET: usize = 1024;
+
+/// The needs_recovery bit of s_feature_incompat.
+const INCOMPAT_RECOVER: u32 = 0x4;
 
 /// Reads an ext2/3/4 superblock from the first 2048 bytes of a device; `None` when
 /// the bytes hold no ext filesystem (an unformatted disk, FAT, a partition table).
@@ -190,7 +194,9 @@ pub fn parse_ext4_superblock(device_start: &[u8]) -> Option<Ext4Superblock> {
         label: String::from_utf8_lossy(&name[..end]).into_owned(),
         mount_time: u32_at(0x2C),
         write_time: u32_at(0x30),
-        clean: u16_at(0x3A) & 1 == 1,
+        // Clean: "valid" state and no journal awaiting recovery (the needs_recovery
+        // incompat feature stays set while a journalled filesystem is mounted).
+        clean: u16_at(0x3A) & 1 == 1 && u32_at(0x60) & INCOMPAT_RECOVER == 0,
     })
 }
 
@@ -366,6 +372,13 @@ mod tests {
             sb.map(|s| (s.label, s.clean)),
             Some(("abcdefghijklmnop".into(), false))
         );
+    }
+
+    #[test]
+    fn pending_journal_recovery_is_not_clean() {
+        let mut dev = superblock("piarchive-data", 10, 1);
+        dev[1024 + 0x60] = 0x4 | 0x40; // needs_recovery | extents
+        assert_eq!(parse_ext4_superblock(&dev).map(|s| s.clean), Some(false));
     }
 
     #[test]

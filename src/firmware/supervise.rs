@@ -148,6 +148,17 @@ impl Supervisor {
         for (key, value) in &self.env {
             command.env(key, value);
         }
+        // Init blocks the signals it waits for; the child must start with none blocked,
+        // or it could not be stopped with SIGTERM.
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut command, || {
+                let mut empty: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut empty);
+                libc::pthread_sigmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+                Ok(())
+            });
+        }
         match command.spawn() {
             Ok(child) => {
                 let pid = child.id() as i32;
