@@ -1,6 +1,37 @@
 //! piarchive: a home backup appliance for the Raspberry Pi.
 //!
-//! The crate map lives in ARCHITECTURE.md; each module opens with a `//!`
-//! comment saying what it owns and what it must not touch.
+//! Crate map (ARCHITECTURE.md has the longer version):
+//! - [`config`]: start-up configuration, resolved once.
+//! - [`store`]: the LMDB environment, typed tables, migrations.
+//! - [`accounts`]: users, passwords, sessions, API tokens.
+//! - [`archive`]: the archive catalog, streaming ingest, chunking, uploads.
+//! - [`settings`]: run-time settings an admin changes.
+//! - [`repo`]: the remote format: keys, encryption, object naming, manifests (pure).
+//! - [`remote`]: trait `Remote`: S3 (own SigV4 signer over ureq) and a local folder.
+//! - [`admin`]: sandboxed Rhai admin scripts and the built-in examples.
+//! - [`device`]: status model, LED patterns, display frames, board profiles, GPIO/I2C.
+//! - [`web`]: HTTP server, JSON API and pages.
+//! - [`ids`]: random ids and tokens, the wall clock.
+//! - [`firmware`]: init mode (PID 1 in the SD-card image): mounts, network, clock, supervision.
 
+pub mod accounts;
+pub mod admin;
+pub mod archive;
+pub mod config;
+pub mod device;
 pub mod firmware;
+pub mod ids;
+pub mod remote;
+pub mod repo;
+pub mod settings;
+pub mod store;
+pub mod web;
+
+use std::net::TcpListener;
+
+/// Opens the data directory and serves the web UI on `listener`. The same
+/// entry is used by `main` and by the tests (on port 0).
+pub fn serve(config: config::Config, listener: TcpListener) -> anyhow::Result<web::Server> {
+    let app = web::App::open(config)?;
+    Ok(web::start(app, listener)?)
+}

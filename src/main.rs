@@ -1,12 +1,122 @@
-fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if piarchive::firmware::is_init_invocation(&args) {
-        match piarchive::firmware::run_init() {
+//! The `piarchive` command: parses arguments, calls into the library, maps
+//! errors to exit codes. See `piarchive help`.
+
+use std::io::{BufRead, Write};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use piarchive::config::{Config, Overrides};
+use piarchive::store::records::Role;
+
+const USAGE: &str = "\
+usage:
+  piarchive [serve] [--config FILE] [--data DIR] [--listen ADDR]
+  piarchive user add NAME [--admin] [--config FILE] [--data DIR]   (password on stdin)
+  piarchive init                                 PID 1 mode inside the SD-card image
+
+defaults: --data ./piarchive-data, --listen 127.0.0.1:8080
+environment: PIARCHIVE_DATA, PIARCHIVE_LISTEN, PIARCHIVE_CONFIG";
+
+fn main() -> ExitCode {
+    let all_args: Vec<String> = std::env::args().collect();
+    // The kernel starts the image's /init as PID 1 without arguments.
+    if piarchive::firmware::is_init_invocation(&all_args) {
+        return match piarchive::firmware::run_init() {
             Ok(never) => match never {},
             Err(err) => {
                 eprintln!("piarchive init: {err:#}");
-                std::process::exit(1);
+                ExitCode::FAILURE
             }
+        };
+    }
+    let args: Vec<String> = all_args.into_iter().skip(1).collect();
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("piarchive: {err:#}");
+            ExitCode::FAILURE
         }
     }
+}
+
+/// Splits `--flag value` options from positional words.
+fn parse_options(args: Vec<String>) -> anyhow::Result<(Vec<String>, Overrides, bool)> {
+    let mut words = Vec::new();
+    let mut overrides = Overrides::default();
+    let mut admin = false;
+    let mut iter = args.into_iter();
+    while let Some(arg) = iter.next() {
+        let mut value = |name: &str| {
+            iter.next()
+                .with_context(|| format!("{name} needs a value\n{USAGE}"))
+        };
+        match arg.as_str() {
+            "--config" => overrides.config_file = Some(PathBuf::from(value("--config")?)),
+            "--data" => overrides.data_dir = Some(PathBuf::from(value("--data")?)),
+            "--listen" => overrides.listen = Some(value("--listen")?),
+            "--admin" => admin = true,
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            flag if flag.starts_with("--") => bail!("unknown option {flag}\n{USAGE}"),
+            _ => words.push(arg),
+        }
+    }
+    Ok((words, overrides, admin))
+}
+
+fn run(args: Vec<String>) -> anyhow::Result<()> {
+    let (words, overrides, admin) = parse_options(args)?;
+    let config = Config::resolve(&overrides, |key| std::env::var(key).ok())?;
+    match words
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        [] | ["serve"] => serve(config),
+        ["user", "add", name] => add_user(config, name, admin),
+        ["help"] => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        _ => bail!("unknown command {:?}\n{USAGE}", words.join(" ")),
+    }
+}
+
+fn serve(config: Config) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(&config.listen).with_context(|| {
+        format!(
+            "cannot listen on {} (is another piarchive running?)",
+            config.listen
+        )
+    })?;
+    let data_dir = config.data_dir.clone();
+    let server = piarchive::serve(config, listener)?;
+    println!(
+        "piarchive listening on http://{} (data in {})",
+        server.addr,
+        data_dir.display()
+    );
+    std::io::stdout().flush()?;
+    loop {
+        std::thread::park();
+    }
+}
+
+fn add_user(config: Config, name: &str, admin: bool) -> anyhow::Result<()> {
+    let mut password = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut password)
+        .context("cannot read the password from stdin")?;
+    let password = password.trim_end_matches(['\r', '\n']);
+    let app = piarchive::web::App::open(config)?;
+    let role = if admin { Role::Admin } else { Role::Member };
+    let user = app.accounts.create_user(name, password, role)?;
+    println!("created {} user {}", role.as_str(), user.username);
+    Ok(())
 }

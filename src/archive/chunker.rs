@@ -1,0 +1,276 @@
+//! A streaming form of the `fastcdc` crate's 2020 chunker.
+//!
+//! Uploads arrive as a stream of buffers of any size, and across several
+//! requests (tus PATCHes); the crate's own `StreamCDC` wants a `Read` it can
+//! pull 16 MiB windows from and copies every chunk. [`Chunker`] keeps only a
+//! few words of state (and at most one byte), takes bytes as they come,
+//! hashes each part as it goes and reports the same cut points as
+//! `fastcdc::v2020::FastCDC` over the whole input (a test checks this against
+//! the crate on random data). It uses the crate's gear tables and masks.
+//! Pure: no I/O.
+
+use fastcdc::v2020::{get_gear_with_seed, logarithm2, Normalization, MASKS};
+use sha2::{Digest, Sha256};
+
+/// The chunk sizes fixed by the remote format (DESIGN.md).
+pub const MIN_SIZE: u32 = 1024 * 1024;
+pub const AVG_SIZE: u32 = 4 * 1024 * 1024;
+pub const MAX_SIZE: u32 = 16 * 1024 * 1024;
+
+/// One part found by the [`Chunker`]: a byte range of the stream and the
+/// SHA-256 of its bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartSummary {
+    pub offset: u64,
+    pub length: u64,
+    pub sha256: [u8; 32],
+}
+
+/// Cuts a stream into parts and hashes each part, in one pass.
+pub struct Chunker {
+    min_size: u64,
+    avg_size: u64,
+    max_size: u64,
+    mask_s: u64,
+    mask_l: u64,
+    gear: Box<[u64; 256]>,
+    gear_ls: Box<[u64; 256]>,
+    /// Bytes of the current part scanned so far.
+    position: u64,
+    hash: u64,
+    part_offset: u64,
+    part_hasher: Sha256,
+    /// A cut was found at the last byte seen, at an even position. The crate
+    /// examines such a byte only when another byte follows it, so the cut
+    /// stands only if more input comes; until then the byte waits here.
+    held: Option<u8>,
+    finished: Vec<PartSummary>,
+}
+
+enum Scan {
+    /// The whole buffer belongs to the current part.
+    Continue,
+    /// The current part ends after this many bytes of the buffer.
+    CutAfter(usize),
+    /// All but the last byte belong to the current part; the last byte is
+    /// a tentative cut.
+    HoldLast,
+}
+
+impl Chunker {
+    pub fn new(min_size: u32, avg_size: u32, max_size: u32) -> Chunker {
+        // The crate's constructor checks the sizes (and panics on values
+        // outside its limits, a programming error here).
+        let _ = fastcdc::v2020::FastCDC::new(&[], min_size, avg_size, max_size);
+        let bits = logarithm2(avg_size);
+        let normalization = Normalization::Level1.bits();
+        let (gear, gear_ls) = get_gear_with_seed(0);
+        Chunker {
+            min_size: u64::from(min_size),
+            avg_size: u64::from(avg_size),
+            max_size: u64::from(max_size),
+            mask_s: MASKS[(bits + normalization) as usize],
+            mask_l: MASKS[(bits - normalization) as usize],
+            gear,
+            gear_ls,
+            position: 0,
+            hash: 0,
+            part_offset: 0,
+            part_hasher: Sha256::new(),
+            held: None,
+            finished: Vec::new(),
+        }
+    }
+
+    /// The chunker of the remote format.
+    pub fn standard() -> Chunker {
+        Chunker::new(MIN_SIZE, AVG_SIZE, MAX_SIZE)
+    }
+
+    /// Takes the next bytes of the stream.
+    pub fn feed(&mut self, mut data: &[u8]) {
+        if data.is_empty() {
+            return;
+        }
+        if let Some(byte) = self.held.take() {
+            // More input exists, so the held cut stands: the held byte
+            // starts the next part.
+            self.finish_part();
+            self.part_hasher.update([byte]);
+            self.position = 1;
+        }
+        loop {
+            match self.scan(data) {
+                Scan::Continue => {
+                    self.part_hasher.update(data);
+                    return;
+                }
+                Scan::CutAfter(n) => {
+                    self.part_hasher.update(&data[..n]);
+                    self.finish_part();
+                    data = &data[n..];
+                }
+                Scan::HoldLast => {
+                    let (last, rest) = data
+                        .split_last()
+                        .expect("scan holds only a non-empty buffer");
+                    self.part_hasher.update(rest);
+                    self.held = Some(*last);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Parts completed so far, in order, handed over once.
+    pub fn take_parts(&mut self) -> Vec<PartSummary> {
+        std::mem::take(&mut self.finished)
+    }
+
+    /// Ends the stream: the remaining bytes form the last part. Returns all
+    /// parts not yet taken. An empty stream has no parts.
+    pub fn finish(mut self) -> Vec<PartSummary> {
+        if let Some(byte) = self.held.take() {
+            self.part_hasher.update([byte]);
+            self.position += 1;
+        }
+        if self.position > 0 {
+            self.finish_part();
+        }
+        self.finished
+    }
+
+    fn finish_part(&mut self) {
+        let hasher = std::mem::replace(&mut self.part_hasher, Sha256::new());
+        self.finished.push(PartSummary {
+            offset: self.part_offset,
+            length: self.position,
+            sha256: hasher.finalize().into(),
+        });
+        self.part_offset += self.position;
+        self.position = 0;
+        self.hash = 0;
+    }
+
+    /// Finds where the current part ends within `data`, advancing
+    /// `position` over the bytes that stay in it.
+    fn scan(&mut self, data: &[u8]) -> Scan {
+        let mut index = 0usize;
+        // Below the minimum size nothing is examined.
+        if self.position < self.min_size {
+            let skip = (self.min_size - self.position).min(data.len() as u64) as usize;
+            self.position += skip as u64;
+            index = skip;
+        }
+        while index < data.len() {
+            if self.position >= self.max_size {
+                return Scan::CutAfter(index);
+            }
+            let even = self.position % 2 == 0;
+            let small = self.position < self.avg_size;
+            let byte = data[index] as usize;
+            let found = if even {
+                self.hash = (self.hash << 2).wrapping_add(self.gear_ls[byte]);
+                let mask = if small {
+                    self.mask_s << 1
+                } else {
+                    self.mask_l << 1
+                };
+                self.hash & mask == 0
+            } else {
+                self.hash = self.hash.wrapping_add(self.gear[byte]);
+                let mask = if small { self.mask_s } else { self.mask_l };
+                self.hash & mask == 0
+            };
+            if found {
+                if even && index + 1 == data.len() {
+                    return Scan::HoldLast;
+                }
+                return Scan::CutAfter(index);
+            }
+            self.position += 1;
+            index += 1;
+        }
+        Scan::Continue
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{RngCore, SeedableRng};
+
+    /// Cuts `data` fed in pieces of the given size; returns part lengths
+    /// after checking each part's offset and hash.
+    fn streaming_cuts(data: &[u8], min: u32, avg: u32, max: u32, piece: usize) -> Vec<u64> {
+        let mut chunker = Chunker::new(min, avg, max);
+        let mut parts = Vec::new();
+        for chunk in data.chunks(piece) {
+            chunker.feed(chunk);
+            parts.extend(chunker.take_parts());
+        }
+        parts.extend(chunker.finish());
+        let mut offset = 0;
+        for part in &parts {
+            assert_eq!(part.offset, offset);
+            let bytes = &data[offset as usize..(offset + part.length) as usize];
+            assert_eq!(part.sha256, <[u8; 32]>::from(Sha256::digest(bytes)));
+            offset += part.length;
+        }
+        assert_eq!(offset, data.len() as u64);
+        parts.iter().map(|part| part.length).collect()
+    }
+
+    fn crate_cuts(data: &[u8], min: u32, avg: u32, max: u32) -> Vec<u64> {
+        fastcdc::v2020::FastCDC::new(data, min, avg, max)
+            .map(|chunk| chunk.length as u64)
+            .collect()
+    }
+
+    #[test]
+    fn matches_the_crate_for_every_piece_size() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        for (len, min, avg, max) in [
+            (200_000usize, 64u32, 256u32, 1024u32),
+            (333_333, 256, 1024, 4096),
+            (1_000_001, 1024, 4096, 16384),
+            (4097, 64, 256, 1024),
+            (65, 64, 256, 1024),
+            (64, 64, 256, 1024),
+            (0, 64, 256, 1024),
+        ] {
+            let mut data = vec![0u8; len];
+            rng.fill_bytes(&mut data);
+            let expected = crate_cuts(&data, min, avg, max);
+            for piece in [1usize, 2, 3, 7, 64, 1000, 4096, 1 << 20] {
+                assert_eq!(
+                    streaming_cuts(&data, min, avg, max, piece),
+                    expected,
+                    "len {len}, sizes {min}/{avg}/{max}, piece {piece}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn matches_the_crate_on_zeroes_and_at_standard_sizes() {
+        // All-zero data never matches a mask: every chunk is max size.
+        let zeroes = vec![0u8; 40 * 1024 * 1024 + 3];
+        let expected = crate_cuts(&zeroes, MIN_SIZE, AVG_SIZE, MAX_SIZE);
+        assert_eq!(expected[0], u64::from(MAX_SIZE));
+        assert_eq!(
+            streaming_cuts(&zeroes, MIN_SIZE, AVG_SIZE, MAX_SIZE, 1 << 20),
+            expected
+        );
+
+        let mut rng = rand::rngs::StdRng::seed_from_u64(42);
+        let mut data = vec![0u8; 48 * 1024 * 1024];
+        rng.fill_bytes(&mut data);
+        let expected = crate_cuts(&data, MIN_SIZE, AVG_SIZE, MAX_SIZE);
+        assert!(expected.len() > 3, "random data gives several parts");
+        assert_eq!(
+            streaming_cuts(&data, MIN_SIZE, AVG_SIZE, MAX_SIZE, 65_537),
+            expected
+        );
+    }
+}

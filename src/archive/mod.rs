@@ -1,0 +1,344 @@
+//! Archives: the catalog of a user's files, their parts, the state machine,
+//! and the files under `<data>/archives/`.
+//!
+//! Owns: `<data>/archives/` and `<data>/uploads/`, the `archives`, `parts`
+//! and `uploads` tables. Per-user isolation lives here, in one place:
+//! [`Archives::owned`] is the only way the web layer reaches an archive, and
+//! another user's archive is reported exactly like a missing one. Must not
+//! touch: HTTP, the remote.
+
+pub mod chunker;
+pub mod ingest;
+pub mod uploads;
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use crate::ids;
+use crate::store::records::{ArchiveRecord, ArchiveState, PartRecord};
+use crate::store::{indexed_prefix, Store, StoreError};
+
+pub use uploads::{NewUpload, PatchOutcome, UploadStatus};
+
+/// Longest archive name accepted, in characters.
+pub const MAX_NAME_CHARS: usize = 200;
+/// Longest original filename kept, in bytes (longer ones are shortened).
+pub const MAX_FILENAME_BYTES: usize = 255;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveError {
+    #[error("No such archive.")]
+    NotFound,
+    #[error("No such upload.")]
+    UploadNotFound,
+    #[error("{0}")]
+    InvalidName(String),
+    #[error("This upload needs {needed} bytes but only {available} bytes can be used (free space minus the {reserve}-byte reserve). Free some space or ask an admin to lower the reserve.")]
+    InsufficientSpace {
+        needed: u64,
+        available: u64,
+        reserve: u64,
+    },
+    #[error("The upload is at offset {actual}, not {claimed}: ask the server for the offset (HEAD) and continue from there.")]
+    OffsetMismatch { claimed: u64, actual: u64 },
+    #[error("The body is longer than the declared upload length of {length} bytes; the extra bytes were refused.")]
+    TooLong { length: u64 },
+    #[error("Another request is writing to this upload right now; try again when it ends.")]
+    UploadBusy,
+    #[error("The connection ended after {received} of {expected} bytes; nothing was stored. Upload the file again.")]
+    Truncated { received: u64, expected: u64 },
+    #[error(
+        "The archive is not on this appliance's disk right now (state: {state}); cache it first."
+    )]
+    NotCached { state: &'static str },
+    #[error("The disk is full: {0}")]
+    DiskFull(String),
+    #[error("A file could not be read or written: {0}")]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The archives of all users on this appliance.
+pub struct Archives {
+    store: Store,
+    data_dir: PathBuf,
+    uploads: uploads::ActiveUploads,
+}
+
+impl Archives {
+    /// Opens the catalog and finishes or cleans up what a crash left in
+    /// `<data>/uploads/`.
+    pub fn open(store: Store, data_dir: &Path) -> Result<Archives, ArchiveError> {
+        std::fs::create_dir_all(data_dir.join("archives"))?;
+        std::fs::create_dir_all(data_dir.join("uploads"))?;
+        let archives = Archives {
+            store,
+            data_dir: data_dir.to_path_buf(),
+            uploads: uploads::ActiveUploads::default(),
+        };
+        archives.recover_uploads()?;
+        Ok(archives)
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn archive_path(&self, archive_id: &str) -> PathBuf {
+        self.data_dir.join("archives").join(archive_id)
+    }
+
+    fn upload_path(&self, upload_id: &str) -> PathBuf {
+        self.data_dir.join("uploads").join(upload_id)
+    }
+
+    /// The caller's archives, newest first.
+    pub fn list(&self, owner_id: &str) -> Result<Vec<ArchiveRecord>, ArchiveError> {
+        let txn = self.store.read()?;
+        let mut list: Vec<ArchiveRecord> = self
+            .store
+            .tables
+            .archives
+            .all(&txn)?
+            .into_iter()
+            .map(|(_, archive)| archive)
+            .filter(|archive| archive.owner_id == owner_id)
+            .collect();
+        list.sort_by(|a, b| {
+            b.created_at
+                .cmp(&a.created_at)
+                .then_with(|| b.id.cmp(&a.id))
+        });
+        Ok(list)
+    }
+
+    /// Every archive of every user (admin scripts, the engine).
+    pub fn list_all(&self) -> Result<Vec<ArchiveRecord>, ArchiveError> {
+        let txn = self.store.read()?;
+        Ok(self
+            .store
+            .tables
+            .archives
+            .all(&txn)?
+            .into_iter()
+            .map(|(_, a)| a)
+            .collect())
+    }
+
+    /// The archive `archive_id` if `owner_id` owns it. Another user's archive
+    /// is `NotFound`, exactly like a missing one: this is the one place that
+    /// enforces per-user isolation.
+    pub fn owned(&self, owner_id: &str, archive_id: &str) -> Result<ArchiveRecord, ArchiveError> {
+        if !ids::is_valid_id(archive_id) {
+            return Err(ArchiveError::NotFound);
+        }
+        let txn = self.store.read()?;
+        match self
+            .store
+            .tables
+            .archives
+            .get(&txn, archive_id.as_bytes())?
+        {
+            Some(archive) if archive.owner_id == owner_id => Ok(archive),
+            _ => Err(ArchiveError::NotFound),
+        }
+    }
+
+    pub fn parts(&self, archive_id: &str) -> Result<Vec<PartRecord>, ArchiveError> {
+        let txn = self.store.read()?;
+        Ok(self
+            .store
+            .tables
+            .parts
+            .prefix(&txn, &indexed_prefix(archive_id))?
+            .into_iter()
+            .map(|(_, part)| part)
+            .collect())
+    }
+
+    pub fn rename(
+        &self,
+        owner_id: &str,
+        archive_id: &str,
+        name: &str,
+    ) -> Result<ArchiveRecord, ArchiveError> {
+        let name = validate_name(name)?
+            .ok_or_else(|| ArchiveError::InvalidName("The name may not be empty.".into()))?;
+        self.owned(owner_id, archive_id)?;
+        self.store.write(|txn, tables| {
+            let mut archive = tables
+                .archives
+                .get(txn, archive_id.as_bytes())?
+                .ok_or(ArchiveError::NotFound)?;
+            archive.name = name;
+            tables.archives.put(txn, archive_id.as_bytes(), &archive)?;
+            Ok(archive)
+        })
+    }
+
+    /// Removes the archive: its record and parts in one transaction, then
+    /// its local file.
+    pub fn delete(&self, owner_id: &str, archive_id: &str) -> Result<(), ArchiveError> {
+        self.owned(owner_id, archive_id)?;
+        self.store
+            .write(|txn, tables| -> Result<(), ArchiveError> {
+                tables.archives.delete(txn, archive_id.as_bytes())?;
+                tables
+                    .parts
+                    .delete_prefix(txn, &indexed_prefix(archive_id))?;
+                Ok(())
+            })?;
+        match std::fs::remove_file(self.archive_path(archive_id)) {
+            Ok(()) => Ok(()),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// Opens the archive's file for download and notes the access.
+    pub fn open_content(
+        &self,
+        owner_id: &str,
+        archive_id: &str,
+    ) -> Result<(ArchiveRecord, File), ArchiveError> {
+        let archive = self.owned(owner_id, archive_id)?;
+        if !archive.state.is_local() {
+            return Err(ArchiveError::NotCached {
+                state: archive.state.as_str(),
+            });
+        }
+        let file = File::open(self.archive_path(archive_id))?;
+        self.store
+            .write(|txn, tables| -> Result<(), ArchiveError> {
+                if let Some(mut record) = tables.archives.get(txn, archive_id.as_bytes())? {
+                    record.last_accessed_at = ids::now_secs();
+                    tables.archives.put(txn, archive_id.as_bytes(), &record)?;
+                }
+                Ok(())
+            })?;
+        Ok((archive, file))
+    }
+}
+
+/// Checks a user-chosen archive name. `Ok(None)` for an empty name (the
+/// caller uses the filename instead).
+pub fn validate_name(name: &str) -> Result<Option<String>, ArchiveError> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Ok(None);
+    }
+    if name.chars().any(char::is_control) {
+        return Err(ArchiveError::InvalidName(
+            "The name may not contain line breaks or other control characters.".into(),
+        ));
+    }
+    let chars = name.chars().count();
+    if chars > MAX_NAME_CHARS {
+        return Err(ArchiveError::InvalidName(format!(
+            "The name is {chars} characters long; at most {MAX_NAME_CHARS} are allowed."
+        )));
+    }
+    Ok(Some(name.to_string()))
+}
+
+/// Keeps the last path component of an uploaded file's name, replaces
+/// control characters and shortens it to [`MAX_FILENAME_BYTES`]. Never fails:
+/// the name is only shown and offered back on download.
+pub fn clean_filename(filename: &str) -> String {
+    let base = filename.rsplit(['/', '\\']).next().unwrap_or("");
+    let mut cleaned: String = base
+        .chars()
+        .map(|c| if c.is_control() { '_' } else { c })
+        .collect();
+    cleaned = cleaned.trim().to_string();
+    if cleaned.is_empty() || cleaned == "." || cleaned == ".." {
+        cleaned = "file".to_string();
+    }
+    if cleaned.len() > MAX_FILENAME_BYTES {
+        let mut cut = MAX_FILENAME_BYTES;
+        while !cleaned.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        cleaned.truncate(cut);
+    }
+    cleaned
+}
+
+/// Bytes an unprivileged writer can still use on the file system holding `path`.
+pub fn available_bytes(path: &Path) -> std::io::Result<u64> {
+    let stat = rustix::fs::statvfs(path).map_err(std::io::Error::from)?;
+    Ok(stat.f_bavail.saturating_mul(stat.f_frsize))
+}
+
+pub(crate) fn new_archive_record(
+    archive_id: &str,
+    owner_id: &str,
+    name: &str,
+    filename: &str,
+    size: u64,
+    sha256: &[u8; 32],
+    parts_total: u32,
+) -> ArchiveRecord {
+    let now = ids::now_secs();
+    ArchiveRecord {
+        id: archive_id.to_string(),
+        owner_id: owner_id.to_string(),
+        name: name.to_string(),
+        filename: filename.to_string(),
+        size,
+        sha256: hex::encode(sha256),
+        created_at: now,
+        state: ArchiveState::Local,
+        last_error: None,
+        parts_total,
+        parts_remote: 0,
+        last_accessed_at: now,
+        local_copy: true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert_eq!(
+            validate_name("  holiday 2024  ").unwrap(),
+            Some("holiday 2024".into())
+        );
+        assert_eq!(validate_name("").unwrap(), None);
+        assert_eq!(
+            validate_name("\"<b>&</b>\" 📷 ../x").unwrap(),
+            Some("\"<b>&</b>\" 📷 ../x".into())
+        );
+        assert!(validate_name("two\nlines")
+            .unwrap_err()
+            .to_string()
+            .contains("line breaks"));
+        assert!(validate_name(&"x".repeat(10_000))
+            .unwrap_err()
+            .to_string()
+            .contains("10000 characters"));
+    }
+
+    #[test]
+    fn filenames() {
+        for (input, expected) in [
+            ("photo.jpg", "photo.jpg"),
+            ("../../etc/passwd", "passwd"),
+            ("C:\\Users\\me\\a.txt", "a.txt"),
+            ("a\nb\"c<d>&.txt", "a_b\"c<d>&.txt"),
+            ("..", "file"),
+            ("", "file"),
+            ("dir/", "file"),
+            ("📷 ok.png", "📷 ok.png"),
+        ] {
+            assert_eq!(clean_filename(input), expected, "{input:?}");
+        }
+        let long = "é".repeat(5000);
+        let cleaned = clean_filename(&long);
+        assert!(cleaned.len() <= MAX_FILENAME_BYTES && cleaned.chars().all(|c| c == 'é'));
+    }
+}

@@ -1,0 +1,472 @@
+//! Uploads into `<data>/uploads/`: resumable tus uploads (one record per
+//! upload, any number of PATCH requests, surviving restarts) and one-shot
+//! uploads (one request, nothing kept if it is cut).
+//!
+//! An upload becomes an archive in two steps: its file is renamed into
+//! `<data>/archives/`, then one write transaction creates the archive and
+//! its parts and marks the upload complete. [`Archives::recover_uploads`]
+//! repairs a crash between the two, so no half archive ever appears.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::Read;
+use std::path::Path;
+use std::sync::{Arc, Mutex, TryLockError};
+
+use super::ingest::{self, IngestError, IngestState, PumpEnd};
+use super::{available_bytes, new_archive_record, ArchiveError, Archives};
+use crate::ids;
+use crate::settings::Settings;
+use crate::store::indexed_key;
+use crate::store::records::{ArchiveRecord, PartRecord, UploadRecord};
+
+/// What a new upload declares.
+pub struct NewUpload {
+    pub owner_id: String,
+    /// The archive's name; the filename when empty.
+    pub name: String,
+    /// The original filename, as sent (it is cleaned here).
+    pub filename: String,
+    pub length: u64,
+}
+
+pub struct UploadStatus {
+    pub upload_id: String,
+    pub offset: u64,
+    pub length: u64,
+    /// Set once the last byte has landed.
+    pub archive_id: Option<String>,
+}
+
+pub enum PatchOutcome {
+    /// The request body ended (or was cut); `offset` bytes are stored.
+    Stored { offset: u64 },
+    /// The last byte landed: the archive exists.
+    Complete { archive: Box<ArchiveRecord> },
+}
+
+/// The open file and hashing state of uploads that had a PATCH since the
+/// process started. Each upload has its own lock, so one upload's PATCH
+/// never waits for another's.
+#[derive(Default)]
+pub(super) struct ActiveUploads {
+    slots: Mutex<HashMap<String, Arc<Mutex<Option<Active>>>>>,
+}
+
+struct Active {
+    file: File,
+    state: IngestState,
+}
+
+impl ActiveUploads {
+    fn slot(&self, upload_id: &str) -> Arc<Mutex<Option<Active>>> {
+        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        slots.entry(upload_id.to_string()).or_default().clone()
+    }
+
+    fn forget(&self, upload_id: &str) {
+        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        slots.remove(upload_id);
+    }
+}
+
+fn fsync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+impl Archives {
+    fn check_space(&self, needed: u64) -> Result<(), ArchiveError> {
+        let reserve = Settings::load(&self.store)?.free_space_reserve_bytes;
+        let available = available_bytes(&self.data_dir)?.saturating_sub(reserve);
+        if needed > available {
+            return Err(ArchiveError::InsufficientSpace {
+                needed,
+                available,
+                reserve,
+            });
+        }
+        Ok(())
+    }
+
+    fn upload_record(&self, owner_id: &str, upload_id: &str) -> Result<UploadRecord, ArchiveError> {
+        if !ids::is_valid_id(upload_id) {
+            return Err(ArchiveError::UploadNotFound);
+        }
+        let txn = self.store.read()?;
+        match self.store.tables.uploads.get(&txn, upload_id.as_bytes())? {
+            Some(upload) if upload.owner_id == owner_id => Ok(upload),
+            _ => Err(ArchiveError::UploadNotFound),
+        }
+    }
+
+    /// Starts a resumable upload, refusing it at once when the disk cannot
+    /// hold it.
+    pub fn create_upload(&self, new: NewUpload) -> Result<UploadRecord, ArchiveError> {
+        let filename = super::clean_filename(&new.filename);
+        let name = super::validate_name(&new.name)?.unwrap_or_else(|| filename.clone());
+        self.check_space(new.length)?;
+        let record = UploadRecord {
+            id: ids::random_id(),
+            owner_id: new.owner_id,
+            archive_id: ids::random_id(),
+            name,
+            filename,
+            length: new.length,
+            created_at: ids::now_secs(),
+            completed: false,
+        };
+        File::create(self.upload_path(&record.id))?.sync_all()?;
+        fsync_dir(&self.data_dir.join("uploads"))?;
+        self.store
+            .write(|txn, tables| -> Result<(), ArchiveError> {
+                tables.uploads.put(txn, record.id.as_bytes(), &record)?;
+                Ok(())
+            })?;
+        Ok(record)
+    }
+
+    /// The upload's offset (tus HEAD). A complete upload whose final answer
+    /// was lost is finished here.
+    pub fn upload_status(
+        &self,
+        owner_id: &str,
+        upload_id: &str,
+    ) -> Result<UploadStatus, ArchiveError> {
+        let record = self.upload_record(owner_id, upload_id)?;
+        if record.completed {
+            return Ok(UploadStatus {
+                upload_id: record.id,
+                offset: record.length,
+                length: record.length,
+                archive_id: Some(record.archive_id),
+            });
+        }
+        let slot = self.uploads.slot(upload_id);
+        let mut guard = match slot.try_lock() {
+            Ok(guard) => guard,
+            Err(TryLockError::WouldBlock) => return Err(ArchiveError::UploadBusy),
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+        };
+        let offset = match guard.as_ref() {
+            Some(active) => active.state.received(),
+            None => std::fs::metadata(self.upload_path(upload_id))?.len(),
+        };
+        if offset == record.length {
+            let archive = self.finish_upload(&record, &mut guard)?;
+            return Ok(UploadStatus {
+                upload_id: record.id,
+                offset,
+                length: record.length,
+                archive_id: Some(archive.id),
+            });
+        }
+        Ok(UploadStatus {
+            upload_id: record.id,
+            offset,
+            length: record.length,
+            archive_id: None,
+        })
+    }
+
+    /// Appends a request body at `claimed_offset` (tus PATCH).
+    pub fn patch_upload(
+        &self,
+        owner_id: &str,
+        upload_id: &str,
+        claimed_offset: u64,
+        content_length: Option<u64>,
+        body: &mut dyn Read,
+    ) -> Result<PatchOutcome, ArchiveError> {
+        let record = self.upload_record(owner_id, upload_id)?;
+        if record.completed {
+            if claimed_offset == record.length && content_length.unwrap_or(0) == 0 {
+                let txn = self.store.read()?;
+                let archive = self
+                    .store
+                    .tables
+                    .archives
+                    .get(&txn, record.archive_id.as_bytes())?
+                    .ok_or(ArchiveError::UploadNotFound)?;
+                return Ok(PatchOutcome::Complete {
+                    archive: Box::new(archive),
+                });
+            }
+            return Err(ArchiveError::OffsetMismatch {
+                claimed: claimed_offset,
+                actual: record.length,
+            });
+        }
+        let slot = self.uploads.slot(upload_id);
+        let mut guard = match slot.try_lock() {
+            Ok(guard) => guard,
+            Err(TryLockError::WouldBlock) => return Err(ArchiveError::UploadBusy),
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+        };
+        if guard.is_none() {
+            let mut file = OpenOptions::new()
+                .read(true)
+                .append(true)
+                .open(self.upload_path(upload_id))?;
+            let state = IngestState::from_file(&mut file)?;
+            *guard = Some(Active { file, state });
+        }
+        let active = guard.as_mut().expect("filled above");
+        let actual = active.state.received();
+        if claimed_offset != actual {
+            return Err(ArchiveError::OffsetMismatch {
+                claimed: claimed_offset,
+                actual,
+            });
+        }
+        let remaining = record.length - actual;
+        if let Some(length) = content_length {
+            if length > remaining {
+                return Err(ArchiveError::TooLong {
+                    length: record.length,
+                });
+            }
+        }
+        self.check_space(content_length.unwrap_or(remaining).min(remaining))?;
+        let pumped = ingest::pump(body, &mut active.file, &mut active.state, remaining);
+        let end = match pumped {
+            Ok((_, end)) => end,
+            Err(err) => {
+                // Drop the bytes of the failed buffer so file and state agree.
+                let kept = active.state.received();
+                active.file.set_len(kept)?;
+                active.file.sync_data()?;
+                return Err(match err {
+                    IngestError::DiskFull { kept } => ArchiveError::DiskFull(format!(
+                        "the upload was stopped after {kept} of {} bytes, which are kept; free some space and resume.",
+                        record.length
+                    )),
+                    IngestError::Write(err) => ArchiveError::Io(err),
+                });
+            }
+        };
+        if let PumpEnd::TooLong = end {
+            // Undo the whole request: the file goes back to where it
+            // started and the hashing state is rebuilt on the next request.
+            active.file.set_len(actual)?;
+            active.file.sync_data()?;
+            *guard = None;
+            return Err(ArchiveError::TooLong {
+                length: record.length,
+            });
+        }
+        active.file.sync_data()?;
+        let offset = active.state.received();
+        if offset == record.length {
+            let archive = self.finish_upload(&record, &mut guard)?;
+            return Ok(PatchOutcome::Complete {
+                archive: Box::new(archive),
+            });
+        }
+        Ok(PatchOutcome::Stored { offset })
+    }
+
+    /// Abandons an upload (tus DELETE) and removes its bytes. For a completed
+    /// upload only the record goes; the archive stays.
+    pub fn terminate_upload(&self, owner_id: &str, upload_id: &str) -> Result<(), ArchiveError> {
+        let record = self.upload_record(owner_id, upload_id)?;
+        let slot = self.uploads.slot(upload_id);
+        let guard = match slot.try_lock() {
+            Ok(guard) => guard,
+            Err(TryLockError::WouldBlock) => return Err(ArchiveError::UploadBusy),
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+        };
+        self.store
+            .write(|txn, tables| -> Result<(), ArchiveError> {
+                tables.uploads.delete(txn, upload_id.as_bytes())?;
+                Ok(())
+            })?;
+        drop(guard);
+        self.uploads.forget(upload_id);
+        if !record.completed {
+            remove_if_present(&self.upload_path(upload_id))?;
+        }
+        Ok(())
+    }
+
+    /// A one-shot upload: the whole file in one request body of
+    /// `length` bytes. A cut or over-long body stores nothing.
+    pub fn ingest_whole(
+        &self,
+        new: NewUpload,
+        body: &mut dyn Read,
+    ) -> Result<ArchiveRecord, ArchiveError> {
+        let filename = super::clean_filename(&new.filename);
+        let name = super::validate_name(&new.name)?.unwrap_or_else(|| filename.clone());
+        self.check_space(new.length)?;
+        let archive_id = ids::random_id();
+        let temp = self
+            .data_dir
+            .join("uploads")
+            .join(format!("{archive_id}.oneshot"));
+        let mut file = File::create(&temp)?;
+        let mut state = IngestState::new();
+        let result = ingest::pump(body, &mut file, &mut state, new.length);
+        let cleanup = |err: ArchiveError| {
+            let _ = std::fs::remove_file(&temp);
+            err
+        };
+        match result {
+            Ok((_, PumpEnd::TooLong)) => {
+                return Err(cleanup(ArchiveError::TooLong { length: new.length }))
+            }
+            Ok((written, PumpEnd::Eof | PumpEnd::ReadFailed(_))) if written < new.length => {
+                return Err(cleanup(ArchiveError::Truncated {
+                    received: written,
+                    expected: new.length,
+                }))
+            }
+            Ok(_) => {}
+            Err(IngestError::DiskFull { .. }) => {
+                return Err(cleanup(ArchiveError::DiskFull(
+                    "the upload was stopped and nothing was kept.".into(),
+                )))
+            }
+            Err(IngestError::Write(err)) => return Err(cleanup(ArchiveError::Io(err))),
+        }
+        file.sync_all().map_err(|e| cleanup(e.into()))?;
+        drop(file);
+        let done = state.finish();
+        let archive = new_archive_record(
+            &archive_id,
+            &new.owner_id,
+            &name,
+            &filename,
+            done.size,
+            &done.sha256,
+            done.parts.len() as u32,
+        );
+        let path = self.archive_path(&archive_id);
+        std::fs::rename(&temp, &path).map_err(|e| cleanup(e.into()))?;
+        fsync_dir(&self.data_dir.join("archives"))?;
+        let committed = self.store.write(|txn, tables| -> Result<(), ArchiveError> {
+            tables.archives.put(txn, archive_id.as_bytes(), &archive)?;
+            for (index, part) in done.parts.iter().enumerate() {
+                tables.parts.put(
+                    txn,
+                    &indexed_key(&archive_id, index as u32),
+                    &part_record(part),
+                )?;
+            }
+            Ok(())
+        });
+        if let Err(err) = committed {
+            let _ = std::fs::remove_file(&path);
+            return Err(err);
+        }
+        Ok(archive)
+    }
+
+    /// Turns a fully received upload into an archive. The caller holds the
+    /// upload's lock.
+    fn finish_upload(
+        &self,
+        record: &UploadRecord,
+        slot: &mut Option<Active>,
+    ) -> Result<ArchiveRecord, ArchiveError> {
+        let state = match slot.take() {
+            Some(active) => {
+                active.file.sync_all()?;
+                active.state
+            }
+            None => IngestState::from_file(&mut File::open(self.upload_path(&record.id))?)?,
+        };
+        let done = state.finish();
+        let archive = new_archive_record(
+            &record.archive_id,
+            &record.owner_id,
+            &record.name,
+            &record.filename,
+            done.size,
+            &done.sha256,
+            done.parts.len() as u32,
+        );
+        let from = self.upload_path(&record.id);
+        let to = self.archive_path(&record.archive_id);
+        std::fs::rename(&from, &to)?;
+        fsync_dir(&self.data_dir.join("archives"))?;
+        let committed = self.store.write(|txn, tables| -> Result<(), ArchiveError> {
+            tables.archives.put(txn, archive.id.as_bytes(), &archive)?;
+            for (index, part) in done.parts.iter().enumerate() {
+                tables.parts.put(
+                    txn,
+                    &indexed_key(&archive.id, index as u32),
+                    &part_record(part),
+                )?;
+            }
+            let mut completed = record.clone();
+            completed.completed = true;
+            tables.uploads.put(txn, record.id.as_bytes(), &completed)?;
+            Ok(())
+        });
+        if let Err(err) = committed {
+            std::fs::rename(&to, &from)?;
+            return Err(err);
+        }
+        self.uploads.forget(&record.id);
+        Ok(archive)
+    }
+
+    /// Repairs what a crash left behind: an upload whose file was already
+    /// moved into `archives/` but whose archive was never committed gets its
+    /// file back (the next HEAD or PATCH finishes it); bytes in `uploads/`
+    /// that no upload record claims (cut one-shot uploads) are removed.
+    pub(super) fn recover_uploads(&self) -> Result<(), ArchiveError> {
+        let records: Vec<UploadRecord> = {
+            let txn = self.store.read()?;
+            self.store
+                .tables
+                .uploads
+                .all(&txn)?
+                .into_iter()
+                .map(|(_, r)| r)
+                .collect()
+        };
+        let mut claimed = std::collections::HashSet::new();
+        for record in &records {
+            if record.completed {
+                continue;
+            }
+            claimed.insert(record.id.clone());
+            let upload_path = self.upload_path(&record.id);
+            if !upload_path.exists() {
+                let moved = self.archive_path(&record.archive_id);
+                if moved.exists() {
+                    std::fs::rename(&moved, &upload_path)?;
+                } else {
+                    File::create(&upload_path)?;
+                }
+            }
+        }
+        for entry in std::fs::read_dir(self.data_dir.join("uploads"))? {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().to_string();
+            if !claimed.contains(&name) {
+                remove_if_present(&entry.path())?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn remove_if_present(path: &Path) -> Result<(), ArchiveError> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(err) => Err(err.into()),
+    }
+}
+
+fn part_record(part: &super::chunker::PartSummary) -> PartRecord {
+    PartRecord {
+        offset: part.offset,
+        length: part.length,
+        sha256: hex::encode(part.sha256),
+        object_id: None,
+        remote: false,
+    }
+}

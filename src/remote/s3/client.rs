@@ -1,0 +1,501 @@
+//! The S3 client: the HTTP edge (ureq with rustls) of the S3 remote.
+//!
+//! Owns sending signed requests, retrying with backoff and jitter, correcting
+//! for a wrong device clock from the servers' `Date` headers, checking that
+//! downloads arrive whole, and following ListObjectsV2 pages. It reads the
+//! clock (through an injectable [`Clock`]) and draws jitter from `rand`;
+//! everything it decides is computed by the pure functions in `super` and
+//! `sigv4`. It holds no lock across a request.
+
+use std::io::Read;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rand::Rng;
+use sha2::{Digest, Sha256};
+
+use super::sigv4::{self, EMPTY_PAYLOAD_SHA256};
+use super::{backoff_delay, classify_status, parse_error_body, parse_list_page, S3Config};
+use crate::remote::{ErrorKind, Remote, RemoteError, RemoteSettings, TransferOptions};
+
+/// Where the client reads the time from; the device clock unless a test
+/// hands in another.
+pub type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
+
+/// Offsets below this many seconds are rounding in the `Date` header
+/// (whole seconds), not a wrong clock.
+const NEGLIGIBLE_OFFSET_SECS: i64 = 2;
+
+/// A 403 after which the server's clock turns out this far from the one the
+/// request was signed with is treated as a clock problem and retried at once.
+const SKEW_RETRY_THRESHOLD_SECS: i64 = 5 * 60;
+
+/// Error bodies are short XML documents; more than this is not one.
+const MAX_ERROR_BODY: u64 = 64 * 1024;
+
+/// An S3 (or S3-compatible) bucket, addressed path-style or virtual-hosted.
+pub struct S3Client {
+    config: S3Config,
+    options: TransferOptions,
+    agent: ureq::Agent,
+    clock: Clock,
+    /// Seconds to add to `clock` to get the server's time, learnt from the
+    /// `Date` header of every response. Atomic so concurrent transfers
+    /// share what any one of them learnt, without a lock.
+    clock_offset_secs: AtomicI64,
+    /// `max-keys` for listings; `None` lets the server choose (1000 on AWS).
+    list_page_size: Option<u32>,
+}
+
+/// One logical request, possibly sent several times.
+struct Call<'a> {
+    method: &'static str,
+    /// Full key in the bucket, or `None` for the bucket itself (listing).
+    full_key: Option<&'a str>,
+    /// The key as the caller named it, for messages.
+    key: Option<&'a str>,
+    query: Vec<(String, String)>,
+    body: &'a [u8],
+    payload_sha256: String,
+}
+
+/// A successful (2xx) answer.
+struct Answer {
+    body: Vec<u8>,
+    content_length: Option<u64>,
+}
+
+/// A failed attempt, and whether it looked like a clock problem that a
+/// corrected signature would fix.
+struct AttemptError {
+    error: RemoteError,
+    clock_skew: bool,
+}
+
+impl From<RemoteError> for AttemptError {
+    fn from(error: RemoteError) -> Self {
+        Self {
+            error,
+            clock_skew: false,
+        }
+    }
+}
+
+impl S3Client {
+    /// A client for `settings` (which must be `RemoteSettings::S3`). Does not
+    /// contact the server.
+    pub fn new(settings: &RemoteSettings, options: &TransferOptions) -> Result<Self, RemoteError> {
+        let config = S3Config::from_settings(settings)?;
+        Ok(Self {
+            agent: build_agent(options, None),
+            config,
+            options: options.clone(),
+            clock: Arc::new(SystemTime::now),
+            clock_offset_secs: AtomicI64::new(0),
+            list_page_size: None,
+        })
+    }
+
+    /// Reads the time from `clock` instead of the system clock.
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Asks for at most `max_keys` keys per listing page.
+    pub fn with_list_page_size(mut self, max_keys: u32) -> Self {
+        self.list_page_size = Some(max_keys.max(1));
+        self
+    }
+
+    /// Connects to `address` whatever host name the request is for (the Host
+    /// header is unchanged). For virtual-hosted addressing against a server
+    /// without DNS, e.g. in tests.
+    pub fn with_connect_to(mut self, address: SocketAddr) -> Self {
+        self.agent = build_agent(&self.options, Some(address));
+        self
+    }
+
+    /// What the client currently adds to its clock to match the server's.
+    pub fn clock_offset_secs(&self) -> i64 {
+        self.clock_offset_secs.load(Ordering::Relaxed)
+    }
+
+    pub fn config(&self) -> &S3Config {
+        &self.config
+    }
+
+    /// Sends `call` until it succeeds, fails permanently or runs out of
+    /// attempts, sleeping with backoff and jitter between transient failures.
+    fn execute(&self, call: &Call<'_>) -> Result<Answer, RemoteError> {
+        let max_attempts = self.options.max_attempts.max(1);
+        let mut attempt = 0;
+        let mut skew_retried = false;
+        loop {
+            attempt += 1;
+            let failure = match self.attempt(call) {
+                Ok(answer) => return Ok(answer),
+                Err(failure) => failure,
+            };
+            if failure.clock_skew && !skew_retried {
+                // Re-signed with the corrected time: retry at once, and do not
+                // count it against the attempts.
+                skew_retried = true;
+                attempt -= 1;
+                continue;
+            }
+            if failure.error.kind != ErrorKind::Transient || attempt >= max_attempts {
+                return Err(failure.error);
+            }
+            let jitter = rand::thread_rng().gen_range(0.5..=1.0);
+            std::thread::sleep(backoff_delay(attempt, self.options.base_backoff, jitter));
+        }
+    }
+
+    /// One request and its answer.
+    fn attempt(&self, call: &Call<'_>) -> Result<Answer, AttemptError> {
+        let offset_used = self.clock_offset_secs();
+        let signing_time = unix_secs(&(self.clock)()) + offset_used;
+        let (host_header, path) = self.config.location(call.full_key);
+        let request_parts = sigv4::Request {
+            method: call.method,
+            path: &path,
+            query: &call.query,
+            headers: &[],
+        };
+        let signed = sigv4::sign_with_time(
+            &request_parts,
+            &host_header,
+            &self.config.credentials,
+            &sigv4::Scope {
+                region: &self.config.region,
+                service: "s3",
+            },
+            signing_time,
+            &call.payload_sha256,
+        );
+        let url = self.url(&path, &call.query);
+        let mut request = self.agent.request(call.method, &url);
+        for (name, value) in &signed {
+            request = request.set(name, value);
+        }
+        let result = if call.method == "PUT" {
+            request.send_bytes(call.body)
+        } else {
+            request.call()
+        };
+        let response = match result {
+            Ok(response) => response,
+            Err(ureq::Error::Status(_, response)) => response,
+            Err(ureq::Error::Transport(transport)) => {
+                return Err(self.transport_error(&transport).into())
+            }
+        };
+        self.observe_date(&response);
+        let status = response.status();
+        if (200..300).contains(&status) {
+            let content_length = response
+                .header("Content-Length")
+                .and_then(|value| value.trim().parse::<u64>().ok());
+            let body = if call.method == "HEAD" {
+                Vec::new()
+            } else {
+                self.read_body(response, content_length)?
+            };
+            return Ok(Answer {
+                body,
+                content_length,
+            });
+        }
+        let mut error_body = Vec::new();
+        // The body only explains the error; failing to read it changes nothing.
+        let _ = response
+            .into_reader()
+            .take(MAX_ERROR_BODY)
+            .read_to_end(&mut error_body);
+        let parsed = parse_error_body(&String::from_utf8_lossy(&error_body));
+        let skew_code = parsed
+            .as_ref()
+            .is_some_and(|e| e.code == "RequestTimeTooSkewed");
+        let offset_jump = (self.clock_offset_secs() - offset_used).abs();
+        let clock_skew = skew_code || (status == 403 && offset_jump >= SKEW_RETRY_THRESHOLD_SECS);
+        Err(AttemptError {
+            error: classify_status(status, parsed.as_ref(), &self.config, call.key),
+            clock_skew,
+        })
+    }
+
+    fn url(&self, path: &str, query: &[(String, String)]) -> String {
+        let host = if self.config.path_style {
+            self.config.host.clone()
+        } else {
+            format!("{}.{}", self.config.bucket, self.config.host)
+        };
+        let mut url = format!(
+            "{}://{host}:{}{}",
+            self.config.scheme,
+            self.config.port,
+            sigv4::encode_path(path)
+        );
+        if !query.is_empty() {
+            url.push('?');
+            url.push_str(&sigv4::canonical_query(query));
+        }
+        url
+    }
+
+    /// Reads a whole 2xx body and checks it against Content-Length.
+    fn read_body(
+        &self,
+        response: ureq::Response,
+        content_length: Option<u64>,
+    ) -> Result<Vec<u8>, RemoteError> {
+        let capacity = content_length.unwrap_or(0).min(64 * 1024 * 1024) as usize;
+        let mut body = Vec::with_capacity(capacity);
+        if let Err(error) = response.into_reader().read_to_end(&mut body) {
+            return Err(RemoteError::transient(format!(
+                "The download from {} broke off after {} bytes ({error}): piarchive will try again.",
+                self.config.endpoint,
+                body.len()
+            )));
+        }
+        if let Some(expected) = content_length {
+            if body.len() as u64 != expected {
+                return Err(RemoteError::transient(format!(
+                    "The storage server at {} sent {} bytes of the {expected} it announced: \
+                     piarchive will try again.",
+                    self.config.endpoint,
+                    body.len()
+                )));
+            }
+        }
+        Ok(body)
+    }
+
+    /// Learns the clock offset from a response's `Date` header.
+    fn observe_date(&self, response: &ureq::Response) {
+        let Some(server_time) = response
+            .header("Date")
+            .and_then(|value| httpdate::parse_http_date(value.trim()).ok())
+        else {
+            return;
+        };
+        let offset = unix_secs(&server_time) - unix_secs(&(self.clock)());
+        let offset = if offset.abs() < NEGLIGIBLE_OFFSET_SECS {
+            0
+        } else {
+            offset
+        };
+        self.clock_offset_secs.store(offset, Ordering::Relaxed);
+    }
+
+    fn transport_error(&self, transport: &ureq::Transport) -> RemoteError {
+        let endpoint = &self.config.endpoint;
+        let detail = transport
+            .message()
+            .map(str::to_owned)
+            .or_else(|| std::error::Error::source(transport).map(|source| source.to_string()))
+            .unwrap_or_else(|| transport.kind().to_string());
+        match transport.kind() {
+            ureq::ErrorKind::InvalidUrl
+            | ureq::ErrorKind::UnknownScheme
+            | ureq::ErrorKind::InvalidProxyUrl
+            | ureq::ErrorKind::ProxyUnauthorized
+            | ureq::ErrorKind::InsecureRequestHttpsOnly => RemoteError::permanent(format!(
+                "The endpoint {endpoint:?} cannot be used ({detail}): correct it in the remote \
+                 settings."
+            )),
+            ureq::ErrorKind::Dns => RemoteError::transient(format!(
+                "The storage server's name in {endpoint} could not be looked up ({detail}): \
+                 check the endpoint and the network; piarchive will try again."
+            )),
+            ureq::ErrorKind::ConnectionFailed => RemoteError::transient(format!(
+                "Could not connect to the storage server at {endpoint} ({detail}): piarchive \
+                 will try again."
+            )),
+            _ => RemoteError::transient(format!(
+                "The connection to the storage server at {endpoint} failed ({detail}): \
+                 piarchive will try again."
+            )),
+        }
+    }
+
+    fn object_call<'a>(&self, method: &'static str, key: &'a str, full_key: &'a str) -> Call<'a> {
+        Call {
+            method,
+            full_key: Some(full_key),
+            key: Some(key),
+            query: Vec::new(),
+            body: &[],
+            payload_sha256: EMPTY_PAYLOAD_SHA256.to_owned(),
+        }
+    }
+}
+
+impl Remote for S3Client {
+    fn put(&self, key: &str, body: &[u8]) -> Result<(), RemoteError> {
+        self.put_hashed(key, body, &hex::encode(Sha256::digest(body)))
+    }
+
+    fn put_hashed(&self, key: &str, body: &[u8], sha256_hex: &str) -> Result<(), RemoteError> {
+        check_key(key)?;
+        let full_key = self.config.full_key(key);
+        let call = Call {
+            body,
+            payload_sha256: sha256_hex.to_ascii_lowercase(),
+            ..self.object_call("PUT", key, &full_key)
+        };
+        self.execute(&call).map(|_| ())
+    }
+
+    fn get(&self, key: &str) -> Result<Vec<u8>, RemoteError> {
+        check_key(key)?;
+        let full_key = self.config.full_key(key);
+        Ok(self.execute(&self.object_call("GET", key, &full_key))?.body)
+    }
+
+    fn head(&self, key: &str) -> Result<Option<u64>, RemoteError> {
+        check_key(key)?;
+        let full_key = self.config.full_key(key);
+        match self.execute(&self.object_call("HEAD", key, &full_key)) {
+            Ok(answer) => answer.content_length.map(Some).ok_or_else(|| {
+                RemoteError::permanent(format!(
+                    "The storage server at {} did not say how long {key:?} is: it does not \
+                     behave like S3.",
+                    self.config.endpoint
+                ))
+            }),
+            Err(error) if error.kind == ErrorKind::NotFound => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
+    fn delete(&self, key: &str) -> Result<(), RemoteError> {
+        check_key(key)?;
+        let full_key = self.config.full_key(key);
+        match self.execute(&self.object_call("DELETE", key, &full_key)) {
+            Ok(_) => Ok(()),
+            Err(error) if error.kind == ErrorKind::NotFound => Ok(()),
+            Err(error) => Err(error),
+        }
+    }
+
+    fn list(&self, prefix: &str) -> Result<Vec<String>, RemoteError> {
+        let full_prefix = if self.config.prefix.is_empty() {
+            prefix.to_owned()
+        } else {
+            format!("{}/{prefix}", self.config.prefix)
+        };
+        let mut keys = Vec::new();
+        let mut continuation: Option<String> = None;
+        loop {
+            let mut query = vec![
+                ("list-type".to_owned(), "2".to_owned()),
+                ("prefix".to_owned(), full_prefix.clone()),
+            ];
+            if let Some(token) = &continuation {
+                query.push(("continuation-token".to_owned(), token.clone()));
+            }
+            if let Some(page_size) = self.list_page_size {
+                query.push(("max-keys".to_owned(), page_size.to_string()));
+            }
+            let call = Call {
+                method: "GET",
+                full_key: None,
+                key: None,
+                query,
+                body: &[],
+                payload_sha256: EMPTY_PAYLOAD_SHA256.to_owned(),
+            };
+            let answer = self.execute(&call)?;
+            let page = parse_list_page(&String::from_utf8_lossy(&answer.body))?;
+            keys.extend(
+                page.keys
+                    .iter()
+                    .filter_map(|full_key| self.config.relative_key(full_key))
+                    .map(str::to_owned),
+            );
+            match page.next_continuation_token {
+                Some(token) if continuation.as_ref() == Some(&token) => {
+                    return Err(RemoteError::permanent(format!(
+                        "The storage server at {} repeated the same listing page: it does not \
+                         behave like S3.",
+                        self.config.endpoint
+                    )))
+                }
+                Some(token) => continuation = Some(token),
+                None => break,
+            }
+        }
+        keys.sort();
+        keys.dedup();
+        Ok(keys)
+    }
+
+    fn describe(&self) -> String {
+        self.config.describe()
+    }
+}
+
+fn check_key(key: &str) -> Result<(), RemoteError> {
+    if key.is_empty() || key.starts_with('/') {
+        return Err(RemoteError::permanent(format!(
+            "The object name {key:?} is not valid: it must be non-empty and relative."
+        )));
+    }
+    Ok(())
+}
+
+fn build_agent(options: &TransferOptions, connect_to: Option<SocketAddr>) -> ureq::Agent {
+    let mut builder = ureq::AgentBuilder::new()
+        .timeout_connect(options.timeout)
+        .timeout_read(options.timeout)
+        .timeout_write(options.timeout)
+        .redirects(0)
+        .user_agent(concat!("piarchive/", env!("CARGO_PKG_VERSION")));
+    if let Some(address) = connect_to {
+        builder = builder.resolver(move |_: &str| Ok(vec![address]));
+    }
+    builder.build()
+}
+
+/// Whole seconds since the Unix epoch, negative before it.
+fn unix_secs(time: &SystemTime) -> i64 {
+    match time.duration_since(UNIX_EPOCH) {
+        Ok(after) => i64::try_from(after.as_secs()).unwrap_or(i64::MAX),
+        Err(before) => -i64::try_from(before.duration().as_secs()).unwrap_or(i64::MAX),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn unix_secs_counts_both_ways() {
+        assert_eq!(unix_secs(&(UNIX_EPOCH + Duration::from_secs(90))), 90);
+        assert_eq!(unix_secs(&(UNIX_EPOCH - Duration::from_secs(90))), -90);
+    }
+
+    #[test]
+    fn urls_encode_keys_once() {
+        let settings = RemoteSettings::S3 {
+            endpoint: "http://127.0.0.1:9000".to_owned(),
+            region: "r".to_owned(),
+            bucket: "b".to_owned(),
+            prefix: "p".to_owned(),
+            path_style: true,
+            access_key_id: "a".to_owned(),
+            secret_access_key: "s".to_owned(),
+        };
+        let client = S3Client::new(&settings, &TransferOptions::default()).unwrap();
+        let (_, path) = client.config().location(Some("p/a b+c%"));
+        assert_eq!(
+            client.url(&path, &[("prefix".to_owned(), "x/y".to_owned())]),
+            "http://127.0.0.1:9000/b/p/a%20b%2Bc%25?prefix=x%2Fy"
+        );
+    }
+}

@@ -1,0 +1,129 @@
+//! Appliance settings an admin changes at run time (stored in LMDB, table
+//! `settings`), as opposed to the start-up configuration in `config`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::store::{Store, StoreError};
+
+const KEY: &[u8] = b"appliance";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadWindow {
+    /// "HH:MM", local time of the appliance.
+    pub start: String,
+    pub end: String,
+}
+
+/// The JSON shape of `GET/PUT /api/v1/admin/settings`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub registration_open: bool,
+    /// 0 = unlimited.
+    pub upload_bandwidth_bytes_per_sec: u64,
+    pub upload_window: Option<UploadWindow>,
+    pub transfer_concurrency: u32,
+    /// An upload that would leave less free space than this is refused.
+    pub free_space_reserve_bytes: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            registration_open: true,
+            upload_bandwidth_bytes_per_sec: 0,
+            upload_window: None,
+            transfer_concurrency: 2,
+            free_space_reserve_bytes: 512 * 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl Settings {
+    pub fn load(store: &Store) -> Result<Settings, StoreError> {
+        let txn = store.read()?;
+        Ok(match store.tables.settings.get(&txn, KEY)? {
+            Some(value) => serde_json::from_value(value).unwrap_or_default(),
+            None => Settings::default(),
+        })
+    }
+
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        if !(1..=16).contains(&self.transfer_concurrency) {
+            return Err(SettingsError::Invalid(
+                "transfer_concurrency must be between 1 and 16.".into(),
+            ));
+        }
+        if let Some(window) = &self.upload_window {
+            for time in [&window.start, &window.end] {
+                if parse_hh_mm(time).is_none() {
+                    return Err(SettingsError::Invalid(format!(
+                        "The upload window time {time:?} is not of the form HH:MM (00:00 to 23:59)."
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn save(&self, store: &Store) -> Result<(), SettingsError> {
+        self.validate()?;
+        let value =
+            serde_json::to_value(self).map_err(|e| SettingsError::Invalid(e.to_string()))?;
+        store.write(|txn, tables| -> Result<(), SettingsError> {
+            tables.settings.put(txn, KEY, &value)?;
+            Ok(())
+        })
+    }
+}
+
+/// Minutes after midnight of "HH:MM".
+pub fn parse_hh_mm(text: &str) -> Option<u32> {
+    let (hours, minutes) = text.split_once(':')?;
+    if hours.len() != 2 || minutes.len() != 2 {
+        return None;
+    }
+    let hours: u32 = hours.parse().ok()?;
+    let minutes: u32 = minutes.parse().ok()?;
+    (hours < 24 && minutes < 60).then_some(hours * 60 + minutes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hh_mm() {
+        for (text, expected) in [
+            ("00:00", Some(0)),
+            ("23:59", Some(1439)),
+            ("24:00", None),
+            ("7:00", None),
+            ("ab:cd", None),
+            ("", None),
+        ] {
+            assert_eq!(parse_hh_mm(text), expected, "{text}");
+        }
+    }
+
+    #[test]
+    fn saves_and_validates() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 16 << 20).unwrap();
+        assert_eq!(Settings::load(&store).unwrap(), Settings::default());
+        let mut settings = Settings::default();
+        settings.registration_open = false;
+        settings.save(&store).unwrap();
+        assert!(!Settings::load(&store).unwrap().registration_open);
+        settings.transfer_concurrency = 0;
+        assert!(settings.save(&store).is_err());
+    }
+}

@@ -1,0 +1,400 @@
+//! The LMDB store: one environment in `<data>/db`, typed tables, a schema
+//! version and forward-only migrations.
+//!
+//! Owns: opening the environment, the table handles and the boundary record
+//! types in [`records`]. Values are JSON-encoded versioned records, never the
+//! in-memory structs of other modules. Must not touch: the file system outside
+//! `<data>/db`, the network, HTTP. Callers group every state change into one
+//! write transaction (`Store::write`), so a crash leaves either all of a
+//! change or none of it.
+
+pub mod records;
+
+use std::marker::PhantomData;
+use std::path::Path;
+
+use heed::types::Bytes;
+use heed::{Database, Env, EnvOpenOptions, RoTxn, RwTxn};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+/// The schema version this build writes. Older stores are migrated forward on
+/// open; a newer one is refused.
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("The database could not be used: {0}")]
+    Lmdb(#[from] heed::Error),
+    #[error("The database holds a record that cannot be read ({table}): {reason}")]
+    Corrupt { table: &'static str, reason: String },
+    #[error("The database was written by a newer piarchive (schema {found}, this build knows {known}); update piarchive.")]
+    NewerSchema { found: u32, known: u32 },
+    #[error("The database is full: raise `map_size_mib` in the configuration.")]
+    MapFull,
+}
+
+impl StoreError {
+    fn from_heed(err: heed::Error) -> Self {
+        match err {
+            heed::Error::Mdb(heed::MdbError::MapFull) => StoreError::MapFull,
+            other => StoreError::Lmdb(other),
+        }
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// One table of JSON-encoded records `V` under raw byte keys.
+pub struct Table<V> {
+    name: &'static str,
+    db: Database<Bytes, Bytes>,
+    _value: PhantomData<fn() -> V>,
+}
+
+impl<V> Clone for Table<V> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<V> Copy for Table<V> {}
+
+impl<V: Serialize + DeserializeOwned> Table<V> {
+    fn decode(&self, bytes: &[u8]) -> Result<V> {
+        serde_json::from_slice(bytes).map_err(|err| StoreError::Corrupt {
+            table: self.name,
+            reason: err.to_string(),
+        })
+    }
+
+    pub fn get(&self, txn: &RoTxn, key: &[u8]) -> Result<Option<V>> {
+        match self.db.get(txn, key).map_err(StoreError::from_heed)? {
+            Some(bytes) => Ok(Some(self.decode(bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    pub fn put(&self, txn: &mut RwTxn, key: &[u8], value: &V) -> Result<()> {
+        let bytes = serde_json::to_vec(value).map_err(|err| StoreError::Corrupt {
+            table: self.name,
+            reason: err.to_string(),
+        })?;
+        self.db.put(txn, key, &bytes).map_err(StoreError::from_heed)
+    }
+
+    /// Removes `key`; returns whether it existed.
+    pub fn delete(&self, txn: &mut RwTxn, key: &[u8]) -> Result<bool> {
+        self.db.delete(txn, key).map_err(StoreError::from_heed)
+    }
+
+    /// Every record whose key starts with `prefix`, in key order.
+    pub fn prefix(&self, txn: &RoTxn, prefix: &[u8]) -> Result<Vec<(Vec<u8>, V)>> {
+        if prefix.is_empty() {
+            // LMDB refuses an empty lookup key.
+            return self.all(txn);
+        }
+        let mut out = Vec::new();
+        for entry in self
+            .db
+            .prefix_iter(txn, prefix)
+            .map_err(StoreError::from_heed)?
+        {
+            let (key, bytes) = entry.map_err(StoreError::from_heed)?;
+            out.push((key.to_vec(), self.decode(bytes)?));
+        }
+        Ok(out)
+    }
+
+    /// Every record, in key order.
+    pub fn all(&self, txn: &RoTxn) -> Result<Vec<(Vec<u8>, V)>> {
+        let mut out = Vec::new();
+        for entry in self.db.iter(txn).map_err(StoreError::from_heed)? {
+            let (key, bytes) = entry.map_err(StoreError::from_heed)?;
+            out.push((key.to_vec(), self.decode(bytes)?));
+        }
+        Ok(out)
+    }
+
+    /// Up to `limit` records with keys strictly below `before` (or from the
+    /// end), newest key first.
+    pub fn rev_before(
+        &self,
+        txn: &RoTxn,
+        before: Option<&[u8]>,
+        mut keep: impl FnMut(&V) -> bool,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, V)>> {
+        let mut out = Vec::new();
+        let iter = match before {
+            Some(before) => self
+                .db
+                .rev_range(
+                    txn,
+                    &(
+                        std::ops::Bound::Unbounded,
+                        std::ops::Bound::Excluded(before),
+                    ),
+                )
+                .map_err(StoreError::from_heed)?,
+            None => self
+                .db
+                .rev_range(
+                    txn,
+                    &(
+                        std::ops::Bound::<&[u8]>::Unbounded,
+                        std::ops::Bound::Unbounded,
+                    ),
+                )
+                .map_err(StoreError::from_heed)?,
+        };
+        for entry in iter {
+            if out.len() >= limit {
+                break;
+            }
+            let (key, bytes) = entry.map_err(StoreError::from_heed)?;
+            let value = self.decode(bytes)?;
+            if keep(&value) {
+                out.push((key.to_vec(), value));
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn len(&self, txn: &RoTxn) -> Result<u64> {
+        self.db.len(txn).map_err(StoreError::from_heed)
+    }
+
+    pub fn is_empty(&self, txn: &RoTxn) -> Result<bool> {
+        self.db.is_empty(txn).map_err(StoreError::from_heed)
+    }
+
+    /// Removes every record whose key starts with `prefix`; returns how many.
+    pub fn delete_prefix(&self, txn: &mut RwTxn, prefix: &[u8]) -> Result<usize> {
+        let keys: Vec<Vec<u8>> = self
+            .prefix(txn, prefix)?
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        for key in &keys {
+            self.delete(txn, key)?;
+        }
+        Ok(keys.len())
+    }
+}
+
+/// The handles of every table. Cheap to copy.
+#[derive(Clone, Copy)]
+pub struct Tables {
+    pub meta: Table<serde_json::Value>,
+    pub users: Table<records::UserRecord>,
+    pub usernames: Table<String>,
+    pub sessions: Table<records::SessionRecord>,
+    pub api_tokens: Table<records::ApiTokenRecord>,
+    pub archives: Table<records::ArchiveRecord>,
+    pub parts: Table<records::PartRecord>,
+    pub objects: Table<records::ObjectRecord>,
+    pub uploads: Table<records::UploadRecord>,
+    pub jobs: Table<records::JobRecord>,
+    pub scripts: Table<records::ScriptRecord>,
+    pub deployments: Table<records::DeploymentRecord>,
+    pub log: Table<records::LogRecord>,
+    pub settings: Table<serde_json::Value>,
+}
+
+/// The open LMDB environment and its tables.
+#[derive(Clone)]
+pub struct Store {
+    env: Env,
+    pub tables: Tables,
+}
+
+fn create<V>(env: &Env, txn: &mut RwTxn, name: &'static str) -> Result<Table<V>> {
+    let db = env
+        .create_database::<Bytes, Bytes>(txn, Some(name))
+        .map_err(StoreError::from_heed)?;
+    Ok(Table {
+        name,
+        db,
+        _value: PhantomData,
+    })
+}
+
+impl Store {
+    /// Opens (creating if needed) the environment in `dir` and migrates it to
+    /// [`SCHEMA_VERSION`].
+    pub fn open(dir: &Path, map_size: usize) -> Result<Store> {
+        std::fs::create_dir_all(dir).map_err(|err| StoreError::Lmdb(heed::Error::Io(err)))?;
+        // SAFETY: the environment is opened once per process (the appliance
+        // holds one `Store` and clones it), and the files are never modified
+        // by anything but LMDB.
+        let env = unsafe {
+            EnvOpenOptions::new()
+                .map_size(map_size)
+                .max_dbs(32)
+                .max_readers(256)
+                .open(dir)
+                .map_err(StoreError::from_heed)?
+        };
+        let mut txn = env.write_txn().map_err(StoreError::from_heed)?;
+        let tables = Tables {
+            meta: create(&env, &mut txn, "meta")?,
+            users: create(&env, &mut txn, "users")?,
+            usernames: create(&env, &mut txn, "usernames")?,
+            sessions: create(&env, &mut txn, "sessions")?,
+            api_tokens: create(&env, &mut txn, "api_tokens")?,
+            archives: create(&env, &mut txn, "archives")?,
+            parts: create(&env, &mut txn, "parts")?,
+            objects: create(&env, &mut txn, "objects")?,
+            uploads: create(&env, &mut txn, "uploads")?,
+            jobs: create(&env, &mut txn, "jobs")?,
+            scripts: create(&env, &mut txn, "scripts")?,
+            deployments: create(&env, &mut txn, "deployments")?,
+            log: create(&env, &mut txn, "log")?,
+            settings: create(&env, &mut txn, "settings")?,
+        };
+        migrate(&tables, &mut txn)?;
+        txn.commit().map_err(StoreError::from_heed)?;
+        Ok(Store { env, tables })
+    }
+
+    pub fn read(&self) -> Result<RoTxn<'_>> {
+        self.env.read_txn().map_err(StoreError::from_heed)
+    }
+
+    /// Runs `change` in one write transaction and commits it only if it
+    /// returns `Ok`.
+    pub fn write<T, E: From<StoreError>>(
+        &self,
+        change: impl FnOnce(&mut RwTxn, &Tables) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let mut txn = self.env.write_txn().map_err(StoreError::from_heed)?;
+        let value = change(&mut txn, &self.tables)?;
+        txn.commit().map_err(StoreError::from_heed)?;
+        Ok(value)
+    }
+
+    pub fn schema_version(&self) -> Result<u32> {
+        let txn = self.read()?;
+        stored_version(&self.tables, &txn)
+    }
+}
+
+const VERSION_KEY: &[u8] = b"schema_version";
+
+fn stored_version(tables: &Tables, txn: &RoTxn) -> Result<u32> {
+    Ok(tables
+        .meta
+        .get(txn, VERSION_KEY)?
+        .and_then(|value| value.as_u64())
+        .unwrap_or(0) as u32)
+}
+
+/// Forward-only migrations: `MIGRATIONS[n]` takes a store at version `n` to
+/// `n + 1`. Version 0 is an empty store.
+type Migration = fn(&Tables, &mut RwTxn) -> Result<()>;
+const MIGRATIONS: &[Migration] = &[
+    // 0 -> 1: the tables exist (created above); nothing to convert.
+    |_tables, _txn| Ok(()),
+];
+
+fn migrate(tables: &Tables, txn: &mut RwTxn) -> Result<()> {
+    let mut version = stored_version(tables, txn)?;
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::NewerSchema {
+            found: version,
+            known: SCHEMA_VERSION,
+        });
+    }
+    while version < SCHEMA_VERSION {
+        MIGRATIONS[version as usize](tables, txn)?;
+        version += 1;
+        tables
+            .meta
+            .put(txn, VERSION_KEY, &serde_json::json!(version))?;
+    }
+    Ok(())
+}
+
+/// A key made of an id and a big-endian index, so parts sort in order.
+pub fn indexed_key(id: &str, index: u32) -> Vec<u8> {
+    let mut key = Vec::with_capacity(id.len() + 5);
+    key.extend_from_slice(id.as_bytes());
+    key.push(b'/');
+    key.extend_from_slice(&index.to_be_bytes());
+    key
+}
+
+/// The prefix of every [`indexed_key`] of `id`.
+pub fn indexed_prefix(id: &str) -> Vec<u8> {
+    let mut key = id.as_bytes().to_vec();
+    key.push(b'/');
+    key
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn opens_migrates_and_reopens() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 16 << 20).unwrap();
+        assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+        store
+            .write(|txn, t| -> Result<()> { t.usernames.put(txn, b"alice", &"u1".to_string()) })
+            .unwrap();
+        drop(store);
+        let store = Store::open(dir.path(), 16 << 20).unwrap();
+        let txn = store.read().unwrap();
+        assert_eq!(
+            store.tables.usernames.get(&txn, b"alice").unwrap(),
+            Some("u1".to_string())
+        );
+    }
+
+    #[test]
+    fn refuses_newer_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 16 << 20).unwrap();
+        store
+            .write(|txn, t| -> Result<()> { t.meta.put(txn, VERSION_KEY, &serde_json::json!(99)) })
+            .unwrap();
+        drop(store);
+        let err = Store::open(dir.path(), 16 << 20)
+            .err()
+            .expect("newer schema must be refused");
+        assert!(err.to_string().contains("newer piarchive"), "{err}");
+    }
+
+    #[test]
+    fn failed_change_is_not_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 16 << 20).unwrap();
+        let result: Result<(), StoreError> = store.write(|txn, t| {
+            t.usernames.put(txn, b"bob", &"u2".to_string())?;
+            Err(StoreError::MapFull)
+        });
+        assert!(result.is_err());
+        let txn = store.read().unwrap();
+        assert_eq!(store.tables.usernames.get(&txn, b"bob").unwrap(), None);
+    }
+
+    #[test]
+    fn indexed_keys_sort_by_index() {
+        let mut keys = vec![
+            indexed_key("a", 256),
+            indexed_key("a", 2),
+            indexed_key("a", 10),
+        ];
+        keys.sort();
+        assert_eq!(
+            keys,
+            vec![
+                indexed_key("a", 2),
+                indexed_key("a", 10),
+                indexed_key("a", 256)
+            ]
+        );
+        assert!(indexed_key("a", 1).starts_with(&indexed_prefix("a")));
+    }
+}

@@ -1,0 +1,206 @@
+//! Boundary types: the exact shape of every value stored in LMDB.
+//!
+//! These are a stable on-disk format governed by [`super::SCHEMA_VERSION`]:
+//! renaming or removing a field needs a migration. Enums are stored by their
+//! snake_case names. Times are Unix seconds (log entries: milliseconds).
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Admin,
+    Member,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Member => "member",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UserRecord {
+    pub id: String,
+    /// As typed at registration; uniqueness is on the case-folded form
+    /// (the `usernames` table).
+    pub username: String,
+    /// Argon2id PHC string.
+    pub password_hash: String,
+    pub role: Role,
+    pub created_at: i64,
+    pub disabled: bool,
+}
+
+/// Keyed by the SHA-256 of the session token: a stolen database does not
+/// yield usable cookies.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SessionRecord {
+    pub user_id: String,
+    pub expires_at: i64,
+    pub csrf_token: String,
+}
+
+/// Keyed by the SHA-256 of the token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ApiTokenRecord {
+    pub id: String,
+    pub user_id: String,
+    pub name: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ArchiveState {
+    Receiving,
+    Local,
+    Uploading,
+    BackedUp,
+    Uncached,
+    Caching,
+    Deleting,
+    Damaged,
+}
+
+impl ArchiveState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ArchiveState::Receiving => "receiving",
+            ArchiveState::Local => "local",
+            ArchiveState::Uploading => "uploading",
+            ArchiveState::BackedUp => "backed_up",
+            ArchiveState::Uncached => "uncached",
+            ArchiveState::Caching => "caching",
+            ArchiveState::Deleting => "deleting",
+            ArchiveState::Damaged => "damaged",
+        }
+    }
+
+    /// Whether the whole file is on the local disk in this state.
+    pub fn is_local(self) -> bool {
+        matches!(
+            self,
+            ArchiveState::Local | ArchiveState::Uploading | ArchiveState::BackedUp
+        )
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ArchiveRecord {
+    pub id: String,
+    pub owner_id: String,
+    pub name: String,
+    pub filename: String,
+    pub size: u64,
+    /// Hex SHA-256 of the whole file.
+    pub sha256: String,
+    pub created_at: i64,
+    pub state: ArchiveState,
+    pub last_error: Option<String>,
+    pub parts_total: u32,
+    pub parts_remote: u32,
+    /// Last download of the content (or creation), for eviction scripts.
+    pub last_accessed_at: i64,
+    /// The state a damaged archive was in when verification failed, and
+    /// whether the local file is still present.
+    #[serde(default)]
+    pub local_copy: bool,
+}
+
+/// Keyed by `indexed_key(archive_id, index)`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PartRecord {
+    pub offset: u64,
+    pub length: u64,
+    /// Hex SHA-256 of the plaintext bytes.
+    pub sha256: String,
+    /// The remote object holding this part once the engine has named it.
+    pub object_id: Option<String>,
+    /// Confirmed stored remotely.
+    pub remote: bool,
+}
+
+/// Keyed by remote object id.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ObjectRecord {
+    /// How many parts (across all archives) use this object.
+    pub refcount: u64,
+    pub stored_length: u64,
+    pub ciphertext_sha256: String,
+    /// The upload finished and was confirmed.
+    pub stored: bool,
+}
+
+/// A resumable (tus) upload in progress. Keyed by upload id.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UploadRecord {
+    pub id: String,
+    pub owner_id: String,
+    /// The id the archive will get, fixed at creation so that a crash after
+    /// the file is moved into place can still finish the archive.
+    pub archive_id: String,
+    pub name: String,
+    pub filename: String,
+    pub length: u64,
+    pub created_at: i64,
+    /// The last byte landed and the archive exists; the record stays so a
+    /// client that missed the final answer still learns the archive id.
+    #[serde(default)]
+    pub completed: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JobRecord {
+    pub id: String,
+    pub kind: String,
+    pub target: String,
+    pub attempts: u32,
+    pub not_before: i64,
+    pub last_error: Option<String>,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunSummary {
+    pub at: i64,
+    pub ok: bool,
+    pub duration_ms: u64,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ScriptRecord {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub source: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub last_run: Option<RunSummary>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeploymentRecord {
+    pub id: String,
+    pub script_id: String,
+    pub interval_seconds: u64,
+    pub next_run_at: i64,
+    pub created_at: i64,
+    pub last_run: Option<RunSummary>,
+}
+
+/// Keyed by big-endian milliseconds + a sequence number, so the table is in
+/// time order.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LogRecord {
+    pub time_ms: i64,
+    pub level: String,
+    pub source: String,
+    pub message: String,
+    pub user_id: Option<String>,
+    pub archive_id: Option<String>,
+}

@@ -1,0 +1,340 @@
+//! The JSON API of API.md: accounts, archives, admin settings and users.
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::auth::{self, api_caller, require_admin};
+use super::http::{content_disposition, parse_range, ApiError, RangeRequest, Req, Resp};
+use super::App;
+use crate::accounts::Caller;
+use crate::archive::NewUpload;
+use crate::settings::Settings;
+use crate::store::records::{ApiTokenRecord, ArchiveRecord, PartRecord, Role, UserRecord};
+
+pub type Answer = Result<Resp, ApiError>;
+
+pub fn user_json(user: &UserRecord) -> Value {
+    json!({
+        "id": user.id,
+        "username": user.username,
+        "role": user.role.as_str(),
+        "created_at": user.created_at,
+        "disabled": user.disabled,
+    })
+}
+
+pub fn archive_json(archive: &ArchiveRecord) -> Value {
+    json!({
+        "id": archive.id,
+        "name": archive.name,
+        "filename": archive.filename,
+        "size": archive.size,
+        "sha256": archive.sha256,
+        "state": archive.state.as_str(),
+        "parts_total": archive.parts_total,
+        "parts_remote": archive.parts_remote,
+        "created_at": archive.created_at,
+        "last_error": archive.last_error,
+    })
+}
+
+pub fn part_json(index: usize, part: &PartRecord) -> Value {
+    json!({
+        "index": index,
+        "offset": part.offset,
+        "size": part.length,
+        "sha256": part.sha256,
+        "remote": part.remote,
+    })
+}
+
+fn token_json(token: &ApiTokenRecord) -> Value {
+    json!({"id": token.id, "name": token.name, "created_at": token.created_at})
+}
+
+#[derive(Deserialize)]
+struct Credentials {
+    username: String,
+    password: String,
+}
+
+pub fn setup_status(app: &App) -> Answer {
+    Ok(Resp::json(
+        200,
+        &json!({"needed": app.accounts.setup_needed()?}),
+    ))
+}
+
+/// Creates the first admin and logs them in.
+pub fn setup(app: &App, req: &mut Req) -> Answer {
+    let body: Credentials = req.json()?;
+    app.accounts.setup(&body.username, &body.password)?;
+    login_answer(app, req, &body.username, &body.password, 201)
+}
+
+pub fn login(app: &App, req: &mut Req) -> Answer {
+    let body: Credentials = req.json()?;
+    login_answer(app, req, &body.username, &body.password, 200)
+}
+
+fn login_answer(app: &App, req: &Req, username: &str, password: &str, status: u16) -> Answer {
+    let session = app.accounts.login(username, password, &req.remote_addr)?;
+    let max_age = app.config.session_ttl.as_secs() as i64;
+    Ok(Resp::json(
+        status,
+        &json!({"csrf_token": session.csrf_token, "user": user_json(&session.user)}),
+    )
+    .header(
+        "Set-Cookie",
+        auth::session_cookie(&session.token, max_age, false),
+    ))
+}
+
+pub fn logout(app: &App, req: &mut Req) -> Answer {
+    api_caller(app, req)?;
+    if let Some(token) = req.cookie(auth::SESSION_COOKIE) {
+        app.accounts.logout(&token)?;
+    }
+    Ok(Resp::new(204).header("Set-Cookie", auth::clear_session_cookie()))
+}
+
+#[derive(Deserialize)]
+struct NewUser {
+    username: String,
+    password: String,
+    role: Option<Role>,
+}
+
+/// Self-registration, or an admin creating a user (with `role`).
+pub fn create_user(app: &App, req: &mut Req) -> Answer {
+    let caller = match auth::caller(app, req)? {
+        Some(caller) => {
+            auth::check_csrf(&caller, req.header("X-CSRF-Token"))?;
+            Some(caller)
+        }
+        None => None,
+    };
+    let body: NewUser = req.json()?;
+    let user = match caller {
+        Some(caller) if caller.is_admin() => app.accounts.create_user(
+            &body.username,
+            &body.password,
+            body.role.unwrap_or(Role::Member),
+        )?,
+        _ => {
+            if body.role == Some(Role::Admin) {
+                return Err(ApiError::forbidden("Only an admin may create admins."));
+            }
+            app.accounts.register(&body.username, &body.password)?
+        }
+    };
+    Ok(Resp::json(201, &user_json(&user)))
+}
+
+pub fn me(app: &App, req: &mut Req) -> Answer {
+    let caller = api_caller(app, req)?;
+    let mut value = user_json(&caller.user);
+    if let Some(csrf) = &caller.csrf_token {
+        value["csrf_token"] = json!(csrf);
+    }
+    Ok(Resp::json(200, &value))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PasswordChange {
+    current_password: String,
+    new_password: String,
+}
+
+pub fn update_me(app: &App, req: &mut Req) -> Answer {
+    let caller = api_caller(app, req)?;
+    let body: PasswordChange = req.json()?;
+    let keep = req.cookie(auth::SESSION_COOKIE);
+    app.accounts.change_password(
+        &caller.user.id,
+        &body.current_password,
+        &body.new_password,
+        keep.as_deref(),
+    )?;
+    Ok(Resp::json(200, &user_json(&caller.user)))
+}
+
+#[derive(Deserialize)]
+struct NewToken {
+    name: String,
+}
+
+pub fn create_token(app: &App, req: &mut Req) -> Answer {
+    let caller = api_caller(app, req)?;
+    let body: NewToken = req.json()?;
+    let (record, secret) = app.accounts.create_token(&caller.user.id, &body.name)?;
+    let mut value = token_json(&record);
+    value["token"] = json!(secret);
+    Ok(Resp::json(201, &value))
+}
+
+pub fn list_tokens(app: &App, req: &mut Req) -> Answer {
+    let caller = api_caller(app, req)?;
+    let tokens: Vec<Value> = app
+        .accounts
+        .tokens(&caller.user.id)?
+        .iter()
+        .map(token_json)
+        .collect();
+    Ok(Resp::json(200, &tokens))
+}
+
+pub fn delete_token(app: &App, req: &mut Req, token_id: &str) -> Answer {
+    let caller = api_caller(app, req)?;
+    app.accounts.delete_token(&caller.user.id, token_id)?;
+    Ok(Resp::new(204))
+}
+
+pub fn list_archives(app: &App, req: &mut Req) -> Answer {
+    let caller = api_caller(app, req)?;
+    let list: Vec<Value> = app
+        .archives
+        .list(&caller.user.id)?
+        .iter()
+        .map(archive_json)
+        .collect();
+    Ok(Resp::json(200, &list))
+}
+
+/// The one-shot upload: the raw body is the file.
+pub fn put_archive(app: &App, req: &mut Req) -> Answer {
+    let caller = api_caller(app, req)?;
+    let length = req.body_length().ok_or_else(|| {
+        ApiError::new(411, "length_required", "Send the file with a Content-Length header (curl -T does), or use the resumable upload.")
+    })?;
+    let new = NewUpload {
+        owner_id: caller.user.id.clone(),
+        name: req.query.get("name").cloned().unwrap_or_default(),
+        filename: req.query.get("filename").cloned().unwrap_or_default(),
+        length,
+    };
+    let archive = app.archives.ingest_whole(new, req.body())?;
+    Ok(Resp::json(201, &archive_json(&archive))
+        .header("Location", format!("/api/v1/archives/{}", archive.id)))
+}
+
+pub fn get_archive(app: &App, req: &mut Req, archive_id: &str) -> Answer {
+    let caller = api_caller(app, req)?;
+    let archive = app.archives.owned(&caller.user.id, archive_id)?;
+    let parts: Vec<Value> = app
+        .archives
+        .parts(archive_id)?
+        .iter()
+        .enumerate()
+        .map(|(index, part)| part_json(index, part))
+        .collect();
+    let mut value = archive_json(&archive);
+    value["parts"] = json!(parts);
+    Ok(Resp::json(200, &value))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Rename {
+    name: String,
+}
+
+pub fn rename_archive(app: &App, req: &mut Req, archive_id: &str) -> Answer {
+    let caller = api_caller(app, req)?;
+    let body: Rename = req.json()?;
+    let archive = app
+        .archives
+        .rename(&caller.user.id, archive_id, &body.name)?;
+    Ok(Resp::json(200, &archive_json(&archive)))
+}
+
+pub fn delete_archive(app: &App, req: &mut Req, archive_id: &str) -> Answer {
+    let caller = api_caller(app, req)?;
+    app.archives.delete(&caller.user.id, archive_id)?;
+    Ok(Resp::json(
+        202,
+        &json!({"id": archive_id, "state": "deleting"}),
+    ))
+}
+
+/// The file, whole or one byte range.
+pub fn content(app: &App, req: &mut Req, archive_id: &str) -> Answer {
+    let caller = api_caller(app, req)?;
+    content_for(app, req, &caller, archive_id)
+}
+
+pub fn content_for(app: &App, req: &Req, caller: &Caller, archive_id: &str) -> Answer {
+    use std::io::{Read, Seek, SeekFrom};
+    let (archive, mut file) = app.archives.open_content(&caller.user.id, archive_id)?;
+    let size = archive.size;
+    let base = Resp::new(200)
+        .header("Content-Type", "application/octet-stream")
+        .header(
+            "Content-Disposition",
+            content_disposition(&archive.filename),
+        )
+        .header("Accept-Ranges", "bytes")
+        .header("ETag", format!("\"{}\"", archive.sha256));
+    match parse_range(req.header("Range"), size) {
+        RangeRequest::Whole => Ok(base.stream(Box::new(file), Some(size))),
+        RangeRequest::Part { start, end } => {
+            file.seek(SeekFrom::Start(start))
+                .map_err(ApiError::internal)?;
+            let length = end - start + 1;
+            let mut resp = base.stream(Box::new(file.take(length)), Some(length));
+            resp.status = 206;
+            Ok(resp.header("Content-Range", format!("bytes {start}-{end}/{size}")))
+        }
+        RangeRequest::Unsatisfiable => Err(ApiError::new(
+            416,
+            "range_not_satisfiable",
+            format!("The requested range is outside the file, which has {size} bytes."),
+        )
+        .with_header("Content-Range", format!("bytes */{size}"))),
+    }
+}
+
+pub fn get_settings(app: &App, req: &mut Req) -> Answer {
+    let caller = api_caller(app, req)?;
+    require_admin(&caller)?;
+    Ok(Resp::json(200, &Settings::load(&app.store)?))
+}
+
+pub fn put_settings(app: &App, req: &mut Req) -> Answer {
+    let caller = api_caller(app, req)?;
+    require_admin(&caller)?;
+    let settings: Settings = req.json()?;
+    settings.save(&app.store)?;
+    Ok(Resp::json(200, &settings))
+}
+
+pub fn list_users(app: &App, req: &mut Req) -> Answer {
+    let caller = api_caller(app, req)?;
+    require_admin(&caller)?;
+    let users: Vec<Value> = app.accounts.users()?.iter().map(user_json).collect();
+    Ok(Resp::json(200, &users))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserChange {
+    role: Option<Role>,
+    disabled: Option<bool>,
+}
+
+pub fn get_user(app: &App, req: &mut Req, user_id: &str) -> Answer {
+    let caller = api_caller(app, req)?;
+    require_admin(&caller)?;
+    Ok(Resp::json(200, &user_json(&app.accounts.user(user_id)?)))
+}
+
+pub fn update_user(app: &App, req: &mut Req, user_id: &str) -> Answer {
+    let caller = api_caller(app, req)?;
+    require_admin(&caller)?;
+    let change: UserChange = req.json()?;
+    let user = app
+        .accounts
+        .update_user(user_id, change.role, change.disabled)?;
+    Ok(Resp::json(200, &user_json(&user)))
+}

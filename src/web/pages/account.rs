@@ -1,0 +1,324 @@
+//! Setup, login, registration, the account page and the admin settings form.
+
+use std::collections::HashMap;
+
+use maud::{html, Markup};
+
+use super::layout::{csrf_field, human_time, Page};
+use super::{field, Resp};
+use crate::accounts::Caller;
+use crate::settings::Settings;
+use crate::web::auth;
+use crate::web::http::{ApiError, Req};
+use crate::web::App;
+
+fn credentials_form(action: &str, button: &str, username: &str, new_password: bool) -> Markup {
+    html! {
+        form.card method="post" action=(action) {
+            label { "Username" input name="username" value=(username) required autocomplete="username" autofocus; }
+            label {
+                "Password"
+                input type="password" name="password" required minlength="8"
+                    autocomplete=(if new_password { "new-password" } else { "current-password" });
+            }
+            button type="submit" { (button) }
+        }
+    }
+}
+
+fn with_error(page: Markup, status: u16) -> Resp {
+    let mut resp = Resp::html(page);
+    resp.status = status;
+    resp
+}
+
+fn setup_form(error: Option<&str>, username: &str) -> Markup {
+    Page::new("Set up", None).render(html! {
+        h1 { "Welcome to piarchive" }
+        p { "Create the administrator account. There is no default password: this account is the only way in." }
+        @if let Some(error) = error { p.error role="alert" { (error) } }
+        (credentials_form("/setup", "Create admin account", username, true))
+    })
+}
+
+pub fn setup_page(app: &App, _req: &mut Req) -> Result<Resp, ApiError> {
+    if !app.accounts.setup_needed()? {
+        return Ok(Resp::redirect("/login"));
+    }
+    Ok(Resp::html(setup_form(None, "")))
+}
+
+pub fn setup_post(app: &App, req: &mut Req) -> Result<Resp, ApiError> {
+    let form = req.form()?;
+    let (username, password) = (field(&form, "username"), field(&form, "password"));
+    match app.accounts.setup(username, password) {
+        Ok(_) => sign_in(app, req, username, password),
+        Err(err) => {
+            let err = ApiError::from(err);
+            Ok(with_error(
+                setup_form(Some(&err.message), username),
+                err.status,
+            ))
+        }
+    }
+}
+
+fn login_form(error: Option<&str>, username: &str, registration_open: bool) -> Markup {
+    Page::new("Log in", None).render(html! {
+        h1 { "Log in" }
+        @if let Some(error) = error { p.error role="alert" { (error) } }
+        (credentials_form("/login", "Log in", username, false))
+        @if registration_open {
+            p { "No account yet? " a href="/register" { "Register" } }
+        }
+    })
+}
+
+pub fn login_page(app: &App, _req: &mut Req) -> Result<Resp, ApiError> {
+    let open = Settings::load(&app.store)?.registration_open;
+    Ok(Resp::html(login_form(None, "", open)))
+}
+
+fn sign_in(app: &App, req: &Req, username: &str, password: &str) -> Result<Resp, ApiError> {
+    let session = app.accounts.login(username, password, &req.remote_addr)?;
+    let max_age = app.config.session_ttl.as_secs() as i64;
+    Ok(Resp::redirect("/").header(
+        "Set-Cookie",
+        auth::session_cookie(&session.token, max_age, false),
+    ))
+}
+
+pub fn login_post(app: &App, req: &mut Req) -> Result<Resp, ApiError> {
+    let form = req.form()?;
+    let username = field(&form, "username");
+    match sign_in(app, req, username, field(&form, "password")) {
+        Ok(resp) => Ok(resp),
+        Err(err) => {
+            let open = Settings::load(&app.store)?.registration_open;
+            let mut resp = with_error(login_form(Some(&err.message), username, open), err.status);
+            resp.headers.extend(err.headers);
+            Ok(resp)
+        }
+    }
+}
+
+fn register_form(error: Option<&str>, username: &str) -> Markup {
+    Page::new("Register", None).render(html! {
+        h1 { "Create an account" }
+        @if let Some(error) = error { p.error role="alert" { (error) } }
+        (credentials_form("/register", "Register", username, true))
+        p { "Already have an account? " a href="/login" { "Log in" } }
+    })
+}
+
+pub fn register_page(app: &App, _req: &mut Req) -> Result<Resp, ApiError> {
+    if !Settings::load(&app.store)?.registration_open {
+        return Ok(with_error(
+            Page::new("Register", None).render(html! {
+                h1 { "Registration is closed" }
+                p { "Ask an admin of this appliance for an account." }
+                p { a href="/login" { "Log in" } }
+            }),
+            403,
+        ));
+    }
+    Ok(Resp::html(register_form(None, "")))
+}
+
+pub fn register_post(app: &App, req: &mut Req) -> Result<Resp, ApiError> {
+    let form = req.form()?;
+    let (username, password) = (field(&form, "username"), field(&form, "password"));
+    match app.accounts.register(username, password) {
+        Ok(_) => sign_in(app, req, username, password),
+        Err(err) => {
+            let err = ApiError::from(err);
+            Ok(with_error(
+                register_form(Some(&err.message), username),
+                err.status,
+            ))
+        }
+    }
+}
+
+pub fn logout_post(app: &App, req: &mut Req) -> Result<Resp, ApiError> {
+    if let Some(token) = req.cookie(auth::SESSION_COOKIE) {
+        app.accounts.logout(&token)?;
+    }
+    Ok(Resp::redirect("/login").header("Set-Cookie", auth::clear_session_cookie()))
+}
+
+/// What the account page shows above its forms after a post.
+pub enum Notice {
+    Info(String),
+    Error(String),
+    NewToken { name: String, secret: String },
+}
+
+pub fn account_page(
+    app: &App,
+    _req: &mut Req,
+    caller: &Caller,
+    notice: Option<Notice>,
+) -> Result<Resp, ApiError> {
+    let tokens = app.accounts.tokens(&caller.user.id)?;
+    let page = Page::new("Account", Some(caller)).render(html! {
+        h1 { "Account" }
+        p { "Signed in as " strong { (caller.user.username) } " (" (caller.user.role.as_str()) ")." }
+        @match &notice {
+            Some(Notice::Info(text)) => p.notice role="status" { (text) },
+            Some(Notice::Error(text)) => p.error role="alert" { (text) },
+            Some(Notice::NewToken { name, secret }) => div.notice role="status" {
+                p { "New API token " strong { (name) } ". Copy it now: it is shown only once." }
+                pre.secret { (secret) }
+            },
+            None => {},
+        }
+        section.card {
+            h2 { "Change password" }
+            form method="post" action="/account/password" {
+                (csrf_field(caller))
+                label { "Current password" input type="password" name="current_password" required autocomplete="current-password"; }
+                label { "New password" input type="password" name="new_password" required minlength="8" autocomplete="new-password"; }
+                button type="submit" { "Change password" }
+            }
+        }
+        section.card {
+            h2 { "API tokens" }
+            p { "For scripts: " code { "curl -H 'Authorization: Bearer TOKEN' …" } }
+            @if tokens.is_empty() {
+                p.muted { "No tokens yet." }
+            } @else {
+                table {
+                    thead { tr { th { "Name" } th { "Created" } th {} } }
+                    tbody {
+                        @for token in &tokens {
+                            tr {
+                                td { (token.name) }
+                                td { (human_time(token.created_at)) }
+                                td {
+                                    form.inline method="post" action={ "/account/tokens/" (token.id) "/delete" } {
+                                        (csrf_field(caller))
+                                        button.danger type="submit" { "Delete" }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            form method="post" action="/account/tokens" {
+                (csrf_field(caller))
+                label { "Token name" input name="name" required maxlength="100"; }
+                button type="submit" { "Create token" }
+            }
+        }
+    });
+    let status = match notice {
+        Some(Notice::Error(_)) => 400,
+        _ => 200,
+    };
+    let mut resp = Resp::html(page);
+    resp.status = status;
+    Ok(resp)
+}
+
+pub fn password_post(
+    app: &App,
+    req: &mut Req,
+    caller: &Caller,
+    form: &HashMap<String, String>,
+) -> Result<Resp, ApiError> {
+    let keep = req.cookie(auth::SESSION_COOKIE);
+    let result = app.accounts.change_password(
+        &caller.user.id,
+        field(form, "current_password"),
+        field(form, "new_password"),
+        keep.as_deref(),
+    );
+    let notice = match result {
+        Ok(()) => Notice::Info("Your password was changed; other sessions were logged out.".into()),
+        Err(err) => Notice::Error(err.to_string()),
+    };
+    account_page(app, req, caller, Some(notice))
+}
+
+pub fn token_post(
+    app: &App,
+    req: &mut Req,
+    caller: &Caller,
+    form: &HashMap<String, String>,
+) -> Result<Resp, ApiError> {
+    let notice = match app
+        .accounts
+        .create_token(&caller.user.id, field(form, "name"))
+    {
+        Ok((record, secret)) => Notice::NewToken {
+            name: record.name,
+            secret,
+        },
+        Err(err) => Notice::Error(err.to_string()),
+    };
+    account_page(app, req, caller, Some(notice))
+}
+
+pub fn token_delete_post(app: &App, caller: &Caller, token_id: &str) -> Result<Resp, ApiError> {
+    app.accounts.delete_token(&caller.user.id, token_id)?;
+    Ok(Resp::redirect("/account"))
+}
+
+pub fn admin_settings_page(
+    app: &App,
+    _req: &mut Req,
+    caller: &Caller,
+    error: Option<String>,
+) -> Result<Resp, ApiError> {
+    auth::require_admin(caller)?;
+    let settings = Settings::load(&app.store)?;
+    let page = Page::new("Settings", Some(caller)).render(html! {
+        h1 { "Appliance settings" }
+        @if let Some(error) = &error { p.error role="alert" { (error) } }
+        form.card method="post" action="/admin/settings" {
+            (csrf_field(caller))
+            label.check {
+                input type="checkbox" name="registration_open" value="1" checked[settings.registration_open];
+                " Anyone on the network may register an account"
+            }
+            label {
+                "Free space to keep in reserve (MiB)"
+                input type="number" name="free_space_reserve_mib" min="0" value=(settings.free_space_reserve_bytes >> 20);
+            }
+            button type="submit" { "Save" }
+        }
+    });
+    let mut resp = Resp::html(page);
+    if error.is_some() {
+        resp.status = 400;
+    }
+    Ok(resp)
+}
+
+pub fn admin_settings_post(
+    app: &App,
+    req: &mut Req,
+    caller: &Caller,
+    form: &HashMap<String, String>,
+) -> Result<Resp, ApiError> {
+    auth::require_admin(caller)?;
+    let mut settings = Settings::load(&app.store)?;
+    settings.registration_open = form.contains_key("registration_open");
+    match field(form, "free_space_reserve_mib").trim().parse::<u64>() {
+        Ok(mib) => settings.free_space_reserve_bytes = mib << 20,
+        Err(_) => {
+            return admin_settings_page(
+                app,
+                req,
+                caller,
+                Some("The reserve must be a whole number of MiB.".into()),
+            )
+        }
+    }
+    if let Err(err) = settings.save(&app.store) {
+        return admin_settings_page(app, req, caller, Some(err.to_string()));
+    }
+    Ok(Resp::redirect("/admin/settings"))
+}

@@ -1,0 +1,183 @@
+//! The archive list (home), the new-archive (upload) page, the detail page
+//! and the delete confirmation.
+
+use std::collections::HashMap;
+
+use maud::{html, Markup};
+
+use super::layout::{csrf_field, human_size, human_time, Page};
+use super::{field, Resp};
+use crate::accounts::Caller;
+use crate::store::records::{ArchiveRecord, ArchiveState};
+use crate::web::http::{ApiError, Req};
+use crate::web::App;
+
+fn state_label(state: ArchiveState) -> &'static str {
+    match state {
+        ArchiveState::Receiving => "receiving",
+        ArchiveState::Local => "local only",
+        ArchiveState::Uploading => "backing up",
+        ArchiveState::BackedUp => "backed up",
+        ArchiveState::Uncached => "in the cloud only",
+        ArchiveState::Caching => "fetching back",
+        ArchiveState::Deleting => "deleting",
+        ArchiveState::Damaged => "damaged",
+    }
+}
+
+fn progress(archive: &ArchiveRecord) -> Markup {
+    let total = archive.parts_total.max(1);
+    let percent = (u64::from(archive.parts_remote) * 100 / u64::from(total)).min(100);
+    html! {
+        div.progress title={ (archive.parts_remote) " of " (archive.parts_total) " parts stored remotely" } {
+            div.bar style={ "width:" (percent) "%" } {}
+        }
+    }
+}
+
+pub fn home(app: &App, _req: &mut Req, caller: &Caller) -> Result<Resp, ApiError> {
+    let archives = app.archives.list(&caller.user.id)?;
+    let page = Page::new("Your archives", Some(caller)).render(html! {
+        div.heading {
+            h1 { "Your archives" }
+            a.button href="/archives/new" { "New archive" }
+        }
+        @if archives.is_empty() {
+            p.empty { "No archives yet. " a href="/archives/new" { "Upload your first file." } }
+        } @else {
+            table.archives {
+                thead { tr { th { "Name" } th { "State" } th.num { "Size" } th.num { "Parts" } th { "Backup" } th { "Created" } } }
+                tbody {
+                    @for archive in &archives {
+                        tr data-archive-id=(archive.id) {
+                            td { a href={ "/archives/" (archive.id) } { (archive.name) } }
+                            td { span class={ "state state-" (archive.state.as_str()) } { (state_label(archive.state)) } }
+                            td.num { (human_size(archive.size)) }
+                            td.num { (archive.parts_remote) " / " (archive.parts_total) }
+                            td { (progress(archive)) }
+                            td { (human_time(archive.created_at)) }
+                        }
+                    }
+                }
+            }
+        }
+    });
+    Ok(Resp::html(page))
+}
+
+pub fn new_page(_app: &App, _req: &mut Req, caller: &Caller) -> Result<Resp, ApiError> {
+    let page = Page::new("New archive", Some(caller)).script("/static/upload.js").render(html! {
+        h1 { "New archive" }
+        form.card id="upload-form" {
+            label { "File" input id="file" type="file" name="file" required; }
+            label { "Name " span.muted { "(optional; the file's name otherwise)" } input id="name" name="name" maxlength="200"; }
+            button id="start" type="submit" { "Upload" }
+        }
+        section.card id="upload-status" hidden {
+            div.progress.large { div.bar id="upload-bar" style="width:0%" {} }
+            p id="upload-text" role="status" aria-live="polite" {}
+            p.error id="upload-error" role="alert" hidden {}
+            p id="upload-done" hidden { a id="upload-link" href="/" { "Open the archive" } }
+        }
+        p.muted {
+            "Uploads resume where they stopped: if the network drops or you reload this page, choose the same file again."
+        }
+    });
+    Ok(Resp::html(page))
+}
+
+pub fn detail(
+    app: &App,
+    _req: &mut Req,
+    caller: &Caller,
+    archive_id: &str,
+) -> Result<Resp, ApiError> {
+    let archive = app.archives.owned(&caller.user.id, archive_id)?;
+    let parts = app.archives.parts(archive_id)?;
+    let page = Page::new(archive.name.clone(), Some(caller)).render(html! {
+        h1 { (archive.name) }
+        dl.facts {
+            dt { "Original filename" } dd { (archive.filename) }
+            dt { "Size" } dd { (human_size(archive.size)) " (" (archive.size) " bytes)" }
+            dt { "SHA-256" } dd { code { (archive.sha256) } }
+            dt { "State" } dd { span id="state" class={ "state state-" (archive.state.as_str()) } { (state_label(archive.state)) } }
+            dt { "Created" } dd { (human_time(archive.created_at)) }
+            @if let Some(error) = &archive.last_error {
+                dt { "Last error" } dd.error { (error) }
+            }
+        }
+        div.actions {
+            @if archive.state.is_local() {
+                a.button href={ "/api/v1/archives/" (archive.id) "/content" } download { "Download" }
+            }
+            a.button.danger href={ "/archives/" (archive.id) "/delete" } { "Delete…" }
+        }
+        section.card {
+            h2 { "Rename" }
+            form method="post" action={ "/archives/" (archive.id) "/rename" } {
+                (csrf_field(caller))
+                label { "Name" input name="name" value=(archive.name) required maxlength="200"; }
+                button type="submit" { "Rename" }
+            }
+        }
+        section {
+            h2 { "Parts" }
+            @if parts.is_empty() {
+                p.muted { "This archive is empty (0 bytes): it has no parts." }
+            } @else {
+                table.parts {
+                    thead { tr { th.num { "#" } th.num { "Offset" } th.num { "Size" } th { "SHA-256" } th { "Remote" } } }
+                    tbody {
+                        @for (index, part) in parts.iter().enumerate() {
+                            tr class=(if part.remote { "part remote" } else { "part" }) {
+                                td.num { (index) }
+                                td.num { (part.offset) }
+                                td.num { (human_size(part.length)) }
+                                td { code { (part.sha256) } }
+                                td { @if part.remote { "stored" } @else { "local only" } }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    });
+    Ok(Resp::html(page))
+}
+
+pub fn delete_page(
+    app: &App,
+    _req: &mut Req,
+    caller: &Caller,
+    archive_id: &str,
+) -> Result<Resp, ApiError> {
+    let archive = app.archives.owned(&caller.user.id, archive_id)?;
+    let page = Page::new("Delete archive", Some(caller)).render(html! {
+        h1 { "Delete “" (archive.name) "”?" }
+        p { "This removes the file (" (human_size(archive.size)) ") from this appliance and its backup copies. It cannot be undone." }
+        form method="post" action={ "/archives/" (archive.id) "/delete" } {
+            (csrf_field(caller))
+            button.danger type="submit" { "Delete for good" }
+            " "
+            a href={ "/archives/" (archive.id) } { "Cancel" }
+        }
+    });
+    Ok(Resp::html(page))
+}
+
+pub fn delete_post(app: &App, caller: &Caller, archive_id: &str) -> Result<Resp, ApiError> {
+    app.archives.delete(&caller.user.id, archive_id)?;
+    Ok(Resp::redirect("/"))
+}
+
+pub fn rename_post(
+    app: &App,
+    _req: &mut Req,
+    caller: &Caller,
+    archive_id: &str,
+    form: &HashMap<String, String>,
+) -> Result<Resp, ApiError> {
+    app.archives
+        .rename(&caller.user.id, archive_id, field(form, "name"))?;
+    Ok(Resp::redirect(&format!("/archives/{archive_id}")))
+}

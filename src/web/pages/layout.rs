@@ -1,0 +1,142 @@
+//! The frame around every page: head, navigation, banners.
+
+use maud::{html, Markup, DOCTYPE};
+
+use crate::accounts::Caller;
+
+pub struct Page<'a> {
+    title: String,
+    caller: Option<&'a Caller>,
+    scripts: Vec<&'static str>,
+}
+
+impl<'a> Page<'a> {
+    pub fn new(title: impl Into<String>, caller: Option<&'a Caller>) -> Page<'a> {
+        Page {
+            title: title.into(),
+            caller,
+            scripts: Vec::new(),
+        }
+    }
+
+    pub fn script(mut self, path: &'static str) -> Page<'a> {
+        self.scripts.push(path);
+        self
+    }
+
+    pub fn render(&self, content: Markup) -> Markup {
+        html! {
+            (DOCTYPE)
+            html lang="en" {
+                head {
+                    meta charset="utf-8";
+                    meta name="viewport" content="width=device-width, initial-scale=1";
+                    @if let Some(caller) = self.caller {
+                        @if let Some(csrf) = &caller.csrf_token {
+                            meta name="csrf-token" content=(csrf);
+                        }
+                    }
+                    title { (self.title) " · piarchive" }
+                    link rel="stylesheet" href="/static/app.css";
+                }
+                body {
+                    header.top {
+                        a.brand href="/" { "piarchive" }
+                        @if let Some(caller) = self.caller {
+                            nav {
+                                a href="/" { "Archives" }
+                                a href="/archives/new" { "New archive" }
+                                a href="/account" { "Account" }
+                                @if caller.is_admin() {
+                                    a href="/admin/settings" { "Settings" }
+                                }
+                                form.inline method="post" action="/logout" {
+                                    @if let Some(csrf) = &caller.csrf_token {
+                                        input type="hidden" name="csrf_token" value=(csrf);
+                                    }
+                                    span.user { (caller.user.username) }
+                                    button.link type="submit" { "Log out" }
+                                }
+                            }
+                        }
+                    }
+                    main { (content) }
+                    @for script in &self.scripts {
+                        script src=(script) {}
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The hidden CSRF field for a form.
+pub fn csrf_field(caller: &Caller) -> Markup {
+    html! {
+        @if let Some(csrf) = &caller.csrf_token {
+            input type="hidden" name="csrf_token" value=(csrf);
+        }
+    }
+}
+
+/// Bytes in human units (binary prefixes).
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// A Unix time as `YYYY-MM-DD HH:MM UTC`.
+pub fn human_time(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rest = secs.rem_euclid(86_400);
+    let (year, month, day) = civil_from_days(days);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
+        rest / 3600,
+        rest % 3600 / 60
+    )
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian date (H. Hinnant's algorithm).
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_times() {
+        for (bytes, text) in [
+            (0, "0 B"),
+            (1023, "1023 B"),
+            (1024, "1.0 KiB"),
+            (1536, "1.5 KiB"),
+            (1 << 30, "1.0 GiB"),
+        ] {
+            assert_eq!(human_size(bytes), text);
+        }
+        assert_eq!(human_time(0), "1970-01-01 00:00 UTC");
+        assert_eq!(human_time(1_709_210_096), "2024-02-29 12:34 UTC");
+    }
+}

@@ -1,0 +1,119 @@
+//! The browser UI: maud pages and the form posts behind them. Pages render
+//! what handlers hand them and never touch the store; every form post
+//! checks the session's CSRF token.
+
+mod account;
+mod archives;
+mod layout;
+
+use std::collections::HashMap;
+
+use tiny_http::Method;
+
+use super::auth;
+use super::http::{ApiError, Req, Resp};
+use super::App;
+use crate::accounts::Caller;
+
+pub use layout::Page;
+
+/// Static files embedded at build time.
+const STATIC_FILES: &[(&str, &str, &str)] = &[
+    (
+        "app.css",
+        "text/css; charset=utf-8",
+        include_str!("../../../templates/static/app.css"),
+    ),
+    (
+        "upload.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../templates/static/upload.js"),
+    ),
+];
+
+pub fn route(
+    app: &App,
+    req: &mut Req,
+    method: &Method,
+    segments: &[&str],
+) -> Result<Resp, ApiError> {
+    use Method::*;
+    if let (Get, ["static", name]) = (method, segments) {
+        return match STATIC_FILES.iter().find(|(file, _, _)| file == name) {
+            Some((_, content_type, body)) => Ok(Resp::new(200)
+                .header("Content-Type", *content_type)
+                .header("Cache-Control", "no-cache")
+                .bytes(body.as_bytes().to_vec())),
+            None => Err(ApiError::not_found()),
+        };
+    }
+    if app.accounts.setup_needed()? && !matches!(segments, ["setup"]) {
+        return Ok(Resp::redirect("/setup"));
+    }
+    match (method, segments) {
+        (Get, ["setup"]) => account::setup_page(app, req),
+        (Post, ["setup"]) => account::setup_post(app, req),
+        (Get, ["login"]) => account::login_page(app, req),
+        (Post, ["login"]) => account::login_post(app, req),
+        (Get, ["register"]) => account::register_page(app, req),
+        (Post, ["register"]) => account::register_post(app, req),
+        _ => {
+            let Some(caller) = auth::caller(app, req).ok().flatten() else {
+                return Ok(Resp::redirect("/login"));
+            };
+            signed_in_route(app, req, &caller, method, segments)
+        }
+    }
+}
+
+fn signed_in_route(
+    app: &App,
+    req: &mut Req,
+    caller: &Caller,
+    method: &Method,
+    segments: &[&str],
+) -> Result<Resp, ApiError> {
+    use Method::*;
+    if auth::changes_state(method) {
+        let form = req.form()?;
+        auth::check_form_csrf(caller, req, &form)?;
+        return match segments {
+            ["logout"] => account::logout_post(app, req),
+            ["account", "password"] => account::password_post(app, req, caller, &form),
+            ["account", "tokens"] => account::token_post(app, req, caller, &form),
+            ["account", "tokens", id, "delete"] => account::token_delete_post(app, caller, id),
+            ["archives", id, "rename"] => archives::rename_post(app, req, caller, id, &form),
+            ["archives", id, "delete"] => archives::delete_post(app, caller, id),
+            ["admin", "settings"] => account::admin_settings_post(app, req, caller, &form),
+            _ => Err(ApiError::not_found()),
+        };
+    }
+    match (method, segments) {
+        (Get, [""]) => archives::home(app, req, caller),
+        (Get, ["archives", "new"]) => archives::new_page(app, req, caller),
+        (Get, ["archives", id]) => archives::detail(app, req, caller, id),
+        (Get, ["archives", id, "delete"]) => archives::delete_page(app, req, caller, id),
+        (Get, ["account"]) => account::account_page(app, req, caller, None),
+        (Get, ["admin", "settings"]) => account::admin_settings_page(app, req, caller, None),
+        _ => Err(ApiError::not_found()),
+    }
+}
+
+/// An error in a page request, shown as a page with the sentence.
+pub fn error_page(app: &App, req: &Req, err: ApiError) -> Resp {
+    let caller = auth::caller(app, req).ok().flatten();
+    let page = Page::new("Something went wrong", caller.as_ref());
+    let body = maud::html! {
+        h1 { "Something went wrong" }
+        p.error role="alert" { (err.message) }
+        p { a href="/" { "Back to your archives" } }
+    };
+    let mut resp = Resp::html(page.render(body));
+    resp.status = err.status;
+    resp.headers.extend(err.headers);
+    resp
+}
+
+fn field<'f>(form: &'f HashMap<String, String>, name: &str) -> &'f str {
+    form.get(name).map(String::as_str).unwrap_or("")
+}

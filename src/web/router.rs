@@ -1,0 +1,63 @@
+//! Maps method and path to a handler, and turns every outcome into an HTTP
+//! answer: JSON errors under `/api/`, an HTML page elsewhere.
+
+use tiny_http::Method;
+
+use super::http::{ApiError, Req, Resp};
+use super::{api, pages, tus, App};
+
+pub fn handle(app: &App, mut request: tiny_http::Request) {
+    let resp = {
+        let mut req = Req::new(&mut request);
+        let is_api = req.path.starts_with("/api/");
+        match route(app, &mut req) {
+            Ok(resp) => resp,
+            Err(err) if is_api || req.path == "/healthz" => err.into_resp(),
+            Err(err) => pages::error_page(app, &req, err),
+        }
+    };
+    let _ = request.respond(resp.into_tiny());
+}
+
+fn route(app: &App, req: &mut Req) -> Result<Resp, ApiError> {
+    let path = req.path.clone();
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let method = req.method.clone();
+    use Method::*;
+    match (&method, segments.as_slice()) {
+        (Get, ["healthz"]) => Ok(Resp::text(200, "ok\n")),
+
+        (Get, ["api", "v1", "setup"]) => api::setup_status(app),
+        (Post, ["api", "v1", "setup"]) => api::setup(app, req),
+        (Post, ["api", "v1", "session"]) => api::login(app, req),
+        (Delete, ["api", "v1", "session"]) => api::logout(app, req),
+        (Post, ["api", "v1", "users"]) => api::create_user(app, req),
+        (Get, ["api", "v1", "me"]) => api::me(app, req),
+        (Patch, ["api", "v1", "me"]) => api::update_me(app, req),
+        (Get, ["api", "v1", "tokens"]) => api::list_tokens(app, req),
+        (Post, ["api", "v1", "tokens"]) => api::create_token(app, req),
+        (Delete, ["api", "v1", "tokens", id]) => api::delete_token(app, req, id),
+
+        (Get, ["api", "v1", "archives"]) => api::list_archives(app, req),
+        (Put, ["api", "v1", "archives"]) => api::put_archive(app, req),
+        (Get, ["api", "v1", "archives", id]) => api::get_archive(app, req, id),
+        (Patch, ["api", "v1", "archives", id]) => api::rename_archive(app, req, id),
+        (Delete, ["api", "v1", "archives", id]) => api::delete_archive(app, req, id),
+        (Get | Head, ["api", "v1", "archives", id, "content"]) => api::content(app, req, id),
+
+        (Options, ["api", "v1", "uploads", ..]) => tus::options(),
+        (Post, ["api", "v1", "uploads"]) => tus::create(app, req),
+        (Head, ["api", "v1", "uploads", id]) => tus::head(app, req, id),
+        (Patch, ["api", "v1", "uploads", id]) => tus::patch(app, req, id),
+        (Delete, ["api", "v1", "uploads", id]) => tus::delete(app, req, id),
+
+        (Get, ["api", "v1", "admin", "settings"]) => api::get_settings(app, req),
+        (Put, ["api", "v1", "admin", "settings"]) => api::put_settings(app, req),
+        (Get, ["api", "v1", "admin", "users"]) => api::list_users(app, req),
+        (Get, ["api", "v1", "admin", "users", id]) => api::get_user(app, req, id),
+        (Patch, ["api", "v1", "admin", "users", id]) => api::update_user(app, req, id),
+
+        (_, ["api", ..]) => Err(ApiError::not_found()),
+        _ => pages::route(app, req, &method, &segments),
+    }
+}

@@ -1,0 +1,372 @@
+//! Test support: the real `piarchive` binary started on port 0 in its own
+//! temp dir, readiness polled (never a fixed sleep), and a small HTTP client
+//! over real sockets (ureq) that keeps a session cookie and CSRF token.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+pub struct TestServer {
+    pub dir: tempfile::TempDir,
+    pub base: String,
+    pub addr: String,
+    child: Option<Child>,
+}
+
+impl TestServer {
+    pub fn start() -> TestServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut server = TestServer {
+            dir,
+            base: String::new(),
+            addr: String::new(),
+            child: None,
+        };
+        server.spawn("127.0.0.1:0");
+        server
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn spawn(&mut self, listen: &str) {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_piarchive"))
+            .args(["serve", "--listen", listen, "--data"])
+            .arg(self.data_dir())
+            .env_remove("PIARCHIVE_CONFIG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start piarchive");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            if let Some(Ok(line)) = lines.next() {
+                let _ = tx.send(line);
+            }
+            for _ in lines {}
+        });
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("piarchive printed its address");
+        let url = line
+            .split_whitespace()
+            .find(|word| word.starts_with("http://"))
+            .unwrap_or_else(|| panic!("no address in {line:?}"))
+            .to_string();
+        self.addr = url.trim_start_matches("http://").to_string();
+        self.base = url;
+        self.child = Some(child);
+        wait_until(Duration::from_secs(30), || {
+            ureq::get(&format!("{}/healthz", self.base)).call().is_ok()
+        });
+    }
+
+    /// Stops the process with SIGKILL: no chance to clean up.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Kills the process and starts it again on the same address and data.
+    pub fn restart(&mut self) {
+        self.kill9();
+        let addr = self.addr.clone();
+        // The port was ours a moment ago; retry briefly while the kernel frees it.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if std::net::TcpListener::bind(&addr).is_ok() || Instant::now() > deadline {
+                break;
+            }
+            std::thread::yield_now();
+        }
+        self.spawn(&addr);
+    }
+
+    pub fn client(&self) -> Client {
+        Client {
+            base: self.base.clone(),
+            cookie: None,
+            csrf: None,
+            bearer: None,
+        }
+    }
+
+    /// Sets up the admin `admin` / `admin password` and returns its client.
+    pub fn admin(&self) -> Client {
+        let mut client = self.client();
+        let resp = client.post_json(
+            "/api/v1/setup",
+            &json!({"username": "admin", "password": "admin password"}),
+        );
+        assert_eq!(resp.status, 201, "{}", resp.text());
+        client.adopt_session(&resp);
+        client
+    }
+
+    /// Registers and logs in a member.
+    pub fn member(&self, username: &str) -> Client {
+        let mut client = self.client();
+        let resp = client.post_json(
+            "/api/v1/users",
+            &json!({"username": username, "password": "member password"}),
+        );
+        assert_eq!(resp.status, 201, "{}", resp.text());
+        client.login(username, "member password");
+        client
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Polls `check` until it holds, failing the test after `limit`.
+pub fn wait_until(limit: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    let mut pause = Duration::from_millis(5);
+    while !check() {
+        assert!(
+            Instant::now() < deadline,
+            "condition not met within {limit:?}"
+        );
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(200));
+    }
+}
+
+pub struct Resp {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Resp {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    /// The `message` of a JSON error, which must be a sentence.
+    pub fn message(&self) -> String {
+        let message = self.json()["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        assert!(
+            message.ends_with('.') || message.ends_with(')'),
+            "not a sentence: {message:?}"
+        );
+        message
+    }
+}
+
+#[derive(Clone)]
+pub struct Client {
+    pub base: String,
+    pub cookie: Option<String>,
+    pub csrf: Option<String>,
+    pub bearer: Option<String>,
+}
+
+impl Client {
+    pub fn agent() -> ureq::Agent {
+        ureq::AgentBuilder::new()
+            .redirects(0)
+            .timeout(Duration::from_secs(120))
+            .build()
+    }
+
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> Resp {
+        let mut request = Self::agent().request(method, &format!("{}{}", self.base, path));
+        if let Some(cookie) = &self.cookie {
+            request = request.set("Cookie", cookie);
+        }
+        if let Some(csrf) = &self.csrf {
+            request = request.set("X-CSRF-Token", csrf);
+        }
+        if let Some(bearer) = &self.bearer {
+            request = request.set("Authorization", &format!("Bearer {bearer}"));
+        }
+        for (name, value) in headers {
+            request = request.set(name, value);
+        }
+        let result = match body {
+            Some(body) => request.send_bytes(body),
+            None => request.call(),
+        };
+        let response = match result {
+            Ok(response) => response,
+            Err(ureq::Error::Status(_, response)) => response,
+            Err(err) => panic!("{method} {path}: {err}"),
+        };
+        let status = response.status();
+        let headers = response
+            .headers_names()
+            .into_iter()
+            .flat_map(|name| {
+                response
+                    .all(&name)
+                    .into_iter()
+                    .map(|v| (name.clone(), v.to_string()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let mut body = Vec::new();
+        response
+            .into_reader()
+            .read_to_end(&mut body)
+            .expect("read body");
+        Resp {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub fn get(&self, path: &str) -> Resp {
+        self.request("GET", path, &[], None)
+    }
+    pub fn delete(&self, path: &str) -> Resp {
+        self.request("DELETE", path, &[], None)
+    }
+    pub fn post_json(&self, path: &str, body: &Value) -> Resp {
+        self.send_json("POST", path, body)
+    }
+    pub fn send_json(&self, method: &str, path: &str, body: &Value) -> Resp {
+        self.request(
+            method,
+            path,
+            &[("Content-Type", "application/json")],
+            Some(body.to_string().as_bytes()),
+        )
+    }
+    pub fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> Resp {
+        let body: Vec<String> = fields
+            .iter()
+            .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+            .collect();
+        self.request(
+            "POST",
+            path,
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+            Some(body.join("&").as_bytes()),
+        )
+    }
+
+    pub fn login(&mut self, username: &str, password: &str) -> Resp {
+        let resp = self.post_json(
+            "/api/v1/session",
+            &json!({"username": username, "password": password}),
+        );
+        if resp.status == 200 {
+            self.adopt_session(&resp);
+        }
+        resp
+    }
+
+    pub fn adopt_session(&mut self, resp: &Resp) {
+        let set_cookie = resp.header("Set-Cookie").expect("session cookie");
+        self.cookie = Some(set_cookie.split(';').next().unwrap().to_string());
+        self.csrf = resp.json()["csrf_token"].as_str().map(str::to_string);
+    }
+
+    /// One-shot upload of `data`; returns the response.
+    pub fn upload(&self, name: &str, filename: &str, data: &[u8]) -> Resp {
+        let path = format!(
+            "/api/v1/archives?name={}&filename={}",
+            encode(name),
+            encode(filename)
+        );
+        self.request("PUT", &path, &[], Some(data))
+    }
+
+    /// Uploads and returns the new archive's JSON, asserting success.
+    pub fn upload_ok(&self, name: &str, data: &[u8]) -> Value {
+        let resp = self.upload(name, &format!("{name}.bin"), data);
+        assert_eq!(resp.status, 201, "{}", resp.text());
+        resp.json()
+    }
+}
+
+pub fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// Deterministic pseudo-random bytes (xorshift), incompressible enough for
+/// the chunker to find content-defined cut points.
+pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        out.extend_from_slice(&state.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+pub fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(data))
+}
+
+/// Sends raw bytes over a TCP connection and returns what came back (the
+/// connection is closed by `shutdown_write` or left open when false).
+pub fn raw_http(addr: &str, request: &[u8], shutdown_write: bool) -> String {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    stream.write_all(request).expect("write");
+    if shutdown_write {
+        stream.shutdown(std::net::Shutdown::Write).ok();
+    }
+    let mut out = Vec::new();
+    let _ = stream.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+pub fn output_dir(test: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/output")
+        .join(test);
+    std::fs::create_dir_all(&dir).expect("output dir");
+    dir
+}

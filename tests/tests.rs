@@ -1,0 +1,8 @@
+//! The integration tests: one binary, modules by area. Every test starts
+//! the real `piarchive` binary on port 0 in its own temp dir.
+
+mod support;
+
+mod accounts;
+mod archives;
+mod uploads;
