@@ -12,12 +12,14 @@
 //! - [`device`]: status model, LED patterns, display frames, board profiles, GPIO/I2C.
 //! - [`web`]: HTTP server, JSON API and pages.
 //! - [`ids`]: random ids and tokens, the wall clock.
+//! - [`firmware`]: init mode (PID 1 in the SD-card image): mounts, network, clock, supervision.
 
 pub mod accounts;
 pub mod admin;
 pub mod archive;
 pub mod config;
 pub mod device;
+pub mod firmware;
 pub mod ids;
 pub mod remote;
 pub mod repo;

@@ -18,12 +18,24 @@ const USAGE: &str = "\
 usage:
   piarchive [serve] [--config FILE] [--data DIR] [--listen ADDR]
   piarchive user add NAME [--admin] [--config FILE] [--data DIR]   (password on stdin)
+  piarchive init                                 PID 1 mode inside the SD-card image
 
 defaults: --data ./piarchive-data, --listen 127.0.0.1:8080
 environment: PIARCHIVE_DATA, PIARCHIVE_LISTEN, PIARCHIVE_CONFIG";
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let all_args: Vec<String> = std::env::args().collect();
+    // The kernel starts the image's /init as PID 1 without arguments.
+    if piarchive::firmware::is_init_invocation(&all_args) {
+        return match piarchive::firmware::run_init() {
+            Ok(never) => match never {},
+            Err(err) => {
+                eprintln!("piarchive init: {err:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let args: Vec<String> = all_args.into_iter().skip(1).collect();
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
