@@ -338,3 +338,27 @@ pub fn update_user(app: &App, req: &mut Req, user_id: &str) -> Answer {
         .update_user(user_id, change.role, change.disabled)?;
     Ok(Resp::json(200, &user_json(&user)))
 }
+
+/// `POST /api/v1/admin/system/{poweroff,reboot}`: answers first, then asks
+/// the firmware's init (PID 1) to stop the appliance cleanly.
+pub fn power(app: &App, req: &mut Req, action: &str) -> Answer {
+    use crate::firmware::power::{self, PowerAction};
+    let caller = api_caller(app, req)?;
+    require_admin(&caller)?;
+    let action = match action {
+        "poweroff" => PowerAction::Poweroff,
+        "reboot" => PowerAction::Reboot,
+        _ => return Err(ApiError::not_found()),
+    };
+    if !power::running_under_init() {
+        return Err(ApiError::new(
+            409,
+            "not_an_appliance",
+            "This piarchive was not started by the appliance firmware, so it cannot power off or reboot the machine.",
+        ));
+    }
+    let word = if matches!(action, PowerAction::Poweroff) { "powering off" } else { "rebooting" };
+    Ok(Resp::json(202, &json!({"message": format!("The appliance is {word}.")})).then(move || {
+        let _ = power::request(action);
+    }))
+}

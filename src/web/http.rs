@@ -112,6 +112,8 @@ pub struct Resp {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Body,
+    /// Runs once the answer has been sent (power off after saying so).
+    pub after: Option<Box<dyn FnOnce() + Send>>,
 }
 
 impl Resp {
@@ -120,6 +122,7 @@ impl Resp {
             status,
             headers: Vec::new(),
             body: Body::Bytes(Vec::new()),
+            after: None,
         }
     }
 
@@ -159,6 +162,11 @@ impl Resp {
 
     pub fn stream(mut self, reader: Box<dyn Read + Send>, length: Option<u64>) -> Resp {
         self.body = Body::Stream { reader, length };
+        self
+    }
+
+    pub fn then(mut self, after: impl FnOnce() + Send + 'static) -> Resp {
+        self.after = Some(Box::new(after));
         self
     }
 

@@ -16,7 +16,12 @@ pub fn handle(app: &App, mut request: tiny_http::Request) {
             Err(err) => pages::error_page(app, &req, err),
         }
     };
+    let mut resp = resp;
+    let after = resp.after.take();
     let _ = request.respond(resp.into_tiny());
+    if let Some(after) = after {
+        after();
+    }
 }
 
 fn route(app: &App, req: &mut Req) -> Result<Resp, ApiError> {
@@ -56,6 +61,8 @@ fn route(app: &App, req: &mut Req) -> Result<Resp, ApiError> {
         (Get, ["api", "v1", "admin", "users"]) => api::list_users(app, req),
         (Get, ["api", "v1", "admin", "users", id]) => api::get_user(app, req, id),
         (Patch, ["api", "v1", "admin", "users", id]) => api::update_user(app, req, id),
+
+        (Post, ["api", "v1", "admin", "system", action]) => api::power(app, req, action),
 
         (_, ["api", ..]) => Err(ApiError::not_found()),
         _ => pages::route(app, req, &method, &segments),
