@@ -37,7 +37,16 @@ fn main() {
     assert_eq!(done.sha256, <[u8; 32]>::from(digest));
     assert_eq!(done.parts.len(), parts);
 
-    println!("sha-256 alone:            {sha:6.2} s ({:6.0} MiB/s)", mib / sha);
-    println!("chunker + part hashes:    {chunk:6.2} s ({:6.0} MiB/s), {parts} parts", mib / chunk);
-    println!("whole pipeline (2 threads): {pipeline:4.2} s ({:6.0} MiB/s)", mib / pipeline);
+    println!(
+        "sha-256 alone:            {sha:6.2} s ({:6.0} MiB/s)",
+        mib / sha
+    );
+    println!(
+        "chunker + part hashes:    {chunk:6.2} s ({:6.0} MiB/s), {parts} parts",
+        mib / chunk
+    );
+    println!(
+        "whole pipeline (2 threads): {pipeline:4.2} s ({:6.0} MiB/s)",
+        mib / pipeline
+    );
 }

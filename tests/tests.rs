@@ -6,5 +6,6 @@ mod support;
 mod accounts;
 mod archives;
 mod browser;
+mod device;
 mod remote;
 mod uploads;

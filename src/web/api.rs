@@ -357,8 +357,16 @@ pub fn power(app: &App, req: &mut Req, action: &str) -> Answer {
             "This piarchive was not started by the appliance firmware, so it cannot power off or reboot the machine.",
         ));
     }
-    let word = if matches!(action, PowerAction::Poweroff) { "powering off" } else { "rebooting" };
-    Ok(Resp::json(202, &json!({"message": format!("The appliance is {word}.")})).then(move || {
+    let word = if matches!(action, PowerAction::Poweroff) {
+        "powering off"
+    } else {
+        "rebooting"
+    };
+    Ok(Resp::json(
+        202,
+        &json!({"message": format!("The appliance is {word}.")}),
+    )
+    .then(move || {
         let _ = power::request(action);
     }))
 }

@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod device;
 pub mod http;
 pub mod pages;
 pub mod router;
@@ -29,6 +30,8 @@ pub struct App {
     pub store: Store,
     pub accounts: Accounts,
     pub archives: Archives,
+    /// The LEDs and display, once the server knows its address.
+    pub device: std::sync::OnceLock<device::DeviceLink>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +63,7 @@ impl App {
             store,
             accounts,
             archives,
+            device: std::sync::OnceLock::new(),
         })
     }
 }
@@ -82,6 +86,7 @@ pub fn start(app: App, listener: TcpListener) -> Result<Server, StartError> {
             .map_err(|e| StartError::Http(e.to_string()))?,
     );
     let app = Arc::new(app);
+    start_device(&app, addr);
     let workers = (0..app.config.http_threads)
         .map(|_| {
             let http = http.clone();
@@ -101,9 +106,43 @@ pub fn start(app: App, listener: TcpListener) -> Result<Server, StartError> {
     })
 }
 
+/// Starts the LED/display driver for the configured or detected board. Best
+/// effort: without GPIO or a display the simulated board mirrors the state.
+fn start_device(app: &Arc<App>, addr: SocketAddr) {
+    use crate::device::{
+        board, hardware_for, BoardProfile, DeviceDriver, DeviceStatus, DriverOptions,
+    };
+    let profile = BoardProfile::resolve(
+        app.config.board.as_deref(),
+        board::read_device_tree_model().as_deref(),
+    )
+    .unwrap_or_else(|err| {
+        eprintln!("piarchive: {err}; using the simulated board");
+        BoardProfile::simulated()
+    });
+    let web_url = format!("http://{addr}");
+    let driver = DeviceDriver::start(
+        &profile,
+        hardware_for(&profile),
+        DeviceStatus::starting(web_url.clone()),
+        DriverOptions::default(),
+        Box::new(|line| eprintln!("piarchive device: {line}")),
+    );
+    match driver {
+        Ok(driver) => {
+            let stop = device::start_feed(app.clone(), driver.sender(), web_url);
+            let _ = app.device.set(device::DeviceLink::new(driver, stop));
+        }
+        Err(err) => eprintln!("piarchive device: {err}; running without LEDs and display"),
+    }
+}
+
 impl Server {
     /// Stops accepting requests and waits for running handlers to finish.
     pub fn shutdown(self) {
+        if let Some(device) = self.app.device.get() {
+            device.stop();
+        }
         for _ in &self.workers {
             self.http.unblock();
         }

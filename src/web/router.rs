@@ -62,6 +62,10 @@ fn route(app: &App, req: &mut Req) -> Result<Resp, ApiError> {
         (Get, ["api", "v1", "admin", "users", id]) => api::get_user(app, req, id),
         (Patch, ["api", "v1", "admin", "users", id]) => api::update_user(app, req, id),
 
+        (Get, ["api", "v1", "admin", "device"]) => super::device::state(app, req),
+        (Get, ["api", "v1", "admin", "device", "display.png"]) => {
+            super::device::display_png(app, req)
+        }
         (Post, ["api", "v1", "admin", "system", action]) => api::power(app, req, action),
 
         (_, ["api", ..]) => Err(ApiError::not_found()),

@@ -49,6 +49,7 @@ impl<'a> Page<'a> {
                                 a href="/account" { "Account" }
                                 @if caller.is_admin() {
                                     a href="/admin/settings" { "Settings" }
+                                    a href="/admin/device" { "Device" }
                                 }
                                 form.inline method="post" action="/logout" {
                                     @if let Some(csrf) = &caller.csrf_token {

@@ -94,6 +94,7 @@ fn signed_in_route(
         (Get, ["archives", id]) => archives::detail(app, req, caller, id),
         (Get, ["archives", id, "delete"]) => archives::delete_page(app, req, caller, id),
         (Get, ["account"]) => account::account_page(app, req, caller, None),
+        (Get, ["admin", "device"]) => super::device::page(app, caller),
         (Get, ["admin", "settings"]) => account::admin_settings_page(app, req, caller, None),
         _ => Err(ApiError::not_found()),
     }

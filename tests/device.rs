@@ -1,0 +1,48 @@
+//! The device mirror over HTTP: LED states as JSON and the live display PNG.
+
+use std::time::Duration;
+
+use crate::support::{wait_until, TestServer};
+
+fn png_size(png: &[u8]) -> (u32, u32) {
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "a PNG");
+    let width = u32::from_be_bytes(png[16..20].try_into().unwrap());
+    let height = u32::from_be_bytes(png[20..24].try_into().unwrap());
+    (width, height)
+}
+
+#[test]
+fn leds_and_display_follow_the_appliance() {
+    let server = TestServer::start();
+    let admin = server.admin();
+    let member = server.member("bob");
+    assert_eq!(member.get("/api/v1/admin/device").status, 403);
+    assert_eq!(member.get("/api/v1/admin/device/display.png").status, 403);
+
+    // Nothing stored yet: healthy and idle, steady green.
+    wait_until(Duration::from_secs(30), || {
+        admin.get("/api/v1/admin/device").json()["green"] == "steady"
+    });
+    let state = admin.get("/api/v1/admin/device").json();
+    assert_eq!(
+        (state["blue"].as_str(), state["red"].as_str()),
+        (Some("off"), Some("off"))
+    );
+    assert_eq!(state["display_png"], "/api/v1/admin/device/display.png");
+    let before = admin.get("/api/v1/admin/device/display.png");
+    assert_eq!(png_size(&before.body), (128, 64));
+
+    // An archive that is not backed up yet is pending work: green blinks
+    // slowly and the display changes.
+    admin.upload_ok("waiting for the cloud", b"some bytes");
+    wait_until(Duration::from_secs(30), || {
+        admin.get("/api/v1/admin/device").json()["green"] == "slow_blink"
+    });
+    wait_until(Duration::from_secs(30), || {
+        admin.get("/api/v1/admin/device/display.png").body != before.body
+    });
+
+    let page = admin.get("/admin/device");
+    assert_eq!(page.status, 200);
+    assert!(page.text().contains("display.png"));
+}
