@@ -12,7 +12,7 @@ use crate::support::{output_dir, random_bytes, sha256_hex, wait_until, TestServe
 
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
-struct Browser {
+pub struct Browser {
     driver: Child,
     base: String,
     session: String,
@@ -20,7 +20,7 @@ struct Browser {
 }
 
 impl Browser {
-    fn start() -> Browser {
+    pub fn start() -> Browser {
         let chromedriver = ["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]
             .into_iter()
             .find(|path| std::path::Path::new(path).exists())
@@ -97,11 +97,11 @@ impl Browser {
         value["value"].clone()
     }
 
-    fn goto(&self, url: &str) {
+    pub fn goto(&self, url: &str) {
         self.call("POST", "/url", Some(json!({"url": url})));
     }
 
-    fn find(&self, css: &str) -> String {
+    pub fn find(&self, css: &str) -> String {
         let found = self.call(
             "POST",
             "/element",
@@ -113,7 +113,7 @@ impl Browser {
             .to_string()
     }
 
-    fn type_into(&self, css: &str, text: &str) {
+    pub fn type_into(&self, css: &str, text: &str) {
         let element = self.find(css);
         self.call(
             "POST",
@@ -122,7 +122,7 @@ impl Browser {
         );
     }
 
-    fn click(&self, css: &str) {
+    pub fn click(&self, css: &str) {
         let element = self.find(css);
         self.call(
             "POST",
@@ -131,7 +131,7 @@ impl Browser {
         );
     }
 
-    fn script(&self, source: &str) -> Value {
+    pub fn script(&self, source: &str) -> Value {
         self.call(
             "POST",
             "/execute/sync",
@@ -139,7 +139,7 @@ impl Browser {
         )
     }
 
-    fn script_async(&self, source: &str) -> Value {
+    pub fn script_async(&self, source: &str) -> Value {
         self.call(
             "POST",
             "/execute/async",
@@ -147,21 +147,21 @@ impl Browser {
         )
     }
 
-    fn text(&self) -> String {
+    pub fn text(&self) -> String {
         self.script("return document.body.innerText;")
             .as_str()
             .unwrap_or_default()
             .to_string()
     }
 
-    fn path(&self) -> String {
+    pub fn path(&self) -> String {
         self.script("return location.pathname;")
             .as_str()
             .unwrap_or_default()
             .to_string()
     }
 
-    fn wait_for(&self, what: &str, check: impl Fn(&Browser) -> bool) {
+    pub fn wait_for(&self, what: &str, check: impl Fn(&Browser) -> bool) {
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
         while !check(self) {
             assert!(
@@ -173,7 +173,7 @@ impl Browser {
         }
     }
 
-    fn screenshot(&self, name: &str) {
+    pub fn screenshot(&self, name: &str) {
         let png = self.call("GET", "/screenshot", None);
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(png.as_str().unwrap())

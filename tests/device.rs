@@ -46,3 +46,29 @@ fn leds_and_display_follow_the_appliance() {
     assert_eq!(page.status, 200);
     assert!(page.text().contains("display.png"));
 }
+
+#[test]
+fn the_device_page_mirrors_leds_and_display_in_a_browser() {
+    let server = TestServer::start();
+    let admin = server.admin();
+    admin.upload_ok("shown on the display", b"bytes");
+    let browser = crate::browser::Browser::start();
+    browser.goto(&format!("{}/login", server.base));
+    browser.type_into("input[name=username]", "admin");
+    browser.type_into("input[name=password]", "admin password");
+    browser.click("button[type=submit]");
+    browser.wait_for("the home page", |b| b.path() == "/");
+    browser.goto(&format!("{}/admin/device", server.base));
+    browser.wait_for("the display image", |b| {
+        b.script(
+            "const i = document.getElementById('display'); return i.complete && i.naturalWidth;",
+        ) == serde_json::json!(128)
+    });
+    browser.wait_for("the green LED to blink for pending work", |b| {
+        b.script("return document.getElementById('led-green').className;")
+            .as_str()
+            .unwrap_or("")
+            .contains("pattern-slow_blink")
+    });
+    browser.screenshot("07-device");
+}
