@@ -6,6 +6,7 @@
 //! `archive` and `settings` and never open LMDB transactions themselves;
 //! pages (`pages/`) only render data handed to them.
 
+pub mod admin_api;
 pub mod api;
 pub mod auth;
 pub mod http;
@@ -29,6 +30,8 @@ pub struct App {
     pub store: Store,
     pub accounts: Accounts,
     pub archives: Archives,
+    /// Saved scripts, deployments, the system log.
+    pub admin: Arc<crate::admin::Admin>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +45,8 @@ pub enum StartError {
     Store(#[from] crate::store::StoreError),
     #[error("Cannot prepare the archive folders: {0}")]
     Archives(#[from] crate::archive::ArchiveError),
+    #[error("Cannot prepare the admin scripts: {0}")]
+    Admin(#[from] crate::admin::saved_scripts::ScriptsError),
     #[error("Cannot serve HTTP: {0}")]
     Http(String),
 }
@@ -55,11 +60,13 @@ impl App {
         let store = Store::open(&config.data_dir.join("db"), config.map_size)?;
         let accounts = Accounts::new(store.clone(), config.session_ttl);
         let archives = Archives::open(store.clone(), &config.data_dir)?;
+        let admin = Arc::new(crate::admin::Admin::open(store.clone(), &config.data_dir)?);
         Ok(App {
             config,
             store,
             accounts,
             archives,
+            admin,
         })
     }
 }
@@ -82,6 +89,7 @@ pub fn start(app: App, listener: TcpListener) -> Result<Server, StartError> {
             .map_err(|e| StartError::Http(e.to_string()))?,
     );
     let app = Arc::new(app);
+    app.admin.start_scheduler();
     let workers = (0..app.config.http_threads)
         .map(|_| {
             let http = http.clone();
@@ -104,6 +112,7 @@ pub fn start(app: App, listener: TcpListener) -> Result<Server, StartError> {
 impl Server {
     /// Stops accepting requests and waits for running handlers to finish.
     pub fn shutdown(self) {
+        self.app.admin.stop_scheduler();
         for _ in &self.workers {
             self.http.unblock();
         }

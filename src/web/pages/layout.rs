@@ -49,6 +49,9 @@ impl<'a> Page<'a> {
                                 a href="/account" { "Account" }
                                 @if caller.is_admin() {
                                     a href="/admin/settings" { "Settings" }
+                                    a href="/admin" { "Admin" }
+                                    a href="/admin/log" { "Log" }
+                                    a href="/admin/users" { "Users" }
                                 }
                                 form.inline method="post" action="/logout" {
                                     @if let Some(csrf) = &caller.csrf_token {
