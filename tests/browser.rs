@@ -394,6 +394,12 @@ fn admin_pages_in_a_real_browser() {
     );
     assert_eq!(result.status, 200);
     browser.wait_for("the live entry", |b| b.text().contains("live & <tailed>"));
+    let first_row =
+        browser.script("return document.querySelector('#log-table tbody tr').innerText;");
+    assert!(
+        first_row.as_str().unwrap_or("").contains("admin"),
+        "the live row names the user: {first_row}"
+    );
     browser.screenshot("admin-07-log");
 
     // Users.

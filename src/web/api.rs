@@ -147,11 +147,24 @@ pub fn create_user(app: &App, req: &mut Req) -> Answer {
     };
     let body: NewUser = req.json()?;
     let user = match caller {
-        Some(caller) if caller.is_admin() => app.accounts.create_user(
-            &body.username,
-            &body.password,
-            body.role.unwrap_or(Role::Member),
-        )?,
+        Some(caller) if caller.is_admin() => {
+            let user = app.accounts.create_user(
+                &body.username,
+                &body.password,
+                body.role.unwrap_or(Role::Member),
+            )?;
+            app.admin.log.info(
+                "users",
+                &format!(
+                    "{} created the {} {}.",
+                    caller.user.username,
+                    user.role.as_str(),
+                    user.username
+                ),
+                Subject::user(&caller.user.id),
+            );
+            user
+        }
         _ => {
             if body.role == Some(Role::Admin) {
                 return Err(ApiError::forbidden("Only an admin may create admins."));

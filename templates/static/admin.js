@@ -145,6 +145,7 @@
   const table = document.getElementById("log-table");
   if (live && table && window.EventSource) {
     const ranks = { debug: 0, info: 1, warn: 2, error: 3 };
+    const users = JSON.parse(table.dataset.users || "{}");
     const level = table.dataset.level, source = table.dataset.source, text = (table.dataset.q || "").toLowerCase();
     const keep = (entry) =>
       (!level || ranks[entry.level] >= ranks[level]) &&
@@ -158,7 +159,7 @@
       const row = document.createElement("tr");
       row.className = `level-${entry.level} live`;
       const time = new Date(entry.time_ms).toISOString().slice(0, 16).replace("T", " ") + " UTC";
-      for (const cell of [time, entry.level, entry.source, entry.message, entry.user_id || "", entry.archive_id || ""]) {
+      for (const cell of [time, entry.level, entry.source, entry.message, users[entry.user_id] || entry.user_id || "", entry.archive_id || ""]) {
         const td = document.createElement("td");
         td.textContent = cell;
         row.append(td);

@@ -184,7 +184,8 @@ pub fn log_page(app: &App, req: &Req, caller: &Caller) -> Result<Resp, ApiError>
         @if live {
             p.muted id="live-status" data-live="1" { "Live: new entries appear at the top." }
         }
-        table.log id="log-table" data-level=(get("level")) data-source=(get("source")) data-q=(get("q")) {
+        table.log id="log-table" data-level=(get("level")) data-source=(get("source")) data-q=(get("q"))
+            data-users=(serde_json::to_string(&usernames).unwrap_or_default()) {
             thead { tr { th { "Time" } th { "Level" } th { "Source" } th { "Message" } th { "User" } th { "Archive" } } }
             tbody {
                 @for entry in &entries {
