@@ -411,6 +411,11 @@ fn log_records_logins_uploads_settings_and_pages_back() {
         .iter()
         .all(|e| e["message"].as_str().unwrap().contains("holiday")));
     assert!(log_entries(&admin, "until=0").is_empty());
+    assert!(log_entries(&admin, "until=1970-01-01T00:00").is_empty());
+    assert_eq!(
+        log_entries(&admin, "until=2999-01-01T00:00").len(),
+        all.len().min(100)
+    );
     assert_eq!(
         log_entries(&admin, "since=1970-01-01T00:00").len(),
         all.len().min(100)

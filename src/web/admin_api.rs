@@ -269,8 +269,12 @@ pub fn log_query_from(
         source: text("source"),
         text: text("q"),
         before: text("before"),
-        // The whole second named is included.
-        until_ms: time("until")?.map(|ms| ms + 999),
+        // The whole second (or minute, for `YYYY-MM-DDTHH:MM`) named is
+        // included.
+        until_ms: time("until")?.map(|ms| {
+            let minute_only = text("until").is_some_and(|v| v.matches(':').count() == 1);
+            ms + if minute_only { 59_999 } else { 999 }
+        }),
         since_ms: time("since")?,
         limit,
     })

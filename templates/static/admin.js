@@ -65,7 +65,12 @@
       box.hidden = false;
       box.textContent = "Running…";
       try {
-        showResult(box, await api("POST", `/api/v1/admin/scripts/${button.dataset.scriptId}/run`));
+        const result = await api("POST", `/api/v1/admin/scripts/${button.dataset.scriptId}/run`);
+        showResult(box, result);
+        const lastRun = button.closest(".script-card").querySelector(".last-run-line");
+        if (lastRun) {
+          lastRun.textContent = `Last run: just now · ${result.ok ? "ok" : "failed"} · ${result.duration_ms} ms`;
+        }
       } catch (error) {
         box.textContent = error.message;
       } finally {

@@ -46,7 +46,7 @@ pub fn home(app: &App, caller: &Caller) -> Result<Resp, ApiError> {
                 section.card.script-card data-script-id=(script.id) {
                     h2 { (script.name) }
                     p.description { (script.description) }
-                    p { "Last run: " (last_run(&script.last_run)) }
+                    p.last-run-line { "Last run: " (last_run(&script.last_run)) }
                     p {
                         button.run-script type="button" data-script-id=(script.id) { "Run" }
                         " "
