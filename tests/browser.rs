@@ -277,3 +277,142 @@ fn first_use_upload_and_download_in_a_real_browser() {
     );
     std::fs::remove_file(&file).unwrap();
 }
+
+/// The admin pages in a real browser: develop -> test run -> save -> card
+/// -> run; create and terminate a deployment; the log page with its live
+/// tail; the users page.
+#[test]
+fn admin_pages_in_a_real_browser() {
+    let server = TestServer::start();
+    let admin = server.admin();
+    let browser = Browser::start();
+    let site = &server.base;
+    browser.goto(&format!("{site}/login"));
+    browser.type_into("input[name=username]", "admin");
+    browser.type_into("input[name=password]", "admin password");
+    browser.click("button[type=submit]");
+    browser.wait_for("the home page", |b| b.path() == "/");
+
+    // The admin home lists the built-in scripts.
+    browser.goto(&format!("{site}/admin"));
+    browser.wait_for("the script cards", |b| b.text().contains("storage report"));
+    browser.screenshot("admin-01-home");
+
+    // Develop: a syntax error first, with its line and column.
+    browser.goto(&format!("{site}/admin/scripts/new"));
+    browser.script("document.getElementById('source').value = 'let x = 1;\\nlet y = ;';");
+    browser.click("#test-run");
+    browser.wait_for("the syntax error", |b| {
+        b.text().contains("line 2, column 9")
+    });
+    browser.screenshot("admin-02-syntax-error");
+    browser.script(
+        "document.getElementById('source').value = 'print(\"hello <world>\");\\nlog(\"warn\", \"from the browser\");\\n6 * 7';",
+    );
+    browser.click("#test-run");
+    browser.wait_for("the test run", |b| {
+        b.text().contains("hello <world>") && b.text().contains("Finished in")
+    });
+    assert!(browser.text().contains("42"));
+    browser.screenshot("admin-03-test-run");
+    // Nothing is saved by a test run.
+    assert_eq!(
+        admin
+            .get("/api/v1/admin/scripts")
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        4
+    );
+    browser.type_into("input[name=name]", "answer & <more>");
+    browser.type_into("textarea[name=description]", "Says hello and answers.");
+    browser.click("#save");
+    browser.wait_for("the save", |b| b.text().contains("Saved."));
+    browser.wait_for("the new address", |b| {
+        b.path().starts_with("/admin/scripts/") && b.path() != "/admin/scripts/new"
+    });
+    browser.screenshot("admin-04-saved");
+
+    // The card runs it; the output appears in the card.
+    browser.goto(&format!("{site}/admin"));
+    browser.wait_for("the new card", |b| b.text().contains("answer & <more>"));
+    let scripts = admin.get("/api/v1/admin/scripts").json();
+    let script_id = scripts
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "answer & <more>")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    browser.click(&format!("button.run-script[data-script-id='{script_id}']"));
+    browser.wait_for("the run output in the card", |b| {
+        b.script(&format!(
+            "return document.querySelector(\".script-card[data-script-id='{script_id}'] .run-result\").innerText;"
+        ))
+        .as_str()
+        .unwrap_or("")
+        .contains("=> 42")
+    });
+    browser.screenshot("admin-05-card-run");
+
+    // Deploy it every 2 seconds, see a run, terminate it.
+    browser.goto(&format!("{site}/admin"));
+    browser.script(&format!(
+        "document.querySelector('#new-deployment select').value = '{script_id}';\
+         document.querySelector('#new-deployment input[name=interval_seconds]').value = '2';"
+    ));
+    browser.click("#new-deployment button[type=submit]");
+    browser.wait_for("the deployment in the list", |b| {
+        b.script("return document.querySelectorAll('table.deployments tbody tr').length;")
+            == json!(1)
+    });
+    wait_until(Duration::from_secs(30), || {
+        admin.get("/api/v1/admin/deployments").json()[0]["last_run"]["ok"] == json!(true)
+    });
+    browser.goto(&format!("{site}/admin"));
+    browser.wait_for("the deployment's last run", |b| b.text().contains(" ms"));
+    browser.screenshot("admin-06-deployment");
+    browser.click("button.terminate");
+    browser.wait_for("the deployment gone", |b| {
+        b.text().contains("No deployments")
+    });
+    assert_eq!(admin.get("/api/v1/admin/deployments").json(), json!([]));
+
+    // The log page: filters, and the live tail.
+    browser.goto(&format!("{site}/admin/log?level=warn"));
+    browser.wait_for("the log page", |b| b.text().contains("from the browser"));
+    browser.wait_for("the live stream", |b| {
+        b.script("return document.getElementById('live-status').dataset.connected || '';")
+            == json!("1")
+    });
+    let result = admin.post_json(
+        "/api/v1/admin/scripts/run",
+        &json!({"source": "log(\"error\", \"live & <tailed>\")"}),
+    );
+    assert_eq!(result.status, 200);
+    browser.wait_for("the live entry", |b| b.text().contains("live & <tailed>"));
+    let first_row =
+        browser.script("return document.querySelector('#log-table tbody tr').innerText;");
+    assert!(
+        first_row.as_str().unwrap_or("").contains("admin"),
+        "the live row names the user: {first_row}"
+    );
+    browser.screenshot("admin-07-log");
+
+    // Users.
+    browser.goto(&format!("{site}/admin/users"));
+    browser.type_into("form.card input[name=username]", "grandma");
+    browser.type_into("form.card input[name=password]", "long enough");
+    browser.click("form.card button[type=submit]");
+    browser.wait_for("the new user", |b| {
+        b.text().contains("Created the member grandma.")
+    });
+    browser.click("tr[data-user=admin] button[name=role]");
+    browser.wait_for("the refusal", |b| {
+        b.text().contains("This is the last admin")
+    });
+    browser.screenshot("admin-08-users");
+}

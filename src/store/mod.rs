@@ -160,6 +160,14 @@ impl<V: Serialize + DeserializeOwned> Table<V> {
         Ok(out)
     }
 
+    /// The record with the smallest key, if any.
+    pub fn first(&self, txn: &RoTxn) -> Result<Option<(Vec<u8>, V)>> {
+        match self.db.first(txn).map_err(StoreError::from_heed)? {
+            Some((key, bytes)) => Ok(Some((key.to_vec(), self.decode(bytes)?))),
+            None => Ok(None),
+        }
+    }
+
     pub fn len(&self, txn: &RoTxn) -> Result<u64> {
         self.db.len(txn).map_err(StoreError::from_heed)
     }

@@ -7,6 +7,7 @@ use super::auth::{self, api_caller, require_admin};
 use super::http::{content_disposition, parse_range, ApiError, RangeRequest, Req, Resp};
 use super::App;
 use crate::accounts::Caller;
+use crate::admin::log::Subject;
 use crate::archive::NewUpload;
 use crate::settings::Settings;
 use crate::store::records::{ApiTokenRecord, ArchiveRecord, PartRecord, Role, UserRecord};
@@ -78,7 +79,12 @@ pub fn login(app: &App, req: &mut Req) -> Answer {
 }
 
 fn login_answer(app: &App, req: &Req, username: &str, password: &str, status: u16) -> Answer {
-    let session = app.accounts.login(username, password, &req.remote_addr)?;
+    let session = log_login(
+        app,
+        req,
+        username,
+        app.accounts.login(username, password, &req.remote_addr),
+    )?;
     let max_age = app.config.session_ttl.as_secs() as i64;
     Ok(Resp::json(
         status,
@@ -96,6 +102,31 @@ pub fn logout(app: &App, req: &mut Req) -> Answer {
         app.accounts.logout(&token)?;
     }
     Ok(Resp::new(204).header("Set-Cookie", auth::clear_session_cookie()))
+}
+
+/// Writes a login's outcome to the system log and hands it back.
+pub fn log_login<T>(
+    app: &App,
+    req: &Req,
+    username: &str,
+    outcome: Result<T, crate::accounts::AccountError>,
+) -> Result<T, crate::accounts::AccountError> {
+    match &outcome {
+        Ok(_) => app.admin.log.info(
+            "login",
+            &format!("{username} logged in from {}.", req.remote_addr),
+            Subject::default(),
+        ),
+        Err(err) => app.admin.log.warn(
+            "login",
+            &format!(
+                "Login as {username:?} from {} failed: {err}",
+                req.remote_addr
+            ),
+            Subject::default(),
+        ),
+    }
+    outcome
 }
 
 #[derive(Deserialize)]
@@ -116,11 +147,24 @@ pub fn create_user(app: &App, req: &mut Req) -> Answer {
     };
     let body: NewUser = req.json()?;
     let user = match caller {
-        Some(caller) if caller.is_admin() => app.accounts.create_user(
-            &body.username,
-            &body.password,
-            body.role.unwrap_or(Role::Member),
-        )?,
+        Some(caller) if caller.is_admin() => {
+            let user = app.accounts.create_user(
+                &body.username,
+                &body.password,
+                body.role.unwrap_or(Role::Member),
+            )?;
+            app.admin.log.info(
+                "users",
+                &format!(
+                    "{} created the {} {}.",
+                    caller.user.username,
+                    user.role.as_str(),
+                    user.username
+                ),
+                Subject::user(&caller.user.id),
+            );
+            user
+        }
         _ => {
             if body.role == Some(Role::Admin) {
                 return Err(ApiError::forbidden("Only an admin may create admins."));
@@ -215,8 +259,21 @@ pub fn put_archive(app: &App, req: &mut Req) -> Answer {
         length,
     };
     let archive = app.archives.ingest_whole(new, req.body())?;
+    log_upload(app, &caller.user.username, &archive);
     Ok(Resp::json(201, &archive_json(&archive))
         .header("Location", format!("/api/v1/archives/{}", archive.id)))
+}
+
+/// Writes a completed upload to the system log.
+pub fn log_upload(app: &App, username: &str, archive: &ArchiveRecord) {
+    app.admin.log.info(
+        "upload",
+        &format!(
+            "{username} uploaded {:?} ({} bytes).",
+            archive.name, archive.size
+        ),
+        Subject::archive(&archive.owner_id, &archive.id),
+    );
 }
 
 pub fn get_archive(app: &App, req: &mut Req, archive_id: &str) -> Answer {
@@ -306,6 +363,11 @@ pub fn put_settings(app: &App, req: &mut Req) -> Answer {
     require_admin(&caller)?;
     let settings: Settings = req.json()?;
     settings.save(&app.store)?;
+    app.admin.log.info(
+        "settings",
+        &format!("{} changed the appliance settings.", caller.user.username),
+        Subject::user(&caller.user.id),
+    );
     Ok(Resp::json(200, &settings))
 }
 
@@ -335,7 +397,29 @@ pub fn update_user(app: &App, req: &mut Req, user_id: &str) -> Answer {
     let change: UserChange = req.json()?;
     let user = app
         .accounts
-        .update_user(user_id, change.role, change.disabled)?;
+        .update_user(user_id, change.role, change.disabled)
+        .inspect_err(|err| {
+            app.admin.log.warn(
+                "users",
+                &format!("{} was refused a user change: {err}", caller.user.username),
+                Subject::user(&caller.user.id),
+            )
+        })?;
+    app.admin.log.info(
+        "users",
+        &format!(
+            "{} made {} {}{}.",
+            caller.user.username,
+            user.username,
+            if user.disabled {
+                "a disabled "
+            } else {
+                "an active "
+            },
+            user.role.as_str()
+        ),
+        Subject::user(&caller.user.id),
+    );
     Ok(Resp::json(200, &user_json(&user)))
 }
 

@@ -6,6 +6,7 @@
 //! `archive` and `settings` and never open LMDB transactions themselves;
 //! pages (`pages/`) only render data handed to them.
 
+pub mod admin_api;
 pub mod api;
 pub mod auth;
 pub mod device;
@@ -32,6 +33,8 @@ pub struct App {
     pub archives: Archives,
     /// The LEDs and display, once the server knows its address.
     pub device: std::sync::OnceLock<device::DeviceLink>,
+    /// Saved scripts, deployments, the system log.
+    pub admin: Arc<crate::admin::Admin>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +48,8 @@ pub enum StartError {
     Store(#[from] crate::store::StoreError),
     #[error("Cannot prepare the archive folders: {0}")]
     Archives(#[from] crate::archive::ArchiveError),
+    #[error("Cannot prepare the admin scripts: {0}")]
+    Admin(#[from] crate::admin::saved_scripts::ScriptsError),
     #[error("Cannot serve HTTP: {0}")]
     Http(String),
 }
@@ -58,12 +63,14 @@ impl App {
         let store = Store::open(&config.data_dir.join("db"), config.map_size)?;
         let accounts = Accounts::new(store.clone(), config.session_ttl);
         let archives = Archives::open(store.clone(), &config.data_dir)?;
+        let admin = Arc::new(crate::admin::Admin::open(store.clone(), &config.data_dir)?);
         Ok(App {
             config,
             store,
             accounts,
             archives,
             device: std::sync::OnceLock::new(),
+            admin,
         })
     }
 }
@@ -87,6 +94,7 @@ pub fn start(app: App, listener: TcpListener) -> Result<Server, StartError> {
     );
     let app = Arc::new(app);
     start_device(&app, addr);
+    app.admin.start_scheduler();
     let workers = (0..app.config.http_threads)
         .map(|_| {
             let http = http.clone();
@@ -143,6 +151,7 @@ impl Server {
         if let Some(device) = self.app.device.get() {
             device.stop();
         }
+        self.app.admin.stop_scheduler();
         for _ in &self.workers {
             self.http.unblock();
         }

@@ -4,9 +4,15 @@
 use tiny_http::Method;
 
 use super::http::{ApiError, Req, Resp};
-use super::{api, pages, tus, App};
+use super::{admin_api, api, pages, tus, App};
 
 pub fn handle(app: &App, mut request: tiny_http::Request) {
+    // The live log answers from a thread of its own.
+    if request.method() == &Method::Get
+        && request.url().split('?').next() == Some("/api/v1/admin/log/events")
+    {
+        return admin_api::log_events(app, request);
+    }
     let resp = {
         let mut req = Req::new(&mut request);
         let is_api = req.path.starts_with("/api/");
@@ -67,6 +73,9 @@ fn route(app: &App, req: &mut Req) -> Result<Resp, ApiError> {
             super::device::display_png(app, req)
         }
         (Post, ["api", "v1", "admin", "system", action]) => api::power(app, req, action),
+        (_, ["api", "v1", "admin", "scripts" | "deployments" | "log", ..]) => {
+            admin_api::route(app, req, &method, &segments[3..])
+        }
 
         (_, ["api", ..]) => Err(ApiError::not_found()),
         _ => pages::route(app, req, &method, &segments),

@@ -143,9 +143,12 @@ pub fn patch(app: &App, req: &mut Req, upload_id: &str) -> Answer {
         PatchOutcome::Stored { offset } => {
             tus(Resp::new(204)).header("Upload-Offset", offset.to_string())
         }
-        PatchOutcome::Complete { archive } => tus(Resp::new(204))
-            .header("Upload-Offset", archive.size.to_string())
-            .header("Archive-Id", archive.id.clone()),
+        PatchOutcome::Complete { archive } => {
+            super::api::log_upload(app, &caller.user.username, &archive);
+            tus(Resp::new(204))
+                .header("Upload-Offset", archive.size.to_string())
+                .header("Archive-Id", archive.id.clone())
+        }
     })
 }
 

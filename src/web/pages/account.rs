@@ -80,7 +80,12 @@ pub fn login_page(app: &App, _req: &mut Req) -> Result<Resp, ApiError> {
 }
 
 fn sign_in(app: &App, req: &Req, username: &str, password: &str) -> Result<Resp, ApiError> {
-    let session = app.accounts.login(username, password, &req.remote_addr)?;
+    let session = crate::web::api::log_login(
+        app,
+        req,
+        username,
+        app.accounts.login(username, password, &req.remote_addr),
+    )?;
     let max_age = app.config.session_ttl.as_secs() as i64;
     Ok(Resp::redirect("/").header(
         "Set-Cookie",
@@ -320,5 +325,10 @@ pub fn admin_settings_post(
     if let Err(err) = settings.save(&app.store) {
         return admin_settings_page(app, req, caller, Some(err.to_string()));
     }
+    app.admin.log.info(
+        "settings",
+        &format!("{} changed the appliance settings.", caller.user.username),
+        crate::admin::log::Subject::user(&caller.user.id),
+    );
     Ok(Resp::redirect("/admin/settings"))
 }

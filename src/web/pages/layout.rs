@@ -50,6 +50,9 @@ impl<'a> Page<'a> {
                                 @if caller.is_admin() {
                                     a href="/admin/settings" { "Settings" }
                                     a href="/admin/device" { "Device" }
+                                    a href="/admin" { "Admin" }
+                                    a href="/admin/log" { "Log" }
+                                    a href="/admin/users" { "Users" }
                                 }
                                 form.inline method="post" action="/logout" {
                                     @if let Some(csrf) = &caller.csrf_token {

@@ -3,6 +3,7 @@
 //! checks the session's CSRF token.
 
 mod account;
+mod admin;
 mod archives;
 mod layout;
 
@@ -28,6 +29,11 @@ const STATIC_FILES: &[(&str, &str, &str)] = &[
         "upload.js",
         "text/javascript; charset=utf-8",
         include_str!("../../../templates/static/upload.js"),
+    ),
+    (
+        "admin.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../templates/static/admin.js"),
     ),
 ];
 
@@ -85,6 +91,7 @@ fn signed_in_route(
             ["archives", id, "rename"] => archives::rename_post(app, req, caller, id, &form),
             ["archives", id, "delete"] => archives::delete_post(app, caller, id),
             ["admin", "settings"] => account::admin_settings_post(app, req, caller, &form),
+            ["admin", "users", target] => admin::users_post(app, caller, target, &form),
             _ => Err(ApiError::not_found()),
         };
     }
@@ -96,6 +103,11 @@ fn signed_in_route(
         (Get, ["account"]) => account::account_page(app, req, caller, None),
         (Get, ["admin", "device"]) => super::device::page(app, caller),
         (Get, ["admin", "settings"]) => account::admin_settings_page(app, req, caller, None),
+        (Get, ["admin"]) => admin::home(app, caller),
+        (Get, ["admin", "scripts", "new"]) => admin::develop(app, caller, None),
+        (Get, ["admin", "scripts", id]) => admin::develop(app, caller, Some(id)),
+        (Get, ["admin", "log"]) => admin::log_page(app, req, caller),
+        (Get, ["admin", "users"]) => admin::users_page(app, caller, None),
         _ => Err(ApiError::not_found()),
     }
 }

@@ -1,0 +1,398 @@
+//! The admin JSON API of API.md: saved scripts, test runs, deployments, the
+//! system log and its live tail (Server-Sent Events). Every route answers
+//! 403 to members; state changes made with the cookie need the CSRF token.
+
+use std::io::Write;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::RecvTimeoutError;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tiny_http::Method;
+
+use super::auth::{api_caller, require_admin};
+use super::http::{ApiError, Req, Resp};
+use super::App;
+use crate::accounts::Caller;
+use crate::admin::deployments::{self, NewDeployment};
+use crate::admin::log::{LogError, LogLevel, LogQuery, LogSettings, MAX_QUERY_LIMIT};
+use crate::admin::saved_scripts::{self, ScriptDraft, ScriptsError};
+use crate::store::records::{DeploymentRecord, RunSummary, ScriptRecord};
+
+type Answer = Result<Resp, ApiError>;
+
+/// Live log streams open at once; each holds one thread.
+pub const MAX_LOG_STREAMS: usize = 8;
+static LOG_STREAMS: AtomicUsize = AtomicUsize::new(0);
+
+/// A comment line sent when nothing happened for this long, so a client
+/// that went away is noticed.
+const KEEPALIVE: Duration = Duration::from_secs(15);
+
+impl From<ScriptsError> for ApiError {
+    fn from(err: ScriptsError) -> ApiError {
+        let message = err.to_string();
+        match err {
+            ScriptsError::NotFound => ApiError::new(404, "not_found", message),
+            ScriptsError::Invalid(_) => ApiError::new(400, "invalid", message),
+            ScriptsError::InUse(_) => ApiError::new(409, "in_use", message),
+            ScriptsError::Store(store) => store.into(),
+        }
+    }
+}
+
+impl From<LogError> for ApiError {
+    fn from(err: LogError) -> ApiError {
+        match err {
+            LogError::Invalid(message) => ApiError::new(400, "invalid", message),
+            LogError::Store(store) => store.into(),
+        }
+    }
+}
+
+pub fn run_summary_json(summary: &Option<RunSummary>) -> Value {
+    match summary {
+        Some(run) => json!({
+            "at": run.at, "ok": run.ok, "duration_ms": run.duration_ms, "message": run.message,
+        }),
+        None => Value::Null,
+    }
+}
+
+pub fn script_json(script: &ScriptRecord) -> Value {
+    json!({
+        "id": script.id,
+        "name": script.name,
+        "description": script.description,
+        "source": script.source,
+        "created_at": script.created_at,
+        "updated_at": script.updated_at,
+        "last_run": run_summary_json(&script.last_run),
+    })
+}
+
+pub fn deployment_json(
+    app: &App,
+    deployment: &DeploymentRecord,
+    script_name: Option<&str>,
+) -> Value {
+    json!({
+        "id": deployment.id,
+        "script_id": deployment.script_id,
+        "script_name": script_name,
+        "interval_seconds": deployment.interval_seconds,
+        "next_run_at": deployment.next_run_at,
+        "created_at": deployment.created_at,
+        "running": app.admin.deployment_running(&deployment.id),
+        "last_run": run_summary_json(&deployment.last_run),
+    })
+}
+
+/// The admin caller, or 401/403.
+pub fn admin_caller(app: &App, req: &Req) -> Result<Caller, ApiError> {
+    let caller = api_caller(app, req)?;
+    require_admin(&caller)?;
+    Ok(caller)
+}
+
+/// Routes `/api/v1/admin/{scripts,deployments,log}...`; `rest` is the path
+/// after `/api/v1/admin/`.
+pub fn route(app: &App, req: &mut Req, method: &Method, rest: &[&str]) -> Answer {
+    let caller = admin_caller(app, req)?;
+    use Method::*;
+    match (method, rest) {
+        (Get, ["scripts"]) => list_scripts(app),
+        (Post, ["scripts"]) => create_script(app, req, &caller),
+        (Post, ["scripts", "run"]) => run_source(app, req, &caller),
+        (Get, ["scripts", id]) => Ok(Resp::json(
+            200,
+            &script_json(&saved_scripts::get(app.admin.store(), id)?),
+        )),
+        (Put, ["scripts", id]) => update_script(app, req, &caller, id),
+        (Delete, ["scripts", id]) => delete_script(app, &caller, id),
+        (Post, ["scripts", id, "run"]) => {
+            let result = app.admin.run_saved(id, &caller.user.id)?;
+            Ok(Resp::json(200, &result))
+        }
+        (Get, ["deployments"]) => list_deployments(app),
+        (Post, ["deployments"]) => {
+            let new: NewDeployment = req.json()?;
+            let deployment = app.admin.create_deployment(&new, &caller.user.id)?;
+            let name = saved_scripts::get(app.admin.store(), &deployment.script_id)
+                .ok()
+                .map(|s| s.name);
+            Ok(Resp::json(
+                201,
+                &deployment_json(app, &deployment, name.as_deref()),
+            ))
+        }
+        (Delete, ["deployments", id]) => {
+            app.admin.terminate_deployment(id, &caller.user.id)?;
+            Ok(Resp::new(204))
+        }
+        (Get, ["log"]) => query_log(app, req),
+        (Get, ["log", "settings"]) => Ok(Resp::json(200, &app.admin.log.settings()?)),
+        (Put, ["log", "settings"]) => {
+            let settings: LogSettings = req.json()?;
+            app.admin.log.save_settings(&settings)?;
+            app.admin.log.info(
+                "settings",
+                &format!(
+                    "{} set the log to keep {} entries for {} days.",
+                    caller.user.username, settings.max_entries, settings.max_age_days
+                ),
+                crate::admin::log::Subject::user(&caller.user.id),
+            );
+            Ok(Resp::json(200, &settings))
+        }
+        _ => Err(ApiError::not_found()),
+    }
+}
+
+fn list_scripts(app: &App) -> Answer {
+    let scripts: Vec<Value> = saved_scripts::list(app.admin.store())?
+        .iter()
+        .map(script_json)
+        .collect();
+    Ok(Resp::json(200, &scripts))
+}
+
+fn create_script(app: &App, req: &mut Req, caller: &Caller) -> Answer {
+    let draft: ScriptDraft = req.json()?;
+    let script = saved_scripts::create(app.admin.store(), &draft)?;
+    app.admin.log.info(
+        "scripts",
+        &format!(
+            "{} saved a new script {:?}.",
+            caller.user.username, script.name
+        ),
+        crate::admin::log::Subject::user(&caller.user.id),
+    );
+    Ok(Resp::json(201, &script_json(&script))
+        .header("Location", format!("/api/v1/admin/scripts/{}", script.id)))
+}
+
+fn update_script(app: &App, req: &mut Req, caller: &Caller, script_id: &str) -> Answer {
+    let draft: ScriptDraft = req.json()?;
+    let script = saved_scripts::update(app.admin.store(), script_id, &draft)?;
+    app.admin.log.info(
+        "scripts",
+        &format!(
+            "{} saved the script {:?}.",
+            caller.user.username, script.name
+        ),
+        crate::admin::log::Subject::user(&caller.user.id),
+    );
+    Ok(Resp::json(200, &script_json(&script)))
+}
+
+fn delete_script(app: &App, caller: &Caller, script_id: &str) -> Answer {
+    let script = saved_scripts::delete(app.admin.store(), script_id)?;
+    app.admin.log.info(
+        "scripts",
+        &format!(
+            "{} deleted the script {:?}.",
+            caller.user.username, script.name
+        ),
+        crate::admin::log::Subject::user(&caller.user.id),
+    );
+    Ok(Resp::new(204))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SourceOnly {
+    source: String,
+}
+
+fn run_source(app: &App, req: &mut Req, caller: &Caller) -> Answer {
+    let body: SourceOnly = req.json()?;
+    let result = app.admin.run_source(&body.source, &caller.user.id);
+    Ok(Resp::json(200, &result))
+}
+
+fn list_deployments(app: &App) -> Answer {
+    let scripts = saved_scripts::list(app.admin.store())?;
+    let list: Vec<Value> = deployments::list(app.admin.store())?
+        .iter()
+        .map(|d| {
+            let name = scripts
+                .iter()
+                .find(|s| s.id == d.script_id)
+                .map(|s| s.name.as_str());
+            deployment_json(app, d, name)
+        })
+        .collect();
+    Ok(Resp::json(200, &list))
+}
+
+/// `level`, `source`, `q`, `limit`, `before` (an entry id), `since` and
+/// `until` (Unix seconds, or `YYYY-MM-DDTHH:MM` in UTC).
+pub fn log_query_from(
+    query: &std::collections::HashMap<String, String>,
+) -> Result<LogQuery, ApiError> {
+    let text = |name: &str| {
+        query
+            .get(name)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    };
+    let level = match text("level") {
+        Some(level) => Some(LogLevel::parse(&level).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "The level {level:?} is not one of debug, info, warn, error."
+            ))
+        })?),
+        None => None,
+    };
+    let limit = match text("limit") {
+        Some(limit) => limit.parse::<usize>().map_err(|_| {
+            ApiError::bad_request(format!(
+                "The limit must be a number from 1 to {MAX_QUERY_LIMIT}."
+            ))
+        })?,
+        None => 100,
+    };
+    let time = |name: &str| -> Result<Option<i64>, ApiError> {
+        match text(name) {
+            Some(value) => parse_time_ms(&value).map(Some).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "The time {value:?} ({name}) is neither Unix seconds nor YYYY-MM-DDTHH:MM."
+                ))
+            }),
+            None => Ok(None),
+        }
+    };
+    Ok(LogQuery {
+        level,
+        source: text("source"),
+        text: text("q"),
+        before: text("before"),
+        // The whole second (or minute, for `YYYY-MM-DDTHH:MM`) named is
+        // included.
+        until_ms: time("until")?.map(|ms| {
+            let minute_only = text("until").is_some_and(|v| v.matches(':').count() == 1);
+            ms + if minute_only { 59_999 } else { 999 }
+        }),
+        since_ms: time("since")?,
+        limit,
+    })
+}
+
+/// Unix seconds, or `YYYY-MM-DDTHH:MM[:SS]` read as UTC; in milliseconds.
+pub fn parse_time_ms(text: &str) -> Option<i64> {
+    if let Ok(secs) = text.parse::<i64>() {
+        return Some(secs.saturating_mul(1000));
+    }
+    let (date, time) = text.split_once('T').or_else(|| text.split_once(' '))?;
+    let mut date_parts = date.split('-').map(|p| p.parse::<i64>().ok());
+    let (year, month, day) = (
+        date_parts.next()??,
+        date_parts.next()??,
+        date_parts.next()??,
+    );
+    let mut time_parts = time.split(':').map(|p| p.parse::<i64>().ok());
+    let hour = time_parts.next()??;
+    let minute = time_parts.next()??;
+    let second = time_parts.next().flatten().unwrap_or(0);
+    if !(1..=12).contains(&month)
+        || !(1..=31).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 59
+    {
+        return None;
+    }
+    // Days from civil (H. Hinnant's algorithm).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(((days * 86_400) + hour * 3600 + minute * 60 + second) * 1000)
+}
+
+fn query_log(app: &App, req: &Req) -> Answer {
+    let query = log_query_from(&req.query)?;
+    let (entries, more) = app.admin.log.query(&query)?;
+    let next_before = if more {
+        entries.last().map(|e| e.id.clone())
+    } else {
+        None
+    };
+    Ok(Resp::json(
+        200,
+        &json!({"entries": entries, "next_before": next_before}),
+    ))
+}
+
+/// `GET /api/v1/admin/log/events`: new log entries as Server-Sent Events
+/// (`event: log`, JSON data), answered from a thread of its own so the
+/// handler thread is free at once. At most [`MAX_LOG_STREAMS`] at a time.
+pub fn log_events(app: &App, mut request: tiny_http::Request) {
+    let caller = {
+        let req = Req::new(&mut request);
+        admin_caller(app, &req)
+    };
+    if let Err(err) = caller {
+        let _ = request.respond(err.into_resp().into_tiny());
+        return;
+    }
+    if LOG_STREAMS.fetch_add(1, Ordering::SeqCst) >= MAX_LOG_STREAMS {
+        LOG_STREAMS.fetch_sub(1, Ordering::SeqCst);
+        let err = ApiError::new(
+            503,
+            "busy",
+            format!("At most {MAX_LOG_STREAMS} live log views may be open; close one."),
+        );
+        let _ = request.respond(err.into_resp().into_tiny());
+        return;
+    }
+    let feed = app.admin.log.subscribe();
+    let spawned = std::thread::Builder::new()
+        .name("log-stream".into())
+        .spawn(move || {
+            let mut writer = request.into_writer();
+            let head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nConnection: close\r\nX-Content-Type-Options: nosniff\r\n\r\n: live log\n\n";
+            let mut alive = writer.write_all(head.as_bytes()).and_then(|_| writer.flush()).is_ok();
+            while alive {
+                let chunk = match feed.recv_timeout(KEEPALIVE) {
+                    Ok(entry) => format!(
+                        "event: log\nid: {}\ndata: {}\n\n",
+                        entry.id,
+                        serde_json::to_string(&entry).unwrap_or_default()
+                    ),
+                    Err(RecvTimeoutError::Timeout) => ": keep-alive\n\n".to_string(),
+                    Err(RecvTimeoutError::Disconnected) => break,
+                };
+                alive = writer.write_all(chunk.as_bytes()).and_then(|_| writer.flush()).is_ok();
+            }
+            LOG_STREAMS.fetch_sub(1, Ordering::SeqCst);
+        });
+    if spawned.is_err() {
+        LOG_STREAMS.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times() {
+        for (text, expected) in [
+            ("0", Some(0)),
+            ("1709210096", Some(1_709_210_096_000)),
+            ("2024-02-29T12:34", Some(1_709_210_040_000)),
+            ("2024-02-29T12:34:56", Some(1_709_210_096_000)),
+            ("1970-01-01 00:00", Some(0)),
+            ("2024-13-01T00:00", None),
+            ("yesterday", None),
+        ] {
+            assert_eq!(parse_time_ms(text), expected, "{text}");
+        }
+    }
+}

@@ -1,0 +1,359 @@
+//! The admin pages: script cards and deployments (`/admin`), the develop
+//! page (`/admin/scripts/new`, `/admin/scripts/{id}`), the system log
+//! (`/admin/log`) and users (`/admin/users`). Runs, saves and the live log
+//! go through the JSON API from `admin.js`; the users page posts forms.
+
+use std::collections::HashMap;
+
+use maud::{html, Markup};
+
+use super::layout::{csrf_field, human_time, Page};
+use super::{field, Resp};
+use crate::accounts::Caller;
+use crate::admin::log::Subject;
+use crate::admin::{deployments, saved_scripts};
+use crate::settings::Settings;
+use crate::store::records::{Role, RunSummary};
+use crate::web::admin_api::log_query_from;
+use crate::web::auth;
+use crate::web::http::{percent_encode, ApiError, Req};
+use crate::web::App;
+
+fn last_run(run: &Option<RunSummary>) -> Markup {
+    html! {
+        @match run {
+            Some(run) => span.last-run {
+                (human_time(run.at)) " · "
+                @if run.ok { span.ok { "ok" } } @else { span.failed { "failed" } }
+                " · " (run.duration_ms) " ms"
+                @if !run.ok { br; span.muted { (run.message) } }
+            },
+            None => span.muted { "never run" },
+        }
+    }
+}
+
+pub fn home(app: &App, caller: &Caller) -> Result<Resp, ApiError> {
+    auth::require_admin(caller)?;
+    let scripts = saved_scripts::list(app.admin.store())?;
+    let deployments = deployments::list(app.admin.store())?;
+    let page = Page::new("Admin", Some(caller)).script("/static/admin.js");
+    Ok(Resp::html(page.render(html! {
+        h1 { "Admin scripts" }
+        p { a.button href="/admin/scripts/new" { "New script" } }
+        div.cards {
+            @for script in &scripts {
+                section.card.script-card data-script-id=(script.id) {
+                    h2 { (script.name) }
+                    p.description { (script.description) }
+                    p.last-run-line { "Last run: " (last_run(&script.last_run)) }
+                    p {
+                        button.run-script type="button" data-script-id=(script.id) { "Run" }
+                        " "
+                        a href={ "/admin/scripts/" (script.id) } { "Inspect / Edit" }
+                    }
+                    div.run-result hidden {}
+                }
+            }
+        }
+        h2 id="deployments" { "Deployments" }
+        @if deployments.is_empty() {
+            p.muted { "No deployments: nothing runs on a schedule." }
+        } @else {
+            table.deployments {
+                thead { tr { th { "Script" } th { "Every" } th { "Next run" } th { "Last run" } th {} } }
+                tbody {
+                    @for deployment in &deployments {
+                        tr data-deployment-id=(deployment.id) {
+                            td { (scripts.iter().find(|s| s.id == deployment.script_id).map(|s| s.name.as_str()).unwrap_or("(deleted script)")) }
+                            td { (deployment.interval_seconds) " s" }
+                            td {
+                                @if app.admin.deployment_running(&deployment.id) { "running now" }
+                                @else { (human_time(deployment.next_run_at)) }
+                            }
+                            td { (last_run(&deployment.last_run)) }
+                            td { button.danger.terminate type="button" data-deployment-id=(deployment.id) { "Terminate" } }
+                        }
+                    }
+                }
+            }
+        }
+        form.card id="new-deployment" {
+            h3 { "Deploy a script" }
+            label { "Script"
+                select name="script_id" required {
+                    @for script in &scripts { option value=(script.id) { (script.name) } }
+                }
+            }
+            label { "Every (seconds, at least 1)" input type="number" name="interval_seconds" min="1" value="3600" required; }
+            button type="submit" { "Deploy" }
+            p.error.form-error role="alert" hidden {}
+        }
+    })))
+}
+
+pub fn develop(app: &App, caller: &Caller, script_id: Option<&str>) -> Result<Resp, ApiError> {
+    auth::require_admin(caller)?;
+    let script = match script_id {
+        Some(id) => Some(saved_scripts::get(app.admin.store(), id)?),
+        None => None,
+    };
+    let title = script
+        .as_ref()
+        .map(|s| s.name.clone())
+        .unwrap_or_else(|| "New script".into());
+    let page = Page::new(title.clone(), Some(caller)).script("/static/admin.js");
+    Ok(Resp::html(page.render(html! {
+        h1 { "Develop: " (title) }
+        p.muted { "Test runs change nothing saved here; nothing is saved until you press Save. Scripts are Rhai; see the Script API in API.md." }
+        form.develop id="develop" data-script-id=(script.as_ref().map(|s| s.id.as_str()).unwrap_or("")) {
+            label { "Title" input name="name" required maxlength="100" value=(script.as_ref().map(|s| s.name.as_str()).unwrap_or("")); }
+            label { "Description" textarea name="description" rows="2" { (script.as_ref().map(|s| s.description.as_str()).unwrap_or("")) } }
+            label { "Script"
+                textarea.editor name="source" id="source" rows="20" spellcheck="false" {
+                    (script.as_ref().map(|s| s.source.as_str()).unwrap_or("// The value of the last expression is the result.\nlet archives = archives();\nprint(`${archives.len()} archives`);\nstats()\n"))
+                }
+            }
+            p {
+                button type="button" id="test-run" { "Test run" }
+                " "
+                button type="submit" id="save" { "Save" }
+                " "
+                span.save-status role="status" {}
+            }
+        }
+        section.card id="test-result" hidden {
+            h2 { "Test run" }
+            p.summary {}
+            p.error.script-error role="alert" hidden {}
+            h3 { "Output" }
+            pre.output {}
+            h3 { "Value" }
+            pre.value {}
+        }
+    })))
+}
+
+pub fn log_page(app: &App, req: &Req, caller: &Caller) -> Result<Resp, ApiError> {
+    auth::require_admin(caller)?;
+    let query = log_query_from(&req.query)?;
+    let (entries, more) = app.admin.log.query(&query)?;
+    let usernames: HashMap<String, String> = app
+        .accounts
+        .users()?
+        .into_iter()
+        .map(|u| (u.id, u.username))
+        .collect();
+    let get = |name: &str| req.query.get(name).cloned().unwrap_or_default();
+    let older = if more {
+        entries.last().map(|last| {
+            let mut params: Vec<String> = ["level", "source", "q", "until", "since", "limit"]
+                .iter()
+                .filter_map(|name| {
+                    req.query
+                        .get(*name)
+                        .filter(|v| !v.is_empty())
+                        .map(|v| format!("{name}={}", percent_encode(v)))
+                })
+                .collect();
+            params.push(format!("before={}", last.id));
+            format!("/admin/log?{}", params.join("&"))
+        })
+    } else {
+        None
+    };
+    let live = query.before.is_none() && query.until_ms.is_none();
+    let page = Page::new("System log", Some(caller)).script("/static/admin.js");
+    Ok(Resp::html(page.render(html! {
+        h1 { "System log" }
+        form.filters method="get" action="/admin/log" {
+            label { "Level at least"
+                select name="level" {
+                    @for level in ["", "debug", "info", "warn", "error"] {
+                        option value=(level) selected[get("level") == level] { @if level.is_empty() { "any" } @else { (level) } }
+                    }
+                }
+            }
+            label { "Source starts with" input name="source" value=(get("source")) placeholder="script:"; }
+            label { "Text" input name="q" value=(get("q")); }
+            label { "Since (UTC)" input type="datetime-local" name="since" value=(get("since")); }
+            label { "Until (UTC)" input type="datetime-local" name="until" value=(get("until")); }
+            button type="submit" { "Filter" }
+            " " a href="/admin/log" { "Clear" }
+        }
+        @if live {
+            p.muted id="live-status" data-live="1" { "Live: new entries appear at the top." }
+        }
+        table.log id="log-table" data-level=(get("level")) data-source=(get("source")) data-q=(get("q"))
+            data-users=(serde_json::to_string(&usernames).unwrap_or_default()) {
+            thead { tr { th { "Time" } th { "Level" } th { "Source" } th { "Message" } th { "User" } th { "Archive" } } }
+            tbody {
+                @for entry in &entries {
+                    tr class={ "level-" (entry.level) } {
+                        td { (human_time(entry.time_ms / 1000)) }
+                        td { (entry.level) }
+                        td { (entry.source) }
+                        td.message { (entry.message) }
+                        td { (entry.user_id.as_ref().map(|id| usernames.get(id).cloned().unwrap_or_else(|| id.clone())).unwrap_or_default()) }
+                        td { (entry.archive_id.clone().unwrap_or_default()) }
+                    }
+                }
+            }
+        }
+        @if entries.is_empty() { p.muted { "No entries match." } }
+        @if let Some(older) = older { p { a id="older" href=(older) { "Older entries" } } }
+    })))
+}
+
+pub fn users_page(
+    app: &App,
+    caller: &Caller,
+    notice: Option<Result<String, String>>,
+) -> Result<Resp, ApiError> {
+    auth::require_admin(caller)?;
+    let users = app.accounts.users()?;
+    let settings = Settings::load(&app.store)?;
+    let status = match &notice {
+        Some(Err(_)) => 409,
+        _ => 200,
+    };
+    let page = Page::new("Users", Some(caller)).render(html! {
+        h1 { "Users" }
+        @match &notice {
+            Some(Ok(text)) => p.notice role="status" { (text) },
+            Some(Err(text)) => p.error role="alert" { (text) },
+            None => {},
+        }
+        section.card {
+            h2 { "Registration" }
+            p { @if settings.registration_open { "Anyone on the network may register." } @else { "Registration is closed: only admins create accounts." } }
+            form method="post" action="/admin/users/registration" {
+                (csrf_field(caller))
+                input type="hidden" name="open" value=(if settings.registration_open { "0" } else { "1" });
+                button type="submit" { @if settings.registration_open { "Close registration" } @else { "Open registration" } }
+            }
+        }
+        table.users {
+            thead { tr { th { "User" } th { "Role" } th { "Status" } th { "Created" } th {} } }
+            tbody {
+                @for user in &users {
+                    tr data-user=(user.username) {
+                        td { (user.username) }
+                        td { (user.role.as_str()) }
+                        td { @if user.disabled { "disabled" } @else { "active" } }
+                        td { (human_time(user.created_at)) }
+                        td {
+                            form.inline method="post" action={ "/admin/users/" (user.id) } {
+                                (csrf_field(caller))
+                                @if user.role == Role::Admin {
+                                    button type="submit" name="role" value="member" { "Demote" }
+                                } @else {
+                                    button type="submit" name="role" value="admin" { "Promote" }
+                                }
+                            }
+                            " "
+                            form.inline method="post" action={ "/admin/users/" (user.id) } {
+                                (csrf_field(caller))
+                                @if user.disabled {
+                                    button type="submit" name="disabled" value="0" { "Enable" }
+                                } @else {
+                                    button.danger type="submit" name="disabled" value="1" { "Disable" }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        form.card method="post" action="/admin/users/new" {
+            h2 { "Create a user" }
+            (csrf_field(caller))
+            label { "Username" input name="username" required maxlength="64"; }
+            label { "Password" input type="password" name="password" required minlength="8" autocomplete="new-password"; }
+            label { "Role"
+                select name="role" { option value="member" { "member" } option value="admin" { "admin" } }
+            }
+            button type="submit" { "Create user" }
+        }
+    });
+    let mut resp = Resp::html(page);
+    resp.status = status;
+    Ok(resp)
+}
+
+/// The user forms: create, change role or disabled flag, registration.
+pub fn users_post(
+    app: &App,
+    caller: &Caller,
+    target: &str,
+    form: &HashMap<String, String>,
+) -> Result<Resp, ApiError> {
+    auth::require_admin(caller)?;
+    let subject = Subject::user(&caller.user.id);
+    let outcome: Result<String, String> = match target {
+        "new" => {
+            let role = if field(form, "role") == "admin" {
+                Role::Admin
+            } else {
+                Role::Member
+            };
+            match app
+                .accounts
+                .create_user(field(form, "username"), field(form, "password"), role)
+            {
+                Ok(user) => Ok(format!("Created the {} {}.", role.as_str(), user.username)),
+                Err(err) => Err(err.to_string()),
+            }
+        }
+        "registration" => {
+            let mut settings = Settings::load(&app.store)?;
+            settings.registration_open = field(form, "open") == "1";
+            match settings.save(&app.store) {
+                Ok(()) => Ok(if settings.registration_open {
+                    "Registration is open.".to_string()
+                } else {
+                    "Registration is closed.".to_string()
+                }),
+                Err(err) => Err(err.to_string()),
+            }
+        }
+        user_id => {
+            let role = match field(form, "role") {
+                "admin" => Some(Role::Admin),
+                "member" => Some(Role::Member),
+                _ => None,
+            };
+            let disabled = match field(form, "disabled") {
+                "1" => Some(true),
+                "0" => Some(false),
+                _ => None,
+            };
+            match app.accounts.update_user(user_id, role, disabled) {
+                Ok(user) => Ok(format!(
+                    "{} is now {}{}.",
+                    user.username,
+                    if user.disabled {
+                        "a disabled "
+                    } else {
+                        "an active "
+                    },
+                    user.role.as_str()
+                )),
+                Err(err) => Err(err.to_string()),
+            }
+        }
+    };
+    match &outcome {
+        Ok(text) => app.admin.log.info(
+            "users",
+            &format!("{}: {text}", caller.user.username),
+            subject,
+        ),
+        Err(text) => app.admin.log.warn(
+            "users",
+            &format!("{} was refused: {text}", caller.user.username),
+            subject,
+        ),
+    }
+    users_page(app, caller, Some(outcome))
+}
