@@ -12,7 +12,8 @@ use piarchive::store::records::Role;
 
 /// Counts memory per thread so admin scripts can be held to their limit.
 #[global_allocator]
-static ALLOCATOR: piarchive::admin::script::ScriptMemoryCounter = piarchive::admin::script::ScriptMemoryCounter;
+static ALLOCATOR: piarchive::admin::script::ScriptMemoryCounter =
+    piarchive::admin::script::ScriptMemoryCounter;
 
 const USAGE: &str = "\
 usage:

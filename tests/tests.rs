@@ -7,4 +7,5 @@ mod accounts;
 mod archives;
 mod browser;
 mod remote;
+mod remote_engine;
 mod uploads;

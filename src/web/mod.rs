@@ -21,6 +21,7 @@ use std::thread::JoinHandle;
 use crate::accounts::Accounts;
 use crate::archive::Archives;
 use crate::config::Config;
+use crate::engine::Engine;
 use crate::store::Store;
 
 /// Everything a handler may use. Shared by all handler threads.
@@ -29,6 +30,7 @@ pub struct App {
     pub store: Store,
     pub accounts: Accounts,
     pub archives: Archives,
+    pub engine: Engine,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -55,11 +57,15 @@ impl App {
         let store = Store::open(&config.data_dir.join("db"), config.map_size)?;
         let accounts = Accounts::new(store.clone(), config.session_ttl);
         let archives = Archives::open(store.clone(), &config.data_dir)?;
+        let engine = Engine::start(store.clone(), &config.data_dir);
+        let remote = crate::engine::keys::remote_settings(&store, &config.data_dir)?;
+        pages::layout::set_same_disk_remote(remote.is_on_disk_under(&config.data_dir));
         Ok(App {
             config,
             store,
             accounts,
             archives,
+            engine,
         })
     }
 }
@@ -110,5 +116,6 @@ impl Server {
         for worker in self.workers {
             let _ = worker.join();
         }
+        self.app.engine.shutdown();
     }
 }

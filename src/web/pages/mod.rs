@@ -4,7 +4,8 @@
 
 mod account;
 mod archives;
-mod layout;
+pub mod layout;
+mod remote;
 
 use std::collections::HashMap;
 
@@ -85,6 +86,9 @@ fn signed_in_route(
             ["archives", id, "rename"] => archives::rename_post(app, req, caller, id, &form),
             ["archives", id, "delete"] => archives::delete_post(app, caller, id),
             ["admin", "settings"] => account::admin_settings_post(app, req, caller, &form),
+            ["admin", "remote"] => remote::remote_post(app, caller, &form),
+            ["archives", id, "uncache"] => archives::uncache_post(app, caller, id),
+            ["archives", id, "cache"] => archives::cache_post(app, caller, id),
             _ => Err(ApiError::not_found()),
         };
     }
@@ -95,6 +99,7 @@ fn signed_in_route(
         (Get, ["archives", id, "delete"]) => archives::delete_page(app, req, caller, id),
         (Get, ["account"]) => account::account_page(app, req, caller, None),
         (Get, ["admin", "settings"]) => account::admin_settings_page(app, req, caller, None),
+        (Get, ["admin", "remote"]) => remote::remote_page(app, caller, None),
         _ => Err(ApiError::not_found()),
     }
 }
