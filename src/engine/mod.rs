@@ -85,6 +85,10 @@ pub(crate) struct Inner {
     /// of one object never overlap.
     objects_busy: Mutex<HashSet<String>>,
     remote: Mutex<Option<CachedRemote>>,
+    /// Serializes opening a remote and writing its config, so two workers
+    /// starting at once do not race on the same first `config` write. Held
+    /// across that one-time I/O only; every transfer uses the cached remote.
+    remote_opening: Mutex<()>,
     keys: OnceLock<(RepoKeys, Vec<u8>)>,
     /// Token bucket: (tokens in bytes, last refill).
     bucket: Mutex<(f64, Instant)>,
@@ -113,6 +117,7 @@ impl Engine {
             leased: Mutex::new(HashSet::new()),
             objects_busy: Mutex::new(HashSet::new()),
             remote: Mutex::new(None),
+            remote_opening: Mutex::new(()),
             keys: OnceLock::new(),
             bucket: Mutex::new((0.0, Instant::now())),
             events: Events::default(),
@@ -413,10 +418,18 @@ impl Inner {
     /// the repository config is written to it on first use.
     fn remote(&self) -> Result<Arc<dyn Remote>, Failure> {
         let settings = keys::remote_settings(&self.store, &self.data_dir)?;
-        if let Some(cached) = lock(&self.remote).as_ref() {
-            if cached.settings == settings {
-                return Ok(cached.remote.clone());
-            }
+        let cached = |settings: &RemoteSettings| {
+            lock(&self.remote)
+                .as_ref()
+                .filter(|cached| &cached.settings == settings)
+                .map(|cached| cached.remote.clone())
+        };
+        if let Some(remote) = cached(&settings) {
+            return Ok(remote);
+        }
+        let _opening = lock(&self.remote_opening);
+        if let Some(remote) = cached(&settings) {
+            return Ok(remote);
         }
         let (_, config) = self.keys()?;
         let remote: Arc<dyn Remote> = Arc::from(crate::remote::open(&settings, &self.options)?);

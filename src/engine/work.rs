@@ -278,13 +278,15 @@ impl Inner {
             let expected = part.length + PART_OVERHEAD as u64;
             match remote.head(&repo::part_key(&object_id))? {
                 Some(length) if length == expected => {}
-                found => return Err(Failure::Permanent(format!(
+                found => {
+                    return Err(Failure::Permanent(format!(
                     "Part {index} is not on the remote as expected ({}); the local copy was kept.",
                     match found {
                         Some(length) => format!("{length} bytes instead of {expected}"),
                         None => "it is missing".to_string(),
                     }
-                ))),
+                )))
+                }
             }
         }
         let changed =

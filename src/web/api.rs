@@ -337,7 +337,8 @@ fn remote_body(req: &mut Req) -> Result<crate::remote::RemoteSettings, ApiError>
 pub fn put_remote(app: &App, req: &mut Req) -> Answer {
     let caller = api_caller(app, req)?;
     require_admin(&caller)?;
-    let settings = remote_body(req)?;
+    let saved = crate::engine::keys::remote_settings(&app.store, &app.config.data_dir)?;
+    let settings = remote_body(req)?.keep_secret_from(&saved);
     crate::remote::open(&settings, &Default::default())
         .map_err(|err| ApiError::new(400, "invalid", err.message))?;
     let saved = save_remote(app, settings)?;
