@@ -8,6 +8,7 @@
 //! - [`settings`]: run-time settings an admin changes.
 //! - [`repo`]: the remote format: keys, encryption, object naming, manifests (pure).
 //! - [`remote`]: trait `Remote`: S3 (own SigV4 signer over ureq) and a local folder.
+//! - [`engine`]: the job queue and workers: upload, uncache, cache, delete.
 //! - [`admin`]: sandboxed Rhai admin scripts and the built-in examples.
 //! - [`device`]: status model, LED patterns, display frames, board profiles, GPIO/I2C.
 //! - [`web`]: HTTP server, JSON API and pages.
@@ -19,6 +20,7 @@ pub mod admin;
 pub mod archive;
 pub mod config;
 pub mod device;
+pub mod engine;
 pub mod firmware;
 pub mod ids;
 pub mod remote;

@@ -282,8 +282,11 @@ fn delete_removes_record_and_file() {
     assert!(confirm.text().contains("Delete for good"));
     assert!(file.exists(), "showing the confirmation deletes nothing");
     assert_eq!(admin.delete(&format!("/api/v1/archives/{id}")).status, 202);
-    assert_eq!(admin.get(&format!("/api/v1/archives/{id}")).status, 404);
+    // The local file goes at once; the record once the remote copies are gone.
     assert!(!file.exists());
+    crate::support::wait_until(std::time::Duration::from_secs(60), || {
+        admin.get(&format!("/api/v1/archives/{id}")).status == 404
+    });
 }
 
 #[test]

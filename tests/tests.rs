@@ -9,4 +9,5 @@ mod archives;
 mod browser;
 mod device;
 mod remote;
+mod remote_engine;
 mod uploads;

@@ -14,6 +14,7 @@ pub mod uploads;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
+use crate::engine::jobs::{self, JobKind};
 use crate::ids;
 use crate::store::records::{ArchiveRecord, ArchiveState, PartRecord};
 use crate::store::{indexed_prefix, Store, StoreError};
@@ -51,6 +52,14 @@ pub enum ArchiveError {
         "The archive is not on this appliance's disk right now (state: {state}); cache it first."
     )]
     NotCached { state: &'static str },
+    #[error("Only an archive whose every part is confirmed stored remotely can be removed from this appliance's disk (state: {state}, {parts_remote} of {parts_total} parts stored); wait until it is backed up.")]
+    NotBackedUp {
+        state: &'static str,
+        parts_remote: u32,
+        parts_total: u32,
+    },
+    #[error("The archive cannot be fetched back in its state ({state}); only an archive that is in the cloud only can be.")]
+    NotUncached { state: &'static str },
     #[error("The disk is full: {0}")]
     DiskFull(String),
     #[error("A file could not be read or written: {0}")]
@@ -177,16 +186,30 @@ impl Archives {
         })
     }
 
-    /// Removes the archive: its record and parts in one transaction, then
-    /// its local file.
+    /// Starts deleting the archive: in one transaction it turns `deleting`
+    /// with its delete job (which removes the remote copies whose refcount
+    /// drops to zero, then the records); the local file goes at once.
     pub fn delete(&self, owner_id: &str, archive_id: &str) -> Result<(), ArchiveError> {
         self.owned(owner_id, archive_id)?;
         self.store
             .write(|txn, tables| -> Result<(), ArchiveError> {
-                tables.archives.delete(txn, archive_id.as_bytes())?;
-                tables
-                    .parts
-                    .delete_prefix(txn, &indexed_prefix(archive_id))?;
+                let mut archive = tables
+                    .archives
+                    .get(txn, archive_id.as_bytes())?
+                    .ok_or(ArchiveError::NotFound)?;
+                if archive.state == ArchiveState::Deleting {
+                    return Ok(());
+                }
+                archive.state = ArchiveState::Deleting;
+                archive.local_copy = false;
+                tables.archives.put(txn, archive_id.as_bytes(), &archive)?;
+                jobs::enqueue(
+                    txn,
+                    tables,
+                    JobKind::Delete {
+                        archive_id: archive_id.to_string(),
+                    },
+                )?;
                 Ok(())
             })?;
         match std::fs::remove_file(self.archive_path(archive_id)) {
@@ -194,6 +217,80 @@ impl Archives {
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(err) => Err(err.into()),
         }
+    }
+
+    /// Queues the removal of the local file of a backed-up archive. Refused
+    /// unless every part is confirmed remote.
+    pub fn request_uncache(
+        &self,
+        owner_id: &str,
+        archive_id: &str,
+    ) -> Result<ArchiveRecord, ArchiveError> {
+        self.owned(owner_id, archive_id)?;
+        self.store.write(|txn, tables| {
+            let archive = tables
+                .archives
+                .get(txn, archive_id.as_bytes())?
+                .ok_or(ArchiveError::NotFound)?;
+            let all_remote = tables
+                .parts
+                .prefix(txn, &indexed_prefix(archive_id))?
+                .iter()
+                .all(|(_, part)| part.remote);
+            if archive.state != ArchiveState::BackedUp
+                || !all_remote
+                || archive.parts_remote < archive.parts_total
+            {
+                return Err(ArchiveError::NotBackedUp {
+                    state: archive.state.as_str(),
+                    parts_remote: archive.parts_remote,
+                    parts_total: archive.parts_total,
+                });
+            }
+            jobs::enqueue(
+                txn,
+                tables,
+                JobKind::Uncache {
+                    archive_id: archive_id.to_string(),
+                },
+            )?;
+            Ok(archive)
+        })
+    }
+
+    /// Queues fetching an uncached archive back: it turns `caching`.
+    pub fn request_cache(
+        &self,
+        owner_id: &str,
+        archive_id: &str,
+    ) -> Result<ArchiveRecord, ArchiveError> {
+        self.owned(owner_id, archive_id)?;
+        self.store.write(|txn, tables| {
+            let mut archive = tables
+                .archives
+                .get(txn, archive_id.as_bytes())?
+                .ok_or(ArchiveError::NotFound)?;
+            match archive.state {
+                ArchiveState::Caching => return Ok(archive),
+                ArchiveState::Uncached => {}
+                other => {
+                    return Err(ArchiveError::NotUncached {
+                        state: other.as_str(),
+                    })
+                }
+            }
+            archive.state = ArchiveState::Caching;
+            archive.last_error = None;
+            tables.archives.put(txn, archive_id.as_bytes(), &archive)?;
+            jobs::enqueue(
+                txn,
+                tables,
+                JobKind::Cache {
+                    archive_id: archive_id.to_string(),
+                },
+            )?;
+            Ok(archive)
+        })
     }
 
     /// Opens the archive's file for download and notes the access.

@@ -156,6 +156,14 @@ impl RemoteSettings {
     }
 }
 
+impl RemoteSettings {
+    /// Whether this is a folder remote inside `dir` (e.g. the default
+    /// `<data>/remote`): the backups then share a disk with the originals.
+    pub fn is_on_disk_under(&self, dir: &std::path::Path) -> bool {
+        matches!(self, RemoteSettings::Dir { path } if path.starts_with(dir))
+    }
+}
+
 impl std::fmt::Debug for RemoteSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "RemoteSettings({})", self.redacted())

@@ -59,6 +59,13 @@ struct Credentials {
     password: String,
 }
 
+#[derive(Deserialize)]
+struct SetupBody {
+    username: String,
+    password: String,
+    recovery_passphrase: Option<String>,
+}
+
 pub fn setup_status(app: &App) -> Answer {
     Ok(Resp::json(
         200,
@@ -66,11 +73,47 @@ pub fn setup_status(app: &App) -> Answer {
     ))
 }
 
-/// Creates the first admin and logs them in.
+/// Creates the first admin and the encryption keys, and logs the admin in.
+/// A recovery passphrase that was not given is generated and returned once.
 pub fn setup(app: &App, req: &mut Req) -> Answer {
-    let body: Credentials = req.json()?;
+    let body: SetupBody = req.json()?;
+    let given = body
+        .recovery_passphrase
+        .as_deref()
+        .map(str::trim)
+        .filter(|p| !p.is_empty());
+    if given.is_some_and(|p| p.chars().count() < 12) {
+        return Err(ApiError::new(
+            400,
+            "invalid",
+            "The recovery passphrase must have at least 12 characters; leave it out to get a generated one.",
+        ));
+    }
     app.accounts.setup(&body.username, &body.password)?;
-    login_answer(app, req, &body.username, &body.password, 201)
+    let passphrase = create_keys(app, given)?;
+    let mut resp = login_answer(app, req, &body.username, &body.password, 201)?;
+    if given.is_none() {
+        if let Some(passphrase) = passphrase {
+            resp = resp.with_json_field("recovery_passphrase", json!(passphrase));
+        }
+    }
+    Ok(resp)
+}
+
+/// Creates the repository keys under `given` or a generated passphrase;
+/// returns the passphrase used, or `None` when the keys existed already.
+pub fn create_keys(app: &App, given: Option<&str>) -> Result<Option<String>, ApiError> {
+    use crate::engine::keys;
+    if keys::exist(&app.store)? {
+        return Ok(None);
+    }
+    let passphrase = match given {
+        Some(passphrase) => passphrase.to_string(),
+        None => keys::generate_passphrase().map_err(ApiError::internal)?,
+    };
+    keys::create(&app.store, &passphrase).map_err(ApiError::internal)?;
+    app.engine.wake();
+    Ok(Some(passphrase))
 }
 
 pub fn login(app: &App, req: &mut Req) -> Answer {
@@ -313,6 +356,92 @@ pub fn delete_archive(app: &App, req: &mut Req, archive_id: &str) -> Answer {
         202,
         &json!({"id": archive_id, "state": "deleting"}),
     ))
+}
+
+pub fn uncache_archive(app: &App, req: &mut Req, archive_id: &str) -> Answer {
+    let caller = api_caller(app, req)?;
+    let archive = app.archives.request_uncache(&caller.user.id, archive_id)?;
+    app.engine.wake();
+    Ok(Resp::json(202, &archive_json(&archive)))
+}
+
+pub fn cache_archive(app: &App, req: &mut Req, archive_id: &str) -> Answer {
+    let caller = api_caller(app, req)?;
+    let archive = app.archives.request_cache(&caller.user.id, archive_id)?;
+    app.engine.wake();
+    Ok(Resp::json(202, &archive_json(&archive)))
+}
+
+/// The remote settings, without the secret.
+pub fn get_remote(app: &App, req: &mut Req) -> Answer {
+    let caller = api_caller(app, req)?;
+    require_admin(&caller)?;
+    let settings = crate::engine::keys::remote_settings(&app.store, &app.config.data_dir)?;
+    Ok(Resp::json(200, &settings.redacted()))
+}
+
+fn remote_body(req: &mut Req) -> Result<crate::remote::RemoteSettings, ApiError> {
+    req.json().map_err(|err| {
+        ApiError::bad_request(format!(
+            "{} Send {{\"kind\": \"s3\", \"endpoint\", \"region\", \"bucket\", \"prefix\", \"path_style\", \"access_key_id\", \"secret_access_key\"}} or {{\"kind\": \"dir\", \"path\"}}.",
+            err.message
+        ))
+    })
+}
+
+/// Saves the remote settings (an omitted secret keeps the stored one) and
+/// resumes every waiting job.
+pub fn put_remote(app: &App, req: &mut Req) -> Answer {
+    let caller = api_caller(app, req)?;
+    require_admin(&caller)?;
+    let saved = crate::engine::keys::remote_settings(&app.store, &app.config.data_dir)?;
+    let settings = remote_body(req)?.keep_secret_from(&saved);
+    crate::remote::open(&settings, &Default::default())
+        .map_err(|err| ApiError::new(400, "invalid", err.message))?;
+    let saved = save_remote(app, settings)?;
+    Ok(Resp::json(200, &saved.redacted()))
+}
+
+/// Saves remote settings, updates the same-disk banner, resumes jobs.
+pub fn save_remote(
+    app: &App,
+    settings: crate::remote::RemoteSettings,
+) -> Result<crate::remote::RemoteSettings, ApiError> {
+    let saved =
+        crate::engine::keys::save_remote_settings(&app.store, &app.config.data_dir, settings)?;
+    super::pages::layout::set_same_disk_remote(saved.is_on_disk_under(&app.config.data_dir));
+    app.engine.wake();
+    Ok(saved)
+}
+
+/// A live check of the given settings (or the saved ones, without a body).
+pub fn test_remote(app: &App, req: &mut Req) -> Answer {
+    let caller = api_caller(app, req)?;
+    require_admin(&caller)?;
+    let saved = crate::engine::keys::remote_settings(&app.store, &app.config.data_dir)?;
+    let settings = if req.body_length().unwrap_or(0) > 0 {
+        remote_body(req)?.keep_secret_from(&saved)
+    } else {
+        saved
+    };
+    Ok(Resp::json(200, &check_remote(&settings)))
+}
+
+/// `{ok, message}` of a live check.
+pub fn check_remote(settings: &crate::remote::RemoteSettings) -> Value {
+    let options = crate::remote::TransferOptions {
+        timeout: std::time::Duration::from_secs(10),
+        max_attempts: 2,
+        base_backoff: std::time::Duration::from_millis(200),
+    };
+    let result = crate::remote::open(settings, &options)
+        .and_then(|remote| crate::remote::check(remote.as_ref()).map(|()| remote.describe()));
+    match result {
+        Ok(place) => {
+            json!({"ok": true, "message": format!("{place} works: an object was written, read back, listed and removed.")})
+        }
+        Err(err) => json!({"ok": false, "message": err.message}),
+    }
 }
 
 /// The file, whole or one byte range.

@@ -160,6 +160,17 @@ impl Resp {
         self
     }
 
+    /// Adds `name` to a JSON body built with [`Resp::json`].
+    pub fn with_json_field(mut self, name: &str, value: serde_json::Value) -> Resp {
+        if let Body::Bytes(bytes) = &self.body {
+            if let Ok(serde_json::Value::Object(mut object)) = serde_json::from_slice(bytes) {
+                object.insert(name.to_string(), value);
+                self.body = Body::Bytes(serde_json::to_vec(&object).unwrap_or_default());
+            }
+        }
+        self
+    }
+
     pub fn stream(mut self, reader: Box<dyn Read + Send>, length: Option<u64>) -> Resp {
         self.body = Body::Stream { reader, length };
         self
@@ -286,6 +297,8 @@ impl From<ArchiveError> for ApiError {
             ArchiveError::UploadBusy => ApiError::new(409, "upload_busy", message),
             ArchiveError::Truncated { .. } => ApiError::new(400, "truncated", message),
             ArchiveError::NotCached { .. } => ApiError::new(409, "not_cached", message),
+            ArchiveError::NotBackedUp { .. } => ApiError::new(409, "not_backed_up", message),
+            ArchiveError::NotUncached { .. } => ApiError::new(409, "not_uncached", message),
             ArchiveError::Io(_) => ApiError::internal(message),
             ArchiveError::Store(store) => store.into(),
         }

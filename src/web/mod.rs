@@ -23,6 +23,7 @@ use std::thread::JoinHandle;
 use crate::accounts::Accounts;
 use crate::archive::Archives;
 use crate::config::Config;
+use crate::engine::Engine;
 use crate::store::Store;
 
 /// Everything a handler may use. Shared by all handler threads.
@@ -35,6 +36,7 @@ pub struct App {
     pub device: std::sync::OnceLock<device::DeviceLink>,
     /// Saved scripts, deployments, the system log.
     pub admin: Arc<crate::admin::Admin>,
+    pub engine: Engine,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +66,9 @@ impl App {
         let accounts = Accounts::new(store.clone(), config.session_ttl);
         let archives = Archives::open(store.clone(), &config.data_dir)?;
         let admin = Arc::new(crate::admin::Admin::open(store.clone(), &config.data_dir)?);
+        let engine = Engine::start(store.clone(), &config.data_dir);
+        let remote = crate::engine::keys::remote_settings(&store, &config.data_dir)?;
+        pages::layout::set_same_disk_remote(remote.is_on_disk_under(&config.data_dir));
         Ok(App {
             config,
             store,
@@ -71,6 +76,7 @@ impl App {
             archives,
             device: std::sync::OnceLock::new(),
             admin,
+            engine,
         })
     }
 }
@@ -158,5 +164,6 @@ impl Server {
         for worker in self.workers {
             let _ = worker.join();
         }
+        self.app.engine.shutdown();
     }
 }

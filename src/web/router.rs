@@ -24,7 +24,12 @@ pub fn handle(app: &App, mut request: tiny_http::Request) {
     };
     let mut resp = resp;
     let after = resp.after.take();
+    let changed_state = super::auth::changes_state(request.method());
     let _ = request.respond(resp.into_tiny());
+    if changed_state {
+        // New jobs may be waiting (an upload finished, a cache was asked for).
+        app.engine.wake();
+    }
     if let Some(after) = after {
         after();
     }
@@ -55,6 +60,11 @@ fn route(app: &App, req: &mut Req) -> Result<Resp, ApiError> {
         (Patch, ["api", "v1", "archives", id]) => api::rename_archive(app, req, id),
         (Delete, ["api", "v1", "archives", id]) => api::delete_archive(app, req, id),
         (Get | Head, ["api", "v1", "archives", id, "content"]) => api::content(app, req, id),
+        (Post, ["api", "v1", "archives", id, "uncache"]) => api::uncache_archive(app, req, id),
+        (Post, ["api", "v1", "archives", id, "cache"]) => api::cache_archive(app, req, id),
+        (Get, ["api", "v1", "admin", "remote"]) => api::get_remote(app, req),
+        (Put, ["api", "v1", "admin", "remote"]) => api::put_remote(app, req),
+        (Post, ["api", "v1", "admin", "remote", "test"]) => api::test_remote(app, req),
 
         (Options, ["api", "v1", "uploads", ..]) => tus::options(),
         (Post, ["api", "v1", "uploads"]) => tus::create(app, req),

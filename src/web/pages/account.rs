@@ -37,7 +37,27 @@ fn setup_form(error: Option<&str>, username: &str) -> Markup {
         h1 { "Welcome to piarchive" }
         p { "Create the administrator account. There is no default password: this account is the only way in." }
         @if let Some(error) = error { p.error role="alert" { (error) } }
-        (credentials_form("/setup", "Create admin account", username, true))
+        form.card method="post" action="/setup" {
+            label { "Username" input name="username" value=(username) required autocomplete="username" autofocus; }
+            label { "Password" input type="password" name="password" required minlength="8" autocomplete="new-password"; }
+            label {
+                "Recovery passphrase " span.muted { "(optional; leave empty and one is generated for you)" }
+                input type="password" name="recovery_passphrase" minlength="12" autocomplete="off";
+            }
+            button type="submit" { "Create admin account" }
+        }
+    })
+}
+
+fn passphrase_page(passphrase: &str) -> Markup {
+    Page::new("Your recovery passphrase", None).render(html! {
+        h1 { "Your recovery passphrase" }
+        div.notice role="status" {
+            p { strong { "Write this down now and keep it somewhere safe, away from this appliance." } }
+            p { "It is shown only this once. Without it, your backups cannot be read if this appliance is lost or broken." }
+            pre.secret id="recovery-passphrase" { (passphrase) }
+        }
+        p { a.button href="/" { "I have written it down — continue" } }
     })
 }
 
@@ -51,8 +71,34 @@ pub fn setup_page(app: &App, _req: &mut Req) -> Result<Resp, ApiError> {
 pub fn setup_post(app: &App, req: &mut Req) -> Result<Resp, ApiError> {
     let form = req.form()?;
     let (username, password) = (field(&form, "username"), field(&form, "password"));
+    let given = Some(field(&form, "recovery_passphrase").trim()).filter(|p| !p.is_empty());
+    if given.is_some_and(|p| p.chars().count() < 12) {
+        return Ok(with_error(
+            setup_form(
+                Some("The recovery passphrase must have at least 12 characters; leave it empty to get a generated one."),
+                username,
+            ),
+            400,
+        ));
+    }
     match app.accounts.setup(username, password) {
-        Ok(_) => sign_in(app, req, username, password),
+        Ok(_) => {
+            let passphrase = crate::web::api::create_keys(app, given)?;
+            let signed_in = sign_in(app, req, username, password)?;
+            match passphrase.filter(|_| given.is_none()) {
+                Some(passphrase) => {
+                    let mut resp = Resp::html(passphrase_page(&passphrase));
+                    resp.headers.extend(
+                        signed_in
+                            .headers
+                            .into_iter()
+                            .filter(|(name, _)| name == "Set-Cookie"),
+                    );
+                    Ok(resp)
+                }
+                None => Ok(signed_in),
+            }
+        }
         Err(err) => {
             let err = ApiError::from(err);
             Ok(with_error(

@@ -106,11 +106,25 @@ pub fn detail(
                 dt { "Last error" } dd.error { (error) }
             }
         }
-        div.actions {
+        div.actions id="actions" {
             @if archive.state.is_local() {
                 a.button href={ "/api/v1/archives/" (archive.id) "/content" } download { "Download" }
             }
-            a.button.danger href={ "/archives/" (archive.id) "/delete" } { "Delete…" }
+            @if archive.state == ArchiveState::BackedUp && archive.parts_remote >= archive.parts_total {
+                form.inline method="post" action={ "/archives/" (archive.id) "/uncache" } {
+                    (csrf_field(caller))
+                    button type="submit" title="Remove the local copy; the backup stays in remote storage" { "Free local space" }
+                }
+            }
+            @if archive.state == ArchiveState::Uncached {
+                form.inline method="post" action={ "/archives/" (archive.id) "/cache" } {
+                    (csrf_field(caller))
+                    button type="submit" title="Download the parts, verify them and put the file back on this appliance" { "Fetch back" }
+                }
+            }
+            @if archive.state != ArchiveState::Deleting {
+                a.button.danger href={ "/archives/" (archive.id) "/delete" } { "Delete…" }
+            }
         }
         section.card {
             h2 { "Rename" }
@@ -129,12 +143,12 @@ pub fn detail(
                     thead { tr { th.num { "#" } th.num { "Offset" } th.num { "Size" } th { "SHA-256" } th { "Remote" } } }
                     tbody {
                         @for (index, part) in parts.iter().enumerate() {
-                            tr class=(if part.remote { "part remote" } else { "part" }) {
+                            tr class=(if part.remote { "part remote" } else { "part" }) data-part-index=(index) {
                                 td.num { (index) }
                                 td.num { (part.offset) }
                                 td.num { (human_size(part.length)) }
                                 td { code { (part.sha256) } }
-                                td { @if part.remote { "stored" } @else { "local only" } }
+                                td.part-remote { @if part.remote { "stored" } @else { "local only" } }
                             }
                         }
                     }
@@ -168,6 +182,18 @@ pub fn delete_page(
 pub fn delete_post(app: &App, caller: &Caller, archive_id: &str) -> Result<Resp, ApiError> {
     app.archives.delete(&caller.user.id, archive_id)?;
     Ok(Resp::redirect("/"))
+}
+
+pub fn uncache_post(app: &App, caller: &Caller, archive_id: &str) -> Result<Resp, ApiError> {
+    app.archives.request_uncache(&caller.user.id, archive_id)?;
+    app.engine.wake();
+    Ok(Resp::redirect(&format!("/archives/{archive_id}")))
+}
+
+pub fn cache_post(app: &App, caller: &Caller, archive_id: &str) -> Result<Resp, ApiError> {
+    app.archives.request_cache(&caller.user.id, archive_id)?;
+    app.engine.wake();
+    Ok(Resp::redirect(&format!("/archives/{archive_id}")))
 }
 
 pub fn rename_post(

@@ -1,8 +1,19 @@
 //! The frame around every page: head, navigation, banners.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use maud::{html, Markup, DOCTYPE};
 
 use crate::accounts::Caller;
+
+/// Whether the backups go to a folder on the appliance's own disk (the
+/// default remote): every signed-in page then shows a warning banner. Set by
+/// the web layer at start and whenever the remote settings are saved.
+pub static SAME_DISK_REMOTE: AtomicBool = AtomicBool::new(false);
+
+pub fn set_same_disk_remote(same_disk: bool) {
+    SAME_DISK_REMOTE.store(same_disk, Ordering::Relaxed);
+}
 
 pub struct Page<'a> {
     title: String,
@@ -53,6 +64,7 @@ impl<'a> Page<'a> {
                                     a href="/admin" { "Admin" }
                                     a href="/admin/log" { "Log" }
                                     a href="/admin/users" { "Users" }
+                                    a href="/admin/remote" { "Remote" }
                                 }
                                 form.inline method="post" action="/logout" {
                                     @if let Some(csrf) = &caller.csrf_token {
@@ -61,6 +73,19 @@ impl<'a> Page<'a> {
                                     span.user { (caller.user.username) }
                                     button.link type="submit" { "Log out" }
                                 }
+                            }
+                        }
+                    }
+                    @if let Some(caller) = self.caller {
+                        @if SAME_DISK_REMOTE.load(Ordering::Relaxed) {
+                            div.banner.warning role="alert" id="remote-banner" {
+                                "Your backups are on the same disk as the originals — "
+                                @if caller.is_admin() {
+                                    a href="/admin/remote" { "set up off-site storage" }
+                                } @else {
+                                    "ask an admin to set up off-site storage"
+                                }
+                                "."
                             }
                         }
                     }

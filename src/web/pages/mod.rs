@@ -5,7 +5,8 @@
 mod account;
 mod admin;
 mod archives;
-mod layout;
+pub mod layout;
+mod remote;
 
 use std::collections::HashMap;
 
@@ -92,6 +93,9 @@ fn signed_in_route(
             ["archives", id, "delete"] => archives::delete_post(app, caller, id),
             ["admin", "settings"] => account::admin_settings_post(app, req, caller, &form),
             ["admin", "users", target] => admin::users_post(app, caller, target, &form),
+            ["admin", "remote"] => remote::remote_post(app, caller, &form),
+            ["archives", id, "uncache"] => archives::uncache_post(app, caller, id),
+            ["archives", id, "cache"] => archives::cache_post(app, caller, id),
             _ => Err(ApiError::not_found()),
         };
     }
@@ -108,6 +112,7 @@ fn signed_in_route(
         (Get, ["admin", "scripts", id]) => admin::develop(app, caller, Some(id)),
         (Get, ["admin", "log"]) => admin::log_page(app, req, caller),
         (Get, ["admin", "users"]) => admin::users_page(app, caller, None),
+        (Get, ["admin", "remote"]) => remote::remote_page(app, caller, None),
         _ => Err(ApiError::not_found()),
     }
 }

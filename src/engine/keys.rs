@@ -1,0 +1,157 @@
+//! The appliance's repository keys and remote settings, kept in the
+//! `settings` table.
+//!
+//! The master key is drawn once, at setup, and stored only here (hex, key
+//! `repo_master_key`); it leaves the appliance only wrapped, inside the
+//! `RepoConfig` (key `repo_config`) that is written to `<prefix>/config`.
+
+use std::path::Path;
+
+use crate::remote::RemoteSettings;
+use crate::repo::{self, KdfParams, RepoConfig, RepoError, RepoKeys};
+use crate::store::{Store, StoreError};
+
+const MASTER_KEY: &[u8] = b"repo_master_key";
+const CONFIG_KEY: &[u8] = b"repo_config";
+const REMOTE_KEY: &[u8] = b"remote";
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error(transparent)]
+    Repo(#[from] RepoError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(
+        "The stored encryption key is damaged; restore the appliance from its recovery passphrase."
+    )]
+    Damaged,
+}
+
+/// A recovery passphrase of 24 base32 characters in groups of four
+/// (120 random bits), e.g. `K7QD-M2XA-...`.
+pub fn generate_passphrase() -> Result<String, RepoError> {
+    const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let bytes: [u8; 15] = repo::random_bytes()?;
+    let mut bits: u128 = 0;
+    for byte in bytes {
+        bits = (bits << 8) | u128::from(byte);
+    }
+    let chars: Vec<char> = (0..24)
+        .map(|i| ALPHABET[((bits >> (115 - 5 * i)) & 31) as usize] as char)
+        .collect();
+    Ok(chars
+        .chunks(4)
+        .map(|group| group.iter().collect::<String>())
+        .collect::<Vec<_>>()
+        .join("-"))
+}
+
+/// Whether the keys exist already.
+pub fn exist(store: &Store) -> Result<bool, StoreError> {
+    let txn = store.read()?;
+    Ok(store.tables.settings.get(&txn, MASTER_KEY)?.is_some())
+}
+
+/// Creates the master key and the config wrapping it under `passphrase`.
+/// Does nothing if they exist. Runs Argon2id once (about a second on a Pi).
+pub fn create(store: &Store, passphrase: &str) -> Result<(), KeyError> {
+    if exist(store)? {
+        return Ok(());
+    }
+    let master_key: [u8; 32] = repo::random_bytes()?;
+    let config = RepoConfig::create(
+        passphrase,
+        master_key,
+        repo::random_bytes()?,
+        repo::random_bytes()?,
+        KdfParams::DEFAULT,
+    )?;
+    let encoded = String::from_utf8(config.encode()).map_err(|_| KeyError::Damaged)?;
+    store.write(|txn, tables| -> Result<(), KeyError> {
+        if tables.settings.get(txn, MASTER_KEY)?.is_none() {
+            tables
+                .settings
+                .put(txn, MASTER_KEY, &serde_json::json!(hex::encode(master_key)))?;
+            tables
+                .settings
+                .put(txn, CONFIG_KEY, &serde_json::json!(encoded))?;
+        }
+        Ok(())
+    })
+}
+
+/// The repository keys and the encoded config, once setup created them.
+pub fn load(store: &Store) -> Result<Option<(RepoKeys, Vec<u8>)>, KeyError> {
+    let txn = store.read()?;
+    let Some(master) = store.tables.settings.get(&txn, MASTER_KEY)? else {
+        return Ok(None);
+    };
+    let config = store
+        .tables
+        .settings
+        .get(&txn, CONFIG_KEY)?
+        .ok_or(KeyError::Damaged)?;
+    let master: [u8; 32] = master
+        .as_str()
+        .and_then(|text| hex::decode(text).ok())
+        .and_then(|bytes| bytes.try_into().ok())
+        .ok_or(KeyError::Damaged)?;
+    let config = config
+        .as_str()
+        .ok_or(KeyError::Damaged)?
+        .as_bytes()
+        .to_vec();
+    Ok(Some((RepoKeys::from_master_key(&master), config)))
+}
+
+/// The remote settings: what an admin saved, or the folder `<data>/remote`.
+pub fn remote_settings(store: &Store, data_dir: &Path) -> Result<RemoteSettings, StoreError> {
+    let txn = store.read()?;
+    Ok(store
+        .tables
+        .settings
+        .get(&txn, REMOTE_KEY)?
+        .and_then(|value| serde_json::from_value(value).ok())
+        .unwrap_or_else(|| default_remote(data_dir)))
+}
+
+/// `RemoteSettings::Dir { path: <data>/remote }`.
+pub fn default_remote(data_dir: &Path) -> RemoteSettings {
+    RemoteSettings::Dir {
+        path: data_dir.join("remote"),
+    }
+}
+
+/// Saves new remote settings (keeping the stored secret when the form left
+/// it out) and makes every waiting job due now, in one transaction.
+pub fn save_remote_settings(
+    store: &Store,
+    data_dir: &Path,
+    settings: RemoteSettings,
+) -> Result<RemoteSettings, StoreError> {
+    let previous = remote_settings(store, data_dir)?;
+    let settings = settings.keep_secret_from(&previous);
+    let value = serde_json::to_value(&settings).unwrap_or(serde_json::Value::Null);
+    store.write(|txn, tables| -> Result<(), StoreError> {
+        tables.settings.put(txn, REMOTE_KEY, &value)?;
+        super::jobs::unpark_all(txn, tables)?;
+        Ok(())
+    })?;
+    Ok(settings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passphrases_are_grouped_base32() {
+        let a = generate_passphrase().unwrap();
+        let b = generate_passphrase().unwrap();
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 29);
+        assert!(a.split('-').all(|g| g.len() == 4
+            && g.chars()
+                .all(|c| c.is_ascii_uppercase() || ('2'..='7').contains(&c))));
+    }
+}

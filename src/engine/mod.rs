@@ -1,0 +1,501 @@
+//! The background engine: a persistent job queue (`jobs`), a fixed pool of
+//! worker threads that upload parts and manifests, uncache, cache and delete
+//! archives, retries with backoff, the bandwidth limit and upload window, and
+//! progress events.
+//!
+//! Owns: the `jobs` and `objects` tables, the `archives/<id>.partial` files,
+//! and every archive state change after `local`. Must not touch: HTTP.
+//! Invariants: no LMDB transaction and no mutex is held across remote I/O;
+//! a job is removed in the same transaction as the state change it made; an
+//! object is removed remotely only when its refcount is zero; a failed
+//! verification marks the archive `damaged` and deletes nothing.
+
+pub mod events;
+pub mod jobs;
+pub mod keys;
+mod work;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::ids;
+use crate::remote::{Remote, RemoteSettings, TransferOptions};
+use crate::repo::RepoKeys;
+use crate::settings::{parse_hh_mm, Settings};
+use crate::store::records::JobRecord;
+use crate::store::Store;
+
+pub use events::Events;
+pub use jobs::JobKind;
+
+/// Why a job did not finish.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// Worth retrying later (network, server busy): backoff, attempts + 1.
+    Transient(String),
+    /// Retrying will not help until the settings change: the job is parked.
+    Permanent(String),
+    /// Another job holds what this one needs; try again in a moment.
+    Busy,
+    /// A verification failed: the archive becomes `damaged`.
+    Damaged(String),
+}
+
+impl From<crate::store::StoreError> for Failure {
+    fn from(err: crate::store::StoreError) -> Self {
+        Failure::Transient(err.to_string())
+    }
+}
+
+impl From<crate::remote::RemoteError> for Failure {
+    fn from(err: crate::remote::RemoteError) -> Self {
+        if err.is_transient() {
+            Failure::Transient(err.message)
+        } else {
+            Failure::Permanent(err.message)
+        }
+    }
+}
+
+impl From<std::io::Error> for Failure {
+    fn from(err: std::io::Error) -> Self {
+        Failure::Transient(format!("A local file could not be read or written: {err}"))
+    }
+}
+
+struct CachedRemote {
+    settings: RemoteSettings,
+    remote: Arc<dyn Remote>,
+}
+
+pub(crate) struct Inner {
+    store: Store,
+    data_dir: PathBuf,
+    shutdown: AtomicBool,
+    /// Bumped by `wake`; idle workers wait on it.
+    wake: (Mutex<u64>, Condvar),
+    /// Job ids a worker is running now (leases are per process: after a
+    /// restart every job is free again).
+    leased: Mutex<HashSet<String>>,
+    /// Object ids being uploaded or deleted now, so an upload and a delete
+    /// of one object never overlap.
+    objects_busy: Mutex<HashSet<String>>,
+    remote: Mutex<Option<CachedRemote>>,
+    /// Serializes opening a remote and writing its config, so two workers
+    /// starting at once do not race on the same first `config` write. Held
+    /// across that one-time I/O only; every transfer uses the cached remote.
+    remote_opening: Mutex<()>,
+    keys: OnceLock<(RepoKeys, Vec<u8>)>,
+    /// Token bucket: (tokens in bytes, last refill).
+    bucket: Mutex<(f64, Instant)>,
+    pub(crate) events: Events,
+    options: TransferOptions,
+}
+
+/// The running engine. Cheap to share through `Arc`.
+pub struct Engine {
+    inner: Arc<Inner>,
+    workers: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Engine {
+    /// Starts `transfer_concurrency` workers (read once, at start).
+    pub fn start(store: Store, data_dir: &Path) -> Engine {
+        let concurrency = Settings::load(&store)
+            .map(|s| s.transfer_concurrency)
+            .unwrap_or(2)
+            .clamp(1, 16);
+        let inner = Arc::new(Inner {
+            store,
+            data_dir: data_dir.to_path_buf(),
+            shutdown: AtomicBool::new(false),
+            wake: (Mutex::new(0), Condvar::new()),
+            leased: Mutex::new(HashSet::new()),
+            objects_busy: Mutex::new(HashSet::new()),
+            remote: Mutex::new(None),
+            remote_opening: Mutex::new(()),
+            keys: OnceLock::new(),
+            bucket: Mutex::new((0.0, Instant::now())),
+            events: Events::default(),
+            options: TransferOptions::default(),
+        });
+        let workers = (0..concurrency)
+            .map(|_| {
+                let inner = inner.clone();
+                std::thread::spawn(move || inner.run_worker())
+            })
+            .collect();
+        Engine {
+            inner,
+            workers: Mutex::new(workers),
+        }
+    }
+
+    /// Tells idle workers to look at the queue now.
+    pub fn wake(&self) {
+        self.inner.wake();
+    }
+
+    pub fn events(&self) -> &Events {
+        &self.inner.events
+    }
+
+    /// Jobs in the queue (running, waiting or parked).
+    pub fn queue_length(&self) -> u64 {
+        self.inner
+            .store
+            .read()
+            .and_then(|txn| self.inner.store.tables.jobs.len(&txn))
+            .unwrap_or(0)
+    }
+
+    /// Stops the workers after their current job.
+    pub fn shutdown(&self) {
+        self.inner.shutdown.store(true, Ordering::SeqCst);
+        self.inner.wake();
+        let workers = std::mem::take(&mut *self.inner_workers());
+        for worker in workers {
+            let _ = worker.join();
+        }
+    }
+
+    fn inner_workers(&self) -> std::sync::MutexGuard<'_, Vec<JoinHandle<()>>> {
+        self.workers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Seconds to wait before attempt `attempts + 1`: 1, 2, 4, ... up to 5
+/// minutes, with ±25 % jitter.
+pub fn backoff_secs(attempts: u32, jitter: f64) -> i64 {
+    let base = 2f64
+        .powi(attempts.saturating_sub(1).min(9) as i32)
+        .min(300.0);
+    (base * (0.75 + 0.5 * jitter.clamp(0.0, 1.0)))
+        .round()
+        .max(1.0) as i64
+}
+
+/// Whether `minute` (of the day) is inside the window `start..end`
+/// (crossing midnight when `end <= start`).
+pub fn in_window(start: u32, end: u32, minute: u32) -> bool {
+    if start == end {
+        true
+    } else if start < end {
+        (start..end).contains(&minute)
+    } else {
+        minute >= start || minute < end
+    }
+}
+
+impl Inner {
+    fn wake(&self) {
+        let (counter, condvar) = &self.wake;
+        *lock(counter) += 1;
+        condvar.notify_all();
+    }
+
+    fn run_worker(self: Arc<Self>) {
+        while !self.shutdown.load(Ordering::SeqCst) {
+            let seen = *lock(&self.wake.0);
+            match self.lease() {
+                Some(job) => {
+                    let id = job.id.clone();
+                    self.run(job);
+                    lock(&self.leased).remove(&id);
+                }
+                None => {
+                    let (counter, condvar) = &self.wake;
+                    let guard = lock(counter);
+                    if *guard == seen {
+                        let _ = condvar.wait_timeout(guard, Duration::from_millis(500));
+                    }
+                }
+            }
+        }
+    }
+
+    fn uploads_allowed(&self) -> bool {
+        let Ok(settings) = Settings::load(&self.store) else {
+            return true;
+        };
+        match &settings.upload_window {
+            None => true,
+            Some(window) => match (parse_hh_mm(&window.start), parse_hh_mm(&window.end)) {
+                (Some(start), Some(end)) => {
+                    let minute = (ids::now_secs().rem_euclid(86_400) / 60) as u32;
+                    in_window(start, end, minute)
+                }
+                _ => true,
+            },
+        }
+    }
+
+    /// Picks the oldest due job nobody runs and leases it.
+    fn lease(&self) -> Option<JobRecord> {
+        let now = ids::now_secs();
+        let uploads_allowed = self.uploads_allowed();
+        let txn = self.store.read().ok()?;
+        let mut due: Vec<JobRecord> = self
+            .store
+            .tables
+            .jobs
+            .all(&txn)
+            .ok()?
+            .into_iter()
+            .map(|(_, job)| job)
+            .filter(|job| job.not_before <= now)
+            .collect();
+        drop(txn);
+        due.sort_by(|a, b| {
+            (a.created_at, &a.kind, &a.target).cmp(&(b.created_at, &b.kind, &b.target))
+        });
+        let mut leased = lock(&self.leased);
+        for job in due {
+            if leased.contains(&job.id) {
+                continue;
+            }
+            if !uploads_allowed && JobKind::from_record(&job).is_some_and(|kind| kind.is_upload()) {
+                continue;
+            }
+            leased.insert(job.id.clone());
+            return Some(job);
+        }
+        None
+    }
+
+    fn run(&self, job: JobRecord) {
+        let Some(kind) = JobKind::from_record(&job) else {
+            // A kind this build does not know: leave it for a newer one, parked.
+            let _ = self.reschedule(&job, None, jobs::PARKED, None);
+            return;
+        };
+        let result = match &kind {
+            JobKind::UploadPart { archive_id, index } => {
+                self.upload_part(&job.id, archive_id, *index)
+            }
+            JobKind::UploadManifest { archive_id } => self.upload_manifest(&job.id, archive_id),
+            JobKind::Uncache { archive_id } => self.uncache(&job.id, archive_id),
+            JobKind::Cache { archive_id } => self.cache(&job.id, archive_id),
+            JobKind::Delete { archive_id } => self.delete(&job.id, archive_id),
+            JobKind::DeleteObject { object_id } => self.delete_object(&job.id, object_id),
+        };
+        let archive_id = match &kind {
+            JobKind::DeleteObject { .. } => None,
+            JobKind::UploadPart { archive_id, .. }
+            | JobKind::UploadManifest { archive_id }
+            | JobKind::Uncache { archive_id }
+            | JobKind::Cache { archive_id }
+            | JobKind::Delete { archive_id } => Some(archive_id.as_str()),
+        };
+        let now = ids::now_secs();
+        match result {
+            Ok(()) => {}
+            Err(Failure::Busy) => {
+                let _ = self.reschedule(&job, None, now + 1, None);
+            }
+            Err(Failure::Transient(message)) => {
+                let attempts = job.attempts + 1;
+                let delay = backoff_secs(attempts, rand::random::<f64>());
+                // A short hiccup is not worth showing; a lasting one is.
+                let shown = (attempts >= 3)
+                    .then(|| format!("{message} (attempt {attempts}; trying again in {delay} s)"));
+                let _ = self.reschedule(&job, Some(message), now + delay, archive_id.zip(shown));
+            }
+            Err(Failure::Permanent(message)) => {
+                let shown = format!(
+                    "{message} Backups of this archive wait until the remote settings are changed."
+                );
+                let _ = self.reschedule(
+                    &job,
+                    Some(message),
+                    jobs::PARKED,
+                    archive_id.zip(Some(shown)),
+                );
+            }
+            Err(Failure::Damaged(reason)) => {
+                if let Some(archive_id) = archive_id {
+                    let _ = self.mark_damaged(&job.id, archive_id, &reason);
+                }
+            }
+        }
+    }
+
+    /// Writes the job's next attempt time (and counts the attempt when
+    /// `error` is given), and the archive's error sentence if any.
+    fn reschedule(
+        &self,
+        job: &JobRecord,
+        error: Option<String>,
+        not_before: i64,
+        archive_error: Option<(&str, String)>,
+    ) -> Result<(), crate::store::StoreError> {
+        let changed =
+            self.store.write(
+                |txn,
+                 tables|
+                 -> Result<
+                    Option<crate::store::records::ArchiveRecord>,
+                    crate::store::StoreError,
+                > {
+                    if let Some(mut record) = tables.jobs.get(txn, job.id.as_bytes())? {
+                        if error.is_some() {
+                            record.attempts += 1;
+                            record.last_error = error.clone();
+                        }
+                        record.not_before = not_before;
+                        tables.jobs.put(txn, job.id.as_bytes(), &record)?;
+                    }
+                    if let Some((archive_id, message)) = &archive_error {
+                        if let Some(mut archive) =
+                            tables.archives.get(txn, archive_id.as_bytes())?
+                        {
+                            archive.last_error = Some(message.clone());
+                            tables.archives.put(txn, archive_id.as_bytes(), &archive)?;
+                            return Ok(Some(archive));
+                        }
+                    }
+                    Ok(None)
+                },
+            )?;
+        if let Some(archive) = changed {
+            self.events.archive(&archive);
+        }
+        Ok(())
+    }
+
+    fn mark_damaged(
+        &self,
+        job_id: &str,
+        archive_id: &str,
+        reason: &str,
+    ) -> Result<(), crate::store::StoreError> {
+        let changed =
+            self.store.write(
+                |txn,
+                 tables|
+                 -> Result<
+                    Option<crate::store::records::ArchiveRecord>,
+                    crate::store::StoreError,
+                > {
+                    tables.jobs.delete(txn, job_id.as_bytes())?;
+                    let Some(mut archive) = tables.archives.get(txn, archive_id.as_bytes())? else {
+                        return Ok(None);
+                    };
+                    archive.state = crate::store::records::ArchiveState::Damaged;
+                    archive.last_error = Some(reason.to_string());
+                    tables.archives.put(txn, archive_id.as_bytes(), &archive)?;
+                    Ok(Some(archive))
+                },
+            )?;
+        if let Some(archive) = changed {
+            self.events.archive(&archive);
+        }
+        Ok(())
+    }
+
+    fn keys(&self) -> Result<&(RepoKeys, Vec<u8>), Failure> {
+        if let Some(keys) = self.keys.get() {
+            return Ok(keys);
+        }
+        match keys::load(&self.store) {
+            Ok(Some(keys)) => Ok(self.keys.get_or_init(|| keys)),
+            Ok(None) => Err(Failure::Permanent(
+                "The encryption keys do not exist yet: finish the setup first.".into(),
+            )),
+            Err(err) => Err(Failure::Permanent(err.to_string())),
+        }
+    }
+
+    /// The remote of the current settings, opened once per settings change;
+    /// the repository config is written to it on first use.
+    fn remote(&self) -> Result<Arc<dyn Remote>, Failure> {
+        let settings = keys::remote_settings(&self.store, &self.data_dir)?;
+        let cached = |settings: &RemoteSettings| {
+            lock(&self.remote)
+                .as_ref()
+                .filter(|cached| &cached.settings == settings)
+                .map(|cached| cached.remote.clone())
+        };
+        if let Some(remote) = cached(&settings) {
+            return Ok(remote);
+        }
+        let _opening = lock(&self.remote_opening);
+        if let Some(remote) = cached(&settings) {
+            return Ok(remote);
+        }
+        let (_, config) = self.keys()?;
+        let remote: Arc<dyn Remote> = Arc::from(crate::remote::open(&settings, &self.options)?);
+        if remote.head(crate::repo::CONFIG_KEY)?.is_none() {
+            remote.put(crate::repo::CONFIG_KEY, config)?;
+        }
+        *lock(&self.remote) = Some(CachedRemote {
+            settings,
+            remote: remote.clone(),
+        });
+        Ok(remote)
+    }
+
+    /// Holds `bytes` of upload back to the configured bandwidth limit.
+    fn throttle(&self, bytes: usize) {
+        let rate = Settings::load(&self.store)
+            .map(|s| s.upload_bandwidth_bytes_per_sec)
+            .unwrap_or(0);
+        if rate == 0 {
+            return;
+        }
+        let rate = rate as f64;
+        let wait = {
+            let mut bucket = lock(&self.bucket);
+            let now = Instant::now();
+            let refill = now.duration_since(bucket.1).as_secs_f64() * rate;
+            bucket.0 = (bucket.0 + refill).min(rate);
+            bucket.1 = now;
+            bucket.0 -= bytes as f64;
+            if bucket.0 < 0.0 {
+                Duration::from_secs_f64(-bucket.0 / rate)
+            } else {
+                Duration::ZERO
+            }
+        };
+        std::thread::sleep(wait);
+    }
+
+    fn archive_path(&self, archive_id: &str) -> PathBuf {
+        self.data_dir.join("archives").join(archive_id)
+    }
+}
+
+/// Claims an object id for one upload or delete; released on drop.
+struct ObjectClaim<'a> {
+    inner: &'a Inner,
+    object_id: String,
+}
+
+impl<'a> ObjectClaim<'a> {
+    fn take(inner: &'a Inner, object_id: &str) -> Result<ObjectClaim<'a>, Failure> {
+        if !lock(&inner.objects_busy).insert(object_id.to_string()) {
+            return Err(Failure::Busy);
+        }
+        Ok(ObjectClaim {
+            inner,
+            object_id: object_id.to_string(),
+        })
+    }
+}
+
+impl Drop for ObjectClaim<'_> {
+    fn drop(&mut self) {
+        lock(&self.inner.objects_busy).remove(&self.object_id);
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,402 @@
+//! The remote backup engine end to end: the real binary uploads archives to
+//! the folder remote and to a signature-checking S3 server (through a
+//! fault-injecting proxy where asked), uncaches and caches them back, and
+//! survives a wrong secret, a corrupted object and `kill -9`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::support::fault_proxy::{Fault, FaultPlan, FaultProxy};
+use crate::support::s3_server::S3TestServer;
+use crate::support::{random_bytes, sha256_hex, wait_until, Client, TestServer};
+
+const LIMIT: Duration = Duration::from_secs(180);
+
+fn archive(client: &Client, id: &str) -> Value {
+    let resp = client.get(&format!("/api/v1/archives/{id}"));
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    resp.json()
+}
+
+/// Polls until the archive is in `state`; fails early on `damaged`.
+fn wait_state(client: &Client, id: &str, state: &str) -> Value {
+    let mut last = Value::Null;
+    wait_until(LIMIT, || {
+        last = archive(client, id);
+        assert!(
+            state == "damaged" || last["state"] != "damaged",
+            "archive became damaged: {last}"
+        );
+        last["state"] == state
+    });
+    last
+}
+
+fn set_remote(admin: &Client, settings: &Value) {
+    let resp = admin.send_json("PUT", "/api/v1/admin/remote", settings);
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert!(resp.json().get("secret_access_key").is_none());
+}
+
+fn s3_json(endpoint: &str, prefix: &str, secret: &str) -> Value {
+    use crate::support::s3_server::{ACCESS_KEY, BUCKET, REGION};
+    json!({"kind": "s3", "endpoint": endpoint, "region": REGION, "bucket": BUCKET,
+           "prefix": prefix, "path_style": true, "access_key_id": ACCESS_KEY,
+           "secret_access_key": secret})
+}
+
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                out.extend(files_under(&path));
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn download(client: &Client, id: &str) -> Vec<u8> {
+    let resp = client.get(&format!("/api/v1/archives/{id}/content"));
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    resp.body
+}
+
+fn uncache_and_cache_back(client: &Client, id: &str, data: &[u8]) {
+    let resp = client.request("POST", &format!("/api/v1/archives/{id}/uncache"), &[], None);
+    assert_eq!(resp.status, 202, "{}", resp.text());
+    wait_state(client, id, "uncached");
+    let resp = client.get(&format!("/api/v1/archives/{id}/content"));
+    assert_eq!(resp.status, 409, "{}", resp.text());
+    let resp = client.request("POST", &format!("/api/v1/archives/{id}/cache"), &[], None);
+    assert_eq!(resp.status, 202, "{}", resp.text());
+    wait_state(client, id, "backed_up");
+    let back = download(client, id);
+    assert!(back == data, "the cached file differs from the upload");
+}
+
+#[test]
+fn setup_returns_a_generated_passphrase_once_and_the_banner_shows() {
+    let server = TestServer::start();
+    let mut client = server.client();
+    let resp = client.post_json(
+        "/api/v1/setup",
+        &json!({"username": "admin", "password": "admin password"}),
+    );
+    assert_eq!(resp.status, 201, "{}", resp.text());
+    let passphrase = resp.json()["recovery_passphrase"]
+        .as_str()
+        .expect("a generated passphrase")
+        .to_string();
+    assert_eq!(passphrase.len(), 29, "{passphrase}");
+    client.adopt_session(&resp);
+    let home = client.get("/").text();
+    assert!(home.contains("same disk as the originals"), "{home}");
+    assert!(home.contains("/admin/remote"));
+    assert!(!home.contains(&passphrase));
+    let remote = client.get("/api/v1/admin/remote").json();
+    assert_eq!(remote["kind"], "dir");
+    let check = client
+        .request("POST", "/api/v1/admin/remote/test", &[], None)
+        .json();
+    assert_eq!(check["ok"], true, "{check}");
+
+    let s3 = S3TestServer::start();
+    set_remote(
+        &client,
+        &s3_json(
+            &s3.endpoint,
+            "banner",
+            crate::support::s3_server::SECRET_KEY,
+        ),
+    );
+    assert!(!client
+        .get("/")
+        .text()
+        .contains("same disk as the originals"));
+    // The secret is kept when a form leaves it out, and never echoed.
+    let mut without_secret = s3_json(&s3.endpoint, "banner", "");
+    without_secret
+        .as_object_mut()
+        .unwrap()
+        .remove("secret_access_key");
+    set_remote(&client, &without_secret);
+    let check = client
+        .request("POST", "/api/v1/admin/remote/test", &[], None)
+        .json();
+    assert_eq!(check["ok"], true, "{check}");
+    let page = client.get("/admin/remote").text();
+    assert!(!page.contains(crate::support::s3_server::SECRET_KEY));
+
+    // A given passphrase is not echoed back.
+    let other = TestServer::start();
+    let resp = other.client().post_json(
+        "/api/v1/setup",
+        &json!({"username": "admin", "password": "admin password",
+                "recovery_passphrase": "correct horse battery staple"}),
+    );
+    assert_eq!(resp.status, 201, "{}", resp.text());
+    assert!(resp.json().get("recovery_passphrase").is_none());
+}
+
+#[test]
+fn backs_up_to_the_folder_remote_and_caches_back() {
+    let server = TestServer::start();
+    let admin = server.admin();
+    let data = random_bytes(9 * 1024 * 1024 + 123, 1);
+    let id = admin.upload_ok("folder", &data)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let done = wait_state(&admin, &id, "backed_up");
+    assert_eq!(done["parts_remote"], done["parts_total"]);
+    assert!(done["parts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|p| p["remote"] == true));
+    let remote = server.data_dir().join("remote");
+    assert!(remote.join("config").is_file());
+    assert!(remote.join("manifests").join(&id).is_file());
+    uncache_and_cache_back(&admin, &id, &data);
+
+    // Deleting removes the local file at once and the remote objects soon.
+    let resp = admin.delete(&format!("/api/v1/archives/{id}"));
+    assert_eq!(resp.status, 202, "{}", resp.text());
+    assert!(!server.data_dir().join("archives").join(&id).exists());
+    wait_until(LIMIT, || {
+        files_under(&remote.join("parts")).is_empty()
+            && !remote.join("manifests").join(&id).exists()
+    });
+    assert_eq!(admin.get(&format!("/api/v1/archives/{id}")).status, 404);
+}
+
+#[test]
+fn s3_objects_are_encrypted_and_deduplicated() {
+    let s3 = S3TestServer::start();
+    let server = TestServer::start();
+    let admin = server.admin();
+    set_remote(
+        &admin,
+        &s3_json(
+            &s3.endpoint,
+            "family",
+            crate::support::s3_server::SECRET_KEY,
+        ),
+    );
+    let data = random_bytes(10 * 1024 * 1024, 2);
+    let first = admin.upload_ok("first", &data)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let second = admin.upload_ok("second", &data)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let first_done = wait_state(&admin, &first, "backed_up");
+    wait_state(&admin, &second, "backed_up");
+
+    let parts = first_done["parts"].as_array().unwrap().clone();
+    let bucket = s3.object_path("family");
+    let objects = files_under(&bucket.join("parts"));
+    assert_eq!(
+        objects.len(),
+        parts.len(),
+        "each distinct part is stored once: {objects:?}"
+    );
+    assert!(bucket.join("config").is_file());
+    assert!(bucket.join("manifests").join(&first).is_file());
+    assert!(bucket.join("manifests").join(&second).is_file());
+    for object in &objects {
+        let name = object.file_name().unwrap().to_str().unwrap().to_string();
+        let stored = std::fs::read(object).unwrap();
+        for part in &parts {
+            assert_ne!(
+                part["sha256"].as_str().unwrap(),
+                name,
+                "object names are not content hashes"
+            );
+        }
+        // No 64-byte window of the plaintext appears in any object.
+        for part in &parts {
+            let offset = part["offset"].as_u64().unwrap() as usize;
+            let probe = &data[offset..offset + 64];
+            assert!(
+                !stored.windows(64).any(|window| window == probe),
+                "plaintext found in {object:?}"
+            );
+        }
+    }
+
+    // Deleting one copy keeps the shared objects; the other still caches back.
+    assert_eq!(
+        admin.delete(&format!("/api/v1/archives/{second}")).status,
+        202
+    );
+    wait_until(LIMIT, || {
+        admin.get(&format!("/api/v1/archives/{second}")).status == 404
+    });
+    assert_eq!(files_under(&bucket.join("parts")).len(), parts.len());
+    uncache_and_cache_back(&admin, &first, &data);
+}
+
+#[test]
+fn a_wrong_secret_is_shown_and_the_backup_resumes_after_fixing_it() {
+    let s3 = S3TestServer::start();
+    let server = TestServer::start();
+    let admin = server.admin();
+    set_remote(&admin, &s3_json(&s3.endpoint, "fixme", "not-the-secret"));
+    let data = random_bytes(3 * 1024 * 1024, 3);
+    let id = admin.upload_ok("waiting", &data)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut last = Value::Null;
+    wait_until(LIMIT, || {
+        last = archive(&admin, &id);
+        last["last_error"].is_string()
+    });
+    let error = last["last_error"].as_str().unwrap().to_string();
+    assert!(error.contains("remote settings"), "{error}");
+    assert_ne!(last["state"], "backed_up");
+
+    let resp = admin.request("POST", &format!("/api/v1/archives/{id}/uncache"), &[], None);
+    assert_eq!(resp.status, 409, "{}", resp.text());
+    assert_eq!(resp.json()["error"], "not_backed_up");
+    assert!(resp.message().contains("backed up"));
+
+    set_remote(
+        &admin,
+        &s3_json(&s3.endpoint, "fixme", crate::support::s3_server::SECRET_KEY),
+    );
+    let done = wait_state(&admin, &id, "backed_up");
+    assert!(done["last_error"].is_null(), "{done}");
+}
+
+#[test]
+fn a_flaky_remote_still_ends_backed_up_and_caches_back_bit_exact() {
+    let s3 = S3TestServer::start();
+    let proxy = FaultProxy::start(
+        s3.address,
+        FaultPlan::Random {
+            fraction: 0.2,
+            faults: vec![
+                Fault::ServerError,
+                Fault::SlowDown,
+                Fault::Reset,
+                Fault::Truncate,
+                Fault::DropResponse,
+            ],
+            max_consecutive: 3,
+            seed: 7,
+        },
+    );
+    let server = TestServer::start();
+    let admin = server.admin();
+    set_remote(
+        &admin,
+        &s3_json(
+            &proxy.endpoint,
+            "flaky",
+            crate::support::s3_server::SECRET_KEY,
+        ),
+    );
+    let data = random_bytes(12 * 1024 * 1024 + 5, 4);
+    let id = admin.upload_ok("flaky", &data)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    wait_state(&admin, &id, "backed_up");
+    uncache_and_cache_back(&admin, &id, &data);
+    eprintln!(
+        "fault proxy: {} requests, {} faults injected",
+        proxy.requests(),
+        proxy.faults_injected()
+    );
+    assert!(proxy.faults_injected() > 0);
+}
+
+#[test]
+fn a_corrupted_remote_object_makes_the_cache_damaged_and_deletes_nothing() {
+    let server = TestServer::start();
+    let admin = server.admin();
+    let data = random_bytes(5 * 1024 * 1024, 5);
+    let id = admin.upload_ok("fragile", &data)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    wait_state(&admin, &id, "backed_up");
+    let resp = admin.request("POST", &format!("/api/v1/archives/{id}/uncache"), &[], None);
+    assert_eq!(resp.status, 202, "{}", resp.text());
+    wait_state(&admin, &id, "uncached");
+
+    let objects = files_under(&server.data_dir().join("remote").join("parts"));
+    let victim = &objects[0];
+    let mut bytes = std::fs::read(victim).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x40;
+    std::fs::write(victim, &bytes).unwrap();
+
+    let resp = admin.request("POST", &format!("/api/v1/archives/{id}/cache"), &[], None);
+    assert_eq!(resp.status, 202, "{}", resp.text());
+    let damaged = wait_state(&admin, &id, "damaged");
+    let reason = damaged["last_error"].as_str().expect("a reason");
+    assert!(
+        reason.contains("Part") && reason.contains("Nothing was deleted"),
+        "{reason}"
+    );
+    assert_eq!(
+        files_under(&server.data_dir().join("remote").join("parts")),
+        objects
+    );
+    assert!(server
+        .data_dir()
+        .join("remote")
+        .join("manifests")
+        .join(&id)
+        .is_file());
+}
+
+#[test]
+fn kill_9_during_the_upload_then_restart_finishes_bit_exact() {
+    let mut server = TestServer::start();
+    let admin = server.admin();
+    let mut settings = admin.get("/api/v1/admin/settings").json();
+    settings["upload_bandwidth_bytes_per_sec"] = json!(3 * 1024 * 1024);
+    assert_eq!(
+        admin
+            .send_json("PUT", "/api/v1/admin/settings", &settings)
+            .status,
+        200
+    );
+    let data = random_bytes(16 * 1024 * 1024 + 77, 6);
+    let id = admin.upload_ok("interrupted", &data)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    wait_until(LIMIT, || {
+        archive(&admin, &id)["parts_remote"].as_u64().unwrap() >= 1
+    });
+    let before = archive(&admin, &id);
+    server.restart();
+    let mut admin = server.client();
+    assert_eq!(admin.login("admin", "admin password").status, 200);
+    let done = wait_state(&admin, &id, "backed_up");
+    eprintln!(
+        "parts before the kill: {} of {}",
+        before["parts_remote"], done["parts_total"]
+    );
+    assert_eq!(done["parts_remote"], done["parts_total"]);
+    uncache_and_cache_back(&admin, &id, &data);
+    assert_eq!(
+        sha256_hex(&download(&admin, &id)),
+        done["sha256"].as_str().unwrap()
+    );
+}
