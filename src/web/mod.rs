@@ -11,6 +11,7 @@ pub mod auth;
 pub mod http;
 pub mod pages;
 pub mod router;
+pub mod sse;
 pub mod tus;
 
 use std::net::{SocketAddr, TcpListener};

@@ -7,6 +7,11 @@ use super::http::{ApiError, Req, Resp};
 use super::{api, pages, tus, App};
 
 pub fn handle(app: &App, mut request: tiny_http::Request) {
+    if request.method() == &Method::Get && request.url().split('?').next() == Some("/api/v1/events")
+    {
+        // Takes the connection over on a thread of its own.
+        return super::sse::serve(app, request);
+    }
     let resp = {
         let mut req = Req::new(&mut request);
         let is_api = req.path.starts_with("/api/");

@@ -30,6 +30,11 @@ const STATIC_FILES: &[(&str, &str, &str)] = &[
         "text/javascript; charset=utf-8",
         include_str!("../../../templates/static/upload.js"),
     ),
+    (
+        "live.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../templates/static/live.js"),
+    ),
 ];
 
 pub fn route(
