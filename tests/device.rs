@@ -45,6 +45,9 @@ fn leds_and_display_follow_the_appliance() {
     let page = admin.get("/admin/device");
     assert_eq!(page.status, 200);
     assert!(page.text().contains("display.png"));
+    let script = admin.get("/static/device.js");
+    assert_eq!(script.status, 200, "the page's live-update script is served");
+    assert!(script.text().contains("/api/v1/admin/device"));
 }
 
 #[test]

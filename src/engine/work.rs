@@ -446,7 +446,7 @@ impl Inner {
             let txn = self.store.read()?;
             self.store.tables.objects.get(&txn, object_id.as_bytes())?
         };
-        if !object.is_some_and(|o| o.refcount == 0) {
+        if object.is_none_or(|o| o.refcount != 0) {
             return self.drop_job(job_id);
         }
         let id = ObjectId::parse(object_id).map_err(|e| Failure::Permanent(e.to_string()))?;

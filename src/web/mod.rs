@@ -13,6 +13,7 @@ pub mod device;
 pub mod http;
 pub mod pages;
 pub mod router;
+pub mod sse;
 pub mod tus;
 
 use std::net::{SocketAddr, TcpListener};

@@ -13,6 +13,11 @@ pub fn handle(app: &App, mut request: tiny_http::Request) {
     {
         return admin_api::log_events(app, request);
     }
+    if request.method() == &Method::Get && request.url().split('?').next() == Some("/api/v1/events")
+    {
+        // Takes the connection over on a thread of its own.
+        return super::sse::serve(app, request);
+    }
     let resp = {
         let mut req = Req::new(&mut request);
         let is_api = req.path.starts_with("/api/");

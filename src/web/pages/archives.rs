@@ -37,7 +37,7 @@ fn progress(archive: &ArchiveRecord) -> Markup {
 
 pub fn home(app: &App, _req: &mut Req, caller: &Caller) -> Result<Resp, ApiError> {
     let archives = app.archives.list(&caller.user.id)?;
-    let page = Page::new("Your archives", Some(caller)).render(html! {
+    let page = Page::new("Your archives", Some(caller)).script("/static/live.js").render(html! {
         div.heading {
             h1 { "Your archives" }
             a.button href="/archives/new" { "New archive" }
@@ -53,7 +53,7 @@ pub fn home(app: &App, _req: &mut Req, caller: &Caller) -> Result<Resp, ApiError
                             td { a href={ "/archives/" (archive.id) } { (archive.name) } }
                             td { span class={ "state state-" (archive.state.as_str()) } { (state_label(archive.state)) } }
                             td.num { (human_size(archive.size)) }
-                            td.num { (archive.parts_remote) " / " (archive.parts_total) }
+                            td.num.parts-count { (archive.parts_remote) " / " (archive.parts_total) }
                             td { (progress(archive)) }
                             td { (human_time(archive.created_at)) }
                         }
@@ -94,8 +94,8 @@ pub fn detail(
 ) -> Result<Resp, ApiError> {
     let archive = app.archives.owned(&caller.user.id, archive_id)?;
     let parts = app.archives.parts(archive_id)?;
-    let page = Page::new(archive.name.clone(), Some(caller)).render(html! {
-        h1 { (archive.name) }
+    let page = Page::new(archive.name.clone(), Some(caller)).script("/static/live.js").render(html! {
+        h1 data-archive-detail=(archive.id) data-state=(archive.state.as_str()) { (archive.name) }
         dl.facts {
             dt { "Original filename" } dd { (archive.filename) }
             dt { "Size" } dd { (human_size(archive.size)) " (" (archive.size) " bytes)" }

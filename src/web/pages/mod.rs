@@ -36,6 +36,16 @@ const STATIC_FILES: &[(&str, &str, &str)] = &[
         "text/javascript; charset=utf-8",
         include_str!("../../../templates/static/admin.js"),
     ),
+    (
+        "live.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../templates/static/live.js"),
+    ),
+    (
+        "device.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../templates/static/device.js"),
+    ),
 ];
 
 pub fn route(
