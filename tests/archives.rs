@@ -354,10 +354,11 @@ fn pages_render_for_a_signed_in_user() {
         assert_eq!(page.status, 200, "{path}");
         assert!(page.text().contains(expected), "{path}");
     }
-    assert!(admin
-        .get(&format!("/archives/{id}"))
-        .text()
-        .contains("local only"));
+    let detail = admin.get(&format!("/archives/{id}")).text();
+    assert!(
+        detail.contains("Parts") && detail.contains("Remote"),
+        "the parts table with its remote column"
+    );
     let missing = admin.get("/archives/0123456789abcdef0123456789abcdef");
     assert_eq!(missing.status, 404);
     assert!(missing.text().contains("No such archive."));

@@ -207,6 +207,12 @@ fn first_use_upload_and_download_in_a_real_browser() {
     browser.type_into("input[name=username]", "admin");
     browser.type_into("input[name=password]", "admin password");
     browser.click("button[type=submit]");
+    // The generated recovery passphrase is shown once.
+    browser.wait_for("the recovery passphrase", |b| {
+        b.text().contains("Your recovery passphrase")
+    });
+    browser.screenshot("02-recovery-passphrase");
+    browser.click("a.button");
     browser.wait_for("the home page", |b| {
         b.path() == "/" && b.text().contains("Your archives")
     });

@@ -33,8 +33,20 @@ fn leds_and_display_follow_the_appliance() {
     assert_eq!(png_size(&before.body), (128, 64));
 
     // An archive that is not backed up yet is pending work: green blinks
-    // slowly and the display changes.
-    admin.upload_ok("waiting for the cloud", b"some bytes");
+    // slowly and the display changes. A tight bandwidth limit keeps the
+    // backup going for the length of the test.
+    let mut settings = admin.get("/api/v1/admin/settings").json();
+    settings["upload_bandwidth_bytes_per_sec"] = serde_json::json!(1000);
+    assert_eq!(
+        admin
+            .send_json("PUT", "/api/v1/admin/settings", &settings)
+            .status,
+        200
+    );
+    admin.upload_ok(
+        "waiting for the cloud",
+        &crate::support::random_bytes(300_000, 3),
+    );
     wait_until(Duration::from_secs(30), || {
         admin.get("/api/v1/admin/device").json()["green"] == "slow_blink"
     });
@@ -46,7 +58,10 @@ fn leds_and_display_follow_the_appliance() {
     assert_eq!(page.status, 200);
     assert!(page.text().contains("display.png"));
     let script = admin.get("/static/device.js");
-    assert_eq!(script.status, 200, "the page's live-update script is served");
+    assert_eq!(
+        script.status, 200,
+        "the page's live-update script is served"
+    );
     assert!(script.text().contains("/api/v1/admin/device"));
 }
 
@@ -54,7 +69,18 @@ fn leds_and_display_follow_the_appliance() {
 fn the_device_page_mirrors_leds_and_display_in_a_browser() {
     let server = TestServer::start();
     let admin = server.admin();
-    admin.upload_ok("shown on the display", b"bytes");
+    let mut settings = admin.get("/api/v1/admin/settings").json();
+    settings["upload_bandwidth_bytes_per_sec"] = serde_json::json!(1000);
+    assert_eq!(
+        admin
+            .send_json("PUT", "/api/v1/admin/settings", &settings)
+            .status,
+        200
+    );
+    admin.upload_ok(
+        "shown on the display",
+        &crate::support::random_bytes(300_000, 4),
+    );
     let browser = crate::browser::Browser::start();
     browser.goto(&format!("{}/login", server.base));
     browser.type_into("input[name=username]", "admin");
