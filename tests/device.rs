@@ -2,7 +2,21 @@
 
 use std::time::Duration;
 
-use crate::support::{wait_until, TestServer};
+use crate::support::{random_bytes, wait_until, Client, TestServer};
+
+/// Uploads an archive whose backup a 1000 B/s bandwidth limit keeps going
+/// for the length of a test, so the appliance has pending work.
+fn upload_held_in_backup(admin: &Client, name: &str, seed: u64) {
+    let mut settings = admin.get("/api/v1/admin/settings").json();
+    settings["upload_bandwidth_bytes_per_sec"] = serde_json::json!(1000);
+    assert_eq!(
+        admin
+            .send_json("PUT", "/api/v1/admin/settings", &settings)
+            .status,
+        200
+    );
+    admin.upload_ok(name, &random_bytes(300_000, seed));
+}
 
 fn png_size(png: &[u8]) -> (u32, u32) {
     assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "a PNG");
@@ -35,18 +49,7 @@ fn leds_and_display_follow_the_appliance() {
     // An archive that is not backed up yet is pending work: green blinks
     // slowly and the display changes. A tight bandwidth limit keeps the
     // backup going for the length of the test.
-    let mut settings = admin.get("/api/v1/admin/settings").json();
-    settings["upload_bandwidth_bytes_per_sec"] = serde_json::json!(1000);
-    assert_eq!(
-        admin
-            .send_json("PUT", "/api/v1/admin/settings", &settings)
-            .status,
-        200
-    );
-    admin.upload_ok(
-        "waiting for the cloud",
-        &crate::support::random_bytes(300_000, 3),
-    );
+    upload_held_in_backup(&admin, "waiting for the cloud", 3);
     wait_until(Duration::from_secs(30), || {
         admin.get("/api/v1/admin/device").json()["green"] == "slow_blink"
     });
@@ -69,18 +72,7 @@ fn leds_and_display_follow_the_appliance() {
 fn the_device_page_mirrors_leds_and_display_in_a_browser() {
     let server = TestServer::start();
     let admin = server.admin();
-    let mut settings = admin.get("/api/v1/admin/settings").json();
-    settings["upload_bandwidth_bytes_per_sec"] = serde_json::json!(1000);
-    assert_eq!(
-        admin
-            .send_json("PUT", "/api/v1/admin/settings", &settings)
-            .status,
-        200
-    );
-    admin.upload_ok(
-        "shown on the display",
-        &crate::support::random_bytes(300_000, 4),
-    );
+    upload_held_in_backup(&admin, "shown on the display", 4);
     let browser = crate::browser::Browser::start();
     browser.goto(&format!("{}/login", server.base));
     browser.type_into("input[name=username]", "admin");
