@@ -56,6 +56,25 @@ fn leds_and_display_follow_the_appliance() {
     wait_until(Duration::from_secs(30), || {
         admin.get("/api/v1/admin/device/display.png").body != before.body
     });
+    // The engine is sending it (held back by the limit): the blue LED
+    // flickers and the status names the archive being uploaded.
+    let mut state = serde_json::Value::Null;
+    wait_until(Duration::from_secs(30), || {
+        state = admin.get("/api/v1/admin/device").json();
+        state["blue"] == "activity"
+    });
+    assert_eq!(state["status"]["activity"], "uploading", "{state}");
+    assert_eq!(
+        state["status"]["current"]["archive_name"], "waiting for the cloud",
+        "{state}"
+    );
+    assert_eq!(state["status"]["current"]["percent"], 0, "{state}");
+    assert!(
+        state["status"]["web_url"]
+            .as_str()
+            .is_some_and(|url| url.starts_with("http://")),
+        "{state}"
+    );
 
     let page = admin.get("/admin/device");
     assert_eq!(page.status, 200);

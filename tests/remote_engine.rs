@@ -266,6 +266,16 @@ fn a_wrong_secret_is_shown_and_the_backup_resumes_after_fixing_it() {
     let error = last["last_error"].as_str().unwrap().to_string();
     assert!(error.contains("remote settings"), "{error}");
     assert_ne!(last["state"], "backed_up");
+    // The box says so too: the red LED is on with the remote's sentence.
+    let mut device = Value::Null;
+    wait_until(LIMIT, || {
+        device = admin.get("/api/v1/admin/device").json();
+        device["red"] != "off"
+    });
+    let reason = device["status"]["attention"]["reason"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(reason.contains("check the access key"), "{device}");
 
     let resp = admin.request("POST", &format!("/api/v1/archives/{id}/uncache"), &[], None);
     assert_eq!(resp.status, 409, "{}", resp.text());
@@ -278,6 +288,9 @@ fn a_wrong_secret_is_shown_and_the_backup_resumes_after_fixing_it() {
     );
     let done = wait_state(&admin, &id, "backed_up");
     assert!(done["last_error"].is_null(), "{done}");
+    wait_until(LIMIT, || {
+        admin.get("/api/v1/admin/device").json()["red"] == "off"
+    });
 }
 
 #[test]

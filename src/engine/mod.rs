@@ -10,6 +10,7 @@
 //! object is removed remotely only when its refcount is zero; a failed
 //! verification marks the archive `damaged` and deletes nothing.
 
+pub mod activity;
 pub mod events;
 pub mod jobs;
 pub mod keys;
@@ -93,6 +94,7 @@ pub(crate) struct Inner {
     /// Token bucket: (tokens in bytes, last refill).
     bucket: Mutex<(f64, Instant)>,
     pub(crate) events: Events,
+    activity: activity::Activity,
     options: TransferOptions,
 }
 
@@ -121,6 +123,7 @@ impl Engine {
             keys: OnceLock::new(),
             bucket: Mutex::new((0.0, Instant::now())),
             events: Events::default(),
+            activity: activity::Activity::default(),
             options: TransferOptions::default(),
         });
         let workers = (0..concurrency)
@@ -144,6 +147,11 @@ impl Engine {
         &self.inner.events
     }
 
+    /// What is moving now, bytes moved, and the remote's lasting problem.
+    pub fn activity(&self) -> &activity::Activity {
+        &self.inner.activity
+    }
+
     /// Jobs in the queue (running, waiting or parked).
     pub fn queue_length(&self) -> u64 {
         self.inner
@@ -151,6 +159,12 @@ impl Engine {
             .read()
             .and_then(|txn| self.inner.store.tables.jobs.len(&txn))
             .unwrap_or(0)
+    }
+
+    /// Jobs in the queue that no worker is running now.
+    pub fn jobs_waiting(&self) -> u64 {
+        let running = lock(&self.inner.leased).len() as u64;
+        self.queue_length().saturating_sub(running)
     }
 
     /// Stops the workers after their current job.
@@ -297,7 +311,7 @@ impl Inner {
         };
         let now = ids::now_secs();
         match result {
-            Ok(()) => {}
+            Ok(()) => self.activity.set_remote_error(None),
             Err(Failure::Busy) => {
                 let _ = self.reschedule(&job, None, now + 1, None);
             }
@@ -307,9 +321,13 @@ impl Inner {
                 // A short hiccup is not worth showing; a lasting one is.
                 let shown = (attempts >= 3)
                     .then(|| format!("{message} (attempt {attempts}; trying again in {delay} s)"));
+                if shown.is_some() {
+                    self.activity.set_remote_error(Some(message.clone()));
+                }
                 let _ = self.reschedule(&job, Some(message), now + delay, archive_id.zip(shown));
             }
             Err(Failure::Permanent(message)) => {
+                self.activity.set_remote_error(Some(message.clone()));
                 let shown = format!(
                     "{message} Backups of this archive wait until the remote settings are changed."
                 );

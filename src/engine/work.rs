@@ -8,6 +8,7 @@ use std::os::unix::fs::FileExt;
 
 use sha2::{Digest, Sha256};
 
+use super::activity::Direction;
 use super::jobs::{self, JobKind};
 use super::{Failure, Inner, ObjectClaim};
 use crate::ids;
@@ -102,6 +103,7 @@ impl Inner {
         };
         let mut uploaded: Option<(u64, String)> = None;
         if !existing.is_some_and(|o| o.stored && o.refcount > 0) {
+            let _running = self.activity.start(archive_id, Direction::Upload);
             let remote = self.remote()?;
             let length = part.length as usize;
             let mut buffer = Vec::with_capacity(length + PART_OVERHEAD);
@@ -118,6 +120,7 @@ impl Inner {
             let cipher_sha = hex::encode(Sha256::digest(&buffer));
             self.throttle(buffer.len());
             remote.put_hashed(&repo::part_key(&object_id), &buffer, &cipher_sha)?;
+            self.activity.moved(part.length);
             uploaded = Some((buffer.len() as u64, cipher_sha));
         }
         let changed =
@@ -324,6 +327,7 @@ impl Inner {
         }
         let (keys, _) = self.keys()?;
         let remote = self.remote()?;
+        let running = self.activity.start(archive_id, Direction::Download);
         let final_path = self.archive_path(archive_id);
         let partial = final_path.with_extension("partial");
         let file = OpenOptions::new()
@@ -358,6 +362,7 @@ impl Inner {
                 )));
             }
             file.write_all_at(&buffer, part.offset)?;
+            running.progress(part.length);
         }
         file.sync_all()?;
         let mut whole = Sha256::new();

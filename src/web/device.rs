@@ -3,6 +3,7 @@
 //! the admin page that draws both, live. Also the feed that keeps the
 //! device status in step with the catalog.
 
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,8 +17,11 @@ use super::pages::Page;
 use super::App;
 use crate::accounts::Caller;
 use crate::archive::available_bytes;
-use crate::device::status::{compute_status, ArchiveCounts, DiskSpace, StatusInputs};
+use crate::device::status::{
+    compute_status, ActiveTransfer, ArchiveCounts, DiskSpace, StatusInputs, TransferDirection,
+};
 use crate::device::{DeviceDriver, StatusSender};
+use crate::engine::activity::Direction;
 use crate::settings::Settings;
 use crate::store::records::ArchiveState;
 
@@ -36,10 +40,12 @@ impl DeviceLink {
     }
 }
 
-/// The status inputs as the catalog and the disk say now.
-pub fn current_inputs(app: &App, web_url: &str) -> StatusInputs {
+/// The status inputs as the catalog, the engine and the disk say now;
+/// `bytes_per_sec` is the engine's current throughput (see [`Rate`]).
+pub fn current_inputs(app: &App, web_url: &str, bytes_per_sec: u64) -> StatusInputs {
+    let archives = app.archives.list_all().unwrap_or_default();
     let mut counts = ArchiveCounts::default();
-    for archive in app.archives.list_all().unwrap_or_default() {
+    for archive in &archives {
         let slot = match archive.state {
             ArchiveState::Receiving => &mut counts.receiving,
             ArchiveState::Local => &mut counts.local,
@@ -52,6 +58,31 @@ pub fn current_inputs(app: &App, web_url: &str) -> StatusInputs {
         };
         *slot += 1;
     }
+    let activity = app.engine.activity();
+    let active_transfer = activity.transfers().into_iter().find_map(|transfer| {
+        let archive = archives.iter().find(|a| a.id == transfer.archive_id)?;
+        let (direction, bytes_done) = match transfer.direction {
+            // An upload's progress is the parts already stored remotely.
+            Direction::Upload => (
+                TransferDirection::Upload,
+                app.archives
+                    .parts(&archive.id)
+                    .unwrap_or_default()
+                    .iter()
+                    .filter(|part| part.remote)
+                    .map(|part| part.length)
+                    .sum(),
+            ),
+            Direction::Download => (TransferDirection::Download, transfer.bytes_done),
+        };
+        Some(ActiveTransfer {
+            direction,
+            archive_name: archive.name.clone(),
+            bytes_done,
+            bytes_total: archive.size,
+            bytes_per_sec,
+        })
+    });
     let disk = rustix::fs::statvfs(&app.config.data_dir)
         .ok()
         .map(|stat| DiskSpace {
@@ -60,9 +91,9 @@ pub fn current_inputs(app: &App, web_url: &str) -> StatusInputs {
         });
     StatusInputs {
         archives: counts,
-        jobs_queued: 0,
-        active_transfer: None,
-        remote_error: None,
+        jobs_queued: app.engine.jobs_waiting(),
+        active_transfer,
+        remote_error: activity.remote_error(),
         disk,
         free_space_reserve_bytes: Settings::load(&app.store)
             .map(|s| s.free_space_reserve_bytes)
@@ -71,13 +102,67 @@ pub fn current_inputs(app: &App, web_url: &str) -> StatusInputs {
     }
 }
 
-/// Starts the feed thread: recomputes the status every [`FEED_PERIOD`].
-pub fn start_feed(app: Arc<App>, sender: StatusSender, web_url: String) -> Arc<AtomicBool> {
+/// Throughput from successive readings of a byte counter, smoothed so one
+/// 16 MiB part landing does not make the display jump.
+#[derive(Debug, Default)]
+pub struct Rate {
+    last: Option<(std::time::Instant, u64)>,
+    bytes_per_sec: f64,
+}
+
+impl Rate {
+    /// Feeds a reading of the counter taken at `now`; returns the rate.
+    pub fn update(&mut self, now: std::time::Instant, counter: u64) -> u64 {
+        if let Some((then, before)) = self.last {
+            let secs = now.duration_since(then).as_secs_f64();
+            if secs > 0.0 {
+                let sample = counter.saturating_sub(before) as f64 / secs;
+                self.bytes_per_sec = 0.7 * self.bytes_per_sec + 0.3 * sample;
+            }
+        }
+        self.last = Some((now, counter));
+        if self.bytes_per_sec < 1.0 {
+            self.bytes_per_sec = 0.0;
+        }
+        self.bytes_per_sec as u64
+    }
+}
+
+/// The address a person types into a browser to reach `listen`: when the
+/// server listens on every interface, the address of the interface the
+/// default route leaves by (no packet is sent); empty while there is none.
+pub fn web_url(listen: SocketAddr) -> String {
+    if !listen.ip().is_unspecified() {
+        return format!("http://{listen}");
+    }
+    let lan_ip = std::net::UdpSocket::bind(("0.0.0.0", 0))
+        .and_then(|socket| {
+            socket.connect(("192.0.2.1", 9))?;
+            socket.local_addr()
+        })
+        .map(|local| local.ip());
+    match lan_ip {
+        Ok(ip) if !ip.is_unspecified() => format!("http://{}", SocketAddr::new(ip, listen.port())),
+        _ => String::new(),
+    }
+}
+
+/// Starts the feed thread: recomputes the status every [`FEED_PERIOD`]
+/// (the address too: DHCP may hand one out after start).
+pub fn start_feed(app: Arc<App>, sender: StatusSender, listen: SocketAddr) -> Arc<AtomicBool> {
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     std::thread::spawn(move || {
+        let mut rate = Rate::default();
         while !flag.load(Ordering::Relaxed) {
-            sender.send(compute_status(&current_inputs(&app, &web_url)));
+            let web_url = web_url(listen);
+            let moved = app.engine.activity().bytes_moved();
+            let bytes_per_sec = rate.update(std::time::Instant::now(), moved);
+            sender.send(compute_status(&current_inputs(
+                &app,
+                &web_url,
+                bytes_per_sec,
+            )));
             std::thread::sleep(FEED_PERIOD);
         }
     });
@@ -105,6 +190,7 @@ pub fn state(app: &App, req: &mut Req) -> Result<Resp, ApiError> {
     require_admin(&caller)?;
     let mirror = link(app)?.driver.mirror().snapshot();
     let mut value = serde_json::to_value(mirror.report()).map_err(ApiError::internal)?;
+    value["status"] = serde_json::to_value(&mirror.status).map_err(ApiError::internal)?;
     value["display_png"] = json!("/api/v1/admin/device/display.png");
     Ok(Resp::json(200, &value))
 }
@@ -144,4 +230,41 @@ pub fn page(app: &App, caller: &Caller) -> Result<Resp, ApiError> {
         img.display id="display" src="/api/v1/admin/device/display.png" width="512" height="256" alt="The appliance's display";
     });
     Ok(Resp::html(page))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn the_rate_follows_the_counter_smoothed_and_falls_to_zero_when_idle() {
+        let mut rate = Rate::default();
+        let start = Instant::now();
+        assert_eq!(rate.update(start, 0), 0, "one reading gives no rate");
+        let mut now = start;
+        let mut counter = 0;
+        let mut last = 0;
+        for _ in 0..20 {
+            now += Duration::from_secs(1);
+            counter += 1_000_000;
+            last = rate.update(now, counter);
+        }
+        assert!((990_000..=1_000_000).contains(&last), "{last}");
+        for _ in 0..60 {
+            now += Duration::from_secs(1);
+            last = rate.update(now, counter);
+        }
+        assert_eq!(last, 0, "nothing moving reads as 0 B/s");
+    }
+
+    #[test]
+    fn the_web_url_is_the_listen_address_or_a_real_interface() {
+        let fixed: SocketAddr = "192.168.1.23:8080".parse().unwrap();
+        assert_eq!(web_url(fixed), "http://192.168.1.23:8080");
+        let any: SocketAddr = "0.0.0.0:8080".parse().unwrap();
+        let url = web_url(any);
+        assert!(!url.contains("0.0.0.0"), "{url}");
+        assert!(url.is_empty() || url.ends_with(":8080"), "{url}");
+    }
 }

@@ -135,17 +135,16 @@ fn start_device(app: &Arc<App>, addr: SocketAddr) {
         eprintln!("piarchive: {err}; using the simulated board");
         BoardProfile::simulated()
     });
-    let web_url = format!("http://{addr}");
     let driver = DeviceDriver::start(
         &profile,
         hardware_for(&profile),
-        DeviceStatus::starting(web_url.clone()),
+        DeviceStatus::starting(device::web_url(addr)),
         DriverOptions::default(),
         Box::new(|line| eprintln!("piarchive device: {line}")),
     );
     match driver {
         Ok(driver) => {
-            let stop = device::start_feed(app.clone(), driver.sender(), web_url);
+            let stop = device::start_feed(app.clone(), driver.sender(), addr);
             let _ = app.device.set(device::DeviceLink::new(driver, stop));
         }
         Err(err) => eprintln!("piarchive device: {err}; running without LEDs and display"),
