@@ -120,6 +120,12 @@ fn add_user(config: Config, name: &str, admin: bool) -> anyhow::Result<()> {
         .context("cannot read the password from stdin")?;
     let password = password.trim_end_matches(['\r', '\n']);
     let app = piarchive::web::App::open(config)?;
+    if app.accounts.setup_needed()? {
+        bail!(
+            "this appliance is not set up yet: open the web UI (or POST /api/v1/setup) to create \
+             the first admin and the encryption keys, then add more users"
+        );
+    }
     let role = if admin { Role::Admin } else { Role::Member };
     let user = app.accounts.create_user(name, password, role)?;
     println!("created {} user {}", role.as_str(), user.username);

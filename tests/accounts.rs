@@ -331,3 +331,44 @@ fn malformed_json_gets_a_sentence() {
         "nothing was created"
     );
 }
+
+/// `piarchive user add` with the password on stdin, against `data_dir`.
+fn cli_user_add(data_dir: &std::path::Path, name: &str, password: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_piarchive"))
+        .args(["user", "add", name, "--data"])
+        .arg(data_dir)
+        .env_remove("PIARCHIVE_CONFIG")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start piarchive user add");
+    let mut stdin = child.stdin.take().expect("stdin");
+    writeln!(stdin, "{password}").expect("password written");
+    drop(stdin);
+    child.wait_with_output().expect("piarchive user add ends")
+}
+
+#[test]
+fn the_cli_adds_users_only_after_setup() {
+    let server = TestServer::start();
+    let before = cli_user_add(&server.data_dir(), "carol", "carol's password");
+    assert!(!before.status.success());
+    let stderr = String::from_utf8_lossy(&before.stderr);
+    assert!(stderr.contains("not set up yet"), "{stderr}");
+    // Setup still works: the refused command created nothing.
+    let _admin = server.admin();
+
+    let after = cli_user_add(&server.data_dir(), "carol", "carol's password");
+    assert!(
+        after.status.success(),
+        "{}",
+        String::from_utf8_lossy(&after.stderr)
+    );
+    assert!(String::from_utf8_lossy(&after.stdout).contains("created member user carol"));
+    assert_eq!(
+        server.client().login("carol", "carol's password").status,
+        200
+    );
+}

@@ -18,7 +18,7 @@ mod work;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -77,6 +77,8 @@ pub(crate) struct Inner {
     store: Store,
     data_dir: PathBuf,
     shutdown: AtomicBool,
+    /// Worker threads running; above `transfer_concurrency` one retires.
+    workers_alive: AtomicUsize,
     /// Bumped by `wake`; idle workers wait on it.
     wake: (Mutex<u64>, Condvar),
     /// Job ids a worker is running now (leases are per process: after a
@@ -105,17 +107,15 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Starts `transfer_concurrency` workers (read once, at start).
+    /// Starts `transfer_concurrency` workers; [`Engine::wake`] adds or
+    /// retires workers when the setting changes.
     pub fn start(store: Store, data_dir: &Path) -> Engine {
-        let concurrency = Settings::load(&store)
-            .map(|s| s.transfer_concurrency)
-            .unwrap_or(2)
-            .clamp(1, 16);
         let inner = Arc::new(Inner {
             store,
             data_dir: data_dir.to_path_buf(),
             shutdown: AtomicBool::new(false),
             wake: (Mutex::new(0), Condvar::new()),
+            workers_alive: AtomicUsize::new(0),
             leased: Mutex::new(HashSet::new()),
             objects_busy: Mutex::new(HashSet::new()),
             remote: Mutex::new(None),
@@ -126,21 +126,39 @@ impl Engine {
             activity: activity::Activity::default(),
             options: TransferOptions::default(),
         });
-        let workers = (0..concurrency)
-            .map(|_| {
-                let inner = inner.clone();
-                std::thread::spawn(move || inner.run_worker())
-            })
-            .collect();
-        Engine {
+        let engine = Engine {
             inner,
-            workers: Mutex::new(workers),
+            workers: Mutex::new(Vec::new()),
+        };
+        engine.ensure_workers();
+        engine
+    }
+
+    /// Tells idle workers to look at the queue now, and starts more of them
+    /// if `transfer_concurrency` was raised (a lowered one retires the extra
+    /// workers after their current job).
+    pub fn wake(&self) {
+        self.ensure_workers();
+        self.inner.wake();
+    }
+
+    fn ensure_workers(&self) {
+        if self.inner.shutdown.load(Ordering::SeqCst) {
+            return;
+        }
+        let wanted = self.inner.concurrency();
+        let mut workers = self.inner_workers();
+        workers.retain(|worker| !worker.is_finished());
+        while self.inner.workers_alive.load(Ordering::SeqCst) < wanted {
+            self.inner.workers_alive.fetch_add(1, Ordering::SeqCst);
+            let inner = self.inner.clone();
+            workers.push(std::thread::spawn(move || inner.run_worker()));
         }
     }
 
-    /// Tells idle workers to look at the queue now.
-    pub fn wake(&self) {
-        self.inner.wake();
+    /// Workers running now (for tests and the status page).
+    pub fn workers(&self) -> usize {
+        self.inner.workers_alive.load(Ordering::SeqCst)
     }
 
     pub fn events(&self) -> &Events {
@@ -216,8 +234,36 @@ impl Inner {
         condvar.notify_all();
     }
 
+    fn concurrency(&self) -> usize {
+        Settings::load(&self.store)
+            .map(|s| s.transfer_concurrency)
+            .unwrap_or(2)
+            .clamp(1, 16) as usize
+    }
+
+    /// True (and counted out) when more workers run than the setting allows.
+    fn retire_if_surplus(&self) -> bool {
+        let wanted = self.concurrency();
+        let mut alive = self.workers_alive.load(Ordering::SeqCst);
+        while alive > wanted {
+            match self.workers_alive.compare_exchange(
+                alive,
+                alive - 1,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            ) {
+                Ok(_) => return true,
+                Err(now) => alive = now,
+            }
+        }
+        false
+    }
+
     fn run_worker(self: Arc<Self>) {
         while !self.shutdown.load(Ordering::SeqCst) {
+            if self.retire_if_surplus() {
+                return;
+            }
             let seen = *lock(&self.wake.0);
             match self.lease() {
                 Some(job) => {

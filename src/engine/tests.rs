@@ -27,3 +27,35 @@ fn upload_windows() {
         );
     }
 }
+
+#[test]
+fn the_worker_count_follows_the_setting_without_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), 16 << 20).unwrap();
+    let engine = Engine::start(store.clone(), dir.path());
+    assert_eq!(engine.workers(), 2, "the default concurrency");
+
+    let wait_for = |count: usize| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while engine.workers() != count {
+            assert!(
+                Instant::now() < deadline,
+                "{} workers, wanted {count}",
+                engine.workers()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    let mut settings = Settings::load(&store).unwrap();
+    settings.transfer_concurrency = 5;
+    settings.save(&store).unwrap();
+    engine.wake();
+    wait_for(5);
+
+    settings.transfer_concurrency = 1;
+    settings.save(&store).unwrap();
+    engine.wake();
+    wait_for(1);
+    engine.shutdown();
+    assert!(engine.inner_workers().is_empty());
+}
