@@ -13,6 +13,7 @@
 pub mod events;
 pub mod jobs;
 pub mod keys;
+pub mod metrics;
 mod work;
 
 use std::collections::HashSet;
@@ -43,6 +44,18 @@ pub enum Failure {
     Busy,
     /// A verification failed: the archive becomes `damaged`.
     Damaged(String),
+}
+
+impl Failure {
+    /// The failure counter this counts against (`Busy` is not a failure).
+    fn metrics_kind(&self) -> Option<metrics::FailureKind> {
+        match self {
+            Failure::Transient(_) => Some(metrics::FailureKind::Transient),
+            Failure::Permanent(_) => Some(metrics::FailureKind::Permanent),
+            Failure::Damaged(_) => Some(metrics::FailureKind::Damaged),
+            Failure::Busy => None,
+        }
+    }
 }
 
 impl From<crate::store::StoreError> for Failure {
@@ -109,20 +122,7 @@ impl Engine {
             .map(|s| s.transfer_concurrency)
             .unwrap_or(2)
             .clamp(1, 16);
-        let inner = Arc::new(Inner {
-            store,
-            data_dir: data_dir.to_path_buf(),
-            shutdown: AtomicBool::new(false),
-            wake: (Mutex::new(0), Condvar::new()),
-            leased: Mutex::new(HashSet::new()),
-            objects_busy: Mutex::new(HashSet::new()),
-            remote: Mutex::new(None),
-            remote_opening: Mutex::new(()),
-            keys: OnceLock::new(),
-            bucket: Mutex::new((0.0, Instant::now())),
-            events: Events::default(),
-            options: TransferOptions::default(),
-        });
+        let inner = Arc::new(Inner::new(store, data_dir));
         let workers = (0..concurrency)
             .map(|_| {
                 let inner = inner.clone();
@@ -196,6 +196,25 @@ pub fn in_window(start: u32, end: u32, minute: u32) -> bool {
 }
 
 impl Inner {
+    /// The engine's state with no worker running (`Engine::start` adds them;
+    /// unit tests drive jobs one at a time).
+    fn new(store: Store, data_dir: &Path) -> Inner {
+        Inner {
+            store,
+            data_dir: data_dir.to_path_buf(),
+            shutdown: AtomicBool::new(false),
+            wake: (Mutex::new(0), Condvar::new()),
+            leased: Mutex::new(HashSet::new()),
+            objects_busy: Mutex::new(HashSet::new()),
+            remote: Mutex::new(None),
+            remote_opening: Mutex::new(()),
+            keys: OnceLock::new(),
+            bucket: Mutex::new((0.0, Instant::now())),
+            events: Events::default(),
+            options: TransferOptions::default(),
+        }
+    }
+
     fn wake(&self) {
         let (counter, condvar) = &self.wake;
         *lock(counter) += 1;
@@ -296,6 +315,9 @@ impl Inner {
             | JobKind::Delete { archive_id } => Some(archive_id.as_str()),
         };
         let now = ids::now_secs();
+        if let Some(kind) = result.as_ref().err().and_then(Failure::metrics_kind) {
+            metrics::global().add_failure(kind);
+        }
         match result {
             Ok(()) => {}
             Err(Failure::Busy) => {
