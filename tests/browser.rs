@@ -161,7 +161,7 @@ impl Browser {
             .to_string()
     }
 
-    pub fn wait_for(&self, what: &str, check: impl Fn(&Browser) -> bool) {
+    pub fn wait_for(&self, what: &str, mut check: impl FnMut(&Browser) -> bool) {
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
         while !check(self) {
             assert!(
@@ -421,4 +421,199 @@ fn admin_pages_in_a_real_browser() {
         b.text().contains("This is the last admin")
     });
     browser.screenshot("admin-08-users");
+}
+
+/// Settings through the API: `change` edits the current JSON.
+fn put_settings(client: &crate::support::Client, change: impl FnOnce(&mut Value)) {
+    let mut settings = client.get("/api/v1/admin/settings").json();
+    change(&mut settings);
+    let resp = client.send_json("PUT", "/api/v1/admin/settings", &settings);
+    assert_eq!(resp.status, 200, "{}", resp.text());
+}
+
+/// An upload window that is closed now (a minute twelve hours away), so
+/// archives wait on the appliance until the test opens it.
+fn closed_window() -> Value {
+    let minute = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        % 86_400)
+        / 60;
+    let start = (minute + 720) % 1440;
+    let end = (start + 1) % 1440;
+    let hh_mm = |m: u64| format!("{:02}:{:02}", m / 60, m % 60);
+    json!({"start": hh_mm(start), "end": hh_mm(end)})
+}
+
+/// Which of the detail page's actions are shown, e.g. `"download,delete"`.
+fn visible_actions(browser: &Browser) -> String {
+    browser
+        .script(
+            "return Array.from(document.querySelectorAll('#actions [data-action]'))\
+               .filter(e => !e.hidden && e.offsetParent !== null)\
+               .map(e => e.dataset.action).join(',');",
+        )
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// True while the page loaded before `mark_page` is still the one shown.
+fn still_same_page(browser: &Browser) -> bool {
+    browser.script("return window.__notReloaded === true;") == json!(true)
+}
+
+fn mark_page(browser: &Browser) {
+    browser.script("window.__notReloaded = true;");
+}
+
+fn wait_live(browser: &Browser) {
+    browser.wait_for("the live event stream", |b| {
+        b.script("return document.documentElement.dataset.live || '';") == json!("connected")
+    });
+}
+
+/// Live progress without reloading: the home page's bar fills as parts
+/// reach the remote, the detail page's parts turn green one by one, and
+/// the buttons follow the state (uncache once backed up; fetch back, not
+/// download, once uncached).
+#[test]
+fn live_progress_and_buttons_follow_the_engine_without_a_reload() {
+    let server = TestServer::start();
+    let admin = server.admin();
+    let site = &server.base;
+    // About 4 s per archive, held back until the window opens.
+    put_settings(&admin, |s| {
+        s["upload_bandwidth_bytes_per_sec"] = json!(3 * 1024 * 1024);
+        s["upload_window"] = closed_window();
+    });
+    let first_data = random_bytes(12 * 1024 * 1024 + 1, 21);
+    let first = admin.upload_ok("first live", &first_data)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let browser = Browser::start();
+    browser.goto(&format!("{site}/login"));
+    browser.type_into("input[name=username]", "admin");
+    browser.type_into("input[name=password]", "admin password");
+    browser.click("button[type=submit]");
+    browser.wait_for("the home page", |b| b.path() == "/");
+    wait_live(&browser);
+    mark_page(&browser);
+    let row = format!("tr[data-archive-id='{first}']");
+    let bar_width = |b: &Browser| {
+        b.script(&format!(
+            "return document.querySelector(\"{row} .bar\").style.width;"
+        ))
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+    };
+    assert_eq!(bar_width(&browser), "0%");
+    put_settings(&admin, |s| s["upload_window"] = Value::Null);
+    let mut widths = vec![bar_width(&browser)];
+    browser.wait_for("the home page's bar to fill", |b| {
+        let width = bar_width(b);
+        if widths.last() != Some(&width) {
+            widths.push(width.clone());
+        }
+        width == "100%"
+    });
+    browser.wait_for("the backed-up label on the home page", |b| {
+        b.script(&format!(
+            "return document.querySelector(\"{row} .state\").textContent;"
+        )) == json!("backed up")
+    });
+    assert!(still_same_page(&browser), "the home page was reloaded");
+    eprintln!("home page bar widths seen: {widths:?}");
+    assert!(widths.len() >= 2, "the bar moved live: {widths:?}");
+    browser.screenshot("live-01-home-backed-up");
+
+    // The detail page of a second archive, opened before its upload.
+    put_settings(&admin, |s| s["upload_window"] = closed_window());
+    let second_data = random_bytes(12 * 1024 * 1024 + 2, 22);
+    let second = admin.upload_ok("second live", &second_data)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    browser.goto(&format!("{site}/archives/{second}"));
+    browser.wait_for("the detail page", |b| b.text().contains("SHA-256"));
+    wait_live(&browser);
+    mark_page(&browser);
+    let parts_total = browser
+        .script("return document.querySelectorAll('tr.part').length;")
+        .as_u64()
+        .unwrap();
+    assert!(parts_total >= 2, "{parts_total} parts");
+    let remote_parts = |b: &Browser| {
+        b.script("return document.querySelectorAll('tr.part.remote').length;")
+            .as_u64()
+            .unwrap_or(0)
+    };
+    assert_eq!(remote_parts(&browser), 0);
+    assert_eq!(visible_actions(&browser), "download,delete");
+    put_settings(&admin, |s| s["upload_window"] = Value::Null);
+    let mut counts = vec![0];
+    browser.wait_for("every part to turn green", |b| {
+        let count = remote_parts(b);
+        if counts.last() != Some(&count) {
+            counts.push(count);
+        }
+        count == parts_total
+    });
+    eprintln!("detail page: remote parts seen {counts:?} of {parts_total}");
+    assert!(still_same_page(&browser), "the detail page was reloaded");
+    let green = browser.script(
+        "return getComputedStyle(document.querySelector('tr.part.remote td:last-child')).color;",
+    );
+    assert_eq!(green, json!("rgb(26, 127, 55)"), "a stored part is green");
+    browser.wait_for("the uncache button once backed up", |b| {
+        visible_actions(b) == "download,uncache,delete"
+    });
+    assert_eq!(
+        browser.script("return document.getElementById('state').textContent;"),
+        json!("backed up")
+    );
+    browser.screenshot("live-02-detail-backed-up");
+
+    // Uncached elsewhere (the API): fetch back appears, download goes.
+    let resp = admin.request(
+        "POST",
+        &format!("/api/v1/archives/{second}/uncache"),
+        &[],
+        None,
+    );
+    assert_eq!(resp.status, 202, "{}", resp.text());
+    browser.wait_for("the fetch-back button once uncached", |b| {
+        visible_actions(b) == "cache,delete"
+    });
+    assert_eq!(
+        browser.script("return document.getElementById('state').textContent;"),
+        json!("in the cloud only")
+    );
+    browser.screenshot("live-03-detail-uncached");
+
+    // Fetched back: download and uncache again, no fetch back.
+    let resp = admin.request(
+        "POST",
+        &format!("/api/v1/archives/{second}/cache"),
+        &[],
+        None,
+    );
+    assert_eq!(resp.status, 202, "{}", resp.text());
+    browser.wait_for("the download button once cached", |b| {
+        visible_actions(b) == "download,uncache,delete"
+    });
+    assert!(still_same_page(&browser), "the detail page was reloaded");
+    let digest = browser.script_async(
+        "const done = arguments[arguments.length - 1];\
+         fetch(document.querySelector('a[download]').href).then(r => r.arrayBuffer())\
+           .then(b => crypto.subtle.digest('SHA-256', b))\
+           .then(h => done(Array.from(new Uint8Array(h)).map(x => x.toString(16).padStart(2, '0')).join('')))\
+           .catch(e => done('error: ' + e));",
+    );
+    assert_eq!(digest.as_str(), Some(sha256_hex(&second_data).as_str()));
+    browser.screenshot("live-04-detail-cached");
 }

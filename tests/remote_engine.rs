@@ -413,3 +413,296 @@ fn kill_9_during_the_upload_then_restart_finishes_bit_exact() {
         done["sha256"].as_str().unwrap()
     );
 }
+
+/// Every file under the folder remote with its size: what "untouched" means.
+fn remote_listing(server: &TestServer) -> Vec<(PathBuf, u64)> {
+    files_under(&server.data_dir().join("remote"))
+        .into_iter()
+        .map(|path| {
+            let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            (path, size)
+        })
+        .collect()
+}
+
+fn set_reserve(admin: &Client, bytes: u64) {
+    let mut settings = admin.get("/api/v1/admin/settings").json();
+    settings["free_space_reserve_bytes"] = json!(bytes);
+    let resp = admin.send_json("PUT", "/api/v1/admin/settings", &settings);
+    assert_eq!(resp.status, 200, "{}", resp.text());
+}
+
+#[test]
+fn caching_without_room_waits_with_a_clear_error_and_resumes_once_the_reserve_is_lowered() {
+    let mut server = TestServer::start();
+    let admin = server.admin();
+    let data = random_bytes(6 * 1024 * 1024 + 9, 11);
+    let id = admin.upload_ok("roomy", &data)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    wait_state(&admin, &id, "backed_up");
+    let resp = admin.request("POST", &format!("/api/v1/archives/{id}/uncache"), &[], None);
+    assert_eq!(resp.status, 202, "{}", resp.text());
+    wait_state(&admin, &id, "uncached");
+    let remote_before = remote_listing(&server);
+    assert!(!remote_before.is_empty());
+
+    // A reserve larger than any disk: the fetch cannot start.
+    set_reserve(&admin, 1 << 62);
+    let resp = admin.request("POST", &format!("/api/v1/archives/{id}/cache"), &[], None);
+    assert_eq!(resp.status, 202, "{}", resp.text());
+    let mut last = Value::Null;
+    wait_until(LIMIT, || {
+        last = archive(&admin, &id);
+        last["last_error"].is_string()
+    });
+    let error = last["last_error"].as_str().unwrap().to_string();
+    assert!(
+        error.contains("not enough free space to cache “roomy”")
+            && error.contains("needs 6.0 MiB")
+            && error.contains("in reserve"),
+        "{error}"
+    );
+    assert_eq!(last["state"], "caching");
+    let partial = server
+        .data_dir()
+        .join("archives")
+        .join(format!("{id}.partial"));
+    assert!(!partial.exists(), "nothing was written");
+    assert!(!server.data_dir().join("archives").join(&id).exists());
+    assert_eq!(remote_listing(&server), remote_before);
+
+    // Lower the reserve, restart: the waiting job resumes by itself.
+    set_reserve(&admin, 0);
+    server.restart();
+    let mut admin = server.client();
+    assert_eq!(admin.login("admin", "admin password").status, 200);
+    let done = wait_state(&admin, &id, "backed_up");
+    assert!(done["last_error"].is_null(), "{done}");
+    assert!(download(&admin, &id) == data, "the cached file differs");
+    assert_eq!(
+        remote_listing(&server),
+        remote_before,
+        "the remote is untouched"
+    );
+}
+
+/// `name{labels} value` lines of a Prometheus text answer, checking the
+/// format of every line on the way.
+fn parse_metrics(text: &str) -> Vec<(String, f64)> {
+    let mut samples = Vec::new();
+    for line in text.lines() {
+        if line.starts_with("# HELP ") || line.starts_with("# TYPE ") {
+            assert!(line.split_whitespace().count() >= 3, "{line}");
+            continue;
+        }
+        let (series, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("no value: {line:?}"));
+        let value: f64 = value
+            .parse()
+            .unwrap_or_else(|_| panic!("not a number: {line:?}"));
+        let name = series.split('{').next().unwrap_or_default();
+        assert!(
+            !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
+            "bad metric name: {line:?}"
+        );
+        if let Some(labels) = series.strip_prefix(name) {
+            if !labels.is_empty() {
+                assert!(
+                    labels.starts_with('{') && labels.ends_with('}') && labels.contains("=\""),
+                    "bad labels: {line:?}"
+                );
+            }
+        }
+        samples.push((series.to_string(), value));
+    }
+    samples
+}
+
+fn sample(samples: &[(String, f64)], series: &str) -> f64 {
+    samples
+        .iter()
+        .find(|(name, _)| name == series)
+        .map(|(_, value)| *value)
+        .unwrap_or_else(|| panic!("no {series} in {samples:?}"))
+}
+
+#[test]
+fn metrics_count_a_backup_in_prometheus_format_for_admins_only() {
+    let server = TestServer::start();
+    let admin = server.admin();
+    assert_eq!(server.client().get("/metrics").status, 401);
+    let member = server.member("bob");
+    assert_eq!(member.get("/metrics").status, 403);
+
+    let data = random_bytes(7 * 1024 * 1024 + 3, 12);
+    let id = admin.upload_ok("measured", &data)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let done = wait_state(&admin, &id, "backed_up");
+    let parts_total = done["parts_total"].as_u64().unwrap() as f64;
+    uncache_and_cache_back(&admin, &id, &data);
+
+    // A script-style client: the admin's API token as a bearer token.
+    let token = admin.post_json("/api/v1/tokens", &json!({"name": "prometheus"}));
+    assert_eq!(token.status, 201, "{}", token.text());
+    let mut scraper = server.client();
+    scraper.bearer = Some(token.json()["token"].as_str().unwrap().to_string());
+    let resp = scraper.get("/metrics");
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert!(resp
+        .header("Content-Type")
+        .unwrap_or_default()
+        .starts_with("text/plain; version=0.0.4"));
+    let text = resp.text();
+    let samples = parse_metrics(&text);
+    let size = data.len() as f64;
+    assert!(
+        sample(&samples, "piarchive_bytes_ingested_total") >= size,
+        "{text}"
+    );
+    assert!(
+        sample(&samples, "piarchive_bytes_uploaded_total") >= size,
+        "{text}"
+    );
+    assert!(
+        sample(&samples, "piarchive_bytes_downloaded_total") >= size,
+        "{text}"
+    );
+    assert_eq!(sample(&samples, "piarchive_queue_length"), 0.0);
+    for kind in ["transient", "permanent", "damaged"] {
+        sample(
+            &samples,
+            &format!("piarchive_job_failures_total{{kind=\"{kind}\"}}"),
+        );
+    }
+    let count = sample(&samples, "piarchive_part_upload_seconds_count");
+    assert!(
+        count >= parts_total,
+        "{count} uploads for {parts_total} parts"
+    );
+    assert_eq!(
+        sample(
+            &samples,
+            "piarchive_part_upload_seconds_bucket{le=\"+Inf\"}"
+        ),
+        count
+    );
+    assert!(sample(&samples, "piarchive_part_upload_seconds_sum") > 0.0);
+    let buckets: Vec<f64> = samples
+        .iter()
+        .filter(|(name, _)| name.starts_with("piarchive_part_upload_seconds_bucket"))
+        .map(|(_, value)| *value)
+        .collect();
+    assert!(buckets.len() >= 2 && buckets.windows(2).all(|w| w[0] <= w[1]));
+    for name in [
+        "piarchive_bytes_uploaded_total",
+        "piarchive_part_upload_seconds",
+        "piarchive_queue_length",
+    ] {
+        assert!(text.contains(&format!("# TYPE {name} ")), "{name}");
+    }
+}
+
+/// Reads the raw SSE stream until `done` says so, with a time limit.
+fn read_stream_until(
+    stream: &mut std::net::TcpStream,
+    seen: &mut String,
+    limit: Duration,
+    what: &str,
+    done: impl Fn(&str) -> bool,
+) {
+    use std::io::Read;
+    let deadline = std::time::Instant::now() + limit;
+    let mut buffer = [0u8; 4096];
+    while !done(seen) {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        assert!(!left.is_zero(), "no {what} within {limit:?}; got:\n{seen}");
+        stream.set_read_timeout(Some(left)).unwrap();
+        match stream.read(&mut buffer) {
+            Ok(0) => panic!("the stream closed before {what}; got:\n{seen}"),
+            Ok(read) => seen.push_str(&String::from_utf8_lossy(&buffer[..read])),
+            Err(err) => panic!("no {what}: {err}; got:\n{seen}"),
+        }
+    }
+}
+
+#[test]
+fn the_event_stream_over_a_raw_socket_sends_state_changes_and_keepalives() {
+    use std::io::Write;
+    let server = TestServer::start();
+    let admin = server.admin();
+    let unauthenticated = crate::support::raw_http(
+        &server.addr,
+        b"GET /api/v1/events HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        false,
+    );
+    assert!(
+        unauthenticated.starts_with("HTTP/1.1 401"),
+        "{unauthenticated}"
+    );
+
+    let mut stream = std::net::TcpStream::connect(&server.addr).unwrap();
+    let request = format!(
+        "GET /api/v1/events HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\nCookie: {}\r\n\r\n",
+        server.addr,
+        admin.cookie.as_deref().unwrap()
+    );
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut seen = String::new();
+    read_stream_until(&mut stream, &mut seen, LIMIT, "the greeting", |s| {
+        s.contains(": connected\n\n")
+    });
+    let (head, _) = seen.split_once("\r\n\r\n").expect("a response head");
+    let head = head.to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(head.contains("content-type: text/event-stream"), "{head}");
+    assert!(head.contains("cache-control: no-cache"), "{head}");
+    assert!(
+        !head.contains("upgrade") && !head.contains("content-length"),
+        "an event stream is neither an upgrade nor of known length: {head}"
+    );
+
+    // A state change arrives as it happens.
+    let data = random_bytes(3 * 1024 * 1024, 13);
+    let id = admin.upload_ok("streamed", &data)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let backed_up = format!("\"id\":\"{id}\"");
+    read_stream_until(&mut stream, &mut seen, LIMIT, "the backed_up event", |s| {
+        s.split("\n\n").any(|event| {
+            event.starts_with("event: archive\ndata: ")
+                && event.contains(&backed_up)
+                && event.contains("\"state\":\"backed_up\"")
+        })
+    });
+    assert!(
+        seen.contains(&format!("event: part\ndata: {{\"archive_id\":\"{id}\"")),
+        "{seen}"
+    );
+    // Every event is `event:` + one `data:` line of JSON.
+    for event in seen.split("\n\n").filter(|e| e.starts_with("event: ")) {
+        let mut lines = event.lines();
+        lines.next();
+        let data = lines.next().and_then(|l| l.strip_prefix("data: "));
+        let parsed: Result<Value, _> = serde_json::from_str(data.unwrap_or_default());
+        assert!(parsed.is_ok(), "{event:?}");
+    }
+
+    // Quiet for a while: a keep-alive comment, so proxies hold on.
+    let before = seen.len();
+    read_stream_until(
+        &mut stream,
+        &mut seen,
+        Duration::from_secs(40),
+        "a keep-alive",
+        |s| s[before..].contains(": keepalive\n\n"),
+    );
+}

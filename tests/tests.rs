@@ -7,6 +7,7 @@ mod accounts;
 mod admin;
 mod archives;
 mod browser;
+mod crash;
 mod device;
 mod remote;
 mod remote_engine;

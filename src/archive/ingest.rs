@@ -164,6 +164,7 @@ pub fn pump(
                 }
                 written += filled as u64;
                 *received += filled as u64;
+                crate::engine::metrics::global().add_ingested(filled as u64);
                 let buffer = Arc::new(buffer);
                 // The threads only stop when the channels close, so sends
                 // cannot fail.

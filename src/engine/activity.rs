@@ -1,6 +1,6 @@
 //! What the workers are moving right now, for the device's LEDs and display:
-//! the archives with a running transfer (and which way), the bytes moved
-//! since start, and the remote's current problem.
+//! the archives with a running transfer (and which way, and how far a cache
+//! got), and the remote's current problem. Byte counters are in `metrics`.
 //!
 //! Owns only in-memory state; it is rebuilt from nothing after a restart
 //! (the persistent truth is the job queue and the archive records).
@@ -38,7 +38,6 @@ struct Running {
 #[derive(Default)]
 pub struct Activity {
     running: Mutex<HashMap<String, Running>>,
-    moved: AtomicU64,
     started: AtomicU64,
     remote_error: Mutex<Option<String>>,
 }
@@ -62,18 +61,8 @@ impl Activity {
         }
     }
 
-    /// Counts `bytes` moved to or from the remote.
-    pub(super) fn moved(&self, bytes: u64) {
-        self.moved.fetch_add(bytes, Ordering::Relaxed);
-    }
-
     pub(super) fn set_remote_error(&self, error: Option<String>) {
         *lock(&self.remote_error) = error;
-    }
-
-    /// Bytes moved to or from the remote since the engine started.
-    pub fn bytes_moved(&self) -> u64 {
-        self.moved.load(Ordering::Relaxed)
     }
 
     /// The remote's lasting problem as a sentence, `None` once a job succeeds.
@@ -109,7 +98,6 @@ impl RunningGuard<'_> {
         if let Some(running) = lock(&self.activity.running).get_mut(&self.archive_id) {
             running.bytes_done += bytes;
         }
-        self.activity.moved(bytes);
     }
 }
 
@@ -142,14 +130,13 @@ mod tests {
     }
 
     #[test]
-    fn cache_progress_adds_up_and_counts_as_moved() {
+    fn cache_progress_adds_up() {
         let activity = Activity::default();
         let guard = activity.start("b", Direction::Download);
         guard.progress(10);
         guard.progress(5);
         assert_eq!(activity.transfers()[0].bytes_done, 15);
         assert_eq!(activity.transfers()[0].direction, Direction::Download);
-        assert_eq!(activity.bytes_moved(), 15);
     }
 
     #[test]

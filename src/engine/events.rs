@@ -3,8 +3,9 @@
 //! holding up the engine; each event carries the whole current state, so
 //! the next one corrects it.
 
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
-use std::sync::Mutex;
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
 
 use serde_json::json;
 
@@ -28,26 +29,45 @@ impl Event {
     }
 }
 
+/// One listener's end. Dropping it frees its slot at once, even if no
+/// event is published in between.
+pub struct Subscription {
+    receiver: Receiver<Event>,
+    /// Its slot counts as taken while this lives.
+    _alive: Arc<()>,
+}
+
+impl Subscription {
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<Event, RecvTimeoutError> {
+        self.receiver.recv_timeout(timeout)
+    }
+}
+
 #[derive(Default)]
 pub struct Events {
-    subscribers: Mutex<Vec<SyncSender<Event>>>,
+    subscribers: Mutex<Vec<(SyncSender<Event>, Weak<()>)>>,
 }
 
 impl Events {
     /// A new subscriber, or `None` when [`MAX_SUBSCRIBERS`] are listening.
-    pub fn subscribe(&self) -> Option<Receiver<Event>> {
+    pub fn subscribe(&self) -> Option<Subscription> {
         let mut subscribers = self.subscribers.lock().unwrap_or_else(|e| e.into_inner());
+        subscribers.retain(|(_, alive)| alive.strong_count() > 0);
         if subscribers.len() >= MAX_SUBSCRIBERS {
             return None;
         }
         let (sender, receiver) = sync_channel(256);
-        subscribers.push(sender);
-        Some(receiver)
+        let alive = Arc::new(());
+        subscribers.push((sender, Arc::downgrade(&alive)));
+        Some(Subscription {
+            receiver,
+            _alive: alive,
+        })
     }
 
     fn publish(&self, event: Event) {
         let mut subscribers = self.subscribers.lock().unwrap_or_else(|e| e.into_inner());
-        subscribers.retain(|sender| match sender.try_send(event.clone()) {
+        subscribers.retain(|(sender, _)| match sender.try_send(event.clone()) {
             Ok(()) | Err(TrySendError::Full(_)) => true,
             Err(TrySendError::Disconnected(_)) => false,
         });
@@ -73,5 +93,23 @@ impl Events {
             name: "part",
             data: json!({"archive_id": archive.id, "index": index, "remote": remote}),
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dropped_subscription_frees_its_slot_without_any_event() {
+        let events = Events::default();
+        let held: Vec<Subscription> = (0..MAX_SUBSCRIBERS)
+            .map(|_| events.subscribe().expect("a free slot"))
+            .collect();
+        assert!(events.subscribe().is_none());
+        drop(held);
+        for _ in 0..3 * MAX_SUBSCRIBERS {
+            assert!(events.subscribe().is_some());
+        }
     }
 }

@@ -14,6 +14,7 @@ pub mod activity;
 pub mod events;
 pub mod jobs;
 pub mod keys;
+pub mod metrics;
 mod work;
 
 use std::collections::HashSet;
@@ -44,6 +45,18 @@ pub enum Failure {
     Busy,
     /// A verification failed: the archive becomes `damaged`.
     Damaged(String),
+}
+
+impl Failure {
+    /// The failure counter this counts against (`Busy` is not a failure).
+    fn metrics_kind(&self) -> Option<metrics::FailureKind> {
+        match self {
+            Failure::Transient(_) => Some(metrics::FailureKind::Transient),
+            Failure::Permanent(_) => Some(metrics::FailureKind::Permanent),
+            Failure::Damaged(_) => Some(metrics::FailureKind::Damaged),
+            Failure::Busy => None,
+        }
+    }
 }
 
 impl From<crate::store::StoreError> for Failure {
@@ -110,22 +123,7 @@ impl Engine {
     /// Starts `transfer_concurrency` workers; [`Engine::wake`] adds or
     /// retires workers when the setting changes.
     pub fn start(store: Store, data_dir: &Path) -> Engine {
-        let inner = Arc::new(Inner {
-            store,
-            data_dir: data_dir.to_path_buf(),
-            shutdown: AtomicBool::new(false),
-            wake: (Mutex::new(0), Condvar::new()),
-            workers_alive: AtomicUsize::new(0),
-            leased: Mutex::new(HashSet::new()),
-            objects_busy: Mutex::new(HashSet::new()),
-            remote: Mutex::new(None),
-            remote_opening: Mutex::new(()),
-            keys: OnceLock::new(),
-            bucket: Mutex::new((0.0, Instant::now())),
-            events: Events::default(),
-            activity: activity::Activity::default(),
-            options: TransferOptions::default(),
-        });
+        let inner = Arc::new(Inner::new(store, data_dir));
         let engine = Engine {
             inner,
             workers: Mutex::new(Vec::new()),
@@ -165,7 +163,7 @@ impl Engine {
         &self.inner.events
     }
 
-    /// What is moving now, bytes moved, and the remote's lasting problem.
+    /// What is moving now and the remote's lasting problem.
     pub fn activity(&self) -> &activity::Activity {
         &self.inner.activity
     }
@@ -228,6 +226,27 @@ pub fn in_window(start: u32, end: u32, minute: u32) -> bool {
 }
 
 impl Inner {
+    /// The engine's state with no worker running (`Engine::start` adds them;
+    /// unit tests drive jobs one at a time).
+    fn new(store: Store, data_dir: &Path) -> Inner {
+        Inner {
+            store,
+            data_dir: data_dir.to_path_buf(),
+            shutdown: AtomicBool::new(false),
+            wake: (Mutex::new(0), Condvar::new()),
+            workers_alive: AtomicUsize::new(0),
+            leased: Mutex::new(HashSet::new()),
+            objects_busy: Mutex::new(HashSet::new()),
+            remote: Mutex::new(None),
+            remote_opening: Mutex::new(()),
+            keys: OnceLock::new(),
+            bucket: Mutex::new((0.0, Instant::now())),
+            events: Events::default(),
+            activity: activity::Activity::default(),
+            options: TransferOptions::default(),
+        }
+    }
+
     fn wake(&self) {
         let (counter, condvar) = &self.wake;
         *lock(counter) += 1;
@@ -356,6 +375,9 @@ impl Inner {
             | JobKind::Delete { archive_id } => Some(archive_id.as_str()),
         };
         let now = ids::now_secs();
+        if let Some(kind) = result.as_ref().err().and_then(Failure::metrics_kind) {
+            metrics::global().add_failure(kind);
+        }
         match result {
             Ok(()) => self.activity.set_remote_error(None),
             Err(Failure::Busy) => {

@@ -3,18 +3,83 @@
 //! result and removes its job in one write transaction.
 
 use std::fs::{File, OpenOptions};
-use std::io::Read;
-use std::os::unix::fs::FileExt;
+use std::io::{self, Read};
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::Path;
+use std::time::Instant;
 
 use sha2::{Digest, Sha256};
 
 use super::activity::Direction;
 use super::jobs::{self, JobKind};
-use super::{Failure, Inner, ObjectClaim};
+use super::{metrics, Failure, Inner, ObjectClaim};
+use crate::archive::available_bytes;
 use crate::ids;
 use crate::repo::{self, Manifest, ManifestPart, ObjectId, PART_OVERHEAD};
+use crate::settings::Settings;
 use crate::store::records::{ArchiveRecord, ArchiveState, ObjectRecord, PartRecord};
 use crate::store::{indexed_key, indexed_prefix};
+
+/// Where the cache job writes the reassembled archive: the `.partial`
+/// file, or in tests a stand-in whose writes fail.
+pub(super) trait CacheFile {
+    fn write_all_at(&self, bytes: &[u8], offset: u64) -> io::Result<()>;
+    fn sync_all(&self) -> io::Result<()>;
+}
+
+impl CacheFile for File {
+    fn write_all_at(&self, bytes: &[u8], offset: u64) -> io::Result<()> {
+        FileExt::write_all_at(self, bytes, offset)
+    }
+
+    fn sync_all(&self) -> io::Result<()> {
+        File::sync_all(self)
+    }
+}
+
+/// Opens (or reopens after a crash) the `.partial` file at its full size.
+/// It is sparse: blocks are used as parts are written.
+fn open_partial(path: &Path, size: u64) -> io::Result<Box<dyn CacheFile>> {
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(path)?;
+    file.set_len(size)?;
+    Ok(Box::new(file))
+}
+
+/// The SHA-256 (hex) of a whole file, read 1 MiB at a time.
+fn hash_file(path: &Path) -> io::Result<String> {
+    let mut whole = Sha256::new();
+    let mut reader = File::open(path)?;
+    let mut buffer = vec![0u8; 1 << 20];
+    loop {
+        let read = reader.read(&mut buffer)?;
+        if read == 0 {
+            break;
+        }
+        whole.update(&buffer[..read]);
+    }
+    Ok(hex::encode(whole.finalize()))
+}
+
+/// "12.3 MiB" for a byte count (the engine has no page helpers).
+fn size_text(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["bytes", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} bytes")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
 
 fn sha_bytes(hex_text: &str) -> Result<[u8; 32], Failure> {
     hex::decode(hex_text)
@@ -119,8 +184,10 @@ impl Inner {
                 .map_err(|e| Failure::Permanent(e.to_string()))?;
             let cipher_sha = hex::encode(Sha256::digest(&buffer));
             self.throttle(buffer.len());
+            let started = Instant::now();
             remote.put_hashed(&repo::part_key(&object_id), &buffer, &cipher_sha)?;
-            self.activity.moved(part.length);
+            metrics::global().observe_part_upload(started.elapsed());
+            metrics::global().add_uploaded(buffer.len() as u64);
             uploaded = Some((buffer.len() as u64, cipher_sha));
         }
         let changed =
@@ -248,6 +315,7 @@ impl Inner {
         let remote = self.remote()?;
         self.throttle(sealed.len());
         remote.put(&repo::manifest_key(archive_id), &sealed)?;
+        metrics::global().add_uploaded(sealed.len() as u64);
         let changed =
             self.store
                 .write(|txn, tables| -> Result<Option<ArchiveRecord>, Failure> {
@@ -319,6 +387,25 @@ impl Inner {
     }
 
     pub(super) fn cache(&self, job_id: &str, archive_id: &str) -> Result<(), Failure> {
+        self.cache_into(job_id, archive_id, &open_partial)
+    }
+
+    /// The cache job with the file it assembles into opened by `open`
+    /// (given the `.partial` path and the archive size): the real file, or
+    /// in tests one whose writes fail.
+    ///
+    /// Before writing it checks that the archive fits in the free space
+    /// minus the reserve; if not, the job waits and retries (transient) with
+    /// the reason on the archive. A local write, sync or rename that fails
+    /// anyway (disk full, I/O error) ends the attempt: the `.partial` is
+    /// removed, the archive goes back to `uncached` with the error shown,
+    /// and nothing remote is touched.
+    pub(super) fn cache_into(
+        &self,
+        job_id: &str,
+        archive_id: &str,
+        open: &dyn Fn(&Path, u64) -> io::Result<Box<dyn CacheFile>>,
+    ) -> Result<(), Failure> {
         let Some((archive, parts)) = self.archive_and_parts(archive_id)? else {
             return self.drop_job(job_id);
         };
@@ -326,17 +413,15 @@ impl Inner {
             return self.drop_job(job_id);
         }
         let (keys, _) = self.keys()?;
-        let remote = self.remote()?;
-        let running = self.activity.start(archive_id, Direction::Download);
         let final_path = self.archive_path(archive_id);
         let partial = final_path.with_extension("partial");
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
-            .open(&partial)?;
-        file.set_len(archive.size)?;
+        self.check_cache_space(&archive, &partial)?;
+        let remote = self.remote()?;
+        let running = self.activity.start(archive_id, Direction::Download);
+        let file = match open(&partial, archive.size) {
+            Ok(file) => file,
+            Err(err) => return self.cache_write_failed(job_id, &archive, &partial, &err),
+        };
         for (index, part) in parts.iter().enumerate() {
             let object_id = object_id_of(part, index)?;
             let mut buffer = match remote.get(&repo::part_key(&object_id)) {
@@ -348,6 +433,7 @@ impl Inner {
                 }
                 Err(err) => return Err(err.into()),
             };
+            metrics::global().add_downloaded(buffer.len() as u64);
             keys.decrypt_part_in_place(&object_id, &mut buffer)
                 .map_err(|err| {
                     Failure::Damaged(format!(
@@ -361,29 +447,28 @@ impl Inner {
                     "Part {index} fetched from the remote does not match its recorded SHA-256. Nothing was deleted."
                 )));
             }
-            file.write_all_at(&buffer, part.offset)?;
+            if let Err(err) = file.write_all_at(&buffer, part.offset) {
+                return self.cache_write_failed(job_id, &archive, &partial, &err);
+            }
             running.progress(part.length);
         }
-        file.sync_all()?;
-        let mut whole = Sha256::new();
-        let mut reader = File::open(&partial)?;
-        let mut buffer = vec![0u8; 1 << 20];
-        loop {
-            let read = reader.read(&mut buffer)?;
-            if read == 0 {
-                break;
-            }
-            whole.update(&buffer[..read]);
+        if let Err(err) = file.sync_all() {
+            return self.cache_write_failed(job_id, &archive, &partial, &err);
         }
-        if hex::encode(whole.finalize()) != archive.sha256 {
+        drop(file);
+        if hash_file(&partial)? != archive.sha256 {
             return Err(Failure::Damaged(
                 "The reassembled file does not match the archive's SHA-256. Nothing was deleted."
                     .into(),
             ));
         }
-        std::fs::rename(&partial, &final_path)?;
-        if let Some(dir) = final_path.parent() {
-            File::open(dir)?.sync_all()?;
+        let renamed =
+            std::fs::rename(&partial, &final_path).and_then(|()| match final_path.parent() {
+                Some(dir) => File::open(dir)?.sync_all(),
+                None => Ok(()),
+            });
+        if let Err(err) = renamed {
+            return self.cache_write_failed(job_id, &archive, &partial, &err);
         }
         let changed =
             self.store
@@ -408,6 +493,88 @@ impl Inner {
             None => {
                 let _ = std::fs::remove_file(&final_path);
             }
+        }
+        Ok(())
+    }
+
+    /// Refuses (transiently) to start writing an archive that would leave
+    /// less free space than the reserve, and says so on the archive.
+    fn check_cache_space(&self, archive: &ArchiveRecord, partial: &Path) -> Result<(), Failure> {
+        // A `.partial` left by an earlier attempt already holds some blocks.
+        let allocated = std::fs::metadata(partial)
+            .map(|meta| meta.blocks().saturating_mul(512))
+            .unwrap_or(0);
+        let needed = archive.size.saturating_sub(allocated);
+        let reserve = Settings::load(&self.store)?.free_space_reserve_bytes;
+        let free = available_bytes(&self.data_dir)?;
+        let usable = free.saturating_sub(reserve);
+        if needed <= usable {
+            return Ok(());
+        }
+        let message = format!(
+            "There is not enough free space to cache “{}”: it needs {}, and {} is free of which {} is kept in reserve. Fetching back resumes by itself once space is freed or the reserve is lowered.",
+            archive.name,
+            size_text(needed),
+            size_text(free),
+            size_text(reserve),
+        );
+        let changed =
+            self.store
+                .write(|txn, tables| -> Result<Option<ArchiveRecord>, Failure> {
+                    let Some(mut record) = tables.archives.get(txn, archive.id.as_bytes())? else {
+                        return Ok(None);
+                    };
+                    if record.last_error.as_deref() == Some(message.as_str()) {
+                        return Ok(None);
+                    }
+                    record.last_error = Some(message.clone());
+                    tables.archives.put(txn, archive.id.as_bytes(), &record)?;
+                    Ok(Some(record))
+                })?;
+        if let Some(record) = changed {
+            self.events.archive(&record);
+        }
+        Err(Failure::Transient(message))
+    }
+
+    /// A local write failed while caching: removes the `.partial`, puts the
+    /// archive back to `uncached` with the reason, ends the job. Nothing
+    /// remote is touched.
+    fn cache_write_failed(
+        &self,
+        job_id: &str,
+        archive: &ArchiveRecord,
+        partial: &Path,
+        err: &io::Error,
+    ) -> Result<(), Failure> {
+        metrics::global().add_failure(metrics::FailureKind::Permanent);
+        let removed = match std::fs::remove_file(partial) {
+            Ok(()) => true,
+            Err(remove_err) => remove_err.kind() == io::ErrorKind::NotFound,
+        };
+        let full = err.raw_os_error() == Some(28) || err.kind() == io::ErrorKind::StorageFull;
+        let message = format!(
+            "Fetching back stopped because the local disk refused a write ({}: {err}). The copy in remote storage is untouched{}; free some space or check the disk, then fetch it back again.",
+            if full { "the disk is full" } else { "write error" },
+            if removed { " and the unfinished file was removed" } else { "" },
+        );
+        let changed =
+            self.store
+                .write(|txn, tables| -> Result<Option<ArchiveRecord>, Failure> {
+                    tables.jobs.delete(txn, job_id.as_bytes())?;
+                    let Some(mut record) = tables.archives.get(txn, archive.id.as_bytes())? else {
+                        return Ok(None);
+                    };
+                    if record.state != ArchiveState::Caching {
+                        return Ok(None);
+                    }
+                    record.state = ArchiveState::Uncached;
+                    record.last_error = Some(message.clone());
+                    tables.archives.put(txn, archive.id.as_bytes(), &record)?;
+                    Ok(Some(record))
+                })?;
+        if let Some(record) = changed {
+            self.events.archive(&record);
         }
         Ok(())
     }
@@ -465,5 +632,195 @@ impl Inner {
             }
             Ok(())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::super::{keys, lock, Inner};
+    use super::*;
+    use crate::archive::{Archives, NewUpload};
+    use crate::store::Store;
+
+    const OWNER: &str = "owner-1";
+
+    /// The real `.partial` file, except that every write after the first
+    /// `good` ones fails the way a full disk does (ENOSPC).
+    struct FullDisk {
+        file: File,
+        good: usize,
+        writes: AtomicUsize,
+    }
+
+    impl CacheFile for FullDisk {
+        fn write_all_at(&self, bytes: &[u8], offset: u64) -> io::Result<()> {
+            if self.writes.fetch_add(1, Ordering::SeqCst) >= self.good {
+                return Err(io::Error::from_raw_os_error(28));
+            }
+            FileExt::write_all_at(&self.file, bytes, offset)
+        }
+
+        fn sync_all(&self) -> io::Result<()> {
+            File::sync_all(&self.file)
+        }
+    }
+
+    /// Runs every due job, one at a time, until none is left.
+    fn run_due(inner: &Inner) {
+        while let Some(job) = inner.lease() {
+            let id = job.id.clone();
+            inner.run(job);
+            lock(&inner.leased).remove(&id);
+        }
+    }
+
+    fn noise(len: usize, mut state: u64) -> Vec<u8> {
+        let mut out = Vec::with_capacity(len + 8);
+        while out.len() < len {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            out.extend_from_slice(&state.to_le_bytes());
+        }
+        out.truncate(len);
+        out
+    }
+
+    /// Every file of the folder remote with its SHA-256.
+    fn remote_files(dir: &Path) -> Vec<(std::path::PathBuf, String)> {
+        let mut out = Vec::new();
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else {
+                    out.push((path.clone(), hash_file(&path).unwrap()));
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    fn archive(inner: &Inner, archive_id: &str) -> ArchiveRecord {
+        inner.archive_and_parts(archive_id).unwrap().unwrap().0
+    }
+
+    fn cache_job(inner: &Inner) -> crate::store::records::JobRecord {
+        let job = inner.lease().expect("a cache job");
+        assert_eq!(job.kind, jobs::KIND_CACHE);
+        lock(&inner.leased).remove(&job.id);
+        job
+    }
+
+    #[test]
+    fn caching_waits_for_space_and_a_failed_write_leaves_it_uncached_and_the_remote_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let data_dir = dir.path();
+        let store = Store::open(&data_dir.join("db"), 64 << 20).unwrap();
+        let archives = Archives::open(store.clone(), data_dir).unwrap();
+        keys::create(&store, "correct horse battery staple").unwrap();
+        let inner = Inner::new(store.clone(), data_dir);
+
+        let data = noise(20 * 1024 * 1024 + 11, 42);
+        let record = archives
+            .ingest_whole(
+                NewUpload {
+                    owner_id: OWNER.into(),
+                    name: "holiday".into(),
+                    filename: "holiday.bin".into(),
+                    length: data.len() as u64,
+                },
+                &mut &data[..],
+            )
+            .unwrap();
+        let archive_id = record.id.clone();
+        assert!(record.parts_total >= 2, "{} parts", record.parts_total);
+        run_due(&inner);
+        assert_eq!(archive(&inner, &archive_id).state, ArchiveState::BackedUp);
+        archives.request_uncache(OWNER, &archive_id).unwrap();
+        run_due(&inner);
+        assert_eq!(archive(&inner, &archive_id).state, ArchiveState::Uncached);
+        let remote_before = remote_files(&data_dir.join("remote"));
+        assert!(!remote_before.is_empty());
+        let final_path = inner.archive_path(&archive_id);
+        let partial = final_path.with_extension("partial");
+
+        // Not enough room once the reserve is kept: nothing is written, the
+        // job waits, the archive says why.
+        let mut settings = Settings::load(&store).unwrap();
+        settings.free_space_reserve_bytes = u64::MAX / 2;
+        settings.save(&store).unwrap();
+        archives.request_cache(OWNER, &archive_id).unwrap();
+        let job = cache_job(&inner);
+        match inner.cache(&job.id, &archive_id) {
+            Err(Failure::Transient(message)) => {
+                assert!(message.contains("not enough free space"), "{message}")
+            }
+            other => panic!("expected a transient failure, got {other:?}"),
+        }
+        let waiting = archive(&inner, &archive_id);
+        assert_eq!(waiting.state, ArchiveState::Caching);
+        let error = waiting.last_error.expect("the reason is shown");
+        assert!(
+            error.contains("not enough free space to cache “holiday”")
+                && error.contains("needs 20.0 MiB"),
+            "{error}"
+        );
+        assert!(!partial.exists());
+
+        // Room again, but the disk fills up after the first part: the
+        // archive is back to uncached with the reason, the partial file is
+        // gone, the job is done, the remote is exactly as it was.
+        settings.free_space_reserve_bytes = 0;
+        settings.save(&store).unwrap();
+        let full_disk = |path: &Path, size: u64| -> io::Result<Box<dyn CacheFile>> {
+            let file = OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(path)?;
+            file.set_len(size)?;
+            Ok(Box::new(FullDisk {
+                file,
+                good: 1,
+                writes: AtomicUsize::new(0),
+            }))
+        };
+        inner.cache_into(&job.id, &archive_id, &full_disk).unwrap();
+        let failed = archive(&inner, &archive_id);
+        assert_eq!(failed.state, ArchiveState::Uncached);
+        assert!(!failed.local_copy);
+        let error = failed.last_error.expect("the reason is shown");
+        assert!(
+            error.contains("the disk is full")
+                && error.contains("remote storage is untouched")
+                && error.contains("unfinished file was removed"),
+            "{error}"
+        );
+        assert!(!partial.exists() && !final_path.exists());
+        assert_eq!(
+            inner
+                .store
+                .tables
+                .jobs
+                .len(&inner.store.read().unwrap())
+                .unwrap(),
+            0
+        );
+        assert_eq!(remote_files(&data_dir.join("remote")), remote_before);
+
+        // Asked again with a healthy disk, it comes back bit-exact.
+        archives.request_cache(OWNER, &archive_id).unwrap();
+        run_due(&inner);
+        let done = archive(&inner, &archive_id);
+        assert_eq!(done.state, ArchiveState::BackedUp);
+        assert!(done.last_error.is_none());
+        assert_eq!(std::fs::read(&final_path).unwrap(), data);
+        assert_eq!(remote_files(&data_dir.join("remote")), remote_before);
     }
 }

@@ -65,6 +65,11 @@ impl ArchiveActions for EngineActions {
 
     fn counters(&self) -> TransferCounters {
         let queue_length = self.app().map(|app| app.engine.queue_length()).unwrap_or(0);
-        TransferCounters { queue_length, bytes_uploaded: 0, bytes_downloaded: 0 }
+        let metrics = crate::engine::metrics::global();
+        TransferCounters {
+            queue_length,
+            bytes_uploaded: metrics.bytes_uploaded(),
+            bytes_downloaded: metrics.bytes_downloaded(),
+        }
     }
 }

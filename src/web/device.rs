@@ -156,7 +156,8 @@ pub fn start_feed(app: Arc<App>, sender: StatusSender, listen: SocketAddr) -> Ar
         let mut rate = Rate::default();
         while !flag.load(Ordering::Relaxed) {
             let web_url = web_url(listen);
-            let moved = app.engine.activity().bytes_moved();
+            let metrics = crate::engine::metrics::global();
+            let moved = metrics.bytes_uploaded() + metrics.bytes_downloaded();
             let bytes_per_sec = rate.update(std::time::Instant::now(), moved);
             sender.send(compute_status(&current_inputs(
                 &app,

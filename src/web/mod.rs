@@ -11,6 +11,7 @@ pub mod api;
 pub mod auth;
 pub mod device;
 pub mod http;
+pub mod metrics;
 pub mod pages;
 pub mod router;
 pub mod sse;

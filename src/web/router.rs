@@ -23,7 +23,9 @@ pub fn handle(app: &App, mut request: tiny_http::Request) {
         let is_api = req.path.starts_with("/api/");
         match route(app, &mut req) {
             Ok(resp) => resp,
-            Err(err) if is_api || req.path == "/healthz" => err.into_resp(),
+            Err(err) if is_api || req.path == "/healthz" || req.path == "/metrics" => {
+                err.into_resp()
+            }
             Err(err) => pages::error_page(app, &req, err),
         }
     };
@@ -47,6 +49,7 @@ fn route(app: &App, req: &mut Req) -> Result<Resp, ApiError> {
     use Method::*;
     match (&method, segments.as_slice()) {
         (Get, ["healthz"]) => Ok(Resp::text(200, "ok\n")),
+        (Get, ["metrics"]) => super::metrics::serve(app, req),
 
         (Get, ["api", "v1", "setup"]) => api::setup_status(app),
         (Post, ["api", "v1", "setup"]) => api::setup(app, req),

@@ -1,15 +1,14 @@
 //! `GET /api/v1/events`: Server-Sent Events of the caller's archives.
 //!
 //! tiny_http buffers response bodies, so an event stream takes the
-//! connection over (`Request::upgrade`, which writes the headers and hands
-//! back the raw stream) on a thread of its own; handler threads are never
-//! held. At most `engine::events::MAX_SUBSCRIBERS` streams run at once.
+//! connection's writer over (`Request::into_writer`), writes the head
+//! itself and streams from a thread of its own; handler threads are never
+//! held. Each event and keep-alive comment is flushed at once. At most
+//! `engine::events::MAX_SUBSCRIBERS` streams run at once.
 
 use std::io::Write;
 use std::sync::mpsc::RecvTimeoutError;
-use std::time::Duration;
-
-use tiny_http::{Header, Response};
+use std::time::{Duration, Instant};
 
 use super::auth::api_caller;
 use super::http::{ApiError, Req};
@@ -18,6 +17,16 @@ use super::App;
 /// A comment line sent when nothing happened for this long, so proxies and
 /// browsers keep the connection and a closed one is noticed.
 const KEEPALIVE: Duration = Duration::from_secs(15);
+
+/// The response head: no length (the stream ends when either side closes),
+/// no caching or proxy buffering, and `Connection: close` so the client
+/// never waits for this connection to carry another request.
+const HEAD: &str = "HTTP/1.1 200 OK\r\n\
+Content-Type: text/event-stream; charset=utf-8\r\n\
+Cache-Control: no-cache\r\n\
+X-Accel-Buffering: no\r\n\
+X-Content-Type-Options: nosniff\r\n\
+Connection: close\r\n\r\n";
 
 pub fn serve(app: &App, mut request: tiny_http::Request) {
     let caller = {
@@ -43,32 +52,14 @@ pub fn serve(app: &App, mut request: tiny_http::Request) {
     };
     let owner_id = caller.user.id.clone();
     std::thread::spawn(move || {
-        let headers = [
-            ("Content-Type", "text/event-stream; charset=utf-8"),
-            ("Cache-Control", "no-cache"),
-            ("X-Accel-Buffering", "no"),
-        ];
-        let mut response = Response::empty(200);
-        for (name, value) in headers {
-            if let Ok(header) = Header::from_bytes(name, value) {
-                response.add_header(header);
-            }
-        }
-        let mut stream = request.upgrade("event-stream", response);
-        if stream
-            .write_all(b"retry: 3000\n: connected\n\n")
-            .and_then(|()| stream.flush())
-            .is_err()
-        {
-            return;
-        }
+        // The head is written by hand: tiny_http's `upgrade` would add
+        // `Connection: upgrade` and `Upgrade:` to this 200, which is not an
+        // upgrade at all and which proxies may refuse or buffer. The body
+        // has no length and ends when the connection closes.
+        let mut stream = request.into_writer();
+        let mut chunk = String::from(HEAD);
+        chunk.push_str("retry: 3000\n: connected\n\n");
         loop {
-            let chunk = match events.recv_timeout(KEEPALIVE) {
-                Ok(event) if event.owner_id == owner_id => event.to_sse(),
-                Ok(_) => continue,
-                Err(RecvTimeoutError::Timeout) => ": keepalive\n\n".to_string(),
-                Err(RecvTimeoutError::Disconnected) => return,
-            };
             if stream
                 .write_all(chunk.as_bytes())
                 .and_then(|()| stream.flush())
@@ -76,6 +67,17 @@ pub fn serve(app: &App, mut request: tiny_http::Request) {
             {
                 return;
             }
+            // Other users' events do not count as traffic for this client.
+            let keepalive_at = Instant::now() + KEEPALIVE;
+            chunk = loop {
+                let wait = keepalive_at.saturating_duration_since(Instant::now());
+                match events.recv_timeout(wait) {
+                    Ok(event) if event.owner_id == owner_id => break event.to_sse(),
+                    Ok(_) => {}
+                    Err(RecvTimeoutError::Timeout) => break ": keepalive\n\n".to_string(),
+                    Err(RecvTimeoutError::Disconnected) => return,
+                }
+            };
         }
     });
 }

@@ -3,7 +3,10 @@
 //!
 //! Owns the fault plan (which request gets which fault, seeded so a failure
 //! reproduces), forwarding the other requests to an upstream server, and
-//! counting what it did. Each client connection carries one request (the
+//! counting what it did: per fault, and the method and path of every
+//! request it read whole (so a test can tell how often each object was
+//! PUT). It can also hold every forwarded answer back for a while, like a
+//! slow link, to give a test time to act mid-transfer. Each client connection carries one request (the
 //! proxy answers with `Connection: close`), so faults are per request. It
 //! only ever connects to the upstream address it was given.
 #![allow(dead_code)] // each test binary uses a different part of the harness
@@ -11,7 +14,7 @@
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -106,8 +109,18 @@ pub struct FaultProxy {
     /// `http://127.0.0.1:PORT`.
     pub endpoint: String,
     decider: Arc<Mutex<Decider>>,
+    shared: Arc<Shared>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
+}
+
+/// What every connection thread records and reads.
+#[derive(Default)]
+struct Shared {
+    /// `(method, path)` of each request read whole, in arrival order.
+    log: Mutex<Vec<(String, String)>>,
+    /// How long a passed request's answer is held back, in milliseconds.
+    delay_ms: AtomicU64,
 }
 
 impl FaultProxy {
@@ -126,8 +139,10 @@ impl FaultProxy {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
         let address = listener.local_addr().expect("proxy address");
         let stop = Arc::new(AtomicBool::new(false));
+        let shared = Arc::new(Shared::default());
         let thread = {
             let decider = Arc::clone(&decider);
+            let shared = Arc::clone(&shared);
             let stop = Arc::clone(&stop);
             std::thread::spawn(move || {
                 for client in listener.incoming() {
@@ -136,8 +151,9 @@ impl FaultProxy {
                     }
                     let Ok(client) = client else { continue };
                     let decider = Arc::clone(&decider);
+                    let shared = Arc::clone(&shared);
                     std::thread::spawn(move || {
-                        let _ = handle(client, upstream, &decider);
+                        let _ = handle(client, upstream, &decider, &shared);
                     });
                 }
             })
@@ -146,9 +162,26 @@ impl FaultProxy {
             address,
             endpoint: format!("http://{address}"),
             decider,
+            shared,
             stop,
             thread: Some(thread),
         }
+    }
+
+    /// Holds back the answer of every passed request by `delay` (after the
+    /// upstream server has acted on it), from now on.
+    pub fn set_response_delay(&self, delay: Duration) {
+        let millis = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        self.shared.delay_ms.store(millis, Ordering::SeqCst);
+    }
+
+    /// `(method, path)` of every request read whole so far, in order.
+    pub fn request_log(&self) -> Vec<(String, String)> {
+        self.shared
+            .log
+            .lock()
+            .map(|log| log.clone())
+            .unwrap_or_default()
     }
 
     /// Requests seen so far.
@@ -185,11 +218,23 @@ impl Drop for FaultProxy {
     }
 }
 
-fn handle(mut client: TcpStream, upstream: SocketAddr, decider: &Mutex<Decider>) -> io::Result<()> {
+fn handle(
+    mut client: TcpStream,
+    upstream: SocketAddr,
+    decider: &Mutex<Decider>,
+    shared: &Shared,
+) -> io::Result<()> {
     client.set_read_timeout(Some(MAX_HOLD))?;
     let Some(request) = read_request(&mut client)? else {
         return Ok(()); // closed without a request (e.g. the wake-up connect)
     };
+    if let Ok(mut log) = shared.log.lock() {
+        let head = String::from_utf8_lossy(&request[..request.len().min(2048)]).into_owned();
+        let mut words = head.split_whitespace();
+        let method = words.next().unwrap_or_default().to_string();
+        let path = words.next().unwrap_or_default().to_string();
+        log.push((method, path));
+    }
     let fault = decider
         .lock()
         .map_err(|_| io::Error::other("fault decider poisoned"))?
@@ -197,6 +242,11 @@ fn handle(mut client: TcpStream, upstream: SocketAddr, decider: &Mutex<Decider>)
     match fault {
         Fault::Pass => {
             let response = forward(&request, upstream)?;
+            let delay = shared.delay_ms.load(Ordering::SeqCst);
+            if delay > 0 {
+                // A slow link: the server has acted, the answer is late.
+                std::thread::sleep(Duration::from_millis(delay));
+            }
             client.write_all(&response)?;
         }
         Fault::ServerError => {

@@ -94,6 +94,7 @@ pub fn detail(
 ) -> Result<Resp, ApiError> {
     let archive = app.archives.owned(&caller.user.id, archive_id)?;
     let parts = app.archives.parts(archive_id)?;
+    let allowed = actions_allowed(&archive);
     let page = Page::new(archive.name.clone(), Some(caller)).script("/static/live.js").render(html! {
         h1 data-archive-detail=(archive.id) data-state=(archive.state.as_str()) { (archive.name) }
         dl.facts {
@@ -102,29 +103,26 @@ pub fn detail(
             dt { "SHA-256" } dd { code { (archive.sha256) } }
             dt { "State" } dd { span id="state" class={ "state state-" (archive.state.as_str()) } { (state_label(archive.state)) } }
             dt { "Created" } dd { (human_time(archive.created_at)) }
-            @if let Some(error) = &archive.last_error {
-                dt { "Last error" } dd.error { (error) }
+            // Always present (hidden when there is none) so live updates can show one.
+            dt.last-error hidden[archive.last_error.is_none()] { "Last error" }
+            dd.error.last-error id="last-error" hidden[archive.last_error.is_none()] {
+                (archive.last_error.as_deref().unwrap_or_default())
             }
         }
+        // Every action is rendered, hidden unless the state allows it, so
+        // `live.js` can show and hide them as the state changes (the same
+        // rules as `actions_allowed`).
         div.actions id="actions" {
-            @if archive.state.is_local() {
-                a.button href={ "/api/v1/archives/" (archive.id) "/content" } download { "Download" }
+            a.button data-action="download" hidden[!allowed.download] href={ "/api/v1/archives/" (archive.id) "/content" } download { "Download" }
+            form.inline data-action="uncache" hidden[!allowed.uncache] method="post" action={ "/archives/" (archive.id) "/uncache" } {
+                (csrf_field(caller))
+                button type="submit" title="Remove the local copy; the backup stays in remote storage" { "Free local space" }
             }
-            @if archive.state == ArchiveState::BackedUp && archive.parts_remote >= archive.parts_total {
-                form.inline method="post" action={ "/archives/" (archive.id) "/uncache" } {
-                    (csrf_field(caller))
-                    button type="submit" title="Remove the local copy; the backup stays in remote storage" { "Free local space" }
-                }
+            form.inline data-action="cache" hidden[!allowed.cache] method="post" action={ "/archives/" (archive.id) "/cache" } {
+                (csrf_field(caller))
+                button type="submit" title="Download the parts, verify them and put the file back on this appliance" { "Fetch back" }
             }
-            @if archive.state == ArchiveState::Uncached {
-                form.inline method="post" action={ "/archives/" (archive.id) "/cache" } {
-                    (csrf_field(caller))
-                    button type="submit" title="Download the parts, verify them and put the file back on this appliance" { "Fetch back" }
-                }
-            }
-            @if archive.state != ArchiveState::Deleting {
-                a.button.danger href={ "/archives/" (archive.id) "/delete" } { "Delete…" }
-            }
+            a.button.danger data-action="delete" hidden[!allowed.delete] href={ "/archives/" (archive.id) "/delete" } { "Delete…" }
         }
         section.card {
             h2 { "Rename" }
@@ -157,6 +155,25 @@ pub fn detail(
         }
     });
     Ok(Resp::html(page))
+}
+
+/// Which actions the detail page offers in the archive's state. `live.js`
+/// applies the same rules when an event changes the state.
+struct Allowed {
+    download: bool,
+    uncache: bool,
+    cache: bool,
+    delete: bool,
+}
+
+fn actions_allowed(archive: &ArchiveRecord) -> Allowed {
+    Allowed {
+        download: archive.state.is_local(),
+        uncache: archive.state == ArchiveState::BackedUp
+            && archive.parts_remote >= archive.parts_total,
+        cache: archive.state == ArchiveState::Uncached,
+        delete: archive.state != ArchiveState::Deleting,
+    }
 }
 
 pub fn delete_page(
