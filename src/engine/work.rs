@@ -20,6 +20,9 @@ use crate::settings::Settings;
 use crate::store::records::{ArchiveRecord, ArchiveState, ObjectRecord, PartRecord};
 use crate::store::{indexed_key, indexed_prefix};
 
+/// Opens (creating) the `.partial` file of a cache at its full length.
+pub(super) type OpenCacheFile = dyn Fn(&Path, u64) -> io::Result<Box<dyn CacheFile>>;
+
 /// Where the cache job writes the reassembled archive: the `.partial`
 /// file, or in tests a stand-in whose writes fail.
 pub(super) trait CacheFile {
@@ -404,7 +407,7 @@ impl Inner {
         &self,
         job_id: &str,
         archive_id: &str,
-        open: &dyn Fn(&Path, u64) -> io::Result<Box<dyn CacheFile>>,
+        open: &OpenCacheFile,
     ) -> Result<(), Failure> {
         let Some((archive, parts)) = self.archive_and_parts(archive_id)? else {
             return self.drop_job(job_id);
