@@ -36,6 +36,9 @@ impl CacheFile for File {
     }
 }
 
+/// Opens the file a cache job assembles into, given its path and size.
+pub(super) type OpenCacheFile = dyn Fn(&Path, u64) -> io::Result<Box<dyn CacheFile>>;
+
 /// Opens (or reopens after a crash) the `.partial` file at its full size.
 /// It is sparse: blocks are used as parts are written.
 fn open_partial(path: &Path, size: u64) -> io::Result<Box<dyn CacheFile>> {
@@ -402,7 +405,7 @@ impl Inner {
         &self,
         job_id: &str,
         archive_id: &str,
-        open: &dyn Fn(&Path, u64) -> io::Result<Box<dyn CacheFile>>,
+        open: &OpenCacheFile,
     ) -> Result<(), Failure> {
         let Some((archive, parts)) = self.archive_and_parts(archive_id)? else {
             return self.drop_job(job_id);
