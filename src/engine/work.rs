@@ -40,6 +40,9 @@ impl CacheFile for File {
     }
 }
 
+/// Opens the file a cache job assembles into, given its path and size.
+pub(super) type OpenCacheFile = dyn Fn(&Path, u64) -> io::Result<Box<dyn CacheFile>>;
+
 /// Opens (or reopens after a crash) the `.partial` file at its full size.
 /// It is sparse: blocks are used as parts are written.
 fn open_partial(path: &Path, size: u64) -> io::Result<Box<dyn CacheFile>> {
