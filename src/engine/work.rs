@@ -20,9 +20,6 @@ use crate::settings::Settings;
 use crate::store::records::{ArchiveRecord, ArchiveState, ObjectRecord, PartRecord};
 use crate::store::{indexed_key, indexed_prefix};
 
-/// Opens (creating) the `.partial` file of a cache at its full length.
-pub(super) type OpenCacheFile = dyn Fn(&Path, u64) -> io::Result<Box<dyn CacheFile>>;
-
 /// Where the cache job writes the reassembled archive: the `.partial`
 /// file, or in tests a stand-in whose writes fail.
 pub(super) trait CacheFile {
