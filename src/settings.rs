@@ -25,6 +25,17 @@ pub struct Settings {
     pub transfer_concurrency: u32,
     /// An upload that would leave less free space than this is refused.
     pub free_space_reserve_bytes: u64,
+    /// Share of the parts (0 to 100) the scheduled verification and
+    /// `verify(id)` download and hash; every part is looked at either way.
+    #[serde(default = "default_verify_sample_percent")]
+    pub verify_sample_percent: u8,
+}
+
+/// The `verify_sample_percent` of a new appliance.
+pub const DEFAULT_VERIFY_SAMPLE_PERCENT: u8 = 5;
+
+fn default_verify_sample_percent() -> u8 {
+    DEFAULT_VERIFY_SAMPLE_PERCENT
 }
 
 impl Default for Settings {
@@ -35,6 +46,7 @@ impl Default for Settings {
             upload_window: None,
             transfer_concurrency: 2,
             free_space_reserve_bytes: 512 * 1024 * 1024,
+            verify_sample_percent: DEFAULT_VERIFY_SAMPLE_PERCENT,
         }
     }
 }
@@ -60,6 +72,11 @@ impl Settings {
         if !(1..=16).contains(&self.transfer_concurrency) {
             return Err(SettingsError::Invalid(
                 "transfer_concurrency must be between 1 and 16.".into(),
+            ));
+        }
+        if self.verify_sample_percent > 100 {
+            return Err(SettingsError::Invalid(
+                "verify_sample_percent must be between 0 and 100.".into(),
             ));
         }
         if let Some(window) = &self.upload_window {
@@ -127,5 +144,25 @@ mod tests {
         assert!(!Settings::load(&store).unwrap().registration_open);
         settings.transfer_concurrency = 0;
         assert!(settings.save(&store).is_err());
+    }
+
+    #[test]
+    fn the_verify_percentage_defaults_and_is_checked() {
+        // Settings stored before the field existed keep their values.
+        let old: Settings = serde_json::from_value(serde_json::json!({
+            "registration_open": false, "upload_bandwidth_bytes_per_sec": 7,
+            "upload_window": null, "transfer_concurrency": 3,
+            "free_space_reserve_bytes": 0,
+        }))
+        .unwrap();
+        assert_eq!(old.verify_sample_percent, DEFAULT_VERIFY_SAMPLE_PERCENT);
+        assert_eq!(old.transfer_concurrency, 3);
+        for (percent, valid) in [(0, true), (100, true), (101, false)] {
+            let settings = Settings {
+                verify_sample_percent: percent,
+                ..Settings::default()
+            };
+            assert_eq!(settings.validate().is_ok(), valid, "{percent}");
+        }
     }
 }

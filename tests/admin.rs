@@ -363,7 +363,15 @@ fn three_deployments_resume_after_a_restart() {
     assert_eq!(admin.login("admin", "admin password").status, 200);
     let before: Vec<usize> = (0..3).map(|n| ticks(&admin, n)).collect();
     let listed = admin.get("/api/v1/admin/deployments").json();
-    assert_eq!(listed.as_array().unwrap().len(), 3);
+    let listed_ids: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["id"].as_str().unwrap())
+        .collect();
+    // Ours and the built-in weekly verification.
+    assert_eq!(listed_ids.len(), 4, "{listed}");
+    assert!(ids.iter().all(|id| listed_ids.contains(&id.as_str())));
     wait_until(Duration::from_secs(30), || {
         (0..3).all(|n| ticks(&admin, n) >= before[n] + 2)
     });
@@ -589,7 +597,7 @@ fn members_get_403_on_every_admin_route_and_page_and_csrf_is_needed() {
             403
         );
     }
-    // Nothing changed.
+    // Nothing changed: ours and the built-in weekly verification.
     assert_eq!(
         admin
             .get("/api/v1/admin/deployments")
@@ -597,7 +605,7 @@ fn members_get_403_on_every_admin_route_and_page_and_csrf_is_needed() {
             .as_array()
             .unwrap()
             .len(),
-        1
+        2
     );
     assert_eq!(
         admin.get(&format!("/api/v1/admin/scripts/{script}")).json()["name"],

@@ -8,7 +8,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use serde_json::{json, Value};
 
-use crate::support::{output_dir, random_bytes, sha256_hex, wait_until, TestServer};
+use crate::support::{output_dir, random_bytes, sha256_hex, wait_until, Client, TestServer};
 
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
@@ -371,21 +371,43 @@ fn admin_pages_in_a_real_browser() {
          document.querySelector('#new-deployment input[name=interval_seconds]').value = '2';"
     ));
     browser.click("#new-deployment button[type=submit]");
+    // Listed after the built-in weekly verification, deployed at first start.
     browser.wait_for("the deployment in the list", |b| {
         b.script("return document.querySelectorAll('table.deployments tbody tr').length;")
-            == json!(1)
+            == json!(2)
     });
+    let ours = |admin: &Client| {
+        admin
+            .get("/api/v1/admin/deployments")
+            .json()
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["script_id"] == json!(script_id))
+            .cloned()
+    };
     wait_until(Duration::from_secs(30), || {
-        admin.get("/api/v1/admin/deployments").json()[0]["last_run"]["ok"] == json!(true)
+        ours(&admin).is_some_and(|d| d["last_run"]["ok"] == json!(true))
     });
     browser.goto(&format!("{site}/admin"));
     browser.wait_for("the deployment's last run", |b| b.text().contains(" ms"));
     browser.screenshot("admin-06-deployment");
-    browser.click("button.terminate");
+    let ours_id = ours(&admin).unwrap()["id"].as_str().unwrap().to_string();
+    browser.click(&format!("button.terminate[data-deployment-id='{ours_id}']"));
     browser.wait_for("the deployment gone", |b| {
-        b.text().contains("No deployments")
+        b.script("return document.querySelectorAll('table.deployments tbody tr').length;")
+            == json!(1)
     });
-    assert_eq!(admin.get("/api/v1/admin/deployments").json(), json!([]));
+    assert!(ours(&admin).is_none());
+    assert_eq!(
+        admin
+            .get("/api/v1/admin/deployments")
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
 
     // The log page: filters, and the live tail.
     browser.goto(&format!("{site}/admin/log?level=warn"));

@@ -12,16 +12,16 @@ use crate::support::fault_proxy::{Fault, FaultPlan, FaultProxy};
 use crate::support::s3_server::S3TestServer;
 use crate::support::{random_bytes, sha256_hex, wait_until, Client, TestServer};
 
-const LIMIT: Duration = Duration::from_secs(180);
+pub(crate) const LIMIT: Duration = Duration::from_secs(180);
 
-fn archive(client: &Client, id: &str) -> Value {
+pub(crate) fn archive(client: &Client, id: &str) -> Value {
     let resp = client.get(&format!("/api/v1/archives/{id}"));
     assert_eq!(resp.status, 200, "{}", resp.text());
     resp.json()
 }
 
 /// Polls until the archive is in `state`; fails early on `damaged`.
-fn wait_state(client: &Client, id: &str, state: &str) -> Value {
+pub(crate) fn wait_state(client: &Client, id: &str, state: &str) -> Value {
     let mut last = Value::Null;
     wait_until(LIMIT, || {
         last = archive(client, id);
@@ -34,20 +34,20 @@ fn wait_state(client: &Client, id: &str, state: &str) -> Value {
     last
 }
 
-fn set_remote(admin: &Client, settings: &Value) {
+pub(crate) fn set_remote(admin: &Client, settings: &Value) {
     let resp = admin.send_json("PUT", "/api/v1/admin/remote", settings);
     assert_eq!(resp.status, 200, "{}", resp.text());
     assert!(resp.json().get("secret_access_key").is_none());
 }
 
-fn s3_json(endpoint: &str, prefix: &str, secret: &str) -> Value {
+pub(crate) fn s3_json(endpoint: &str, prefix: &str, secret: &str) -> Value {
     use crate::support::s3_server::{ACCESS_KEY, BUCKET, REGION};
     json!({"kind": "s3", "endpoint": endpoint, "region": REGION, "bucket": BUCKET,
            "prefix": prefix, "path_style": true, "access_key_id": ACCESS_KEY,
            "secret_access_key": secret})
 }
 
-fn files_under(dir: &Path) -> Vec<PathBuf> {
+pub(crate) fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     if let Ok(entries) = std::fs::read_dir(dir) {
         for entry in entries.flatten() {
@@ -63,13 +63,13 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-fn download(client: &Client, id: &str) -> Vec<u8> {
+pub(crate) fn download(client: &Client, id: &str) -> Vec<u8> {
     let resp = client.get(&format!("/api/v1/archives/{id}/content"));
     assert_eq!(resp.status, 200, "{}", resp.text());
     resp.body
 }
 
-fn uncache_and_cache_back(client: &Client, id: &str, data: &[u8]) {
+pub(crate) fn uncache_and_cache_back(client: &Client, id: &str, data: &[u8]) {
     let resp = client.request("POST", &format!("/api/v1/archives/{id}/uncache"), &[], None);
     assert_eq!(resp.status, 202, "{}", resp.text());
     wait_state(client, id, "uncached");

@@ -12,3 +12,4 @@ mod device;
 mod remote;
 mod remote_engine;
 mod uploads;
+mod verify;

@@ -15,12 +15,17 @@ pub struct BuiltinScript {
     pub source: &'static str,
 }
 
+/// The name of the built-in verification script, which the weekly
+/// verification deployment runs (`deployments::seed_weekly_verification`).
+pub const VERIFY_SCRIPT_NAME: &str = "verify remote copies";
+
 const BUILTIN_SCRIPTS: &[BuiltinScript] = &[
     BuiltinScript {
-        name: "verify remote copies",
+        name: VERIFY_SCRIPT_NAME,
         description: "Checks every remote part of each backed-up or uncached archive and \
-                      downloads a sample to check its hash. Failing archives are marked \
-                      damaged; nothing is deleted.",
+                      downloads a sample (the verify_sample_percent setting) to check its \
+                      hash. A bad part is uploaded again from the local copy if there is \
+                      one; otherwise the archive is marked damaged. Nothing is deleted.",
         source: include_str!("builtin/verify_remote_copies.rhai"),
     },
     BuiltinScript {
@@ -130,7 +135,7 @@ mod tests {
         let state = host.state();
         assert_eq!(
             state.verified,
-            vec![("a1".into(), 10), ("b1".into(), 10), ("b2".into(), 10)]
+            vec![("a1".into(), 5), ("b1".into(), 5), ("b2".into(), 5)]
         );
         // Marked damaged by the host, never deleted or evicted.
         assert_eq!(state.archives.len(), 4);
@@ -138,10 +143,18 @@ mod tests {
         assert!(state.uncached.is_empty());
         assert_eq!(
             state.logs,
-            vec![(
-                LogLevel::Warn,
-                "verify: archive b1 (b1 photos) has 1 damaged parts".to_string()
-            )]
+            vec![
+                (
+                    LogLevel::Warn,
+                    "verify: archive b1 (b1 photos) has 1 damaged parts".to_string()
+                ),
+                (
+                    LogLevel::Info,
+                    "verify: 3 archives checked, 1 damaged, 0 could not be checked. \
+                     Parts: 12 checked, 11 ok, 1 damaged."
+                        .to_string()
+                ),
+            ]
         );
     }
 

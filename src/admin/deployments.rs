@@ -28,6 +28,85 @@ use crate::store::Store;
 /// The longest the scheduler sleeps before looking again.
 const MAX_NAP: Duration = Duration::from_secs(1);
 
+/// Set once the weekly verification was deployed, so an admin who
+/// terminates it does not get it back.
+const WEEKLY_VERIFICATION_SEEDED_KEY: &[u8] = b"builtin_verify_deployment_seeded";
+
+/// How often the built-in verification runs: weekly.
+pub const WEEKLY_VERIFICATION_INTERVAL_SECONDS: u64 = 7 * 86_400;
+
+/// The longest a saved script may run, by "Run now" or as a deployment.
+/// `verify` of a big archive takes minutes over a home uplink and a weekly
+/// check of a full disk hours, so the 5 s of [`Limits::default`] (kept for
+/// the develop page's test runs of unsaved source) would stop it after the
+/// first archive. The operations and memory limits stay as they are.
+pub const SAVED_RUN_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+
+/// The limits of a "Run now" of a saved script.
+pub fn saved_run_limits() -> Limits {
+    Limits {
+        timeout: SAVED_RUN_TIMEOUT,
+        ..Limits::default()
+    }
+}
+
+/// The limits of a deployment's run: it may last until the next run is due
+/// (its interval), at least the default 5 s and at most
+/// [`SAVED_RUN_TIMEOUT`].
+pub fn deployment_limits(interval_seconds: u64) -> Limits {
+    let default = Limits::default();
+    Limits {
+        timeout: Duration::from_secs(interval_seconds).clamp(default.timeout, SAVED_RUN_TIMEOUT),
+        ..default
+    }
+}
+
+/// Deploys the built-in "verify remote copies" script every week, once per
+/// appliance: on its first start (or the first start of a version that has
+/// this), never again after an admin terminated it. The first run is one
+/// interval later; a new appliance has nothing to verify yet. Returns the
+/// new deployment and the script's name, or `None` when it was done before
+/// (or the script was deleted).
+pub fn seed_weekly_verification(store: &Store) -> Result<Option<DeploymentRecord>, ScriptsError> {
+    store.write(
+        |txn, tables| -> Result<Option<DeploymentRecord>, ScriptsError> {
+            if tables
+                .meta
+                .get(txn, WEEKLY_VERIFICATION_SEEDED_KEY)?
+                .is_some()
+            {
+                return Ok(None);
+            }
+            tables.meta.put(
+                txn,
+                WEEKLY_VERIFICATION_SEEDED_KEY,
+                &serde_json::json!(true),
+            )?;
+            let script = tables
+                .scripts
+                .all(txn)?
+                .into_iter()
+                .map(|(_, script)| script)
+                .filter(|script| script.name == super::builtin::VERIFY_SCRIPT_NAME)
+                .min_by_key(|script| script.created_at);
+            let Some(script) = script else {
+                return Ok(None);
+            };
+            let now = ids::now_secs();
+            let record = DeploymentRecord {
+                id: ids::random_id(),
+                script_id: script.id,
+                interval_seconds: WEEKLY_VERIFICATION_INTERVAL_SECONDS,
+                next_run_at: now + WEEKLY_VERIFICATION_INTERVAL_SECONDS as i64,
+                created_at: now,
+                last_run: None,
+            };
+            tables.deployments.put(txn, record.id.as_bytes(), &record)?;
+            Ok(Some(record))
+        },
+    )
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewDeployment {
@@ -263,7 +342,7 @@ impl Admin {
                 let result = script::run(
                     &script.source,
                     self.host(&script.name, None),
-                    &Limits::default(),
+                    &deployment_limits(deployment.interval_seconds),
                     &cancel,
                 );
                 self.log_run(
@@ -305,5 +384,58 @@ impl Admin {
         }
         self.scheduler.lock().running.remove(&deployment.id);
         self.scheduler.wake.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_deployment_run_may_last_its_interval_within_bounds() {
+        for (interval, expected) in [
+            (1, Duration::from_secs(5)),
+            (5, Duration::from_secs(5)),
+            (3600, Duration::from_secs(3600)),
+            (WEEKLY_VERIFICATION_INTERVAL_SECONDS, SAVED_RUN_TIMEOUT),
+        ] {
+            let limits = deployment_limits(interval);
+            assert_eq!(limits.timeout, expected, "every {interval} s");
+            assert_eq!(limits.max_operations, Limits::default().max_operations);
+        }
+        assert_eq!(saved_run_limits().timeout, SAVED_RUN_TIMEOUT);
+    }
+
+    #[test]
+    fn the_weekly_verification_is_deployed_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 16 << 20).unwrap();
+        saved_scripts::seed_builtins(&store).unwrap();
+        let before = ids::now_secs();
+        let weekly = seed_weekly_verification(&store)
+            .unwrap()
+            .expect("deployed on the first start");
+        let script = saved_scripts::get(&store, &weekly.script_id).unwrap();
+        assert_eq!(script.name, super::super::builtin::VERIFY_SCRIPT_NAME);
+        assert_eq!(weekly.interval_seconds, 604_800);
+        assert!(weekly.next_run_at >= before + 604_800);
+        assert_eq!(list(&store).unwrap().len(), 1);
+        // Not again, and not after it was terminated.
+        assert!(seed_weekly_verification(&store).unwrap().is_none());
+        store
+            .write(|txn, tables| -> Result<bool, ScriptsError> {
+                Ok(tables.deployments.delete(txn, weekly.id.as_bytes())?)
+            })
+            .unwrap();
+        assert!(seed_weekly_verification(&store).unwrap().is_none());
+        assert!(list(&store).unwrap().is_empty());
+    }
+
+    #[test]
+    fn without_the_builtin_script_nothing_is_deployed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 16 << 20).unwrap();
+        assert!(seed_weekly_verification(&store).unwrap().is_none());
+        assert!(list(&store).unwrap().is_empty());
     }
 }

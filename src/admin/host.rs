@@ -221,6 +221,12 @@ impl ScriptHost for AppHost {
         }
     }
 
+    fn verify_sample_percent(&self) -> u8 {
+        crate::settings::Settings::load(&self.store)
+            .map(|settings| settings.verify_sample_percent.min(100))
+            .unwrap_or(crate::settings::DEFAULT_VERIFY_SAMPLE_PERCENT)
+    }
+
     fn retry_failed(&self) -> Result<u64, String> {
         match self.actions() {
             Some(actions) => actions.retry_failed(),

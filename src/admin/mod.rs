@@ -28,16 +28,32 @@ pub struct Admin {
 }
 
 impl Admin {
-    /// Opens the admin state and seeds the built-in scripts on first start.
+    /// Opens the admin state, seeds the built-in scripts and the weekly
+    /// verification deployment on first start.
     pub fn open(store: Store, data_dir: &Path) -> Result<Admin, saved_scripts::ScriptsError> {
         saved_scripts::seed_builtins(&store)?;
-        Ok(Admin {
+        let weekly = deployments::seed_weekly_verification(&store)?;
+        let admin = Admin {
             log: Arc::new(log::SystemLog::new(store.clone())),
             store,
             data_dir: data_dir.to_path_buf(),
             actions: Arc::new(RwLock::new(None)),
             scheduler: deployments::Scheduler::default(),
-        })
+        };
+        if let Some(deployment) = weekly {
+            admin.log.info(
+                "deployment",
+                &format!(
+                    "Deployed the built-in {:?} every {} s (deployment {}); terminate it to stop \
+                     the weekly check.",
+                    builtin::VERIFY_SCRIPT_NAME,
+                    deployment.interval_seconds,
+                    deployment.id
+                ),
+                log::Subject::default(),
+            );
+        }
+        Ok(admin)
     }
 
     /// Plugs in the transfer engine for `uncache`, `cache`, `verify` and

@@ -257,7 +257,7 @@ impl Admin {
         let result = script::run(
             &record.source,
             self.host(&record.name, Some(user_id)),
-            &Limits::default(),
+            &super::deployments::saved_run_limits(),
             &CancelToken::new(),
         );
         record_run(&self.store, script_id, &summary_of(started_at, &result))?;

@@ -135,6 +135,11 @@ pub trait ScriptHost: Send + Sync {
     /// `percent` (0..=100) of them; marks the archive `damaged` on a failure,
     /// never deletes anything.
     fn verify(&self, id: &str, percent: u8) -> Result<VerifyReport, String>;
+    /// The share of parts `verify(id)` downloads when the script names none
+    /// (the appliance's `verify_sample_percent` setting).
+    fn verify_sample_percent(&self) -> u8 {
+        crate::settings::DEFAULT_VERIFY_SAMPLE_PERCENT
+    }
     /// Re-queues failed transfers; returns how many.
     fn retry_failed(&self) -> Result<u64, String>;
     /// Writes the system log with the script as source.
@@ -643,16 +648,14 @@ fn register_api(engine: &mut Engine, host: Arc<dyn ScriptHost>) {
                 .ok_or_else(|| {
                     format!("verify(\"{id}\", {percent}): the percentage must be 0 to 100")
                 })?;
-            let report = h
-                .verify(&id, percent)
-                .map_err(|reason| format!("verify(\"{id}\") failed: {reason}"))?;
-            let mut map = Map::new();
-            map.insert("checked".into(), int(report.checked));
-            map.insert("ok".into(), int(report.ok));
-            map.insert("damaged".into(), int(report.damaged));
-            Ok(map)
+            verify_map(h.as_ref(), &id, percent)
         },
     );
+    // `verify(id)`: the share of parts the appliance's setting says.
+    let h = Arc::clone(&host);
+    engine.register_fn("verify", move |id: ImmutableString| -> ApiResult<Map> {
+        verify_map(h.as_ref(), &id, h.verify_sample_percent())
+    });
 
     let h = Arc::clone(&host);
     engine.register_fn("retry_failed", move || -> ApiResult<rhai::INT> {
@@ -678,6 +681,17 @@ fn register_api(engine: &mut Engine, host: Arc<dyn ScriptHost>) {
 }
 
 /// Rhai integers are `i64`; sizes and counts never come near its limit.
+fn verify_map(host: &dyn ScriptHost, id: &str, percent: u8) -> ApiResult<Map> {
+    let report = host
+        .verify(id, percent)
+        .map_err(|reason| format!("verify(\"{id}\") failed: {reason}"))?;
+    let mut map = Map::new();
+    map.insert("checked".into(), int(report.checked));
+    map.insert("ok".into(), int(report.ok));
+    map.insert("damaged".into(), int(report.damaged));
+    Ok(map)
+}
+
 fn int(value: u64) -> Dynamic {
     Dynamic::from_int(rhai::INT::try_from(value).unwrap_or(rhai::INT::MAX))
 }
@@ -1100,6 +1114,10 @@ mod tests {
             ("cache(\"b1\")", Value(json!(true))),
             (
                 "verify(\"a1\", 10)",
+                Value(json!({"checked": 4, "ok": 4, "damaged": 0})),
+            ),
+            (
+                "verify(\"a1\")",
                 Value(json!({"checked": 4, "ok": 4, "damaged": 0})),
             ),
             ("retry_failed()", Value(json!(0))),

@@ -15,6 +15,7 @@ pub mod events;
 pub mod jobs;
 pub mod keys;
 pub mod metrics;
+pub mod verify;
 mod work;
 
 use std::collections::HashSet;
@@ -33,6 +34,7 @@ use crate::store::Store;
 
 pub use events::Events;
 pub use jobs::JobKind;
+pub use verify::{Verification, VerifyError};
 
 /// Why a job did not finish.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,7 +6,10 @@ use std::sync::{Arc, Weak};
 
 use super::App;
 use crate::admin::host::{ArchiveActions, TransferCounters};
+use crate::admin::log::{Subject, SystemLog};
 use crate::admin::script::VerifyReport;
+use crate::engine::Verification;
+use crate::store::records::ArchiveState;
 
 pub struct EngineActions {
     app: Weak<App>,
@@ -49,8 +52,18 @@ impl ArchiveActions for EngineActions {
         Ok(())
     }
 
-    fn verify(&self, _archive_id: &str, _percent: u8) -> Result<VerifyReport, String> {
-        Err("remote verification is not built yet: nothing was checked".to_string())
+    /// Runs the engine's verification on this (the script's) thread and
+    /// writes what it found and did to the system log.
+    fn verify(&self, archive_id: &str, percent: u8) -> Result<VerifyReport, String> {
+        let app = self.app()?;
+        let verification = app
+            .engine
+            .verify(archive_id, percent)
+            .map_err(|err| err.to_string())?;
+        log_verification(&app.admin.log, &verification);
+        let checked = verification.parts_checked;
+        let damaged = verification.parts_damaged();
+        Ok(VerifyReport { checked, ok: checked - damaged, damaged })
     }
 
     fn retry_failed(&self) -> Result<u64, String> {
@@ -71,5 +84,59 @@ impl ArchiveActions for EngineActions {
             bytes_uploaded: metrics.bytes_uploaded(),
             bytes_downloaded: metrics.bytes_downloaded(),
         }
+    }
+}
+
+/// System-log entries (source `verify`) for one verification: an error for
+/// damage left, a warning per part uploaded again and for a re-queued
+/// manifest, a debug line when all was well.
+fn log_verification(log: &SystemLog, verification: &Verification) {
+    let subject = Subject::archive(&verification.owner_id, &verification.archive_id);
+    let archive = format!("Archive {:?} ({})", verification.name, verification.archive_id);
+    for part in verification.damaged.iter().filter(|part| part.repaired) {
+        log.warn(
+            "verify",
+            &format!(
+                "{archive}: part {} {}; it was uploaded again from the local copy.",
+                part.index,
+                part.problem.describe()
+            ),
+            subject,
+        );
+    }
+    if let Some(problem) = &verification.manifest_problem {
+        log.warn(
+            "verify",
+            &format!("{archive}: {problem}; its upload was queued again."),
+            subject,
+        );
+    }
+    match (&verification.damage_reason, verification.state_after) {
+        (Some(reason), ArchiveState::Damaged) => {
+            log.error("verify", &format!("{archive} is damaged. {reason}"), subject)
+        }
+        _ if verification.damaged.iter().any(|part| !part.repaired) => log.error(
+            "verify",
+            &format!(
+                "{archive}: {} of {} parts failed verification; the archive changed state \
+                 meanwhile, so it was not marked damaged.",
+                verification.parts_damaged(),
+                verification.parts_checked
+            ),
+            subject,
+        ),
+        _ if verification.damaged.is_empty() && verification.manifest_problem.is_none() => log
+            .write(
+                crate::admin::script::LogLevel::Debug,
+                "verify",
+                &format!(
+                    "{archive}: {} parts looked at, {} downloaded and hashed ({} bytes), all good.",
+                    verification.parts_checked,
+                    verification.parts_downloaded,
+                    verification.bytes_downloaded
+                ),
+                subject,
+            ),
+        _ => {}
     }
 }
