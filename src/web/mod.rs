@@ -12,6 +12,7 @@ pub mod auth;
 pub mod device;
 pub mod http;
 pub mod pages;
+pub mod restore;
 pub mod router;
 pub mod sse;
 pub mod tus;
@@ -38,6 +39,8 @@ pub struct App {
     /// Saved scripts, deployments, the system log.
     pub admin: Arc<crate::admin::Admin>,
     pub engine: Engine,
+    /// A restore from a backup started on the setup page.
+    pub restore: crate::recovery::RecoveryTask,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +81,7 @@ impl App {
             device: std::sync::OnceLock::new(),
             admin,
             engine,
+            restore: Default::default(),
         })
     }
 }
