@@ -99,7 +99,8 @@ pub fn verify_password(hash: &str, password: &str) -> bool {
     }
 }
 
-fn username_key(username: &str) -> String {
+/// The key of the `usernames` table: trimmed and case-folded.
+pub fn username_key(username: &str) -> String {
     username.trim().to_lowercase()
 }
 
@@ -208,6 +209,7 @@ impl Accounts {
             };
             tables.users.put(txn, user.id.as_bytes(), &user)?;
             tables.usernames.put(txn, key.as_bytes(), &user.id)?;
+            crate::engine::jobs::enqueue_catalog_upload(txn, tables)?;
             Ok(user)
         })
     }
@@ -431,6 +433,7 @@ impl Accounts {
                 .ok_or(AccountError::UserNotFound)?;
             user.password_hash = password_hash;
             tables.users.put(txn, user_id.as_bytes(), &user)?;
+            crate::engine::jobs::enqueue_catalog_upload(txn, tables)?;
             for (key, session) in tables.sessions.all(txn)? {
                 if session.user_id == user_id && Some(&key) != keep.as_ref() {
                     tables.sessions.delete(txn, &key)?;
@@ -493,6 +496,7 @@ impl Accounts {
                 return Err(AccountError::LastAdmin);
             }
             tables.users.put(txn, user_id.as_bytes(), &user)?;
+            crate::engine::jobs::enqueue_catalog_upload(txn, tables)?;
             if user.disabled {
                 for (key, session) in tables.sessions.all(txn)? {
                     if session.user_id == user.id {

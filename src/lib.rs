@@ -9,6 +9,7 @@
 //! - [`repo`]: the remote format: keys, encryption, object naming, manifests (pure).
 //! - [`remote`]: trait `Remote`: S3 (own SigV4 signer over ureq) and a local folder.
 //! - [`engine`]: the job queue and workers: upload, uncache, cache, delete.
+//! - [`recovery`]: rebuilds the appliance from its bucket and the recovery passphrase.
 //! - [`admin`]: sandboxed Rhai admin scripts and the built-in examples.
 //! - [`device`]: status model, LED patterns, display frames, board profiles, GPIO/I2C.
 //! - [`web`]: HTTP server, JSON API and pages.
@@ -23,6 +24,7 @@ pub mod device;
 pub mod engine;
 pub mod firmware;
 pub mod ids;
+pub mod recovery;
 pub mod remote;
 pub mod repo;
 pub mod settings;

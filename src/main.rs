@@ -19,6 +19,7 @@ const USAGE: &str = "\
 usage:
   piarchive [serve] [--config FILE] [--data DIR] [--listen ADDR]
   piarchive user add NAME [--admin] [--config FILE] [--data DIR]   (password on stdin)
+  piarchive recover --data DIR --remote FILE     rebuild from a backup (passphrase on stdin)
   piarchive init                                 PID 1 mode inside the SD-card image
 
 defaults: --data ./piarchive-data, --listen 127.0.0.1:8080
@@ -51,6 +52,7 @@ fn parse_options(args: Vec<String>) -> anyhow::Result<(Vec<String>, Overrides, b
     let mut words = Vec::new();
     let mut overrides = Overrides::default();
     let mut admin = false;
+    let mut remote_file = None;
     let mut iter = args.into_iter();
     while let Some(arg) = iter.next() {
         let mut value = |name: &str| {
@@ -62,6 +64,8 @@ fn parse_options(args: Vec<String>) -> anyhow::Result<(Vec<String>, Overrides, b
             "--data" => overrides.data_dir = Some(PathBuf::from(value("--data")?)),
             "--listen" => overrides.listen = Some(value("--listen")?),
             "--admin" => admin = true,
+            // `recover`: the remote settings JSON, passed on as a word.
+            "--remote" => remote_file = Some(value("--remote")?),
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -69,6 +73,9 @@ fn parse_options(args: Vec<String>) -> anyhow::Result<(Vec<String>, Overrides, b
             flag if flag.starts_with("--") => bail!("unknown option {flag}\n{USAGE}"),
             _ => words.push(arg),
         }
+    }
+    if let Some(file) = remote_file {
+        words.push(format!("--remote={file}"));
     }
     Ok((words, overrides, admin))
 }
@@ -84,6 +91,10 @@ fn run(args: Vec<String>) -> anyhow::Result<()> {
     {
         [] | ["serve"] => serve(config),
         ["user", "add", name] => add_user(config, name, admin),
+        ["recover", remote_file] if remote_file.starts_with("--remote=") => {
+            recover(config, &remote_file["--remote=".len()..])
+        }
+        ["recover"] => bail!("recover needs --remote FILE (the remote settings JSON)\n{USAGE}"),
         ["help"] => {
             println!("{USAGE}");
             Ok(())
@@ -130,4 +141,78 @@ fn add_user(config: Config, name: &str, admin: bool) -> anyhow::Result<()> {
     let user = app.accounts.create_user(name, password, role)?;
     println!("created {} user {}", role.as_str(), user.username);
     Ok(())
+}
+
+/// `piarchive recover`: rebuilds the data folder from the bucket the
+/// settings in `remote_file` point at, with the passphrase read from stdin.
+fn recover(config: Config, remote_file: &str) -> anyhow::Result<()> {
+    use piarchive::recovery::Recovery;
+    let text = std::fs::read_to_string(remote_file)
+        .with_context(|| format!("cannot read the remote settings file {remote_file}"))?;
+    let settings: piarchive::remote::RemoteSettings =
+        serde_json::from_str(&text).with_context(|| {
+            format!("{remote_file} is not remote settings JSON (see API.md, \"Remote settings\")")
+        })?;
+    let passphrase = read_secret("Recovery passphrase: ")?;
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
+    let store = piarchive::store::Store::open(&config.data_dir.join("db"), config.map_size)?;
+    let recovery = Recovery::prepare(&store, settings, &passphrase, &Default::default())?;
+    println!(
+        "unlocked the backup: {} users, {} archives",
+        recovery.users(),
+        recovery.total()
+    );
+    let report = recovery.run(&mut |progress| {
+        let step = (progress.total / 100).max(1);
+        if progress.done % step == 0 || progress.done == progress.total {
+            println!("{}/{} archives", progress.done, progress.total);
+            let _ = std::io::stdout().flush();
+        }
+    })?;
+    for damaged in &report.damaged {
+        println!("damaged {}: {}", damaged.archive_id, damaged.reason);
+    }
+    println!(
+        "recovered {} users and {} of {} archives ({} damaged); start piarchive serve and cache archives back as needed",
+        report.users,
+        report.recovered + report.already_present,
+        report.archives_total,
+        report.damaged.len()
+    );
+    Ok(())
+}
+
+/// One line from stdin without its line break. On a terminal the typing is
+/// not echoed.
+fn read_secret(prompt: &str) -> anyhow::Result<String> {
+    let stdin = std::io::stdin();
+    // SAFETY: isatty only inspects the descriptor.
+    let terminal = unsafe { libc::isatty(libc::STDIN_FILENO) } == 1;
+    let mut saved: Option<libc::termios> = None;
+    if terminal {
+        eprint!("{prompt}");
+        // SAFETY: a zeroed termios is a valid out-parameter; both calls only
+        // read and write the struct and the terminal settings of fd 0.
+        unsafe {
+            let mut settings: libc::termios = std::mem::zeroed();
+            if libc::tcgetattr(libc::STDIN_FILENO, &mut settings) == 0 {
+                saved = Some(settings);
+                settings.c_lflag &= !libc::ECHO;
+                libc::tcsetattr(libc::STDIN_FILENO, libc::TCSANOW, &settings);
+            }
+        }
+    }
+    let mut line = String::new();
+    let read = stdin.lock().read_line(&mut line);
+    if let Some(settings) = saved {
+        // SAFETY: restores the settings read above.
+        unsafe {
+            libc::tcsetattr(libc::STDIN_FILENO, libc::TCSANOW, &settings);
+        }
+        eprintln!();
+    }
+    read.context("cannot read the recovery passphrase from stdin")?;
+    // Setup trims the passphrase it is given; so does recovery.
+    Ok(line.trim().to_string())
 }

@@ -3,7 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::store::{Store, StoreError};
+use heed::{RoTxn, RwTxn};
+
+use crate::store::{Store, StoreError, Tables};
 
 const KEY: &[u8] = b"appliance";
 
@@ -62,7 +64,12 @@ pub enum SettingsError {
 impl Settings {
     pub fn load(store: &Store) -> Result<Settings, StoreError> {
         let txn = store.read()?;
-        Ok(match store.tables.settings.get(&txn, KEY)? {
+        Settings::load_in(&txn, &store.tables)
+    }
+
+    /// Like [`Settings::load`], in the caller's transaction.
+    pub fn load_in(txn: &RoTxn, tables: &Tables) -> Result<Settings, StoreError> {
+        Ok(match tables.settings.get(txn, KEY)? {
             Some(value) => serde_json::from_value(value).unwrap_or_default(),
             None => Settings::default(),
         })
@@ -97,8 +104,16 @@ impl Settings {
             serde_json::to_value(self).map_err(|e| SettingsError::Invalid(e.to_string()))?;
         store.write(|txn, tables| -> Result<(), SettingsError> {
             tables.settings.put(txn, KEY, &value)?;
+            crate::engine::jobs::enqueue_catalog_upload(txn, tables)?;
             Ok(())
         })
+    }
+
+    /// Writes the settings in the caller's transaction, unchecked and
+    /// without a catalog upload (recovery restores what the bucket holds).
+    pub fn put_in(&self, txn: &mut RwTxn, tables: &Tables) -> Result<(), StoreError> {
+        let value = serde_json::to_value(self).unwrap_or(serde_json::Value::Null);
+        tables.settings.put(txn, KEY, &value)
     }
 }
 

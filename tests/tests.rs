@@ -9,6 +9,7 @@ mod archives;
 mod browser;
 mod crash;
 mod device;
+mod recovery;
 mod remote;
 mod remote_engine;
 mod uploads;

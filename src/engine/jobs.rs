@@ -18,6 +18,11 @@ pub const KIND_UNCACHE: &str = "uncache";
 pub const KIND_CACHE: &str = "cache";
 pub const KIND_DELETE: &str = "delete";
 pub const KIND_DELETE_OBJECT: &str = "delete_object";
+pub const KIND_UPLOAD_CATALOG: &str = "upload_catalog";
+
+/// The one id of the catalog upload job: every change of users or settings
+/// rewrites this record, so many changes make one upload.
+pub const CATALOG_JOB_ID: &str = "upload_catalog";
 
 /// `not_before` of a job that failed permanently: it waits until an admin
 /// changes the remote settings ([`unpark_all`]).
@@ -26,12 +31,30 @@ pub const PARKED: i64 = i64::MAX;
 /// What a job works on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JobKind {
-    UploadPart { archive_id: String, index: u32 },
-    UploadManifest { archive_id: String },
-    Uncache { archive_id: String },
-    Cache { archive_id: String },
-    Delete { archive_id: String },
-    DeleteObject { object_id: String },
+    UploadPart {
+        archive_id: String,
+        index: u32,
+    },
+    UploadManifest {
+        archive_id: String,
+    },
+    Uncache {
+        archive_id: String,
+    },
+    Cache {
+        archive_id: String,
+    },
+    Delete {
+        archive_id: String,
+    },
+    DeleteObject {
+        object_id: String,
+    },
+    /// Upload the encrypted catalog (users, settings). `generation` changes
+    /// with every enqueue, so a change made while an upload runs is not lost.
+    UploadCatalog {
+        generation: String,
+    },
 }
 
 impl JobKind {
@@ -45,6 +68,7 @@ impl JobKind {
             JobKind::Cache { archive_id } => (KIND_CACHE, archive_id.clone()),
             JobKind::Delete { archive_id } => (KIND_DELETE, archive_id.clone()),
             JobKind::DeleteObject { object_id } => (KIND_DELETE_OBJECT, object_id.clone()),
+            JobKind::UploadCatalog { generation } => (KIND_UPLOAD_CATALOG, generation.clone()),
         }
     }
 
@@ -63,6 +87,7 @@ impl JobKind {
             KIND_CACHE => JobKind::Cache { archive_id: target },
             KIND_DELETE => JobKind::Delete { archive_id: target },
             KIND_DELETE_OBJECT => JobKind::DeleteObject { object_id: target },
+            KIND_UPLOAD_CATALOG => JobKind::UploadCatalog { generation: target },
             _ => return None,
         })
     }
@@ -124,6 +149,24 @@ pub fn enqueue_backup(
     Ok(())
 }
 
+/// Asks for the catalog (users, settings) to be uploaded again. Call it in
+/// the write transaction that changes a user or the settings. Deduplicated:
+/// the one job [`CATALOG_JOB_ID`] is rewritten, due now, with a new
+/// generation.
+pub fn enqueue_catalog_upload(txn: &mut RwTxn, tables: &Tables) -> Result<()> {
+    let now = ids::now_secs();
+    let record = JobRecord {
+        id: CATALOG_JOB_ID.to_string(),
+        kind: KIND_UPLOAD_CATALOG.to_string(),
+        target: ids::random_id(),
+        attempts: 0,
+        not_before: now,
+        last_error: None,
+        created_at: now,
+    };
+    tables.jobs.put(txn, CATALOG_JOB_ID.as_bytes(), &record)
+}
+
 /// Makes every parked or waiting job due now with fresh attempts (the remote
 /// settings changed). Returns how many were woken.
 pub fn unpark_all(txn: &mut RwTxn, tables: &Tables) -> Result<usize> {
@@ -165,6 +208,9 @@ mod tests {
             },
             JobKind::DeleteObject {
                 object_id: "ff".into(),
+            },
+            JobKind::UploadCatalog {
+                generation: "g1".into(),
             },
         ] {
             let (name, target) = kind.to_parts();

@@ -7,9 +7,11 @@
 
 use std::path::Path;
 
+use heed::RwTxn;
+
 use crate::remote::RemoteSettings;
 use crate::repo::{self, KdfParams, RepoConfig, RepoError, RepoKeys};
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, Tables};
 
 const MASTER_KEY: &[u8] = b"repo_master_key";
 const CONFIG_KEY: &[u8] = b"repo_config";
@@ -75,9 +77,31 @@ pub fn create(store: &Store, passphrase: &str) -> Result<(), KeyError> {
             tables
                 .settings
                 .put(txn, CONFIG_KEY, &serde_json::json!(encoded))?;
+            // The bucket gets the users and settings as soon as it can be written.
+            super::jobs::enqueue_catalog_upload(txn, tables)?;
         }
         Ok(())
     })
+}
+
+/// Stores what a recovery read from the bucket, in the caller's write
+/// transaction: the unwrapped master key, the bucket's config as it is
+/// there (so it is never rewritten) and the remote settings that reach it.
+pub fn put_recovered(
+    txn: &mut RwTxn,
+    tables: &Tables,
+    master_key: &[u8; 32],
+    encoded_config: &str,
+    remote: &RemoteSettings,
+) -> Result<(), StoreError> {
+    let remote = serde_json::to_value(remote).unwrap_or(serde_json::Value::Null);
+    tables
+        .settings
+        .put(txn, MASTER_KEY, &serde_json::json!(hex::encode(master_key)))?;
+    tables
+        .settings
+        .put(txn, CONFIG_KEY, &serde_json::json!(encoded_config))?;
+    tables.settings.put(txn, REMOTE_KEY, &remote)
 }
 
 /// The repository keys and the encoded config, once setup created them.
@@ -135,6 +159,8 @@ pub fn save_remote_settings(
     store.write(|txn, tables| -> Result<(), StoreError> {
         tables.settings.put(txn, REMOTE_KEY, &value)?;
         super::jobs::unpark_all(txn, tables)?;
+        // A new bucket needs the users and settings too.
+        super::jobs::enqueue_catalog_upload(txn, tables)?;
         Ok(())
     })?;
     Ok(settings)

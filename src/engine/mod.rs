@@ -11,6 +11,7 @@
 //! verification marks the archive `damaged` and deletes nothing.
 
 pub mod activity;
+mod catalog;
 pub mod events;
 pub mod jobs;
 pub mod keys;
@@ -367,9 +368,10 @@ impl Inner {
             JobKind::Cache { archive_id } => self.cache(&job.id, archive_id),
             JobKind::Delete { archive_id } => self.delete(&job.id, archive_id),
             JobKind::DeleteObject { object_id } => self.delete_object(&job.id, object_id),
+            JobKind::UploadCatalog { generation } => self.upload_catalog(&job.id, generation),
         };
         let archive_id = match &kind {
-            JobKind::DeleteObject { .. } => None,
+            JobKind::DeleteObject { .. } | JobKind::UploadCatalog { .. } => None,
             JobKind::UploadPart { archive_id, .. }
             | JobKind::UploadManifest { archive_id }
             | JobKind::Uncache { archive_id }

@@ -244,7 +244,11 @@ impl RepoConfig {
         Ok(config)
     }
 
-    fn master_key(&self, passphrase: &str) -> Result<[u8; 32], RepoError> {
+    /// Derives the passphrase key (Argon2id) and unwraps the master key, for
+    /// an appliance rebuilding itself from the bucket, which must store the
+    /// master key as setup would. A wrong passphrase is
+    /// [`RepoError::WrongPassphrase`].
+    pub fn master_key(&self, passphrase: &str) -> Result<[u8; 32], RepoError> {
         let key_encryption_key = self.kdf.derive(passphrase, &self.salt)?;
         let mut sealed = Vec::with_capacity(NONCE_LEN + WRAPPED_KEY_LEN);
         sealed.extend_from_slice(&self.wrap_nonce);

@@ -13,6 +13,7 @@ pub mod device;
 pub mod http;
 pub mod metrics;
 pub mod pages;
+pub mod restore;
 pub mod router;
 pub mod sse;
 pub mod tus;
@@ -39,6 +40,8 @@ pub struct App {
     /// Saved scripts, deployments, the system log.
     pub admin: Arc<crate::admin::Admin>,
     pub engine: Engine,
+    /// A restore from a backup started on the setup page.
+    pub restore: crate::recovery::RecoveryTask,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +82,7 @@ impl App {
             device: std::sync::OnceLock::new(),
             admin,
             engine,
+            restore: Default::default(),
         })
     }
 }

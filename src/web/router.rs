@@ -53,6 +53,8 @@ fn route(app: &App, req: &mut Req) -> Result<Resp, ApiError> {
 
         (Get, ["api", "v1", "setup"]) => api::setup_status(app),
         (Post, ["api", "v1", "setup"]) => api::setup(app, req),
+        (Get, ["api", "v1", "setup", "restore"]) => super::restore::get(app),
+        (Post, ["api", "v1", "setup", "restore"]) => super::restore::post(app, req),
         (Post, ["api", "v1", "session"]) => api::login(app, req),
         (Delete, ["api", "v1", "session"]) => api::logout(app, req),
         (Post, ["api", "v1", "users"]) => api::create_user(app, req),

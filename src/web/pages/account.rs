@@ -46,6 +46,11 @@ fn setup_form(error: Option<&str>, username: &str) -> Markup {
             }
             button type="submit" { "Create admin account" }
         }
+        div.card {
+            h2 { "Restore from an existing backup" }
+            p { "Replacing a lost or broken appliance? Bring back every user, setting and archive from its bucket with the recovery passphrase." }
+            p { a.button href="/setup/restore" { "Restore from an existing backup" } }
+        }
     })
 }
 

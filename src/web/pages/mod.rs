@@ -7,6 +7,7 @@ mod admin;
 mod archives;
 pub mod layout;
 mod remote;
+mod restore;
 
 use std::collections::HashMap;
 
@@ -63,6 +64,12 @@ pub fn route(
                 .bytes(body.as_bytes().to_vec())),
             None => Err(ApiError::not_found()),
         };
+    }
+    // Restoring from a backup creates the users while it runs.
+    match (method, segments) {
+        (Get, ["setup", "restore"]) => return restore::page(app, req),
+        (Post, ["setup", "restore"]) => return restore::post(app, req),
+        _ => {}
     }
     if app.accounts.setup_needed()? && !matches!(segments, ["setup"]) {
         return Ok(Resp::redirect("/setup"));

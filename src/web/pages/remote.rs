@@ -83,7 +83,7 @@ pub fn remote_page(
     Ok(resp)
 }
 
-fn settings_from_form(form: &HashMap<String, String>) -> RemoteSettings {
+pub(super) fn settings_from_form(form: &HashMap<String, String>) -> RemoteSettings {
     if field(form, "kind") == "dir" {
         RemoteSettings::Dir {
             path: PathBuf::from(field(form, "path").trim()),

@@ -1,0 +1,57 @@
+//! The `upload_catalog` job: seals the users and settings (the catalog of
+//! [`crate::recovery::catalog`]) with the repository keys and writes it to
+//! `catalog/appliance`, so a new appliance can rebuild itself from the
+//! bucket with the recovery passphrase alone.
+//!
+//! Owns only this job. The job is enqueued by
+//! [`super::jobs::enqueue_catalog_upload`] in the transaction of every change
+//! to users or settings; it is removed only if no newer change re-enqueued it
+//! while the upload ran. Must not touch: archives, parts, objects.
+
+use super::jobs::CATALOG_JOB_ID;
+use super::{keys, Failure, Inner};
+use crate::recovery::catalog::{Catalog, CATALOG_LABEL};
+use crate::repo;
+
+impl Inner {
+    pub(super) fn upload_catalog(&self, job_id: &str, generation: &str) -> Result<(), Failure> {
+        if !keys::exist(&self.store)? {
+            // Nothing can be sealed yet; creating the keys enqueues it again.
+            return self.drop_catalog_job(job_id, generation);
+        }
+        let (keys, config) = self.keys()?;
+        let catalog = {
+            let txn = self.store.read()?;
+            Catalog::from_store(&txn, &self.store.tables)?
+        };
+        let nonce = repo::random_bytes().map_err(|e| Failure::Permanent(e.to_string()))?;
+        let sealed = catalog
+            .seal(keys, nonce)
+            .map_err(|e| Failure::Permanent(e.to_string()))?;
+        let remote = self.remote()?;
+        // Never overwrite the catalog of another appliance's backup.
+        let remote_config = remote.get(repo::CONFIG_KEY)?;
+        if &remote_config != config {
+            return Err(Failure::Permanent(format!(
+                "{} holds the backup of another appliance (its config differs from this one's), so the user list was not written there; choose another bucket or prefix.",
+                remote.describe()
+            )));
+        }
+        remote.put(&repo::catalog_key(CATALOG_LABEL), &sealed)?;
+        self.drop_catalog_job(job_id, generation)
+    }
+
+    /// Removes the catalog job unless a change since `generation` asked for
+    /// another upload.
+    fn drop_catalog_job(&self, job_id: &str, generation: &str) -> Result<(), Failure> {
+        debug_assert_eq!(job_id, CATALOG_JOB_ID);
+        self.store.write(|txn, tables| -> Result<(), Failure> {
+            if let Some(job) = tables.jobs.get(txn, job_id.as_bytes())? {
+                if job.target == generation {
+                    tables.jobs.delete(txn, job_id.as_bytes())?;
+                }
+            }
+            Ok(())
+        })
+    }
+}

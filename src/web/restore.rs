@@ -1,0 +1,109 @@
+//! Restoring a new appliance from an existing backup over HTTP (the setup
+//! page's "Restore from an existing backup" and its API):
+//!
+//! - `POST /api/v1/setup/restore` with the remote settings (API.md "Remote
+//!   settings") plus `"recovery_passphrase"`: checks and unlocks the backup
+//!   at once (a wrong passphrase, a newer format or a data folder that is not
+//!   empty answer 4xx and write nothing), then rebuilds the catalog in the
+//!   background and answers 202 with the progress.
+//! - `GET /api/v1/setup/restore`: the progress, `{state, done, total, report,
+//!   error, interrupted}`.
+//!
+//! No login: it is only allowed while the appliance has no users (or a
+//! recovery was interrupted). Owns only this translation; the work is
+//! `crate::recovery`. Must not open LMDB transactions.
+
+use serde_json::{json, Value};
+
+use super::http::{ApiError, Req, Resp};
+use super::App;
+use crate::recovery::{Recovery, RecoveryError};
+use crate::remote::{ErrorKind, RemoteSettings};
+use crate::repo::RepoError;
+
+/// The HTTP answer for a refused recovery: a status, a code and the sentence.
+pub fn recovery_error(err: RecoveryError) -> ApiError {
+    let message = err.to_string();
+    let (status, code) = match &err {
+        RecoveryError::NotEmpty => (409, "not_empty"),
+        RecoveryError::NoBackup { .. } => (400, "no_backup"),
+        RecoveryError::NoCatalog { .. } => (400, "no_catalog"),
+        RecoveryError::OtherBackup => (409, "other_backup"),
+        RecoveryError::AlreadyRunning => (409, "restore_running"),
+        RecoveryError::Repo(RepoError::WrongPassphrase) => (400, "wrong_passphrase"),
+        RecoveryError::Repo(RepoError::NewerFormat { .. }) => (409, "newer_format"),
+        RecoveryError::Repo(_) => (400, "bad_backup"),
+        RecoveryError::Remote(remote) if remote.kind == ErrorKind::Transient => {
+            (502, "remote_unavailable")
+        }
+        RecoveryError::Remote(_) => (400, "remote_error"),
+        RecoveryError::Store(_) => (500, "internal"),
+    };
+    ApiError::new(status, code, message)
+}
+
+/// Checks and unlocks the backup, then starts the recovery in the
+/// background. Shared by the API and the setup page.
+pub fn start(app: &App, settings: RemoteSettings, passphrase: &str) -> Result<(), ApiError> {
+    if app.restore.is_running() {
+        return Err(recovery_error(RecoveryError::AlreadyRunning));
+    }
+    let passphrase = passphrase.trim();
+    if passphrase.is_empty() {
+        return Err(ApiError::new(
+            400,
+            "invalid",
+            "Type the recovery passphrase you wrote down at setup.",
+        ));
+    }
+    let recovery = Recovery::prepare(&app.store, settings, passphrase, &Default::default())
+        .map_err(recovery_error)?;
+    let data_dir = app.config.data_dir.clone();
+    let store = app.store.clone();
+    app.restore
+        .start(recovery, move || {
+            if let Ok(remote) = crate::engine::keys::remote_settings(&store, &data_dir) {
+                super::pages::layout::set_same_disk_remote(remote.is_on_disk_under(&data_dir));
+            }
+        })
+        .map_err(recovery_error)?;
+    Ok(())
+}
+
+/// The progress as JSON.
+pub fn status_json(app: &App) -> Result<Value, ApiError> {
+    let state = app.restore.snapshot();
+    let interrupted = state.state != "running" && crate::recovery::interrupted(&app.store)?;
+    Ok(json!({
+        "state": state.state,
+        "done": state.done,
+        "total": state.total,
+        "report": state.report,
+        "error": state.error,
+        "interrupted": interrupted,
+    }))
+}
+
+/// `POST /api/v1/setup/restore`.
+pub fn post(app: &App, req: &mut Req) -> Result<Resp, ApiError> {
+    let mut body: Value = req.json()?;
+    let passphrase = body
+        .as_object_mut()
+        .and_then(|object| object.remove("recovery_passphrase"))
+        .and_then(|value| value.as_str().map(str::to_string))
+        .unwrap_or_default();
+    let settings: RemoteSettings = serde_json::from_value(body).map_err(|err| {
+        ApiError::new(
+            400,
+            "invalid",
+            format!("The remote settings are not valid ({err}); see \"Remote settings\" in the API description."),
+        )
+    })?;
+    start(app, settings, &passphrase)?;
+    Ok(Resp::json(202, &status_json(app)?))
+}
+
+/// `GET /api/v1/setup/restore`.
+pub fn get(app: &App) -> Result<Resp, ApiError> {
+    Ok(Resp::json(200, &status_json(app)?))
+}
