@@ -8,6 +8,7 @@ mod admin;
 mod archives;
 mod browser;
 mod device;
+mod garage;
 mod remote;
 mod remote_engine;
 mod uploads;
