@@ -1,7 +1,8 @@
 //! The remote backup engine end to end: the real binary uploads archives to
 //! the folder remote and to a signature-checking S3 server (through a
 //! fault-injecting proxy where asked), uncaches and caches them back, and
-//! survives a wrong secret, a corrupted object and `kill -9`.
+//! survives a wrong secret, a corrupted object and `kill -9`. The generic
+//! S3 cases also run against Garage (`tests/garage.rs`).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -10,6 +11,7 @@ use serde_json::{json, Value};
 
 use crate::support::fault_proxy::{Fault, FaultPlan, FaultProxy};
 use crate::support::s3_server::S3TestServer;
+use crate::support::s3_target::{FolderObjects, S3Target, StoredObjects};
 use crate::support::{random_bytes, sha256_hex, wait_until, Client, TestServer};
 
 pub(crate) const LIMIT: Duration = Duration::from_secs(180);
@@ -146,6 +148,33 @@ fn setup_returns_a_generated_passphrase_once_and_the_banner_shows() {
     assert!(resp.json().get("recovery_passphrase").is_none());
 }
 
+/// The engine tests against an S3 server, run against each server:
+/// `s3_engine_tests!(ServerType)` in a test module expands to one `#[test]`
+/// per case in [`cases`], each starting its own server and piarchive.
+macro_rules! s3_engine_tests {
+    ($server:ty) => {
+        #[test]
+        fn s3_objects_are_encrypted_and_deduplicated() {
+            $crate::remote_engine::cases::s3_objects_are_encrypted_and_deduplicated::<$server>()
+        }
+        #[test]
+        fn a_wrong_secret_is_shown_and_the_backup_resumes_after_fixing_it() {
+            $crate::remote_engine::cases::a_wrong_secret_is_shown_and_the_backup_resumes_after_fixing_it::<$server>()
+        }
+        #[test]
+        fn a_flaky_remote_still_ends_backed_up_and_caches_back_bit_exact() {
+            $crate::remote_engine::cases::a_flaky_remote_still_ends_backed_up_and_caches_back_bit_exact::<$server>()
+        }
+        #[test]
+        fn a_corrupted_s3_object_makes_the_cache_damaged_and_deletes_nothing() {
+            $crate::remote_engine::cases::a_corrupted_s3_object_makes_the_cache_damaged_and_deletes_nothing::<$server>()
+        }
+    };
+}
+pub(crate) use s3_engine_tests;
+
+s3_engine_tests!(S3TestServer);
+
 #[test]
 fn backs_up_to_the_folder_remote_and_caches_back() {
     let server = TestServer::start();
@@ -179,202 +208,230 @@ fn backs_up_to_the_folder_remote_and_caches_back() {
 }
 
 #[test]
-fn s3_objects_are_encrypted_and_deduplicated() {
-    let s3 = S3TestServer::start();
-    let server = TestServer::start();
-    let admin = server.admin();
-    set_remote(
-        &admin,
-        &s3_json(
-            &s3.endpoint,
-            "family",
-            crate::support::s3_server::SECRET_KEY,
-        ),
-    );
-    let data = random_bytes(10 * 1024 * 1024, 2);
-    let first = admin.upload_ok("first", &data)["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let second = admin.upload_ok("second", &data)["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let first_done = wait_state(&admin, &first, "backed_up");
-    wait_state(&admin, &second, "backed_up");
-
-    let parts = first_done["parts"].as_array().unwrap().clone();
-    let bucket = s3.object_path("family");
-    let objects = files_under(&bucket.join("parts"));
-    assert_eq!(
-        objects.len(),
-        parts.len(),
-        "each distinct part is stored once: {objects:?}"
-    );
-    assert!(bucket.join("config").is_file());
-    assert!(bucket.join("manifests").join(&first).is_file());
-    assert!(bucket.join("manifests").join(&second).is_file());
-    for object in &objects {
-        let name = object.file_name().unwrap().to_str().unwrap().to_string();
-        let stored = std::fs::read(object).unwrap();
-        for part in &parts {
-            assert_ne!(
-                part["sha256"].as_str().unwrap(),
-                name,
-                "object names are not content hashes"
-            );
-        }
-        // No 64-byte window of the plaintext appears in any object.
-        for part in &parts {
-            let offset = part["offset"].as_u64().unwrap() as usize;
-            let probe = &data[offset..offset + 64];
-            assert!(
-                !stored.windows(64).any(|window| window == probe),
-                "plaintext found in {object:?}"
-            );
-        }
-    }
-
-    // Deleting one copy keeps the shared objects; the other still caches back.
-    assert_eq!(
-        admin.delete(&format!("/api/v1/archives/{second}")).status,
-        202
-    );
-    wait_until(LIMIT, || {
-        admin.get(&format!("/api/v1/archives/{second}")).status == 404
-    });
-    assert_eq!(files_under(&bucket.join("parts")).len(), parts.len());
-    uncache_and_cache_back(&admin, &first, &data);
-}
-
-#[test]
-fn a_wrong_secret_is_shown_and_the_backup_resumes_after_fixing_it() {
-    let s3 = S3TestServer::start();
-    let server = TestServer::start();
-    let admin = server.admin();
-    set_remote(&admin, &s3_json(&s3.endpoint, "fixme", "not-the-secret"));
-    let data = random_bytes(3 * 1024 * 1024, 3);
-    let id = admin.upload_ok("waiting", &data)["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let mut last = Value::Null;
-    wait_until(LIMIT, || {
-        last = archive(&admin, &id);
-        last["last_error"].is_string()
-    });
-    let error = last["last_error"].as_str().unwrap().to_string();
-    assert!(error.contains("remote settings"), "{error}");
-    assert_ne!(last["state"], "backed_up");
-    // The box says so too: the red LED is on with the remote's sentence.
-    let mut device = Value::Null;
-    wait_until(LIMIT, || {
-        device = admin.get("/api/v1/admin/device").json();
-        device["red"] != "off"
-    });
-    let reason = device["status"]["attention"]["reason"]
-        .as_str()
-        .unwrap_or_default();
-    assert!(reason.contains("check the access key"), "{device}");
-
-    let resp = admin.request("POST", &format!("/api/v1/archives/{id}/uncache"), &[], None);
-    assert_eq!(resp.status, 409, "{}", resp.text());
-    assert_eq!(resp.json()["error"], "not_backed_up");
-    assert!(resp.message().contains("backed up"));
-
-    set_remote(
-        &admin,
-        &s3_json(&s3.endpoint, "fixme", crate::support::s3_server::SECRET_KEY),
-    );
-    let done = wait_state(&admin, &id, "backed_up");
-    assert!(done["last_error"].is_null(), "{done}");
-    wait_until(LIMIT, || {
-        admin.get("/api/v1/admin/device").json()["red"] == "off"
-    });
-}
-
-#[test]
-fn a_flaky_remote_still_ends_backed_up_and_caches_back_bit_exact() {
-    let s3 = S3TestServer::start();
-    let proxy = FaultProxy::start(
-        s3.address,
-        FaultPlan::Random {
-            fraction: 0.2,
-            faults: vec![
-                Fault::ServerError,
-                Fault::SlowDown,
-                Fault::Reset,
-                Fault::Truncate,
-                Fault::DropResponse,
-            ],
-            max_consecutive: 3,
-            seed: 7,
-        },
-    );
-    let server = TestServer::start();
-    let admin = server.admin();
-    set_remote(
-        &admin,
-        &s3_json(
-            &proxy.endpoint,
-            "flaky",
-            crate::support::s3_server::SECRET_KEY,
-        ),
-    );
-    let data = random_bytes(12 * 1024 * 1024 + 5, 4);
-    let id = admin.upload_ok("flaky", &data)["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    wait_state(&admin, &id, "backed_up");
-    uncache_and_cache_back(&admin, &id, &data);
-    eprintln!(
-        "fault proxy: {} requests, {} faults injected",
-        proxy.requests(),
-        proxy.faults_injected()
-    );
-    assert!(proxy.faults_injected() > 0);
-}
-
-#[test]
 fn a_corrupted_remote_object_makes_the_cache_damaged_and_deletes_nothing() {
     let server = TestServer::start();
     let admin = server.admin();
+    let folder = FolderObjects(server.data_dir().join("remote"));
+    corrupted_object_case(&admin, &folder, "");
+}
+
+/// Backs up, uncaches, flips one bit of one stored part (`prefix` is the
+/// remote's prefix with its slash, empty for the folder remote), caches:
+/// the archive must end `damaged` with a sentence, and nothing remote may
+/// be deleted.
+fn corrupted_object_case(admin: &Client, stored: &dyn StoredObjects, prefix: &str) {
     let data = random_bytes(5 * 1024 * 1024, 5);
     let id = admin.upload_ok("fragile", &data)["id"]
         .as_str()
         .unwrap()
         .to_string();
-    wait_state(&admin, &id, "backed_up");
+    wait_state(admin, &id, "backed_up");
     let resp = admin.request("POST", &format!("/api/v1/archives/{id}/uncache"), &[], None);
     assert_eq!(resp.status, 202, "{}", resp.text());
-    wait_state(&admin, &id, "uncached");
+    wait_state(admin, &id, "uncached");
 
-    let objects = files_under(&server.data_dir().join("remote").join("parts"));
+    let parts_prefix = format!("{prefix}parts/");
+    let objects = stored.stored_keys(&parts_prefix);
     let victim = &objects[0];
-    let mut bytes = std::fs::read(victim).unwrap();
+    let mut bytes = stored.stored_object(victim).expect("the listed part");
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0x40;
-    std::fs::write(victim, &bytes).unwrap();
+    stored.store_object(victim, &bytes);
 
     let resp = admin.request("POST", &format!("/api/v1/archives/{id}/cache"), &[], None);
     assert_eq!(resp.status, 202, "{}", resp.text());
-    let damaged = wait_state(&admin, &id, "damaged");
+    let damaged = wait_state(admin, &id, "damaged");
     let reason = damaged["last_error"].as_str().expect("a reason");
     assert!(
         reason.contains("Part") && reason.contains("Nothing was deleted"),
         "{reason}"
     );
-    assert_eq!(
-        files_under(&server.data_dir().join("remote").join("parts")),
-        objects
-    );
-    assert!(server
-        .data_dir()
-        .join("remote")
-        .join("manifests")
-        .join(&id)
-        .is_file());
+    assert_eq!(stored.stored_keys(&parts_prefix), objects);
+    assert!(stored
+        .stored_object(&format!("{prefix}manifests/{id}"))
+        .is_some());
+}
+
+/// The bodies of [`s3_engine_tests!`], generic over the server.
+pub(crate) mod cases {
+    use super::*;
+
+    pub fn s3_objects_are_encrypted_and_deduplicated<T: S3Target>() {
+        let s3 = T::start();
+        let server = TestServer::start();
+        let admin = server.admin();
+        set_remote(
+            &admin,
+            &s3_json(
+                &s3.endpoint(),
+                "family",
+                crate::support::s3_server::SECRET_KEY,
+            ),
+        );
+        let data = random_bytes(10 * 1024 * 1024, 2);
+        let first = admin.upload_ok("first", &data)["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let second = admin.upload_ok("second", &data)["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let first_done = wait_state(&admin, &first, "backed_up");
+        wait_state(&admin, &second, "backed_up");
+
+        let parts = first_done["parts"].as_array().unwrap().clone();
+        let objects = s3.stored_keys("family/parts/");
+        assert_eq!(
+            objects.len(),
+            parts.len(),
+            "each distinct part is stored once: {objects:?}"
+        );
+        assert!(s3.stored_object("family/config").is_some());
+        assert!(s3
+            .stored_object(&format!("family/manifests/{first}"))
+            .is_some());
+        assert!(s3
+            .stored_object(&format!("family/manifests/{second}"))
+            .is_some());
+        for object in &objects {
+            let name = object.rsplit('/').next().unwrap_or(object).to_string();
+            let stored = s3.stored_object(object).expect("a listed object");
+            for part in &parts {
+                assert_ne!(
+                    part["sha256"].as_str().unwrap(),
+                    name,
+                    "object names are not content hashes"
+                );
+            }
+            // No 64-byte window of the plaintext appears in any object.
+            for part in &parts {
+                let offset = part["offset"].as_u64().unwrap() as usize;
+                let probe = &data[offset..offset + 64];
+                assert!(
+                    !stored.windows(64).any(|window| window == probe),
+                    "plaintext found in {object:?}"
+                );
+            }
+        }
+
+        // Deleting one copy keeps the shared objects; the other still caches back.
+        assert_eq!(
+            admin.delete(&format!("/api/v1/archives/{second}")).status,
+            202
+        );
+        wait_until(LIMIT, || {
+            admin.get(&format!("/api/v1/archives/{second}")).status == 404
+        });
+        assert_eq!(s3.stored_keys("family/parts/").len(), parts.len());
+        uncache_and_cache_back(&admin, &first, &data);
+    }
+
+    pub fn a_wrong_secret_is_shown_and_the_backup_resumes_after_fixing_it<T: S3Target>() {
+        let s3 = T::start();
+        let server = TestServer::start();
+        let admin = server.admin();
+        set_remote(&admin, &s3_json(&s3.endpoint(), "fixme", "not-the-secret"));
+        let data = random_bytes(3 * 1024 * 1024, 3);
+        let id = admin.upload_ok("waiting", &data)["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let mut last = Value::Null;
+        wait_until(LIMIT, || {
+            last = archive(&admin, &id);
+            last["last_error"].is_string()
+        });
+        let error = last["last_error"].as_str().unwrap().to_string();
+        assert!(error.contains("remote settings"), "{error}");
+        assert_ne!(last["state"], "backed_up");
+        // The box says so too: the red LED is on with the remote's sentence.
+        let mut device = Value::Null;
+        wait_until(LIMIT, || {
+            device = admin.get("/api/v1/admin/device").json();
+            device["red"] != "off"
+        });
+        let reason = device["status"]["attention"]["reason"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(reason.contains("access key"), "{device}");
+
+        let resp = admin.request("POST", &format!("/api/v1/archives/{id}/uncache"), &[], None);
+        assert_eq!(resp.status, 409, "{}", resp.text());
+        assert_eq!(resp.json()["error"], "not_backed_up");
+        assert!(resp.message().contains("backed up"));
+
+        set_remote(
+            &admin,
+            &s3_json(
+                &s3.endpoint(),
+                "fixme",
+                crate::support::s3_server::SECRET_KEY,
+            ),
+        );
+        let done = wait_state(&admin, &id, "backed_up");
+        assert!(done["last_error"].is_null(), "{done}");
+        wait_until(LIMIT, || {
+            admin.get("/api/v1/admin/device").json()["red"] == "off"
+        });
+    }
+
+    pub fn a_flaky_remote_still_ends_backed_up_and_caches_back_bit_exact<T: S3Target>() {
+        let s3 = T::start();
+        let proxy = FaultProxy::start(
+            s3.address(),
+            FaultPlan::Random {
+                fraction: 0.2,
+                faults: vec![
+                    Fault::ServerError,
+                    Fault::SlowDown,
+                    Fault::Reset,
+                    Fault::Truncate,
+                    Fault::DropResponse,
+                ],
+                max_consecutive: 3,
+                seed: 7,
+            },
+        );
+        let server = TestServer::start();
+        let admin = server.admin();
+        set_remote(
+            &admin,
+            &s3_json(
+                &proxy.endpoint,
+                "flaky",
+                crate::support::s3_server::SECRET_KEY,
+            ),
+        );
+        let data = random_bytes(12 * 1024 * 1024 + 5, 4);
+        let id = admin.upload_ok("flaky", &data)["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        wait_state(&admin, &id, "backed_up");
+        uncache_and_cache_back(&admin, &id, &data);
+        eprintln!(
+            "fault proxy: {} requests, {} faults injected",
+            proxy.requests(),
+            proxy.faults_injected()
+        );
+        assert!(proxy.faults_injected() > 0);
+    }
+
+    pub fn a_corrupted_s3_object_makes_the_cache_damaged_and_deletes_nothing<T: S3Target>() {
+        let s3 = T::start();
+        let server = TestServer::start();
+        let admin = server.admin();
+        set_remote(
+            &admin,
+            &s3_json(
+                &s3.endpoint(),
+                "fragile",
+                crate::support::s3_server::SECRET_KEY,
+            ),
+        );
+        corrupted_object_case(&admin, &s3, "fragile/");
+    }
 }
 
 #[test]

@@ -9,6 +9,7 @@ mod archives;
 mod browser;
 mod crash;
 mod device;
+mod garage;
 mod recovery;
 mod remote;
 mod remote_engine;

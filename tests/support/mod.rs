@@ -5,7 +5,9 @@
 #![allow(dead_code)]
 
 pub mod fault_proxy;
+pub mod garage;
 pub mod s3_server;
+pub mod s3_target;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;

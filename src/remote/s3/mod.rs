@@ -321,7 +321,18 @@ pub fn classify_status(
     config: &S3Config,
     key: Option<&str>,
 ) -> RemoteError {
-    let code = error.map(|e| e.code.as_str()).unwrap_or("");
+    let sent_code = error.map(|e| e.code.as_str()).unwrap_or("");
+    let message = error.map(|e| e.message.as_str()).unwrap_or("");
+    // Garage (2.x) answers three of the cases below with codes of its own;
+    // its message tells which: an unknown key and a wrong secret are both
+    // `AccessDenied`, a body that does not match its signed hash is
+    // `InvalidDigest`.
+    let code = match sent_code {
+        "AccessDenied" if message.contains("No such key") => "InvalidAccessKeyId",
+        "AccessDenied" if message.contains("Invalid signature") => "SignatureDoesNotMatch",
+        "InvalidDigest" if message.contains("x-amz-content-sha256") => "XAmzContentSHA256Mismatch",
+        code => code,
+    };
     let bucket = &config.bucket;
     let endpoint = &config.endpoint;
     match (status, code) {
@@ -337,7 +348,7 @@ pub fn classify_status(
             ))
         }
         (_, "XAmzContentSHA256Mismatch") | (_, "BadDigest") => RemoteError::transient(format!(
-            "The storage server at {endpoint} received other bytes than were sent (code {code}): \
+            "The storage server at {endpoint} received other bytes than were sent (code {sent_code}): \
              piarchive will try again."
         )),
         (_, "InvalidAccessKeyId") => RemoteError::permanent(
@@ -618,6 +629,64 @@ mod tests {
             assert!(
                 classified.message.ends_with('.'),
                 "{:?}",
+                classified.message
+            );
+        }
+    }
+
+    #[test]
+    fn classifies_garage_codes_by_their_message() {
+        use crate::remote::ErrorKind::*;
+        let config = S3Config::from_settings(&settings("https://h", "", true)).unwrap();
+        // Code and message as Garage 2.5 sends them.
+        let cases: &[(u16, &str, &str, crate::remote::ErrorKind, &str)] = &[
+            (
+                403,
+                "AccessDenied",
+                "Forbidden: Invalid signature",
+                Permanent,
+                "key id and secret",
+            ),
+            (
+                403,
+                "AccessDenied",
+                "Forbidden: No such key: NOBODYKNOWSME",
+                Permanent,
+                "access key id",
+            ),
+            (
+                403,
+                "AccessDenied",
+                "Forbidden: Operation is not allowed for this key.",
+                Permanent,
+                "permission",
+            ),
+            (
+                400,
+                "InvalidDigest",
+                "Invalid digest: SHA256 checksum verification failed (from x-amz-content-sha256)",
+                Transient,
+                "other bytes",
+            ),
+            (
+                400,
+                "InvalidDigest",
+                "Invalid digest: The Content-MD5 or checksum value that you specified is not valid.",
+                Permanent,
+                "InvalidDigest",
+            ),
+        ];
+        for (status, code, message, kind, needle) in cases {
+            let error = S3ErrorBody {
+                code: (*code).to_owned(),
+                message: (*message).to_owned(),
+                region: String::new(),
+            };
+            let classified = classify_status(*status, Some(&error), &config, Some("k"));
+            assert_eq!(classified.kind, *kind, "{code} {message}");
+            assert!(
+                classified.message.contains(needle),
+                "{needle:?} not in {:?}",
                 classified.message
             );
         }
