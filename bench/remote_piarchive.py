@@ -1,0 +1,171 @@
+#!/usr/bin/env python3
+"""piarchive's side of bench/remote: one archive through the S3 remote.
+
+Starts `piarchive serve` on a fresh data dir, sets it up through the HTTP API
+(admin, API token, settings, the S3 remote), uploads FILE with one `curl -T`
+(ingest: not timed), then times
+
+  backup: from the end of the upload to the archive state `backed_up`;
+  cache:  from `POST .../cache` of the uncached archive back to `backed_up`
+          (every part fetched, decrypted, verified and the file re-hashed).
+
+The server's peak RSS (VmHWM) is reset through /proc/PID/clear_refs before
+each timed phase, so each figure is that phase's own. Prints one line:
+`backup_s restore_s rss_backup_mib rss_restore_mib rss_all_mib`.
+
+Usage: remote_piarchive.py BINARY WORKDIR ENDPOINT ACCESS_KEY SECRET BUCKET PREFIX FILE [CONCURRENCY]
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+
+POLL_SECS = 0.02
+LIMIT_SECS = 1800
+
+
+class Api:
+    def __init__(self, base):
+        self.base = base
+        self.headers = {}
+
+    def call(self, method, path, body=None, expect=(200, 201, 202)):
+        data = None if body is None else json.dumps(body).encode()
+        headers = dict(self.headers)
+        if data is not None:
+            headers["Content-Type"] = "application/json"
+        request = urllib.request.Request(self.base + path, data=data, method=method, headers=headers)
+        with urllib.request.urlopen(request) as response:
+            if response.status not in expect:
+                raise RuntimeError(f"{method} {path}: {response.status}")
+            text = response.read()
+            cookie = response.headers.get("Set-Cookie")
+        return (json.loads(text) if text else None), cookie
+
+    def state(self, archive_id):
+        archive, _ = self.call("GET", f"/api/v1/archives/{archive_id}")
+        if archive["state"] == "damaged":
+            raise RuntimeError(f"archive became damaged: {archive}")
+        return archive["state"]
+
+    def wait(self, archive_id, states):
+        deadline = time.monotonic() + LIMIT_SECS
+        while time.monotonic() < deadline:
+            if self.state(archive_id) in states:
+                return time.time()
+            time.sleep(POLL_SECS)
+        raise RuntimeError(f"archive {archive_id} did not reach {states}")
+
+
+def vm_hwm_mib(pid):
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM")
+
+
+def reset_hwm(pid):
+    # "5" resets the peak RSS (Linux >= 4.0; needs the right to ptrace it).
+    with open(f"/proc/{pid}/clear_refs", "w") as clear:
+        clear.write("5")
+
+
+def start_server(binary, data_dir, log_path):
+    log = open(log_path, "w")
+    server = subprocess.Popen(
+        [binary, "serve", "--data", data_dir, "--listen", "127.0.0.1:0"], stdout=log, stderr=subprocess.STDOUT
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with open(log_path) as out:
+            for line in out:
+                if "listening on http://" in line:
+                    address = line.split("http://", 1)[1].split()[0]
+                    return server, "http://" + address
+        if server.poll() is not None:
+            raise RuntimeError(f"piarchive exited: {open(log_path).read()}")
+        time.sleep(0.05)
+    raise RuntimeError("piarchive did not start")
+
+
+def main():
+    binary, work, endpoint, access_key, secret, bucket, prefix, path = sys.argv[1:9]
+    concurrency = int(sys.argv[9]) if len(sys.argv) > 9 else 2
+    data_dir = os.path.join(work, "piarchive-data")
+    subprocess.run(["rm", "-rf", data_dir], check=True)
+    log_path = os.path.join(work, "piarchive.out")
+
+    server, base = start_server(binary, data_dir, log_path)
+    try:
+        api = Api(base)
+        setup, cookie = api.call("POST", "/api/v1/setup", {"username": "bench", "password": "bench password"})
+        api.headers = {"Cookie": cookie.split(";", 1)[0], "X-CSRF-Token": setup["csrf_token"]}
+        token, _ = api.call("POST", "/api/v1/tokens", {"name": "bench"})
+        api.call(
+            "PUT",
+            "/api/v1/admin/settings",
+            {
+                "registration_open": True,
+                "upload_bandwidth_bytes_per_sec": 0,
+                "upload_window": None,
+                "transfer_concurrency": concurrency,
+                "free_space_reserve_bytes": 0,
+            },
+        )
+        api.call(
+            "PUT",
+            "/api/v1/admin/remote",
+            {
+                "kind": "s3",
+                "endpoint": endpoint,
+                "region": "us-east-1",
+                "bucket": bucket,
+                "prefix": prefix,
+                "path_style": True,
+                "access_key_id": access_key,
+                "secret_access_key": secret,
+            },
+        )
+        # The engine reads transfer_concurrency once, at start.
+        server.terminate()
+        server.wait()
+        server, base = start_server(binary, data_dir, log_path)
+        api = Api(base)
+        api.headers = {"Authorization": "Bearer " + token["token"]}
+        name = os.path.basename(path)
+
+        upload = subprocess.run(
+            ["curl", "-sf", "-H", api.headers["Authorization"], "-T", path,
+             f"{base}/api/v1/archives?name={name}&filename={name}"],
+            check=True, capture_output=True,
+        )
+        uploaded_at = time.time()
+        reset_hwm(server.pid)
+        archive_id = json.loads(upload.stdout)["id"]
+        backed_up_at = api.wait(archive_id, ("backed_up",))
+        rss_backup = vm_hwm_mib(server.pid)
+
+        api.call("POST", f"/api/v1/archives/{archive_id}/uncache")
+        api.wait(archive_id, ("uncached",))
+        reset_hwm(server.pid)
+        cache_started = time.time()
+        api.call("POST", f"/api/v1/archives/{archive_id}/cache")
+        # The POST sets `caching`; `backed_up` (with the local copy) once it is back.
+        cached_at = api.wait(archive_id, ("backed_up",))
+        rss_restore = vm_hwm_mib(server.pid)
+        print(
+            f"{backed_up_at - uploaded_at:.3f} {cached_at - cache_started:.3f} "
+            f"{rss_backup:.1f} {rss_restore:.1f} {max(rss_backup, rss_restore):.1f}"
+        )
+    finally:
+        server.terminate()
+        server.wait()
+        subprocess.run(["rm", "-rf", data_dir], check=False)
+
+
+if __name__ == "__main__":
+    main()
