@@ -26,7 +26,8 @@ fn main() -> anyhow::Result<()> {
     let access_key = args.next().unwrap_or_else(|| "BENCHKEY".to_owned());
     let secret_key = args.next().unwrap_or_else(|| "bench-secret".to_owned());
 
-    let fs = s3s_fs::FileSystem::new(&root).with_context(|| format!("s3s-fs over {root}"))?;
+    let fs = s3s_fs::FileSystem::new(&root)
+        .map_err(|err| anyhow::anyhow!("s3s-fs over {root}: {err:?}"))?;
     let mut builder = S3ServiceBuilder::new(fs);
     builder.set_auth(SimpleAuth::from_single(access_key, secret_key));
     let service = builder.build();
