@@ -17,11 +17,15 @@ pub struct EngineActions {
 
 impl EngineActions {
     pub fn new(app: &Arc<App>) -> EngineActions {
-        EngineActions { app: Arc::downgrade(app) }
+        EngineActions {
+            app: Arc::downgrade(app),
+        }
     }
 
     fn app(&self) -> Result<Arc<App>, String> {
-        self.app.upgrade().ok_or_else(|| "the appliance is shutting down".to_string())
+        self.app
+            .upgrade()
+            .ok_or_else(|| "the appliance is shutting down".to_string())
     }
 
     fn owner_of(app: &App, archive_id: &str) -> Result<String, String> {
@@ -39,7 +43,9 @@ impl ArchiveActions for EngineActions {
     fn uncache(&self, archive_id: &str) -> Result<(), String> {
         let app = self.app()?;
         let owner = Self::owner_of(&app, archive_id)?;
-        app.archives.request_uncache(&owner, archive_id).map_err(|err| err.to_string())?;
+        app.archives
+            .request_uncache(&owner, archive_id)
+            .map_err(|err| err.to_string())?;
         app.engine.wake();
         Ok(())
     }
@@ -47,7 +53,9 @@ impl ArchiveActions for EngineActions {
     fn cache(&self, archive_id: &str) -> Result<(), String> {
         let app = self.app()?;
         let owner = Self::owner_of(&app, archive_id)?;
-        app.archives.request_cache(&owner, archive_id).map_err(|err| err.to_string())?;
+        app.archives
+            .request_cache(&owner, archive_id)
+            .map_err(|err| err.to_string())?;
         app.engine.wake();
         Ok(())
     }
@@ -63,7 +71,11 @@ impl ArchiveActions for EngineActions {
         log_verification(&app.admin.log, &verification);
         let checked = verification.parts_checked;
         let damaged = verification.parts_damaged();
-        Ok(VerifyReport { checked, ok: checked - damaged, damaged })
+        Ok(VerifyReport {
+            checked,
+            ok: checked - damaged,
+            damaged,
+        })
     }
 
     fn retry_failed(&self) -> Result<u64, String> {
@@ -78,7 +90,11 @@ impl ArchiveActions for EngineActions {
 
     fn counters(&self) -> TransferCounters {
         let queue_length = self.app().map(|app| app.engine.queue_length()).unwrap_or(0);
-        TransferCounters { queue_length, bytes_uploaded: 0, bytes_downloaded: 0 }
+        TransferCounters {
+            queue_length,
+            bytes_uploaded: 0,
+            bytes_downloaded: 0,
+        }
     }
 }
 
@@ -87,7 +103,10 @@ impl ArchiveActions for EngineActions {
 /// manifest, a debug line when all was well.
 fn log_verification(log: &SystemLog, verification: &Verification) {
     let subject = Subject::archive(&verification.owner_id, &verification.archive_id);
-    let archive = format!("Archive {:?} ({})", verification.name, verification.archive_id);
+    let archive = format!(
+        "Archive {:?} ({})",
+        verification.name, verification.archive_id
+    );
     for part in verification.damaged.iter().filter(|part| part.repaired) {
         log.warn(
             "verify",
@@ -107,9 +126,11 @@ fn log_verification(log: &SystemLog, verification: &Verification) {
         );
     }
     match (&verification.damage_reason, verification.state_after) {
-        (Some(reason), ArchiveState::Damaged) => {
-            log.error("verify", &format!("{archive} is damaged. {reason}"), subject)
-        }
+        (Some(reason), ArchiveState::Damaged) => log.error(
+            "verify",
+            &format!("{archive} is damaged. {reason}"),
+            subject,
+        ),
         _ if verification.damaged.iter().any(|part| !part.repaired) => log.error(
             "verify",
             &format!(
