@@ -262,7 +262,7 @@ fn a_flipped_byte_on_s3_is_found_by_a_full_check_and_repaired_while_cached() {
         damaged["last_error"]
             .as_str()
             .unwrap()
-            .contains("does not match its recorded SHA-256"),
+            .contains("is corrupt on the remote (it does not decrypt"),
         "{damaged}"
     );
     assert_eq!(files_under(&parts_dir), objects);

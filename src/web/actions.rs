@@ -17,11 +17,15 @@ pub struct EngineActions {
 
 impl EngineActions {
     pub fn new(app: &Arc<App>) -> EngineActions {
-        EngineActions { app: Arc::downgrade(app) }
+        EngineActions {
+            app: Arc::downgrade(app),
+        }
     }
 
     fn app(&self) -> Result<Arc<App>, String> {
-        self.app.upgrade().ok_or_else(|| "the appliance is shutting down".to_string())
+        self.app
+            .upgrade()
+            .ok_or_else(|| "the appliance is shutting down".to_string())
     }
 
     fn owner_of(app: &App, archive_id: &str) -> Result<String, String> {
@@ -39,7 +43,9 @@ impl ArchiveActions for EngineActions {
     fn uncache(&self, archive_id: &str) -> Result<(), String> {
         let app = self.app()?;
         let owner = Self::owner_of(&app, archive_id)?;
-        app.archives.request_uncache(&owner, archive_id).map_err(|err| err.to_string())?;
+        app.archives
+            .request_uncache(&owner, archive_id)
+            .map_err(|err| err.to_string())?;
         app.engine.wake();
         Ok(())
     }
@@ -47,7 +53,9 @@ impl ArchiveActions for EngineActions {
     fn cache(&self, archive_id: &str) -> Result<(), String> {
         let app = self.app()?;
         let owner = Self::owner_of(&app, archive_id)?;
-        app.archives.request_cache(&owner, archive_id).map_err(|err| err.to_string())?;
+        app.archives
+            .request_cache(&owner, archive_id)
+            .map_err(|err| err.to_string())?;
         app.engine.wake();
         Ok(())
     }
@@ -63,14 +71,18 @@ impl ArchiveActions for EngineActions {
         log_verification(&app.admin.log, &verification);
         let checked = verification.parts_checked;
         let damaged = verification.parts_damaged();
-        Ok(VerifyReport { checked, ok: checked - damaged, damaged })
+        Ok(VerifyReport {
+            checked,
+            ok: checked - damaged,
+            damaged,
+        })
     }
 
     fn retry_failed(&self) -> Result<u64, String> {
         let app = self.app()?;
         let count = app
             .store
-            .write(|txn, tables| crate::engine::jobs::unpark_all(txn, tables))
+            .write(crate::engine::jobs::unpark_all)
             .map_err(|err| err.to_string())?;
         app.engine.wake();
         Ok(count as u64)
@@ -92,7 +104,10 @@ impl ArchiveActions for EngineActions {
 /// manifest, a debug line when all was well.
 fn log_verification(log: &SystemLog, verification: &Verification) {
     let subject = Subject::archive(&verification.owner_id, &verification.archive_id);
-    let archive = format!("Archive {:?} ({})", verification.name, verification.archive_id);
+    let archive = format!(
+        "Archive {:?} ({})",
+        verification.name, verification.archive_id
+    );
     for part in verification.damaged.iter().filter(|part| part.repaired) {
         log.warn(
             "verify",
@@ -112,9 +127,11 @@ fn log_verification(log: &SystemLog, verification: &Verification) {
         );
     }
     match (&verification.damage_reason, verification.state_after) {
-        (Some(reason), ArchiveState::Damaged) => {
-            log.error("verify", &format!("{archive} is damaged. {reason}"), subject)
-        }
+        (Some(reason), ArchiveState::Damaged) => log.error(
+            "verify",
+            &format!("{archive} is damaged. {reason}"),
+            subject,
+        ),
         _ if verification.damaged.iter().any(|part| !part.repaired) => log.error(
             "verify",
             &format!(

@@ -6,6 +6,7 @@
 //! `archive` and `settings` and never open LMDB transactions themselves;
 //! pages (`pages/`) only render data handed to them.
 
+pub mod actions;
 pub mod admin_api;
 pub mod api;
 pub mod auth;
@@ -106,6 +107,9 @@ pub fn start(app: App, listener: TcpListener) -> Result<Server, StartError> {
     );
     let app = Arc::new(app);
     start_device(&app, addr);
+    // Scripts reach the engine (uncache, cache, verify, retry) from now on.
+    app.admin
+        .set_archive_actions(Arc::new(actions::EngineActions::new(&app)));
     app.admin.start_scheduler();
     let workers = (0..app.config.http_threads)
         .map(|_| {
