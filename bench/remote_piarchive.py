@@ -139,7 +139,7 @@ def main():
         name = os.path.basename(path)
 
         upload = subprocess.run(
-            ["curl", "-sf", "-H", api.headers["Authorization"], "-T", path,
+            ["curl", "-sf", "-H", "Authorization: " + api.headers["Authorization"], "-T", path,
              f"{base}/api/v1/archives?name={name}&filename={name}"],
             check=True, capture_output=True,
         )
