@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod fault_proxy;
+#[cfg(feature = "garage-tests")]
 pub mod garage;
 pub mod s3_server;
 pub mod s3_target;

@@ -16,7 +16,6 @@ use std::time::Duration;
 use piarchive::remote::s3::S3Client;
 use piarchive::remote::{ErrorKind, Remote, RemoteSettings, TransferOptions};
 
-use super::garage::GarageCluster;
 use super::s3_server::S3TestServer;
 
 /// A running S3 server with bucket `s3_server::BUCKET`, the test key, and
@@ -106,70 +105,78 @@ impl StoredObjects for S3TestServer {
     }
 }
 
-impl S3Target for GarageCluster {
-    const NAME: &'static str = "garage";
+/// Garage runs only with the `garage-tests` feature (it needs the
+/// `garage` binary that `tests/garage/install` builds).
+#[cfg(feature = "garage-tests")]
+mod garage_target {
+    use super::*;
+    use crate::support::garage::GarageCluster;
 
-    fn start() -> Self {
-        GarageCluster::start(1)
-    }
+    impl S3Target for GarageCluster {
+        const NAME: &'static str = "garage";
 
-    fn start_virtual_hosted(domain: &str) -> Self {
-        GarageCluster::start_virtual_hosted(domain)
-    }
+        fn start() -> Self {
+            GarageCluster::start(1)
+        }
 
-    fn address(&self) -> SocketAddr {
-        self.address
-    }
+        fn start_virtual_hosted(domain: &str) -> Self {
+            GarageCluster::start_virtual_hosted(domain)
+        }
 
-    fn endpoint(&self) -> String {
-        self.endpoint.clone()
-    }
+        fn address(&self) -> SocketAddr {
+            self.address
+        }
 
-    fn settings(&self, prefix: &str) -> RemoteSettings {
-        GarageCluster::settings(self, prefix)
-    }
+        fn endpoint(&self) -> String {
+            self.endpoint.clone()
+        }
 
-    fn settings_via(&self, endpoint: &str, prefix: &str) -> RemoteSettings {
-        GarageCluster::settings_via(self, endpoint, prefix)
-    }
-}
+        fn settings(&self, prefix: &str) -> RemoteSettings {
+            GarageCluster::settings(self, prefix)
+        }
 
-impl StoredObjects for GarageCluster {
-    fn stored_keys(&self, full_prefix: &str) -> Vec<String> {
-        let mut keys = bucket_client(self)
-            .list(full_prefix)
-            .unwrap_or_else(|error| panic!("listing the Garage bucket: {error}"));
-        keys.sort();
-        keys
-    }
-
-    fn stored_object(&self, full_key: &str) -> Option<Vec<u8>> {
-        match bucket_client(self).get(full_key) {
-            Ok(bytes) => Some(bytes),
-            Err(error) if error.kind == ErrorKind::NotFound => None,
-            Err(error) => panic!("reading {full_key:?} from Garage: {error}"),
+        fn settings_via(&self, endpoint: &str, prefix: &str) -> RemoteSettings {
+            GarageCluster::settings_via(self, endpoint, prefix)
         }
     }
 
-    fn store_object(&self, full_key: &str, bytes: &[u8]) {
-        bucket_client(self)
-            .put(full_key, bytes)
-            .unwrap_or_else(|error| panic!("writing {full_key:?} to Garage: {error}"));
-    }
-}
+    impl StoredObjects for GarageCluster {
+        fn stored_keys(&self, full_prefix: &str) -> Vec<String> {
+            let mut keys = bucket_client(self)
+                .list(full_prefix)
+                .unwrap_or_else(|error| panic!("listing the Garage bucket: {error}"));
+            keys.sort();
+            keys
+        }
 
-/// A client for the whole bucket (empty prefix), straight to node 0.
-fn bucket_client(cluster: &GarageCluster) -> S3Client {
-    let options = TransferOptions {
-        timeout: Duration::from_secs(10),
-        max_attempts: 3,
-        base_backoff: Duration::from_millis(5),
-    };
-    S3Client::new(
-        &cluster.settings_via(&format!("http://{}", cluster.address), ""),
-        &options,
-    )
-    .expect("valid settings for the Garage bucket")
+        fn stored_object(&self, full_key: &str) -> Option<Vec<u8>> {
+            match bucket_client(self).get(full_key) {
+                Ok(bytes) => Some(bytes),
+                Err(error) if error.kind == ErrorKind::NotFound => None,
+                Err(error) => panic!("reading {full_key:?} from Garage: {error}"),
+            }
+        }
+
+        fn store_object(&self, full_key: &str, bytes: &[u8]) {
+            bucket_client(self)
+                .put(full_key, bytes)
+                .unwrap_or_else(|error| panic!("writing {full_key:?} to Garage: {error}"));
+        }
+    }
+
+    /// A client for the whole bucket (empty prefix), straight to node 0.
+    fn bucket_client(cluster: &GarageCluster) -> S3Client {
+        let options = TransferOptions {
+            timeout: Duration::from_secs(10),
+            max_attempts: 3,
+            base_backoff: Duration::from_millis(5),
+        };
+        S3Client::new(
+            &cluster.settings_via(&format!("http://{}", cluster.address), ""),
+            &options,
+        )
+        .expect("valid settings for the Garage bucket")
+    }
 }
 
 fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
