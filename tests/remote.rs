@@ -98,6 +98,7 @@ macro_rules! s3_client_tests {
         }
     };
 }
+#[cfg(feature = "garage-tests")]
 pub(crate) use s3_client_tests;
 
 /// The bodies of [`s3_client_tests!`], generic over the server.

@@ -171,6 +171,7 @@ macro_rules! s3_engine_tests {
         }
     };
 }
+#[cfg(feature = "garage-tests")]
 pub(crate) use s3_engine_tests;
 
 s3_engine_tests!(S3TestServer);

@@ -11,10 +11,8 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::time::Duration;
 
-use piarchive::remote::s3::S3Client;
-use piarchive::remote::{ErrorKind, Remote, RemoteSettings, TransferOptions};
+use piarchive::remote::RemoteSettings;
 
 use super::s3_server::S3TestServer;
 
@@ -109,6 +107,11 @@ impl StoredObjects for S3TestServer {
 /// `garage` binary that `tests/garage/install` builds).
 #[cfg(feature = "garage-tests")]
 mod garage_target {
+    use std::time::Duration;
+
+    use piarchive::remote::s3::S3Client;
+    use piarchive::remote::{ErrorKind, Remote, TransferOptions};
+
     use super::*;
     use crate::support::garage::GarageCluster;
 
