@@ -125,7 +125,12 @@ pub fn garage_binary_among(candidates: Vec<PathBuf>) -> Result<PathBuf, GarageEr
             source,
         })?;
     let version = String::from_utf8_lossy(&output.stdout).trim().to_owned();
-    if !version.starts_with("garage v2.") {
+    // A release build says "garage v2.5.0 …", one from `cargo install`
+    // "garage cargo:2.5.0 […]".
+    let major_2 = ["garage v2.", "garage cargo:2."]
+        .iter()
+        .any(|start| version.starts_with(start));
+    if !major_2 {
         return Err(GarageError::WrongVersion { binary, version });
     }
     Ok(binary)
