@@ -10,7 +10,7 @@
 //! `PIARCHIVE_CRASH_SEED` to replay one.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use rand::rngs::StdRng;
@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 
 use crate::support::fault_proxy::{FaultPlan, FaultProxy};
 use crate::support::s3_server::{S3TestServer, ACCESS_KEY, BUCKET, REGION, SECRET_KEY};
-use crate::support::{random_bytes, sha256_hex, wait_until, Client, TestServer};
+use crate::support::{files_under, random_bytes, sha256_hex, wait_until, Client, TestServer};
 
 const ARCHIVES: usize = 12;
 const ARCHIVE_SIZE: usize = 2 * 1024 * 1024 + 512 * 1024;
@@ -123,22 +123,6 @@ fn kill_at_random_moments(
         server.restart();
     }
     mid_phase
-}
-
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                out.extend(files_under(&path));
-            } else {
-                out.push(path);
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 fn file_names(dir: &Path) -> BTreeSet<String> {

@@ -4,7 +4,7 @@
 //! survives a wrong secret, a corrupted object and `kill -9`. The generic
 //! S3 cases also run against Garage (`tests/garage.rs`).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use crate::support::fault_proxy::{Fault, FaultPlan, FaultProxy};
 use crate::support::s3_server::S3TestServer;
 use crate::support::s3_target::{FolderObjects, S3Target, StoredObjects};
-use crate::support::{random_bytes, sha256_hex, wait_until, Client, TestServer};
+use crate::support::{files_under, random_bytes, sha256_hex, wait_until, Client, TestServer};
 
 pub(crate) const LIMIT: Duration = Duration::from_secs(180);
 
@@ -47,22 +47,6 @@ pub(crate) fn s3_json(endpoint: &str, prefix: &str, secret: &str) -> Value {
     json!({"kind": "s3", "endpoint": endpoint, "region": REGION, "bucket": BUCKET,
            "prefix": prefix, "path_style": true, "access_key_id": ACCESS_KEY,
            "secret_access_key": secret})
-}
-
-pub(crate) fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                out.extend(files_under(&path));
-            } else {
-                out.push(path);
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 pub(crate) fn download(client: &Client, id: &str) -> Vec<u8> {

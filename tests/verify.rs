@@ -8,11 +8,9 @@ use std::time::Instant;
 
 use serde_json::{json, Value};
 
-use crate::remote_engine::{
-    archive, files_under, s3_json, set_remote, uncache_and_cache_back, wait_state,
-};
+use crate::remote_engine::{archive, s3_json, set_remote, uncache_and_cache_back, wait_state};
 use crate::support::s3_server::{S3TestServer, SECRET_KEY};
-use crate::support::{random_bytes, wait_until, Client, TestServer};
+use crate::support::{files_under, random_bytes, wait_until, Client, TestServer};
 
 /// Saves `source` as a script and runs it ("Run now": the long limit of
 /// saved scripts, not the 5 s of a test run). Returns the run's result.

@@ -10,10 +10,10 @@
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
-use std::path::Path;
 
 use piarchive::remote::RemoteSettings;
 
+use super::files_under;
 use super::s3_server::S3TestServer;
 
 /// A running S3 server with bucket `s3_server::BUCKET`, the test key, and
@@ -180,21 +180,6 @@ mod garage_target {
         )
         .expect("valid settings for the Garage bucket")
     }
-}
-
-fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                out.extend(files_under(&path));
-            } else {
-                out.push(path);
-            }
-        }
-    }
-    out
 }
 
 /// The folder remote's objects: `<folder>/<key>`.
