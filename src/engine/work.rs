@@ -124,6 +124,31 @@ impl Inner {
         Ok(Some((archive, parts)))
     }
 
+    /// Removes the job and, when the archive is still in state `from`,
+    /// applies `change` to it, in one transaction; returns the archive as
+    /// changed, or `None` when it was deleted or moved on meanwhile.
+    fn finish_job(
+        &self,
+        job_id: &str,
+        archive_id: &str,
+        from: ArchiveState,
+        change: impl FnOnce(&mut ArchiveRecord),
+    ) -> Result<Option<ArchiveRecord>, Failure> {
+        self.store
+            .write(|txn, tables| -> Result<Option<ArchiveRecord>, Failure> {
+                tables.jobs.delete(txn, job_id.as_bytes())?;
+                let Some(mut archive) = tables.archives.get(txn, archive_id.as_bytes())? else {
+                    return Ok(None);
+                };
+                if archive.state != from {
+                    return Ok(None);
+                }
+                change(&mut archive);
+                tables.archives.put(txn, archive_id.as_bytes(), &archive)?;
+                Ok(Some(archive))
+            })
+    }
+
     /// Removes a job that has nothing (left) to do.
     fn drop_job(&self, job_id: &str) -> Result<(), Failure> {
         self.store.write(|txn, tables| -> Result<(), Failure> {
@@ -363,22 +388,11 @@ impl Inner {
                 }
             }
         }
-        let changed =
-            self.store
-                .write(|txn, tables| -> Result<Option<ArchiveRecord>, Failure> {
-                    tables.jobs.delete(txn, job_id.as_bytes())?;
-                    let Some(mut archive) = tables.archives.get(txn, archive_id.as_bytes())? else {
-                        return Ok(None);
-                    };
-                    if archive.state != ArchiveState::BackedUp {
-                        return Ok(None);
-                    }
-                    archive.state = ArchiveState::Uncached;
-                    archive.local_copy = false;
-                    archive.last_error = None;
-                    tables.archives.put(txn, archive_id.as_bytes(), &archive)?;
-                    Ok(Some(archive))
-                })?;
+        let changed = self.finish_job(job_id, archive_id, ArchiveState::BackedUp, |archive| {
+            archive.state = ArchiveState::Uncached;
+            archive.local_copy = false;
+            archive.last_error = None;
+        })?;
         if let Some(archive) = changed {
             match std::fs::remove_file(self.archive_path(archive_id)) {
                 Err(err) if err.kind() != std::io::ErrorKind::NotFound => return Err(err.into()),
@@ -473,23 +487,12 @@ impl Inner {
         if let Err(err) = renamed {
             return self.cache_write_failed(job_id, &archive, &partial, &err);
         }
-        let changed =
-            self.store
-                .write(|txn, tables| -> Result<Option<ArchiveRecord>, Failure> {
-                    tables.jobs.delete(txn, job_id.as_bytes())?;
-                    let Some(mut archive) = tables.archives.get(txn, archive_id.as_bytes())? else {
-                        return Ok(None);
-                    };
-                    if archive.state != ArchiveState::Caching {
-                        return Ok(None);
-                    }
-                    archive.state = ArchiveState::BackedUp;
-                    archive.local_copy = true;
-                    archive.last_error = None;
-                    archive.last_accessed_at = ids::now_secs();
-                    tables.archives.put(txn, archive_id.as_bytes(), &archive)?;
-                    Ok(Some(archive))
-                })?;
+        let changed = self.finish_job(job_id, archive_id, ArchiveState::Caching, |archive| {
+            archive.state = ArchiveState::BackedUp;
+            archive.local_copy = true;
+            archive.last_error = None;
+            archive.last_accessed_at = ids::now_secs();
+        })?;
         match changed {
             Some(archive) => self.events.archive(&archive),
             // Deleted while we fetched it.
@@ -561,21 +564,10 @@ impl Inner {
             if full { "the disk is full" } else { "write error" },
             if removed { " and the unfinished file was removed" } else { "" },
         );
-        let changed =
-            self.store
-                .write(|txn, tables| -> Result<Option<ArchiveRecord>, Failure> {
-                    tables.jobs.delete(txn, job_id.as_bytes())?;
-                    let Some(mut record) = tables.archives.get(txn, archive.id.as_bytes())? else {
-                        return Ok(None);
-                    };
-                    if record.state != ArchiveState::Caching {
-                        return Ok(None);
-                    }
-                    record.state = ArchiveState::Uncached;
-                    record.last_error = Some(message.clone());
-                    tables.archives.put(txn, archive.id.as_bytes(), &record)?;
-                    Ok(Some(record))
-                })?;
+        let changed = self.finish_job(job_id, &archive.id, ArchiveState::Caching, |record| {
+            record.state = ArchiveState::Uncached;
+            record.last_error = Some(message);
+        })?;
         if let Some(record) = changed {
             self.events.archive(&record);
         }
