@@ -8,7 +8,7 @@
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::sync::mpsc::sync_channel;
+use std::sync::mpsc::{channel, Receiver};
 use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
@@ -17,8 +17,8 @@ use super::chunker::{Chunker, PartSummary};
 
 /// Size of one read/write/hash buffer.
 const BUFFER_SIZE: usize = 1 << 20;
-/// Buffers queued for each hashing thread; bounds memory to a few MiB.
-const QUEUE_DEPTH: usize = 4;
+/// Buffers in flight at most (read, being written or waiting for a hash).
+const POOL_SIZE: usize = 8;
 
 /// Everything known about the bytes received so far.
 pub struct IngestState {
@@ -100,13 +100,100 @@ impl IngestState {
     }
 }
 
+/// Where [`pump`] writes.
+pub trait Destination: Write {
+    /// Asks for `len` bytes at `offset`, just written, to go to disk now and
+    /// waits until everything before the previous window is on disk. Only a
+    /// hint (errors surface at the caller's fsync); see
+    /// [`WRITE_BACK_WINDOW`].
+    fn write_back(&self, _offset: u64, _len: u64) {}
+}
+
+/// Bytes written between two [`Destination::write_back`] calls. Without
+/// them Linux starts writing a large upload only once 10 % of the memory
+/// is dirty, so the closing fsync waited for the whole file after the
+/// hashing was done; with them the disk works while the bytes arrive, and
+/// at most three windows are dirty at a time.
+pub const WRITE_BACK_WINDOW: u64 = 8 << 20;
+
+impl Destination for File {
+    #[cfg(target_os = "linux")]
+    fn write_back(&self, offset: u64, len: u64) {
+        use std::os::fd::AsRawFd;
+        let fd = self.as_raw_fd();
+        // SAFETY: sync_file_range only reads its integer arguments.
+        unsafe {
+            libc::sync_file_range(
+                fd,
+                offset as libc::off64_t,
+                len as libc::off64_t,
+                libc::SYNC_FILE_RANGE_WRITE,
+            );
+            // Not the window just before: waiting for it stalled the reader
+            // on every window.
+            let settled = offset.saturating_sub(WRITE_BACK_WINDOW);
+            if settled > 0 {
+                libc::sync_file_range(
+                    fd,
+                    0,
+                    settled as libc::off64_t,
+                    libc::SYNC_FILE_RANGE_WAIT_BEFORE
+                        | libc::SYNC_FILE_RANGE_WRITE
+                        | libc::SYNC_FILE_RANGE_WAIT_AFTER,
+                );
+            }
+        }
+    }
+}
+
+impl Destination for io::Sink {}
+
+impl Destination for Vec<u8> {}
+
+/// Buffers handed out by [`pump`]'s reader and given back by both hashing
+/// threads once they are done with them: at most [`POOL_SIZE`] exist, so
+/// memory stays the same whatever the upload's size, and no buffer is
+/// allocated (and zeroed) per read.
+struct BufferPool {
+    spare: Vec<Vec<u8>>,
+    allocated: usize,
+    returned: Receiver<Arc<Vec<u8>>>,
+}
+
+impl BufferPool {
+    fn take(&mut self) -> Vec<u8> {
+        let mut buffer = loop {
+            if let Some(buffer) = self.spare.pop() {
+                break buffer;
+            }
+            if self.allocated < POOL_SIZE {
+                self.allocated += 1;
+                break Vec::with_capacity(BUFFER_SIZE);
+            }
+            match self.returned.recv() {
+                // Each buffer comes back twice, once per thread; the second
+                // return is the last reference.
+                Ok(shared) => {
+                    if let Ok(buffer) = Arc::try_unwrap(shared) {
+                        break buffer;
+                    }
+                }
+                // A hashing thread is gone (it panicked); the scope reports it.
+                Err(_) => break Vec::with_capacity(BUFFER_SIZE),
+            }
+        };
+        buffer.resize(BUFFER_SIZE, 0);
+        buffer
+    }
+}
+
 /// Copies at most `limit` bytes from `body` to `out`, feeding the hashes on
 /// two threads. Returns the bytes written. On a write error nothing of the
 /// failed buffer is counted; the caller truncates `out` back to
-/// `state.received()`.
+/// `state.received()`. `out` must be positioned at `state.received()`.
 pub fn pump(
     body: &mut dyn Read,
-    out: &mut dyn Write,
+    out: &mut dyn Destination,
     state: &mut IngestState,
     limit: u64,
 ) -> Result<(u64, PumpEnd), IngestError> {
@@ -119,20 +206,30 @@ pub fn pump(
     std::thread::scope(|scope| {
         // The senders live inside the scope so they close (and the hashing
         // threads end) whenever this closure returns.
-        let (whole_tx, whole_rx) = sync_channel::<Arc<Vec<u8>>>(QUEUE_DEPTH);
-        let (parts_tx, parts_rx) = sync_channel::<Arc<Vec<u8>>>(QUEUE_DEPTH);
+        let (whole_tx, whole_rx) = channel::<Arc<Vec<u8>>>();
+        let (parts_tx, parts_rx) = channel::<Arc<Vec<u8>>>();
+        let (returned_tx, returned) = channel::<Arc<Vec<u8>>>();
+        let whole_returned = returned_tx.clone();
         scope.spawn(move || {
             for buffer in whole_rx {
                 whole.update(&buffer[..]);
+                let _ = whole_returned.send(buffer);
             }
         });
         scope.spawn(move || {
             for buffer in parts_rx {
                 chunker.feed(&buffer[..]);
                 parts.extend(chunker.take_parts());
+                let _ = returned_tx.send(buffer);
             }
         });
+        let mut pool = BufferPool {
+            spare: Vec::new(),
+            allocated: 0,
+            returned,
+        };
         let mut written = 0u64;
+        let mut window_start = *received;
         loop {
             let want = (limit - written).min(BUFFER_SIZE as u64) as usize;
             if want == 0 {
@@ -144,13 +241,15 @@ pub fn pump(
                 };
                 return Ok((written, end));
             }
-            let mut buffer = vec![0u8; want];
-            let (filled, read_error) = match read_full(body, &mut buffer) {
+            let mut buffer = pool.take();
+            let (filled, read_error) = match read_full(body, &mut buffer[..want]) {
                 Ok(n) => (n, None),
                 Err(PartialRead { filled, error }) => (filled, Some(error)),
             };
             buffer.truncate(filled);
-            if !buffer.is_empty() {
+            if buffer.is_empty() {
+                pool.spare.push(buffer);
+            } else {
                 if let Err(err) = out.write_all(&buffer) {
                     return Err(
                         if err.raw_os_error() == Some(28)
@@ -165,6 +264,10 @@ pub fn pump(
                 written += filled as u64;
                 *received += filled as u64;
                 crate::engine::metrics::global().add_ingested(filled as u64);
+                if *received - window_start >= WRITE_BACK_WINDOW {
+                    out.write_back(window_start, *received - window_start);
+                    window_start = *received;
+                }
                 let buffer = Arc::new(buffer);
                 // The threads only stop when the channels close, so sends
                 // cannot fail.
@@ -304,6 +407,46 @@ mod tests {
         )
         .unwrap();
         assert!(matches!(end, PumpEnd::Eof), "exactly the limit is fine");
+    }
+
+    #[test]
+    fn the_pool_hands_out_a_buffer_again_once_both_threads_gave_it_back() {
+        let (returned_tx, returned) = channel();
+        let mut pool = BufferPool {
+            spare: Vec::new(),
+            allocated: 0,
+            returned,
+        };
+        let mut taken: Vec<_> = (0..POOL_SIZE).map(|_| pool.take()).collect();
+        assert_eq!(pool.allocated, POOL_SIZE);
+        assert!(taken.iter().all(|buffer| buffer.len() == BUFFER_SIZE));
+        let mut last = taken.pop().unwrap();
+        last.truncate(10); // a short last read
+        let address = last.as_ptr();
+        let shared = Arc::new(last);
+        returned_tx.send(shared.clone()).unwrap();
+        returned_tx.send(shared).unwrap();
+        let again = pool.take();
+        assert_eq!(again.as_ptr(), address, "the same buffer, not a new one");
+        assert_eq!(again.len(), BUFFER_SIZE);
+        assert_eq!(pool.allocated, POOL_SIZE);
+    }
+
+    #[test]
+    fn a_file_destination_keeps_every_byte_across_write_back_windows() {
+        let data = random(3 * WRITE_BACK_WINDOW as usize + 12_345);
+        let mut file = tempfile::tempfile().unwrap();
+        let mut state = IngestState::new();
+        let (written, _) = pump(&mut &data[..], &mut file, &mut state, u64::MAX).unwrap();
+        assert_eq!(written, data.len() as u64);
+        let mut back = Vec::new();
+        file.seek(SeekFrom::Start(0)).unwrap();
+        file.read_to_end(&mut back).unwrap();
+        assert!(back == data);
+        assert_eq!(
+            state.finish().sha256,
+            <[u8; 32]>::from(Sha256::digest(&data))
+        );
     }
 
     #[test]
