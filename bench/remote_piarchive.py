@@ -20,6 +20,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 
@@ -58,6 +59,45 @@ class Api:
                 return time.time()
             time.sleep(POLL_SECS)
         raise RuntimeError(f"archive {archive_id} did not reach {states}")
+
+
+class StateWatch:
+    """Notes the moment each archive reaches each state, from the server's
+    event stream (`/api/v1/events`), on a thread of its own: no polling
+    request loads the server while it is being timed."""
+
+    def __init__(self, api):
+        request = urllib.request.Request(api.base + "/api/v1/events", headers=dict(api.headers))
+        self.stream = urllib.request.urlopen(request)
+        self.reached = {}
+        self.changed = threading.Condition()
+        threading.Thread(target=self.read, daemon=True).start()
+
+    def read(self):
+        event = None
+        for raw in self.stream:
+            line = raw.decode().rstrip("\n")
+            if line.startswith("event: "):
+                event = line[len("event: "):]
+            elif line.startswith("data: ") and event == "archive":
+                data = json.loads(line[len("data: "):])
+                with self.changed:
+                    self.reached.setdefault((data["id"], data["state"]), []).append(time.time())
+                    self.changed.notify_all()
+
+    def wait(self, api, archive_id, state, after):
+        """The first time after `after` that `archive_id` reached `state`
+        (checked against the API)."""
+        deadline = time.monotonic() + LIMIT_SECS
+        with self.changed:
+            while not any(at > after for at in self.reached.get((archive_id, state), [])):
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"archive {archive_id} did not reach {state}")
+                self.changed.wait(1.0)
+            at = min(at for at in self.reached[(archive_id, state)] if at > after)
+        if api.state(archive_id) != state:
+            raise RuntimeError(f"archive {archive_id} left {state} at once")
+        return at
 
 
 def vm_hwm_mib(pid):
@@ -137,6 +177,7 @@ def main():
         api = Api(base)
         api.headers = {"Authorization": "Bearer " + token["token"]}
         name = os.path.basename(path)
+        watch = StateWatch(api)
 
         upload = subprocess.run(
             ["curl", "-sf", "-H", "Authorization: " + api.headers["Authorization"], "-T", path,
@@ -146,7 +187,7 @@ def main():
         uploaded_at = time.time()
         reset_hwm(server.pid)
         archive_id = json.loads(upload.stdout)["id"]
-        backed_up_at = api.wait(archive_id, ("backed_up",))
+        backed_up_at = watch.wait(api, archive_id, "backed_up", uploaded_at)
         rss_backup = vm_hwm_mib(server.pid)
 
         api.call("POST", f"/api/v1/archives/{archive_id}/uncache")
@@ -155,7 +196,7 @@ def main():
         cache_started = time.time()
         api.call("POST", f"/api/v1/archives/{archive_id}/cache")
         # The POST sets `caching`; `backed_up` (with the local copy) once it is back.
-        cached_at = api.wait(archive_id, ("backed_up",))
+        cached_at = watch.wait(api, archive_id, "backed_up", cache_started)
         rss_restore = vm_hwm_mib(server.pid)
         print(
             f"{backed_up_at - uploaded_at:.3f} {cached_at - cache_started:.3f} "

@@ -138,22 +138,7 @@ fn uncache_of_an_archive_not_backed_up_throws_and_evicts_nothing() {
     let server = TestServer::start();
     let admin = server.admin();
     // An upload window twelve hours away keeps the archive local.
-    let minute_now = (std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        % 86_400)
-        / 60;
-    let hh_mm = |minute: u64| format!("{:02}:{:02}", (minute / 60) % 24, minute % 60);
-    let opens = minute_now + 720;
-    let mut settings = admin.get("/api/v1/admin/settings").json();
-    settings["upload_window"] = json!({"start": hh_mm(opens), "end": hh_mm(opens + 1)});
-    assert_eq!(
-        admin
-            .send_json("PUT", "/api/v1/admin/settings", &settings)
-            .status,
-        200
-    );
+    admin.put_settings(|s| s["upload_window"] = crate::support::closed_upload_window());
     let archive = admin.upload_ok("local only", b"some bytes");
     let id = archive["id"].as_str().unwrap();
     let result = run(&admin, &format!("uncache(\"{id}\")"));

@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use crate::support::{random_bytes, sha256_hex, TestServer};
+use crate::support::{closed_upload_window, random_bytes, sha256_hex, TestServer};
 
 fn parts_of(detail: &Value) -> Vec<Value> {
     detail["parts"].as_array().unwrap().clone()
@@ -13,6 +13,9 @@ fn parts_of(detail: &Value) -> Vec<Value> {
 fn upload_cuts_content_defined_parts_and_downloads_bit_exact() {
     let server = TestServer::start();
     let admin = server.admin();
+    // The engine would back the parts up at once (to <data>/remote); a
+    // closed upload window keeps them local while they are looked at.
+    admin.put_settings(|s| s["upload_window"] = closed_upload_window());
     let data = random_bytes(21 * 1024 * 1024 + 123, 1);
     let archive = admin.upload_ok("holiday", &data);
     assert_eq!(archive["size"], data.len());

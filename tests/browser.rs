@@ -8,7 +8,9 @@ use std::time::Duration;
 use base64::Engine as _;
 use serde_json::{json, Value};
 
-use crate::support::{output_dir, random_bytes, sha256_hex, wait_until, Client, TestServer};
+use crate::support::{
+    closed_upload_window, output_dir, random_bytes, sha256_hex, wait_until, Client, TestServer,
+};
 
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
@@ -445,29 +447,6 @@ fn admin_pages_in_a_real_browser() {
     browser.screenshot("admin-08-users");
 }
 
-/// Settings through the API: `change` edits the current JSON.
-fn put_settings(client: &crate::support::Client, change: impl FnOnce(&mut Value)) {
-    let mut settings = client.get("/api/v1/admin/settings").json();
-    change(&mut settings);
-    let resp = client.send_json("PUT", "/api/v1/admin/settings", &settings);
-    assert_eq!(resp.status, 200, "{}", resp.text());
-}
-
-/// An upload window that is closed now (a minute twelve hours away), so
-/// archives wait on the appliance until the test opens it.
-fn closed_window() -> Value {
-    let minute = (std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        % 86_400)
-        / 60;
-    let start = (minute + 720) % 1440;
-    let end = (start + 1) % 1440;
-    let hh_mm = |m: u64| format!("{:02}:{:02}", m / 60, m % 60);
-    json!({"start": hh_mm(start), "end": hh_mm(end)})
-}
-
 /// Which of the detail page's actions are shown, e.g. `"download,delete"`.
 fn visible_actions(browser: &Browser) -> String {
     browser
@@ -506,9 +485,9 @@ fn live_progress_and_buttons_follow_the_engine_without_a_reload() {
     let admin = server.admin();
     let site = &server.base;
     // About 4 s per archive, held back until the window opens.
-    put_settings(&admin, |s| {
+    admin.put_settings(|s| {
         s["upload_bandwidth_bytes_per_sec"] = json!(3 * 1024 * 1024);
-        s["upload_window"] = closed_window();
+        s["upload_window"] = closed_upload_window();
     });
     let first_data = random_bytes(12 * 1024 * 1024 + 1, 21);
     let first = admin.upload_ok("first live", &first_data)["id"]
@@ -534,7 +513,7 @@ fn live_progress_and_buttons_follow_the_engine_without_a_reload() {
         .to_string()
     };
     assert_eq!(bar_width(&browser), "0%");
-    put_settings(&admin, |s| s["upload_window"] = Value::Null);
+    admin.put_settings(|s| s["upload_window"] = Value::Null);
     let mut widths = vec![bar_width(&browser)];
     browser.wait_for("the home page's bar to fill", |b| {
         let width = bar_width(b);
@@ -554,7 +533,7 @@ fn live_progress_and_buttons_follow_the_engine_without_a_reload() {
     browser.screenshot("live-01-home-backed-up");
 
     // The detail page of a second archive, opened before its upload.
-    put_settings(&admin, |s| s["upload_window"] = closed_window());
+    admin.put_settings(|s| s["upload_window"] = closed_upload_window());
     let second_data = random_bytes(12 * 1024 * 1024 + 2, 22);
     let second = admin.upload_ok("second live", &second_data)["id"]
         .as_str()
@@ -576,7 +555,7 @@ fn live_progress_and_buttons_follow_the_engine_without_a_reload() {
     };
     assert_eq!(remote_parts(&browser), 0);
     assert_eq!(visible_actions(&browser), "download,delete");
-    put_settings(&admin, |s| s["upload_window"] = Value::Null);
+    admin.put_settings(|s| s["upload_window"] = Value::Null);
     let mut counts = vec![0];
     browser.wait_for("every part to turn green", |b| {
         let count = remote_parts(b);

@@ -19,7 +19,9 @@ use serde_json::{json, Value};
 
 use crate::support::fault_proxy::{FaultPlan, FaultProxy};
 use crate::support::s3_server::{S3TestServer, ACCESS_KEY, BUCKET, REGION, SECRET_KEY};
-use crate::support::{files_under, random_bytes, sha256_hex, wait_until, Client, TestServer};
+use crate::support::{
+    closed_upload_window, files_under, random_bytes, sha256_hex, wait_until, Client, TestServer,
+};
 
 const ARCHIVES: usize = 12;
 const ARCHIVE_SIZE: usize = 2 * 1024 * 1024 + 512 * 1024;
@@ -46,13 +48,6 @@ fn seed() -> u64 {
                 .map(|d| d.as_nanos() as u64)
                 .unwrap_or(1)
         })
-}
-
-fn put_settings(admin: &Client, change: impl FnOnce(&mut Value)) {
-    let mut settings = admin.get("/api/v1/admin/settings").json();
-    change(&mut settings);
-    let resp = admin.send_json("PUT", "/api/v1/admin/settings", &settings);
-    assert_eq!(resp.status, 200, "{}", resp.text());
 }
 
 /// Jobs in the engine's queue, from `/metrics`.
@@ -155,17 +150,7 @@ fn kill_9_at_random_moments_during_upload_cache_and_delete_loses_nothing() {
 
     // Receive every archive first with the upload window closed, so no
     // kill lands on an HTTP upload.
-    let minute_now = (std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        % 86_400)
-        / 60;
-    let hh_mm = |minute: u64| format!("{:02}:{:02}", (minute / 60) % 24, minute % 60);
-    let closed_from = (minute_now + 720) % 1440;
-    put_settings(&admin, |s| {
-        s["upload_window"] = json!({"start": hh_mm(closed_from), "end": hh_mm(closed_from + 1)})
-    });
+    admin.put_settings(|s| s["upload_window"] = closed_upload_window());
     let data: Vec<Vec<u8>> = (0..ARCHIVES)
         .map(|i| random_bytes(ARCHIVE_SIZE + i * 4099, seed ^ (i as u64 + 1)))
         .collect();
@@ -184,7 +169,7 @@ fn kill_9_at_random_moments_during_upload_cache_and_delete_loses_nothing() {
 
     // Upload.
     proxy.set_response_delay(SLOW_ANSWER);
-    put_settings(&admin, |s| s["upload_window"] = Value::Null);
+    admin.put_settings(|s| s["upload_window"] = Value::Null);
     let busy_upload = kill_at_random_moments(&mut server, &admin, &mut rng, KILLS_UPLOAD, "upload");
     settle(&admin, &expected);
 

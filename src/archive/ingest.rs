@@ -117,33 +117,53 @@ pub trait Destination: Write {
 pub const WRITE_BACK_WINDOW: u64 = 8 << 20;
 
 impl Destination for File {
-    #[cfg(target_os = "linux")]
     fn write_back(&self, offset: u64, len: u64) {
-        use std::os::fd::AsRawFd;
-        let fd = self.as_raw_fd();
-        // SAFETY: sync_file_range only reads its integer arguments.
-        unsafe {
-            libc::sync_file_range(
-                fd,
-                offset as libc::off64_t,
-                len as libc::off64_t,
-                libc::SYNC_FILE_RANGE_WRITE,
-            );
-            // Not the window just before: waiting for it stalled the reader
-            // on every window.
-            let settled = offset.saturating_sub(WRITE_BACK_WINDOW);
-            if settled > 0 {
-                libc::sync_file_range(
-                    fd,
-                    0,
-                    settled as libc::off64_t,
-                    libc::SYNC_FILE_RANGE_WAIT_BEFORE
-                        | libc::SYNC_FILE_RANGE_WRITE
-                        | libc::SYNC_FILE_RANGE_WAIT_AFTER,
-                );
-            }
+        start_write_back(self, offset, len);
+        // Not the window just before: waiting for it stalled the reader on
+        // every window.
+        let settled = offset.saturating_sub(WRITE_BACK_WINDOW);
+        if settled > 0 {
+            wait_for_write_back(self, settled);
         }
     }
+}
+
+/// Asks Linux to start writing `len` bytes of `file` at `offset` to disk
+/// now rather than when memory runs short, without waiting. Only a hint:
+/// write errors surface at the caller's fsync.
+pub fn start_write_back(file: &File, offset: u64, len: u64) {
+    #[cfg(target_os = "linux")]
+    // SAFETY: sync_file_range only reads its integer arguments.
+    unsafe {
+        use std::os::fd::AsRawFd;
+        libc::sync_file_range(
+            file.as_raw_fd(),
+            offset as libc::off64_t,
+            len as libc::off64_t,
+            libc::SYNC_FILE_RANGE_WRITE,
+        );
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (file, offset, len);
+}
+
+/// Waits until the first `len` bytes of `file` are on disk (a hint too).
+fn wait_for_write_back(file: &File, len: u64) {
+    #[cfg(target_os = "linux")]
+    // SAFETY: sync_file_range only reads its integer arguments.
+    unsafe {
+        use std::os::fd::AsRawFd;
+        libc::sync_file_range(
+            file.as_raw_fd(),
+            0,
+            len as libc::off64_t,
+            libc::SYNC_FILE_RANGE_WAIT_BEFORE
+                | libc::SYNC_FILE_RANGE_WRITE
+                | libc::SYNC_FILE_RANGE_WAIT_AFTER,
+        );
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (file, len);
 }
 
 impl Destination for io::Sink {}

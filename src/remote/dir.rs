@@ -8,11 +8,11 @@
 //! so nothing outside the folder can be touched.
 
 use std::fs;
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::{Remote, RemoteError};
+use super::{BodyReader, Remote, RemoteError};
 
 /// Temporary files start with this; listings skip them.
 const TEMP_PREFIX: &str = ".piarchive-tmp-";
@@ -149,6 +149,22 @@ impl Remote for DirRemote {
     fn get(&self, key: &str) -> Result<Vec<u8>, RemoteError> {
         let path = self.path_of(key)?;
         fs::read(&path).map_err(|error| self.io_error("read", key, &error))
+    }
+
+    fn get_with(&self, key: &str, read_body: BodyReader<'_>) -> Result<(), RemoteError> {
+        let path = self.path_of(key)?;
+        let mut file = fs::File::open(&path).map_err(|error| self.io_error("read", key, &error))?;
+        let length = file
+            .metadata()
+            .map_err(|error| self.io_error("read", key, &error))?
+            .len();
+        match read_body(&mut (&mut file).take(length), length) {
+            Ok(()) => Ok(()),
+            Err(error) if super::is_stop(&error) => Err(RemoteError::permanent(
+                "Reading the object was stopped by piarchive.",
+            )),
+            Err(error) => Err(self.io_error("read", key, &error)),
+        }
     }
 
     fn head(&self, key: &str) -> Result<Option<u64>, RemoteError> {

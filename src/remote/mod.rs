@@ -12,6 +12,7 @@
 pub mod dir;
 pub mod s3;
 
+use std::io::{self, Read};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -33,6 +34,24 @@ pub trait Remote: Send + Sync {
     }
     /// Reads the whole object; `NotFound` if it is missing.
     fn get(&self, key: &str) -> Result<Vec<u8>, RemoteError>;
+    /// Reads the object as it arrives: `read_body` gets the body and its
+    /// length and must read exactly that many bytes. A body that breaks off
+    /// is retried like a failed request, calling `read_body` again from the
+    /// first byte. To give up instead (the bytes are wrong, a local write
+    /// failed), `read_body` returns [`stop_reading`]'s error; the call then
+    /// fails permanently and the caller knows why.
+    fn get_with(&self, key: &str, read_body: BodyReader<'_>) -> Result<(), RemoteError> {
+        let bytes = self.get(key)?;
+        match read_body(&mut &bytes[..], bytes.len() as u64) {
+            Ok(()) => Ok(()),
+            Err(error) if is_stop(&error) => Err(RemoteError::permanent(
+                "Reading the object was stopped by piarchive.",
+            )),
+            Err(error) => Err(RemoteError::transient(format!(
+                "Reading {key:?} failed ({error}): piarchive will try again."
+            ))),
+        }
+    }
     /// The object's length, or `None` if it is missing.
     fn head(&self, key: &str) -> Result<Option<u64>, RemoteError>;
     /// Removes the object; a missing object is not an error.
@@ -42,6 +61,32 @@ pub trait Remote: Send + Sync {
     fn list(&self, prefix: &str) -> Result<Vec<String>, RemoteError>;
     /// Where the data goes, for people: `s3://bucket/prefix at endpoint` or `folder /path`.
     fn describe(&self) -> String;
+}
+
+/// The function [`Remote::get_with`] hands a body to, with its length.
+pub type BodyReader<'a> = &'a mut dyn FnMut(&mut dyn Read, u64) -> io::Result<()>;
+
+/// Why a [`BodyReader`] gave up on purpose.
+#[derive(Debug)]
+struct StopReading;
+
+impl std::fmt::Display for StopReading {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("reading was stopped by the caller")
+    }
+}
+
+impl std::error::Error for StopReading {}
+
+/// The error a [`BodyReader`] returns to stop without a retry.
+pub fn stop_reading() -> io::Error {
+    io::Error::other(StopReading)
+}
+
+pub(crate) fn is_stop(error: &io::Error) -> bool {
+    error
+        .get_ref()
+        .is_some_and(|inner| inner.is::<StopReading>())
 }
 
 /// What the caller should do about a failed remote operation.

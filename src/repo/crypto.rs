@@ -4,11 +4,16 @@
 //! Owns the byte layout `nonce || ciphertext || tag` and the HKDF labels. Pure:
 //! nonces come from the caller; nothing here reads the clock or draws randomness.
 
+use chacha20::cipher::{KeyIvInit, StreamCipher, StreamCipherSeek};
+use chacha20::XChaCha20;
 use chacha20poly1305::aead::{AeadInPlace, KeyInit};
 use chacha20poly1305::{Tag, XChaCha20Poly1305, XNonce};
 use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
+use poly1305::universal_hash::UniversalHash;
+use poly1305::Poly1305;
 use sha2::Sha256;
+use subtle::ConstantTimeEq;
 
 use super::{catalog_key, manifest_key, part_key, RepoError};
 
@@ -69,6 +74,8 @@ impl std::fmt::Display for ObjectId {
 #[derive(Clone)]
 pub struct RepoKeys {
     part_cipher: XChaCha20Poly1305,
+    /// The same key as `part_cipher`'s, for [`PartOpener`].
+    part_key: [u8; 32],
     manifest_cipher: XChaCha20Poly1305,
     catalog_cipher: XChaCha20Poly1305,
     // Keyed once; each object id clones it (no per-call key schedule).
@@ -93,8 +100,10 @@ impl RepoKeys {
                 .expect("32 bytes is a valid HKDF-SHA256 output length");
             key
         };
+        let part_key = derive(LABEL_PART);
         RepoKeys {
-            part_cipher: XChaCha20Poly1305::new(&derive(LABEL_PART).into()),
+            part_cipher: XChaCha20Poly1305::new(&part_key.into()),
+            part_key,
             manifest_cipher: XChaCha20Poly1305::new(&derive(LABEL_MANIFEST).into()),
             catalog_cipher: XChaCha20Poly1305::new(&derive(LABEL_CATALOG).into()),
             object_id_mac: <Hmac<Sha256> as Mac>::new_from_slice(&derive(LABEL_OBJECT_ID))
@@ -169,6 +178,44 @@ impl RepoKeys {
             .map_err(|reason| corrupt(part_key(object_id), reason))
     }
 
+    /// Starts decrypting, piece by piece, a part fetched as `object_id`
+    /// whose sealed form is `sealed_len` bytes and starts with `nonce`: for
+    /// parts streamed from the remote without holding them whole. The
+    /// plaintext of each piece is only to be trusted once
+    /// [`PartOpener::finish`] accepted the tag.
+    pub fn part_opener(
+        &self,
+        object_id: &ObjectId,
+        nonce: &[u8; NONCE_LEN],
+        sealed_len: usize,
+    ) -> Result<PartOpener, RepoError> {
+        check_sealed_part_len(object_id, sealed_len)?;
+        if sealed_len < PART_OVERHEAD {
+            return Err(corrupt(
+                part_key(object_id),
+                format!("it is {sealed_len} bytes, shorter than a nonce and tag ({PART_OVERHEAD} bytes)"),
+            ));
+        }
+        // What XChaCha20-Poly1305 (RFC 8439 with an extended nonce, as the
+        // `chacha20poly1305` crate seals it) does at once: the first
+        // keystream block keys Poly1305, the text is enciphered from block 1.
+        let mut cipher = XChaCha20::new(&self.part_key.into(), XNonce::from_slice(nonce));
+        let mut mac_key = poly1305::Key::default();
+        cipher.apply_keystream(&mut mac_key);
+        cipher.seek(64u64);
+        let mut mac = Poly1305::new(&mac_key);
+        let associated_data = object_id.as_str().as_bytes();
+        mac.update_padded(associated_data);
+        Ok(PartOpener {
+            cipher,
+            mac,
+            associated_len: associated_data.len() as u64,
+            text_len: 0,
+            expected_text_len: (sealed_len - PART_OVERHEAD) as u64,
+            name: part_key(object_id),
+        })
+    }
+
     /// Seals a catalog object stored at `catalog/<label>`; the full key is the
     /// associated data, so a blob cannot be moved under another name.
     pub fn seal_blob(
@@ -238,6 +285,57 @@ fn check_sealed_part_len(object_id: &ObjectId, len: usize) -> Result<(), RepoErr
 
 pub(super) fn corrupt(name: String, reason: String) -> RepoError {
     RepoError::Corrupt { name, reason }
+}
+
+/// Decrypts one sealed part piece by piece (see [`RepoKeys::part_opener`]).
+pub struct PartOpener {
+    cipher: XChaCha20,
+    mac: Poly1305,
+    associated_len: u64,
+    text_len: u64,
+    expected_text_len: u64,
+    name: String,
+}
+
+impl PartOpener {
+    /// Authenticates and decrypts the next piece of ciphertext in place.
+    /// Every piece but the last must be a multiple of 16 bytes long.
+    pub fn decrypt(&mut self, piece: &mut [u8]) -> Result<(), RepoError> {
+        if !self.text_len.is_multiple_of(16) {
+            return Err(corrupt(
+                self.name.clone(),
+                "a piece after an unaligned one was given (a bug in the caller)".into(),
+            ));
+        }
+        self.text_len += piece.len() as u64;
+        if self.text_len > self.expected_text_len {
+            return Err(corrupt(
+                self.name.clone(),
+                "it is longer than announced".into(),
+            ));
+        }
+        self.mac.update_padded(piece);
+        self.cipher.apply_keystream(piece);
+        Ok(())
+    }
+
+    /// Checks the tag once all the ciphertext went through
+    /// [`PartOpener::decrypt`].
+    pub fn finish(mut self, tag: &[u8; TAG_LEN]) -> Result<(), RepoError> {
+        if self.text_len != self.expected_text_len {
+            return Err(corrupt(self.name, "it ended early".into()));
+        }
+        let mut lengths = poly1305::Block::default();
+        lengths[..8].copy_from_slice(&self.associated_len.to_le_bytes());
+        lengths[8..].copy_from_slice(&self.text_len.to_le_bytes());
+        self.mac.update(&[lengths]);
+        let computed = self.mac.finalize();
+        if bool::from(computed.ct_eq(Tag::from_slice(tag))) {
+            Ok(())
+        } else {
+            Err(corrupt(self.name, authentication_failed()))
+        }
+    }
 }
 
 /// `nonce || ciphertext || tag` of `plaintext`, in one allocation.
@@ -356,6 +454,83 @@ mod tests {
     fn object_id(keys: &RepoKeys, data: &[u8]) -> ObjectId {
         use sha2::Digest;
         keys.object_id(&Sha256::digest(data).into())
+    }
+
+    /// Opens `sealed` with a [`PartOpener`], `piece` bytes at a time.
+    fn open_in_pieces(
+        keys: &RepoKeys,
+        id: &ObjectId,
+        sealed: &[u8],
+        piece: usize,
+    ) -> Result<Vec<u8>, RepoError> {
+        let nonce: [u8; NONCE_LEN] = sealed[..NONCE_LEN].try_into().unwrap();
+        let mut opener = keys.part_opener(id, &nonce, sealed.len())?;
+        let mut text = sealed[NONCE_LEN..sealed.len() - TAG_LEN].to_vec();
+        for chunk in text.chunks_mut(piece) {
+            opener.decrypt(chunk)?;
+        }
+        let tag: [u8; TAG_LEN] = sealed[sealed.len() - TAG_LEN..].try_into().unwrap();
+        opener.finish(&tag)?;
+        Ok(text)
+    }
+
+    #[test]
+    fn opening_in_pieces_equals_opening_at_once() {
+        let keys = keys(11);
+        for len in [0, 1, 15, 16, 17, 63, 64, 65, 1000, 64 * 1024 + 3] {
+            let data = content(len);
+            let id = object_id(&keys, &data);
+            let sealed = keys
+                .encrypt_part(&id, [len as u8; NONCE_LEN], &data)
+                .unwrap();
+            for piece in [16, 64, 4096, 1 << 20] {
+                assert_eq!(
+                    open_in_pieces(&keys, &id, &sealed, piece).unwrap(),
+                    data,
+                    "{len} bytes in pieces of {piece}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn opening_in_pieces_refuses_any_flipped_bit_another_name_or_key_and_a_short_body() {
+        let keys = keys(12);
+        let data = content(5000);
+        let id = object_id(&keys, &data);
+        let sealed = keys.encrypt_part(&id, [3; NONCE_LEN], &data).unwrap();
+        for position in [
+            0,
+            NONCE_LEN - 1,
+            NONCE_LEN,
+            2500,
+            sealed.len() - TAG_LEN,
+            sealed.len() - 1,
+        ] {
+            let mut bad = sealed.clone();
+            bad[position] ^= 0x10;
+            let err = open_in_pieces(&keys, &id, &bad, 64).unwrap_err();
+            assert!(
+                matches!(err, RepoError::Corrupt { .. }),
+                "byte {position}: {err}"
+            );
+        }
+        let other = object_id(&keys, b"another part");
+        assert!(open_in_pieces(&keys, &other, &sealed, 64).is_err());
+        assert!(open_in_pieces(&self::keys(13), &id, &sealed, 64).is_err());
+        // Announced whole, fed short: the tag is not even looked at.
+        let nonce: [u8; NONCE_LEN] = sealed[..NONCE_LEN].try_into().unwrap();
+        let mut opener = keys.part_opener(&id, &nonce, sealed.len()).unwrap();
+        let mut text = sealed[NONCE_LEN..NONCE_LEN + 4992].to_vec();
+        opener.decrypt(&mut text).unwrap();
+        let tag: [u8; TAG_LEN] = sealed[sealed.len() - TAG_LEN..].try_into().unwrap();
+        let err = opener.finish(&tag).unwrap_err().to_string();
+        assert!(err.contains("ended early"), "{err}");
+        // Fed more than announced.
+        let mut opener = keys.part_opener(&id, &nonce, 100).unwrap();
+        let err = opener.decrypt(&mut [0u8; 61]).unwrap_err().to_string();
+        assert!(err.contains("longer than announced"), "{err}");
+        assert!(keys.part_opener(&id, &nonce, PART_OVERHEAD - 1).is_err());
     }
 
     #[test]

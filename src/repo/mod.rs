@@ -30,7 +30,9 @@ mod crypto;
 mod manifest;
 
 pub use config::{ChunkerParams, KdfParams, RepoConfig, FORMAT_VERSION};
-pub use crypto::{ObjectId, RepoKeys, MAX_PART_LEN, NONCE_LEN, PART_OVERHEAD, SALT_LEN, TAG_LEN};
+pub use crypto::{
+    ObjectId, PartOpener, RepoKeys, MAX_PART_LEN, NONCE_LEN, PART_OVERHEAD, SALT_LEN, TAG_LEN,
+};
 pub use manifest::{Manifest, ManifestPart};
 
 /// The name of the config object under the prefix.

@@ -314,11 +314,34 @@ impl Client {
     }
 
     /// Uploads and returns the new archive's JSON, asserting success.
+    /// Changes the admin settings through the API (as an admin).
+    pub fn put_settings(&self, change: impl FnOnce(&mut Value)) {
+        let mut settings = self.get("/api/v1/admin/settings").json();
+        change(&mut settings);
+        let resp = self.send_json("PUT", "/api/v1/admin/settings", &settings);
+        assert_eq!(resp.status, 200, "{}", resp.text());
+    }
+
     pub fn upload_ok(&self, name: &str, data: &[u8]) -> Value {
         let resp = self.upload(name, &format!("{name}.bin"), data);
         assert_eq!(resp.status, 201, "{}", resp.text());
         resp.json()
     }
+}
+
+/// An upload window that is closed now (one minute, twelve hours away), so
+/// archives stay on the appliance until a test opens it again.
+pub fn closed_upload_window() -> Value {
+    let minute = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        % 86_400)
+        / 60;
+    let start = (minute + 720) % 1440;
+    let end = (start + 1) % 1440;
+    let hh_mm = |m: u64| format!("{:02}:{:02}", m / 60, m % 60);
+    json!({"start": hh_mm(start), "end": hh_mm(end)})
 }
 
 pub fn encode(text: &str) -> String {

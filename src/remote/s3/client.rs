@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 
 use super::sigv4::{self, EMPTY_PAYLOAD_SHA256};
 use super::{backoff_delay, classify_status, parse_error_body, parse_list_page, S3Config};
-use crate::remote::{ErrorKind, Remote, RemoteError, RemoteSettings, TransferOptions};
+use crate::remote::{BodyReader, ErrorKind, Remote, RemoteError, RemoteSettings, TransferOptions};
 
 /// Where the client reads the time from; the device clock unless a test
 /// hands in another.
@@ -62,6 +62,14 @@ struct Call<'a> {
 }
 
 /// A successful (2xx) answer.
+/// Where a 2xx answer's body goes.
+enum Body<'a> {
+    /// Read whole into this buffer.
+    Buffer(&'a mut Vec<u8>),
+    /// Handed to this function as it arrives.
+    Reader(BodyReader<'a>),
+}
+
 struct Answer {
     body: Vec<u8>,
     content_length: Option<u64>,
@@ -130,13 +138,28 @@ impl S3Client {
     /// Sends `call` until it succeeds, fails permanently or runs out of
     /// attempts, sleeping with backoff and jitter between transient failures.
     fn execute(&self, call: &Call<'_>) -> Result<Answer, RemoteError> {
+        let mut body = Vec::new();
+        let content_length = self.execute_into(call, &mut Body::Buffer(&mut body))?;
+        Ok(Answer {
+            body,
+            content_length,
+        })
+    }
+
+    /// [`Self::execute`] with the answer's body going to `body`; returns
+    /// the announced Content-Length.
+    fn execute_into(
+        &self,
+        call: &Call<'_>,
+        body: &mut Body<'_>,
+    ) -> Result<Option<u64>, RemoteError> {
         let max_attempts = self.options.max_attempts.max(1);
         let mut attempt = 0;
         let mut skew_retried = false;
         loop {
             attempt += 1;
-            let failure = match self.attempt(call) {
-                Ok(answer) => return Ok(answer),
+            let failure = match self.attempt(call, body) {
+                Ok(content_length) => return Ok(content_length),
                 Err(failure) => failure,
             };
             if failure.clock_skew && !skew_retried {
@@ -155,7 +178,7 @@ impl S3Client {
     }
 
     /// One request and its answer.
-    fn attempt(&self, call: &Call<'_>) -> Result<Answer, AttemptError> {
+    fn attempt(&self, call: &Call<'_>, body: &mut Body<'_>) -> Result<Option<u64>, AttemptError> {
         let offset_used = self.clock_offset_secs();
         let signing_time = unix_secs(&(self.clock)()) + offset_used;
         let (host_header, path) = self.config.location(call.full_key);
@@ -199,15 +222,17 @@ impl S3Client {
             let content_length = response
                 .header("Content-Length")
                 .and_then(|value| value.trim().parse::<u64>().ok());
-            let body = if call.method == "HEAD" {
-                Vec::new()
-            } else {
-                self.read_body(response, content_length)?
-            };
-            return Ok(Answer {
-                body,
-                content_length,
-            });
+            match body {
+                _ if call.method == "HEAD" => {}
+                Body::Buffer(buffer) => {
+                    buffer.clear();
+                    self.read_body(response, content_length, buffer)?;
+                }
+                Body::Reader(read_body) => {
+                    self.stream_body(response, content_length, call.key, &mut **read_body)?;
+                }
+            }
+            return Ok(content_length);
         }
         let mut error_body = Vec::new();
         // The body only explains the error; failing to read it changes nothing.
@@ -251,10 +276,11 @@ impl S3Client {
         &self,
         response: ureq::Response,
         content_length: Option<u64>,
-    ) -> Result<Vec<u8>, RemoteError> {
+        body: &mut Vec<u8>,
+    ) -> Result<(), RemoteError> {
         let capacity = content_length.unwrap_or(0).min(64 * 1024 * 1024) as usize;
-        let mut body = Vec::with_capacity(capacity);
-        if let Err(error) = response.into_reader().read_to_end(&mut body) {
+        body.reserve(capacity);
+        if let Err(error) = response.into_reader().read_to_end(body) {
             return Err(RemoteError::transient(format!(
                 "The download from {} broke off after {} bytes ({error}): piarchive will try again.",
                 self.config.endpoint,
@@ -271,7 +297,35 @@ impl S3Client {
                 )));
             }
         }
-        Ok(body)
+        Ok(())
+    }
+
+    /// Hands a 2xx body to `read_body` as it arrives.
+    fn stream_body(
+        &self,
+        response: ureq::Response,
+        content_length: Option<u64>,
+        key: Option<&str>,
+        read_body: BodyReader<'_>,
+    ) -> Result<(), RemoteError> {
+        let Some(length) = content_length else {
+            return Err(RemoteError::permanent(format!(
+                "The storage server at {} did not say how long {:?} is: it does not behave like S3.",
+                self.config.endpoint,
+                key.unwrap_or_default()
+            )));
+        };
+        let mut reader = response.into_reader().take(length);
+        match read_body(&mut reader, length) {
+            Ok(()) => Ok(()),
+            Err(error) if crate::remote::is_stop(&error) => Err(RemoteError::permanent(
+                "Reading the download was stopped by piarchive.",
+            )),
+            Err(error) => Err(RemoteError::transient(format!(
+                "The download from {} broke off ({error}): piarchive will try again.",
+                self.config.endpoint
+            ))),
+        }
     }
 
     /// Learns the clock offset from a response's `Date` header.
@@ -354,6 +408,16 @@ impl Remote for S3Client {
         check_key(key)?;
         let full_key = self.config.full_key(key);
         Ok(self.execute(&self.object_call("GET", key, &full_key))?.body)
+    }
+
+    fn get_with(&self, key: &str, read_body: BodyReader<'_>) -> Result<(), RemoteError> {
+        check_key(key)?;
+        let full_key = self.config.full_key(key);
+        self.execute_into(
+            &self.object_call("GET", key, &full_key),
+            &mut Body::Reader(read_body),
+        )?;
+        Ok(())
     }
 
     fn head(&self, key: &str) -> Result<Option<u64>, RemoteError> {
