@@ -180,7 +180,35 @@ impl Chunker {
                 let pairs = ((boundary - self.position) / 2).min(((data.len() - index) / 2) as u64)
                     as usize;
                 let mut hash = self.hash;
-                for pair in data[index..index + 2 * pairs].chunks_exact(2) {
+                let mut rest = &data[index..index + 2 * pairs];
+                // Two pairs at a time: their four hashes follow from `hash`
+                // by terms that do not depend on it (wrapping arithmetic
+                // distributes over the shifts), so the loop carries one
+                // shift and one add per four bytes and one branch tests
+                // all four. On a hit the pair loop below finds which.
+                while let [b0, b1, b2, b3, ..] = *rest {
+                    let first = self.gear_ls[b0 as usize].wrapping_add(self.gear[b1 as usize]);
+                    let second = (first << 2)
+                        .wrapping_add(self.gear_ls[b2 as usize])
+                        .wrapping_add(self.gear[b3 as usize]);
+                    let shifted = hash << 2;
+                    let h_a = shifted.wrapping_add(self.gear_ls[b0 as usize]);
+                    let h_b = shifted.wrapping_add(first);
+                    let h_d = (shifted << 2).wrapping_add(second);
+                    let h_c = h_d.wrapping_sub(self.gear[b3 as usize]);
+                    let hit = (h_a & mask_ls == 0)
+                        | (h_b & mask == 0)
+                        | (h_c & mask_ls == 0)
+                        | (h_d & mask == 0);
+                    if hit {
+                        break;
+                    }
+                    hash = h_d;
+                    self.position += 4;
+                    index += 4;
+                    rest = &rest[4..];
+                }
+                for pair in rest.chunks_exact(2) {
                     hash = (hash << 2).wrapping_add(self.gear_ls[pair[0] as usize]);
                     if hash & mask_ls == 0 {
                         // The next byte exists, so this cut is final.
