@@ -136,43 +136,30 @@ impl Destination for io::Sink {}
 
 impl Destination for Vec<u8> {}
 
-/// Writes `len` bytes of `file` at `offset` to disk and waits for them. Only
-/// a hint: write errors surface at the caller's fsync.
-fn write_window(file: &File, offset: u64, len: u64) {
+/// Asks Linux to write `len` bytes of `file` at `offset` to disk now rather
+/// than when memory runs short, and with `wait` waits until they are
+/// written. Only a hint: write errors surface at the caller's fsync.
+pub fn write_back(file: &File, offset: u64, len: u64, wait: bool) {
     #[cfg(target_os = "linux")]
     // SAFETY: sync_file_range only reads its integer arguments.
     unsafe {
         use std::os::fd::AsRawFd;
-        libc::sync_file_range(
-            file.as_raw_fd(),
-            offset as libc::off64_t,
-            len as libc::off64_t,
+        let flags = if wait {
             libc::SYNC_FILE_RANGE_WAIT_BEFORE
                 | libc::SYNC_FILE_RANGE_WRITE
-                | libc::SYNC_FILE_RANGE_WAIT_AFTER,
-        );
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = (file, offset, len);
-}
-
-/// Asks Linux to start writing `len` bytes of `file` at `offset` to disk
-/// now rather than when memory runs short, without waiting. Only a hint:
-/// write errors surface at the caller's fsync.
-pub fn start_write_back(file: &File, offset: u64, len: u64) {
-    #[cfg(target_os = "linux")]
-    // SAFETY: sync_file_range only reads its integer arguments.
-    unsafe {
-        use std::os::fd::AsRawFd;
+                | libc::SYNC_FILE_RANGE_WAIT_AFTER
+        } else {
+            libc::SYNC_FILE_RANGE_WRITE
+        };
         libc::sync_file_range(
             file.as_raw_fd(),
             offset as libc::off64_t,
             len as libc::off64_t,
-            libc::SYNC_FILE_RANGE_WRITE,
+            flags,
         );
     }
     #[cfg(not(target_os = "linux"))]
-    let _ = (file, offset, len);
+    let _ = (file, offset, len, wait);
 }
 
 /// Buffers handed out by [`pump`]'s reader and given back by both hashing
@@ -239,7 +226,7 @@ pub fn pump(
             Some(file) => {
                 scope.spawn(move || {
                     for (index, (offset, len)) in window_rx.into_iter().enumerate() {
-                        write_window(&file, offset, len);
+                        write_back(&file, offset, len, true);
                         if (index + 1) % SYNC_EVERY_WINDOWS == 0 {
                             // A hint like the rest: the caller's fsync
                             // reports errors.

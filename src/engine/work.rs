@@ -45,7 +45,7 @@ impl CacheFile for File {
     }
 
     fn start_write_back(&self, offset: u64, len: u64) {
-        crate::archive::ingest::start_write_back(self, offset, len);
+        crate::archive::ingest::write_back(self, offset, len, false);
     }
 
     fn sync_all(&self) -> io::Result<()> {
