@@ -26,8 +26,9 @@ pub struct PartSummary {
     pub sha256: [u8; 32],
 }
 
-/// Cuts a stream into parts and hashes each part, in one pass.
-pub struct Chunker {
+/// Finds where a stream's parts end, without hashing them: the cut points
+/// of `fastcdc::v2020::FastCDC` over the whole input, as bytes come.
+pub struct Cutter {
     min_size: u64,
     avg_size: u64,
     max_size: u64,
@@ -38,13 +39,35 @@ pub struct Chunker {
     /// Bytes of the current part scanned so far.
     position: u64,
     hash: u64,
+    /// Where the current part starts in the stream.
     part_offset: u64,
-    part_hasher: Sha256,
     /// A cut was found at the last byte seen, at an even position. The crate
     /// examines such a byte only when another byte follows it, so the cut
-    /// stands only if more input comes; until then the byte waits here.
-    held: Option<u8>,
+    /// (before that byte) stands only if more input comes.
+    held: bool,
+}
+
+/// Hashes the parts of a stream, given the bytes and where parts end (from
+/// a [`Cutter`], possibly on another thread).
+pub struct PartHasher {
+    hasher: Sha256,
+    /// Where the current part starts in the stream.
+    part_offset: u64,
+    /// Bytes hashed so far.
+    hashed: u64,
+    /// The last byte given, not yet known to be before or after a cut.
+    pending: Option<u8>,
     finished: Vec<PartSummary>,
+}
+
+/// Cuts a stream into parts and hashes each part, in one pass: a [`Cutter`]
+/// and a [`PartHasher`] on one thread, as the tests check them against the
+/// `fastcdc` crate (ingest runs the two on threads of their own).
+#[cfg(test)]
+pub struct Chunker {
+    cutter: Cutter,
+    hasher: PartHasher,
+    cuts: Vec<u64>,
 }
 
 enum Scan {
@@ -57,15 +80,15 @@ enum Scan {
     HoldLast,
 }
 
-impl Chunker {
-    pub fn new(min_size: u32, avg_size: u32, max_size: u32) -> Chunker {
+impl Cutter {
+    pub fn new(min_size: u32, avg_size: u32, max_size: u32) -> Cutter {
         // The crate's constructor checks the sizes (and panics on values
         // outside its limits, a programming error here).
         let _ = fastcdc::v2020::FastCDC::new(&[], min_size, avg_size, max_size);
         let bits = logarithm2(avg_size);
         let normalization = Normalization::Level1.bits();
         let (gear, gear_ls) = get_gear_with_seed(0);
-        Chunker {
+        Cutter {
             min_size: u64::from(min_size),
             avg_size: u64::from(avg_size),
             max_size: u64::from(max_size),
@@ -76,78 +99,53 @@ impl Chunker {
             position: 0,
             hash: 0,
             part_offset: 0,
-            part_hasher: Sha256::new(),
-            held: None,
-            finished: Vec::new(),
+            held: false,
         }
     }
 
-    /// The chunker of the remote format.
-    pub fn standard() -> Chunker {
-        Chunker::new(MIN_SIZE, AVG_SIZE, MAX_SIZE)
+    /// The cutter of the remote format.
+    pub fn standard() -> Cutter {
+        Cutter::new(MIN_SIZE, AVG_SIZE, MAX_SIZE)
     }
 
-    /// Takes the next bytes of the stream.
-    pub fn feed(&mut self, mut data: &[u8]) {
-        if data.is_empty() {
-            return;
-        }
-        if let Some(byte) = self.held.take() {
-            // More input exists, so the held cut stands: the held byte
-            // starts the next part.
-            self.finish_part();
-            self.part_hasher.update([byte]);
-            self.position = 1;
-        }
-        loop {
-            match self.scan(data) {
-                Scan::Continue => {
-                    self.part_hasher.update(data);
-                    return;
-                }
-                Scan::CutAfter(n) => {
-                    self.part_hasher.update(&data[..n]);
-                    self.finish_part();
-                    data = &data[n..];
-                }
-                Scan::HoldLast => {
-                    let (last, rest) = data
-                        .split_last()
-                        .expect("scan holds only a non-empty buffer");
-                    self.part_hasher.update(rest);
-                    self.held = Some(*last);
-                    return;
+    /// Takes the next bytes of the stream; adds to `cuts` the stream
+    /// offsets where parts now certainly end, and returns how far the
+    /// stream is settled: every cut before that offset is known (all bytes
+    /// but, at times, the last one).
+    pub fn feed(&mut self, mut data: &[u8], cuts: &mut Vec<u64>) -> u64 {
+        if !data.is_empty() {
+            if self.held {
+                // More input exists, so the held cut stands: the held byte
+                // starts the next part.
+                self.held = false;
+                self.cut(cuts);
+                self.position = 1;
+            }
+            loop {
+                match self.scan(data) {
+                    Scan::Continue => break,
+                    Scan::CutAfter(n) => {
+                        self.cut(cuts);
+                        data = &data[n..];
+                    }
+                    Scan::HoldLast => {
+                        self.held = true;
+                        break;
+                    }
                 }
             }
         }
+        self.part_offset + self.position
     }
 
-    /// Parts completed so far, in order, handed over once.
-    pub fn take_parts(&mut self) -> Vec<PartSummary> {
-        std::mem::take(&mut self.finished)
+    /// Ends the stream; returns its length (where the last part ends).
+    pub fn finish(self) -> u64 {
+        self.part_offset + self.position + u64::from(self.held)
     }
 
-    /// Ends the stream: the remaining bytes form the last part. Returns all
-    /// parts not yet taken. An empty stream has no parts.
-    pub fn finish(mut self) -> Vec<PartSummary> {
-        if let Some(byte) = self.held.take() {
-            self.part_hasher.update([byte]);
-            self.position += 1;
-        }
-        if self.position > 0 {
-            self.finish_part();
-        }
-        self.finished
-    }
-
-    fn finish_part(&mut self) {
-        let hasher = std::mem::replace(&mut self.part_hasher, Sha256::new());
-        self.finished.push(PartSummary {
-            offset: self.part_offset,
-            length: self.position,
-            sha256: hasher.finalize().into(),
-        });
+    fn cut(&mut self, cuts: &mut Vec<u64>) {
         self.part_offset += self.position;
+        cuts.push(self.part_offset);
         self.position = 0;
         self.hash = 0;
     }
@@ -253,6 +251,130 @@ impl Chunker {
             index += 1;
         }
         Scan::Continue
+    }
+}
+
+impl Default for PartHasher {
+    fn default() -> Self {
+        PartHasher::new()
+    }
+}
+
+impl PartHasher {
+    pub fn new() -> PartHasher {
+        PartHasher {
+            hasher: Sha256::new(),
+            part_offset: 0,
+            hashed: 0,
+            pending: None,
+            finished: Vec::new(),
+        }
+    }
+
+    /// Takes the next bytes of the stream with what a [`Cutter`] said of
+    /// them: the cuts it found and how far the stream is settled.
+    pub fn feed(&mut self, data: &[u8], cuts: &[u64], settled: u64) {
+        if let Some(byte) = self.pending.take() {
+            self.hash_up_to(&[byte], cuts, settled);
+        }
+        let taken = self.hash_up_to(data, cuts, settled);
+        // Only the last byte can be unsettled.
+        if let Some(&byte) = data.get(taken) {
+            debug_assert_eq!(taken + 1, data.len());
+            self.pending = Some(byte);
+        }
+    }
+
+    /// Hashes the start of `bytes` (which begin at `self.hashed`) up to
+    /// `settled`, ending parts at `cuts`; returns the bytes taken.
+    fn hash_up_to(&mut self, mut bytes: &[u8], cuts: &[u64], settled: u64) -> usize {
+        let available = settled.saturating_sub(self.hashed).min(bytes.len() as u64) as usize;
+        bytes = &bytes[..available];
+        for &cut in cuts {
+            // A cut can fall exactly where hashing stands (before a byte
+            // held back, or at the start of these bytes); one at or before
+            // the current part's start is done already.
+            if cut <= self.part_offset {
+                continue;
+            }
+            let before = cut - self.hashed;
+            if before > bytes.len() as u64 {
+                break;
+            }
+            let (head, tail) = bytes.split_at(before as usize);
+            self.hasher.update(head);
+            self.hashed = cut;
+            self.end_part();
+            bytes = tail;
+        }
+        self.hasher.update(bytes);
+        self.hashed += bytes.len() as u64;
+        available
+    }
+
+    fn end_part(&mut self) {
+        let hasher = std::mem::replace(&mut self.hasher, Sha256::new());
+        self.finished.push(PartSummary {
+            offset: self.part_offset,
+            length: self.hashed - self.part_offset,
+            sha256: hasher.finalize().into(),
+        });
+        self.part_offset = self.hashed;
+    }
+
+    /// Parts completed so far, in order, handed over once.
+    pub fn take_parts(&mut self) -> Vec<PartSummary> {
+        std::mem::take(&mut self.finished)
+    }
+
+    /// Ends the stream at `end` (from [`Cutter::finish`]): the remaining
+    /// bytes form the last part. Returns all parts not yet taken. An empty
+    /// stream has no parts.
+    pub fn finish(mut self, end: u64) -> Vec<PartSummary> {
+        if let Some(byte) = self.pending.take() {
+            self.hasher.update([byte]);
+            self.hashed += 1;
+        }
+        debug_assert_eq!(self.hashed, end);
+        if self.hashed > self.part_offset {
+            self.end_part();
+        }
+        self.finished
+    }
+}
+
+#[cfg(test)]
+impl Chunker {
+    pub fn new(min_size: u32, avg_size: u32, max_size: u32) -> Chunker {
+        Chunker {
+            cutter: Cutter::new(min_size, avg_size, max_size),
+            hasher: PartHasher::new(),
+            cuts: Vec::new(),
+        }
+    }
+
+    /// The chunker of the remote format.
+    pub fn standard() -> Chunker {
+        Chunker::new(MIN_SIZE, AVG_SIZE, MAX_SIZE)
+    }
+
+    /// Takes the next bytes of the stream.
+    pub fn feed(&mut self, data: &[u8]) {
+        let settled = self.cutter.feed(data, &mut self.cuts);
+        self.hasher.feed(data, &self.cuts, settled);
+        self.cuts.clear();
+    }
+
+    /// Parts completed so far, in order, handed over once.
+    pub fn take_parts(&mut self) -> Vec<PartSummary> {
+        self.hasher.take_parts()
+    }
+
+    /// Ends the stream: the remaining bytes form the last part. Returns all
+    /// parts not yet taken. An empty stream has no parts.
+    pub fn finish(self) -> Vec<PartSummary> {
+        let end = self.cutter.finish();
+        self.hasher.finish(end)
     }
 }
 

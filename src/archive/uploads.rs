@@ -235,6 +235,11 @@ impl Archives {
                 let kept = active.state.received();
                 active.file.set_len(kept)?;
                 active.file.sync_data()?;
+                if let IngestError::Write(_) = err {
+                    // Maybe an earlier write the disk failed: the next
+                    // request rebuilds the state from what the file holds.
+                    *guard = None;
+                }
                 return Err(match err {
                     IngestError::DiskFull { kept } => ArchiveError::DiskFull(format!(
                         "the upload was stopped after {kept} of {} bytes, which are kept; free some space and resume.",

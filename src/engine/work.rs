@@ -45,7 +45,9 @@ impl CacheFile for File {
     }
 
     fn start_write_back(&self, offset: u64, len: u64) {
-        crate::archive::ingest::write_back(self, offset, len, false);
+        // Not waiting is only a hint and uses up no write error: the fsync
+        // at the end reports those.
+        let _ = crate::archive::ingest::write_back(self, offset, len, false);
     }
 
     fn sync_all(&self) -> io::Result<()> {

@@ -61,7 +61,6 @@ struct Call<'a> {
     payload_sha256: String,
 }
 
-/// A successful (2xx) answer.
 /// Where a 2xx answer's body goes.
 enum Body<'a> {
     /// Read whole into this buffer.
@@ -70,6 +69,7 @@ enum Body<'a> {
     Reader(BodyReader<'a>),
 }
 
+/// A successful (2xx) answer.
 struct Answer {
     body: Vec<u8>,
     content_length: Option<u64>,
@@ -309,20 +309,35 @@ impl S3Client {
         read_body: BodyReader<'_>,
     ) -> Result<(), RemoteError> {
         let Some(length) = content_length else {
-            return Err(RemoteError::permanent(format!(
-                "The storage server at {} did not say how long {:?} is: it does not behave like S3.",
-                self.config.endpoint,
-                key.unwrap_or_default()
-            )));
+            // A chunked answer (some proxies): read it whole first.
+            let mut whole = Vec::new();
+            self.read_body(response, None, &mut whole)?;
+            return self.hand_over(&mut &whole[..], whole.len() as u64, key, read_body);
         };
-        let mut reader = response.into_reader().take(length);
-        match read_body(&mut reader, length) {
+        self.hand_over(
+            &mut response.into_reader().take(length),
+            length,
+            key,
+            read_body,
+        )
+    }
+
+    /// Calls `read_body` and says what its failure means.
+    fn hand_over(
+        &self,
+        body: &mut dyn Read,
+        length: u64,
+        key: Option<&str>,
+        read_body: BodyReader<'_>,
+    ) -> Result<(), RemoteError> {
+        match read_body(body, length) {
             Ok(()) => Ok(()),
             Err(error) if crate::remote::is_stop(&error) => Err(RemoteError::permanent(
                 "Reading the download was stopped by piarchive.",
             )),
             Err(error) => Err(RemoteError::transient(format!(
-                "The download from {} broke off ({error}): piarchive will try again.",
+                "The download of {:?} from {} broke off ({error}): piarchive will try again.",
+                key.unwrap_or_default(),
                 self.config.endpoint
             ))),
         }
