@@ -315,9 +315,13 @@ fn pump_with(
             scope.spawn(move || {
                 let mut cuts = Vec::new();
                 for buffer in cut_rx {
-                    let settled = cutter.feed(&buffer[..], &mut cuts);
-                    part_hasher.feed(&buffer[..], &cuts, settled);
-                    cuts.clear();
+                    // In slices that stay in the CPU's cache between being
+                    // scanned and being hashed.
+                    for slice in buffer.chunks(64 * 1024) {
+                        let settled = cutter.feed(slice, &mut cuts);
+                        part_hasher.feed(slice, &cuts, settled);
+                        cuts.clear();
+                    }
                     parts.extend(part_hasher.take_parts());
                     let _ = returned_tx.send(buffer);
                 }
