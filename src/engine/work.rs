@@ -135,10 +135,11 @@ fn check_tiling(archive: &ArchiveRecord, parts: &[PartRecord]) -> Result<(), Fai
 const PIECE_LEN: usize = 1 << 20;
 
 /// Parts fetched at once when caching, at least: `transfer_concurrency`
-/// paces the slow uplink, but a download link is faster and each fetch
-/// holds only [`PIECE_LEN`]. (bench/remote, 1 GiB: 13.5 s with 2, 8.5 s
-/// with 4, no better with 6 or 8.)
-const MIN_FETCHERS: usize = 4;
+/// paces the slow uplink, but a download link is faster, a server answers
+/// several requests better than one, and each fetch holds only
+/// [`PIECE_LEN`]. (bench/remote, 1 GiB from s3s-fs on 2 cores: 13.5 s
+/// with 2, 7.6–8.6 s with 4, 7.3–7.5 s with 8.)
+const MIN_FETCHERS: usize = 8;
 
 /// Fetches every part into `file` with `threads` threads and returns the
 /// whole file's SHA-256.
