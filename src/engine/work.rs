@@ -138,7 +138,7 @@ const PIECE_LEN: usize = 1 << 20;
 /// paces the slow uplink, but a download link is faster, a server answers
 /// several requests better than one, and each fetch holds only
 /// [`PIECE_LEN`]. (bench/remote, 1 GiB from s3s-fs on 2 cores: 13.5 s
-/// with 2, 7.6–8.6 s with 4, 7.3–7.5 s with 8.)
+/// with 2, 7.6–8.6 s with 4, 6.0–8.9 s with 8.)
 const MIN_FETCHERS: usize = 8;
 
 /// Fetches every part into `file` with `threads` threads and returns the
