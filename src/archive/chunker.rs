@@ -179,32 +179,38 @@ impl Cutter {
                     as usize;
                 let mut hash = self.hash;
                 let mut rest = &data[index..index + 2 * pairs];
-                // Two pairs at a time: their four hashes follow from `hash`
-                // by terms that do not depend on it (wrapping arithmetic
-                // distributes over the shifts), so the loop carries one
-                // shift and one add per four bytes and one branch tests
-                // all four. On a hit the pair loop below finds which.
-                while let [b0, b1, b2, b3, ..] = *rest {
-                    let first = self.gear_ls[b0 as usize].wrapping_add(self.gear[b1 as usize]);
-                    let second = (first << 2)
-                        .wrapping_add(self.gear_ls[b2 as usize])
-                        .wrapping_add(self.gear[b3 as usize]);
-                    let shifted = hash << 2;
-                    let h_a = shifted.wrapping_add(self.gear_ls[b0 as usize]);
-                    let h_b = shifted.wrapping_add(first);
-                    let h_d = (shifted << 2).wrapping_add(second);
-                    let h_c = h_d.wrapping_sub(self.gear[b3 as usize]);
-                    let hit = (h_a & mask_ls == 0)
-                        | (h_b & mask == 0)
-                        | (h_c & mask_ls == 0)
-                        | (h_d & mask == 0);
+                // Four pairs at a time: their eight hashes follow from
+                // `hash` by terms that do not depend on it (wrapping
+                // arithmetic distributes over the shifts), so the loop
+                // carries two shifts and an add per eight bytes and one
+                // branch tests all eight. On a hit the pair loop below
+                // finds which.
+                let (gear, gear_ls) = (&*self.gear, &*self.gear_ls);
+                while let [b0, b1, b2, b3, b4, b5, b6, b7, ..] = *rest {
+                    let odd = |byte: u8| gear[byte as usize];
+                    let even = |byte: u8| gear_ls[byte as usize];
+                    // p1..p4: what the pairs add up to, ahead of `hash`.
+                    let p1 = even(b0).wrapping_add(odd(b1));
+                    let p2 = (p1 << 2).wrapping_add(even(b2)).wrapping_add(odd(b3));
+                    let p3 = (p2 << 2).wrapping_add(even(b4)).wrapping_add(odd(b5));
+                    let p4 = (p3 << 2).wrapping_add(even(b6)).wrapping_add(odd(b7));
+                    let h1 = hash << 2;
+                    let (h2, h3, h4) = (h1 << 2, h1 << 4, h1 << 6);
+                    let hit = (h1.wrapping_add(even(b0)) & mask_ls == 0)
+                        | (h1.wrapping_add(p1) & mask == 0)
+                        | (h2.wrapping_add(p2).wrapping_sub(odd(b3)) & mask_ls == 0)
+                        | (h2.wrapping_add(p2) & mask == 0)
+                        | (h3.wrapping_add(p3).wrapping_sub(odd(b5)) & mask_ls == 0)
+                        | (h3.wrapping_add(p3) & mask == 0)
+                        | (h4.wrapping_add(p4).wrapping_sub(odd(b7)) & mask_ls == 0)
+                        | (h4.wrapping_add(p4) & mask == 0);
                     if hit {
                         break;
                     }
-                    hash = h_d;
-                    self.position += 4;
-                    index += 4;
-                    rest = &rest[4..];
+                    hash = h4.wrapping_add(p4);
+                    self.position += 8;
+                    index += 8;
+                    rest = &rest[8..];
                 }
                 for pair in rest.chunks_exact(2) {
                     hash = (hash << 2).wrapping_add(self.gear_ls[pair[0] as usize]);
