@@ -9,16 +9,15 @@
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use piarchive::remote::{self, Remote, RemoteSettings};
 use piarchive::repo::{self, Manifest, RepoConfig, RepoKeys};
 use serde_json::{json, Value};
 
+use crate::remote_engine::{archive, wait_state, LIMIT};
 use crate::support::s3_server::S3TestServer;
 use crate::support::{random_bytes, sha256_hex, wait_until, Client, TestServer};
 
-const LIMIT: Duration = Duration::from_secs(180);
 const PASSPHRASE: &str = "our family passphrase 2026";
 
 /// An archive as uploaded on appliance A.
@@ -37,25 +36,6 @@ fn login(server: &TestServer, user: &str) -> Client {
     let resp = client.login(user, &password_of(user));
     assert_eq!(resp.status, 200, "{user}: {}", resp.text());
     client
-}
-
-fn archive(client: &Client, id: &str) -> Value {
-    let resp = client.get(&format!("/api/v1/archives/{id}"));
-    assert_eq!(resp.status, 200, "{}", resp.text());
-    resp.json()
-}
-
-fn wait_state(client: &Client, id: &str, state: &str) -> Value {
-    let mut last = Value::Null;
-    wait_until(LIMIT, || {
-        last = archive(client, id);
-        assert!(
-            state == "damaged" || last["state"] != "damaged",
-            "archive became damaged: {last}"
-        );
-        last["state"] == state
-    });
-    last
 }
 
 fn open_remote(settings: &Value) -> Box<dyn Remote> {

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use crate::engine::jobs::{self, JobKind};
 use crate::ids;
 use crate::store::records::{ArchiveRecord, ArchiveState, PartRecord};
-use crate::store::{indexed_prefix, Store, StoreError};
+use crate::store::{Store, StoreError};
 
 pub use uploads::{NewUpload, PatchOutcome, UploadStatus};
 
@@ -156,14 +156,7 @@ impl Archives {
 
     pub fn parts(&self, archive_id: &str) -> Result<Vec<PartRecord>, ArchiveError> {
         let txn = self.store.read()?;
-        Ok(self
-            .store
-            .tables
-            .parts
-            .prefix(&txn, &indexed_prefix(archive_id))?
-            .into_iter()
-            .map(|(_, part)| part)
-            .collect())
+        Ok(self.store.tables.parts_of(&txn, archive_id)?)
     }
 
     pub fn rename(
@@ -233,10 +226,9 @@ impl Archives {
                 .get(txn, archive_id.as_bytes())?
                 .ok_or(ArchiveError::NotFound)?;
             let all_remote = tables
-                .parts
-                .prefix(txn, &indexed_prefix(archive_id))?
+                .parts_of(txn, archive_id)?
                 .iter()
-                .all(|(_, part)| part.remote);
+                .all(|part| part.remote);
             if archive.state != ArchiveState::BackedUp
                 || !all_remote
                 || archive.parts_remote < archive.parts_total

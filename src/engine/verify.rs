@@ -31,7 +31,6 @@ use super::jobs::{self, JobKind};
 use super::{Engine, Failure, Inner, ObjectClaim};
 use crate::remote::{ErrorKind, Remote};
 use crate::repo::{self, Manifest, ObjectId, RepoKeys, PART_OVERHEAD};
-use crate::store::indexed_prefix;
 use crate::store::records::{ArchiveRecord, ArchiveState, PartRecord};
 
 /// How long a repair waits for an upload or delete of the same object that
@@ -269,14 +268,7 @@ impl Inner {
             .archives
             .get(&txn, archive_id.as_bytes())?
             .ok_or_else(|| VerifyError::NotFound(archive_id.to_string()))?;
-        let parts: Vec<PartRecord> = self
-            .store
-            .tables
-            .parts
-            .prefix(&txn, &indexed_prefix(archive_id))?
-            .into_iter()
-            .map(|(_, part)| part)
-            .collect();
+        let parts = self.store.tables.parts_of(&txn, archive_id)?;
         drop(txn);
         let complete = parts.len() == archive.parts_total as usize
             && parts

@@ -61,6 +61,11 @@ pub(super) type OpenCacheFile = dyn Fn(&Path, u64) -> io::Result<Box<dyn CacheFi
 /// Opens (or reopens after a crash) the `.partial` file at its full size.
 /// It is sparse: blocks are used as parts are written.
 fn open_partial(path: &Path, size: u64) -> io::Result<Box<dyn CacheFile>> {
+    Ok(Box::new(open_sized(path, size)?))
+}
+
+/// Opens `path` for reading and writing, created if missing, at `size`.
+fn open_sized(path: &Path, size: u64) -> io::Result<File> {
     let file = OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -68,7 +73,7 @@ fn open_partial(path: &Path, size: u64) -> io::Result<Box<dyn CacheFile>> {
         .write(true)
         .open(path)?;
     file.set_len(size)?;
-    Ok(Box::new(file))
+    Ok(file)
 }
 
 /// "12.3 MiB" for a byte count (the engine has no page helpers).
@@ -336,14 +341,7 @@ impl Inner {
         else {
             return Ok(None);
         };
-        let parts = self
-            .store
-            .tables
-            .parts
-            .prefix(&txn, &indexed_prefix(archive_id))?
-            .into_iter()
-            .map(|(_, part)| part)
-            .collect();
+        let parts = self.store.tables.parts_of(&txn, archive_id)?;
         Ok(Some((archive, parts)))
     }
 
@@ -799,7 +797,7 @@ impl Inner {
         }
         self.store.write(|txn, tables| -> Result<(), Failure> {
             tables.jobs.delete(txn, job_id.as_bytes())?;
-            for (_, part) in tables.parts.prefix(txn, &indexed_prefix(archive_id))? {
+            for part in tables.parts_of(txn, archive_id)? {
                 let (true, Some(object_id)) = (part.remote, part.object_id) else {
                     continue;
                 };
@@ -1045,15 +1043,8 @@ mod tests {
         settings.free_space_reserve_bytes = 0;
         settings.save(&store).unwrap();
         let full_disk = |path: &Path, size: u64| -> io::Result<Box<dyn CacheFile>> {
-            let file = OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .read(true)
-                .write(true)
-                .open(path)?;
-            file.set_len(size)?;
             Ok(Box::new(FullDisk {
-                file,
+                file: open_sized(path, size)?,
                 good: 1,
                 writes: AtomicUsize::new(0),
             }))

@@ -9,7 +9,6 @@ use super::*;
 use crate::remote::dir::DirRemote;
 use crate::repo::{KdfParams, ManifestPart, NONCE_LEN};
 use crate::settings::Settings;
-use crate::store::indexed_prefix;
 use crate::store::records::UserRecord;
 
 const PASSPHRASE: &str = "correct horse battery staple";
@@ -237,10 +236,10 @@ fn rebuilds_users_settings_keys_archives_parts_and_refcounts() {
     assert_eq!(archive.sha256, a.sha256);
     assert_eq!((archive.parts_total, archive.parts_remote), (2, 2));
     assert!(!archive.local_copy);
-    let parts = tables.parts.prefix(&txn, &indexed_prefix("a1")).unwrap();
+    let parts = tables.parts_of(&txn, "a1").unwrap();
     let offsets: Vec<(u64, u64, bool)> = parts
         .iter()
-        .map(|(_, p)| (p.offset, p.length, p.remote))
+        .map(|p| (p.offset, p.length, p.remote))
         .collect();
     assert_eq!(offsets, vec![(0, 300, true), (300, 100, true)]);
     let bob_archive = tables.archives.get(&txn, b"a2").unwrap().unwrap();

@@ -209,6 +209,18 @@ pub struct Tables {
     pub settings: Table<serde_json::Value>,
 }
 
+impl Tables {
+    /// An archive's parts, in order (keyed by [`indexed_key`]).
+    pub fn parts_of(&self, txn: &RoTxn, archive_id: &str) -> Result<Vec<records::PartRecord>> {
+        Ok(self
+            .parts
+            .prefix(txn, &indexed_prefix(archive_id))?
+            .into_iter()
+            .map(|(_, part)| part)
+            .collect())
+    }
+}
+
 /// The open LMDB environment and its tables.
 #[derive(Clone)]
 pub struct Store {
