@@ -260,6 +260,19 @@ impl Cutter {
     }
 }
 
+/// Takes the next bytes of a stream through a cutter and then a part hasher
+/// on one thread; `cuts` is scratch space, left empty.
+pub fn cut_and_hash(
+    cutter: &mut Cutter,
+    hasher: &mut PartHasher,
+    cuts: &mut Vec<u64>,
+    data: &[u8],
+) {
+    let settled = cutter.feed(data, cuts);
+    hasher.feed(data, cuts, settled);
+    cuts.clear();
+}
+
 impl Default for PartHasher {
     fn default() -> Self {
         PartHasher::new()
@@ -366,9 +379,7 @@ impl Chunker {
 
     /// Takes the next bytes of the stream.
     pub fn feed(&mut self, data: &[u8]) {
-        let settled = self.cutter.feed(data, &mut self.cuts);
-        self.hasher.feed(data, &self.cuts, settled);
-        self.cuts.clear();
+        cut_and_hash(&mut self.cutter, &mut self.hasher, &mut self.cuts, data);
     }
 
     /// Parts completed so far, in order, handed over once.

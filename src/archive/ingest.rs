@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
-use super::chunker::{Cutter, PartHasher, PartSummary};
+use super::chunker::{cut_and_hash, Cutter, PartHasher, PartSummary};
 
 /// Size of one read/write/hash buffer.
 const BUFFER_SIZE: usize = 1 << 20;
@@ -318,9 +318,7 @@ fn pump_with(
                     // In slices that stay in the CPU's cache between being
                     // scanned and being hashed.
                     for slice in buffer.chunks(64 * 1024) {
-                        let settled = cutter.feed(slice, &mut cuts);
-                        part_hasher.feed(slice, &cuts, settled);
-                        cuts.clear();
+                        cut_and_hash(cutter, part_hasher, &mut cuts, slice);
                     }
                     parts.extend(part_hasher.take_parts());
                     let _ = returned_tx.send(buffer);
