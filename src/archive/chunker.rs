@@ -9,8 +9,8 @@
 //! the crate on random data). It uses the crate's gear tables and masks.
 //! Pure: no I/O.
 
+use super::sha256_pair::{update_both, Sha256Stream};
 use fastcdc::v2020::{get_gear_with_seed, logarithm2, Normalization, MASKS};
-use sha2::{Digest, Sha256};
 
 /// The chunk sizes fixed by the remote format (DESIGN.md).
 pub const MIN_SIZE: u32 = 1024 * 1024;
@@ -48,9 +48,11 @@ pub struct Cutter {
 }
 
 /// Hashes the parts of a stream, given the bytes and where parts end (from
-/// a [`Cutter`], possibly on another thread).
+/// a [`Cutter`], possibly on another thread); made with
+/// [`PartHasher::with_whole`], the whole stream's hash too, in the same pass.
 pub struct PartHasher {
-    hasher: Sha256,
+    hasher: Sha256Stream,
+    whole: Option<Sha256Stream>,
     /// Where the current part starts in the stream.
     part_offset: u64,
     /// Bytes hashed so far.
@@ -60,9 +62,9 @@ pub struct PartHasher {
     finished: Vec<PartSummary>,
 }
 
-/// Cuts a stream into parts and hashes each part, in one pass: a [`Cutter`]
-/// and a [`PartHasher`] on one thread, as the tests check them against the
-/// `fastcdc` crate (ingest runs the two on threads of their own).
+/// Cuts a stream into parts and hashes each part and the whole, in one pass:
+/// a [`Cutter`] and a [`PartHasher`] on one thread, as the tests check them
+/// against the `fastcdc` crate (ingest runs the two on threads of their own).
 #[cfg(test)]
 pub struct Chunker {
     cutter: Cutter,
@@ -260,19 +262,6 @@ impl Cutter {
     }
 }
 
-/// Takes the next bytes of a stream through a cutter and then a part hasher
-/// on one thread; `cuts` is scratch space, left empty.
-pub fn cut_and_hash(
-    cutter: &mut Cutter,
-    hasher: &mut PartHasher,
-    cuts: &mut Vec<u64>,
-    data: &[u8],
-) {
-    let settled = cutter.feed(data, cuts);
-    hasher.feed(data, cuts, settled);
-    cuts.clear();
-}
-
 impl Default for PartHasher {
     fn default() -> Self {
         PartHasher::new()
@@ -282,11 +271,28 @@ impl Default for PartHasher {
 impl PartHasher {
     pub fn new() -> PartHasher {
         PartHasher {
-            hasher: Sha256::new(),
+            hasher: Sha256Stream::new(),
+            whole: None,
             part_offset: 0,
             hashed: 0,
             pending: None,
             finished: Vec::new(),
+        }
+    }
+
+    /// A part hasher that hashes the whole stream too: both hashes in one
+    /// pass (see [`super::sha256_pair`]).
+    pub fn with_whole() -> PartHasher {
+        PartHasher {
+            whole: Some(Sha256Stream::new()),
+            ..PartHasher::new()
+        }
+    }
+
+    fn hash(&mut self, bytes: &[u8]) {
+        match &mut self.whole {
+            Some(whole) => update_both(&mut self.hasher, whole, bytes),
+            None => self.hasher.update(bytes),
         }
     }
 
@@ -321,22 +327,22 @@ impl PartHasher {
                 break;
             }
             let (head, tail) = bytes.split_at(before as usize);
-            self.hasher.update(head);
+            self.hash(head);
             self.hashed = cut;
             self.end_part();
             bytes = tail;
         }
-        self.hasher.update(bytes);
+        self.hash(bytes);
         self.hashed += bytes.len() as u64;
         available
     }
 
     fn end_part(&mut self) {
-        let hasher = std::mem::replace(&mut self.hasher, Sha256::new());
+        let hasher = std::mem::take(&mut self.hasher);
         self.finished.push(PartSummary {
             offset: self.part_offset,
             length: self.hashed - self.part_offset,
-            sha256: hasher.finalize().into(),
+            sha256: hasher.finalize(),
         });
         self.part_offset = self.hashed;
     }
@@ -347,18 +353,19 @@ impl PartHasher {
     }
 
     /// Ends the stream at `end` (from [`Cutter::finish`]): the remaining
-    /// bytes form the last part. Returns all parts not yet taken. An empty
-    /// stream has no parts.
-    pub fn finish(mut self, end: u64) -> Vec<PartSummary> {
+    /// bytes form the last part. Returns all parts not yet taken (an empty
+    /// stream has no parts) and, made [`PartHasher::with_whole`], the whole
+    /// stream's SHA-256.
+    pub fn finish(mut self, end: u64) -> (Vec<PartSummary>, Option<[u8; 32]>) {
         if let Some(byte) = self.pending.take() {
-            self.hasher.update([byte]);
+            self.hash(&[byte]);
             self.hashed += 1;
         }
         debug_assert_eq!(self.hashed, end);
         if self.hashed > self.part_offset {
             self.end_part();
         }
-        self.finished
+        (self.finished, self.whole.map(Sha256Stream::finalize))
     }
 }
 
@@ -367,7 +374,7 @@ impl Chunker {
     pub fn new(min_size: u32, avg_size: u32, max_size: u32) -> Chunker {
         Chunker {
             cutter: Cutter::new(min_size, avg_size, max_size),
-            hasher: PartHasher::new(),
+            hasher: PartHasher::with_whole(),
             cuts: Vec::new(),
         }
     }
@@ -379,7 +386,9 @@ impl Chunker {
 
     /// Takes the next bytes of the stream.
     pub fn feed(&mut self, data: &[u8]) {
-        cut_and_hash(&mut self.cutter, &mut self.hasher, &mut self.cuts, data);
+        let settled = self.cutter.feed(data, &mut self.cuts);
+        self.hasher.feed(data, &self.cuts, settled);
+        self.cuts.clear();
     }
 
     /// Parts completed so far, in order, handed over once.
@@ -388,10 +397,12 @@ impl Chunker {
     }
 
     /// Ends the stream: the remaining bytes form the last part. Returns all
-    /// parts not yet taken. An empty stream has no parts.
-    pub fn finish(self) -> Vec<PartSummary> {
+    /// parts not yet taken (an empty stream has no parts) and the whole
+    /// stream's SHA-256.
+    pub fn finish(self) -> (Vec<PartSummary>, [u8; 32]) {
         let end = self.cutter.finish();
-        self.hasher.finish(end)
+        let (parts, whole) = self.hasher.finish(end);
+        (parts, whole.expect("made with the whole stream's hash"))
     }
 }
 
@@ -399,6 +410,7 @@ impl Chunker {
 mod tests {
     use super::*;
     use rand::{RngCore, SeedableRng};
+    use sha2::{Digest, Sha256};
 
     /// Cuts `data` fed in pieces of the given size; returns part lengths
     /// after checking each part's offset and hash.
@@ -409,7 +421,9 @@ mod tests {
             chunker.feed(chunk);
             parts.extend(chunker.take_parts());
         }
-        parts.extend(chunker.finish());
+        let (last, whole) = chunker.finish();
+        parts.extend(last);
+        assert_eq!(whole, <[u8; 32]>::from(Sha256::digest(data)));
         let mut offset = 0;
         for part in &parts {
             assert_eq!(part.offset, offset);

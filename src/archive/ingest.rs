@@ -2,18 +2,19 @@
 //! disk, the whole-file SHA-256 and the chunker (cut points + part hashes),
 //! in one pass and never held in memory beyond a few buffers.
 //!
-//! The two hashes run on their own threads, because on a Pi 4 (no SHA
-//! instructions) hashing is the limit, and so does finding where parts end. Owns no database state: callers
-//! record what [`IngestState`] reports.
+//! Finding where parts end runs on a thread of its own, and so do the two
+//! hashes where the CPU has no SHA instructions (a Pi 4, where hashing is
+//! the limit); with them both hashes share one thread and one pass
+//! ([`super::sha256_pair`]). Owns no database state: callers record what
+//! [`IngestState`] reports.
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::sync::mpsc::{channel, sync_channel, Receiver};
 use std::sync::Arc;
 
-use sha2::{Digest, Sha256};
-
-use super::chunker::{cut_and_hash, Cutter, PartHasher, PartSummary};
+use super::chunker::{Cutter, PartHasher, PartSummary};
+use super::sha256_pair::{self, Sha256Stream};
 
 /// Size of one read/write/hash buffer.
 const BUFFER_SIZE: usize = 1 << 20;
@@ -22,7 +23,9 @@ const POOL_SIZE: usize = 8;
 
 /// Everything known about the bytes received so far.
 pub struct IngestState {
-    whole: Sha256,
+    /// The whole file's hash when it is taken on a thread of its own; when
+    /// `None`, the part hasher takes it in the same pass as the parts'.
+    whole: Option<Sha256Stream>,
     cutter: Cutter,
     part_hasher: PartHasher,
     parts: Vec<PartSummary>,
@@ -62,11 +65,22 @@ impl Default for IngestState {
 }
 
 impl IngestState {
+    /// Takes both hashes in one pass where the CPU can (x86 with the SHA
+    /// extensions), else on threads of their own (a Pi 4 hashes at about
+    /// 150 MiB/s, so each hash wants a core).
     pub fn new() -> IngestState {
+        IngestState::with_paired_hashes(sha256_pair::is_fast())
+    }
+
+    fn with_paired_hashes(paired: bool) -> IngestState {
         IngestState {
-            whole: Sha256::new(),
+            whole: (!paired).then(Sha256Stream::new),
             cutter: Cutter::standard(),
-            part_hasher: PartHasher::new(),
+            part_hasher: if paired {
+                PartHasher::with_whole()
+            } else {
+                PartHasher::new()
+            },
             parts: Vec::new(),
             received: 0,
         }
@@ -94,10 +108,16 @@ impl IngestState {
 
     pub fn finish(mut self) -> Ingested {
         let end = self.cutter.finish();
-        self.parts.extend(self.part_hasher.finish(end));
+        let (last_parts, paired_whole) = self.part_hasher.finish(end);
+        self.parts.extend(last_parts);
+        let whole = match (self.whole, paired_whole) {
+            (Some(whole), _) => whole.finalize(),
+            (None, Some(whole)) => whole,
+            (None, None) => unreachable!("one of the two takes the whole file's hash"),
+        };
         Ingested {
             size: self.received,
-            sha256: self.whole.finalize().into(),
+            sha256: whole,
             parts: self.parts,
         }
     }
@@ -216,8 +236,8 @@ impl BufferPool {
                 break Vec::with_capacity(BUFFER_SIZE);
             }
             match self.returned.recv() {
-                // Each buffer comes back twice, once per thread; the second
-                // return is the last reference.
+                // Each buffer comes back once per hashing thread; the last
+                // return holds the last reference.
                 Ok(shared) => {
                     if let Ok(buffer) = Arc::try_unwrap(shared) {
                         break buffer;
@@ -232,21 +252,13 @@ impl BufferPool {
     }
 }
 
-/// Whether finding cut points gets a thread of its own, apart from hashing
-/// the parts: with four cores or more (a Pi 4 hashes at ~150 MiB/s, so the
-/// parts' thread was the slowest by the cutter's share). With two, the
-/// extra hand-over costs more than it brings (`examples/ingest_pipeline`:
-/// 1.41 s against 1.32 s for 1 GiB).
-fn separate_cutter() -> bool {
-    std::thread::available_parallelism().is_ok_and(|cores| cores.get() >= 4)
-}
-
-/// Copies at most `limit` bytes from `body` to `out`, feeding the whole
-/// file's hash, the cutter and the parts' hash on their own threads (the
-/// last two on one with fewer than four cores). Returns
-/// the bytes written. On a write error nothing of the failed buffer is
-/// counted; the caller truncates `out` back to `state.received()`. A write
-/// the disk failed later (reported by the write-back thread) is
+/// Copies at most `limit` bytes from `body` to `out`. Three threads take
+/// each buffer: one finds the cut points, the next hashes the parts and
+/// one more the whole file, or, where the CPU takes two SHA-256 at once
+/// (`sha256_pair`), the part hasher hashes the whole file too. Returns the
+/// bytes written. On a write error nothing of the failed buffer is counted;
+/// the caller truncates `out` back to `state.received()`. A write the disk
+/// failed later (reported by the write-back thread) is
 /// [`IngestError::Write`] too: the caller then cannot trust the state.
 /// `out` must be positioned at `state.received()`.
 pub fn pump(
@@ -254,17 +266,6 @@ pub fn pump(
     out: &mut dyn Destination,
     state: &mut IngestState,
     limit: u64,
-) -> Result<(u64, PumpEnd), IngestError> {
-    pump_with(body, out, state, limit, separate_cutter())
-}
-
-/// [`pump`], with the cutter on a thread of its own or not.
-fn pump_with(
-    body: &mut dyn Read,
-    out: &mut dyn Destination,
-    state: &mut IngestState,
-    limit: u64,
-    separate_cutter: bool,
 ) -> Result<(u64, PumpEnd), IngestError> {
     let IngestState {
         whole,
@@ -288,43 +289,32 @@ fn pump_with(
                 None
             }
         };
-        let whole_returned = returned_tx.clone();
+        match whole {
+            Some(whole) => {
+                let whole_returned = returned_tx.clone();
+                scope.spawn(move || {
+                    for buffer in whole_rx {
+                        whole.update(&buffer[..]);
+                        let _ = whole_returned.send(buffer);
+                    }
+                });
+            }
+            None => drop(whole_rx),
+        }
         scope.spawn(move || {
-            for buffer in whole_rx {
-                whole.update(&buffer[..]);
-                let _ = whole_returned.send(buffer);
+            for buffer in cut_rx {
+                let mut cuts = Vec::new();
+                let settled = cutter.feed(&buffer[..], &mut cuts);
+                let _ = hash_tx.send((buffer, cuts, settled));
             }
         });
-        if separate_cutter {
-            scope.spawn(move || {
-                for buffer in cut_rx {
-                    let mut cuts = Vec::new();
-                    let settled = cutter.feed(&buffer[..], &mut cuts);
-                    let _ = hash_tx.send((buffer, cuts, settled));
-                }
-            });
-            scope.spawn(move || {
-                for (buffer, cuts, settled) in hash_rx {
-                    part_hasher.feed(&buffer[..], &cuts, settled);
-                    parts.extend(part_hasher.take_parts());
-                    let _ = returned_tx.send(buffer);
-                }
-            });
-        } else {
-            drop((hash_tx, hash_rx));
-            scope.spawn(move || {
-                let mut cuts = Vec::new();
-                for buffer in cut_rx {
-                    // In slices that stay in the CPU's cache between being
-                    // scanned and being hashed.
-                    for slice in buffer.chunks(64 * 1024) {
-                        cut_and_hash(cutter, part_hasher, &mut cuts, slice);
-                    }
-                    parts.extend(part_hasher.take_parts());
-                    let _ = returned_tx.send(buffer);
-                }
-            });
-        }
+        scope.spawn(move || {
+            for (buffer, cuts, settled) in hash_rx {
+                part_hasher.feed(&buffer[..], &cuts, settled);
+                parts.extend(part_hasher.take_parts());
+                let _ = returned_tx.send(buffer);
+            }
+        });
         let mut pool = BufferPool {
             spare: Vec::new(),
             allocated: 0,
@@ -375,6 +365,7 @@ fn pump_with(
                     let buffer = Arc::new(buffer);
                     // The threads only stop when the channels close, so sends
                     // cannot fail.
+                    // Without a whole-file thread the send fails; nothing to do.
                     let _ = whole_tx.send(buffer.clone());
                     let _ = cut_tx.send(buffer);
                 }
@@ -432,6 +423,7 @@ fn read_full(reader: &mut dyn Read, buffer: &mut [u8]) -> Result<usize, PartialR
 mod tests {
     use super::*;
     use rand::{RngCore, SeedableRng};
+    use sha2::{Digest, Sha256};
 
     struct FailAfter<'a> {
         data: &'a [u8],
@@ -459,23 +451,16 @@ mod tests {
 
     #[test]
     fn one_pass_equals_hashing_after_the_fact() {
-        for separate_cutter in [false, true] {
-            one_pass_equals_hashing_after_the_fact_with(separate_cutter);
+        for paired in [false, true] {
+            one_pass_equals_hashing_after_the_fact_with(paired);
         }
     }
 
-    fn one_pass_equals_hashing_after_the_fact_with(separate_cutter: bool) {
+    fn one_pass_equals_hashing_after_the_fact_with(paired: bool) {
         let data = random(9 * 1024 * 1024 + 17);
         let mut out = Vec::new();
-        let mut state = IngestState::new();
-        let (written, end) = pump_with(
-            &mut &data[..],
-            &mut out,
-            &mut state,
-            u64::MAX,
-            separate_cutter,
-        )
-        .unwrap();
+        let mut state = IngestState::with_paired_hashes(paired);
+        let (written, end) = pump(&mut &data[..], &mut out, &mut state, u64::MAX).unwrap();
         assert!(matches!(end, PumpEnd::Eof));
         assert_eq!(written, data.len() as u64);
         assert_eq!(out, data);
@@ -501,27 +486,26 @@ mod tests {
 
     #[test]
     fn resumes_across_cut_requests() {
-        for separate_cutter in [false, true] {
-            resumes_across_cut_requests_with(separate_cutter);
+        for paired in [false, true] {
+            resumes_across_cut_requests_with(paired);
         }
     }
 
-    fn resumes_across_cut_requests_with(separate_cutter: bool) {
+    fn resumes_across_cut_requests_with(paired: bool) {
         let data = random(5 * 1024 * 1024 + 3);
         let mut out = Vec::new();
-        let mut state = IngestState::new();
+        let mut state = IngestState::with_paired_hashes(paired);
         let mut first = FailAfter {
             data: &data,
             position: 0,
             fail_at: 2_500_001,
         };
-        let (written, end) =
-            pump_with(&mut first, &mut out, &mut state, u64::MAX, separate_cutter).unwrap();
+        let (written, end) = pump(&mut first, &mut out, &mut state, u64::MAX).unwrap();
         assert!(matches!(end, PumpEnd::ReadFailed(_)));
         assert_eq!(written, 2_500_001);
         assert_eq!(state.received(), 2_500_001);
         let mut rest = &data[2_500_001..];
-        pump_with(&mut rest, &mut out, &mut state, u64::MAX, separate_cutter).unwrap();
+        pump(&mut rest, &mut out, &mut state, u64::MAX).unwrap();
         assert_eq!(out, data);
         assert_eq!(
             state.finish().sha256,

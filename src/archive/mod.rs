@@ -9,6 +9,7 @@
 
 pub mod chunker;
 pub mod ingest;
+pub mod sha256_pair;
 pub mod uploads;
 
 use std::fs::File;

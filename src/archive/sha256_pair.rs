@@ -1,0 +1,413 @@
+//! Two SHA-256 computations over the same bytes at once: the whole file's
+//! and the current part's, in ingest and in cache.
+//!
+//! With the x86 SHA extensions one SHA-256 is bound by the latency of its
+//! round instruction: each pair of rounds waits for the one before. Two
+//! independent hashes interleaved fill those waits, so both together cost
+//! little more than one (`examples/sha256_pair`). Where the extensions are
+//! missing (a Pi 4) [`is_fast`] is false and callers keep the two hashes on
+//! threads of their own; [`update_both`] still gives the right answer there,
+//! one hash after the other.
+
+use sha2::digest::consts::U64;
+use sha2::digest::generic_array::GenericArray;
+
+/// The SHA-256 initial hash value.
+const INITIAL: [u32; 8] = [
+    0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
+];
+
+/// A SHA-256 in progress.
+#[derive(Clone)]
+pub struct Sha256Stream {
+    state: [u32; 8],
+    /// Bytes of an unfinished block.
+    block: [u8; 64],
+    buffered: usize,
+    /// Bytes taken so far.
+    length: u64,
+}
+
+/// Whether [`update_both`] computes the two hashes in one pass on this CPU.
+pub fn is_fast() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("sha")
+            && std::arch::is_x86_feature_detected!("sse4.1")
+            && std::arch::is_x86_feature_detected!("ssse3")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+impl Default for Sha256Stream {
+    fn default() -> Self {
+        Sha256Stream::new()
+    }
+}
+
+impl Sha256Stream {
+    pub fn new() -> Sha256Stream {
+        Sha256Stream {
+            state: INITIAL,
+            block: [0; 64],
+            buffered: 0,
+            length: 0,
+        }
+    }
+
+    /// Bytes taken so far.
+    pub fn len(&self) -> u64 {
+        self.length
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.length == 0
+    }
+
+    /// Takes `data`: completes the unfinished block from its start and
+    /// returns how many bytes that used; the rest is for the caller to
+    /// compress (whole blocks) and [`Self::keep`] (the tail).
+    fn fill(&mut self, data: &[u8]) -> usize {
+        self.length += data.len() as u64;
+        if self.buffered == 0 {
+            return 0;
+        }
+        let take = (64 - self.buffered).min(data.len());
+        self.block[self.buffered..self.buffered + take].copy_from_slice(&data[..take]);
+        self.buffered += take;
+        if self.buffered == 64 {
+            compress(&mut self.state, &self.block);
+            self.buffered = 0;
+        }
+        take
+    }
+
+    /// Keeps the tail of the data (less than a block) for later.
+    fn keep(&mut self, tail: &[u8]) {
+        debug_assert!(self.buffered == 0 && tail.len() < 64);
+        self.block[..tail.len()].copy_from_slice(tail);
+        self.buffered = tail.len();
+    }
+
+    pub fn update(&mut self, data: &[u8]) {
+        let used = self.fill(data);
+        let rest = &data[used..];
+        if self.buffered > 0 {
+            return;
+        }
+        let whole = rest.len() / 64 * 64;
+        compress(&mut self.state, &rest[..whole]);
+        self.keep(&rest[whole..]);
+    }
+
+    pub fn finalize(mut self) -> [u8; 32] {
+        let bits = self.length.wrapping_mul(8);
+        let mut pad = [0u8; 72];
+        pad[0] = 0x80;
+        let zeros = (55usize.wrapping_sub(self.buffered)) % 64;
+        pad[1 + zeros..9 + zeros].copy_from_slice(&bits.to_be_bytes());
+        let length = self.length;
+        self.update(&pad[..9 + zeros]);
+        debug_assert_eq!(self.buffered, 0);
+        self.length = length;
+        let mut out = [0u8; 32];
+        for (bytes, word) in out.chunks_exact_mut(4).zip(self.state) {
+            bytes.copy_from_slice(&word.to_be_bytes());
+        }
+        out
+    }
+}
+
+/// Feeds the same `data` to both hashes, in one pass where the CPU allows.
+pub fn update_both(a: &mut Sha256Stream, b: &mut Sha256Stream, data: &[u8]) {
+    let used_a = a.fill(data);
+    let used_b = b.fill(data);
+    // A hash whose block is still unfinished has taken all of `data`.
+    let rest_a = if a.buffered > 0 {
+        &[][..]
+    } else {
+        &data[used_a..]
+    };
+    let rest_b = if b.buffered > 0 {
+        &[][..]
+    } else {
+        &data[used_b..]
+    };
+    let blocks = (rest_a.len() / 64).min(rest_b.len() / 64) * 64;
+    compress_pair(
+        &mut a.state,
+        &rest_a[..blocks],
+        &mut b.state,
+        &rest_b[..blocks],
+    );
+    for (hash, rest) in [(a, &rest_a[blocks..]), (b, &rest_b[blocks..])] {
+        if hash.buffered == 0 {
+            let whole = rest.len() / 64 * 64;
+            compress(&mut hash.state, &rest[..whole]);
+            hash.keep(&rest[whole..]);
+        }
+    }
+}
+
+/// Compresses whole 64-byte blocks into one state.
+fn compress(state: &mut [u32; 8], blocks: &[u8]) {
+    let (blocks, rest) = blocks.as_chunks::<64>();
+    debug_assert!(rest.is_empty());
+    // SAFETY: `GenericArray<u8, U64>` is a `repr(transparent)` wrapper of
+    // `[u8; 64]`.
+    let blocks = unsafe {
+        std::slice::from_raw_parts(
+            blocks.as_ptr().cast::<GenericArray<u8, U64>>(),
+            blocks.len(),
+        )
+    };
+    sha2::compress256(state, blocks);
+}
+
+/// Compresses two equally long runs of whole blocks into two states.
+fn compress_pair(a: &mut [u32; 8], blocks_a: &[u8], b: &mut [u32; 8], blocks_b: &[u8]) {
+    debug_assert_eq!(blocks_a.len(), blocks_b.len());
+    #[cfg(target_arch = "x86_64")]
+    if is_fast() {
+        // SAFETY: the CPU has the features `shani::compress_pair` enables.
+        unsafe { shani::compress_pair(a, blocks_a, b, blocks_b) };
+        return;
+    }
+    compress(a, blocks_a);
+    compress(b, blocks_b);
+}
+
+/// The paired compression with the x86 SHA extensions.
+#[cfg(target_arch = "x86_64")]
+mod shani {
+    use std::arch::x86_64::*;
+
+    /// The SHA-256 round constants.
+    const K: [u32; 64] = [
+        0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4,
+        0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe,
+        0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f,
+        0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7,
+        0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc,
+        0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b,
+        0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116,
+        0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+        0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
+        0xc67178f2,
+    ];
+
+    /// One hash's state in the instructions' layout: (A, B, E, F) and
+    /// (C, D, G, H), high lane first.
+    #[derive(Clone, Copy)]
+    struct Lanes {
+        abef: __m128i,
+        cdgh: __m128i,
+    }
+
+    #[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
+    fn load(state: &[u32; 8]) -> Lanes {
+        // SAFETY: `state` is 32 readable bytes; unaligned loads.
+        let (dcba, hgfe) = unsafe {
+            let words = state.as_ptr().cast::<__m128i>();
+            (_mm_loadu_si128(words), _mm_loadu_si128(words.add(1)))
+        };
+        let cdab = _mm_shuffle_epi32(dcba, 0xB1);
+        let efgh = _mm_shuffle_epi32(hgfe, 0x1B);
+        Lanes {
+            abef: _mm_alignr_epi8(cdab, efgh, 8),
+            cdgh: _mm_blend_epi16(efgh, cdab, 0xF0),
+        }
+    }
+
+    #[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
+    fn store(lanes: Lanes, state: &mut [u32; 8]) {
+        let feba = _mm_shuffle_epi32(lanes.abef, 0x1B);
+        let dchg = _mm_shuffle_epi32(lanes.cdgh, 0xB1);
+        let dcba = _mm_blend_epi16(feba, dchg, 0xF0);
+        let hgef = _mm_alignr_epi8(dchg, feba, 8);
+        // SAFETY: `state` is 32 writable bytes; unaligned stores.
+        unsafe {
+            let words = state.as_mut_ptr().cast::<__m128i>();
+            _mm_storeu_si128(words, dcba);
+            _mm_storeu_si128(words.add(1), hgef);
+        }
+    }
+
+    /// Loads message words 4i..4i+4 of a block, as big-endian numbers.
+    #[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
+    fn message(block: &[u8; 64], i: usize) -> __m128i {
+        let swap = _mm_set_epi64x(0x0c0d_0e0f_0809_0a0b, 0x0405_0607_0001_0203);
+        // SAFETY: 16 bytes at 16 * i < 64 are in the block.
+        let words = unsafe { _mm_loadu_si128(block.as_ptr().add(16 * i).cast::<__m128i>()) };
+        _mm_shuffle_epi8(words, swap)
+    }
+
+    /// The next four message words from the sixteen before them.
+    #[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
+    fn schedule(w0: __m128i, w1: __m128i, w2: __m128i, w3: __m128i) -> __m128i {
+        let sums = _mm_add_epi32(_mm_sha256msg1_epu32(w0, w1), _mm_alignr_epi8(w3, w2, 4));
+        _mm_sha256msg2_epu32(sums, w3)
+    }
+
+    /// Four rounds with message words 4i..4i+4.
+    #[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
+    fn rounds(lanes: &mut Lanes, words: __m128i, i: usize) {
+        // SAFETY: 4 * i + 4 <= 64 constants.
+        let k = unsafe { _mm_loadu_si128(K.as_ptr().add(4 * i).cast::<__m128i>()) };
+        let sum = _mm_add_epi32(words, k);
+        lanes.cdgh = _mm_sha256rnds2_epu32(lanes.cdgh, lanes.abef, sum);
+        lanes.abef = _mm_sha256rnds2_epu32(lanes.abef, lanes.cdgh, _mm_shuffle_epi32(sum, 0x0E));
+    }
+
+    /// Compresses block `i` of each run into its state, the two hashes'
+    /// rounds interleaved so that each fills the other's waits.
+    ///
+    /// # Safety
+    /// The CPU must have the SHA, SSSE3 and SSE4.1 extensions.
+    #[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
+    pub unsafe fn compress_pair(
+        a: &mut [u32; 8],
+        blocks_a: &[u8],
+        b: &mut [u32; 8],
+        blocks_b: &[u8],
+    ) {
+        let mut x = load(a);
+        let mut y = load(b);
+        let (blocks_a, _) = blocks_a.as_chunks::<64>();
+        let (blocks_b, _) = blocks_b.as_chunks::<64>();
+        for (block_a, block_b) in blocks_a.iter().zip(blocks_b) {
+            let (x_saved, y_saved) = (x, y);
+            let (mut x0, mut x1, mut x2, mut x3) = (
+                message(block_a, 0),
+                message(block_a, 1),
+                message(block_a, 2),
+                message(block_a, 3),
+            );
+            let (mut y0, mut y1, mut y2, mut y3) = (
+                message(block_b, 0),
+                message(block_b, 1),
+                message(block_b, 2),
+                message(block_b, 3),
+            );
+            // Rounds 4i..4i+4 of both hashes; from the fifth group on, the
+            // group's words replace the oldest four.
+            macro_rules! group {
+                ($i:expr, $x:ident, $y:ident) => {
+                    rounds(&mut x, $x, $i);
+                    rounds(&mut y, $y, $i);
+                };
+                ($i:expr, $x0:ident, $x1:ident, $x2:ident, $x3:ident, $y0:ident, $y1:ident, $y2:ident, $y3:ident) => {
+                    $x0 = schedule($x0, $x1, $x2, $x3);
+                    $y0 = schedule($y0, $y1, $y2, $y3);
+                    group!($i, $x0, $y0);
+                };
+            }
+            group!(0, x0, y0);
+            group!(1, x1, y1);
+            group!(2, x2, y2);
+            group!(3, x3, y3);
+            for base in [4, 8, 12] {
+                group!(base, x0, x1, x2, x3, y0, y1, y2, y3);
+                group!(base + 1, x1, x2, x3, x0, y1, y2, y3, y0);
+                group!(base + 2, x2, x3, x0, x1, y2, y3, y0, y1);
+                group!(base + 3, x3, x0, x1, x2, y3, y0, y1, y2);
+            }
+            x = Lanes {
+                abef: _mm_add_epi32(x.abef, x_saved.abef),
+                cdgh: _mm_add_epi32(x.cdgh, x_saved.cdgh),
+            };
+            y = Lanes {
+                abef: _mm_add_epi32(y.abef, y_saved.abef),
+                cdgh: _mm_add_epi32(y.cdgh, y_saved.cdgh),
+            };
+        }
+        store(x, a);
+        store(y, b);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, RngCore, SeedableRng};
+    use sha2::{Digest, Sha256};
+
+    fn expected(data: &[u8]) -> [u8; 32] {
+        Sha256::digest(data).into()
+    }
+
+    #[test]
+    fn one_stream_matches_the_sha2_crate_at_every_length_and_split() {
+        let mut data = vec![0u8; 300];
+        rand::rngs::StdRng::seed_from_u64(1).fill_bytes(&mut data);
+        for length in 0..data.len() {
+            let mut whole = Sha256Stream::new();
+            whole.update(&data[..length]);
+            assert_eq!(
+                whole.finalize(),
+                expected(&data[..length]),
+                "length {length}"
+            );
+            for split in [1, 55, 56, 63, 64, 65, 129] {
+                let split = split.min(length);
+                let mut parts = Sha256Stream::new();
+                parts.update(&data[..split]);
+                parts.update(&data[split..length]);
+                assert_eq!(parts.len(), length as u64);
+                assert_eq!(
+                    parts.finalize(),
+                    expected(&data[..length]),
+                    "length {length}, split {split}"
+                );
+            }
+        }
+    }
+
+    /// Two hashes over the same stream, one restarted at random places (as
+    /// a part hash is at each cut), fed in random slices.
+    #[test]
+    fn two_streams_match_the_sha2_crate_whatever_their_offsets() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(2);
+        let mut data = vec![0u8; 256 * 1024];
+        rng.fill_bytes(&mut data);
+        for round in 0..40 {
+            let mut whole = Sha256Stream::new();
+            let mut part = Sha256Stream::new();
+            let mut part_start = 0;
+            let mut at = 0;
+            while at < data.len() {
+                let take = match round % 3 {
+                    0 => rng.gen_range(1..200),
+                    1 => rng.gen_range(1..5000),
+                    _ => rng.gen_range(1..70_000),
+                }
+                .min(data.len() - at);
+                update_both(&mut whole, &mut part, &data[at..at + take]);
+                at += take;
+                if rng.gen_ratio(1, 4) {
+                    let done = std::mem::take(&mut part);
+                    assert_eq!(done.finalize(), expected(&data[part_start..at]));
+                    part_start = at;
+                }
+            }
+            assert_eq!(part.finalize(), expected(&data[part_start..]));
+            assert_eq!(whole.finalize(), expected(&data), "round {round}");
+        }
+    }
+
+    #[test]
+    fn the_pair_agrees_with_one_at_a_time() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        let mut blocks = vec![0u8; 64 * 33];
+        rng.fill_bytes(&mut blocks);
+        let (mut a, mut b) = (INITIAL, [7u32; 8]);
+        compress_pair(&mut a, &blocks[64..], &mut b, &blocks[..64 * 32]);
+        let (mut c, mut d) = (INITIAL, [7u32; 8]);
+        compress(&mut c, &blocks[64..]);
+        compress(&mut d, &blocks[..64 * 32]);
+        assert_eq!((a, b), (c, d));
+    }
+}
