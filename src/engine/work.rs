@@ -13,6 +13,8 @@ use std::time::Instant;
 
 use sha2::{Digest, Sha256};
 
+use crate::archive::sha256_pair::{self, Sha256Stream};
+
 use super::activity::Direction;
 use super::jobs::{self, JobKind};
 use super::{metrics, Failure, Inner, ObjectClaim};
@@ -149,20 +151,24 @@ const MIN_FETCHERS: usize = 8;
 /// Fetches every part into `file` with `threads` threads and returns the
 /// whole file's SHA-256.
 ///
-/// Each part streams in [`PIECE_LEN`] pieces: decrypted, hashed and written
-/// at its offset as it arrives, then its tag, length and SHA-256 are
-/// checked. Meanwhile one more thread hashes the file in part order as the
-/// parts land, reading each back from the (page-cached) file, so the
-/// whole-file check needs no second pass at the end and checks what was
-/// actually written. On a failure no new part is started; the failure of
-/// the lowest failing part is returned, as a one-by-one fetch would have
-/// reported it.
+/// Each part streams in [`PIECE_LEN`] pieces: decrypted and written at its
+/// offset as it arrives, then its tag and length are checked. Meanwhile one
+/// more thread hashes the file in part order as the parts land, reading
+/// each back from the (page-cached) file, so the whole-file check needs no
+/// second pass at the end and checks what was actually written. Each
+/// part's SHA-256 is checked by that thread too, in the same pass, with
+/// `parts_hashed_in_order` (where two SHA-256 cost about one, see
+/// `sha256_pair`); without, by the fetching threads as the pieces arrive,
+/// so that the two hashes run on different cores. On a failure no new part
+/// is started; the failure of the lowest failing part is returned, as a
+/// one-by-one fetch would have reported it.
 fn fetch_parts(
     remote: &dyn crate::remote::Remote,
     keys: &repo::RepoKeys,
     file: &dyn CacheFile,
     parts: &[PartRecord],
     threads: usize,
+    parts_hashed_in_order: bool,
     on_part: impl Fn(&PartRecord) + Sync,
 ) -> Result<[u8; 32], CacheStop> {
     let next = AtomicUsize::new(0);
@@ -170,7 +176,14 @@ fn fetch_parts(
     let failures: Mutex<Vec<(usize, CacheStop)>> = Mutex::new(Vec::new());
     let (landed_tx, landed) = channel::<usize>();
     let whole = std::thread::scope(|scope| {
-        let hasher = scope.spawn(move || hash_in_part_order(file, parts, landed));
+        let stopped = &stopped;
+        let hasher = scope.spawn(move || {
+            let hashed = hash_in_part_order(file, parts, parts_hashed_in_order, landed);
+            if hashed.is_err() {
+                stopped.store(true, Ordering::Relaxed);
+            }
+            hashed
+        });
         for _ in 0..threads.min(parts.len()) {
             let landed_tx = landed_tx.clone();
             scope.spawn(|| {
@@ -181,11 +194,12 @@ fn fetch_parts(
                     let Some(part) = parts.get(index) else {
                         break;
                     };
-                    match fetch_part(remote, keys, file, index, part, &mut buffer) {
+                    let check_sha256 = !parts_hashed_in_order;
+                    match fetch_part(remote, keys, file, index, part, check_sha256, &mut buffer) {
                         Ok(()) => {
                             on_part(part);
-                            // The hasher only stops early on a read error,
-                            // which it reports itself.
+                            // The hasher only stops early on a read error or
+                            // a part that does not match, which it reports.
                             let _ = landed_tx.send(index);
                         }
                         Err(stop) => {
@@ -199,37 +213,45 @@ fn fetch_parts(
         drop(landed_tx);
         hasher.join()
     });
-    let first_failure = failures
+    let mut failures = failures
         .into_inner()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-        .into_iter()
-        .min_by_key(|(index, _)| *index);
-    if let Some((_, stop)) = first_failure {
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let hashed = match whole {
+        Ok(Ok(hashed)) => hashed,
+        Ok(Err(failure)) => {
+            failures.push(failure);
+            None
+        }
+        Err(_) => {
+            let stopped = Failure::Transient(
+                "The thread hashing the fetched file stopped unexpectedly; fetching back will try again."
+                    .into(),
+            );
+            failures.push((parts.len(), CacheStop::Fetch(stopped)));
+            None
+        }
+    };
+    if let Some((_, stop)) = failures.into_iter().min_by_key(|(index, _)| *index) {
         return Err(stop);
     }
-    match whole {
-        Ok(Ok(Some(sha256))) => Ok(sha256),
-        Ok(Ok(None)) => Err(CacheStop::Fetch(Failure::Transient(
+    hashed.ok_or_else(|| {
+        CacheStop::Fetch(Failure::Transient(
             "Not every part of the archive was fetched; fetching back will try again.".into(),
-        ))),
-        Ok(Err(err)) => Err(CacheStop::Write(err)),
-        Err(_) => Err(CacheStop::Fetch(Failure::Transient(
-            "The thread hashing the fetched file stopped unexpectedly; fetching back will try again."
-                .into(),
-        ))),
-    }
+        ))
+    })
 }
 
 /// Streams part `index` from the remote into `file` at its offset through
-/// `buffer`, decrypting and hashing it on the way, and checks its tag,
-/// length and SHA-256. A download that breaks off is retried from the
-/// part's first byte by the remote.
+/// `buffer`, decrypting it on the way, and checks its tag and length, and
+/// with `check_sha256` its SHA-256. A download that breaks off is retried
+/// from the part's first byte by the remote.
 fn fetch_part(
     remote: &dyn crate::remote::Remote,
     keys: &repo::RepoKeys,
     file: &dyn CacheFile,
     index: usize,
     part: &PartRecord,
+    check_sha256: bool,
     buffer: &mut [u8],
 ) -> Result<(), CacheStop> {
     let object_id = object_id_of(part, index).map_err(CacheStop::Fetch)?;
@@ -257,7 +279,7 @@ fn fetch_part(
             let mut opener = keys
                 .part_opener(&object_id, &nonce, length as usize)
                 .map_err(|err| give_up(not_decrypted(err)))?;
-            let mut sha = Sha256::new();
+            let mut sha = check_sha256.then(Sha256::new);
             let mut done = 0u64;
             while done < part.length {
                 let take = (part.length - done).min(buffer.len() as u64) as usize;
@@ -266,7 +288,9 @@ fn fetch_part(
                 opener
                     .decrypt(piece)
                     .map_err(|err| give_up(not_decrypted(err)))?;
-                sha.update(&*piece);
+                if let Some(sha) = &mut sha {
+                    sha.update(&*piece);
+                }
                 file.write_all_at(piece, part.offset + done)
                     .map_err(|err| give_up(CacheStop::Write(err)))?;
                 done += take as u64;
@@ -277,10 +301,8 @@ fn fetch_part(
                 .finish(&tag)
                 .map_err(|err| give_up(not_decrypted(err)))?;
             file.start_write_back(part.offset, part.length);
-            if hex::encode(sha.finalize()) != part.sha256 {
-                return Err(give_up(damaged(format!(
-                    "Part {index} fetched from the remote does not match its recorded SHA-256. Nothing was deleted."
-                ))));
+            if sha.is_some_and(|sha| hex::encode(sha.finalize()) != part.sha256) {
+                return Err(give_up(part_mismatch(index)));
             }
             metrics::global().add_downloaded(length);
             Ok(())
@@ -299,32 +321,50 @@ fn fetch_part(
     }
 }
 
+fn part_mismatch(index: usize) -> CacheStop {
+    CacheStop::Fetch(Failure::Damaged(format!(
+        "Part {index} fetched from the remote does not match its recorded SHA-256. Nothing was deleted."
+    )))
+}
+
 /// Hashes `file` part by part in order, as the indexes of parts written
-/// arrive (in any order); returns `None` when the channel closed before
-/// every part landed.
+/// arrive (in any order), and with `check_parts` checks each part's SHA-256
+/// in the same pass. Returns `None` when the channel closed before every
+/// part landed; a failure comes with the index of its part.
 fn hash_in_part_order(
     file: &dyn CacheFile,
     parts: &[PartRecord],
+    check_parts: bool,
     landed: Receiver<usize>,
-) -> io::Result<Option<[u8; 32]>> {
-    let mut hasher = Sha256::new();
+) -> Result<Option<[u8; 32]>, (usize, CacheStop)> {
+    let mut whole = Sha256Stream::new();
     let mut done = vec![false; parts.len()];
     let mut next = 0;
     let mut scratch = vec![0u8; 1 << 20];
     for index in landed {
         done[index] = true;
         while let Some(part) = parts.get(next).filter(|_| done[next]) {
+            let mut part_hash = Sha256Stream::new();
             let mut offset = 0;
             while offset < part.length {
                 let take = (part.length - offset).min(scratch.len() as u64) as usize;
-                file.read_exact_at(&mut scratch[..take], part.offset + offset)?;
-                hasher.update(&scratch[..take]);
+                let piece = &mut scratch[..take];
+                file.read_exact_at(piece, part.offset + offset)
+                    .map_err(|err| (next, CacheStop::Write(err)))?;
+                if check_parts {
+                    sha256_pair::update_both(&mut whole, &mut part_hash, piece);
+                } else {
+                    whole.update(piece);
+                }
                 offset += take as u64;
+            }
+            if check_parts && hex::encode(part_hash.finalize()) != part.sha256 {
+                return Err((next, part_mismatch(next)));
             }
             next += 1;
         }
     }
-    Ok((next == parts.len()).then(|| hasher.finalize().into()))
+    Ok((next == parts.len()).then(|| whole.finalize()))
 }
 
 impl Inner {
@@ -673,6 +713,7 @@ impl Inner {
             file.as_ref(),
             &parts,
             threads,
+            sha256_pair::is_fast(),
             |part| running.progress(part.length),
         );
         let whole_sha256 = match fetched {
@@ -896,35 +937,60 @@ mod tests {
     }
 
     /// Three parts of a file written in the order 2, 0, 1 (the landed
-    /// channel's order) hash like the file read front to back; a channel
-    /// closed before part 1 landed gives no hash.
+    /// channel's order) hash like the file read front to back, whether the
+    /// hasher checks each part or not; a channel closed before part 1
+    /// landed gives no hash; a part that does not match its record is
+    /// reported with its index, when the hasher checks parts.
     #[test]
     fn the_whole_hash_follows_part_order_whatever_order_parts_land_in() {
         let data = noise(3 * 1000 + 17, 7);
         let mut file = tempfile::tempfile().unwrap();
         io::Write::write_all(&mut file, &data).unwrap();
-        let parts: Vec<PartRecord> = [(0, 1000), (1000, 2000), (3000, 17)]
+        let mut parts: Vec<PartRecord> = [(0, 1000), (1000, 2000), (3000, 17)]
             .into_iter()
             .map(|(offset, length)| PartRecord {
                 offset,
                 length,
-                sha256: String::new(),
+                sha256: hex::encode(Sha256::digest(&data[offset as usize..][..length as usize])),
                 object_id: None,
                 remote: false,
             })
             .collect();
-        let hash_landing = |order: &[usize]| {
+        let hash_landing = |parts: &[PartRecord], check_parts: bool, order: &[usize]| {
             let (landed_tx, landed) = channel();
             for index in order {
                 landed_tx.send(*index).unwrap();
             }
             drop(landed_tx);
-            hash_in_part_order(&file, &parts, landed).unwrap()
+            hash_in_part_order(&file, parts, check_parts, landed)
         };
         let expected: [u8; 32] = Sha256::digest(&data).into();
-        assert_eq!(hash_landing(&[2, 0, 1]), Some(expected));
-        assert_eq!(hash_landing(&[0, 1, 2]), Some(expected));
-        assert_eq!(hash_landing(&[2, 0]), None);
+        for check_parts in [false, true] {
+            for order in [&[2, 0, 1][..], &[0, 1, 2]] {
+                match hash_landing(&parts, check_parts, order) {
+                    Ok(hash) => assert_eq!(hash, Some(expected)),
+                    Err((index, _)) => panic!("part {index} failed"),
+                }
+            }
+            assert!(matches!(
+                hash_landing(&parts, check_parts, &[2, 0]),
+                Ok(None)
+            ));
+        }
+        parts[1].sha256 = hex::encode(Sha256::digest(b"something else"));
+        match hash_landing(&parts, true, &[2, 1, 0]) {
+            Err((1, CacheStop::Fetch(Failure::Damaged(reason)))) => assert_eq!(
+                reason,
+                "Part 1 fetched from the remote does not match its recorded SHA-256. Nothing was deleted."
+            ),
+            Err((index, _)) => panic!("part {index} reported instead of the damaged part 1"),
+            Ok(hash) => panic!("a damaged part passed: {hash:?}"),
+        }
+        // Without checking parts (the fetchers do) the file still hashes.
+        assert!(matches!(
+            hash_landing(&parts, false, &[2, 1, 0]),
+            Ok(Some(_))
+        ));
     }
 
     /// Runs every due job, one at a time, until none is left.
@@ -981,8 +1047,18 @@ mod tests {
         job
     }
 
-    #[test]
-    fn caching_waits_for_space_and_a_failed_write_leaves_it_uncached_and_the_remote_untouched() {
+    /// An appliance in a temporary folder with one 20 MiB archive backed
+    /// up to the folder remote and uncached.
+    struct Uncached {
+        dir: tempfile::TempDir,
+        store: Store,
+        archives: Archives,
+        inner: Inner,
+        archive_id: String,
+        data: Vec<u8>,
+    }
+
+    fn uncached_archive() -> Uncached {
         let dir = tempfile::tempdir().unwrap();
         let data_dir = dir.path();
         let store = Store::open(&data_dir.join("db"), 64 << 20).unwrap();
@@ -1009,6 +1085,74 @@ mod tests {
         archives.request_uncache(OWNER, &archive_id).unwrap();
         run_due(&inner);
         assert_eq!(archive(&inner, &archive_id).state, ArchiveState::Uncached);
+        Uncached {
+            dir,
+            store,
+            archives,
+            inner,
+            archive_id,
+            data,
+        }
+    }
+
+    /// Both ways of checking each part's SHA-256 (by the fetching threads,
+    /// or in order with the whole file's), against the real folder remote:
+    /// intact records give the file and its hash; a record that does not
+    /// match stops the fetch as damaged, naming the part.
+    #[test]
+    fn fetching_checks_each_part_in_the_fetchers_or_in_order() {
+        let Uncached {
+            dir: _dir,
+            inner,
+            archive_id,
+            data,
+            ..
+        } = uncached_archive();
+        let (keys, _) = inner.keys().unwrap();
+        let remote = inner.remote().unwrap();
+        let (archive, mut parts) = inner.archive_and_parts(&archive_id).unwrap().unwrap();
+        let fetch = |parts: &[PartRecord], in_order: bool| {
+            let file = tempfile::tempfile().unwrap();
+            file.set_len(archive.size).unwrap();
+            let fetched = fetch_parts(remote.as_ref(), keys, &file, parts, 4, in_order, |_| {});
+            (fetched, file)
+        };
+        for in_order in [false, true] {
+            let (fetched, file) = fetch(&parts, in_order);
+            let sha256 = match fetched {
+                Ok(sha256) => sha256,
+                Err(CacheStop::Fetch(failure)) => panic!("{failure:?} (in order: {in_order})"),
+                Err(CacheStop::Write(err)) => panic!("{err} (in order: {in_order})"),
+            };
+            assert_eq!(hex::encode(sha256), archive.sha256);
+            let mut read = vec![0u8; data.len()];
+            FileExt::read_exact_at(&file, &mut read, 0).unwrap();
+            assert!(read == data);
+        }
+        parts[1].sha256 = hex::encode(Sha256::digest(b"something else"));
+        for in_order in [false, true] {
+            match fetch(&parts, in_order).0 {
+                Err(CacheStop::Fetch(Failure::Damaged(reason))) => assert_eq!(
+                    reason,
+                    "Part 1 fetched from the remote does not match its recorded SHA-256. Nothing was deleted."
+                ),
+                Err(_) => panic!("another failure than the damaged part 1 (in order: {in_order})"),
+                Ok(_) => panic!("a part that does not match passed (in order: {in_order})"),
+            }
+        }
+    }
+
+    #[test]
+    fn caching_waits_for_space_and_a_failed_write_leaves_it_uncached_and_the_remote_untouched() {
+        let Uncached {
+            dir,
+            store,
+            archives,
+            inner,
+            archive_id,
+            data,
+        } = uncached_archive();
+        let data_dir = dir.path();
         let remote_before = remote_files(&data_dir.join("remote"));
         assert!(!remote_before.is_empty());
         let final_path = inner.archive_path(&archive_id);
