@@ -10,10 +10,12 @@ Starts `piarchive serve` on a fresh data dir, sets it up through the HTTP API
           (every part fetched, decrypted, verified and the file re-hashed).
 
 The server's peak RSS (VmHWM) is reset through /proc/PID/clear_refs before
-each timed phase, so each figure is that phase's own. Prints one line:
-`backup_s restore_s rss_backup_mib rss_restore_mib rss_all_mib`.
+each timed phase, so each figure is that phase's own. The CPU time (user +
+system) of piarchive and of the S3 server (S3_PID) is counted per phase too.
+Prints one line: `backup_s restore_s rss_backup_mib rss_restore_mib
+rss_all_mib cpu_backup_s s3_cpu_backup_s cpu_restore_s s3_cpu_restore_s`.
 
-Usage: remote_piarchive.py BINARY WORKDIR ENDPOINT ACCESS_KEY SECRET BUCKET PREFIX FILE [CONCURRENCY]
+Usage: remote_piarchive.py BINARY WORKDIR ENDPOINT ACCESS_KEY SECRET BUCKET PREFIX FILE [CONCURRENCY [S3_PID]]
 """
 
 import json
@@ -108,6 +110,15 @@ def vm_hwm_mib(pid):
     raise RuntimeError("no VmHWM")
 
 
+def cpu_seconds(pid):
+    """User + system CPU time of a process and its threads so far (0 without a process)."""
+    if pid is None:
+        return 0.0
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def reset_hwm(pid):
     # "5" resets the peak RSS (Linux >= 4.0; needs the right to ptrace it).
     with open(f"/proc/{pid}/clear_refs", "w") as clear:
@@ -135,6 +146,8 @@ def start_server(binary, data_dir, log_path):
 def main():
     binary, work, endpoint, access_key, secret, bucket, prefix, path = sys.argv[1:9]
     concurrency = int(sys.argv[9]) if len(sys.argv) > 9 else 2
+    # The S3 server's process, to count the CPU time it spends serving us.
+    s3_pid = int(sys.argv[10]) if len(sys.argv) > 10 else None
     data_dir = os.path.join(work, "piarchive-data")
     subprocess.run(["rm", "-rf", data_dir], check=True)
     log_path = os.path.join(work, "piarchive.out")
@@ -186,21 +199,26 @@ def main():
         )
         uploaded_at = time.time()
         reset_hwm(server.pid)
+        cpu_at_upload = (cpu_seconds(server.pid), cpu_seconds(s3_pid))
         archive_id = json.loads(upload.stdout)["id"]
         backed_up_at = watch.wait(api, archive_id, "backed_up", uploaded_at)
         rss_backup = vm_hwm_mib(server.pid)
+        cpu_backup = [cpu_seconds(pid) - before for pid, before in zip((server.pid, s3_pid), cpu_at_upload)]
 
         api.call("POST", f"/api/v1/archives/{archive_id}/uncache")
         api.wait(archive_id, ("uncached",))
         reset_hwm(server.pid)
         cache_started = time.time()
+        cpu_at_cache = (cpu_seconds(server.pid), cpu_seconds(s3_pid))
         api.call("POST", f"/api/v1/archives/{archive_id}/cache")
         # The POST sets `caching`; `backed_up` (with the local copy) once it is back.
         cached_at = watch.wait(api, archive_id, "backed_up", cache_started)
         rss_restore = vm_hwm_mib(server.pid)
+        cpu_restore = [cpu_seconds(pid) - before for pid, before in zip((server.pid, s3_pid), cpu_at_cache)]
         print(
             f"{backed_up_at - uploaded_at:.3f} {cached_at - cache_started:.3f} "
-            f"{rss_backup:.1f} {rss_restore:.1f} {max(rss_backup, rss_restore):.1f}"
+            f"{rss_backup:.1f} {rss_restore:.1f} {max(rss_backup, rss_restore):.1f} "
+            f"{cpu_backup[0]:.2f} {cpu_backup[1]:.2f} {cpu_restore[0]:.2f} {cpu_restore[1]:.2f}"
         )
     finally:
         server.terminate()
