@@ -300,7 +300,15 @@ impl PartHasher {
     /// them: the cuts it found and how far the stream is settled.
     pub fn feed(&mut self, data: &[u8], cuts: &[u64], settled: u64) {
         if let Some(byte) = self.pending.take() {
-            self.hash_up_to(&[byte], cuts, settled);
+            if self.hash_up_to(&[byte], cuts, settled) == 0 {
+                // Not settled yet: only more bytes settle it, and none came.
+                assert!(
+                    data.is_empty(),
+                    "the cutter settles a byte once the next comes"
+                );
+                self.pending = Some(byte);
+                return;
+            }
         }
         let taken = self.hash_up_to(data, cuts, settled);
         // Only the last byte can be unsettled.
@@ -361,7 +369,8 @@ impl PartHasher {
             self.hash(&[byte]);
             self.hashed += 1;
         }
-        debug_assert_eq!(self.hashed, end);
+        // Every byte is hashed, or the hashes would be of other bytes.
+        assert_eq!(self.hashed, end, "the part hasher lost bytes");
         if self.hashed > self.part_offset {
             self.end_part();
         }
@@ -371,17 +380,12 @@ impl PartHasher {
 
 #[cfg(test)]
 impl Chunker {
-    pub fn new(min_size: u32, avg_size: u32, max_size: u32) -> Chunker {
+    pub fn new(min_size: u32, avg_size: u32, max_size: u32, hasher: PartHasher) -> Chunker {
         Chunker {
             cutter: Cutter::new(min_size, avg_size, max_size),
-            hasher: PartHasher::with_whole(),
+            hasher,
             cuts: Vec::new(),
         }
-    }
-
-    /// The chunker of the remote format.
-    pub fn standard() -> Chunker {
-        Chunker::new(MIN_SIZE, AVG_SIZE, MAX_SIZE)
     }
 
     /// Takes the next bytes of the stream.
@@ -397,12 +401,11 @@ impl Chunker {
     }
 
     /// Ends the stream: the remaining bytes form the last part. Returns all
-    /// parts not yet taken (an empty stream has no parts) and the whole
-    /// stream's SHA-256.
-    pub fn finish(self) -> (Vec<PartSummary>, [u8; 32]) {
+    /// parts not yet taken (an empty stream has no parts) and, if the part
+    /// hasher takes it, the whole stream's SHA-256.
+    pub fn finish(self) -> (Vec<PartSummary>, Option<[u8; 32]>) {
         let end = self.cutter.finish();
-        let (parts, whole) = self.hasher.finish(end);
-        (parts, whole.expect("made with the whole stream's hash"))
+        self.hasher.finish(end)
     }
 }
 
@@ -412,18 +415,27 @@ mod tests {
     use rand::{RngCore, SeedableRng};
     use sha2::{Digest, Sha256};
 
-    /// Cuts `data` fed in pieces of the given size; returns part lengths
-    /// after checking each part's offset and hash.
+    /// Cuts `data` fed in pieces of the given size, with a part hasher that
+    /// takes the whole stream's hash too (x86 with SHA extensions) and with
+    /// one that does not (a Pi 4); returns part lengths after checking that
+    /// both agree and each part's offset and hash.
     fn streaming_cuts(data: &[u8], min: u32, avg: u32, max: u32, piece: usize) -> Vec<u64> {
-        let mut chunker = Chunker::new(min, avg, max);
-        let mut parts = Vec::new();
-        for chunk in data.chunks(piece) {
-            chunker.feed(chunk);
-            parts.extend(chunker.take_parts());
-        }
-        let (last, whole) = chunker.finish();
-        parts.extend(last);
-        assert_eq!(whole, <[u8; 32]>::from(Sha256::digest(data)));
+        let chunk_with = |hasher: PartHasher| {
+            let mut chunker = Chunker::new(min, avg, max, hasher);
+            let mut parts = Vec::new();
+            for chunk in data.chunks(piece) {
+                chunker.feed(chunk);
+                // As ingest's threads may: a buffer with nothing new.
+                chunker.feed(&[]);
+                parts.extend(chunker.take_parts());
+            }
+            let (last, whole) = chunker.finish();
+            parts.extend(last);
+            (parts, whole)
+        };
+        let (parts, whole) = chunk_with(PartHasher::with_whole());
+        assert_eq!(whole, Some(<[u8; 32]>::from(Sha256::digest(data))));
+        assert_eq!(chunk_with(PartHasher::new()), (parts.clone(), None));
         let mut offset = 0;
         for part in &parts {
             assert_eq!(part.offset, offset);

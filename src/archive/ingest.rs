@@ -3,9 +3,9 @@
 //! in one pass and never held in memory beyond a few buffers.
 //!
 //! Finding where parts end runs on a thread of its own, and so do the two
-//! hashes where the CPU has no SHA instructions (a Pi 4, where hashing is
-//! the limit); with them both hashes share one thread and one pass
-//! ([`super::sha256_pair`]). Owns no database state: callers record what
+//! hashes (a Pi 4 has no SHA instructions, so hashing is the limit there),
+//! except on x86 with the SHA extensions, where both hashes share one thread
+//! and one pass ([`super::sha256_pair`]). Owns no database state: callers record what
 //! [`IngestState`] reports.
 
 use std::fs::File;
@@ -215,8 +215,8 @@ fn write_back_windows(file: File, windows: Receiver<(u64, u64)>) -> io::Result<(
     first_error.map_or(Ok(()), Err)
 }
 
-/// Buffers handed out by [`pump`]'s reader and given back by both hashing
-/// threads once they are done with them: at most [`POOL_SIZE`] exist, so
+/// Buffers handed out by [`pump`]'s reader and given back by each hashing
+/// thread (one or two) once it is done with them: at most [`POOL_SIZE`] exist, so
 /// memory stays the same whatever the upload's size, and no buffer is
 /// allocated (and zeroed) per read.
 struct BufferPool {
@@ -277,7 +277,6 @@ pub fn pump(
     std::thread::scope(|scope| {
         // The senders live inside the scope so they close (and the threads
         // end) whenever this closure returns.
-        let (whole_tx, whole_rx) = channel::<Arc<Vec<u8>>>();
         let (cut_tx, cut_rx) = channel::<Arc<Vec<u8>>>();
         let (hash_tx, hash_rx) = channel::<(Arc<Vec<u8>>, Vec<u64>, u64)>();
         let (returned_tx, returned) = channel::<Arc<Vec<u8>>>();
@@ -289,18 +288,19 @@ pub fn pump(
                 None
             }
         };
-        match whole {
-            Some(whole) => {
-                let whole_returned = returned_tx.clone();
-                scope.spawn(move || {
-                    for buffer in whole_rx {
-                        whole.update(&buffer[..]);
-                        let _ = whole_returned.send(buffer);
-                    }
-                });
-            }
-            None => drop(whole_rx),
-        }
+        // The whole file's hash on a thread of its own, unless the part
+        // hasher takes it.
+        let whole_tx = whole.as_mut().map(|whole| {
+            let (whole_tx, whole_rx) = channel::<Arc<Vec<u8>>>();
+            let whole_returned = returned_tx.clone();
+            scope.spawn(move || {
+                for buffer in whole_rx {
+                    whole.update(&buffer[..]);
+                    let _ = whole_returned.send(buffer);
+                }
+            });
+            whole_tx
+        });
         scope.spawn(move || {
             for buffer in cut_rx {
                 let mut cuts = Vec::new();
@@ -365,8 +365,9 @@ pub fn pump(
                     let buffer = Arc::new(buffer);
                     // The threads only stop when the channels close, so sends
                     // cannot fail.
-                    // Without a whole-file thread the send fails; nothing to do.
-                    let _ = whole_tx.send(buffer.clone());
+                    if let Some(whole_tx) = &whole_tx {
+                        let _ = whole_tx.send(buffer.clone());
+                    }
                     let _ = cut_tx.send(buffer);
                 }
                 if let Some(err) = read_error {
@@ -466,22 +467,21 @@ mod tests {
         assert_eq!(out, data);
         let done = state.finish();
         assert_eq!(done.sha256, <[u8; 32]>::from(Sha256::digest(&data)));
-        assert_eq!(
-            done.parts.iter().map(|p| p.length).sum::<u64>(),
-            data.len() as u64
-        );
-        let expected: Vec<u64> = fastcdc::v2020::FastCDC::new(
+        // The crate's parts, each with the SHA-256 of its bytes.
+        let expected: Vec<PartSummary> = fastcdc::v2020::FastCDC::new(
             &data,
             super::super::chunker::MIN_SIZE,
             super::super::chunker::AVG_SIZE,
             super::super::chunker::MAX_SIZE,
         )
-        .map(|c| c.length as u64)
+        .map(|chunk| PartSummary {
+            offset: chunk.offset as u64,
+            length: chunk.length as u64,
+            sha256: Sha256::digest(&data[chunk.offset..][..chunk.length]).into(),
+        })
         .collect();
-        assert_eq!(
-            done.parts.iter().map(|p| p.length).collect::<Vec<_>>(),
-            expected
-        );
+        assert!(expected.len() >= 2, "several parts");
+        assert_eq!(done.parts, expected);
     }
 
     #[test]

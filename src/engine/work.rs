@@ -211,8 +211,9 @@ fn fetch_parts(
                     match fetch_part(remote, keys, file, index, part, check_sha256, &mut buffer) {
                         Ok(()) => {
                             on_part(part);
-                            // The hasher only stops early on a read error or
-                            // a part that does not match, which it reports.
+                            // The hasher only stops early on a failed read or
+                            // flush or a part that does not match, which it
+                            // reports.
                             let _ = landed_tx.send(index);
                         }
                         Err(stop) => {
@@ -1020,6 +1021,54 @@ mod tests {
             hash_landing(&parts, false, &[2, 1, 0]),
             Ok(Some(_))
         ));
+    }
+
+    /// A flush the disk fails stops the hashing at the part after which it
+    /// came, as a failed write: a flush reports a failed write only once,
+    /// so the closing fsync would not see it again.
+    #[test]
+    fn a_failed_flush_while_hashing_stops_the_cache_as_a_failed_write() {
+        struct FlushFails(File);
+        impl CacheFile for FlushFails {
+            fn write_all_at(&self, bytes: &[u8], offset: u64) -> io::Result<()> {
+                FileExt::write_all_at(&self.0, bytes, offset)
+            }
+            fn read_exact_at(&self, buffer: &mut [u8], offset: u64) -> io::Result<()> {
+                FileExt::read_exact_at(&self.0, buffer, offset)
+            }
+            fn sync_data(&self) -> io::Result<()> {
+                Err(io::Error::from_raw_os_error(5))
+            }
+            fn sync_all(&self) -> io::Result<()> {
+                Err(io::Error::from_raw_os_error(5))
+            }
+        }
+        let data = noise(3000, 9);
+        let file = tempfile::tempfile().unwrap();
+        FileExt::write_all_at(&file, &data, 0).unwrap();
+        let parts: Vec<PartRecord> = [(0, 1000), (1000, 2000)]
+            .into_iter()
+            .map(|(offset, length)| PartRecord {
+                offset,
+                length,
+                sha256: hex::encode(Sha256::digest(&data[offset as usize..][..length as usize])),
+                object_id: None,
+                remote: false,
+            })
+            .collect();
+        let (landed_tx, landed) = channel();
+        for index in [1, 0] {
+            landed_tx.send(index).unwrap();
+        }
+        drop(landed_tx);
+        // The first flush is due after part 1 (1000 + 2000 >= 2500 bytes).
+        match hash_in_part_order(&FlushFails(file), &parts, true, 2500, landed) {
+            Err((1, CacheStop::Write(err))) => assert_eq!(err.raw_os_error(), Some(5)),
+            Err((index, _)) => {
+                panic!("part {index} reported instead of a failed flush after part 1")
+            }
+            Ok(hash) => panic!("a failed flush passed: {hash:?}"),
+        }
     }
 
     /// Runs every due job, one at a time, until none is left.
