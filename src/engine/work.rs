@@ -13,12 +13,11 @@ use std::time::Instant;
 
 use sha2::{Digest, Sha256};
 
-use crate::archive::sha256_pair::{self, Sha256Stream};
-
 use super::activity::Direction;
 use super::jobs::{self, JobKind};
 use super::{metrics, Failure, Inner, ObjectClaim};
-use crate::archive::available_bytes;
+use crate::archive::sha256_pair::{self, Sha256Stream};
+use crate::archive::{available_bytes, human_size};
 use crate::ids;
 use crate::remote::stop_reading;
 use crate::repo::{self, Manifest, ManifestPart, ObjectId, PART_OVERHEAD};
@@ -82,22 +81,6 @@ fn open_sized(path: &Path, size: u64) -> io::Result<File> {
         .open(path)?;
     file.set_len(size)?;
     Ok(file)
-}
-
-/// "12.3 MiB" for a byte count (the engine has no page helpers).
-fn size_text(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["bytes", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} bytes")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
 }
 
 fn sha_bytes(hex_text: &str) -> Result<[u8; 32], Failure> {
@@ -799,9 +782,9 @@ impl Inner {
         let message = format!(
             "There is not enough free space to cache “{}”: it needs {}, and {} is free of which {} is kept in reserve. Fetching back resumes by itself once space is freed or the reserve is lowered.",
             archive.name,
-            size_text(needed),
-            size_text(free),
-            size_text(reserve),
+            human_size(needed),
+            human_size(free),
+            human_size(reserve),
         );
         let changed =
             self.store

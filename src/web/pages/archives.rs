@@ -5,9 +5,10 @@ use std::collections::HashMap;
 
 use maud::{html, Markup};
 
-use super::layout::{csrf_field, human_size, human_time, Page};
+use super::layout::{csrf_field, human_time, Page};
 use super::{field, Resp};
 use crate::accounts::Caller;
+use crate::archive::human_size;
 use crate::store::records::{ArchiveRecord, ArchiveState};
 use crate::web::http::{ApiError, Req};
 use crate::web::App;

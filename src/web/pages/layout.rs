@@ -108,22 +108,6 @@ pub fn csrf_field(caller: &Caller) -> Markup {
     }
 }
 
-/// Bytes in human units (binary prefixes).
-pub fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
-}
-
 /// A Unix time as `YYYY-MM-DD HH:MM UTC`.
 pub fn human_time(secs: i64) -> String {
     let days = secs.div_euclid(86_400);
@@ -155,16 +139,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sizes_and_times() {
-        for (bytes, text) in [
-            (0, "0 B"),
-            (1023, "1023 B"),
-            (1024, "1.0 KiB"),
-            (1536, "1.5 KiB"),
-            (1 << 30, "1.0 GiB"),
-        ] {
-            assert_eq!(human_size(bytes), text);
-        }
+    fn times() {
         assert_eq!(human_time(0), "1970-01-01 00:00 UTC");
         assert_eq!(human_time(1_709_210_096), "2024-02-29 12:34 UTC");
     }
