@@ -14,6 +14,7 @@ use poly1305::universal_hash::UniversalHash;
 use poly1305::Poly1305;
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
+use zeroize::{Zeroize, Zeroizing};
 
 use super::{catalog_key, manifest_key, part_key, RepoError};
 
@@ -82,6 +83,12 @@ pub struct RepoKeys {
     object_id_mac: Hmac<Sha256>,
 }
 
+impl Drop for RepoKeys {
+    fn drop(&mut self) {
+        self.part_key.zeroize();
+    }
+}
+
 impl std::fmt::Debug for RepoKeys {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         formatter.debug_struct("RepoKeys").finish_non_exhaustive()
@@ -94,19 +101,21 @@ impl RepoKeys {
     /// holds the master key it just wrapped.
     pub fn from_master_key(master_key: &[u8; 32]) -> RepoKeys {
         let hkdf = Hkdf::<Sha256>::new(None, master_key);
+        // Each derived key is wiped once the cipher holding it is keyed (the
+        // ciphers wipe their own copies when dropped).
         let derive = |label: &[u8]| {
-            let mut key = [0u8; 32];
-            hkdf.expand(label, &mut key)
+            let mut key = Zeroizing::new([0u8; 32]);
+            hkdf.expand(label, &mut key[..])
                 .expect("32 bytes is a valid HKDF-SHA256 output length");
             key
         };
         let part_key = derive(LABEL_PART);
         RepoKeys {
-            part_cipher: XChaCha20Poly1305::new(&part_key.into()),
-            part_key,
-            manifest_cipher: XChaCha20Poly1305::new(&derive(LABEL_MANIFEST).into()),
-            catalog_cipher: XChaCha20Poly1305::new(&derive(LABEL_CATALOG).into()),
-            object_id_mac: <Hmac<Sha256> as Mac>::new_from_slice(&derive(LABEL_OBJECT_ID))
+            part_cipher: XChaCha20Poly1305::new(&(*part_key).into()),
+            part_key: *part_key,
+            manifest_cipher: XChaCha20Poly1305::new(&(*derive(LABEL_MANIFEST)).into()),
+            catalog_cipher: XChaCha20Poly1305::new(&(*derive(LABEL_CATALOG)).into()),
+            object_id_mac: <Hmac<Sha256> as Mac>::new_from_slice(&derive(LABEL_OBJECT_ID)[..])
                 .expect("HMAC accepts keys of any length"),
         }
     }
@@ -204,6 +213,7 @@ impl RepoKeys {
         cipher.apply_keystream(&mut mac_key);
         cipher.seek(64u64);
         let mut mac = Poly1305::new(&mac_key);
+        mac_key.zeroize();
         let associated_data = object_id.as_str().as_bytes();
         mac.update_padded(associated_data);
         Ok(PartOpener {
