@@ -7,7 +7,7 @@
 use chacha20::cipher::{KeyIvInit, StreamCipher, StreamCipherSeek};
 use chacha20::XChaCha20;
 use chacha20poly1305::aead::{AeadInPlace, KeyInit};
-use chacha20poly1305::{Tag, XChaCha20Poly1305, XNonce};
+use chacha20poly1305::{Key, Tag, XChaCha20Poly1305, XNonce};
 use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
 use poly1305::universal_hash::UniversalHash;
@@ -101,8 +101,9 @@ impl RepoKeys {
     /// holds the master key it just wrapped.
     pub fn from_master_key(master_key: &[u8; 32]) -> RepoKeys {
         let hkdf = Hkdf::<Sha256>::new(None, master_key);
-        // Each derived key is wiped once the cipher holding it is keyed (the
-        // ciphers wipe their own copies when dropped).
+        // Each derived key is wiped once the cipher holding it is keyed; the
+        // ciphers are keyed from it in place (`Key::from_slice` borrows) and
+        // wipe their own copies when dropped.
         let derive = |label: &[u8]| {
             let mut key = Zeroizing::new([0u8; 32]);
             hkdf.expand(label, &mut key[..])
@@ -111,10 +112,10 @@ impl RepoKeys {
         };
         let part_key = derive(LABEL_PART);
         RepoKeys {
-            part_cipher: XChaCha20Poly1305::new(&(*part_key).into()),
+            part_cipher: XChaCha20Poly1305::new(Key::from_slice(&part_key[..])),
             part_key: *part_key,
-            manifest_cipher: XChaCha20Poly1305::new(&(*derive(LABEL_MANIFEST)).into()),
-            catalog_cipher: XChaCha20Poly1305::new(&(*derive(LABEL_CATALOG)).into()),
+            manifest_cipher: XChaCha20Poly1305::new(Key::from_slice(&derive(LABEL_MANIFEST)[..])),
+            catalog_cipher: XChaCha20Poly1305::new(Key::from_slice(&derive(LABEL_CATALOG)[..])),
             object_id_mac: <Hmac<Sha256> as Mac>::new_from_slice(&derive(LABEL_OBJECT_ID)[..])
                 .expect("HMAC accepts keys of any length"),
         }
