@@ -158,13 +158,9 @@ impl Remote for DirRemote {
             .metadata()
             .map_err(|error| self.io_error("read", key, &error))?
             .len();
-        match read_body(&mut (&mut file).take(length), length) {
-            Ok(()) => Ok(()),
-            Err(error) if super::is_stop(&error) => Err(RemoteError::permanent(
-                "Reading the object was stopped by piarchive.",
-            )),
-            Err(error) => Err(self.io_error("read", key, &error)),
-        }
+        super::body_read(read_body(&mut (&mut file).take(length), length), |error| {
+            self.io_error("read", key, &error)
+        })
     }
 
     fn head(&self, key: &str) -> Result<Option<u64>, RemoteError> {

@@ -42,15 +42,11 @@ pub trait Remote: Send + Sync {
     /// fails permanently and the caller knows why.
     fn get_with(&self, key: &str, read_body: BodyReader<'_>) -> Result<(), RemoteError> {
         let bytes = self.get(key)?;
-        match read_body(&mut &bytes[..], bytes.len() as u64) {
-            Ok(()) => Ok(()),
-            Err(error) if is_stop(&error) => Err(RemoteError::permanent(
-                "Reading the object was stopped by piarchive.",
-            )),
-            Err(error) => Err(RemoteError::transient(format!(
+        body_read(read_body(&mut &bytes[..], bytes.len() as u64), |error| {
+            RemoteError::transient(format!(
                 "Reading {key:?} failed ({error}): piarchive will try again."
-            ))),
-        }
+            ))
+        })
     }
     /// The object's length, or `None` if it is missing.
     fn head(&self, key: &str) -> Result<Option<u64>, RemoteError>;
@@ -83,10 +79,26 @@ pub fn stop_reading() -> io::Error {
     io::Error::other(StopReading)
 }
 
-pub(crate) fn is_stop(error: &io::Error) -> bool {
-    error
-        .get_ref()
-        .is_some_and(|inner| inner.is::<StopReading>())
+/// What a [`BodyReader`]'s result means for [`Remote::get_with`]: a stop
+/// (see [`stop_reading`]) fails permanently, any other error as `other`
+/// says (a broken-off body is transient).
+pub(crate) fn body_read(
+    read: io::Result<()>,
+    other: impl FnOnce(io::Error) -> RemoteError,
+) -> Result<(), RemoteError> {
+    match read {
+        Ok(()) => Ok(()),
+        Err(error)
+            if error
+                .get_ref()
+                .is_some_and(|inner| inner.is::<StopReading>()) =>
+        {
+            Err(RemoteError::permanent(
+                "Reading the object was stopped by piarchive.",
+            ))
+        }
+        Err(error) => Err(other(error)),
+    }
 }
 
 /// What the caller should do about a failed remote operation.

@@ -330,17 +330,13 @@ impl S3Client {
         key: Option<&str>,
         read_body: BodyReader<'_>,
     ) -> Result<(), RemoteError> {
-        match read_body(body, length) {
-            Ok(()) => Ok(()),
-            Err(error) if crate::remote::is_stop(&error) => Err(RemoteError::permanent(
-                "Reading the download was stopped by piarchive.",
-            )),
-            Err(error) => Err(RemoteError::transient(format!(
+        crate::remote::body_read(read_body(body, length), |error| {
+            RemoteError::transient(format!(
                 "The download of {:?} from {} broke off ({error}): piarchive will try again.",
                 key.unwrap_or_default(),
                 self.config.endpoint
-            ))),
-        }
+            ))
+        })
     }
 
     /// Learns the clock offset from a response's `Date` header.
