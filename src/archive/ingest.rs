@@ -344,15 +344,11 @@ pub fn pump(
                     pool.spare.push(buffer);
                 } else {
                     if let Err(err) = out.write_all(&buffer) {
-                        return Err(
-                            if err.raw_os_error() == Some(28)
-                                || err.kind() == io::ErrorKind::StorageFull
-                            {
-                                IngestError::DiskFull { kept: *received }
-                            } else {
-                                IngestError::Write(err)
-                            },
-                        );
+                        return Err(if super::is_disk_full(&err) {
+                            IngestError::DiskFull { kept: *received }
+                        } else {
+                            IngestError::Write(err)
+                        });
                     }
                     written += filled as u64;
                     *received += filled as u64;

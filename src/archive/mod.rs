@@ -371,6 +371,11 @@ pub fn clean_filename(filename: &str) -> String {
     cleaned
 }
 
+/// Whether a failed write failed because the disk is full (ENOSPC).
+pub fn is_disk_full(err: &std::io::Error) -> bool {
+    err.raw_os_error() == Some(28) || err.kind() == std::io::ErrorKind::StorageFull
+}
+
 /// Bytes an unprivileged writer can still use on the file system holding `path`.
 pub fn available_bytes(path: &Path) -> std::io::Result<u64> {
     let stat = rustix::fs::statvfs(path).map_err(std::io::Error::from)?;

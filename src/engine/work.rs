@@ -17,7 +17,7 @@ use super::activity::Direction;
 use super::jobs::{self, JobKind};
 use super::{metrics, Failure, Inner, ObjectClaim};
 use crate::archive::sha256_pair::{self, Sha256Stream};
-use crate::archive::{available_bytes, human_size};
+use crate::archive::{available_bytes, human_size, is_disk_full};
 use crate::ids;
 use crate::remote::stop_reading;
 use crate::repo::{self, Manifest, ManifestPart, ObjectId, PART_OVERHEAD};
@@ -48,8 +48,8 @@ impl CacheFile for File {
     }
 
     fn start_write_back(&self, offset: u64, len: u64) {
-        // Not waiting is only a hint and uses up no write error: the fsync
-        // at the end reports those.
+        // Not waiting is only a hint and uses up no write error: the
+        // flushes while hashing and the fsync at the end report those.
         let _ = crate::archive::ingest::write_back(self, offset, len, false);
     }
 
@@ -339,7 +339,7 @@ fn hash_in_part_order(
     let mut whole = Sha256Stream::new();
     let mut done = vec![false; parts.len()];
     let mut next = 0;
-    let mut scratch = vec![0u8; 1 << 20];
+    let mut scratch = vec![0u8; PIECE_LEN];
     let mut unsynced = 0u64;
     for index in landed {
         done[index] = true;
@@ -820,7 +820,7 @@ impl Inner {
             Ok(()) => true,
             Err(remove_err) => remove_err.kind() == io::ErrorKind::NotFound,
         };
-        let full = err.raw_os_error() == Some(28) || err.kind() == io::ErrorKind::StorageFull;
+        let full = is_disk_full(err);
         let message = format!(
             "Fetching back stopped because the local disk refused a write ({}: {err}). The copy in remote storage is untouched{}; free some space or check the disk, then fetch it back again.",
             if full { "the disk is full" } else { "write error" },
@@ -948,6 +948,30 @@ mod tests {
         }
     }
 
+    /// Records of the parts of `data` at these (offset, length) ranges,
+    /// each with the SHA-256 of its bytes.
+    fn part_records(data: &[u8], ranges: &[(u64, u64)]) -> Vec<PartRecord> {
+        ranges
+            .iter()
+            .map(|&(offset, length)| PartRecord {
+                offset,
+                length,
+                sha256: hex::encode(Sha256::digest(&data[offset as usize..][..length as usize])),
+                object_id: None,
+                remote: false,
+            })
+            .collect()
+    }
+
+    /// A landed channel that delivers these part indexes, then closes.
+    fn landed_in(order: &[usize]) -> Receiver<usize> {
+        let (landed_tx, landed) = channel();
+        for index in order {
+            landed_tx.send(*index).unwrap();
+        }
+        landed
+    }
+
     /// Three parts of a file written in the order 2, 0, 1 (the landed
     /// channel's order) hash like the file read front to back, whether the
     /// hasher checks each part or not; a channel closed before part 1
@@ -958,24 +982,10 @@ mod tests {
         let data = noise(3 * 1000 + 17, 7);
         let mut file = tempfile::tempfile().unwrap();
         io::Write::write_all(&mut file, &data).unwrap();
-        let mut parts: Vec<PartRecord> = [(0, 1000), (1000, 2000), (3000, 17)]
-            .into_iter()
-            .map(|(offset, length)| PartRecord {
-                offset,
-                length,
-                sha256: hex::encode(Sha256::digest(&data[offset as usize..][..length as usize])),
-                object_id: None,
-                remote: false,
-            })
-            .collect();
+        let mut parts = part_records(&data, &[(0, 1000), (1000, 2000), (3000, 17)]);
         let hash_landing = |parts: &[PartRecord], check_parts: bool, order: &[usize]| {
-            let (landed_tx, landed) = channel();
-            for index in order {
-                landed_tx.send(*index).unwrap();
-            }
-            drop(landed_tx);
             // A flush after every part.
-            hash_in_part_order(&file, parts, check_parts, 1, landed)
+            hash_in_part_order(&file, parts, check_parts, 1, landed_in(order))
         };
         let expected: [u8; 32] = Sha256::digest(&data).into();
         for check_parts in [false, true] {
@@ -1029,23 +1039,9 @@ mod tests {
         let data = noise(3000, 9);
         let file = tempfile::tempfile().unwrap();
         FileExt::write_all_at(&file, &data, 0).unwrap();
-        let parts: Vec<PartRecord> = [(0, 1000), (1000, 2000)]
-            .into_iter()
-            .map(|(offset, length)| PartRecord {
-                offset,
-                length,
-                sha256: hex::encode(Sha256::digest(&data[offset as usize..][..length as usize])),
-                object_id: None,
-                remote: false,
-            })
-            .collect();
-        let (landed_tx, landed) = channel();
-        for index in [1, 0] {
-            landed_tx.send(index).unwrap();
-        }
-        drop(landed_tx);
+        let parts = part_records(&data, &[(0, 1000), (1000, 2000)]);
         // The first flush is due after part 1 (1000 + 2000 >= 2500 bytes).
-        match hash_in_part_order(&FlushFails(file), &parts, true, 2500, landed) {
+        match hash_in_part_order(&FlushFails(file), &parts, true, 2500, landed_in(&[1, 0])) {
             Err((1, CacheStop::Write(err))) => assert_eq!(err.raw_os_error(), Some(5)),
             Err((index, _)) => {
                 panic!("part {index} reported instead of a failed flush after part 1")
