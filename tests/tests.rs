@@ -14,5 +14,6 @@ mod garage;
 mod recovery;
 mod remote;
 mod remote_engine;
+mod remote_move;
 mod uploads;
 mod verify;

@@ -136,6 +136,16 @@ impl Archives {
             .collect())
     }
 
+    /// Any user's archive, for admins and the engine's reports.
+    pub fn get_any(&self, archive_id: &str) -> Result<Option<ArchiveRecord>, ArchiveError> {
+        let txn = self.store.read()?;
+        Ok(self
+            .store
+            .tables
+            .archives
+            .get(&txn, archive_id.as_bytes())?)
+    }
+
     /// The archive `archive_id` if `owner_id` owns it. Another user's archive
     /// is `NotFound`, exactly like a missing one: this is the one place that
     /// enforces per-user isolation.

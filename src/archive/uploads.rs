@@ -475,5 +475,6 @@ fn part_record(part: &super::chunker::PartSummary) -> PartRecord {
         sha256: hex::encode(part.sha256),
         object_id: None,
         remote: false,
+        to_move: false,
     }
 }

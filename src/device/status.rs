@@ -140,6 +140,18 @@ pub struct StatusInputs {
     /// would go below it).
     pub free_space_reserve_bytes: u64,
     pub web_url: String,
+    /// A move of the backups to new storage, while one runs.
+    pub remote_move: Option<MoveProgress>,
+}
+
+/// How far a move of the backups to new storage has come.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MoveProgress {
+    pub parts_done: u64,
+    pub parts_total: u64,
+    /// Archives that cannot be copied because the old storage is
+    /// unreachable and no local copy exists.
+    pub archives_waiting_for_old_storage: u64,
 }
 
 /// The disk counts as nearly full below this share of its size (5 %), or
@@ -160,6 +172,7 @@ pub const NEARLY_FULL_PERCENT: u64 = 5;
 pub fn compute_status(inputs: &StatusInputs) -> DeviceStatus {
     let counts = &inputs.archives;
     let work_waiting = inputs.jobs_queued > 0
+        || inputs.remote_move.is_some()
         || counts.receiving > 0
         || counts.local > 0
         || counts.uploading > 0
@@ -179,6 +192,13 @@ pub fn compute_status(inputs: &StatusInputs) -> DeviceStatus {
             archive_name: transfer.archive_name.clone(),
             percent: percent_of(transfer.bytes_done, transfer.bytes_total),
             bytes_per_sec: transfer.bytes_per_sec,
+        })
+        .or_else(|| {
+            inputs.remote_move.as_ref().map(|moving| CurrentTransfer {
+                archive_name: "Moving to new storage".to_string(),
+                percent: percent_of(moving.parts_done, moving.parts_total),
+                bytes_per_sec: 0,
+            })
         });
 
     DeviceStatus {
@@ -205,6 +225,20 @@ fn attention(inputs: &StatusInputs) -> Option<Attention> {
                 human_bytes(disk.free_bytes)
             ));
         }
+    }
+    let waiting = inputs
+        .remote_move
+        .as_ref()
+        .map_or(0, |moving| moving.archives_waiting_for_old_storage);
+    if waiting > 0 {
+        reasons.push(format!(
+            "{waiting} {} not yet on the new storage: the old storage is unreachable.",
+            if waiting == 1 {
+                "archive is"
+            } else {
+                "archives are"
+            }
+        ));
     }
     if let Some(remote_error) = &inputs.remote_error {
         let trimmed = remote_error.trim();
@@ -275,6 +309,7 @@ mod tests {
 
     fn quiet() -> StatusInputs {
         StatusInputs {
+            remote_move: None,
             archives: ArchiveCounts {
                 backed_up: 12,
                 uncached: 3,

@@ -134,6 +134,7 @@ fn snapshot_needs_attention() {
 #[test]
 fn snapshot_needs_attention_all_reasons_while_uploading() {
     let inputs = StatusInputs {
+        remote_move: None,
         archives: ArchiveCounts {
             damaged: 2,
             local: 1,
@@ -168,6 +169,7 @@ fn snapshot_emoji_name_200() {
 #[test]
 fn snapshot_zero_byte_archive() {
     let inputs = StatusInputs {
+        remote_move: None,
         archives: ArchiveCounts {
             uploading: 1,
             ..ArchiveCounts::default()

@@ -19,6 +19,10 @@ pub const KIND_CACHE: &str = "cache";
 pub const KIND_DELETE: &str = "delete";
 pub const KIND_DELETE_OBJECT: &str = "delete_object";
 pub const KIND_UPLOAD_CATALOG: &str = "upload_catalog";
+pub const KIND_MOVE_REMOTE: &str = "move_remote";
+
+/// The one id of the remote move job (`engine::remote_move`).
+pub const MOVE_JOB_ID: &str = "move_remote";
 
 /// The one id of the catalog upload job: every change of users or settings
 /// rewrites this record, so many changes make one upload.
@@ -55,6 +59,9 @@ pub enum JobKind {
     UploadCatalog {
         generation: String,
     },
+    /// Copy every part marked `to_move` from the previous remote to the
+    /// current one, then release the previous one.
+    MoveRemote,
 }
 
 impl JobKind {
@@ -69,6 +76,7 @@ impl JobKind {
             JobKind::Delete { archive_id } => (KIND_DELETE, archive_id.clone()),
             JobKind::DeleteObject { object_id } => (KIND_DELETE_OBJECT, object_id.clone()),
             JobKind::UploadCatalog { generation } => (KIND_UPLOAD_CATALOG, generation.clone()),
+            JobKind::MoveRemote => (KIND_MOVE_REMOTE, String::new()),
         }
     }
 
@@ -88,6 +96,7 @@ impl JobKind {
             KIND_DELETE => JobKind::Delete { archive_id: target },
             KIND_DELETE_OBJECT => JobKind::DeleteObject { object_id: target },
             KIND_UPLOAD_CATALOG => JobKind::UploadCatalog { generation: target },
+            KIND_MOVE_REMOTE => JobKind::MoveRemote,
             _ => return None,
         })
     }
@@ -96,7 +105,7 @@ impl JobKind {
     pub fn is_upload(&self) -> bool {
         matches!(
             self,
-            JobKind::UploadPart { .. } | JobKind::UploadManifest { .. }
+            JobKind::UploadPart { .. } | JobKind::UploadManifest { .. } | JobKind::MoveRemote
         )
     }
 }
@@ -167,6 +176,21 @@ pub fn enqueue_catalog_upload(txn: &mut RwTxn, tables: &Tables) -> Result<()> {
     tables.jobs.put(txn, CATALOG_JOB_ID.as_bytes(), &record)
 }
 
+/// Asks for the remote move job ([`MOVE_JOB_ID`]) to run now.
+pub fn enqueue_move(txn: &mut RwTxn, tables: &Tables) -> Result<()> {
+    let now = ids::now_secs();
+    let record = JobRecord {
+        id: MOVE_JOB_ID.to_string(),
+        kind: KIND_MOVE_REMOTE.to_string(),
+        target: String::new(),
+        attempts: 0,
+        not_before: now,
+        last_error: None,
+        created_at: now,
+    };
+    tables.jobs.put(txn, MOVE_JOB_ID.as_bytes(), &record)
+}
+
 /// Makes every parked or waiting job due now with fresh attempts (the remote
 /// settings changed). Returns how many were woken.
 pub fn unpark_all(txn: &mut RwTxn, tables: &Tables) -> Result<usize> {
@@ -212,6 +236,7 @@ mod tests {
             JobKind::UploadCatalog {
                 generation: "g1".into(),
             },
+            JobKind::MoveRemote,
         ] {
             let (name, target) = kind.to_parts();
             let record = JobRecord {

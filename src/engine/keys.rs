@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use heed::RwTxn;
+use heed::{RoTxn, RwTxn};
 
 use crate::remote::RemoteSettings;
 use crate::repo::{self, KdfParams, RepoConfig, RepoError, RepoKeys};
@@ -16,6 +16,10 @@ use crate::store::{Store, StoreError, Tables};
 const MASTER_KEY: &[u8] = b"repo_master_key";
 const CONFIG_KEY: &[u8] = b"repo_config";
 const REMOTE_KEY: &[u8] = b"remote";
+/// Bumped whenever the place the parts are on changes (a remote move starts
+/// or ends), in the same transaction. A job that wrote to or read from a
+/// remote checks it before committing what it did there.
+const GENERATION_KEY: &[u8] = b"remote_generation";
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
@@ -131,12 +135,48 @@ pub fn load(store: &Store) -> Result<Option<(RepoKeys, Vec<u8>)>, KeyError> {
 /// The remote settings: what an admin saved, or the folder `<data>/remote`.
 pub fn remote_settings(store: &Store, data_dir: &Path) -> Result<RemoteSettings, StoreError> {
     let txn = store.read()?;
-    Ok(store
-        .tables
+    remote_settings_in(&txn, &store.tables, data_dir)
+}
+
+/// The remote settings inside a transaction (see [`remote_settings`]).
+pub fn remote_settings_in(
+    txn: &RoTxn,
+    tables: &Tables,
+    data_dir: &Path,
+) -> Result<RemoteSettings, StoreError> {
+    Ok(tables
         .settings
-        .get(&txn, REMOTE_KEY)?
+        .get(txn, REMOTE_KEY)?
         .and_then(|value| serde_json::from_value(value).ok())
         .unwrap_or_else(|| default_remote(data_dir)))
+}
+
+/// Writes the remote settings in the caller's transaction.
+pub fn put_remote_settings(
+    txn: &mut RwTxn,
+    tables: &Tables,
+    settings: &RemoteSettings,
+) -> Result<(), StoreError> {
+    let value = serde_json::to_value(settings).unwrap_or(serde_json::Value::Null);
+    tables.settings.put(txn, REMOTE_KEY, &value)
+}
+
+/// The remote generation (see `GENERATION_KEY`); 0 until the first move.
+pub fn generation(txn: &RoTxn, tables: &Tables) -> Result<u64, StoreError> {
+    Ok(tables
+        .settings
+        .get(txn, GENERATION_KEY)?
+        .and_then(|value| value.as_u64())
+        .unwrap_or(0))
+}
+
+/// Moves the remote generation on by one; returns the new one.
+pub fn bump_generation(txn: &mut RwTxn, tables: &Tables) -> Result<u64, StoreError> {
+    let next = generation(txn, tables)? + 1;
+    tables
+        .settings
+        .put(txn, GENERATION_KEY, &serde_json::json!(next))?;
+    Ok(next)
 }
 
 /// `RemoteSettings::Dir { path: <data>/remote }`.
@@ -146,8 +186,11 @@ pub fn default_remote(data_dir: &Path) -> RemoteSettings {
     }
 }
 
-/// Saves new remote settings (keeping the stored secret when the form left
-/// it out) and makes every waiting job due now, in one transaction.
+/// Saves new remote settings for the same storage (keeping the stored
+/// secret when the form left it out) and makes every waiting job due now,
+/// in one transaction. A change of storage goes through
+/// `engine::remote_move::change` instead, which calls this only when
+/// nothing has to be copied.
 pub fn save_remote_settings(
     store: &Store,
     data_dir: &Path,
@@ -155,9 +198,8 @@ pub fn save_remote_settings(
 ) -> Result<RemoteSettings, StoreError> {
     let previous = remote_settings(store, data_dir)?;
     let settings = settings.keep_secret_from(&previous);
-    let value = serde_json::to_value(&settings).unwrap_or(serde_json::Value::Null);
     store.write(|txn, tables| -> Result<(), StoreError> {
-        tables.settings.put(txn, REMOTE_KEY, &value)?;
+        put_remote_settings(txn, tables, &settings)?;
         super::jobs::unpark_all(txn, tables)?;
         // A new bucket needs the users and settings too.
         super::jobs::enqueue_catalog_upload(txn, tables)?;

@@ -16,6 +16,7 @@ pub mod events;
 pub mod jobs;
 pub mod keys;
 pub mod metrics;
+pub mod remote_move;
 pub mod verify;
 mod work;
 
@@ -86,7 +87,19 @@ impl From<std::io::Error> for Failure {
 
 struct CachedRemote {
     settings: RemoteSettings,
+    generation: u64,
     remote: Arc<dyn Remote>,
+}
+
+/// Where the engine reports what a person should know (a finished remote
+/// move, an old folder deleted): the system log, plugged in at start.
+pub type Reporter = Box<dyn Fn(ReportLevel, &str) + Send + Sync>;
+
+/// How much a report matters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportLevel {
+    Info,
+    Warn,
 }
 
 pub(crate) struct Inner {
@@ -104,6 +117,9 @@ pub(crate) struct Inner {
     /// of one object never overlap.
     objects_busy: Mutex<HashSet<String>>,
     remote: Mutex<Option<CachedRemote>>,
+    /// The remote a move copies from, opened once per move.
+    previous_remote: Mutex<Option<(RemoteSettings, Arc<dyn Remote>)>>,
+    reporter: OnceLock<Reporter>,
     /// Serializes opening a remote and writing its config, so two workers
     /// starting at once do not race on the same first `config` write. Held
     /// across that one-time I/O only; every transfer uses the cached remote.
@@ -186,6 +202,11 @@ impl Engine {
         self.queue_length().saturating_sub(running)
     }
 
+    /// Plugs in where reports go (the system log); the first one stays.
+    pub fn set_reporter(&self, reporter: Reporter) {
+        let _ = self.inner.reporter.set(reporter);
+    }
+
     /// Stops the workers after their current job.
     pub fn shutdown(&self) {
         self.inner.shutdown.store(true, Ordering::SeqCst);
@@ -241,6 +262,8 @@ impl Inner {
             leased: Mutex::new(HashSet::new()),
             objects_busy: Mutex::new(HashSet::new()),
             remote: Mutex::new(None),
+            previous_remote: Mutex::new(None),
+            reporter: OnceLock::new(),
             remote_opening: Mutex::new(()),
             keys: OnceLock::new(),
             bucket: Mutex::new((0.0, Instant::now())),
@@ -369,9 +392,12 @@ impl Inner {
             JobKind::Delete { archive_id } => self.delete(&job.id, archive_id),
             JobKind::DeleteObject { object_id } => self.delete_object(&job.id, object_id),
             JobKind::UploadCatalog { generation } => self.upload_catalog(&job.id, generation),
+            JobKind::MoveRemote => self.move_remote(&job.id),
         };
         let archive_id = match &kind {
-            JobKind::DeleteObject { .. } | JobKind::UploadCatalog { .. } => None,
+            JobKind::DeleteObject { .. } | JobKind::UploadCatalog { .. } | JobKind::MoveRemote => {
+                None
+            }
             JobKind::UploadPart { archive_id, .. }
             | JobKind::UploadManifest { archive_id }
             | JobKind::Uncache { archive_id }
@@ -507,30 +533,81 @@ impl Inner {
     /// The remote of the current settings, opened once per settings change;
     /// the repository config is written to it on first use.
     fn remote(&self) -> Result<Arc<dyn Remote>, Failure> {
-        let settings = keys::remote_settings(&self.store, &self.data_dir)?;
+        Ok(self.remote_at()?.0)
+    }
+
+    /// The current remote and the remote generation it belongs to (read
+    /// together), opened once per change. The repository config is
+    /// written to it on first use; a place holding another repository's
+    /// config is refused, so one appliance never writes into another's.
+    fn remote_at(&self) -> Result<(Arc<dyn Remote>, u64), Failure> {
+        let (settings, generation) = {
+            let txn = self.store.read()?;
+            (
+                keys::remote_settings_in(&txn, &self.store.tables, &self.data_dir)?,
+                keys::generation(&txn, &self.store.tables)?,
+            )
+        };
         let cached = |settings: &RemoteSettings| {
             lock(&self.remote)
                 .as_ref()
-                .filter(|cached| &cached.settings == settings)
+                .filter(|cached| &cached.settings == settings && cached.generation == generation)
                 .map(|cached| cached.remote.clone())
         };
         if let Some(remote) = cached(&settings) {
-            return Ok(remote);
+            return Ok((remote, generation));
         }
         let _opening = lock(&self.remote_opening);
         if let Some(remote) = cached(&settings) {
-            return Ok(remote);
+            return Ok((remote, generation));
         }
         let (_, config) = self.keys()?;
         let remote: Arc<dyn Remote> = Arc::from(crate::remote::open(&settings, &self.options)?);
-        if remote.head(crate::repo::CONFIG_KEY)?.is_none() {
-            remote.put(crate::repo::CONFIG_KEY, config)?;
+        match remote.get(crate::repo::CONFIG_KEY) {
+            Ok(found) if &found == config => {}
+            Ok(_) => {
+                return Err(Failure::Permanent(format!(
+                    "{} holds the backups of another appliance; nothing is written there. Choose an empty bucket or prefix.",
+                    remote.describe()
+                )))
+            }
+            Err(err) if err.kind == crate::remote::ErrorKind::NotFound => {
+                remote.put(crate::repo::CONFIG_KEY, config)?
+            }
+            Err(err) => return Err(err.into()),
         }
         *lock(&self.remote) = Some(CachedRemote {
             settings,
+            generation,
             remote: remote.clone(),
         });
+        Ok((remote, generation))
+    }
+
+    /// The remote generation now.
+    fn generation(&self) -> Result<u64, Failure> {
+        let txn = self.store.read()?;
+        Ok(keys::generation(&txn, &self.store.tables)?)
+    }
+
+    /// The remote a move copies from (`settings`), opened once per move.
+    fn previous_remote(&self, settings: &RemoteSettings) -> Result<Arc<dyn Remote>, Failure> {
+        let mut previous = lock(&self.previous_remote);
+        if let Some((open, remote)) = previous.as_ref() {
+            if open == settings {
+                return Ok(remote.clone());
+            }
+        }
+        let remote: Arc<dyn Remote> = Arc::from(crate::remote::open(settings, &self.options)?);
+        *previous = Some((settings.clone(), remote.clone()));
         Ok(remote)
+    }
+
+    fn report(&self, level: ReportLevel, message: &str) {
+        match self.reporter.get() {
+            Some(reporter) => reporter(level, message),
+            None => eprintln!("piarchive: {message}"),
+        }
     }
 
     /// Holds `bytes` of upload back to the configured bandwidth limit.

@@ -15,11 +15,11 @@ use sha2::{Digest, Sha256};
 
 use super::activity::Direction;
 use super::jobs::{self, JobKind};
-use super::{metrics, Failure, Inner, ObjectClaim};
+use super::{keys, metrics, Failure, Inner, ObjectClaim};
 use crate::archive::sha256_pair::{self, Sha256Stream};
 use crate::archive::{available_bytes, human_size, is_disk_full};
 use crate::ids;
-use crate::remote::stop_reading;
+use crate::remote::{stop_reading, Remote};
 use crate::repo::{self, Manifest, ManifestPart, ObjectId, PART_OVERHEAD};
 use crate::settings::Settings;
 use crate::store::records::{ArchiveRecord, ArchiveState, ObjectRecord, PartRecord};
@@ -158,7 +158,7 @@ const MIN_FETCHERS: usize = 8;
 /// is started; the failure of the lowest failing part is returned, as a
 /// one-by-one fetch would have reported it.
 fn fetch_parts(
-    remote: &dyn crate::remote::Remote,
+    sources: &Sources<'_>,
     keys: &repo::RepoKeys,
     file: &dyn CacheFile,
     parts: &[PartRecord],
@@ -191,6 +191,7 @@ fn fetch_parts(
                         break;
                     };
                     let check_sha256 = !parts_hashed_in_order;
+                    let remote = sources.for_part(part);
                     match fetch_part(remote, keys, file, index, part, check_sha256, &mut buffer) {
                         Ok(()) => {
                             on_part(part);
@@ -236,6 +237,22 @@ fn fetch_parts(
             "Not every part of the archive was fetched; fetching back will try again.".into(),
         ))
     })
+}
+
+/// Where a cache reads each part from: the current remote, or while a
+/// remote move runs, the previous one for parts not copied yet.
+pub(super) struct Sources<'a> {
+    pub current: &'a dyn Remote,
+    pub previous: Option<&'a dyn Remote>,
+}
+
+impl Sources<'_> {
+    fn for_part(&self, part: &PartRecord) -> &dyn Remote {
+        match self.previous {
+            Some(previous) if part.to_move => previous,
+            _ => self.current,
+        }
+    }
 }
 
 /// Streams part `index` from the remote into `file` at its offset through
@@ -393,6 +410,21 @@ impl Inner {
         Ok(Some((archive, parts)))
     }
 
+    /// Like `archive_and_parts`, with the remote generation they belong to,
+    /// read in the same transaction.
+    fn archive_parts_at(
+        &self,
+        archive_id: &str,
+    ) -> Result<Option<(ArchiveRecord, Vec<PartRecord>, u64)>, Failure> {
+        let txn = self.store.read()?;
+        let tables = &self.store.tables;
+        let Some(archive) = tables.archives.get(&txn, archive_id.as_bytes())? else {
+            return Ok(None);
+        };
+        let parts = tables.parts_of(&txn, archive_id)?;
+        Ok(Some((archive, parts, keys::generation(&txn, tables)?)))
+    }
+
     /// Removes the job and, when the archive is still in state `from`,
     /// applies `change` to it, in one transaction; returns the archive as
     /// changed, or `None` when it was deleted or moved on meanwhile.
@@ -419,7 +451,7 @@ impl Inner {
     }
 
     /// Removes a job that has nothing (left) to do.
-    fn drop_job(&self, job_id: &str) -> Result<(), Failure> {
+    pub(super) fn drop_job(&self, job_id: &str) -> Result<(), Failure> {
         self.store.write(|txn, tables| -> Result<(), Failure> {
             tables.jobs.delete(txn, job_id.as_bytes())?;
             Ok(())
@@ -449,7 +481,7 @@ impl Inner {
         let (Some(archive), Some(part)) = (archive, part) else {
             return self.drop_job(job_id);
         };
-        if part.remote || !archive.state.is_local() {
+        if part.remote || part.to_move || !archive.state.is_local() {
             return self.drop_job(job_id);
         }
         let (keys, _) = self.keys()?;
@@ -464,26 +496,13 @@ impl Inner {
                 .get(&txn, object_id.as_str().as_bytes())?
         };
         let mut uploaded: Option<(u64, String)> = None;
+        let mut generation = 0;
         if !existing.is_some_and(|o| o.stored && o.refcount > 0) {
             let _running = self.activity.start(archive_id, Direction::Upload);
-            let remote = self.remote()?;
-            let length = part.length as usize;
-            let mut buffer = Vec::with_capacity(length + PART_OVERHEAD);
-            buffer.resize(length, 0);
-            FileExt::read_exact_at(
-                &File::open(self.archive_path(archive_id))?,
-                &mut buffer,
-                part.offset,
-            )?;
-            if hex::encode(Sha256::digest(&buffer)) != part.sha256 {
-                return Err(Failure::Damaged(format!(
-                    "Part {index} of the local file no longer matches the hash taken at upload: the disk may be failing. Nothing was uploaded for it."
-                )));
-            }
-            let nonce = repo::random_bytes().map_err(|e| Failure::Permanent(e.to_string()))?;
-            keys.encrypt_part_in_place(&object_id, nonce, &mut buffer)
-                .map_err(|e| Failure::Permanent(e.to_string()))?;
-            let cipher_sha = hex::encode(Sha256::digest(&buffer));
+            let (remote, at) = self.remote_at()?;
+            generation = at;
+            let (buffer, cipher_sha) =
+                self.seal_local_part(keys, archive_id, index, &part, &object_id)?;
             self.throttle(buffer.len());
             let started = Instant::now();
             remote.put_hashed(&repo::part_key(&object_id), &buffer, &cipher_sha)?;
@@ -494,6 +513,11 @@ impl Inner {
         let changed =
             self.store
                 .write(|txn, tables| -> Result<Option<ArchiveRecord>, Failure> {
+                    // Uploaded to a remote that is no longer the one in use
+                    // (a move started meanwhile): upload it again.
+                    if uploaded.is_some() && keys::generation(txn, tables)? != generation {
+                        return Err(Failure::Busy);
+                    }
                     let object_key = object_id.as_str().as_bytes();
                     let mut object = match (tables.objects.get(txn, object_key)?, &uploaded) {
                         (Some(mut object), Some((length, sha))) => {
@@ -529,7 +553,7 @@ impl Inner {
                         tables.objects.put(txn, object_key, &object)?;
                         return Ok(None);
                     };
-                    if part.remote || archive.state == ArchiveState::Deleting {
+                    if part.remote || part.to_move || archive.state == ArchiveState::Deleting {
                         if object.refcount == 0 {
                             jobs::enqueue(
                                 txn,
@@ -570,6 +594,37 @@ impl Inner {
             self.wake();
         }
         Ok(())
+    }
+
+    /// Reads part `index` of the archive's local file, checks it against its
+    /// recorded SHA-256 and seals it for `object_id`: the bytes to send and
+    /// their SHA-256 (hex).
+    pub(super) fn seal_local_part(
+        &self,
+        keys: &repo::RepoKeys,
+        archive_id: &str,
+        index: u32,
+        part: &PartRecord,
+        object_id: &ObjectId,
+    ) -> Result<(Vec<u8>, String), Failure> {
+        let length = part.length as usize;
+        let mut buffer = Vec::with_capacity(length + PART_OVERHEAD);
+        buffer.resize(length, 0);
+        FileExt::read_exact_at(
+            &File::open(self.archive_path(archive_id))?,
+            &mut buffer,
+            part.offset,
+        )?;
+        if hex::encode(Sha256::digest(&buffer)) != part.sha256 {
+            return Err(Failure::Damaged(format!(
+                "Part {index} of the local file no longer matches the hash taken at upload: the disk may be failing. Nothing was uploaded for it."
+            )));
+        }
+        let nonce = repo::random_bytes().map_err(|e| Failure::Permanent(e.to_string()))?;
+        keys.encrypt_part_in_place(object_id, nonce, &mut buffer)
+            .map_err(|e| Failure::Permanent(e.to_string()))?;
+        let cipher_sha = hex::encode(Sha256::digest(&buffer));
+        Ok((buffer, cipher_sha))
     }
 
     pub(super) fn upload_manifest(&self, job_id: &str, archive_id: &str) -> Result<(), Failure> {
@@ -613,13 +668,16 @@ impl Inner {
         let sealed = manifest
             .seal(keys, nonce)
             .map_err(|e| Failure::Permanent(e.to_string()))?;
-        let remote = self.remote()?;
+        let (remote, generation) = self.remote_at()?;
         self.throttle(sealed.len());
         remote.put(&repo::manifest_key(archive_id), &sealed)?;
         metrics::global().add_uploaded(sealed.len() as u64);
         let changed =
             self.store
                 .write(|txn, tables| -> Result<Option<ArchiveRecord>, Failure> {
+                    if keys::generation(txn, tables)? != generation {
+                        return Err(Failure::Busy);
+                    }
                     tables.jobs.delete(txn, job_id.as_bytes())?;
                     let Some(mut archive) = tables.archives.get(txn, archive_id.as_bytes())? else {
                         return Ok(None);
@@ -696,7 +754,7 @@ impl Inner {
         archive_id: &str,
         open: &OpenCacheFile,
     ) -> Result<(), Failure> {
-        let Some((archive, parts)) = self.archive_and_parts(archive_id)? else {
+        let Some((archive, parts, generation)) = self.archive_parts_at(archive_id)? else {
             return self.drop_job(job_id);
         };
         if archive.state != ArchiveState::Caching {
@@ -706,7 +764,21 @@ impl Inner {
         let final_path = self.archive_path(archive_id);
         let partial = final_path.with_extension("partial");
         self.check_cache_space(&archive, &partial)?;
-        let remote = self.remote()?;
+        let (remote, current_generation) = self.remote_at()?;
+        if current_generation != generation {
+            return Err(Failure::Busy);
+        }
+        // Parts not yet moved to the current remote come from the old one.
+        let previous = match self.previous_settings()? {
+            Some(settings) if parts.iter().any(|part| part.to_move) => {
+                Some(self.previous_remote(&settings)?)
+            }
+            _ => None,
+        };
+        let sources = Sources {
+            current: remote.as_ref(),
+            previous: previous.as_deref(),
+        };
         let running = self.activity.start(archive_id, Direction::Download);
         let file = match open(&partial, archive.size) {
             Ok(file) => file,
@@ -716,7 +788,7 @@ impl Inner {
         let threads =
             (Settings::load(&self.store)?.transfer_concurrency as usize).clamp(MIN_FETCHERS, 16);
         let fetched = fetch_parts(
-            remote.as_ref(),
+            &sources,
             keys,
             file.as_ref(),
             &parts,
@@ -726,6 +798,12 @@ impl Inner {
         );
         let whole_sha256 = match fetched {
             Ok(sha256) => sha256,
+            // A part missing because the parts moved meanwhile is no damage.
+            Err(CacheStop::Fetch(_)) if self.generation()? != generation => {
+                return Err(Failure::Transient(
+                    "The backups moved to the new storage while this archive was fetched back; fetching starts again.".into(),
+                ))
+            }
             Err(CacheStop::Fetch(failure)) => return Err(failure),
             Err(CacheStop::Write(err)) => {
                 return self.cache_write_failed(job_id, &archive, &partial, &err)
@@ -750,7 +828,13 @@ impl Inner {
             return self.cache_write_failed(job_id, &archive, &partial, &err);
         }
         let changed = self.finish_job(job_id, archive_id, ArchiveState::Caching, |archive| {
-            archive.state = ArchiveState::BackedUp;
+            // While a move runs, the archive is backed up only once every
+            // part is on the new remote.
+            archive.state = if archive.parts_remote >= archive.parts_total {
+                ArchiveState::BackedUp
+            } else {
+                ArchiveState::Uploading
+            };
             archive.local_copy = true;
             archive.last_error = None;
             archive.last_accessed_at = ids::now_secs();
@@ -846,8 +930,13 @@ impl Inner {
         }
         self.store.write(|txn, tables| -> Result<(), Failure> {
             tables.jobs.delete(txn, job_id.as_bytes())?;
+            let (mut moving, mut moving_bytes) = (0, 0);
             for part in tables.parts_of(txn, archive_id)? {
-                let (true, Some(object_id)) = (part.remote, part.object_id) else {
+                if part.to_move {
+                    moving += 1;
+                    moving_bytes += part.length + PART_OVERHEAD as u64;
+                }
+                let (true, Some(object_id)) = (part.remote || part.to_move, part.object_id) else {
                     continue;
                 };
                 if let Some(mut object) = tables.objects.get(txn, object_id.as_bytes())? {
@@ -858,6 +947,7 @@ impl Inner {
                     }
                 }
             }
+            super::remote_move::forget_parts(txn, tables, moving, moving_bytes)?;
             tables
                 .parts
                 .delete_prefix(txn, &indexed_prefix(archive_id))?;
@@ -959,6 +1049,7 @@ mod tests {
                 sha256: hex::encode(Sha256::digest(&data[offset as usize..][..length as usize])),
                 object_id: None,
                 remote: false,
+                to_move: false,
             })
             .collect()
     }
@@ -1171,7 +1262,11 @@ mod tests {
         let fetch = |parts: &[PartRecord], in_order: bool| {
             let file = tempfile::tempfile().unwrap();
             file.set_len(archive.size).unwrap();
-            let fetched = fetch_parts(remote.as_ref(), keys, &file, parts, 4, in_order, |_| {});
+            let sources = Sources {
+                current: remote.as_ref(),
+                previous: None,
+            };
+            let fetched = fetch_parts(&sources, keys, &file, parts, 4, in_order, |_| {});
             (fetched, file)
         };
         for in_order in [false, true] {

@@ -356,6 +356,7 @@ impl Recovery {
                 sha256: part.sha256.clone(),
                 object_id: Some(part.object_id.as_str().to_string()),
                 remote: present,
+                to_move: false,
             });
             offset += part.length;
         }

@@ -57,6 +57,11 @@ pub trait Remote: Send + Sync {
     fn list(&self, prefix: &str) -> Result<Vec<String>, RemoteError>;
     /// Where the data goes, for people: `s3://bucket/prefix at endpoint` or `folder /path`.
     fn describe(&self) -> String;
+    /// Whether `put_hashed` has the server check the body against the
+    /// hash (S3 does); otherwise a caller that must know reads it back.
+    fn checks_payload(&self) -> bool {
+        false
+    }
 }
 
 /// The function [`Remote::get_with`] hands a body to, with its length.

@@ -160,6 +160,42 @@ impl<V: Serialize + DeserializeOwned> Table<V> {
         Ok(out)
     }
 
+    /// Up to `limit` records with keys strictly above `after` (or from the
+    /// start) that `keep` accepts, in key order, and the last key looked
+    /// at (to continue from). Reads at most `scan_limit` records.
+    #[allow(clippy::type_complexity)]
+    pub fn after(
+        &self,
+        txn: &RoTxn,
+        after: Option<&[u8]>,
+        mut keep: impl FnMut(&V) -> bool,
+        limit: usize,
+        scan_limit: usize,
+    ) -> Result<(Vec<(Vec<u8>, V)>, Option<Vec<u8>>)> {
+        let lower = match after {
+            Some(after) => std::ops::Bound::Excluded(after),
+            None => std::ops::Bound::Unbounded,
+        };
+        let iter = self
+            .db
+            .range(txn, &(lower, std::ops::Bound::<&[u8]>::Unbounded))
+            .map_err(StoreError::from_heed)?;
+        let mut out = Vec::new();
+        let mut last = None;
+        for (scanned, entry) in iter.enumerate() {
+            if out.len() >= limit || scanned >= scan_limit {
+                break;
+            }
+            let (key, bytes) = entry.map_err(StoreError::from_heed)?;
+            let value = self.decode(bytes)?;
+            last = Some(key.to_vec());
+            if keep(&value) {
+                out.push((key.to_vec(), value));
+            }
+        }
+        Ok((out, last))
+    }
+
     /// The record with the smallest key, if any.
     pub fn first(&self, txn: &RoTxn) -> Result<Option<(Vec<u8>, V)>> {
         match self.db.first(txn).map_err(StoreError::from_heed)? {
@@ -344,6 +380,15 @@ pub fn indexed_key(id: &str, index: u32) -> Vec<u8> {
     key
 }
 
+/// The id and index an [`indexed_key`] was made of.
+pub fn split_indexed_key(key: &[u8]) -> Option<(&str, u32)> {
+    let split = key.len().checked_sub(5)?;
+    let (id, rest) = key.split_at(split);
+    let index = u32::from_be_bytes(rest.get(1..)?.try_into().ok()?);
+    (rest[0] == b'/').then_some(())?;
+    Some((std::str::from_utf8(id).ok()?, index))
+}
+
 /// The prefix of every [`indexed_key`] of `id`.
 pub fn indexed_prefix(id: &str) -> Vec<u8> {
     let mut key = id.as_bytes().to_vec();
@@ -397,6 +442,13 @@ mod tests {
         assert!(result.is_err());
         let txn = store.read().unwrap();
         assert_eq!(store.tables.usernames.get(&txn, b"bob").unwrap(), None);
+    }
+
+    #[test]
+    fn indexed_keys_split_back() {
+        let key = indexed_key("abc", 258);
+        assert_eq!(split_indexed_key(&key), Some(("abc", 258)));
+        assert_eq!(split_indexed_key(b"ab"), None);
     }
 
     #[test]

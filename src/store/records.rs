@@ -120,8 +120,43 @@ pub struct PartRecord {
     pub sha256: String,
     /// The remote object holding this part once the engine has named it.
     pub object_id: Option<String>,
-    /// Confirmed stored remotely.
+    /// Confirmed stored on the current remote.
     pub remote: bool,
+    /// Stored on the previous remote and counted in its object's refcount,
+    /// but not yet copied to the current one: a remote move is under way
+    /// (`engine::remote_move`). Never true together with `remote`.
+    #[serde(default)]
+    pub to_move: bool,
+}
+
+/// A change of remote that copies the repository from the old place to
+/// the new one (settings key `remote_move`; see `engine::remote_move`). The
+/// current remote is already the new one; `from` stays readable as the
+/// source until every part marked `to_move` is on the new remote.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RemoteMoveRecord {
+    /// The remote settings the parts are copied from.
+    pub from: crate::remote::RemoteSettings,
+    /// `from` described for people (`folder /data/remote`, `s3://...`).
+    pub from_description: String,
+    pub started_at: i64,
+    /// Parts (and their stored bytes) marked `to_move` when the move began.
+    pub parts_total: u64,
+    pub bytes_total: u64,
+    /// Parts still marked `to_move`; decremented in the transaction that
+    /// clears each mark.
+    pub parts_left: u64,
+    pub bytes_left: u64,
+    /// Archives (ids) with a part that could not be read from the old remote
+    /// on the last pass and that have no local copy to upload instead.
+    #[serde(default)]
+    pub stuck_archives: Vec<String>,
+    /// Why the last pass could not copy them, as a sentence.
+    #[serde(default)]
+    pub stuck_reason: Option<String>,
+    /// Every part arrived; only releasing the old remote is left.
+    #[serde(default)]
+    pub finished: bool,
 }
 
 /// Keyed by remote object id.

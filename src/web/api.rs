@@ -372,12 +372,56 @@ pub fn cache_archive(app: &App, req: &mut Req, archive_id: &str) -> Answer {
     Ok(Resp::json(202, &archive_json(&archive)))
 }
 
-/// The remote settings, without the secret.
+/// The remote settings, without the secret, and the move under way if any.
 pub fn get_remote(app: &App, req: &mut Req) -> Answer {
     let caller = api_caller(app, req)?;
     require_admin(&caller)?;
     let settings = crate::engine::keys::remote_settings(&app.store, &app.config.data_dir)?;
-    Ok(Resp::json(200, &settings.redacted()))
+    let mut body = settings.redacted();
+    body["move"] = move_json(app)?;
+    Ok(Resp::json(200, &body))
+}
+
+/// The running remote move as JSON (`null` when none runs).
+pub fn move_json(app: &App) -> Result<Value, ApiError> {
+    Ok(match app.engine.remote_move()? {
+        None => Value::Null,
+        Some(record) => {
+            let names: Vec<String> = record
+                .stuck_archives
+                .iter()
+                .filter_map(|id| app.archives.get_any(id).ok().flatten())
+                .map(|archive| archive.name)
+                .collect();
+            json!({
+                "from": record.from_description,
+                "started_at": record.started_at,
+                "parts_total": record.parts_total,
+                "parts_done": record.parts_total.saturating_sub(record.parts_left),
+                "bytes_total": record.bytes_total,
+                "bytes_done": record.bytes_total.saturating_sub(record.bytes_left),
+                "not_yet_moved": names,
+                "message": move_message(&record, &names),
+            })
+        }
+    })
+}
+
+/// "Moving to the new storage: 37 of 912 parts", and what is stuck.
+pub fn move_message(record: &crate::store::records::RemoteMoveRecord, stuck: &[String]) -> String {
+    let done = record.parts_total.saturating_sub(record.parts_left);
+    let mut message = format!(
+        "Moving to the new storage: {done} of {} parts.",
+        record.parts_total
+    );
+    if !stuck.is_empty() {
+        message.push_str(&format!(
+            " Not yet on the new storage, because the old storage is unreachable ({}): {}.",
+            record.stuck_reason.as_deref().unwrap_or("no answer"),
+            stuck.join(", ")
+        ));
+    }
+    message
 }
 
 fn remote_body(req: &mut Req) -> Result<crate::remote::RemoteSettings, ApiError> {
@@ -389,29 +433,72 @@ fn remote_body(req: &mut Req) -> Result<crate::remote::RemoteSettings, ApiError>
     })
 }
 
-/// Saves the remote settings (an omitted secret keeps the stored one) and
-/// resumes every waiting job.
+impl From<crate::engine::remote_move::ChangeError> for ApiError {
+    fn from(err: crate::engine::remote_move::ChangeError) -> Self {
+        use crate::engine::remote_move::ChangeError;
+        let message = err.to_string();
+        match err {
+            ChangeError::Invalid(_) => ApiError::new(400, "invalid", message),
+            ChangeError::OtherRepository { .. } => ApiError::new(409, "other_repository", message),
+            ChangeError::MoveRunning { .. } => ApiError::new(409, "move_in_progress", message),
+            ChangeError::Unreachable { .. } => ApiError::new(502, "remote_unreachable", message),
+            ChangeError::Keys(_) | ChangeError::Store(_) => ApiError::internal(message),
+        }
+    }
+}
+
+/// Saves the remote settings (an omitted secret keeps the stored one):
+/// a move when backups must be copied to the new place (see
+/// `engine::remote_move`). Answers the saved settings with `change`: what
+/// was done, in words and numbers.
 pub fn put_remote(app: &App, req: &mut Req) -> Answer {
+    let caller = api_caller(app, req)?;
+    require_admin(&caller)?;
+    let settings = remote_body(req)?;
+    let (saved, plan) = save_remote(app, settings)?;
+    let mut body = saved.redacted();
+    body["change"] = plan_json(&plan);
+    body["move"] = move_json(app)?;
+    Ok(Resp::json(200, &body))
+}
+
+/// What saving the given settings would do, without saving them:
+/// `{destination, archives, parts, bytes, message}`.
+pub fn plan_remote(app: &App, req: &mut Req) -> Answer {
     let caller = api_caller(app, req)?;
     require_admin(&caller)?;
     let saved = crate::engine::keys::remote_settings(&app.store, &app.config.data_dir)?;
     let settings = remote_body(req)?.keep_secret_from(&saved);
-    crate::remote::open(&settings, &Default::default())
-        .map_err(|err| ApiError::new(400, "invalid", err.message))?;
-    let saved = save_remote(app, settings)?;
-    Ok(Resp::json(200, &saved.redacted()))
+    let plan = app.engine.plan_remote_change(&settings)?;
+    Ok(Resp::json(200, &plan_json(&plan)))
 }
 
-/// Saves remote settings, updates the same-disk banner, resumes jobs.
+pub fn plan_json(plan: &crate::engine::remote_move::MovePlan) -> Value {
+    json!({
+        "destination": plan.destination.as_str(),
+        "moves": plan.destination.moves(),
+        "archives": plan.archives,
+        "parts": plan.parts,
+        "bytes": plan.bytes,
+        "message": plan.message(),
+    })
+}
+
+/// Saves remote settings through the engine (a move if needed) and
+/// updates the same-disk banner.
 pub fn save_remote(
     app: &App,
     settings: crate::remote::RemoteSettings,
-) -> Result<crate::remote::RemoteSettings, ApiError> {
-    let saved =
-        crate::engine::keys::save_remote_settings(&app.store, &app.config.data_dir, settings)?;
+) -> Result<
+    (
+        crate::remote::RemoteSettings,
+        crate::engine::remote_move::MovePlan,
+    ),
+    ApiError,
+> {
+    let (saved, plan) = app.engine.change_remote(settings)?;
     super::pages::layout::set_same_disk_remote(saved.is_on_disk_under(&app.config.data_dir));
-    app.engine.wake();
-    Ok(saved)
+    Ok((saved, plan))
 }
 
 /// A live check of the given settings (or the saved ones, without a body).

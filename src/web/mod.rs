@@ -73,6 +73,16 @@ impl App {
         let archives = Archives::open(store.clone(), &config.data_dir)?;
         let admin = Arc::new(crate::admin::Admin::open(store.clone(), &config.data_dir)?);
         let engine = Engine::start(store.clone(), &config.data_dir);
+        // What the engine has to tell people (a finished move, an old
+        // folder deleted) goes to the system log.
+        let log = admin.log.clone();
+        engine.set_reporter(Box::new(move |level, message| {
+            let subject = crate::admin::log::Subject::default();
+            match level {
+                crate::engine::ReportLevel::Info => log.info("storage", message, subject),
+                crate::engine::ReportLevel::Warn => log.warn("storage", message, subject),
+            }
+        }));
         let remote = crate::engine::keys::remote_settings(&store, &config.data_dir)?;
         pages::layout::set_same_disk_remote(remote.is_on_disk_under(&config.data_dir));
         Ok(App {

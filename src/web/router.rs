@@ -75,6 +75,7 @@ fn route(app: &App, req: &mut Req) -> Result<Resp, ApiError> {
         (Get, ["api", "v1", "admin", "remote"]) => api::get_remote(app, req),
         (Put, ["api", "v1", "admin", "remote"]) => api::put_remote(app, req),
         (Post, ["api", "v1", "admin", "remote", "test"]) => api::test_remote(app, req),
+        (Post, ["api", "v1", "admin", "remote", "plan"]) => api::plan_remote(app, req),
 
         (Options, ["api", "v1", "uploads", ..]) => tus::options(),
         (Post, ["api", "v1", "uploads"]) => tus::create(app, req),

@@ -21,6 +21,9 @@ pub const ACCESS_KEY: &str = "PIARCHIVETESTKEY";
 pub const SECRET_KEY: &str = "piarchive-test-secret/with+odd=chars";
 pub const REGION: &str = "eu-test-1";
 pub const BUCKET: &str = "piarchive-test";
+/// A second key pair for the same buckets (key rotation).
+pub const ROTATED_ACCESS_KEY: &str = "PIARCHIVEROTATEDKEY";
+pub const ROTATED_SECRET_KEY: &str = "rotated-secret";
 
 /// A running S3 server; stops when dropped.
 pub struct S3TestServer {
@@ -64,7 +67,9 @@ impl S3TestServer {
 
         let fs = s3s_fs::FileSystem::new(root.path()).expect("s3s-fs over the temp dir");
         let mut builder = S3ServiceBuilder::new(fs);
-        builder.set_auth(SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
+        let mut auth = SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY);
+        auth.register(ROTATED_ACCESS_KEY.into(), ROTATED_SECRET_KEY.into());
+        builder.set_auth(auth);
         if let Some(domain) = domain {
             let base = format!("{domain}:{}", address.port());
             builder.set_host(s3s::host::SingleDomain::new(&base).expect("valid test domain"));
@@ -146,6 +151,11 @@ impl S3TestServer {
             },
             dir @ RemoteSettings::Dir { .. } => dir,
         }
+    }
+
+    /// Makes another bucket on this server.
+    pub fn create_bucket(&self, bucket: &str) {
+        std::fs::create_dir(self.root.path().join(bucket)).expect("bucket folder");
     }
 
     /// The file s3s-fs keeps an object in (to check what really got stored).

@@ -512,6 +512,12 @@ impl Remote for S3Client {
     fn describe(&self) -> String {
         self.config.describe()
     }
+
+    /// The payload hash is signed, so the server refuses a body that does
+    /// not match it.
+    fn checks_payload(&self) -> bool {
+        true
+    }
 }
 
 fn check_key(key: &str) -> Result<(), RemoteError> {

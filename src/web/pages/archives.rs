@@ -36,13 +36,37 @@ fn progress(archive: &ArchiveRecord) -> Markup {
     }
 }
 
+/// While the backups move to new storage: how far, for every user (the
+/// archive names waiting for the old storage are on each archive and, for
+/// admins, on the remote page).
+fn move_banner(app: &App) -> Result<Markup, ApiError> {
+    let record = app.engine.remote_move()?;
+    Ok(html! {
+        @if let Some(record) = record {
+            div.card.notice id="move-banner" role="status" {
+                p {
+                    "Moving the backups to the new storage: "
+                    (record.parts_total.saturating_sub(record.parts_left)) " of " (record.parts_total) " parts. "
+                    "Until an archive has arrived there, it is kept where it was."
+                }
+                progress max=(record.parts_total.max(1)) value=(record.parts_total.saturating_sub(record.parts_left)) {}
+                @if !record.stuck_archives.is_empty() {
+                    p.error { "Some archives cannot be copied yet: the old storage is unreachable." }
+                }
+            }
+        }
+    })
+}
+
 pub fn home(app: &App, _req: &mut Req, caller: &Caller) -> Result<Resp, ApiError> {
     let archives = app.archives.list(&caller.user.id)?;
+    let banner = move_banner(app)?;
     let page = Page::new("Your archives", Some(caller)).script("/static/live.js").render(html! {
         div.heading {
             h1 { "Your archives" }
             a.button href="/archives/new" { "New archive" }
         }
+        (banner)
         @if archives.is_empty() {
             p.empty { "No archives yet. " a href="/archives/new" { "Upload your first file." } }
         } @else {
@@ -96,8 +120,10 @@ pub fn detail(
     let archive = app.archives.owned(&caller.user.id, archive_id)?;
     let parts = app.archives.parts(archive_id)?;
     let allowed = actions_allowed(&archive);
+    let banner = move_banner(app)?;
     let page = Page::new(archive.name.clone(), Some(caller)).script("/static/live.js").render(html! {
         h1 data-archive-detail=(archive.id) data-state=(archive.state.as_str()) { (archive.name) }
+        (banner)
         dl.facts {
             dt { "Original filename" } dd { (archive.filename) }
             dt { "Size" } dd { (human_size(archive.size)) " (" (archive.size) " bytes)" }

@@ -129,7 +129,7 @@ fn signed_in_route(
         (Get, ["admin", "scripts", id]) => admin::develop(app, caller, Some(id)),
         (Get, ["admin", "log"]) => admin::log_page(app, req, caller),
         (Get, ["admin", "users"]) => admin::users_page(app, caller, None),
-        (Get, ["admin", "remote"]) => remote::remote_page(app, caller, None),
+        (Get, ["admin", "remote"]) => remote::remote_page(app, caller, None, None),
         _ => Err(ApiError::not_found()),
     }
 }

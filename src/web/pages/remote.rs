@@ -17,9 +17,16 @@ pub fn remote_page(
     app: &App,
     caller: &Caller,
     notice: Option<(bool, String)>,
+    typed: Option<&RemoteSettings>,
 ) -> Result<Resp, ApiError> {
     auth::require_admin(caller)?;
-    let settings = crate::engine::keys::remote_settings(&app.store, &app.config.data_dir)?;
+    let saved = crate::engine::keys::remote_settings(&app.store, &app.config.data_dir)?;
+    // What is stored now and would be copied by a change of place.
+    let stored = app.engine.plan_remote_change(&saved).ok();
+    let moving = crate::web::api::move_json(app)?;
+    // Fields show what the admin typed when a save or test failed (never
+    // the secret), else what is saved.
+    let settings = typed.unwrap_or(&saved);
     let (kind, endpoint, region, bucket, prefix, path_style, key_id, dir) = match &settings {
         RemoteSettings::S3 {
             endpoint,
@@ -56,6 +63,14 @@ pub fn remote_page(
         @if let Some((ok, message)) = &notice {
             @if *ok { p.notice role="status" { (message) } } @else { p.error role="alert" { (message) } }
         }
+        @if !moving.is_null() {
+            section.card id="remote-move" {
+                h2 { "Moving to the new storage" }
+                p role="status" { (moving["message"].as_str().unwrap_or_default()) }
+                progress max=(moving["parts_total"].as_u64().unwrap_or(0).max(1)) value=(moving["parts_done"].as_u64().unwrap_or(0)) {}
+                p.muted { "Copying from " (moving["from"].as_str().unwrap_or_default()) ". It stays in use for what has not arrived yet, and is released only when every part is on the new storage and checked." }
+            }
+        }
         form.card method="post" action="/admin/remote" {
             (csrf_field(caller))
             fieldset {
@@ -71,6 +86,15 @@ pub fn remote_page(
             label { "Access key id" input name="access_key_id" value=(key_id) autocomplete="off"; }
             label { "Secret access key " span.muted { "(leave empty to keep the saved one)" } input type="password" name="secret_access_key" autocomplete="off"; }
             label { "Folder (for the folder kind)" input name="path" value=(dir); }
+            @if let Some(stored) = stored.as_ref().filter(|plan| plan.parts > 0) {
+                p {
+                    "Saving a new place copies the " (stored.archives) " "
+                    (if stored.archives == 1 { "archive" } else { "archives" })
+                    " (" (crate::archive::human_size(stored.bytes)) ") stored in " (stored.from)
+                    " there and checks every part; until then they stay where they are."
+                }
+                label.check { input type="checkbox" name="confirm_move" value="1"; " Copy my backups to the new storage" }
+            }
             button type="submit" name="action" value="save" { "Save" }
             " "
             button type="submit" name="action" value="test" { "Test" }
@@ -109,19 +133,31 @@ pub fn remote_post(
     auth::require_admin(caller)?;
     let saved = crate::engine::keys::remote_settings(&app.store, &app.config.data_dir)?;
     let settings = settings_from_form(form).keep_secret_from(&saved);
+    let failed =
+        |message: String| remote_page(app, caller, Some((false, message)), Some(&settings));
     if field(form, "action") == "test" {
         let result = crate::web::api::check_remote(&settings);
         let ok = result["ok"].as_bool().unwrap_or(false);
         let message = result["message"].as_str().unwrap_or_default().to_string();
-        return remote_page(app, caller, Some((ok, message)));
+        return remote_page(app, caller, Some((ok, message)), Some(&settings));
     }
-    if let Err(err) = crate::remote::open(&settings, &Default::default()) {
-        return remote_page(app, caller, Some((false, err.message)));
+    let plan = match app.engine.plan_remote_change(&settings) {
+        Ok(plan) => plan,
+        Err(err) => return failed(err.to_string()),
+    };
+    if plan.destination.moves() && !form.contains_key("confirm_move") {
+        return failed(format!(
+            "{} Tick “Copy my backups to the new storage” and save again to go ahead; nothing was changed yet.",
+            plan.message()
+        ));
     }
-    crate::web::api::save_remote(app, settings)?;
-    remote_page(
-        app,
-        caller,
-        Some((true, "Saved. Waiting backups resume now.".to_string())),
-    )
+    match crate::web::api::save_remote(app, settings.clone()) {
+        Ok((_, plan)) => remote_page(
+            app,
+            caller,
+            Some((true, format!("Saved. {}", plan.message()))),
+            None,
+        ),
+        Err(err) => failed(err.message),
+    }
 }

@@ -1,0 +1,1007 @@
+//! Changing the remote without stranding a backup: a change of storage is a
+//! move, not a relabel.
+//!
+//! [`Engine::change_remote`] looks at the new place first:
+//! - nothing stored remotely yet, or the same storage (same endpoint, bucket
+//!   and prefix, or the same folder; new keys, say): the settings are saved
+//!   and nothing is copied;
+//! - a place holding another appliance's repository (another `config`):
+//!   refused with a sentence, nothing written;
+//! - an empty place, or another place holding this repository (the same
+//!   `config`): the settings switch now and, in the same transaction, every
+//!   part on the old remote is marked `to_move` (still counted in its
+//!   object's refcount, not on the new remote yet), every object
+//!   `stored: false`, every archive's `parts_remote` 0 (a local `backed_up`
+//!   archive is `uploading` again), the remote generation moves on and the
+//!   `move_remote` job is queued. New uploads go to the new remote at once.
+//!
+//! The job (`Inner::move_remote`) copies each marked part, a batch at a
+//! time on a few threads, and commits each one in its own transaction, so a
+//! kill -9 resumes where it was: a part already on the new remote (HEAD,
+//! right length) is only marked; otherwise it is sealed anew from the
+//! archive's local file when there is one, else read from the old remote,
+//! decrypted and checked against its recorded SHA-256, and sent with the
+//! ciphertext's SHA-256 so the S3 server checks it again (a folder is read
+//! back). A part the old remote cannot give and no local file can replace
+//! leaves its archive "not yet on the new storage" (named, red LED); the
+//! pass goes on and the job tries again later. When no part is marked any
+//! more the move is finished (the generation moves on, so a cache that was
+//! reading from the old remote starts again), and only then is the old
+//! remote released: a folder on the appliance's own disk is deleted after
+//! saying so in the system log; any other place is left untouched.
+//!
+//! Must not touch: HTTP. No transaction is held across remote I/O.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+use super::jobs::{self, JobKind};
+use super::{keys, lock, metrics, Engine, Failure, Inner, ObjectClaim, ReportLevel};
+use crate::archive::human_size;
+use crate::remote::{ErrorKind, Remote, RemoteSettings, TransferOptions};
+use crate::repo::{self, ObjectId, PART_OVERHEAD};
+use crate::settings::Settings;
+use crate::store::records::{
+    ArchiveRecord, ArchiveState, ObjectRecord, PartRecord, RemoteMoveRecord,
+};
+use crate::store::{split_indexed_key, StoreError, Tables};
+
+/// Settings key of the [`RemoteMoveRecord`] while a move runs.
+const MOVE_KEY: &[u8] = b"remote_move";
+/// Parts looked at per batch, and records read per batch at most.
+const BATCH: usize = 64;
+const SCAN_LIMIT: usize = 4096;
+/// Parts copied at once: each holds one sealed part (at most 16 MiB).
+const MIN_COPIERS: usize = 2;
+const MAX_COPIERS: usize = 4;
+
+/// What the new place is, seen from here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Destination {
+    /// Nothing is stored remotely yet: there is nothing to copy.
+    NothingToMove,
+    /// The same bucket and prefix, or the same folder (new keys, say).
+    SameStorage,
+    /// Another place that already holds this appliance's repository.
+    SameRepository,
+    /// A place without a repository: everything is copied there.
+    Empty,
+}
+
+impl Destination {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Destination::NothingToMove => "nothing_to_move",
+            Destination::SameStorage => "same_storage",
+            Destination::SameRepository => "same_repository",
+            Destination::Empty => "empty",
+        }
+    }
+
+    /// Whether saving the settings starts a move.
+    pub fn moves(self) -> bool {
+        matches!(self, Destination::SameRepository | Destination::Empty)
+    }
+}
+
+/// What a change of remote would do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MovePlan {
+    pub destination: Destination,
+    /// The current and the new place, for people.
+    pub from: String,
+    pub to: String,
+    /// Archives with parts on the current remote, those parts, their bytes.
+    pub archives: u64,
+    pub parts: u64,
+    pub bytes: u64,
+}
+
+impl MovePlan {
+    /// One sentence for the remote page and the API.
+    pub fn message(&self) -> String {
+        let what = format!(
+            "{} {} ({}, {} parts)",
+            self.archives,
+            if self.archives == 1 {
+                "archive"
+            } else {
+                "archives"
+            },
+            human_size(self.bytes),
+            self.parts
+        );
+        match self.destination {
+            Destination::NothingToMove => {
+                format!("Nothing is backed up yet, so nothing needs copying to {}.", self.to)
+            }
+            Destination::SameStorage => format!(
+                "{} is the storage in use now: the new settings are saved and nothing is copied.",
+                self.to
+            ),
+            Destination::SameRepository => format!(
+                "{} already holds this appliance's backups: the {what} are checked there and only what is missing is copied from {}.",
+                self.to, self.from
+            ),
+            Destination::Empty => format!(
+                "The {what} now in {} will be copied to {} and checked; {} stays in use for them until every part has arrived.",
+                self.from, self.to, self.from
+            ),
+        }
+    }
+}
+
+/// Why the remote was not changed. Nothing was written in any case.
+#[derive(Debug, thiserror::Error)]
+pub enum ChangeError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{to} holds the backups of another appliance; nothing was written there and the storage was not changed. Choose an empty bucket or prefix (or restore that appliance from its own bucket).")]
+    OtherRepository { to: String },
+    #[error("{to} could not be checked before the backups are copied there ({reason}); the storage was not changed. Check the settings with Test and try again.")]
+    Unreachable { to: String, reason: String },
+    #[error("The backups are still moving to {to} ({done} of {total} parts copied); the storage can be changed again once that has finished.")]
+    MoveRunning { to: String, done: u64, total: u64 },
+    #[error("The encryption keys cannot be read: {0}")]
+    Keys(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Whether `a` and `b` name the same storage: the same endpoint, bucket and
+/// prefix, or the same folder. Keys, region and addressing style may differ.
+pub fn same_storage(a: &RemoteSettings, b: &RemoteSettings) -> bool {
+    match (a, b) {
+        (
+            RemoteSettings::S3 {
+                endpoint: endpoint_a,
+                bucket: bucket_a,
+                prefix: prefix_a,
+                ..
+            },
+            RemoteSettings::S3 {
+                endpoint: endpoint_b,
+                bucket: bucket_b,
+                prefix: prefix_b,
+                ..
+            },
+        ) => {
+            let endpoint = |e: &str| e.trim().trim_end_matches('/').to_ascii_lowercase();
+            endpoint(endpoint_a) == endpoint(endpoint_b)
+                && bucket_a == bucket_b
+                && prefix_a.trim_matches('/') == prefix_b.trim_matches('/')
+        }
+        (RemoteSettings::Dir { path: a }, RemoteSettings::Dir { path: b }) => {
+            let canonical =
+                |p: &std::path::Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
+            canonical(a) == canonical(b)
+        }
+        _ => false,
+    }
+}
+
+/// Quick checks of the new place before anything is saved (enough tries
+/// to get past a flaky link's hiccups).
+fn check_options() -> TransferOptions {
+    TransferOptions {
+        timeout: Duration::from_secs(15),
+        max_attempts: 5,
+        base_backoff: Duration::from_millis(200),
+    }
+}
+
+/// The running move, if any.
+fn move_record(txn: &heed::RoTxn, tables: &Tables) -> Result<Option<RemoteMoveRecord>, StoreError> {
+    Ok(tables
+        .settings
+        .get(txn, MOVE_KEY)?
+        .and_then(|value| serde_json::from_value(value).ok()))
+}
+
+fn put_move_record(
+    txn: &mut heed::RwTxn,
+    tables: &Tables,
+    record: &RemoteMoveRecord,
+) -> Result<(), StoreError> {
+    let value = serde_json::to_value(record).unwrap_or(serde_json::Value::Null);
+    tables.settings.put(txn, MOVE_KEY, &value)
+}
+
+/// Counts `parts` to-move parts of `bytes` (sealed) as gone from a running
+/// move: an archive holding them was deleted. Call it in the deleting
+/// transaction.
+pub(super) fn forget_parts(
+    txn: &mut heed::RwTxn,
+    tables: &Tables,
+    parts: u64,
+    bytes: u64,
+) -> Result<(), StoreError> {
+    if parts == 0 {
+        return Ok(());
+    }
+    if let Some(mut record) = move_record(txn, tables)? {
+        record.parts_left = record.parts_left.saturating_sub(parts);
+        record.bytes_left = record.bytes_left.saturating_sub(bytes);
+        put_move_record(txn, tables, &record)?;
+    }
+    Ok(())
+}
+
+/// The bytes a part takes on the remote, sealed.
+fn sealed_len(part: &PartRecord) -> u64 {
+    part.length + PART_OVERHEAD as u64
+}
+
+impl Engine {
+    /// The move running now, if any.
+    pub fn remote_move(&self) -> Result<Option<RemoteMoveRecord>, StoreError> {
+        let store = &self.inner.store;
+        let txn = store.read()?;
+        move_record(&txn, &store.tables)
+    }
+
+    /// What saving `new` would do, without writing anything. `new` must
+    /// already carry the secret (see `RemoteSettings::keep_secret_from`).
+    pub fn plan_remote_change(&self, new: &RemoteSettings) -> Result<MovePlan, ChangeError> {
+        let inner = &self.inner;
+        crate::remote::open(new, &check_options())
+            .map_err(|err| ChangeError::Invalid(err.message))?;
+        let (current, running, counts) = {
+            let txn = inner.store.read()?;
+            let tables = &inner.store.tables;
+            (
+                keys::remote_settings_in(&txn, tables, &inner.data_dir)?,
+                move_record(&txn, tables)?,
+                stored_counts(&txn, tables)?,
+            )
+        };
+        let describe = |settings: &RemoteSettings| {
+            crate::remote::open(settings, &check_options())
+                .map(|remote| remote.describe())
+                .unwrap_or_else(|_| format!("{settings:?}"))
+        };
+        let mut plan = MovePlan {
+            destination: Destination::SameStorage,
+            from: describe(&current),
+            to: describe(new),
+            archives: counts.archives,
+            parts: counts.parts,
+            bytes: counts.bytes,
+        };
+        if let Some(running) = running {
+            if same_storage(&current, new) {
+                return Ok(plan);
+            }
+            return Err(ChangeError::MoveRunning {
+                to: plan.from,
+                done: running.parts_total.saturating_sub(running.parts_left),
+                total: running.parts_total,
+            });
+        }
+        if same_storage(&current, new) {
+            return Ok(plan);
+        }
+        let config = match keys::load(&inner.store) {
+            Ok(Some((_, config))) => Some(config),
+            Ok(None) => None,
+            Err(err) => return Err(ChangeError::Keys(err.to_string())),
+        };
+        let nothing_stored = counts.parts == 0 && counts.objects == 0;
+        plan.destination = match (config, nothing_stored) {
+            (None, _) => Destination::NothingToMove,
+            (Some(config), true) => match look_at(new, &config) {
+                // Another appliance's repository is refused even with
+                // nothing to copy; an unreachable place is checked again on
+                // first use (the engine refuses a foreign config there too).
+                Err(err @ ChangeError::OtherRepository { .. }) => return Err(err),
+                _ => Destination::NothingToMove,
+            },
+            (Some(config), false) => look_at(new, &config)?,
+        };
+        Ok(plan)
+    }
+
+    /// Saves `new` as the remote: a move when backups must be copied (see
+    /// the module comment), otherwise just the settings. Returns the saved
+    /// settings and what was done.
+    pub fn change_remote(
+        &self,
+        new: RemoteSettings,
+    ) -> Result<(RemoteSettings, MovePlan), ChangeError> {
+        let inner = &self.inner;
+        let current = keys::remote_settings(&inner.store, &inner.data_dir)?;
+        let new = new.keep_secret_from(&current);
+        let plan = self.plan_remote_change(&new)?;
+        if !plan.destination.moves() {
+            let saved = keys::save_remote_settings(&inner.store, &inner.data_dir, new)?;
+            self.wake();
+            return Ok((saved, plan));
+        }
+        let changed =
+            inner
+                .store
+                .write(|txn, tables| -> Result<Vec<ArchiveRecord>, ChangeError> {
+                    if let Some(running) = move_record(txn, tables)? {
+                        return Err(ChangeError::MoveRunning {
+                            to: plan.from.clone(),
+                            done: running.parts_total.saturating_sub(running.parts_left),
+                            total: running.parts_total,
+                        });
+                    }
+                    let from = keys::remote_settings_in(txn, tables, &inner.data_dir)?;
+                    start_move(txn, tables, from, &plan.from, &new)
+                })?;
+        for archive in &changed {
+            inner.events.archive(archive);
+        }
+        inner.report(
+            ReportLevel::Info,
+            &format!("The backups are moving to new storage. {}", plan.message()),
+        );
+        self.wake();
+        Ok((new, plan))
+    }
+}
+
+/// What is on the current remote now.
+struct StoredCounts {
+    archives: u64,
+    parts: u64,
+    bytes: u64,
+    objects: u64,
+}
+
+fn stored_counts(txn: &heed::RoTxn, tables: &Tables) -> Result<StoredCounts, StoreError> {
+    let mut counts = StoredCounts {
+        archives: 0,
+        parts: 0,
+        bytes: 0,
+        objects: 0,
+    };
+    for (_, archive) in tables.archives.all(txn)? {
+        if archive.parts_remote > 0 {
+            counts.archives += 1;
+            counts.parts += u64::from(archive.parts_remote);
+        }
+    }
+    for (_, object) in tables.objects.all(txn)? {
+        if object.stored {
+            counts.objects += 1;
+            counts.bytes += object.stored_length;
+        }
+    }
+    Ok(counts)
+}
+
+/// Reads the new place's `config`: ours, none, or another repository's.
+fn look_at(new: &RemoteSettings, config: &[u8]) -> Result<Destination, ChangeError> {
+    let unreachable = |to: String, reason: String| ChangeError::Unreachable { to, reason };
+    let remote = crate::remote::open(new, &check_options())
+        .map_err(|err| ChangeError::Invalid(err.message))?;
+    match remote.get(repo::CONFIG_KEY) {
+        Ok(found) if found == config => Ok(Destination::SameRepository),
+        Ok(_) => Err(ChangeError::OtherRepository {
+            to: remote.describe(),
+        }),
+        Err(err) if err.kind == ErrorKind::NotFound => Ok(Destination::Empty),
+        Err(err) => Err(unreachable(remote.describe(), err.message)),
+    }
+}
+
+/// The switch, in the caller's transaction: new settings, every stored
+/// part marked `to_move`, every object unstored, archives counted anew,
+/// the generation moved on, the move record written and the job queued.
+/// Returns the archives whose state changed.
+fn start_move(
+    txn: &mut heed::RwTxn,
+    tables: &Tables,
+    from: RemoteSettings,
+    from_description: &str,
+    new: &RemoteSettings,
+) -> Result<Vec<ArchiveRecord>, ChangeError> {
+    for (key, mut object) in tables.objects.all(txn)? {
+        if object.stored {
+            object.stored = false;
+            tables.objects.put(txn, &key, &object)?;
+        }
+    }
+    let (mut parts_total, mut bytes_total) = (0u64, 0u64);
+    for (key, mut part) in tables.parts.all(txn)? {
+        if part.remote {
+            part.remote = false;
+            part.to_move = true;
+            parts_total += 1;
+            bytes_total += sealed_len(&part);
+            tables.parts.put(txn, &key, &part)?;
+        }
+    }
+    let mut changed = Vec::new();
+    for (key, mut archive) in tables.archives.all(txn)? {
+        if matches!(
+            archive.state,
+            ArchiveState::Receiving | ArchiveState::Deleting
+        ) {
+            continue;
+        }
+        if archive.parts_total == 0 {
+            // An empty archive is only its manifest.
+            let archive_id = archive.id.clone();
+            jobs::enqueue(txn, tables, JobKind::UploadManifest { archive_id })?;
+        }
+        if archive.parts_remote == 0 && archive.state != ArchiveState::BackedUp {
+            continue;
+        }
+        archive.parts_remote = 0;
+        if archive.state == ArchiveState::BackedUp {
+            archive.state = ArchiveState::Uploading;
+        }
+        tables.archives.put(txn, &key, &archive)?;
+        changed.push(archive);
+    }
+    keys::put_remote_settings(txn, tables, new)?;
+    keys::bump_generation(txn, tables)?;
+    let record = RemoteMoveRecord {
+        from,
+        from_description: from_description.to_string(),
+        started_at: crate::ids::now_secs(),
+        parts_total,
+        bytes_total,
+        parts_left: parts_total,
+        bytes_left: bytes_total,
+        stuck_archives: Vec::new(),
+        stuck_reason: None,
+        finished: false,
+    };
+    put_move_record(txn, tables, &record)?;
+    jobs::enqueue_move(txn, tables)?;
+    jobs::unpark_all(txn, tables)?;
+    jobs::enqueue_catalog_upload(txn, tables)?;
+    Ok(changed)
+}
+
+/// One part to copy, as read at the start of a batch.
+struct PartToMove {
+    key: Vec<u8>,
+    archive_id: String,
+    index: u32,
+    part: PartRecord,
+    /// The archive's whole file is on the local disk.
+    local: bool,
+}
+
+/// Why one part was not copied on this pass.
+enum MoveStop {
+    /// The old remote could not give it (and no local file could): the
+    /// archive waits, named, for the old storage to come back.
+    Source(String),
+    /// Another job holds the object right now.
+    Busy,
+    /// The new remote (or the catalog) failed: the pass ends, retried later.
+    Failed(Failure),
+}
+
+impl From<Failure> for MoveStop {
+    fn from(failure: Failure) -> Self {
+        match failure {
+            Failure::Busy => MoveStop::Busy,
+            other => MoveStop::Failed(other),
+        }
+    }
+}
+
+impl From<StoreError> for MoveStop {
+    fn from(err: StoreError) -> Self {
+        MoveStop::Failed(err.into())
+    }
+}
+
+/// What one pass over the marked parts left behind.
+#[derive(Default)]
+struct PassOutcome {
+    /// Archive id -> why a part of it could not be read from the old remote.
+    stuck: BTreeMap<String, String>,
+    busy: bool,
+    failure: Option<Failure>,
+}
+
+impl Inner {
+    /// The remote a running move copies from.
+    pub(super) fn previous_settings(&self) -> Result<Option<RemoteSettings>, Failure> {
+        let txn = self.store.read()?;
+        Ok(move_record(&txn, &self.store.tables)?.map(|record| record.from))
+    }
+
+    /// The `move_remote` job: one pass over every part marked `to_move`,
+    /// then the end of the move, or a retry later for what was left.
+    pub(super) fn move_remote(&self, job_id: &str) -> Result<(), Failure> {
+        let record = {
+            let txn = self.store.read()?;
+            move_record(&txn, &self.store.tables)?
+        };
+        let Some(record) = record else {
+            return self.drop_job(job_id);
+        };
+        if record.finished {
+            return self.release(job_id, &record);
+        }
+        let (current, generation) = self.remote_at()?;
+        let previous = self.previous_remote(&record.from);
+        let outcome = self.copy_pass(current.as_ref(), &previous, generation);
+        if let Some(failure) = outcome.failure {
+            self.note_stuck(&outcome.stuck)?;
+            return Err(failure);
+        }
+        if !outcome.stuck.is_empty() {
+            let reason = self.note_stuck(&outcome.stuck)?;
+            return Err(Failure::Transient(reason));
+        }
+        if outcome.busy {
+            return Err(Failure::Busy);
+        }
+        self.finish_move(job_id, generation)
+    }
+
+    /// Copies every marked part once, a batch at a time.
+    fn copy_pass(
+        &self,
+        current: &dyn Remote,
+        previous: &Result<Arc<dyn Remote>, Failure>,
+        generation: u64,
+    ) -> PassOutcome {
+        let copiers = Settings::load(&self.store)
+            .map(|s| s.transfer_concurrency as usize)
+            .unwrap_or(MIN_COPIERS)
+            .clamp(MIN_COPIERS, MAX_COPIERS);
+        let mut outcome = PassOutcome::default();
+        let mut cursor: Option<Vec<u8>> = None;
+        loop {
+            if self.shutdown.load(Ordering::SeqCst) || !self.uploads_allowed() {
+                outcome.busy = true;
+                return outcome;
+            }
+            let (batch, last) = match self.parts_to_move(cursor.as_deref()) {
+                Ok(found) => found,
+                Err(err) => {
+                    outcome.failure = Some(err.into());
+                    return outcome;
+                }
+            };
+            let Some(last) = last else {
+                return outcome;
+            };
+            cursor = Some(last);
+            let next = AtomicUsize::new(0);
+            let stops: Mutex<Vec<(String, MoveStop)>> = Mutex::new(Vec::new());
+            std::thread::scope(|scope| {
+                for _ in 0..copiers.min(batch.len()) {
+                    scope.spawn(|| {
+                        while let Some(item) = batch.get(next.fetch_add(1, Ordering::Relaxed)) {
+                            if let Err(stop) = self.move_part(current, previous, item, generation) {
+                                lock(&stops).push((item.archive_id.clone(), stop));
+                            }
+                        }
+                    });
+                }
+            });
+            for (archive_id, stop) in stops.into_inner().unwrap_or_else(|e| e.into_inner()) {
+                match stop {
+                    MoveStop::Source(reason) => {
+                        outcome.stuck.entry(archive_id).or_insert(reason);
+                    }
+                    MoveStop::Busy => outcome.busy = true,
+                    MoveStop::Failed(failure) => {
+                        outcome.failure.get_or_insert(failure);
+                    }
+                }
+            }
+            if outcome.failure.is_some() {
+                return outcome;
+            }
+        }
+    }
+
+    /// The next batch of marked parts after `cursor`, and the last key read
+    /// (`None` once the table has been read to its end).
+    fn parts_to_move(
+        &self,
+        cursor: Option<&[u8]>,
+    ) -> Result<(Vec<PartToMove>, Option<Vec<u8>>), StoreError> {
+        let txn = self.store.read()?;
+        let tables = &self.store.tables;
+        let (found, last) =
+            tables
+                .parts
+                .after(&txn, cursor, |part| part.to_move, BATCH, SCAN_LIMIT)?;
+        let mut local: HashMap<String, bool> = HashMap::new();
+        let mut batch = Vec::with_capacity(found.len());
+        for (key, part) in found {
+            let Some((archive_id, index)) = split_indexed_key(&key) else {
+                continue;
+            };
+            let archive_id = archive_id.to_string();
+            let is_local = match local.get(&archive_id) {
+                Some(is_local) => *is_local,
+                None => {
+                    let is_local = tables
+                        .archives
+                        .get(&txn, archive_id.as_bytes())?
+                        .is_some_and(|archive| archive.state.is_local());
+                    local.insert(archive_id.clone(), is_local);
+                    is_local
+                }
+            };
+            batch.push(PartToMove {
+                key,
+                archive_id,
+                index,
+                part,
+                local: is_local,
+            });
+        }
+        Ok((batch, last))
+    }
+
+    /// Copies one part to `current` unless it is there already, then marks
+    /// it there.
+    fn move_part(
+        &self,
+        current: &dyn Remote,
+        previous: &Result<Arc<dyn Remote>, Failure>,
+        item: &PartToMove,
+        generation: u64,
+    ) -> Result<(), MoveStop> {
+        let Some(object_text) = item.part.object_id.clone() else {
+            return Err(MoveStop::Source(format!(
+                "part {} has no remote object on record",
+                item.index
+            )));
+        };
+        let object_id = ObjectId::parse(&object_text)
+            .map_err(|e| MoveStop::Failed(Failure::Permanent(e.to_string())))?;
+        let _claim = ObjectClaim::take(self, &object_text)?;
+        let object = {
+            let txn = self.store.read()?;
+            self.store
+                .tables
+                .objects
+                .get(&txn, object_text.as_bytes())?
+        };
+        let mut landed: Option<(u64, String)> = None;
+        if !object.as_ref().is_some_and(|o| o.stored) {
+            let key = repo::part_key(&object_id);
+            let there = current.head(&key).map_err(Failure::from)?;
+            if there == Some(sealed_len(&item.part)) {
+                let sha = object.map(|o| o.ciphertext_sha256).unwrap_or_default();
+                landed = Some((sealed_len(&item.part), sha));
+            } else {
+                let _running = self
+                    .activity
+                    .start(&item.archive_id, super::activity::Direction::Upload);
+                let (body, sha) = self.move_source(previous, item, &object_id)?;
+                self.throttle(body.len());
+                current
+                    .put_hashed(&key, &body, &sha)
+                    .map_err(Failure::from)?;
+                if !current.checks_payload() {
+                    let back = current.get(&key).map_err(Failure::from)?;
+                    if hex::encode(Sha256::digest(&back)) != sha {
+                        return Err(MoveStop::Failed(Failure::Transient(format!(
+                            "Part {} read back from {} differs from what was written; it is copied again.",
+                            item.index,
+                            current.describe()
+                        ))));
+                    }
+                }
+                metrics::global().add_uploaded(body.len() as u64);
+                landed = Some((body.len() as u64, sha));
+            }
+        }
+        self.commit_moved(item, &object_text, landed, generation)
+    }
+
+    /// The sealed bytes of a part and their SHA-256: sealed anew from the
+    /// local file when the archive has one, else read from the old remote
+    /// and checked (decrypted, plaintext SHA-256 against the record).
+    fn move_source(
+        &self,
+        previous: &Result<Arc<dyn Remote>, Failure>,
+        item: &PartToMove,
+        object_id: &ObjectId,
+    ) -> Result<(Vec<u8>, String), MoveStop> {
+        if item.local {
+            let (keys, _) = self.keys()?;
+            if let Ok(sealed) =
+                self.seal_local_part(keys, &item.archive_id, item.index, &item.part, object_id)
+            {
+                return Ok(sealed);
+            }
+        }
+        let previous = previous.as_ref().map_err(|failure| {
+            MoveStop::Source(match failure {
+                Failure::Transient(m) | Failure::Permanent(m) | Failure::Damaged(m) => m.clone(),
+                Failure::Busy => "the old storage is busy".to_string(),
+            })
+        })?;
+        let body = previous
+            .get(&repo::part_key(object_id))
+            .map_err(|err| MoveStop::Source(err.message))?;
+        let (keys, _) = self.keys()?;
+        let plaintext = keys.decrypt_part(object_id, &body).map_err(|err| {
+            MoveStop::Source(format!(
+                "the old storage's copy of part {} does not decrypt ({err})",
+                item.index
+            ))
+        })?;
+        if hex::encode(Sha256::digest(&plaintext)) != item.part.sha256 {
+            return Err(MoveStop::Source(format!(
+                "the old storage's copy of part {} does not match its recorded SHA-256",
+                item.index
+            )));
+        }
+        drop(plaintext);
+        let sha = hex::encode(Sha256::digest(&body));
+        Ok((body, sha))
+    }
+
+    /// Marks one part as on the current remote (and its object stored, when
+    /// `landed` says what is there now), in one transaction.
+    fn commit_moved(
+        &self,
+        item: &PartToMove,
+        object_text: &str,
+        landed: Option<(u64, String)>,
+        generation: u64,
+    ) -> Result<(), MoveStop> {
+        let changed =
+            self.store
+                .write(|txn, tables| -> Result<Option<ArchiveRecord>, Failure> {
+                    if keys::generation(txn, tables)? != generation {
+                        return Err(Failure::Busy);
+                    }
+                    let object_key = object_text.as_bytes();
+                    let mut object = match (tables.objects.get(txn, object_key)?, &landed) {
+                        (Some(mut object), Some((length, sha))) => {
+                            object.stored = true;
+                            object.stored_length = *length;
+                            object.ciphertext_sha256.clone_from(sha);
+                            object
+                        }
+                        (Some(object), None) if object.stored => object,
+                        (None, Some((length, sha))) => ObjectRecord {
+                            refcount: 0,
+                            stored_length: *length,
+                            ciphertext_sha256: sha.clone(),
+                            stored: true,
+                        },
+                        _ => return Err(Failure::Busy),
+                    };
+                    let part = tables
+                        .parts
+                        .get(txn, &item.key)?
+                        .filter(|part| part.to_move);
+                    let archive = tables.archives.get(txn, item.archive_id.as_bytes())?;
+                    let (Some(mut part), Some(mut archive)) = (part, archive) else {
+                        // Deleted meanwhile: an unused copy is removed again.
+                        if object.refcount == 0 {
+                            let object_id = object_text.to_string();
+                            jobs::enqueue(txn, tables, JobKind::DeleteObject { object_id })?;
+                        }
+                        tables.objects.put(txn, object_key, &object)?;
+                        return Ok(None);
+                    };
+                    object.stored = true;
+                    tables.objects.put(txn, object_key, &object)?;
+                    part.to_move = false;
+                    part.remote = true;
+                    tables.parts.put(txn, &item.key, &part)?;
+                    forget_parts(txn, tables, 1, sealed_len(&part))?;
+                    archive.parts_remote += 1;
+                    if archive.state != ArchiveState::Damaged {
+                        archive.last_error = None;
+                    }
+                    if archive.parts_remote >= archive.parts_total
+                        && archive.state != ArchiveState::Deleting
+                    {
+                        let archive_id = archive.id.clone();
+                        jobs::enqueue(txn, tables, JobKind::UploadManifest { archive_id })?;
+                    }
+                    tables
+                        .archives
+                        .put(txn, item.archive_id.as_bytes(), &archive)?;
+                    Ok(Some(archive))
+                })?;
+        if let Some(archive) = changed {
+            self.events.part(&archive, item.index, true);
+            self.events.archive(&archive);
+        }
+        Ok(())
+    }
+
+    /// Writes which archives wait for the old storage (the move record and
+    /// each archive's error); returns the sentence.
+    fn note_stuck(&self, stuck: &BTreeMap<String, String>) -> Result<String, Failure> {
+        let first = stuck.values().next().cloned().unwrap_or_default();
+        let reason = format!(
+            "Not yet on the new storage: the old storage is unreachable ({first}). It is copied as soon as the old storage can be read again; nothing was deleted."
+        );
+        let changed = self
+            .store
+            .write(|txn, tables| -> Result<Vec<ArchiveRecord>, Failure> {
+                let Some(mut record) = move_record(txn, tables)? else {
+                    return Ok(Vec::new());
+                };
+                record.stuck_archives = stuck.keys().cloned().collect();
+                record.stuck_reason = (!stuck.is_empty()).then(|| first.clone());
+                put_move_record(txn, tables, &record)?;
+                let mut changed = Vec::new();
+                for archive_id in stuck.keys() {
+                    if let Some(mut archive) = tables.archives.get(txn, archive_id.as_bytes())? {
+                        if archive.state != ArchiveState::Damaged {
+                            archive.last_error = Some(reason.clone());
+                            tables.archives.put(txn, archive_id.as_bytes(), &archive)?;
+                            changed.push(archive);
+                        }
+                    }
+                }
+                Ok(changed)
+            })?;
+        for archive in &changed {
+            self.events.archive(archive);
+        }
+        Ok(reason)
+    }
+
+    /// Ends the move once no part is marked: the generation moves on (so a
+    /// cache still reading from the old remote starts again) and the record
+    /// says finished; then the old remote is released.
+    fn finish_move(&self, job_id: &str, generation: u64) -> Result<(), Failure> {
+        let (left, _) = self.parts_to_move(None)?;
+        if !left.is_empty() {
+            return Err(Failure::Busy);
+        }
+        let record =
+            self.store
+                .write(|txn, tables| -> Result<Option<RemoteMoveRecord>, Failure> {
+                    if keys::generation(txn, tables)? != generation {
+                        return Err(Failure::Busy);
+                    }
+                    let Some(mut record) = move_record(txn, tables)? else {
+                        return Ok(None);
+                    };
+                    record.finished = true;
+                    record.parts_left = 0;
+                    record.bytes_left = 0;
+                    record.stuck_archives.clear();
+                    record.stuck_reason = None;
+                    put_move_record(txn, tables, &record)?;
+                    keys::bump_generation(txn, tables)?;
+                    Ok(Some(record))
+                })?;
+        match record {
+            Some(record) => self.release(job_id, &record),
+            None => self.drop_job(job_id),
+        }
+    }
+
+    /// Lets go of the old remote of a finished move: a folder on this
+    /// appliance's disk is deleted (said in the system log first), any
+    /// other place is left as it is; then the record and the job go.
+    fn release(&self, job_id: &str, record: &RemoteMoveRecord) -> Result<(), Failure> {
+        *lock(&self.previous_remote) = None;
+        let current = keys::remote_settings(&self.store, &self.data_dir)?;
+        let to = crate::remote::open(&current, &self.options)
+            .map(|remote| remote.describe())
+            .unwrap_or_default();
+        let done = format!(
+            "The move to {to} is complete: {} parts ({}) were copied and checked.",
+            record.parts_total,
+            human_size(record.bytes_total)
+        );
+        match &record.from {
+            RemoteSettings::Dir { path }
+                if record.from.is_on_disk_under(&self.data_dir)
+                    && !current.is_on_disk_under(path) =>
+            {
+                self.report(
+                    ReportLevel::Info,
+                    &format!(
+                        "{done} The old backup folder {} is on this appliance's own disk and is deleted now to free its space.",
+                        path.display()
+                    ),
+                );
+                match std::fs::remove_dir_all(path) {
+                    Err(err) if err.kind() != std::io::ErrorKind::NotFound => self.report(
+                        ReportLevel::Warn,
+                        &format!(
+                            "The old backup folder {} could not be deleted ({err}); it is no longer used and may be deleted by hand.",
+                            path.display()
+                        ),
+                    ),
+                    _ => {}
+                }
+            }
+            _ => self.report(
+                ReportLevel::Info,
+                &format!(
+                    "{done} The old storage ({}) was left untouched; its copy is no longer used and may be deleted by hand.",
+                    record.from_description
+                ),
+            ),
+        }
+        self.store.write(|txn, tables| -> Result<(), Failure> {
+            tables.settings.delete(txn, MOVE_KEY)?;
+            tables.jobs.delete(txn, job_id.as_bytes())?;
+            Ok(())
+        })?;
+        self.wake();
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn s3(endpoint: &str, bucket: &str, prefix: &str, key: &str) -> RemoteSettings {
+        RemoteSettings::S3 {
+            endpoint: endpoint.into(),
+            region: "r".into(),
+            bucket: bucket.into(),
+            prefix: prefix.into(),
+            path_style: true,
+            access_key_id: key.into(),
+            secret_access_key: "s".into(),
+        }
+    }
+
+    #[test]
+    fn same_storage_ignores_keys_and_slashes_but_not_places() {
+        let base = s3("http://a:9000", "b", "p", "k1");
+        for (other, same) in [
+            (s3("http://a:9000/", "b", "/p/", "k2"), true),
+            (s3("HTTP://A:9000", "b", "p", "k1"), true),
+            (s3("http://a:9001", "b", "p", "k1"), false),
+            (s3("http://a:9000", "c", "p", "k1"), false),
+            (s3("http://a:9000", "b", "q", "k1"), false),
+            (
+                RemoteSettings::Dir {
+                    path: PathBuf::from("/x"),
+                },
+                false,
+            ),
+        ] {
+            assert_eq!(same_storage(&base, &other), same, "{other:?}");
+        }
+        let dir = |p: &str| RemoteSettings::Dir {
+            path: PathBuf::from(p),
+        };
+        assert!(same_storage(&dir("/nonexistent/x"), &dir("/nonexistent/x")));
+        assert!(!same_storage(
+            &dir("/nonexistent/x"),
+            &dir("/nonexistent/y")
+        ));
+    }
+
+    #[test]
+    fn plans_say_what_will_happen_in_a_sentence() {
+        let plan = MovePlan {
+            destination: Destination::Empty,
+            from: "folder /d/remote".into(),
+            to: "s3://b/p".into(),
+            archives: 2,
+            parts: 8,
+            bytes: 3 << 20,
+        };
+        let message = plan.message();
+        assert!(message.contains("2 archives"), "{message}");
+        assert!(message.contains("8 parts"), "{message}");
+        assert!(message.contains("s3://b/p"), "{message}");
+        assert!(Destination::Empty.moves() && Destination::SameRepository.moves());
+        assert!(!Destination::SameStorage.moves() && !Destination::NothingToMove.moves());
+    }
+}
