@@ -164,9 +164,25 @@ fn one_bucket_moves_to_another_and_the_old_one_is_left_untouched() {
     uncache(&admin, &one_id);
     let old_objects = names_under(&s3.root().join(BUCKET).join("a"));
 
+    // A slow uplink keeps the move going while "one" is fetched back: its
+    // parts come from wherever each one is at that moment.
+    admin.put_settings(|settings| settings["upload_bandwidth_bytes_per_sec"] = json!(2_000_000));
     let body = put_remote(&admin, &s3_bucket_json(&s3, "second", "b"));
     assert_eq!(body["change"]["destination"], "empty", "{body}");
+    post(&admin, &format!("/api/v1/archives/{one_id}/cache"));
+    let moving = admin.get("/api/v1/admin/remote").json();
+    assert!(
+        !moving["move"].is_null(),
+        "the move ended too soon to test: {moving}"
+    );
+    wait_until(LIMIT, || archive(&admin, &one_id)["state"] != "caching");
+    assert!(
+        download(&admin, &one_id) == one,
+        "fetched back during the move, it differs"
+    );
+    admin.put_settings(|settings| settings["upload_bandwidth_bytes_per_sec"] = json!(0));
     wait_moved(&admin);
+    wait_state(&admin, &one_id, "backed_up");
     all_remote(&admin, &one_id);
     wait_state(&admin, &two_id, "backed_up");
     let new_parts = names_under(&s3.root().join("second").join("b").join("parts"));
@@ -175,6 +191,7 @@ fn one_bucket_moves_to_another_and_the_old_one_is_left_untouched() {
     // Not ours to delete: the old bucket keeps what it had.
     assert!(old_objects.is_subset(&names_under(&s3.root().join(BUCKET).join("a"))));
     assert!(log_messages(&admin).contains("was left untouched"));
+    uncache(&admin, &one_id);
     cache_back(&admin, &one_id, &one);
 }
 

@@ -194,9 +194,14 @@ impl Inner {
         percent: u8,
         rng: &mut impl Rng,
     ) -> Result<Verification, VerifyError> {
-        let (archive, parts) = self.verifiable(archive_id)?;
+        let (archive, parts, generation) = self.verifiable(archive_id)?;
         let (keys, _) = self.keys()?;
-        let remote = self.remote()?;
+        let (remote, remote_generation) = self.remote_at()?;
+        if remote_generation != generation {
+            return Err(VerifyError::Unavailable(
+                "the backups are moving to new storage right now; try again when the move has finished.".into(),
+            ));
+        }
         let sample = choose_sample(parts.len(), percent, rng);
 
         let mut verification = Verification {
@@ -252,15 +257,16 @@ impl Inner {
         if !verification.damaged.is_empty() && local_copy {
             self.repair(remote.as_ref(), keys, archive_id, &parts, &mut verification);
         }
-        self.commit_verification(archive_id, local_copy, &mut verification)?;
+        self.commit_verification(archive_id, local_copy, generation, &mut verification)?;
         Ok(verification)
     }
 
-    /// The archive and its parts, if it has a complete remote copy.
+    /// The archive and its parts, if it has a complete remote copy, and the
+    /// remote generation they were read at.
     fn verifiable(
         &self,
         archive_id: &str,
-    ) -> Result<(ArchiveRecord, Vec<PartRecord>), VerifyError> {
+    ) -> Result<(ArchiveRecord, Vec<PartRecord>, u64), VerifyError> {
         let txn = self.store.read()?;
         let archive = self
             .store
@@ -269,6 +275,7 @@ impl Inner {
             .get(&txn, archive_id.as_bytes())?
             .ok_or_else(|| VerifyError::NotFound(archive_id.to_string()))?;
         let parts = self.store.tables.parts_of(&txn, archive_id)?;
+        let generation = super::keys::generation(&txn, &self.store.tables)?;
         drop(txn);
         let complete = parts.len() == archive.parts_total as usize
             && parts
@@ -284,7 +291,7 @@ impl Inner {
                 state: archive.state.as_str(),
             });
         }
-        Ok((archive, parts))
+        Ok((archive, parts, generation))
     }
 
     /// HEAD of one part object, and when `download`, its bytes decrypted and
@@ -427,6 +434,7 @@ impl Inner {
         &self,
         archive_id: &str,
         local_copy: bool,
+        generation: u64,
         verification: &mut Verification,
     ) -> Result<(), VerifyError> {
         let unrepaired: Vec<&DamagedPart> = verification
@@ -440,6 +448,12 @@ impl Inner {
         let before = verification.state_after;
         let changed = self.store.write(
             |txn, tables| -> Result<Option<ArchiveRecord>, VerifyError> {
+                // What was checked is no longer where the parts are.
+                if super::keys::generation(txn, tables)? != generation {
+                    return Err(VerifyError::Unavailable(
+                        "the backups moved to new storage while they were checked; nothing was marked damaged.".into(),
+                    ));
+                }
                 let Some(mut archive) = tables.archives.get(txn, archive_id.as_bytes())? else {
                     return Ok(None);
                 };
