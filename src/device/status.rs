@@ -327,6 +327,37 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_move_is_work_pending_with_its_progress_and_a_stuck_one_needs_attention() {
+        let mut inputs = quiet();
+        inputs.remote_move = Some(MoveProgress {
+            parts_done: 37,
+            parts_total: 912,
+            archives_waiting_for_old_storage: 0,
+        });
+        let status = compute_status(&inputs);
+        assert_eq!(status.activity, Activity::Pending);
+        assert_eq!(status.attention, None);
+        let current = status.current.expect("the move is shown");
+        assert_eq!(current.archive_name, "Moving to new storage");
+        assert_eq!(current.percent, 4);
+
+        inputs.remote_move = Some(MoveProgress {
+            parts_done: 37,
+            parts_total: 912,
+            archives_waiting_for_old_storage: 2,
+        });
+        let attention = compute_status(&inputs).attention.expect("red");
+        assert!(
+            attention
+                .reason
+                .contains("2 archives are not yet on the new storage"),
+            "{}",
+            attention.reason
+        );
+        assert!(!attention.data_at_risk);
+    }
+
     fn upload(done: u64, total: u64) -> ActiveTransfer {
         ActiveTransfer {
             direction: TransferDirection::Upload,
