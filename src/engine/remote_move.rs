@@ -33,9 +33,10 @@
 //! Must not touch: HTTP. No transaction is held across remote I/O.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{channel, sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
@@ -52,8 +53,11 @@ use crate::store::{split_indexed_key, StoreError, Tables};
 
 /// Settings key of the [`RemoteMoveRecord`] while a move runs.
 const MOVE_KEY: &[u8] = b"remote_move";
-/// Parts looked at per batch, and records read per batch at most.
+/// Parts read per batch (and committed per transaction at most), and
+/// records read per batch at most.
 const BATCH: usize = 64;
+/// How long a landed part waits for others to share its transaction.
+const COMMIT_WAIT: Duration = Duration::from_millis(50);
 const SCAN_LIMIT: usize = 4096;
 /// Parts copied at once: each holds one sealed part (at most 16 MiB).
 const MIN_COPIERS: usize = 2;
@@ -499,6 +503,81 @@ impl From<StoreError> for MoveStop {
     }
 }
 
+/// A part copied (or found) on the new remote, waiting to be committed.
+struct Landed<'a> {
+    item: PartToMove,
+    object_text: String,
+    /// What is on the new remote now, when this copier put or found it
+    /// there (`None`: the object was already marked stored).
+    stored: Option<(u64, String)>,
+    /// Held until the commit, so no upload or delete of the same object
+    /// overlaps.
+    _claim: ObjectClaim<'a>,
+}
+
+/// One landed part, in the committer's transaction: the object stored, the
+/// part `remote` instead of `to_move`, the archive counted (and its
+/// manifest queued once every part is there). Returns the archive when it
+/// changed; a part or archive deleted meanwhile leaves only the object
+/// (removed again if nothing uses it).
+fn commit_one(
+    txn: &mut heed::RwTxn,
+    tables: &Tables,
+    landed: &Landed<'_>,
+) -> Result<Option<ArchiveRecord>, Failure> {
+    let item = &landed.item;
+    let object_key = landed.object_text.as_bytes();
+    let mut object = match (tables.objects.get(txn, object_key)?, &landed.stored) {
+        (Some(mut object), Some((length, sha))) => {
+            object.stored = true;
+            object.stored_length = *length;
+            if !sha.is_empty() {
+                object.ciphertext_sha256.clone_from(sha);
+            }
+            object
+        }
+        (Some(object), None) if object.stored => object,
+        (None, Some((length, sha))) => ObjectRecord {
+            refcount: 0,
+            stored_length: *length,
+            ciphertext_sha256: sha.clone(),
+            stored: true,
+        },
+        _ => return Err(Failure::Busy),
+    };
+    let part = tables
+        .parts
+        .get(txn, &item.key)?
+        .filter(|part| part.to_move);
+    let archive = tables.archives.get(txn, item.archive_id.as_bytes())?;
+    let (Some(mut part), Some(mut archive)) = (part, archive) else {
+        if object.refcount == 0 {
+            let object_id = landed.object_text.clone();
+            jobs::enqueue(txn, tables, JobKind::DeleteObject { object_id })?;
+        }
+        tables.objects.put(txn, object_key, &object)?;
+        return Ok(None);
+    };
+    object.stored = true;
+    tables.objects.put(txn, object_key, &object)?;
+    part.to_move = false;
+    part.remote = true;
+    tables.parts.put(txn, &item.key, &part)?;
+    forget_parts(txn, tables, 1, sealed_len(&part))?;
+    archive.parts_remote += 1;
+    if archive.state != ArchiveState::Damaged {
+        archive.last_error = None;
+    }
+    if archive.parts_remote >= archive.parts_total && archive.state != ArchiveState::Deleting {
+        let archive_id = archive.id.clone();
+        jobs::enqueue(txn, tables, JobKind::UploadManifest { archive_id })?;
+    }
+    tables
+        .archives
+        .put(txn, item.archive_id.as_bytes(), &archive)?;
+    Ok(Some(archive))
+}
+
 /// What one pass over the marked parts left behind.
 #[derive(Default)]
 struct PassOutcome {
@@ -545,7 +624,9 @@ impl Inner {
         self.finish_move(job_id, generation)
     }
 
-    /// Copies every marked part once, a batch at a time.
+    /// Copies every marked part once: this thread reads the marked parts a
+    /// batch at a time and hands them to the copiers, which hand what
+    /// landed to one committer (a few parts per transaction).
     fn copy_pass(
         &self,
         current: &dyn Remote,
@@ -556,52 +637,123 @@ impl Inner {
             .map(|s| s.transfer_concurrency as usize)
             .unwrap_or(MIN_COPIERS)
             .clamp(MIN_COPIERS, MAX_COPIERS);
-        let mut outcome = PassOutcome::default();
+        let outcome = Mutex::new(PassOutcome::default());
+        let stop = AtomicBool::new(false);
+        let (work, queue) = sync_channel::<PartToMove>(copiers * 2);
+        let queue = Mutex::new(queue);
+        let (landed_tx, landed_rx) = channel::<Landed<'_>>();
+        std::thread::scope(|scope| {
+            for _ in 0..copiers {
+                let landed_tx = landed_tx.clone();
+                let (queue, outcome, stop) = (&queue, &outcome, &stop);
+                scope.spawn(move || loop {
+                    let Ok(item) = lock(queue).recv() else {
+                        break;
+                    };
+                    if stop.load(Ordering::Relaxed) {
+                        continue;
+                    }
+                    match self.copy_part(current, previous, item) {
+                        Ok(landed) => {
+                            let _ = landed_tx.send(landed);
+                        }
+                        Err((archive_id, reason)) => {
+                            let mut outcome = lock(outcome);
+                            match reason {
+                                MoveStop::Source(reason) => {
+                                    outcome.stuck.entry(archive_id).or_insert(reason);
+                                }
+                                MoveStop::Busy => outcome.busy = true,
+                                MoveStop::Failed(failure) => {
+                                    stop.store(true, Ordering::Relaxed);
+                                    outcome.failure.get_or_insert(failure);
+                                }
+                            }
+                        }
+                    }
+                });
+            }
+            drop(landed_tx);
+            let committer = scope.spawn(|| self.commit_landed(landed_rx, generation, &stop));
+            self.feed_copiers(&work, &stop, &outcome);
+            drop(work);
+            if let Ok(Err(failure)) | Err(failure) = committer.join().map_err(|_| {
+                Failure::Transient(
+                    "The move's committer stopped unexpectedly; the move goes on later.".into(),
+                )
+            }) {
+                let mut outcome = lock(&outcome);
+                match failure {
+                    Failure::Busy => outcome.busy = true,
+                    other => {
+                        outcome.failure.get_or_insert(other);
+                    }
+                }
+            }
+        });
+        outcome.into_inner().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Reads the marked parts batch by batch and queues them for the
+    /// copiers, until none is left or the pass must stop.
+    fn feed_copiers(
+        &self,
+        work: &SyncSender<PartToMove>,
+        stop: &AtomicBool,
+        outcome: &Mutex<PassOutcome>,
+    ) {
         let mut cursor: Option<Vec<u8>> = None;
         loop {
+            if stop.load(Ordering::Relaxed) {
+                return;
+            }
             if self.shutdown.load(Ordering::SeqCst) || !self.uploads_allowed() {
-                outcome.busy = true;
-                return outcome;
+                lock(outcome).busy = true;
+                return;
             }
             let (batch, last) = match self.parts_to_move(cursor.as_deref()) {
                 Ok(found) => found,
                 Err(err) => {
-                    outcome.failure = Some(err.into());
-                    return outcome;
+                    lock(outcome).failure.get_or_insert(err.into());
+                    return;
                 }
             };
             let Some(last) = last else {
-                return outcome;
+                return;
             };
             cursor = Some(last);
-            let next = AtomicUsize::new(0);
-            let stops: Mutex<Vec<(String, MoveStop)>> = Mutex::new(Vec::new());
-            std::thread::scope(|scope| {
-                for _ in 0..copiers.min(batch.len()) {
-                    scope.spawn(|| {
-                        while let Some(item) = batch.get(next.fetch_add(1, Ordering::Relaxed)) {
-                            if let Err(stop) = self.move_part(current, previous, item, generation) {
-                                lock(&stops).push((item.archive_id.clone(), stop));
-                            }
-                        }
-                    });
+            for item in batch {
+                if work.send(item).is_err() {
+                    return;
                 }
-            });
-            for (archive_id, stop) in stops.into_inner().unwrap_or_else(|e| e.into_inner()) {
-                match stop {
-                    MoveStop::Source(reason) => {
-                        outcome.stuck.entry(archive_id).or_insert(reason);
-                    }
-                    MoveStop::Busy => outcome.busy = true,
-                    MoveStop::Failed(failure) => {
-                        outcome.failure.get_or_insert(failure);
-                    }
-                }
-            }
-            if outcome.failure.is_some() {
-                return outcome;
             }
         }
+    }
+
+    /// Commits what the copiers landed, a few parts per transaction (each
+    /// waits at most [`COMMIT_WAIT`] for company).
+    fn commit_landed(
+        &self,
+        landed: Receiver<Landed<'_>>,
+        generation: u64,
+        stop: &AtomicBool,
+    ) -> Result<(), Failure> {
+        while let Ok(first) = landed.recv() {
+            let mut group = vec![first];
+            let until = Instant::now() + COMMIT_WAIT;
+            while group.len() < BATCH {
+                let wait = until.saturating_duration_since(Instant::now());
+                match landed.recv_timeout(wait) {
+                    Ok(more) => group.push(more),
+                    Err(_) => break,
+                }
+            }
+            if let Err(failure) = self.commit_moved(&group, generation) {
+                stop.store(true, Ordering::Relaxed);
+                return Err(failure);
+            }
+        }
+        Ok(())
     }
 
     /// The next batch of marked parts after `cursor`, and the last key read
@@ -645,15 +797,33 @@ impl Inner {
         Ok((batch, last))
     }
 
-    /// Copies one part to `current` unless it is there already, then marks
-    /// it there.
-    fn move_part(
+    /// Copies one part to `current` unless it is there already. Answers
+    /// what landed (the object's claim held until it is committed), or the
+    /// archive and why not.
+    fn copy_part(
+        &self,
+        current: &dyn Remote,
+        previous: &Result<Arc<dyn Remote>, Failure>,
+        item: PartToMove,
+    ) -> Result<Landed<'_>, (String, MoveStop)> {
+        match self.copy_part_inner(current, previous, &item) {
+            Ok((object_text, stored, claim)) => Ok(Landed {
+                item,
+                object_text,
+                stored,
+                _claim: claim,
+            }),
+            Err(stop) => Err((item.archive_id, stop)),
+        }
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn copy_part_inner(
         &self,
         current: &dyn Remote,
         previous: &Result<Arc<dyn Remote>, Failure>,
         item: &PartToMove,
-        generation: u64,
-    ) -> Result<(), MoveStop> {
+    ) -> Result<(String, Option<(u64, String)>, ObjectClaim<'_>), MoveStop> {
         let Some(object_text) = item.part.object_id.clone() else {
             return Err(MoveStop::Source(format!(
                 "part {} has no remote object on record",
@@ -662,7 +832,7 @@ impl Inner {
         };
         let object_id = ObjectId::parse(&object_text)
             .map_err(|e| MoveStop::Failed(Failure::Permanent(e.to_string())))?;
-        let _claim = ObjectClaim::take(self, &object_text)?;
+        let claim = ObjectClaim::take(self, &object_text)?;
         let object = {
             let txn = self.store.read()?;
             self.store
@@ -670,50 +840,55 @@ impl Inner {
                 .objects
                 .get(&txn, object_text.as_bytes())?
         };
-        let mut landed: Option<(u64, String)> = None;
-        if !object.as_ref().is_some_and(|o| o.stored) {
-            let key = repo::part_key(&object_id);
-            let there = current.head(&key).map_err(Failure::from)?;
-            if there == Some(sealed_len(&item.part)) {
-                let sha = object.map(|o| o.ciphertext_sha256).unwrap_or_default();
-                landed = Some((sealed_len(&item.part), sha));
-            } else {
-                let _running = self
-                    .activity
-                    .start(&item.archive_id, super::activity::Direction::Upload);
-                let (body, sha) = self.move_source(previous, item, &object_id)?;
-                self.throttle(body.len());
-                current
-                    .put_hashed(&key, &body, &sha)
-                    .map_err(Failure::from)?;
-                if !current.checks_payload() {
-                    let back = current.get(&key).map_err(Failure::from)?;
-                    if hex::encode(Sha256::digest(&back)) != sha {
-                        return Err(MoveStop::Failed(Failure::Transient(format!(
-                            "Part {} read back from {} differs from what was written; it is copied again.",
-                            item.index,
-                            current.describe()
-                        ))));
-                    }
-                }
-                metrics::global().add_uploaded(body.len() as u64);
-                landed = Some((body.len() as u64, sha));
+        if object.as_ref().is_some_and(|o| o.stored) {
+            return Ok((object_text, None, claim));
+        }
+        let recorded_sha = object.map(|o| o.ciphertext_sha256).unwrap_or_default();
+        let key = repo::part_key(&object_id);
+        // Already there (sent before a kill, or the same repository).
+        if current.head(&key).map_err(Failure::from)? == Some(sealed_len(&item.part)) {
+            return Ok((
+                object_text,
+                Some((sealed_len(&item.part), recorded_sha)),
+                claim,
+            ));
+        }
+        let _running = self
+            .activity
+            .start(&item.archive_id, super::activity::Direction::Upload);
+        let (body, sha) = self.move_source(previous, item, &object_id, &recorded_sha)?;
+        self.throttle(body.len());
+        current
+            .put_hashed(&key, &body, &sha)
+            .map_err(Failure::from)?;
+        if !current.checks_payload() {
+            let back = current.get(&key).map_err(Failure::from)?;
+            if hex::encode(Sha256::digest(&back)) != sha {
+                return Err(MoveStop::Failed(Failure::Transient(format!(
+                    "Part {} read back from {} differs from what was written; it is copied again.",
+                    item.index,
+                    current.describe()
+                ))));
             }
         }
-        self.commit_moved(item, &object_text, landed, generation)
+        metrics::global().add_uploaded(body.len() as u64);
+        Ok((object_text, Some((body.len() as u64, sha)), claim))
     }
 
     /// The sealed bytes of a part and their SHA-256: sealed anew from the
     /// local file when the archive has one, else read from the old remote
-    /// and checked (decrypted, plaintext SHA-256 against the record).
+    /// and checked: against the SHA-256 recorded when it was sealed, or
+    /// where none is recorded (a recovered appliance) decrypted and its
+    /// plaintext checked against the part's SHA-256.
     fn move_source(
         &self,
         previous: &Result<Arc<dyn Remote>, Failure>,
         item: &PartToMove,
         object_id: &ObjectId,
+        recorded_sha: &str,
     ) -> Result<(Vec<u8>, String), MoveStop> {
+        let (keys, _) = self.keys()?;
         if item.local {
-            let (keys, _) = self.keys()?;
             if let Ok(sealed) =
                 self.seal_local_part(keys, &item.archive_id, item.index, &item.part, object_id)
             {
@@ -729,7 +904,10 @@ impl Inner {
         let body = previous
             .get(&repo::part_key(object_id))
             .map_err(|err| MoveStop::Source(err.message))?;
-        let (keys, _) = self.keys()?;
+        let sha = hex::encode(Sha256::digest(&body));
+        if sha == recorded_sha {
+            return Ok((body, sha));
+        }
         let plaintext = keys.decrypt_part(object_id, &body).map_err(|err| {
             MoveStop::Source(format!(
                 "the old storage's copy of part {} does not decrypt ({err})",
@@ -742,81 +920,29 @@ impl Inner {
                 item.index
             )));
         }
-        drop(plaintext);
-        let sha = hex::encode(Sha256::digest(&body));
         Ok((body, sha))
     }
 
-    /// Marks one part as on the current remote (and its object stored, when
-    /// `landed` says what is there now), in one transaction.
-    fn commit_moved(
-        &self,
-        item: &PartToMove,
-        object_text: &str,
-        landed: Option<(u64, String)>,
-        generation: u64,
-    ) -> Result<(), MoveStop> {
-        let changed =
-            self.store
-                .write(|txn, tables| -> Result<Option<ArchiveRecord>, Failure> {
-                    if keys::generation(txn, tables)? != generation {
-                        return Err(Failure::Busy);
+    /// Marks the landed parts as on the current remote (and their objects
+    /// stored, as `stored` says), in one transaction.
+    fn commit_moved(&self, group: &[Landed<'_>], generation: u64) -> Result<(), Failure> {
+        let changed = self.store.write(
+            |txn, tables| -> Result<Vec<(u32, ArchiveRecord)>, Failure> {
+                if keys::generation(txn, tables)? != generation {
+                    return Err(Failure::Busy);
+                }
+                let mut changed = Vec::new();
+                for landed in group {
+                    if let Some(archive) = commit_one(txn, tables, landed)? {
+                        changed.push((landed.item.index, archive));
                     }
-                    let object_key = object_text.as_bytes();
-                    let mut object = match (tables.objects.get(txn, object_key)?, &landed) {
-                        (Some(mut object), Some((length, sha))) => {
-                            object.stored = true;
-                            object.stored_length = *length;
-                            object.ciphertext_sha256.clone_from(sha);
-                            object
-                        }
-                        (Some(object), None) if object.stored => object,
-                        (None, Some((length, sha))) => ObjectRecord {
-                            refcount: 0,
-                            stored_length: *length,
-                            ciphertext_sha256: sha.clone(),
-                            stored: true,
-                        },
-                        _ => return Err(Failure::Busy),
-                    };
-                    let part = tables
-                        .parts
-                        .get(txn, &item.key)?
-                        .filter(|part| part.to_move);
-                    let archive = tables.archives.get(txn, item.archive_id.as_bytes())?;
-                    let (Some(mut part), Some(mut archive)) = (part, archive) else {
-                        // Deleted meanwhile: an unused copy is removed again.
-                        if object.refcount == 0 {
-                            let object_id = object_text.to_string();
-                            jobs::enqueue(txn, tables, JobKind::DeleteObject { object_id })?;
-                        }
-                        tables.objects.put(txn, object_key, &object)?;
-                        return Ok(None);
-                    };
-                    object.stored = true;
-                    tables.objects.put(txn, object_key, &object)?;
-                    part.to_move = false;
-                    part.remote = true;
-                    tables.parts.put(txn, &item.key, &part)?;
-                    forget_parts(txn, tables, 1, sealed_len(&part))?;
-                    archive.parts_remote += 1;
-                    if archive.state != ArchiveState::Damaged {
-                        archive.last_error = None;
-                    }
-                    if archive.parts_remote >= archive.parts_total
-                        && archive.state != ArchiveState::Deleting
-                    {
-                        let archive_id = archive.id.clone();
-                        jobs::enqueue(txn, tables, JobKind::UploadManifest { archive_id })?;
-                    }
-                    tables
-                        .archives
-                        .put(txn, item.archive_id.as_bytes(), &archive)?;
-                    Ok(Some(archive))
-                })?;
-        if let Some(archive) = changed {
-            self.events.part(&archive, item.index, true);
-            self.events.archive(&archive);
+                }
+                Ok(changed)
+            },
+        )?;
+        for (index, archive) in &changed {
+            self.events.part(archive, *index, true);
+            self.events.archive(archive);
         }
         Ok(())
     }
