@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 
 use crate::remote_engine::{archive, wait_state, LIMIT};
 use crate::support::s3_server::S3TestServer;
-use crate::support::{random_bytes, sha256_hex, wait_until, Client, TestServer};
+use crate::support::{files_under, random_bytes, sha256_hex, wait_until, Client, TestServer};
 
 const PASSPHRASE: &str = "our family passphrase 2026";
 
@@ -506,4 +506,35 @@ fn a_recovery_killed_half_way_finishes_when_run_again_without_duplicates() {
     assert_eq!(total, COUNT as u64);
     let shared = objects.iter().map(|(_, o)| o.refcount).max().unwrap();
     assert_eq!(shared, (COUNT / 5) as u64);
+}
+
+#[test]
+fn a_recovered_appliance_moves_its_backups_to_new_storage_and_they_come_back() {
+    let s3 = S3TestServer::start();
+    let remote_json = serde_json::to_value(s3.settings("family")).unwrap();
+    let (a, originals) = appliance_a(&remote_json);
+    drop(a);
+    let recovered = recovered_by_cli(&remote_json, originals.len());
+    let alice = login(&recovered, "alice");
+    // A recovered appliance knows each part's plaintext SHA-256 but not the
+    // ciphertext's: the move checks each part by decrypting it.
+    let resp = alice.send_json(
+        "PUT",
+        "/api/v1/admin/remote",
+        &serde_json::to_value(s3.settings("moved-after-recovery")).unwrap(),
+    );
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert_eq!(
+        resp.json()["change"]["destination"],
+        "empty",
+        "{}",
+        resp.text()
+    );
+    crate::remote_move::wait_moved(&alice);
+    let moved = s3.object_path("moved-after-recovery");
+    assert_eq!(
+        files_under(&moved.join("parts")).len(),
+        files_under(&s3.object_path("family").join("parts")).len()
+    );
+    check_recovered(&recovered, &originals);
 }

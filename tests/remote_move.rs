@@ -31,7 +31,7 @@ fn put_remote(admin: &Client, settings: &Value) -> Value {
 }
 
 /// Waits until no move runs any more.
-fn wait_moved(admin: &Client) {
+pub(crate) fn wait_moved(admin: &Client) {
     let mut last = Value::Null;
     wait_until(LIMIT, || {
         last = admin.get("/api/v1/admin/remote").json();
