@@ -618,7 +618,7 @@ fn one_server_per_data_folder_and_user_add_works_beside_it() {
     wait_until(Duration::from_secs(30), || {
         files_under(&data.join("uploads"))
             .iter()
-            .any(|f| std::fs::metadata(f).map_or(false, |m| m.len() > 0))
+            .any(|f| std::fs::metadata(f).is_ok_and(|m| m.len() > 0))
     });
     let added = piarchive(&["user", "add", "carol"], &data, "carol's password\n");
     assert!(
