@@ -46,14 +46,24 @@ pub fn restrict_new_files() {
     rustix::process::umask(Mode::from_raw_mode(0o077));
 }
 
-/// Creates the data folder (0700) if missing and takes its lock, or says
-/// which folder is in use.
+/// Creates the data folder (0700) if missing, else takes group and other
+/// permissions away from the folder itself (nobody else can reach anything
+/// in it from then on; [`make_private`] fixes the rest), and takes its
+/// lock, or says which folder is in use.
 pub fn lock(data_dir: &Path) -> Result<DataDirLock, DataDirError> {
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(data_dir)
         .map_err(io_error(data_dir))?;
+    let mode = std::fs::metadata(data_dir)
+        .map_err(io_error(data_dir))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(mode & 0o7700))
+            .map_err(io_error(data_dir))?;
+    }
     let path = data_dir.join(LOCK_FILE);
     let file = OpenOptions::new()
         .read(true)
@@ -73,6 +83,8 @@ pub fn lock(data_dir: &Path) -> Result<DataDirLock, DataDirError> {
 /// Takes group and other permissions away from the data folder and
 /// everything in it (a folder made by an older version was 0755 and its
 /// files 0644). Symbolic links are not followed. Returns how many changed.
+/// One `stat` per file: `serve` runs it on a thread of its own, as a big
+/// folder remote can hold hundreds of thousands of files.
 pub fn make_private(data_dir: &Path) -> Result<usize, DataDirError> {
     let mut changed = 0;
     let mut pending = vec![data_dir.to_path_buf()];
@@ -104,7 +116,13 @@ mod tests {
     fn a_second_lock_on_a_folder_is_refused_with_its_name_until_the_first_goes() {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
         let first = lock(&data).unwrap();
+        assert_eq!(
+            std::fs::metadata(&data).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
         let refused = lock(&data).unwrap_err();
         assert!(matches!(refused, DataDirError::InUse(_)));
         assert!(refused.to_string().contains(&data.display().to_string()));

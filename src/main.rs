@@ -124,7 +124,12 @@ fn run(args: Vec<String>) -> anyhow::Result<()> {
 fn serve(config: Config) -> anyhow::Result<()> {
     // Held until the process ends: one server per data folder.
     let _lock = piarchive::data_dir::lock(&config.data_dir)?;
-    piarchive::data_dir::make_private(&config.data_dir)?;
+    let data = config.data_dir.clone();
+    std::thread::spawn(move || {
+        if let Err(err) = piarchive::data_dir::make_private(&data) {
+            eprintln!("piarchive: {err}");
+        }
+    });
     let listener = TcpListener::bind(&config.listen).with_context(|| {
         format!(
             "cannot listen on {} (is another piarchive running?)",

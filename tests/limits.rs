@@ -696,6 +696,11 @@ fn the_data_folder_is_private_and_an_old_one_is_made_private_at_start() {
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
     }
     server.restart();
+    // The folder itself at once, the rest on a thread of its own.
+    assert_eq!(mode(&data), 0o700);
+    wait_until(Duration::from_secs(30), || {
+        files_under(&data).iter().all(|file| mode(file) == 0o600)
+    });
     assert_private(&data);
 }
 
