@@ -5,9 +5,15 @@
 //! lets anyone in. Owns the `users`, `usernames`, `sessions` and
 //! `api_tokens` tables. Must not touch: HTTP (cookies and headers are the
 //! web layer's), archives.
+//!
+//! Argon2 runs at most [`MAX_HASHES_AT_ONCE`] at a time, process-wide
+//! (each takes ~19 MiB); other callers wait their turn. Guessing is limited
+//! by [`throttle`].
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+pub mod throttle;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -21,17 +27,23 @@ use crate::store::{Store, StoreError};
 pub const MIN_PASSWORD_CHARS: usize = 8;
 pub const MAX_PASSWORD_BYTES: usize = 1024;
 pub const MAX_USERNAME_CHARS: usize = 64;
-/// Failed logins for one username or address within [`FAILURE_WINDOW`]
-/// before further attempts are refused for a while.
-pub const MAX_FAILURES: usize = 5;
-pub const FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
+pub use throttle::{FAILURE_WINDOW, MAX_FAILURES, MAX_REGISTRATIONS};
+
+/// Argon2 hashes or verifications running at once, at most.
+pub const MAX_HASHES_AT_ONCE: usize = 2;
+/// Attempts sleeping out an account's delay at once, at most; past that an
+/// attempt is checked at once (the hashing permits still pace it), so
+/// sleeping attempts never hold many handler threads.
+const MAX_DELAYED_AT_ONCE: usize = 4;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AccountError {
     #[error("Wrong username or password.")]
     BadCredentials,
-    #[error("Too many failed logins; try again in {retry_after_secs} seconds.")]
+    #[error("Too many failed attempts from this device; try again in {}.", throttle::wait_for_people(*.retry_after_secs))]
     TooManyAttempts { retry_after_secs: u64 },
+    #[error("Too many accounts were created from this device; try again in {}, or ask an admin.", throttle::wait_for_people(*.retry_after_secs))]
+    TooManyRegistrations { retry_after_secs: u64 },
     #[error("This account is disabled; ask an admin.")]
     Disabled,
     #[error("The username {0:?} is taken.")]
@@ -79,11 +91,50 @@ pub struct NewSession {
 pub struct Accounts {
     store: Store,
     session_ttl_secs: i64,
-    throttle: Mutex<HashMap<String, Vec<Instant>>>,
+    throttle: Mutex<throttle::Throttle>,
+    /// Attempts sleeping out an account delay now.
+    delayed: AtomicUsize,
+}
+
+/// A counting semaphore: the permits for Argon2.
+struct HashPermits {
+    taken: Mutex<usize>,
+    freed: Condvar,
+}
+
+static HASH_PERMITS: HashPermits = HashPermits {
+    taken: Mutex::new(0),
+    freed: Condvar::new(),
+};
+
+/// Gives its permit back when dropped, also when hashing panicked.
+struct HashPermit;
+
+impl HashPermit {
+    fn take() -> HashPermit {
+        let mut taken = HASH_PERMITS.taken.lock().unwrap_or_else(|e| e.into_inner());
+        while *taken >= MAX_HASHES_AT_ONCE {
+            taken = HASH_PERMITS
+                .freed
+                .wait(taken)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+        *taken += 1;
+        HashPermit
+    }
+}
+
+impl Drop for HashPermit {
+    fn drop(&mut self) {
+        let mut taken = HASH_PERMITS.taken.lock().unwrap_or_else(|e| e.into_inner());
+        *taken -= 1;
+        HASH_PERMITS.freed.notify_one();
+    }
 }
 
 pub fn hash_password(password: &str) -> String {
     let salt = SaltString::generate(&mut rand::rngs::OsRng);
+    let _permit = HashPermit::take();
     Argon2::default()
         .hash_password(password.as_bytes(), &salt)
         .expect("Argon2id with default parameters accepts any password up to 4 GiB")
@@ -92,11 +143,19 @@ pub fn hash_password(password: &str) -> String {
 
 pub fn verify_password(hash: &str, password: &str) -> bool {
     match PasswordHash::new(hash) {
-        Ok(parsed) => Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok(),
+        Ok(parsed) => {
+            let _permit = HashPermit::take();
+            Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok()
+        }
         Err(_) => false,
     }
+}
+
+/// The throttle's name for a user's account.
+fn account_key(username: &str) -> String {
+    format!("user:{}", username_key(username))
 }
 
 /// The key of the `usernames` table: trimmed and case-folded.
@@ -148,7 +207,8 @@ impl Accounts {
         Accounts {
             store,
             session_ttl_secs: session_ttl.as_secs() as i64,
-            throttle: Mutex::new(HashMap::new()),
+            throttle: Mutex::new(throttle::Throttle::default()),
+            delayed: AtomicUsize::new(0),
         }
     }
 
@@ -162,12 +222,59 @@ impl Accounts {
         self.insert_user(username, password, Role::Admin, true)
     }
 
-    /// Self-registration, allowed while the admin keeps it open.
-    pub fn register(&self, username: &str, password: &str) -> Result<UserRecord, AccountError> {
+    /// Self-registration, allowed while the admin keeps it open, at most
+    /// [`MAX_REGISTRATIONS`] an hour from one `address`.
+    pub fn register(
+        &self,
+        username: &str,
+        password: &str,
+        address: &str,
+    ) -> Result<UserRecord, AccountError> {
         if !Settings::load(&self.store)?.registration_open {
             return Err(AccountError::RegistrationClosed);
         }
+        validate_username(username)?;
+        validate_password(password)?;
+        self.throttle()
+            .registration(address, Instant::now())
+            .map_err(|retry_after_secs| AccountError::TooManyRegistrations { retry_after_secs })?;
         self.insert_user(username, password, Role::Member, false)
+    }
+
+    fn throttle(&self) -> std::sync::MutexGuard<'_, throttle::Throttle> {
+        self.throttle.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Before a secret guarded by the throttle is checked: refuses an
+    /// address that used up its failures, and waits out the account's
+    /// delay (bounded; see [`throttle`]).
+    pub fn before_attempt(&self, address: &str, account: &str) -> Result<(), AccountError> {
+        let now = Instant::now();
+        let delay = {
+            let mut throttle = self.throttle();
+            throttle
+                .address_check(address, now)
+                .map_err(|retry_after_secs| AccountError::TooManyAttempts { retry_after_secs })?;
+            throttle.account_delay(account, now)
+        };
+        if !delay.is_zero() {
+            if self.delayed.fetch_add(1, Ordering::SeqCst) < MAX_DELAYED_AT_ONCE {
+                std::thread::sleep(delay);
+            }
+            self.delayed.fetch_sub(1, Ordering::SeqCst);
+        }
+        Ok(())
+    }
+
+    /// A guarded secret was wrong.
+    pub fn attempt_failed(&self, address: &str, account: &str) {
+        self.throttle()
+            .record_failure(address, account, Instant::now());
+    }
+
+    /// A guarded secret was right.
+    pub fn attempt_succeeded(&self, address: &str, account: &str) {
+        self.throttle().record_success(address, account);
     }
 
     /// An admin creating a user (always allowed).
@@ -214,46 +321,16 @@ impl Accounts {
         })
     }
 
-    fn throttle_check(&self, keys: &[String]) -> Result<(), AccountError> {
-        let mut throttle = self.throttle.lock().unwrap_or_else(|e| e.into_inner());
-        let now = Instant::now();
-        for key in keys {
-            let failures = throttle.entry(key.clone()).or_default();
-            failures.retain(|at| now.duration_since(*at) < FAILURE_WINDOW);
-            if failures.len() >= MAX_FAILURES {
-                let oldest = failures[0];
-                let retry = FAILURE_WINDOW.saturating_sub(now.duration_since(oldest));
-                return Err(AccountError::TooManyAttempts {
-                    retry_after_secs: retry.as_secs().max(1),
-                });
-            }
-        }
-        Ok(())
-    }
-
-    fn throttle_record_failure(&self, keys: &[String]) {
-        let mut throttle = self.throttle.lock().unwrap_or_else(|e| e.into_inner());
-        for key in keys {
-            throttle
-                .entry(key.clone())
-                .or_default()
-                .push(Instant::now());
-        }
-    }
-
-    /// Checks a password and opens a session. `address` is the client's IP,
-    /// throttled like the username.
+    /// Checks a password and opens a session. `address` is the client's
+    /// IP: see [`throttle`] for what is refused and what only slowed.
     pub fn login(
         &self,
         username: &str,
         password: &str,
         address: &str,
     ) -> Result<NewSession, AccountError> {
-        let keys = [
-            format!("user:{}", username_key(username)),
-            format!("addr:{address}"),
-        ];
-        self.throttle_check(&keys)?;
+        let account = account_key(username);
+        self.before_attempt(address, &account)?;
         let user = {
             let txn = self.store.read()?;
             let id = self
@@ -274,17 +351,14 @@ impl Accounts {
                     // reveal which usernames exist.
                     let _ = verify_password(DUMMY_HASH.as_str(), password);
                 }
-                self.throttle_record_failure(&keys);
+                self.attempt_failed(address, &account);
                 return Err(AccountError::BadCredentials);
             }
         };
+        self.attempt_succeeded(address, &account);
         if user.disabled {
             return Err(AccountError::Disabled);
         }
-        self.throttle
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&keys[0]);
         let token = ids::random_token();
         let session = SessionRecord {
             user_id: user.id.clone(),
@@ -410,20 +484,25 @@ impl Accounts {
         })
     }
 
-    /// Changes a password after checking the current one; ends every other
-    /// session of the user.
+    /// Changes a password after checking the current one (throttled like a
+    /// login from `address`); ends every other session of the user.
     pub fn change_password(
         &self,
         user_id: &str,
         current: &str,
         new: &str,
         keep_session: Option<&str>,
+        address: &str,
     ) -> Result<(), AccountError> {
         validate_password(new)?;
         let user = self.user(user_id)?;
+        let account = account_key(&user.username);
+        self.before_attempt(address, &account)?;
         if !verify_password(&user.password_hash, current) {
+            self.attempt_failed(address, &account);
             return Err(AccountError::WrongCurrentPassword);
         }
+        self.attempt_succeeded(address, &account);
         let password_hash = hash_password(new);
         let keep = keep_session.map(hash_token);
         self.store.write(|txn, tables| {
@@ -566,13 +645,13 @@ mod tests {
         let (_dir, accounts) = accounts();
         accounts.setup("Alice", "correct horse").unwrap();
         assert!(matches!(
-            accounts.register("ALICE", "another pass"),
+            accounts.register("ALICE", "another pass", "10.0.0.1"),
             Err(AccountError::UsernameTaken(_))
         ));
     }
 
     #[test]
-    fn throttles_repeated_failures() {
+    fn failures_refuse_the_address_but_never_the_owner_elsewhere() {
         let (_dir, accounts) = accounts();
         accounts.setup("alice", "correct horse").unwrap();
         for _ in 0..MAX_FAILURES {
@@ -582,9 +661,40 @@ mod tests {
             ));
         }
         assert!(matches!(
-            accounts.login("alice", "correct horse", "10.0.0.2"),
+            accounts.login("alice", "correct horse", "10.0.0.1"),
             Err(AccountError::TooManyAttempts { .. })
         ));
+        let started = Instant::now();
+        accounts
+            .login("alice", "correct horse", "10.0.0.2")
+            .unwrap();
+        assert!(started.elapsed() >= throttle::ACCOUNT_DELAY_STEP);
+        assert!(started.elapsed() < throttle::MAX_ACCOUNT_DELAY * 2);
+    }
+
+    #[test]
+    fn argon2_runs_at_most_two_at_a_time() {
+        let running = std::sync::Arc::new(AtomicUsize::new(0));
+        let peak = std::sync::Arc::new(AtomicUsize::new(0));
+        let threads: Vec<_> = (0..6)
+            .map(|_| {
+                let (running, peak) = (running.clone(), peak.clone());
+                std::thread::spawn(move || {
+                    let _permit = HashPermit::take();
+                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                    peak.fetch_max(now, Ordering::SeqCst);
+                    std::thread::sleep(Duration::from_millis(20));
+                    running.fetch_sub(1, Ordering::SeqCst);
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        // Other tests hash at the same time, so the peak seen here may be
+        // lower, never higher.
+        let peak = peak.load(Ordering::SeqCst);
+        assert!((1..=MAX_HASHES_AT_ONCE).contains(&peak), "{peak}");
     }
 
     #[test]

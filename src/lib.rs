@@ -2,6 +2,7 @@
 //!
 //! Crate map (ARCHITECTURE.md has the longer version):
 //! - [`config`]: start-up configuration, resolved once.
+//! - [`data_dir`]: the data folder's lock (one server per folder) and permissions.
 //! - [`store`]: the LMDB environment, typed tables, migrations.
 //! - [`accounts`]: users, passwords, sessions, API tokens.
 //! - [`archive`]: the archive catalog, streaming ingest, chunking, uploads.
@@ -20,6 +21,7 @@ pub mod accounts;
 pub mod admin;
 pub mod archive;
 pub mod config;
+pub mod data_dir;
 pub mod device;
 pub mod engine;
 pub mod firmware;

@@ -97,6 +97,8 @@ fn parse_options(args: Vec<String>) -> anyhow::Result<(Vec<String>, Overrides, b
 }
 
 fn run(args: Vec<String>) -> anyhow::Result<()> {
+    // Whatever this process creates is its user's alone.
+    piarchive::data_dir::restrict_new_files();
     let (words, overrides, admin) = parse_options(args)?;
     let config = Config::resolve(&overrides, |key| std::env::var(key).ok())?;
     match words
@@ -120,6 +122,14 @@ fn run(args: Vec<String>) -> anyhow::Result<()> {
 }
 
 fn serve(config: Config) -> anyhow::Result<()> {
+    // Held until the process ends: one server per data folder.
+    let _lock = piarchive::data_dir::lock(&config.data_dir)?;
+    let data = config.data_dir.clone();
+    std::thread::spawn(move || {
+        if let Err(err) = piarchive::data_dir::make_private(&data) {
+            eprintln!("piarchive: {err}");
+        }
+    });
     let listener = TcpListener::bind(&config.listen).with_context(|| {
         format!(
             "cannot listen on {} (is another piarchive running?)",
@@ -146,15 +156,25 @@ fn add_user(config: Config, name: &str, admin: bool) -> anyhow::Result<()> {
         .read_line(&mut password)
         .context("cannot read the password from stdin")?;
     let password = password.trim_end_matches(['\r', '\n']);
-    let app = piarchive::web::App::open(config)?;
-    if app.accounts.setup_needed()? {
+    // Only the store: beside a running server this must touch no upload and
+    // start no engine (the server's engine uploads the catalog change).
+    let db = config.data_dir.join("db");
+    if !db.is_dir() {
+        bail!(
+            "there is no appliance in {}: start piarchive serve there and set it up first",
+            config.data_dir.display()
+        );
+    }
+    let store = piarchive::store::Store::open(&db, config.map_size)?;
+    let accounts = piarchive::accounts::Accounts::new(store, config.session_ttl);
+    if accounts.setup_needed()? {
         bail!(
             "this appliance is not set up yet: open the web UI (or POST /api/v1/setup) to create \
              the first admin and the encryption keys, then add more users"
         );
     }
     let role = if admin { Role::Admin } else { Role::Member };
-    let user = app.accounts.create_user(name, password, role)?;
+    let user = accounts.create_user(name, password, role)?;
     println!("created {} user {}", role.as_str(), user.username);
     Ok(())
 }
@@ -169,9 +189,9 @@ fn recover(config: Config, remote_file: &str) -> anyhow::Result<()> {
         serde_json::from_str(&text).with_context(|| {
             format!("{remote_file} is not remote settings JSON (see API.md, \"Remote settings\")")
         })?;
+    // Refuses a folder a server is using, and keeps one from starting.
+    let _lock = piarchive::data_dir::lock(&config.data_dir)?;
     let passphrase = read_secret("Recovery passphrase: ")?;
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
     let store = piarchive::store::Store::open(&config.data_dir.join("db"), config.map_size)?;
     let recovery = Recovery::prepare(&store, settings, &passphrase, &Default::default())?;
     println!(

@@ -31,6 +31,22 @@ pub struct Settings {
     /// `verify(id)` download and hash; every part is looked at either way.
     #[serde(default = "default_verify_sample_percent")]
     pub verify_sample_percent: u8,
+    /// An unfinished upload no byte was written to for this long is
+    /// removed with its bytes.
+    #[serde(default = "default_pending_upload_expiry_seconds")]
+    pub pending_upload_expiry_seconds: u64,
+}
+
+/// The `pending_upload_expiry_seconds` of a new appliance: a week.
+pub const DEFAULT_PENDING_UPLOAD_EXPIRY_SECONDS: u64 = 7 * 86_400;
+/// The shortest expiry an admin may set: an hour, so a phone that lost
+/// its connection for a while can still resume.
+pub const MIN_PENDING_UPLOAD_EXPIRY_SECONDS: u64 = 3_600;
+/// The longest: ten years.
+pub const MAX_PENDING_UPLOAD_EXPIRY_SECONDS: u64 = 3_650 * 86_400;
+
+fn default_pending_upload_expiry_seconds() -> u64 {
+    DEFAULT_PENDING_UPLOAD_EXPIRY_SECONDS
 }
 
 /// The `verify_sample_percent` of a new appliance.
@@ -49,6 +65,7 @@ impl Default for Settings {
             transfer_concurrency: 2,
             free_space_reserve_bytes: 512 * 1024 * 1024,
             verify_sample_percent: DEFAULT_VERIFY_SAMPLE_PERCENT,
+            pending_upload_expiry_seconds: DEFAULT_PENDING_UPLOAD_EXPIRY_SECONDS,
         }
     }
 }
@@ -62,6 +79,10 @@ pub enum SettingsError {
 }
 
 impl Settings {
+    pub fn pending_upload_expiry(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.pending_upload_expiry_seconds)
+    }
+
     pub fn load(store: &Store) -> Result<Settings, StoreError> {
         let txn = store.read()?;
         Settings::load_in(&txn, &store.tables)
@@ -85,6 +106,14 @@ impl Settings {
             return Err(SettingsError::Invalid(
                 "verify_sample_percent must be between 0 and 100.".into(),
             ));
+        }
+        let expiry = MIN_PENDING_UPLOAD_EXPIRY_SECONDS..=MAX_PENDING_UPLOAD_EXPIRY_SECONDS;
+        if !expiry.contains(&self.pending_upload_expiry_seconds) {
+            return Err(SettingsError::Invalid(format!(
+                "pending_upload_expiry_seconds must be between {} (an hour) and {} (ten years).",
+                expiry.start(),
+                expiry.end()
+            )));
         }
         if let Some(window) = &self.upload_window {
             for time in [&window.start, &window.end] {
@@ -171,6 +200,10 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(old.verify_sample_percent, DEFAULT_VERIFY_SAMPLE_PERCENT);
+        assert_eq!(
+            old.pending_upload_expiry_seconds,
+            DEFAULT_PENDING_UPLOAD_EXPIRY_SECONDS
+        );
         assert_eq!(old.transfer_concurrency, 3);
         for (percent, valid) in [(0, true), (100, true), (101, false)] {
             let settings = Settings {

@@ -108,7 +108,10 @@ fn wrong_passwords_are_refused_then_throttled() {
     let throttled = client.login("admin", "admin password");
     assert_eq!(throttled.status, 429, "even the right password waits");
     assert!(throttled.header("Retry-After").is_some());
-    assert!(throttled.message().contains("Too many failed logins"));
+    assert_eq!(
+        throttled.message(),
+        "Too many failed attempts from this device; try again in 15 minutes."
+    );
 }
 
 #[test]

@@ -270,7 +270,7 @@ fn recovers_from_s3_by_cli_and_by_the_setup_page() {
 fn recovers_from_a_folder_and_reports_faults() {
     let bucket = tempfile::tempdir().unwrap();
     let remote_json = json!({"kind": "dir", "path": bucket.path().join("backup")});
-    let (a, originals) = appliance_a(&remote_json);
+    let (mut a, originals) = appliance_a(&remote_json);
     let by_api = recovered_by_api(&remote_json, originals.len());
     check_recovered(&by_api, &originals);
     let by_cli = recovered_by_cli(&remote_json, originals.len());
@@ -284,6 +284,14 @@ fn recovers_from_a_folder_and_reports_faults() {
     assert_eq!(resp.status, 409, "{}", resp.text());
     assert!(resp.message().contains("empty data folder"));
     let remote_file = write_remote_file(a.dir.path(), &remote_json);
+    // While A serves, its folder is in use; once stopped, it has users.
+    let (ok, _, stderr) = recover_cli(&a.data_dir(), &remote_file, PASSPHRASE);
+    assert!(!ok);
+    assert!(
+        stderr.contains("in use by another piarchive server"),
+        "{stderr}"
+    );
+    a.kill9();
     let (ok, _, stderr) = recover_cli(&a.data_dir(), &remote_file, PASSPHRASE);
     assert!(!ok);
     assert!(stderr.contains("empty data folder"), "{stderr}");

@@ -127,6 +127,15 @@ struct SchedulerState {
     running: HashMap<String, CancelToken>,
     stopping: bool,
     started: bool,
+    chores: Vec<Chore>,
+}
+
+/// Housekeeping the scheduler thread runs every `interval` besides the
+/// deployments (e.g. expiring unfinished uploads); see [`Admin::add_chore`].
+struct Chore {
+    interval: Duration,
+    due: std::time::Instant,
+    work: Arc<dyn Fn() + Send + Sync>,
 }
 
 impl Scheduler {
@@ -233,6 +242,36 @@ impl Admin {
         Ok(())
     }
 
+    /// Runs `work` on the scheduler thread every `interval`, the first time
+    /// one interval from now. `work` must be short: deployments wait.
+    pub fn add_chore(&self, interval: Duration, work: impl Fn() + Send + Sync + 'static) {
+        self.scheduler.lock().chores.push(Chore {
+            interval,
+            due: std::time::Instant::now() + interval,
+            work: Arc::new(work),
+        });
+    }
+
+    /// Runs the chores that are due, outside the scheduler's lock.
+    fn run_due_chores(&self) {
+        let now = std::time::Instant::now();
+        let due: Vec<Arc<dyn Fn() + Send + Sync>> = {
+            let mut state = self.scheduler.lock();
+            state
+                .chores
+                .iter_mut()
+                .filter(|chore| chore.due <= now)
+                .map(|chore| {
+                    chore.due = now + chore.interval;
+                    chore.work.clone()
+                })
+                .collect()
+        };
+        for work in due {
+            work();
+        }
+    }
+
     /// Starts the scheduler thread (once).
     pub fn start_scheduler(self: &Arc<Self>) {
         {
@@ -271,6 +310,7 @@ impl Admin {
                     MAX_NAP
                 }
             };
+            self.run_due_chores();
             let state = self.scheduler.lock();
             if state.stopping {
                 return;

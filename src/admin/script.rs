@@ -401,19 +401,29 @@ pub fn run(
     let source_owned = source.to_owned();
     let limits_owned = limits.clone();
     let cancel_owned = cancel.clone();
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
     let spawned = std::thread::Builder::new()
         .name("admin-script".into())
         .stack_size(SCRIPT_THREAD_STACK_BYTES)
-        .spawn(move || run_here(&source_owned, host, &limits_owned, &cancel_owned, started));
+        .spawn(move || {
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                run_here(&source_owned, host, &limits_owned, &cancel_owned, started)
+            }));
+            let _ = done_tx.send(result.map_err(|panic| panic_reason(panic.as_ref())));
+        });
     let outcome = match spawned {
-        Ok(handle) => handle.join().map_err(|panic| {
-            let reason = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "a host function panicked".to_string());
-            ScriptFailure::EngineFailed(reason)
-        }),
+        // A host call that never returns (it should not) leaves its thread
+        // behind; the run itself still ends, shortly after its limit.
+        Ok(_detached) => match done_rx.recv_timeout(limits.timeout.saturating_add(OVERRUN_GRACE)) {
+            Ok(result) => result.map_err(ScriptFailure::EngineFailed),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                cancel.cancel();
+                Err(ScriptFailure::Timeout(limits.timeout))
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Err(
+                ScriptFailure::EngineFailed("the script thread ended without an answer".into()),
+            ),
+        },
         Err(spawn_error) => Err(ScriptFailure::EngineFailed(format!(
             "could not start the script thread: {spawn_error}"
         ))),
@@ -432,6 +442,17 @@ pub fn run(
             duration_ms: elapsed_ms(started),
         },
     }
+}
+
+/// How long past its limit a run is waited for before it is given up.
+const OVERRUN_GRACE: Duration = Duration::from_secs(2);
+
+fn panic_reason(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a host function panicked".to_string())
 }
 
 fn elapsed_ms(started: Instant) -> u64 {
@@ -594,7 +615,23 @@ fn build_engine(
     });
 
     register_api(&mut engine, host);
+    refuse_sleep(&mut engine);
     engine
+}
+
+/// Rhai's `sleep` blocks the thread outside the operation count, so neither
+/// the time limit nor a cancel could stop it (and `sleep(1e30)` panics).
+/// These shadow it: functions registered on the engine are found before the
+/// standard library's.
+fn refuse_sleep(engine: &mut Engine) {
+    const REFUSED: &str =
+        "Scripts cannot sleep; a deployment's interval decides when it runs again.";
+    engine.register_fn("sleep", |_seconds: rhai::INT| -> ApiResult<()> {
+        Err(REFUSED.into())
+    });
+    engine.register_fn("sleep", |_seconds: rhai::FLOAT| -> ApiResult<()> {
+        Err(REFUSED.into())
+    });
 }
 
 type ApiResult<T> = Result<T, Box<EvalAltResult>>;
@@ -1546,6 +1583,85 @@ mod tests {
             result.error.unwrap().message,
             "The script engine failed: store unavailable. This is a bug in piarchive."
         );
+    }
+
+    #[test]
+    fn sleep_is_refused_with_a_sentence_and_never_panics() {
+        let refused = "Scripts cannot sleep; a deployment's interval decides when it runs again.";
+        for source in [
+            "sleep(9223372036)",
+            "sleep(1e30)",
+            "sleep(-1)",
+            "sleep(0.5)",
+            "let f = Fn(\"sleep\"); f.call(9223372036)",
+            "call(Fn(\"sleep\"), 1e300)",
+        ] {
+            let started = Instant::now();
+            let result = run_with(source, TestHost::new(sample_state()), &tight_limits());
+            assert!(!result.ok, "{source}: {result:#?}");
+            assert_eq!(result.error.unwrap().message, refused, "{source}");
+            assert!(started.elapsed() < Duration::from_secs(1), "{source}");
+        }
+    }
+
+    #[test]
+    fn a_host_call_that_never_returns_still_ends_the_run_after_its_limit() {
+        struct StuckHost(Mutex<std::sync::mpsc::Receiver<()>>);
+        impl ScriptHost for StuckHost {
+            fn archives(&self) -> Vec<ArchiveView> {
+                let _ = self.0.lock().unwrap().recv();
+                Vec::new()
+            }
+            fn archive(&self, _: &str) -> Option<ArchiveView> {
+                None
+            }
+            fn stats(&self) -> Stats {
+                Stats {
+                    disk_total: 0,
+                    disk_free: 0,
+                    queue_length: 0,
+                    bytes_uploaded: 0,
+                    bytes_downloaded: 0,
+                    archives: 0,
+                }
+            }
+            fn uncache(&self, _: &str) -> Result<(), String> {
+                Ok(())
+            }
+            fn cache(&self, _: &str) -> Result<(), String> {
+                Ok(())
+            }
+            fn verify(&self, _: &str, _: u8) -> Result<VerifyReport, String> {
+                Ok(VerifyReport::default())
+            }
+            fn retry_failed(&self) -> Result<u64, String> {
+                Ok(0)
+            }
+            fn log(&self, _: LogLevel, _: &str) {}
+            fn now(&self) -> i64 {
+                0
+            }
+        }
+        let (release, stuck) = std::sync::mpsc::channel();
+        let limits = Limits {
+            timeout: Duration::from_millis(100),
+            ..tight_limits()
+        };
+        let started = Instant::now();
+        let result = run(
+            "archives()",
+            Arc::new(StuckHost(Mutex::new(stuck))),
+            &limits,
+            &CancelToken::new(),
+        );
+        let elapsed = started.elapsed();
+        let _ = release.send(());
+        assert!(!result.ok);
+        assert_eq!(
+            result.error.unwrap().message,
+            "The script ran longer than the 100 ms limit and was stopped."
+        );
+        assert!(elapsed < limits.timeout + OVERRUN_GRACE + Duration::from_secs(1));
     }
 
     #[test]

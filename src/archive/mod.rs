@@ -35,7 +35,7 @@ pub enum ArchiveError {
     UploadNotFound,
     #[error("{0}")]
     InvalidName(String),
-    #[error("This upload needs {needed} bytes but only {available} bytes can be used (free space minus the {reserve}-byte reserve). Free some space or ask an admin to lower the reserve.")]
+    #[error("This upload needs {needed} bytes but only {available} bytes can be used (free space minus the {reserve}-byte reserve and what unfinished uploads still need). Free some space, finish or cancel other uploads, or ask an admin to lower the reserve.")]
     InsufficientSpace {
         needed: u64,
         available: u64,
@@ -47,6 +47,8 @@ pub enum ArchiveError {
     TooLong { length: u64 },
     #[error("Another request is writing to this upload right now; try again when it ends.")]
     UploadBusy,
+    #[error("You have {max} unfinished uploads already; finish or cancel one, then try again.")]
+    TooManyPendingUploads { max: usize },
     #[error("The connection ended after {received} of {expected} bytes; nothing was stored. Upload the file again.")]
     Truncated { received: u64, expected: u64 },
     #[error(
@@ -88,6 +90,8 @@ impl Archives {
             uploads: uploads::ActiveUploads::default(),
         };
         archives.recover_uploads()?;
+        let expiry = crate::settings::Settings::load(&archives.store)?.pending_upload_expiry();
+        archives.expire_pending_uploads(expiry)?;
         Ok(archives)
     }
 
@@ -324,6 +328,7 @@ impl Archives {
 /// Checks a user-chosen archive name. `Ok(None)` for an empty name (the
 /// caller uses the filename instead).
 pub fn validate_name(name: &str) -> Result<Option<String>, ArchiveError> {
+    let name = strip_bidi_controls(name);
     let name = name.trim();
     if name.is_empty() {
         return Ok(None);
@@ -362,6 +367,7 @@ pub fn human_size(bytes: u64) -> String {
 /// control characters and shortens it to [`MAX_FILENAME_BYTES`]. Never fails:
 /// the name is only shown and offered back on download.
 pub fn clean_filename(filename: &str) -> String {
+    let filename = strip_bidi_controls(filename);
     let base = filename.rsplit(['/', '\\']).next().unwrap_or("");
     let mut cleaned: String = base
         .chars()
@@ -379,6 +385,18 @@ pub fn clean_filename(filename: &str) -> String {
         cleaned.truncate(cut);
     }
     cleaned
+}
+
+/// Whether `c` changes the direction text is shown in (the embeddings,
+/// overrides and isolates of Unicode's bidirectional algorithm, and the
+/// marks): `invoice\u{202E}fdp.exe` would show as `invoiceexe.pdf`.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
+}
+
+/// `text` without bidirectional control characters.
+pub fn strip_bidi_controls(text: &str) -> String {
+    text.chars().filter(|c| !is_bidi_control(*c)).collect()
 }
 
 /// Whether a failed write failed because the disk is full (ENOSPC).
@@ -443,6 +461,11 @@ mod tests {
             Some("holiday 2024".into())
         );
         assert_eq!(validate_name("").unwrap(), None);
+        assert_eq!(validate_name("\u{202E}\u{2067}").unwrap(), None);
+        assert_eq!(
+            validate_name("report\u{202E}fdp.exe").unwrap(),
+            Some("reportfdp.exe".into())
+        );
         assert_eq!(
             validate_name("\"<b>&</b>\" 📷 ../x").unwrap(),
             Some("\"<b>&</b>\" 📷 ../x".into())
@@ -468,6 +491,11 @@ mod tests {
             ("", "file"),
             ("dir/", "file"),
             ("📷 ok.png", "📷 ok.png"),
+            ("invoice\u{202E}fdp.exe", "invoicefdp.exe"),
+            (
+                "\u{2066}a\u{2069}\u{200E}\u{200F}\u{061C}b\u{202A}.txt",
+                "ab.txt",
+            ),
         ] {
             assert_eq!(clean_filename(input), expected, "{input:?}");
         }

@@ -6,12 +6,21 @@
 //! `<data>/archives/`, then one write transaction creates the archive and
 //! its parts and marks the upload complete. [`Archives::recover_uploads`]
 //! repairs a crash between the two, so no half archive ever appears.
+//!
+//! Limits: a user has at most [`MAX_PENDING_UPLOADS_PER_USER`] unfinished
+//! tus uploads; one untouched (no byte written) for the
+//! `pending_upload_expiry_seconds` setting is removed with its bytes
+//! ([`Archives::expire_pending_uploads`]); a new upload must fit in the free
+//! space left after what the pending ones still declare; and no pending
+//! upload keeps a file open between its requests.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::{Arc, Mutex, TryLockError};
+use std::time::{Duration, SystemTime};
 
 use super::ingest::{self, IngestError, IngestState, PumpEnd};
 use super::{available_bytes, new_archive_record, ArchiveError, Archives};
@@ -45,17 +54,30 @@ pub enum PatchOutcome {
     Complete { archive: Box<ArchiveRecord> },
 }
 
-/// The open file and hashing state of uploads that had a PATCH since the
-/// process started. Each upload has its own lock, so one upload's PATCH
-/// never waits for another's.
+/// Unfinished tus uploads one user may have at once.
+pub const MAX_PENDING_UPLOADS_PER_USER: usize = 20;
+
+/// The hashing state of uploads that had a PATCH since the process started
+/// (the file itself is opened per request). Each upload has its own lock,
+/// so one upload's PATCH never waits for another's.
 #[derive(Default)]
 pub(super) struct ActiveUploads {
     slots: Mutex<HashMap<String, Arc<Mutex<Option<Active>>>>>,
 }
 
 struct Active {
-    file: File,
     state: IngestState,
+}
+
+/// Creates an upload's file: new, empty, readable by this user only.
+pub(super) fn create_private(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
 }
 
 impl ActiveUploads {
@@ -75,9 +97,15 @@ fn fsync_dir(dir: &Path) -> std::io::Result<()> {
 }
 
 impl Archives {
-    fn check_space(&self, needed: u64) -> Result<(), ArchiveError> {
+    /// Refuses `needed` more bytes when they do not fit in the free space
+    /// minus the reserve, minus what the pending uploads (except `except`)
+    /// still declare they will write.
+    fn check_space(&self, needed: u64, except: Option<&str>) -> Result<(), ArchiveError> {
         let reserve = Settings::load(&self.store)?.free_space_reserve_bytes;
-        let available = available_bytes(&self.data_dir)?.saturating_sub(reserve);
+        let promised = self.pending_bytes_to_come(except)?;
+        let available = available_bytes(&self.data_dir)?
+            .saturating_sub(reserve)
+            .saturating_sub(promised);
         if needed > available {
             return Err(ArchiveError::InsufficientSpace {
                 needed,
@@ -99,12 +127,50 @@ impl Archives {
         }
     }
 
+    fn pending_uploads(&self) -> Result<Vec<UploadRecord>, ArchiveError> {
+        let txn = self.store.read()?;
+        Ok(self
+            .store
+            .tables
+            .uploads
+            .all(&txn)?
+            .into_iter()
+            .map(|(_, upload)| upload)
+            .filter(|upload| !upload.completed)
+            .collect())
+    }
+
+    /// Bytes the pending uploads (except `except`) declared and have not
+    /// written yet.
+    fn pending_bytes_to_come(&self, except: Option<&str>) -> Result<u64, ArchiveError> {
+        let mut total = 0u64;
+        for upload in self.pending_uploads()? {
+            if Some(upload.id.as_str()) == except {
+                continue;
+            }
+            let written = std::fs::metadata(self.upload_path(&upload.id)).map_or(0, |m| m.len());
+            total = total.saturating_add(upload.length.saturating_sub(written));
+        }
+        Ok(total)
+    }
+
     /// Starts a resumable upload, refusing it at once when the disk cannot
-    /// hold it.
+    /// hold it or the owner has [`MAX_PENDING_UPLOADS_PER_USER`] already.
     pub fn create_upload(&self, new: NewUpload) -> Result<UploadRecord, ArchiveError> {
         let filename = super::clean_filename(&new.filename);
         let name = super::validate_name(&new.name)?.unwrap_or_else(|| filename.clone());
-        self.check_space(new.length)?;
+        let pending = self.pending_uploads()?;
+        if pending
+            .iter()
+            .filter(|u| u.owner_id == new.owner_id)
+            .count()
+            >= MAX_PENDING_UPLOADS_PER_USER
+        {
+            return Err(ArchiveError::TooManyPendingUploads {
+                max: MAX_PENDING_UPLOADS_PER_USER,
+            });
+        }
+        self.check_space(new.length, None)?;
         let record = UploadRecord {
             id: ids::random_id(),
             owner_id: new.owner_id,
@@ -115,7 +181,7 @@ impl Archives {
             created_at: ids::now_secs(),
             completed: false,
         };
-        File::create(self.upload_path(&record.id))?.sync_all()?;
+        create_private(&self.upload_path(&record.id))?.sync_all()?;
         fsync_dir(&self.data_dir.join("uploads"))?;
         self.store
             .write(|txn, tables| -> Result<(), ArchiveError> {
@@ -202,13 +268,15 @@ impl Archives {
             Err(TryLockError::WouldBlock) => return Err(ArchiveError::UploadBusy),
             Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
         };
+        // Opened for this request only: a pending upload holds no file
+        // descriptor between requests.
+        let mut file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .open(self.upload_path(upload_id))?;
         if guard.is_none() {
-            let mut file = OpenOptions::new()
-                .read(true)
-                .append(true)
-                .open(self.upload_path(upload_id))?;
             let state = IngestState::from_file(&mut file)?;
-            *guard = Some(Active { file, state });
+            *guard = Some(Active { state });
         }
         let active = guard.as_mut().expect("filled above");
         let actual = active.state.received();
@@ -226,15 +294,18 @@ impl Archives {
                 });
             }
         }
-        self.check_space(content_length.unwrap_or(remaining).min(remaining))?;
-        let pumped = ingest::pump(body, &mut active.file, &mut active.state, remaining);
+        self.check_space(
+            content_length.unwrap_or(remaining).min(remaining),
+            Some(upload_id),
+        )?;
+        let pumped = ingest::pump(body, &mut file, &mut active.state, remaining);
         let end = match pumped {
             Ok((_, end)) => end,
             Err(err) => {
                 // Drop the bytes of the failed buffer so file and state agree.
                 let kept = active.state.received();
-                active.file.set_len(kept)?;
-                active.file.sync_data()?;
+                file.set_len(kept)?;
+                file.sync_data()?;
                 if let IngestError::Write(_) = err {
                     // Maybe an earlier write the disk failed: the next
                     // request rebuilds the state from what the file holds.
@@ -252,16 +323,18 @@ impl Archives {
         if let PumpEnd::TooLong = end {
             // Undo the whole request: the file goes back to where it
             // started and the hashing state is rebuilt on the next request.
-            active.file.set_len(actual)?;
-            active.file.sync_data()?;
+            file.set_len(actual)?;
+            file.sync_data()?;
             *guard = None;
             return Err(ArchiveError::TooLong {
                 length: record.length,
             });
         }
-        active.file.sync_data()?;
+        file.sync_data()?;
         let offset = active.state.received();
         if offset == record.length {
+            file.sync_all()?;
+            drop(file);
             let archive = self.finish_upload(&record, &mut guard)?;
             return Ok(PatchOutcome::Complete {
                 archive: Box::new(archive),
@@ -270,11 +343,42 @@ impl Archives {
         Ok(PatchOutcome::Stored { offset })
     }
 
-    /// Abandons an upload (tus DELETE) and removes its bytes. For a completed
-    /// upload only the record goes; the archive stays.
-    pub fn terminate_upload(&self, owner_id: &str, upload_id: &str) -> Result<(), ArchiveError> {
-        let record = self.upload_record(owner_id, upload_id)?;
-        let slot = self.uploads.slot(upload_id);
+    /// Removes the pending uploads no byte was written to for `max_age`
+    /// (judged by their file's modification time), with their bytes, and
+    /// the records of completed uploads as old. An upload a request is
+    /// writing to now is left alone. Returns how many went.
+    pub fn expire_pending_uploads(&self, max_age: Duration) -> Result<usize, ArchiveError> {
+        let Some(cutoff) = SystemTime::now().checked_sub(max_age) else {
+            return Ok(0);
+        };
+        let records: Vec<UploadRecord> = {
+            let txn = self.store.read()?;
+            let all = self.store.tables.uploads.all(&txn)?;
+            all.into_iter().map(|(_, upload)| upload).collect()
+        };
+        let mut expired = 0;
+        for record in records {
+            let touched = if record.completed {
+                Some(SystemTime::UNIX_EPOCH + Duration::from_secs(record.created_at.max(0) as u64))
+            } else {
+                std::fs::metadata(self.upload_path(&record.id))
+                    .and_then(|m| m.modified())
+                    .ok()
+            };
+            if touched.is_some_and(|touched| touched > cutoff) {
+                continue;
+            }
+            if self.remove_upload(&record).is_ok() {
+                expired += 1;
+            }
+        }
+        Ok(expired)
+    }
+
+    /// Drops an upload's record and, unless it completed, its bytes; refused
+    /// (`UploadBusy`) while a request writes to it.
+    fn remove_upload(&self, record: &UploadRecord) -> Result<(), ArchiveError> {
+        let slot = self.uploads.slot(&record.id);
         let guard = match slot.try_lock() {
             Ok(guard) => guard,
             Err(TryLockError::WouldBlock) => return Err(ArchiveError::UploadBusy),
@@ -282,15 +386,22 @@ impl Archives {
         };
         self.store
             .write(|txn, tables| -> Result<(), ArchiveError> {
-                tables.uploads.delete(txn, upload_id.as_bytes())?;
+                tables.uploads.delete(txn, record.id.as_bytes())?;
                 Ok(())
             })?;
         drop(guard);
-        self.uploads.forget(upload_id);
+        self.uploads.forget(&record.id);
         if !record.completed {
-            remove_if_present(&self.upload_path(upload_id))?;
+            remove_if_present(&self.upload_path(&record.id))?;
         }
         Ok(())
+    }
+
+    /// Abandons an upload (tus DELETE) and removes its bytes. For a completed
+    /// upload only the record goes; the archive stays.
+    pub fn terminate_upload(&self, owner_id: &str, upload_id: &str) -> Result<(), ArchiveError> {
+        let record = self.upload_record(owner_id, upload_id)?;
+        self.remove_upload(&record)
     }
 
     /// A one-shot upload: the whole file in one request body of
@@ -302,13 +413,13 @@ impl Archives {
     ) -> Result<ArchiveRecord, ArchiveError> {
         let filename = super::clean_filename(&new.filename);
         let name = super::validate_name(&new.name)?.unwrap_or_else(|| filename.clone());
-        self.check_space(new.length)?;
+        self.check_space(new.length, None)?;
         let archive_id = ids::random_id();
         let temp = self
             .data_dir
             .join("uploads")
             .join(format!("{archive_id}.oneshot"));
-        let mut file = File::create(&temp)?;
+        let mut file = create_private(&temp)?;
         let mut state = IngestState::new();
         let result = ingest::pump(body, &mut file, &mut state, new.length);
         let cleanup = |err: ArchiveError| {
@@ -375,10 +486,7 @@ impl Archives {
         slot: &mut Option<Active>,
     ) -> Result<ArchiveRecord, ArchiveError> {
         let state = match slot.take() {
-            Some(active) => {
-                active.file.sync_all()?;
-                active.state
-            }
+            Some(active) => active.state,
             None => IngestState::from_file(&mut File::open(self.upload_path(&record.id))?)?,
         };
         let done = state.finish();
@@ -445,7 +553,7 @@ impl Archives {
                 if moved.exists() {
                     std::fs::rename(&moved, &upload_path)?;
                 } else {
-                    File::create(&upload_path)?;
+                    create_private(&upload_path)?;
                 }
             }
         }

@@ -13,6 +13,20 @@ use crate::store::records::ArchiveRecord;
 
 /// At most this many subscribers at once (SSE clients).
 pub const MAX_SUBSCRIBERS: usize = 32;
+/// At most this many subscribers of one user at once.
+pub const MAX_SUBSCRIBERS_PER_USER: usize = 4;
+/// Slots only admins may take, so an admin can always open a stream however
+/// many members hold.
+pub const ADMIN_RESERVED: usize = 4;
+
+/// Why a subscriber was turned away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    #[error("You have {MAX_SUBSCRIBERS_PER_USER} live views open already; close a browser tab and try again.")]
+    UserFull,
+    #[error("Too many live views are open on this appliance; close a browser tab and try again.")]
+    Full,
+}
 
 /// One event: its owner (only they see it), SSE name and JSON data.
 #[derive(Debug, Clone)]
@@ -43,23 +57,44 @@ impl Subscription {
     }
 }
 
+struct Subscriber {
+    sender: SyncSender<Event>,
+    alive: Weak<()>,
+    user_id: String,
+}
+
 #[derive(Default)]
 pub struct Events {
-    subscribers: Mutex<Vec<(SyncSender<Event>, Weak<()>)>>,
+    subscribers: Mutex<Vec<Subscriber>>,
 }
 
 impl Events {
-    /// A new subscriber, or `None` when [`MAX_SUBSCRIBERS`] are listening.
-    pub fn subscribe(&self) -> Option<Subscription> {
+    /// A new subscriber for `user_id`, unless that user holds
+    /// [`MAX_SUBSCRIBERS_PER_USER`] already or the slots are taken (members
+    /// leave [`ADMIN_RESERVED`] of them to admins).
+    pub fn subscribe(&self, user_id: &str, admin: bool) -> Result<Subscription, Refused> {
         let mut subscribers = self.subscribers.lock().unwrap_or_else(|e| e.into_inner());
-        subscribers.retain(|(_, alive)| alive.strong_count() > 0);
-        if subscribers.len() >= MAX_SUBSCRIBERS {
-            return None;
+        subscribers.retain(|s| s.alive.strong_count() > 0);
+        let of_user = subscribers.iter().filter(|s| s.user_id == user_id).count();
+        if of_user >= MAX_SUBSCRIBERS_PER_USER {
+            return Err(Refused::UserFull);
+        }
+        let slots = if admin {
+            MAX_SUBSCRIBERS
+        } else {
+            MAX_SUBSCRIBERS - ADMIN_RESERVED
+        };
+        if subscribers.len() >= slots {
+            return Err(Refused::Full);
         }
         let (sender, receiver) = sync_channel(256);
         let alive = Arc::new(());
-        subscribers.push((sender, Arc::downgrade(&alive)));
-        Some(Subscription {
+        subscribers.push(Subscriber {
+            sender,
+            alive: Arc::downgrade(&alive),
+            user_id: user_id.to_string(),
+        });
+        Ok(Subscription {
             receiver,
             _alive: alive,
         })
@@ -67,7 +102,7 @@ impl Events {
 
     fn publish(&self, event: Event) {
         let mut subscribers = self.subscribers.lock().unwrap_or_else(|e| e.into_inner());
-        subscribers.retain(|(sender, _)| match sender.try_send(event.clone()) {
+        subscribers.retain(|s| match s.sender.try_send(event.clone()) {
             Ok(()) | Err(TrySendError::Full(_)) => true,
             Err(TrySendError::Disconnected(_)) => false,
         });
@@ -104,12 +139,34 @@ mod tests {
     fn a_dropped_subscription_frees_its_slot_without_any_event() {
         let events = Events::default();
         let held: Vec<Subscription> = (0..MAX_SUBSCRIBERS)
-            .map(|_| events.subscribe().expect("a free slot"))
+            .map(|n| {
+                events
+                    .subscribe(&format!("admin {n}"), true)
+                    .expect("a free slot")
+            })
             .collect();
-        assert!(events.subscribe().is_none());
+        assert_eq!(events.subscribe("another", true).err(), Some(Refused::Full));
         drop(held);
         for _ in 0..3 * MAX_SUBSCRIBERS {
-            assert!(events.subscribe().is_some());
+            assert!(events.subscribe("another", true).is_ok());
         }
+    }
+
+    #[test]
+    fn members_are_capped_per_user_and_leave_slots_to_admins() {
+        let events = Events::default();
+        let mine: Vec<Subscription> = (0..MAX_SUBSCRIBERS_PER_USER)
+            .map(|_| events.subscribe("mallory", false).expect("a free slot"))
+            .collect();
+        assert_eq!(
+            events.subscribe("mallory", false).err(),
+            Some(Refused::UserFull)
+        );
+        let members: Vec<Subscription> = (0..)
+            .map_while(|n| events.subscribe(&format!("member {n}"), false).ok())
+            .take(MAX_SUBSCRIBERS)
+            .collect();
+        assert_eq!(mine.len() + members.len(), MAX_SUBSCRIBERS - ADMIN_RESERVED);
+        assert!(events.subscribe("admin", true).is_ok());
     }
 }

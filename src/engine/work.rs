@@ -4,7 +4,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read};
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{channel, Receiver};
@@ -78,6 +78,7 @@ fn open_sized(path: &Path, size: u64) -> io::Result<File> {
         .truncate(false)
         .read(true)
         .write(true)
+        .mode(0o600)
         .open(path)?;
     file.set_len(size)?;
     Ok(file)

@@ -9,6 +9,7 @@
 
 use std::fs;
 use std::io::{self, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -92,7 +93,11 @@ impl DirRemote {
             self.temp_counter.fetch_add(1, Ordering::Relaxed)
         ));
         let written = (|| {
-            let mut file = fs::File::create(&temp_path)?;
+            let mut file = fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&temp_path)?;
             file.write_all(body)?;
             file.sync_all()?;
             fs::rename(&temp_path, path)

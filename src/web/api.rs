@@ -76,6 +76,7 @@ pub fn setup_status(app: &App) -> Answer {
 /// Creates the first admin and the encryption keys, and logs the admin in.
 /// A recovery passphrase that was not given is generated and returned once.
 pub fn setup(app: &App, req: &mut Req) -> Answer {
+    auth::refuse_cross_site(req)?;
     let body: SetupBody = req.json()?;
     let given = body
         .recovery_passphrase
@@ -117,6 +118,7 @@ pub fn create_keys(app: &App, given: Option<&str>) -> Result<Option<String>, Api
 }
 
 pub fn login(app: &App, req: &mut Req) -> Answer {
+    auth::refuse_cross_site(req)?;
     let body: Credentials = req.json()?;
     login_answer(app, req, &body.username, &body.password, 200)
 }
@@ -181,6 +183,7 @@ struct NewUser {
 
 /// Self-registration, or an admin creating a user (with `role`).
 pub fn create_user(app: &App, req: &mut Req) -> Answer {
+    auth::refuse_cross_site(req)?;
     let caller = match auth::caller(app, req)? {
         Some(caller) => {
             auth::check_csrf(&caller, req.header("X-CSRF-Token"))?;
@@ -212,7 +215,8 @@ pub fn create_user(app: &App, req: &mut Req) -> Answer {
             if body.role == Some(Role::Admin) {
                 return Err(ApiError::forbidden("Only an admin may create admins."));
             }
-            app.accounts.register(&body.username, &body.password)?
+            app.accounts
+                .register(&body.username, &body.password, &req.remote_addr)?
         }
     };
     Ok(Resp::json(201, &user_json(&user)))
@@ -243,6 +247,7 @@ pub fn update_me(app: &App, req: &mut Req) -> Answer {
         &body.current_password,
         &body.new_password,
         keep.as_deref(),
+        &req.remote_addr,
     )?;
     Ok(Resp::json(200, &user_json(&caller.user)))
 }
@@ -579,6 +584,9 @@ pub fn put_settings(app: &App, req: &mut Req) -> Answer {
     require_admin(&caller)?;
     let settings: Settings = req.json()?;
     settings.save(&app.store)?;
+    // A shorter expiry applies at once.
+    app.archives
+        .expire_pending_uploads(settings.pending_upload_expiry())?;
     app.admin.log.info(
         "settings",
         &format!("{} changed the appliance settings.", caller.user.username),

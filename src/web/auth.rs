@@ -1,5 +1,7 @@
-//! Who is asking: the session cookie or an API token, and the CSRF check
-//! every state-changing request made with the cookie must pass.
+//! Who is asking: the session cookie or an API token, the CSRF check
+//! every state-changing request made with the cookie must pass, and the
+//! same-origin check of the posts made before there is a session (setup,
+//! login, register, restore), which have no CSRF token to check.
 
 use std::collections::HashMap;
 
@@ -77,6 +79,53 @@ pub fn check_csrf(caller: &Caller, presented: Option<&str>) -> Result<(), ApiErr
     }
 }
 
+/// Refuses a post another website made the browser send (login CSRF: it
+/// would sign the victim into the attacker's account). Browsers say where a
+/// post comes from with `Sec-Fetch-Site` and `Origin`; a request with
+/// neither (curl, scripts, old browsers) is let through.
+pub fn refuse_cross_site(req: &Req) -> Result<(), ApiError> {
+    let refused = || {
+        ApiError::new(
+            403,
+            "cross_site",
+            "This form was sent from another website, so it was refused; open the appliance's own page and try there.",
+        )
+    };
+    if let Some(site) = req.header("Sec-Fetch-Site") {
+        if !matches!(site.trim(), "same-origin" | "none") {
+            return Err(refused());
+        }
+    }
+    if let Some(origin) = req.header("Origin") {
+        let host = req.header("Host").unwrap_or("");
+        if !same_authority(origin, host) {
+            return Err(refused());
+        }
+    }
+    Ok(())
+}
+
+/// Whether `origin` (`scheme://host[:port]`, or `null`) names `host` (the
+/// Host header); default ports are the same as none.
+fn same_authority(origin: &str, host: &str) -> bool {
+    let Some((scheme, authority)) = origin.trim().split_once("://") else {
+        return false;
+    };
+    let default_port = match scheme.to_ascii_lowercase().as_str() {
+        "http" => ":80",
+        "https" => ":443",
+        _ => return false,
+    };
+    let normal = |authority: &str| {
+        let authority = authority.trim().trim_end_matches('/').to_ascii_lowercase();
+        match authority.strip_suffix(default_port) {
+            Some(bare) => bare.to_string(),
+            None => authority,
+        }
+    };
+    !host.trim().is_empty() && normal(authority) == normal(host)
+}
+
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
@@ -99,4 +148,26 @@ pub fn session_cookie(token: &str, max_age_secs: i64, secure: bool) -> String {
 
 pub fn clear_session_cookie() -> String {
     format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_authority;
+
+    #[test]
+    fn origins() {
+        for (origin, host, same) in [
+            ("http://192.168.1.20:8080", "192.168.1.20:8080", true),
+            ("http://piarchive.local", "piarchive.local", true),
+            ("http://PiArchive.local:80", "piarchive.local", true),
+            ("https://piarchive.local", "piarchive.local:443", true),
+            ("http://evil.example", "piarchive.local", false),
+            ("http://192.168.1.20:8081", "192.168.1.20:8080", false),
+            ("null", "piarchive.local", false),
+            ("http://piarchive.local", "", false),
+            ("ftp://piarchive.local", "piarchive.local", false),
+        ] {
+            assert_eq!(same_authority(origin, host), same, "{origin} {host}");
+        }
+    }
 }

@@ -295,6 +295,9 @@ impl From<ArchiveError> for ApiError {
             ArchiveError::OffsetMismatch { .. } => ApiError::new(409, "offset_mismatch", message),
             ArchiveError::TooLong { .. } => ApiError::new(413, "too_long", message),
             ArchiveError::UploadBusy => ApiError::new(409, "upload_busy", message),
+            ArchiveError::TooManyPendingUploads { .. } => {
+                ApiError::new(503, "too_many_uploads", message).with_header("Retry-After", "60")
+            }
             ArchiveError::Truncated { .. } => ApiError::new(400, "truncated", message),
             ArchiveError::NotCached { .. } => ApiError::new(409, "not_cached", message),
             ArchiveError::NotBackedUp { .. } => ApiError::new(409, "not_backed_up", message),
@@ -312,6 +315,10 @@ impl From<AccountError> for ApiError {
             AccountError::BadCredentials => ApiError::new(401, "bad_credentials", message),
             AccountError::TooManyAttempts { retry_after_secs } => {
                 ApiError::new(429, "too_many_attempts", message)
+                    .with_header("Retry-After", retry_after_secs.to_string())
+            }
+            AccountError::TooManyRegistrations { retry_after_secs } => {
+                ApiError::new(429, "too_many_registrations", message)
                     .with_header("Retry-After", retry_after_secs.to_string())
             }
             AccountError::Disabled => ApiError::new(403, "disabled", message),

@@ -120,6 +120,8 @@ pub fn start(app: App, listener: TcpListener) -> Result<Server, StartError> {
     // Scripts reach the engine (uncache, cache, verify, retry) from now on.
     app.admin
         .set_archive_actions(Arc::new(actions::EngineActions::new(&app)));
+    app.admin
+        .add_chore(tus::SWEEP_INTERVAL, tus::sweep_chore(&app));
     app.admin.start_scheduler();
     let workers = (0..app.config.http_threads)
         .map(|_| {

@@ -42,9 +42,18 @@ pub fn recovery_error(err: RecoveryError) -> ApiError {
     ApiError::new(status, code, message)
 }
 
+/// The throttle's name for the recovery passphrase: guessed like a password.
+const PASSPHRASE_ACCOUNT: &str = "recovery passphrase";
+
 /// Checks and unlocks the backup, then starts the recovery in the
-/// background. Shared by the API and the setup page.
-pub fn start(app: &App, settings: RemoteSettings, passphrase: &str) -> Result<(), ApiError> {
+/// background. Shared by the API and the setup page. Wrong passphrases
+/// count against `address` like wrong passwords (`accounts::throttle`).
+pub fn start(
+    app: &App,
+    settings: RemoteSettings,
+    passphrase: &str,
+    address: &str,
+) -> Result<(), ApiError> {
     if app.restore.is_running() {
         return Err(recovery_error(RecoveryError::AlreadyRunning));
     }
@@ -56,8 +65,17 @@ pub fn start(app: &App, settings: RemoteSettings, passphrase: &str) -> Result<()
             "Type the recovery passphrase you wrote down at setup.",
         ));
     }
-    let recovery = Recovery::prepare(&app.store, settings, passphrase, &Default::default())
-        .map_err(recovery_error)?;
+    app.accounts.before_attempt(address, PASSPHRASE_ACCOUNT)?;
+    let recovery = match Recovery::prepare(&app.store, settings, passphrase, &Default::default()) {
+        Ok(recovery) => recovery,
+        Err(err) => {
+            if matches!(err, RecoveryError::Repo(RepoError::WrongPassphrase)) {
+                app.accounts.attempt_failed(address, PASSPHRASE_ACCOUNT);
+            }
+            return Err(recovery_error(err));
+        }
+    };
+    app.accounts.attempt_succeeded(address, PASSPHRASE_ACCOUNT);
     let data_dir = app.config.data_dir.clone();
     let store = app.store.clone();
     app.restore
@@ -86,6 +104,7 @@ pub fn status_json(app: &App) -> Result<Value, ApiError> {
 
 /// `POST /api/v1/setup/restore`.
 pub fn post(app: &App, req: &mut Req) -> Result<Resp, ApiError> {
+    super::auth::refuse_cross_site(req)?;
     let mut body: Value = req.json()?;
     let passphrase = body
         .as_object_mut()
@@ -99,7 +118,7 @@ pub fn post(app: &App, req: &mut Req) -> Result<Resp, ApiError> {
             format!("The remote settings are not valid ({err}); see \"Remote settings\" in the API description."),
         )
     })?;
-    start(app, settings, &passphrase)?;
+    start(app, settings, &passphrase, &req.remote_addr)?;
     Ok(Resp::json(202, &status_json(app)?))
 }
 

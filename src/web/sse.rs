@@ -4,7 +4,8 @@
 //! connection's writer over (`Request::into_writer`), writes the head
 //! itself and streams from a thread of its own; handler threads are never
 //! held. Each event and keep-alive comment is flushed at once. At most
-//! `engine::events::MAX_SUBSCRIBERS` streams run at once.
+//! `engine::events::MAX_SUBSCRIBERS` streams run at once, at most
+//! `MAX_SUBSCRIBERS_PER_USER` of one user, and a few are kept for admins.
 
 use std::io::Write;
 use std::sync::mpsc::RecvTimeoutError;
@@ -40,15 +41,18 @@ pub fn serve(app: &App, mut request: tiny_http::Request) {
             return;
         }
     };
-    let Some(events) = app.engine.events().subscribe() else {
-        let err = ApiError::new(
-            503,
-            "too_many_streams",
-            "Too many live event streams are open; close a browser tab and try again.",
-        )
-        .with_header("Retry-After", "10");
-        let _ = request.respond(err.into_resp().into_tiny());
-        return;
+    let events = match app
+        .engine
+        .events()
+        .subscribe(&caller.user.id, caller.is_admin())
+    {
+        Ok(events) => events,
+        Err(refused) => {
+            let err = ApiError::new(503, "too_many_streams", refused.to_string())
+                .with_header("Retry-After", "10");
+            let _ = request.respond(err.into_resp().into_tiny());
+            return;
+        }
     };
     let owner_id = caller.user.id.clone();
     std::thread::spawn(move || {

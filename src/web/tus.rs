@@ -1,5 +1,9 @@
 //! The tus 1.0.0 resumable-upload protocol (core, creation, termination)
-//! on `/api/v1/uploads`, so any standard tus client can upload.
+//! on `/api/v1/uploads`, so any standard tus client can upload; and the
+//! periodic removal of unfinished uploads nobody touched ([`sweep_chore`]).
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use base64::Engine as _;
 
@@ -34,15 +38,53 @@ fn check_version(req: &Req) -> Result<(), ApiError> {
     }
 }
 
+/// How often unfinished uploads are checked for expiry (besides at start
+/// and when the setting is saved).
+pub const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
+
+/// The periodic expiry of unfinished uploads, for the admin scheduler.
+/// Holds the app weakly: the app owns the scheduler.
+pub fn sweep_chore(app: &Arc<App>) -> impl Fn() + Send + Sync + 'static {
+    let app: Weak<App> = Arc::downgrade(app);
+    move || {
+        let Some(app) = app.upgrade() else { return };
+        let expired = crate::settings::Settings::load(&app.store)
+            .map_err(crate::archive::ArchiveError::from)
+            .and_then(|settings| {
+                app.archives
+                    .expire_pending_uploads(settings.pending_upload_expiry())
+            });
+        match expired {
+            Ok(0) => {}
+            Ok(count) => app.admin.log.info(
+                "uploads",
+                &format!("Removed {count} unfinished uploads nobody touched for too long."),
+                crate::admin::log::Subject::default(),
+            ),
+            Err(err) => eprintln!("piarchive: expiring unfinished uploads: {err}"),
+        }
+    }
+}
+
+/// A header that must be a byte count: ASCII digits only (no sign, no
+/// spaces inside), as tus says.
 fn header_u64(req: &Req, name: &str) -> Result<u64, ApiError> {
     let value = req
         .header(name)
         .ok_or_else(|| ApiError::bad_request(format!("The {name} header is missing.")))?;
-    value.trim().parse().map_err(|_| {
+    parse_digits(value).ok_or_else(|| {
         ApiError::bad_request(format!(
-            "The {name} header must be a whole number of bytes, not {value:?}."
+            "The {name} header must be a whole number of bytes (digits only), not {value:?}."
         ))
     })
+}
+
+fn parse_digits(value: &str) -> Option<u64> {
+    let value = value.trim_matches([' ', '\t']);
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    value.parse().ok()
 }
 
 /// `Upload-Metadata: key base64,key2 base64`.
@@ -172,5 +214,23 @@ mod tests {
         assert_eq!(parsed["filename"], "a.jpg");
         assert_eq!(parsed["empty"], "");
         assert!(parse_metadata("name !!!").is_err());
+    }
+
+    #[test]
+    fn byte_counts_are_digits_only() {
+        for (value, expected) in [
+            ("5", Some(5)),
+            (" 42 ", Some(42)),
+            ("0", Some(0)),
+            ("+5", None),
+            ("-5", None),
+            ("5 5", None),
+            ("0x10", None),
+            ("", None),
+            ("٥", None),
+            ("99999999999999999999999", None),
+        ] {
+            assert_eq!(parse_digits(value), expected, "{value:?}");
+        }
     }
 }

@@ -7,6 +7,7 @@
 pub mod fault_proxy;
 #[cfg(feature = "garage-tests")]
 pub mod garage;
+pub mod other_address;
 pub mod s3_server;
 pub mod s3_target;
 
@@ -40,6 +41,11 @@ impl TestServer {
 
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
+    }
+
+    /// The server process's id (for its memory and open files in /proc).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
     }
 
     fn spawn(&mut self, listen: &str) {

@@ -74,6 +74,7 @@ pub fn setup_page(app: &App, _req: &mut Req) -> Result<Resp, ApiError> {
 }
 
 pub fn setup_post(app: &App, req: &mut Req) -> Result<Resp, ApiError> {
+    auth::refuse_cross_site(req)?;
     let form = req.form()?;
     let (username, password) = (field(&form, "username"), field(&form, "password"));
     let given = Some(field(&form, "recovery_passphrase").trim()).filter(|p| !p.is_empty());
@@ -145,6 +146,7 @@ fn sign_in(app: &App, req: &Req, username: &str, password: &str) -> Result<Resp,
 }
 
 pub fn login_post(app: &App, req: &mut Req) -> Result<Resp, ApiError> {
+    auth::refuse_cross_site(req)?;
     let form = req.form()?;
     let username = field(&form, "username");
     match sign_in(app, req, username, field(&form, "password")) {
@@ -182,9 +184,10 @@ pub fn register_page(app: &App, _req: &mut Req) -> Result<Resp, ApiError> {
 }
 
 pub fn register_post(app: &App, req: &mut Req) -> Result<Resp, ApiError> {
+    auth::refuse_cross_site(req)?;
     let form = req.form()?;
     let (username, password) = (field(&form, "username"), field(&form, "password"));
-    match app.accounts.register(username, password) {
+    match app.accounts.register(username, password, &req.remote_addr) {
         Ok(_) => sign_in(app, req, username, password),
         Err(err) => {
             let err = ApiError::from(err);
@@ -290,6 +293,7 @@ pub fn password_post(
         field(form, "current_password"),
         field(form, "new_password"),
         keep.as_deref(),
+        &req.remote_addr,
     );
     let notice = match result {
         Ok(()) => Notice::Info("Your password was changed; other sessions were logged out.".into()),
@@ -343,6 +347,10 @@ pub fn admin_settings_page(
                 "Free space to keep in reserve (MiB)"
                 input type="number" name="free_space_reserve_mib" min="0" value=(settings.free_space_reserve_bytes >> 20);
             }
+            label {
+                "Remove unfinished uploads nobody touched for (days)"
+                input type="number" name="pending_upload_expiry_days" min="1" max="3650" value=(settings.pending_upload_expiry_seconds / 86_400);
+            }
             button type="submit" { "Save" }
         }
     });
@@ -373,9 +381,26 @@ pub fn admin_settings_post(
             )
         }
     }
+    match field(form, "pending_upload_expiry_days")
+        .trim()
+        .parse::<u64>()
+    {
+        Ok(days) => settings.pending_upload_expiry_seconds = days.saturating_mul(86_400),
+        Err(_) if field(form, "pending_upload_expiry_days").trim().is_empty() => {}
+        Err(_) => {
+            return admin_settings_page(
+                app,
+                req,
+                caller,
+                Some("The expiry of unfinished uploads must be a whole number of days.".into()),
+            )
+        }
+    }
     if let Err(err) = settings.save(&app.store) {
         return admin_settings_page(app, req, caller, Some(err.to_string()));
     }
+    app.archives
+        .expire_pending_uploads(settings.pending_upload_expiry())?;
     app.admin.log.info(
         "settings",
         &format!("{} changed the appliance settings.", caller.user.username),

@@ -109,13 +109,16 @@ pub fn page(app: &App, req: &mut Req) -> Result<Resp, ApiError> {
 }
 
 pub fn post(app: &App, req: &mut Req) -> Result<Resp, ApiError> {
+    crate::web::auth::refuse_cross_site(req)?;
     let fields = req.form()?;
     let settings = settings_from_form(&fields);
-    match crate::web::restore::start(app, settings, field(&fields, "recovery_passphrase")) {
+    let passphrase = field(&fields, "recovery_passphrase");
+    match crate::web::restore::start(app, settings, passphrase, &req.remote_addr) {
         Ok(()) => Ok(Resp::redirect("/setup/restore")),
         Err(err) => {
             let mut resp = Resp::html(form(Some(&err.message), &fields));
             resp.status = err.status;
+            resp.headers.extend(err.headers);
             Ok(resp)
         }
     }
