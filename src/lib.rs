@@ -15,6 +15,7 @@
 //! - [`device`]: status model, LED patterns, display frames, board profiles, GPIO/I2C.
 //! - [`web`]: HTTP server, JSON API and pages.
 //! - [`ids`]: random ids and tokens, the wall clock.
+//! - [`limits`]: every limit on what a network client can make the server hold.
 //! - [`firmware`]: init mode (PID 1 in the SD-card image): mounts, network, clock, supervision.
 
 pub mod accounts;
@@ -26,6 +27,7 @@ pub mod device;
 pub mod engine;
 pub mod firmware;
 pub mod ids;
+pub mod limits;
 pub mod recovery;
 pub mod remote;
 pub mod repo;
@@ -38,6 +40,8 @@ use std::net::TcpListener;
 /// Opens the data directory and serves the web UI on `listener`. The same
 /// entry is used by `main` and by the tests (on port 0).
 pub fn serve(config: config::Config, listener: TcpListener) -> anyhow::Result<web::Server> {
+    // More connections and files than the default 1024 when the system allows.
+    limits::raise_open_files_limit();
     let app = web::App::open(config)?;
     Ok(web::start(app, listener)?)
 }

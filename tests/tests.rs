@@ -11,6 +11,7 @@ mod crash;
 mod device;
 #[cfg(feature = "garage-tests")]
 mod garage;
+mod hostile;
 mod limits;
 mod recovery;
 mod remote;

@@ -11,7 +11,7 @@
 //!
 //! | # | step | fatal? |
 //! |---|------|--------|
-//! | 1 | refuse to run unless PID 1; block the signals init handles | fatal |
+//! | 1 | refuse to run unless PID 1; block the signals init handles; raise the open-files soft limit to the hard limit (`serve` inherits it) | fatal (the limit: best-effort) |
 //! | 2 | mount proc, sys, devtmpfs (/dev), devpts, tmpfs /run and /tmp | fatal |
 //! | 3 | load the kernel modules in the order image/build computed (finit_module) | best-effort, per module |
 //! | 4 | read `piarchive.*` options from /proc/cmdline; set the hostname | best-effort |
@@ -138,6 +138,7 @@ pub fn run_init() -> anyhow::Result<Infallible> {
         anyhow::bail!("piarchive init must run as PID 1, inside the piarchive image; use `piarchive serve` elsewhere");
     }
     supervise::block_signals().context("cannot block signals in init")?;
+    crate::limits::raise_open_files_limit();
     // Step 2.
     mounts::mount_pseudo_filesystems().context("cannot mount the kernel filesystems")?;
     std::fs::create_dir_all("/run/piarchive").context("cannot create /run/piarchive")?;

@@ -88,14 +88,14 @@ impl<'r> Req<'r> {
     }
 
     pub fn json<T: serde::de::DeserializeOwned>(&mut self) -> Result<T, ApiError> {
-        let body = self.read_small_body(64 * 1024)?;
+        let body = self.read_small_body(crate::limits::SMALL_BODY_BYTES)?;
         serde_json::from_slice(&body).map_err(|err| {
             ApiError::bad_request(format!("The request body is not the expected JSON: {err}."))
         })
     }
 
     pub fn form(&mut self) -> Result<HashMap<String, String>, ApiError> {
-        let body = self.read_small_body(64 * 1024)?;
+        let body = self.read_small_body(crate::limits::SMALL_BODY_BYTES)?;
         Ok(parse_urlencoded(&String::from_utf8_lossy(&body)))
     }
 }
@@ -107,6 +107,19 @@ pub enum Body {
         length: Option<u64>,
     },
 }
+
+/// Sent with every answer. The policy allows scripts, styles and images
+/// from the appliance only and no inline script or style (pages carry
+/// data attributes and `/static/` scripts act on them), and no framing.
+pub const SECURITY_HEADERS: [(&str, &str); 4] = [
+    (
+        "Content-Security-Policy",
+        "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+    ),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "same-origin"),
+    ("X-Frame-Options", "DENY"),
+];
 
 pub struct Resp {
     pub status: u16,
@@ -187,11 +200,7 @@ impl Resp {
             .iter()
             .filter_map(|(name, value)| Header::from_bytes(name.as_bytes(), value.as_bytes()).ok())
             .collect();
-        for (name, value) in [
-            ("X-Content-Type-Options", "nosniff"),
-            ("Referrer-Policy", "same-origin"),
-            ("X-Frame-Options", "DENY"),
-        ] {
+        for (name, value) in SECURITY_HEADERS {
             headers.push(Header::from_bytes(name, value).expect("static header"));
         }
         let (reader, length): (Box<dyn Read + Send>, Option<usize>) = match self.body {

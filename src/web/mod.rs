@@ -2,6 +2,11 @@
 //! authentication (sessions, CSRF, API tokens), the JSON API and the maud
 //! pages.
 //!
+//! Uploads and downloads run on threads of their own (`transfers`), so slow
+//! clients never take the handler threads that page loads and `/healthz`
+//! need. If tiny_http's listener dies, the process exits with status 1 so
+//! its supervisor starts it again: never a live process with a dead port.
+//!
 //! Owns: HTTP. Handlers translate requests into calls on `accounts`,
 //! `archive` and `settings` and never open LMDB transactions themselves;
 //! pages (`pages/`) only render data handed to them.
@@ -17,10 +22,12 @@ pub mod pages;
 pub mod restore;
 pub mod router;
 pub mod sse;
+pub mod transfers;
 pub mod tus;
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -102,6 +109,8 @@ impl App {
 pub struct Server {
     http: Arc<tiny_http::Server>,
     workers: Vec<JoinHandle<()>>,
+    /// Set by `shutdown`: a worker's failed `recv` is then expected.
+    stopping: Arc<AtomicBool>,
     pub addr: SocketAddr,
     pub app: Arc<App>,
 }
@@ -112,7 +121,7 @@ pub fn start(app: App, listener: TcpListener) -> Result<Server, StartError> {
         .local_addr()
         .map_err(|e| StartError::Http(e.to_string()))?;
     let http = Arc::new(
-        tiny_http::Server::from_listener(listener, None)
+        tiny_http::Server::from_listener_with_limits(listener, None, crate::limits::http())
             .map_err(|e| StartError::Http(e.to_string()))?,
     );
     let app = Arc::new(app);
@@ -123,13 +132,20 @@ pub fn start(app: App, listener: TcpListener) -> Result<Server, StartError> {
     app.admin
         .add_chore(tus::SWEEP_INTERVAL, tus::sweep_chore(&app));
     app.admin.start_scheduler();
+    let stopping = Arc::new(AtomicBool::new(false));
+    let transfers = transfers::Transfers::new();
     let workers = (0..app.config.http_threads)
         .map(|_| {
-            let http = http.clone();
-            let app = app.clone();
-            std::thread::spawn(move || {
-                while let Ok(request) = http.recv() {
-                    router::handle(&app, request);
+            let (http, app) = (http.clone(), app.clone());
+            let (stopping, transfers) = (stopping.clone(), transfers.clone());
+            std::thread::spawn(move || loop {
+                match http.recv() {
+                    Ok(request) => transfers::dispatch(&app, &transfers, request),
+                    Err(_) if stopping.load(Ordering::SeqCst) => return,
+                    Err(err) => {
+                        eprintln!("piarchive: {err}; exiting so that piarchive is started again");
+                        std::process::exit(1);
+                    }
                 }
             })
         })
@@ -137,6 +153,7 @@ pub fn start(app: App, listener: TcpListener) -> Result<Server, StartError> {
     Ok(Server {
         http,
         workers,
+        stopping,
         addr,
         app,
     })
@@ -179,6 +196,7 @@ impl Server {
             device.stop();
         }
         self.app.admin.stop_scheduler();
+        self.stopping.store(true, Ordering::SeqCst);
         for _ in &self.workers {
             self.http.unblock();
         }

@@ -3,10 +3,16 @@
 
 use tiny_http::Method;
 
-use super::http::{ApiError, Req, Resp};
+use super::http::{ApiError, Body, Req, Resp};
 use super::{admin_api, api, pages, tus, App};
 
-pub fn handle(app: &App, mut request: tiny_http::Request) {
+/// Answers `request`. With `transfers`, a streamed answer (a download) is
+/// sent from a download thread; without, it is sent from this thread.
+pub fn handle(
+    app: &App,
+    mut request: tiny_http::Request,
+    transfers: Option<&super::transfers::Transfers>,
+) {
     // The live log answers from a thread of its own.
     if request.method() == &Method::Get
         && request.url().split('?').next() == Some("/api/v1/admin/log/events")
@@ -32,6 +38,13 @@ pub fn handle(app: &App, mut request: tiny_http::Request) {
     let mut resp = resp;
     let after = resp.after.take();
     let changed_state = super::auth::changes_state(request.method());
+    let streamed = matches!(resp.body, Body::Stream { .. }) && request.method() != &Method::Head;
+    if let (true, Some(transfers)) = (streamed, transfers) {
+        if changed_state {
+            app.engine.wake();
+        }
+        return transfers.send_download(request, resp.into_tiny(), after);
+    }
     let _ = request.respond(resp.into_tiny());
     if changed_state {
         // New jobs may be waiting (an upload finished, a cache was asked for).

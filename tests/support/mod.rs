@@ -24,19 +24,44 @@ pub struct TestServer {
     pub base: String,
     pub addr: String,
     child: Option<Child>,
+    /// `ulimit -n` for the server (soft and hard), when set.
+    open_files: Option<u32>,
 }
 
 impl TestServer {
     pub fn start() -> TestServer {
+        TestServer::start_with(None)
+    }
+
+    /// Starts the server under `ulimit -n open_files` (soft and hard, as a
+    /// default system or PID 1 would), so it cannot raise it.
+    pub fn start_with_open_files(open_files: u32) -> TestServer {
+        TestServer::start_with(Some(open_files))
+    }
+
+    fn start_with(open_files: Option<u32>) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut server = TestServer {
             dir,
             base: String::new(),
             addr: String::new(),
             child: None,
+            open_files,
         };
         server.spawn("127.0.0.1:0");
         server
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// True while the server process has not exited.
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|child| matches!(child.try_wait(), Ok(None)))
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -49,7 +74,19 @@ impl TestServer {
     }
 
     fn spawn(&mut self, listen: &str) {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_piarchive"))
+        let mut command = match self.open_files {
+            None => Command::new(env!("CARGO_BIN_EXE_piarchive")),
+            Some(limit) => {
+                let mut command = Command::new("sh");
+                command
+                    .arg("-c")
+                    .arg(format!("ulimit -n {limit} && exec \"$@\""))
+                    .arg("sh")
+                    .arg(env!("CARGO_BIN_EXE_piarchive"));
+                command
+            }
+        };
+        let mut child = command
             .args(["serve", "--listen", listen, "--data"])
             .arg(self.data_dir())
             .env_remove("PIARCHIVE_CONFIG")

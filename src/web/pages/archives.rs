@@ -31,7 +31,7 @@ fn progress(archive: &ArchiveRecord) -> Markup {
     let percent = (u64::from(archive.parts_remote) * 100 / u64::from(total)).min(100);
     html! {
         div.progress title={ (archive.parts_remote) " of " (archive.parts_total) " parts stored remotely" } {
-            div.bar style={ "width:" (percent) "%" } {}
+            div.bar data-percent=(percent) {}
         }
     }
 }
@@ -99,7 +99,7 @@ pub fn new_page(_app: &App, _req: &mut Req, caller: &Caller) -> Result<Resp, Api
             button id="start" type="submit" { "Upload" }
         }
         section.card id="upload-status" hidden {
-            div.progress.large { div.bar id="upload-bar" style="width:0%" {} }
+            div.progress.large { div.bar id="upload-bar" data-percent="0" {} }
             p id="upload-text" role="status" aria-live="polite" {}
             p.error id="upload-error" role="alert" hidden {}
             p id="upload-done" hidden { a id="upload-link" href="/" { "Open the archive" } }

@@ -90,6 +90,8 @@ impl<'a> Page<'a> {
                         }
                     }
                     main { (content) }
+                    // Progress bars get their width here: no inline styles.
+                    script src="/static/bars.js" {}
                     @for script in &self.scripts {
                         script src=(script) {}
                     }

@@ -43,6 +43,11 @@ const STATIC_FILES: &[(&str, &str, &str)] = &[
         include_str!("../../../templates/static/live.js"),
     ),
     (
+        "bars.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../templates/static/bars.js"),
+    ),
+    (
         "device.js",
         "text/javascript; charset=utf-8",
         include_str!("../../../templates/static/device.js"),

@@ -60,7 +60,7 @@ fn progress_page(status: &serde_json::Value) -> Markup {
         @if running { meta http-equiv="refresh" content="1"; }
         h1 { "Restoring from the backup" }
         div.progress.large role="progressbar" aria-valuemin="0" aria-valuemax=(total) aria-valuenow=(done) {
-            div.bar style={ "width:" (percent) "%" } {}
+            div.bar data-percent=(percent) {}
         }
         p id="restore-progress" { (done) "/" (total) " archives" }
         @match state {

@@ -6,10 +6,13 @@ use std::io::{BufReader, BufWriter, ErrorKind, Read};
 
 use std::net::SocketAddr;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use crate::common::{HTTPVersion, Method};
+use crate::util::pace::Pace;
 use crate::util::RefinedTcpStream;
 use crate::util::{SequentialReader, SequentialReaderBuilder, SequentialWriterBuilder};
+use crate::Limits;
 use crate::Request;
 
 /// A ClientConnection is an object that will store a socket to a client
@@ -34,6 +37,14 @@ pub struct ClientConnection {
 
     // true if the connection goes through SSL
     secure: bool,
+
+    // piarchive patch: the connection's deadlines, its limits, the bytes of
+    // the current request head so far, and whether the last request's body
+    // is read by its handler (which then starts the wait for the next head).
+    pace: Option<Arc<Pace>>,
+    limits: Arc<Limits>,
+    head_bytes: usize,
+    body_read_elsewhere: bool,
 }
 
 /// Error that can happen when reading a request.
@@ -41,6 +52,10 @@ pub struct ClientConnection {
 enum ReadError {
     WrongRequestLine,
     WrongHeader(HTTPVersion),
+    /// piarchive patch: the request line and headers passed the limit (431).
+    HeadTooLarge,
+    /// piarchive patch: a malformed or repeated `Content-Length` (400).
+    BadContentLength(HTTPVersion),
     /// the client sent an unrecognized `Expect` header
     ExpectationFailed(HTTPVersion),
     ReadIoError(IoError),
@@ -51,6 +66,8 @@ impl ClientConnection {
     pub fn new(
         write_socket: RefinedTcpStream,
         mut read_socket: RefinedTcpStream,
+        pace: Option<Arc<Pace>>,
+        limits: Arc<Limits>,
     ) -> ClientConnection {
         let remote_addr = read_socket.peer_addr();
         let secure = read_socket.secure();
@@ -65,6 +82,10 @@ impl ClientConnection {
             next_header_source: first_header,
             no_more_requests: false,
             secure,
+            pace,
+            limits,
+            head_bytes: 0,
+            body_read_elsewhere: false,
         }
     }
 
@@ -77,7 +98,7 @@ impl ClientConnection {
     ///
     /// Reads until `CRLF` is reached. The next read will start
     ///  at the first byte of the new line.
-    fn read_next_line(&mut self) -> IoResult<AsciiString> {
+    fn read_next_line(&mut self) -> Result<AsciiString, ReadError> {
         let mut buf = Vec::new();
         let mut prev_byte_was_cr = false;
 
@@ -85,14 +106,29 @@ impl ClientConnection {
             let byte = self.next_header_source.by_ref().bytes().next();
 
             let byte = match byte {
-                Some(b) => b?,
-                None => return Err(IoError::new(ErrorKind::ConnectionAborted, "Unexpected EOF")),
+                Some(b) => b.map_err(ReadError::ReadIoError)?,
+                None => {
+                    return Err(ReadError::ReadIoError(IoError::new(
+                        ErrorKind::ConnectionAborted,
+                        "Unexpected EOF",
+                    )))
+                }
             };
+
+            // piarchive patch: the whole head is bounded, not just a line.
+            self.head_bytes += 1;
+            if self.head_bytes > self.limits.max_header_bytes {
+                return Err(ReadError::HeadTooLarge);
+            }
 
             if byte == b'\n' && prev_byte_was_cr {
                 buf.pop(); // removing the '\r'
-                return AsciiString::from_ascii(buf)
-                    .map_err(|_| IoError::new(ErrorKind::InvalidInput, "Header is not in ASCII"));
+                return AsciiString::from_ascii(buf).map_err(|_| {
+                    ReadError::ReadIoError(IoError::new(
+                        ErrorKind::InvalidInput,
+                        "Header is not in ASCII",
+                    ))
+                });
             }
 
             prev_byte_was_cr = byte == b'\r';
@@ -104,10 +140,11 @@ impl ClientConnection {
     /// Reads a request from the stream.
     /// Blocks until the header has been read.
     fn read(&mut self) -> Result<Request, ReadError> {
+        self.head_bytes = 0;
         let (method, path, version, headers) = {
             // reading the request line
             let (method, path, version) = {
-                let line = self.read_next_line().map_err(ReadError::ReadIoError)?;
+                let line = self.read_next_line()?;
 
                 parse_request_line(
                     line.as_str().trim(), // TODO: remove this conversion
@@ -118,7 +155,7 @@ impl ClientConnection {
             let headers = {
                 let mut headers = Vec::new();
                 loop {
-                    let line = self.read_next_line().map_err(ReadError::ReadIoError)?;
+                    let line = self.read_next_line()?;
 
                     if line.is_empty() {
                         break;
@@ -153,16 +190,22 @@ impl ClientConnection {
             *self.remote_addr.as_ref().unwrap(),
             data_source,
             writer,
+            self.pace.clone(),
+            &self.limits,
         )
         .map_err(|e| {
             use crate::request;
             match e {
                 request::RequestCreationError::CreationIoError(e) => ReadError::ReadIoError(e),
                 request::RequestCreationError::ExpectationFailed => {
-                    ReadError::ExpectationFailed(version)
+                    ReadError::ExpectationFailed(version.clone())
+                }
+                request::RequestCreationError::BadContentLength => {
+                    ReadError::BadContentLength(version.clone())
                 }
             }
         })?;
+        self.body_read_elsewhere = request.body_is_streamed();
 
         // return the request
         Ok(request)
@@ -184,6 +227,14 @@ impl Iterator for ClientConnection {
         }
 
         loop {
+            // piarchive patch: the wait for this head starts now, unless the
+            // previous body's reader started it when it was done.
+            if !self.body_read_elsewhere {
+                if let Some(pace) = &self.pace {
+                    pace.await_headers();
+                }
+            }
+            self.body_read_elsewhere = false;
             let rq = match self.read() {
                 Err(ReadError::WrongRequestLine) => {
                     let writer = self.sink.next().unwrap();
@@ -201,6 +252,24 @@ impl Iterator for ClientConnection {
                     response.raw_print(writer, ver, &[], false, None).ok();
                     return None; // we don't know where the next request would start,
                                  // se we have to close
+                }
+
+                Err(ReadError::HeadTooLarge) => {
+                    return self.refuse(StatusCode(431), HTTPVersion(1, 1));
+                }
+
+                Err(ReadError::BadContentLength(ver)) => {
+                    return self.refuse(StatusCode(400), ver);
+                }
+
+                // piarchive patch: a kept-alive connection that stays silent
+                // is closed without an answer (a browser would otherwise show
+                // the 408 for its next request on it).
+                Err(ReadError::ReadIoError(ref err))
+                    if err.kind() == ErrorKind::TimedOut
+                        && !self.pace.as_ref().is_some_and(|p| p.saw_header_bytes()) =>
+                {
+                    return None;
                 }
 
                 Err(ReadError::ReadIoError(ref err)) if err.kind() == ErrorKind::TimedOut => {
@@ -262,6 +331,22 @@ impl Iterator for ClientConnection {
             // returning the request
             return Some(rq);
         }
+    }
+}
+
+impl ClientConnection {
+    /// piarchive patch: answers `status` and ends the connection (the rest
+    /// of what the client sent cannot be trusted to start a request).
+    fn refuse(&mut self, status: crate::StatusCode, version: HTTPVersion) -> Option<Request> {
+        use crate::{Header, Response};
+        if let Some(pace) = &self.pace {
+            pace.close();
+        }
+        let writer = self.sink.next().unwrap();
+        let close = Header::from_bytes(&b"Connection"[..], &b"close"[..]).unwrap();
+        let response = Response::new_empty(status).with_header(close);
+        response.raw_print(writer, version, &[], false, None).ok();
+        None
     }
 }
 

@@ -113,13 +113,16 @@ use util::MessagesQueue;
 
 pub use common::{HTTPVersion, Header, HeaderField, Method, StatusCode};
 pub use connection::{ConfigListenAddr, ListenAddr, Listener};
+pub use limits::Limits;
 pub use request::{ReadWrite, Request};
 pub use response::{Response, ResponseBox};
 pub use test::TestRequest;
 
+mod accept;
 mod client;
 mod common;
 mod connection;
+mod limits;
 mod request;
 mod response;
 mod ssl;
@@ -244,6 +247,15 @@ impl Server {
         listener: L,
         ssl_config: Option<SslConfig>,
     ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
+        Self::from_listener_with_limits(listener, ssl_config, Limits::default())
+    }
+
+    /// piarchive patch: [`Server::from_listener`] with the given limits.
+    pub fn from_listener_with_limits<L: Into<Listener>>(
+        listener: L,
+        ssl_config: Option<SslConfig>,
+        limits: Limits,
+    ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
         let listener = listener.into();
         // building the "close" variable
         let close_trigger = Arc::new(AtomicBool::new(false));
@@ -287,70 +299,84 @@ impl Server {
         let inside_close_trigger = close_trigger.clone();
         let inside_messages = messages.clone();
         thread::spawn(move || {
+            // piarchive patch: if this thread ends for any reason but the
+            // server being dropped, `recv` says so (an error message), so the
+            // application can exit and be restarted instead of living on
+            // with a dead port.
+            let _watch =
+                accept::ListenerWatch::new(inside_close_trigger.clone(), inside_messages.clone());
             // a tasks pool is used to dispatch the connections into threads
             let tasks_pool = util::TaskPool::new();
+            let limits = Arc::new(limits);
+            let slots = util::slots::ConnectionSlots::new(&limits);
+            let mut backoff = accept::Backoff::new(&limits);
 
             log::debug!("Running accept thread");
             while !inside_close_trigger.load(Relaxed) {
-                let new_client = match server.accept() {
-                    Ok((sock, _)) => {
-                        use util::RefinedTcpStream;
-                        // piarchive patch: a client that stops sending (a
-                        // dropped Wi-Fi link) must not hold a handler thread
-                        // and its upload forever.
-                        if let connection::Connection::Tcp(ref tcp) = sock {
-                            let _ = tcp.set_read_timeout(Some(std::time::Duration::from_secs(120)));
-                        }
-                        let (read_closable, write_closable) = match ssl {
-                            None => RefinedTcpStream::new(sock),
-                            #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-                            Some(ref ssl) => {
-                                // trying to apply SSL over the connection
-                                // if an error occurs, we just close the socket and resume listening
-                                let sock = match ssl.accept(sock) {
-                                    Ok(s) => s,
-                                    Err(_) => continue,
-                                };
-
-                                RefinedTcpStream::new(sock)
-                            }
-                            #[cfg(not(any(feature = "ssl-openssl", feature = "ssl-rustls")))]
-                            Some(ref _ssl) => unreachable!(),
-                        };
-
-                        Ok(ClientConnection::new(write_closable, read_closable))
+                // piarchive patch: a failed accept backs off and retries
+                // (upstream gave up, and the port stayed closed for good).
+                let (sock, remote) = match server.accept() {
+                    Ok(accepted) => {
+                        backoff.succeeded();
+                        accepted
                     }
-                    Err(e) => Err(e),
-                };
-
-                match new_client {
-                    Ok(client) => {
-                        let messages = inside_messages.clone();
-                        let mut client = Some(client);
-                        tasks_pool.spawn(Box::new(move || {
-                            if let Some(client) = client.take() {
-                                // Synchronization is needed for HTTPS requests to avoid a deadlock
-                                if client.secure() {
-                                    let (sender, receiver) = mpsc::channel();
-                                    for rq in client {
-                                        messages.push(rq.with_notify_sender(sender.clone()).into());
-                                        receiver.recv().unwrap();
-                                    }
-                                } else {
-                                    for rq in client {
-                                        messages.push(rq.into());
-                                    }
-                                }
-                            }
-                        }));
-                    }
-
-                    Err(e) => {
-                        log::error!("Error accepting new client: {}", e);
-                        inside_messages.push(e.into());
+                    Err(e) if accept::is_fatal(&e) => {
+                        eprintln!("piarchive: the listening socket failed ({e}); no more connections can be accepted");
                         break;
                     }
-                }
+                    Err(e) => {
+                        backoff.failed(&e);
+                        continue;
+                    }
+                };
+                // piarchive patch: connections are capped in total and per
+                // address; the extra ones get 503 and are closed at once.
+                let Some(slot) = slots.try_take(remote.map(|a| a.ip())) else {
+                    accept::refuse(sock);
+                    continue;
+                };
+                let _ = sock.set_write_timeout(Some(limits.write_timeout));
+                let pace = Arc::new(util::pace::Pace::new(&limits));
+                let new_client = {
+                    use util::RefinedTcpStream;
+                    let (read_closable, write_closable) = match ssl {
+                        None => RefinedTcpStream::new_paced(sock, pace.clone(), slot),
+                        #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
+                        Some(ref ssl) => {
+                            // trying to apply SSL over the connection
+                            // if an error occurs, we just close the socket and resume listening
+                            let sock = match ssl.accept(sock) {
+                                Ok(s) => s,
+                                Err(_) => continue,
+                            };
+
+                            RefinedTcpStream::new(sock)
+                        }
+                        #[cfg(not(any(feature = "ssl-openssl", feature = "ssl-rustls")))]
+                        Some(ref _ssl) => unreachable!(),
+                    };
+
+                    ClientConnection::new(write_closable, read_closable, Some(pace), limits.clone())
+                };
+
+                let messages = inside_messages.clone();
+                let mut client = Some(new_client);
+                tasks_pool.spawn(Box::new(move || {
+                    if let Some(client) = client.take() {
+                        // Synchronization is needed for HTTPS requests to avoid a deadlock
+                        if client.secure() {
+                            let (sender, receiver) = mpsc::channel();
+                            for rq in client {
+                                messages.push(rq.with_notify_sender(sender.clone()).into());
+                                receiver.recv().unwrap();
+                            }
+                        } else {
+                            for rq in client {
+                                messages.push(rq.into());
+                            }
+                        }
+                    }
+                }));
             }
             log::debug!("Terminating accept thread");
         });

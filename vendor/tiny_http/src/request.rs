@@ -6,7 +6,9 @@ use std::net::SocketAddr;
 use std::str::FromStr;
 
 use std::sync::mpsc::Sender;
+use std::sync::Arc;
 
+use crate::util::pace::Pace;
 use crate::util::{EqualReader, FusedReader};
 use crate::{HTTPVersion, Header, Method, Response, StatusCode};
 use chunked_transfer::Decoder;
@@ -74,6 +76,13 @@ pub struct Request {
 
     // If Some, a message must be sent after responding
     notify_when_responded: Option<Sender<()>>,
+
+    // piarchive patch: true when the body is read from the socket by the
+    // handler, false when it was read in advance (or there is none).
+    body_streamed: bool,
+
+    // piarchive patch: the connection's deadlines (none for test requests).
+    pace: Option<Arc<Pace>>,
 }
 
 struct NotifyOnDrop<R> {
@@ -108,6 +117,79 @@ pub enum RequestCreationError {
 
     /// Error while reading data from the socket during the creation of the `Request`.
     CreationIoError(IoError),
+
+    /// piarchive patch: `Content-Length` repeated or not a plain number.
+    BadContentLength,
+}
+
+/// piarchive patch: the one `Content-Length` of a request: `Ok(None)` without
+/// one, an error when it is repeated (even with the same value: RFC 9112
+/// lets a server refuse that, and two lengths are how requests are
+/// smuggled) or is not plain digits (`+5`, `5,5`, ` `).
+fn content_length(headers: &[Header]) -> Result<Option<usize>, RequestCreationError> {
+    let mut values = headers.iter().filter(|h| h.field.equiv("Content-Length"));
+    let Some(first) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(RequestCreationError::BadContentLength);
+    }
+    let text = first.value.as_str().trim();
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(RequestCreationError::BadContentLength);
+    }
+    text.parse()
+        .map(Some)
+        .map_err(|_| RequestCreationError::BadContentLength)
+}
+
+/// piarchive patch: a body the handler reads from the socket. Its deadline
+/// starts at the first read; when it is dropped, what is left is drained
+/// within the pace's drain limits, and the wait for the next request starts
+/// — or, when the rest could not be drained, the connection is given up.
+struct PacedBody {
+    inner: Option<Box<dyn Read + Send + 'static>>,
+    pace: Arc<Pace>,
+    drain_max_bytes: usize,
+    finished: bool,
+}
+
+impl Read for PacedBody {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let Some(inner) = self.inner.as_mut() else {
+            return Ok(0);
+        };
+        let n = inner.read(buf)?;
+        if n == 0 && !buf.is_empty() {
+            self.finished = true;
+        }
+        Ok(n)
+    }
+}
+
+impl Drop for PacedBody {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.pace.begin_drain();
+            let mut buf = [0u8; 16 * 1024];
+            let mut drained = 0;
+            while drained <= self.drain_max_bytes {
+                match self.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => drained += n,
+                    Err(_) => break,
+                }
+            }
+        }
+        if self.finished {
+            self.pace.await_headers();
+        } else {
+            self.pace.close();
+        }
+        // The inner reader hands the socket on to the next request's head
+        // only now, after the phase is set.
+        self.inner = None;
+    }
 }
 
 impl From<IoError> for RequestCreationError {
@@ -135,6 +217,8 @@ pub fn new_request<R, W>(
     remote_addr: Option<SocketAddr>,
     mut source_data: R,
     writer: W,
+    pace: Option<Arc<Pace>>,
+    limits: &crate::Limits,
 ) -> Result<Request, RequestCreationError>
 where
     R: Read + Send + 'static,
@@ -147,15 +231,13 @@ where
         .map(|h| h.value.clone());
 
     // finding the content-length header
+    let declared_length = content_length(&headers)?;
     let content_length = if transfer_encoding.is_some() {
         // if transfer-encoding is specified, the Content-Length
         // header must be ignored (RFC2616 #4.4)
         None
     } else {
-        headers
-            .iter()
-            .find(|h: &&Header| h.field.equiv("Content-Length"))
-            .and_then(|h| FromStr::from_str(h.value.as_str()).ok())
+        declared_length
     };
 
     // true if the client sent a `Expect: 100-continue` header
@@ -191,8 +273,12 @@ where
     } else if let Some(content_length) = content_length {
         if content_length == 0 {
             Box::new(io::empty()) as Box<dyn Read + Send + 'static>
-        } else if content_length <= 1024 && !expects_continue {
+        } else if content_length <= limits.preread_max_bytes && !expects_continue {
             // if the content-length is small enough, we just read everything into a buffer
+            // (piarchive patch: up to `preread_max_bytes`, under the body's pace)
+            if let Some(pace) = &pace {
+                pace.body_pending();
+            }
 
             let mut buffer = vec![0; content_length];
             let mut offset = 0;
@@ -226,6 +312,24 @@ where
         Box::new(io::empty()) as Box<dyn Read + Send + 'static>
     };
 
+    // piarchive patch: a body read later by the handler gets the pace.
+    let body_streamed = !connection_upgrade
+        && (transfer_encoding.is_some()
+            || content_length
+                .is_some_and(|n| n > limits.preread_max_bytes || (n > 0 && expects_continue)));
+    let reader = match pace.clone() {
+        Some(pace) if body_streamed => {
+            pace.body_pending();
+            Box::new(PacedBody {
+                inner: Some(reader),
+                pace,
+                drain_max_bytes: limits.drain_max_bytes,
+                finished: false,
+            }) as Box<dyn Read + Send + 'static>
+        }
+        _ => reader,
+    };
+
     Ok(Request {
         data_reader: Some(reader),
         response_writer: Some(Box::new(writer) as Box<dyn Write + Send + 'static>),
@@ -238,6 +342,8 @@ where
         body_length: content_length,
         must_send_continue: expects_continue,
         notify_when_responded: None,
+        body_streamed,
+        pace,
     })
 }
 
@@ -278,6 +384,24 @@ impl Request {
     #[inline]
     pub fn body_length(&self) -> Option<usize> {
         self.body_length
+    }
+
+    /// piarchive patch: true when the handler reads the body from the
+    /// socket (a large body, chunked, or after `Expect: 100-continue`), so
+    /// reading it takes as long as the client takes to send it. False when
+    /// the body was read before the request was handed out, or is empty.
+    #[inline]
+    pub fn body_is_streamed(&self) -> bool {
+        self.body_streamed
+    }
+
+    /// piarchive patch: ends the connection after this request's answer
+    /// instead of draining an unread body (for a request refused before its
+    /// body is read, whose client may be sending slowly on purpose).
+    pub fn close_connection(&self) {
+        if let Some(pace) = &self.pace {
+            pace.close();
+        }
     }
 
     /// Returns the address of the client that sent this request.
@@ -513,6 +637,42 @@ mod tests {
         fn f<T: Send>(_: &T) {}
         fn bar(rq: &Request) {
             f(rq);
+        }
+    }
+}
+
+#[cfg(test)]
+mod content_length_tests {
+    use super::{content_length, RequestCreationError};
+    use crate::Header;
+
+    fn headers(values: &[&str]) -> Vec<Header> {
+        values
+            .iter()
+            .map(|v| format!("Content-Length: {}", v).parse().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn one_plain_length_only() {
+        assert_eq!(content_length(&headers(&[])).ok(), Some(None));
+        assert_eq!(content_length(&headers(&["42"])).ok(), Some(Some(42)));
+        for bad in [
+            &["5", "5"][..],
+            &["5", "6"],
+            &["+5"],
+            &["5,5"],
+            &["-1"],
+            &["99999999999999999999999"],
+        ] {
+            assert!(
+                matches!(
+                    content_length(&headers(bad)),
+                    Err(RequestCreationError::BadContentLength)
+                ),
+                "{:?}",
+                bad
+            );
         }
     }
 }

@@ -13,8 +13,10 @@ mod custom_stream;
 mod equal_reader;
 mod fused_reader;
 mod messages_queue;
+pub(crate) mod pace;
 pub(crate) mod refined_tcp_stream;
 mod sequential;
+pub(crate) mod slots;
 mod task_pool;
 
 /// Parses a the value of a header.

@@ -69,7 +69,12 @@ impl TaskPool {
     pub fn spawn(&self, code: Box<dyn FnMut() + Send>) {
         let mut queue = self.sharing.todo.lock().unwrap();
 
-        if self.sharing.waiting_tasks.load(Ordering::Acquire) == 0 {
+        // piarchive patch: a waiting thread counts as free only if no queued
+        // task is already meant for it. Upstream compared with zero: a
+        // burst of connections queued several tasks for one woken thread,
+        // which then ran the first (a connection, for its whole life) while
+        // the others waited for some connection to end.
+        if self.sharing.waiting_tasks.load(Ordering::Acquire) <= queue.len() {
             self.add_thread(Some(code));
         } else {
             queue.push_back(code);
@@ -80,7 +85,10 @@ impl TaskPool {
     fn add_thread(&self, initial_fn: Option<Box<dyn FnMut() + Send>>) {
         let sharing = self.sharing.clone();
 
-        thread::spawn(move || {
+        // piarchive patch: when no thread can be made (the process is out of
+        // threads or memory) the task — a connection — is dropped, which
+        // closes it, instead of panicking the accept thread.
+        let spawned = thread::Builder::new().spawn(move || {
             let sharing = sharing;
             let _active_guard = Registration::new(&sharing.active_tasks);
 
@@ -124,6 +132,7 @@ impl TaskPool {
                 task();
             }
         });
+        drop(spawned);
     }
 }
 
