@@ -243,6 +243,19 @@ fn anonymous_registrations_are_rate_limited_per_address() {
     assert!(refused
         .message()
         .starts_with("Too many accounts were created from this device"));
+    let form = request_from(
+        "127.0.0.2",
+        &server.addr,
+        "POST",
+        "/register",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        b"username=flood11&password=member+password",
+    );
+    assert_eq!(form.status, 429);
+    assert!(form.header("Retry-After").is_some());
+    assert!(form
+        .text()
+        .contains("Too many accounts were created from this device"));
     assert_eq!(register_from(&server, "127.0.0.1", "family").status, 201);
 }
 

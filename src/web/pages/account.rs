@@ -191,10 +191,9 @@ pub fn register_post(app: &App, req: &mut Req) -> Result<Resp, ApiError> {
         Ok(_) => sign_in(app, req, username, password),
         Err(err) => {
             let err = ApiError::from(err);
-            Ok(with_error(
-                register_form(Some(&err.message), username),
-                err.status,
-            ))
+            let mut resp = with_error(register_form(Some(&err.message), username), err.status);
+            resp.headers.extend(err.headers);
+            Ok(resp)
         }
     }
 }
