@@ -98,20 +98,18 @@ pub fn http() -> tiny_http::Limits {
 }
 
 /// Raises the soft limit on open files to the hard limit (the kernel's
-/// default soft limit, 1024, is also what PID 1 starts with). Returns the
-/// limit now in force, or `None` when it could not be read; a failure to
-/// raise it leaves the old limit, which still works, with fewer connections.
-pub fn raise_open_files_limit() -> Option<u64> {
-    use rustix::process::{getrlimit, setrlimit, Resource};
-    let mut limit = getrlimit(Resource::Nofile);
-    let current = limit.current;
+/// default soft limit, 1024, is also what PID 1 starts with). Best effort:
+/// the old limit still works, with fewer connections at once.
+pub fn raise_open_files_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let limit = getrlimit(Resource::Nofile);
     if limit.current != limit.maximum {
-        limit.current = limit.maximum;
-        if setrlimit(Resource::Nofile, limit.clone()).is_ok() {
-            return limit.current.or(Some(u64::MAX));
-        }
+        let raised = Rlimit {
+            current: limit.maximum,
+            ..limit
+        };
+        let _ = setrlimit(Resource::Nofile, raised);
     }
-    current
 }
 
 #[cfg(test)]
@@ -120,7 +118,15 @@ mod tests {
 
     #[test]
     fn the_open_files_limit_ends_at_the_hard_limit() {
-        use rustix::process::{getrlimit, Resource};
+        use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+        // Lowered first (not so far that other tests in this process mind),
+        // so raising it is seen.
+        let limit = getrlimit(Resource::Nofile);
+        let lowered = Rlimit {
+            current: limit.maximum.map(|max| max.min(4096) - 1),
+            ..limit
+        };
+        setrlimit(Resource::Nofile, lowered).unwrap();
         raise_open_files_limit();
         let limit = getrlimit(Resource::Nofile);
         assert_eq!(limit.current, limit.maximum);
