@@ -12,7 +12,7 @@ use piarchive::repo::{self, ObjectId, RepoConfig, RepoKeys};
 
 use crate::remote_engine::{s3_json, uncache_and_cache_back, wait_state};
 use crate::support::s3_server::{S3TestServer, SECRET_KEY};
-use crate::support::s3_target::S3Target;
+use crate::support::s3_target::{S3Target, StoredObjects};
 use crate::support::{random_bytes, Client, TestServer};
 
 const PASSPHRASE: &str = "compress before you seal";
