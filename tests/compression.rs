@@ -21,9 +21,32 @@ const PASSPHRASE: &str = "compress before you seal";
 /// it compresses about as well as documents do (3-4x), not like a repeat.
 fn text(len: usize, seed: u64) -> Vec<u8> {
     const WORDS: &[&str] = &[
-        "the", "family", "photos", "from", "summer", "holiday", "letters", "and", "tax",
-        "returns", "grandmother", "recipe", "garden", "kept", "on", "disk", "backup", "of",
-        "every", "year", "school", "reports", "music", "video", "house", "insurance",
+        "the",
+        "family",
+        "photos",
+        "from",
+        "summer",
+        "holiday",
+        "letters",
+        "and",
+        "tax",
+        "returns",
+        "grandmother",
+        "recipe",
+        "garden",
+        "kept",
+        "on",
+        "disk",
+        "backup",
+        "of",
+        "every",
+        "year",
+        "school",
+        "reports",
+        "music",
+        "video",
+        "house",
+        "insurance",
     ];
     let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     let mut out = Vec::with_capacity(len + 16);
@@ -32,7 +55,11 @@ fn text(len: usize, seed: u64) -> Vec<u8> {
         state ^= state >> 7;
         state ^= state << 17;
         out.extend_from_slice(WORDS[(state % WORDS.len() as u64) as usize].as_bytes());
-        out.push(if state % 11 == 0 { b'\n' } else { b' ' });
+        out.push(if state.is_multiple_of(11) {
+            b'\n'
+        } else {
+            b' '
+        });
     }
     out.truncate(len);
     out
@@ -49,7 +76,11 @@ fn appliance(s3: &S3TestServer, prefix: &str) -> (TestServer, Client) {
     );
     assert_eq!(resp.status, 201, "{}", resp.text());
     admin.adopt_session(&resp);
-    let resp = admin.send_json("PUT", "/api/v1/admin/remote", &s3_json(&s3.endpoint(), prefix, SECRET_KEY));
+    let resp = admin.send_json(
+        "PUT",
+        "/api/v1/admin/remote",
+        &s3_json(&s3.endpoint(), prefix, SECRET_KEY),
+    );
     assert_eq!(resp.status, 200, "{}", resp.text());
     (server, admin)
 }
@@ -59,7 +90,10 @@ fn keys(s3: &S3TestServer, prefix: &str) -> RepoKeys {
     let config = s3
         .stored_object(&format!("{prefix}/{}", repo::CONFIG_KEY))
         .expect("the config object");
-    RepoConfig::decode(&config).unwrap().unlock(PASSPHRASE).unwrap()
+    RepoConfig::decode(&config)
+        .unwrap()
+        .unlock(PASSPHRASE)
+        .unwrap()
 }
 
 /// `(full key, offset, length)` of each part of an archive as the API lists it.
@@ -81,7 +115,10 @@ fn part_objects(keys: &RepoKeys, prefix: &str, archive: &Value) -> Vec<(String, 
 }
 
 fn upload(admin: &Client, name: &str, data: &[u8]) -> String {
-    let id = admin.upload_ok(name, data)["id"].as_str().unwrap().to_string();
+    let id = admin.upload_ok(name, data)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     id
 }
 
@@ -149,7 +186,10 @@ fn compressible_incompressible_and_mixed_archives_round_trip_bit_exact() {
     let after = metric(&admin, "piarchive_part_bytes_after_compression_total");
     let total: usize = cases.iter().map(|(_, data)| data.len()).sum();
     assert_eq!(before as usize, total);
-    assert_eq!(after as usize, stored_of.iter().map(|(s, _)| s).sum::<usize>());
+    assert_eq!(
+        after as usize,
+        stored_of.iter().map(|(s, _)| s).sum::<usize>()
+    );
     let resp = admin.get("/admin");
     assert!(resp.text().contains("compression saved"), "{}", resp.text());
 
@@ -199,7 +239,9 @@ fn a_compressed_part_holding_a_decompression_bomb_ends_damaged_with_the_part_nam
     body.extend_from_slice(&zero_bomb(4 << 30));
     assert!(body.len() < *length, "the bomb is smaller than the part");
     let object_id = ObjectId::parse(key.rsplit('/').next().unwrap()).unwrap();
-    let sealed = keys.encrypt_part(&object_id, [9; repo::NONCE_LEN], &body).unwrap();
+    let sealed = keys
+        .encrypt_part(&object_id, [9; repo::NONCE_LEN], &body)
+        .unwrap();
     assert!(repo::sealed_len_fits(*length as u64, sealed.len() as u64));
     s3.store_object(key, &sealed);
     let before = s3.stored_keys("bomb/parts/");

@@ -557,9 +557,8 @@ impl Inner {
                     part.remote = true;
                     tables.parts.put(txn, &part_key, &part)?;
                     archive.parts_remote += 1;
-                    archive.stored_size = archive
-                        .stored_size
-                        .map(|size| size + object.stored_length);
+                    archive.stored_size =
+                        archive.stored_size.map(|size| size + object.stored_length);
                     archive.last_error = None;
                     if archive.state == ArchiveState::Local {
                         archive.state = ArchiveState::Uploading;
@@ -665,7 +664,10 @@ impl Inner {
                     return Err(Failure::Permanent(format!(
                     "Part {index} is not on the remote as expected ({}); the local copy was kept.",
                     match found {
-                        Some(length) => format!("{length} bytes, which a part of {} bytes cannot be sealed as", part.length),
+                        Some(length) => format!(
+                            "{length} bytes, which a part of {} bytes cannot be sealed as",
+                            part.length
+                        ),
                         None => "it is missing".to_string(),
                     }
                 )))

@@ -177,9 +177,7 @@ impl Unpacker {
     pub fn finish(self) -> Result<(), UnpackError> {
         match self.state {
             State::Flag => return Err("it holds no part".into()),
-            State::Zstd { done: false, .. } => {
-                return Err("its compressed data ends early".into())
-            }
+            State::Zstd { done: false, .. } => return Err("its compressed data ends early".into()),
             _ => {}
         }
         if self.produced != self.expected {
@@ -206,7 +204,9 @@ fn zstd_state() -> Result<State, UnpackError> {
 fn count(produced: &mut u64, expected: u64, more: usize) -> Result<(), UnpackError> {
     *produced += more as u64;
     if *produced > expected {
-        return Err(format!("it unpacks to more than the {expected} bytes recorded"));
+        return Err(format!(
+            "it unpacks to more than the {expected} bytes recorded"
+        ));
     }
     Ok(())
 }
@@ -349,7 +349,8 @@ mod tests {
 
     fn zstd_safe_compress_zeros(len: usize) -> Vec<u8> {
         let mut cctx = zstd_safe::CCtx::create();
-        cctx.set_parameter(CParameter::WindowLog(WINDOW_LOG)).unwrap();
+        cctx.set_parameter(CParameter::WindowLog(WINDOW_LOG))
+            .unwrap();
         let zeros = vec![0u8; 1 << 20];
         let mut out = vec![0u8; 1 << 20];
         let mut output = OutBuffer::around(&mut out[..]);
@@ -369,8 +370,10 @@ mod tests {
     fn a_frame_asking_for_a_large_window_is_refused() {
         let part = text(4 << 20);
         let mut cctx = zstd_safe::CCtx::create();
-        cctx.set_parameter(CParameter::WindowLog(WINDOW_LOG + 4)).unwrap();
-        cctx.set_parameter(CParameter::ContentSizeFlag(false)).unwrap();
+        cctx.set_parameter(CParameter::WindowLog(WINDOW_LOG + 4))
+            .unwrap();
+        cctx.set_parameter(CParameter::ContentSizeFlag(false))
+            .unwrap();
         let mut frame = vec![0u8; 1 << 20];
         let written = cctx.compress2(&mut frame[..], &part).unwrap();
         let mut body = vec![FLAG_ZSTD];
@@ -395,7 +398,9 @@ mod tests {
         assert!(unpack(&body, len + 1, 4096)
             .unwrap_err()
             .contains("not the 100001 recorded"));
-        assert!(unpack(&[7, 1, 2], 2, 1).unwrap_err().contains("unknown kind"));
+        assert!(unpack(&[7, 1, 2], 2, 1)
+            .unwrap_err()
+            .contains("unknown kind"));
         assert!(unpack(&[], 0, 1).unwrap_err().contains("holds no part"));
     }
 }

@@ -518,7 +518,13 @@ mod tests {
             Err(RepoError::WrongPassphrase)
         );
         let changed = decoded
-            .change_passphrase(PASSPHRASE, "new", [1; SALT_LEN], [2; NONCE_LEN], cheap_kdf())
+            .change_passphrase(
+                PASSPHRASE,
+                "new",
+                [1; SALT_LEN],
+                [2; NONCE_LEN],
+                cheap_kdf(),
+            )
             .expect("change");
         assert_eq!(changed.format_version(), FORMAT_VERSION);
         assert_eq!(changed.master_key("new").expect("unlock"), MASTER_KEY);

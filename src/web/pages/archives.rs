@@ -240,12 +240,13 @@ fn stored_size_text(archive: &ArchiveRecord) -> String {
             } else {
                 ""
             };
-            let smaller = match (archive.size.saturating_sub(stored) * 100).checked_div(archive.size) {
-                Some(percent) if percent > 0 && so_far.is_empty() => {
-                    format!(", {percent}% smaller")
-                }
-                _ => String::new(),
-            };
+            let smaller =
+                match (archive.size.saturating_sub(stored) * 100).checked_div(archive.size) {
+                    Some(percent) if percent > 0 && so_far.is_empty() => {
+                        format!(", {percent}% smaller")
+                    }
+                    _ => String::new(),
+                };
             format!("{} ({stored} bytes){so_far}{smaller}", human_size(stored))
         }
     }
