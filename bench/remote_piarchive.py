@@ -226,7 +226,8 @@ def main():
             with open(report_path, "w") as report:
                 json.dump({"ingest_s": uploaded_at - upload_started, "backup_s": backed_up_at - uploaded_at,
                            "cache_s": cached_at - cache_started, "size": archive["size"],
-                           "stored_size": archive.get("stored_size")}, report)
+                           "stored_size": archive.get("stored_size"), "rss_backup_mib": rss_backup,
+                           "rss_cache_mib": rss_restore}, report)
         print(
             f"{backed_up_at - uploaded_at:.3f} {cached_at - cache_started:.3f} "
             f"{rss_backup:.1f} {rss_restore:.1f} {max(rss_backup, rss_restore):.1f} "

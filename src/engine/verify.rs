@@ -407,7 +407,7 @@ impl Inner {
         }
         let nonce = repo::random_bytes().map_err(|e| Failure::Permanent(e.to_string()))?;
         let buffer = keys
-            .seal_part(&repair.object_id, nonce, &buffer)
+            .seal_part(&repair.object_id, nonce, buffer)
             .map_err(|e| Failure::Permanent(e.to_string()))?;
         let cipher_sha = hex::encode(Sha256::digest(&buffer));
         self.throttle(buffer.len());

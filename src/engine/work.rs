@@ -476,7 +476,10 @@ impl Inner {
             let _running = self.activity.start(archive_id, Direction::Upload);
             let remote = self.remote()?;
             let length = part.length as usize;
-            let mut buffer = vec![0u8; length];
+            // Room for the nonce, flag and tag: a part stored as it is is
+            // sealed in this buffer.
+            let mut buffer = Vec::with_capacity(length + repo::PART_OVERHEAD + 1);
+            buffer.resize(length, 0);
             FileExt::read_exact_at(
                 &File::open(self.archive_path(archive_id))?,
                 &mut buffer,
@@ -489,7 +492,7 @@ impl Inner {
             }
             let nonce = repo::random_bytes().map_err(|e| Failure::Permanent(e.to_string()))?;
             let buffer = keys
-                .seal_part(&object_id, nonce, &buffer)
+                .seal_part(&object_id, nonce, buffer)
                 .map_err(|e| Failure::Permanent(e.to_string()))?;
             metrics::global().add_packed(length as u64, buffer.len() as u64);
             let cipher_sha = hex::encode(Sha256::digest(&buffer));

@@ -136,13 +136,18 @@ impl RepoKeys {
     /// is the associated data, so the part cannot be served under another
     /// name. A stored part is `len + 41` bytes, a compressed one shorter
     /// than `len + 40`: never `len + 40`, the size of a format-1 part.
+    ///
+    /// Takes the part's buffer: a stored part is sealed in it (no copy when
+    /// its capacity is `len + PART_OVERHEAD + 1`), a compressed one next to
+    /// it, holding only the compressed bytes more.
     pub fn seal_part(
         &self,
         object_id: &ObjectId,
         nonce: [u8; NONCE_LEN],
-        plaintext: &[u8],
+        plaintext: Vec<u8>,
     ) -> Result<Vec<u8>, RepoError> {
         check_part_len(plaintext.len())?;
+        let len = plaintext.len();
         let mut sealed = compress::pack(plaintext, &nonce, TAG_LEN);
         let tag = self
             .part_cipher
@@ -151,9 +156,7 @@ impl RepoKeys {
                 object_id.as_str().as_bytes(),
                 &mut sealed[NONCE_LEN..],
             )
-            .map_err(|_| RepoError::TooLarge {
-                len: plaintext.len(),
-            })?;
+            .map_err(|_| RepoError::TooLarge { len })?;
         sealed.extend_from_slice(&tag);
         Ok(sealed)
     }
@@ -380,8 +383,9 @@ fn part_format(object_id: &ObjectId, plain_len: u64, sealed_len: usize) -> Resul
 pub fn sealed_len_fits(plain_len: u64, sealed_len: u64) -> bool {
     let overhead = PART_OVERHEAD as u64;
     plain_len <= MAX_PART_LEN as u64
-        && (sealed_len == plain_len + overhead + 1
-            || (overhead + 2..=plain_len + overhead).contains(&sealed_len))
+        && (sealed_len == plain_len + overhead
+            || sealed_len == plain_len + overhead + 1
+            || (overhead + 2..plain_len + overhead).contains(&sealed_len))
 }
 
 fn check_sealed_part_len(object_id: &ObjectId, len: usize) -> Result<(), RepoError> {
@@ -618,6 +622,85 @@ mod tests {
         let tag: [u8; TAG_LEN] = sealed[sealed.len() - TAG_LEN..].try_into().unwrap();
         opener.finish(&tag)?;
         Ok(text)
+    }
+
+    /// Reads `sealed` with a [`PartReader`], `piece` bytes at a time.
+    fn read_in_pieces(
+        keys: &RepoKeys,
+        id: &ObjectId,
+        sealed: &[u8],
+        plain_len: u64,
+        piece: usize,
+    ) -> Result<Vec<u8>, RepoError> {
+        let nonce: [u8; NONCE_LEN] = sealed[..NONCE_LEN].try_into().unwrap();
+        let mut reader = keys.part_reader(id, &nonce, sealed.len(), plain_len)?;
+        let mut body = sealed[NONCE_LEN..sealed.len() - TAG_LEN].to_vec();
+        let mut out = Vec::new();
+        for chunk in body.chunks_mut(piece) {
+            reader
+                .feed(chunk, &mut |bytes: &[u8]| -> Result<(), ()> {
+                    out.extend_from_slice(bytes);
+                    Ok(())
+                })
+                .map_err(|err| err.unwrap())?;
+        }
+        let tag: [u8; TAG_LEN] = sealed[sealed.len() - TAG_LEN..].try_into().unwrap();
+        reader.finish(&tag)?;
+        Ok(out)
+    }
+
+    #[test]
+    fn parts_of_both_formats_open_whole_and_in_pieces() {
+        let keys = keys(14);
+        let text: Vec<u8> = b"minutes of the garden club, 2025. "
+            .iter()
+            .cycle()
+            .take(300_000)
+            .copied()
+            .collect();
+        for data in [text, content(300_000), content(10), Vec::new()] {
+            let len = data.len() as u64;
+            let id = object_id(&keys, &data);
+            let new = keys.seal_part(&id, [1; NONCE_LEN], data.clone()).unwrap();
+            let old = keys.encrypt_part(&id, [2; NONCE_LEN], &data).unwrap();
+            assert_ne!(
+                new.len(),
+                data.len() + PART_OVERHEAD,
+                "never format 1's size"
+            );
+            for sealed in [&new, &old] {
+                assert!(sealed_len_fits(len, sealed.len() as u64));
+                assert_eq!(keys.open_part(&id, sealed.clone(), len).unwrap(), data);
+                for piece in [16, 4096, 1 << 20] {
+                    assert_eq!(
+                        read_in_pieces(&keys, &id, sealed, len, piece).unwrap(),
+                        data
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_sealed_part_of_the_wrong_size_or_length_is_corrupt() {
+        let keys = keys(15);
+        let data = content(5000);
+        let id = object_id(&keys, &data);
+        let sealed = keys.seal_part(&id, [1; NONCE_LEN], data.clone()).unwrap();
+        // Recorded much shorter: no part of that length is sealed this long.
+        let short = sealed.len() as u64 - PART_OVERHEAD as u64 - 2;
+        let err = keys.open_part(&id, sealed.clone(), short).unwrap_err();
+        let expected = format!("which no part of {short} bytes");
+        assert!(err.to_string().contains(&expected), "{err}");
+        // Recorded two bytes longer: the size fits a compressed part, but
+        // the part, stored, unpacks to less.
+        let err = keys.open_part(&id, sealed.clone(), 5002).unwrap_err();
+        assert!(err.to_string().contains("not the 5002 recorded"), "{err}");
+        assert!(!sealed_len_fits(100, 41));
+        assert!(sealed_len_fits(0, 40) && sealed_len_fits(0, 41) && !sealed_len_fits(0, 42));
+        assert!(sealed_len_fits(100, 140) && sealed_len_fits(100, 141) && sealed_len_fits(100, 42));
+        assert!(!sealed_len_fits(100, 142));
+        assert!(!sealed_len_fits(MAX_PART_LEN as u64 + 1, 100));
     }
 
     #[test]
