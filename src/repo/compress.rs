@@ -16,13 +16,14 @@ pub const FLAG_STORED: u8 = 0;
 /// One zstd frame follows.
 pub const FLAG_ZSTD: u8 = 1;
 
-/// zstd level for parts: the upload path is bound by the uplink, so it can
-/// afford more than the fastest levels. On bench/compress's corpus (docs,
-/// binaries, a database) cut in 4 MiB parts, x86 at 1 core: level 3 kept
-/// 251 of 700 MiB in 3.8 s, 6 kept 241 in 9.6 s, 9 kept 237 in 14 s. Level
-/// 6 still compresses several times faster than a 10 MB/s uplink sends, on a
-/// Pi too.
-pub const LEVEL: i32 = 6;
+/// zstd level for parts. On bench/compress's corpus (docs, binaries, a
+/// database) cut in 4 MiB parts, on one x86 core: level 3 kept 251 of 700
+/// MiB in 3.8 s, 6 kept 241 in 9.6 s, 9 kept 237 in 14 s. At a 10 MB/s
+/// uplink level 6 already made the backup CPU-bound on 2 cores (a part that
+/// shrinks 4x must be compressed at 40 MB/s to keep the link busy), and a
+/// Pi's core is several times slower: level 3 (restic's default too) keeps
+/// the link busy for 4 % more bytes.
+pub const LEVEL: i32 = 3;
 
 /// log2 of the zstd window a part is written with and the largest a reader
 /// accepts (1 MiB): what unpacking a part streamed from the remote holds,
