@@ -16,6 +16,10 @@ Prints one line: `backup_s restore_s rss_backup_mib rss_restore_mib
 rss_all_mib cpu_backup_s s3_cpu_backup_s cpu_restore_s s3_cpu_restore_s`.
 
 Usage: remote_piarchive.py BINARY WORKDIR ENDPOINT ACCESS_KEY SECRET BUCKET PREFIX FILE [CONCURRENCY [S3_PID]]
+
+For bench/compress: BENCH_BANDWIDTH=bytes/s sets the upload bandwidth limit
+(default none), and BENCH_REPORT=PATH writes the figures there as JSON too,
+with the ingest time and the archive's size and size on the remote.
 """
 
 import json
@@ -163,7 +167,7 @@ def main():
             "/api/v1/admin/settings",
             {
                 "registration_open": True,
-                "upload_bandwidth_bytes_per_sec": 0,
+                "upload_bandwidth_bytes_per_sec": int(os.environ.get("BENCH_BANDWIDTH", "0")),
                 "upload_window": None,
                 "transfer_concurrency": concurrency,
                 "free_space_reserve_bytes": 0,
@@ -192,6 +196,7 @@ def main():
         name = os.path.basename(path)
         watch = StateWatch(api)
 
+        upload_started = time.time()
         upload = subprocess.run(
             ["curl", "-sf", "-H", "Authorization: " + api.headers["Authorization"], "-T", path,
              f"{base}/api/v1/archives?name={name}&filename={name}"],
@@ -215,6 +220,14 @@ def main():
         cached_at = watch.wait(api, archive_id, "backed_up", cache_started)
         rss_restore = vm_hwm_mib(server.pid)
         cpu_restore = [cpu_seconds(pid) - before for pid, before in zip((server.pid, s3_pid), cpu_at_cache)]
+        report_path = os.environ.get("BENCH_REPORT")
+        if report_path:
+            archive, _ = api.call("GET", f"/api/v1/archives/{archive_id}")
+            with open(report_path, "w") as report:
+                json.dump({"ingest_s": uploaded_at - upload_started, "backup_s": backed_up_at - uploaded_at,
+                           "cache_s": cached_at - cache_started, "size": archive["size"],
+                           "stored_size": archive.get("stored_size"), "rss_backup_mib": rss_backup,
+                           "rss_cache_mib": rss_restore}, report)
         print(
             f"{backed_up_at - uploaded_at:.3f} {cached_at - cache_started:.3f} "
             f"{rss_backup:.1f} {rss_restore:.1f} {max(rss_backup, rss_restore):.1f} "

@@ -34,7 +34,7 @@ fn random_name() -> String {
 }
 
 /// `verify(id, percent)` run as a saved script; its `{checked, ok, damaged}`.
-fn verify(admin: &Client, id: &str, percent: u8) -> Value {
+pub(crate) fn verify(admin: &Client, id: &str, percent: u8) -> Value {
     let result = run_saved(admin, &format!("verify(\"{id}\", {percent})"));
     assert_eq!(result["ok"], json!(true), "{result}");
     result["value"].clone()

@@ -172,11 +172,13 @@ impl ScriptHost for AppHost {
             ),
             Err(_) => (0, 0),
         };
-        let archives = self
+        let records = self
             .store
             .read()
-            .and_then(|txn| self.store.tables.archives.len(&txn))
-            .unwrap_or(0);
+            .and_then(|txn| self.store.tables.archives.all(&txn))
+            .unwrap_or_default();
+        let archives = records.len() as u64;
+        let remote = crate::archive::remote_totals(records.iter().map(|(_, record)| record));
         let counters = self
             .actions()
             .map(|actions| actions.counters())
@@ -187,6 +189,8 @@ impl ScriptHost for AppHost {
             queue_length: counters.queue_length,
             bytes_uploaded: counters.bytes_uploaded,
             bytes_downloaded: counters.bytes_downloaded,
+            stored_bytes: remote.stored_bytes,
+            bytes_saved: remote.saved_bytes,
             archives,
         }
     }

@@ -71,6 +71,10 @@ pub struct Stats {
     pub queue_length: u64,
     pub bytes_uploaded: u64,
     pub bytes_downloaded: u64,
+    /// Bytes the archives take on the remote, where known.
+    pub stored_bytes: u64,
+    /// Bytes compression saved on the remote (size minus size there).
+    pub bytes_saved: u64,
     /// Number of archives, all users.
     pub archives: u64,
 }
@@ -657,6 +661,8 @@ fn register_api(engine: &mut Engine, host: Arc<dyn ScriptHost>) {
         map.insert("queue_length".into(), int(stats.queue_length));
         map.insert("bytes_uploaded".into(), int(stats.bytes_uploaded));
         map.insert("bytes_downloaded".into(), int(stats.bytes_downloaded));
+        map.insert("stored_bytes".into(), int(stats.stored_bytes));
+        map.insert("bytes_saved".into(), int(stats.bytes_saved));
         map.insert("archives".into(), int(stats.archives));
         map
     });
@@ -911,6 +917,8 @@ pub(crate) mod test_host {
                 queue_length: state.queue_length,
                 bytes_uploaded: 1000,
                 bytes_downloaded: 2000,
+                stored_bytes: 400,
+                bytes_saved: 75,
                 archives: state.archives.len() as u64,
             }
         }
@@ -1144,6 +1152,7 @@ mod tests {
                 Value(json!({
                     "disk_total": 1000, "disk_free": 500, "queue_length": 3,
                     "bytes_uploaded": 1000, "bytes_downloaded": 2000, "archives": 4,
+                    "stored_bytes": 400, "bytes_saved": 75,
                 })),
             ),
             ("now()", Value(json!(NOW))),
@@ -1552,6 +1561,8 @@ mod tests {
                     queue_length: 0,
                     bytes_uploaded: 0,
                     bytes_downloaded: 0,
+                    stored_bytes: 0,
+                    bytes_saved: 0,
                     archives: 0,
                 }
             }

@@ -410,6 +410,33 @@ pub fn available_bytes(path: &Path) -> std::io::Result<u64> {
     Ok(stat.f_bavail.saturating_mul(stat.f_frsize))
 }
 
+/// What the archives take on the remote, for `stats()` and the admin page.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RemoteTotals {
+    /// Bytes the archives' parts take on the remote, summed over the
+    /// archives whose size there is known (a part two archives share counts
+    /// for both).
+    pub stored_bytes: u64,
+    /// Bytes compression saved: size minus size on the remote, over the
+    /// archives wholly uploaded whose size there is known.
+    pub saved_bytes: u64,
+}
+
+/// Sums [`RemoteTotals`] over `archives`.
+pub fn remote_totals<'a>(archives: impl IntoIterator<Item = &'a ArchiveRecord>) -> RemoteTotals {
+    let mut totals = RemoteTotals::default();
+    for archive in archives {
+        let Some(stored) = archive.stored_size else {
+            continue;
+        };
+        totals.stored_bytes += stored;
+        if archive.parts_remote >= archive.parts_total {
+            totals.saved_bytes += archive.size.saturating_sub(stored);
+        }
+    }
+    totals
+}
+
 pub(crate) fn new_archive_record(
     archive_id: &str,
     owner_id: &str,
@@ -434,12 +461,35 @@ pub(crate) fn new_archive_record(
         parts_remote: 0,
         last_accessed_at: now,
         local_copy: true,
+        stored_size: Some(0),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn remote_totals_count_known_sizes_and_savings_of_whole_uploads() {
+        let record = |size, stored_size, parts_remote| ArchiveRecord {
+            parts_remote,
+            stored_size,
+            ..new_archive_record("a", "o", "n", "f", size, &[0; 32], 2)
+        };
+        let archives = [
+            record(1000, Some(400), 2),
+            record(1000, Some(100), 1),
+            record(500, None, 2),
+            record(10, Some(91), 2),
+        ];
+        assert_eq!(
+            remote_totals(&archives),
+            RemoteTotals {
+                stored_bytes: 591,
+                saved_bytes: 600,
+            }
+        );
+    }
 
     #[test]
     fn sizes_for_people() {

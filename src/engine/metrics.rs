@@ -69,6 +69,8 @@ pub struct Metrics {
     bytes_ingested: AtomicU64,
     bytes_uploaded: AtomicU64,
     bytes_downloaded: AtomicU64,
+    bytes_packed_in: AtomicU64,
+    bytes_packed_out: AtomicU64,
     failures_transient: AtomicU64,
     failures_permanent: AtomicU64,
     failures_damaged: AtomicU64,
@@ -103,6 +105,23 @@ impl Metrics {
     /// Bytes fetched from the remote (sealed parts).
     pub fn add_downloaded(&self, bytes: u64) {
         self.bytes_downloaded.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// One part sealed for upload: `plain` bytes before compression,
+    /// `sealed` after (and after encryption: what is sent).
+    pub fn add_packed(&self, plain: u64, sealed: u64) {
+        self.bytes_packed_in.fetch_add(plain, Ordering::Relaxed);
+        self.bytes_packed_out.fetch_add(sealed, Ordering::Relaxed);
+    }
+
+    /// Bytes of parts before compression, since start.
+    pub fn bytes_packed_in(&self) -> u64 {
+        self.bytes_packed_in.load(Ordering::Relaxed)
+    }
+
+    /// Bytes of the same parts as sealed (compressed where that paid).
+    pub fn bytes_packed_out(&self) -> u64 {
+        self.bytes_packed_out.load(Ordering::Relaxed)
     }
 
     pub fn add_failure(&self, kind: FailureKind) {
@@ -163,6 +182,16 @@ impl Metrics {
                 "Bytes fetched from the remote (encrypted parts) since start.",
                 self.bytes_downloaded(),
             ),
+            (
+                "piarchive_part_bytes_before_compression_total",
+                "Bytes of the parts sealed for upload, before compression, since start.",
+                self.bytes_packed_in(),
+            ),
+            (
+                "piarchive_part_bytes_after_compression_total",
+                "Bytes of the same parts as sealed (compressed where that saved, then encrypted), since start.",
+                self.bytes_packed_out(),
+            ),
         ];
         for (name, help, value) in counters {
             let _ = writeln!(out, "# HELP {name} {help}");
@@ -208,6 +237,7 @@ mod tests {
         metrics.add_ingested(10);
         metrics.add_uploaded(20);
         metrics.add_downloaded(30);
+        metrics.add_packed(1000, 300);
         metrics.add_failure(FailureKind::Transient);
         metrics.add_failure(FailureKind::Transient);
         metrics.add_failure(FailureKind::Permanent);
@@ -219,6 +249,8 @@ mod tests {
             "piarchive_bytes_ingested_total 10",
             "piarchive_bytes_uploaded_total 20",
             "piarchive_bytes_downloaded_total 30",
+            "piarchive_part_bytes_before_compression_total 1000",
+            "piarchive_part_bytes_after_compression_total 300",
             "piarchive_job_failures_total{kind=\"transient\"} 2",
             "piarchive_job_failures_total{kind=\"permanent\"} 1",
             "piarchive_job_failures_total{kind=\"damaged\"} 0",

@@ -235,7 +235,8 @@ pub(super) fn forget_parts(
     Ok(())
 }
 
-/// The bytes a part takes on the remote, sealed.
+/// The bytes a part takes on the remote sealed as it is (compression makes
+/// many smaller): the unit of the move's progress in bytes.
 fn sealed_len(part: &PartRecord) -> u64 {
     part.length + PART_OVERHEAD as u64
 }
@@ -440,6 +441,8 @@ fn start_move(
             continue;
         }
         archive.parts_remote = 0;
+        // Counted again, part by part, as they arrive on the new remote.
+        archive.stored_size = Some(0);
         if archive.state == ArchiveState::BackedUp {
             archive.state = ArchiveState::Uploading;
         }
@@ -565,6 +568,7 @@ fn commit_one(
     tables.parts.put(txn, &item.key, &part)?;
     forget_parts(txn, tables, 1, sealed_len(&part))?;
     archive.parts_remote += 1;
+    archive.stored_size = archive.stored_size.map(|size| size + object.stored_length);
     if archive.state != ArchiveState::Damaged {
         archive.last_error = None;
     }
@@ -843,15 +847,20 @@ impl Inner {
         if object.as_ref().is_some_and(|o| o.stored) {
             return Ok((object_text, None, claim));
         }
+        // The length it was stored with, where recorded (a recovered
+        // appliance knows only that it fits the part).
+        let recorded_len = object.as_ref().map_or(0, |o| o.stored_length);
         let recorded_sha = object.map(|o| o.ciphertext_sha256).unwrap_or_default();
         let key = repo::part_key(&object_id);
         // Already there (sent before a kill, or the same repository).
-        if current.head(&key).map_err(Failure::from)? == Some(sealed_len(&item.part)) {
-            return Ok((
-                object_text,
-                Some((sealed_len(&item.part), recorded_sha)),
-                claim,
-            ));
+        match current.head(&key).map_err(Failure::from)? {
+            Some(length)
+                if length == recorded_len
+                    || (recorded_len == 0 && repo::sealed_len_fits(item.part.length, length)) =>
+            {
+                return Ok((object_text, Some((length, recorded_sha)), claim));
+            }
+            _ => {}
         }
         let _running = self
             .activity

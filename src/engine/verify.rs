@@ -30,7 +30,7 @@ use sha2::{Digest, Sha256};
 use super::jobs::{self, JobKind};
 use super::{Engine, Failure, Inner, ObjectClaim};
 use crate::remote::{ErrorKind, Remote};
-use crate::repo::{self, Manifest, ObjectId, RepoKeys, PART_OVERHEAD};
+use crate::repo::{self, Manifest, ObjectId, RepoKeys};
 use crate::store::records::{ArchiveRecord, ArchiveState, PartRecord};
 
 /// How long a repair waits for an upload or delete of the same object that
@@ -70,9 +70,10 @@ impl From<Failure> for VerifyError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PartProblem {
     Missing,
+    /// `found` bytes, which no part of `part_length` bytes is sealed as.
     WrongLength {
         found: u64,
-        expected: u64,
+        part_length: u64,
     },
     /// Downloaded, but it does not decrypt or hash to the recorded SHA-256.
     Corrupt(String),
@@ -83,8 +84,8 @@ impl PartProblem {
     pub fn describe(&self) -> String {
         match self {
             PartProblem::Missing => "is missing from the remote".to_string(),
-            PartProblem::WrongLength { found, expected } => {
-                format!("is {found} bytes on the remote instead of {expected}")
+            PartProblem::WrongLength { found, part_length } => {
+                format!("is {found} bytes on the remote, which a part of {part_length} bytes cannot be sealed as")
             }
             PartProblem::Corrupt(reason) => format!("is corrupt on the remote ({reason})"),
         }
@@ -306,18 +307,18 @@ impl Inner {
         download: bool,
     ) -> Result<(Option<PartProblem>, Option<u64>), VerifyError> {
         let key = repo::part_key(object_id);
-        let expected = part.length + PART_OVERHEAD as u64;
         match remote.head(&key).map_err(Failure::from)? {
             None => return Ok((Some(PartProblem::Missing), None)),
-            Some(found) if found != expected => {
-                return Ok((Some(PartProblem::WrongLength { found, expected }), None))
+            Some(found) if !repo::sealed_len_fits(part.length, found) => {
+                let part_length = part.length;
+                return Ok((Some(PartProblem::WrongLength { found, part_length }), None));
             }
             Some(_) => {}
         }
         if !download {
             return Ok((None, None));
         }
-        let mut bytes = match remote.get(&key) {
+        let bytes = match remote.get(&key) {
             Ok(bytes) => bytes,
             Err(err) if err.kind == ErrorKind::NotFound => {
                 return Ok((Some(PartProblem::Missing), None))
@@ -325,10 +326,13 @@ impl Inner {
             Err(err) => return Err(Failure::from(err).into()),
         };
         let downloaded = Some(bytes.len() as u64);
-        if let Err(err) = keys.decrypt_part_in_place(object_id, &mut bytes) {
-            let problem = PartProblem::Corrupt(format!("it does not decrypt: {err}"));
-            return Ok((Some(problem), downloaded));
-        }
+        let bytes = match keys.open_part(object_id, bytes, part.length) {
+            Ok(bytes) => bytes,
+            Err(err) => {
+                let problem = PartProblem::Corrupt(format!("it does not decrypt: {err}"));
+                return Ok((Some(problem), downloaded));
+            }
+        };
         if bytes.len() as u64 != part.length || hex::encode(Sha256::digest(&bytes)) != part.sha256 {
             let problem = PartProblem::Corrupt("it does not match its recorded SHA-256".into());
             return Ok((Some(problem), downloaded));
@@ -380,7 +384,6 @@ impl Inner {
     ) -> Result<(), Failure> {
         let part = &repair.part;
         let mut buffer = vec![0u8; part.length as usize];
-        buffer.reserve(PART_OVERHEAD);
         file.read_exact_at(&mut buffer, part.offset)?;
         if hex::encode(Sha256::digest(&buffer)) != part.sha256 {
             return Err(Failure::Damaged(
@@ -410,7 +413,8 @@ impl Inner {
             return Err(Failure::Busy);
         }
         let nonce = repo::random_bytes().map_err(|e| Failure::Permanent(e.to_string()))?;
-        keys.encrypt_part_in_place(&repair.object_id, nonce, &mut buffer)
+        let buffer = keys
+            .seal_part(&repair.object_id, nonce, buffer)
             .map_err(|e| Failure::Permanent(e.to_string()))?;
         let cipher_sha = hex::encode(Sha256::digest(&buffer));
         self.throttle(buffer.len());
@@ -593,7 +597,7 @@ mod tests {
                 object_id: "b".into(),
                 problem: PartProblem::WrongLength {
                     found: 10,
-                    expected: 50,
+                    part_length: 50,
                 },
                 repaired: false,
             },
@@ -602,7 +606,7 @@ mod tests {
         assert_eq!(
             damage_reason(&refs, false),
             "Verification found that part 3 is missing from the remote; part 7 is 10 bytes \
-             on the remote instead of 50; there is no local copy to upload it again from. \
+             on the remote, which a part of 50 bytes cannot be sealed as; there is no local copy to upload it again from. \
              Nothing was deleted."
         );
         assert!(damage_reason(&refs[..1], true).contains("no longer matches its hash"));

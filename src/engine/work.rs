@@ -278,10 +278,10 @@ fn fetch_part(
                 stop = Some(reason);
                 stop_reading()
             };
-            if length != part.length + PART_OVERHEAD as u64 {
+            if !repo::sealed_len_fits(part.length, length) {
                 return Err(give_up(damaged(format!(
-                    "Part {index} on the remote is {length} bytes, not the {} its record calls for. Nothing was deleted.",
-                    part.length + PART_OVERHEAD as u64
+                    "Part {index} on the remote is {length} bytes, which its record of {} bytes cannot be sealed as. Nothing was deleted.",
+                    part.length
                 ))));
             }
             let mut nonce = [0u8; repo::NONCE_LEN];
@@ -291,28 +291,36 @@ fn fetch_part(
                     "Part {index} could not be decrypted: {err} Nothing was deleted."
                 ))
             };
-            let mut opener = keys
-                .part_opener(&object_id, &nonce, length as usize)
+            let mut reader = keys
+                .part_reader(&object_id, &nonce, length as usize, part.length)
                 .map_err(|err| give_up(not_decrypted(err)))?;
             let mut sha = check_sha256.then(Sha256::new);
             let mut done = 0u64;
-            while done < part.length {
-                let take = (part.length - done).min(buffer.len() as u64) as usize;
+            // Unpacked bytes go to the file at the part's offset as they
+            // come: a compressed part streams like a stored one.
+            let mut write = |bytes: &[u8]| -> io::Result<()> {
+                if let Some(sha) = &mut sha {
+                    sha.update(bytes);
+                }
+                file.write_all_at(bytes, part.offset + done)?;
+                done += bytes.len() as u64;
+                Ok(())
+            };
+            let body_len = length - (repo::NONCE_LEN + repo::TAG_LEN) as u64;
+            let mut read = 0u64;
+            while read < body_len {
+                let take = (body_len - read).min(buffer.len() as u64) as usize;
                 let piece = &mut buffer[..take];
                 body.read_exact(piece)?;
-                opener
-                    .decrypt(piece)
-                    .map_err(|err| give_up(not_decrypted(err)))?;
-                if let Some(sha) = &mut sha {
-                    sha.update(&*piece);
-                }
-                file.write_all_at(piece, part.offset + done)
-                    .map_err(|err| give_up(CacheStop::Write(err)))?;
-                done += take as u64;
+                reader.feed(piece, &mut write).map_err(|err| match err {
+                    Ok(err) => give_up(not_decrypted(err)),
+                    Err(err) => give_up(CacheStop::Write(err)),
+                })?;
+                read += take as u64;
             }
             let mut tag = [0u8; repo::TAG_LEN];
             body.read_exact(&mut tag)?;
-            opener
+            reader
                 .finish(&tag)
                 .map_err(|err| give_up(not_decrypted(err)))?;
             file.start_write_back(part.offset, part.length);
@@ -573,6 +581,8 @@ impl Inner {
                     part.remote = true;
                     tables.parts.put(txn, &part_key, &part)?;
                     archive.parts_remote += 1;
+                    archive.stored_size =
+                        archive.stored_size.map(|size| size + object.stored_length);
                     archive.last_error = None;
                     if archive.state == ArchiveState::Local {
                         archive.state = ArchiveState::Uploading;
@@ -609,7 +619,9 @@ impl Inner {
         object_id: &ObjectId,
     ) -> Result<(Vec<u8>, String), Failure> {
         let length = part.length as usize;
-        let mut buffer = Vec::with_capacity(length + PART_OVERHEAD);
+        // Room for the nonce, flag and tag: a part stored as it is is
+        // sealed in this buffer.
+        let mut buffer = Vec::with_capacity(length + PART_OVERHEAD + 1);
         buffer.resize(length, 0);
         FileExt::read_exact_at(
             &File::open(self.archive_path(archive_id))?,
@@ -622,8 +634,10 @@ impl Inner {
             )));
         }
         let nonce = repo::random_bytes().map_err(|e| Failure::Permanent(e.to_string()))?;
-        keys.encrypt_part_in_place(object_id, nonce, &mut buffer)
+        let buffer = keys
+            .seal_part(object_id, nonce, buffer)
             .map_err(|e| Failure::Permanent(e.to_string()))?;
+        metrics::global().add_packed(length as u64, buffer.len() as u64);
         let cipher_sha = hex::encode(Sha256::digest(&buffer));
         Ok((buffer, cipher_sha))
     }
@@ -706,14 +720,16 @@ impl Inner {
         let remote = self.remote()?;
         for (index, part) in parts.iter().enumerate() {
             let object_id = object_id_of(part, index)?;
-            let expected = part.length + PART_OVERHEAD as u64;
             match remote.head(&repo::part_key(&object_id))? {
-                Some(length) if length == expected => {}
+                Some(length) if repo::sealed_len_fits(part.length, length) => {}
                 found => {
                     return Err(Failure::Permanent(format!(
                     "Part {index} is not on the remote as expected ({}); the local copy was kept.",
                     match found {
-                        Some(length) => format!("{length} bytes instead of {expected}"),
+                        Some(length) => format!(
+                            "{length} bytes, which a part of {} bytes cannot be sealed as",
+                            part.length
+                        ),
                         None => "it is missing".to_string(),
                     }
                 )))

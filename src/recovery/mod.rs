@@ -401,6 +401,7 @@ impl Recovery {
                     parts_remote: parts.iter().filter(|part| part.remote).count() as u32,
                     last_accessed_at: created_at,
                     local_copy: false,
+                    stored_size: None,
                 };
                 for (index, part) in parts.iter().enumerate() {
                     tables
@@ -416,6 +417,9 @@ impl Recovery {
                         }
                         None => ObjectRecord {
                             refcount: 1,
+                            // The most a part takes (format 1's size); a
+                            // compressed one is smaller, which the listing
+                            // does not tell.
                             stored_length: part.length + PART_OVERHEAD as u64,
                             // Not known without downloading the object; the
                             // cache job checks every part's plaintext hash.

@@ -13,7 +13,15 @@ use super::crypto::{open, seal, NONCE_LEN, SALT_LEN, TAG_LEN};
 use super::{RepoError, RepoKeys, MAX_PART_LEN};
 
 /// The remote format version this build writes, and the newest it reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// 2: parts carry a stored/zstd flag inside their ciphertext. Format 1
+/// buckets are read as they are (their parts by their size, see
+/// [`super::sealed_len_fits`]), and their config is kept at 1: its key wrap
+/// binds the version, and wrapping again needs the passphrase (a passphrase
+/// change writes a format-2 config).
+pub const FORMAT_VERSION: u32 = 2;
+
+/// The oldest format version this build reads.
+const OLDEST_FORMAT_VERSION: u32 = 1;
 
 const CHUNKER_ALGORITHM: &str = "fastcdc-2020";
 const KDF_ALGORITHM: &str = "argon2id";
@@ -154,7 +162,8 @@ impl Default for KdfParams {
 /// read the bucket back. Holds the master key only wrapped.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RepoConfig {
-    // Both bound into the key wrap: read-only once wrapped.
+    // All bound into the key wrap: read-only once wrapped.
+    format_version: u32,
     chunker: ChunkerParams,
     kdf: KdfParams,
     salt: [u8; SALT_LEN],
@@ -175,6 +184,7 @@ impl RepoConfig {
         kdf: KdfParams,
     ) -> Result<RepoConfig, RepoError> {
         RepoConfig::wrap(
+            FORMAT_VERSION,
             ChunkerParams::DEFAULT,
             kdf,
             passphrase,
@@ -182,6 +192,12 @@ impl RepoConfig {
             salt,
             nonce,
         )
+    }
+
+    /// The format version the config was written in (parts of both formats
+    /// may be in its bucket).
+    pub fn format_version(&self) -> u32 {
+        self.format_version
     }
 
     /// The chunker parameters every appliance writing to this bucket must use.
@@ -212,10 +228,19 @@ impl RepoConfig {
         kdf: KdfParams,
     ) -> Result<RepoConfig, RepoError> {
         let master_key = self.master_key(old_passphrase)?;
-        RepoConfig::wrap(self.chunker, kdf, new_passphrase, master_key, salt, nonce)
+        RepoConfig::wrap(
+            FORMAT_VERSION,
+            self.chunker,
+            kdf,
+            new_passphrase,
+            master_key,
+            salt,
+            nonce,
+        )
     }
 
     fn wrap(
+        format_version: u32,
         chunker: ChunkerParams,
         kdf: KdfParams,
         passphrase: &str,
@@ -224,6 +249,7 @@ impl RepoConfig {
         nonce: [u8; NONCE_LEN],
     ) -> Result<RepoConfig, RepoError> {
         let mut config = RepoConfig {
+            format_version,
             chunker,
             kdf,
             salt,
@@ -268,7 +294,8 @@ impl RepoConfig {
     /// altered parameters does not unlock. Fixed layout; part of the format.
     fn associated_data(&self) -> Vec<u8> {
         format!(
-            "piarchive config\0{FORMAT_VERSION}\0{CHUNKER_ALGORITHM}\0{}\0{}\0{}\0{KDF_ALGORITHM}\0{KDF_VERSION}\0{}\0{}\0{}\0{}",
+            "piarchive config\0{}\0{CHUNKER_ALGORITHM}\0{}\0{}\0{}\0{KDF_ALGORITHM}\0{KDF_VERSION}\0{}\0{}\0{}\0{}",
+            self.format_version,
             self.chunker.min_size,
             self.chunker.avg_size,
             self.chunker.max_size,
@@ -283,7 +310,7 @@ impl RepoConfig {
     /// The JSON stored at `<prefix>/config`.
     pub fn encode(&self) -> Vec<u8> {
         let wire = ConfigV1 {
-            format_version: FORMAT_VERSION,
+            format_version: self.format_version,
             chunker: ChunkerV1 {
                 algorithm: CHUNKER_ALGORITHM.to_owned(),
                 min_size: self.chunker.min_size,
@@ -315,7 +342,7 @@ impl RepoConfig {
         let probe: VersionProbe = serde_json::from_slice(bytes)
             .map_err(|error| bad(format!("it is not a piarchive config: {error}")))?;
         match probe.format_version {
-            FORMAT_VERSION => {}
+            OLDEST_FORMAT_VERSION..=FORMAT_VERSION => {}
             newer if newer > FORMAT_VERSION => {
                 return Err(RepoError::NewerFormat { found: newer });
             }
@@ -350,6 +377,7 @@ impl RepoConfig {
             )));
         }
         Ok(RepoConfig {
+            format_version: probe.format_version,
             chunker,
             kdf,
             salt: decode_hex("kdf.salt", &wire.kdf.salt)?,
@@ -463,10 +491,50 @@ mod tests {
     }
 
     #[test]
+    fn a_format_1_config_still_unlocks_and_a_passphrase_change_writes_format_2() {
+        let old = RepoConfig::wrap(
+            1,
+            ChunkerParams::DEFAULT,
+            cheap_kdf(),
+            PASSPHRASE,
+            MASTER_KEY,
+            [7; SALT_LEN],
+            [9; NONCE_LEN],
+        )
+        .expect("wrap");
+        let encoded = old.encode();
+        let json: serde_json::Value = serde_json::from_slice(&encoded).expect("JSON");
+        assert_eq!(json["format_version"], 1);
+        let decoded = RepoConfig::decode(&encoded).expect("a format-1 config is read");
+        assert_eq!(decoded.format_version(), 1);
+        assert_eq!(decoded.master_key(PASSPHRASE).expect("unlock"), MASTER_KEY);
+        // Claiming another version breaks the wrap, which binds it.
+        let claimed = String::from_utf8(encoded)
+            .expect("utf-8")
+            .replace("\"format_version\": 1", "\"format_version\": 2");
+        let claimed = RepoConfig::decode(claimed.as_bytes()).expect("decode");
+        assert_eq!(
+            claimed.master_key(PASSPHRASE),
+            Err(RepoError::WrongPassphrase)
+        );
+        let changed = decoded
+            .change_passphrase(
+                PASSPHRASE,
+                "new",
+                [1; SALT_LEN],
+                [2; NONCE_LEN],
+                cheap_kdf(),
+            )
+            .expect("change");
+        assert_eq!(changed.format_version(), FORMAT_VERSION);
+        assert_eq!(changed.master_key("new").expect("unlock"), MASTER_KEY);
+    }
+
+    #[test]
     fn the_encoding_is_self_describing_and_holds_no_plain_key() {
         let encoded = config().encode();
         let json: serde_json::Value = serde_json::from_slice(&encoded).expect("JSON");
-        assert_eq!(json["format_version"], 1);
+        assert_eq!(json["format_version"], 2);
         assert_eq!(json["chunker"]["algorithm"], "fastcdc-2020");
         assert_eq!(json["chunker"]["min_size"], 1_048_576);
         assert_eq!(json["chunker"]["avg_size"], 4_194_304);
@@ -533,16 +601,16 @@ mod tests {
     #[test]
     fn a_newer_format_is_refused_whatever_it_holds() {
         let newer_shapes = [
-            r#"{"format_version": 2}"#.to_owned(),
+            r#"{"format_version": 3}"#.to_owned(),
             r#"{"format_version": 7, "chunker": "something new", "keys": [1, 2]}"#.to_owned(),
             String::from_utf8(config().encode())
                 .expect("utf-8")
-                .replace("\"format_version\": 1", "\"format_version\": 2"),
+                .replace("\"format_version\": 2", "\"format_version\": 3"),
         ];
         for (index, text) in newer_shapes.iter().enumerate() {
             let error = RepoConfig::decode(text.as_bytes()).expect_err("newer");
             assert!(
-                matches!(error, RepoError::NewerFormat { found } if found >= 2),
+                matches!(error, RepoError::NewerFormat { found } if found >= 3),
                 "case {index}: {error:?}"
             );
         }
@@ -550,7 +618,7 @@ mod tests {
             RepoConfig::decode(newer_shapes[0].as_bytes())
                 .expect_err("newer")
                 .to_string(),
-            "This backup was written by a newer piarchive (format 2); update this appliance to read it."
+            "This backup was written by a newer piarchive (format 3); update this appliance to read it."
         );
     }
 

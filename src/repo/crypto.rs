@@ -16,7 +16,7 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, Zeroizing};
 
-use super::{catalog_key, manifest_key, part_key, RepoError};
+use super::{catalog_key, compress, manifest_key, part_key, RepoError};
 
 /// Length of an XChaCha20-Poly1305 nonce, written in front of every sealed object.
 pub const NONCE_LEN: usize = 24;
@@ -130,9 +130,88 @@ impl RepoKeys {
         ObjectId(hex::encode(mac.finalize().into_bytes()))
     }
 
-    /// Encrypts one part: `nonce || ciphertext || tag`, `plaintext.len() + 40`
-    /// bytes, with the object id as associated data so the part cannot be served
-    /// under another name.
+    /// Seals one part in format 2: `nonce || ciphertext || tag`, where the
+    /// ciphertext holds a flag byte and the part, zstd-compressed when that
+    /// saves enough, else as it is (see [`super::compress`]). The object id
+    /// is the associated data, so the part cannot be served under another
+    /// name. A stored part is `len + 41` bytes, a compressed one shorter
+    /// than `len + 40`: never `len + 40`, the size of a format-1 part.
+    ///
+    /// Takes the part's buffer: a stored part is sealed in it (no copy when
+    /// its capacity is `len + PART_OVERHEAD + 1`), a compressed one next to
+    /// it, holding only the compressed bytes more.
+    pub fn seal_part(
+        &self,
+        object_id: &ObjectId,
+        nonce: [u8; NONCE_LEN],
+        plaintext: Vec<u8>,
+    ) -> Result<Vec<u8>, RepoError> {
+        check_part_len(plaintext.len())?;
+        let len = plaintext.len();
+        let mut sealed = compress::pack(plaintext, &nonce, TAG_LEN);
+        let tag = self
+            .part_cipher
+            .encrypt_in_place_detached(
+                XNonce::from_slice(&nonce),
+                object_id.as_str().as_bytes(),
+                &mut sealed[NONCE_LEN..],
+            )
+            .map_err(|_| RepoError::TooLarge { len })?;
+        sealed.extend_from_slice(&tag);
+        Ok(sealed)
+    }
+
+    /// Opens a part of `plain_len` bytes sealed in either format, held whole
+    /// in `sealed`. Never unpacks past `plain_len`: a damaged or hostile
+    /// object is [`RepoError::Corrupt`].
+    pub fn open_part(
+        &self,
+        object_id: &ObjectId,
+        mut sealed: Vec<u8>,
+        plain_len: u64,
+    ) -> Result<Vec<u8>, RepoError> {
+        let flagged = part_format(object_id, plain_len, sealed.len())?;
+        self.decrypt_part_in_place(object_id, &mut sealed)?;
+        if !flagged {
+            return Ok(sealed);
+        }
+        let mut plaintext = Vec::with_capacity(plain_len as usize);
+        let mut unpacker = compress::Unpacker::new(plain_len, true);
+        let unpacked = unpacker
+            .feed(&sealed, &mut |bytes: &[u8]| -> Result<(), ()> {
+                plaintext.extend_from_slice(bytes);
+                Ok(())
+            })
+            .map_err(|err| err.unwrap_or_else(|()| unreachable!("the sink never fails")));
+        unpacked
+            .and_then(|()| unpacker.finish())
+            .map_err(|reason| corrupt(part_key(object_id), reason))?;
+        Ok(plaintext)
+    }
+
+    /// Starts opening, piece by piece, a part of `plain_len` bytes fetched
+    /// as `object_id`, sealed in either format as `sealed_len` bytes
+    /// starting with `nonce`: decrypted and unpacked as it streams in
+    /// (see [`PartReader`]).
+    pub fn part_reader(
+        &self,
+        object_id: &ObjectId,
+        nonce: &[u8; NONCE_LEN],
+        sealed_len: usize,
+        plain_len: u64,
+    ) -> Result<PartReader, RepoError> {
+        let flagged = part_format(object_id, plain_len, sealed_len)?;
+        Ok(PartReader {
+            opener: self.part_opener(object_id, nonce, sealed_len)?,
+            unpacker: compress::Unpacker::new(plain_len, flagged),
+        })
+    }
+
+    /// Encrypts one part in format 1 (the part as it is, no flag):
+    /// `nonce || ciphertext || tag`, `plaintext.len() + 40` bytes, with the
+    /// object id as associated data. Parts are written with
+    /// [`RepoKeys::seal_part`]; this stays for readers' tests of the
+    /// previous format.
     pub fn encrypt_part(
         &self,
         object_id: &ObjectId,
@@ -284,8 +363,33 @@ fn check_part_len(len: usize) -> Result<(), RepoError> {
     Ok(())
 }
 
+/// Whether a part of `plain_len` bytes sealed as `sealed_len` bytes has a
+/// flag byte (format 2) or not (format 1, exactly `plain_len + 40` bytes,
+/// a size format 2 never writes); a size neither writes is
+/// [`RepoError::Corrupt`].
+fn part_format(object_id: &ObjectId, plain_len: u64, sealed_len: usize) -> Result<bool, RepoError> {
+    if !sealed_len_fits(plain_len, sealed_len as u64) {
+        return Err(corrupt(
+            part_key(object_id),
+            format!("it is {sealed_len} bytes, which no part of {plain_len} bytes is sealed as"),
+        ));
+    }
+    Ok(sealed_len as u64 != plain_len + PART_OVERHEAD as u64)
+}
+
+/// Whether an object of `sealed_len` bytes can hold a part of `plain_len`
+/// bytes: format 1 (`plain_len + 40`), or format 2, stored (`plain_len +
+/// 41`) or compressed (a flag and at least one byte, shorter than the part).
+pub fn sealed_len_fits(plain_len: u64, sealed_len: u64) -> bool {
+    let overhead = PART_OVERHEAD as u64;
+    plain_len <= MAX_PART_LEN as u64
+        && (sealed_len == plain_len + overhead
+            || sealed_len == plain_len + overhead + 1
+            || (overhead + 2..plain_len + overhead).contains(&sealed_len))
+}
+
 fn check_sealed_part_len(object_id: &ObjectId, len: usize) -> Result<(), RepoError> {
-    if len > MAX_PART_LEN + PART_OVERHEAD {
+    if len > MAX_PART_LEN + PART_OVERHEAD + 1 {
         return Err(corrupt(
             part_key(object_id),
             format!("it is {len} bytes, more than any part this format writes"),
@@ -346,6 +450,41 @@ impl PartOpener {
         } else {
             Err(corrupt(self.name, authentication_failed()))
         }
+    }
+}
+
+/// Decrypts and unpacks one sealed part as it streams in (see
+/// [`RepoKeys::part_reader`]): at most a zstd window of 1 MiB and a 256 KiB
+/// buffer besides the caller's pieces. What it hands the sink is only to be
+/// trusted once [`PartReader::finish`] accepted the tag.
+pub struct PartReader {
+    opener: PartOpener,
+    unpacker: compress::Unpacker,
+}
+
+impl PartReader {
+    /// Decrypts the next piece of ciphertext in place (every piece but the
+    /// last a multiple of 16 bytes) and hands what it unpacks to `sink`.
+    /// `Err(Ok(_))`: the part is damaged; `Err(Err(e))`: the sink failed.
+    pub fn feed<E>(
+        &mut self,
+        piece: &mut [u8],
+        sink: &mut impl FnMut(&[u8]) -> Result<(), E>,
+    ) -> Result<(), Result<RepoError, E>> {
+        self.opener.decrypt(piece).map_err(Ok)?;
+        let name = &self.opener.name;
+        self.unpacker
+            .feed(piece, sink)
+            .map_err(|err| err.map(|reason| corrupt(name.clone(), reason)))
+    }
+
+    /// Checks the tag, then that the part unpacked to its recorded length.
+    pub fn finish(self, tag: &[u8; TAG_LEN]) -> Result<(), RepoError> {
+        let name = self.opener.name.clone();
+        self.opener.finish(tag)?;
+        self.unpacker
+            .finish()
+            .map_err(|reason| corrupt(name, reason))
     }
 }
 
@@ -483,6 +622,85 @@ mod tests {
         let tag: [u8; TAG_LEN] = sealed[sealed.len() - TAG_LEN..].try_into().unwrap();
         opener.finish(&tag)?;
         Ok(text)
+    }
+
+    /// Reads `sealed` with a [`PartReader`], `piece` bytes at a time.
+    fn read_in_pieces(
+        keys: &RepoKeys,
+        id: &ObjectId,
+        sealed: &[u8],
+        plain_len: u64,
+        piece: usize,
+    ) -> Result<Vec<u8>, RepoError> {
+        let nonce: [u8; NONCE_LEN] = sealed[..NONCE_LEN].try_into().unwrap();
+        let mut reader = keys.part_reader(id, &nonce, sealed.len(), plain_len)?;
+        let mut body = sealed[NONCE_LEN..sealed.len() - TAG_LEN].to_vec();
+        let mut out = Vec::new();
+        for chunk in body.chunks_mut(piece) {
+            reader
+                .feed(chunk, &mut |bytes: &[u8]| -> Result<(), ()> {
+                    out.extend_from_slice(bytes);
+                    Ok(())
+                })
+                .map_err(|err| err.unwrap())?;
+        }
+        let tag: [u8; TAG_LEN] = sealed[sealed.len() - TAG_LEN..].try_into().unwrap();
+        reader.finish(&tag)?;
+        Ok(out)
+    }
+
+    #[test]
+    fn parts_of_both_formats_open_whole_and_in_pieces() {
+        let keys = keys(14);
+        let text: Vec<u8> = b"minutes of the garden club, 2025. "
+            .iter()
+            .cycle()
+            .take(300_000)
+            .copied()
+            .collect();
+        for data in [text, content(300_000), content(10), Vec::new()] {
+            let len = data.len() as u64;
+            let id = object_id(&keys, &data);
+            let new = keys.seal_part(&id, [1; NONCE_LEN], data.clone()).unwrap();
+            let old = keys.encrypt_part(&id, [2; NONCE_LEN], &data).unwrap();
+            assert_ne!(
+                new.len(),
+                data.len() + PART_OVERHEAD,
+                "never format 1's size"
+            );
+            for sealed in [&new, &old] {
+                assert!(sealed_len_fits(len, sealed.len() as u64));
+                assert_eq!(keys.open_part(&id, sealed.clone(), len).unwrap(), data);
+                for piece in [16, 4096, 1 << 20] {
+                    assert_eq!(
+                        read_in_pieces(&keys, &id, sealed, len, piece).unwrap(),
+                        data
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_sealed_part_of_the_wrong_size_or_length_is_corrupt() {
+        let keys = keys(15);
+        let data = content(5000);
+        let id = object_id(&keys, &data);
+        let sealed = keys.seal_part(&id, [1; NONCE_LEN], data.clone()).unwrap();
+        // Recorded much shorter: no part of that length is sealed this long.
+        let short = sealed.len() as u64 - PART_OVERHEAD as u64 - 2;
+        let err = keys.open_part(&id, sealed.clone(), short).unwrap_err();
+        let expected = format!("which no part of {short} bytes");
+        assert!(err.to_string().contains(&expected), "{err}");
+        // Recorded two bytes longer: the size fits a compressed part, but
+        // the part, stored, unpacks to less.
+        let err = keys.open_part(&id, sealed.clone(), 5002).unwrap_err();
+        assert!(err.to_string().contains("not the 5002 recorded"), "{err}");
+        assert!(!sealed_len_fits(100, 41));
+        assert!(sealed_len_fits(0, 40) && sealed_len_fits(0, 41) && !sealed_len_fits(0, 42));
+        assert!(sealed_len_fits(100, 140) && sealed_len_fits(100, 141) && sealed_len_fits(100, 42));
+        assert!(!sealed_len_fits(100, 142));
+        assert!(!sealed_len_fits(MAX_PART_LEN as u64 + 1, 100));
     }
 
     #[test]

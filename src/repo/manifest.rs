@@ -86,7 +86,9 @@ impl Manifest {
                 found: probe.format_version,
             });
         }
-        if probe.format_version != FORMAT_VERSION {
+        // Format 2 changed parts, not manifests: a format-1 manifest reads
+        // the same.
+        if probe.format_version == 0 {
             return Err(damaged(format!(
                 "format version {} does not exist",
                 probe.format_version
@@ -359,13 +361,21 @@ mod tests {
     #[test]
     fn the_wire_format_is_versioned_and_named() {
         let json = written_json();
-        assert_eq!(json["format_version"], 1);
+        assert_eq!(json["format_version"], 2);
         assert_eq!(json["archive_id"], ARCHIVE_ID);
         assert_eq!(json["owner"], "anna");
         assert_eq!(json["original_filename"], "x.tar");
         assert_eq!(json["created"], 1_700_000_000u64);
         assert_eq!(json["parts"][1]["length"], 1024 * 1024 + 17);
         assert_eq!(json["parts"][1]["sha256"], hex_of(2));
+    }
+
+    #[test]
+    fn a_format_1_manifest_is_read() {
+        let mut json = written_json();
+        json["format_version"] = 1.into();
+        let opened = Manifest::open(&keys(), ARCHIVE_ID, &seal_json(&json)).expect("open");
+        assert_eq!(opened, manifest("x"));
     }
 
     #[test]

@@ -25,13 +25,15 @@
 //! Every byte layout and label here is part of a stored format: changing any of
 //! them means a new `format_version` and a reader for the old one.
 
+pub mod compress;
 mod config;
 mod crypto;
 mod manifest;
 
 pub use config::{ChunkerParams, KdfParams, RepoConfig, FORMAT_VERSION};
 pub use crypto::{
-    ObjectId, PartOpener, RepoKeys, MAX_PART_LEN, NONCE_LEN, PART_OVERHEAD, SALT_LEN, TAG_LEN,
+    sealed_len_fits, ObjectId, PartOpener, PartReader, RepoKeys, MAX_PART_LEN, NONCE_LEN,
+    PART_OVERHEAD, SALT_LEN, TAG_LEN,
 };
 pub use manifest::{Manifest, ManifestPart};
 

@@ -109,6 +109,12 @@ pub struct ArchiveRecord {
     /// whether the local file is still present.
     #[serde(default)]
     pub local_copy: bool,
+    /// Bytes the archive's parts take on the remote (sealed, compressed
+    /// where that paid), summed over its parts as they are uploaded. `None`
+    /// when not known: archives uploaded before this was kept, or recovered
+    /// from a bucket (whose listing gives no sizes).
+    #[serde(default)]
+    pub stored_size: Option<u64>,
 }
 
 /// Keyed by `indexed_key(archive_id, index)`.

@@ -34,6 +34,7 @@ pub fn archive_json(archive: &ArchiveRecord) -> Value {
         "state": archive.state.as_str(),
         "parts_total": archive.parts_total,
         "parts_remote": archive.parts_remote,
+        "stored_size": archive.stored_size,
         "created_at": archive.created_at,
         "last_error": archive.last_error,
     })

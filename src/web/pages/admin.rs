@@ -12,6 +12,7 @@ use super::{field, Resp};
 use crate::accounts::Caller;
 use crate::admin::log::Subject;
 use crate::admin::{deployments, saved_scripts};
+use crate::archive::human_size;
 use crate::settings::Settings;
 use crate::store::records::{Role, RunSummary};
 use crate::web::admin_api::log_query_from;
@@ -37,9 +38,14 @@ pub fn home(app: &App, caller: &Caller) -> Result<Resp, ApiError> {
     auth::require_admin(caller)?;
     let scripts = saved_scripts::list(app.admin.store())?;
     let deployments = deployments::list(app.admin.store())?;
+    let remote = crate::archive::remote_totals(&app.archives.list_all()?);
     let page = Page::new("Admin", Some(caller)).script("/static/admin.js");
     Ok(Resp::html(page.render(html! {
         h1 { "Admin scripts" }
+        p.remote-totals {
+            "On the remote: " (human_size(remote.stored_bytes)) " of archives; compression saved "
+            span id="bytes-saved" { (human_size(remote.saved_bytes)) } "."
+        }
         p { a.button href="/admin/scripts/new" { "New script" } }
         div.cards {
             @for script in &scripts {

@@ -127,6 +127,7 @@ pub fn detail(
         dl.facts {
             dt { "Original filename" } dd { (archive.filename) }
             dt { "Size" } dd { (human_size(archive.size)) " (" (archive.size) " bytes)" }
+            dt { "Size on the remote" } dd id="stored-size" { (stored_size_text(&archive)) }
             dt { "SHA-256" } dd { code { (archive.sha256) } }
             dt { "State" } dd { span id="state" class={ "state state-" (archive.state.as_str()) } { (state_label(archive.state)) } }
             dt { "Created" } dd { (human_time(archive.created_at)) }
@@ -250,4 +251,29 @@ pub fn rename_post(
     app.archives
         .rename(&caller.user.id, archive_id, field(form, "name"))?;
     Ok(Resp::redirect(&format!("/archives/{archive_id}")))
+}
+
+/// The archive's size on the remote, for people: compressed where that
+/// paid, so often smaller than its size.
+fn stored_size_text(archive: &ArchiveRecord) -> String {
+    match archive.stored_size {
+        _ if archive.parts_remote == 0 => "nothing uploaded yet".to_string(),
+        None => "not known (uploaded before piarchive kept it, or recovered from the bucket)"
+            .to_string(),
+        Some(stored) => {
+            let so_far = if archive.parts_remote < archive.parts_total {
+                " so far"
+            } else {
+                ""
+            };
+            let smaller =
+                match (archive.size.saturating_sub(stored) * 100).checked_div(archive.size) {
+                    Some(percent) if percent > 0 && so_far.is_empty() => {
+                        format!(", {percent}% smaller")
+                    }
+                    _ => String::new(),
+                };
+            format!("{} ({stored} bytes){so_far}{smaller}", human_size(stored))
+        }
+    }
 }
