@@ -25,10 +25,16 @@ fn address(server: &TestServer) -> SocketAddrV4 {
     server.addr.parse().expect("server address")
 }
 
-/// A connection from `source`, bound before connecting.
+/// A connection from `source`, bound before connecting. Close-on-exec, like
+/// std's sockets: servers started by other tests must not inherit it.
 fn connect_from(source: Ipv4Addr, to: SocketAddrV4) -> std::io::Result<TcpStream> {
-    use rustix::net::{bind_v4, connect_v4, socket, AddressFamily, SocketType};
-    let socket = socket(AddressFamily::INET, SocketType::STREAM, None)?;
+    use rustix::net::{bind_v4, connect_v4, socket_with, AddressFamily, SocketFlags, SocketType};
+    let socket = socket_with(
+        AddressFamily::INET,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )?;
     bind_v4(&socket, &SocketAddrV4::new(source, 0))?;
     connect_v4(&socket, &to)?;
     Ok(TcpStream::from(socket))
@@ -488,4 +494,40 @@ fn every_answer_carries_the_security_headers_and_pages_no_inline_code() {
         assert_eq!(inline_scripts, 0, "{path} has an inline script");
         assert!(!html.contains(" onclick="), "{path} has an inline handler");
     }
+}
+
+#[test]
+fn downloads_that_are_not_read_do_not_stop_page_loads() {
+    let server = TestServer::start_with_open_files(1024);
+    let admin = server.admin();
+    // Larger than what loopback socket buffers hold, so each download's
+    // thread blocks while its client reads nothing.
+    let archive = admin.upload_ok("big", &crate::support::random_bytes(48 << 20, 1));
+    let cookie = admin.cookie.clone().expect("session");
+    let path = format!(
+        "/api/v1/archives/{}/content",
+        archive["id"].as_str().unwrap()
+    );
+    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nCookie: {cookie}\r\n\r\n");
+    let to = address(&server);
+    // Two more than there are slots: every slot ends up held by one of
+    // them, whichever order they are taken in.
+    let slots = piarchive::limits::DOWNLOAD_SLOTS;
+    let mut stalled = Vec::new();
+    for _ in 0..slots + 2 {
+        let mut stream = connect_from(ATTACKER, to).unwrap();
+        stream.write_all(request.as_bytes()).unwrap();
+        stalled.push(stream);
+    }
+    // One more is refused at once, once they hold every slot.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let refused = loop {
+        let answer = exchange(ATTACKER, to, request.as_bytes(), Duration::from_secs(5));
+        if answer.status == 503 || Instant::now() > deadline {
+            break answer;
+        }
+    };
+    assert_eq!(refused.status, 503, "{}", refused.head);
+    assert_eq!(refused.header("Retry-After"), Some("5"));
+    assert_user_is_served(&server, "beside downloads nobody reads");
 }
