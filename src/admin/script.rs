@@ -1634,6 +1634,8 @@ mod tests {
                     bytes_uploaded: 0,
                     bytes_downloaded: 0,
                     archives: 0,
+                    stored_bytes: 0,
+                    bytes_saved: 0,
                 }
             }
             fn uncache(&self, _: &str) -> Result<(), String> {
