@@ -15,6 +15,7 @@
 //! - [`web`]: HTTP server, JSON API and pages.
 //! - [`ids`]: random ids and tokens, the wall clock.
 //! - [`firmware`]: init mode (PID 1 in the SD-card image): mounts, network, clock, supervision.
+//! - [`update`]: firmware updates in place: signed bundles, A/B slots, trial and commit.
 
 pub mod accounts;
 pub mod admin;
@@ -29,6 +30,7 @@ pub mod remote;
 pub mod repo;
 pub mod settings;
 pub mod store;
+pub mod update;
 pub mod web;
 
 use std::net::TcpListener;

@@ -9,6 +9,7 @@ mod archives;
 mod browser;
 mod crash;
 mod device;
+mod firmware;
 #[cfg(feature = "garage-tests")]
 mod garage;
 mod recovery;
