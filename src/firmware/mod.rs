@@ -617,6 +617,7 @@ fn shutdown(phase: Phase, action: PowerAction) -> ! {
             log("shutdown", &err.to_string());
         }
     }
+    let tryboot = slots::before_power_off(matches!(action, PowerAction::Reboot));
     // SAFETY: sync(2) has no preconditions.
     unsafe { libc::sync() };
     if data_mounted {
@@ -625,7 +626,6 @@ fn shutdown(phase: Phase, action: PowerAction) -> ! {
             Err(err) => log("shutdown", &err.to_string()),
         }
     }
-    let tryboot = slots::before_power_off(matches!(action, PowerAction::Reboot));
     // SAFETY: as above.
     unsafe { libc::sync() };
     if tryboot {

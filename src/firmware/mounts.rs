@@ -341,7 +341,7 @@ pub fn mount_boot(name: &str, target: &str) -> Result<(), MountError> {
         &format!("/dev/{name}"),
         target,
         "vfat",
-        libc::MS_NOATIME | libc::MS_NODEV | libc::MS_NOSUID | libc::MS_NOEXEC,
+        libc::MS_NOATIME | libc::MS_NODEV | libc::MS_NOSUID | libc::MS_NOEXEC | libc::MS_DIRSYNC,
         "umask=0077,flush",
     )
 }

@@ -177,7 +177,8 @@ fn fail_trial(reason: &str) {
     unsafe { libc::kill(libc::getpid(), libc::SIGUSR1) };
 }
 
-/// At shutdown, before the final sync: leaves the tryboot marker on the qemu-virt
+/// At shutdown, before the data partition is unmounted (a failure is recorded
+/// there): leaves the tryboot marker on the qemu-virt
 /// board when an update asked for a trial, and unmounts the boot partition. Returns
 /// true when the reboot must carry the one-shot tryboot flag (a real Pi).
 pub fn before_power_off(rebooting: bool) -> bool {
@@ -190,10 +191,16 @@ pub fn before_power_off(rebooting: bool) -> bool {
             .and_then(|()| crate::update::bundle::sync_dir(Path::new(boot::BOOT_MOUNT)))
         {
             Ok(()) => log("shutdown", "tryboot marker left for the launcher"),
-            Err(err) => log(
-                "shutdown",
-                &format!("cannot write the tryboot marker: {err}"),
-            ),
+            Err(err) => {
+                log(
+                    "shutdown",
+                    &format!("cannot write the tryboot marker: {err}"),
+                );
+                record(
+                    "failed",
+                    &format!("the boot partition could not be written ({err})"),
+                );
+            }
         }
     }
     if mounted {

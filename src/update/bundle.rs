@@ -370,9 +370,13 @@ fn reverify(manifest: &Manifest, slot: &Path) -> Result<(), BundleError> {
     Ok(())
 }
 
-/// fsync of a folder, so that the names in it are on disk.
+/// fsync of a folder, so that the names in it are on disk; then syncfs, because FAT
+/// keeps directory entries in the device's buffers, which fsync of a folder does not
+/// write.
 pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    File::open(dir)?.sync_all()
+    let folder = File::open(dir)?;
+    folder.sync_all()?;
+    rustix::fs::syncfs(&folder).map_err(std::io::Error::from)
 }
 
 /// Writes a bundle: the inverse of [`read_header`] + [`install_files`], for tests and

@@ -5,6 +5,8 @@
 //! Owns: the HTTP side of updates (admin check, status codes, the page). Must not
 //! touch: the bundle format or the slots (that is [`crate::update`]).
 
+use std::io::Read;
+
 use maud::html;
 use serde_json::json;
 use tiny_http::Method;
@@ -15,6 +17,10 @@ use super::pages::layout::Page;
 use super::App;
 use crate::accounts::Caller;
 use crate::update::{self, ApplyError};
+
+/// How much of a refused upload is read and dropped so that the refusal reaches the
+/// client (a bundle is about 40 MiB).
+const DRAIN_LIMIT: u64 = 512 << 20;
 
 /// `GET` and `POST /api/v1/admin/firmware`.
 pub fn api(app: &App, req: &mut Req, method: &Method) -> Result<Resp, ApiError> {
@@ -46,11 +52,16 @@ fn post(req: &mut Req) -> Result<Resp, ApiError> {
             );
         }
     };
-    let applied = update::apply(req.body(), force, &mut progress).map_err(|err| match err {
-        ApplyError::NotUpdatable(message) => ApiError::new(409, "not_updatable", message),
-        ApplyError::Bundle(err) => {
-            let (status, code) = err.status_and_code();
-            ApiError::new(status, code, err.to_string())
+    let applied = update::apply(req.body(), force, &mut progress).map_err(|err| {
+        // Read what is left of the upload (bounded, into nothing) so the client gets
+        // the refusal instead of a broken connection.
+        let _ = std::io::copy(&mut req.body().take(DRAIN_LIMIT), &mut std::io::sink());
+        match err {
+            ApplyError::NotUpdatable(message) => ApiError::new(409, "not_updatable", message),
+            ApplyError::Bundle(err) => {
+                let (status, code) = err.status_and_code();
+                ApiError::new(status, code, err.to_string())
+            }
         }
     })?;
     crate::firmware::console::log(
