@@ -17,6 +17,7 @@
 //! - [`ids`]: random ids and tokens, the wall clock.
 //! - [`limits`]: every limit on what a network client can make the server hold.
 //! - [`firmware`]: init mode (PID 1 in the SD-card image): mounts, network, clock, supervision.
+//! - [`update`]: firmware updates in place: signed bundles, A/B slots, trial and commit.
 
 pub mod accounts;
 pub mod admin;
@@ -33,6 +34,7 @@ pub mod remote;
 pub mod repo;
 pub mod settings;
 pub mod store;
+pub mod update;
 pub mod web;
 
 use std::net::TcpListener;

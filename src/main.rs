@@ -21,6 +21,7 @@ usage:
   piarchive user add NAME [--admin] [--config FILE] [--data DIR]   (password on stdin)
   piarchive recover --data DIR --remote FILE     rebuild from a backup (passphrase on stdin)
   piarchive init                                 PID 1 mode inside the SD-card image
+  piarchive update FILE [--force]                install a signed .piup bundle and reboot into it
 
 defaults: --data ./piarchive-data, --listen 127.0.0.1:8080
 environment: PIARCHIVE_DATA, PIARCHIVE_LISTEN, PIARCHIVE_CONFIG";
@@ -112,6 +113,8 @@ fn run(args: Vec<String>) -> anyhow::Result<()> {
         ["recover", remote_file] if remote_file.starts_with("--remote=") => {
             recover(config, &remote_file["--remote=".len()..])
         }
+        ["update", file] => update(file, false),
+        ["update", file, "--force"] | ["update", "--force", file] => update(file, true),
         ["recover"] => bail!("recover needs --remote FILE (the remote settings JSON)\n{USAGE}"),
         ["help"] => {
             println!("{USAGE}");
@@ -147,6 +150,42 @@ fn serve(config: Config) -> anyhow::Result<()> {
     loop {
         std::thread::park();
     }
+}
+
+/// `piarchive update FILE`: the console's way to apply a bundle, with a progress line.
+fn update(file: &str, force: bool) -> anyhow::Result<()> {
+    use piarchive::firmware::power;
+    let mut reader = std::io::BufReader::new(
+        std::fs::File::open(file).with_context(|| format!("cannot open {file}"))?,
+    );
+    let mut shown = u64::MAX;
+    let applied = piarchive::update::apply(&mut reader, force, &mut |written, total| {
+        let percent = written * 100 / total.max(1);
+        if percent != shown {
+            shown = percent;
+            eprint!(
+                "\rwriting the update: {percent:3}% ({} of {} MiB)",
+                written >> 20,
+                total >> 20
+            );
+        }
+    });
+    eprintln!();
+    let applied = applied?;
+    println!(
+        "version {} is in {}; rebooting to try it (the previous version comes back if it fails)",
+        applied.version,
+        applied.slot.dir_name()
+    );
+    // From a console shell init's environment marker is missing; init is still PID 1.
+    // SAFETY: kill(2) with a valid signal number.
+    if unsafe { libc::kill(1, power::PowerAction::Reboot.signal()) } != 0 {
+        bail!(
+            "the update is installed but the reboot could not be requested: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+    Ok(())
 }
 
 fn add_user(config: Config, name: &str, admin: bool) -> anyhow::Result<()> {

@@ -19,6 +19,7 @@
 //! | 6 | clock: at least the build time of this binary | best-effort |
 //! | 7 | wired network in the background: DHCP with retries forever; a link-local address while no server answers; resolv.conf from the lease; then SNTP once | best-effort |
 //! | 8 | find the ext4 filesystem labelled `piarchive-data` (USB disk first, then the card's data partition); restore the clock from its last write time and the clock saved at shutdown; grow the card's data partition and its filesystem to fill the card (best-effort); mount it on /data | waits: until found, a notice page on port 80 says what to do, and nothing is written anywhere |
+//! | 8b | mount the boot partition (FAT `PIBOOT`) on /boot; log a failed last update; on a trial boot, check the new version and commit it or go back ([`slots`]) | best-effort |
 //! | 9 | start `piarchive serve`, supervised: restarted with backoff (1 s doubling to 60 s), every orphan reaped | best-effort, retried forever |
 //! | 10 | every 15 minutes: save the clock to /data/firmware/clock | best-effort |
 //! | 11 | on SIGTERM or serve's exit status 10: power off; on SIGUSR1, SIGINT (Ctrl-Alt-Del) or exit status 11: reboot (see [`power`]) | - |
@@ -33,6 +34,7 @@ pub mod mounts;
 pub mod net;
 pub mod notice;
 pub mod power;
+pub mod slots;
 pub mod sntp;
 pub mod supervise;
 
@@ -343,6 +345,7 @@ fn wait_for_data(
                 if let Err(err) = std::fs::create_dir_all(SERVE_DATA_DIR) {
                     log("data", &format!("cannot create {SERVE_DATA_DIR}: {err}"));
                 }
+                slots::after_data_mounted(options.listen);
                 return Phase::Running {
                     supervisor: server_supervisor(options),
                     next_clock_save: Instant::now(),
@@ -615,6 +618,7 @@ fn shutdown(phase: Phase, action: PowerAction) -> ! {
             log("shutdown", &err.to_string());
         }
     }
+    let tryboot = slots::before_power_off(matches!(action, PowerAction::Reboot));
     // SAFETY: sync(2) has no preconditions.
     unsafe { libc::sync() };
     if data_mounted {
@@ -625,6 +629,10 @@ fn shutdown(phase: Phase, action: PowerAction) -> ! {
     }
     // SAFETY: as above.
     unsafe { libc::sync() };
+    if tryboot {
+        log("shutdown", "Reboot now, into the trial slot (tryboot)");
+        slots::reboot_tryboot();
+    }
     let command = match action {
         PowerAction::Poweroff => libc::RB_POWER_OFF,
         PowerAction::Reboot => libc::RB_AUTOBOOT,

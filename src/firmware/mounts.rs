@@ -307,6 +307,45 @@ pub fn mount_data(name: &str) -> Result<PathBuf, MountError> {
     Ok(PathBuf::from(DATA_MOUNT))
 }
 
+/// The FAT label `image/build` gives the boot partition.
+pub const BOOT_LABEL: &str = "PIBOOT";
+
+/// True when `sector` is a FAT32 boot sector labelled [`BOOT_LABEL`]. Pure.
+pub fn is_boot_sector(sector: &[u8]) -> bool {
+    sector.len() >= 0x5A
+        && &sector[0x52..0x5A] == b"FAT32   "
+        && sector[0x47..0x52].trim_ascii_end() == BOOT_LABEL.as_bytes()
+}
+
+/// The partition holding the FAT filesystem labelled `PIBOOT`, if any.
+pub fn find_boot_partition() -> Option<String> {
+    let mut names: Vec<String> = std::fs::read_dir("/sys/class/block")
+        .ok()?
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|name| {
+            Path::new("/sys/class/block")
+                .join(name)
+                .join("partition")
+                .exists()
+        })
+        .collect();
+    names.sort();
+    names
+        .into_iter()
+        .find(|name| read_device_start(name).is_some_and(|b| is_boot_sector(&b)))
+}
+
+/// Mounts the boot partition (FAT) on `target`: the slots an update writes.
+pub fn mount_boot(name: &str, target: &str) -> Result<(), MountError> {
+    mount(
+        &format!("/dev/{name}"),
+        target,
+        "vfat",
+        libc::MS_NOATIME | libc::MS_NODEV | libc::MS_NOSUID | libc::MS_NOEXEC | libc::MS_DIRSYNC,
+        "umask=0077,flush",
+    )
+}
+
 /// Unmounts `target`; if it is still busy, remounts it read-only so the journal is
 /// clean before power goes away.
 pub fn unmount(target: &str) -> Result<(), MountError> {

@@ -16,6 +16,7 @@ pub mod admin_api;
 pub mod api;
 pub mod auth;
 pub mod device;
+pub mod firmware;
 pub mod http;
 pub mod metrics;
 pub mod pages;

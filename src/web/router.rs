@@ -107,6 +107,7 @@ fn route(app: &App, req: &mut Req) -> Result<Resp, ApiError> {
             super::device::display_png(app, req)
         }
         (Post, ["api", "v1", "admin", "system", action]) => api::power(app, req, action),
+        (_, ["api", "v1", "admin", "firmware"]) => super::firmware::api(app, req, &method),
         (_, ["api", "v1", "admin", "scripts" | "deployments" | "log", ..]) => {
             admin_api::route(app, req, &method, &segments[3..])
         }

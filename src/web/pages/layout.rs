@@ -61,6 +61,7 @@ impl<'a> Page<'a> {
                                 @if caller.is_admin() {
                                     a href="/admin/settings" { "Settings" }
                                     a href="/admin/device" { "Device" }
+                                    a href="/admin/firmware" { "Firmware" }
                                     a href="/admin" { "Admin" }
                                     a href="/admin/log" { "Log" }
                                     a href="/admin/users" { "Users" }

@@ -52,6 +52,11 @@ const STATIC_FILES: &[(&str, &str, &str)] = &[
         "text/javascript; charset=utf-8",
         include_str!("../../../templates/static/device.js"),
     ),
+    (
+        "firmware.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../templates/static/firmware.js"),
+    ),
 ];
 
 pub fn route(
@@ -128,6 +133,7 @@ fn signed_in_route(
         (Get, ["archives", id, "delete"]) => archives::delete_page(app, req, caller, id),
         (Get, ["account"]) => account::account_page(app, req, caller, None),
         (Get, ["admin", "device"]) => super::device::page(app, caller),
+        (Get, ["admin", "firmware"]) => super::firmware::page(caller),
         (Get, ["admin", "settings"]) => account::admin_settings_page(app, req, caller, None),
         (Get, ["admin"]) => admin::home(app, caller),
         (Get, ["admin", "scripts", "new"]) => admin::develop(app, caller, None),
