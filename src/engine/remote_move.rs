@@ -917,12 +917,16 @@ impl Inner {
         if sha == recorded_sha {
             return Ok((body, sha));
         }
-        let plaintext = keys.decrypt_part(object_id, &body).map_err(|err| {
-            MoveStop::Source(format!(
-                "the old storage's copy of part {} does not decrypt ({err})",
-                item.index
-            ))
-        })?;
+        // Decrypted (and unpacked, never past the part's size) from a copy:
+        // the sealed bytes are what is sent.
+        let plaintext = keys
+            .open_part(object_id, body.clone(), item.part.length)
+            .map_err(|err| {
+                MoveStop::Source(format!(
+                    "the old storage's copy of part {} does not decrypt ({err})",
+                    item.index
+                ))
+            })?;
         if hex::encode(Sha256::digest(&plaintext)) != item.part.sha256 {
             return Err(MoveStop::Source(format!(
                 "the old storage's copy of part {} does not match its recorded SHA-256",
