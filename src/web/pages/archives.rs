@@ -89,7 +89,7 @@ pub fn home(app: &App, req: &mut Req, caller: &Caller) -> Result<Resp, ApiError>
     let page = Page::new("Your archives", Some(caller)).script("/static/live.js").render(html! {
         div.heading {
             h1 { "Your archives" }
-            a.button href="/archives/new" { "New archive" }
+            a.button href="/archives/new" { "Upload files" }
         }
         (done_notice(&req.query))
         (banner)

@@ -85,7 +85,7 @@ impl<'a> Page<'a> {
                     }
                     @if let Some(caller) = self.caller {
                         @if same_disk_remote() {
-                            div.banner.warning role="alert" id="remote-banner" {
+                            div.banner.warning role="alert" id="remote-banner" { div.banner-inner {
                                 p {
                                     strong { "Your files are on this box only. " }
                                     "The backups go to a folder on the same disk as the originals: if this box is lost or broken, so are they."
@@ -95,7 +95,7 @@ impl<'a> Page<'a> {
                                 } @else {
                                     p { "Ask your admin to set up off-site storage." }
                                 }
-                            }
+                            } }
                         }
                     }
                     main { (content) }
