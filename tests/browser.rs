@@ -695,6 +695,29 @@ fn admin_pages_in_a_real_browser() {
     assert_eq!(again.login("grandma", "long enough").status, 401);
     assert_eq!(again.login("grandma", "a brand new one").status, 200);
 
+    // Settings: every setting of the API is on the page; a save says so.
+    browser.goto(&format!("{site}/admin/settings"));
+    browser.script(
+        "document.querySelector('input[name=upload_bandwidth_kib]').value = '2048';\
+         document.querySelector('input[name=transfer_concurrency]').value = '3';\
+         document.querySelector('input[name=verify_sample_percent]').value = '10';\
+         document.querySelector('input[name=upload_window_start]').value = '01:00';\
+         document.querySelector('input[name=upload_window_end]').value = '05:30';",
+    );
+    browser.click("input[name=upload_window_on]");
+    browser.click("form[action='/admin/settings'] button[type=submit]");
+    browser.wait_for("the saved message", |b| {
+        b.text().contains("Settings saved.")
+    });
+    let settings = admin.get("/api/v1/admin/settings").json();
+    assert_eq!(settings["upload_bandwidth_bytes_per_sec"], 2048 * 1024);
+    assert_eq!(settings["transfer_concurrency"], 3);
+    assert_eq!(settings["verify_sample_percent"], 10);
+    assert_eq!(
+        settings["upload_window"],
+        json!({"start": "01:00", "end": "05:30"})
+    );
+
     // The other admin pages, at both sizes.
     for (path, name) in [
         ("/admin/settings", "admin-10-settings"),
