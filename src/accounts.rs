@@ -522,6 +522,28 @@ impl Accounts {
         })
     }
 
+    /// An admin sets a new password for a user who forgot theirs; every
+    /// session of that user ends (their API tokens stay).
+    pub fn reset_password(&self, user_id: &str, new: &str) -> Result<UserRecord, AccountError> {
+        validate_password(new)?;
+        let password_hash = hash_password(new);
+        self.store.write(|txn, tables| {
+            let mut user = tables
+                .users
+                .get(txn, user_id.as_bytes())?
+                .ok_or(AccountError::UserNotFound)?;
+            user.password_hash = password_hash;
+            tables.users.put(txn, user_id.as_bytes(), &user)?;
+            crate::engine::jobs::enqueue_catalog_upload(txn, tables)?;
+            for (key, session) in tables.sessions.all(txn)? {
+                if session.user_id == user_id {
+                    tables.sessions.delete(txn, &key)?;
+                }
+            }
+            Ok(user)
+        })
+    }
+
     pub fn user(&self, user_id: &str) -> Result<UserRecord, AccountError> {
         let txn = self.store.read()?;
         self.store

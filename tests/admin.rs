@@ -696,3 +696,41 @@ fn users_page_creates_promotes_and_refuses_to_demote_the_last_admin() {
     );
     assert!(log_entries(&admin, "source=users").len() >= 4);
 }
+
+/// `PATCH /api/v1/admin/users/{id}` with `{"password"}`: the admin sets a new
+/// password for a member who forgot theirs; the member's sessions end, the
+/// new password works, the old one no longer does, and a member cannot do it.
+#[test]
+fn admin_resets_a_forgotten_password_and_the_sessions_end() {
+    let server = TestServer::start();
+    let admin = server.admin();
+    let bob = server.member("bob");
+    let bob_id = bob.get("/api/v1/me").json()["id"]
+        .as_str()
+        .expect("bob's id")
+        .to_string();
+    let path = format!("/api/v1/admin/users/{bob_id}");
+    let refused = bob.send_json("PATCH", &path, &json!({"password": "taken over!"}));
+    assert_eq!(refused.status, 403, "{}", refused.text());
+    let short = admin.send_json("PATCH", &path, &json!({"password": "short"}));
+    assert_eq!(short.status, 400, "{}", short.text());
+    assert_eq!(
+        bob.get("/api/v1/archives").status,
+        200,
+        "a refused reset changes nothing"
+    );
+
+    let reset = admin.send_json("PATCH", &path, &json!({"password": "a new password"}));
+    assert_eq!(reset.status, 200, "{}", reset.text());
+    assert_eq!(reset.json()["username"], "bob");
+    assert_eq!(
+        bob.get("/api/v1/archives").status,
+        401,
+        "bob's session ended"
+    );
+    let mut fresh = server.client();
+    assert_eq!(fresh.login("bob", "member password").status, 401);
+    assert_eq!(fresh.login("bob", "a new password").status, 200);
+    let log = admin.get("/api/v1/admin/log?source=users").text();
+    assert!(log.contains("set a new password for bob"), "{log}");
+}

@@ -348,7 +348,7 @@ fn pages_render_for_a_signed_in_user() {
     let id = archive["id"].as_str().unwrap();
     for (path, expected) in [
         ("/".to_string(), "Your archives"),
-        ("/archives/new".to_string(), "New archive"),
+        ("/archives/new".to_string(), "Choose files"),
         (format!("/archives/{id}"), "SHA-256"),
         ("/account".to_string(), "Change password"),
         ("/admin/settings".to_string(), "Appliance settings"),
@@ -359,8 +359,8 @@ fn pages_render_for_a_signed_in_user() {
     }
     let detail = admin.get(&format!("/archives/{id}")).text();
     assert!(
-        detail.contains("Parts") && detail.contains("Remote"),
-        "the parts table with its remote column"
+        detail.contains("Technical details") && detail.contains("Parts stored"),
+        "the parts behind the technical details"
     );
     let missing = admin.get("/archives/0123456789abcdef0123456789abcdef");
     assert_eq!(missing.status, 404);

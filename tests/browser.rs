@@ -1,6 +1,9 @@
 //! The real-browser test: Debian's headless Chromium driven over WebDriver
-//! (chromedriver) through the whole first-use path, saving a screenshot of
-//! each page under `tests/output/browser/`.
+//! (chromedriver) through the family and admin journeys. Every page is
+//! checked at 390x844 (a phone) and 1280x900 (a desk): a screenshot of each
+//! under `tests/output/browser/`, no horizontal page scroll, and axe-core
+//! (vendored as a test fixture, injected here, never served by the app)
+//! finding no serious or critical accessibility violations.
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -8,11 +11,18 @@ use std::time::Duration;
 use base64::Engine as _;
 use serde_json::{json, Value};
 
+use crate::support::s3_server::S3TestServer;
 use crate::support::{
     closed_upload_window, output_dir, random_bytes, sha256_hex, wait_until, Client, TestServer,
 };
 
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+/// The two screen sizes every page is checked at: a phone and a desk.
+const SIZES: [(u32, u32); 2] = [(390, 844), (1280, 900)];
+
+/// axe-core from npm (MPL-2.0, see tests/fixtures/axe-core/).
+const AXE: &str = include_str!("fixtures/axe-core/axe.min.js");
 
 pub struct Browser {
     driver: Child,
@@ -124,6 +134,16 @@ impl Browser {
         );
     }
 
+    /// How many elements match `css`.
+    pub fn find_all(&self, css: &str) -> usize {
+        self.script(&format!(
+            "return document.querySelectorAll({}).length;",
+            serde_json::to_string(css).unwrap()
+        ))
+        .as_u64()
+        .unwrap_or(0) as usize
+    }
+
     pub fn click(&self, css: &str) {
         let element = self.find(css);
         self.call(
@@ -175,6 +195,64 @@ impl Browser {
         }
     }
 
+    /// Emulates a screen `width` x `height` CSS pixels (Chrome DevTools
+    /// protocol through chromedriver), so the phone size is exact.
+    pub fn set_size(&self, width: u32, height: u32) {
+        self.call(
+            "POST",
+            "/goog/cdp/execute",
+            Some(
+                json!({"cmd": "Emulation.setDeviceMetricsOverride", "params": {
+                "width": width, "height": height, "deviceScaleFactor": 1, "mobile": false}}),
+            ),
+        );
+        self.wait_for("the new screen size", |b| {
+            b.script("return window.innerWidth;") == json!(width)
+        });
+    }
+
+    /// Checks the page at both sizes and saves `{name}-390.png` and
+    /// `{name}-1280.png`: no horizontal scroll of the page, and no serious
+    /// or critical axe-core violation. Ends at the phone size.
+    pub fn check_page(&self, name: &str) {
+        for (width, height) in SIZES.iter().rev() {
+            self.set_size(*width, *height);
+            let widths =
+                self.script("return [document.documentElement.scrollWidth, window.innerWidth];");
+            assert!(
+                widths[0].as_u64() <= widths[1].as_u64(),
+                "{name} at {width} px scrolls sideways: [scrollWidth, innerWidth] = {widths}"
+            );
+            let violations = self.axe_violations();
+            assert!(
+                violations.is_empty(),
+                "{name} at {width} px: axe-core finds {violations:#?}"
+            );
+            self.screenshot(&format!("{name}-{width}"));
+        }
+    }
+
+    /// Serious and critical axe-core violations on the current page, as
+    /// "rule: impact: first elements" lines.
+    pub fn axe_violations(&self) -> Vec<String> {
+        if self.script("return typeof window.axe;") != json!("object") {
+            self.script(&format!("{AXE}\nreturn 1;"));
+        }
+        let found = self.script_async(
+            "const done = arguments[arguments.length - 1];\
+             axe.run(document, {resultTypes: ['violations']}).then(r => done(r.violations\
+               .filter(v => v.impact === 'serious' || v.impact === 'critical')\
+               .map(v => v.id + ': ' + v.impact + ': ' + v.nodes.slice(0, 3).map(n => n.target.join(' ')).join(' | '))))\
+             .catch(e => done(['axe failed: ' + e]));",
+        );
+        found
+            .as_array()
+            .expect("axe answer")
+            .iter()
+            .map(|v| v.as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+
     pub fn screenshot(&self, name: &str) {
         let png = self.call("GET", "/screenshot", None);
         let bytes = base64::engine::general_purpose::STANDARD
@@ -205,72 +283,184 @@ fn first_use_upload_and_download_in_a_real_browser() {
     browser.goto(&format!("{site}/"));
     browser.wait_for("the setup page", |b| b.path() == "/setup");
     assert!(browser.text().contains("There is no default password"));
-    browser.screenshot("01-setup");
+    browser.check_page("01-setup");
+    // A chosen passphrase is typed twice; two different ones are refused.
     browser.type_into("input[name=username]", "admin");
     browser.type_into("input[name=password]", "admin password");
+    browser.type_into("input[name=recovery_passphrase]", "correct horse battery");
+    browser.type_into(
+        "input[name=recovery_passphrase_again]",
+        "correct horse batery",
+    );
     browser.click("button[type=submit]");
-    // The generated recovery passphrase is shown once.
+    browser.wait_for("the refusal", |b| {
+        b.text().contains("The two recovery passphrases differ")
+    });
+    browser.check_page("01-setup-passphrases-differ");
+    // Left empty, one is generated.
+    browser.type_into("input[name=password]", "admin password");
+    browser.click("button[type=submit]");
     browser.wait_for("the recovery passphrase", |b| {
         b.text().contains("Your recovery passphrase")
     });
-    browser.screenshot("02-recovery-passphrase");
-    browser.click("a.button");
+    for action in [
+        "#copy-passphrase",
+        "#download-passphrase",
+        "#print-passphrase",
+    ] {
+        browser.find(action);
+    }
+    browser.check_page("02-recovery-passphrase");
+    let passphrase = browser
+        .script("return document.getElementById('recovery-passphrase').textContent.trim();")
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(passphrase.len(), 29, "{passphrase}");
+    browser.click("#copy-passphrase");
+    browser.wait_for("the copy message", |b| b.text().contains("Cop"));
+    // It must be typed back: a wrong ending keeps the page.
+    browser.type_into("#passphrase-check", "AAAA-AAAA");
+    browser.click("#passphrase-continue");
+    browser.wait_for("the mismatch", |b| {
+        b.script("return !document.getElementById('passphrase-mismatch').hidden;") == json!(true)
+    });
+    assert!(browser.text().contains("Your recovery passphrase"));
+    browser.check_page("02-recovery-passphrase-mismatch");
+    browser.script("document.getElementById('passphrase-check').value = '';");
+    browser.type_into("#passphrase-check", &passphrase[20..].to_lowercase());
+    browser.click("#passphrase-continue");
     browser.wait_for("the home page", |b| {
         b.path() == "/" && b.text().contains("Your archives")
     });
-    browser.screenshot("02-admin-home");
+    // The default remote is a folder on the same disk: said plainly.
+    assert!(browser.text().contains("Your files are on this box only"));
+    browser.find("#remote-banner a[href='/admin/remote']");
+    browser.check_page("02-admin-home");
 
     // Log out, register a second user.
     browser.click("button.link");
     browser.wait_for("the login page", |b| b.path() == "/login");
+    assert!(browser
+        .text()
+        .contains("Forgot your password? Ask your admin"));
+    browser.check_page("03-login");
     browser.goto(&format!("{site}/register"));
     browser.type_into("input[name=username]", "bob");
     browser.type_into("input[name=password]", "member password");
-    browser.screenshot("03-register");
+    browser.check_page("03-register");
     browser.click("button[type=submit]");
     browser.wait_for("bob's home page", |b| {
         b.path() == "/" && b.text().contains("bob")
     });
+    browser.check_page("03-member-home-empty");
 
-    // Upload through the page: tus, progress bar, done link.
+    // Upload through the page (tus-js-client): three files picked at once,
+    // the big one cancelled midway; an empty one refused with a sentence.
     let data = random_bytes(40 * 1024 * 1024 + 7, 9);
-    let file = output_dir("browser").join("family \"photos\" <2024>.bin");
+    let second = random_bytes(3 * 1024 * 1024 + 1, 10);
+    let big = random_bytes(100 * 1024 * 1024, 11);
+    let dir = output_dir("browser");
+    let file = dir.join("family \"photos\" <2024>.bin");
+    let second_file = dir.join("letters.bin");
+    let big_file = dir.join("too big to wait for.bin");
+    let empty_file = dir.join("empty.txt");
     std::fs::write(&file, &data).unwrap();
+    std::fs::write(&second_file, &second).unwrap();
+    std::fs::write(&big_file, &big).unwrap();
+    std::fs::write(&empty_file, b"").unwrap();
     browser.goto(&format!("{site}/archives/new"));
-    browser.type_into("#file", file.to_str().unwrap());
-    browser.type_into("#name", "Photos <2024> & more 📷");
-    browser.click("#start");
-    browser.wait_for("the progress bar to move", |b| {
-        b.script("return document.getElementById('upload-bar').style.width;")
-            .as_str()
-            .unwrap_or("0%")
-            != "0%"
+    browser.check_page("04-new-archive");
+    browser.type_into("#file", empty_file.to_str().unwrap());
+    browser.wait_for("the empty file refused", |b| {
+        b.text().contains("“empty.txt” is empty (0 bytes)")
     });
-    browser.wait_for("the upload to finish", |b| {
+    let picked = [&file, &second_file, &big_file].map(|p| p.to_str().unwrap().to_string());
+    browser.type_into("#file", &picked.join("\n"));
+    browser.wait_for("three files in the queue", |b| {
+        b.find_all("li.upload-item") == 3
+    });
+    browser.script(
+        "const input = document.querySelector('li.upload-item input');\
+         input.value = 'Photos <2024> & more 📷';",
+    );
+    browser.check_page("04-upload-queue");
+    browser.click("#start");
+    let big_row = "li.upload-item[data-file='too big to wait for.bin']";
+    browser.wait_for("the big file under way", |b| {
+        b.script(&format!(
+            "return Number(document.querySelector(\"{big_row}\").dataset.percent || 0);"
+        ))
+        .as_u64()
+        .is_some_and(|p| p > 0)
+    });
+    let at_cancel = browser.script(&format!(
+        "return Number(document.querySelector(\"{big_row}\").dataset.percent);"
+    ));
+    assert!(
+        at_cancel.as_u64() < Some(100),
+        "cancelled midway: {at_cancel}"
+    );
+    browser.click(&format!("{big_row} button.cancel"));
+    browser.wait_for("the other two done", |b| {
         b.script("return !document.getElementById('upload-done').hidden;") == json!(true)
     });
-    assert_eq!(
-        browser.script("return document.getElementById('upload-bar').style.width;"),
-        json!("100%")
-    );
-    assert!(browser.text().contains("Done"));
-    browser.screenshot("04-upload-done");
+    let text = browser.text();
+    assert!(text.contains("Cancelled: nothing was kept."), "{text}");
+    assert!(text.contains("2 of 2 files done · 100%"), "{text}");
+    browser.check_page("04-upload-done");
+    let mut bob = server.client();
+    assert_eq!(bob.login("bob", "member password").status, 200);
+    let archives = bob.get("/api/v1/archives").json();
+    let mut names: Vec<&str> = archives
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["Photos <2024> & more 📷", "letters.bin"]);
+    for path in [&second_file, &big_file, &empty_file] {
+        std::fs::remove_file(path).unwrap();
+    }
 
-    // The archive is on the home page.
+    // The archive is on the home page: stored, but on this box only (amber),
+    // never "backed up" while the remote is the appliance's own disk.
     browser.goto(&format!("{site}/"));
-    browser.wait_for("the archive in the list", |b| {
-        b.text().contains("Photos <2024> & more 📷")
+    browser.wait_for("the archive stored on this box", |b| {
+        b.goto(&format!("{site}/"));
+        b.script(
+            "return Array.from(document.querySelectorAll('table.archives .state')).map(e => e.textContent);",
+        ) == json!(["on this box only", "on this box only"])
     });
-    browser.screenshot("05-home-with-archive");
+    assert!(browser.text().contains("Photos <2024> & more 📷"));
+    let body = browser.text().to_lowercase();
+    for word in ["backed up", "safe", "in the cloud", "off-site only"] {
+        assert!(!body.contains(word), "the home page says {word:?}: {body}");
+    }
+    browser.check_page("05-home-with-archive");
 
-    // The detail page, then the download, hashed inside the browser.
-    browser.click("table.archives a");
+    // The detail page: family words first, hashes behind "Technical details".
+    let photos = archives
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "Photos <2024> & more 📷")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    browser.goto(&format!("{site}/archives/{photos}"));
     browser.wait_for("the detail page", |b| {
-        b.path().starts_with("/archives/") && b.text().contains("SHA-256")
+        b.path().starts_with("/archives/") && b.text().contains("Technical details")
     });
+    assert!(!browser.text().contains(&sha256_hex(&data)));
+    assert!(browser.text().contains("Not off-site"));
+    browser.check_page("06-detail");
+    browser.script("document.getElementById('technical').open = true;");
     assert!(browser.text().contains(&sha256_hex(&data)));
     assert!(browser.text().contains("family \"photos\" <2024>.bin"));
-    browser.screenshot("06-detail");
+    browser.check_page("06-detail-technical");
     let digest = browser.script_async(
         "const done = arguments[arguments.length - 1];\
          const link = document.querySelector('a[download]');\
@@ -284,6 +474,40 @@ fn first_use_upload_and_download_in_a_real_browser() {
         "the download is bit-exact"
     );
     std::fs::remove_file(&file).unwrap();
+
+    // Rename answers with a message.
+    browser.script("document.querySelector('input[name=name]').value = '';");
+    browser.type_into("input[name=name]", "Holiday photos");
+    browser.click("form[action$='/rename'] button");
+    browser.wait_for("the rename message", |b| b.text().contains("Renamed."));
+
+    // Once an S3 remote is set (and the backups have moved there), the
+    // archive is off-site, and the same-disk warning is gone.
+    let s3 = S3TestServer::start();
+    let mut admin = server.client();
+    assert_eq!(admin.login("admin", "admin password").status, 200);
+    let resp = admin.send_json(
+        "PUT",
+        "/api/v1/admin/remote",
+        &crate::remote_engine::s3_json(
+            &s3.endpoint,
+            "browser",
+            crate::support::s3_server::SECRET_KEY,
+        ),
+    );
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let detail = browser.path();
+    browser.wait_for("the archive off-site", |b| {
+        b.goto(&format!("{site}{detail}"));
+        b.find_all("#move-banner") == 0
+            && b.script("return document.getElementById('state').textContent;") == json!("off-site")
+    });
+    assert!(browser.text().contains("100% off-site."));
+    assert!(!browser.text().contains("on this box only"));
+    browser.check_page("07-detail-off-site");
+    browser.goto(&format!("{site}/"));
+    assert_eq!(browser.find_all("#remote-banner"), 0);
+    browser.check_page("07-home-off-site");
 }
 
 /// The admin pages in a real browser: develop -> test run -> save -> card
@@ -304,7 +528,7 @@ fn admin_pages_in_a_real_browser() {
     // The admin home lists the built-in scripts.
     browser.goto(&format!("{site}/admin"));
     browser.wait_for("the script cards", |b| b.text().contains("storage report"));
-    browser.screenshot("admin-01-home");
+    browser.check_page("admin-01-home");
 
     // Develop: a syntax error first, with its line and column.
     browser.goto(&format!("{site}/admin/scripts/new"));
@@ -313,7 +537,7 @@ fn admin_pages_in_a_real_browser() {
     browser.wait_for("the syntax error", |b| {
         b.text().contains("line 2, column 9")
     });
-    browser.screenshot("admin-02-syntax-error");
+    browser.check_page("admin-02-syntax-error");
     browser.script(
         "document.getElementById('source').value = 'print(\"hello <world>\");\\nlog(\"warn\", \"from the browser\");\\n6 * 7';",
     );
@@ -322,7 +546,7 @@ fn admin_pages_in_a_real_browser() {
         b.text().contains("hello <world>") && b.text().contains("Finished in")
     });
     assert!(browser.text().contains("42"));
-    browser.screenshot("admin-03-test-run");
+    browser.check_page("admin-03-test-run");
     // Nothing is saved by a test run.
     assert_eq!(
         admin
@@ -340,7 +564,7 @@ fn admin_pages_in_a_real_browser() {
     browser.wait_for("the new address", |b| {
         b.path().starts_with("/admin/scripts/") && b.path() != "/admin/scripts/new"
     });
-    browser.screenshot("admin-04-saved");
+    browser.check_page("admin-04-saved");
 
     // The card runs it; the output appears in the card.
     browser.goto(&format!("{site}/admin"));
@@ -364,7 +588,7 @@ fn admin_pages_in_a_real_browser() {
         .unwrap_or("")
         .contains("=> 42")
     });
-    browser.screenshot("admin-05-card-run");
+    browser.check_page("admin-05-card-run");
 
     // Deploy it every 2 seconds, see a run, terminate it.
     browser.goto(&format!("{site}/admin"));
@@ -393,9 +617,11 @@ fn admin_pages_in_a_real_browser() {
     });
     browser.goto(&format!("{site}/admin"));
     browser.wait_for("the deployment's last run", |b| b.text().contains(" ms"));
-    browser.screenshot("admin-06-deployment");
+    browser.check_page("admin-06-deployment");
     let ours_id = ours(&admin).unwrap()["id"].as_str().unwrap().to_string();
     browser.click(&format!("button.terminate[data-deployment-id='{ours_id}']"));
+    // It asks first.
+    browser.call("POST", "/alert/accept", Some(json!({})));
     browser.wait_for("the deployment gone", |b| {
         b.script("return document.querySelectorAll('table.deployments tbody tr').length;")
             == json!(1)
@@ -430,7 +656,7 @@ fn admin_pages_in_a_real_browser() {
         first_row.as_str().unwrap_or("").contains("admin"),
         "the live row names the user: {first_row}"
     );
-    browser.screenshot("admin-07-log");
+    browser.check_page("admin-07-log");
 
     // Users.
     browser.goto(&format!("{site}/admin/users"));
@@ -444,7 +670,65 @@ fn admin_pages_in_a_real_browser() {
     browser.wait_for("the refusal", |b| {
         b.text().contains("This is the last admin")
     });
-    browser.screenshot("admin-08-users");
+    browser.check_page("admin-08-users");
+
+    // grandma forgot her password: the admin sets a new one, her sessions end.
+    let mut grandma = server.client();
+    assert_eq!(grandma.login("grandma", "long enough").status, 200);
+    assert_eq!(grandma.get("/api/v1/archives").status, 200);
+    browser.click("tr[data-user=grandma] details.reset summary");
+    browser.type_into(
+        "tr[data-user=grandma] input[name=new_password]",
+        "a brand new one",
+    );
+    browser.click("tr[data-user=grandma] details.reset button[type=submit]");
+    browser.wait_for("the reset message", |b| {
+        b.text().contains("New password set for grandma")
+    });
+    browser.check_page("admin-09-password-reset");
+    assert_eq!(
+        grandma.get("/api/v1/archives").status,
+        401,
+        "her session ended"
+    );
+    let mut again = server.client();
+    assert_eq!(again.login("grandma", "long enough").status, 401);
+    assert_eq!(again.login("grandma", "a brand new one").status, 200);
+
+    // Settings: every setting of the API is on the page; a save says so.
+    browser.goto(&format!("{site}/admin/settings"));
+    browser.script(
+        "document.querySelector('input[name=upload_bandwidth_kib]').value = '2048';\
+         document.querySelector('input[name=transfer_concurrency]').value = '3';\
+         document.querySelector('input[name=verify_sample_percent]').value = '10';\
+         document.querySelector('input[name=upload_window_start]').value = '01:00';\
+         document.querySelector('input[name=upload_window_end]').value = '05:30';",
+    );
+    browser.click("input[name=upload_window_on]");
+    browser.click("form[action='/admin/settings'] button[type=submit]");
+    browser.wait_for("the saved message", |b| {
+        b.text().contains("Settings saved.")
+    });
+    let settings = admin.get("/api/v1/admin/settings").json();
+    assert_eq!(settings["upload_bandwidth_bytes_per_sec"], 2048 * 1024);
+    assert_eq!(settings["transfer_concurrency"], 3);
+    assert_eq!(settings["verify_sample_percent"], 10);
+    assert_eq!(
+        settings["upload_window"],
+        json!({"start": "01:00", "end": "05:30"})
+    );
+
+    // The other admin pages, at both sizes.
+    for (path, name) in [
+        ("/admin/settings", "admin-10-settings"),
+        ("/admin/remote", "admin-11-remote"),
+        ("/admin/device", "admin-12-device"),
+        ("/account", "admin-13-account"),
+    ] {
+        browser.goto(&format!("{site}{path}"));
+        browser.wait_for(path, |b| b.path() == path);
+        browser.check_page(name);
+    }
 }
 
 /// Which of the detail page's actions are shown, e.g. `"download,delete"`.
@@ -525,7 +809,7 @@ fn live_progress_and_buttons_follow_the_engine_without_a_reload() {
     browser.wait_for("the backed-up label on the home page", |b| {
         b.script(&format!(
             "return document.querySelector(\"{row} .state\").textContent;"
-        )) == json!("backed up")
+        )) == json!("on this box only")
     });
     assert!(still_same_page(&browser), "the home page was reloaded");
     eprintln!("home page bar widths seen: {widths:?}");
@@ -540,7 +824,9 @@ fn live_progress_and_buttons_follow_the_engine_without_a_reload() {
         .unwrap()
         .to_string();
     browser.goto(&format!("{site}/archives/{second}"));
-    browser.wait_for("the detail page", |b| b.text().contains("SHA-256"));
+    browser.wait_for("the detail page", |b| {
+        b.text().contains("Technical details")
+    });
     wait_live(&browser);
     mark_page(&browser);
     let parts_total = browser
@@ -575,7 +861,7 @@ fn live_progress_and_buttons_follow_the_engine_without_a_reload() {
     });
     assert_eq!(
         browser.script("return document.getElementById('state').textContent;"),
-        json!("backed up")
+        json!("on this box only")
     );
     browser.screenshot("live-02-detail-backed-up");
 
@@ -592,7 +878,7 @@ fn live_progress_and_buttons_follow_the_engine_without_a_reload() {
     });
     assert_eq!(
         browser.script("return document.getElementById('state').textContent;"),
-        json!("in the cloud only")
+        json!("on this box only")
     );
     browser.screenshot("live-03-detail-uncached");
 

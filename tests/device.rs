@@ -33,9 +33,14 @@ fn leds_and_display_follow_the_appliance() {
     assert_eq!(member.get("/api/v1/admin/device").status, 403);
     assert_eq!(member.get("/api/v1/admin/device/display.png").status, 403);
 
-    // Nothing stored yet: healthy and idle, steady green.
+    // Nothing stored yet and healthy, but the default remote is a folder on
+    // the same disk: not "all backed up" (steady green) but on this box
+    // only, green blinking slowly.
     wait_until(Duration::from_secs(30), || {
-        admin.get("/api/v1/admin/device").json()["green"] == "steady"
+        let state = admin.get("/api/v1/admin/device").json();
+        state["green"] == "slow_blink"
+            && state["status"]["on_box_only"] == true
+            && state["status"]["activity"] == "idle"
     });
     let state = admin.get("/api/v1/admin/device").json();
     assert_eq!(
@@ -46,8 +51,8 @@ fn leds_and_display_follow_the_appliance() {
     let before = admin.get("/api/v1/admin/device/display.png");
     assert_eq!(png_size(&before.body), (128, 64));
 
-    // An archive that is not backed up yet is pending work: green blinks
-    // slowly and the display changes. A tight bandwidth limit keeps the
+    // An archive that is not backed up yet is pending work: green still
+    // blinks slowly and the display changes. A tight bandwidth limit keeps the
     // backup going for the length of the test.
     upload_held_in_backup(&admin, "waiting for the cloud", 3);
     wait_until(Duration::from_secs(30), || {

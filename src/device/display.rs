@@ -15,7 +15,7 @@
 //! y 13  state: "All backed up" | "Work pending" | "Uploading" | "Caching"
 //!       or, inverted, "! Needs attention"
 //! y 24  reason, lines 1..3 at y 24, 34, 44 (attention only)
-//! y 25  archive name / "Your files are safe." / "Not all backed up yet"
+//! y 25  archive name / "Backed up off-site." / "Not off-site yet." / "Not all backed up yet"
 //! y 37  [progress bar.........]  42%
 //! y 54  "Queue 3"          "1.2 MB/s" | "stalled" (no rate, unfinished)
 //! ```
@@ -224,6 +224,7 @@ pub fn render(status: &DeviceStatus) -> Framebuffer {
         }
     } else {
         let state = match status.activity {
+            Activity::Idle if status.on_box_only => "On this box only",
             Activity::Idle => "All backed up",
             Activity::Pending => "Work pending",
             Activity::Uploading => "Uploading",
@@ -236,8 +237,11 @@ pub fn render(status: &DeviceStatus) -> Framebuffer {
                 draw_text(&mut frame, &name, 0, ROW_NAME, normal);
                 draw_progress(&mut frame, current.percent);
             }
+            (None, Activity::Idle) if status.on_box_only => {
+                draw_text(&mut frame, "Not off-site yet.", 0, ROW_NAME, normal)
+            }
             (None, Activity::Idle) => {
-                draw_text(&mut frame, "Your files are safe.", 0, ROW_NAME, normal)
+                draw_text(&mut frame, "Backed up off-site.", 0, ROW_NAME, normal)
             }
             (None, _) => draw_text(&mut frame, "Not all backed up yet", 0, ROW_NAME, normal),
         }

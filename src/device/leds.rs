@@ -96,12 +96,13 @@ pub struct LedLevels {
 ///
 /// | LED | pattern |
 /// | --- | --- |
-/// | green | steady when idle (everything backed up), slow blink while work is pending or moving, off when attention is needed (not "all good") |
+/// | green | steady when idle (everything backed up off-site), slow blink when idle but the backups are on this box only (a same-disk folder remote), slow blink while work is pending or moving, off when attention is needed (not "all good") |
 /// | blue | activity while uploading or caching, off otherwise |
 /// | red | fast blink when data is at risk (a damaged archive), steady for other problems, off when healthy |
 pub fn led_patterns(status: &DeviceStatus) -> LedStates {
     let green = match (&status.attention, status.activity) {
         (Some(_), _) => Pattern::Off,
+        (None, Activity::Idle) if status.on_box_only => Pattern::SlowBlink,
         (None, Activity::Idle) => Pattern::Steady,
         (None, Activity::Pending | Activity::Uploading | Activity::Caching) => Pattern::SlowBlink,
     };
@@ -166,6 +167,7 @@ mod tests {
                 }
             }),
             web_url: String::new(),
+            on_box_only: false,
         }
     }
 
@@ -198,6 +200,16 @@ mod tests {
                 "case: {activity:?} attention={attention:?}"
             );
         }
+    }
+
+    #[test]
+    fn idle_on_this_box_only_is_not_steady_green() {
+        let on_box = DeviceStatus {
+            on_box_only: true,
+            ..status(Activity::Idle, None)
+        };
+        assert_eq!(led_patterns(&on_box).green, Pattern::SlowBlink);
+        assert_eq!(led_patterns(&on_box).red, Pattern::Off);
     }
 
     #[test]

@@ -60,6 +60,9 @@ pub struct DeviceStatus {
     /// Address of the web UI, e.g. "http://192.168.1.23:8080"; empty when
     /// the box has no network address yet.
     pub web_url: String,
+    /// True when the backups go to a folder on the appliance's own disk: the
+    /// box then never says "backed up" or "safe", only "on this box only".
+    pub on_box_only: bool,
 }
 
 impl DeviceStatus {
@@ -72,6 +75,7 @@ impl DeviceStatus {
             queue_length: 0,
             current: None,
             web_url: web_url.into(),
+            on_box_only: false,
         }
     }
 }
@@ -142,6 +146,8 @@ pub struct StatusInputs {
     pub web_url: String,
     /// A move of the backups to new storage, while one runs.
     pub remote_move: Option<MoveProgress>,
+    /// The remote is a folder on the appliance's own disk (not off-site).
+    pub on_box_only: bool,
 }
 
 /// How far a move of the backups to new storage has come.
@@ -207,6 +213,7 @@ pub fn compute_status(inputs: &StatusInputs) -> DeviceStatus {
         queue_length: inputs.jobs_queued,
         current,
         web_url: inputs.web_url.clone(),
+        on_box_only: inputs.on_box_only,
     }
 }
 
@@ -310,6 +317,7 @@ mod tests {
     fn quiet() -> StatusInputs {
         StatusInputs {
             remote_move: None,
+            on_box_only: false,
             archives: ArchiveCounts {
                 backed_up: 12,
                 uncached: 3,

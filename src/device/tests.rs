@@ -29,6 +29,7 @@ fn status(activity: Activity, queue_length: u64) -> DeviceStatus {
         queue_length,
         current: None,
         web_url: URL.to_string(),
+        on_box_only: false,
     }
 }
 
@@ -103,6 +104,21 @@ fn snapshot_idle() {
 }
 
 #[test]
+fn snapshot_idle_on_box_only() {
+    let status = DeviceStatus {
+        on_box_only: true,
+        ..status(Activity::Idle, 0)
+    };
+    check_snapshot("idle_on_box_only", &status);
+    let shown = render(&status).to_ascii();
+    assert_ne!(shown, render(&status_idle()).to_ascii());
+}
+
+fn status_idle() -> DeviceStatus {
+    status(Activity::Idle, 0)
+}
+
+#[test]
 fn snapshot_pending() {
     check_snapshot("pending", &status(Activity::Pending, 2));
 }
@@ -135,6 +151,7 @@ fn snapshot_needs_attention() {
 fn snapshot_needs_attention_all_reasons_while_uploading() {
     let inputs = StatusInputs {
         remote_move: None,
+        on_box_only: false,
         archives: ArchiveCounts {
             damaged: 2,
             local: 1,
@@ -170,6 +187,7 @@ fn snapshot_emoji_name_200() {
 fn snapshot_zero_byte_archive() {
     let inputs = StatusInputs {
         remote_move: None,
+        on_box_only: false,
         archives: ArchiveCounts {
             uploading: 1,
             ..ArchiveCounts::default()

@@ -608,6 +608,8 @@ pub fn list_users(app: &App, req: &mut Req) -> Answer {
 struct UserChange {
     role: Option<Role>,
     disabled: Option<bool>,
+    /// An admin's reset of a forgotten password; the user's sessions end.
+    password: Option<String>,
 }
 
 pub fn get_user(app: &App, req: &mut Req, user_id: &str) -> Answer {
@@ -620,6 +622,20 @@ pub fn update_user(app: &App, req: &mut Req, user_id: &str) -> Answer {
     let caller = api_caller(app, req)?;
     require_admin(&caller)?;
     let change: UserChange = req.json()?;
+    if let Some(password) = &change.password {
+        let user = app.accounts.reset_password(user_id, password)?;
+        app.admin.log.info(
+            "users",
+            &format!(
+                "{} set a new password for {}; their sessions ended.",
+                caller.user.username, user.username
+            ),
+            Subject::user(&caller.user.id),
+        );
+        if change.role.is_none() && change.disabled.is_none() {
+            return Ok(Resp::json(200, &user_json(&user)));
+        }
+    }
     let user = app
         .accounts
         .update_user(user_id, change.role, change.disabled)

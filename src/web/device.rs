@@ -99,6 +99,7 @@ pub fn current_inputs(app: &App, web_url: &str, bytes_per_sec: u64) -> StatusInp
             .map(|s| s.free_space_reserve_bytes)
             .unwrap_or(0),
         web_url: web_url.to_string(),
+        on_box_only: super::pages::layout::same_disk_remote(),
         remote_move: app.engine.remote_move().ok().flatten().map(|record| {
             crate::device::status::MoveProgress {
                 parts_done: record.parts_total.saturating_sub(record.parts_left),

@@ -99,6 +99,7 @@
   }
   for (const button of document.querySelectorAll("button.terminate")) {
     button.addEventListener("click", async () => {
+      if (!confirm("Stop this deployment? The script stays saved; it just no longer runs on a schedule.")) return;
       button.disabled = true;
       try {
         await api("DELETE", `/api/v1/admin/deployments/${button.dataset.deploymentId}`);

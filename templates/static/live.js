@@ -6,9 +6,14 @@
 (function () {
   "use strict";
   if (!window.EventSource) return;
+  // The same words as `state_label` in src/web/pages/archives.rs: while
+  // the remote is a folder on this box's own disk nothing is "off-site".
+  var onBox = document.body.getAttribute("data-on-box-only") === "1";
   var labels = {
-    receiving: "receiving", local: "local only", uploading: "backing up",
-    backed_up: "backed up", uncached: "in the cloud only", caching: "fetching back",
+    receiving: "receiving", local: "not backed up yet",
+    uploading: onBox ? "copying on this box" : "backing up",
+    backed_up: onBox ? "on this box only" : "off-site",
+    uncached: onBox ? "on this box only" : "off-site only", caching: "fetching back",
     deleting: "deleting", damaged: "damaged"
   };
   var localStates = { local: true, uploading: true, backed_up: true };
@@ -23,7 +28,17 @@
   }
   function setState(element, state) {
     element.textContent = labels[state] || state;
-    element.className = "state state-" + state;
+    var stored = state === "backed_up" || state === "uncached";
+    element.className = "state state-" + (onBox && stored ? "on_box" : state);
+    element.setAttribute("data-state", state);
+  }
+  function showPercent(scope, percent) {
+    var bar = scope.querySelector(".bar");
+    if (bar) bar.style.width = percent + "%";
+    var progress = scope.querySelector(".progress");
+    if (progress) progress.setAttribute("aria-label", percent + "% stored");
+    var text = scope.querySelector(".percent");
+    if (text) text.textContent = percent + "%";
   }
   var detail = document.querySelector("[data-archive-detail]");
   var source = new EventSource("/api/v1/events");
@@ -38,17 +53,20 @@
     if (row) {
       var state = row.querySelector(".state");
       if (state) setState(state, archive.state);
-      var count = row.querySelector(".parts-count");
-      if (count) count.textContent = archive.parts_remote + " / " + archive.parts_total;
-      var bar = row.querySelector(".bar");
-      if (bar) bar.style.width = percent + "%";
-      var progress = row.querySelector(".progress");
-      if (progress) {
-        progress.title = archive.parts_remote + " of " + archive.parts_total + " parts stored remotely";
-      }
+      if (archive.state === "deleting") { row.parentNode.removeChild(row); return; }
+      showPercent(row, percent);
     }
     if (!detail || detail.getAttribute("data-archive-detail") !== archive.id) return;
     detail.setAttribute("data-state", archive.state);
+    showPercent(document, percent);
+    var count = document.querySelector(".parts-count");
+    if (count) count.textContent = archive.parts_remote + " of " + archive.parts_total;
+    var storedText = document.getElementById("stored-text");
+    if (storedText) {
+      storedText.textContent = onBox
+        ? percent + "% copied to the storage folder on this box. Not off-site: if this box is lost, so is this file."
+        : percent + "% off-site.";
+    }
     var label = document.getElementById("state");
     if (label) setState(label, archive.state);
     var show = allowed(archive);

@@ -1,159 +1,207 @@
-// New-archive page: a small tus 1.0.0 client (core + creation).
-//
-// The upload URL of each file is remembered in localStorage under a
-// fingerprint (name, size, modification time), so choosing the same file
-// again after a reload or a network drop continues from the server's offset.
-// Each PATCH sends at most CHUNK bytes; a failed request is retried with
-// back-off after asking the server for its offset (HEAD).
+// Upload page: many files at once (picker or drag and drop onto the page),
+// each its own archive, through tus-js-client (/static/tus.min.js, MIT).
+// A visible queue with per-file and total progress, rate and time left;
+// cancel per file; three at a time; resumable (tus-js-client remembers each
+// file's upload in localStorage, so choosing it again continues where it
+// stopped); a warning before leaving mid-upload; empty files refused.
 (function () {
   "use strict";
-  const CHUNK = 16 * 1024 * 1024;
-  const RETRY_DELAYS = [1000, 2000, 5000, 10000, 20000, 30000];
-  const csrf = document.querySelector('meta[name="csrf-token"]').content;
-  const form = document.getElementById("upload-form");
-  const fileInput = document.getElementById("file");
-  const nameInput = document.getElementById("name");
-  const statusBox = document.getElementById("upload-status");
-  const bar = document.getElementById("upload-bar");
-  const text = document.getElementById("upload-text");
-  const errorText = document.getElementById("upload-error");
-  const done = document.getElementById("upload-done");
-  const link = document.getElementById("upload-link");
+  var PARALLEL = 3;
+  var csrf = document.querySelector('meta[name="csrf-token"]').content;
+  var input = document.getElementById("file");
+  var queue = document.getElementById("queue");
+  var startButton = document.getElementById("start");
+  var refused = document.getElementById("refused");
+  var totalBox = document.getElementById("upload-status");
+  var totalBar = document.getElementById("upload-bar");
+  var totalText = document.getElementById("upload-text");
+  var doneBox = document.getElementById("upload-done");
+  var items = [];
 
-  function b64(value) {
-    return btoa(String.fromCharCode(...new TextEncoder().encode(value)));
-  }
   function human(bytes) {
-    const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let i = 0;
-    while (bytes >= 1024 && i < units.length - 1) { bytes /= 1024; i++; }
+    var units = ["B", "KB", "MB", "GB", "TB"];
+    var i = 0;
+    while (bytes >= 1000 && i < units.length - 1) { bytes /= 1000; i++; }
     return (i ? bytes.toFixed(1) : bytes) + " " + units[i];
   }
   function duration(seconds) {
-    if (!isFinite(seconds)) return "…";
-    if (seconds < 60) return Math.ceil(seconds) + " s";
-    if (seconds < 3600) return Math.ceil(seconds / 60) + " min";
-    return (seconds / 3600).toFixed(1) + " h";
+    if (!isFinite(seconds)) return "";
+    if (seconds < 60) return Math.ceil(seconds) + " seconds";
+    if (seconds < 3600) return Math.ceil(seconds / 60) + " minutes";
+    return (seconds / 3600).toFixed(1) + " hours";
   }
-  function fingerprint(file) {
-    return "tus::" + [file.name, file.size, file.lastModified].join("::");
+  function element(tag, className, text) {
+    var node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined) node.textContent = text;
+    return node;
   }
-  function request(method, url, headers, body, onProgress) {
-    return new Promise(function (resolve, reject) {
-      const xhr = new XMLHttpRequest();
-      xhr.open(method, url);
-      xhr.setRequestHeader("Tus-Resumable", "1.0.0");
-      xhr.setRequestHeader("X-CSRF-Token", csrf);
-      for (const [k, v] of Object.entries(headers)) xhr.setRequestHeader(k, v);
-      if (onProgress) xhr.upload.onprogress = function (e) { onProgress(e.loaded); };
-      xhr.onload = function () { resolve(xhr); };
-      xhr.onerror = function () { reject(new Error("network")); };
-      xhr.ontimeout = function () { reject(new Error("network")); };
-      xhr.send(body);
+  function serverMessage(error) {
+    var response = error && error.originalResponse;
+    if (response) {
+      try { return JSON.parse(response.getBody()).message; } catch (e) { /* not JSON */ }
+    }
+    return "The upload failed: the appliance could not be reached. Choose the file again to continue where it stopped.";
+  }
+
+  function add(file) {
+    if (file.size === 0) {
+      var line = element("p", "", "“" + file.name + "” is empty (0 bytes): there is nothing to back up, so it was not added.");
+      refused.appendChild(line);
+      refused.hidden = false;
+      return;
+    }
+    var item = { file: file, state: "ready", sent: 0, archive: null, upload: null };
+    item.row = element("li", "upload-item");
+    item.row.setAttribute("data-file", file.name);
+    var label = element("label", "", "Name");
+    item.nameInput = element("input");
+    item.nameInput.value = file.name;
+    item.nameInput.maxLength = 200;
+    label.appendChild(item.nameInput);
+    var head = element("div", "upload-head");
+    head.appendChild(element("strong", "", file.name));
+    head.appendChild(element("span", "muted", " " + human(file.size)));
+    var progress = element("div", "progress");
+    item.bar = element("div", "bar");
+    progress.appendChild(item.bar);
+    item.status = element("p", "item-status muted", "Ready.");
+    item.cancel = element("button", "secondary cancel", "Remove");
+    item.cancel.type = "button";
+    item.cancel.addEventListener("click", function () { cancel(item); });
+    item.row.appendChild(head);
+    item.row.appendChild(label);
+    item.row.appendChild(progress);
+    item.row.appendChild(item.status);
+    item.row.appendChild(item.cancel);
+    queue.appendChild(item.row);
+    items.push(item);
+    showTotal();
+  }
+
+  function cancel(item) {
+    if (item.state === "done") return;
+    var wasRunning = item.state === "running";
+    item.state = "cancelled";
+    if (item.upload && wasRunning) item.upload.abort(true).catch(function () { /* gone already */ });
+    item.status.textContent = wasRunning ? "Cancelled: nothing was kept." : "Removed.";
+    item.cancel.hidden = true;
+    item.row.classList.add("cancelled");
+    pump();
+    showTotal();
+  }
+
+  function start(item) {
+    item.state = "running";
+    item.nameInput.disabled = true;
+    item.cancel.textContent = "Cancel";
+    item.started = performance.now();
+    item.status.textContent = "Starting…";
+    var upload = new tus.Upload(item.file, {
+      endpoint: location.origin + "/api/v1/uploads",
+      chunkSize: 16 * 1024 * 1024,
+      retryDelays: [0, 1000, 3000, 5000, 10000, 20000, 30000],
+      headers: { "X-CSRF-Token": csrf },
+      metadata: { name: item.nameInput.value.trim() || item.file.name, filename: item.file.name },
+      removeFingerprintOnSuccess: true,
+      onProgress: function (sent, total) {
+        item.sent = sent;
+        var percent = total ? Math.floor(sent * 100 / total) : 100;
+        item.bar.style.width = percent + "%";
+        var seconds = (performance.now() - item.started) / 1000;
+        var rate = seconds > 0.5 ? sent / seconds : 0;
+        item.status.textContent = percent + "% · " + human(sent) + " of " + human(total) +
+          (rate > 0 ? " · " + human(rate) + "/s · " + duration((total - sent) / rate) + " left" : "");
+        item.row.setAttribute("data-percent", String(percent));
+        showTotal();
+      },
+      onAfterResponse: function (request, response) {
+        var archive = response.getHeader("Archive-Id");
+        if (archive) item.archive = archive;
+      },
+      onSuccess: function () {
+        item.state = "done";
+        item.sent = item.file.size;
+        item.bar.style.width = "100%";
+        item.cancel.hidden = true;
+        item.status.textContent = "Done. ";
+        if (item.archive) {
+          var link = element("a", "", "Open “" + (item.nameInput.value || item.file.name) + "”");
+          link.href = "/archives/" + item.archive;
+          item.status.appendChild(link);
+        }
+        pump();
+        showTotal();
+      },
+      onError: function (error) {
+        if (item.state === "cancelled") return;
+        item.state = "failed";
+        item.status.className = "item-status error";
+        item.status.textContent = serverMessage(error);
+        pump();
+        showTotal();
+      }
+    });
+    item.upload = upload;
+    upload.findPreviousUploads().then(function (previous) {
+      if (previous.length) upload.resumeFromPreviousUpload(previous[0]);
+      if (item.state === "running") upload.start();
     });
   }
-  function errorMessage(xhr) {
-    try { return JSON.parse(xhr.responseText).message; } catch (e) { return "The server answered " + xhr.status + "."; }
-  }
-  function sleep(ms) { return new Promise(function (r) { setTimeout(r, ms); }); }
 
-  let samples = [];
-  function show(offset, total) {
-    const now = performance.now();
-    samples.push([now, offset]);
-    while (samples.length > 2 && now - samples[0][0] > 10000) samples.shift();
-    const [t0, o0] = samples[0];
-    const rate = now > t0 ? (offset - o0) / ((now - t0) / 1000) : 0;
-    const percent = total ? Math.floor(offset * 100 / total) : 100;
-    bar.style.width = percent + "%";
-    text.textContent = percent + "% · " + human(offset) + " of " + human(total) +
-      (rate > 0 ? " · " + human(rate) + "/s · " + duration((total - offset) / rate) + " left" : "");
+  function pump() {
+    var running = items.filter(function (i) { return i.state === "running"; }).length;
+    items.forEach(function (item) {
+      if (item.state === "queued" && running < PARALLEL) { running++; start(item); }
+    });
   }
 
-  async function locate(file, name) {
-    const key = fingerprint(file);
-    const saved = localStorage.getItem(key);
-    if (saved) {
-      const head = await request("HEAD", saved, {});
-      if (head.status === 200) {
-        return { url: saved, offset: Number(head.getResponseHeader("Upload-Offset")), archive: head.getResponseHeader("Archive-Id") };
-      }
-      localStorage.removeItem(key);
-    }
-    const meta = "name " + b64(name) + ",filename " + b64(file.name);
-    const created = await request("POST", "/api/v1/uploads", { "Upload-Length": String(file.size), "Upload-Metadata": meta }, null);
-    if (created.status !== 201) throw new Error(errorMessage(created));
-    const url = created.getResponseHeader("Location");
-    localStorage.setItem(key, url);
-    return { url: url, offset: 0, archive: null };
+  function showTotal() {
+    var counted = items.filter(function (i) { return i.state !== "cancelled"; });
+    var total = counted.reduce(function (sum, i) { return sum + i.file.size; }, 0);
+    var sent = counted.reduce(function (sum, i) { return sum + i.sent; }, 0);
+    var waiting = counted.filter(function (i) { return i.state === "ready"; }).length;
+    startButton.hidden = waiting === 0;
+    startButton.textContent = waiting === 1 ? "Upload 1 file" : "Upload " + waiting + " files";
+    var busy = counted.some(function (i) { return i.state === "queued" || i.state === "running"; });
+    var finished = counted.length > 0 && counted.every(function (i) { return i.state === "done" || i.state === "failed"; });
+    totalBox.hidden = !busy && !finished;
+    var percent = total ? Math.floor(sent * 100 / total) : 0;
+    totalBar.style.width = percent + "%";
+    var done = counted.filter(function (i) { return i.state === "done"; }).length;
+    totalText.textContent = done + " of " + counted.length + " files done · " + percent + "% · " + human(sent) + " of " + human(total);
+    doneBox.hidden = !finished;
   }
 
-  async function upload(file, name) {
-    let target = await locate(file, name);
-    let offset = target.offset;
-    let archive = target.archive;
-    let failures = 0;
-    samples = [];
-    show(offset, file.size);
-    while (!archive) {
-      try {
-        const end = Math.min(offset + CHUNK, file.size);
-        const xhr = await request("PATCH", target.url,
-          { "Content-Type": "application/offset+octet-stream", "Upload-Offset": String(offset) },
-          file.slice(offset, end), function (loaded) { show(offset + loaded, file.size); });
-        if (xhr.status === 204) {
-          offset = Number(xhr.getResponseHeader("Upload-Offset"));
-          archive = xhr.getResponseHeader("Archive-Id");
-          failures = 0;
-          errorText.hidden = true;
-          show(offset, file.size);
-          continue;
-        }
-        if (xhr.status === 409 || xhr.status >= 500 || xhr.status === 0) {
-          throw new Error("retry:" + errorMessage(xhr));
-        }
-        throw new Error(errorMessage(xhr));
-      } catch (err) {
-        if (!String(err.message).startsWith("retry") && err.message !== "network") throw err;
-        const delay = RETRY_DELAYS[Math.min(failures, RETRY_DELAYS.length - 1)];
-        failures++;
-        errorText.hidden = false;
-        errorText.textContent = "Connection problem; retrying in " + delay / 1000 + " s. The upload continues where it stopped.";
-        await sleep(delay);
-        try {
-          const head = await request("HEAD", target.url, {});
-          if (head.status === 200) {
-            offset = Number(head.getResponseHeader("Upload-Offset"));
-            archive = head.getResponseHeader("Archive-Id");
-          } else if (head.status === 404) {
-            localStorage.removeItem(fingerprint(file));
-            throw new Error("The upload was removed from the server; start again.");
-          }
-        } catch (headErr) {
-          if (headErr.message !== "network") throw headErr;
-        }
-      }
-    }
-    localStorage.removeItem(fingerprint(file));
-    show(file.size, file.size);
-    text.textContent = "Done: " + human(file.size) + " stored.";
-    link.href = "/archives/" + archive;
-    done.hidden = false;
+  function addAll(files) {
+    for (var i = 0; i < files.length; i++) add(files[i]);
   }
-
-  form.addEventListener("submit", function (event) {
+  input.addEventListener("change", function () {
+    addAll(input.files);
+    input.value = "";
+  });
+  startButton.addEventListener("click", function () {
+    items.forEach(function (item) { if (item.state === "ready") item.state = "queued"; });
+    pump();
+    showTotal();
+  });
+  // Drop files anywhere on the page.
+  document.addEventListener("dragover", function (event) {
     event.preventDefault();
-    const file = fileInput.files[0];
-    if (!file) return;
-    statusBox.hidden = false;
-    done.hidden = true;
-    errorText.hidden = true;
-    document.getElementById("start").disabled = true;
-    upload(file, nameInput.value).catch(function (err) {
-      errorText.hidden = false;
-      errorText.textContent = err.message;
-    }).finally(function () {
-      document.getElementById("start").disabled = false;
-    });
+    document.body.classList.add("dragging");
+  });
+  document.addEventListener("dragleave", function (event) {
+    if (!event.relatedTarget) document.body.classList.remove("dragging");
+  });
+  document.addEventListener("drop", function (event) {
+    event.preventDefault();
+    document.body.classList.remove("dragging");
+    if (event.dataTransfer && event.dataTransfer.files) addAll(event.dataTransfer.files);
+  });
+  window.addEventListener("beforeunload", function (event) {
+    if (items.some(function (i) { return i.state === "running" || i.state === "queued"; })) {
+      event.preventDefault();
+      event.returnValue = "";
+    }
   });
 })();

@@ -40,9 +40,17 @@ fn setup_form(error: Option<&str>, username: &str) -> Markup {
         form.card method="post" action="/setup" {
             label { "Username" input name="username" value=(username) required autocomplete="username" autofocus; }
             label { "Password" input type="password" name="password" required minlength="8" autocomplete="new-password"; }
-            label {
-                "Recovery passphrase " span.muted { "(optional; leave empty and one is generated for you)" }
-                input type="password" name="recovery_passphrase" minlength="12" autocomplete="off";
+            fieldset.passphrase {
+                legend { "Recovery passphrase" }
+                p.muted { "It unlocks your backups if this box is ever lost. Leave both fields empty and a strong one is made for you (recommended)." }
+                label {
+                    "Your own passphrase " span.muted { "(optional, at least 12 characters)" }
+                    input type="password" name="recovery_passphrase" minlength="12" autocomplete="off";
+                }
+                label {
+                    "The same passphrase again"
+                    input type="password" name="recovery_passphrase_again" minlength="12" autocomplete="off";
+                }
             }
             button type="submit" { "Create admin account" }
         }
@@ -54,16 +62,35 @@ fn setup_form(error: Option<&str>, username: &str) -> Markup {
     })
 }
 
+/// The generated passphrase, shown once: copy, download and print it, then
+/// type its last two groups back before continuing (`setup.js`).
 fn passphrase_page(passphrase: &str) -> Markup {
-    Page::new("Your recovery passphrase", None).render(html! {
-        h1 { "Your recovery passphrase" }
-        div.notice role="status" {
-            p { strong { "Write this down now and keep it somewhere safe, away from this appliance." } }
-            p { "It is shown only this once. Without it, your backups cannot be read if this appliance is lost or broken." }
-            pre.secret id="recovery-passphrase" { (passphrase) }
-        }
-        p { a.button href="/" { "I have written it down — continue" } }
-    })
+    let tail: Vec<&str> = passphrase.rsplit('-').take(2).collect();
+    let tail = format!("{}-{}", tail[1], tail[0]);
+    Page::new("Your recovery passphrase", None)
+        .script("/static/setup.js")
+        .render(html! {
+            h1 { "Your recovery passphrase" }
+            div.card.keep {
+                p { strong { "Keep a copy now, away from this box: on paper, or in a password manager." } }
+                p { "It is shown only this once. Without it, your backups cannot be read if this box is lost or broken." }
+                pre.secret id="recovery-passphrase" { (passphrase) }
+                div.actions {
+                    button type="button" id="copy-passphrase" { "Copy" }
+                    button type="button" id="download-passphrase" { "Download (.txt)" }
+                    button type="button" id="print-passphrase" { "Print" }
+                }
+                p.notice id="copy-status" role="status" hidden {}
+            }
+            form.card id="confirm-passphrase" action="/" method="get" data-expected=(tail) {
+                label {
+                    "To check you have it, type its last two groups (" span.muted { "like ABCD-EFGH" } ")"
+                    input id="passphrase-check" autocomplete="off" autocapitalize="characters" spellcheck="false" required;
+                }
+                p.error id="passphrase-mismatch" role="alert" hidden { "That does not match the end of the passphrase above. Look again: every character counts." }
+                button type="submit" id="passphrase-continue" { "I have kept it — continue" }
+            }
+        })
 }
 
 pub fn setup_page(app: &App, _req: &mut Req) -> Result<Resp, ApiError> {
@@ -78,6 +105,16 @@ pub fn setup_post(app: &App, req: &mut Req) -> Result<Resp, ApiError> {
     let form = req.form()?;
     let (username, password) = (field(&form, "username"), field(&form, "password"));
     let given = Some(field(&form, "recovery_passphrase").trim()).filter(|p| !p.is_empty());
+    let again = field(&form, "recovery_passphrase_again").trim();
+    if given.is_some_and(|p| p != again) {
+        return Ok(with_error(
+            setup_form(
+                Some("The two recovery passphrases differ. Type the same one twice, or leave both empty to get a generated one."),
+                username,
+            ),
+            400,
+        ));
+    }
     if given.is_some_and(|p| p.chars().count() < 12) {
         return Ok(with_error(
             setup_form(
@@ -120,6 +157,7 @@ fn login_form(error: Option<&str>, username: &str, registration_open: bool) -> M
         h1 { "Log in" }
         @if let Some(error) = error { p.error role="alert" { (error) } }
         (credentials_form("/login", "Log in", username, false))
+        p { "Forgot your password? Ask your admin: they can set a new one for you." }
         @if registration_open {
             p { "No account yet? " a href="/register" { "Register" } }
         }
@@ -322,33 +360,64 @@ pub fn token_post(
 
 pub fn token_delete_post(app: &App, caller: &Caller, token_id: &str) -> Result<Resp, ApiError> {
     app.accounts.delete_token(&caller.user.id, token_id)?;
-    Ok(Resp::redirect("/account"))
+    Ok(Resp::redirect("/account?done=token-deleted"))
 }
 
 pub fn admin_settings_page(
     app: &App,
-    _req: &mut Req,
+    req: &mut Req,
     caller: &Caller,
     error: Option<String>,
 ) -> Result<Resp, ApiError> {
     auth::require_admin(caller)?;
     let settings = Settings::load(&app.store)?;
+    let window = settings.upload_window.clone();
     let page = Page::new("Settings", Some(caller)).render(html! {
         h1 { "Appliance settings" }
         @if let Some(error) = &error { p.error role="alert" { (error) } }
+        (super::layout::done_notice(&req.query))
         form.card method="post" action="/admin/settings" {
             (csrf_field(caller))
-            label.check {
-                input type="checkbox" name="registration_open" value="1" checked[settings.registration_open];
-                " Anyone on the network may register an account"
+            fieldset {
+                legend { "Accounts" }
+                label.check {
+                    input type="checkbox" name="registration_open" value="1" checked[settings.registration_open];
+                    " Anyone on the network may register an account"
+                }
             }
-            label {
-                "Free space to keep in reserve (MiB)"
-                input type="number" name="free_space_reserve_mib" min="0" value=(settings.free_space_reserve_bytes >> 20);
+            fieldset {
+                legend { "Backing up" }
+                label {
+                    "Upload speed limit (KiB/s, 0 for no limit)"
+                    input type="number" name="upload_bandwidth_kib" min="0" value=(settings.upload_bandwidth_bytes_per_sec / 1024);
+                }
+                label.check {
+                    input type="checkbox" name="upload_window_on" value="1" checked[window.is_some()];
+                    " Back up only during these hours (the box's local time)"
+                }
+                div.times {
+                    label { "From" input type="time" name="upload_window_start" value=(window.as_ref().map_or("01:00", |w| w.start.as_str())); }
+                    label { "Until" input type="time" name="upload_window_end" value=(window.as_ref().map_or("06:00", |w| w.end.as_str())); }
+                }
+                label {
+                    "Transfers at once (1 to 16)"
+                    input type="number" name="transfer_concurrency" min="1" max="16" value=(settings.transfer_concurrency);
+                }
+                label {
+                    "Backups checked each week (percent of the archives)"
+                    input type="number" name="verify_sample_percent" min="0" max="100" value=(settings.verify_sample_percent);
+                }
             }
-            label {
-                "Remove unfinished uploads nobody touched for (days)"
-                input type="number" name="pending_upload_expiry_days" min="1" max="3650" value=(settings.pending_upload_expiry_seconds / 86_400);
+            fieldset {
+                legend { "Space" }
+                label {
+                    "Free space to keep in reserve (MiB)"
+                    input type="number" name="free_space_reserve_mib" min="0" value=(settings.free_space_reserve_bytes >> 20);
+                }
+                label {
+                    "Remove unfinished uploads nobody touched for (days)"
+                    input type="number" name="pending_upload_expiry_days" min="1" max="3650" value=(settings.pending_upload_expiry_seconds / 86_400);
+                }
             }
             button type="submit" { "Save" }
         }
@@ -360,6 +429,45 @@ pub fn admin_settings_page(
     Ok(resp)
 }
 
+/// A whole number from the form, or the sentence saying what it must be.
+fn number(form: &HashMap<String, String>, name: &str, what: &str) -> Result<u64, String> {
+    field(form, name)
+        .trim()
+        .parse::<u64>()
+        .map_err(|_| format!("{what} must be a whole number."))
+}
+
+/// The settings as the form sets them, on top of the saved ones.
+fn settings_from_form(
+    mut settings: Settings,
+    form: &HashMap<String, String>,
+) -> Result<Settings, String> {
+    settings.registration_open = form.contains_key("registration_open");
+    settings.upload_bandwidth_bytes_per_sec =
+        number(form, "upload_bandwidth_kib", "The upload speed limit")?.saturating_mul(1024);
+    settings.upload_window =
+        form.contains_key("upload_window_on")
+            .then(|| crate::settings::UploadWindow {
+                start: field(form, "upload_window_start").trim().to_string(),
+                end: field(form, "upload_window_end").trim().to_string(),
+            });
+    settings.transfer_concurrency = number(form, "transfer_concurrency", "Transfers at once")?
+        .try_into()
+        .map_err(|_| "Transfers at once must be between 1 and 16.".to_string())?;
+    settings.verify_sample_percent = number(form, "verify_sample_percent", "The weekly check")?
+        .try_into()
+        .map_err(|_| "The weekly check must be between 0 and 100 percent.".to_string())?;
+    settings.free_space_reserve_bytes =
+        number(form, "free_space_reserve_mib", "The reserve")? << 20;
+    settings.pending_upload_expiry_seconds = number(
+        form,
+        "pending_upload_expiry_days",
+        "The expiry of unfinished uploads",
+    )?
+    .saturating_mul(86_400);
+    Ok(settings)
+}
+
 pub fn admin_settings_post(
     app: &App,
     req: &mut Req,
@@ -367,43 +475,20 @@ pub fn admin_settings_post(
     form: &HashMap<String, String>,
 ) -> Result<Resp, ApiError> {
     auth::require_admin(caller)?;
-    let mut settings = Settings::load(&app.store)?;
-    settings.registration_open = form.contains_key("registration_open");
-    match field(form, "free_space_reserve_mib").trim().parse::<u64>() {
-        Ok(mib) => settings.free_space_reserve_bytes = mib << 20,
-        Err(_) => {
-            return admin_settings_page(
-                app,
-                req,
-                caller,
-                Some("The reserve must be a whole number of MiB.".into()),
-            )
-        }
-    }
-    match field(form, "pending_upload_expiry_days")
-        .trim()
-        .parse::<u64>()
-    {
-        Ok(days) => settings.pending_upload_expiry_seconds = days.saturating_mul(86_400),
-        Err(_) if field(form, "pending_upload_expiry_days").trim().is_empty() => {}
-        Err(_) => {
-            return admin_settings_page(
-                app,
-                req,
-                caller,
-                Some("The expiry of unfinished uploads must be a whole number of days.".into()),
-            )
-        }
-    }
+    let settings = match settings_from_form(Settings::load(&app.store)?, form) {
+        Ok(settings) => settings,
+        Err(sentence) => return admin_settings_page(app, req, caller, Some(sentence)),
+    };
     if let Err(err) = settings.save(&app.store) {
         return admin_settings_page(app, req, caller, Some(err.to_string()));
     }
     app.archives
         .expire_pending_uploads(settings.pending_upload_expiry())?;
+    app.engine.wake();
     app.admin.log.info(
         "settings",
         &format!("{} changed the appliance settings.", caller.user.username),
         crate::admin::log::Subject::user(&caller.user.id),
     );
-    Ok(Resp::redirect("/admin/settings"))
+    Ok(Resp::redirect("/admin/settings?done=saved"))
 }

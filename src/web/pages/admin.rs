@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use maud::{html, Markup};
 
-use super::layout::{csrf_field, human_time, Page};
+use super::layout::{csrf_field, human_time, local_time, Page};
 use super::{field, Resp};
 use crate::accounts::Caller;
 use crate::admin::log::Subject;
@@ -34,18 +34,91 @@ fn last_run(run: &Option<RunSummary>) -> Markup {
     }
 }
 
+/// A bar with its number: `done` of `total`.
+fn meter(label: &str, done: u64, total: u64) -> Markup {
+    let percent = (done.saturating_mul(100) / total.max(1)).min(100);
+    html! {
+        div.progress role="img" aria-label={ (label) ": " (percent) "%" } {
+            div.bar data-percent=(percent) {}
+        }
+    }
+}
+
+/// The admin's first look: disk, archives by state, storage, queue, damage.
+fn dashboard(app: &App) -> Result<Markup, ApiError> {
+    use crate::device::status::human_bytes;
+    let inputs = crate::web::device::current_inputs(app, "", 0);
+    let counts = &inputs.archives;
+    let remote = crate::engine::keys::remote_settings(&app.store, &app.config.data_dir)?;
+    let on_box = super::layout::same_disk_remote();
+    let stored = counts.backed_up + counts.uncached;
+    let total = stored
+        + counts.receiving
+        + counts.local
+        + counts.uploading
+        + counts.caching
+        + counts.damaged;
+    let where_to = match &remote {
+        crate::remote::RemoteSettings::S3 {
+            endpoint, bucket, ..
+        } => format!("S3 bucket {bucket} at {endpoint}"),
+        crate::remote::RemoteSettings::Dir { path } => format!("the folder {}", path.display()),
+    };
+    Ok(html! {
+        div.cards.dashboard {
+            section.card {
+                h2 { "Disk" }
+                @match inputs.disk {
+                    Some(disk) => {
+                        @let used = disk.total_bytes.saturating_sub(disk.free_bytes);
+                        (meter("Disk used", used, disk.total_bytes))
+                        p { (human_bytes(used)) " used, " (human_bytes(disk.free_bytes)) " free of " (human_bytes(disk.total_bytes)) "." }
+                    }
+                    None => p.muted { "The disk size cannot be read." },
+                }
+            }
+            section.card {
+                h2 { "Archives" }
+                (meter("Archives stored", stored, total))
+                dl.facts {
+                    dt { @if on_box { "On this box only" } @else { "Off-site" } } dd { (stored) }
+                    dt { "Waiting or copying" } dd { (counts.receiving + counts.local + counts.uploading) }
+                    dt { "Fetching back" } dd { (counts.caching) }
+                    dt { "Damaged" } dd class=(if counts.damaged > 0 { "failed" } else { "" }) { (counts.damaged) }
+                }
+            }
+            section.card {
+                h2 { "Storage" }
+                p { "Backups go to " (where_to) "." }
+                @if on_box {
+                    p.error { "Not off-site: the same disk as the originals." }
+                    p { a.button href="/admin/remote" { "Set up off-site storage" } }
+                } @else if let Some(error) = &inputs.remote_error {
+                    p.error { (error) }
+                } @else {
+                    p.ok { "Reachable." }
+                }
+                p { "Queue: " (inputs.jobs_queued) " waiting." }
+            }
+        }
+    })
+}
+
 pub fn home(app: &App, caller: &Caller) -> Result<Resp, ApiError> {
     auth::require_admin(caller)?;
     let scripts = saved_scripts::list(app.admin.store())?;
     let deployments = deployments::list(app.admin.store())?;
+    let dashboard = dashboard(app)?;
     let remote = crate::archive::remote_totals(&app.archives.list_all()?);
     let page = Page::new("Admin", Some(caller)).script("/static/admin.js");
     Ok(Resp::html(page.render(html! {
-        h1 { "Admin scripts" }
+        h1 { "Dashboard" }
+        (dashboard)
         p.remote-totals {
             "On the remote: " (human_size(remote.stored_bytes)) " of archives; compression saved "
             span id="bytes-saved" { (human_size(remote.saved_bytes)) } "."
         }
+        h2 { "Admin scripts" }
         p { a.button href="/admin/scripts/new" { "New script" } }
         div.cards {
             @for script in &scripts {
@@ -66,18 +139,18 @@ pub fn home(app: &App, caller: &Caller) -> Result<Resp, ApiError> {
         @if deployments.is_empty() {
             p.muted { "No deployments: nothing runs on a schedule." }
         } @else {
-            table.deployments {
+            table.deployments.cards {
                 thead { tr { th { "Script" } th { "Every" } th { "Next run" } th { "Last run" } th {} } }
                 tbody {
                     @for deployment in &deployments {
                         tr data-deployment-id=(deployment.id) {
-                            td { (scripts.iter().find(|s| s.id == deployment.script_id).map(|s| s.name.as_str()).unwrap_or("(deleted script)")) }
-                            td { (deployment.interval_seconds) " s" }
-                            td {
+                            td.name { (scripts.iter().find(|s| s.id == deployment.script_id).map(|s| s.name.as_str()).unwrap_or("(deleted script)")) }
+                            td data-label="Every" { (every(deployment.interval_seconds)) }
+                            td data-label="Next run" {
                                 @if app.admin.deployment_running(&deployment.id) { "running now" }
                                 @else { (human_time(deployment.next_run_at)) }
                             }
-                            td { (last_run(&deployment.last_run)) }
+                            td data-label="Last run" { (last_run(&deployment.last_run)) }
                             td { button.danger.terminate type="button" data-deployment-id=(deployment.id) { "Terminate" } }
                         }
                     }
@@ -96,6 +169,20 @@ pub fn home(app: &App, caller: &Caller) -> Result<Resp, ApiError> {
             p.error.form-error role="alert" hidden {}
         }
     })))
+}
+
+/// An interval in words: "every hour", "every 2 days", "every 30 seconds".
+fn every(seconds: u64) -> String {
+    let (count, unit) = match seconds {
+        s if s % 86_400 == 0 => (s / 86_400, "day"),
+        s if s % 3600 == 0 => (s / 3600, "hour"),
+        s if s % 60 == 0 => (s / 60, "minute"),
+        s => (s, "second"),
+    };
+    match count {
+        1 => format!("every {unit}"),
+        n => format!("every {n} {unit}s"),
+    }
 }
 
 pub fn develop(app: &App, caller: &Caller, script_id: Option<&str>) -> Result<Resp, ApiError> {
@@ -190,6 +277,7 @@ pub fn log_page(app: &App, req: &Req, caller: &Caller) -> Result<Resp, ApiError>
         @if live {
             p.muted id="live-status" data-live="1" { "Live: new entries appear at the top." }
         }
+        div.scroll tabindex="0" role="region" aria-label="Log entries" {
         table.log id="log-table" data-level=(get("level")) data-source=(get("source")) data-q=(get("q"))
             data-users=(serde_json::to_string(&usernames).unwrap_or_default()) {
             thead { tr { th { "Time" } th { "Level" } th { "Source" } th { "Message" } th { "User" } th { "Archive" } } }
@@ -205,6 +293,7 @@ pub fn log_page(app: &App, req: &Req, caller: &Caller) -> Result<Resp, ApiError>
                     }
                 }
             }
+        }
         }
         @if entries.is_empty() { p.muted { "No entries match." } }
         @if let Some(older) = older { p { a id="older" href=(older) { "Older entries" } } }
@@ -239,16 +328,16 @@ pub fn users_page(
                 button type="submit" { @if settings.registration_open { "Close registration" } @else { "Open registration" } }
             }
         }
-        table.users {
+        table.users.cards {
             thead { tr { th { "User" } th { "Role" } th { "Status" } th { "Created" } th {} } }
             tbody {
                 @for user in &users {
                     tr data-user=(user.username) {
-                        td { (user.username) }
-                        td { (user.role.as_str()) }
-                        td { @if user.disabled { "disabled" } @else { "active" } }
-                        td { (human_time(user.created_at)) }
-                        td {
+                        td.name { (user.username) }
+                        td data-label="Role" { (user.role.as_str()) }
+                        td data-label="Status" { @if user.disabled { "disabled" } @else { "active" } }
+                        td data-label="Created" { (local_time(user.created_at)) }
+                        td.row-actions {
                             form.inline method="post" action={ "/admin/users/" (user.id) } {
                                 (csrf_field(caller))
                                 @if user.role == Role::Admin {
@@ -264,6 +353,18 @@ pub fn users_page(
                                     button type="submit" name="disabled" value="0" { "Enable" }
                                 } @else {
                                     button.danger type="submit" name="disabled" value="1" { "Disable" }
+                                }
+                            }
+                            details.reset {
+                                summary { "Set a new password" }
+                                form method="post" action={ "/admin/users/" (user.id) } {
+                                    (csrf_field(caller))
+                                    label {
+                                        "New password for " (user.username)
+                                        input type="password" name="new_password" required minlength="8" autocomplete="new-password";
+                                    }
+                                    button type="submit" { "Set password" }
+                                    p.muted { "They are logged out everywhere and log in with this one. Tell them in person." }
                                 }
                             }
                         }
@@ -320,6 +421,18 @@ pub fn users_post(
                 } else {
                     "Registration is closed.".to_string()
                 }),
+                Err(err) => Err(err.to_string()),
+            }
+        }
+        user_id if form.contains_key("new_password") => {
+            match app
+                .accounts
+                .reset_password(user_id, field(form, "new_password"))
+            {
+                Ok(user) => Ok(format!(
+                    "New password set for {}; they were logged out everywhere.",
+                    user.username
+                )),
                 Err(err) => Err(err.to_string()),
             }
         }

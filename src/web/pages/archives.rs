@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use maud::{html, Markup};
 
-use super::layout::{csrf_field, human_time, Page};
+use super::layout::{csrf_field, done_notice, local_time, same_disk_remote, Page};
 use super::{field, Resp};
 use crate::accounts::Caller;
 use crate::archive::human_size;
@@ -13,27 +13,52 @@ use crate::store::records::{ArchiveRecord, ArchiveState};
 use crate::web::http::{ApiError, Req};
 use crate::web::App;
 
+/// The words for a state. Honest about safety: while the remote is a folder
+/// on the appliance's own disk, nothing is "off-site"; a stored archive is
+/// "on this box only" (the same rules as `live.js`).
 fn state_label(state: ArchiveState) -> &'static str {
+    let on_box = same_disk_remote();
     match state {
         ArchiveState::Receiving => "receiving",
-        ArchiveState::Local => "local only",
+        ArchiveState::Local => "not backed up yet",
+        ArchiveState::Uploading if on_box => "copying on this box",
         ArchiveState::Uploading => "backing up",
-        ArchiveState::BackedUp => "backed up",
-        ArchiveState::Uncached => "in the cloud only",
+        ArchiveState::BackedUp | ArchiveState::Uncached if on_box => "on this box only",
+        ArchiveState::BackedUp => "off-site",
+        ArchiveState::Uncached => "off-site only",
         ArchiveState::Caching => "fetching back",
         ArchiveState::Deleting => "deleting",
         ArchiveState::Damaged => "damaged",
     }
 }
 
+/// The CSS class of a state's badge: amber `state-on_box` for a stored
+/// archive while the remote is on the same disk.
+fn state_class(state: ArchiveState) -> String {
+    let stored = matches!(state, ArchiveState::BackedUp | ArchiveState::Uncached);
+    if stored && same_disk_remote() {
+        "state state-on_box".to_string()
+    } else {
+        format!("state state-{}", state.as_str())
+    }
+}
+
+fn state_badge(state: ArchiveState, id: Option<&str>) -> Markup {
+    html! { span id=[id] class=(state_class(state)) data-state=(state.as_str()) { (state_label(state)) } }
+}
+
 fn progress(archive: &ArchiveRecord) -> Markup {
-    let total = archive.parts_total.max(1);
-    let percent = (u64::from(archive.parts_remote) * 100 / u64::from(total)).min(100);
+    let percent = percent_stored(archive);
     html! {
-        div.progress title={ (archive.parts_remote) " of " (archive.parts_total) " parts stored remotely" } {
+        div.progress role="img" aria-label={ (percent) "% stored" } {
             div.bar data-percent=(percent) {}
         }
     }
+}
+
+fn percent_stored(archive: &ArchiveRecord) -> u64 {
+    let total = archive.parts_total.max(1);
+    (u64::from(archive.parts_remote) * 100 / u64::from(total)).min(100)
 }
 
 /// While the backups move to new storage: how far, for every user (the
@@ -58,29 +83,32 @@ fn move_banner(app: &App) -> Result<Markup, ApiError> {
     })
 }
 
-pub fn home(app: &App, _req: &mut Req, caller: &Caller) -> Result<Resp, ApiError> {
+pub fn home(app: &App, req: &mut Req, caller: &Caller) -> Result<Resp, ApiError> {
     let archives = app.archives.list(&caller.user.id)?;
     let banner = move_banner(app)?;
     let page = Page::new("Your archives", Some(caller)).script("/static/live.js").render(html! {
         div.heading {
             h1 { "Your archives" }
-            a.button href="/archives/new" { "New archive" }
+            a.button href="/archives/new" { "Upload files" }
         }
+        (done_notice(&req.query))
         (banner)
         @if archives.is_empty() {
             p.empty { "No archives yet. " a href="/archives/new" { "Upload your first file." } }
         } @else {
-            table.archives {
-                thead { tr { th { "Name" } th { "State" } th.num { "Size" } th.num { "Parts" } th { "Backup" } th { "Created" } } }
+            table.archives.cards {
+                thead { tr { th { "Name" } th { "State" } th.num { "Size" } th { "Stored" } th { "Added" } } }
                 tbody {
                     @for archive in &archives {
                         tr data-archive-id=(archive.id) {
-                            td { a href={ "/archives/" (archive.id) } { (archive.name) } }
-                            td { span class={ "state state-" (archive.state.as_str()) } { (state_label(archive.state)) } }
-                            td.num { (human_size(archive.size)) }
-                            td.num.parts-count { (archive.parts_remote) " / " (archive.parts_total) }
-                            td { (progress(archive)) }
-                            td { (human_time(archive.created_at)) }
+                            td.name { a href={ "/archives/" (archive.id) } { (archive.name) } }
+                            td data-label="State" { (state_badge(archive.state, None)) }
+                            td.num data-label="Size" { (human_size(archive.size)) }
+                            td data-label="Stored" {
+                                (progress(archive))
+                                span.percent.muted { (percent_stored(archive)) "%" }
+                            }
+                            td data-label="Added" { (local_time(archive.created_at)) }
                         }
                     }
                 }
@@ -91,29 +119,35 @@ pub fn home(app: &App, _req: &mut Req, caller: &Caller) -> Result<Resp, ApiError
 }
 
 pub fn new_page(_app: &App, _req: &mut Req, caller: &Caller) -> Result<Resp, ApiError> {
-    let page = Page::new("New archive", Some(caller)).script("/static/upload.js").render(html! {
-        h1 { "New archive" }
-        form.card id="upload-form" {
-            label { "File" input id="file" type="file" name="file" required; }
-            label { "Name " span.muted { "(optional; the file's name otherwise)" } input id="name" name="name" maxlength="200"; }
-            button id="start" type="submit" { "Upload" }
-        }
-        section.card id="upload-status" hidden {
-            div.progress.large { div.bar id="upload-bar" data-percent="0" {} }
-            p id="upload-text" role="status" aria-live="polite" {}
-            p.error id="upload-error" role="alert" hidden {}
-            p id="upload-done" hidden { a id="upload-link" href="/" { "Open the archive" } }
-        }
-        p.muted {
-            "Uploads resume where they stopped: if the network drops or you reload this page, choose the same file again."
-        }
-    });
+    let page = Page::new("Upload", Some(caller))
+        .script("/static/tus.min.js")
+        .script("/static/upload.js")
+        .render(html! {
+            h1 { "Upload" }
+            section.card.dropzone {
+                p { "Each file becomes its own archive. Choose files, or drop them anywhere on this page." }
+                label.button.pick for="file" { "Choose files" }
+                input.visually-hidden id="file" type="file" name="file" multiple;
+                div.refused.error id="refused" role="alert" hidden {}
+            }
+            ul.queue id="queue" aria-label="Files to upload" {}
+            p { button id="start" type="button" hidden { "Upload" } }
+            section.card id="upload-status" hidden {
+                h2 { "All files" }
+                div.progress.large role="img" aria-label="Total progress" { div.bar id="upload-bar" data-percent="0" {} }
+                p id="upload-text" role="status" aria-live="polite" {}
+                p id="upload-done" hidden { "Done. " a href="/" { "See your archives" } }
+            }
+            p.muted {
+                "Uploads continue where they stopped: if the network drops or you reload this page, choose the same files again."
+            }
+        });
     Ok(Resp::html(page))
 }
 
 pub fn detail(
     app: &App,
-    _req: &mut Req,
+    req: &mut Req,
     caller: &Caller,
     archive_id: &str,
 ) -> Result<Resp, ApiError> {
@@ -123,18 +157,23 @@ pub fn detail(
     let banner = move_banner(app)?;
     let page = Page::new(archive.name.clone(), Some(caller)).script("/static/live.js").render(html! {
         h1 data-archive-detail=(archive.id) data-state=(archive.state.as_str()) { (archive.name) }
+        (done_notice(&req.query))
         (banner)
-        dl.facts {
-            dt { "Original filename" } dd { (archive.filename) }
-            dt { "Size" } dd { (human_size(archive.size)) " (" (archive.size) " bytes)" }
-            dt { "Size on the remote" } dd id="stored-size" { (stored_size_text(&archive)) }
-            dt { "SHA-256" } dd { code { (archive.sha256) } }
-            dt { "State" } dd { span id="state" class={ "state state-" (archive.state.as_str()) } { (state_label(archive.state)) } }
-            dt { "Created" } dd { (human_time(archive.created_at)) }
-            // Always present (hidden when there is none) so live updates can show one.
-            dt.last-error hidden[archive.last_error.is_none()] { "Last error" }
-            dd.error.last-error id="last-error" hidden[archive.last_error.is_none()] {
-                (archive.last_error.as_deref().unwrap_or_default())
+        section.card.summary {
+            p { "State: " (state_badge(archive.state, Some("state"))) }
+            div.progress.large role="img" aria-label={ (percent_stored(&archive)) "% stored" } {
+                div.bar data-percent=(percent_stored(&archive)) {}
+            }
+            p id="stored-text" { (stored_sentence(&archive)) }
+            dl.facts {
+                dt { "Size" } dd { (human_size(archive.size)) }
+                dt { "Size on the remote" } dd id="stored-size" { (stored_size_text(&archive)) }
+                dt { "Added" } dd { (local_time(archive.created_at)) }
+                // Always present (hidden when there is none) so live updates can show one.
+                dt.last-error hidden[archive.last_error.is_none()] { "Last error" }
+                dd.error.last-error id="last-error" hidden[archive.last_error.is_none()] {
+                    (archive.last_error.as_deref().unwrap_or_default())
+                }
             }
         }
         // Every action is rendered, hidden unless the state allows it, so
@@ -160,21 +199,29 @@ pub fn detail(
                 button type="submit" { "Rename" }
             }
         }
-        section {
-            h2 { "Parts" }
+        details.card.technical id="technical" {
+            summary { "Technical details" }
+            dl.facts {
+                dt { "Original filename" } dd { (archive.filename) }
+                dt { "Exact size" } dd { (archive.size) " bytes" }
+                dt { "SHA-256" } dd { code { (archive.sha256) } }
+                dt { "Parts stored" } dd.parts-count { (archive.parts_remote) " of " (archive.parts_total) }
+            }
             @if parts.is_empty() {
                 p.muted { "This archive is empty (0 bytes): it has no parts." }
             } @else {
-                table.parts {
-                    thead { tr { th.num { "#" } th.num { "Offset" } th.num { "Size" } th { "SHA-256" } th { "Remote" } } }
-                    tbody {
-                        @for (index, part) in parts.iter().enumerate() {
-                            tr class=(if part.remote { "part remote" } else { "part" }) data-part-index=(index) {
-                                td.num { (index) }
-                                td.num { (part.offset) }
-                                td.num { (human_size(part.length)) }
-                                td { code { (part.sha256) } }
-                                td.part-remote { @if part.remote { "stored" } @else { "local only" } }
+                div.scroll tabindex="0" role="region" aria-label="Parts" {
+                    table.parts {
+                        thead { tr { th.num { "#" } th.num { "Offset" } th.num { "Size" } th { "SHA-256" } th { "Stored" } } }
+                        tbody {
+                            @for (index, part) in parts.iter().enumerate() {
+                                tr class=(if part.remote { "part remote" } else { "part" }) data-part-index=(index) {
+                                    td.num { (index) }
+                                    td.num { (part.offset) }
+                                    td.num { (human_size(part.length)) }
+                                    td { code { (part.sha256) } }
+                                    td.part-remote { @if part.remote { "stored" } @else { "local only" } }
+                                }
                             }
                         }
                     }
@@ -183,6 +230,16 @@ pub fn detail(
         }
     });
     Ok(Resp::html(page))
+}
+
+/// How much of the archive is stored, in words that do not overstate it.
+fn stored_sentence(archive: &ArchiveRecord) -> String {
+    let percent = percent_stored(archive);
+    if same_disk_remote() {
+        format!("{percent}% copied to the storage folder on this box. Not off-site: if this box is lost, so is this file.")
+    } else {
+        format!("{percent}% off-site.")
+    }
 }
 
 /// Which actions the detail page offers in the archive's state. `live.js`
@@ -226,19 +283,23 @@ pub fn delete_page(
 
 pub fn delete_post(app: &App, caller: &Caller, archive_id: &str) -> Result<Resp, ApiError> {
     app.archives.delete(&caller.user.id, archive_id)?;
-    Ok(Resp::redirect("/"))
+    Ok(Resp::redirect("/?done=deleted"))
 }
 
 pub fn uncache_post(app: &App, caller: &Caller, archive_id: &str) -> Result<Resp, ApiError> {
     app.archives.request_uncache(&caller.user.id, archive_id)?;
     app.engine.wake();
-    Ok(Resp::redirect(&format!("/archives/{archive_id}")))
+    Ok(Resp::redirect(&format!(
+        "/archives/{archive_id}?done=uncache"
+    )))
 }
 
 pub fn cache_post(app: &App, caller: &Caller, archive_id: &str) -> Result<Resp, ApiError> {
     app.archives.request_cache(&caller.user.id, archive_id)?;
     app.engine.wake();
-    Ok(Resp::redirect(&format!("/archives/{archive_id}")))
+    Ok(Resp::redirect(&format!(
+        "/archives/{archive_id}?done=cache"
+    )))
 }
 
 pub fn rename_post(
@@ -250,7 +311,9 @@ pub fn rename_post(
 ) -> Result<Resp, ApiError> {
     app.archives
         .rename(&caller.user.id, archive_id, field(form, "name"))?;
-    Ok(Resp::redirect(&format!("/archives/{archive_id}")))
+    Ok(Resp::redirect(&format!(
+        "/archives/{archive_id}?done=renamed"
+    )))
 }
 
 /// The archive's size on the remote, for people: compressed where that

@@ -15,6 +15,12 @@ pub fn set_same_disk_remote(same_disk: bool) {
     SAME_DISK_REMOTE.store(same_disk, Ordering::Relaxed);
 }
 
+/// True while the backups go to a folder on the appliance's own disk: no
+/// page or display may then call an archive "backed up" or "safe".
+pub fn same_disk_remote() -> bool {
+    SAME_DISK_REMOTE.load(Ordering::Relaxed)
+}
+
 pub struct Page<'a> {
     title: String,
     caller: Option<&'a Caller>,
@@ -48,21 +54,22 @@ impl<'a> Page<'a> {
                         }
                     }
                     title { (self.title) " · piarchive" }
+                    link rel="icon" type="image/svg+xml" href="/static/favicon.svg";
                     link rel="stylesheet" href="/static/app.css";
                 }
-                body {
+                body data-on-box-only=[same_disk_remote().then_some("1")] {
                     header.top {
                         a.brand href="/" { "piarchive" }
                         @if let Some(caller) = self.caller {
                             nav {
                                 a href="/" { "Archives" }
-                                a href="/archives/new" { "New archive" }
+                                a href="/archives/new" { "Upload" }
                                 a href="/account" { "Account" }
                                 @if caller.is_admin() {
+                                    a href="/admin" { "Dashboard" }
                                     a href="/admin/settings" { "Settings" }
                                     a href="/admin/device" { "Device" }
                                     a href="/admin/firmware" { "Firmware" }
-                                    a href="/admin" { "Admin" }
                                     a href="/admin/log" { "Log" }
                                     a href="/admin/users" { "Users" }
                                     a href="/admin/remote" { "Remote" }
@@ -78,21 +85,24 @@ impl<'a> Page<'a> {
                         }
                     }
                     @if let Some(caller) = self.caller {
-                        @if SAME_DISK_REMOTE.load(Ordering::Relaxed) {
-                            div.banner.warning role="alert" id="remote-banner" {
-                                "Your backups are on the same disk as the originals — "
-                                @if caller.is_admin() {
-                                    a href="/admin/remote" { "set up off-site storage" }
-                                } @else {
-                                    "ask an admin to set up off-site storage"
+                        @if same_disk_remote() {
+                            div.banner.warning role="alert" id="remote-banner" { div.banner-inner {
+                                p {
+                                    strong { "Your files are on this box only. " }
+                                    "The backups go to a folder on the same disk as the originals: if this box is lost or broken, so are they."
                                 }
-                                "."
-                            }
+                                @if caller.is_admin() {
+                                    a.button href="/admin/remote" { "Set up off-site storage" }
+                                } @else {
+                                    p { "Ask your admin to set up off-site storage." }
+                                }
+                            } }
                         }
                     }
                     main { (content) }
                     // Progress bars get their width here: no inline styles.
                     script src="/static/bars.js" {}
+                    script src="/static/times.js" {}
                     @for script in &self.scripts {
                         script src=(script) {}
                     }
@@ -100,6 +110,21 @@ impl<'a> Page<'a> {
             }
         }
     }
+}
+
+/// The short message after an action that redirected here with `?done=KEY`
+/// (fixed sentences only: nothing from the address is echoed).
+pub fn done_notice(query: &std::collections::HashMap<String, String>) -> Markup {
+    let text = match query.get("done").map(String::as_str) {
+        Some("renamed") => "Renamed.",
+        Some("deleted") => "Deleted: the file and its backup copies are being removed.",
+        Some("uncache") => "The local copy will be removed; the stored copy stays.",
+        Some("cache") => "Fetching the file back onto this box.",
+        Some("saved") => "Settings saved.",
+        Some("token-deleted") => "The token was deleted.",
+        _ => return html! {},
+    };
+    html! { p.notice.flash role="status" { (text) } }
 }
 
 /// The hidden CSRF field for a form.
@@ -120,6 +145,24 @@ pub fn human_time(secs: i64) -> String {
         "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
         rest / 3600,
         rest % 3600 / 60
+    )
+}
+
+/// A time the browser shows in its own zone ("2 hours ago", the full date on
+/// hover, by `times.js`); the UTC text stays for pages without JavaScript.
+pub fn local_time(secs: i64) -> Markup {
+    html! { time datetime=(iso_time(secs)) data-relative { (human_time(secs)) } }
+}
+
+/// A Unix time as ISO 8601 UTC (`2024-02-29T12:34:56Z`) for `<time datetime>`.
+pub fn iso_time(secs: i64) -> String {
+    let (year, month, day) = civil_from_days(secs.div_euclid(86_400));
+    let rest = secs.rem_euclid(86_400);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
     )
 }
 
@@ -145,5 +188,6 @@ mod tests {
     fn times() {
         assert_eq!(human_time(0), "1970-01-01 00:00 UTC");
         assert_eq!(human_time(1_709_210_096), "2024-02-29 12:34 UTC");
+        assert_eq!(iso_time(1_709_210_096), "2024-02-29T12:34:56Z");
     }
 }

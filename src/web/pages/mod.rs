@@ -48,6 +48,31 @@ const STATIC_FILES: &[(&str, &str, &str)] = &[
         include_str!("../../../templates/static/bars.js"),
     ),
     (
+        "tus.min.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../templates/static/tus.min.js"),
+    ),
+    (
+        "tus-js-client.LICENSE.txt",
+        "text/plain; charset=utf-8",
+        include_str!("../../../templates/static/tus-js-client.LICENSE.txt"),
+    ),
+    (
+        "times.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../templates/static/times.js"),
+    ),
+    (
+        "favicon.svg",
+        "image/svg+xml",
+        include_str!("../../../templates/static/favicon.svg"),
+    ),
+    (
+        "setup.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../templates/static/setup.js"),
+    ),
+    (
         "device.js",
         "text/javascript; charset=utf-8",
         include_str!("../../../templates/static/device.js"),
