@@ -17,5 +17,6 @@ mod recovery;
 mod remote;
 mod remote_engine;
 mod remote_move;
+mod tls;
 mod uploads;
 mod verify;
