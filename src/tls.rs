@@ -149,7 +149,12 @@ impl Tls {
     /// do not belong together or the certificate is not valid now.
     pub fn install(&self, cert_pem: &str, key_pem: &str) -> Result<CertInfo, TlsError> {
         let served = parse(cert_pem.as_bytes(), key_pem.as_bytes(), "installed")?;
-        write_pair(&self.dir, "installed", cert_pem.as_bytes(), key_pem.as_bytes())?;
+        write_pair(
+            &self.dir,
+            "installed",
+            cert_pem.as_bytes(),
+            key_pem.as_bytes(),
+        )?;
         Ok(self.serve(served))
     }
 
@@ -267,10 +272,9 @@ fn parse(cert_pem: &[u8], key_pem: &[u8], source: &'static str) -> Result<Served
     let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|_| {
         invalid("The key is not a PEM private key (PKCS#8, RSA or EC, not encrypted).")
     })?;
-    let signing_key = provider()
-        .key_provider
-        .load_private_key(key)
-        .map_err(|_| invalid("This kind of private key is not supported; use an RSA or ECDSA key."))?;
+    let signing_key = provider().key_provider.load_private_key(key).map_err(|_| {
+        invalid("This kind of private key is not supported; use an RSA or ECDSA key.")
+    })?;
     let info = describe(&chain[0], source)?;
     let certified = CertifiedKey::new(chain, signing_key);
     certified

@@ -57,7 +57,8 @@ fn served_certificate(server: &TestServer, cert_pem: &[u8]) -> Vec<u8> {
     let name = ServerName::try_from("localhost").unwrap();
     let conn = rustls::ClientConnection::new(pinned(cert_pem), name).unwrap();
     let sock = TcpStream::connect(&server.https_addr).unwrap();
-    sock.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
     let mut tls = rustls::StreamOwned::new(conn, sock);
     tls.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
         .unwrap();
@@ -292,7 +293,11 @@ fn bad_certificates_are_refused_and_the_old_one_still_serves() {
         (params.self_signed(&key).unwrap().pem(), key.serialize_pem())
     };
     let cases = [
-        (mine.cert.pem(), other.key_pair.serialize_pem(), "does not belong"),
+        (
+            mine.cert.pem(),
+            other.key_pair.serialize_pem(),
+            "does not belong",
+        ),
         ("hello".to_string(), mine.key_pair.serialize_pem(), "PEM"),
         (mine.cert.pem(), "not a key".to_string(), "key"),
         (expired.0, expired.1, "expired on 2021-01-01"),
@@ -376,7 +381,8 @@ fn a_stalled_handshake_is_dropped_without_holding_up_others() {
             let mut sock = TcpStream::connect(&server.https_addr).unwrap();
             if i % 2 == 0 {
                 // The first bytes of a ClientHello record, then nothing.
-                sock.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01]).unwrap();
+                sock.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01])
+                    .unwrap();
             }
             sock
         })
@@ -389,7 +395,8 @@ fn a_stalled_handshake_is_dropped_without_holding_up_others() {
     assert!(started.elapsed() < Duration::from_secs(5));
     // The stalled ones are closed by the header deadline (10 s).
     for sock in &mut stalled {
-        sock.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
         let started = Instant::now();
         let mut rest = Vec::new();
         let _ = sock.read_to_end(&mut rest);

@@ -236,7 +236,10 @@ fn renewal_chore(app: &Arc<App>) -> impl Fn() + Send + Sync + 'static {
                 Default::default(),
             ),
             Ok(None) => {}
-            Err(err) => app.admin.log.warn("tls", &err.to_string(), Default::default()),
+            Err(err) => app
+                .admin
+                .log
+                .warn("tls", &err.to_string(), Default::default()),
         }
     }
 }

@@ -73,11 +73,6 @@ impl TestServer {
         self.dir.path().join("data")
     }
 
-    /// The server process's id (for its memory and open files in /proc).
-    pub fn pid(&self) -> u32 {
-        self.child.as_ref().expect("running").id()
-    }
-
     fn spawn(&mut self, listen: &str, listen_https: &str) {
         let mut command = match self.open_files {
             None => Command::new(env!("CARGO_BIN_EXE_piarchive")),
