@@ -107,7 +107,7 @@ pub fn raise_open_files_limit() -> Option<u64> {
     let current = limit.current;
     if limit.current != limit.maximum {
         limit.current = limit.maximum;
-        if setrlimit(Resource::Nofile, limit.clone()).is_ok() {
+        if setrlimit(Resource::Nofile, limit).is_ok() {
             return limit.current.or(Some(u64::MAX));
         }
     }
