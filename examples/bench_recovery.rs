@@ -55,7 +55,7 @@ fn main() -> anyhow::Result<()> {
         |_| None,
     )?;
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-    let server = piarchive::serve(config.clone(), listener)?;
+    let server = piarchive::serve(config.clone(), listener, None)?;
     let base = format!("http://{}", server.addr);
     let agent = ureq::AgentBuilder::new().build();
 

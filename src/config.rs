@@ -2,8 +2,9 @@
 //!
 //! Lookup order, later wins: built-in defaults, the config file
 //! (`--config FILE`, else `PIARCHIVE_CONFIG`, else `<data>/piarchive.toml`
-//! if it exists), the environment (`PIARCHIVE_DATA`, `PIARCHIVE_LISTEN`),
-//! the command line (`--data`, `--listen`). Settings an admin changes at run
+//! if it exists), the environment (`PIARCHIVE_DATA`, `PIARCHIVE_LISTEN`,
+//! `PIARCHIVE_LISTEN_HTTPS`), the command line (`--data`, `--listen`,
+//! `--listen-https`). Settings an admin changes at run
 //! time live in `settings` instead. See `templates/piarchive.toml` for every
 //! key with its meaning.
 
@@ -16,6 +17,8 @@ use serde::Deserialize;
 pub struct Config {
     pub data_dir: PathBuf,
     pub listen: String,
+    /// The HTTPS listener's address; empty = no HTTPS.
+    pub listen_https: String,
     /// LMDB map size in bytes.
     pub map_size: usize,
     pub session_ttl: Duration,
@@ -31,6 +34,7 @@ pub struct Config {
 struct ConfigFile {
     data: Option<PathBuf>,
     listen: Option<String>,
+    listen_https: Option<String>,
     map_size_mib: Option<usize>,
     session_days: Option<u64>,
     http_threads: Option<usize>,
@@ -43,6 +47,7 @@ pub struct Overrides {
     pub config_file: Option<PathBuf>,
     pub data_dir: Option<PathBuf>,
     pub listen: Option<String>,
+    pub listen_https: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +66,7 @@ impl Config {
         Config {
             data_dir: PathBuf::from("piarchive-data"),
             listen: "127.0.0.1:8080".to_string(),
+            listen_https: "127.0.0.1:8443".to_string(),
             map_size: if cfg!(target_pointer_width = "64") {
                 1 << 30
             } else {
@@ -107,6 +113,9 @@ impl Config {
             if let Some(listen) = file.listen {
                 config.listen = listen;
             }
+            if let Some(listen) = file.listen_https {
+                config.listen_https = listen;
+            }
             if let Some(mib) = file.map_size_mib {
                 config.map_size = mib << 20;
             }
@@ -124,11 +133,17 @@ impl Config {
         if let Some(listen) = env("PIARCHIVE_LISTEN") {
             config.listen = listen;
         }
+        if let Some(listen) = env("PIARCHIVE_LISTEN_HTTPS") {
+            config.listen_https = listen;
+        }
         if let Some(data) = &overrides.data_dir {
             config.data_dir = data.clone();
         }
         if let Some(listen) = &overrides.listen {
             config.listen = listen.clone();
+        }
+        if let Some(listen) = &overrides.listen_https {
+            config.listen_https = listen.clone();
         }
         Ok(config)
     }

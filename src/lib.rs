@@ -34,6 +34,7 @@ pub mod remote;
 pub mod repo;
 pub mod settings;
 pub mod store;
+pub mod tls;
 pub mod update;
 pub mod web;
 
@@ -41,9 +42,13 @@ use std::net::TcpListener;
 
 /// Opens the data directory and serves the web UI on `listener`. The same
 /// entry is used by `main` and by the tests (on port 0).
-pub fn serve(config: config::Config, listener: TcpListener) -> anyhow::Result<web::Server> {
+pub fn serve(
+    config: config::Config,
+    listener: TcpListener,
+    https: Option<TcpListener>,
+) -> anyhow::Result<web::Server> {
     // More connections and files than the default 1024 when the system allows.
     limits::raise_open_files_limit();
     let app = web::App::open(config)?;
-    Ok(web::start(app, listener)?)
+    Ok(web::start(app, listener, https)?)
 }

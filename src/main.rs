@@ -17,14 +17,15 @@ static ALLOCATOR: piarchive::admin::script::ScriptMemoryCounter =
 
 const USAGE: &str = "\
 usage:
-  piarchive [serve] [--config FILE] [--data DIR] [--listen ADDR]
+  piarchive [serve] [--config FILE] [--data DIR] [--listen ADDR] [--listen-https ADDR]
   piarchive user add NAME [--admin] [--config FILE] [--data DIR]   (password on stdin)
   piarchive recover --data DIR --remote FILE     rebuild from a backup (passphrase on stdin)
   piarchive init                                 PID 1 mode inside the SD-card image
   piarchive update FILE [--force]                install a signed .piup bundle and reboot into it
 
-defaults: --data ./piarchive-data, --listen 127.0.0.1:8080
-environment: PIARCHIVE_DATA, PIARCHIVE_LISTEN, PIARCHIVE_CONFIG";
+defaults: --data ./piarchive-data, --listen 127.0.0.1:8080, --listen-https 127.0.0.1:8443
+  (an empty address turns a listener off)
+environment: PIARCHIVE_DATA, PIARCHIVE_LISTEN, PIARCHIVE_LISTEN_HTTPS, PIARCHIVE_CONFIG";
 
 fn main() -> ExitCode {
     return_big_buffers_to_the_system();
@@ -80,6 +81,7 @@ fn parse_options(args: Vec<String>) -> anyhow::Result<(Vec<String>, Overrides, b
             "--config" => overrides.config_file = Some(PathBuf::from(value("--config")?)),
             "--data" => overrides.data_dir = Some(PathBuf::from(value("--data")?)),
             "--listen" => overrides.listen = Some(value("--listen")?),
+            "--listen-https" => overrides.listen_https = Some(value("--listen-https")?),
             "--admin" => admin = true,
             // `recover`: the remote settings JSON, passed on as a word.
             "--remote" => remote_file = Some(value("--remote")?),
@@ -139,10 +141,20 @@ fn serve(config: Config) -> anyhow::Result<()> {
             config.listen
         )
     })?;
+    let https = match config.listen_https.as_str() {
+        "" => None,
+        address => Some(TcpListener::bind(address).with_context(|| {
+            format!("cannot listen for HTTPS on {address} (is another piarchive running?)")
+        })?),
+    };
     let data_dir = config.data_dir.clone();
-    let server = piarchive::serve(config, listener)?;
+    let server = piarchive::serve(config, listener, https)?;
+    let https = match server.https_addr {
+        Some(addr) => format!(" and https://{addr}"),
+        None => String::new(),
+    };
     println!(
-        "piarchive listening on http://{} (data in {})",
+        "piarchive listening on http://{}{https} (data in {})",
         server.addr,
         data_dir.display()
     );

@@ -35,6 +35,10 @@ pub struct Settings {
     /// removed with its bytes.
     #[serde(default = "default_pending_upload_expiry_seconds")]
     pub pending_upload_expiry_seconds: u64,
+    /// Plain HTTP answers with a redirect to HTTPS (`/healthz` excepted)
+    /// and session cookies are `Secure`.
+    #[serde(default)]
+    pub require_https: bool,
 }
 
 /// The `pending_upload_expiry_seconds` of a new appliance: a week.
@@ -66,6 +70,7 @@ impl Default for Settings {
             free_space_reserve_bytes: 512 * 1024 * 1024,
             verify_sample_percent: DEFAULT_VERIFY_SAMPLE_PERCENT,
             pending_upload_expiry_seconds: DEFAULT_PENDING_UPLOAD_EXPIRY_SECONDS,
+            require_https: false,
         }
     }
 }

@@ -19,5 +19,6 @@ mod recovery;
 mod remote;
 mod remote_engine;
 mod remote_move;
+mod tls;
 mod uploads;
 mod verify;

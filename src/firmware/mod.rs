@@ -444,6 +444,8 @@ fn server_supervisor(options: &BootOptions) -> Supervisor {
             SERVE_DATA_DIR.into(),
             "--listen".into(),
             options.listen.to_string(),
+            "--listen-https".into(),
+            SocketAddr::new(options.listen.ip(), 443).to_string(),
         ],
         vec![
             (power::INIT_ENV.into(), "1".into()),

@@ -138,7 +138,7 @@ fn login_answer(app: &App, req: &Req, username: &str, password: &str, status: u1
     )
     .header(
         "Set-Cookie",
-        auth::session_cookie(&session.token, max_age, false),
+        auth::session_cookie(&session.token, max_age, auth::cookie_secure(app, req)),
     ))
 }
 

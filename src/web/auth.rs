@@ -138,6 +138,15 @@ pub fn require_admin(caller: &Caller) -> Result<(), ApiError> {
     }
 }
 
+/// A session cookie is `Secure` when issued over HTTPS, or over HTTP when
+/// `require_https` is set (the browser then sends it over HTTPS only).
+pub fn cookie_secure(app: &App, req: &Req) -> bool {
+    req.secure
+        || crate::settings::Settings::load(&app.store)
+            .map(|s| s.require_https)
+            .unwrap_or(false)
+}
+
 /// The `Set-Cookie` value for a new session.
 pub fn session_cookie(token: &str, max_age_secs: i64, secure: bool) -> String {
     format!(

@@ -143,16 +143,23 @@ pub fn web_url(listen: SocketAddr) -> String {
     if !listen.ip().is_unspecified() {
         return format!("http://{listen}");
     }
-    let lan_ip = std::net::UdpSocket::bind(("0.0.0.0", 0))
+    match lan_address() {
+        Some(ip) => format!("http://{}", SocketAddr::new(ip, listen.port())),
+        None => String::new(),
+    }
+}
+
+/// The address this machine uses on the LAN (the source address of a route
+/// out; nothing is sent), when it has one.
+pub fn lan_address() -> Option<std::net::IpAddr> {
+    let ip = std::net::UdpSocket::bind(("0.0.0.0", 0))
         .and_then(|socket| {
             socket.connect(("192.0.2.1", 9))?;
             socket.local_addr()
         })
-        .map(|local| local.ip());
-    match lan_ip {
-        Ok(ip) if !ip.is_unspecified() => format!("http://{}", SocketAddr::new(ip, listen.port())),
-        _ => String::new(),
-    }
+        .ok()?
+        .ip();
+    (!ip.is_unspecified()).then_some(ip)
 }
 
 /// Starts the feed thread: recomputes the status every [`FEED_PERIOD`]
@@ -201,6 +208,7 @@ pub fn state(app: &App, req: &mut Req) -> Result<Resp, ApiError> {
     let mut value = serde_json::to_value(mirror.report()).map_err(ApiError::internal)?;
     value["status"] = serde_json::to_value(&mirror.status).map_err(ApiError::internal)?;
     value["display_png"] = json!("/api/v1/admin/device/display.png");
+    value["tls_fingerprint_sha256"] = json!(app.tls.info().fingerprint_sha256);
     Ok(Resp::json(200, &value))
 }
 
@@ -237,6 +245,7 @@ pub fn page(app: &App, caller: &Caller) -> Result<Resp, ApiError> {
             }
         }
         img.display id="display" src="/api/v1/admin/device/display.png" width="512" height="256" alt="The appliance's display";
+        p { "HTTPS certificate fingerprint (SHA-256): " code.fingerprint { (app.tls.info().fingerprint_sha256) } }
     });
     Ok(Resp::html(page))
 }

@@ -20,6 +20,8 @@ pub struct Req<'r> {
     pub path: String,
     pub query: HashMap<String, String>,
     pub remote_addr: String,
+    /// Arrived over HTTPS.
+    pub secure: bool,
     inner: &'r mut tiny_http::Request,
 }
 
@@ -38,6 +40,7 @@ impl<'r> Req<'r> {
                 .remote_addr()
                 .map(|a| a.ip().to_string())
                 .unwrap_or_default(),
+            secure: inner.secure(),
             inner,
         }
     }

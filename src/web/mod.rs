@@ -23,6 +23,7 @@ pub mod pages;
 pub mod restore;
 pub mod router;
 pub mod sse;
+pub mod tls;
 pub mod transfers;
 pub mod tus;
 
@@ -51,6 +52,10 @@ pub struct App {
     pub engine: Engine,
     /// A restore from a backup started on the setup page.
     pub restore: crate::recovery::RecoveryTask,
+    /// The HTTPS certificate (served, installed, renewed).
+    pub tls: Arc<crate::tls::Tls>,
+    /// The HTTPS listener's address, once it listens.
+    pub https_addr: std::sync::OnceLock<SocketAddr>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +73,8 @@ pub enum StartError {
     Admin(#[from] crate::admin::saved_scripts::ScriptsError),
     #[error("Cannot serve HTTP: {0}")]
     Http(String),
+    #[error("Cannot prepare the HTTPS certificate: {0}")]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 impl App {
@@ -93,7 +100,10 @@ impl App {
         }));
         let remote = crate::engine::keys::remote_settings(&store, &config.data_dir)?;
         pages::layout::set_same_disk_remote(remote.is_on_disk_under(&config.data_dir));
+        let tls = crate::tls::Tls::open(&config.data_dir, certificate_names(&config))?;
         Ok(App {
+            tls,
+            https_addr: std::sync::OnceLock::new(),
             config,
             store,
             accounts,
@@ -106,9 +116,25 @@ impl App {
     }
 }
 
+/// The names a new self-signed certificate is made for: the host name,
+/// `piarchive.local`, the LAN address, and the HTTPS address when it is a
+/// particular one.
+fn certificate_names(config: &Config) -> Vec<String> {
+    let mut addresses: Vec<std::net::IpAddr> = device::lan_address().into_iter().collect();
+    if let Ok(listen) = config.listen_https.parse::<SocketAddr>() {
+        if !listen.ip().is_unspecified() {
+            addresses.push(listen.ip());
+        }
+    }
+    crate::tls::default_names(&crate::tls::hostname(), &addresses)
+}
+
 /// A running server. Dropping it does not stop it; call [`Server::shutdown`].
 pub struct Server {
     http: Arc<tiny_http::Server>,
+    https: Option<Arc<tiny_http::Server>>,
+    /// The HTTPS listener's address, when there is one.
+    pub https_addr: Option<SocketAddr>,
     workers: Vec<JoinHandle<()>>,
     /// Set by `shutdown`: a worker's failed `recv` is then expected.
     stopping: Arc<AtomicBool>,
@@ -116,15 +142,34 @@ pub struct Server {
     pub app: Arc<App>,
 }
 
-/// Serves `app` on `listener` with `config.http_threads` handler threads.
-pub fn start(app: App, listener: TcpListener) -> Result<Server, StartError> {
-    let addr = listener
-        .local_addr()
-        .map_err(|e| StartError::Http(e.to_string()))?;
+/// Serves `app` on `listener` (HTTP) and `https` (HTTPS, when given), each
+/// with `config.http_threads` handler threads.
+pub fn start(
+    app: App,
+    listener: TcpListener,
+    https: Option<TcpListener>,
+) -> Result<Server, StartError> {
+    let local = |l: &TcpListener| l.local_addr().map_err(|e| StartError::Http(e.to_string()));
+    let addr = local(&listener)?;
+    let https_addr = https.as_ref().map(local).transpose()?;
     let http = Arc::new(
         tiny_http::Server::from_listener_with_limits(listener, None, crate::limits::http())
             .map_err(|e| StartError::Http(e.to_string()))?,
     );
+    let https = match https {
+        Some(listener) => Some(Arc::new(
+            tiny_http::Server::from_listener_with_tls(
+                listener,
+                app.tls.server_config()?,
+                crate::limits::http(),
+            )
+            .map_err(|e| StartError::Http(e.to_string()))?,
+        )),
+        None => None,
+    };
+    if let Some(https_addr) = https_addr {
+        let _ = app.https_addr.set(https_addr);
+    }
     let app = Arc::new(app);
     start_device(&app, addr);
     // Scripts reach the engine (uncache, cache, verify, retry) from now on.
@@ -132,10 +177,34 @@ pub fn start(app: App, listener: TcpListener) -> Result<Server, StartError> {
         .set_archive_actions(Arc::new(actions::EngineActions::new(&app)));
     app.admin
         .add_chore(tus::SWEEP_INTERVAL, tus::sweep_chore(&app));
+    app.admin
+        .add_chore(crate::tls::RENEWAL_CHECK, renewal_chore(&app));
     app.admin.start_scheduler();
     let stopping = Arc::new(AtomicBool::new(false));
     let transfers = transfers::Transfers::new();
-    let workers = (0..app.config.http_threads)
+    let mut workers = handlers(&app, &http, &stopping, &transfers);
+    if let Some(https) = &https {
+        workers.extend(handlers(&app, https, &stopping, &transfers));
+    }
+    Ok(Server {
+        http,
+        https,
+        https_addr,
+        workers,
+        stopping,
+        addr,
+        app,
+    })
+}
+
+/// The handler threads answering the requests of one listener.
+fn handlers(
+    app: &Arc<App>,
+    http: &Arc<tiny_http::Server>,
+    stopping: &Arc<AtomicBool>,
+    transfers: &Arc<transfers::Transfers>,
+) -> Vec<JoinHandle<()>> {
+    (0..app.config.http_threads)
         .map(|_| {
             let (http, app) = (http.clone(), app.clone());
             let (stopping, transfers) = (stopping.clone(), transfers.clone());
@@ -150,14 +219,30 @@ pub fn start(app: App, listener: TcpListener) -> Result<Server, StartError> {
                 }
             })
         })
-        .collect();
-    Ok(Server {
-        http,
-        workers,
-        stopping,
-        addr,
-        app,
-    })
+        .collect()
+}
+
+/// Makes a new self-signed certificate before the old one expires.
+fn renewal_chore(app: &Arc<App>) -> impl Fn() + Send + Sync + 'static {
+    let app = Arc::downgrade(app);
+    move || {
+        let Some(app) = app.upgrade() else { return };
+        match app.tls.renew_if_due() {
+            Ok(Some(info)) => app.admin.log.info(
+                "tls",
+                &format!(
+                    "Made a new self-signed certificate (SHA-256 {}), valid until {}.",
+                    info.fingerprint_sha256, info.not_after
+                ),
+                Default::default(),
+            ),
+            Ok(None) => {}
+            Err(err) => app
+                .admin
+                .log
+                .warn("tls", &err.to_string(), Default::default()),
+        }
+    }
 }
 
 /// Starts the LED/display driver for the configured or detected board. Best
@@ -200,6 +285,9 @@ impl Server {
         self.stopping.store(true, Ordering::SeqCst);
         for _ in &self.workers {
             self.http.unblock();
+            if let Some(https) = &self.https {
+                https.unblock();
+            }
         }
         for worker in self.workers {
             let _ = worker.join();

@@ -13,6 +13,10 @@ pub fn handle(
     mut request: tiny_http::Request,
     transfers: Option<&super::transfers::Transfers>,
 ) {
+    if let Some(redirect) = super::tls::https_redirect(app, &request) {
+        let _ = request.respond(redirect.into_tiny());
+        return;
+    }
     // The live log answers from a thread of its own.
     if request.method() == &Method::Get
         && request.url().split('?').next() == Some("/api/v1/admin/log/events")
@@ -108,6 +112,9 @@ fn route(app: &App, req: &mut Req) -> Result<Resp, ApiError> {
         }
         (Post, ["api", "v1", "admin", "system", action]) => api::power(app, req, action),
         (_, ["api", "v1", "admin", "firmware"]) => super::firmware::api(app, req, &method),
+        (Get, ["api", "v1", "admin", "tls"]) => super::tls::get(app, req),
+        (Put, ["api", "v1", "admin", "tls"]) => super::tls::put(app, req),
+        (Delete, ["api", "v1", "admin", "tls"]) => super::tls::delete(app, req),
         (_, ["api", "v1", "admin", "scripts" | "deployments" | "log", ..]) => {
             admin_api::route(app, req, &method, &segments[3..])
         }

@@ -23,6 +23,9 @@ pub struct TestServer {
     pub dir: tempfile::TempDir,
     pub base: String,
     pub addr: String,
+    /// `https://127.0.0.1:PORT` and its address.
+    pub https_base: String,
+    pub https_addr: String,
     child: Option<Child>,
     /// `ulimit -n` for the server (soft and hard), when set.
     open_files: Option<u32>,
@@ -45,10 +48,12 @@ impl TestServer {
             dir,
             base: String::new(),
             addr: String::new(),
+            https_base: String::new(),
+            https_addr: String::new(),
             child: None,
             open_files,
         };
-        server.spawn("127.0.0.1:0");
+        server.spawn("127.0.0.1:0", "127.0.0.1:0");
         server
     }
 
@@ -68,7 +73,7 @@ impl TestServer {
         self.dir.path().join("data")
     }
 
-    fn spawn(&mut self, listen: &str) {
+    fn spawn(&mut self, listen: &str, listen_https: &str) {
         let mut command = match self.open_files {
             None => Command::new(env!("CARGO_BIN_EXE_piarchive")),
             Some(limit) => {
@@ -82,7 +87,8 @@ impl TestServer {
             }
         };
         let mut child = command
-            .args(["serve", "--listen", listen, "--data"])
+            .args(["serve", "--listen", listen, "--listen-https", listen_https])
+            .arg("--data")
             .arg(self.data_dir())
             .env_remove("PIARCHIVE_CONFIG")
             .stdout(Stdio::piped())
@@ -108,6 +114,13 @@ impl TestServer {
             .to_string();
         self.addr = url.trim_start_matches("http://").to_string();
         self.base = url;
+        let https = line
+            .split_whitespace()
+            .find(|word| word.starts_with("https://"))
+            .unwrap_or_else(|| panic!("no HTTPS address in {line:?}"))
+            .to_string();
+        self.https_addr = https.trim_start_matches("https://").to_string();
+        self.https_base = https;
         self.child = Some(child);
         wait_until(Duration::from_secs(30), || {
             ureq::get(&format!("{}/healthz", self.base)).call().is_ok()
@@ -126,6 +139,7 @@ impl TestServer {
     pub fn restart(&mut self) {
         self.kill9();
         let addr = self.addr.clone();
+        let https_addr = self.https_addr.clone();
         // The port was ours a moment ago; retry briefly while the kernel frees it.
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
@@ -134,7 +148,7 @@ impl TestServer {
             }
             std::thread::yield_now();
         }
-        self.spawn(&addr);
+        self.spawn(&addr, &https_addr);
     }
 
     pub fn client(&self) -> Client {
@@ -143,6 +157,7 @@ impl TestServer {
             cookie: None,
             csrf: None,
             bearer: None,
+            via: None,
         }
     }
 
@@ -231,6 +246,9 @@ pub struct Client {
     pub cookie: Option<String>,
     pub csrf: Option<String>,
     pub bearer: Option<String>,
+    /// The agent to send with (an HTTPS one trusting the test's
+    /// certificate); `None` = a plain one.
+    pub via: Option<ureq::Agent>,
 }
 
 impl Client {
@@ -248,7 +266,8 @@ impl Client {
         headers: &[(&str, &str)],
         body: Option<&[u8]>,
     ) -> Resp {
-        let mut request = Self::agent().request(method, &format!("{}{}", self.base, path));
+        let agent = self.via.clone().unwrap_or_else(Self::agent);
+        let mut request = agent.request(method, &format!("{}{}", self.base, path));
         if let Some(cookie) = &self.cookie {
             request = request.set("Cookie", cookie);
         }

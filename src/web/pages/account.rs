@@ -32,10 +32,11 @@ fn with_error(page: Markup, status: u16) -> Resp {
     resp
 }
 
-fn setup_form(error: Option<&str>, username: &str) -> Markup {
+fn setup_form(error: Option<&str>, username: &str, fingerprint: &str) -> Markup {
     Page::new("Set up", None).render(html! {
         h1 { "Welcome to piarchive" }
         p { "Create the administrator account. There is no default password: this account is the only way in." }
+        p.muted { "Over HTTPS, your browser should show this certificate fingerprint (SHA-256): " code.fingerprint { (fingerprint) } }
         @if let Some(error) = error { p.error role="alert" { (error) } }
         form.card method="post" action="/setup" {
             label { "Username" input name="username" value=(username) required autocomplete="username" autofocus; }
@@ -60,6 +61,10 @@ fn setup_form(error: Option<&str>, username: &str) -> Markup {
             p { a.button href="/setup/restore" { "Restore from an existing backup" } }
         }
     })
+}
+
+fn fingerprint(app: &App) -> String {
+    app.tls.info().fingerprint_sha256
 }
 
 /// The generated passphrase, shown once: copy, download and print it, then
@@ -97,7 +102,7 @@ pub fn setup_page(app: &App, _req: &mut Req) -> Result<Resp, ApiError> {
     if !app.accounts.setup_needed()? {
         return Ok(Resp::redirect("/login"));
     }
-    Ok(Resp::html(setup_form(None, "")))
+    Ok(Resp::html(setup_form(None, "", &fingerprint(app))))
 }
 
 pub fn setup_post(app: &App, req: &mut Req) -> Result<Resp, ApiError> {
@@ -111,6 +116,7 @@ pub fn setup_post(app: &App, req: &mut Req) -> Result<Resp, ApiError> {
             setup_form(
                 Some("The two recovery passphrases differ. Type the same one twice, or leave both empty to get a generated one."),
                 username,
+                &fingerprint(app),
             ),
             400,
         ));
@@ -120,6 +126,7 @@ pub fn setup_post(app: &App, req: &mut Req) -> Result<Resp, ApiError> {
             setup_form(
                 Some("The recovery passphrase must have at least 12 characters; leave it empty to get a generated one."),
                 username,
+                &fingerprint(app),
             ),
             400,
         ));
@@ -145,7 +152,7 @@ pub fn setup_post(app: &App, req: &mut Req) -> Result<Resp, ApiError> {
         Err(err) => {
             let err = ApiError::from(err);
             Ok(with_error(
-                setup_form(Some(&err.message), username),
+                setup_form(Some(&err.message), username, &fingerprint(app)),
                 err.status,
             ))
         }
@@ -179,7 +186,7 @@ fn sign_in(app: &App, req: &Req, username: &str, password: &str) -> Result<Resp,
     let max_age = app.config.session_ttl.as_secs() as i64;
     Ok(Resp::redirect("/").header(
         "Set-Cookie",
-        auth::session_cookie(&session.token, max_age, false),
+        auth::session_cookie(&session.token, max_age, auth::cookie_secure(app, req)),
     ))
 }
 

@@ -256,7 +256,46 @@ impl Server {
         ssl_config: Option<SslConfig>,
         limits: Limits,
     ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
-        let listener = listener.into();
+        #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
+        let ssl = match ssl_config {
+            Some(config) => Some(crate::ssl::SslContextImpl::from_pem(
+                config.certificate,
+                Zeroizing::new(config.private_key),
+            )?),
+            None => None,
+        };
+        #[cfg(not(any(feature = "ssl-openssl", feature = "ssl-rustls")))]
+        let ssl: Option<()> = match ssl_config {
+            Some(_) => return Err(
+                "Building a server with SSL requires enabling the `ssl` feature in tiny-http"
+                    .into(),
+            ),
+            None => None,
+        };
+        Self::start(listener.into(), ssl, limits)
+    }
+
+    /// piarchive patch: HTTPS with the application's own rustls
+    /// configuration (a certificate resolver that can change certificates
+    /// while the server runs), under the same limits as HTTP.
+    #[cfg(feature = "ssl-rustls")]
+    pub fn from_listener_with_tls<L: Into<Listener>>(
+        listener: L,
+        tls: Arc<rustls::ServerConfig>,
+        limits: Limits,
+    ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
+        let ssl = Some(crate::ssl::SslContextImpl::from_config(tls));
+        Self::start(listener.into(), ssl, limits)
+    }
+
+    fn start(
+        listener: Listener,
+        #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))] ssl: Option<
+            crate::ssl::SslContextImpl,
+        >,
+        #[cfg(not(any(feature = "ssl-openssl", feature = "ssl-rustls")))] ssl: Option<()>,
+        limits: Limits,
+    ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
         // building the "close" variable
         let close_trigger = Arc::new(AtomicBool::new(false));
 
@@ -265,31 +304,6 @@ impl Server {
             let local_addr = listener.local_addr()?;
             log::debug!("Server listening on {}", local_addr);
             (listener, local_addr)
-        };
-
-        // building the SSL capabilities
-        #[cfg(all(feature = "ssl-openssl", feature = "ssl-rustls"))]
-        compile_error!(
-            "Features 'ssl-openssl' and 'ssl-rustls' must not be enabled at the same time"
-        );
-        #[cfg(not(any(feature = "ssl-openssl", feature = "ssl-rustls")))]
-        type SslContext = ();
-        #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-        type SslContext = crate::ssl::SslContextImpl;
-        let ssl: Option<SslContext> = {
-            match ssl_config {
-                #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-                Some(config) => Some(SslContext::from_pem(
-                    config.certificate,
-                    Zeroizing::new(config.private_key),
-                )?),
-                #[cfg(not(any(feature = "ssl-openssl", feature = "ssl-rustls")))]
-                Some(_) => return Err(
-                    "Building a server with SSL requires enabling the `ssl` feature in tiny-http"
-                        .into(),
-                ),
-                None => None,
-            }
         };
 
         // creating a task where server.accept() is continuously called
@@ -349,8 +363,9 @@ impl Server {
                                 Ok(s) => s,
                                 Err(_) => continue,
                             };
-
-                            RefinedTcpStream::new(sock)
+                            // piarchive patch: paced and capped like HTTP
+                            // (the handshake is read under the header deadline).
+                            RefinedTcpStream::new_paced(sock, pace.clone(), slot)
                         }
                         #[cfg(not(any(feature = "ssl-openssl", feature = "ssl-rustls")))]
                         Some(ref _ssl) => unreachable!(),

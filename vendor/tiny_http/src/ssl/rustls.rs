@@ -1,115 +1,203 @@
+//! piarchive patch: TLS with rustls 0.23 (upstream used rustls 0.20 behind
+//! one mutex held during blocking socket reads, so a connection thread
+//! waiting for the next request kept the handler from writing the answer).
+//!
+//! Here the socket is read *without* the lock: the raw bytes are read from
+//! the shared socket (under the connection's read timeout, which the pace
+//! sets, so a handshake that never finishes runs into the header deadline
+//! like any slow client), then handed to rustls under the lock. Writes
+//! encrypt under the lock and write to the socket (under its write timeout).
+
 use crate::connection::Connection;
 use crate::util::refined_tcp_stream::Stream as RefinedStream;
 use std::error::Error;
-use std::io::{Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use zeroize::Zeroizing;
 
-/// A wrapper around an owned Rustls connection and corresponding stream.
-///
-/// Uses an internal Mutex to permit disparate reader & writer threads to access the stream independently.
-pub(crate) struct RustlsStream(
-    Arc<Mutex<rustls::StreamOwned<rustls::ServerConnection, Connection>>>,
-);
+/// Raw bytes read from the socket in one go.
+const RAW_READ: usize = 32 * 1024;
+
+struct Tls {
+    conn: rustls::ServerConnection,
+    /// Bytes read from the socket that rustls has not taken yet.
+    pending: Vec<u8>,
+    /// The peer closed its side (a read returned 0).
+    eof: bool,
+}
+
+/// One TLS connection, shared by the read and write halves.
+pub(crate) struct RustlsStream {
+    tls: Arc<Mutex<Tls>>,
+    sock: Arc<Connection>,
+    /// This half's buffer for raw reads (allocated at the first read).
+    raw: Vec<u8>,
+}
 
 impl RustlsStream {
+    fn lock(&self) -> MutexGuard<'_, Tls> {
+        self.tls.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     pub(crate) fn peer_addr(&mut self) -> std::io::Result<Option<SocketAddr>> {
-        self.0
-            .lock()
-            .expect("Failed to lock SSL stream mutex")
-            .sock
-            .peer_addr()
+        match &*self.sock {
+            Connection::Tcp(s) => s.peer_addr().map(Some),
+            #[cfg(unix)]
+            Connection::Unix(_) => Ok(None),
+        }
+    }
+
+    /// The socket, for its read timeout.
+    pub(crate) fn socket(&self) -> &Connection {
+        &self.sock
     }
 
     pub(crate) fn shutdown(&mut self, how: Shutdown) -> std::io::Result<()> {
-        self.0
-            .lock()
-            .expect("Failed to lock SSL stream mutex")
-            .sock
-            .shutdown(how)
+        if matches!(how, Shutdown::Write | Shutdown::Both) {
+            let mut tls = self.lock();
+            tls.conn.send_close_notify();
+            let _ = write_out(&mut tls.conn, &self.sock);
+        }
+        self.sock.shutdown(how)
     }
+
+    /// Hands pending raw bytes to rustls; true when it took some.
+    fn feed(tls: &mut Tls, sock: &Connection) -> std::io::Result<bool> {
+        if tls.pending.is_empty() && !tls.eof {
+            return Ok(false);
+        }
+        let taken = {
+            let mut pending: &[u8] = &tls.pending;
+            let before = pending.len();
+            tls.conn.read_tls(&mut pending)?;
+            before - pending.len()
+        };
+        tls.pending.drain(..taken);
+        let processed = tls.conn.process_new_packets();
+        // The handshake's answers and any alert go out at once.
+        write_out(&mut tls.conn, sock)?;
+        processed.map_err(|e| std::io::Error::new(ErrorKind::InvalidData, e))?;
+        Ok(taken > 0)
+    }
+}
+
+/// Writes everything rustls has to send.
+fn write_out(conn: &mut rustls::ServerConnection, sock: &Connection) -> std::io::Result<()> {
+    let mut sock = sock;
+    while conn.wants_write() {
+        conn.write_tls(&mut sock)?;
+    }
+    Ok(())
 }
 
 impl Clone for RustlsStream {
     fn clone(&self) -> Self {
-        Self(self.0.clone())
+        Self {
+            tls: self.tls.clone(),
+            sock: self.sock.clone(),
+            raw: Vec::new(),
+        }
     }
 }
 
 impl Read for RustlsStream {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .expect("Failed to lock SSL stream mutex")
-            .read(buf)
+        if self.raw.is_empty() {
+            self.raw = vec![0u8; RAW_READ];
+        }
+        loop {
+            {
+                let mut tls = self.lock();
+                loop {
+                    match tls.conn.reader().read(buf) {
+                        Ok(n) => return Ok(n),
+                        Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                        Err(e) => return Err(e),
+                    }
+                    if tls.eof && tls.pending.is_empty() {
+                        // rustls saw the end without a close_notify.
+                        return Ok(0);
+                    }
+                    if !Self::feed(&mut tls, &self.sock)? {
+                        break;
+                    }
+                }
+            }
+            // The lock is not held while waiting for the peer.
+            let n = (&*self.sock).read(&mut self.raw)?;
+            let mut tls = self.lock();
+            if n == 0 {
+                tls.eof = true;
+            } else {
+                tls.pending.extend_from_slice(&self.raw[..n]);
+            }
+        }
     }
 }
 
 impl Write for RustlsStream {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .expect("Failed to lock SSL stream mutex")
-            .write(buf)
+        let mut tls = self.lock();
+        loop {
+            let n = tls.conn.writer().write(buf)?;
+            write_out(&mut tls.conn, &self.sock)?;
+            if n > 0 || buf.is_empty() {
+                return Ok(n);
+            }
+        }
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
-        self.0
-            .lock()
-            .expect("Failed to lock SSL stream mutex")
-            .flush()
+        let mut tls = self.lock();
+        tls.conn.writer().flush()?;
+        write_out(&mut tls.conn, &self.sock)
     }
 }
 
+/// piarchive patch: the application hands in its own rustls configuration
+/// (certificate resolver, protocol versions, cipher suites).
 pub(crate) struct RustlsContext(Arc<rustls::ServerConfig>);
 
 impl RustlsContext {
+    pub(crate) fn from_config(config: Arc<rustls::ServerConfig>) -> Self {
+        Self(config)
+    }
+
     pub(crate) fn from_pem(
         certificates: Vec<u8>,
         private_key: Zeroizing<Vec<u8>>,
     ) -> Result<Self, Box<dyn Error + Send + Sync>> {
-        let certificate_chain: Vec<rustls::Certificate> =
-            rustls_pemfile::certs(&mut certificates.as_slice())?
-                .into_iter()
-                .map(|bytes| rustls::Certificate(bytes))
-                .collect();
-
-        if certificate_chain.is_empty() {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let chain = CertificateDer::pem_slice_iter(&certificates).collect::<Result<Vec<_>, _>>()?;
+        if chain.is_empty() {
             return Err("Couldn't extract certificate chain from config.".into());
         }
-
-        let private_key = rustls::PrivateKey({
-            let pkcs8_keys = rustls_pemfile::pkcs8_private_keys(
-                &mut private_key.clone().as_slice(),
-            )
-            .expect("file contains invalid pkcs8 private key (encrypted keys are not supported)");
-
-            if let Some(pkcs8_key) = pkcs8_keys.first() {
-                pkcs8_key.clone()
-            } else {
-                let rsa_keys = rustls_pemfile::rsa_private_keys(&mut private_key.as_slice())
-                    .expect("file contains invalid rsa private key");
-                rsa_keys[0].clone()
-            }
-        });
-
-        let tls_conf = rustls::ServerConfig::builder()
-            .with_safe_defaults()
-            .with_no_client_auth()
-            .with_single_cert(certificate_chain, private_key)?;
-
-        Ok(Self(Arc::new(tls_conf)))
+        let key = PrivateKeyDer::from_pem_slice(&private_key)?;
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)?;
+        Ok(Self(Arc::new(config)))
     }
 
     pub(crate) fn accept(
         &self,
         stream: Connection,
     ) -> Result<RustlsStream, Box<dyn Error + Send + Sync + 'static>> {
-        let connection = rustls::ServerConnection::new(self.0.clone())?;
-        Ok(RustlsStream(Arc::new(Mutex::new(
-            rustls::StreamOwned::new(connection, stream),
-        ))))
+        let conn = rustls::ServerConnection::new(self.0.clone())?;
+        Ok(RustlsStream {
+            tls: Arc::new(Mutex::new(Tls {
+                conn,
+                pending: Vec::new(),
+                eof: false,
+            })),
+            sock: Arc::new(stream),
+            raw: Vec::new(),
+        })
     }
 }
 

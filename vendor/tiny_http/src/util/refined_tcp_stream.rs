@@ -142,8 +142,8 @@ impl RefinedTcpStream {
     }
 
     /// piarchive patch: the read half obeys `pace`; both halves hold `slot`.
-    pub(crate) fn new_paced(
-        connection: Connection,
+    pub(crate) fn new_paced<S: Into<Stream>>(
+        connection: S,
         pace: Arc<Pace>,
         slot: Slot,
     ) -> (RefinedTcpStream, RefinedTcpStream) {
@@ -164,9 +164,14 @@ impl RefinedTcpStream {
         if fits && wanted > LAST_LOOK {
             return Ok(());
         }
-        #[allow(irrefutable_let_patterns)] // refutable with the ssl features
-        if let Stream::Http(connection) = &self.stream {
-            connection.set_read_timeout(Some(wanted))?;
+        match &self.stream {
+            Stream::Http(connection) => connection.set_read_timeout(Some(wanted))?,
+            // piarchive patch: the TLS handshake and records are read under
+            // the same deadlines.
+            #[cfg(feature = "ssl-rustls")]
+            Stream::Https(tls) => tls.socket().set_read_timeout(Some(wanted))?,
+            #[cfg(feature = "ssl-openssl")]
+            Stream::Https(_) => {}
         }
         self.armed = Some(wanted);
         Ok(())

@@ -1,0 +1,432 @@
+//! HTTPS certificates: the self-signed ECDSA P-256 certificate made on first
+//! start (and again before it expires), an admin's own certificate, and the
+//! rustls configuration the HTTPS listener serves them with.
+//!
+//! Owns: `<data>/tls/` (`self-signed.crt`/`.key`, `installed.crt`/`.key`,
+//! files 0600) and which certificate is served. A change (install, remove,
+//! renewal) takes effect for the next handshake: the listener asks
+//! [`Tls`] for the certificate on every connection.
+//! Must not touch: sockets (the patched tiny_http reads and writes TLS).
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+/// The mDNS name every appliance answers to.
+pub const LOCAL_NAME: &str = "piarchive.local";
+/// How long a self-signed certificate is valid (Apple's limit for TLS
+/// server certificates).
+const SELF_SIGNED_DAYS: i64 = 825;
+/// A self-signed certificate is made again when it has less than this left.
+const RENEW_BEFORE: Duration = Duration::from_secs(30 * 86_400);
+/// How often the renewal is looked at.
+pub const RENEWAL_CHECK: Duration = Duration::from_secs(6 * 3600);
+
+/// What `GET /api/v1/admin/tls` says about the certificate being served.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct CertInfo {
+    /// `self-signed` or `installed`.
+    pub source: &'static str,
+    /// SHA-256 of the certificate, colon-separated upper-case hex, as
+    /// browsers show it.
+    pub fingerprint_sha256: String,
+    pub subject: String,
+    /// The DNS names and addresses it is valid for.
+    pub names: Vec<String>,
+    /// RFC 3339, UTC.
+    pub not_after: String,
+    #[serde(skip)]
+    not_after_unix: i64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// A refused certificate or key, said as a sentence.
+    #[error("{0}")]
+    Invalid(String),
+    #[error("Cannot store the certificate in {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("Cannot make a certificate: {0}")]
+    Generate(String),
+}
+
+struct Served {
+    key: Arc<CertifiedKey>,
+    info: CertInfo,
+}
+
+/// The certificate being served, shared by the listener and the API.
+pub struct Tls {
+    dir: PathBuf,
+    names: Vec<String>,
+    served: RwLock<Arc<Served>>,
+}
+
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tls").field("dir", &self.dir).finish()
+    }
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+impl Tls {
+    /// Loads the installed certificate, else the self-signed one (made now
+    /// when missing, unreadable or about to expire). `names` are the SANs
+    /// of a new self-signed certificate.
+    pub fn open(data_dir: &Path, names: Vec<String>) -> Result<Arc<Tls>, TlsError> {
+        let dir = data_dir.join("tls");
+        std::fs::create_dir_all(&dir).map_err(|source| TlsError::Io {
+            path: dir.clone(),
+            source,
+        })?;
+        let tls = Tls {
+            served: RwLock::new(Arc::new(Self::initial(&dir, &names)?)),
+            dir,
+            names,
+        };
+        Ok(Arc::new(tls))
+    }
+
+    fn initial(dir: &Path, names: &[String]) -> Result<Served, TlsError> {
+        match read_pair(dir, "installed").map(|(c, k)| parse(&c, &k, "installed")) {
+            Some(Ok(served)) => return Ok(served),
+            Some(Err(err)) => eprintln!(
+                "piarchive: the installed HTTPS certificate is not usable ({err}); serving the self-signed one"
+            ),
+            None => {}
+        }
+        self_signed(dir, names)
+    }
+
+    /// The rustls configuration of the HTTPS listener: TLS 1.3 and 1.2,
+    /// ring's suites (AES-GCM and ChaCha20-Poly1305, the client's
+    /// preference first), HTTP/1.1, the certificate asked of `self` at
+    /// every handshake.
+    pub fn server_config(self: &Arc<Self>) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+        let mut config = rustls::ServerConfig::builder_with_provider(provider())
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+            .map_err(|e| TlsError::Generate(e.to_string()))?
+            .with_no_client_auth()
+            .with_cert_resolver(self.clone());
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Arc::new(config))
+    }
+
+    pub fn info(&self) -> CertInfo {
+        self.current().info.clone()
+    }
+
+    fn current(&self) -> Arc<Served> {
+        self.served
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn serve(&self, served: Served) -> CertInfo {
+        let info = served.info.clone();
+        *self.served.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(served);
+        info
+    }
+
+    /// Installs an admin's certificate chain and key (PEM). Refused with a
+    /// sentence, the old certificate still served, when they do not parse,
+    /// do not belong together or the certificate is not valid now.
+    pub fn install(&self, cert_pem: &str, key_pem: &str) -> Result<CertInfo, TlsError> {
+        let served = parse(cert_pem.as_bytes(), key_pem.as_bytes(), "installed")?;
+        write_pair(
+            &self.dir,
+            "installed",
+            cert_pem.as_bytes(),
+            key_pem.as_bytes(),
+        )?;
+        Ok(self.serve(served))
+    }
+
+    /// Goes back to the self-signed certificate.
+    pub fn remove_installed(&self) -> Result<CertInfo, TlsError> {
+        let served = self_signed(&self.dir, &self.names)?;
+        for file in ["installed.crt", "installed.key"] {
+            let path = self.dir.join(file);
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => return Err(TlsError::Io { path, source }),
+            }
+        }
+        Ok(self.serve(served))
+    }
+
+    /// Makes a new self-signed certificate when the one served expires
+    /// within [`RENEW_BEFORE`]. Returns the new one's details.
+    pub fn renew_if_due(&self) -> Result<Option<CertInfo>, TlsError> {
+        let current = self.current();
+        if current.info.source != "self-signed" || !expires_soon(&current.info) {
+            return Ok(None);
+        }
+        let served = self_signed(&self.dir, &self.names)?;
+        Ok(Some(self.serve(served)))
+    }
+}
+
+impl ResolvesServerCert for Tls {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.current().key.clone())
+    }
+}
+
+/// The names a self-signed certificate is made for: the host name, its
+/// `.local` name, `piarchive.local`, `localhost`, 127.0.0.1 and `addresses`.
+pub fn default_names(hostname: &str, addresses: &[IpAddr]) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut add = |name: String| {
+        if !name.is_empty() && !names.contains(&name) {
+            names.push(name);
+        }
+    };
+    add(hostname.to_string());
+    if !hostname.is_empty() && !hostname.contains('.') {
+        add(format!("{hostname}.local"));
+    }
+    add(LOCAL_NAME.to_string());
+    add("localhost".to_string());
+    add("127.0.0.1".to_string());
+    for address in addresses {
+        add(address.to_string());
+    }
+    names
+}
+
+/// This machine's host name (`uname -n`).
+pub fn hostname() -> String {
+    rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn expires_soon(info: &CertInfo) -> bool {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    info.not_after_unix - now < RENEW_BEFORE.as_secs() as i64
+}
+
+/// The stored self-signed certificate, or a new one when it is missing,
+/// unreadable or about to expire.
+fn self_signed(dir: &Path, names: &[String]) -> Result<Served, TlsError> {
+    if let Some((cert, key)) = read_pair(dir, "self-signed") {
+        if let Ok(served) = parse(&cert, &key, "self-signed") {
+            if !expires_soon(&served.info) {
+                return Ok(served);
+            }
+        }
+    }
+    let (cert, key) = generate(names)?;
+    let served = parse(cert.as_bytes(), key.as_bytes(), "self-signed")?;
+    write_pair(dir, "self-signed", cert.as_bytes(), key.as_bytes())?;
+    Ok(served)
+}
+
+/// A new ECDSA P-256 key and a certificate for `names` signed by it (PEM).
+pub fn generate(names: &[String]) -> Result<(String, String), TlsError> {
+    let fail = |e: rcgen::Error| TlsError::Generate(e.to_string());
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(fail)?;
+    let mut params = rcgen::CertificateParams::new(names.to_vec()).map_err(fail)?;
+    let mut subject = rcgen::DistinguishedName::new();
+    let host = names.first().map(String::as_str).unwrap_or(LOCAL_NAME);
+    subject.push(rcgen::DnType::CommonName, host);
+    subject.push(rcgen::DnType::OrganizationName, "piarchive");
+    params.distinguished_name = subject;
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::days(1);
+    params.not_after = now + time::Duration::days(SELF_SIGNED_DAYS);
+    let cert = params.self_signed(&key).map_err(fail)?;
+    Ok((cert.pem(), key.serialize_pem()))
+}
+
+/// Checks a chain and key and makes them ready to serve.
+fn parse(cert_pem: &[u8], key_pem: &[u8], source: &'static str) -> Result<Served, TlsError> {
+    let invalid = |s: &str| TlsError::Invalid(s.to_string());
+    let chain = CertificateDer::pem_slice_iter(cert_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| invalid("The certificate is not a PEM certificate chain (blocks starting with -----BEGIN CERTIFICATE-----)."))?;
+    if chain.is_empty() {
+        return Err(invalid(
+            "No certificate was found: paste the PEM blocks starting with -----BEGIN CERTIFICATE-----.",
+        ));
+    }
+    let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|_| {
+        invalid("The key is not a PEM private key (PKCS#8, RSA or EC, not encrypted).")
+    })?;
+    let signing_key = provider().key_provider.load_private_key(key).map_err(|_| {
+        invalid("This kind of private key is not supported; use an RSA or ECDSA key.")
+    })?;
+    let info = describe(&chain[0], source)?;
+    let certified = CertifiedKey::new(chain, signing_key);
+    certified
+        .keys_match()
+        .map_err(|_| invalid("The private key does not belong to the certificate."))?;
+    Ok(Served {
+        key: Arc::new(certified),
+        info,
+    })
+}
+
+/// The certificate's subject, names, expiry and fingerprint; refuses one
+/// that is not valid now.
+fn describe(leaf: &CertificateDer<'_>, source: &'static str) -> Result<CertInfo, TlsError> {
+    use x509_parser::extensions::GeneralName;
+    let (_, cert) = x509_parser::parse_x509_certificate(leaf).map_err(|_| {
+        TlsError::Invalid("The first certificate in the chain could not be read.".into())
+    })?;
+    let validity = cert.validity();
+    let now = time::OffsetDateTime::now_utc();
+    let not_after = validity.not_after.to_datetime();
+    let day = |t: time::OffsetDateTime| t.date().to_string();
+    if not_after < now {
+        return Err(TlsError::Invalid(format!(
+            "The certificate expired on {}.",
+            day(not_after)
+        )));
+    }
+    let not_before = validity.not_before.to_datetime();
+    if not_before > now {
+        return Err(TlsError::Invalid(format!(
+            "The certificate is not valid before {}.",
+            day(not_before)
+        )));
+    }
+    let mut names = Vec::new();
+    if let Ok(Some(san)) = cert.subject_alternative_name() {
+        for name in &san.value.general_names {
+            match name {
+                GeneralName::DNSName(dns) => names.push(dns.to_string()),
+                GeneralName::IPAddress(bytes) => names.extend(ip_from_bytes(bytes)),
+                _ => {}
+            }
+        }
+    }
+    Ok(CertInfo {
+        source,
+        fingerprint_sha256: fingerprint(leaf),
+        subject: cert.subject().to_string(),
+        names,
+        not_after: not_after
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default(),
+        not_after_unix: not_after.unix_timestamp(),
+    })
+}
+
+fn ip_from_bytes(bytes: &[u8]) -> Option<String> {
+    match bytes.len() {
+        4 => Some(IpAddr::from(<[u8; 4]>::try_from(bytes).ok()?).to_string()),
+        16 => Some(IpAddr::from(<[u8; 16]>::try_from(bytes).ok()?).to_string()),
+        _ => None,
+    }
+}
+
+/// SHA-256 of a DER certificate as browsers show it: `AB:CD:...`.
+pub fn fingerprint(der: &[u8]) -> String {
+    let digest = Sha256::digest(der);
+    digest
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+fn read_pair(dir: &Path, stem: &str) -> Option<(Vec<u8>, Vec<u8>)> {
+    let cert = std::fs::read(dir.join(format!("{stem}.crt"))).ok()?;
+    let key = std::fs::read(dir.join(format!("{stem}.key"))).ok()?;
+    Some((cert, key))
+}
+
+/// Writes `<stem>.key` and `<stem>.crt` (0600), each whole or not at all.
+fn write_pair(dir: &Path, stem: &str, cert: &[u8], key: &[u8]) -> Result<(), TlsError> {
+    write_private(&dir.join(format!("{stem}.key")), key)?;
+    write_private(&dir.join(format!("{stem}.crt")), cert)
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), TlsError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let io = |source| TlsError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let temp = path.with_extension("new");
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&temp)
+        .map_err(io)?;
+    file.write_all(bytes).map_err(io)?;
+    file.sync_all().map_err(io)?;
+    std::fs::rename(&temp, path).map_err(io)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names() -> Vec<String> {
+        default_names("box", &["192.168.1.20".parse().unwrap()])
+    }
+
+    #[test]
+    fn a_new_certificate_names_the_host_the_local_name_and_the_addresses() {
+        let dir = tempfile::tempdir().unwrap();
+        let tls = Tls::open(dir.path(), names()).unwrap();
+        let info = tls.info();
+        assert_eq!(info.source, "self-signed");
+        for name in ["box", "box.local", LOCAL_NAME, "127.0.0.1", "192.168.1.20"] {
+            assert!(info.names.iter().any(|n| n == name), "{name} in {info:?}");
+        }
+        assert_eq!(info.fingerprint_sha256.len(), 32 * 3 - 1);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("tls/self-signed.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        // The same certificate on the next start.
+        let again = Tls::open(dir.path(), names()).unwrap();
+        assert_eq!(again.info(), info);
+    }
+
+    #[test]
+    fn a_key_of_another_certificate_is_refused_and_the_old_one_stays() {
+        let dir = tempfile::tempdir().unwrap();
+        let tls = Tls::open(dir.path(), names()).unwrap();
+        let before = tls.info();
+        let (cert, _) = generate(&["a.example".into()]).unwrap();
+        let (_, other_key) = generate(&["b.example".into()]).unwrap();
+        let err = tls.install(&cert, &other_key).unwrap_err().to_string();
+        assert!(err.contains("does not belong"), "{err}");
+        assert!(tls.install("not pem", &other_key).is_err());
+        assert_eq!(tls.info(), before);
+        let (cert, key) = generate(&["a.example".into()]).unwrap();
+        let installed = tls.install(&cert, &key).unwrap();
+        assert_eq!(installed.source, "installed");
+        assert_eq!(installed.names, vec!["a.example".to_string()]);
+        assert_eq!(Tls::open(dir.path(), names()).unwrap().info(), installed);
+        assert_eq!(tls.remove_installed().unwrap(), before);
+    }
+}
