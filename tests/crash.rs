@@ -253,25 +253,8 @@ fn kill_9_at_random_moments_during_upload_cache_and_delete_loses_nothing() {
         .collect();
     let survivors: BTreeSet<String> = expected.keys().cloned().collect();
     assert_eq!(archives, survivors);
-    let mut uses: BTreeMap<String, u64> = BTreeMap::new();
-    for (_, part) in store.tables.parts.all(&txn).expect("parts") {
-        assert!(part.remote, "a surviving part is not remote: {part:?}");
-        *uses
-            .entry(part.object_id.expect("an object id"))
-            .or_default() += 1;
-    }
-    let objects: BTreeMap<String, u64> = store
-        .tables
-        .objects
-        .all(&txn)
-        .expect("objects")
-        .into_iter()
-        .map(|(key, object)| {
-            assert!(object.stored, "an object not stored: {object:?}");
-            (String::from_utf8(key).expect("utf-8 key"), object.refcount)
-        })
-        .collect();
-    assert_eq!(objects, uses, "refcounts equal the parts using each object");
+    drop(txn);
+    let uses = crate::support::checked_object_uses(&store);
     let bucket = s3.object_path(PREFIX);
     let stored: BTreeSet<String> = file_names(&bucket.join("parts"));
     assert_eq!(

@@ -514,26 +514,7 @@ fn kill_9_at_random_moments_of_a_move_resumes_and_ends_with_exact_books() {
     server.kill9();
     let store = piarchive::store::Store::open(&server.data_dir().join("db"), 1 << 30)
         .expect("open the store");
-    let txn = store.read().expect("read");
-    let mut uses: BTreeMap<String, u64> = BTreeMap::new();
-    for (_, part) in store.tables.parts.all(&txn).expect("parts") {
-        assert!(part.remote && !part.to_move, "{part:?}");
-        *uses
-            .entry(part.object_id.expect("an object id"))
-            .or_default() += 1;
-    }
-    let objects: BTreeMap<String, u64> = store
-        .tables
-        .objects
-        .all(&txn)
-        .expect("objects")
-        .into_iter()
-        .map(|(key, object)| {
-            assert!(object.stored, "{object:?}");
-            (String::from_utf8(key).unwrap(), object.refcount)
-        })
-        .collect();
-    assert_eq!(objects, uses, "refcounts equal the parts using each object");
+    let uses = crate::support::checked_object_uses(&store);
     assert!(
         uses.values().any(|&count| count == 2),
         "the twin shares its objects"
@@ -544,7 +525,6 @@ fn kill_9_at_random_moments_of_a_move_resumes_and_ends_with_exact_books() {
         uses.keys().cloned().collect::<BTreeSet<_>>(),
         "the new remote holds exactly the objects in use"
     );
-    drop(txn);
     drop(store);
     server.restart();
     let admin = {

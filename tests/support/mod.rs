@@ -473,3 +473,35 @@ pub fn output_dir(test: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).expect("output dir");
     dir
 }
+
+/// The appliance's books, read from its store (the server stopped): every
+/// part is on the current remote, every object is stored, and each
+/// object's refcount equals the parts using it. Returns those uses.
+pub fn checked_object_uses(
+    store: &piarchive::store::Store,
+) -> std::collections::BTreeMap<String, u64> {
+    let txn = store.read().expect("read transaction");
+    let mut uses = std::collections::BTreeMap::new();
+    for (_, part) in store.tables.parts.all(&txn).expect("parts") {
+        assert!(
+            part.remote && !part.to_move,
+            "a part is not on the remote: {part:?}"
+        );
+        *uses
+            .entry(part.object_id.expect("an object id"))
+            .or_default() += 1;
+    }
+    let objects: std::collections::BTreeMap<String, u64> = store
+        .tables
+        .objects
+        .all(&txn)
+        .expect("objects")
+        .into_iter()
+        .map(|(key, object)| {
+            assert!(object.stored, "an object not stored: {object:?}");
+            (String::from_utf8(key).expect("utf-8 key"), object.refcount)
+        })
+        .collect();
+    assert_eq!(objects, uses, "refcounts equal the parts using each object");
+    uses
+}
