@@ -2,7 +2,7 @@
 """Writes a signed piarchive update bundle (.piup) from a slot folder.
 
 usage: mkbundle.py --key PEM --version V --slot DIR --out FILE
-                   [--board rpi-arm64] [--test-health-failure REASON] [--test-hang]
+                   [--board rpi-arm64] [--test-health-failure REASON] [--test-hang] [--test-hold-reboot]
        mkbundle.py --new-key PEM     (makes an Ed25519 key; prints the public key, hex)
        mkbundle.py --public PEM      (prints the public key of PEM, hex)
 
@@ -62,6 +62,7 @@ def main():
     ap.add_argument("--board", default="rpi-arm64")
     ap.add_argument("--test-health-failure")
     ap.add_argument("--test-hang", action="store_true")
+    ap.add_argument("--test-hold-reboot", action="store_true")
     args = ap.parse_args()
     if args.new_key:
         key = Ed25519PrivateKey.generate()
@@ -88,6 +89,8 @@ def main():
         manifest["test_health_failure"] = args.test_health_failure
     if args.test_hang:
         manifest["test_hang"] = True
+    if args.test_hold_reboot:
+        manifest["test_hold_reboot"] = True
     body = json.dumps(manifest, separators=(",", ":")).encode()
     head = MAGIC + struct.pack(">I", len(body)) + body
     with open(args.out + ".part", "wb") as out:

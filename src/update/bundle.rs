@@ -61,6 +61,10 @@ pub struct Manifest {
     /// Test builds only: the new version never finishes its trial (a hang).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub test_hang: bool,
+    /// Test builds only: the old version, once the slot and `tryboot.txt` are written,
+    /// holds its reboot (the window a power cut can fall into, made wide for a test).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub test_hold_reboot: bool,
 }
 
 impl Manifest {

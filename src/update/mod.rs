@@ -134,6 +134,8 @@ impl From<std::io::Error> for ApplyError {
 pub struct Applied {
     pub version: String,
     pub slot: Slot,
+    /// The bundle's test switch: do not reboot (test key only).
+    pub hold_reboot: bool,
 }
 
 /// Streams a bundle from `reader` into the inactive slot, then writes `tryboot.txt`,
@@ -150,6 +152,7 @@ pub fn apply<R: Read + ?Sized>(
         bytes: Vec::new(),
     };
     let verified = bundle::read_header(&mut head, &bundle::trusted_keys())?;
+    let hold_reboot = verified.key == KeyKind::Test && verified.manifest.test_hold_reboot;
     let manifest = verified.manifest;
     bundle::check_target(&manifest, running_version(), force)?;
     let slot_dir = boot.join(slot.dir_name());
@@ -173,6 +176,7 @@ pub fn apply<R: Read + ?Sized>(
     Ok(Applied {
         version: manifest.version,
         slot,
+        hold_reboot,
     })
 }
 

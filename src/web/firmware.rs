@@ -64,6 +64,20 @@ fn post(req: &mut Req) -> Result<Resp, ApiError> {
             }
         }
     })?;
+    if applied.hold_reboot {
+        crate::firmware::console::log(
+            "update",
+            &format!(
+                "test switch: version {} written to {}; holding the reboot",
+                applied.version,
+                applied.slot.dir_name()
+            ),
+        );
+        return Ok(Resp::json(
+            202,
+            &json!({ "message": "held by the test switch", "version": applied.version, "slot": applied.slot.dir_name() }),
+        ));
+    }
     crate::firmware::console::log(
         "update",
         &format!(
