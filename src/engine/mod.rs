@@ -11,12 +11,15 @@
 //! verification marks the archive `damaged` and deletes nothing.
 
 pub mod activity;
+mod cache;
 mod catalog;
 pub mod events;
 pub mod jobs;
 pub mod keys;
 pub mod metrics;
 pub mod remote_move;
+mod uncache;
+mod upload;
 pub mod verify;
 mod work;
 
