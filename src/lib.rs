@@ -3,6 +3,7 @@
 //! Crate map (ARCHITECTURE.md has the longer version):
 //! - [`config`]: start-up configuration, resolved once.
 //! - [`data_dir`]: the data folder's lock (one server per folder) and permissions.
+//! - [`disk`]: free space, a full disk, writing a file range back now.
 //! - [`store`]: the LMDB environment, typed tables, migrations.
 //! - [`accounts`]: users, passwords, sessions, API tokens.
 //! - [`archive`]: the archive catalog, streaming ingest, chunking, uploads.
@@ -16,6 +17,8 @@
 //! - [`web`]: HTTP server, JSON API and pages.
 //! - [`ids`]: random ids and tokens, the wall clock.
 //! - [`limits`]: every limit on what a network client can make the server hold.
+//! - [`metrics`]: process-lifetime counters for `/metrics` and script `stats()`.
+//! - [`sha256_pair`]: two SHA-256 at once with the x86 SHA instructions.
 //! - [`firmware`]: init mode (PID 1 in the SD-card image): mounts, network, clock, supervision.
 //! - [`update`]: firmware updates in place: signed bundles, A/B slots, trial and commit.
 
@@ -25,14 +28,17 @@ pub mod archive;
 pub mod config;
 pub mod data_dir;
 pub mod device;
+pub mod disk;
 pub mod engine;
 pub mod firmware;
 pub mod ids;
 pub mod limits;
+pub mod metrics;
 pub mod recovery;
 pub mod remote;
 pub mod repo;
 pub mod settings;
+pub mod sha256_pair;
 pub mod store;
 pub mod tls;
 pub mod update;

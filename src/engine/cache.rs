@@ -12,9 +12,11 @@ use std::sync::Mutex;
 use sha2::{Digest, Sha256};
 
 use super::activity::Direction;
-use super::{metrics, Failure, Inner};
-use crate::archive::sha256_pair::{self, Sha256Stream};
-use crate::archive::{available_bytes, human_size, is_disk_full};
+use super::{Failure, Inner};
+use crate::metrics;
+use crate::sha256_pair::{self, Sha256Stream};
+use crate::archive::human_size;
+use crate::disk::{available_bytes, is_disk_full};
 use crate::ids;
 use crate::remote::{stop_reading, Remote};
 use crate::repo::{self};
@@ -48,7 +50,7 @@ impl CacheFile for File {
     fn start_write_back(&self, offset: u64, len: u64) {
         // Not waiting is only a hint and uses up no write error: the
         // flushes while hashing and the fsync at the end report those.
-        let _ = crate::archive::ingest::write_back(self, offset, len, false);
+        let _ = crate::disk::write_back(self, offset, len, false);
     }
 
     fn sync_data(&self) -> io::Result<()> {

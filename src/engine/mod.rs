@@ -16,7 +16,6 @@ mod catalog;
 pub mod events;
 pub mod jobs;
 pub mod keys;
-pub mod metrics;
 pub mod remote_move;
 mod uncache;
 mod upload;
@@ -31,6 +30,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::ids;
+use crate::metrics;
 use crate::remote::{Remote, RemoteSettings, TransferOptions};
 use crate::repo::RepoKeys;
 use crate::settings::{parse_hh_mm, Settings};
@@ -547,7 +547,7 @@ impl Inner {
         let (settings, generation) = {
             let txn = self.store.read()?;
             (
-                keys::remote_settings_in(&txn, &self.store.tables, &self.data_dir)?,
+                crate::settings::remote::remote_settings_in(&txn, &self.store.tables, &self.data_dir)?,
                 keys::generation(&txn, &self.store.tables)?,
             )
         };

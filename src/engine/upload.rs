@@ -2,16 +2,15 @@
 //! and the manifest that lists an archive's parts.
 
 use std::fs::File;
-use std::io::Read;
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::FileExt;
 use std::time::Instant;
 
 use sha2::{Digest, Sha256};
 
 use super::activity::Direction;
 use super::jobs::{self, JobKind};
-use super::{keys, metrics, Failure, Inner, ObjectClaim};
-use crate::remote::Remote;
+use super::{keys, Failure, Inner, ObjectClaim};
+use crate::metrics;
 use crate::repo::{self, Manifest, ManifestPart, ObjectId, PART_OVERHEAD};
 use crate::store::records::{ArchiveRecord, ArchiveState, ObjectRecord, PartRecord};
 use crate::store::indexed_key;

@@ -2,11 +2,9 @@
 //! its remote and file I/O with no transaction open, then commits the
 //! result and removes its job in one write transaction.
 
-use std::io::Read;
 
 
 use super::{keys, Failure, Inner};
-use crate::remote::Remote;
 use crate::repo::ObjectId;
 use crate::store::records::{ArchiveRecord, ArchiveState, PartRecord};
 

@@ -90,7 +90,7 @@ impl ArchiveActions for EngineActions {
 
     fn counters(&self) -> TransferCounters {
         let queue_length = self.app().map(|app| app.engine.queue_length()).unwrap_or(0);
-        let metrics = crate::engine::metrics::global();
+        let metrics = crate::metrics::global();
         TransferCounters {
             queue_length,
             bytes_uploaded: metrics.bytes_uploaded(),

@@ -16,7 +16,7 @@ use super::http::{ApiError, Req, Resp};
 use super::pages::Page;
 use super::App;
 use crate::accounts::Caller;
-use crate::archive::available_bytes;
+use crate::disk::available_bytes;
 use crate::device::status::{
     compute_status, ActiveTransfer, ArchiveCounts, DiskSpace, StatusInputs, TransferDirection,
 };
@@ -171,7 +171,7 @@ pub fn start_feed(app: Arc<App>, sender: StatusSender, listen: SocketAddr) -> Ar
         let mut rate = Rate::default();
         while !flag.load(Ordering::Relaxed) {
             let web_url = web_url(listen);
-            let metrics = crate::engine::metrics::global();
+            let metrics = crate::metrics::global();
             let moved = metrics.bytes_uploaded() + metrics.bytes_downloaded();
             let bytes_per_sec = rate.update(std::time::Instant::now(), moved);
             sender.send(compute_status(&current_inputs(

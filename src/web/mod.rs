@@ -98,7 +98,7 @@ impl App {
                 crate::engine::ReportLevel::Warn => log.warn("storage", message, subject),
             }
         }));
-        let remote = crate::engine::keys::remote_settings(&store, &config.data_dir)?;
+        let remote = crate::settings::remote::remote_settings(&store, &config.data_dir)?;
         pages::layout::set_same_disk_remote(remote.is_on_disk_under(&config.data_dir));
         let tls = crate::tls::Tls::open(&config.data_dir, certificate_names(&config))?;
         Ok(App {

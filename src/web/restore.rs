@@ -80,7 +80,7 @@ pub fn start(
     let store = app.store.clone();
     app.restore
         .start(recovery, move || {
-            if let Ok(remote) = crate::engine::keys::remote_settings(&store, &data_dir) {
+            if let Ok(remote) = crate::settings::remote::remote_settings(&store, &data_dir) {
                 super::pages::layout::set_same_disk_remote(remote.is_on_disk_under(&data_dir));
             }
         })

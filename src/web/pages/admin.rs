@@ -49,7 +49,7 @@ fn dashboard(app: &App) -> Result<Markup, ApiError> {
     use crate::device::status::human_bytes;
     let inputs = crate::web::device::current_inputs(app, "", 0);
     let counts = &inputs.archives;
-    let remote = crate::engine::keys::remote_settings(&app.store, &app.config.data_dir)?;
+    let remote = crate::settings::remote::remote_settings(&app.store, &app.config.data_dir)?;
     let on_box = super::layout::same_disk_remote();
     let stored = counts.backed_up + counts.uncached;
     let total = stored
