@@ -1,6 +1,7 @@
 //! piarchive: a home backup appliance for the Raspberry Pi.
 //!
 //! Crate map (ARCHITECTURE.md has the longer version):
+//! - [`app`]: the composition root: starts and stops everything `serve` runs.
 //! - [`config`]: start-up configuration, resolved once.
 //! - [`data_dir`]: the data folder's lock (one server per folder) and permissions.
 //! - [`disk`]: free space, a full disk, writing a file range back now.
@@ -24,6 +25,7 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod app;
 pub mod archive;
 pub mod config;
 pub mod data_dir;
@@ -43,18 +45,3 @@ pub mod store;
 pub mod tls;
 pub mod update;
 pub mod web;
-
-use std::net::TcpListener;
-
-/// Opens the data directory and serves the web UI on `listener`. The same
-/// entry is used by `main` and by the tests (on port 0).
-pub fn serve(
-    config: config::Config,
-    listener: TcpListener,
-    https: Option<TcpListener>,
-) -> anyhow::Result<web::Server> {
-    // More connections and files than the default 1024 when the system allows.
-    limits::raise_open_files_limit();
-    let app = web::App::open(config)?;
-    Ok(web::start(app, listener, https)?)
-}

@@ -503,7 +503,7 @@ pub fn save_remote(
     ApiError,
 > {
     let (saved, plan) = app.engine.change_remote(settings)?;
-    super::pages::layout::set_same_disk_remote(saved.is_on_disk_under(&app.config.data_dir));
+    app.on_box_only.follow(&saved, &app.config.data_dir);
     Ok((saved, plan))
 }
 

@@ -99,7 +99,7 @@ pub fn current_inputs(app: &App, web_url: &str, bytes_per_sec: u64) -> StatusInp
             .map(|s| s.free_space_reserve_bytes)
             .unwrap_or(0),
         web_url: web_url.to_string(),
-        on_box_only: super::pages::layout::same_disk_remote(),
+        on_box_only: app.on_box_only(),
         remote_move: app.engine.remote_move().ok().flatten().map(|record| {
             crate::device::status::MoveProgress {
                 parts_done: record.parts_total.saturating_sub(record.parts_left),
@@ -232,7 +232,7 @@ pub fn page(app: &App, caller: &Caller) -> Result<Resp, ApiError> {
         ("blue", report.leds.blue),
         ("red", report.leds.red),
     ];
-    let page = Page::new("Device", Some(caller)).script("/static/device.js").render(html! {
+    let page = Page::new("Device", Some(caller), app.on_box_only()).script("/static/device.js").render(html! {
         h1 { "Device" }
         p.muted { "What the appliance's LEDs and display show right now (board: " (report.board) ")." }
         div.leds {

@@ -57,7 +57,7 @@ pub fn remote_page(
             path.display().to_string(),
         ),
     };
-    let page = Page::new("Remote storage", Some(caller)).render(html! {
+    let page = Page::new("Remote storage", Some(caller), app.on_box_only()).render(html! {
         h1 { "Remote storage" }
         p { "Backups are encrypted on this appliance before they leave it. Each part goes to the storage below." }
         @if let Some((ok, message)) = &notice {
