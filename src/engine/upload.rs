@@ -5,6 +5,7 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::time::Instant;
 
+use heed::RwTxn;
 use sha2::{Digest, Sha256};
 
 use super::activity::Direction;
@@ -13,7 +14,7 @@ use super::{keys, Failure, Inner, ObjectClaim};
 use crate::metrics;
 use crate::repo::{self, Manifest, ManifestPart, ObjectId, PART_OVERHEAD};
 use crate::store::records::{ArchiveRecord, ArchiveState, ObjectRecord, PartRecord};
-use crate::store::indexed_key;
+use crate::store::{indexed_key, Tables};
 
 use super::work::{object_id_of, sha_bytes};
 
@@ -24,138 +25,69 @@ impl Inner {
         archive_id: &str,
         index: u32,
     ) -> Result<(), Failure> {
-        let (archive, part) = {
-            let txn = self.store.read()?;
-            let archive = self
-                .store
-                .tables
-                .archives
-                .get(&txn, archive_id.as_bytes())?;
-            let part = self
-                .store
-                .tables
-                .parts
-                .get(&txn, &indexed_key(archive_id, index))?;
-            (archive, part)
-        };
-        let (Some(archive), Some(part)) = (archive, part) else {
+        let Some(part) = self.part_to_upload(archive_id, index)? else {
             return self.drop_job(job_id);
         };
-        if part.remote || part.to_move || !archive.state.is_local() {
-            return self.drop_job(job_id);
-        }
         let (keys, _) = self.keys()?;
-        let plaintext_sha = sha_bytes(&part.sha256)?;
-        let object_id = keys.object_id(&plaintext_sha);
+        let object_id = keys.object_id(&sha_bytes(&part.sha256)?);
         let _claim = ObjectClaim::take(self, object_id.as_str())?;
-        let existing = {
-            let txn = self.store.read()?;
-            self.store
-                .tables
-                .objects
-                .get(&txn, object_id.as_str().as_bytes())?
-        };
-        let mut uploaded: Option<(u64, String)> = None;
-        let mut generation = 0;
-        if !existing.is_some_and(|o| o.stored && o.refcount > 0) {
-            let _running = self.activity.start(archive_id, Direction::Upload);
-            let (remote, at) = self.remote_at()?;
-            generation = at;
-            let (buffer, cipher_sha) =
-                self.seal_local_part(keys, archive_id, index, &part, &object_id)?;
-            self.throttle(buffer.len());
-            let started = Instant::now();
-            remote.put_hashed(&repo::part_key(&object_id), &buffer, &cipher_sha)?;
-            metrics::global().observe_part_upload(started.elapsed());
-            metrics::global().add_uploaded(buffer.len() as u64);
-            uploaded = Some((buffer.len() as u64, cipher_sha));
-        }
-        let changed =
-            self.store
-                .write(|txn, tables| -> Result<Option<ArchiveRecord>, Failure> {
-                    // Uploaded to a remote that is no longer the one in use
-                    // (a move started meanwhile): upload it again.
-                    if uploaded.is_some() && keys::generation(txn, tables)? != generation {
-                        return Err(Failure::Busy);
-                    }
-                    let object_key = object_id.as_str().as_bytes();
-                    let mut object = match (tables.objects.get(txn, object_key)?, &uploaded) {
-                        (Some(mut object), Some((length, sha))) => {
-                            object.stored = true;
-                            object.stored_length = *length;
-                            object.ciphertext_sha256.clone_from(sha);
-                            object
-                        }
-                        (Some(object), None) if object.stored && object.refcount > 0 => object,
-                        (None, Some((length, sha))) => ObjectRecord {
-                            refcount: 0,
-                            stored_length: *length,
-                            ciphertext_sha256: sha.clone(),
-                            stored: true,
-                        },
-                        // Removed between our look and now: upload it next time.
-                        _ => return Err(Failure::Busy),
-                    };
-                    tables.jobs.delete(txn, job_id.as_bytes())?;
-                    let archive = tables.archives.get(txn, archive_id.as_bytes())?;
-                    let part_key = indexed_key(archive_id, index);
-                    let part = tables.parts.get(txn, &part_key)?;
-                    let (Some(mut archive), Some(mut part)) = (archive, part) else {
-                        if object.refcount == 0 {
-                            jobs::enqueue(
-                                txn,
-                                tables,
-                                JobKind::DeleteObject {
-                                    object_id: object_id.as_str().to_string(),
-                                },
-                            )?;
-                        }
-                        tables.objects.put(txn, object_key, &object)?;
-                        return Ok(None);
-                    };
-                    if part.remote || part.to_move || archive.state == ArchiveState::Deleting {
-                        if object.refcount == 0 {
-                            jobs::enqueue(
-                                txn,
-                                tables,
-                                JobKind::DeleteObject {
-                                    object_id: object_id.as_str().to_string(),
-                                },
-                            )?;
-                        }
-                        tables.objects.put(txn, object_key, &object)?;
-                        return Ok(None);
-                    }
-                    object.refcount += 1;
-                    tables.objects.put(txn, object_key, &object)?;
-                    part.object_id = Some(object_id.as_str().to_string());
-                    part.remote = true;
-                    tables.parts.put(txn, &part_key, &part)?;
-                    archive.parts_remote += 1;
-                    archive.stored_size =
-                        archive.stored_size.map(|size| size + object.stored_length);
-                    archive.last_error = None;
-                    if archive.state == ArchiveState::Local {
-                        archive.state = ArchiveState::Uploading;
-                    }
-                    if archive.parts_remote >= archive.parts_total {
-                        jobs::enqueue(
-                            txn,
-                            tables,
-                            JobKind::UploadManifest {
-                                archive_id: archive_id.to_string(),
-                            },
-                        )?;
-                    }
-                    tables.archives.put(txn, archive_id.as_bytes(), &archive)?;
-                    Ok(Some(archive))
-                })?;
+        let sent = self.send_part_unless_stored(keys, archive_id, index, &part, &object_id)?;
+        let changed = self.store.write(|txn, tables| {
+            commit_part(txn, tables, job_id, archive_id, index, &object_id, &sent)
+        })?;
         if let Some(archive) = changed {
             self.events.part(&archive, index, true);
             self.events.archive(&archive);
             self.wake();
         }
         Ok(())
+    }
+
+    /// The part, when it still needs uploading: not remote, not being
+    /// moved, and its archive still local.
+    fn part_to_upload(&self, archive_id: &str, index: u32) -> Result<Option<PartRecord>, Failure> {
+        let txn = self.store.read()?;
+        let tables = &self.store.tables;
+        let archive = tables.archives.get(&txn, archive_id.as_bytes())?;
+        let part = tables.parts.get(&txn, &indexed_key(archive_id, index))?;
+        let (Some(archive), Some(part)) = (archive, part) else {
+            return Ok(None);
+        };
+        let wanted = !part.remote && !part.to_move && archive.state.is_local();
+        Ok(wanted.then_some(part))
+    }
+
+    /// Seals and sends the part unless its object is stored (and used)
+    /// already.
+    fn send_part_unless_stored(
+        &self,
+        keys: &repo::RepoKeys,
+        archive_id: &str,
+        index: u32,
+        part: &PartRecord,
+        object_id: &ObjectId,
+    ) -> Result<Option<SentObject>, Failure> {
+        let existing = {
+            let txn = self.store.read()?;
+            let key = object_id.as_str().as_bytes();
+            self.store.tables.objects.get(&txn, key)?
+        };
+        if existing.is_some_and(|o| o.stored && o.refcount > 0) {
+            return Ok(None);
+        }
+        let _running = self.activity.start(archive_id, Direction::Upload);
+        let (remote, generation) = self.remote_at()?;
+        let (buffer, cipher_sha) = self.seal_local_part(keys, archive_id, index, part, object_id)?;
+        self.throttle(buffer.len());
+        let started = Instant::now();
+        remote.put_hashed(&repo::part_key(object_id), &buffer, &cipher_sha)?;
+        metrics::global().observe_part_upload(started.elapsed());
+        metrics::global().add_uploaded(buffer.len() as u64);
+        Ok(Some(SentObject {
+            length: buffer.len() as u64,
+            sha256: cipher_sha,
+            generation,
+        }))
     }
 
     /// Reads part `index` of the archive's local file, checks it against its
@@ -261,4 +193,103 @@ impl Inner {
         Ok(())
     }
 
+}
+
+/// An object this job sent: its stored length and SHA-256, and the remote
+/// generation it went to.
+struct SentObject {
+    length: u64,
+    sha256: String,
+    generation: u64,
+}
+
+/// Records an uploaded part in one transaction with the removal of its job:
+/// the object (stored, one more user), the part (remote), the archive's
+/// counters and, once every part is remote, the manifest job. Returns the
+/// archive as changed, or `None` when it went away or moved on meanwhile.
+fn commit_part(
+    txn: &mut RwTxn,
+    tables: &Tables,
+    job_id: &str,
+    archive_id: &str,
+    index: u32,
+    object_id: &ObjectId,
+    sent: &Option<SentObject>,
+) -> Result<Option<ArchiveRecord>, Failure> {
+    // Uploaded to a remote that is no longer the one in use (a move started
+    // meanwhile): upload it again.
+    if let Some(sent) = sent {
+        if keys::generation(txn, tables)? != sent.generation {
+            return Err(Failure::Busy);
+        }
+    }
+    let object_key = object_id.as_str().as_bytes();
+    // Removed between our look and now: upload it next time.
+    let mut object =
+        stored_object(tables.objects.get(txn, object_key)?, sent).ok_or(Failure::Busy)?;
+    tables.jobs.delete(txn, job_id.as_bytes())?;
+    let archive = tables.archives.get(txn, archive_id.as_bytes())?;
+    let part_key = indexed_key(archive_id, index);
+    let part = tables.parts.get(txn, &part_key)?;
+    let (Some(mut archive), Some(mut part)) = (archive, part) else {
+        return put_object_unused(txn, tables, object_id, &object);
+    };
+    if part.remote || part.to_move || archive.state == ArchiveState::Deleting {
+        return put_object_unused(txn, tables, object_id, &object);
+    }
+    object.refcount += 1;
+    tables.objects.put(txn, object_key, &object)?;
+    part.object_id = Some(object_id.as_str().to_string());
+    part.remote = true;
+    tables.parts.put(txn, &part_key, &part)?;
+    archive.parts_remote += 1;
+    archive.stored_size = archive.stored_size.map(|size| size + object.stored_length);
+    archive.last_error = None;
+    if archive.state == ArchiveState::Local {
+        archive.state = ArchiveState::Uploading;
+    }
+    if archive.parts_remote >= archive.parts_total {
+        let archive_id = archive_id.to_string();
+        jobs::enqueue(txn, tables, JobKind::UploadManifest { archive_id })?;
+    }
+    tables.archives.put(txn, archive_id.as_bytes(), &archive)?;
+    Ok(Some(archive))
+}
+
+/// The object record after this job: `existing` updated with what was
+/// sent, or new; `None` when nothing was sent and the object is no longer
+/// stored and used.
+fn stored_object(existing: Option<ObjectRecord>, sent: &Option<SentObject>) -> Option<ObjectRecord> {
+    match (existing, sent) {
+        (Some(mut object), Some(sent)) => {
+            object.stored = true;
+            object.stored_length = sent.length;
+            object.ciphertext_sha256.clone_from(&sent.sha256);
+            Some(object)
+        }
+        (Some(object), None) if object.stored && object.refcount > 0 => Some(object),
+        (None, Some(sent)) => Some(ObjectRecord {
+            refcount: 0,
+            stored_length: sent.length,
+            ciphertext_sha256: sent.sha256.clone(),
+            stored: true,
+        }),
+        _ => None,
+    }
+}
+
+/// Keeps the object record of a part nobody wants any more, and queues the
+/// deletion of the object when no other part uses it.
+fn put_object_unused(
+    txn: &mut RwTxn,
+    tables: &Tables,
+    object_id: &ObjectId,
+    object: &ObjectRecord,
+) -> Result<Option<ArchiveRecord>, Failure> {
+    if object.refcount == 0 {
+        let object_id = object_id.as_str().to_string();
+        jobs::enqueue(txn, tables, JobKind::DeleteObject { object_id })?;
+    }
+    tables.objects.put(txn, object_id.as_str().as_bytes(), object)?;
+    Ok(None)
 }
