@@ -35,10 +35,10 @@ use rhai::module_resolvers::DummyModuleResolver;
 use rhai::{Array, Dynamic, Engine, EvalAltResult, ImmutableString, Map};
 use serde::{Deserialize, Serialize};
 
-use errors::{describe_eval_error, describe_parse_error};
 pub use errors::ScriptFailure;
-use memory::{signed, thread_held_bytes};
+use errors::{describe_eval_error, describe_parse_error};
 pub use memory::{memory_limit_enforced, ScriptMemoryCounter};
+use memory::{signed, thread_held_bytes};
 
 /// One archive as a script sees it. Plain data only: no keys, no paths.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -208,7 +208,6 @@ pub(super) const MIB: usize = 1024 * 1024;
 /// Stack of the thread a script runs on: deep enough that the call and
 /// expression depth limits, not the stack, stop a script.
 const SCRIPT_THREAD_STACK_BYTES: usize = 16 * MIB;
-
 
 /// Stops a running script from another thread (e.g. a deployment being
 /// deleted, or the appliance shutting down). Cloning shares the flag.

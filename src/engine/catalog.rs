@@ -10,8 +10,8 @@
 
 use super::jobs::CATALOG_JOB_ID;
 use super::{keys, Failure, Inner};
-use crate::repo::catalog::{Catalog, CATALOG_LABEL};
 use crate::repo;
+use crate::repo::catalog::{Catalog, CATALOG_LABEL};
 use crate::settings::Settings;
 use crate::store::records::UserRecord;
 use crate::store::{StoreError, Tables};

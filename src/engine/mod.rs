@@ -547,7 +547,11 @@ impl Inner {
         let (settings, generation) = {
             let txn = self.store.read()?;
             (
-                crate::settings::remote::remote_settings_in(&txn, &self.store.tables, &self.data_dir)?,
+                crate::settings::remote::remote_settings_in(
+                    &txn,
+                    &self.store.tables,
+                    &self.data_dir,
+                )?,
                 keys::generation(&txn, &self.store.tables)?,
             )
         };

@@ -41,9 +41,9 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 
 use super::jobs::{self, JobKind};
-use crate::metrics;
 use super::{keys, lock, Engine, Failure, Inner, ObjectClaim, ReportLevel};
 use crate::archive::human_size;
+use crate::metrics;
 use crate::remote::{ErrorKind, Remote, RemoteSettings, TransferOptions};
 use crate::repo::{self, ObjectId, PART_OVERHEAD};
 use crate::settings::Settings;
@@ -323,7 +323,8 @@ impl Engine {
         let new = new.keep_secret_from(&current);
         let plan = self.plan_remote_change(&new)?;
         if !plan.destination.moves() {
-            let saved = crate::settings::remote::save_remote_settings(&inner.store, &inner.data_dir, new)?;
+            let saved =
+                crate::settings::remote::save_remote_settings(&inner.store, &inner.data_dir, new)?;
             self.wake();
             return Ok((saved, plan));
         }
@@ -338,7 +339,8 @@ impl Engine {
                             total: running.parts_total,
                         });
                     }
-                    let from = crate::settings::remote::remote_settings_in(txn, tables, &inner.data_dir)?;
+                    let from =
+                        crate::settings::remote::remote_settings_in(txn, tables, &inner.data_dir)?;
                     start_move(txn, tables, from, &plan.from, &new)
                 })?;
         for archive in &changed {

@@ -1,13 +1,11 @@
 //! The uncache and delete jobs: remove an archive's local file once every
 //! part is checked remote, remove an archive, remove an unused object.
 
-
-
 use super::jobs::{self, JobKind};
 use super::{Failure, Inner, ObjectClaim};
 use crate::repo::{self, ObjectId, PART_OVERHEAD};
-use crate::store::records::ArchiveState;
 use crate::store::indexed_prefix;
+use crate::store::records::ArchiveState;
 
 use super::work::object_id_of;
 

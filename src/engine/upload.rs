@@ -77,7 +77,8 @@ impl Inner {
         }
         let _running = self.activity.start(archive_id, Direction::Upload);
         let (remote, generation) = self.remote_at()?;
-        let (buffer, cipher_sha) = self.seal_local_part(keys, archive_id, index, part, object_id)?;
+        let (buffer, cipher_sha) =
+            self.seal_local_part(keys, archive_id, index, part, object_id)?;
         self.throttle(buffer.len());
         let started = Instant::now();
         remote.put_hashed(&repo::part_key(object_id), &buffer, &cipher_sha)?;
@@ -192,7 +193,6 @@ impl Inner {
         }
         Ok(())
     }
-
 }
 
 /// An object this job sent: its stored length and SHA-256, and the remote
@@ -259,7 +259,10 @@ fn commit_part(
 /// The object record after this job: `existing` updated with what was
 /// sent, or new; `None` when nothing was sent and the object is no longer
 /// stored and used.
-fn stored_object(existing: Option<ObjectRecord>, sent: &Option<SentObject>) -> Option<ObjectRecord> {
+fn stored_object(
+    existing: Option<ObjectRecord>,
+    sent: &Option<SentObject>,
+) -> Option<ObjectRecord> {
     match (existing, sent) {
         (Some(mut object), Some(sent)) => {
             object.stored = true;
@@ -290,6 +293,8 @@ fn put_object_unused(
         let object_id = object_id.as_str().to_string();
         jobs::enqueue(txn, tables, JobKind::DeleteObject { object_id })?;
     }
-    tables.objects.put(txn, object_id.as_str().as_bytes(), object)?;
+    tables
+        .objects
+        .put(txn, object_id.as_str().as_bytes(), object)?;
     Ok(None)
 }

@@ -2,8 +2,6 @@
 //! its remote and file I/O with no transaction open, then commits the
 //! result and removes its job in one write transaction.
 
-
-
 use super::{keys, Failure, Inner};
 use crate::repo::ObjectId;
 use crate::store::records::{ArchiveRecord, ArchiveState, PartRecord};
@@ -88,5 +86,4 @@ impl Inner {
             Ok(())
         })
     }
-
 }

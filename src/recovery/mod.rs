@@ -20,7 +20,6 @@
 //! started from the web. Must not touch: HTTP, the archive files (archives
 //! come back through the engine's normal cache job), the job queue.
 
-
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
@@ -29,10 +28,10 @@ use serde::Serialize;
 use crate::accounts::username_key;
 use crate::engine::keys;
 use crate::remote::{self, ErrorKind, Remote, RemoteError, RemoteSettings, TransferOptions};
+use crate::repo::catalog::{Catalog, CATALOG_LABEL};
 use crate::repo::{self, Manifest, RepoConfig, RepoError, RepoKeys, PART_OVERHEAD};
 use crate::store::records::{ArchiveRecord, ArchiveState, ObjectRecord, PartRecord, Role};
 use crate::store::{indexed_key, Store, StoreError};
-use crate::repo::catalog::{Catalog, CATALOG_LABEL};
 
 /// Set (in the settings table) from the first write of a recovery until its
 /// last: a data folder holding it may be recovered into again.

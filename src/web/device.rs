@@ -16,11 +16,11 @@ use super::http::{ApiError, Req, Resp};
 use super::pages::Page;
 use super::App;
 use crate::accounts::Caller;
-use crate::disk::available_bytes;
 use crate::device::status::{
     compute_status, ActiveTransfer, ArchiveCounts, DiskSpace, StatusInputs, TransferDirection,
 };
 use crate::device::{DeviceDriver, StatusSender};
+use crate::disk::available_bytes;
 use crate::engine::activity::Direction;
 use crate::settings::Settings;
 use crate::store::records::ArchiveState;

@@ -80,7 +80,10 @@ pub(super) fn describe_parse_error(
     (failure, position)
 }
 
-pub(super) fn describe_eval_error(error: EvalAltResult, limits: &Limits) -> (ScriptFailure, Position) {
+pub(super) fn describe_eval_error(
+    error: EvalAltResult,
+    limits: &Limits,
+) -> (ScriptFailure, Position) {
     use EvalAltResult as E;
     let position = error.position();
     let failure = match error {

@@ -15,7 +15,11 @@ pub struct Page<'a> {
 
 impl<'a> Page<'a> {
     /// A page; `on_box_only` is `App::on_box_only()`.
-    pub fn new(title: impl Into<String>, caller: Option<&'a Caller>, on_box_only: bool) -> Page<'a> {
+    pub fn new(
+        title: impl Into<String>,
+        caller: Option<&'a Caller>,
+        on_box_only: bool,
+    ) -> Page<'a> {
         Page {
             title: title.into(),
             caller,
