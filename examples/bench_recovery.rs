@@ -50,12 +50,12 @@ fn main() -> anyhow::Result<()> {
         &Overrides {
             data_dir: Some(work.join("a")),
             listen: Some("127.0.0.1:0".into()),
+            listen_https: Some(String::new()),
             ..Overrides::default()
         },
         |_| None,
     )?;
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-    let server = piarchive::serve(config.clone(), listener, None)?;
+    let server = piarchive::app::start(config.clone())?;
     let base = format!("http://{}", server.addr);
     let agent = ureq::AgentBuilder::new().build();
 

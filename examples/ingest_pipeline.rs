@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use piarchive::archive::chunker::Cutter;
 use piarchive::archive::ingest::{pump, IngestState};
-use piarchive::archive::sha256_pair::{is_fast, update_both, Sha256Stream};
+use piarchive::sha256_pair::{is_fast, update_both, Sha256Stream};
 use sha2::{Digest, Sha256};
 
 fn main() {

@@ -1,8 +1,10 @@
 //! piarchive: a home backup appliance for the Raspberry Pi.
 //!
 //! Crate map (ARCHITECTURE.md has the longer version):
+//! - [`app`]: the composition root: starts and stops everything `serve` runs.
 //! - [`config`]: start-up configuration, resolved once.
 //! - [`data_dir`]: the data folder's lock (one server per folder) and permissions.
+//! - [`disk`]: free space, a full disk, writing a file range back now.
 //! - [`store`]: the LMDB environment, typed tables, migrations.
 //! - [`accounts`]: users, passwords, sessions, API tokens.
 //! - [`archive`]: the archive catalog, streaming ingest, chunking, uploads.
@@ -16,39 +18,30 @@
 //! - [`web`]: HTTP server, JSON API and pages.
 //! - [`ids`]: random ids and tokens, the wall clock.
 //! - [`limits`]: every limit on what a network client can make the server hold.
+//! - [`metrics`]: process-lifetime counters for `/metrics` and script `stats()`.
+//! - [`sha256_pair`]: two SHA-256 at once with the x86 SHA instructions.
 //! - [`firmware`]: init mode (PID 1 in the SD-card image): mounts, network, clock, supervision.
 //! - [`update`]: firmware updates in place: signed bundles, A/B slots, trial and commit.
 
 pub mod accounts;
 pub mod admin;
+pub mod app;
 pub mod archive;
 pub mod config;
 pub mod data_dir;
 pub mod device;
+pub mod disk;
 pub mod engine;
 pub mod firmware;
 pub mod ids;
 pub mod limits;
+pub mod metrics;
 pub mod recovery;
 pub mod remote;
 pub mod repo;
 pub mod settings;
+pub mod sha256_pair;
 pub mod store;
 pub mod tls;
 pub mod update;
 pub mod web;
-
-use std::net::TcpListener;
-
-/// Opens the data directory and serves the web UI on `listener`. The same
-/// entry is used by `main` and by the tests (on port 0).
-pub fn serve(
-    config: config::Config,
-    listener: TcpListener,
-    https: Option<TcpListener>,
-) -> anyhow::Result<web::Server> {
-    // More connections and files than the default 1024 when the system allows.
-    limits::raise_open_files_limit();
-    let app = web::App::open(config)?;
-    Ok(web::start(app, listener, https)?)
-}

@@ -2,7 +2,6 @@
 //! errors to exit codes. See `piarchive help`.
 
 use std::io::{BufRead, Write};
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -127,28 +126,9 @@ fn run(args: Vec<String>) -> anyhow::Result<()> {
 }
 
 fn serve(config: Config) -> anyhow::Result<()> {
-    // Held until the process ends: one server per data folder.
-    let _lock = piarchive::data_dir::lock(&config.data_dir)?;
-    let data = config.data_dir.clone();
-    std::thread::spawn(move || {
-        if let Err(err) = piarchive::data_dir::make_private(&data) {
-            eprintln!("piarchive: {err}");
-        }
-    });
-    let listener = TcpListener::bind(&config.listen).with_context(|| {
-        format!(
-            "cannot listen on {} (is another piarchive running?)",
-            config.listen
-        )
-    })?;
-    let https = match config.listen_https.as_str() {
-        "" => None,
-        address => Some(TcpListener::bind(address).with_context(|| {
-            format!("cannot listen for HTTPS on {address} (is another piarchive running?)")
-        })?),
-    };
     let data_dir = config.data_dir.clone();
-    let server = piarchive::serve(config, listener, https)?;
+    // Runs until the process ends (it holds the data folder's lock).
+    let server = piarchive::app::start(config)?;
     let https = match server.https_addr {
         Some(addr) => format!(" and https://{addr}"),
         None => String::new(),

@@ -1,6 +1,8 @@
 //! Appliance settings an admin changes at run time (stored in LMDB, table
 //! `settings`), as opposed to the start-up configuration in `config`.
 
+pub mod remote;
+
 use serde::{Deserialize, Serialize};
 
 use heed::{RoTxn, RwTxn};

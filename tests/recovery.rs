@@ -53,7 +53,7 @@ fn catalog_users(remote: &dyn Remote) -> Vec<String> {
     let Ok(bytes) = remote.get("catalog/appliance") else {
         return Vec::new();
     };
-    let catalog = piarchive::recovery::catalog::Catalog::open(&unlock(remote), &bytes).unwrap();
+    let catalog = piarchive::repo::catalog::Catalog::open(&unlock(remote), &bytes).unwrap();
     catalog.users.into_iter().map(|u| u.username).collect()
 }
 
@@ -412,7 +412,7 @@ fn copy_dir(from: &Path, to: &Path) {
 /// A folder bucket with `count` one-part archives of bob, written with the
 /// real repo format (the library's own sealing), every fifth part shared.
 fn fabricated_bucket(path: &Path, count: usize) {
-    use piarchive::recovery::catalog::Catalog;
+    use piarchive::repo::catalog::Catalog;
     use piarchive::store::records::{Role, UserRecord};
     let remote = remote::dir::DirRemote::new(path).unwrap();
     let master_key: [u8; 32] = repo::random_bytes().unwrap();

@@ -9,7 +9,7 @@
 //! the crate on random data). It uses the crate's gear tables and masks.
 //! Pure: no I/O.
 
-use super::sha256_pair::{update_both, Sha256Stream};
+use crate::sha256_pair::{update_both, Sha256Stream};
 use fastcdc::v2020::{get_gear_with_seed, logarithm2, Normalization, MASKS};
 
 /// The chunk sizes fixed by the remote format (DESIGN.md).

@@ -14,7 +14,7 @@ use std::sync::mpsc::{channel, sync_channel, Receiver};
 use std::sync::Arc;
 
 use super::chunker::{Cutter, PartHasher, PartSummary};
-use super::sha256_pair::{self, Sha256Stream};
+use crate::sha256_pair::{self, Sha256Stream};
 
 /// Size of one read/write/hash buffer.
 const BUFFER_SIZE: usize = 1 << 20;
@@ -159,39 +159,6 @@ impl Destination for io::Sink {}
 
 impl Destination for Vec<u8> {}
 
-/// Asks Linux to write `len` bytes of `file` at `offset` to disk now rather
-/// than when memory runs short, and with `wait` waits until they are
-/// written. Waiting reports (and so uses up, for this open file) a failed
-/// write; not waiting is only a hint.
-pub fn write_back(file: &File, offset: u64, len: u64, wait: bool) -> io::Result<()> {
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::fd::AsRawFd;
-        let flags = if wait {
-            libc::SYNC_FILE_RANGE_WAIT_BEFORE
-                | libc::SYNC_FILE_RANGE_WRITE
-                | libc::SYNC_FILE_RANGE_WAIT_AFTER
-        } else {
-            libc::SYNC_FILE_RANGE_WRITE
-        };
-        // SAFETY: sync_file_range only reads its integer arguments.
-        let result = unsafe {
-            libc::sync_file_range(
-                file.as_raw_fd(),
-                offset as libc::off64_t,
-                len as libc::off64_t,
-                flags,
-            )
-        };
-        if result != 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = (file, offset, len, wait);
-    Ok(())
-}
-
 /// The write-back thread: sends each window to disk and flushes every
 /// [`SYNC_EVERY_WINDOWS`]. Its handle shares the upload's open file, so a
 /// failed write it sees is reported to it, not to the caller's fsync: it
@@ -203,7 +170,7 @@ fn write_back_windows(file: File, windows: Receiver<(u64, u64)>) -> io::Result<(
         if first_error.is_some() {
             continue;
         }
-        let written = write_back(&file, offset, len, true).and_then(|()| {
+        let written = crate::disk::write_back(&file, offset, len, true).and_then(|()| {
             if (index + 1) % SYNC_EVERY_WINDOWS == 0 {
                 file.sync_data()
             } else {
@@ -344,7 +311,7 @@ pub fn pump(
                     pool.spare.push(buffer);
                 } else {
                     if let Err(err) = out.write_all(&buffer) {
-                        return Err(if super::is_disk_full(&err) {
+                        return Err(if crate::disk::is_disk_full(&err) {
                             IngestError::DiskFull { kept: *received }
                         } else {
                             IngestError::Write(err)
@@ -352,7 +319,7 @@ pub fn pump(
                     }
                     written += filled as u64;
                     *received += filled as u64;
-                    crate::engine::metrics::global().add_ingested(filled as u64);
+                    crate::metrics::global().add_ingested(filled as u64);
                     if *received - window_start >= WRITE_BACK_WINDOW {
                         // Without a write-back thread the send fails; nothing to do.
                         let _ = window_tx.send((window_start, *received - window_start));

@@ -9,7 +9,6 @@
 
 pub mod chunker;
 pub mod ingest;
-pub mod sha256_pair;
 pub mod uploads;
 
 use std::fs::File;
@@ -397,17 +396,6 @@ fn is_bidi_control(c: char) -> bool {
 /// `text` without bidirectional control characters.
 pub fn strip_bidi_controls(text: &str) -> String {
     text.chars().filter(|c| !is_bidi_control(*c)).collect()
-}
-
-/// Whether a failed write failed because the disk is full (ENOSPC).
-pub fn is_disk_full(err: &std::io::Error) -> bool {
-    err.raw_os_error() == Some(28) || err.kind() == std::io::ErrorKind::StorageFull
-}
-
-/// Bytes an unprivileged writer can still use on the file system holding `path`.
-pub fn available_bytes(path: &Path) -> std::io::Result<u64> {
-    let stat = rustix::fs::statvfs(path).map_err(std::io::Error::from)?;
-    Ok(stat.f_bavail.saturating_mul(stat.f_frsize))
 }
 
 /// What the archives take on the remote, for `stats()` and the admin page.

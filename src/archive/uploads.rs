@@ -23,7 +23,8 @@ use std::sync::{Arc, Mutex, TryLockError};
 use std::time::{Duration, SystemTime};
 
 use super::ingest::{self, IngestError, IngestState, PumpEnd};
-use super::{available_bytes, new_archive_record, ArchiveError, Archives};
+use super::{new_archive_record, ArchiveError, Archives};
+use crate::disk::available_bytes;
 use crate::ids;
 use crate::settings::Settings;
 use crate::store::indexed_key;

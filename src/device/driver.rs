@@ -380,166 +380,232 @@ struct Worker {
 }
 
 impl Worker {
-    fn run(mut self, commands: Receiver<Command>) {
-        let started = Instant::now();
-        let mut patterns = led_patterns(&self.status);
-        let mut activity = ActivityCounter::new();
-        let mut next_tick = started;
-        let mut frame_due = true;
-        let mut last_frame_at: Option<Instant> = None;
-        // The last rendered frame, and whether the panel still lacks it.
-        let mut frame = Framebuffer::new();
-        let mut panel_stale = false;
-        // The levels the pins last got; None = send again.
-        let mut pin_levels: Option<LedLevels> = None;
+    fn run(self, commands: Receiver<Command>) {
+        let mut driving = Driving::new(self);
+        while let Some(latest) = driving.next_command(&commands) {
+            let now = Instant::now();
+            if let Some(status) = latest {
+                driving.apply(*status, now);
+            }
+            driving.retry_hardware(now);
+            let levels = driving.drive_leds(now);
+            let rendered = driving.drive_display(now);
+            driving.publish(levels, rendered);
+        }
+        driving.go_dark();
+    }
+}
 
-        self.mirror.update(|mirror| {
+/// The driver thread's loop and what it keeps between two wake-ups.
+struct Driving {
+    worker: Worker,
+    started: Instant,
+    patterns: LedStates,
+    activity: ActivityCounter,
+    next_tick: Instant,
+    frame_due: bool,
+    last_frame_at: Option<Instant>,
+    /// The last rendered frame, and whether the panel still lacks it.
+    frame: Framebuffer,
+    panel_stale: bool,
+    /// The levels the pins last got; None = send again.
+    pin_levels: Option<LedLevels>,
+}
+
+impl Driving {
+    fn new(worker: Worker) -> Driving {
+        let started = Instant::now();
+        let patterns = led_patterns(&worker.status);
+        worker.mirror.update(|mirror| {
             mirror.leds = patterns;
             mirror.generation += 1;
         });
+        Driving {
+            worker,
+            started,
+            patterns,
+            activity: ActivityCounter::new(),
+            next_tick: started,
+            frame_due: true,
+            last_frame_at: None,
+            frame: Framebuffer::new(),
+            panel_stale: false,
+            pin_levels: None,
+        }
+    }
 
-        loop {
-            let now = Instant::now();
-            // Sleep until the earliest thing that needs doing; block
-            // indefinitely when nothing blinks, no frame waits and no
-            // hardware retry is planned (idle: zero wakeups).
-            let deadlines = [
-                patterns.is_animated().then_some(next_tick),
-                frame_due
-                    .then(|| last_frame_at.map_or(now, |at| at + self.options.min_frame_interval)),
-                self.leds.retry_at(),
-                self.display.retry_at(),
-            ];
-            let received = match deadlines.into_iter().flatten().min() {
-                Some(at) => commands.recv_timeout(at.saturating_duration_since(now)),
-                None => commands.recv().map_err(|_| RecvTimeoutError::Disconnected),
-            };
-            let mut latest = match received {
-                Ok(Command::Status(status)) => Some(status),
-                Ok(Command::Shutdown) | Err(RecvTimeoutError::Disconnected) => break,
-                Err(RecvTimeoutError::Timeout) => None,
-            };
-            // Only the newest of a burst of updates matters.
-            let mut shutdown = false;
-            while let Ok(command) = commands.try_recv() {
-                match command {
-                    Command::Status(status) => latest = Some(status),
-                    Command::Shutdown => shutdown = true,
-                }
+    /// Waits until the earliest thing that needs doing, or a command.
+    /// Blocks indefinitely when nothing blinks, no frame waits and no
+    /// hardware retry is planned (idle: zero wakeups). Returns the newest
+    /// status of a burst of updates (`Some(None)`: none came), or `None`
+    /// to stop.
+    fn next_command(&self, commands: &Receiver<Command>) -> Option<Option<Box<DeviceStatus>>> {
+        let now = Instant::now();
+        let worker = &self.worker;
+        let deadlines = [
+            self.patterns.is_animated().then_some(self.next_tick),
+            self.frame_due.then(|| {
+                self.last_frame_at
+                    .map_or(now, |at| at + worker.options.min_frame_interval)
+            }),
+            worker.leds.retry_at(),
+            worker.display.retry_at(),
+        ];
+        let received = match deadlines.into_iter().flatten().min() {
+            Some(at) => commands.recv_timeout(at.saturating_duration_since(now)),
+            None => commands.recv().map_err(|_| RecvTimeoutError::Disconnected),
+        };
+        let mut latest = match received {
+            Ok(Command::Status(status)) => Some(status),
+            Ok(Command::Shutdown) | Err(RecvTimeoutError::Disconnected) => return None,
+            Err(RecvTimeoutError::Timeout) => None,
+        };
+        // Only the newest of a burst of updates matters.
+        let mut shutdown = false;
+        while let Ok(command) = commands.try_recv() {
+            match command {
+                Command::Status(status) => latest = Some(status),
+                Command::Shutdown => shutdown = true,
             }
-            if shutdown {
-                break;
-            }
-            let now = Instant::now();
-            if let Some(status) = latest {
-                if *status != self.status {
-                    self.status = *status;
-                    frame_due = true;
-                    let new_patterns = led_patterns(&self.status);
-                    if new_patterns != patterns {
-                        patterns = new_patterns;
-                        next_tick = now;
-                        self.mirror.update(|mirror| {
-                            mirror.leds = patterns;
-                            mirror.generation += 1;
-                        });
-                    }
-                }
-            }
+        }
+        (!shutdown).then_some(latest)
+    }
 
-            // Hardware that (re)appears gets the current levels and frame.
-            let retry_every = self.options.retry_every;
-            let hardware = &mut self.hardware;
-            if self.leds.retry(
-                now,
-                retry_every,
-                || hardware.open_leds(),
-                "Status LEDs",
-                &self.log,
-            ) {
-                pin_levels = None;
-            }
-            if self.display.retry(
-                now,
-                retry_every,
-                || hardware.open_display(),
-                "Display",
-                &self.log,
-            ) {
-                panel_stale = true;
-            }
-
-            // LEDs.
-            if patterns.is_animated() && now >= next_tick {
-                let data_moved = self
-                    .status
-                    .current
-                    .as_ref()
-                    .is_some_and(|current| current.bytes_per_sec > 0);
-                activity.tick(data_moved);
-                next_tick = now + self.options.tick;
-            }
-            let elapsed_ms =
-                u64::try_from(now.duration_since(started).as_millis()).unwrap_or(u64::MAX);
-            let levels = patterns.levels_at(elapsed_ms, activity.value());
-            if pin_levels != Some(levels) {
-                if let Slot::Hardware(leds) = &mut self.leds {
-                    if let Err(error) = leds.set(levels) {
-                        self.leds
-                            .fail(now, retry_every, error, "Status LEDs", &self.log);
-                    }
-                }
-                pin_levels = Some(levels);
-            }
-
-            // Display: render and flush outside the mirror lock.
-            let mut rendered = false;
-            let frame_allowed =
-                last_frame_at.is_none_or(|at| now >= at + self.options.min_frame_interval);
-            if frame_due && frame_allowed {
-                frame = render(&self.status);
-                frame_due = false;
-                last_frame_at = Some(now);
-                rendered = true;
-                panel_stale = true;
-            }
-            if panel_stale && last_frame_at.is_some() {
-                if let Slot::Hardware(display) = &mut self.display {
-                    match display.flush(&frame) {
-                        Ok(()) => panel_stale = false,
-                        Err(error) => {
-                            self.display
-                                .fail(now, retry_every, error, "Display", &self.log)
-                        }
-                    }
-                }
-            }
-
-            let leds_output = self.leds.output();
-            let display_output = self.display.output();
-            let status = &self.status;
-            let frame = &frame;
-            self.mirror.update(|mirror| {
-                mirror.wakeups += 1;
-                mirror.lit = levels;
-                mirror.leds_output = leds_output;
-                mirror.display_output = display_output;
-                if rendered {
-                    mirror.status = status.clone();
-                    mirror.frame = frame.clone();
-                    mirror.generation += 1;
-                }
+    /// A new status: a new frame is due, and new LED patterns start now.
+    fn apply(&mut self, status: DeviceStatus, now: Instant) {
+        if status == self.worker.status {
+            return;
+        }
+        self.worker.status = status;
+        self.frame_due = true;
+        let new_patterns = led_patterns(&self.worker.status);
+        if new_patterns != self.patterns {
+            self.patterns = new_patterns;
+            self.next_tick = now;
+            let patterns = self.patterns;
+            self.worker.mirror.update(|mirror| {
+                mirror.leds = patterns;
+                mirror.generation += 1;
             });
         }
+    }
 
-        // Leave the hardware dark: a stopped appliance must not look healthy.
-        if let Slot::Hardware(leds) = &mut self.leds {
+    /// Hardware that (re)appears gets the current levels and frame.
+    fn retry_hardware(&mut self, now: Instant) {
+        let worker = &mut self.worker;
+        let retry_every = worker.options.retry_every;
+        let hardware = &mut worker.hardware;
+        if worker.leds.retry(
+            now,
+            retry_every,
+            || hardware.open_leds(),
+            "Status LEDs",
+            &worker.log,
+        ) {
+            self.pin_levels = None;
+        }
+        if worker.display.retry(
+            now,
+            retry_every,
+            || hardware.open_display(),
+            "Display",
+            &worker.log,
+        ) {
+            self.panel_stale = true;
+        }
+    }
+
+    /// Moves the activity counter on when a tick is due and sets the pins
+    /// when their levels changed; returns the levels.
+    fn drive_leds(&mut self, now: Instant) -> LedLevels {
+        let worker = &mut self.worker;
+        if self.patterns.is_animated() && now >= self.next_tick {
+            let data_moved = worker
+                .status
+                .current
+                .as_ref()
+                .is_some_and(|current| current.bytes_per_sec > 0);
+            self.activity.tick(data_moved);
+            self.next_tick = now + worker.options.tick;
+        }
+        let elapsed_ms =
+            u64::try_from(now.duration_since(self.started).as_millis()).unwrap_or(u64::MAX);
+        let levels = self.patterns.levels_at(elapsed_ms, self.activity.value());
+        if self.pin_levels != Some(levels) {
+            if let Slot::Hardware(leds) = &mut worker.leds {
+                if let Err(error) = leds.set(levels) {
+                    let retry_every = worker.options.retry_every;
+                    worker
+                        .leds
+                        .fail(now, retry_every, error, "Status LEDs", &worker.log);
+                }
+            }
+            self.pin_levels = Some(levels);
+        }
+        levels
+    }
+
+    /// Renders a due frame when the frame interval allows and sends it to
+    /// the panel when the panel lacks it; returns whether it rendered.
+    fn drive_display(&mut self, now: Instant) -> bool {
+        let worker = &mut self.worker;
+        let mut rendered = false;
+        let frame_allowed = self
+            .last_frame_at
+            .is_none_or(|at| now >= at + worker.options.min_frame_interval);
+        if self.frame_due && frame_allowed {
+            self.frame = render(&worker.status);
+            self.frame_due = false;
+            self.last_frame_at = Some(now);
+            rendered = true;
+            self.panel_stale = true;
+        }
+        if self.panel_stale && self.last_frame_at.is_some() {
+            if let Slot::Hardware(display) = &mut worker.display {
+                match display.flush(&self.frame) {
+                    Ok(()) => self.panel_stale = false,
+                    Err(error) => {
+                        let retry_every = worker.options.retry_every;
+                        worker
+                            .display
+                            .fail(now, retry_every, error, "Display", &worker.log)
+                    }
+                }
+            }
+        }
+        rendered
+    }
+
+    /// Shows this wake-up in the mirror (render outside its lock).
+    fn publish(&self, levels: LedLevels, rendered: bool) {
+        let worker = &self.worker;
+        let leds_output = worker.leds.output();
+        let display_output = worker.display.output();
+        let status = &worker.status;
+        let frame = &self.frame;
+        worker.mirror.update(|mirror| {
+            mirror.wakeups += 1;
+            mirror.lit = levels;
+            mirror.leds_output = leds_output;
+            mirror.display_output = display_output;
+            if rendered {
+                mirror.status = status.clone();
+                mirror.frame = frame.clone();
+                mirror.generation += 1;
+            }
+        });
+    }
+
+    /// Leaves the hardware dark: a stopped appliance must not look healthy.
+    fn go_dark(&mut self) {
+        let worker = &mut self.worker;
+        if let Slot::Hardware(leds) = &mut worker.leds {
             let _ = leds.set(LedLevels::default());
         }
-        if let Slot::Hardware(display) = &mut self.display {
+        if let Slot::Hardware(display) = &mut worker.display {
             let _ = display.blank();
         }
-        self.mirror.update(|mirror| {
+        worker.mirror.update(|mirror| {
             mirror.leds = LedStates::ALL_OFF;
             mirror.lit = LedLevels::default();
             mirror.generation += 1;

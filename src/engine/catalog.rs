@@ -1,5 +1,5 @@
 //! The `upload_catalog` job: seals the users and settings (the catalog of
-//! [`crate::recovery::catalog`]) with the repository keys and writes it to
+//! [`crate::repo::catalog`]) with the repository keys and writes it to
 //! `catalog/appliance`, so a new appliance can rebuild itself from the
 //! bucket with the recovery passphrase alone.
 //!
@@ -10,8 +10,13 @@
 
 use super::jobs::CATALOG_JOB_ID;
 use super::{keys, Failure, Inner};
-use crate::recovery::catalog::{Catalog, CATALOG_LABEL};
 use crate::repo;
+use crate::repo::catalog::{Catalog, CATALOG_LABEL};
+use crate::settings::Settings;
+use crate::store::records::UserRecord;
+use crate::store::{StoreError, Tables};
+
+use heed::RoTxn;
 
 impl Inner {
     pub(super) fn upload_catalog(&self, job_id: &str, generation: &str) -> Result<(), Failure> {
@@ -22,7 +27,7 @@ impl Inner {
         let (keys, config) = self.keys()?;
         let catalog = {
             let txn = self.store.read()?;
-            Catalog::from_store(&txn, &self.store.tables)?
+            catalog_from_store(&txn, &self.store.tables)?
         };
         let nonce = repo::random_bytes().map_err(|e| Failure::Permanent(e.to_string()))?;
         let sealed = catalog
@@ -54,4 +59,17 @@ impl Inner {
             Ok(())
         })
     }
+}
+
+/// The users and settings as they are in the store now.
+fn catalog_from_store(txn: &RoTxn, tables: &Tables) -> Result<Catalog, StoreError> {
+    let mut users: Vec<UserRecord> = tables
+        .users
+        .all(txn)?
+        .into_iter()
+        .map(|(_, user)| user)
+        .collect();
+    users.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+    let settings = Settings::load_in(txn, tables)?;
+    Ok(Catalog { users, settings })
 }

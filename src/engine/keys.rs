@@ -1,11 +1,9 @@
-//! The appliance's repository keys and remote settings, kept in the
-//! `settings` table.
+//! The appliance's repository keys and the remote generation, kept in the
+//! `settings` table (the remote settings are in `settings::remote`).
 //!
 //! The master key is drawn once, at setup, and stored only here (hex, key
 //! `repo_master_key`); it leaves the appliance only wrapped, inside the
 //! `RepoConfig` (key `repo_config`) that is written to `<prefix>/config`.
-
-use std::path::Path;
 
 use heed::{RoTxn, RwTxn};
 
@@ -15,7 +13,6 @@ use crate::store::{Store, StoreError, Tables};
 
 const MASTER_KEY: &[u8] = b"repo_master_key";
 const CONFIG_KEY: &[u8] = b"repo_config";
-const REMOTE_KEY: &[u8] = b"remote";
 /// Bumped whenever the place the parts are on changes (a remote move starts
 /// or ends), in the same transaction. A job that wrote to or read from a
 /// remote checks it before committing what it did there.
@@ -98,14 +95,13 @@ pub fn put_recovered(
     encoded_config: &str,
     remote: &RemoteSettings,
 ) -> Result<(), StoreError> {
-    let remote = serde_json::to_value(remote).unwrap_or(serde_json::Value::Null);
     tables
         .settings
         .put(txn, MASTER_KEY, &serde_json::json!(hex::encode(master_key)))?;
     tables
         .settings
         .put(txn, CONFIG_KEY, &serde_json::json!(encoded_config))?;
-    tables.settings.put(txn, REMOTE_KEY, &remote)
+    crate::settings::remote::put_remote_settings(txn, tables, remote)
 }
 
 /// The repository keys and the encoded config, once setup created them.
@@ -132,35 +128,6 @@ pub fn load(store: &Store) -> Result<Option<(RepoKeys, Vec<u8>)>, KeyError> {
     Ok(Some((RepoKeys::from_master_key(&master), config)))
 }
 
-/// The remote settings: what an admin saved, or the folder `<data>/remote`.
-pub fn remote_settings(store: &Store, data_dir: &Path) -> Result<RemoteSettings, StoreError> {
-    let txn = store.read()?;
-    remote_settings_in(&txn, &store.tables, data_dir)
-}
-
-/// The remote settings inside a transaction (see [`remote_settings`]).
-pub fn remote_settings_in(
-    txn: &RoTxn,
-    tables: &Tables,
-    data_dir: &Path,
-) -> Result<RemoteSettings, StoreError> {
-    Ok(tables
-        .settings
-        .get(txn, REMOTE_KEY)?
-        .and_then(|value| serde_json::from_value(value).ok())
-        .unwrap_or_else(|| default_remote(data_dir)))
-}
-
-/// Writes the remote settings in the caller's transaction.
-pub fn put_remote_settings(
-    txn: &mut RwTxn,
-    tables: &Tables,
-    settings: &RemoteSettings,
-) -> Result<(), StoreError> {
-    let value = serde_json::to_value(settings).unwrap_or(serde_json::Value::Null);
-    tables.settings.put(txn, REMOTE_KEY, &value)
-}
-
 /// The remote generation (see `GENERATION_KEY`); 0 until the first move.
 pub fn generation(txn: &RoTxn, tables: &Tables) -> Result<u64, StoreError> {
     Ok(tables
@@ -177,35 +144,6 @@ pub fn bump_generation(txn: &mut RwTxn, tables: &Tables) -> Result<u64, StoreErr
         .settings
         .put(txn, GENERATION_KEY, &serde_json::json!(next))?;
     Ok(next)
-}
-
-/// `RemoteSettings::Dir { path: <data>/remote }`.
-pub fn default_remote(data_dir: &Path) -> RemoteSettings {
-    RemoteSettings::Dir {
-        path: data_dir.join("remote"),
-    }
-}
-
-/// Saves new remote settings for the same storage (keeping the stored
-/// secret when the form left it out) and makes every waiting job due now,
-/// in one transaction. A change of storage goes through
-/// `engine::remote_move::change` instead, which calls this only when
-/// nothing has to be copied.
-pub fn save_remote_settings(
-    store: &Store,
-    data_dir: &Path,
-    settings: RemoteSettings,
-) -> Result<RemoteSettings, StoreError> {
-    let previous = remote_settings(store, data_dir)?;
-    let settings = settings.keep_secret_from(&previous);
-    store.write(|txn, tables| -> Result<(), StoreError> {
-        put_remote_settings(txn, tables, &settings)?;
-        super::jobs::unpark_all(txn, tables)?;
-        // A new bucket needs the users and settings too.
-        super::jobs::enqueue_catalog_upload(txn, tables)?;
-        Ok(())
-    })?;
-    Ok(settings)
 }
 
 #[cfg(test)]

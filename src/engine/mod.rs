@@ -11,12 +11,14 @@
 //! verification marks the archive `damaged` and deletes nothing.
 
 pub mod activity;
+mod cache;
 mod catalog;
 pub mod events;
 pub mod jobs;
 pub mod keys;
-pub mod metrics;
 pub mod remote_move;
+mod uncache;
+mod upload;
 pub mod verify;
 mod work;
 
@@ -28,6 +30,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::ids;
+use crate::metrics;
 use crate::remote::{Remote, RemoteSettings, TransferOptions};
 use crate::repo::RepoKeys;
 use crate::settings::{parse_hh_mm, Settings};
@@ -544,7 +547,11 @@ impl Inner {
         let (settings, generation) = {
             let txn = self.store.read()?;
             (
-                keys::remote_settings_in(&txn, &self.store.tables, &self.data_dir)?,
+                crate::settings::remote::remote_settings_in(
+                    &txn,
+                    &self.store.tables,
+                    &self.data_dir,
+                )?,
                 keys::generation(&txn, &self.store.tables)?,
             )
         };

@@ -41,8 +41,9 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 
 use super::jobs::{self, JobKind};
-use super::{keys, lock, metrics, Engine, Failure, Inner, ObjectClaim, ReportLevel};
+use super::{keys, lock, Engine, Failure, Inner, ObjectClaim, ReportLevel};
 use crate::archive::human_size;
+use crate::metrics;
 use crate::remote::{ErrorKind, Remote, RemoteSettings, TransferOptions};
 use crate::repo::{self, ObjectId, PART_OVERHEAD};
 use crate::settings::Settings;
@@ -259,7 +260,7 @@ impl Engine {
             let txn = inner.store.read()?;
             let tables = &inner.store.tables;
             (
-                keys::remote_settings_in(&txn, tables, &inner.data_dir)?,
+                crate::settings::remote::remote_settings_in(&txn, tables, &inner.data_dir)?,
                 move_record(&txn, tables)?,
                 stored_counts(&txn, tables)?,
             )
@@ -318,11 +319,12 @@ impl Engine {
         new: RemoteSettings,
     ) -> Result<(RemoteSettings, MovePlan), ChangeError> {
         let inner = &self.inner;
-        let current = keys::remote_settings(&inner.store, &inner.data_dir)?;
+        let current = crate::settings::remote::remote_settings(&inner.store, &inner.data_dir)?;
         let new = new.keep_secret_from(&current);
         let plan = self.plan_remote_change(&new)?;
         if !plan.destination.moves() {
-            let saved = keys::save_remote_settings(&inner.store, &inner.data_dir, new)?;
+            let saved =
+                crate::settings::remote::save_remote_settings(&inner.store, &inner.data_dir, new)?;
             self.wake();
             return Ok((saved, plan));
         }
@@ -337,7 +339,8 @@ impl Engine {
                             total: running.parts_total,
                         });
                     }
-                    let from = keys::remote_settings_in(txn, tables, &inner.data_dir)?;
+                    let from =
+                        crate::settings::remote::remote_settings_in(txn, tables, &inner.data_dir)?;
                     start_move(txn, tables, from, &plan.from, &new)
                 })?;
         for archive in &changed {
@@ -449,7 +452,7 @@ fn start_move(
         tables.archives.put(txn, &key, &archive)?;
         changed.push(archive);
     }
-    keys::put_remote_settings(txn, tables, new)?;
+    crate::settings::remote::put_remote_settings(txn, tables, new)?;
     keys::bump_generation(txn, tables)?;
     let record = RemoteMoveRecord {
         from,
@@ -1031,7 +1034,7 @@ impl Inner {
     /// other place is left as it is; then the record and the job go.
     fn release(&self, job_id: &str, record: &RemoteMoveRecord) -> Result<(), Failure> {
         *lock(&self.previous_remote) = None;
-        let current = keys::remote_settings(&self.store, &self.data_dir)?;
+        let current = crate::settings::remote::remote_settings(&self.store, &self.data_dir)?;
         let to = crate::remote::open(&current, &self.options)
             .map(|remote| remote.describe())
             .unwrap_or_default();

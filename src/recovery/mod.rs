@@ -5,7 +5,7 @@
 //! Two steps. [`Recovery::prepare`] only reads: it refuses a data folder
 //! that already has users, archives or keys, fetches `config`, unlocks the
 //! master key with the passphrase, opens `catalog/appliance` (users and
-//! settings, see [`catalog`]), lists `manifests/` and `parts/`. Any error
+//! settings, see [`crate::repo::catalog`]), lists `manifests/` and `parts/`. Any error
 //! there (wrong passphrase, newer format, no backup) writes nothing.
 //! [`Recovery::run`] then writes: one transaction with a "recovering"
 //! marker, the keys, the remote settings, the settings and the users; then
@@ -20,8 +20,6 @@
 //! started from the web. Must not touch: HTTP, the archive files (archives
 //! come back through the engine's normal cache job), the job queue.
 
-pub mod catalog;
-
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
@@ -30,10 +28,10 @@ use serde::Serialize;
 use crate::accounts::username_key;
 use crate::engine::keys;
 use crate::remote::{self, ErrorKind, Remote, RemoteError, RemoteSettings, TransferOptions};
+use crate::repo::catalog::{Catalog, CATALOG_LABEL};
 use crate::repo::{self, Manifest, RepoConfig, RepoError, RepoKeys, PART_OVERHEAD};
 use crate::store::records::{ArchiveRecord, ArchiveState, ObjectRecord, PartRecord, Role};
 use crate::store::{indexed_key, Store, StoreError};
-use catalog::{Catalog, CATALOG_LABEL};
 
 /// Set (in the settings table) from the first write of a recovery until its
 /// last: a data folder holding it may be recovered into again.

@@ -272,7 +272,7 @@ fn rebuilds_users_settings_keys_archives_parts_and_refcounts() {
         "the stored master key is the bucket's"
     );
     assert_eq!(
-        keys::remote_settings(store, std::path::Path::new("/nowhere")).unwrap(),
+        crate::settings::remote::remote_settings(store, std::path::Path::new("/nowhere")).unwrap(),
         bucket.settings()
     );
     assert!(!interrupted(store).unwrap());

@@ -25,6 +25,7 @@
 //! Every byte layout and label here is part of a stored format: changing any of
 //! them means a new `format_version` and a reader for the old one.
 
+pub mod catalog;
 pub mod compress;
 mod config;
 mod crypto;

@@ -1,35 +1,42 @@
 //! What admin scripts may ask of the transfer engine (`admin::host::ArchiveActions`),
-//! answered with the same calls the archive routes use. Holds the app weakly:
-//! the app owns the admin tool, which owns this.
+//! answered with the same calls the archive routes use. Holds plain handles on
+//! the archives, the engine, the store and the system log (not the app,
+//! which owns the admin tool, which owns this).
 
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 
-use super::App;
 use crate::admin::host::{ArchiveActions, TransferCounters};
 use crate::admin::log::{Subject, SystemLog};
 use crate::admin::script::VerifyReport;
-use crate::engine::Verification;
+use crate::archive::Archives;
+use crate::engine::{Engine, Verification};
 use crate::store::records::ArchiveState;
+use crate::store::Store;
 
 pub struct EngineActions {
-    app: Weak<App>,
+    archives: Arc<Archives>,
+    engine: Arc<Engine>,
+    store: Store,
+    log: Arc<SystemLog>,
 }
 
 impl EngineActions {
-    pub fn new(app: &Arc<App>) -> EngineActions {
+    pub fn new(
+        archives: Arc<Archives>,
+        engine: Arc<Engine>,
+        store: Store,
+        log: Arc<SystemLog>,
+    ) -> EngineActions {
         EngineActions {
-            app: Arc::downgrade(app),
+            archives,
+            engine,
+            store,
+            log,
         }
     }
 
-    fn app(&self) -> Result<Arc<App>, String> {
-        self.app
-            .upgrade()
-            .ok_or_else(|| "the appliance is shutting down".to_string())
-    }
-
-    fn owner_of(app: &App, archive_id: &str) -> Result<String, String> {
-        app.archives
+    fn owner_of(&self, archive_id: &str) -> Result<String, String> {
+        self.archives
             .list_all()
             .map_err(|err| err.to_string())?
             .into_iter()
@@ -41,34 +48,31 @@ impl EngineActions {
 
 impl ArchiveActions for EngineActions {
     fn uncache(&self, archive_id: &str) -> Result<(), String> {
-        let app = self.app()?;
-        let owner = Self::owner_of(&app, archive_id)?;
-        app.archives
+        let owner = self.owner_of(archive_id)?;
+        self.archives
             .request_uncache(&owner, archive_id)
             .map_err(|err| err.to_string())?;
-        app.engine.wake();
+        self.engine.wake();
         Ok(())
     }
 
     fn cache(&self, archive_id: &str) -> Result<(), String> {
-        let app = self.app()?;
-        let owner = Self::owner_of(&app, archive_id)?;
-        app.archives
+        let owner = self.owner_of(archive_id)?;
+        self.archives
             .request_cache(&owner, archive_id)
             .map_err(|err| err.to_string())?;
-        app.engine.wake();
+        self.engine.wake();
         Ok(())
     }
 
     /// Runs the engine's verification on this (the script's) thread and
     /// writes what it found and did to the system log.
     fn verify(&self, archive_id: &str, percent: u8) -> Result<VerifyReport, String> {
-        let app = self.app()?;
-        let verification = app
+        let verification = self
             .engine
             .verify(archive_id, percent)
             .map_err(|err| err.to_string())?;
-        log_verification(&app.admin.log, &verification);
+        log_verification(&self.log, &verification);
         let checked = verification.parts_checked;
         let damaged = verification.parts_damaged();
         Ok(VerifyReport {
@@ -79,18 +83,17 @@ impl ArchiveActions for EngineActions {
     }
 
     fn retry_failed(&self) -> Result<u64, String> {
-        let app = self.app()?;
-        let count = app
+        let count = self
             .store
             .write(crate::engine::jobs::unpark_all)
             .map_err(|err| err.to_string())?;
-        app.engine.wake();
+        self.engine.wake();
         Ok(count as u64)
     }
 
     fn counters(&self) -> TransferCounters {
-        let queue_length = self.app().map(|app| app.engine.queue_length()).unwrap_or(0);
-        let metrics = crate::engine::metrics::global();
+        let queue_length = self.engine.queue_length();
+        let metrics = crate::metrics::global();
         TransferCounters {
             queue_length,
             bytes_uploaded: metrics.bytes_uploaded(),

@@ -382,7 +382,7 @@ pub fn cache_archive(app: &App, req: &mut Req, archive_id: &str) -> Answer {
 pub fn get_remote(app: &App, req: &mut Req) -> Answer {
     let caller = api_caller(app, req)?;
     require_admin(&caller)?;
-    let settings = crate::engine::keys::remote_settings(&app.store, &app.config.data_dir)?;
+    let settings = crate::settings::remote::remote_settings(&app.store, &app.config.data_dir)?;
     let mut body = settings.redacted();
     body["move"] = move_json(app)?;
     Ok(Resp::json(200, &body))
@@ -473,7 +473,7 @@ pub fn put_remote(app: &App, req: &mut Req) -> Answer {
 pub fn plan_remote(app: &App, req: &mut Req) -> Answer {
     let caller = api_caller(app, req)?;
     require_admin(&caller)?;
-    let saved = crate::engine::keys::remote_settings(&app.store, &app.config.data_dir)?;
+    let saved = crate::settings::remote::remote_settings(&app.store, &app.config.data_dir)?;
     let settings = remote_body(req)?.keep_secret_from(&saved);
     let plan = app.engine.plan_remote_change(&settings)?;
     Ok(Resp::json(200, &plan_json(&plan)))
@@ -503,7 +503,7 @@ pub fn save_remote(
     ApiError,
 > {
     let (saved, plan) = app.engine.change_remote(settings)?;
-    super::pages::layout::set_same_disk_remote(saved.is_on_disk_under(&app.config.data_dir));
+    app.on_box_only.follow(&saved, &app.config.data_dir);
     Ok((saved, plan))
 }
 
@@ -511,7 +511,7 @@ pub fn save_remote(
 pub fn test_remote(app: &App, req: &mut Req) -> Answer {
     let caller = api_caller(app, req)?;
     require_admin(&caller)?;
-    let saved = crate::engine::keys::remote_settings(&app.store, &app.config.data_dir)?;
+    let saved = crate::settings::remote::remote_settings(&app.store, &app.config.data_dir)?;
     let settings = if req.body_length().unwrap_or(0) > 0 {
         remote_body(req)?.keep_secret_from(&saved)
     } else {

@@ -16,11 +16,11 @@ use super::http::{ApiError, Req, Resp};
 use super::pages::Page;
 use super::App;
 use crate::accounts::Caller;
-use crate::archive::available_bytes;
 use crate::device::status::{
     compute_status, ActiveTransfer, ArchiveCounts, DiskSpace, StatusInputs, TransferDirection,
 };
 use crate::device::{DeviceDriver, StatusSender};
+use crate::disk::available_bytes;
 use crate::engine::activity::Direction;
 use crate::settings::Settings;
 use crate::store::records::ArchiveState;
@@ -99,7 +99,7 @@ pub fn current_inputs(app: &App, web_url: &str, bytes_per_sec: u64) -> StatusInp
             .map(|s| s.free_space_reserve_bytes)
             .unwrap_or(0),
         web_url: web_url.to_string(),
-        on_box_only: super::pages::layout::same_disk_remote(),
+        on_box_only: app.on_box_only(),
         remote_move: app.engine.remote_move().ok().flatten().map(|record| {
             crate::device::status::MoveProgress {
                 parts_done: record.parts_total.saturating_sub(record.parts_left),
@@ -171,7 +171,7 @@ pub fn start_feed(app: Arc<App>, sender: StatusSender, listen: SocketAddr) -> Ar
         let mut rate = Rate::default();
         while !flag.load(Ordering::Relaxed) {
             let web_url = web_url(listen);
-            let metrics = crate::engine::metrics::global();
+            let metrics = crate::metrics::global();
             let moved = metrics.bytes_uploaded() + metrics.bytes_downloaded();
             let bytes_per_sec = rate.update(std::time::Instant::now(), moved);
             sender.send(compute_status(&current_inputs(
@@ -232,7 +232,7 @@ pub fn page(app: &App, caller: &Caller) -> Result<Resp, ApiError> {
         ("blue", report.leds.blue),
         ("red", report.leds.red),
     ];
-    let page = Page::new("Device", Some(caller)).script("/static/device.js").render(html! {
+    let page = Page::new("Device", Some(caller), app.on_box_only()).script("/static/device.js").render(html! {
         h1 { "Device" }
         p.muted { "What the appliance's LEDs and display show right now (board: " (report.board) ")." }
         div.leds {

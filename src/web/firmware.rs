@@ -102,7 +102,7 @@ fn post(req: &mut Req) -> Result<Resp, ApiError> {
 }
 
 /// The admin firmware page.
-pub fn page(caller: &Caller) -> Result<Resp, ApiError> {
+pub fn page(app: &App, caller: &Caller) -> Result<Resp, ApiError> {
     require_admin(caller)?;
     let status = update::status();
     let failed = status
@@ -110,7 +110,7 @@ pub fn page(caller: &Caller) -> Result<Resp, ApiError> {
         .as_ref()
         .filter(|last| last.result == "failed")
         .map(|last| last.failure_sentence(&status.version));
-    let page = Page::new("Firmware", Some(caller)).script("/static/firmware.js").render(html! {
+    let page = Page::new("Firmware", Some(caller), app.on_box_only()).script("/static/firmware.js").render(html! {
         h1 { "Firmware" }
         @if let Some(sentence) = &failed {
             div.banner.warning role="alert" id="update-failed" { (sentence) }

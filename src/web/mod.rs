@@ -9,7 +9,8 @@
 //!
 //! Owns: HTTP. Handlers translate requests into calls on `accounts`,
 //! `archive` and `settings` and never open LMDB transactions themselves;
-//! pages (`pages/`) only render data handed to them.
+//! pages (`pages/`) only render data handed to them. What runs behind the
+//! handlers is started and stopped by `crate::app`, which hands over [`App`].
 
 pub mod actions;
 pub mod admin_api;
@@ -28,7 +29,6 @@ pub mod transfers;
 pub mod tus;
 
 use std::net::{SocketAddr, TcpListener};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -39,162 +39,124 @@ use crate::config::Config;
 use crate::engine::Engine;
 use crate::store::Store;
 
-/// Everything a handler may use. Shared by all handler threads.
+/// Everything a handler may use. Shared by all handler threads; made by
+/// `crate::app`.
 pub struct App {
     pub config: Config,
     pub store: Store,
     pub accounts: Accounts,
-    pub archives: Archives,
+    pub archives: Arc<Archives>,
     /// The LEDs and display, once the server knows its address.
     pub device: std::sync::OnceLock<device::DeviceLink>,
     /// Saved scripts, deployments, the system log.
     pub admin: Arc<crate::admin::Admin>,
-    pub engine: Engine,
+    pub engine: Arc<Engine>,
     /// A restore from a backup started on the setup page.
     pub restore: crate::recovery::RecoveryTask,
     /// The HTTPS certificate (served, installed, renewed).
     pub tls: Arc<crate::tls::Tls>,
     /// The HTTPS listener's address, once it listens.
     pub https_addr: std::sync::OnceLock<SocketAddr>,
+    /// Whether the backups go to a folder on the appliance's own disk.
+    pub on_box_only: Arc<OnBoxOnly>,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error("Cannot create the data directory {path}: {source}")]
-    DataDir {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("Cannot open the database: {0}")]
-    Store(#[from] crate::store::StoreError),
-    #[error("Cannot prepare the archive folders: {0}")]
-    Archives(#[from] crate::archive::ArchiveError),
-    #[error("Cannot prepare the admin scripts: {0}")]
-    Admin(#[from] crate::admin::saved_scripts::ScriptsError),
-    #[error("Cannot serve HTTP: {0}")]
-    Http(String),
-    #[error("Cannot prepare the HTTPS certificate: {0}")]
-    Tls(#[from] crate::tls::TlsError),
+/// Whether the backups go to a folder on the appliance's own disk (the
+/// default remote): no page or display may then call an archive "backed
+/// up" or "safe", and every signed-in page shows a warning banner. Set at
+/// start and whenever the remote settings are saved or restored.
+#[derive(Debug, Default)]
+pub struct OnBoxOnly(AtomicBool);
+
+impl OnBoxOnly {
+    pub fn new(on_box_only: bool) -> OnBoxOnly {
+        OnBoxOnly(AtomicBool::new(on_box_only))
+    }
+
+    pub fn get(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// Follows `remote`: on the box while it is a folder under `data_dir`.
+    pub fn follow(&self, remote: &crate::remote::RemoteSettings, data_dir: &std::path::Path) {
+        self.0
+            .store(remote.is_on_disk_under(data_dir), Ordering::Relaxed);
+    }
 }
 
 impl App {
-    pub fn open(config: Config) -> Result<App, StartError> {
-        std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
-            path: config.data_dir.clone(),
-            source,
-        })?;
-        let store = Store::open(&config.data_dir.join("db"), config.map_size)?;
-        let accounts = Accounts::new(store.clone(), config.session_ttl);
-        let archives = Archives::open(store.clone(), &config.data_dir)?;
-        let admin = Arc::new(crate::admin::Admin::open(store.clone(), &config.data_dir)?);
-        let engine = Engine::start(store.clone(), &config.data_dir);
-        // What the engine has to tell people (a finished move, an old
-        // folder deleted) goes to the system log.
-        let log = admin.log.clone();
-        engine.set_reporter(Box::new(move |level, message| {
-            let subject = crate::admin::log::Subject::default();
-            match level {
-                crate::engine::ReportLevel::Info => log.info("storage", message, subject),
-                crate::engine::ReportLevel::Warn => log.warn("storage", message, subject),
-            }
-        }));
-        let remote = crate::engine::keys::remote_settings(&store, &config.data_dir)?;
-        pages::layout::set_same_disk_remote(remote.is_on_disk_under(&config.data_dir));
-        let tls = crate::tls::Tls::open(&config.data_dir, certificate_names(&config))?;
-        Ok(App {
-            tls,
-            https_addr: std::sync::OnceLock::new(),
-            config,
-            store,
-            accounts,
-            archives,
-            device: std::sync::OnceLock::new(),
-            admin,
-            engine,
-            restore: Default::default(),
+    /// See [`OnBoxOnly`].
+    pub fn on_box_only(&self) -> bool {
+        self.on_box_only.get()
+    }
+}
+
+/// The web server could not listen.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct HttpError(String);
+
+/// The HTTP listener and, when there is one, the HTTPS listener with its
+/// TLS configuration, accepting connections (not yet answered).
+pub struct Listeners {
+    http: Arc<tiny_http::Server>,
+    https: Option<Arc<tiny_http::Server>>,
+    pub addr: SocketAddr,
+    pub https_addr: Option<SocketAddr>,
+}
+
+impl Listeners {
+    pub fn open(
+        listener: TcpListener,
+        https: Option<(TcpListener, Arc<rustls::ServerConfig>)>,
+    ) -> Result<Listeners, HttpError> {
+        let local = |l: &TcpListener| l.local_addr().map_err(|e| HttpError(e.to_string()));
+        let addr = local(&listener)?;
+        let https_addr = https.as_ref().map(|(l, _)| local(l)).transpose()?;
+        let http = Arc::new(
+            tiny_http::Server::from_listener_with_limits(listener, None, crate::limits::http())
+                .map_err(|e| HttpError(e.to_string()))?,
+        );
+        let https = match https {
+            Some((listener, tls)) => Some(Arc::new(
+                tiny_http::Server::from_listener_with_tls(listener, tls, crate::limits::http())
+                    .map_err(|e| HttpError(e.to_string()))?,
+            )),
+            None => None,
+        };
+        Ok(Listeners {
+            http,
+            https,
+            addr,
+            https_addr,
         })
     }
 }
 
-/// The names a new self-signed certificate is made for: the host name,
-/// `piarchive.local`, the LAN address, and the HTTPS address when it is a
-/// particular one.
-fn certificate_names(config: &Config) -> Vec<String> {
-    let mut addresses: Vec<std::net::IpAddr> = device::lan_address().into_iter().collect();
-    if let Ok(listen) = config.listen_https.parse::<SocketAddr>() {
-        if !listen.ip().is_unspecified() {
-            addresses.push(listen.ip());
-        }
-    }
-    crate::tls::default_names(&crate::tls::hostname(), &addresses)
-}
-
-/// A running server. Dropping it does not stop it; call [`Server::shutdown`].
+/// A running web server. Dropping it does not stop it; call [`Server::shutdown`].
 pub struct Server {
     http: Arc<tiny_http::Server>,
     https: Option<Arc<tiny_http::Server>>,
-    /// The HTTPS listener's address, when there is one.
-    pub https_addr: Option<SocketAddr>,
     workers: Vec<JoinHandle<()>>,
     /// Set by `shutdown`: a worker's failed `recv` is then expected.
     stopping: Arc<AtomicBool>,
-    pub addr: SocketAddr,
-    pub app: Arc<App>,
 }
 
-/// Serves `app` on `listener` (HTTP) and `https` (HTTPS, when given), each
-/// with `config.http_threads` handler threads.
-pub fn start(
-    app: App,
-    listener: TcpListener,
-    https: Option<TcpListener>,
-) -> Result<Server, StartError> {
-    let local = |l: &TcpListener| l.local_addr().map_err(|e| StartError::Http(e.to_string()));
-    let addr = local(&listener)?;
-    let https_addr = https.as_ref().map(local).transpose()?;
-    let http = Arc::new(
-        tiny_http::Server::from_listener_with_limits(listener, None, crate::limits::http())
-            .map_err(|e| StartError::Http(e.to_string()))?,
-    );
-    let https = match https {
-        Some(listener) => Some(Arc::new(
-            tiny_http::Server::from_listener_with_tls(
-                listener,
-                app.tls.server_config()?,
-                crate::limits::http(),
-            )
-            .map_err(|e| StartError::Http(e.to_string()))?,
-        )),
-        None => None,
-    };
-    if let Some(https_addr) = https_addr {
-        let _ = app.https_addr.set(https_addr);
-    }
-    let app = Arc::new(app);
-    start_device(&app, addr);
-    // Scripts reach the engine (uncache, cache, verify, retry) from now on.
-    app.admin
-        .set_archive_actions(Arc::new(actions::EngineActions::new(&app)));
-    app.admin
-        .add_chore(tus::SWEEP_INTERVAL, tus::sweep_chore(&app));
-    app.admin
-        .add_chore(crate::tls::RENEWAL_CHECK, renewal_chore(&app));
-    app.admin.start_scheduler();
+/// Answers the requests of both listeners with `app`, each with
+/// `config.http_threads` handler threads.
+pub fn serve(app: Arc<App>, listeners: Listeners) -> Server {
     let stopping = Arc::new(AtomicBool::new(false));
     let transfers = transfers::Transfers::new();
-    let mut workers = handlers(&app, &http, &stopping, &transfers);
-    if let Some(https) = &https {
+    let mut workers = handlers(&app, &listeners.http, &stopping, &transfers);
+    if let Some(https) = &listeners.https {
         workers.extend(handlers(&app, https, &stopping, &transfers));
     }
-    Ok(Server {
-        http,
-        https,
-        https_addr,
+    Server {
+        http: listeners.http,
+        https: listeners.https,
         workers,
         stopping,
-        addr,
-        app,
-    })
+    }
 }
 
 /// The handler threads answering the requests of one listener.
@@ -222,66 +184,9 @@ fn handlers(
         .collect()
 }
 
-/// Makes a new self-signed certificate before the old one expires.
-fn renewal_chore(app: &Arc<App>) -> impl Fn() + Send + Sync + 'static {
-    let app = Arc::downgrade(app);
-    move || {
-        let Some(app) = app.upgrade() else { return };
-        match app.tls.renew_if_due() {
-            Ok(Some(info)) => app.admin.log.info(
-                "tls",
-                &format!(
-                    "Made a new self-signed certificate (SHA-256 {}), valid until {}.",
-                    info.fingerprint_sha256, info.not_after
-                ),
-                Default::default(),
-            ),
-            Ok(None) => {}
-            Err(err) => app
-                .admin
-                .log
-                .warn("tls", &err.to_string(), Default::default()),
-        }
-    }
-}
-
-/// Starts the LED/display driver for the configured or detected board. Best
-/// effort: without GPIO or a display the simulated board mirrors the state.
-fn start_device(app: &Arc<App>, addr: SocketAddr) {
-    use crate::device::{
-        board, hardware_for, BoardProfile, DeviceDriver, DeviceStatus, DriverOptions,
-    };
-    let profile = BoardProfile::resolve(
-        app.config.board.as_deref(),
-        board::read_device_tree_model().as_deref(),
-    )
-    .unwrap_or_else(|err| {
-        eprintln!("piarchive: {err}; using the simulated board");
-        BoardProfile::simulated()
-    });
-    let driver = DeviceDriver::start(
-        &profile,
-        hardware_for(&profile),
-        DeviceStatus::starting(device::web_url(addr)),
-        DriverOptions::default(),
-        Box::new(|line| eprintln!("piarchive device: {line}")),
-    );
-    match driver {
-        Ok(driver) => {
-            let stop = device::start_feed(app.clone(), driver.sender(), addr);
-            let _ = app.device.set(device::DeviceLink::new(driver, stop));
-        }
-        Err(err) => eprintln!("piarchive device: {err}; running without LEDs and display"),
-    }
-}
-
 impl Server {
     /// Stops accepting requests and waits for running handlers to finish.
     pub fn shutdown(self) {
-        if let Some(device) = self.app.device.get() {
-            device.stop();
-        }
-        self.app.admin.stop_scheduler();
         self.stopping.store(true, Ordering::SeqCst);
         for _ in &self.workers {
             self.http.unblock();
@@ -292,6 +197,5 @@ impl Server {
         for worker in self.workers {
             let _ = worker.join();
         }
-        self.app.engine.shutdown();
     }
 }

@@ -78,10 +78,11 @@ pub fn start(
     app.accounts.attempt_succeeded(address, PASSPHRASE_ACCOUNT);
     let data_dir = app.config.data_dir.clone();
     let store = app.store.clone();
+    let on_box_only = app.on_box_only.clone();
     app.restore
         .start(recovery, move || {
-            if let Ok(remote) = crate::engine::keys::remote_settings(&store, &data_dir) {
-                super::pages::layout::set_same_disk_remote(remote.is_on_disk_under(&data_dir));
+            if let Ok(remote) = crate::settings::remote::remote_settings(&store, &data_dir) {
+                on_box_only.follow(&remote, &data_dir);
             }
         })
         .map_err(recovery_error)?;

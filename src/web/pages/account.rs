@@ -33,7 +33,7 @@ fn with_error(page: Markup, status: u16) -> Resp {
 }
 
 fn setup_form(error: Option<&str>, username: &str, fingerprint: &str) -> Markup {
-    Page::new("Set up", None).render(html! {
+    Page::new("Set up", None, false).render(html! {
         h1 { "Welcome to piarchive" }
         p { "Create the administrator account. There is no default password: this account is the only way in." }
         p.muted { "Over HTTPS, your browser should show this certificate fingerprint (SHA-256): " code.fingerprint { (fingerprint) } }
@@ -72,7 +72,7 @@ fn fingerprint(app: &App) -> String {
 fn passphrase_page(passphrase: &str) -> Markup {
     let tail: Vec<&str> = passphrase.rsplit('-').take(2).collect();
     let tail = format!("{}-{}", tail[1], tail[0]);
-    Page::new("Your recovery passphrase", None)
+    Page::new("Your recovery passphrase", None, false)
         .script("/static/setup.js")
         .render(html! {
             h1 { "Your recovery passphrase" }
@@ -160,7 +160,7 @@ pub fn setup_post(app: &App, req: &mut Req) -> Result<Resp, ApiError> {
 }
 
 fn login_form(error: Option<&str>, username: &str, registration_open: bool) -> Markup {
-    Page::new("Log in", None).render(html! {
+    Page::new("Log in", None, false).render(html! {
         h1 { "Log in" }
         @if let Some(error) = error { p.error role="alert" { (error) } }
         (credentials_form("/login", "Log in", username, false))
@@ -206,7 +206,7 @@ pub fn login_post(app: &App, req: &mut Req) -> Result<Resp, ApiError> {
 }
 
 fn register_form(error: Option<&str>, username: &str) -> Markup {
-    Page::new("Register", None).render(html! {
+    Page::new("Register", None, false).render(html! {
         h1 { "Create an account" }
         @if let Some(error) = error { p.error role="alert" { (error) } }
         (credentials_form("/register", "Register", username, true))
@@ -217,7 +217,7 @@ fn register_form(error: Option<&str>, username: &str) -> Markup {
 pub fn register_page(app: &App, _req: &mut Req) -> Result<Resp, ApiError> {
     if !Settings::load(&app.store)?.registration_open {
         return Ok(with_error(
-            Page::new("Register", None).render(html! {
+            Page::new("Register", None, false).render(html! {
                 h1 { "Registration is closed" }
                 p { "Ask an admin of this appliance for an account." }
                 p { a href="/login" { "Log in" } }
@@ -264,7 +264,7 @@ pub fn account_page(
     notice: Option<Notice>,
 ) -> Result<Resp, ApiError> {
     let tokens = app.accounts.tokens(&caller.user.id)?;
-    let page = Page::new("Account", Some(caller)).render(html! {
+    let page = Page::new("Account", Some(caller), app.on_box_only()).render(html! {
         h1 { "Account" }
         p { "Signed in as " strong { (caller.user.username) } " (" (caller.user.role.as_str()) ")." }
         @match &notice {
@@ -379,7 +379,7 @@ pub fn admin_settings_page(
     auth::require_admin(caller)?;
     let settings = Settings::load(&app.store)?;
     let window = settings.upload_window.clone();
-    let page = Page::new("Settings", Some(caller)).render(html! {
+    let page = Page::new("Settings", Some(caller), app.on_box_only()).render(html! {
         h1 { "Appliance settings" }
         @if let Some(error) = &error { p.error role="alert" { (error) } }
         (super::layout::done_notice(&req.query))

@@ -49,8 +49,8 @@ fn dashboard(app: &App) -> Result<Markup, ApiError> {
     use crate::device::status::human_bytes;
     let inputs = crate::web::device::current_inputs(app, "", 0);
     let counts = &inputs.archives;
-    let remote = crate::engine::keys::remote_settings(&app.store, &app.config.data_dir)?;
-    let on_box = super::layout::same_disk_remote();
+    let remote = crate::settings::remote::remote_settings(&app.store, &app.config.data_dir)?;
+    let on_box = app.on_box_only();
     let stored = counts.backed_up + counts.uncached;
     let total = stored
         + counts.receiving
@@ -110,7 +110,7 @@ pub fn home(app: &App, caller: &Caller) -> Result<Resp, ApiError> {
     let deployments = deployments::list(app.admin.store())?;
     let dashboard = dashboard(app)?;
     let remote = crate::archive::remote_totals(&app.archives.list_all()?);
-    let page = Page::new("Admin", Some(caller)).script("/static/admin.js");
+    let page = Page::new("Admin", Some(caller), app.on_box_only()).script("/static/admin.js");
     Ok(Resp::html(page.render(html! {
         h1 { "Dashboard" }
         (dashboard)
@@ -195,7 +195,7 @@ pub fn develop(app: &App, caller: &Caller, script_id: Option<&str>) -> Result<Re
         .as_ref()
         .map(|s| s.name.clone())
         .unwrap_or_else(|| "New script".into());
-    let page = Page::new(title.clone(), Some(caller)).script("/static/admin.js");
+    let page = Page::new(title.clone(), Some(caller), app.on_box_only()).script("/static/admin.js");
     Ok(Resp::html(page.render(html! {
         h1 { "Develop: " (title) }
         p.muted { "Test runs change nothing saved here; nothing is saved until you press Save. Scripts are Rhai; see the Script API in API.md." }
@@ -256,7 +256,7 @@ pub fn log_page(app: &App, req: &Req, caller: &Caller) -> Result<Resp, ApiError>
         None
     };
     let live = query.before.is_none() && query.until_ms.is_none();
-    let page = Page::new("System log", Some(caller)).script("/static/admin.js");
+    let page = Page::new("System log", Some(caller), app.on_box_only()).script("/static/admin.js");
     Ok(Resp::html(page.render(html! {
         h1 { "System log" }
         form.filters method="get" action="/admin/log" {
@@ -312,7 +312,7 @@ pub fn users_page(
         Some(Err(_)) => 409,
         _ => 200,
     };
-    let page = Page::new("Users", Some(caller)).render(html! {
+    let page = Page::new("Users", Some(caller), app.on_box_only()).render(html! {
         h1 { "Users" }
         @match &notice {
             Some(Ok(text)) => p.notice role="status" { (text) },

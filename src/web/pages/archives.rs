@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use maud::{html, Markup};
 
-use super::layout::{csrf_field, done_notice, local_time, same_disk_remote, Page};
+use super::layout::{csrf_field, done_notice, local_time, Page};
 use super::{field, Resp};
 use crate::accounts::Caller;
 use crate::archive::human_size;
@@ -16,8 +16,7 @@ use crate::web::App;
 /// The words for a state. Honest about safety: while the remote is a folder
 /// on the appliance's own disk, nothing is "off-site"; a stored archive is
 /// "on this box only" (the same rules as `live.js`).
-fn state_label(state: ArchiveState) -> &'static str {
-    let on_box = same_disk_remote();
+fn state_label(state: ArchiveState, on_box: bool) -> &'static str {
     match state {
         ArchiveState::Receiving => "receiving",
         ArchiveState::Local => "not backed up yet",
@@ -34,17 +33,17 @@ fn state_label(state: ArchiveState) -> &'static str {
 
 /// The CSS class of a state's badge: amber `state-on_box` for a stored
 /// archive while the remote is on the same disk.
-fn state_class(state: ArchiveState) -> String {
+fn state_class(state: ArchiveState, on_box: bool) -> String {
     let stored = matches!(state, ArchiveState::BackedUp | ArchiveState::Uncached);
-    if stored && same_disk_remote() {
+    if stored && on_box {
         "state state-on_box".to_string()
     } else {
         format!("state state-{}", state.as_str())
     }
 }
 
-fn state_badge(state: ArchiveState, id: Option<&str>) -> Markup {
-    html! { span id=[id] class=(state_class(state)) data-state=(state.as_str()) { (state_label(state)) } }
+fn state_badge(state: ArchiveState, id: Option<&str>, on_box: bool) -> Markup {
+    html! { span id=[id] class=(state_class(state, on_box)) data-state=(state.as_str()) { (state_label(state, on_box)) } }
 }
 
 fn progress(archive: &ArchiveRecord) -> Markup {
@@ -86,7 +85,7 @@ fn move_banner(app: &App) -> Result<Markup, ApiError> {
 pub fn home(app: &App, req: &mut Req, caller: &Caller) -> Result<Resp, ApiError> {
     let archives = app.archives.list(&caller.user.id)?;
     let banner = move_banner(app)?;
-    let page = Page::new("Your archives", Some(caller)).script("/static/live.js").render(html! {
+    let page = Page::new("Your archives", Some(caller), app.on_box_only()).script("/static/live.js").render(html! {
         div.heading {
             h1 { "Your archives" }
             a.button href="/archives/new" { "Upload files" }
@@ -102,7 +101,7 @@ pub fn home(app: &App, req: &mut Req, caller: &Caller) -> Result<Resp, ApiError>
                     @for archive in &archives {
                         tr data-archive-id=(archive.id) {
                             td.name { a href={ "/archives/" (archive.id) } { (archive.name) } }
-                            td data-label="State" { (state_badge(archive.state, None)) }
+                            td data-label="State" { (state_badge(archive.state, None, app.on_box_only())) }
                             td.num data-label="Size" { (human_size(archive.size)) }
                             td data-label="Stored" {
                                 (progress(archive))
@@ -118,8 +117,8 @@ pub fn home(app: &App, req: &mut Req, caller: &Caller) -> Result<Resp, ApiError>
     Ok(Resp::html(page))
 }
 
-pub fn new_page(_app: &App, _req: &mut Req, caller: &Caller) -> Result<Resp, ApiError> {
-    let page = Page::new("Upload", Some(caller))
+pub fn new_page(app: &App, _req: &mut Req, caller: &Caller) -> Result<Resp, ApiError> {
+    let page = Page::new("Upload", Some(caller), app.on_box_only())
         .script("/static/tus.min.js")
         .script("/static/upload.js")
         .render(html! {
@@ -155,16 +154,16 @@ pub fn detail(
     let parts = app.archives.parts(archive_id)?;
     let allowed = actions_allowed(&archive);
     let banner = move_banner(app)?;
-    let page = Page::new(archive.name.clone(), Some(caller)).script("/static/live.js").render(html! {
+    let page = Page::new(archive.name.clone(), Some(caller), app.on_box_only()).script("/static/live.js").render(html! {
         h1 data-archive-detail=(archive.id) data-state=(archive.state.as_str()) { (archive.name) }
         (done_notice(&req.query))
         (banner)
         section.card.summary {
-            p { "State: " (state_badge(archive.state, Some("state"))) }
+            p { "State: " (state_badge(archive.state, Some("state"), app.on_box_only())) }
             div.progress.large role="img" aria-label={ (percent_stored(&archive)) "% stored" } {
                 div.bar data-percent=(percent_stored(&archive)) {}
             }
-            p id="stored-text" { (stored_sentence(&archive)) }
+            p id="stored-text" { (stored_sentence(&archive, app.on_box_only())) }
             dl.facts {
                 dt { "Size" } dd { (human_size(archive.size)) }
                 dt { "Size on the remote" } dd id="stored-size" { (stored_size_text(&archive)) }
@@ -233,9 +232,9 @@ pub fn detail(
 }
 
 /// How much of the archive is stored, in words that do not overstate it.
-fn stored_sentence(archive: &ArchiveRecord) -> String {
+fn stored_sentence(archive: &ArchiveRecord, on_box: bool) -> String {
     let percent = percent_stored(archive);
-    if same_disk_remote() {
+    if on_box {
         format!("{percent}% copied to the storage folder on this box. Not off-site: if this box is lost, so is this file.")
     } else {
         format!("{percent}% off-site.")
@@ -268,7 +267,7 @@ pub fn delete_page(
     archive_id: &str,
 ) -> Result<Resp, ApiError> {
     let archive = app.archives.owned(&caller.user.id, archive_id)?;
-    let page = Page::new("Delete archive", Some(caller)).render(html! {
+    let page = Page::new("Delete archive", Some(caller), app.on_box_only()).render(html! {
         h1 { "Delete “" (archive.name) "”?" }
         p { "This removes the file (" (human_size(archive.size)) ") from this appliance and its backup copies. It cannot be undone." }
         form method="post" action={ "/archives/" (archive.id) "/delete" } {

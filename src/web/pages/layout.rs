@@ -1,37 +1,29 @@
 //! The frame around every page: head, navigation, banners.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use maud::{html, Markup, DOCTYPE};
 
 use crate::accounts::Caller;
 
-/// Whether the backups go to a folder on the appliance's own disk (the
-/// default remote): every signed-in page then shows a warning banner. Set by
-/// the web layer at start and whenever the remote settings are saved.
-pub static SAME_DISK_REMOTE: AtomicBool = AtomicBool::new(false);
-
-pub fn set_same_disk_remote(same_disk: bool) {
-    SAME_DISK_REMOTE.store(same_disk, Ordering::Relaxed);
-}
-
-/// True while the backups go to a folder on the appliance's own disk: no
-/// page or display may then call an archive "backed up" or "safe".
-pub fn same_disk_remote() -> bool {
-    SAME_DISK_REMOTE.load(Ordering::Relaxed)
-}
-
 pub struct Page<'a> {
     title: String,
     caller: Option<&'a Caller>,
+    /// The backups go to a folder on this box (`web::OnBoxOnly`): signed-in
+    /// pages show a warning banner.
+    on_box_only: bool,
     scripts: Vec<&'static str>,
 }
 
 impl<'a> Page<'a> {
-    pub fn new(title: impl Into<String>, caller: Option<&'a Caller>) -> Page<'a> {
+    /// A page; `on_box_only` is `App::on_box_only()`.
+    pub fn new(
+        title: impl Into<String>,
+        caller: Option<&'a Caller>,
+        on_box_only: bool,
+    ) -> Page<'a> {
         Page {
             title: title.into(),
             caller,
+            on_box_only,
             scripts: Vec::new(),
         }
     }
@@ -57,7 +49,7 @@ impl<'a> Page<'a> {
                     link rel="icon" type="image/svg+xml" href="/static/favicon.svg";
                     link rel="stylesheet" href="/static/app.css";
                 }
-                body data-on-box-only=[same_disk_remote().then_some("1")] {
+                body data-on-box-only=[self.on_box_only.then_some("1")] {
                     header.top {
                         a.brand href="/" { "piarchive" }
                         @if let Some(caller) = self.caller {
@@ -85,7 +77,7 @@ impl<'a> Page<'a> {
                         }
                     }
                     @if let Some(caller) = self.caller {
-                        @if same_disk_remote() {
+                        @if self.on_box_only {
                             div.banner.warning role="alert" id="remote-banner" { div.banner-inner {
                                 p {
                                     strong { "Your files are on this box only. " }

@@ -158,7 +158,7 @@ fn signed_in_route(
         (Get, ["archives", id, "delete"]) => archives::delete_page(app, req, caller, id),
         (Get, ["account"]) => account::account_page(app, req, caller, None),
         (Get, ["admin", "device"]) => super::device::page(app, caller),
-        (Get, ["admin", "firmware"]) => super::firmware::page(caller),
+        (Get, ["admin", "firmware"]) => super::firmware::page(app, caller),
         (Get, ["admin", "settings"]) => account::admin_settings_page(app, req, caller, None),
         (Get, ["admin"]) => admin::home(app, caller),
         (Get, ["admin", "scripts", "new"]) => admin::develop(app, caller, None),
@@ -173,7 +173,7 @@ fn signed_in_route(
 /// An error in a page request, shown as a page with the sentence.
 pub fn error_page(app: &App, req: &Req, err: ApiError) -> Resp {
     let caller = auth::caller(app, req).ok().flatten();
-    let page = Page::new("Something went wrong", caller.as_ref());
+    let page = Page::new("Something went wrong", caller.as_ref(), app.on_box_only());
     let body = maud::html! {
         h1 { "Something went wrong" }
         p.error role="alert" { (err.message) }

@@ -20,7 +20,7 @@ pub fn remote_page(
     typed: Option<&RemoteSettings>,
 ) -> Result<Resp, ApiError> {
     auth::require_admin(caller)?;
-    let saved = crate::engine::keys::remote_settings(&app.store, &app.config.data_dir)?;
+    let saved = crate::settings::remote::remote_settings(&app.store, &app.config.data_dir)?;
     // What is stored now and would be copied by a change of place.
     let stored = app.engine.plan_remote_change(&saved).ok();
     let moving = crate::web::api::move_json(app)?;
@@ -57,7 +57,7 @@ pub fn remote_page(
             path.display().to_string(),
         ),
     };
-    let page = Page::new("Remote storage", Some(caller)).render(html! {
+    let page = Page::new("Remote storage", Some(caller), app.on_box_only()).render(html! {
         h1 { "Remote storage" }
         p { "Backups are encrypted on this appliance before they leave it. Each part goes to the storage below." }
         @if let Some((ok, message)) = &notice {
@@ -131,7 +131,7 @@ pub fn remote_post(
     form: &HashMap<String, String>,
 ) -> Result<Resp, ApiError> {
     auth::require_admin(caller)?;
-    let saved = crate::engine::keys::remote_settings(&app.store, &app.config.data_dir)?;
+    let saved = crate::settings::remote::remote_settings(&app.store, &app.config.data_dir)?;
     let settings = settings_from_form(form).keep_secret_from(&saved);
     let failed =
         |message: String| remote_page(app, caller, Some((false, message)), Some(&settings));

@@ -23,7 +23,7 @@ fn form(error: Option<&str>, form: &HashMap<String, String>) -> Markup {
     } else {
         "s3"
     };
-    Page::new("Restore from a backup", None).render(html! {
+    Page::new("Restore from a backup", None, false).render(html! {
         h1 { "Restore from an existing backup" }
         p { "Your old appliance is lost or broken? Point this one at the bucket (or folder) it backed up to and type the recovery passphrase you wrote down at setup. Users, their passwords, settings and every archive come back; archives are fetched back from the bucket when you open them." }
         @if let Some(error) = error { p.error role="alert" { (error) } }
@@ -56,7 +56,7 @@ fn progress_page(status: &serde_json::Value) -> Markup {
     let running = state == "running";
     let report = &status["report"];
     let damaged = report["damaged"].as_array().cloned().unwrap_or_default();
-    Page::new("Restoring", None).render(html! {
+    Page::new("Restoring", None, false).render(html! {
         @if running { meta http-equiv="refresh" content="1"; }
         h1 { "Restoring from the backup" }
         div.progress.large role="progressbar" aria-valuemin="0" aria-valuemax=(total) aria-valuenow=(done) {

@@ -3,18 +3,16 @@
 //! run-time settings, sealed with the repository's catalog key.
 //!
 //! Owns the catalog's wire format (`CatalogV1`, versioned like the other
-//! remote objects) and building it from the store. Sealing and opening are
-//! pure (the nonce is handed in). Not in the catalog: sessions, API tokens,
+//! remote objects). Sealing and opening are pure (the nonce is handed in);
+//! the upload job builds it from the store. Not in the catalog: sessions, API tokens,
 //! the remote settings (whoever reads the catalog already has them) and the
 //! keys (the bucket's `config` holds the wrapped master key).
 
-use heed::RoTxn;
 use serde::{Deserialize, Serialize};
 
 use crate::repo::{RepoError, RepoKeys, NONCE_LEN};
 use crate::settings::Settings;
 use crate::store::records::{Role, UserRecord};
-use crate::store::{StoreError, Tables};
 
 /// The catalog object's label: its key is `catalog/appliance`.
 pub const CATALOG_LABEL: &str = "appliance";
@@ -30,19 +28,6 @@ pub struct Catalog {
 }
 
 impl Catalog {
-    /// The users and settings as they are in the store now.
-    pub fn from_store(txn: &RoTxn, tables: &Tables) -> Result<Catalog, StoreError> {
-        let mut users: Vec<UserRecord> = tables
-            .users
-            .all(txn)?
-            .into_iter()
-            .map(|(_, user)| user)
-            .collect();
-        users.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
-        let settings = Settings::load_in(txn, tables)?;
-        Ok(Catalog { users, settings })
-    }
-
     /// JSON sealed with the catalog key under [`CATALOG_LABEL`].
     pub fn seal(&self, keys: &RepoKeys, nonce: [u8; NONCE_LEN]) -> Result<Vec<u8>, RepoError> {
         let wire = CatalogV1 {

@@ -1,0 +1,261 @@
+//! The composition root: what `piarchive serve` starts, in which order, and
+//! how it stops.
+//!
+//! [`start`] takes the data folder's lock, opens the store, the accounts,
+//! the archives, the admin tools and the HTTPS certificate, starts the
+//! transfer engine, binds the listeners, starts the LED/display driver and
+//! its status feed, plugs the engine into the admin scripts, starts the
+//! admin scheduler with its chores and finally the web handler threads.
+//! [`Running::shutdown`] stops them in the reverse order. `web` only turns
+//! requests into calls on what it is handed here ([`web::App`]).
+//!
+//! The other commands (`user add`, `recover`, `update`, `init`) never come
+//! here: they open what they need themselves and start no engine.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::accounts::Accounts;
+use crate::admin::log::{Subject, SystemLog};
+use crate::admin::Admin;
+use crate::archive::Archives;
+use crate::config::Config;
+use crate::data_dir::{self, DataDirLock};
+use crate::engine::{Engine, ReportLevel};
+use crate::store::Store;
+use crate::tls::Tls;
+use crate::web::{self, device};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    DataDir(#[from] data_dir::DataDirError),
+    #[error("Cannot create the data directory {path}: {source}")]
+    CreateDataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot listen on {address} (is another piarchive running?): {source}")]
+    Listen {
+        address: String,
+        source: std::io::Error,
+    },
+    #[error("cannot listen for HTTPS on {address} (is another piarchive running?): {source}")]
+    ListenHttps {
+        address: String,
+        source: std::io::Error,
+    },
+    #[error("Cannot open the database: {0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("Cannot prepare the archive folders: {0}")]
+    Archives(#[from] crate::archive::ArchiveError),
+    #[error("Cannot prepare the admin scripts: {0}")]
+    Admin(#[from] crate::admin::saved_scripts::ScriptsError),
+    #[error("Cannot serve HTTP: {0}")]
+    Http(#[from] web::HttpError),
+    #[error("Cannot prepare the HTTPS certificate: {0}")]
+    Tls(#[from] crate::tls::TlsError),
+}
+
+/// The running appliance. Dropping it does not stop it; call
+/// [`Running::shutdown`].
+pub struct Running {
+    /// The HTTP address served.
+    pub addr: SocketAddr,
+    /// The HTTPS address served, when there is one.
+    pub https_addr: Option<SocketAddr>,
+    server: web::Server,
+    app: Arc<web::App>,
+    /// Held while the process serves: one server per data folder.
+    _lock: DataDirLock,
+}
+
+/// Starts the appliance on the data folder and addresses of `config` (an
+/// empty `listen_https` serves no HTTPS).
+pub fn start(config: Config) -> Result<Running, StartError> {
+    // More connections and files than the default 1024 when the system allows.
+    crate::limits::raise_open_files_limit();
+    let lock = data_dir::lock(&config.data_dir)?;
+    let data = config.data_dir.clone();
+    std::thread::spawn(move || {
+        if let Err(err) = data_dir::make_private(&data) {
+            eprintln!("piarchive: {err}");
+        }
+    });
+    let (listener, https) = bind(&config)?;
+    let app = open(config)?;
+    let https = match https {
+        Some(listener) => Some((listener, app.tls.server_config()?)),
+        None => None,
+    };
+    let listeners = web::Listeners::open(listener, https)?;
+    if let Some(https_addr) = listeners.https_addr {
+        let _ = app.https_addr.set(https_addr);
+    }
+    let app = Arc::new(app);
+    let addr = listeners.addr;
+    start_device(&app, addr);
+    start_admin(&app);
+    let https_addr = listeners.https_addr;
+    let server = web::serve(app.clone(), listeners);
+    Ok(Running {
+        addr,
+        https_addr,
+        server,
+        app,
+        _lock: lock,
+    })
+}
+
+impl Running {
+    /// Stops the device feed, the scheduler, the web handlers (waiting for
+    /// running requests) and the engine, in that order.
+    pub fn shutdown(self) {
+        if let Some(device) = self.app.device.get() {
+            device.stop();
+        }
+        self.app.admin.stop_scheduler();
+        self.server.shutdown();
+        self.app.engine.shutdown();
+    }
+}
+
+/// The HTTP and (unless `listen_https` is empty) HTTPS listeners.
+fn bind(config: &Config) -> Result<(TcpListener, Option<TcpListener>), StartError> {
+    let listener = TcpListener::bind(&config.listen).map_err(|source| StartError::Listen {
+        address: config.listen.clone(),
+        source,
+    })?;
+    let https = match config.listen_https.as_str() {
+        "" => None,
+        address => Some(
+            TcpListener::bind(address).map_err(|source| StartError::ListenHttps {
+                address: address.to_string(),
+                source,
+            })?,
+        ),
+    };
+    Ok((listener, https))
+}
+
+/// Opens the store and everything kept in it, and starts the engine.
+fn open(config: Config) -> Result<web::App, StartError> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::CreateDataDir {
+        path: config.data_dir.clone(),
+        source,
+    })?;
+    let store = Store::open(&config.data_dir.join("db"), config.map_size)?;
+    let accounts = Accounts::new(store.clone(), config.session_ttl);
+    let archives = Arc::new(Archives::open(store.clone(), &config.data_dir)?);
+    let admin = Arc::new(Admin::open(store.clone(), &config.data_dir)?);
+    let engine = Arc::new(Engine::start(store.clone(), &config.data_dir));
+    // What the engine has to tell people (a finished move, an old folder
+    // deleted) goes to the system log.
+    let log = admin.log.clone();
+    engine.set_reporter(Box::new(move |level, message| {
+        let subject = Subject::default();
+        match level {
+            ReportLevel::Info => log.info("storage", message, subject),
+            ReportLevel::Warn => log.warn("storage", message, subject),
+        }
+    }));
+    let remote = crate::settings::remote::remote_settings(&store, &config.data_dir)?;
+    let on_box_only = Arc::new(web::OnBoxOnly::new(
+        remote.is_on_disk_under(&config.data_dir),
+    ));
+    let tls = Tls::open(&config.data_dir, certificate_names(&config))?;
+    Ok(web::App {
+        tls,
+        https_addr: std::sync::OnceLock::new(),
+        config,
+        store,
+        accounts,
+        archives,
+        device: std::sync::OnceLock::new(),
+        admin,
+        engine,
+        restore: Default::default(),
+        on_box_only,
+    })
+}
+
+/// The names a new self-signed certificate is made for: the host name,
+/// `piarchive.local`, the LAN address, and the HTTPS address when it is a
+/// particular one.
+fn certificate_names(config: &Config) -> Vec<String> {
+    let mut addresses: Vec<std::net::IpAddr> = device::lan_address().into_iter().collect();
+    if let Ok(listen) = config.listen_https.parse::<SocketAddr>() {
+        if !listen.ip().is_unspecified() {
+            addresses.push(listen.ip());
+        }
+    }
+    crate::tls::default_names(&crate::tls::hostname(), &addresses)
+}
+
+/// Plugs the engine into the admin scripts, adds the chores and starts the
+/// scheduler.
+fn start_admin(app: &Arc<web::App>) {
+    // Scripts reach the engine (uncache, cache, verify, retry) from now on.
+    app.admin
+        .set_archive_actions(Arc::new(web::actions::EngineActions::new(
+            app.archives.clone(),
+            app.engine.clone(),
+            app.store.clone(),
+            app.admin.log.clone(),
+        )));
+    app.admin
+        .add_chore(web::tus::SWEEP_INTERVAL, web::tus::sweep_chore(app));
+    app.admin.add_chore(
+        crate::tls::RENEWAL_CHECK,
+        renewal_chore(app.tls.clone(), app.admin.log.clone()),
+    );
+    app.admin.start_scheduler();
+}
+
+/// Makes a new self-signed certificate before the old one expires.
+fn renewal_chore(tls: Arc<Tls>, log: Arc<SystemLog>) -> impl Fn() + Send + Sync + 'static {
+    move || match tls.renew_if_due() {
+        Ok(Some(info)) => log.info(
+            "tls",
+            &format!(
+                "Made a new self-signed certificate (SHA-256 {}), valid until {}.",
+                info.fingerprint_sha256, info.not_after
+            ),
+            Default::default(),
+        ),
+        Ok(None) => {}
+        Err(err) => log.warn("tls", &err.to_string(), Default::default()),
+    }
+}
+
+/// Starts the LED/display driver for the configured or detected board and
+/// the thread that feeds it the status. Best effort: without GPIO or a
+/// display the simulated board mirrors the state.
+fn start_device(app: &Arc<web::App>, addr: SocketAddr) {
+    use crate::device::{
+        board, hardware_for, BoardProfile, DeviceDriver, DeviceStatus, DriverOptions,
+    };
+    let profile = BoardProfile::resolve(
+        app.config.board.as_deref(),
+        board::read_device_tree_model().as_deref(),
+    )
+    .unwrap_or_else(|err| {
+        eprintln!("piarchive: {err}; using the simulated board");
+        BoardProfile::simulated()
+    });
+    let driver = DeviceDriver::start(
+        &profile,
+        hardware_for(&profile),
+        DeviceStatus::starting(device::web_url(addr)),
+        DriverOptions::default(),
+        Box::new(|line| eprintln!("piarchive device: {line}")),
+    );
+    match driver {
+        Ok(driver) => {
+            let stop = device::start_feed(app.clone(), driver.sender(), addr);
+            let _ = app.device.set(device::DeviceLink::new(driver, stop));
+        }
+        Err(err) => eprintln!("piarchive device: {err}; running without LEDs and display"),
+    }
+}

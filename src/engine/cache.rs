@@ -1,0 +1,578 @@
+//! The cache job: fetches every part of an archive from the remote into
+//! its `.partial` file, hashing the whole file in part order as parts land.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read};
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{channel, Receiver};
+use std::sync::Mutex;
+
+use sha2::{Digest, Sha256};
+
+use super::activity::Direction;
+use super::{Failure, Inner};
+use crate::archive::human_size;
+use crate::disk::{available_bytes, is_disk_full};
+use crate::ids;
+use crate::metrics;
+use crate::remote::{stop_reading, Remote};
+use crate::repo::{self};
+use crate::settings::Settings;
+use crate::sha256_pair::{self, Sha256Stream};
+use crate::store::records::{ArchiveRecord, ArchiveState, PartRecord};
+
+use super::work::object_id_of;
+
+/// Where the cache job writes the reassembled archive: the `.partial`
+/// file, or in tests a stand-in whose writes fail.
+pub(super) trait CacheFile: Sync {
+    fn write_all_at(&self, bytes: &[u8], offset: u64) -> io::Result<()>;
+    fn read_exact_at(&self, buffer: &mut [u8], offset: u64) -> io::Result<()>;
+    /// Starts writing what was written at `offset` to disk, without
+    /// waiting, so the closing fsync does not wait for the whole file.
+    fn start_write_back(&self, _offset: u64, _len: u64) {}
+    /// Flushes the file's data to disk (fdatasync).
+    fn sync_data(&self) -> io::Result<()>;
+    fn sync_all(&self) -> io::Result<()>;
+}
+
+impl CacheFile for File {
+    fn write_all_at(&self, bytes: &[u8], offset: u64) -> io::Result<()> {
+        FileExt::write_all_at(self, bytes, offset)
+    }
+
+    fn read_exact_at(&self, buffer: &mut [u8], offset: u64) -> io::Result<()> {
+        FileExt::read_exact_at(self, buffer, offset)
+    }
+
+    fn start_write_back(&self, offset: u64, len: u64) {
+        // Not waiting is only a hint and uses up no write error: the
+        // flushes while hashing and the fsync at the end report those.
+        let _ = crate::disk::write_back(self, offset, len, false);
+    }
+
+    fn sync_data(&self) -> io::Result<()> {
+        File::sync_data(self)
+    }
+
+    fn sync_all(&self) -> io::Result<()> {
+        File::sync_all(self)
+    }
+}
+
+/// Opens the file a cache job assembles into, given its path and size.
+pub(super) type OpenCacheFile = dyn Fn(&Path, u64) -> io::Result<Box<dyn CacheFile>>;
+
+/// Opens (or reopens after a crash) the `.partial` file at its full size.
+/// It is sparse: blocks are used as parts are written.
+fn open_partial(path: &Path, size: u64) -> io::Result<Box<dyn CacheFile>> {
+    Ok(Box::new(open_sized(path, size)?))
+}
+
+/// Opens `path` for reading and writing, created if missing, at `size`.
+fn open_sized(path: &Path, size: u64) -> io::Result<File> {
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .mode(0o600)
+        .open(path)?;
+    file.set_len(size)?;
+    Ok(file)
+}
+
+/// Why fetching an archive's parts stopped.
+enum CacheStop {
+    /// The remote failed or a part did not check out.
+    Fetch(Failure),
+    /// The local file refused a write or a read.
+    Write(io::Error),
+}
+
+/// Checks that the parts cover the archive exactly, one after the other,
+/// so that hashing them in order hashes the whole file.
+fn check_tiling(archive: &ArchiveRecord, parts: &[PartRecord]) -> Result<(), Failure> {
+    let mut end = 0;
+    for (index, part) in parts.iter().enumerate() {
+        if part.offset != end {
+            return Err(Failure::Damaged(format!(
+                "Part {index} does not start where the part before it ends: the archive's records are inconsistent. Nothing was deleted."
+            )));
+        }
+        end += part.length;
+    }
+    if end != archive.size {
+        return Err(Failure::Damaged(
+            "The archive's parts do not add up to its size. Nothing was deleted.".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Bytes of a part read, decrypted, hashed and written at a time: what each
+/// fetching thread holds, whatever the part's size.
+const PIECE_LEN: usize = 1 << 20;
+
+/// Bytes hashed between two flushes (fdatasync) of the file being cached:
+/// the disk, and a VM host's write cache, are emptied as the parts come,
+/// so the closing fsync has little left (1 GiB here: 0.4-0.6 s before,
+/// 5-11 ms with).
+const CACHE_SYNC_EVERY: u64 = 64 << 20;
+
+/// Parts fetched at once when caching, at least: `transfer_concurrency`
+/// paces the slow uplink, but a download link is faster, a server answers
+/// several requests better than one, and each fetch holds only
+/// [`PIECE_LEN`]. (bench/remote, 1 GiB from s3s-fs on 2 cores: 13.5 s
+/// with 2, 7.6–8.6 s with 4, 6.0–8.9 s with 8.)
+const MIN_FETCHERS: usize = 8;
+
+/// Fetches every part into `file` with `threads` threads and returns the
+/// whole file's SHA-256.
+///
+/// Each part streams in [`PIECE_LEN`] pieces: decrypted and written at its
+/// offset as it arrives, then its tag and length are checked. Meanwhile one
+/// more thread hashes the file in part order as the parts land, reading
+/// each back from the (page-cached) file, so the whole-file check needs no
+/// second pass at the end and checks what was actually written. Each
+/// part's SHA-256 is checked by that thread too, in the same pass, with
+/// `parts_hashed_in_order` (where two SHA-256 cost about one, see
+/// `sha256_pair`); without, by the fetching threads as the pieces arrive,
+/// so that the two hashes run on different cores. On a failure no new part
+/// is started; the failure of the lowest failing part is returned, as a
+/// one-by-one fetch would have reported it.
+fn fetch_parts(
+    sources: &Sources<'_>,
+    keys: &repo::RepoKeys,
+    file: &dyn CacheFile,
+    parts: &[PartRecord],
+    threads: usize,
+    parts_hashed_in_order: bool,
+    on_part: impl Fn(&PartRecord) + Sync,
+) -> Result<[u8; 32], CacheStop> {
+    let next = AtomicUsize::new(0);
+    let stopped = AtomicBool::new(false);
+    let failures: Mutex<Vec<(usize, CacheStop)>> = Mutex::new(Vec::new());
+    let (landed_tx, landed) = channel::<usize>();
+    let whole = std::thread::scope(|scope| {
+        let stopped = &stopped;
+        let hasher = scope.spawn(move || {
+            let hashed =
+                hash_in_part_order(file, parts, parts_hashed_in_order, CACHE_SYNC_EVERY, landed);
+            if hashed.is_err() {
+                stopped.store(true, Ordering::Relaxed);
+            }
+            hashed
+        });
+        for _ in 0..threads.min(parts.len()) {
+            let landed_tx = landed_tx.clone();
+            scope.spawn(|| {
+                let landed_tx = landed_tx;
+                let mut buffer = vec![0u8; PIECE_LEN];
+                while !stopped.load(Ordering::Relaxed) {
+                    let index = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(part) = parts.get(index) else {
+                        break;
+                    };
+                    let check_sha256 = !parts_hashed_in_order;
+                    let remote = sources.for_part(part);
+                    match fetch_part(remote, keys, file, index, part, check_sha256, &mut buffer) {
+                        Ok(()) => {
+                            on_part(part);
+                            // The hasher only stops early on a failed read or
+                            // flush or a part that does not match, which it
+                            // reports.
+                            let _ = landed_tx.send(index);
+                        }
+                        Err(stop) => {
+                            stopped.store(true, Ordering::Relaxed);
+                            super::lock(&failures).push((index, stop));
+                        }
+                    }
+                }
+            });
+        }
+        drop(landed_tx);
+        hasher.join()
+    });
+    let mut failures = failures
+        .into_inner()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let hashed = match whole {
+        Ok(Ok(hashed)) => hashed,
+        Ok(Err(failure)) => {
+            failures.push(failure);
+            None
+        }
+        Err(_) => {
+            let stopped = Failure::Transient(
+                "The thread hashing the fetched file stopped unexpectedly; fetching back will try again."
+                    .into(),
+            );
+            failures.push((parts.len(), CacheStop::Fetch(stopped)));
+            None
+        }
+    };
+    if let Some((_, stop)) = failures.into_iter().min_by_key(|(index, _)| *index) {
+        return Err(stop);
+    }
+    hashed.ok_or_else(|| {
+        CacheStop::Fetch(Failure::Transient(
+            "Not every part of the archive was fetched; fetching back will try again.".into(),
+        ))
+    })
+}
+
+/// Where a cache reads each part from: the current remote, or while a
+/// remote move runs, the previous one for parts not copied yet.
+pub(super) struct Sources<'a> {
+    pub current: &'a dyn Remote,
+    pub previous: Option<&'a dyn Remote>,
+}
+
+impl Sources<'_> {
+    fn for_part(&self, part: &PartRecord) -> &dyn Remote {
+        match self.previous {
+            Some(previous) if part.to_move => previous,
+            _ => self.current,
+        }
+    }
+}
+
+/// Streams part `index` from the remote into `file` at its offset through
+/// `buffer`, decrypting it on the way, and checks its tag and length, and
+/// with `check_sha256` its SHA-256. A download that breaks off is retried
+/// from the part's first byte by the remote.
+fn fetch_part(
+    remote: &dyn crate::remote::Remote,
+    keys: &repo::RepoKeys,
+    file: &dyn CacheFile,
+    index: usize,
+    part: &PartRecord,
+    check_sha256: bool,
+    buffer: &mut [u8],
+) -> Result<(), CacheStop> {
+    let object_id = object_id_of(part, index).map_err(CacheStop::Fetch)?;
+    let damaged = |reason: String| CacheStop::Fetch(Failure::Damaged(reason));
+    let mut stop: Option<CacheStop> = None;
+    let fetched = {
+        let mut read_body = |body: &mut dyn Read, length: u64| -> io::Result<()> {
+            let mut give_up = |reason: CacheStop| {
+                stop = Some(reason);
+                stop_reading()
+            };
+            if !repo::sealed_len_fits(part.length, length) {
+                return Err(give_up(damaged(format!(
+                    "Part {index} on the remote is {length} bytes, which its record of {} bytes cannot be sealed as. Nothing was deleted.",
+                    part.length
+                ))));
+            }
+            let mut nonce = [0u8; repo::NONCE_LEN];
+            body.read_exact(&mut nonce)?;
+            let not_decrypted = |err: repo::RepoError| {
+                damaged(format!(
+                    "Part {index} could not be decrypted: {err} Nothing was deleted."
+                ))
+            };
+            let mut reader = keys
+                .part_reader(&object_id, &nonce, length as usize, part.length)
+                .map_err(|err| give_up(not_decrypted(err)))?;
+            let mut sha = check_sha256.then(Sha256::new);
+            let mut done = 0u64;
+            // Unpacked bytes go to the file at the part's offset as they
+            // come: a compressed part streams like a stored one.
+            let mut write = |bytes: &[u8]| -> io::Result<()> {
+                if let Some(sha) = &mut sha {
+                    sha.update(bytes);
+                }
+                file.write_all_at(bytes, part.offset + done)?;
+                done += bytes.len() as u64;
+                Ok(())
+            };
+            let body_len = length - (repo::NONCE_LEN + repo::TAG_LEN) as u64;
+            let mut read = 0u64;
+            while read < body_len {
+                let take = (body_len - read).min(buffer.len() as u64) as usize;
+                let piece = &mut buffer[..take];
+                body.read_exact(piece)?;
+                reader.feed(piece, &mut write).map_err(|err| match err {
+                    Ok(err) => give_up(not_decrypted(err)),
+                    Err(err) => give_up(CacheStop::Write(err)),
+                })?;
+                read += take as u64;
+            }
+            let mut tag = [0u8; repo::TAG_LEN];
+            body.read_exact(&mut tag)?;
+            reader
+                .finish(&tag)
+                .map_err(|err| give_up(not_decrypted(err)))?;
+            file.start_write_back(part.offset, part.length);
+            if sha.is_some_and(|sha| hex::encode(sha.finalize()) != part.sha256) {
+                return Err(give_up(part_mismatch(index)));
+            }
+            metrics::global().add_downloaded(length);
+            Ok(())
+        };
+        remote.get_with(&repo::part_key(&object_id), &mut read_body)
+    };
+    if let Some(stop) = stop {
+        return Err(stop);
+    }
+    match fetched {
+        Ok(()) => Ok(()),
+        Err(err) if err.kind == crate::remote::ErrorKind::NotFound => Err(damaged(format!(
+            "Part {index} is missing from the remote, so the archive cannot be fetched back. Nothing was deleted."
+        ))),
+        Err(err) => Err(CacheStop::Fetch(err.into())),
+    }
+}
+
+fn part_mismatch(index: usize) -> CacheStop {
+    CacheStop::Fetch(Failure::Damaged(format!(
+        "Part {index} fetched from the remote does not match its recorded SHA-256. Nothing was deleted."
+    )))
+}
+
+/// Hashes `file` part by part in order, as the indexes of parts written
+/// arrive (in any order), and with `check_parts` checks each part's SHA-256
+/// in the same pass; flushes the file to disk every `sync_every` bytes
+/// hashed. Returns `None` when the channel closed before every part
+/// landed; a failure comes with the index of its part.
+fn hash_in_part_order(
+    file: &dyn CacheFile,
+    parts: &[PartRecord],
+    check_parts: bool,
+    sync_every: u64,
+    landed: Receiver<usize>,
+) -> Result<Option<[u8; 32]>, (usize, CacheStop)> {
+    let mut whole = Sha256Stream::new();
+    let mut done = vec![false; parts.len()];
+    let mut next = 0;
+    let mut scratch = vec![0u8; PIECE_LEN];
+    let mut unsynced = 0u64;
+    for index in landed {
+        done[index] = true;
+        while let Some(part) = parts.get(next).filter(|_| done[next]) {
+            let mut part_hash = Sha256Stream::new();
+            let mut offset = 0;
+            while offset < part.length {
+                let take = (part.length - offset).min(scratch.len() as u64) as usize;
+                let piece = &mut scratch[..take];
+                file.read_exact_at(piece, part.offset + offset)
+                    .map_err(|err| (next, CacheStop::Write(err)))?;
+                if check_parts {
+                    sha256_pair::update_both(&mut whole, &mut part_hash, piece);
+                } else {
+                    whole.update(piece);
+                }
+                offset += take as u64;
+            }
+            if check_parts && hex::encode(part_hash.finalize()) != part.sha256 {
+                return Err((next, part_mismatch(next)));
+            }
+            unsynced += part.length;
+            if unsynced >= sync_every {
+                // A write the disk failed shows here (and only here: the
+                // closing fsync would not see it again).
+                file.sync_data()
+                    .map_err(|err| (next, CacheStop::Write(err)))?;
+                unsynced = 0;
+            }
+            next += 1;
+        }
+    }
+    Ok((next == parts.len()).then(|| whole.finalize()))
+}
+
+impl Inner {
+    pub(super) fn cache(&self, job_id: &str, archive_id: &str) -> Result<(), Failure> {
+        self.cache_into(job_id, archive_id, &open_partial)
+    }
+
+    /// The cache job with the file it assembles into opened by `open`
+    /// (given the `.partial` path and the archive size): the real file, or
+    /// in tests one whose writes fail.
+    ///
+    /// Before writing it checks that the archive fits in the free space
+    /// minus the reserve; if not, the job waits and retries (transient) with
+    /// the reason on the archive. A local write, sync or rename that fails
+    /// anyway (disk full, I/O error) ends the attempt: the `.partial` is
+    /// removed, the archive goes back to `uncached` with the error shown,
+    /// and nothing remote is touched.
+    pub(super) fn cache_into(
+        &self,
+        job_id: &str,
+        archive_id: &str,
+        open: &OpenCacheFile,
+    ) -> Result<(), Failure> {
+        let Some((archive, parts, generation)) = self.archive_parts_at(archive_id)? else {
+            return self.drop_job(job_id);
+        };
+        if archive.state != ArchiveState::Caching {
+            return self.drop_job(job_id);
+        }
+        let (keys, _) = self.keys()?;
+        let final_path = self.archive_path(archive_id);
+        let partial = final_path.with_extension("partial");
+        self.check_cache_space(&archive, &partial)?;
+        let (remote, current_generation) = self.remote_at()?;
+        if current_generation != generation {
+            return Err(Failure::Busy);
+        }
+        // Parts not yet moved to the current remote come from the old one.
+        let previous = match self.previous_settings()? {
+            Some(settings) if parts.iter().any(|part| part.to_move) => {
+                Some(self.previous_remote(&settings)?)
+            }
+            _ => None,
+        };
+        let sources = Sources {
+            current: remote.as_ref(),
+            previous: previous.as_deref(),
+        };
+        let running = self.activity.start(archive_id, Direction::Download);
+        let file = match open(&partial, archive.size) {
+            Ok(file) => file,
+            Err(err) => return self.cache_write_failed(job_id, &archive, &partial, &err),
+        };
+        check_tiling(&archive, &parts)?;
+        let threads =
+            (Settings::load(&self.store)?.transfer_concurrency as usize).clamp(MIN_FETCHERS, 16);
+        let fetched = fetch_parts(
+            &sources,
+            keys,
+            file.as_ref(),
+            &parts,
+            threads,
+            sha256_pair::is_fast(),
+            |part| running.progress(part.length),
+        );
+        let whole_sha256 = match fetched {
+            Ok(sha256) => sha256,
+            // A part missing because the parts moved meanwhile is no damage.
+            Err(CacheStop::Fetch(_)) if self.generation()? != generation => {
+                return Err(Failure::Transient(
+                    "The backups moved to the new storage while this archive was fetched back; fetching starts again.".into(),
+                ))
+            }
+            Err(CacheStop::Fetch(failure)) => return Err(failure),
+            Err(CacheStop::Write(err)) => {
+                return self.cache_write_failed(job_id, &archive, &partial, &err)
+            }
+        };
+        if hex::encode(whole_sha256) != archive.sha256 {
+            return Err(Failure::Damaged(
+                "The reassembled file does not match the archive's SHA-256. Nothing was deleted."
+                    .into(),
+            ));
+        }
+        if let Err(err) = file.sync_all() {
+            return self.cache_write_failed(job_id, &archive, &partial, &err);
+        }
+        drop(file);
+        let renamed =
+            std::fs::rename(&partial, &final_path).and_then(|()| match final_path.parent() {
+                Some(dir) => File::open(dir)?.sync_all(),
+                None => Ok(()),
+            });
+        if let Err(err) = renamed {
+            return self.cache_write_failed(job_id, &archive, &partial, &err);
+        }
+        let changed = self.finish_job(job_id, archive_id, ArchiveState::Caching, |archive| {
+            // While a move runs, the archive is backed up only once every
+            // part is on the new remote.
+            archive.state = if archive.parts_remote >= archive.parts_total {
+                ArchiveState::BackedUp
+            } else {
+                ArchiveState::Uploading
+            };
+            archive.local_copy = true;
+            archive.last_error = None;
+            archive.last_accessed_at = ids::now_secs();
+        })?;
+        match changed {
+            Some(archive) => self.events.archive(&archive),
+            // Deleted while we fetched it.
+            None => {
+                let _ = std::fs::remove_file(&final_path);
+            }
+        }
+        Ok(())
+    }
+
+    /// Refuses (transiently) to start writing an archive that would leave
+    /// less free space than the reserve, and says so on the archive.
+    fn check_cache_space(&self, archive: &ArchiveRecord, partial: &Path) -> Result<(), Failure> {
+        // A `.partial` left by an earlier attempt already holds some blocks.
+        let allocated = std::fs::metadata(partial)
+            .map(|meta| meta.blocks().saturating_mul(512))
+            .unwrap_or(0);
+        let needed = archive.size.saturating_sub(allocated);
+        let reserve = Settings::load(&self.store)?.free_space_reserve_bytes;
+        let free = available_bytes(&self.data_dir)?;
+        let usable = free.saturating_sub(reserve);
+        if needed <= usable {
+            return Ok(());
+        }
+        let message = format!(
+            "There is not enough free space to cache “{}”: it needs {}, and {} is free of which {} is kept in reserve. Fetching back resumes by itself once space is freed or the reserve is lowered.",
+            archive.name,
+            human_size(needed),
+            human_size(free),
+            human_size(reserve),
+        );
+        let changed =
+            self.store
+                .write(|txn, tables| -> Result<Option<ArchiveRecord>, Failure> {
+                    let Some(mut record) = tables.archives.get(txn, archive.id.as_bytes())? else {
+                        return Ok(None);
+                    };
+                    if record.last_error.as_deref() == Some(message.as_str()) {
+                        return Ok(None);
+                    }
+                    record.last_error = Some(message.clone());
+                    tables.archives.put(txn, archive.id.as_bytes(), &record)?;
+                    Ok(Some(record))
+                })?;
+        if let Some(record) = changed {
+            self.events.archive(&record);
+        }
+        Err(Failure::Transient(message))
+    }
+
+    /// A local write failed while caching: removes the `.partial`, puts the
+    /// archive back to `uncached` with the reason, ends the job. Nothing
+    /// remote is touched.
+    fn cache_write_failed(
+        &self,
+        job_id: &str,
+        archive: &ArchiveRecord,
+        partial: &Path,
+        err: &io::Error,
+    ) -> Result<(), Failure> {
+        metrics::global().add_failure(metrics::FailureKind::Permanent);
+        let removed = match std::fs::remove_file(partial) {
+            Ok(()) => true,
+            Err(remove_err) => remove_err.kind() == io::ErrorKind::NotFound,
+        };
+        let full = is_disk_full(err);
+        let message = format!(
+            "Fetching back stopped because the local disk refused a write ({}: {err}). The copy in remote storage is untouched{}; free some space or check the disk, then fetch it back again.",
+            if full { "the disk is full" } else { "write error" },
+            if removed { " and the unfinished file was removed" } else { "" },
+        );
+        let changed = self.finish_job(job_id, &archive.id, ArchiveState::Caching, |record| {
+            record.state = ArchiveState::Uncached;
+            record.last_error = Some(message);
+        })?;
+        if let Some(record) = changed {
+            self.events.archive(&record);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;
