@@ -600,7 +600,7 @@ impl Inner {
                     Ok(Some(archive))
                 })?;
         if let Some(archive) = changed {
-            self.events.part(&archive, index, true);
+            self.events.part_stored(&archive, index, part.length);
             self.events.archive(&archive);
             self.wake();
         }
@@ -811,7 +811,10 @@ impl Inner {
             &parts,
             threads,
             sha256_pair::is_fast(),
-            |part| running.progress(part.length),
+            |part| {
+                let done = running.progress(part.length);
+                self.events.fetched(&archive, done);
+            },
         );
         let whole_sha256 = match fetched {
             Ok(sha256) => sha256,
