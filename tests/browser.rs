@@ -728,6 +728,35 @@ fn admin_pages_in_a_real_browser() {
     browser.goto(&format!("{site}/admin"));
     browser.wait_for("the script cards", |b| b.text().contains("storage report"));
     browser.check_page("admin-01-home");
+    // A script that frees local space asks before it runs; "Cancel" runs nothing.
+    let evict = admin
+        .get("/api/v1/admin/scripts")
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "evict idle archives")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    browser.click(&format!("button.run-script[data-script-id='{evict}']"));
+    let question = browser.call("GET", "/alert/text", None);
+    assert!(
+        question
+            .as_str()
+            .unwrap_or_default()
+            .contains("free local space"),
+        "{question}"
+    );
+    browser.call("POST", "/alert/dismiss", Some(json!({})));
+    assert_eq!(
+        browser.script(&format!(
+            "return document.querySelector(\".script-card[data-script-id='{evict}'] .run-result\").hidden;"
+        )),
+        json!(true),
+        "nothing ran"
+    );
 
     // Develop: a syntax error first, with its line and column.
     browser.goto(&format!("{site}/admin/scripts/new"));
@@ -1022,7 +1051,7 @@ fn live_progress_and_buttons_follow_the_engine_without_a_reload() {
     let server = TestServer::start();
     let admin = server.admin();
     let site = &server.base;
-    // About 4 s per archive, held back until the window opens; one part at
+    // About 7 s per archive, held back until the window opens; one part at
     // a time, so the parts land spaced out (rate and time left need two
     // landings a second apart).
     admin.put_settings(|s| {
@@ -1030,7 +1059,7 @@ fn live_progress_and_buttons_follow_the_engine_without_a_reload() {
         s["transfer_concurrency"] = json!(1);
         s["upload_window"] = closed_upload_window();
     });
-    let first_data = random_bytes(12 * 1024 * 1024 + 1, 21);
+    let first_data = random_bytes(20 * 1024 * 1024 + 1, 21);
     let first = admin.upload_ok("first live", &first_data)["id"]
         .as_str()
         .unwrap()
@@ -1128,7 +1157,7 @@ fn live_progress_and_buttons_follow_the_engine_without_a_reload() {
 
     // The detail page of a second archive, opened before its upload.
     admin.put_settings(|s| s["upload_window"] = closed_upload_window());
-    let second_data = random_bytes(12 * 1024 * 1024 + 2, 22);
+    let second_data = random_bytes(20 * 1024 * 1024 + 2, 22);
     let second = admin.upload_ok("second live", &second_data)["id"]
         .as_str()
         .unwrap()
@@ -1153,13 +1182,27 @@ fn live_progress_and_buttons_follow_the_engine_without_a_reload() {
     assert_eq!(visible_actions(&browser), "download,delete");
     admin.put_settings(|s| s["upload_window"] = Value::Null);
     let mut counts = vec![0];
+    let mut detail_rates = Vec::new();
     browser.wait_for("every part to turn green", |b| {
         let count = remote_parts(b);
         if counts.last() != Some(&count) {
             counts.push(count);
         }
+        let rate = b
+            .script("return document.getElementById('transfer-rate').textContent;")
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        if !rate.is_empty() && detail_rates.last() != Some(&rate) {
+            detail_rates.push(rate);
+        }
         count == parts_total
     });
+    eprintln!("detail page rates seen: {detail_rates:?}");
+    assert!(
+        detail_rates.iter().any(|r| r.contains("/s · ")),
+        "the detail page showed the rate: {detail_rates:?}"
+    );
     eprintln!("detail page: remote parts seen {counts:?} of {parts_total}");
     assert!(still_same_page(&browser), "the detail page was reloaded");
     let green = browser.script(

@@ -97,6 +97,23 @@
     if (!(rate > 0)) return prefix;
     return prefix + human(rate) + "/s · " + duration(left / rate);
   }
+  function percentOf(archive) {
+    return archive.parts_total > 0
+      ? Math.min(100, Math.floor(archive.parts_remote * 100 / archive.parts_total)) : 100;
+  }
+  // One home page row from an archive event.
+  function showRow(row, archive) {
+    var state = row.querySelector(".state");
+    if (state) setState(state, archive.state);
+    var link = row.querySelector("td.name a");
+    if (link && archive.name) link.textContent = archive.name;
+    showPercent(row, percentOf(archive));
+    var eta = row.querySelector(".eta");
+    if (eta) eta.textContent = rateText(archive, Number(row.getAttribute("data-size")));
+  }
+  // The last event of each archive, applied again to rows the server
+  // rendered (an event may have come while the page was fetched).
+  var latest = {};
   var pending = null;
   function refresh() {
     if (pending) return;
@@ -114,6 +131,10 @@
             if (now && next) now.replaceWith(document.importNode(next, true));
           });
           if (window.piarchiveBars) window.piarchiveBars(document);
+          Object.keys(latest).forEach(function (id) {
+            var row = document.querySelector('tr[data-archive-id="' + id + '"]');
+            if (row && latest[id].state !== "deleting") showRow(row, latest[id]);
+          });
           if (window.piarchiveTimes) window.piarchiveTimes();
         })
         .catch(function () { /* the next event tries again */ })
@@ -128,19 +149,14 @@
   });
   source.addEventListener("archive", function (message) {
     var archive = JSON.parse(message.data);
-    var percent = archive.parts_total > 0
-      ? Math.min(100, Math.floor(archive.parts_remote * 100 / archive.parts_total)) : 100;
+    var percent = percentOf(archive);
+    latest[archive.id] = archive;
     var row = document.querySelector('tr[data-archive-id="' + archive.id + '"]');
     if (row) {
       var state = row.querySelector(".state");
       if (state && state.getAttribute("data-state") !== archive.state) refresh();
-      if (state) setState(state, archive.state);
       if (archive.state === "deleting") { row.parentNode.removeChild(row); return; }
-      var link = row.querySelector("td.name a");
-      if (link && archive.name) link.textContent = archive.name;
-      showPercent(row, percent);
-      var eta = row.querySelector(".eta");
-      if (eta) eta.textContent = rateText(archive, Number(row.getAttribute("data-size")));
+      showRow(row, archive);
     } else if (list && archive.state !== "deleting") {
       refresh();
     }
