@@ -81,6 +81,13 @@ impl Browser {
     }
 
     fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        self.try_call(method, path, body)
+            .unwrap_or_else(|err| panic!("WebDriver {method} {path}: {err}"))
+    }
+
+    /// A WebDriver command whose refusal (say, no alert to accept) is an
+    /// answer, not a failure.
+    fn try_call(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, String> {
         let url = if path == "/session" {
             format!("{}{path}", self.base)
         } else {
@@ -96,17 +103,33 @@ impl Browser {
         let response = match result {
             Ok(response) => response,
             Err(ureq::Error::Status(_, response)) => response,
-            Err(err) => panic!("WebDriver {method} {path}: {err}"),
+            Err(err) => return Err(err.to_string()),
         };
         let value: Value = serde_json::from_str(&response.into_string().expect("WebDriver answer"))
             .expect("WebDriver JSON");
         if let Some(error) = value["value"]["error"].as_str() {
-            panic!(
-                "WebDriver {method} {path}: {error}: {}",
-                value["value"]["message"]
-            );
+            return Err(format!("{error}: {}", value["value"]["message"]));
         }
-        value["value"].clone()
+        Ok(value["value"].clone())
+    }
+
+    /// Accepts the open `confirm`/`beforeunload` dialog, if there is one.
+    pub fn accept_dialog(&self) -> bool {
+        self.try_call("POST", "/alert/accept", Some(json!({})))
+            .is_ok()
+    }
+
+    /// The value of `document.querySelector(css).getAttribute(name)`, or
+    /// `""`.
+    pub fn attribute(&self, css: &str, name: &str) -> String {
+        self.script(&format!(
+            "const e = document.querySelector({}); return e ? (e.getAttribute({}) || '') : '';",
+            serde_json::to_string(css).unwrap(),
+            serde_json::to_string(name).unwrap()
+        ))
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
     }
 
     pub fn goto(&self, url: &str) {
@@ -333,10 +356,25 @@ fn first_use_upload_and_download_in_a_real_browser() {
     browser.wait_for("the home page", |b| {
         b.path() == "/" && b.text().contains("Your archives")
     });
+    assert!(browser
+        .text()
+        .contains("Thank you: the recovery passphrase is confirmed."));
     // The default remote is a folder on the same disk: said plainly.
     assert!(browser.text().contains("Your files are on this box only"));
     browser.find("#remote-banner a[href='/admin/remote']");
     browser.check_page("02-admin-home");
+    // The account page and the dashboard say the passphrase was typed back.
+    for path in ["/account", "/admin"] {
+        browser.goto(&format!("{site}{path}"));
+        let status =
+            browser.script("return document.getElementById('passphrase-status').textContent;");
+        assert_eq!(
+            status,
+            json!("Recovery passphrase: confirmed, its end was typed back at setup."),
+            "{path}"
+        );
+    }
+    browser.goto(&format!("{site}/"));
 
     // Log out, register a second user.
     browser.click("button.link");
@@ -510,6 +548,167 @@ fn first_use_upload_and_download_in_a_real_browser() {
     browser.check_page("07-home-off-site");
 }
 
+/// Signs `username` in through the login page.
+fn log_in(browser: &Browser, site: &str, username: &str, password: &str) {
+    browser.goto(&format!("{site}/login"));
+    browser.type_into("input[name=username]", username);
+    browser.type_into("input[name=password]", password);
+    browser.click("button[type=submit]");
+    browser.wait_for("the home page", |b| b.path() == "/");
+}
+
+/// Limits the page's uploads to `bytes_per_sec` (Chrome's network
+/// emulation); `None` lifts the limit.
+fn throttle_uploads(browser: &Browser, bytes_per_sec: Option<u64>) {
+    browser.call(
+        "POST",
+        "/goog/cdp/execute",
+        Some(json!({"cmd": "Network.enable", "params": {}})),
+    );
+    let upload = bytes_per_sec.map_or(-1.0, |b| b as f64);
+    browser.call(
+        "POST",
+        "/goog/cdp/execute",
+        Some(json!({"cmd": "Network.emulateNetworkConditions", "params": {
+            "offline": false, "latency": 0, "downloadThroughput": -1.0, "uploadThroughput": upload}})),
+    );
+}
+
+/// A number attribute of the first element matching `css`, or 0.
+fn number_attribute(browser: &Browser, css: &str, name: &str) -> u64 {
+    browser.attribute(css, name).parse().unwrap_or(0)
+}
+
+/// An upload cut by leaving the page is listed on the home page (name,
+/// percent, how to continue) and continues from where it stopped when the
+/// same file is chosen again; the archive is byte-exact. The same file
+/// uploaded once more is flagged as the same content, in the queue and on
+/// the home page. An unfinished upload can be discarded (asked first).
+#[test]
+fn a_reload_mid_upload_resumes_and_a_duplicate_is_flagged_in_a_real_browser() {
+    let server = TestServer::start();
+    let admin = server.admin();
+    let site = &server.base;
+    let browser = Browser::start();
+    log_in(&browser, site, "admin", "admin password");
+    let data = random_bytes(24 * 1024 * 1024 + 3, 31);
+    let file = output_dir("browser").join("garden video.bin");
+    std::fs::write(&file, &data).unwrap();
+    let row = "li.upload-item[data-file='garden video.bin']";
+
+    // About 6 s at 4 MiB/s: leave the page once a fifth is sent.
+    throttle_uploads(&browser, Some(4 * 1024 * 1024));
+    browser.goto(&format!("{site}/archives/new"));
+    browser.type_into("#file", file.to_str().unwrap());
+    browser.click("#start");
+    browser.wait_for("a fifth sent", |b| {
+        number_attribute(b, row, "data-percent") >= 20
+    });
+    let _ = browser.try_call(
+        "POST",
+        "/execute/sync",
+        Some(json!({"script": "location.href = '/'; return 1;", "args": []})),
+    );
+    let on_home = |b: &Browser| {
+        b.accept_dialog();
+        b.try_call(
+            "POST",
+            "/execute/sync",
+            Some(json!({"script": "return location.pathname;", "args": []})),
+        )
+        .is_ok_and(|path| path == json!("/"))
+    };
+    browser.wait_for("the home page after leaving mid-upload", on_home);
+    throttle_uploads(&browser, None);
+
+    // The home page lists it: name, percent, how to continue.
+    let unfinished = "#uploads-in-progress li[data-upload-id]";
+    browser.wait_for("the unfinished upload on the home page", |b| {
+        b.goto(&format!("{site}/"));
+        number_attribute(b, unfinished, "data-percent") > 0
+    });
+    let home_percent = number_attribute(&browser, unfinished, "data-percent");
+    assert!(home_percent < 100, "{home_percent}%");
+    let text = browser.text();
+    assert!(text.contains("Unfinished uploads"), "{text}");
+    assert!(text.contains("garden video.bin"), "{text}");
+    assert!(text.contains("choose the same file again"), "{text}");
+    browser.check_page("resume-01-home-unfinished");
+
+    // Chosen again: it continues from its offset, not from the start.
+    browser.goto(&format!("{site}/archives/new"));
+    browser.type_into("#file", file.to_str().unwrap());
+    browser.click("#start");
+    browser.wait_for("the upload resumed", |b| {
+        !b.attribute(row, "data-resumed-from").is_empty()
+    });
+    let resumed_from = number_attribute(&browser, row, "data-resumed-from");
+    eprintln!(
+        "left at {home_percent}% on the home page; resumed from byte {resumed_from} of {}",
+        data.len()
+    );
+    assert!(
+        resumed_from >= data.len() as u64 * home_percent / 100
+            && resumed_from > 0
+            && resumed_from < data.len() as u64,
+        "resumed from {resumed_from}, the home page said {home_percent}%"
+    );
+    browser.wait_for("the upload done", |b| {
+        b.script("return !document.getElementById('upload-done').hidden;") == json!(true)
+    });
+    assert!(browser.text().contains("Continuing from") || browser.text().contains("Done."));
+    let archives = admin.get("/api/v1/archives").json();
+    let list = archives.as_array().unwrap();
+    assert_eq!(list.len(), 1, "{archives}");
+    assert_eq!(list[0]["sha256"], json!(sha256_hex(&data)));
+    let first_id = list[0]["id"].as_str().unwrap().to_string();
+    let content = admin.get(&format!("/api/v1/archives/{first_id}/content"));
+    assert_eq!(content.status, 200);
+    assert_eq!(sha256_hex(&content.body), sha256_hex(&data), "byte-exact");
+    browser.goto(&format!("{site}/"));
+    assert_eq!(browser.find_all(unfinished), 0, "no unfinished upload left");
+
+    // The same file again: flagged in the queue, then on the home page.
+    browser.goto(&format!("{site}/archives/new"));
+    browser.type_into("#file", file.to_str().unwrap());
+    browser.click("#start");
+    browser.wait_for("the duplicate flagged", |b| {
+        b.attribute(row, "data-duplicate-of") == first_id
+    });
+    assert!(browser
+        .text()
+        .contains("Same content as “garden video.bin”: you may not need both."));
+    browser.check_page("resume-02-duplicate-flagged");
+    browser.goto(&format!("{site}/"));
+    assert_eq!(browser.find_all("table.archives .duplicate"), 2);
+    assert!(browser
+        .text()
+        .contains("Same content as “garden video.bin”."));
+    browser.check_page("resume-03-home-duplicates");
+    std::fs::remove_file(&file).unwrap();
+
+    // An unfinished upload started elsewhere is discarded from the home page.
+    let created = admin.request(
+        "POST",
+        "/api/v1/uploads",
+        &[
+            ("Tus-Resumable", "1.0.0"),
+            ("Upload-Length", "1000"),
+            ("Upload-Metadata", "name bm90IGZpbmlzaGVk"),
+        ],
+        Some(b""),
+    );
+    assert_eq!(created.status, 201, "{}", created.text());
+    browser.goto(&format!("{site}/"));
+    assert!(browser.text().contains("not finished"));
+    browser.click("#uploads-in-progress button[type=submit]");
+    assert!(browser.accept_dialog(), "it asks first");
+    browser.wait_for("the discard message", |b| {
+        b.text().contains("The unfinished upload was discarded.")
+    });
+    assert_eq!(browser.find_all(unfinished), 0);
+}
+
 /// The admin pages in a real browser: develop -> test run -> save -> card
 /// -> run; create and terminate a deployment; the log page with its live
 /// tail; the users page.
@@ -529,6 +728,35 @@ fn admin_pages_in_a_real_browser() {
     browser.goto(&format!("{site}/admin"));
     browser.wait_for("the script cards", |b| b.text().contains("storage report"));
     browser.check_page("admin-01-home");
+    // A script that frees local space asks before it runs; "Cancel" runs nothing.
+    let evict = admin
+        .get("/api/v1/admin/scripts")
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "evict idle archives")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    browser.click(&format!("button.run-script[data-script-id='{evict}']"));
+    let question = browser.call("GET", "/alert/text", None);
+    assert!(
+        question
+            .as_str()
+            .unwrap_or_default()
+            .contains("free local space"),
+        "{question}"
+    );
+    browser.call("POST", "/alert/dismiss", Some(json!({})));
+    assert_eq!(
+        browser.script(&format!(
+            "return document.querySelector(\".script-card[data-script-id='{evict}'] .run-result\").hidden;"
+        )),
+        json!(true),
+        "nothing ran"
+    );
 
     // Develop: a syntax error first, with its line and column.
     browser.goto(&format!("{site}/admin/scripts/new"));
@@ -718,12 +946,67 @@ fn admin_pages_in_a_real_browser() {
         json!({"start": "01:00", "end": "05:30"})
     );
 
+    // A failed remote test keeps what was typed, never the secret.
+    browser.goto(&format!("{site}/admin/remote"));
+    browser.click("input[name=kind][value=s3]");
+    for (field, value) in [
+        ("endpoint", "http://127.0.0.1:9"),
+        ("region", "home-1"),
+        ("bucket", "family-typed"),
+        ("access_key_id", "TYPEDKEY"),
+        ("secret_access_key", "typed secret value"),
+    ] {
+        browser.script(&format!(
+            "document.querySelector('input[name={field}]').value = '';"
+        ));
+        browser.type_into(&format!("input[name={field}]"), value);
+    }
+    browser.click("button[name=action][value=test]");
+    browser.wait_for("the failed test", |b| {
+        b.find_all("p.error[role=alert]") == 1
+    });
+    for (field, value) in [
+        ("endpoint", "http://127.0.0.1:9"),
+        ("bucket", "family-typed"),
+        ("access_key_id", "TYPEDKEY"),
+        ("secret_access_key", ""),
+    ] {
+        assert_eq!(
+            browser.script(&format!(
+                "return document.querySelector('input[name={field}]').value;"
+            )),
+            json!(value),
+            "{field} after a failed test"
+        );
+    }
+    assert!(!browser
+        .script("return document.documentElement.outerHTML;")
+        .as_str()
+        .unwrap()
+        .contains("typed secret value"));
+    browser.check_page("admin-11b-remote-test-failed");
+
+    // The develop page links its help: the Script API.
+    browser.goto(&format!("{site}/admin/scripts/new"));
+    let help = browser.attribute("a[href='/admin/scripts/help']", "href");
+    assert_eq!(help, "/admin/scripts/help");
+    browser.goto(&format!("{site}/admin/scripts/help"));
+    for call in [
+        "archives()",
+        "uncache(id)",
+        "verify(id, percent)",
+        "retry_failed()",
+    ] {
+        assert!(browser.text().contains(call), "the help lists {call}");
+    }
+
     // The other admin pages, at both sizes.
     for (path, name) in [
         ("/admin/settings", "admin-10-settings"),
         ("/admin/remote", "admin-11-remote"),
         ("/admin/device", "admin-12-device"),
         ("/account", "admin-13-account"),
+        ("/admin/scripts/help", "admin-14-script-help"),
     ] {
         browser.goto(&format!("{site}{path}"));
         browser.wait_for(path, |b| b.path() == path);
@@ -768,12 +1051,15 @@ fn live_progress_and_buttons_follow_the_engine_without_a_reload() {
     let server = TestServer::start();
     let admin = server.admin();
     let site = &server.base;
-    // About 4 s per archive, held back until the window opens.
+    // About 7 s per archive, held back until the window opens; one part at
+    // a time, so the parts land spaced out (rate and time left need two
+    // landings a second apart).
     admin.put_settings(|s| {
         s["upload_bandwidth_bytes_per_sec"] = json!(3 * 1024 * 1024);
+        s["transfer_concurrency"] = json!(1);
         s["upload_window"] = closed_upload_window();
     });
-    let first_data = random_bytes(12 * 1024 * 1024 + 1, 21);
+    let first_data = random_bytes(20 * 1024 * 1024 + 1, 21);
     let first = admin.upload_ok("first live", &first_data)["id"]
         .as_str()
         .unwrap()
@@ -787,6 +1073,14 @@ fn live_progress_and_buttons_follow_the_engine_without_a_reload() {
     browser.wait_for("the home page", |b| b.path() == "/");
     wait_live(&browser);
     mark_page(&browser);
+    // Why nothing moves, in words: the upload window and the limit.
+    let text = browser.text();
+    assert!(text.contains("Waiting for the upload window at "), "{text}");
+    assert!(
+        text.contains("Limited to 3") && text.contains("/s."),
+        "{text}"
+    );
+    browser.check_page("live-00-home-waiting");
     let row = format!("tr[data-archive-id='{first}']");
     let bar_width = |b: &Browser| {
         b.script(&format!(
@@ -799,13 +1093,31 @@ fn live_progress_and_buttons_follow_the_engine_without_a_reload() {
     assert_eq!(bar_width(&browser), "0%");
     admin.put_settings(|s| s["upload_window"] = Value::Null);
     let mut widths = vec![bar_width(&browser)];
+    let mut rates = Vec::new();
     browser.wait_for("the home page's bar to fill", |b| {
         let width = bar_width(b);
         if widths.last() != Some(&width) {
             widths.push(width.clone());
         }
+        let rate = b
+            .script(&format!(
+                "const e = document.querySelector(\"{row} .eta\"); return e ? e.textContent : '';"
+            ))
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        if !rate.is_empty() && rates.last() != Some(&rate) {
+            rates.push(rate);
+        }
         width == "100%"
     });
+    eprintln!("home page rates seen: {rates:?}");
+    assert!(
+        rates
+            .iter()
+            .any(|r| r.contains("/s · ") && r.contains(" left")),
+        "rate and time left shown while it moved: {rates:?}"
+    );
     browser.wait_for("the backed-up label on the home page", |b| {
         b.script(&format!(
             "return document.querySelector(\"{row} .state\").textContent;"
@@ -816,9 +1128,36 @@ fn live_progress_and_buttons_follow_the_engine_without_a_reload() {
     assert!(widths.len() >= 2, "the bar moved live: {widths:?}");
     browser.screenshot("live-01-home-backed-up");
 
+    // Another client (the API) uploads, renames and deletes: the open home
+    // page follows without a reload.
+    let third = admin.upload_ok("arrived live", &random_bytes(1024 * 1024, 23))["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let third_row = format!("tr[data-archive-id='{third}']");
+    browser.wait_for("the new archive on the open home page", |b| {
+        b.find_all(&third_row) == 1
+    });
+    assert!(browser.text().contains("arrived live"));
+    let resp = admin.send_json(
+        "PATCH",
+        &format!("/api/v1/archives/{third}"),
+        &json!({"name": "renamed live"}),
+    );
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    browser.wait_for("the new name", |b| b.text().contains("renamed live"));
+    browser.screenshot("live-01b-home-new-archive");
+    assert_eq!(
+        admin.delete(&format!("/api/v1/archives/{third}")).status,
+        202
+    );
+    browser.wait_for("the deleted archive gone", |b| b.find_all(&third_row) == 0);
+    assert!(!browser.text().contains("renamed live"));
+    assert!(still_same_page(&browser), "the home page was reloaded");
+
     // The detail page of a second archive, opened before its upload.
     admin.put_settings(|s| s["upload_window"] = closed_upload_window());
-    let second_data = random_bytes(12 * 1024 * 1024 + 2, 22);
+    let second_data = random_bytes(20 * 1024 * 1024 + 2, 22);
     let second = admin.upload_ok("second live", &second_data)["id"]
         .as_str()
         .unwrap()
@@ -843,13 +1182,27 @@ fn live_progress_and_buttons_follow_the_engine_without_a_reload() {
     assert_eq!(visible_actions(&browser), "download,delete");
     admin.put_settings(|s| s["upload_window"] = Value::Null);
     let mut counts = vec![0];
+    let mut detail_rates = Vec::new();
     browser.wait_for("every part to turn green", |b| {
         let count = remote_parts(b);
         if counts.last() != Some(&count) {
             counts.push(count);
         }
+        let rate = b
+            .script("return document.getElementById('transfer-rate').textContent;")
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        if !rate.is_empty() && detail_rates.last() != Some(&rate) {
+            detail_rates.push(rate);
+        }
         count == parts_total
     });
+    eprintln!("detail page rates seen: {detail_rates:?}");
+    assert!(
+        detail_rates.iter().any(|r| r.contains("/s · ")),
+        "the detail page showed the rate: {detail_rates:?}"
+    );
     eprintln!("detail page: remote parts seen {counts:?} of {parts_total}");
     assert!(still_same_page(&browser), "the detail page was reloaded");
     let green = browser.script(

@@ -157,6 +157,23 @@ pub trait ScriptHost: Send + Sync {
     fn now(&self) -> i64;
 }
 
+/// The Script API as the develop page's help shows it (`/admin/scripts/help`):
+/// each function as it is called and what it returns or does, in the words
+/// of API.md's "Script API", beside the code that binds them
+/// ([`register_api`]).
+pub const HELP: &[(&str, &str)] = &[
+    ("archives()", "An array of maps {id, owner, name, filename, size, state, parts_total, parts_remote, created_at, last_accessed_at}, for all users."),
+    ("archive(id)", "One such map, or () when there is no archive with this id."),
+    ("stats()", "{disk_total, disk_free, queue_length, bytes_uploaded, bytes_downloaded, archives}."),
+    ("uncache(id)", "Starts removing the local copy of a backed-up archive (the stored copy stays); returns true, or throws with the reason, e.g. not backed up."),
+    ("cache(id)", "Starts fetching an archive back onto this box; returns true, or throws with the reason."),
+    ("verify(id, percent)", "Checks the remote copies of the archive's parts (asks for every one, downloads and hashes percent of them); returns {checked, ok, damaged}. verify(id) uses the verification sample of the settings."),
+    ("retry_failed()", "Puts failed transfers back in the queue; returns how many."),
+    ("log(level, message)", "Writes the system log (level \"info\", \"warn\" or \"error\") with the script as source."),
+    ("print(value)", "Appends to the run's output."),
+    ("now()", "Seconds since the Unix epoch (1970-01-01 UTC)."),
+];
+
 /// Sandbox limits of one run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {

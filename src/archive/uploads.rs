@@ -141,6 +141,26 @@ impl Archives {
             .collect())
     }
 
+    /// The owner's unfinished tus uploads with the bytes received so far,
+    /// oldest first (for the home page's "unfinished uploads").
+    pub fn pending_uploads_of(
+        &self,
+        owner_id: &str,
+    ) -> Result<Vec<(UploadRecord, u64)>, ArchiveError> {
+        let mut mine: Vec<(UploadRecord, u64)> = self
+            .pending_uploads()?
+            .into_iter()
+            .filter(|upload| upload.owner_id == owner_id)
+            .map(|upload| {
+                let received =
+                    std::fs::metadata(self.upload_path(&upload.id)).map_or(0, |m| m.len());
+                (upload, received)
+            })
+            .collect();
+        mine.sort_by_key(|(upload, _)| upload.created_at);
+        Ok(mine)
+    }
+
     /// Bytes the pending uploads (except `except`) declared and have not
     /// written yet.
     fn pending_bytes_to_come(&self, except: Option<&str>) -> Result<u64, ArchiveError> {

@@ -39,7 +39,8 @@ struct Running {
 pub struct Activity {
     running: Mutex<HashMap<String, Running>>,
     started: AtomicU64,
-    remote_error: Mutex<Option<String>>,
+    /// The remote's lasting problem and since when (Unix seconds).
+    remote_error: Mutex<Option<(String, i64)>>,
 }
 
 impl Activity {
@@ -61,13 +62,26 @@ impl Activity {
         }
     }
 
+    /// Records the remote's lasting problem; the time it began stays while
+    /// the problem lasts, whatever its latest wording.
     pub(super) fn set_remote_error(&self, error: Option<String>) {
-        *lock(&self.remote_error) = error;
+        let mut current = lock(&self.remote_error);
+        let since = current
+            .as_ref()
+            .map_or_else(crate::ids::now_secs, |(_, since)| *since);
+        *current = error.map(|message| (message, since));
     }
 
     /// The remote's lasting problem as a sentence, `None` once a job succeeds.
     pub fn remote_error(&self) -> Option<String> {
-        lock(&self.remote_error).clone()
+        lock(&self.remote_error)
+            .as_ref()
+            .map(|(message, _)| message.clone())
+    }
+
+    /// Since when (Unix seconds) the remote's lasting problem lasts.
+    pub fn remote_error_since(&self) -> Option<i64> {
+        lock(&self.remote_error).as_ref().map(|(_, since)| *since)
     }
 
     /// The running transfers, oldest first.
@@ -93,10 +107,14 @@ pub(super) struct RunningGuard<'a> {
 }
 
 impl RunningGuard<'_> {
-    /// Adds `bytes` to a running cache's progress.
-    pub(super) fn progress(&self, bytes: u64) {
-        if let Some(running) = lock(&self.activity.running).get_mut(&self.archive_id) {
-            running.bytes_done += bytes;
+    /// Adds `bytes` to a running cache's progress; returns the bytes done.
+    pub(super) fn progress(&self, bytes: u64) -> u64 {
+        match lock(&self.activity.running).get_mut(&self.archive_id) {
+            Some(running) => {
+                running.bytes_done += bytes;
+                running.bytes_done
+            }
+            None => 0,
         }
     }
 }

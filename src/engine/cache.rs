@@ -447,7 +447,10 @@ impl Inner {
             &parts,
             threads,
             sha256_pair::is_fast(),
-            |part| running.progress(part.length),
+            |part| {
+                let done = running.progress(part.length);
+                self.events.fetched(&archive, done);
+            },
         );
         let whole_sha256 = match fetched {
             Ok(sha256) => sha256,

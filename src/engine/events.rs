@@ -109,16 +109,24 @@ impl Events {
     }
 
     pub fn archive(&self, archive: &ArchiveRecord) {
+        self.publish(archive_event(archive));
+    }
+
+    /// A running fetch-back's progress: the archive event with
+    /// `bytes_fetched`, the bytes fetched and checked so far.
+    pub fn fetched(&self, archive: &ArchiveRecord, bytes_fetched: u64) {
+        let mut event = archive_event(archive);
+        event.data["bytes_fetched"] = json!(bytes_fetched);
+        self.publish(event);
+    }
+
+    /// A part the engine just stored on the remote, with its length, so
+    /// pages can tell the rate from the bytes that landed.
+    pub fn part_stored(&self, archive: &ArchiveRecord, index: u32, length: u64) {
         self.publish(Event {
             owner_id: archive.owner_id.clone(),
-            name: "archive",
-            data: json!({
-                "id": archive.id,
-                "state": archive.state.as_str(),
-                "parts_total": archive.parts_total,
-                "parts_remote": archive.parts_remote,
-                "last_error": archive.last_error,
-            }),
+            name: "part",
+            data: json!({"archive_id": archive.id, "index": index, "remote": true, "length": length}),
         });
     }
 
@@ -128,6 +136,21 @@ impl Events {
             name: "part",
             data: json!({"archive_id": archive.id, "index": index, "remote": remote}),
         });
+    }
+}
+
+fn archive_event(archive: &ArchiveRecord) -> Event {
+    Event {
+        owner_id: archive.owner_id.clone(),
+        name: "archive",
+        data: json!({
+            "id": archive.id,
+            "name": archive.name,
+            "state": archive.state.as_str(),
+            "parts_total": archive.parts_total,
+            "parts_remote": archive.parts_remote,
+            "last_error": archive.last_error,
+        }),
     }
 }
 

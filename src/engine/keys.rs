@@ -49,6 +49,66 @@ pub fn generate_passphrase() -> Result<String, RepoError> {
         .join("-"))
 }
 
+const PASSPHRASE_CHECK_KEY: &[u8] = b"recovery_passphrase_check";
+
+/// How the recovery passphrase was checked when the keys were made, for the
+/// account and dashboard pages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PassphraseCheck {
+    /// Chosen on the setup page and entered twice.
+    EnteredTwice,
+    /// Generated, and its end typed back on the setup page.
+    TypedBack,
+    /// Generated and shown once, not typed back (yet).
+    NotTypedBack,
+    /// Given once through the API.
+    GivenOnce,
+}
+
+impl PassphraseCheck {
+    fn as_str(self) -> &'static str {
+        match self {
+            PassphraseCheck::EnteredTwice => "entered_twice",
+            PassphraseCheck::TypedBack => "typed_back",
+            PassphraseCheck::NotTypedBack => "not_typed_back",
+            PassphraseCheck::GivenOnce => "given_once",
+        }
+    }
+
+    fn parse(text: &str) -> Option<PassphraseCheck> {
+        [
+            PassphraseCheck::EnteredTwice,
+            PassphraseCheck::TypedBack,
+            PassphraseCheck::NotTypedBack,
+            PassphraseCheck::GivenOnce,
+        ]
+        .into_iter()
+        .find(|check| check.as_str() == text)
+    }
+}
+
+/// Records how the recovery passphrase was checked.
+pub fn set_passphrase_check(store: &Store, check: PassphraseCheck) -> Result<(), StoreError> {
+    store.write(|txn, tables| {
+        tables.settings.put(
+            txn,
+            PASSPHRASE_CHECK_KEY,
+            &serde_json::json!(check.as_str()),
+        )
+    })
+}
+
+/// How the recovery passphrase was checked; `None` when not recorded
+/// (keys made before this was kept, or restored from a bucket).
+pub fn passphrase_check(store: &Store) -> Result<Option<PassphraseCheck>, StoreError> {
+    let txn = store.read()?;
+    Ok(store
+        .tables
+        .settings
+        .get(&txn, PASSPHRASE_CHECK_KEY)?
+        .and_then(|value| value.as_str().and_then(PassphraseCheck::parse)))
+}
+
 /// Whether the keys exist already.
 pub fn exist(store: &Store) -> Result<bool, StoreError> {
     let txn = store.read()?;

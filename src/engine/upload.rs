@@ -36,7 +36,7 @@ impl Inner {
             commit_part(txn, tables, job_id, archive_id, index, &object_id, &sent)
         })?;
         if let Some(archive) = changed {
-            self.events.part(&archive, index, true);
+            self.events.part_stored(&archive, index, part.length);
             self.events.archive(&archive);
             self.wake();
         }

@@ -114,6 +114,11 @@ pub fn create_keys(app: &App, given: Option<&str>) -> Result<Option<String>, Api
         None => keys::generate_passphrase().map_err(ApiError::internal)?,
     };
     keys::create(&app.store, &passphrase).map_err(ApiError::internal)?;
+    let check = match given {
+        Some(_) => keys::PassphraseCheck::GivenOnce,
+        None => keys::PassphraseCheck::NotTypedBack,
+    };
+    keys::set_passphrase_check(&app.store, check)?;
     app.engine.wake();
     Ok(Some(passphrase))
 }
@@ -313,8 +318,24 @@ pub fn put_archive(app: &App, req: &mut Req) -> Answer {
         .header("Location", format!("/api/v1/archives/{}", archive.id)))
 }
 
-/// Writes a completed upload to the system log.
+/// Tells the owner's open pages (Server-Sent Events) about an archive that
+/// appeared, was renamed or is being deleted; the engine tells them about
+/// its own changes.
+pub fn announce(app: &App, archive: &ArchiveRecord) {
+    app.engine.events().archive(archive);
+}
+
+/// Announces a deleted archive (now `deleting`) to its owner's open pages.
+pub fn announce_deleted(app: &App, owner_id: &str, archive_id: &str) {
+    if let Ok(archive) = app.archives.owned(owner_id, archive_id) {
+        announce(app, &archive);
+    }
+}
+
+/// Writes a completed upload to the system log and shows it on the owner's
+/// open pages.
 pub fn log_upload(app: &App, username: &str, archive: &ArchiveRecord) {
+    announce(app, archive);
     app.admin.log.info(
         "upload",
         &format!(
@@ -352,12 +373,14 @@ pub fn rename_archive(app: &App, req: &mut Req, archive_id: &str) -> Answer {
     let archive = app
         .archives
         .rename(&caller.user.id, archive_id, &body.name)?;
+    announce(app, &archive);
     Ok(Resp::json(200, &archive_json(&archive)))
 }
 
 pub fn delete_archive(app: &App, req: &mut Req, archive_id: &str) -> Answer {
     let caller = api_caller(app, req)?;
     app.archives.delete(&caller.user.id, archive_id)?;
+    announce_deleted(app, &caller.user.id, archive_id);
     Ok(Resp::json(
         202,
         &json!({"id": archive_id, "state": "deleting"}),

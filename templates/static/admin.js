@@ -60,6 +60,8 @@
   // Script cards.
   for (const button of document.querySelectorAll("button.run-script")) {
     button.addEventListener("click", async () => {
+      // Scripts that free local space or fetch files back ask first.
+      if (button.dataset.confirm && !confirm(button.dataset.confirm)) return;
       const box = button.closest(".script-card").querySelector(".run-result");
       button.disabled = true;
       box.hidden = false;
@@ -117,6 +119,9 @@
     const result = document.getElementById("test-result");
     const status = develop.querySelector(".save-status");
     document.getElementById("test-run").addEventListener("click", async () => {
+      // A test run calls the real functions: ask before one that changes archives.
+      if (/\b(uncache|cache|verify|retry_failed)\s*\(/.test(develop.elements.source.value) &&
+          !confirm("Run this now? It can free local space, fetch files back or check the backups: a test run does that for real.")) return;
       result.hidden = false;
       result.querySelector(".summary").textContent = "Running…";
       try {

@@ -1,8 +1,11 @@
 // Live progress on the archive list and detail pages: listens to
-// /api/v1/events (Server-Sent Events) and updates state labels, progress
-// bars, part rows, the last error and the detail page's buttons in place,
-// never reloading the page. Without JavaScript the pages still work; they
-// just need a reload.
+// /api/v1/events (Server-Sent Events) and updates state labels, names,
+// progress bars with rate and time left, part rows, the last error and the
+// detail page's buttons in place, never reloading the page. A new archive,
+// a deleted one or a changed state has the server render the list, the
+// unfinished uploads and the notes ("waiting for the upload window") again:
+// fetched and swapped in, not reloaded. Without JavaScript the pages still
+// work; they just need a reload.
 (function () {
   "use strict";
   if (!window.EventSource) return;
@@ -40,24 +43,129 @@
     var text = scope.querySelector(".percent");
     if (text) text.textContent = percent + "%";
   }
+  function human(bytes) {
+    var units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    var i = 0;
+    while (bytes >= 1024 && i < units.length - 1) { bytes /= 1024; i++; }
+    return (i ? bytes.toFixed(1) : Math.round(bytes)) + " " + units[i];
+  }
+  function duration(seconds) {
+    if (seconds < 60) return "less than a minute left";
+    if (seconds < 3600) return "about " + Math.round(seconds / 60) + " minutes left";
+    if (seconds < 172800) return "about " + (seconds / 3600).toFixed(1) + " hours left";
+    return "about " + Math.round(seconds / 86400) + " days left";
+  }
+  // Rate and time left from what the events showed since the page opened.
+  var seen = {};
+  // Backups: the bytes of the parts that landed since the first one this
+  // page saw (part events carry their length); fetch-backs: the bytes
+  // fetched. What is left: the share of parts not stored yet.
+  var landed = {};
+  function partLanded(part) {
+    if (!part.remote || part.length === undefined) return;
+    var now = performance.now();
+    var entry = landed[part.archive_id];
+    if (!entry) { landed[part.archive_id] = { time: now, bytes: 0 }; return; }
+    entry.bytes += part.length;
+    entry.last = now;
+  }
+  function rateText(archive, size) {
+    var fetching = archive.state === "caching" && archive.bytes_fetched !== undefined;
+    var moving = fetching || archive.state === "uploading" ||
+      (archive.state === "backed_up" && archive.parts_remote < archive.parts_total);
+    if (!moving || !archive.parts_total || !size) {
+      delete seen[archive.id]; delete landed[archive.id]; return "";
+    }
+    var now = performance.now();
+    var rate = 0;
+    var left;
+    var prefix = "";
+    if (fetching) {
+      var done = archive.bytes_fetched;
+      prefix = "Fetched " + Math.floor(done * 100 / size) + "% · ";
+      var first = seen[archive.id];
+      if (!first || done < first.done) seen[archive.id] = { time: now, done: done };
+      else if (now - first.time >= 1000) rate = (done - first.done) * 1000 / (now - first.time);
+      left = size - done;
+    } else {
+      var entry = landed[archive.id];
+      if (entry && entry.last && entry.last - entry.time >= 1000) {
+        rate = entry.bytes * 1000 / (entry.last - entry.time);
+      }
+      left = size * (archive.parts_total - archive.parts_remote) / archive.parts_total;
+    }
+    if (!(rate > 0)) return prefix;
+    return prefix + human(rate) + "/s · " + duration(left / rate);
+  }
+  function percentOf(archive) {
+    return archive.parts_total > 0
+      ? Math.min(100, Math.floor(archive.parts_remote * 100 / archive.parts_total)) : 100;
+  }
+  // One home page row from an archive event.
+  function showRow(row, archive) {
+    var state = row.querySelector(".state");
+    if (state) setState(state, archive.state);
+    var link = row.querySelector("td.name a");
+    if (link && archive.name) link.textContent = archive.name;
+    showPercent(row, percentOf(archive));
+    var eta = row.querySelector(".eta");
+    if (eta) eta.textContent = rateText(archive, Number(row.getAttribute("data-size")));
+  }
+  // The last event of each archive, applied again to rows the server
+  // rendered (an event may have come while the page was fetched).
+  var latest = {};
+  var pending = null;
+  function refresh() {
+    if (pending) return;
+    pending = setTimeout(function () {
+      fetch(location.href, { credentials: "same-origin", headers: { Accept: "text/html" } })
+        .then(function (response) {
+          if (!response.ok) throw new Error("HTTP " + response.status);
+          return response.text();
+        })
+        .then(function (html) {
+          var fresh = new DOMParser().parseFromString(html, "text/html");
+          ["archive-list", "uploads-in-progress", "transfer-notes"].forEach(function (id) {
+            var now = document.getElementById(id);
+            var next = fresh.getElementById(id);
+            if (now && next) now.replaceWith(document.importNode(next, true));
+          });
+          if (window.piarchiveBars) window.piarchiveBars(document);
+          Object.keys(latest).forEach(function (id) {
+            var row = document.querySelector('tr[data-archive-id="' + id + '"]');
+            if (row && latest[id].state !== "deleting") showRow(row, latest[id]);
+          });
+          if (window.piarchiveTimes) window.piarchiveTimes();
+        })
+        .catch(function () { /* the next event tries again */ })
+        .then(function () { pending = null; });
+    }, 300);
+  }
   var detail = document.querySelector("[data-archive-detail]");
+  var list = document.getElementById("archive-list");
   var source = new EventSource("/api/v1/events");
   source.addEventListener("open", function () {
     document.documentElement.setAttribute("data-live", "connected");
   });
   source.addEventListener("archive", function (message) {
     var archive = JSON.parse(message.data);
-    var percent = archive.parts_total > 0
-      ? Math.min(100, Math.floor(archive.parts_remote * 100 / archive.parts_total)) : 100;
+    var percent = percentOf(archive);
+    latest[archive.id] = archive;
     var row = document.querySelector('tr[data-archive-id="' + archive.id + '"]');
     if (row) {
       var state = row.querySelector(".state");
-      if (state) setState(state, archive.state);
+      if (state && state.getAttribute("data-state") !== archive.state) refresh();
       if (archive.state === "deleting") { row.parentNode.removeChild(row); return; }
-      showPercent(row, percent);
+      showRow(row, archive);
+    } else if (list && archive.state !== "deleting") {
+      refresh();
     }
     if (!detail || detail.getAttribute("data-archive-detail") !== archive.id) return;
+    if (detail.getAttribute("data-state") !== archive.state) refresh();
     detail.setAttribute("data-state", archive.state);
+    if (archive.name) detail.textContent = archive.name;
+    var rate = document.getElementById("transfer-rate");
+    if (rate) rate.textContent = rateText(archive, Number(detail.getAttribute("data-size")));
     showPercent(document, percent);
     var count = document.querySelector(".parts-count");
     if (count) count.textContent = archive.parts_remote + " of " + archive.parts_total;
@@ -81,6 +189,7 @@
   });
   source.addEventListener("part", function (message) {
     var part = JSON.parse(message.data);
+    partLanded(part);
     if (!detail || detail.getAttribute("data-archive-detail") !== part.archive_id) return;
     var row = document.querySelector('tr[data-part-index="' + part.index + '"]');
     if (!row) return;

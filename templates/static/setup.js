@@ -47,10 +47,8 @@
       mismatch.hidden = false;
       input.setAttribute("aria-invalid", "true");
       input.focus();
-      return;
     }
-    event.preventDefault();
-    location.href = "/";
+    // A match is sent: the appliance records that it was typed back.
   });
   input.addEventListener("input", function () {
     mismatch.hidden = true;

@@ -1,6 +1,8 @@
 // Times in the browser's own zone: each <time datetime data-relative> shows
-// "2 hours ago" (or the date when older than a week) with the full local
+// "2 hours ago" (or the date when older than a week), each <time datetime
+// data-clock> the local time of day ("01:00"), both with the full local
 // date and time on hover. The server's UTC text stays without JavaScript.
+// live.js calls window.piarchiveTimes after it swaps part of a page.
 (function () {
   "use strict";
   var units = [["year", 31536000], ["month", 2592000], ["week", 604800],
@@ -18,14 +20,22 @@
     }
     return "just now";
   }
+  var full = { dateStyle: "full", timeStyle: "short" };
   function update() {
+    document.querySelectorAll("time[data-clock]").forEach(function (element) {
+      var date = new Date(element.getAttribute("datetime"));
+      if (isNaN(date.getTime())) return;
+      element.textContent = date.toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" });
+      element.title = date.toLocaleString(undefined, full);
+    });
     document.querySelectorAll("time[data-relative]").forEach(function (element) {
       var date = new Date(element.getAttribute("datetime"));
       if (isNaN(date.getTime())) return;
       element.textContent = words(date);
-      element.title = date.toLocaleString(undefined, { dateStyle: "full", timeStyle: "short" });
+      element.title = date.toLocaleString(undefined, full);
     });
   }
+  window.piarchiveTimes = update;
   update();
   setInterval(update, 30000);
 })();

@@ -3,7 +3,9 @@
 // A visible queue with per-file and total progress, rate and time left;
 // cancel per file; three at a time; resumable (tus-js-client remembers each
 // file's upload in localStorage, so choosing it again continues where it
-// stopped); a warning before leaving mid-upload; empty files refused.
+// stopped, and the row says from where); a warning before leaving
+// mid-upload; empty files refused; a file with the same content as an
+// archive the user already has is flagged once it has arrived.
 (function () {
   "use strict";
   var PARALLEL = 3;
@@ -118,6 +120,12 @@
       onAfterResponse: function (request, response) {
         var archive = response.getHeader("Archive-Id");
         if (archive) item.archive = archive;
+        if (request.getMethod() === "HEAD" && item.row.hasAttribute("data-resumed")) {
+          var offset = Number(response.getHeader("Upload-Offset") || 0);
+          item.row.setAttribute("data-resumed-from", String(offset));
+          item.status.textContent = "Continuing from " +
+            Math.floor(offset * 100 / Math.max(1, item.file.size)) + "% (" + human(offset) + " had arrived).";
+        }
       },
       onSuccess: function () {
         item.state = "done";
@@ -129,6 +137,7 @@
           var link = element("a", "", "Open “" + (item.nameInput.value || item.file.name) + "”");
           link.href = "/archives/" + item.archive;
           item.status.appendChild(link);
+          flagDuplicate(item);
         }
         pump();
         showTotal();
@@ -144,9 +153,35 @@
     });
     item.upload = upload;
     upload.findPreviousUploads().then(function (previous) {
-      if (previous.length) upload.resumeFromPreviousUpload(previous[0]);
+      if (previous.length) {
+        upload.resumeFromPreviousUpload(previous[0]);
+        item.row.setAttribute("data-resumed", "1");
+        item.status.textContent = "Continuing where it stopped…";
+      }
       if (item.state === "running") upload.start();
     });
+  }
+
+  // "Same content as …": another archive of this user has the same SHA-256.
+  function flagDuplicate(item) {
+    fetch("/api/v1/archives", { credentials: "same-origin" })
+      .then(function (response) { return response.ok ? response.json() : []; })
+      .then(function (archives) {
+        var mine = archives.filter(function (a) { return a.id === item.archive; })[0];
+        if (!mine || !mine.size) return;
+        var same = archives.filter(function (a) {
+          return a.id !== mine.id && a.sha256 === mine.sha256 && a.state !== "deleting";
+        })[0];
+        if (!same) return;
+        var note = element("p", "duplicate", "Same content as ");
+        var link = element("a", "", "“" + same.name + "”");
+        link.href = "/archives/" + same.id;
+        note.appendChild(link);
+        note.appendChild(document.createTextNode(": you may not need both."));
+        item.row.appendChild(note);
+        item.row.setAttribute("data-duplicate-of", same.id);
+      })
+      .catch(function () { /* only a hint */ });
   }
 
   function pump() {

@@ -7,6 +7,7 @@ use maud::{html, Markup};
 use super::layout::{csrf_field, human_time, Page};
 use super::{field, Resp};
 use crate::accounts::Caller;
+use crate::engine::keys;
 use crate::settings::Settings;
 use crate::web::auth;
 use crate::web::http::{ApiError, Req};
@@ -69,7 +70,7 @@ fn fingerprint(app: &App) -> String {
 
 /// The generated passphrase, shown once: copy, download and print it, then
 /// type its last two groups back before continuing (`setup.js`).
-fn passphrase_page(passphrase: &str) -> Markup {
+fn passphrase_page(passphrase: &str, csrf: &str) -> Markup {
     let tail: Vec<&str> = passphrase.rsplit('-').take(2).collect();
     let tail = format!("{}-{}", tail[1], tail[0]);
     Page::new("Your recovery passphrase", None, false)
@@ -87,7 +88,8 @@ fn passphrase_page(passphrase: &str) -> Markup {
                 }
                 p.notice id="copy-status" role="status" hidden {}
             }
-            form.card id="confirm-passphrase" action="/" method="get" data-expected=(tail) {
+            form.card id="confirm-passphrase" action="/account/passphrase-typed-back" method="post" data-expected=(tail) {
+                input type="hidden" name="csrf_token" value=(csrf);
                 label {
                     "To check you have it, type its last two groups (" span.muted { "like ABCD-EFGH" } ")"
                     input id="passphrase-check" autocomplete="off" autocapitalize="characters" spellcheck="false" required;
@@ -134,10 +136,13 @@ pub fn setup_post(app: &App, req: &mut Req) -> Result<Resp, ApiError> {
     match app.accounts.setup(username, password) {
         Ok(_) => {
             let passphrase = crate::web::api::create_keys(app, given)?;
-            let signed_in = sign_in(app, req, username, password)?;
+            if given.is_some() && passphrase.is_some() {
+                keys::set_passphrase_check(&app.store, keys::PassphraseCheck::EnteredTwice)?;
+            }
+            let (signed_in, csrf) = sign_in_with_csrf(app, req, username, password)?;
             match passphrase.filter(|_| given.is_none()) {
                 Some(passphrase) => {
-                    let mut resp = Resp::html(passphrase_page(&passphrase));
+                    let mut resp = Resp::html(passphrase_page(&passphrase, &csrf));
                     resp.headers.extend(
                         signed_in
                             .headers
@@ -177,6 +182,17 @@ pub fn login_page(app: &App, _req: &mut Req) -> Result<Resp, ApiError> {
 }
 
 fn sign_in(app: &App, req: &Req, username: &str, password: &str) -> Result<Resp, ApiError> {
+    sign_in_with_csrf(app, req, username, password).map(|(resp, _)| resp)
+}
+
+/// Signs in; the redirect with the session cookie, and the session's CSRF
+/// token for a page shown instead of the redirect.
+fn sign_in_with_csrf(
+    app: &App,
+    req: &Req,
+    username: &str,
+    password: &str,
+) -> Result<(Resp, String), ApiError> {
     let session = crate::web::api::log_login(
         app,
         req,
@@ -184,10 +200,35 @@ fn sign_in(app: &App, req: &Req, username: &str, password: &str) -> Result<Resp,
         app.accounts.login(username, password, &req.remote_addr),
     )?;
     let max_age = app.config.session_ttl.as_secs() as i64;
-    Ok(Resp::redirect("/").header(
+    let resp = Resp::redirect("/").header(
         "Set-Cookie",
         auth::session_cookie(&session.token, max_age, auth::cookie_secure(app, req)),
-    ))
+    );
+    Ok((resp, session.csrf_token))
+}
+
+/// The passphrase page's form, sent once its end was typed back
+/// (`setup.js` compares; the appliance keeps no copy to compare with).
+pub fn passphrase_typed_back_post(app: &App, caller: &Caller) -> Result<Resp, ApiError> {
+    auth::require_admin(caller)?;
+    if keys::passphrase_check(&app.store)? == Some(keys::PassphraseCheck::NotTypedBack) {
+        keys::set_passphrase_check(&app.store, keys::PassphraseCheck::TypedBack)?;
+    }
+    Ok(Resp::redirect("/?done=passphrase-kept"))
+}
+
+/// Whether the recovery passphrase was confirmed when it was made, as a
+/// line for the account page and the dashboard.
+pub fn passphrase_status(app: &App) -> Result<Markup, ApiError> {
+    use keys::PassphraseCheck::*;
+    let (text, warn) = match keys::passphrase_check(&app.store)? {
+        Some(EnteredTwice) => ("Recovery passphrase: chosen at setup and entered twice.", false),
+        Some(TypedBack) => ("Recovery passphrase: confirmed, its end was typed back at setup.", false),
+        Some(NotTypedBack) => ("Recovery passphrase: shown once at setup and never typed back. Make sure you still have it.", true),
+        Some(GivenOnce) => ("Recovery passphrase: given once through the API, never confirmed.", true),
+        None => ("Recovery passphrase: how it was checked is not recorded (set up before piarchive kept this, or restored).", false),
+    };
+    Ok(html! { p.passphrase-status.warning-text[warn] id="passphrase-status" { (text) } })
 }
 
 pub fn login_post(app: &App, req: &mut Req) -> Result<Resp, ApiError> {
@@ -264,9 +305,14 @@ pub fn account_page(
     notice: Option<Notice>,
 ) -> Result<Resp, ApiError> {
     let tokens = app.accounts.tokens(&caller.user.id)?;
+    let passphrase = match caller.is_admin() {
+        true => Some(passphrase_status(app)?),
+        false => None,
+    };
     let page = Page::new("Account", Some(caller), app.on_box_only()).render(html! {
         h1 { "Account" }
         p { "Signed in as " strong { (caller.user.username) } " (" (caller.user.role.as_str()) ")." }
+        @if let Some(passphrase) = passphrase { (passphrase) }
         @match &notice {
             Some(Notice::Info(text)) => p.notice role="status" { (text) },
             Some(Notice::Error(text)) => p.error role="alert" { (text) },

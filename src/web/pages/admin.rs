@@ -114,6 +114,7 @@ pub fn home(app: &App, caller: &Caller) -> Result<Resp, ApiError> {
     Ok(Resp::html(page.render(html! {
         h1 { "Dashboard" }
         (dashboard)
+        (super::account::passphrase_status(app)?)
         p.remote-totals {
             "On the remote: " (human_size(remote.stored_bytes)) " of archives; compression saved "
             span id="bytes-saved" { (human_size(remote.saved_bytes)) } "."
@@ -127,7 +128,7 @@ pub fn home(app: &App, caller: &Caller) -> Result<Resp, ApiError> {
                     p.description { (script.description) }
                     p.last-run-line { "Last run: " (last_run(&script.last_run)) }
                     p {
-                        button.run-script type="button" data-script-id=(script.id) { "Run" }
+                        button.run-script type="button" data-script-id=(script.id) data-confirm=[run_question(&script.name, &script.source)] { "Run" }
                         " "
                         a href={ "/admin/scripts/" (script.id) } { "Inspect / Edit" }
                     }
@@ -185,6 +186,40 @@ fn every(seconds: u64) -> String {
     }
 }
 
+/// The develop page's help: the functions a script can call.
+pub fn script_help(app: &App, caller: &Caller) -> Result<Resp, ApiError> {
+    auth::require_admin(caller)?;
+    let page = Page::new("Script API", Some(caller), app.on_box_only());
+    Ok(Resp::html(page.render(html! {
+        h1 { "Script API" }
+        p { "Admin scripts are written in Rhai (its book is at rhai.rs). A script's result is the value of its last expression. They run with limits on time, memory and steps, and cannot read files or the network." }
+        dl.script-api {
+            @for (call, what) in crate::admin::script::HELP {
+                dt { code { (call) } }
+                dd { (what) }
+            }
+        }
+        p { "Example: free local space of archives nobody opened for a year." }
+        pre.example { (HELP_EXAMPLE) }
+        p { a href="/admin/scripts/new" { "Write a new script" } }
+    })))
+}
+
+const HELP_EXAMPLE: &str = "let year = 365 * 86400;\nfor a in archives() {\n    if a.state == \"backed_up\" && now() - a.last_accessed_at > year {\n        uncache(a.id);\n        print(`freed ${a.name}`);\n    }\n}";
+
+/// A question for a script that changes archives (frees local space,
+/// fetches back, verifies, retries), asked before it runs.
+fn run_question(name: &str, source: &str) -> Option<String> {
+    ["uncache(", "cache(", "verify(", "retry_failed("]
+        .iter()
+        .any(|call| source.contains(call))
+        .then(|| {
+            format!(
+                "Run “{name}” now? It can free local space, fetch files back or check the backups."
+            )
+        })
+}
+
 pub fn develop(app: &App, caller: &Caller, script_id: Option<&str>) -> Result<Resp, ApiError> {
     auth::require_admin(caller)?;
     let script = match script_id {
@@ -198,7 +233,7 @@ pub fn develop(app: &App, caller: &Caller, script_id: Option<&str>) -> Result<Re
     let page = Page::new(title.clone(), Some(caller), app.on_box_only()).script("/static/admin.js");
     Ok(Resp::html(page.render(html! {
         h1 { "Develop: " (title) }
-        p.muted { "Test runs change nothing saved here; nothing is saved until you press Save. Scripts are Rhai; see the Script API in API.md." }
+        p.muted { "A test run runs the script for real (it asks first when the script can change archives); the script is saved only when you press Save. Scripts are Rhai; " a href="/admin/scripts/help" target="_blank" { "the Script API (opens in a new tab)" } " lists what they can call." }
         form.develop id="develop" data-script-id=(script.as_ref().map(|s| s.id.as_str()).unwrap_or("")) {
             label { "Title" input name="name" required maxlength="100" value=(script.as_ref().map(|s| s.name.as_str()).unwrap_or("")); }
             label { "Description" textarea name="description" rows="2" { (script.as_ref().map(|s| s.description.as_str()).unwrap_or("")) } }

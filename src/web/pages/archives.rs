@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use maud::{html, Markup};
 
 use super::layout::{csrf_field, done_notice, local_time, Page};
+use super::progress;
 use super::{field, Resp};
 use crate::accounts::Caller;
 use crate::archive::human_size;
@@ -83,29 +84,57 @@ fn move_banner(app: &App) -> Result<Markup, ApiError> {
 }
 
 pub fn home(app: &App, req: &mut Req, caller: &Caller) -> Result<Resp, ApiError> {
-    let archives = app.archives.list(&caller.user.id)?;
+    let mut archives = app.archives.list(&caller.user.id)?;
+    // A deleted archive leaves the list at once (its copies go in the background).
+    archives.retain(|archive| archive.state != ArchiveState::Deleting);
     let banner = move_banner(app)?;
-    let page = Page::new("Your archives", Some(caller), app.on_box_only()).script("/static/live.js").render(html! {
-        div.heading {
-            h1 { "Your archives" }
-            a.button href="/archives/new" { "Upload files" }
-        }
-        (done_notice(&req.query))
-        (banner)
+    let unfinished = progress::unfinished_uploads(app, caller)?;
+    let notes = progress::transfer_notes(app, &archives)?;
+    let duplicates = progress::duplicates(&archives);
+    let page = Page::new("Your archives", Some(caller), app.on_box_only())
+        .script("/static/live.js")
+        .script("/static/confirm.js")
+        .render(html! {
+            div.heading {
+                h1 { "Your archives" }
+                a.button href="/archives/new" { "Upload files" }
+            }
+            (done_notice(&req.query))
+            (banner)
+            (unfinished)
+            (notes)
+            (archive_list(&archives, &duplicates, app.on_box_only()))
+        });
+    Ok(Resp::html(page))
+}
+
+/// The home page's list of archives (`#archive-list`, which `live.js`
+/// re-renders from the server when an archive appears or changes state).
+fn archive_list(
+    archives: &[ArchiveRecord],
+    duplicates: &HashMap<String, (String, String)>,
+    on_box_only: bool,
+) -> Markup {
+    html! {
+        div id="archive-list" {
         @if archives.is_empty() {
             p.empty { "No archives yet. " a href="/archives/new" { "Upload your first file." } }
         } @else {
             table.archives.cards {
                 thead { tr { th { "Name" } th { "State" } th.num { "Size" } th { "Stored" } th { "Added" } } }
                 tbody {
-                    @for archive in &archives {
-                        tr data-archive-id=(archive.id) {
-                            td.name { a href={ "/archives/" (archive.id) } { (archive.name) } }
-                            td data-label="State" { (state_badge(archive.state, None, app.on_box_only())) }
+                    @for archive in archives {
+                        tr data-archive-id=(archive.id) data-size=(archive.size) {
+                            td.name {
+                                a href={ "/archives/" (archive.id) } { (archive.name) }
+                                (progress::duplicate_note(duplicates.get(&archive.id)))
+                            }
+                            td data-label="State" { (state_badge(archive.state, None, on_box_only)) }
                             td.num data-label="Size" { (human_size(archive.size)) }
                             td data-label="Stored" {
                                 (progress(archive))
                                 span.percent.muted { (percent_stored(archive)) "%" }
+                                span.eta.muted {}
                             }
                             td data-label="Added" { (local_time(archive.created_at)) }
                         }
@@ -113,8 +142,8 @@ pub fn home(app: &App, req: &mut Req, caller: &Caller) -> Result<Resp, ApiError>
                 }
             }
         }
-    });
-    Ok(Resp::html(page))
+        }
+    }
 }
 
 pub fn new_page(app: &App, _req: &mut Req, caller: &Caller) -> Result<Resp, ApiError> {
@@ -154,8 +183,11 @@ pub fn detail(
     let parts = app.archives.parts(archive_id)?;
     let allowed = actions_allowed(&archive);
     let banner = move_banner(app)?;
+    let notes = progress::transfer_notes(app, std::slice::from_ref(&archive))?;
+    let duplicates = progress::duplicates(&app.archives.list(&caller.user.id)?);
     let page = Page::new(archive.name.clone(), Some(caller), app.on_box_only()).script("/static/live.js").render(html! {
-        h1 data-archive-detail=(archive.id) data-state=(archive.state.as_str()) { (archive.name) }
+        h1 data-archive-detail=(archive.id) data-state=(archive.state.as_str()) data-size=(archive.size) { (archive.name) }
+        (progress::duplicate_note(duplicates.get(&archive.id)))
         (done_notice(&req.query))
         (banner)
         section.card.summary {
@@ -164,6 +196,8 @@ pub fn detail(
                 div.bar data-percent=(percent_stored(&archive)) {}
             }
             p id="stored-text" { (stored_sentence(&archive, app.on_box_only())) }
+            p.eta.muted id="transfer-rate" {}
+            (notes)
             dl.facts {
                 dt { "Size" } dd { (human_size(archive.size)) }
                 dt { "Size on the remote" } dd id="stored-size" { (stored_size_text(&archive)) }
@@ -282,7 +316,15 @@ pub fn delete_page(
 
 pub fn delete_post(app: &App, caller: &Caller, archive_id: &str) -> Result<Resp, ApiError> {
     app.archives.delete(&caller.user.id, archive_id)?;
+    crate::web::api::announce_deleted(app, &caller.user.id, archive_id);
     Ok(Resp::redirect("/?done=deleted"))
+}
+
+/// Abandons one of the caller's unfinished uploads (the home page's
+/// "Discard", asked first by `confirm.js`).
+pub fn discard_upload_post(app: &App, caller: &Caller, upload_id: &str) -> Result<Resp, ApiError> {
+    app.archives.terminate_upload(&caller.user.id, upload_id)?;
+    Ok(Resp::redirect("/?done=upload-discarded"))
 }
 
 pub fn uncache_post(app: &App, caller: &Caller, archive_id: &str) -> Result<Resp, ApiError> {
@@ -308,8 +350,10 @@ pub fn rename_post(
     archive_id: &str,
     form: &HashMap<String, String>,
 ) -> Result<Resp, ApiError> {
-    app.archives
+    let archive = app
+        .archives
         .rename(&caller.user.id, archive_id, field(form, "name"))?;
+    crate::web::api::announce(app, &archive);
     Ok(Resp::redirect(&format!(
         "/archives/{archive_id}?done=renamed"
     )))

@@ -114,6 +114,8 @@ pub fn done_notice(query: &std::collections::HashMap<String, String>) -> Markup 
         Some("cache") => "Fetching the file back onto this box.",
         Some("saved") => "Settings saved.",
         Some("token-deleted") => "The token was deleted.",
+        Some("upload-discarded") => "The unfinished upload was discarded.",
+        Some("passphrase-kept") => "Thank you: the recovery passphrase is confirmed.",
         _ => return html! {},
     };
     html! { p.notice.flash role="status" { (text) } }

@@ -6,6 +6,7 @@ mod account;
 mod admin;
 mod archives;
 pub mod layout;
+mod progress;
 mod remote;
 mod restore;
 
@@ -61,6 +62,11 @@ const STATIC_FILES: &[(&str, &str, &str)] = &[
         "times.js",
         "text/javascript; charset=utf-8",
         include_str!("../../../templates/static/times.js"),
+    ),
+    (
+        "confirm.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../templates/static/confirm.js"),
     ),
     (
         "favicon.svg",
@@ -139,6 +145,9 @@ fn signed_in_route(
         return match segments {
             ["logout"] => account::logout_post(app, req),
             ["account", "password"] => account::password_post(app, req, caller, &form),
+            ["account", "passphrase-typed-back"] => {
+                account::passphrase_typed_back_post(app, caller)
+            }
             ["account", "tokens"] => account::token_post(app, req, caller, &form),
             ["account", "tokens", id, "delete"] => account::token_delete_post(app, caller, id),
             ["archives", id, "rename"] => archives::rename_post(app, req, caller, id, &form),
@@ -148,6 +157,7 @@ fn signed_in_route(
             ["admin", "remote"] => remote::remote_post(app, caller, &form),
             ["archives", id, "uncache"] => archives::uncache_post(app, caller, id),
             ["archives", id, "cache"] => archives::cache_post(app, caller, id),
+            ["uploads", id, "discard"] => archives::discard_upload_post(app, caller, id),
             _ => Err(ApiError::not_found()),
         };
     }
@@ -162,6 +172,7 @@ fn signed_in_route(
         (Get, ["admin", "settings"]) => account::admin_settings_page(app, req, caller, None),
         (Get, ["admin"]) => admin::home(app, caller),
         (Get, ["admin", "scripts", "new"]) => admin::develop(app, caller, None),
+        (Get, ["admin", "scripts", "help"]) => admin::script_help(app, caller),
         (Get, ["admin", "scripts", id]) => admin::develop(app, caller, Some(id)),
         (Get, ["admin", "log"]) => admin::log_page(app, req, caller),
         (Get, ["admin", "users"]) => admin::users_page(app, caller, None),
