@@ -15,6 +15,8 @@
 //! - [`device`]: status model, LED patterns, display frames, board profiles, GPIO/I2C.
 //! - [`web`]: HTTP server, JSON API and pages.
 //! - [`ids`]: random ids and tokens, the wall clock.
+//! - [`date`]: Unix seconds to UTC calendar dates and back (pure).
+//! - [`units`]: byte counts as text for people (binary units).
 //! - [`limits`]: every limit on what a network client can make the server hold.
 //! - [`firmware`]: init mode (PID 1 in the SD-card image): mounts, network, clock, supervision.
 //! - [`update`]: firmware updates in place: signed bundles, A/B slots, trial and commit.
@@ -24,6 +26,7 @@ pub mod admin;
 pub mod archive;
 pub mod config;
 pub mod data_dir;
+pub mod date;
 pub mod device;
 pub mod engine;
 pub mod firmware;
@@ -35,6 +38,7 @@ pub mod repo;
 pub mod settings;
 pub mod store;
 pub mod tls;
+pub mod units;
 pub mod update;
 pub mod web;
 

@@ -17,13 +17,14 @@ use super::activity::Direction;
 use super::jobs::{self, JobKind};
 use super::{keys, metrics, Failure, Inner, ObjectClaim};
 use crate::archive::sha256_pair::{self, Sha256Stream};
-use crate::archive::{available_bytes, human_size, is_disk_full};
+use crate::archive::{available_bytes, is_disk_full};
 use crate::ids;
 use crate::remote::{stop_reading, Remote};
 use crate::repo::{self, Manifest, ManifestPart, ObjectId, PART_OVERHEAD};
 use crate::settings::Settings;
 use crate::store::records::{ArchiveRecord, ArchiveState, ObjectRecord, PartRecord};
 use crate::store::{indexed_key, indexed_prefix};
+use crate::units::human_size;
 
 /// Where the cache job writes the reassembled archive: the `.partial`
 /// file, or in tests a stand-in whose writes fail.

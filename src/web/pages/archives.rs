@@ -8,8 +8,8 @@ use maud::{html, Markup};
 use super::layout::{csrf_field, done_notice, local_time, same_disk_remote, Page};
 use super::{field, Resp};
 use crate::accounts::Caller;
-use crate::archive::human_size;
 use crate::store::records::{ArchiveRecord, ArchiveState};
+use crate::units::human_size;
 use crate::web::http::{ApiError, Req};
 use crate::web::App;
 
