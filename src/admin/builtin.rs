@@ -261,7 +261,7 @@ mod tests {
             result.output,
             "Disk: 500 B free of 1000 B (50%)\n\
              Archives: 4, 475 B\n\
-             Transfers: 3 queued, 1000 B uploaded, 2000 B downloaded\n\
+             Transfers: 3 queued, 1000 B uploaded, 1.9 KiB downloaded\n\
              By state:\n  backed_up: 2 archives, 125 B\n  local: 1 archives, 50 B\n  \
              uncached: 1 archives, 300 B\n\
              By owner:\n  alice: 2 archives, 150 B\n  bob: 2 archives, 325 B\n"

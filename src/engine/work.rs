@@ -1346,7 +1346,7 @@ mod tests {
         let error = waiting.last_error.expect("the reason is shown");
         assert!(
             error.contains("not enough free space to cache “holiday”")
-                && error.contains("needs 20.0 MiB"),
+                && error.contains("needs 20 MiB"),
             "{error}"
         );
         assert!(!partial.exists());
