@@ -17,6 +17,8 @@
 //! - [`device`]: status model, LED patterns, display frames, board profiles, GPIO/I2C.
 //! - [`web`]: HTTP server, JSON API and pages.
 //! - [`ids`]: random ids and tokens, the wall clock.
+//! - [`date`]: Unix seconds to UTC calendar dates and back (pure).
+//! - [`units`]: byte counts as text for people (binary units).
 //! - [`limits`]: every limit on what a network client can make the server hold.
 //! - [`metrics`]: process-lifetime counters for `/metrics` and script `stats()`.
 //! - [`sha256_pair`]: two SHA-256 at once with the x86 SHA instructions.
@@ -29,6 +31,7 @@ pub mod app;
 pub mod archive;
 pub mod config;
 pub mod data_dir;
+pub mod date;
 pub mod device;
 pub mod disk;
 pub mod engine;
@@ -43,5 +46,6 @@ pub mod settings;
 pub mod sha256_pair;
 pub mod store;
 pub mod tls;
+pub mod units;
 pub mod update;
 pub mod web;

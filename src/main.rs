@@ -1,13 +1,14 @@
 //! The `piarchive` command: parses arguments, calls into the library, maps
 //! errors to exit codes. See `piarchive help`.
 
-use std::io::{BufRead, Write};
+use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use piarchive::config::{Config, Overrides};
 use piarchive::store::records::Role;
+use rustix::termios::{tcgetattr, tcsetattr, LocalModes, OptionalActions};
 
 /// Counts memory per thread so admin scripts can be held to their limit.
 #[global_allocator]
@@ -170,12 +171,8 @@ fn update(file: &str, force: bool) -> anyhow::Result<()> {
         applied.slot.dir_name()
     );
     // From a console shell init's environment marker is missing; init is still PID 1.
-    // SAFETY: kill(2) with a valid signal number.
-    if unsafe { libc::kill(1, power::PowerAction::Reboot.signal()) } != 0 {
-        bail!(
-            "the update is installed but the reboot could not be requested: {}",
-            std::io::Error::last_os_error()
-        );
+    if let Err(err) = power::signal_init(power::PowerAction::Reboot) {
+        bail!("the update is installed but the reboot could not be requested: {err}");
     }
     Ok(())
 }
@@ -254,29 +251,20 @@ fn recover(config: Config, remote_file: &str) -> anyhow::Result<()> {
 /// not echoed.
 fn read_secret(prompt: &str) -> anyhow::Result<String> {
     let stdin = std::io::stdin();
-    // SAFETY: isatty only inspects the descriptor.
-    let terminal = unsafe { libc::isatty(libc::STDIN_FILENO) } == 1;
-    let mut saved: Option<libc::termios> = None;
-    if terminal {
+    let mut saved = None;
+    if stdin.is_terminal() {
         eprint!("{prompt}");
-        // SAFETY: a zeroed termios is a valid out-parameter; both calls only
-        // read and write the struct and the terminal settings of fd 0.
-        unsafe {
-            let mut settings: libc::termios = std::mem::zeroed();
-            if libc::tcgetattr(libc::STDIN_FILENO, &mut settings) == 0 {
-                saved = Some(settings);
-                settings.c_lflag &= !libc::ECHO;
-                libc::tcsetattr(libc::STDIN_FILENO, libc::TCSANOW, &settings);
-            }
+        if let Ok(settings) = tcgetattr(&stdin) {
+            let mut quiet = settings.clone();
+            quiet.local_modes.remove(LocalModes::ECHO);
+            let _ = tcsetattr(&stdin, OptionalActions::Now, &quiet);
+            saved = Some(settings);
         }
     }
     let mut line = String::new();
     let read = stdin.lock().read_line(&mut line);
     if let Some(settings) = saved {
-        // SAFETY: restores the settings read above.
-        unsafe {
-            libc::tcsetattr(libc::STDIN_FILENO, libc::TCSANOW, &settings);
-        }
+        let _ = tcsetattr(&stdin, OptionalActions::Now, &settings);
         eprintln!();
     }
     read.context("cannot read the recovery passphrase from stdin")?;

@@ -167,15 +167,49 @@ fn compress(state: &mut [u32; 8], blocks: &[u8]) {
     sha2::compress256(state, blocks);
 }
 
+/// How two runs of blocks are compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PairPath {
+    /// Interleaved, with the x86 SHA extensions.
+    ShaNi,
+    /// One after the other, with the sha2 crate (any CPU).
+    OneAfterOther,
+}
+
+impl PairPath {
+    /// The path [`update_both`] takes on this CPU.
+    fn detect() -> PairPath {
+        if is_fast() {
+            PairPath::ShaNi
+        } else {
+            PairPath::OneAfterOther
+        }
+    }
+}
+
 /// Compresses two equally long runs of whole blocks into two states.
 fn compress_pair(a: &mut [u32; 8], blocks_a: &[u8], b: &mut [u32; 8], blocks_b: &[u8]) {
+    compress_pair_on(PairPath::detect(), a, blocks_a, b, blocks_b);
+}
+
+/// As [`compress_pair`], on the given path; [`PairPath::ShaNi`] falls back to
+/// the other where the CPU lacks the extensions.
+fn compress_pair_on(
+    path: PairPath,
+    a: &mut [u32; 8],
+    blocks_a: &[u8],
+    b: &mut [u32; 8],
+    blocks_b: &[u8],
+) {
     debug_assert_eq!(blocks_a.len(), blocks_b.len());
     #[cfg(target_arch = "x86_64")]
-    if is_fast() {
-        // SAFETY: the CPU has the features `shani::compress_pair` enables.
+    if path == PairPath::ShaNi && is_fast() {
+        // SAFETY: `is_fast` checked that the CPU has the features
+        // `shani::compress_pair` enables.
         unsafe { shani::compress_pair(a, blocks_a, b, blocks_b) };
         return;
     }
+    let _ = path;
     compress(a, blocks_a);
     compress(b, blocks_b);
 }
@@ -401,22 +435,79 @@ mod tests {
         }
     }
 
-    #[cfg(target_arch = "x86_64")]
-    #[test]
-    fn the_pair_agrees_with_one_at_a_time() {
-        if !is_fast() {
-            eprintln!("skipped: this CPU has no SHA extensions, so there is no pair to test");
-            return;
+    /// `message` with SHA-256's padding: compressing it from [`INITIAL`]
+    /// leaves the digest in the state.
+    fn padded(message: &[u8]) -> Vec<u8> {
+        let mut out = message.to_vec();
+        out.push(0x80);
+        while out.len() % 64 != 56 {
+            out.push(0);
         }
+        out.extend_from_slice(&(message.len() as u64 * 8).to_be_bytes());
+        out
+    }
+
+    fn digest_of(state: [u32; 8]) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        for (bytes, word) in out.chunks_exact_mut(4).zip(state) {
+            bytes.copy_from_slice(&word.to_be_bytes());
+        }
+        out
+    }
+
+    /// The paths this CPU can run, as the CPU itself lists its features
+    /// (/proc/cpuinfo), independently of `is_x86_feature_detected!`.
+    fn paths_the_cpu_offers() -> Vec<PairPath> {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let flags: Vec<&str> = cpuinfo
+            .lines()
+            .find(|line| line.starts_with("flags"))
+            .map(|line| line.split_whitespace().collect())
+            .unwrap_or_default();
+        let has = |flag: &str| flags.contains(&flag);
+        let mut paths = vec![PairPath::OneAfterOther];
+        if cfg!(target_arch = "x86_64") && has("sha_ni") && has("sse4_1") && has("ssse3") {
+            paths.push(PairPath::ShaNi);
+        }
+        paths
+    }
+
+    /// Both paths where the CPU has them (the one-after-other path always):
+    /// each gives sha2's digests, and `update_both` takes the SHA-NI path
+    /// exactly when the CPU lists the extensions.
+    #[test]
+    fn every_pair_path_this_cpu_offers_gives_sha2_digests() {
+        let paths = paths_the_cpu_offers();
+        eprintln!("pair paths tested on this CPU: {paths:?}");
+        let expected_path = if paths.contains(&PairPath::ShaNi) {
+            PairPath::ShaNi
+        } else {
+            PairPath::OneAfterOther
+        };
+        assert_eq!(PairPath::detect(), expected_path);
         let mut rng = rand::rngs::StdRng::seed_from_u64(3);
-        let mut blocks = vec![0u8; 64 * 33];
-        rng.fill_bytes(&mut blocks);
-        let (mut a, mut b) = (INITIAL, [7u32; 8]);
-        // SAFETY: `is_fast` said the CPU has the extensions.
-        unsafe { shani::compress_pair(&mut a, &blocks[64..], &mut b, &blocks[..64 * 32]) };
-        let (mut c, mut d) = (INITIAL, [7u32; 8]);
-        compress(&mut c, &blocks[64..]);
-        compress(&mut d, &blocks[..64 * 32]);
-        assert_eq!((a, b), (c, d));
+        let mut data = vec![0u8; 64 * 40];
+        rng.fill_bytes(&mut data);
+        for length in [0, 1, 55, 56, 64, 1000, 64 * 32 - 9] {
+            let message_a = &data[..length];
+            let message_b = &data[data.len() - length..];
+            let (blocks_a, blocks_b) = (padded(message_a), padded(message_b));
+            for &path in &paths {
+                let (mut a, mut b) = (INITIAL, INITIAL);
+                compress_pair_on(path, &mut a, &blocks_a, &mut b, &blocks_b);
+                assert_eq!(digest_of(a), expected(message_a), "{path:?}, {length}");
+                assert_eq!(digest_of(b), expected(message_b), "{path:?}, {length}");
+            }
+        }
+        // From a state other than the initial one, all paths agree.
+        let states: Vec<_> = paths
+            .iter()
+            .map(|&path| {
+                let (mut a, mut b) = ([7u32; 8], INITIAL);
+                compress_pair_on(path, &mut a, &data[64..], &mut b, &data[..64 * 39]);
+                (a, b)
+            })
+            .collect();
+        assert!(states.windows(2).all(|pair| pair[0] == pair[1]));
     }
 }

@@ -375,3 +375,36 @@ fn the_cli_adds_users_only_after_setup() {
         200
     );
 }
+
+/// A `%` not followed by two hex digits, in a query string or a form body,
+/// is a damaged request: a 400 that says so, on the API and on the pages.
+#[test]
+fn malformed_percent_escapes_are_a_clear_400() {
+    let server = TestServer::start();
+    let admin = server.admin();
+    for path in [
+        "/api/v1/archives?name=%+1",
+        "/api/v1/admin/log?until=%zz",
+        "/?done=%4",
+    ] {
+        let resp = admin.get(path);
+        assert_eq!(resp.status, 400, "{path}");
+        assert!(
+            resp.text().contains("is not a valid escape"),
+            "{path}: {}",
+            resp.text()
+        );
+    }
+    let form = [("Content-Type", "application/x-www-form-urlencoded")];
+    let resp = admin.request("POST", "/logout", &form, Some(b"csrf_token=%-1".as_slice()));
+    assert_eq!(resp.status, 400, "{}", resp.text());
+    // The page escapes the quotes around the bad escape.
+    assert!(
+        resp.text()
+            .contains("&quot;%-1&quot; is not a valid escape"),
+        "{}",
+        resp.text()
+    );
+    // Well-formed escapes, `+` and UTF-8 still work.
+    assert_eq!(admin.get("/api/v1/archives?name=%41+%E2%9C%93").status, 200);
+}

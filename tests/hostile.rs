@@ -39,15 +39,15 @@ fn address(server: &TestServer) -> SocketAddrV4 {
 /// A connection from `source`, bound before connecting. Close-on-exec, like
 /// std's sockets: servers started by other tests must not inherit it.
 fn connect_from(source: Ipv4Addr, to: SocketAddrV4) -> std::io::Result<TcpStream> {
-    use rustix::net::{bind_v4, connect_v4, socket_with, AddressFamily, SocketFlags, SocketType};
+    use rustix::net::{bind, connect, socket_with, AddressFamily, SocketFlags, SocketType};
     let socket = socket_with(
         AddressFamily::INET,
         SocketType::STREAM,
         SocketFlags::CLOEXEC,
         None,
     )?;
-    bind_v4(&socket, &SocketAddrV4::new(source, 0))?;
-    connect_v4(&socket, &to)?;
+    bind(&socket, &SocketAddrV4::new(source, 0))?;
+    connect(&socket, &to)?;
     Ok(TcpStream::from(socket))
 }
 

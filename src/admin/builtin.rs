@@ -259,12 +259,12 @@ mod tests {
         );
         assert_eq!(
             result.output,
-            "Disk: 500 bytes free of 1000 bytes (50%)\n\
-             Archives: 4, 475 bytes\n\
-             Transfers: 3 queued, 1000 bytes uploaded, 2000 bytes downloaded\n\
-             By state:\n  backed_up: 2 archives, 125 bytes\n  local: 1 archives, 50 bytes\n  \
-             uncached: 1 archives, 300 bytes\n\
-             By owner:\n  alice: 2 archives, 150 bytes\n  bob: 2 archives, 325 bytes\n"
+            "Disk: 500 B free of 1000 B (50%)\n\
+             Archives: 4, 475 B\n\
+             Transfers: 3 queued, 1000 B uploaded, 1.9 KiB downloaded\n\
+             By state:\n  backed_up: 2 archives, 125 B\n  local: 1 archives, 50 B\n  \
+             uncached: 1 archives, 300 B\n\
+             By owner:\n  alice: 2 archives, 150 B\n  bob: 2 archives, 325 B\n"
         );
         let state = host.state();
         assert!(state.uncached.is_empty() && state.cached.is_empty() && state.logs.is_empty());

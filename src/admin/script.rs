@@ -279,7 +279,7 @@ const CLOCK_CHECK_INTERVAL: u64 = 64;
 /// a [`RunResult`] with `ok: false`.
 ///
 /// Runs on a fresh thread with a known stack size and blocks until the script
-/// ends; call it from a blocking context (e.g. `spawn_blocking`).
+/// ends; the caller's thread waits for it.
 pub fn run(
     source: &str,
     host: Arc<dyn ScriptHost>,
@@ -606,6 +606,10 @@ fn register_api(engine: &mut Engine, host: Arc<dyn ScriptHost>) {
 
     let h = host;
     engine.register_fn("now", move || -> rhai::INT { h.now() });
+    // The byte formatter of the pages and the display, so reports use the same units.
+    engine.register_fn("human_size", |bytes: rhai::INT| -> String {
+        crate::units::human_size(u64::try_from(bytes).unwrap_or(0))
+    });
 }
 
 /// Rhai integers are `i64`; sizes and counts never come near its limit.

@@ -346,22 +346,6 @@ pub fn validate_name(name: &str) -> Result<Option<String>, ArchiveError> {
     Ok(Some(name.to_string()))
 }
 
-/// Bytes in human units (binary prefixes), for pages and messages.
-pub fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
-}
-
 /// Keeps the last path component of an uploaded file's name, replaces
 /// control characters and shortens it to [`MAX_FILENAME_BYTES`]. Never fails:
 /// the name is only shown and offered back on download.
@@ -477,19 +461,6 @@ mod tests {
                 saved_bytes: 600,
             }
         );
-    }
-
-    #[test]
-    fn sizes_for_people() {
-        for (bytes, text) in [
-            (0, "0 B"),
-            (1023, "1023 B"),
-            (1024, "1.0 KiB"),
-            (1536, "1.5 KiB"),
-            (1 << 30, "1.0 GiB"),
-        ] {
-            assert_eq!(human_size(bytes), text);
-        }
     }
 
     #[test]

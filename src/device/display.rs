@@ -17,7 +17,7 @@
 //! y 24  reason, lines 1..3 at y 24, 34, 44 (attention only)
 //! y 25  archive name / "Backed up off-site." / "Not off-site yet." / "Not all backed up yet"
 //! y 37  [progress bar.........]  42%
-//! y 54  "Queue 3"          "1.2 MB/s" | "stalled" (no rate, unfinished)
+//! y 54  "Queue 3"          "1.1 MiB/s" | "stalled" (no rate, unfinished)
 //! ```
 
 use embedded_graphics::{
@@ -29,7 +29,8 @@ use embedded_graphics::{
 };
 use unicode_segmentation::UnicodeSegmentation;
 
-use super::status::{human_rate, Activity, DeviceStatus};
+use super::status::{Activity, DeviceStatus};
+use crate::units::human_rate;
 
 /// Width of the SSD1306 panel in pixels.
 pub const WIDTH: usize = 128;
@@ -558,13 +559,13 @@ mod tests {
         let cases: &[(&str, usize, usize, &[&str])] = &[
             ("Remote unreachable.", 21, 3, &["Remote unreachable."]),
             (
-                "1 archive failed verification. Disk nearly full: 1.5 GB free.",
+                "1 archive failed verification. Disk nearly full: 1.3 GiB free.",
                 21,
                 3,
                 &[
                     "1 archive failed",
                     "verification. Disk",
-                    "nearly full: 1.5 GB…",
+                    "nearly full: 1.3 GiB…",
                 ],
             ),
             ("abcdefghij", 4, 3, &["abcd", "efgh", "ij"]),

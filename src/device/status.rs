@@ -229,7 +229,7 @@ fn attention(inputs: &StatusInputs) -> Option<Attention> {
         if disk_nearly_full(disk, inputs.free_space_reserve_bytes) {
             reasons.push(format!(
                 "Disk nearly full: {} free.",
-                human_bytes(disk.free_bytes)
+                crate::units::human_size(disk.free_bytes)
             ));
         }
     }
@@ -278,36 +278,6 @@ pub fn percent_of(done: u64, total: u64) -> u8 {
     let percent = (u128::from(done) * 100 / u128::from(total)).min(100);
     // At most 100, so it fits.
     percent as u8
-}
-
-/// A byte count in decimal units with at most three significant digits:
-/// "0 B", "999 B", "1.5 kB", "15 kB", "150 kB", "1.2 GB". Rounded down, so
-/// it never claims more than there is.
-pub fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 7] = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
-    if bytes < 1000 {
-        return format!("{bytes} B");
-    }
-    let mut unit = 0;
-    let mut scaled = u128::from(bytes);
-    // Find the unit where the value is in 1..1000 (integer part).
-    let mut divisor: u128 = 1;
-    while scaled >= 1000 && unit + 1 < UNITS.len() {
-        scaled /= 1000;
-        divisor *= 1000;
-        unit += 1;
-    }
-    if scaled < 10 {
-        let tenths = u128::from(bytes) * 10 / divisor;
-        format!("{}.{} {}", tenths / 10, tenths % 10, UNITS[unit])
-    } else {
-        format!("{scaled} {}", UNITS[unit])
-    }
-}
-
-/// A rate as [`human_bytes`] per second: "1.5 MB/s".
-pub fn human_rate(bytes_per_sec: u64) -> String {
-    format!("{}/s", human_bytes(bytes_per_sec))
 }
 
 #[cfg(test)]
@@ -449,7 +419,7 @@ mod tests {
                         total_bytes: 2_000_000_000,
                     })
                 },
-                Some(("Disk nearly full: 900 MB free.", false)),
+                Some(("Disk nearly full: 858 MiB free.", false)),
             ),
             (
                 "below five percent",
@@ -492,7 +462,7 @@ mod tests {
                     i.remote_error = Some("Remote rejects the access key.".into());
                 },
                 Some((
-                    "2 archives failed verification. Disk nearly full: 1.5 GB free. Remote rejects the access key.",
+                    "2 archives failed verification. Disk nearly full: 1.3 GiB free. Remote rejects the access key.",
                     true,
                 )),
             ),
@@ -539,26 +509,5 @@ mod tests {
             })
         );
         assert_eq!(status.web_url, "http://192.168.1.23:8080");
-    }
-
-    #[test]
-    fn human_bytes_table() {
-        let cases: &[(u64, &str)] = &[
-            (0, "0 B"),
-            (999, "999 B"),
-            (1000, "1.0 kB"),
-            (1_500, "1.5 kB"),
-            (9_999, "9.9 kB"),
-            (10_000, "10 kB"),
-            (150_000, "150 kB"),
-            (999_999, "999 kB"),
-            (1_250_000, "1.2 MB"),
-            (64_000_000_000, "64 GB"),
-            (u64::MAX, "18 EB"),
-        ];
-        for (bytes, expected) in cases {
-            assert_eq!(human_bytes(*bytes), *expected, "{bytes}");
-        }
-        assert_eq!(human_rate(1_250_000), "1.2 MB/s");
     }
 }

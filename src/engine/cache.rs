@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 
 use super::activity::Direction;
 use super::{Failure, Inner};
-use crate::archive::human_size;
+use crate::units::human_size;
 use crate::disk::{available_bytes, is_disk_full};
 use crate::ids;
 use crate::metrics;

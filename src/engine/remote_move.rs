@@ -42,7 +42,6 @@ use sha2::{Digest, Sha256};
 
 use super::jobs::{self, JobKind};
 use super::{keys, lock, Engine, Failure, Inner, ObjectClaim, ReportLevel};
-use crate::archive::human_size;
 use crate::metrics;
 use crate::remote::{ErrorKind, Remote, RemoteSettings, TransferOptions};
 use crate::repo::{self, ObjectId, PART_OVERHEAD};
@@ -51,6 +50,7 @@ use crate::store::records::{
     ArchiveRecord, ArchiveState, ObjectRecord, PartRecord, RemoteMoveRecord,
 };
 use crate::store::{split_indexed_key, StoreError, Tables};
+use crate::units::human_size;
 
 /// Settings key of the [`RemoteMoveRecord`] while a move runs.
 const MOVE_KEY: &[u8] = b"remote_move";

@@ -52,15 +52,12 @@ pub fn now() -> u64 {
 
 /// Sets the system clock to `unix_nanos`.
 pub fn set_clock_nanos(unix_nanos: i128) -> Result<(), ClockError> {
-    let spec = libc::timespec {
+    let spec = rustix::time::Timespec {
         tv_sec: unix_nanos.div_euclid(1_000_000_000) as _,
         tv_nsec: unix_nanos.rem_euclid(1_000_000_000) as _,
     };
-    // SAFETY: clock_settime reads the timespec we own.
-    if unsafe { libc::clock_settime(libc::CLOCK_REALTIME, &spec) } != 0 {
-        return Err(ClockError::Set(std::io::Error::last_os_error()));
-    }
-    Ok(())
+    rustix::time::clock_settime(rustix::time::ClockId::Realtime, spec)
+        .map_err(|errno| ClockError::Set(errno.into()))
 }
 
 /// Reads the clock saved in `path`, if any.

@@ -19,12 +19,7 @@ static STATUS: Mutex<BTreeMap<&'static str, String>> = Mutex::new(BTreeMap::new(
 
 /// Seconds since boot, read from the monotonic clock (never jumps when the wall clock is set).
 fn uptime_seconds() -> f64 {
-    let mut now = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes into the timespec we own.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    let now = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
     now.tv_sec as f64 + now.tv_nsec as f64 / 1e9
 }
 

@@ -3,12 +3,12 @@
 //! Owns: the message codec (pure: fields and options in, bytes out, and back), the
 //! lease a server's ACK describes, the retry schedule, and the client loop over one
 //! UDP socket bound to port 68 on the wired interface (DISCOVER -> OFFER -> REQUEST ->
-//! ACK, renewal at T1, rediscovery after expiry). It asks for broadcast replies, so it
-//! receives them before the interface has an address.
+//! ACK; at T1 RENEWING: requests unicast to the server that granted the lease; at T2
+//! REBINDING: broadcast to any server; rediscovery after expiry, RFC 2131 4.4.5). Until
+//! it has an address it asks for broadcast replies, so it receives them anyway.
 //! Must not touch: interface configuration (the caller applies a lease with net.rs).
 
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
-use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -63,6 +63,7 @@ pub const OPT_MESSAGE_TYPE: u8 = 53;
 pub const OPT_SERVER_ID: u8 = 54;
 pub const OPT_PARAMETER_LIST: u8 = 55;
 pub const OPT_RENEWAL_TIME: u8 = 58;
+pub const OPT_REBINDING_TIME: u8 = 59;
 pub const OPT_CLIENT_ID: u8 = 61;
 
 const MAGIC_COOKIE: [u8; 4] = [99, 130, 83, 99];
@@ -187,6 +188,7 @@ fn common_options(kind: MessageType, mac: [u8; 6], hostname: &str) -> Vec<(u8, V
             OPT_NTP,
             OPT_LEASE_TIME,
             OPT_RENEWAL_TIME,
+            OPT_REBINDING_TIME,
         ],
     ));
     options
@@ -230,15 +232,34 @@ pub fn select(xid: u32, mac: [u8; 6], hostname: &str, offer: &Message) -> Messag
     request_message(xid, mac, Ipv4Addr::UNSPECIFIED, options)
 }
 
-/// DHCPREQUEST in RENEWING state: ciaddr set, no requested address or server id.
+/// DHCPREQUEST in RENEWING or REBINDING state: ciaddr set, no requested address or
+/// server id, and no broadcast flag (the client has its address; the answer comes to it).
 pub fn renew(xid: u32, mac: [u8; 6], hostname: &str, address: Ipv4Addr) -> Message {
-    request_message(
-        xid,
-        mac,
-        address,
-        common_options(MessageType::Request, mac, hostname),
-    )
+    Message {
+        flags: 0,
+        ..request_message(
+            xid,
+            mac,
+            address,
+            common_options(MessageType::Request, mac, hostname),
+        )
+    }
 }
+
+/// Where a renewal request goes, `since_granted` after the lease was granted: in
+/// RENEWING (before T2) to the server that granted it, in REBINDING (from T2 on, or
+/// when the ACK named no server) broadcast to any server.
+pub fn renewal_destination(lease: &Lease, since_granted: Duration) -> SocketAddrV4 {
+    match lease.server {
+        Some(server) if since_granted < lease.rebind_after && !server.is_unspecified() => {
+            SocketAddrV4::new(server, SERVER_PORT)
+        }
+        _ => SocketAddrV4::new(Ipv4Addr::BROADCAST, SERVER_PORT),
+    }
+}
+
+/// The DHCP server port.
+const SERVER_PORT: u16 = 67;
 
 /// What a DHCPACK grants.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -252,6 +273,8 @@ pub struct Lease {
     pub lease_time: Duration,
     /// When to renew (T1): option 58, else half the lease.
     pub renew_after: Duration,
+    /// When to rebind (T2): option 59, else seven eighths of the lease; never before T1.
+    pub rebind_after: Duration,
 }
 
 fn addresses(value: Option<&[u8]>) -> Vec<Ipv4Addr> {
@@ -279,6 +302,10 @@ pub fn lease_from_ack(ack: &Message) -> Lease {
     let renew_after = seconds(ack.option(OPT_RENEWAL_TIME))
         .filter(|t1| *t1 < lease_time)
         .unwrap_or(lease_time / 2);
+    let rebind_after = seconds(ack.option(OPT_REBINDING_TIME))
+        .filter(|t2| *t2 < lease_time)
+        .unwrap_or(lease_time * 7 / 8)
+        .max(renew_after);
     Lease {
         address: ack.yiaddr,
         netmask,
@@ -288,6 +315,7 @@ pub fn lease_from_ack(ack: &Message) -> Lease {
         server: addresses(ack.option(OPT_SERVER_ID)).first().copied(),
         lease_time,
         renew_after,
+        rebind_after,
     }
 }
 
@@ -319,35 +347,20 @@ pub enum Event<'a> {
 fn open_socket(interface: &str) -> std::io::Result<UdpSocket> {
     let socket = UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 68))?;
     socket.set_broadcast(true)?;
-    let name = interface.as_bytes();
-    // SAFETY: the option value is the interface name bytes with their length.
-    let rc = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_BINDTODEVICE,
-            name.as_ptr().cast(),
-            name.len() as libc::socklen_t,
-        )
-    };
-    if rc < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
+    socket2::SockRef::from(&socket).bind_device(Some(interface.as_bytes()))?;
     Ok(socket)
 }
 
-/// Sends `message` and waits until `deadline` for a reply with its xid and one of the
-/// `wanted` types.
+/// Sends `message` to `to` and waits until `deadline` for a reply with its xid and one
+/// of the `wanted` types.
 fn exchange(
     socket: &UdpSocket,
     message: &Message,
+    to: SocketAddrV4,
     wanted: &[MessageType],
     deadline: Instant,
 ) -> std::io::Result<Option<Message>> {
-    socket.send_to(
-        &message.encode(),
-        SocketAddrV4::new(Ipv4Addr::BROADCAST, 67),
-    )?;
+    socket.send_to(&message.encode(), to)?;
     let mut buf = [0u8; 1500];
     loop {
         let now = Instant::now();
@@ -381,6 +394,9 @@ fn exchange(
     }
 }
 
+/// Where a client without an address sends: every server on the link.
+const BROADCAST: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::BROADCAST, SERVER_PORT);
+
 /// One DISCOVER/OFFER/REQUEST/ACK round with the given answer timeout.
 fn acquire(
     socket: &UdpSocket,
@@ -393,6 +409,7 @@ fn acquire(
     let Some(offer) = exchange(
         socket,
         &discover(xid, mac, hostname),
+        BROADCAST,
         &[MessageType::Offer],
         deadline,
     )?
@@ -404,6 +421,7 @@ fn acquire(
     match exchange(
         socket,
         &request,
+        BROADCAST,
         &[MessageType::Ack, MessageType::Nak],
         deadline,
     )? {
@@ -481,9 +499,11 @@ pub fn run_client(
                 let xid: u32 = rand::random();
                 let deadline = (Instant::now() + Duration::from_secs(10)).min(expires_at);
                 let request = renew(xid, mac, hostname, lease.address);
+                let to = renewal_destination(&lease, granted_at.elapsed());
                 match exchange(
                     &socket,
                     &request,
+                    to,
                     &[MessageType::Ack, MessageType::Nak],
                     deadline,
                 ) {
@@ -571,6 +591,7 @@ mod tests {
                 server: Some(Ipv4Addr::new(10, 0, 2, 2)),
                 lease_time: Duration::from_secs(86_400),
                 renew_after: Duration::from_secs(43_200),
+                rebind_after: Duration::from_secs(75_600),
             }
         );
         assert_eq!(prefix_len(lease.netmask), 24);
@@ -586,6 +607,66 @@ mod tests {
         let renewal = renew(8, MAC, "box", Ipv4Addr::new(10, 0, 2, 15));
         assert_eq!(renewal.ciaddr, Ipv4Addr::new(10, 0, 2, 15));
         assert_eq!(renewal.option(OPT_REQUESTED_IP), None);
+        assert_eq!(renewal.option(OPT_SERVER_ID), None);
+        assert_eq!(renewal.flags, 0, "a renewing client takes unicast answers");
+    }
+
+    #[test]
+    fn renewals_go_to_the_server_and_rebinding_broadcasts() {
+        let lease = lease_from_ack(&qemu_ack());
+        let server = SocketAddrV4::new(Ipv4Addr::new(10, 0, 2, 2), 67);
+        let broadcast = SocketAddrV4::new(Ipv4Addr::BROADCAST, 67);
+        for (since_granted, expected) in [
+            (lease.renew_after, server),
+            (lease.rebind_after - Duration::from_secs(1), server),
+            (lease.rebind_after, broadcast),
+            (lease.lease_time, broadcast),
+        ] {
+            assert_eq!(
+                renewal_destination(&lease, since_granted),
+                expected,
+                "{since_granted:?}"
+            );
+        }
+        let anonymous = Lease {
+            server: None,
+            ..lease.clone()
+        };
+        assert_eq!(
+            renewal_destination(&anonymous, lease.renew_after),
+            broadcast
+        );
+    }
+
+    #[test]
+    fn a_renewal_is_answered_by_the_server_it_was_sent_to() {
+        let loopback = SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0);
+        let client = UdpSocket::bind(loopback).unwrap();
+        let server = UdpSocket::bind(loopback).unwrap();
+        let std::net::SocketAddr::V4(server_address) = server.local_addr().unwrap() else {
+            unreachable!("bound to an IPv4 address")
+        };
+        let answering = std::thread::spawn(move || {
+            server
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            let mut buf = [0u8; 1500];
+            let (len, from) = server.recv_from(&mut buf).unwrap();
+            let request = Message::decode(&buf[..len]).unwrap();
+            let mut ack = qemu_ack();
+            ack.xid = request.xid;
+            ack.chaddr = request.chaddr;
+            server.send_to(&ack.encode(), from).unwrap();
+            request
+        });
+        let request = renew(42, MAC, "box", Ipv4Addr::new(10, 0, 2, 15));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let wanted = [MessageType::Ack, MessageType::Nak];
+        let reply = exchange(&client, &request, server_address, &wanted, deadline).unwrap();
+        assert_eq!(reply.map(|r| r.xid), Some(42));
+        let received = answering.join().unwrap();
+        assert_eq!(received.ciaddr, Ipv4Addr::new(10, 0, 2, 15));
+        assert_eq!(received.message_type(), Some(MessageType::Request));
     }
 
     #[test]
@@ -619,6 +700,14 @@ mod tests {
         ack.options
             .push((OPT_RENEWAL_TIME, 600u32.to_be_bytes().to_vec()));
         assert_eq!(lease_from_ack(&ack).renew_after, Duration::from_secs(600));
+        ack.options
+            .push((OPT_REBINDING_TIME, 900u32.to_be_bytes().to_vec()));
+        assert_eq!(lease_from_ack(&ack).rebind_after, Duration::from_secs(900));
+        // A T2 before T1 is not believed: rebinding never starts before renewing.
+        ack.options.retain(|(c, _)| *c != OPT_REBINDING_TIME);
+        ack.options
+            .push((OPT_REBINDING_TIME, 300u32.to_be_bytes().to_vec()));
+        assert_eq!(lease_from_ack(&ack).rebind_after, Duration::from_secs(600));
         ack.options
             .retain(|(c, _)| *c != OPT_LEASE_TIME && *c != OPT_SUBNET_MASK);
         let lease = lease_from_ack(&ack);

@@ -193,12 +193,8 @@ pub fn grow_partition(name: &str) -> Result<Option<(u64, u64)>, GrowIoError> {
 /// Grows the ext4 filesystem mounted at `mount_point` to fill its (grown) partition.
 pub fn grow_filesystem(mount_point: &str, partition_bytes: u64) -> Result<(), GrowIoError> {
     let dir = std::fs::File::open(mount_point).map_err(io(format!("cannot open {mount_point}")))?;
-    // SAFETY: statvfs on an open descriptor into a struct we own.
-    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
-    if unsafe { libc::fstatvfs(dir.as_raw_fd(), &mut stat) } != 0 {
-        return Err(io("statvfs")(std::io::Error::last_os_error()));
-    }
-    let block_size = stat.f_frsize.max(1) as u64;
+    let stat = rustix::fs::fstatvfs(&dir).map_err(|errno| io("statvfs")(errno.into()))?;
+    let block_size = stat.f_frsize.max(1);
     let mut blocks: u64 = partition_bytes / block_size;
     // SAFETY: EXT4_IOC_RESIZE_FS reads a u64 block count we own.
     if unsafe { libc::ioctl(dir.as_raw_fd(), EXT4_IOC_RESIZE_FS as _, &mut blocks) } != 0 {

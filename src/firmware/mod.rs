@@ -103,10 +103,7 @@ pub fn parse_cmdline(cmdline: &str) -> (BootOptions, Vec<String>) {
 }
 
 fn set_hostname(name: &str) -> std::io::Result<()> {
-    // SAFETY: pointer and length of a live byte slice.
-    if unsafe { libc::sethostname(name.as_ptr().cast(), name.len()) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
+    rustix::system::sethostname(name.as_bytes())?;
     Ok(())
 }
 
@@ -127,16 +124,14 @@ enum Phase {
 /// True when `main` should call [`run_init`]: `piarchive init`, or the kernel starting
 /// the binary as `/init` (PID 1, no arguments).
 pub fn is_init_invocation(args: &[String]) -> bool {
-    // SAFETY: getpid has no preconditions.
-    let pid_1 = unsafe { libc::getpid() } == 1;
+    let pid_1 = std::process::id() == 1;
     args.get(1).is_some_and(|a| a == "init") || (pid_1 && args.len() <= 1)
 }
 
 /// Runs init. Returns only on a fatal error; otherwise the box powers off or reboots.
 pub fn run_init() -> anyhow::Result<Infallible> {
     // Step 1.
-    // SAFETY: getpid has no preconditions.
-    if unsafe { libc::getpid() } != 1 {
+    if std::process::id() != 1 {
         anyhow::bail!("piarchive init must run as PID 1, inside the piarchive image; use `piarchive serve` elsewhere");
     }
     supervise::block_signals().context("cannot block signals in init")?;
@@ -149,8 +144,7 @@ pub fn run_init() -> anyhow::Result<Infallible> {
         &format!("piarchive {} starting", env!("CARGO_PKG_VERSION")),
     );
     // Ctrl-Alt-Del sends SIGINT to init instead of an immediate reboot.
-    // SAFETY: reboot(2) with the CAD_OFF command only changes that setting.
-    unsafe { libc::reboot(libc::RB_DISABLE_CAD) };
+    let _ = rustix::system::reboot(rustix::system::RebootCommand::CadOff);
     // Step 3.
     modules::load_all();
     // Step 4.
@@ -612,8 +606,11 @@ fn shutdown(phase: Phase, action: PowerAction) -> ! {
         }
     };
     // Any other process (none is expected) gets the same treatment.
-    // SAFETY: kill(-1) signals every process but init itself.
-    unsafe { libc::kill(-1, libc::SIGKILL) };
+    // kill(-1): every process but init itself (rustix sends kill(-pid) for a group).
+    let _ = rustix::process::kill_process_group(
+        rustix::process::Pid::INIT,
+        rustix::process::Signal::KILL,
+    );
     supervise::reap_all();
     if data_mounted {
         if let Err(err) = clock::save(Path::new(CLOCK_FILE)) {
@@ -621,31 +618,27 @@ fn shutdown(phase: Phase, action: PowerAction) -> ! {
         }
     }
     let tryboot = slots::before_power_off(matches!(action, PowerAction::Reboot));
-    // SAFETY: sync(2) has no preconditions.
-    unsafe { libc::sync() };
+    rustix::fs::sync();
     if data_mounted {
         match mounts::unmount(mounts::DATA_MOUNT) {
             Ok(()) => log("shutdown", &format!("{} unmounted", mounts::DATA_MOUNT)),
             Err(err) => log("shutdown", &err.to_string()),
         }
     }
-    // SAFETY: as above.
-    unsafe { libc::sync() };
+    rustix::fs::sync();
     if tryboot {
         log("shutdown", "Reboot now, into the trial slot (tryboot)");
         slots::reboot_tryboot();
     }
     let command = match action {
-        PowerAction::Poweroff => libc::RB_POWER_OFF,
-        PowerAction::Reboot => libc::RB_AUTOBOOT,
+        PowerAction::Poweroff => rustix::system::RebootCommand::PowerOff,
+        PowerAction::Reboot => rustix::system::RebootCommand::Restart,
     };
     log("shutdown", &format!("{action:?} now"));
-    // SAFETY: reboot(2) as PID 1 with a valid command; does not return on success.
-    unsafe { libc::reboot(command) };
-    log(
-        "shutdown",
-        &format!("reboot(2) failed: {}", std::io::Error::last_os_error()),
-    );
+    // Does not return on success.
+    if let Err(errno) = rustix::system::reboot(command) {
+        log("shutdown", &format!("reboot(2) failed: {errno}"));
+    }
     loop {
         std::thread::sleep(Duration::from_secs(3600));
     }

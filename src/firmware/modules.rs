@@ -6,7 +6,6 @@
 //! board lacks may refuse to load, and the boot goes on.
 //! Must not touch: the order itself (it is decided at image build time, not here).
 
-use std::os::fd::AsRawFd;
 use std::path::Path;
 
 /// Directory of the modules in the initramfs.
@@ -38,25 +37,10 @@ pub fn load_module(path: &Path) -> LoadOutcome {
         Ok(file) => file,
         Err(err) => return LoadOutcome::Failed(format!("cannot open: {err}")),
     };
-    let no_params = c"";
-    // SAFETY: finit_module reads the open file descriptor and a NUL-terminated
-    // parameter string; both outlive the call.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_finit_module,
-            file.as_raw_fd(),
-            no_params.as_ptr(),
-            0,
-        )
-    };
-    if rc == 0 {
-        return LoadOutcome::Loaded;
-    }
-    let err = std::io::Error::last_os_error();
-    if err.raw_os_error() == Some(libc::EEXIST) {
-        LoadOutcome::AlreadyLoaded
-    } else {
-        LoadOutcome::Failed(err.to_string())
+    match rustix::system::finit_module(&file, c"", 0) {
+        Ok(()) => LoadOutcome::Loaded,
+        Err(rustix::io::Errno::EXIST) => LoadOutcome::AlreadyLoaded,
+        Err(errno) => LoadOutcome::Failed(std::io::Error::from(errno).to_string()),
     }
 }
 

@@ -7,8 +7,10 @@
 //! Must not touch: what lives on the data partition (that is `piarchive serve`'s), and
 //! never formats or writes to a disk it did not find by label.
 
-use std::ffi::CString;
 use std::path::{Path, PathBuf};
+
+use rustix::io::Errno;
+use rustix::mount::{MountFlags, UnmountFlags};
 
 /// The ext4 label the image gives its data partition, and that a USB disk gets from
 /// `mkfs.ext4 -L piarchive-data`.
@@ -44,11 +46,13 @@ struct PseudoMount {
     source: &'static str,
     target: &'static str,
     fstype: &'static str,
-    flags: libc::c_ulong,
+    flags: MountFlags,
     data: &'static str,
 }
 
-const NOSUID_NODEV_NOEXEC: libc::c_ulong = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+const NOSUID_NODEV_NOEXEC: MountFlags = MountFlags::NOSUID
+    .union(MountFlags::NODEV)
+    .union(MountFlags::NOEXEC);
 
 /// The pseudo filesystems, in mount order (devpts needs /dev first).
 const PSEUDO_MOUNTS: &[PseudoMount] = &[
@@ -70,35 +74,31 @@ const PSEUDO_MOUNTS: &[PseudoMount] = &[
         source: "devtmpfs",
         target: "/dev",
         fstype: "devtmpfs",
-        flags: libc::MS_NOSUID,
+        flags: MountFlags::NOSUID,
         data: "mode=0755",
     },
     PseudoMount {
         source: "devpts",
         target: "/dev/pts",
         fstype: "devpts",
-        flags: libc::MS_NOSUID | libc::MS_NOEXEC,
+        flags: MountFlags::NOSUID.union(MountFlags::NOEXEC),
         data: "gid=5,mode=620,ptmxmode=000",
     },
     PseudoMount {
         source: "tmpfs",
         target: "/run",
         fstype: "tmpfs",
-        flags: libc::MS_NOSUID | libc::MS_NODEV,
+        flags: MountFlags::NOSUID.union(MountFlags::NODEV),
         data: "mode=0755",
     },
     PseudoMount {
         source: "tmpfs",
         target: "/tmp",
         fstype: "tmpfs",
-        flags: libc::MS_NOSUID | libc::MS_NODEV,
+        flags: MountFlags::NOSUID.union(MountFlags::NODEV),
         data: "mode=1777",
     },
 ];
-
-fn c_string(text: &str) -> Result<CString, MountError> {
-    CString::new(text).map_err(|_| MountError::BadPath(text.to_string()))
-}
 
 /// Calls mount(2). An already mounted target (EBUSY) counts as success, so a kernel
 /// that mounted devtmpfs itself does not stop the boot.
@@ -106,41 +106,28 @@ fn mount(
     source: &str,
     target: &str,
     fstype: &str,
-    flags: libc::c_ulong,
+    flags: MountFlags,
     data: &str,
 ) -> Result<(), MountError> {
     std::fs::create_dir_all(target).map_err(|source| MountError::MountPoint {
         target: target.to_string(),
         source,
     })?;
-    let (c_source, c_target, c_fstype, c_data) = (
-        c_string(source)?,
-        c_string(target)?,
-        c_string(fstype)?,
-        c_string(data)?,
-    );
-    // SAFETY: all pointers are valid NUL-terminated strings that outlive the call.
-    let rc = unsafe {
-        libc::mount(
-            c_source.as_ptr(),
-            c_target.as_ptr(),
-            c_fstype.as_ptr(),
-            flags,
-            c_data.as_ptr().cast(),
-        )
-    };
-    if rc == 0 {
-        return Ok(());
+    if let Some(bad) = [source, target, fstype, data]
+        .iter()
+        .find(|s| s.contains('\0'))
+    {
+        return Err(MountError::BadPath(bad.to_string()));
     }
-    let err = std::io::Error::last_os_error();
-    if err.raw_os_error() == Some(libc::EBUSY) && flags & libc::MS_REMOUNT == 0 {
-        return Ok(());
+    let data = std::ffi::CString::new(data).map_err(|_| MountError::BadPath(data.to_string()))?;
+    match rustix::mount::mount(source, target, fstype, flags, data.as_c_str()) {
+        Ok(()) | Err(Errno::BUSY) => Ok(()),
+        Err(errno) => Err(MountError::Mount {
+            fstype: fstype.to_string(),
+            target: target.to_string(),
+            source: errno.into(),
+        }),
     }
-    Err(MountError::Mount {
-        fstype: fstype.to_string(),
-        target: target.to_string(),
-        source: err,
-    })
 }
 
 /// Mounts proc, sys, devtmpfs, devpts, run and tmp. Fatal for the boot on error.
@@ -301,7 +288,7 @@ pub fn mount_data(name: &str) -> Result<PathBuf, MountError> {
         &device,
         DATA_MOUNT,
         "ext4",
-        libc::MS_NOATIME | libc::MS_NODEV | libc::MS_NOSUID,
+        MountFlags::NOATIME | MountFlags::NODEV | MountFlags::NOSUID,
         "",
     )?;
     Ok(PathBuf::from(DATA_MOUNT))
@@ -341,7 +328,11 @@ pub fn mount_boot(name: &str, target: &str) -> Result<(), MountError> {
         &format!("/dev/{name}"),
         target,
         "vfat",
-        libc::MS_NOATIME | libc::MS_NODEV | libc::MS_NOSUID | libc::MS_NOEXEC | libc::MS_DIRSYNC,
+        MountFlags::NOATIME
+            | MountFlags::NODEV
+            | MountFlags::NOSUID
+            | MountFlags::NOEXEC
+            | MountFlags::DIRSYNC,
         "umask=0077,flush",
     )
 }
@@ -349,29 +340,19 @@ pub fn mount_boot(name: &str, target: &str) -> Result<(), MountError> {
 /// Unmounts `target`; if it is still busy, remounts it read-only so the journal is
 /// clean before power goes away.
 pub fn unmount(target: &str) -> Result<(), MountError> {
-    let c_target = c_string(target)?;
-    // SAFETY: valid NUL-terminated path.
-    if unsafe { libc::umount2(c_target.as_ptr(), 0) } == 0 {
-        return Ok(());
-    }
-    let first = std::io::Error::last_os_error();
+    let first = match rustix::mount::unmount(target, UnmountFlags::empty()) {
+        Ok(()) => return Ok(()),
+        Err(errno) => std::io::Error::from(errno),
+    };
     super::console::log(
         "shutdown",
         &format!("unmount {target}: {first}; remounting read-only"),
     );
-    mount(
-        "none",
-        target,
-        "ext4",
-        libc::MS_REMOUNT | libc::MS_RDONLY,
-        "",
-    )
-    .map_err(|err| match err {
-        MountError::Mount { source, .. } => MountError::Unmount {
+    rustix::mount::mount_remount(target, MountFlags::RDONLY, "").map_err(|errno| {
+        MountError::Unmount {
             target: target.to_string(),
-            source,
-        },
-        other => other,
+            source: errno.into(),
+        }
     })
 }
 

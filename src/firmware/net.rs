@@ -4,8 +4,11 @@
 //! and netmask, the default route, and /etc/resolv.conf.
 //! Must not touch: DHCP itself (dhcp.rs decides the addresses; this file applies them).
 
+use std::marker::PhantomData;
 use std::net::Ipv4Addr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
+
+use rustix::net::{AddressFamily, SocketFlags, SocketType};
 
 #[derive(Debug, thiserror::Error)]
 pub enum NetError {
@@ -23,14 +26,31 @@ pub enum NetError {
     ResolvConf(std::io::Error),
 }
 
+/// A socket ioctl request and the one argument type the kernel expects with
+/// it: the pairing is fixed where each request is defined, so [`ioctl`] can
+/// only be called with the struct its number needs.
+struct SocketIoctl<T> {
+    name: &'static str,
+    number: u64,
+    argument: PhantomData<fn(&mut T)>,
+}
+
+const fn request<T>(name: &'static str, number: u64) -> SocketIoctl<T> {
+    SocketIoctl {
+        name,
+        number,
+        argument: PhantomData,
+    }
+}
+
 // The ioctl numbers of <linux/sockios.h>; a stable kernel ABI.
-const SIOCADDRT: u64 = 0x890B;
-const SIOCDELRT: u64 = 0x890C;
-const SIOCGIFFLAGS: u64 = 0x8913;
-const SIOCSIFFLAGS: u64 = 0x8914;
-const SIOCSIFADDR: u64 = 0x8916;
-const SIOCSIFBRDADDR: u64 = 0x891A;
-const SIOCSIFNETMASK: u64 = 0x891C;
+const SIOCADDRT: SocketIoctl<RtEntry> = request("SIOCADDRT", 0x890B);
+const SIOCDELRT: SocketIoctl<RtEntry> = request("SIOCDELRT", 0x890C);
+const SIOCGIFFLAGS: SocketIoctl<IfreqFlags> = request("SIOCGIFFLAGS", 0x8913);
+const SIOCSIFFLAGS: SocketIoctl<IfreqFlags> = request("SIOCSIFFLAGS", 0x8914);
+const SIOCSIFADDR: SocketIoctl<IfreqAddr> = request("SIOCSIFADDR", 0x8916);
+const SIOCSIFBRDADDR: SocketIoctl<IfreqAddr> = request("SIOCSIFBRDADDR", 0x891A);
+const SIOCSIFNETMASK: SocketIoctl<IfreqAddr> = request("SIOCSIFNETMASK", 0x891C);
 
 /// `struct ifreq` with the address member of its union.
 #[repr(C)]
@@ -91,27 +111,25 @@ fn interface_name(name: &str) -> Result<[u8; 16], NetError> {
 }
 
 fn control_socket() -> Result<OwnedFd, NetError> {
-    // SAFETY: plain socket(2) call; the descriptor is owned right away.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return Err(NetError::Socket(std::io::Error::last_os_error()));
-    }
-    // SAFETY: fd is a fresh, valid descriptor nobody else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    rustix::net::socket_with(
+        AddressFamily::INET,
+        SocketType::DGRAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )
+    .map_err(|errno| NetError::Socket(errno.into()))
 }
 
-fn ioctl<T>(
-    what: &'static str,
-    interface: &str,
-    request: u64,
-    arg: &mut T,
-) -> Result<(), NetError> {
+/// Runs one socket ioctl with the argument type its request is defined with.
+fn ioctl<T>(request: SocketIoctl<T>, interface: &str, arg: &mut T) -> Result<(), NetError> {
     let socket = control_socket()?;
-    // SAFETY: `arg` is a properly laid out struct for this request and outlives the call.
-    let rc = unsafe { libc::ioctl(socket.as_raw_fd(), request as _, arg as *mut T) };
+    // SAFETY: `request` fixes `T` to the `#[repr(C)]` struct the kernel reads
+    // (and may write) for this number (see the constants above), and `arg` is
+    // a live exclusive borrow for the whole call.
+    let rc = unsafe { libc::ioctl(socket.as_raw_fd(), request.number as _, arg as *mut T) };
     if rc < 0 {
         return Err(NetError::Ioctl {
-            what,
+            what: request.name,
             interface: interface.to_string(),
             source: std::io::Error::last_os_error(),
         });
@@ -126,9 +144,9 @@ pub fn set_up(interface: &str) -> Result<(), NetError> {
         flags: 0,
         pad: [0; 22],
     };
-    ioctl("SIOCGIFFLAGS", interface, SIOCGIFFLAGS, &mut req)?;
+    ioctl(SIOCGIFFLAGS, interface, &mut req)?;
     req.flags |= libc::IFF_UP as libc::c_short;
-    ioctl("SIOCSIFFLAGS", interface, SIOCSIFFLAGS, &mut req)
+    ioctl(SIOCSIFFLAGS, interface, &mut req)
 }
 
 /// Sets the interface's IPv4 address, netmask and broadcast address.
@@ -139,15 +157,15 @@ pub fn set_address(interface: &str, address: Ipv4Addr, netmask: Ipv4Addr) -> Res
         addr: sockaddr(address),
         pad: [0; 8],
     };
-    ioctl("SIOCSIFADDR", interface, SIOCSIFADDR, &mut req)?;
+    ioctl(SIOCSIFADDR, interface, &mut req)?;
     if address.is_unspecified() {
         return Ok(());
     }
     req.addr = sockaddr(netmask);
-    ioctl("SIOCSIFNETMASK", interface, SIOCSIFNETMASK, &mut req)?;
+    ioctl(SIOCSIFNETMASK, interface, &mut req)?;
     let broadcast = Ipv4Addr::from(u32::from(address) | !u32::from(netmask));
     req.addr = sockaddr(broadcast);
-    ioctl("SIOCSIFBRDADDR", interface, SIOCSIFBRDADDR, &mut req)
+    ioctl(SIOCSIFBRDADDR, interface, &mut req)
 }
 
 fn default_route(gateway: Ipv4Addr) -> RtEntry {
@@ -172,17 +190,11 @@ fn default_route(gateway: Ipv4Addr) -> RtEntry {
 pub fn set_default_route(gateway: Ipv4Addr) -> Result<(), NetError> {
     // Deleting an absent route fails with ESRCH; that is the normal first time.
     let _ = ioctl(
-        "SIOCDELRT",
-        "default",
         SIOCDELRT,
+        "default",
         &mut default_route(Ipv4Addr::UNSPECIFIED),
     );
-    ioctl(
-        "SIOCADDRT",
-        "default",
-        SIOCADDRT,
-        &mut default_route(gateway),
-    )
+    ioctl(SIOCADDRT, "default", &mut default_route(gateway))
 }
 
 /// The first wired (Ethernet, not wireless) interface, by name.

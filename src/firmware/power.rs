@@ -8,6 +8,8 @@
 //! Must not touch: the shutdown itself (init does it: stop the server, save the
 //! clock, sync, unmount, then power off or reboot).
 
+use rustix::process::{kill_process, Pid, Signal};
+
 /// Exit status of `piarchive serve` that asks init to power off.
 pub const EXIT_POWEROFF: i32 = 10;
 /// Exit status of `piarchive serve` that asks init to reboot.
@@ -31,10 +33,10 @@ pub enum PowerError {
 
 impl PowerAction {
     /// The signal init takes for this action.
-    pub fn signal(self) -> libc::c_int {
+    pub fn signal(self) -> Signal {
         match self {
-            PowerAction::Poweroff => libc::SIGTERM,
-            PowerAction::Reboot => libc::SIGUSR1,
+            PowerAction::Poweroff => Signal::TERM,
+            PowerAction::Reboot => Signal::USR1,
         }
     }
 
@@ -69,10 +71,12 @@ pub fn request(action: PowerAction) -> Result<(), PowerError> {
     if !running_under_init() {
         return Err(PowerError::NotUnderInit);
     }
-    // SAFETY: kill(2) with a valid signal number.
-    if unsafe { libc::kill(1, action.signal()) } != 0 {
-        return Err(PowerError::Signal(std::io::Error::last_os_error()));
-    }
+    signal_init(action).map_err(PowerError::Signal)
+}
+
+/// Sends init (PID 1) the signal that asks for `action`.
+pub fn signal_init(action: PowerAction) -> std::io::Result<()> {
+    kill_process(Pid::INIT, action.signal())?;
     Ok(())
 }
 
@@ -83,7 +87,10 @@ mod tests {
     #[test]
     fn signals_and_exit_codes_map_both_ways() {
         for action in [PowerAction::Poweroff, PowerAction::Reboot] {
-            assert_eq!(PowerAction::from_signal(action.signal()), Some(action));
+            assert_eq!(
+                PowerAction::from_signal(action.signal().as_raw()),
+                Some(action)
+            );
         }
         assert_eq!(
             PowerAction::from_signal(libc::SIGINT),

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use super::console::{log, set_status};
-use super::mounts;
+use super::{mounts, power};
 use crate::update::{self, boot};
 
 /// How long a new version gets to answer its health check before it counts as failed.
@@ -173,8 +173,11 @@ fn fail_trial(reason: &str) {
         ),
     );
     record("failed", reason);
-    // SAFETY: kill(2) to ourselves (init) with a signal init waits for: reboot.
-    unsafe { libc::kill(libc::getpid(), libc::SIGUSR1) };
+    // To ourselves (init), with the signal init waits for to reboot.
+    let _ = rustix::process::kill_process(
+        rustix::process::getpid(),
+        power::PowerAction::Reboot.signal(),
+    );
 }
 
 /// At shutdown, before the data partition is unmounted (a failure is recorded

@@ -10,6 +10,8 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use rustix::process::{kill_process, waitpid, Pid, Signal, WaitOptions, WaitStatus};
+
 /// A child that ran at least this long before exiting is considered to have been
 /// healthy, and the restart schedule starts over.
 pub const HEALTHY_RUN: Duration = Duration::from_secs(60);
@@ -37,25 +39,26 @@ impl std::fmt::Display for ExitKind {
     }
 }
 
-fn exit_kind(status: libc::c_int) -> ExitKind {
-    if libc::WIFSIGNALED(status) {
-        ExitKind::Signaled(libc::WTERMSIG(status))
-    } else {
-        ExitKind::Exited(libc::WEXITSTATUS(status))
+fn exit_kind(status: WaitStatus) -> ExitKind {
+    match status.terminating_signal() {
+        Some(signal) => ExitKind::Signaled(signal),
+        None => ExitKind::Exited(status.exit_status().unwrap_or(0)),
     }
 }
 
 /// Reaps every exited child without blocking; returns their pids and how they ended.
 pub fn reap_all() -> Vec<(i32, ExitKind)> {
     let mut reaped = Vec::new();
-    loop {
-        let mut status: libc::c_int = 0;
-        // SAFETY: waitpid writes the status we own.
-        let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
-        if pid <= 0 {
-            return reaped;
-        }
-        reaped.push((pid, exit_kind(status)));
+    while let Ok(Some((pid, status))) = waitpid(None, WaitOptions::NOHANG) {
+        reaped.push((pid.as_raw_nonzero().get(), exit_kind(status)));
+    }
+    reaped
+}
+
+/// Sends `signal` to the child `pid`; a child already gone is no error here.
+fn signal_child(pid: i32, signal: Signal) {
+    if let Some(pid) = Pid::from_raw(pid) {
+        let _ = kill_process(pid, signal);
     }
 }
 
@@ -172,9 +175,7 @@ impl Supervisor {
                 );
             }
             Err(err) => {
-                self.failures = self.failures.saturating_add(1);
-                let delay = restart_delay(self.failures);
-                self.restart_at = Some(now + delay);
+                let delay = self.schedule_restart(now);
                 super::console::log(
                     "supervise",
                     &format!(
@@ -185,6 +186,14 @@ impl Supervisor {
                 );
             }
         }
+    }
+
+    /// Counts one more quick failure and sets the restart time; returns the wait.
+    fn schedule_restart(&mut self, now: Instant) -> Duration {
+        self.failures = self.failures.saturating_add(1);
+        let delay = restart_delay(self.failures);
+        self.restart_at = Some(now + delay);
+        delay
     }
 
     fn describe(&self) -> String {
@@ -205,9 +214,7 @@ impl Supervisor {
         if ran_for >= HEALTHY_RUN {
             self.failures = 0;
         }
-        self.failures = self.failures.saturating_add(1);
-        let delay = restart_delay(self.failures);
-        self.restart_at = Some(now + delay);
+        let delay = self.schedule_restart(now);
         super::console::log(
             "supervise",
             &format!(
@@ -226,8 +233,7 @@ impl Supervisor {
         let Some((pid, _)) = self.running.take() else {
             return;
         };
-        // SAFETY: kill(2) on our own child.
-        unsafe { libc::kill(pid, libc::SIGTERM) };
+        signal_child(pid, Signal::TERM);
         let deadline = Instant::now() + grace;
         loop {
             if reap_all().iter().any(|(reaped, how)| {
@@ -251,8 +257,7 @@ impl Supervisor {
                 grace.as_secs()
             ),
         );
-        // SAFETY: kill(2) on our own child.
-        unsafe { libc::kill(pid, libc::SIGKILL) };
+        signal_child(pid, Signal::KILL);
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline && !reap_all().iter().any(|(reaped, _)| *reaped == pid) {
             wait_for_signal(Duration::from_millis(100));

@@ -296,23 +296,7 @@ pub fn parse_time_ms(text: &str) -> Option<i64> {
     let hour = time_parts.next()??;
     let minute = time_parts.next()??;
     let second = time_parts.next().flatten().unwrap_or(0);
-    if !(1..=12).contains(&month)
-        || !(1..=31).contains(&day)
-        || hour > 23
-        || minute > 59
-        || second > 59
-    {
-        return None;
-    }
-    // Days from civil (H. Hinnant's algorithm).
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(((days * 86_400) + hour * 3600 + minute * 60 + second) * 1000)
+    crate::date::unix_secs(year, month, day, hour, minute, second).map(|secs| secs * 1000)
 }
 
 fn query_log(app: &App, req: &Req) -> Answer {

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::io::Read;
 
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde::Serialize;
 use tiny_http::{Header, Method};
 
@@ -19,6 +20,9 @@ pub struct Req<'r> {
     pub method: Method,
     pub path: String,
     pub query: HashMap<String, String>,
+    /// Why the query string could not be read (a broken `%` escape); the
+    /// router answers 400 with it before any handler runs.
+    query_error: Option<String>,
     pub remote_addr: String,
     /// Arrived over HTTPS.
     pub secure: bool,
@@ -30,18 +34,31 @@ impl<'r> Req<'r> {
         let url = inner.url().to_string();
         let (path, query) = match url.split_once('?') {
             Some((path, query)) => (path.to_string(), parse_urlencoded(query)),
-            None => (url, HashMap::new()),
+            None => (url, Ok(HashMap::new())),
+        };
+        let (query, query_error) = match query {
+            Ok(query) => (query, None),
+            Err(err) => (HashMap::new(), Some(err.message)),
         };
         Req {
             method: inner.method().clone(),
             path,
             query,
+            query_error,
             remote_addr: inner
                 .remote_addr()
                 .map(|a| a.ip().to_string())
                 .unwrap_or_default(),
             secure: inner.secure(),
             inner,
+        }
+    }
+
+    /// A 400 when the query string had a broken `%` escape.
+    pub fn check_query(&self) -> Result<(), ApiError> {
+        match &self.query_error {
+            Some(message) => Err(ApiError::bad_request(message.clone())),
+            None => Ok(()),
         }
     }
 
@@ -99,7 +116,7 @@ impl<'r> Req<'r> {
 
     pub fn form(&mut self) -> Result<HashMap<String, String>, ApiError> {
         let body = self.read_small_body(crate::limits::SMALL_BODY_BYTES)?;
-        Ok(parse_urlencoded(&String::from_utf8_lossy(&body)))
+        parse_urlencoded(&String::from_utf8_lossy(&body))
     }
 }
 
@@ -357,53 +374,42 @@ impl From<SettingsError> for ApiError {
     }
 }
 
-pub fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                match u8::from_str_radix(
-                    std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"),
-                    16,
-                ) {
-                    Ok(byte) => {
-                        out.push(byte);
-                        i += 2;
-                    }
-                    Err(_) => out.push(b'%'),
-                }
-            }
-            other => out.push(other),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
+/// The unreserved characters of RFC 3986; every other byte is escaped.
+const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 /// Percent-encodes everything but unreserved characters (RFC 3986).
 pub fn percent_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
+    utf8_percent_encode(text, UNRESERVED).to_string()
 }
 
-pub fn parse_urlencoded(text: &str) -> HashMap<String, String> {
-    text.split('&')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| {
-            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            (percent_decode(key), percent_decode(value))
-        })
-        .collect()
+/// Decodes a query string or form body (`application/x-www-form-urlencoded`:
+/// `+` is a space). A `%` that is not followed by two hex digits makes the
+/// whole text refused: it is a damaged link or form, not data to guess at.
+pub fn parse_urlencoded(text: &str) -> Result<HashMap<String, String>, ApiError> {
+    if let Some(bad) = broken_escape(text) {
+        return Err(ApiError::bad_request(format!(
+            "The link or form is damaged: \"{bad}\" is not a valid escape (a % must be followed by two hexadecimal digits)."
+        )));
+    }
+    Ok(form_urlencoded::parse(text.as_bytes())
+        .into_owned()
+        .collect())
+}
+
+/// The first `%` escape in `text` that is not `%` and two hex digits, as written.
+fn broken_escape(text: &str) -> Option<&str> {
+    let bytes = text.as_bytes();
+    let at = (0..bytes.len()).find(|&i| {
+        bytes[i] == b'%'
+            && !(bytes.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+                && bytes.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
+    })?;
+    let end = (at + 3).min(text.len());
+    Some(text.get(at..end).unwrap_or("%"))
 }
 
 pub fn parse_cookie(header: &str, name: &str) -> Option<String> {
@@ -548,13 +554,32 @@ mod tests {
 
     #[test]
     fn forms_and_cookies() {
-        let form = parse_urlencoded("a=1&b=x+y%21&c=%E2%9C%93&d");
+        let form = parse_urlencoded("a=1&b=x+y%21&c=%E2%9C%93&d&&e=%2b%2F").unwrap();
         assert_eq!(form["a"], "1");
         assert_eq!(form["b"], "x y!");
         assert_eq!(form["c"], "✓");
         assert_eq!(form["d"], "");
-        assert_eq!(percent_decode("100%"), "100%");
-        assert_eq!(percent_decode("%zz"), "%zz");
+        assert_eq!(form["e"], "+/");
+        assert_eq!(form.len(), 5);
+        for (text, bad) in [
+            ("a=100%", "%"),
+            ("a=%zz", "%zz"),
+            ("a=%+1", "%+1"),
+            ("a=%-1", "%-1"),
+            ("a=%4", "%4"),
+            ("a=1&b=%4g", "%4g"),
+            ("%", "%"),
+            ("a=%é", "%é"),
+        ] {
+            let err = parse_urlencoded(text).unwrap_err();
+            assert_eq!(err.status, 400, "{text}");
+            assert!(
+                err.message.contains(&format!("\"{bad}\"")),
+                "{text}: {}",
+                err.message
+            );
+        }
+        assert_eq!(percent_encode("a b/ü~-._"), "a%20b%2F%C3%BC~-._");
         assert_eq!(
             parse_cookie("a=1; piarchive_session=tok; b=2", "piarchive_session").as_deref(),
             Some("tok")

@@ -60,6 +60,7 @@ pub fn handle(
 }
 
 fn route(app: &App, req: &mut Req) -> Result<Resp, ApiError> {
+    req.check_query()?;
     let path = req.path.clone();
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let method = req.method.clone();

@@ -12,12 +12,12 @@ use super::Resp;
 /// A TCP connection to `server` (`127.0.0.1:port`) from `local` (an IPv4
 /// loopback address).
 pub fn connect_from(local: &str, server: &str) -> TcpStream {
-    use rustix::net::{bind_v4, connect_v4, socket, AddressFamily, SocketType};
+    use rustix::net::{bind, connect, socket, AddressFamily, SocketType};
     let local: Ipv4Addr = local.parse().expect("a loopback IPv4 address");
     let server: SocketAddrV4 = server.parse().expect("an IPv4 server address");
     let fd = socket(AddressFamily::INET, SocketType::STREAM, None).expect("socket");
-    bind_v4(&fd, &SocketAddrV4::new(local, 0)).expect("bind the client address");
-    connect_v4(&fd, &server).expect("connect");
+    bind(&fd, &SocketAddrV4::new(local, 0)).expect("bind the client address");
+    connect(&fd, &server).expect("connect");
     let stream = TcpStream::from(fd);
     stream
         .set_read_timeout(Some(Duration::from_secs(60)))

@@ -342,7 +342,7 @@ fn caching_waits_for_space_and_a_failed_write_leaves_it_uncached_and_the_remote_
     let error = waiting.last_error.expect("the reason is shown");
     assert!(
         error.contains("not enough free space to cache “holiday”")
-            && error.contains("needs 20.0 MiB"),
+            && error.contains("needs 20 MiB"),
         "{error}"
     );
     assert!(!partial.exists());

@@ -10,6 +10,7 @@
 //! query, and only `A-Z a-z 0-9 - _ . ~` stay unencoded.
 
 use hmac::{Hmac, Mac};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use sha2::{Digest, Sha256};
 
 /// SHA-256 of the empty string, the payload hash of a request without a body.
@@ -198,49 +199,28 @@ pub fn canonical_query(query: &[(String, String)]) -> String {
 
 /// `YYYYMMDDTHHMMSSZ` for seconds since the Unix epoch (UTC).
 pub fn amz_date(unix_secs: i64) -> String {
-    let days = unix_secs.div_euclid(86_400);
-    let second_of_day = unix_secs.rem_euclid(86_400);
-    let (year, month, day) = civil_from_days(days);
-    format!(
-        "{year:04}{month:02}{day:02}T{:02}{:02}{:02}Z",
-        second_of_day / 3600,
-        (second_of_day / 60) % 60,
-        second_of_day % 60
-    )
+    let (year, month, day, hour, minute, second) = crate::date::parts(unix_secs);
+    format!("{year:04}{month:02}{day:02}T{hour:02}{minute:02}{second:02}Z")
 }
 
-/// Gregorian (year, month, day) of a day count since 1970-01-01
-/// (Howard Hinnant's `civil_from_days`).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_index = (5 * day_of_year + 2) / 153;
-    let day = (day_of_year - (153 * month_index + 2) / 5 + 1) as u32;
-    let month = if month_index < 10 {
-        month_index + 3
-    } else {
-        month_index - 9
-    } as u32;
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
+/// SigV4's unreserved characters (RFC 3986's): `A-Z a-z 0-9 - _ . ~`.
+/// Every other byte is escaped as `%XX` with upper-case hex.
+const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// As [`UNRESERVED`], but `/` stays: the path's separators are not escaped.
+const UNRESERVED_AND_SLASH: &AsciiSet = &UNRESERVED.remove(b'/');
 
 fn uri_encode(input: &str, encode_slash: bool) -> String {
-    let mut out = String::with_capacity(input.len());
-    for byte in input.bytes() {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(byte as char)
-            }
-            b'/' if !encode_slash => out.push('/'),
-            _ => out.push_str(&format!("%{byte:02X}")),
-        }
-    }
-    out
+    let set = if encode_slash {
+        UNRESERVED
+    } else {
+        UNRESERVED_AND_SLASH
+    };
+    utf8_percent_encode(input, set).to_string()
 }
 
 /// Trims a header value and collapses runs of spaces into one.
@@ -582,5 +562,19 @@ mod tests {
         let shown = format!("{:?}", s3_docs_credentials());
         assert!(shown.contains("AKIAIOSFODNN7EXAMPLE"));
         assert!(!shown.contains("wJalr"));
+    }
+
+    #[test]
+    fn uri_encoding_keeps_exactly_the_unreserved_set() {
+        for byte in 0u8..128 {
+            let text = (byte as char).to_string();
+            let unreserved = byte.is_ascii_alphanumeric() || b"-_.~".contains(&byte);
+            let escaped = format!("%{byte:02X}");
+            let expected = if unreserved { &text } else { &escaped };
+            assert_eq!(&uri_encode(&text, true), expected, "{byte}");
+            let path_expected = if byte == b'/' { &text } else { expected };
+            assert_eq!(&uri_encode(&text, false), path_expected, "{byte}");
+        }
+        assert_eq!(uri_encode("ü 📷", true), "%C3%BC%20%F0%9F%93%B7");
     }
 }

@@ -12,9 +12,9 @@ use super::{field, Resp};
 use crate::accounts::Caller;
 use crate::admin::log::Subject;
 use crate::admin::{deployments, saved_scripts};
-use crate::archive::human_size;
 use crate::settings::Settings;
 use crate::store::records::{Role, RunSummary};
+use crate::units::human_size;
 use crate::web::admin_api::log_query_from;
 use crate::web::auth;
 use crate::web::http::{percent_encode, ApiError, Req};
@@ -46,7 +46,6 @@ fn meter(label: &str, done: u64, total: u64) -> Markup {
 
 /// The admin's first look: disk, archives by state, storage, queue, damage.
 fn dashboard(app: &App) -> Result<Markup, ApiError> {
-    use crate::device::status::human_bytes;
     let inputs = crate::web::device::current_inputs(app, "", 0);
     let counts = &inputs.archives;
     let remote = crate::settings::remote::remote_settings(&app.store, &app.config.data_dir)?;
@@ -72,7 +71,7 @@ fn dashboard(app: &App) -> Result<Markup, ApiError> {
                     Some(disk) => {
                         @let used = disk.total_bytes.saturating_sub(disk.free_bytes);
                         (meter("Disk used", used, disk.total_bytes))
-                        p { (human_bytes(used)) " used, " (human_bytes(disk.free_bytes)) " free of " (human_bytes(disk.total_bytes)) "." }
+                        p { (human_size(used)) " used, " (human_size(disk.free_bytes)) " free of " (human_size(disk.total_bytes)) "." }
                     }
                     None => p.muted { "The disk size cannot be read." },
                 }

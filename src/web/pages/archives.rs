@@ -9,8 +9,8 @@ use super::layout::{csrf_field, done_notice, local_time, Page};
 use super::progress;
 use super::{field, Resp};
 use crate::accounts::Caller;
-use crate::archive::human_size;
 use crate::store::records::{ArchiveRecord, ArchiveState};
+use crate::units::human_size;
 use crate::web::http::{ApiError, Req};
 use crate::web::App;
 

@@ -90,7 +90,7 @@ pub fn remote_page(
                 p {
                     "Saving a new place copies the " (stored.archives) " "
                     (if stored.archives == 1 { "archive" } else { "archives" })
-                    " (" (crate::archive::human_size(stored.bytes)) ") stored in " (stored.from)
+                    " (" (crate::units::human_size(stored.bytes)) ") stored in " (stored.from)
                     " there and checks every part; until then they stay where they are."
                 }
                 label.check { input type="checkbox" name="confirm_move" value="1"; " Copy my backups to the new storage" }
