@@ -230,6 +230,7 @@ impl Supervisor {
         unsafe { libc::kill(pid, libc::SIGTERM) };
         let deadline = Instant::now() + grace;
         loop {
+            super::watchdog::pet();
             if reap_all().iter().any(|(reaped, how)| {
                 if *reaped == pid {
                     super::console::log("shutdown", &format!("server (pid {pid}) {how}"));

@@ -83,7 +83,9 @@ impl App {
             path: config.data_dir.clone(),
             source,
         })?;
-        let store = Store::open(&config.data_dir.join("db"), config.map_size)?;
+        // On a trial boot after an update: not migrated until committed.
+        let store =
+            crate::update::migration::open_store(&config.data_dir.join("db"), config.map_size)?;
         let accounts = Accounts::new(store.clone(), config.session_ttl);
         let archives = Archives::open(store.clone(), &config.data_dir)?;
         let admin = Arc::new(crate::admin::Admin::open(store.clone(), &config.data_dir)?);
