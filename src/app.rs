@@ -23,7 +23,6 @@ use crate::archive::Archives;
 use crate::config::Config;
 use crate::data_dir::{self, DataDirLock};
 use crate::engine::{Engine, ReportLevel};
-use crate::store::Store;
 use crate::tls::Tls;
 use crate::web::{self, device};
 
@@ -145,7 +144,8 @@ fn open(config: Config) -> Result<web::App, StartError> {
         path: config.data_dir.clone(),
         source,
     })?;
-    let store = Store::open(&config.data_dir.join("db"), config.map_size)?;
+    // On a trial boot after an update: not migrated until committed.
+    let store = crate::update::migration::open_store(&config.data_dir.join("db"), config.map_size)?;
     let accounts = Accounts::new(store.clone(), config.session_ttl);
     let archives = Arc::new(Archives::open(store.clone(), &config.data_dir)?);
     let admin = Arc::new(Admin::open(store.clone(), &config.data_dir)?);

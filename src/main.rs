@@ -22,6 +22,7 @@ usage:
   piarchive recover --data DIR --remote FILE     rebuild from a backup (passphrase on stdin)
   piarchive init                                 PID 1 mode inside the SD-card image
   piarchive update FILE [--force]                install a signed .piup bundle and reboot into it
+  piarchive update FILE --boot DIR [--force]     install it into a boot partition at DIR, no reboot
 
 defaults: --data ./piarchive-data, --listen 127.0.0.1:8080, --listen-https 127.0.0.1:8443
   (an empty address turns a listener off)
@@ -71,6 +72,7 @@ fn parse_options(args: Vec<String>) -> anyhow::Result<(Vec<String>, Overrides, b
     let mut overrides = Overrides::default();
     let mut admin = false;
     let mut remote_file = None;
+    let mut boot_dir = None;
     let mut iter = args.into_iter();
     while let Some(arg) = iter.next() {
         let mut value = |name: &str| {
@@ -83,6 +85,9 @@ fn parse_options(args: Vec<String>) -> anyhow::Result<(Vec<String>, Overrides, b
             "--listen" => overrides.listen = Some(value("--listen")?),
             "--listen-https" => overrides.listen_https = Some(value("--listen-https")?),
             "--admin" => admin = true,
+            // `update`: passed on as words.
+            "--force" => words.push(arg),
+            "--boot" => boot_dir = Some(value("--boot")?),
             // `recover`: the remote settings JSON, passed on as a word.
             "--remote" => remote_file = Some(value("--remote")?),
             "-h" | "--help" => {
@@ -95,6 +100,9 @@ fn parse_options(args: Vec<String>) -> anyhow::Result<(Vec<String>, Overrides, b
     }
     if let Some(file) = remote_file {
         words.push(format!("--remote={file}"));
+    }
+    if let Some(dir) = boot_dir {
+        words.push(format!("--boot={dir}"));
     }
     Ok((words, overrides, admin))
 }
@@ -115,8 +123,7 @@ fn run(args: Vec<String>) -> anyhow::Result<()> {
         ["recover", remote_file] if remote_file.starts_with("--remote=") => {
             recover(config, &remote_file["--remote=".len()..])
         }
-        ["update", file] => update(file, false),
-        ["update", file, "--force"] | ["update", "--force", file] => update(file, true),
+        ["update", rest @ ..] => update_command(rest),
         ["recover"] => bail!("recover needs --remote FILE (the remote settings JSON)\n{USAGE}"),
         ["help"] => {
             println!("{USAGE}");
@@ -145,14 +152,34 @@ fn serve(config: Config) -> anyhow::Result<()> {
     }
 }
 
+/// `piarchive update FILE [--force] [--boot DIR]`.
+fn update_command(words: &[&str]) -> anyhow::Result<()> {
+    let force = words.contains(&"--force");
+    let boot = words.iter().find_map(|w| w.strip_prefix("--boot="));
+    match words
+        .iter()
+        .filter(|w| **w != "--force" && !w.starts_with("--boot="))
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        [file] => update(file, force, boot.map(std::path::Path::new)),
+        _ => bail!("update needs exactly one bundle file\n{USAGE}"),
+    }
+}
+
 /// `piarchive update FILE`: the console's way to apply a bundle, with a progress line.
-fn update(file: &str, force: bool) -> anyhow::Result<()> {
+/// With `--boot DIR` it writes into the boot partition at DIR and does not reboot.
+fn update(file: &str, force: bool, boot: Option<&std::path::Path>) -> anyhow::Result<()> {
     use piarchive::firmware::power;
     let mut reader = std::io::BufReader::new(
         std::fs::File::open(file).with_context(|| format!("cannot open {file}"))?,
     );
+    let paths = boot.map_or_else(
+        piarchive::update::Paths::appliance,
+        piarchive::update::Paths::boot_dir,
+    );
     let mut shown = u64::MAX;
-    let applied = piarchive::update::apply(&mut reader, force, &mut |written, total| {
+    let applied = piarchive::update::apply_to(&paths, &mut reader, force, &mut |written, total| {
         let percent = written * 100 / total.max(1);
         if percent != shown {
             shown = percent;
@@ -163,8 +190,27 @@ fn update(file: &str, force: bool) -> anyhow::Result<()> {
             );
         }
     });
-    eprintln!();
+    if shown != u64::MAX {
+        eprintln!();
+    }
     let applied = applied?;
+    if let Some(dir) = boot {
+        println!(
+            "version {} is in {} of {}, named by tryboot.txt; not rebooting (--boot)",
+            applied.version,
+            applied.slot.dir_name(),
+            dir.display()
+        );
+        return Ok(());
+    }
+    if applied.hold_reboot {
+        println!(
+            "version {} is in {}; the test switch holds the reboot",
+            applied.version,
+            applied.slot.dir_name()
+        );
+        return Ok(());
+    }
     println!(
         "version {} is in {}; rebooting to try it (the previous version comes back if it fails)",
         applied.version,

@@ -205,6 +205,10 @@ pub fn render(status: &DeviceStatus) -> Framebuffer {
         .into_styled(PrimitiveStyle::with_stroke(BinaryColor::On, 1)),
     );
 
+    if let (Activity::Updating, Some(update)) = (status.activity, &status.current) {
+        draw_updating(&mut frame, update);
+        return frame;
+    }
     if let Some(attention) = &status.attention {
         draw(
             &mut frame,
@@ -230,6 +234,7 @@ pub fn render(status: &DeviceStatus) -> Framebuffer {
             Activity::Pending => "Work pending",
             Activity::Uploading => "Uploading",
             Activity::Caching => "Caching",
+            Activity::Updating => "Updating",
         };
         draw_text(&mut frame, state, 0, ROW_STATE, normal);
         match (&status.current, status.activity) {
@@ -267,6 +272,21 @@ pub fn render(status: &DeviceStatus) -> Framebuffer {
         }
     }
     frame
+}
+
+/// A firmware update: "Updating to <version>", a warning and the share written.
+fn draw_updating(frame: &mut Framebuffer, update: &super::status::CurrentTransfer) {
+    let normal = MonoTextStyle::new(FONT, BinaryColor::On);
+    let headline = fit(&format!("Updating to {}", update.archive_name), LINE_CELLS);
+    draw_text(frame, &headline, 0, ROW_STATE, normal);
+    draw_text(frame, "Do not unplug.", 0, ROW_NAME, normal);
+    draw_progress(frame, update.percent);
+    let after = if update.percent >= 100 {
+        "Restarting..."
+    } else {
+        "Restarts when done"
+    };
+    draw_text(frame, after, 0, ROW_BOTTOM, normal);
 }
 
 fn draw(frame: &mut Framebuffer, drawable: impl Drawable<Color = BinaryColor>) {

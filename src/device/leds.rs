@@ -99,15 +99,27 @@ pub struct LedLevels {
 /// | green | steady when idle (everything backed up off-site), slow blink when idle but the backups are on this box only (a same-disk folder remote), slow blink while work is pending or moving, off when attention is needed (not "all good") |
 /// | blue | activity while uploading or caching, off otherwise |
 /// | red | fast blink when data is at risk (a damaged archive), steady for other problems, off when healthy |
+///
+/// A firmware update overrides all three: green and blue blink fast together, red
+/// off (green never blinks fast otherwise, so the pattern is its own).
 pub fn led_patterns(status: &DeviceStatus) -> LedStates {
+    if status.activity == Activity::Updating {
+        return LedStates {
+            green: Pattern::FastBlink,
+            blue: Pattern::FastBlink,
+            red: Pattern::Off,
+        };
+    }
     let green = match (&status.attention, status.activity) {
         (Some(_), _) => Pattern::Off,
         (None, Activity::Idle) if status.on_box_only => Pattern::SlowBlink,
         (None, Activity::Idle) => Pattern::Steady,
         (None, Activity::Pending | Activity::Uploading | Activity::Caching) => Pattern::SlowBlink,
+        (None, Activity::Updating) => Pattern::FastBlink,
     };
     let blue = match status.activity {
         Activity::Uploading | Activity::Caching => Pattern::Activity,
+        Activity::Updating => Pattern::FastBlink,
         Activity::Idle | Activity::Pending => Pattern::Off,
     };
     let red = match &status.attention {

@@ -22,6 +22,9 @@ pub enum Activity {
     Uploading,
     /// An archive is being fetched back from the remote ("caching").
     Caching,
+    /// A firmware update is being written, or the appliance is restarting into
+    /// it: `current` names the version and the share written ([`updating`]).
+    Updating,
 }
 
 /// Something a person should look at, with the sentence that says what.
@@ -77,6 +80,22 @@ impl DeviceStatus {
             web_url: web_url.into(),
             on_box_only: false,
         }
+    }
+}
+
+/// `status` while a firmware update to `version` is written (`percent`) and
+/// through the restart: the update is all the LEDs and display show, the
+/// address stays. Pure.
+pub fn updating(status: DeviceStatus, version: &str, percent: u8) -> DeviceStatus {
+    DeviceStatus {
+        activity: Activity::Updating,
+        attention: None,
+        current: Some(CurrentTransfer {
+            archive_name: version.to_string(),
+            percent: percent.min(100),
+            bytes_per_sec: 0,
+        }),
+        ..status
     }
 }
 

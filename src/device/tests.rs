@@ -556,3 +556,100 @@ fn report_json_has_led_states_at_top_level() {
     );
     driver.shutdown();
 }
+
+// ---- firmware update ---------------------------------------------------------
+
+/// An update overrides whatever the box was doing, a problem included.
+fn updating_from_attention(percent: u8) -> DeviceStatus {
+    let mut busy = status(Activity::Uploading, 4);
+    busy.current = transfer("holiday-2024.mp4", 42, 1_250_000);
+    busy.attention = Some(Attention {
+        reason: "Remote unreachable: connection refused.".into(),
+        data_at_risk: true,
+    });
+    super::status::updating(busy, "1.4.0", percent)
+}
+
+#[test]
+fn snapshot_updating() {
+    let writing = updating_from_attention(37);
+    assert_eq!(writing.activity, Activity::Updating);
+    assert_eq!(writing.attention, None);
+    assert_eq!(writing.web_url, URL, "the address stays");
+    check_snapshot("updating_37", &writing);
+    check_snapshot("updating_done", &updating_from_attention(100));
+    let ascii = render(&writing).to_ascii();
+    assert_ne!(ascii, render(&updating_from_attention(100)).to_ascii());
+    assert_ne!(ascii, render(&status(Activity::Uploading, 4)).to_ascii());
+}
+
+#[test]
+fn an_update_blinks_green_and_blue_fast_together_and_nothing_else_does() {
+    let updating = super::leds::led_patterns(&updating_from_attention(5));
+    assert_eq!(
+        updating,
+        LedStates {
+            green: Pattern::FastBlink,
+            blue: Pattern::FastBlink,
+            red: Pattern::Off,
+        }
+    );
+    // Distinct: no other status blinks green fast.
+    for activity in [
+        Activity::Idle,
+        Activity::Pending,
+        Activity::Uploading,
+        Activity::Caching,
+    ] {
+        for attention in [None, Some(false), Some(true)] {
+            let mut other = status(activity, 1);
+            other.attention = attention.map(|data_at_risk| Attention {
+                reason: "Something.".into(),
+                data_at_risk,
+            });
+            assert_ne!(super::leds::led_patterns(&other), updating, "{activity:?}");
+        }
+    }
+    // Both lit together, both dark together, 250 ms each.
+    let levels: Vec<LedLevels> = [0, 249, 250, 499, 500]
+        .iter()
+        .map(|ms| updating.levels_at(*ms, 0))
+        .collect();
+    let on = LedLevels {
+        green: true,
+        blue: true,
+        red: false,
+    };
+    assert_eq!(
+        levels,
+        vec![on, on, LedLevels::default(), LedLevels::default(), on]
+    );
+}
+
+#[test]
+fn the_driver_shows_an_update() {
+    let probe = Probe::default();
+    let driver = start(&pi4(), &probe, status(Activity::Idle, 0));
+    let mirror = driver.mirror();
+    let writing = updating_from_attention(60);
+    driver.update(writing.clone());
+    wait(&mirror, "update patterns and frame", |m| {
+        m.leds.green == Pattern::FastBlink && m.frame == render(&writing)
+    });
+    // The fast blink reaches the pins: green and blue change together.
+    wait(&mirror, "green and blue blink together", |_| {
+        let levels = probe.levels.lock().expect("levels");
+        // Everything after the last idle level (green without blue).
+        let since = levels
+            .iter()
+            .rposition(|l| l.green != l.blue)
+            .map_or(0, |i| i + 1);
+        let updating = &levels[since..];
+        let changes = updating
+            .windows(2)
+            .filter(|pair| pair[0].green != pair[1].green)
+            .count();
+        changes >= 2 && updating.iter().all(|l| !l.red)
+    });
+    driver.shutdown();
+}

@@ -13,7 +13,6 @@ use sha2::{Digest, Sha256};
 
 use super::activity::Direction;
 use super::{Failure, Inner};
-use crate::units::human_size;
 use crate::disk::{available_bytes, is_disk_full};
 use crate::ids;
 use crate::metrics;
@@ -22,6 +21,7 @@ use crate::repo::{self};
 use crate::settings::Settings;
 use crate::sha256_pair::{self, Sha256Stream};
 use crate::store::records::{ArchiveRecord, ArchiveState, PartRecord};
+use crate::units::human_size;
 
 use super::work::object_id_of;
 

@@ -20,6 +20,7 @@
 //! | 7 | wired network in the background: DHCP with retries forever; a link-local address while no server answers; resolv.conf from the lease; then SNTP once | best-effort |
 //! | 8 | find the ext4 filesystem labelled `piarchive-data` (USB disk first, then the card's data partition); restore the clock from its last write time and the clock saved at shutdown; grow the card's data partition and its filesystem to fill the card (best-effort); mount it on /data | waits: until found, a notice page on port 80 says what to do, and nothing is written anywhere |
 //! | 8b | mount the boot partition (FAT `PIBOOT`) on /boot; log a failed last update; on a trial boot, check the new version and commit it or go back ([`slots`]) | best-effort |
+//! | 8c | open the hardware watchdog (`/dev/watchdog`, 15 s) and pet it from the loop below; during a trial only while the trial check answers ([`watchdog`]) | best-effort |
 //! | 9 | start `piarchive serve`, supervised: restarted with backoff (1 s doubling to 60 s), every orphan reaped | best-effort, retried forever |
 //! | 10 | every 15 minutes: save the clock to /data/firmware/clock | best-effort |
 //! | 11 | on SIGTERM or serve's exit status 10: power off; on SIGUSR1, SIGINT (Ctrl-Alt-Del) or exit status 11: reboot (see [`power`]) | - |
@@ -37,6 +38,7 @@ pub mod power;
 pub mod slots;
 pub mod sntp;
 pub mod supervise;
+pub mod watchdog;
 
 use std::convert::Infallible;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -188,6 +190,7 @@ pub fn run_init() -> anyhow::Result<Infallible> {
     let boot = Instant::now();
     let mut next_scan = Instant::now();
     loop {
+        watchdog::pet();
         let now = Instant::now();
         let wake = match &phase {
             Phase::WaitingForData { .. } => next_scan,
@@ -340,6 +343,7 @@ fn wait_for_data(
                     log("data", &format!("cannot create {SERVE_DATA_DIR}: {err}"));
                 }
                 slots::after_data_mounted(options.listen);
+                watchdog::arm();
                 return Phase::Running {
                     supervisor: server_supervisor(options),
                     next_clock_save: Instant::now(),
@@ -592,6 +596,10 @@ fn sync_time(lease_servers: &[Ipv4Addr]) -> bool {
 /// Steps 11-12: stops everything and powers off or reboots. Never returns.
 fn shutdown(phase: Phase, action: PowerAction) -> ! {
     log("shutdown", &format!("{action:?}: stopping"));
+    match action {
+        PowerAction::Poweroff => watchdog::disarm(),
+        PowerAction::Reboot => watchdog::pet(),
+    }
     set_status("power", &format!("{action:?} in progress"));
     let data_mounted = match phase {
         Phase::WaitingForData { notice, .. } => {
@@ -602,6 +610,7 @@ fn shutdown(phase: Phase, action: PowerAction) -> ! {
         }
         Phase::Running { mut supervisor, .. } => {
             supervisor.stop(STOP_GRACE);
+            watchdog::pet();
             true
         }
     };
@@ -617,6 +626,7 @@ fn shutdown(phase: Phase, action: PowerAction) -> ! {
             log("shutdown", &err.to_string());
         }
     }
+    watchdog::pet();
     let tryboot = slots::before_power_off(matches!(action, PowerAction::Reboot));
     rustix::fs::sync();
     if data_mounted {
@@ -625,6 +635,7 @@ fn shutdown(phase: Phase, action: PowerAction) -> ! {
             Err(err) => log("shutdown", &err.to_string()),
         }
     }
+    watchdog::pet();
     rustix::fs::sync();
     if tryboot {
         log("shutdown", "Reboot now, into the trial slot (tryboot)");

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use super::console::{log, set_status};
-use super::{mounts, power};
+use super::{mounts, power, watchdog};
 use crate::update::{self, boot};
 
 /// How long a new version gets to answer its health check before it counts as failed.
@@ -60,6 +60,8 @@ pub fn after_data_mounted(listen: SocketAddr) {
                 update::running_version()
             ),
         );
+        // The watchdog stops being petted if the check stops reporting (a hang).
+        watchdog::trial_started();
         let spawned = std::thread::Builder::new()
             .name("trial".into())
             .spawn(move || trial_thread(listen));
@@ -73,6 +75,7 @@ fn trial_thread(listen: SocketAddr) {
     match trial_health(listen) {
         Ok(slot) => match boot::commit(Path::new(boot::BOOT_MOUNT), slot) {
             Ok(()) => {
+                watchdog::trial_over();
                 record("committed", "");
                 log(
                     "update",
@@ -98,7 +101,7 @@ fn trial_health(listen: SocketAddr) -> Result<boot::Slot, String> {
     if switches.hang {
         log(
             "update",
-            "test switch: this trial hangs; the launcher's timeout resets it",
+            "test switch: this trial hangs; the hardware watchdog resets the board (or the launcher's timeout, without one)",
         );
         loop {
             std::thread::sleep(Duration::from_secs(3600));
@@ -117,6 +120,7 @@ fn trial_health(listen: SocketAddr) -> Result<boot::Slot, String> {
     let port = SocketAddr::from((Ipv4Addr::LOCALHOST, listen.port()));
     let deadline = Instant::now() + TRIAL_DEADLINE;
     while Instant::now() < deadline {
+        watchdog::trial_alive();
         if healthz_ok(port) {
             return Ok(slot);
         }
@@ -173,6 +177,8 @@ fn fail_trial(reason: &str) {
         ),
     );
     record("failed", reason);
+    // Going back is a clean reboot; the watchdog is petted through it.
+    watchdog::trial_over();
     // To ourselves (init), with the signal init waits for to reboot.
     let _ = rustix::process::kill_process(
         rustix::process::getpid(),

@@ -236,6 +236,7 @@ impl Supervisor {
         signal_child(pid, Signal::TERM);
         let deadline = Instant::now() + grace;
         loop {
+            super::watchdog::pet();
             if reap_all().iter().any(|(reaped, how)| {
                 if *reaped == pid {
                     super::console::log("shutdown", &format!("server (pid {pid}) {how}"));

@@ -7,11 +7,27 @@
 //! `<data>/db`, the network, HTTP. Callers group every state change into one
 //! write transaction (`Store::write`), so a crash leaves either all of a
 //! change or none of it.
+//!
+//! Migrations and firmware updates (DESIGN.md, "Firmware updates"): a new
+//! version on trial opens the store with [`Migrate::AfterCommit`] and runs on
+//! it unconverted; it converts it ([`Store::migrate`]) only once it has
+//! committed. So a trial that fails leaves the data in the shape the previous
+//! version knows, and the rollback finds it as it was. The price is the trial
+//! contract: code at schema N must run correctly on an unmigrated store of
+//! schema N-1 (serde defaults for new fields; no records of the new shape
+//! while [`Store::pending_migration`] says one is pending). A store *newer*
+//! than this build (a newer version committed and converted it, then an older
+//! one was started: a forced reinstall of an old bundle, an old SD card) is
+//! refused with [`StoreError::NewerSchema`] before anything is written, in
+//! either mode: the old version stops rather than misread or damage it, and
+//! an old version on trial therefore fails its check and goes back.
 
 pub mod records;
 
 use std::marker::PhantomData;
 use std::path::Path;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 
 use heed::types::Bytes;
 use heed::{Database, Env, EnvOpenOptions, RoTxn, RwTxn};
@@ -28,7 +44,7 @@ pub enum StoreError {
     Lmdb(#[from] heed::Error),
     #[error("The database holds a record that cannot be read ({table}): {reason}")]
     Corrupt { table: &'static str, reason: String },
-    #[error("The database was written by a newer piarchive (schema {found}, this build knows {known}); update piarchive.")]
+    #[error("The database was written by a newer piarchive (schema {found}, this build knows {known}), so this version leaves it untouched; install the newer piarchive again.")]
     NewerSchema { found: u32, known: u32 },
     #[error("The database is full: raise `map_size_mib` in the configuration.")]
     MapFull,
@@ -262,6 +278,19 @@ impl Tables {
 pub struct Store {
     env: Env,
     pub tables: Tables,
+    /// The schema version of the data on disk (below [`SCHEMA_VERSION`] while a
+    /// migration waits for the commit of a trial).
+    on_disk: Arc<AtomicU32>,
+}
+
+/// When [`Store::open_with`] migrates a store written by an older piarchive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Migrate {
+    /// On open: every normal start.
+    Now,
+    /// Not on open: a trial boot after a firmware update runs on the store as it
+    /// is and calls [`Store::migrate`] once it has committed (module docs).
+    AfterCommit,
 }
 
 fn create<V>(env: &Env, txn: &mut RwTxn, name: &'static str) -> Result<Table<V>> {
@@ -279,6 +308,12 @@ impl Store {
     /// Opens (creating if needed) the environment in `dir` and migrates it to
     /// [`SCHEMA_VERSION`].
     pub fn open(dir: &Path, map_size: usize) -> Result<Store> {
+        Store::open_with(dir, map_size, Migrate::Now)
+    }
+
+    /// Opens the environment in `dir`; migrates it now or leaves that to
+    /// [`Store::migrate`]. A newer store is refused in both cases.
+    pub fn open_with(dir: &Path, map_size: usize, when: Migrate) -> Result<Store> {
         std::fs::create_dir_all(dir).map_err(|err| StoreError::Lmdb(heed::Error::Io(err)))?;
         // SAFETY: the environment is opened once per process (the appliance
         // holds one `Store` and clones it), and the files are never modified
@@ -308,9 +343,34 @@ impl Store {
             log: create(&env, &mut txn, "log")?,
             settings: create(&env, &mut txn, "settings")?,
         };
-        migrate(&tables, &mut txn)?;
+        let on_disk = match when {
+            Migrate::Now => migrate(&tables, &mut txn)?,
+            Migrate::AfterCommit => refuse_newer(&tables, &txn)?,
+        };
         txn.commit().map_err(StoreError::from_heed)?;
-        Ok(Store { env, tables })
+        Ok(Store {
+            env,
+            tables,
+            on_disk: Arc::new(AtomicU32::new(on_disk)),
+        })
+    }
+
+    /// The schema version on disk when it is older than this build's, i.e. a
+    /// migration waits (opened with [`Migrate::AfterCommit`]).
+    pub fn pending_migration(&self) -> Option<u32> {
+        let on_disk = self.on_disk.load(Ordering::SeqCst);
+        (on_disk < SCHEMA_VERSION).then_some(on_disk)
+    }
+
+    /// Runs the pending migrations (none: nothing happens) in one write
+    /// transaction; returns the version the store was at.
+    pub fn migrate(&self) -> Result<u32> {
+        let from = self.on_disk.load(Ordering::SeqCst);
+        let mut txn = self.env.write_txn().map_err(StoreError::from_heed)?;
+        let now = migrate(&self.tables, &mut txn)?;
+        txn.commit().map_err(StoreError::from_heed)?;
+        self.on_disk.store(now, Ordering::SeqCst);
+        Ok(from)
     }
 
     pub fn read(&self) -> Result<RoTxn<'_>> {
@@ -353,14 +413,21 @@ const MIGRATIONS: &[Migration] = &[
     |_tables, _txn| Ok(()),
 ];
 
-fn migrate(tables: &Tables, txn: &mut RwTxn) -> Result<()> {
-    let mut version = stored_version(tables, txn)?;
+/// The stored version, or the refusal of a store newer than this build.
+fn refuse_newer(tables: &Tables, txn: &RoTxn) -> Result<u32> {
+    let version = stored_version(tables, txn)?;
     if version > SCHEMA_VERSION {
         return Err(StoreError::NewerSchema {
             found: version,
             known: SCHEMA_VERSION,
         });
     }
+    Ok(version)
+}
+
+/// Migrates to [`SCHEMA_VERSION`]; returns it.
+fn migrate(tables: &Tables, txn: &mut RwTxn) -> Result<u32> {
+    let mut version = refuse_newer(tables, txn)?;
     while version < SCHEMA_VERSION {
         MIGRATIONS[version as usize](tables, txn)?;
         version += 1;
@@ -368,7 +435,7 @@ fn migrate(tables: &Tables, txn: &mut RwTxn) -> Result<()> {
             .meta
             .put(txn, VERSION_KEY, &serde_json::json!(version))?;
     }
-    Ok(())
+    Ok(version)
 }
 
 /// A key made of an id and a big-endian index, so parts sort in order.
@@ -429,6 +496,100 @@ mod tests {
             .err()
             .expect("newer schema must be refused");
         assert!(err.to_string().contains("newer piarchive"), "{err}");
+    }
+
+    /// A store at schema 0 (what an older build would have left; version 0
+    /// also stands for "one below" once there are more migrations).
+    fn older_store(dir: &Path) {
+        let store = Store::open(dir, 16 << 20).unwrap();
+        store
+            .write(|txn, t| -> Result<()> {
+                t.meta.put(txn, VERSION_KEY, &serde_json::json!(0))?;
+                t.usernames.put(txn, b"alice", &"u1".to_string())
+            })
+            .unwrap();
+    }
+
+    #[test]
+    fn a_trial_opens_an_older_store_without_migrating_it() {
+        let dir = tempfile::tempdir().unwrap();
+        older_store(dir.path());
+        let store = Store::open_with(dir.path(), 16 << 20, Migrate::AfterCommit).unwrap();
+        assert_eq!(store.pending_migration(), Some(0));
+        assert_eq!(store.schema_version().unwrap(), 0, "nothing converted");
+        let txn = store.read().unwrap();
+        assert_eq!(
+            store.tables.usernames.get(&txn, b"alice").unwrap(),
+            Some("u1".to_string()),
+            "the data is served as it is"
+        );
+        drop(txn);
+        drop(store);
+        // The trial failed: the previous version opens the store as it left it.
+        let again = Store::open_with(dir.path(), 16 << 20, Migrate::AfterCommit).unwrap();
+        assert_eq!(again.schema_version().unwrap(), 0);
+        // The trial committed: now it migrates, once.
+        assert_eq!(again.migrate().unwrap(), 0);
+        assert_eq!(again.pending_migration(), None);
+        assert_eq!(again.schema_version().unwrap(), SCHEMA_VERSION);
+        assert_eq!(
+            again.migrate().unwrap(),
+            SCHEMA_VERSION,
+            "nothing left to do"
+        );
+    }
+
+    #[test]
+    fn a_current_store_has_nothing_pending_in_either_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(Store::open(dir.path(), 16 << 20).unwrap());
+        let store = Store::open_with(dir.path(), 16 << 20, Migrate::AfterCommit).unwrap();
+        assert_eq!(store.pending_migration(), None);
+        let fresh = tempfile::tempdir().unwrap();
+        let empty = Store::open_with(fresh.path(), 16 << 20, Migrate::AfterCommit).unwrap();
+        assert_eq!(empty.pending_migration(), Some(0), "a new store waits too");
+    }
+
+    #[test]
+    fn a_newer_store_is_refused_untouched_in_both_modes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 16 << 20).unwrap();
+        store
+            .write(|txn, t| -> Result<()> {
+                t.meta
+                    .put(txn, VERSION_KEY, &serde_json::json!(SCHEMA_VERSION + 1))
+            })
+            .unwrap();
+        drop(store);
+        for when in [Migrate::AfterCommit, Migrate::Now] {
+            let err = Store::open_with(dir.path(), 16 << 20, when)
+                .err()
+                .expect("a newer store is refused");
+            assert!(
+                matches!(err, StoreError::NewerSchema { found, known } if found == SCHEMA_VERSION + 1 && known == SCHEMA_VERSION),
+                "{err}"
+            );
+            assert!(err.to_string().contains("leaves it untouched"), "{err}");
+        }
+        // Still the newer version's store: read it without the version check.
+        // SAFETY: the only environment open on this folder in this test.
+        let env = unsafe {
+            EnvOpenOptions::new()
+                .map_size(16 << 20)
+                .max_dbs(32)
+                .max_readers(256)
+                .open(dir.path())
+                .unwrap()
+        };
+        let txn = env.read_txn().unwrap();
+        let meta: Database<Bytes, Bytes> = env.open_database(&txn, Some("meta")).unwrap().unwrap();
+        let raw = meta.get(&txn, VERSION_KEY).unwrap().unwrap();
+        assert_eq!(
+            raw,
+            serde_json::to_vec(&(SCHEMA_VERSION + 1))
+                .unwrap()
+                .as_slice()
+        );
     }
 
     #[test]

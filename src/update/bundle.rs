@@ -89,7 +89,10 @@ pub struct TrustedKey {
     pub public: [u8; 32],
 }
 
-/// The release key, and in test images the test key given to `cross/build`.
+/// The release key, and in test images the test key given to `cross/build`. Debug
+/// builds (never shipped: the image is a release build) also read
+/// `PIARCHIVE_UPDATE_TEST_PUBKEY` when they run, so that tests can sign bundles with
+/// a key made on the fly.
 pub fn trusted_keys() -> Vec<TrustedKey> {
     let mut keys = Vec::new();
     if let Some(public) = parse_key_hex(include_str!("../../keys/release-ed25519.pub")) {
@@ -99,6 +102,16 @@ pub fn trusted_keys() -> Vec<TrustedKey> {
         });
     }
     if let Some(public) = option_env!("PIARCHIVE_UPDATE_TEST_PUBKEY").and_then(parse_key_hex) {
+        keys.push(TrustedKey {
+            kind: KeyKind::Test,
+            public,
+        });
+    }
+    #[cfg(debug_assertions)]
+    if let Some(public) = std::env::var("PIARCHIVE_UPDATE_TEST_PUBKEY")
+        .ok()
+        .and_then(|hex| parse_key_hex(&hex))
+    {
         keys.push(TrustedKey {
             kind: KeyKind::Test,
             public,

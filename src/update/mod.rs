@@ -3,14 +3,16 @@
 //!
 //! Owns: applying a bundle to the inactive slot ([`apply`]), the record of the last
 //! update on the data partition, the status the web page and API show, and the trial
-//! check init runs ([`trial_check`]). Must not touch: the archive store or the web
-//! server's internals; the reboot itself is init's ([`crate::firmware`]).
+//! switches of a trial ([`test_switches`]), and when a trial boot migrates the store
+//! ([`migration`]). Must not touch: the archive store's contents or the web server's
+//! internals; the reboot itself is init's ([`crate::firmware`]).
 
 pub mod boot;
 pub mod bundle;
+pub mod migration;
 
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -21,6 +23,9 @@ use bundle::{BundleError, KeyKind};
 pub const RECORD: &str = "/data/firmware/update.json";
 /// Left by [`apply`] for init: the next reboot sets the one-shot tryboot flag.
 pub const TRYBOOT_REQUEST: &str = "/run/piarchive/tryboot";
+/// While an update is written and until the reboot: `<version> <percent>`, for the
+/// display and LEDs ([`on_display`]); /run is a tmpfs, so a boot starts without it.
+pub const PROGRESS: &str = "/run/piarchive/update-progress";
 /// The signed head of the bundle a slot came from, kept in the slot so the new
 /// version can check its own manifest (and the test-only switches) again.
 pub const SLOT_HEAD: &str = "bundle-head.bin";
@@ -102,7 +107,7 @@ pub fn inactive_slot() -> Result<Slot, String> {
 }
 
 /// True while this boot is a trial that has not committed yet.
-fn on_trial(boot: &Path, booted_on_trial: bool) -> bool {
+pub fn on_trial(boot: &Path, booted_on_trial: bool) -> bool {
     booted_on_trial && boot::running_slot(boot, true) != boot::committed_slot(boot)
 }
 
@@ -112,6 +117,90 @@ fn runs_from_the_image() -> bool {
     crate::firmware::power::running_under_init()
         || std::process::id() == 1
         || std::fs::read_link("/proc/1/exe").is_ok_and(|exe| exe == Path::new("/init"))
+}
+
+/// Where [`apply_to`] writes.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    /// The boot partition (its `config.txt` names the committed slot).
+    pub boot: PathBuf,
+    /// The record of the last update, on the data partition.
+    pub record: Option<PathBuf>,
+    /// The request init reads at shutdown to reboot with the tryboot flag.
+    pub tryboot_request: Option<PathBuf>,
+    /// What the display shows while the update is written ([`PROGRESS`]).
+    pub progress: Option<PathBuf>,
+    /// The appliance itself: the image's checks apply (runs from the image, not on
+    /// trial).
+    appliance: bool,
+}
+
+impl Paths {
+    /// The running appliance: /boot, the record on /data, the request and progress
+    /// in /run/piarchive.
+    pub fn appliance() -> Paths {
+        Paths {
+            boot: PathBuf::from(boot::BOOT_MOUNT),
+            record: Some(PathBuf::from(RECORD)),
+            tryboot_request: Some(PathBuf::from(TRYBOOT_REQUEST)),
+            progress: Some(PathBuf::from(PROGRESS)),
+            appliance: true,
+        }
+    }
+
+    /// A boot partition (or a copy of one) in `dir`: the slot and `tryboot.txt` are
+    /// written there and nothing else (no record, no reboot request). For
+    /// `piarchive update --boot DIR` and its tests.
+    pub fn boot_dir(dir: &Path) -> Paths {
+        Paths {
+            boot: dir.to_path_buf(),
+            record: None,
+            tryboot_request: None,
+            progress: None,
+            appliance: false,
+        }
+    }
+
+    fn inactive_slot(&self) -> Result<Slot, String> {
+        if self.appliance {
+            return inactive_slot();
+        }
+        boot::committed_slot(&self.boot)
+            .map(Slot::other)
+            .ok_or_else(|| {
+                format!(
+                    "{} has no config.txt naming a slot, so it is not a piarchive boot partition.",
+                    self.boot.display()
+                )
+            })
+    }
+}
+
+/// What the display shows of an update in progress, from [`PROGRESS`]: the version
+/// and the share written.
+pub fn shown_update() -> Option<(String, u8)> {
+    parse_progress(&std::fs::read_to_string(PROGRESS).ok()?)
+}
+
+/// `<version> <percent>` back into its parts. Pure.
+fn parse_progress(text: &str) -> Option<(String, u8)> {
+    let (version, percent) = text.trim().rsplit_once(' ')?;
+    Some((version.to_string(), percent.parse::<u8>().ok()?.min(100)))
+}
+
+/// `status` as the device shows it: an update in progress overrides it.
+pub fn on_display(status: crate::device::DeviceStatus) -> crate::device::DeviceStatus {
+    match shown_update() {
+        Some((version, percent)) => crate::device::status::updating(status, &version, percent),
+        None => status,
+    }
+}
+
+/// Writes `<version> <percent>` for the display, best-effort.
+fn show_progress(path: Option<&Path>, version: &str, percent: u8) {
+    if let Some(path) = path {
+        let _ = std::fs::write(path, format!("{version} {percent}\n"));
+    }
 }
 
 /// Why [`apply`] stopped.
@@ -138,15 +227,41 @@ pub struct Applied {
     pub hold_reboot: bool,
 }
 
-/// Streams a bundle from `reader` into the inactive slot, then writes `tryboot.txt`,
-/// records the attempt and leaves the tryboot request for init. The caller reboots.
+/// Streams a bundle from `reader` into the appliance's inactive slot, then writes
+/// `tryboot.txt`, records the attempt and leaves the tryboot request for init. The
+/// caller reboots.
 pub fn apply<R: Read + ?Sized>(
     reader: &mut R,
     force: bool,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Applied, ApplyError> {
-    let slot = inactive_slot().map_err(ApplyError::NotUpdatable)?;
-    let boot = Path::new(boot::BOOT_MOUNT);
+    apply_to(&Paths::appliance(), reader, force, progress)
+}
+
+/// [`apply`] with the places it writes to given. The display shows the update from
+/// the moment the bundle's signature checks out; a refusal takes it off again, a
+/// success leaves it up through the reboot.
+pub fn apply_to<R: Read + ?Sized>(
+    paths: &Paths,
+    reader: &mut R,
+    force: bool,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<Applied, ApplyError> {
+    let result = write_update(paths, reader, force, progress);
+    if let (Some(path), Err(_)) = (&paths.progress, &result) {
+        let _ = std::fs::remove_file(path);
+    }
+    result
+}
+
+fn write_update<R: Read + ?Sized>(
+    paths: &Paths,
+    reader: &mut R,
+    force: bool,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<Applied, ApplyError> {
+    let slot = paths.inactive_slot().map_err(ApplyError::NotUpdatable)?;
+    let boot = paths.boot.as_path();
     let mut head = HeadRecorder {
         inner: reader,
         bytes: Vec::new(),
@@ -158,21 +273,42 @@ pub fn apply<R: Read + ?Sized>(
     let slot_dir = boot.join(slot.dir_name());
     bundle::check_space(&manifest, free_bytes(boot)? + dir_size(&slot_dir))?;
     let head_bytes = std::mem::take(&mut head.bytes);
-    bundle::install_files(head.inner, &manifest, &slot_dir, progress)?;
+    let shown = paths.progress.as_deref();
+    show_progress(shown, &manifest.version, 0);
+    let mut percent_shown = 0;
+    let mut progress = |written: u64, total: u64| {
+        let percent = crate::device::status::percent_of(written, total);
+        if percent != percent_shown {
+            percent_shown = percent;
+            show_progress(shown, &manifest.version, percent);
+        }
+        progress(written, total);
+    };
+    bundle::install_files(head.inner, &manifest, &slot_dir, &mut progress)?;
     write_synced(&slot_dir.join(SLOT_HEAD), &head_bytes)?;
     bundle::sync_dir(&slot_dir)?;
-    write_record(
-        Path::new(RECORD),
-        &LastUpdate {
-            version: manifest.version.clone(),
-            from: running_version().to_string(),
-            result: "trying".into(),
-            message: String::new(),
-            at: crate::ids::now_secs(),
-        },
-    )?;
+    if let Some(record) = &paths.record {
+        write_record(
+            record,
+            &LastUpdate {
+                version: manifest.version.clone(),
+                from: running_version().to_string(),
+                result: "trying".into(),
+                message: String::new(),
+                at: crate::ids::now_secs(),
+            },
+        )?;
+    }
     boot::write_tryboot(boot, slot).map_err(BundleError::Io)?;
-    std::fs::write(TRYBOOT_REQUEST, slot.dir_name()).map_err(BundleError::Io)?;
+    if let Some(request) = &paths.tryboot_request {
+        std::fs::write(request, slot.dir_name()).map_err(BundleError::Io)?;
+    }
+    if hold_reboot {
+        // No reboot follows (the test switch): the display goes back to normal.
+        if let Some(path) = shown {
+            let _ = std::fs::remove_file(path);
+        }
+    }
     Ok(Applied {
         version: manifest.version,
         slot,
@@ -316,6 +452,36 @@ mod tests {
         write_record(&path, &record(running_version(), "committed")).expect("write");
         assert_eq!(settle_record(&path, false), None);
         assert_eq!(settle_record(&dir.path().join("none.json"), false), None);
+    }
+
+    #[test]
+    fn the_progress_line_for_the_display_parses_back() {
+        assert_eq!(
+            parse_progress("1.4.0-rc.1 42\n"),
+            Some(("1.4.0-rc.1".into(), 42))
+        );
+        assert_eq!(parse_progress("1.4.0 300"), None);
+        assert_eq!(parse_progress("1.4.0"), None);
+        assert_eq!(parse_progress(""), None);
+    }
+
+    #[test]
+    fn a_boot_folder_without_slots_is_refused_with_a_sentence() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut bundle: &[u8] = b"PIUP";
+        let err = apply_to(
+            &Paths::boot_dir(dir.path()),
+            &mut bundle,
+            false,
+            &mut |_, _| {},
+        )
+        .expect_err("no config.txt");
+        assert!(
+            err.to_string()
+                .contains("is not a piarchive boot partition"),
+            "{err}"
+        );
+        assert_eq!(std::fs::read_dir(dir.path()).expect("read").count(), 0);
     }
 
     #[test]

@@ -174,11 +174,12 @@ pub fn start_feed(app: Arc<App>, sender: StatusSender, listen: SocketAddr) -> Ar
             let metrics = crate::metrics::global();
             let moved = metrics.bytes_uploaded() + metrics.bytes_downloaded();
             let bytes_per_sec = rate.update(std::time::Instant::now(), moved);
-            sender.send(compute_status(&current_inputs(
+            // An update in progress overrides the status (display text, LED pattern).
+            sender.send(crate::update::on_display(compute_status(&current_inputs(
                 &app,
                 &web_url,
                 bytes_per_sec,
-            )));
+            ))));
             std::thread::sleep(FEED_PERIOD);
         }
     });
