@@ -82,7 +82,7 @@ impl ArchiveActions for EngineActions {
         let app = self.app()?;
         let count = app
             .store
-            .write(crate::engine::jobs::unpark_all)
+            .write(crate::store::jobs::unpark_all)
             .map_err(|err| err.to_string())?;
         app.engine.wake();
         Ok(count as u64)
