@@ -62,7 +62,7 @@ fn fill_jobs(data: &Path, count: usize) {
                         txn,
                         tables,
                         piarchive::store::jobs::JobKind::DeleteObject {
-                            object_id: hex_id(n as u64) + &hex_id(7),
+                            object_id: format!("{}{}", hex_id(n as u64), hex_id(7)),
                         },
                     )?;
                 }
@@ -206,7 +206,7 @@ fn fill_parts(data: &Path, owner: &str, count: u32) {
                     let part = serde_json::from_value(json!({
                         "offset": u64::from(index) * PART, "length": PART,
                         "sha256": if first { zeros_sha.clone() } else { format!("{index:064x}") },
-                        "object_id": if first { None } else { Some(hex_id(u64::from(index)) + &hex_id(9)) },
+                        "object_id": if first { None } else { Some(format!("{}{}", hex_id(u64::from(index)), hex_id(9))) },
                         "remote": !first, "to_move": false,
                     }))
                     .expect("part");
