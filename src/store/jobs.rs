@@ -652,10 +652,7 @@ mod tests {
         };
         assert!(!store.tables.jobs.queued(&txn, &other).unwrap());
         drop(txn);
-        assert_eq!(
-            store.write(|txn, tables| unpark_all(txn, tables)).unwrap(),
-            2
-        );
+        assert_eq!(store.write(unpark_all).unwrap(), 2);
         assert_eq!(drain(&store, now, true).len(), 3);
     }
 
@@ -663,9 +660,7 @@ mod tests {
     fn the_catalog_job_is_rewritten_not_duplicated() {
         let (_dir, store) = store();
         for _ in 0..3 {
-            store
-                .write(|txn, tables| enqueue_catalog_upload(txn, tables))
-                .unwrap();
+            store.write(enqueue_catalog_upload).unwrap();
         }
         let txn = store.read().unwrap();
         assert_eq!(store.tables.jobs.len(&txn).unwrap(), 1);
