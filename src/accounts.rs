@@ -316,7 +316,7 @@ impl Accounts {
             };
             tables.users.put(txn, user.id.as_bytes(), &user)?;
             tables.usernames.put(txn, key.as_bytes(), &user.id)?;
-            crate::engine::jobs::enqueue_catalog_upload(txn, tables)?;
+            crate::store::jobs::enqueue_catalog_upload(txn, tables)?;
             Ok(user)
         })
     }
@@ -512,7 +512,7 @@ impl Accounts {
                 .ok_or(AccountError::UserNotFound)?;
             user.password_hash = password_hash;
             tables.users.put(txn, user_id.as_bytes(), &user)?;
-            crate::engine::jobs::enqueue_catalog_upload(txn, tables)?;
+            crate::store::jobs::enqueue_catalog_upload(txn, tables)?;
             for (key, session) in tables.sessions.all(txn)? {
                 if session.user_id == user_id && Some(&key) != keep.as_ref() {
                     tables.sessions.delete(txn, &key)?;
@@ -534,7 +534,7 @@ impl Accounts {
                 .ok_or(AccountError::UserNotFound)?;
             user.password_hash = password_hash;
             tables.users.put(txn, user_id.as_bytes(), &user)?;
-            crate::engine::jobs::enqueue_catalog_upload(txn, tables)?;
+            crate::store::jobs::enqueue_catalog_upload(txn, tables)?;
             for (key, session) in tables.sessions.all(txn)? {
                 if session.user_id == user_id {
                     tables.sessions.delete(txn, &key)?;
@@ -597,7 +597,7 @@ impl Accounts {
                 return Err(AccountError::LastAdmin);
             }
             tables.users.put(txn, user_id.as_bytes(), &user)?;
-            crate::engine::jobs::enqueue_catalog_upload(txn, tables)?;
+            crate::store::jobs::enqueue_catalog_upload(txn, tables)?;
             if user.disabled {
                 for (key, session) in tables.sessions.all(txn)? {
                     if session.user_id == user.id {

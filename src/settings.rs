@@ -140,7 +140,7 @@ impl Settings {
             serde_json::to_value(self).map_err(|e| SettingsError::Invalid(e.to_string()))?;
         store.write(|txn, tables| -> Result<(), SettingsError> {
             tables.settings.put(txn, KEY, &value)?;
-            crate::engine::jobs::enqueue_catalog_upload(txn, tables)?;
+            crate::store::jobs::enqueue_catalog_upload(txn, tables)?;
             Ok(())
         })
     }

@@ -366,3 +366,109 @@ fn pages_render_for_a_signed_in_user() {
     assert_eq!(missing.status, 404);
     assert!(missing.text().contains("No such archive."));
 }
+
+/// The path of a `Link: <path>; rel="next"` header, if any.
+fn next_page(resp: &crate::support::Resp) -> Option<String> {
+    let link = resp.header("Link")?;
+    assert!(link.ends_with("; rel=\"next\""), "{link}");
+    Some(link.split_once('<')?.1.split_once('>')?.0.to_string())
+}
+
+#[test]
+fn archive_pages_never_skip_or_repeat_while_archives_are_added() {
+    let server = TestServer::start();
+    let admin = server.admin();
+    admin.put_settings(|s| s["upload_window"] = closed_upload_window());
+    let mut before: Vec<String> = (0..7)
+        .map(|n| {
+            admin.upload_ok(&format!("a{n}"), &[n as u8; 10])["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let mut seen = Vec::new();
+    let mut path = Some("/api/v1/archives?limit=2".to_string());
+    let mut pages = 0;
+    while let Some(page) = path.take() {
+        pages += 1;
+        assert!(pages <= 20, "paging does not end");
+        let resp = admin.get(&page);
+        assert_eq!(resp.status, 200, "{}", resp.text());
+        let list = resp.json();
+        let list = list.as_array().unwrap();
+        assert!(list.len() <= 2, "a page holds at most `limit` archives");
+        seen.extend(list.iter().map(|a| a["id"].as_str().unwrap().to_string()));
+        // Another archive arrives between two pages.
+        admin.upload_ok(&format!("new{pages}"), b"later");
+        path = next_page(&resp);
+    }
+    let mut unique = seen.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(
+        unique.len(),
+        seen.len(),
+        "an archive was repeated: {seen:?}"
+    );
+    before.retain(|id| !seen.contains(id));
+    assert!(before.is_empty(), "archives were skipped: {before:?}");
+    // Newest first, as the whole list says.
+    let whole = admin.get("/api/v1/archives").json();
+    let whole: Vec<&str> = whole
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["id"].as_str().unwrap())
+        .collect();
+    let order: Vec<&str> = whole
+        .iter()
+        .copied()
+        .filter(|id| seen.iter().any(|s| s == id))
+        .collect();
+    assert_eq!(order, seen);
+
+    assert_eq!(admin.get("/api/v1/archives?limit=0").status, 400);
+    assert_eq!(admin.get("/api/v1/archives?after=nonsense").status, 400);
+    let huge = admin.get("/api/v1/archives?limit=1000000");
+    assert_eq!(huge.status, 200);
+    assert!(next_page(&huge).is_none());
+}
+
+#[test]
+fn parts_are_paged_in_order_on_the_api_and_the_detail_page() {
+    let server = TestServer::start();
+    let admin = server.admin();
+    admin.put_settings(|s| s["upload_window"] = closed_upload_window());
+    let archive = admin.upload_ok("parts", &random_bytes(12 * 1024 * 1024, 5));
+    let id = archive["id"].as_str().unwrap();
+    let detail = admin.get(&format!("/api/v1/archives/{id}")).json();
+    let all = parts_of(&detail);
+    assert!(all.len() >= 2, "12 MiB of random data makes several parts");
+    let mut paged = Vec::new();
+    let mut path = Some(format!("/api/v1/archives/{id}/parts?limit=1"));
+    while let Some(page) = path.take() {
+        assert!(paged.len() <= all.len(), "paging does not end");
+        let resp = admin.get(&page);
+        assert_eq!(resp.status, 200, "{}", resp.text());
+        let list = resp.json().as_array().unwrap().clone();
+        assert_eq!(list.len(), 1);
+        paged.extend(list);
+        path = next_page(&resp);
+    }
+    assert_eq!(paged, all);
+    let rest = admin
+        .get(&format!("/api/v1/archives/{id}/parts?after=0"))
+        .json();
+    assert_eq!(rest.as_array().unwrap()[..], all[1..]);
+    // Another user's archive answers like a missing one.
+    let member = server.member("pat");
+    assert_eq!(
+        member.get(&format!("/api/v1/archives/{id}/parts")).status,
+        404
+    );
+    // The detail page pages its part rows too.
+    let page = admin.get(&format!("/archives/{id}?after=0")).text();
+    assert!(!page.contains("data-part-index=\"0\""), "{page}");
+    assert!(page.contains("data-part-index=\"1\""));
+}

@@ -243,6 +243,9 @@ fn kill_9_at_random_moments_during_upload_cache_and_delete_loses_nothing() {
         .expect("open the appliance's store");
     let txn = store.read().expect("read transaction");
     assert_eq!(store.tables.jobs.len(&txn).expect("jobs"), 0);
+    // The queue's and the archive list's indexes agree with their tables.
+    store.tables.jobs.check(&txn).expect("job indexes");
+    store.tables.archives.check(&txn).expect("archive index");
     let archives: BTreeSet<String> = store
         .tables
         .archives

@@ -14,15 +14,20 @@ pub mod uploads;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use crate::engine::jobs::{self, JobKind};
 use crate::ids;
+use crate::store::jobs::{self, JobKind};
 use crate::store::records::{ArchiveRecord, ArchiveState, PartRecord};
-use crate::store::{Store, StoreError};
+use crate::store::{indexed_key, Store, StoreError};
+
+pub use crate::store::archives::ArchiveCursor;
 
 pub use uploads::{NewUpload, PatchOutcome, UploadStatus};
 
 /// Longest archive name accepted, in characters.
 pub const MAX_NAME_CHARS: usize = 200;
+/// The most archives or parts one page lists (API.md: `limit` default and
+/// maximum).
+pub const PAGE_LIMIT: usize = 1000;
 /// Longest original filename kept, in bytes (longer ones are shortened).
 pub const MAX_FILENAME_BYTES: usize = 255;
 
@@ -106,24 +111,61 @@ impl Archives {
         self.data_dir.join("uploads").join(upload_id)
     }
 
-    /// The caller's archives, newest first.
-    pub fn list(&self, owner_id: &str) -> Result<Vec<ArchiveRecord>, ArchiveError> {
+    /// A page of the caller's archives, newest first: at most `limit`
+    /// (clamped to 1..=[`PAGE_LIMIT`]) after `after`, and the cursor of the
+    /// next page when more follow. Reads only this page's records.
+    pub fn page(
+        &self,
+        owner_id: &str,
+        after: Option<&ArchiveCursor>,
+        limit: usize,
+    ) -> Result<(Vec<ArchiveRecord>, Option<ArchiveCursor>), ArchiveError> {
         let txn = self.store.read()?;
-        let mut list: Vec<ArchiveRecord> = self
-            .store
-            .tables
-            .archives
-            .all(&txn)?
-            .into_iter()
-            .map(|(_, archive)| archive)
-            .filter(|archive| archive.owner_id == owner_id)
-            .collect();
-        list.sort_by(|a, b| {
-            b.created_at
-                .cmp(&a.created_at)
-                .then_with(|| b.id.cmp(&a.id))
-        });
-        Ok(list)
+        let archives = &self.store.tables.archives;
+        let limit = limit.clamp(1, PAGE_LIMIT);
+        // Schema 2 built the owner index: a version on trial over an older,
+        // unmigrated store reads the table instead.
+        let (page, more) = match self.store.pending_migration() {
+            Some(version) if version < 2 => {
+                archives.page_of_owner_unindexed(&txn, owner_id, after, limit)?
+            }
+            _ => archives.page_of_owner(&txn, owner_id, after, limit)?,
+        };
+        let next = page.last().filter(|_| more).map(ArchiveCursor::of);
+        Ok((page, next))
+    }
+
+    /// A page of an archive's parts in order: at most `limit` (clamped to
+    /// 1..=[`PAGE_LIMIT`]) with an index above `after`, each with its
+    /// index, and whether more follow. Reads only this page's records.
+    pub fn parts_page(
+        &self,
+        archive_id: &str,
+        after: Option<u32>,
+        limit: usize,
+    ) -> Result<(Vec<(u32, PartRecord)>, bool), ArchiveError> {
+        let limit = limit.clamp(1, PAGE_LIMIT);
+        let txn = self.store.read()?;
+        let start = match after {
+            Some(index) if index == u32::MAX => return Ok((Vec::new(), false)),
+            Some(index) => index + 1,
+            None => 0,
+        };
+        let parts = &self.store.tables.parts;
+        let mut page = Vec::with_capacity(limit);
+        let mut index = start;
+        // Parts are keyed by (archive, index) with no gaps: read the keys in turn.
+        while let Some(part) = parts.get(&txn, &indexed_key(archive_id, index))? {
+            if page.len() == limit {
+                return Ok((page, true));
+            }
+            page.push((index, part));
+            let Some(next) = index.checked_add(1) else {
+                break;
+            };
+            index = next;
+        }
+        Ok((page, false))
     }
 
     /// Every archive of every user (admin scripts, the engine).
@@ -168,6 +210,8 @@ impl Archives {
         }
     }
 
+    /// Every part of an archive (the engine and scripts; pages read
+    /// [`Archives::parts_page`]).
     pub fn parts(&self, archive_id: &str) -> Result<Vec<PartRecord>, ArchiveError> {
         let txn = self.store.read()?;
         Ok(self.store.tables.parts_of(&txn, archive_id)?)
@@ -431,6 +475,7 @@ pub(crate) fn new_archive_record(
         last_error: None,
         parts_total,
         parts_remote: 0,
+        bytes_remote: 0,
         last_accessed_at: now,
         local_copy: true,
         stored_size: Some(0),

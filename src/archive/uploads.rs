@@ -489,7 +489,7 @@ impl Archives {
                     &part_record(part),
                 )?;
             }
-            crate::engine::jobs::enqueue_backup(txn, tables, &archive_id, archive.parts_total)?;
+            crate::store::jobs::enqueue_backup(txn, tables, &archive_id, archive.parts_total)?;
             Ok(())
         });
         if let Err(err) = committed {
@@ -533,7 +533,7 @@ impl Archives {
                     &part_record(part),
                 )?;
             }
-            crate::engine::jobs::enqueue_backup(txn, tables, &archive.id, archive.parts_total)?;
+            crate::store::jobs::enqueue_backup(txn, tables, &archive.id, archive.parts_total)?;
             let mut completed = record.clone();
             completed.completed = true;
             tables.uploads.put(txn, record.id.as_bytes(), &completed)?;

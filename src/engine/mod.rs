@@ -1,9 +1,9 @@
-//! The background engine: a persistent job queue (`jobs`), a fixed pool of
-//! worker threads that upload parts and manifests, uncache, cache and delete
-//! archives, retries with backoff, the bandwidth limit and upload window, and
-//! progress events.
+//! The background engine: a fixed pool of worker threads that lease jobs
+//! from the persistent queue (`store::jobs`) and upload parts and
+//! manifests, uncache, cache and delete archives, retries with backoff, the
+//! bandwidth limit and upload window, and progress events.
 //!
-//! Owns: the `jobs` and `objects` tables, the `archives/<id>.partial` files,
+//! Owns: the leases (in memory), the `objects` table, the `archives/<id>.partial` files,
 //! and every archive state change after `local`. Must not touch: HTTP.
 //! Invariants: no LMDB transaction and no mutex is held across remote I/O;
 //! a job is removed in the same transaction as the state change it made; an
@@ -14,7 +14,6 @@ pub mod activity;
 mod cache;
 mod catalog;
 pub mod events;
-pub mod jobs;
 pub mod keys;
 pub mod remote_move;
 mod uncache;
@@ -34,6 +33,7 @@ use crate::metrics;
 use crate::remote::{Remote, RemoteSettings, TransferOptions};
 use crate::repo::RepoKeys;
 use crate::settings::{parse_hh_mm, Settings};
+use crate::store::jobs;
 use crate::store::records::JobRecord;
 use crate::store::Store;
 
@@ -346,37 +346,23 @@ impl Inner {
         }
     }
 
-    /// Picks the oldest due job nobody runs and leases it.
+    /// Leases the next due job nobody runs (due time, then age) through the
+    /// queue's due index: O(log n), whatever the length of the queue. The
+    /// lease set is locked before the snapshot is taken, so a job another
+    /// worker just finished (and released) is never seen again.
     fn lease(&self) -> Option<JobRecord> {
         let now = ids::now_secs();
         let uploads_allowed = self.uploads_allowed();
+        let mut leased = lock(&self.leased);
         let txn = self.store.read().ok()?;
-        let mut due: Vec<JobRecord> = self
+        let job = self
             .store
             .tables
             .jobs
-            .all(&txn)
-            .ok()?
-            .into_iter()
-            .map(|(_, job)| job)
-            .filter(|job| job.not_before <= now)
-            .collect();
-        drop(txn);
-        due.sort_by(|a, b| {
-            (a.created_at, &a.kind, &a.target).cmp(&(b.created_at, &b.kind, &b.target))
-        });
-        let mut leased = lock(&self.leased);
-        for job in due {
-            if leased.contains(&job.id) {
-                continue;
-            }
-            if !uploads_allowed && JobKind::from_record(&job).is_some_and(|kind| kind.is_upload()) {
-                continue;
-            }
-            leased.insert(job.id.clone());
-            return Some(job);
-        }
-        None
+            .next_due(&txn, now, uploads_allowed, |id| leased.contains(id))
+            .ok()??;
+        leased.insert(job.id.clone());
+        Some(job)
     }
 
     fn run(&self, job: JobRecord) {

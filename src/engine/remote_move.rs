@@ -444,6 +444,7 @@ fn start_move(
             continue;
         }
         archive.parts_remote = 0;
+        archive.bytes_remote = 0;
         // Counted again, part by part, as they arrive on the new remote.
         archive.stored_size = Some(0);
         if archive.state == ArchiveState::BackedUp {
@@ -571,6 +572,7 @@ fn commit_one(
     tables.parts.put(txn, &item.key, &part)?;
     forget_parts(txn, tables, 1, sealed_len(&part))?;
     archive.parts_remote += 1;
+    archive.bytes_remote += part.length;
     archive.stored_size = archive.stored_size.map(|size| size + object.stored_length);
     if archive.state != ArchiveState::Damaged {
         archive.last_error = None;

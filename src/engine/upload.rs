@@ -243,6 +243,7 @@ fn commit_part(
     part.remote = true;
     tables.parts.put(txn, &part_key, &part)?;
     archive.parts_remote += 1;
+    archive.bytes_remote += part.length;
     archive.stored_size = archive.stored_size.map(|size| size + object.stored_length);
     archive.last_error = None;
     if archive.state == ArchiveState::Local {

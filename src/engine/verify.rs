@@ -465,23 +465,11 @@ impl Inner {
                     return Ok(None);
                 }
                 if requeue_manifest {
-                    let (kind, target) = JobKind::UploadManifest {
+                    let manifest = JobKind::UploadManifest {
                         archive_id: archive_id.to_string(),
-                    }
-                    .to_parts();
-                    let queued = tables
-                        .jobs
-                        .all(txn)?
-                        .iter()
-                        .any(|(_, job)| job.kind == kind && job.target == target);
-                    if !queued {
-                        jobs::enqueue(
-                            txn,
-                            tables,
-                            JobKind::UploadManifest {
-                                archive_id: archive_id.to_string(),
-                            },
-                        )?;
+                    };
+                    if !tables.jobs.queued(txn, &manifest)? {
+                        jobs::enqueue(txn, tables, manifest)?;
                     }
                 }
                 if let Some(reason) = &reason {

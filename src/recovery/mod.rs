@@ -397,6 +397,11 @@ impl Recovery {
                     last_error,
                     parts_total: parts.len() as u32,
                     parts_remote: parts.iter().filter(|part| part.remote).count() as u32,
+                    bytes_remote: parts
+                        .iter()
+                        .filter(|part| part.remote)
+                        .map(|part| part.length)
+                        .sum(),
                     last_accessed_at: created_at,
                     local_copy: false,
                     stored_size: None,

@@ -60,9 +60,9 @@ pub fn save_remote_settings(
     let settings = settings.keep_secret_from(&previous);
     store.write(|txn, tables| -> Result<(), StoreError> {
         put_remote_settings(txn, tables, &settings)?;
-        crate::engine::jobs::unpark_all(txn, tables)?;
+        crate::store::jobs::unpark_all(txn, tables)?;
         // A new bucket needs the users and settings too.
-        crate::engine::jobs::enqueue_catalog_upload(txn, tables)?;
+        crate::store::jobs::enqueue_catalog_upload(txn, tables)?;
         Ok(())
     })?;
     Ok(settings)

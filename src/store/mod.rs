@@ -22,6 +22,8 @@
 //! either mode: the old version stops rather than misread or damage it, and
 //! an old version on trial therefore fails its check and goes back.
 
+pub mod archives;
+pub mod jobs;
 pub mod records;
 
 use std::marker::PhantomData;
@@ -36,7 +38,7 @@ use serde::Serialize;
 
 /// The schema version this build writes. Older stores are migrated forward on
 /// open; a newer one is refused.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -250,11 +252,11 @@ pub struct Tables {
     pub usernames: Table<String>,
     pub sessions: Table<records::SessionRecord>,
     pub api_tokens: Table<records::ApiTokenRecord>,
-    pub archives: Table<records::ArchiveRecord>,
+    pub archives: archives::ArchiveTable,
     pub parts: Table<records::PartRecord>,
     pub objects: Table<records::ObjectRecord>,
     pub uploads: Table<records::UploadRecord>,
-    pub jobs: Table<records::JobRecord>,
+    pub jobs: jobs::JobTable,
     pub scripts: Table<records::ScriptRecord>,
     pub deployments: Table<records::DeploymentRecord>,
     pub log: Table<records::LogRecord>,
@@ -327,17 +329,20 @@ impl Store {
                 .map_err(StoreError::from_heed)?
         };
         let mut txn = env.write_txn().map_err(StoreError::from_heed)?;
+        let meta = create(&env, &mut txn, "meta")?;
+        let archives = create(&env, &mut txn, "archives")?;
+        let jobs = create(&env, &mut txn, "jobs")?;
         let tables = Tables {
-            meta: create(&env, &mut txn, "meta")?,
+            meta,
             users: create(&env, &mut txn, "users")?,
             usernames: create(&env, &mut txn, "usernames")?,
             sessions: create(&env, &mut txn, "sessions")?,
             api_tokens: create(&env, &mut txn, "api_tokens")?,
-            archives: create(&env, &mut txn, "archives")?,
+            archives: archives::ArchiveTable::open(&env, &mut txn, archives)?,
             parts: create(&env, &mut txn, "parts")?,
             objects: create(&env, &mut txn, "objects")?,
             uploads: create(&env, &mut txn, "uploads")?,
-            jobs: create(&env, &mut txn, "jobs")?,
+            jobs: jobs::JobTable::open(&env, &mut txn, jobs, meta)?,
             scripts: create(&env, &mut txn, "scripts")?,
             deployments: create(&env, &mut txn, "deployments")?,
             log: create(&env, &mut txn, "log")?,
@@ -411,6 +416,13 @@ type Migration = fn(&Tables, &mut RwTxn) -> Result<()>;
 const MIGRATIONS: &[Migration] = &[
     // 0 -> 1: the tables exist (created above); nothing to convert.
     |_tables, _txn| Ok(()),
+    // 1 -> 2: the job queue's due and target indexes, the archives' owner
+    // index and their `bytes_remote` counters, computed once from the
+    // tables (in this one transaction, so a kill leaves version 1 intact).
+    |tables, txn| {
+        tables.jobs.rebuild_indexes(txn)?;
+        tables.archives.rebuild(txn, &tables.parts)
+    },
 ];
 
 /// The stored version, or the refusal of a store newer than this build.

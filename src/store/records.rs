@@ -103,6 +103,10 @@ pub struct ArchiveRecord {
     pub last_error: Option<String>,
     pub parts_total: u32,
     pub parts_remote: u32,
+    /// Plaintext bytes of the parts counted in `parts_remote`, changed in
+    /// the same transactions, so progress never needs the part records.
+    #[serde(default)]
+    pub bytes_remote: u64,
     /// Last download of the content (or creation), for eviction scripts.
     pub last_accessed_at: i64,
     /// The state a damaged archive was in when verification failed, and
@@ -203,6 +207,11 @@ pub struct JobRecord {
     pub not_before: i64,
     pub last_error: Option<String>,
     pub created_at: i64,
+    /// The job's age in the queue: a number from one counter, given when it
+    /// is enqueued (0 until then), so jobs due at the same second run in
+    /// the order they were asked for.
+    #[serde(default)]
+    pub seq: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -85,7 +85,7 @@ impl ArchiveActions for EngineActions {
     fn retry_failed(&self) -> Result<u64, String> {
         let count = self
             .store
-            .write(crate::engine::jobs::unpark_all)
+            .write(crate::store::jobs::unpark_all)
             .map_err(|err| err.to_string())?;
         self.engine.wake();
         Ok(count as u64)

@@ -5,6 +5,7 @@ use serde_json::{json, Value};
 
 use super::auth::{self, api_caller, require_admin};
 use super::http::{content_disposition, parse_range, ApiError, RangeRequest, Req, Resp};
+use super::paging;
 use super::App;
 use crate::accounts::Caller;
 use crate::admin::log::Subject;
@@ -289,15 +290,48 @@ pub fn delete_token(app: &App, req: &mut Req, token_id: &str) -> Answer {
     Ok(Resp::new(204))
 }
 
+/// A page of the caller's archives, newest first (`limit`, `after`), with
+/// a `Link` header to the next page while more remain.
 pub fn list_archives(app: &App, req: &mut Req) -> Answer {
     let caller = api_caller(app, req)?;
-    let list: Vec<Value> = app
-        .archives
-        .list(&caller.user.id)?
+    let limit = paging::limit(&req.query)?;
+    let after = paging::archive_cursor(&req.query)?;
+    let (page, next) = app.archives.page(&caller.user.id, after.as_ref(), limit)?;
+    let list: Vec<Value> = page.iter().map(archive_json).collect();
+    let resp = Resp::json(200, &list);
+    Ok(match next {
+        Some(next) => resp.header(
+            "Link",
+            paging::next_link("/api/v1/archives", limit, &next.encode()),
+        ),
+        None => resp,
+    })
+}
+
+/// A page of an archive's parts in order (`limit`, `after` = the last
+/// index seen), with a `Link` header to the next page while more remain.
+pub fn list_parts(app: &App, req: &mut Req, archive_id: &str) -> Answer {
+    let caller = api_caller(app, req)?;
+    let archive = app.archives.owned(&caller.user.id, archive_id)?;
+    let limit = paging::limit(&req.query)?;
+    let after = paging::part_index(&req.query)?;
+    let (page, more) = app.archives.parts_page(&archive.id, after, limit)?;
+    let list: Vec<Value> = page
         .iter()
-        .map(archive_json)
+        .map(|(index, part)| part_json(*index as usize, part))
         .collect();
-    Ok(Resp::json(200, &list))
+    let resp = Resp::json(200, &list);
+    Ok(match page.last().filter(|_| more) {
+        Some((last, _)) => resp.header(
+            "Link",
+            paging::next_link(
+                &format!("/api/v1/archives/{}/parts", archive.id),
+                limit,
+                &last.to_string(),
+            ),
+        ),
+        None => resp,
+    })
 }
 
 /// The one-shot upload: the raw body is the file.
@@ -349,15 +383,18 @@ pub fn log_upload(app: &App, username: &str, archive: &ArchiveRecord) {
 pub fn get_archive(app: &App, req: &mut Req, archive_id: &str) -> Answer {
     let caller = api_caller(app, req)?;
     let archive = app.archives.owned(&caller.user.id, archive_id)?;
-    let parts: Vec<Value> = app
-        .archives
-        .parts(archive_id)?
-        .iter()
-        .enumerate()
-        .map(|(index, part)| part_json(index, part))
-        .collect();
     let mut value = archive_json(&archive);
-    value["parts"] = json!(parts);
+    // Up to a page of parts inline; beyond that clients page `/parts`.
+    if archive.parts_total as usize <= crate::archive::PAGE_LIMIT {
+        let (parts, _) = app
+            .archives
+            .parts_page(archive_id, None, crate::archive::PAGE_LIMIT)?;
+        let parts: Vec<Value> = parts
+            .iter()
+            .map(|(index, part)| part_json(*index as usize, part))
+            .collect();
+        value["parts"] = json!(parts);
+    }
     Ok(Resp::json(200, &value))
 }
 

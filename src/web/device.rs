@@ -62,17 +62,9 @@ pub fn current_inputs(app: &App, web_url: &str, bytes_per_sec: u64) -> StatusInp
     let active_transfer = activity.transfers().into_iter().find_map(|transfer| {
         let archive = archives.iter().find(|a| a.id == transfer.archive_id)?;
         let (direction, bytes_done) = match transfer.direction {
-            // An upload's progress is the parts already stored remotely.
-            Direction::Upload => (
-                TransferDirection::Upload,
-                app.archives
-                    .parts(&archive.id)
-                    .unwrap_or_default()
-                    .iter()
-                    .filter(|part| part.remote)
-                    .map(|part| part.length)
-                    .sum(),
-            ),
+            // An upload's progress is the bytes of the parts already stored
+            // remotely, counted on the archive record (no part is read).
+            Direction::Upload => (TransferDirection::Upload, archive.bytes_remote),
             Direction::Download => (TransferDirection::Download, transfer.bytes_done),
         };
         Some(ActiveTransfer {

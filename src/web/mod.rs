@@ -21,6 +21,7 @@ pub mod firmware;
 pub mod http;
 pub mod metrics;
 pub mod pages;
+pub mod paging;
 pub mod restore;
 pub mod router;
 pub mod sse;

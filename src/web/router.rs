@@ -87,6 +87,7 @@ fn route(app: &App, req: &mut Req) -> Result<Resp, ApiError> {
         (Get, ["api", "v1", "archives", id]) => api::get_archive(app, req, id),
         (Patch, ["api", "v1", "archives", id]) => api::rename_archive(app, req, id),
         (Delete, ["api", "v1", "archives", id]) => api::delete_archive(app, req, id),
+        (Get, ["api", "v1", "archives", id, "parts"]) => api::list_parts(app, req, id),
         (Get | Head, ["api", "v1", "archives", id, "content"]) => api::content(app, req, id),
         (Post, ["api", "v1", "archives", id, "uncache"]) => api::uncache_archive(app, req, id),
         (Post, ["api", "v1", "archives", id, "cache"]) => api::cache_archive(app, req, id),

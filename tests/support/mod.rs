@@ -503,5 +503,16 @@ pub fn checked_object_uses(
         })
         .collect();
     assert_eq!(objects, uses, "refcounts equal the parts using each object");
+    // Every archive's counters equal its parts (all of them remote here).
+    for (_, archive) in store.tables.archives.all(&txn).expect("archives") {
+        let parts = store.tables.parts_of(&txn, &archive.id).expect("parts");
+        let bytes: u64 = parts.iter().map(|part| part.length).sum();
+        assert_eq!(
+            (archive.parts_remote as usize, archive.bytes_remote),
+            (parts.len(), bytes),
+            "the counters of archive {} equal its parts",
+            archive.id
+        );
+    }
     uses
 }

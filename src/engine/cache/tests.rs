@@ -202,10 +202,22 @@ fn archive(inner: &Inner, archive_id: &str) -> ArchiveRecord {
     inner.archive_and_parts(archive_id).unwrap().unwrap().0
 }
 
+/// Leases the cache job, passing over older ones (saving the settings
+/// queued a catalog upload first: jobs run by due time, then age).
 fn cache_job(inner: &Inner) -> crate::store::records::JobRecord {
-    let job = inner.lease().expect("a cache job");
-    assert_eq!(job.kind, jobs::KIND_CACHE);
-    lock(&inner.leased).remove(&job.id);
+    let mut passed = Vec::new();
+    let job = loop {
+        let job = inner.lease().expect("a cache job");
+        if job.kind == jobs::KIND_CACHE {
+            break job;
+        }
+        passed.push(job.id);
+    };
+    let mut leased = lock(&inner.leased);
+    leased.remove(&job.id);
+    for id in passed {
+        leased.remove(&id);
+    }
     job
 }
 

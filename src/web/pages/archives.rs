@@ -83,8 +83,15 @@ fn move_banner(app: &App) -> Result<Markup, ApiError> {
     })
 }
 
+/// Archives on one home page, and part rows on one detail page.
+const HOME_PAGE_SIZE: usize = 100;
+const PARTS_PAGE_SIZE: usize = 100;
+
 pub fn home(app: &App, req: &mut Req, caller: &Caller) -> Result<Resp, ApiError> {
-    let mut archives = app.archives.list(&caller.user.id)?;
+    let after = crate::web::paging::archive_cursor(&req.query)?;
+    let (mut archives, next) =
+        app.archives
+            .page(&caller.user.id, after.as_ref(), HOME_PAGE_SIZE)?;
     // A deleted archive leaves the list at once (its copies go in the background).
     archives.retain(|archive| archive.state != ArchiveState::Deleting);
     let banner = move_banner(app)?;
@@ -104,6 +111,10 @@ pub fn home(app: &App, req: &mut Req, caller: &Caller) -> Result<Resp, ApiError>
             (unfinished)
             (notes)
             (archive_list(&archives, &duplicates, app.on_box_only()))
+            nav.pager {
+                @if after.is_some() { a href="/" { "Newest archives" } " " }
+                @if let Some(next) = &next { a rel="next" href={ "/?after=" (next.encode()) } { "Older archives" } }
+            }
         });
     Ok(Resp::html(page))
 }
@@ -180,11 +191,19 @@ pub fn detail(
     archive_id: &str,
 ) -> Result<Resp, ApiError> {
     let archive = app.archives.owned(&caller.user.id, archive_id)?;
-    let parts = app.archives.parts(archive_id)?;
+    let parts_after = crate::web::paging::part_index(&req.query)?;
+    let (parts, more_parts) = app
+        .archives
+        .parts_page(archive_id, parts_after, PARTS_PAGE_SIZE)?;
     let allowed = actions_allowed(&archive);
     let banner = move_banner(app)?;
     let notes = progress::transfer_notes(app, std::slice::from_ref(&archive))?;
-    let duplicates = progress::duplicates(&app.archives.list(&caller.user.id)?);
+    // Compared with the newest archives (one bounded page), and this one.
+    let (mut recent, _) = app.archives.page(&caller.user.id, None, usize::MAX)?;
+    if !recent.iter().any(|other| other.id == archive.id) {
+        recent.push(archive.clone());
+    }
+    let duplicates = progress::duplicates(&recent);
     let page = Page::new(archive.name.clone(), Some(caller), app.on_box_only()).script("/static/live.js").render(html! {
         h1 data-archive-detail=(archive.id) data-state=(archive.state.as_str()) data-size=(archive.size) { (archive.name) }
         (progress::duplicate_note(duplicates.get(&archive.id)))
@@ -232,7 +251,7 @@ pub fn detail(
                 button type="submit" { "Rename" }
             }
         }
-        details.card.technical id="technical" {
+        details.card.technical id="technical" open[parts_after.is_some()] {
             summary { "Technical details" }
             dl.facts {
                 dt { "Original filename" } dd { (archive.filename) }
@@ -240,14 +259,14 @@ pub fn detail(
                 dt { "SHA-256" } dd { code { (archive.sha256) } }
                 dt { "Parts stored" } dd.parts-count { (archive.parts_remote) " of " (archive.parts_total) }
             }
-            @if parts.is_empty() {
+            @if archive.parts_total == 0 {
                 p.muted { "This archive is empty (0 bytes): it has no parts." }
             } @else {
                 div.scroll tabindex="0" role="region" aria-label="Parts" {
                     table.parts {
                         thead { tr { th.num { "#" } th.num { "Offset" } th.num { "Size" } th { "SHA-256" } th { "Stored" } } }
                         tbody {
-                            @for (index, part) in parts.iter().enumerate() {
+                            @for (index, part) in &parts {
                                 tr class=(if part.remote { "part remote" } else { "part" }) data-part-index=(index) {
                                     td.num { (index) }
                                     td.num { (part.offset) }
@@ -257,6 +276,12 @@ pub fn detail(
                                 }
                             }
                         }
+                    }
+                }
+                nav.pager {
+                    @if parts_after.is_some() { a href={ "/archives/" (archive.id) "#technical" } { "First parts" } " " }
+                    @if let Some((last, _)) = parts.last().filter(|_| more_parts) {
+                        a rel="next" href={ "/archives/" (archive.id) "?after=" (last) "#technical" } { "Next " (PARTS_PAGE_SIZE) " parts" }
                     }
                 }
             }
