@@ -15,6 +15,7 @@
 //! - [`device`]: status model, LED patterns, display frames, board profiles, GPIO/I2C.
 //! - [`web`]: HTTP server, JSON API and pages.
 //! - [`ids`]: random ids and tokens, the wall clock.
+//! - [`mdns`]: `piarchive.local` and the web UI announced on the LAN (mDNS).
 //! - [`limits`]: every limit on what a network client can make the server hold.
 //! - [`firmware`]: init mode (PID 1 in the SD-card image): mounts, network, clock, supervision.
 //! - [`update`]: firmware updates in place: signed bundles, A/B slots, trial and commit.
@@ -29,6 +30,7 @@ pub mod engine;
 pub mod firmware;
 pub mod ids;
 pub mod limits;
+pub mod mdns;
 pub mod recovery;
 pub mod remote;
 pub mod repo;

@@ -56,6 +56,8 @@ pub struct App {
     pub tls: Arc<crate::tls::Tls>,
     /// The HTTPS listener's address, once it listens.
     pub https_addr: std::sync::OnceLock<SocketAddr>,
+    /// mDNS (`piarchive.local`), when a listener is on the LAN.
+    pub mdns: std::sync::OnceLock<crate::mdns::Mdns>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -104,6 +106,7 @@ impl App {
         Ok(App {
             tls,
             https_addr: std::sync::OnceLock::new(),
+            mdns: std::sync::OnceLock::new(),
             config,
             store,
             accounts,
@@ -171,6 +174,7 @@ pub fn start(
         let _ = app.https_addr.set(https_addr);
     }
     let app = Arc::new(app);
+    start_mdns(&app, addr, https_addr);
     start_device(&app, addr);
     // Scripts reach the engine (uncache, cache, verify, retry) from now on.
     app.admin
@@ -245,6 +249,17 @@ fn renewal_chore(app: &Arc<App>) -> impl Fn() + Send + Sync + 'static {
     }
 }
 
+/// Announces the appliance on the LAN (see [`crate::mdns`]); what it has to
+/// say (a rename) goes to the system log.
+fn start_mdns(app: &Arc<App>, http: SocketAddr, https: Option<SocketAddr>) {
+    let log = app.admin.log.clone();
+    let report = Box::new(move |sentence: &str| {
+        eprintln!("piarchive mdns: {sentence}");
+        log.info("network", sentence, Default::default());
+    });
+    crate::mdns::start_for(&app.mdns, &app.store, http, https, report);
+}
+
 /// Starts the LED/display driver for the configured or detected board. Best
 /// effort: without GPIO or a display the simulated board mirrors the state.
 fn start_device(app: &Arc<App>, addr: SocketAddr) {
@@ -282,6 +297,9 @@ impl Server {
             device.stop();
         }
         self.app.admin.stop_scheduler();
+        if let Some(mdns) = self.app.mdns.get() {
+            mdns.stop();
+        }
         self.stopping.store(true, Ordering::SeqCst);
         for _ in &self.workers {
             self.http.unblock();
