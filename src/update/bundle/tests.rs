@@ -33,6 +33,7 @@ fn manifest(version: &str) -> Manifest {
         files: vec![entry("vmlinuz", KERNEL), entry("initrd.img", INITRD)],
         test_health_failure: None,
         test_hang: false,
+        test_hold_reboot: false,
     }
 }
 
