@@ -237,11 +237,19 @@ fn on_event(shared: &Shared, event: DaemonEvent, report: &Reporter) {
             _ => host.clone(),
         },
         DaemonEvent::NameChange(change) if change.original.eq_ignore_ascii_case(&host) => {
-            report(&format!(
-                "Another device on the network is called {}; this appliance answers as {} instead.",
-                change.original.trim_end_matches('.'),
-                change.new_name.trim_end_matches('.')
-            ));
+            // Said once, though each interface reports it.
+            let known = shared
+                .answering_as
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            if known.as_deref() != Some(change.new_name.trim_end_matches('.')) {
+                report(&format!(
+                    "Another device on the network is called {}; this appliance answers as {} instead.",
+                    change.original.trim_end_matches('.'),
+                    change.new_name.trim_end_matches('.')
+                ));
+            }
             change.new_name
         }
         DaemonEvent::Error(err) => {
