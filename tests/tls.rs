@@ -465,3 +465,67 @@ fn login_and_upload_over_https_in_a_real_browser() {
     let body = admin.get(&format!("/api/v1/archives/{id}/content")).body;
     assert_eq!(sha256_hex(&body), sha256_hex(&data));
 }
+
+#[test]
+fn the_https_page_shows_the_certificate_and_asks_before_https_only() {
+    let server = TestServer::start();
+    let admin = server.admin();
+    let info = admin.get("/api/v1/admin/tls").json();
+    let page = admin.get("/admin/tls").text();
+    for shown in [
+        info["fingerprint_sha256"].as_str().unwrap(),
+        info["not_after"].as_str().unwrap(),
+        "piarchive.local",
+        "Self-signed",
+        "/static/tls.js",
+    ] {
+        assert!(page.contains(shown), "{shown} missing from the page");
+    }
+    assert_eq!(admin.get("/static/tls.js").status, 200);
+
+    // From an HTTP page, HTTPS-only first asks; nothing changes yet.
+    let resp = admin.post_form("/admin/tls/require-https", &[("require_https", "1")]);
+    assert_eq!(resp.status, 303);
+    let ask = resp.header("Location").unwrap().to_string();
+    assert!(ask.starts_with("/admin/tls?confirm=https"), "{ask}");
+    let settings = admin.get("/api/v1/admin/settings").json();
+    assert_eq!(settings["require_https"], false);
+    let warning = admin.get(&ask).text();
+    assert!(warning.contains("your browser will warn"), "{warning}");
+    let resp = admin.post_form(
+        "/admin/tls/require-https",
+        &[("require_https", "1"), ("confirmed", "1")],
+    );
+    assert_eq!(resp.header("Location"), Some("/admin/tls?done=https-on"));
+    assert_eq!(admin.get("/api/v1/me").status, 308, "HTTP now redirects");
+    // Over HTTPS it turns off again without a question.
+    let pem = self_signed_pem(&server);
+    let secure = https_client(&server, &pem).with_session_of(&admin);
+    let resp = secure.post_form("/admin/tls/require-https", &[("require_https", "0")]);
+    assert_eq!(resp.header("Location"), Some("/admin/tls?done=https-off"));
+    assert_eq!(admin.get("/api/v1/me").status, 200);
+
+    // The name on the network: checked, then saved.
+    let resp = admin.post_form("/admin/tls/name", &[("mdns_hostname", "pi.archive")]);
+    assert_eq!(resp.status, 200);
+    assert!(resp.text().contains("letters, digits or hyphens"));
+    let resp = admin.post_form("/admin/tls/name", &[("mdns_hostname", "piarchive-cellar")]);
+    assert_eq!(resp.header("Location"), Some("/admin/tls?done=name"));
+    let settings = admin.get("/api/v1/admin/settings").json();
+    assert_eq!(settings["mdns_hostname"], "piarchive-cellar");
+
+    // A certificate that does not parse is refused with a sentence on the
+    // page; the old one stays.
+    let resp = admin.post_form(
+        "/admin/tls/install",
+        &[("cert_pem", "not a certificate"), ("key_pem", "nor a key")],
+    );
+    assert_eq!(resp.status, 200);
+    assert!(resp.text().contains("role=\"alert\""));
+    assert_eq!(admin.get("/api/v1/admin/tls").json(), info);
+    // Without the CSRF token: refused.
+    let mut forged = server.client();
+    forged.cookie = admin.cookie.clone();
+    let resp = forged.post_form("/admin/tls/self-signed", &[]);
+    assert_eq!(resp.status, 403);
+}
