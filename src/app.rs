@@ -94,6 +94,7 @@ pub fn start(config: Config) -> Result<Running, StartError> {
     }
     let app = Arc::new(app);
     let addr = listeners.addr;
+    start_mdns(&app, addr, listeners.https_addr);
     start_device(&app, addr);
     start_admin(&app);
     let https_addr = listeners.https_addr;
@@ -115,6 +116,9 @@ impl Running {
             device.stop();
         }
         self.app.admin.stop_scheduler();
+        if let Some(mdns) = self.app.mdns.get() {
+            mdns.stop();
+        }
         self.server.shutdown();
         self.app.engine.shutdown();
     }
@@ -168,6 +172,7 @@ fn open(config: Config) -> Result<web::App, StartError> {
     Ok(web::App {
         tls,
         https_addr: std::sync::OnceLock::new(),
+        mdns: std::sync::OnceLock::new(),
         config,
         store,
         accounts,
@@ -227,6 +232,17 @@ fn renewal_chore(tls: Arc<Tls>, log: Arc<SystemLog>) -> impl Fn() + Send + Sync 
         Ok(None) => {}
         Err(err) => log.warn("tls", &err.to_string(), Default::default()),
     }
+}
+
+/// Announces the appliance on the LAN (see [`crate::mdns`]); what it has to
+/// say (a rename) goes to the system log.
+fn start_mdns(app: &Arc<web::App>, http: SocketAddr, https: Option<SocketAddr>) {
+    let log = app.admin.log.clone();
+    let report = Box::new(move |sentence: &str| {
+        eprintln!("piarchive mdns: {sentence}");
+        log.info("network", sentence, Default::default());
+    });
+    crate::mdns::start_for(&app.mdns, &app.store, http, https, report);
 }
 
 /// Starts the LED/display driver for the configured or detected board and

@@ -19,6 +19,7 @@
 //! - [`ids`]: random ids and tokens, the wall clock.
 //! - [`date`]: Unix seconds to UTC calendar dates and back (pure).
 //! - [`units`]: byte counts as text for people (binary units).
+//! - [`mdns`]: `piarchive.local` and the web UI announced on the LAN (mDNS).
 //! - [`limits`]: every limit on what a network client can make the server hold.
 //! - [`metrics`]: process-lifetime counters for `/metrics` and script `stats()`.
 //! - [`sha256_pair`]: two SHA-256 at once with the x86 SHA instructions.
@@ -38,6 +39,7 @@ pub mod engine;
 pub mod firmware;
 pub mod ids;
 pub mod limits;
+pub mod mdns;
 pub mod metrics;
 pub mod recovery;
 pub mod remote;

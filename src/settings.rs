@@ -41,6 +41,14 @@ pub struct Settings {
     /// and session cookies are `Secure`.
     #[serde(default)]
     pub require_https: bool,
+    /// The name the appliance answers to on the LAN, before `.local`
+    /// (mDNS; `-2`, `-3` appended when another device has it).
+    #[serde(default = "default_mdns_hostname")]
+    pub mdns_hostname: String,
+}
+
+fn default_mdns_hostname() -> String {
+    crate::mdns::DEFAULT_NAME.to_string()
 }
 
 /// The `pending_upload_expiry_seconds` of a new appliance: a week.
@@ -73,6 +81,7 @@ impl Default for Settings {
             verify_sample_percent: DEFAULT_VERIFY_SAMPLE_PERCENT,
             pending_upload_expiry_seconds: DEFAULT_PENDING_UPLOAD_EXPIRY_SECONDS,
             require_https: false,
+            mdns_hostname: default_mdns_hostname(),
         }
     }
 }
@@ -121,6 +130,11 @@ impl Settings {
                 expiry.start(),
                 expiry.end()
             )));
+        }
+        if !crate::mdns::valid_name(&self.mdns_hostname) {
+            return Err(SettingsError::Invalid(
+                "mdns_hostname must be 1 to 63 letters, digits or hyphens (not first or last), like piarchive-cellar.".into(),
+            ));
         }
         if let Some(window) = &self.upload_window {
             for time in [&window.start, &window.end] {

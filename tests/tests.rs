@@ -15,6 +15,7 @@ mod firmware;
 mod garage;
 mod hostile;
 mod limits;
+mod mdns;
 mod recovery;
 mod remote;
 mod remote_engine;

@@ -403,3 +403,129 @@ fn a_stalled_handshake_is_dropped_without_holding_up_others() {
         assert!(started.elapsed() < Duration::from_secs(25));
     }
 }
+
+/// `--ignore-certificate-errors-spki-list`'s value for a certificate: the
+/// base64 SHA-256 of its SubjectPublicKeyInfo.
+fn spki_sha256_base64(cert_pem: &[u8]) -> String {
+    use sha2::Digest;
+    let der = CertificateDer::from_pem_slice(cert_pem).unwrap();
+    let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
+    let spki = cert.tbs_certificate.subject_pki.raw;
+    base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(spki))
+}
+
+#[test]
+fn login_and_upload_over_https_in_a_real_browser() {
+    let server = TestServer::start();
+    let admin = server.admin();
+    let spki = spki_sha256_base64(&self_signed_pem(&server));
+    // Chromium accepts the self-signed certificate by its key's fingerprint
+    // only: any other certificate would still be refused.
+    let browser = crate::browser::Browser::start_with(&[format!(
+        "--ignore-certificate-errors-spki-list={spki}"
+    )]);
+    let site = &server.https_base;
+    browser.goto(&format!("{site}/login"));
+    browser.wait_for("the login page over HTTPS", |b| b.path() == "/login");
+    assert_eq!(browser.script("return location.protocol;"), json!("https:"));
+    browser.type_into("input[name=username]", "admin");
+    browser.type_into("input[name=password]", "admin password");
+    browser.click("form[action='/login'] button[type=submit]");
+    browser.wait_for("the home page", |b| {
+        b.path() == "/" && b.text().contains("Your archives")
+    });
+    // The session cookie came over HTTPS: Secure, so script cannot read
+    // it and plain HTTP never carries it.
+    assert_eq!(browser.script("return document.cookie;"), json!(""));
+
+    let data = random_bytes(3 * 1024 * 1024 + 5, 17);
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_file(dir.path(), "over https.bin", &data);
+    browser.goto(&format!("{site}/archives/new"));
+    browser.type_into("#file", file.to_str().unwrap());
+    browser.wait_for("the file in the queue", |b| {
+        b.find_all("li.upload-item") == 1
+    });
+    browser.click("#start");
+    browser.wait_for("the upload done", |b| {
+        b.script("return !document.getElementById('upload-done').hidden;") == json!(true)
+    });
+    let archives = admin.get("/api/v1/archives").json();
+    let archive = archives
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["size"] == data.len() as u64)
+        .unwrap_or_else(|| panic!("{archives}"));
+    assert!(
+        archive["name"].as_str().unwrap().contains("over https"),
+        "{archive}"
+    );
+    let id = archive["id"].as_str().unwrap();
+    let body = admin.get(&format!("/api/v1/archives/{id}/content")).body;
+    assert_eq!(sha256_hex(&body), sha256_hex(&data));
+}
+
+#[test]
+fn the_https_page_shows_the_certificate_and_asks_before_https_only() {
+    let server = TestServer::start();
+    let admin = server.admin();
+    let info = admin.get("/api/v1/admin/tls").json();
+    let page = admin.get("/admin/tls").text();
+    for shown in [
+        info["fingerprint_sha256"].as_str().unwrap(),
+        info["not_after"].as_str().unwrap(),
+        "piarchive.local",
+        "Self-signed",
+        "/static/tls.js",
+    ] {
+        assert!(page.contains(shown), "{shown} missing from the page");
+    }
+    assert_eq!(admin.get("/static/tls.js").status, 200);
+
+    // From an HTTP page, HTTPS-only first asks; nothing changes yet.
+    let resp = admin.post_form("/admin/tls/require-https", &[("require_https", "1")]);
+    assert_eq!(resp.status, 303);
+    let ask = resp.header("Location").unwrap().to_string();
+    assert!(ask.starts_with("/admin/tls?confirm=https"), "{ask}");
+    let settings = admin.get("/api/v1/admin/settings").json();
+    assert_eq!(settings["require_https"], false);
+    let warning = admin.get(&ask).text();
+    assert!(warning.contains("your browser will warn"), "{warning}");
+    let resp = admin.post_form(
+        "/admin/tls/require-https",
+        &[("require_https", "1"), ("confirmed", "1")],
+    );
+    assert_eq!(resp.header("Location"), Some("/admin/tls?done=https-on"));
+    assert_eq!(admin.get("/api/v1/me").status, 308, "HTTP now redirects");
+    // Over HTTPS it turns off again without a question.
+    let pem = self_signed_pem(&server);
+    let secure = https_client(&server, &pem).with_session_of(&admin);
+    let resp = secure.post_form("/admin/tls/require-https", &[("require_https", "0")]);
+    assert_eq!(resp.header("Location"), Some("/admin/tls?done=https-off"));
+    assert_eq!(admin.get("/api/v1/me").status, 200);
+
+    // The name on the network: checked, then saved.
+    let resp = admin.post_form("/admin/tls/name", &[("mdns_hostname", "pi.archive")]);
+    assert_eq!(resp.status, 200);
+    assert!(resp.text().contains("letters, digits or hyphens"));
+    let resp = admin.post_form("/admin/tls/name", &[("mdns_hostname", "piarchive-cellar")]);
+    assert_eq!(resp.header("Location"), Some("/admin/tls?done=name"));
+    let settings = admin.get("/api/v1/admin/settings").json();
+    assert_eq!(settings["mdns_hostname"], "piarchive-cellar");
+
+    // A certificate that does not parse is refused with a sentence on the
+    // page; the old one stays.
+    let resp = admin.post_form(
+        "/admin/tls/install",
+        &[("cert_pem", "not a certificate"), ("key_pem", "nor a key")],
+    );
+    assert_eq!(resp.status, 200);
+    assert!(resp.text().contains("role=\"alert\""));
+    assert_eq!(admin.get("/api/v1/admin/tls").json(), info);
+    // Without the CSRF token: refused.
+    let mut forged = server.client();
+    forged.cookie = admin.cookie.clone();
+    let resp = forged.post_form("/admin/tls/self-signed", &[]);
+    assert_eq!(resp.status, 403);
+}

@@ -19,6 +19,9 @@
 //! y 37  [progress bar.........]  42%
 //! y 54  "Queue 3"          "1.1 MiB/s" | "stalled" (no rate, unfinished)
 //! ```
+//!
+//! The certificate page (`fingerprint_page`): "HTTPS fingerprint", the
+//! rule, then the SHA-256 in four lines of eight bytes (5x8 font).
 
 use embedded_graphics::{
     mono_font::{iso_8859_1, MonoFont, MonoTextStyle, MonoTextStyleBuilder},
@@ -192,6 +195,9 @@ const ROW_BOTTOM: i32 = 54;
 
 /// Draws the status. Pure: the same status always gives the same frame.
 pub fn render(status: &DeviceStatus) -> Framebuffer {
+    if let Some(fingerprint) = &status.fingerprint_page {
+        return render_fingerprint(fingerprint);
+    }
     let mut frame = Framebuffer::new();
     let normal = MonoTextStyle::new(FONT, BinaryColor::On);
 
@@ -287,6 +293,35 @@ fn draw_updating(frame: &mut Framebuffer, update: &super::status::CurrentTransfe
         "Restarts when done"
     };
     draw_text(frame, after, 0, ROW_BOTTOM, normal);
+}
+
+/// The certificate page: a title, the rule, and the SHA-256 fingerprint
+/// ("AB:CD:..." as browsers show it) in four lines of eight bytes in the
+/// small font, so a person can compare it with the browser's.
+fn render_fingerprint(fingerprint: &str) -> Framebuffer {
+    let mut frame = Framebuffer::new();
+    let title = MonoTextStyle::new(FONT, BinaryColor::On);
+    draw_text(&mut frame, "HTTPS fingerprint", 0, ROW_URL, title);
+    draw(
+        &mut frame,
+        Line::new(
+            Point::new(0, ROW_RULE),
+            Point::new(WIDTH as i32 - 1, ROW_RULE),
+        )
+        .into_styled(PrimitiveStyle::with_stroke(BinaryColor::On, 1)),
+    );
+    let small = MonoTextStyle::new(SMALL_FONT, BinaryColor::On);
+    let bytes: Vec<&str> = fingerprint.split(':').collect();
+    for (line, y) in bytes.chunks(8).zip([15, 27, 39, 51]) {
+        draw_text(
+            &mut frame,
+            &fit(&line.join(":"), SMALL_LINE_CELLS),
+            0,
+            y,
+            small,
+        );
+    }
+    frame
 }
 
 fn draw(frame: &mut Framebuffer, drawable: impl Drawable<Color = BinaryColor>) {

@@ -180,6 +180,7 @@ mod tests {
             }),
             web_url: String::new(),
             on_box_only: false,
+            fingerprint_page: None,
         }
     }
 

@@ -66,6 +66,10 @@ pub struct DeviceStatus {
     /// True when the backups go to a folder on the appliance's own disk: the
     /// box then never says "backed up" or "safe", only "on this box only".
     pub on_box_only: bool,
+    /// `Some`: the display shows this HTTPS certificate fingerprint (the
+    /// SHA-256 as the API gives it) instead of the status; the feed turns
+    /// it on for a few seconds of every cycle.
+    pub fingerprint_page: Option<String>,
 }
 
 impl DeviceStatus {
@@ -79,6 +83,7 @@ impl DeviceStatus {
             current: None,
             web_url: web_url.into(),
             on_box_only: false,
+            fingerprint_page: None,
         }
     }
 }
@@ -233,6 +238,7 @@ pub fn compute_status(inputs: &StatusInputs) -> DeviceStatus {
         current,
         web_url: inputs.web_url.clone(),
         on_box_only: inputs.on_box_only,
+        fingerprint_page: None,
     }
 }
 

@@ -30,6 +30,7 @@ fn status(activity: Activity, queue_length: u64) -> DeviceStatus {
         current: None,
         web_url: URL.to_string(),
         on_box_only: false,
+        fingerprint_page: None,
     }
 }
 
@@ -112,6 +113,23 @@ fn snapshot_idle_on_box_only() {
     check_snapshot("idle_on_box_only", &status);
     let shown = render(&status).to_ascii();
     assert_ne!(shown, render(&status_idle()).to_ascii());
+}
+
+#[test]
+fn snapshot_fingerprint_page() {
+    let fingerprint = (0u8..32)
+        .map(|i| format!("{:02X}", i.wrapping_mul(37)))
+        .collect::<Vec<_>>()
+        .join(":");
+    let status = DeviceStatus {
+        fingerprint_page: Some(fingerprint),
+        ..status(Activity::Uploading, 3)
+    };
+    check_snapshot("fingerprint", &status);
+    assert_ne!(
+        render(&status).to_ascii(),
+        render(&status_idle()).to_ascii()
+    );
 }
 
 fn status_idle() -> DeviceStatus {

@@ -21,7 +21,7 @@
 //! | 8 | find the ext4 filesystem labelled `piarchive-data` (USB disk first, then the card's data partition); restore the clock from its last write time and the clock saved at shutdown; grow the card's data partition and its filesystem to fill the card (best-effort); mount it on /data | waits: until found, a notice page on port 80 says what to do, and nothing is written anywhere |
 //! | 8b | mount the boot partition (FAT `PIBOOT`) on /boot; log a failed last update; on a trial boot, check the new version and commit it or go back ([`slots`]) | best-effort |
 //! | 8c | open the hardware watchdog (`/dev/watchdog`, 15 s) and pet it from the loop below; during a trial only while the trial check answers ([`watchdog`]) | best-effort |
-//! | 9 | start `piarchive serve`, supervised: restarted with backoff (1 s doubling to 60 s), every orphan reaped | best-effort, retried forever |
+//! | 9 | start `piarchive serve`, supervised: restarted with backoff (1 s doubling to 60 s), every orphan reaped; `serve` answers mDNS for `piarchive.local` on each address the lease of step 7 brings, when it brings it ([`crate::mdns`]) | best-effort, retried forever |
 //! | 10 | every 15 minutes: save the clock to /data/firmware/clock | best-effort |
 //! | 11 | on SIGTERM or serve's exit status 10: power off; on SIGUSR1, SIGINT (Ctrl-Alt-Del) or exit status 11: reboot (see [`power`]) | - |
 //! | 12 | shutdown: stop the server (SIGTERM, SIGKILL after 10 s), save the clock, sync, unmount /data (or remount it read-only), sync, power off or reboot | each part best-effort, the power-off always happens |

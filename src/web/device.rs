@@ -27,6 +27,16 @@ use crate::store::records::ArchiveState;
 
 /// How often the feed recomputes the status (the driver skips unchanged ones).
 const FEED_PERIOD: Duration = Duration::from_secs(1);
+/// The display cycles: the status for this long, then the certificate
+/// fingerprint for [`FINGERPRINT_SHOWN`].
+const STATUS_SHOWN: Duration = Duration::from_secs(20);
+const FINGERPRINT_SHOWN: Duration = Duration::from_secs(5);
+
+/// Whether the display shows the fingerprint page `elapsed` after start.
+pub fn fingerprint_turn(elapsed: Duration) -> bool {
+    let cycle = (STATUS_SHOWN + FINGERPRINT_SHOWN).as_millis();
+    elapsed.as_millis() % cycle >= STATUS_SHOWN.as_millis()
+}
 
 /// The device driver and the thread feeding it.
 pub struct DeviceLink {
@@ -141,6 +151,15 @@ pub fn web_url(listen: SocketAddr) -> String {
     }
 }
 
+/// The web UI's address as the display and pages show it: by name
+/// (`https://piarchive.local`) while mDNS announces it, else by number.
+pub fn address(app: &App, listen: SocketAddr) -> String {
+    app.mdns
+        .get()
+        .and_then(|mdns| mdns.url())
+        .unwrap_or_else(|| web_url(listen))
+}
+
 /// The address this machine uses on the LAN (the source address of a route
 /// out; nothing is sent), when it has one.
 pub fn lan_address() -> Option<std::net::IpAddr> {
@@ -161,17 +180,18 @@ pub fn start_feed(app: Arc<App>, sender: StatusSender, listen: SocketAddr) -> Ar
     let flag = stop.clone();
     std::thread::spawn(move || {
         let mut rate = Rate::default();
+        let started = std::time::Instant::now();
         while !flag.load(Ordering::Relaxed) {
-            let web_url = web_url(listen);
+            let web_url = address(&app, listen);
             let metrics = crate::metrics::global();
             let moved = metrics.bytes_uploaded() + metrics.bytes_downloaded();
             let bytes_per_sec = rate.update(std::time::Instant::now(), moved);
+            let mut status = compute_status(&current_inputs(&app, &web_url, bytes_per_sec));
+            if fingerprint_turn(started.elapsed()) {
+                status.fingerprint_page = Some(app.tls.info().fingerprint_sha256);
+            }
             // An update in progress overrides the status (display text, LED pattern).
-            sender.send(crate::update::on_display(compute_status(&current_inputs(
-                &app,
-                &web_url,
-                bytes_per_sec,
-            ))));
+            sender.send(crate::update::on_display(status));
             std::thread::sleep(FEED_PERIOD);
         }
     });
@@ -202,6 +222,8 @@ pub fn state(app: &App, req: &mut Req) -> Result<Resp, ApiError> {
     value["status"] = serde_json::to_value(&mirror.status).map_err(ApiError::internal)?;
     value["display_png"] = json!("/api/v1/admin/device/display.png");
     value["tls_fingerprint_sha256"] = json!(app.tls.info().fingerprint_sha256);
+    // The `.local` name answered to (after a rename), null without mDNS.
+    value["mdns_name"] = json!(app.mdns.get().and_then(|mdns| mdns.answering_as()));
     Ok(Resp::json(200, &value))
 }
 
@@ -238,7 +260,8 @@ pub fn page(app: &App, caller: &Caller) -> Result<Resp, ApiError> {
             }
         }
         img.display id="display" src="/api/v1/admin/device/display.png" width="512" height="256" alt="The appliance's display";
-        p { "HTTPS certificate fingerprint (SHA-256): " code.fingerprint { (app.tls.info().fingerprint_sha256) } }
+        p { "HTTPS certificate fingerprint (SHA-256): " code.fingerprint { (app.tls.info().fingerprint_sha256) } " (" a href="/admin/tls" { "HTTPS settings" } ")" }
+        @if let Some(url) = app.mdns.get().and_then(|mdns| mdns.url()) { p { "On your network: " a id="local-url" href=(url) { (url) } } }
     });
     Ok(Resp::html(page))
 }
@@ -267,6 +290,15 @@ mod tests {
             last = rate.update(now, counter);
         }
         assert_eq!(last, 0, "nothing moving reads as 0 B/s");
+    }
+
+    #[test]
+    fn the_display_shows_the_fingerprint_five_seconds_in_every_twenty_five() {
+        let shown: Vec<u64> = (0..50)
+            .filter(|&s| fingerprint_turn(Duration::from_secs(s)))
+            .collect();
+        let expected: Vec<u64> = (20..25).chain(45..50).collect();
+        assert_eq!(shown, expected);
     }
 
     #[test]

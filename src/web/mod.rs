@@ -60,6 +60,8 @@ pub struct App {
     pub https_addr: std::sync::OnceLock<SocketAddr>,
     /// Whether the backups go to a folder on the appliance's own disk.
     pub on_box_only: Arc<OnBoxOnly>,
+    /// mDNS (`piarchive.local`), when a listener is on the LAN.
+    pub mdns: std::sync::OnceLock<crate::mdns::Mdns>,
 }
 
 /// Whether the backups go to a folder on the appliance's own disk (the

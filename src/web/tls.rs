@@ -1,15 +1,23 @@
 //! HTTPS on the web side: `GET/PUT/DELETE /api/v1/admin/tls` (the
 //! certificate served, installing one's own, going back to the self-signed
-//! one) and the redirect of plain HTTP to HTTPS when `require_https` is set.
+//! one), the admin page `/admin/tls` with its forms (the same actions,
+//! `require_https` and the name on the network), and the redirect of plain
+//! HTTP to HTTPS when `require_https` is set.
 //!
-//! Owns: those routes and the redirect. The certificates themselves are
-//! `crate::tls`'s.
+//! Owns: those routes, the page and the redirect. The certificates
+//! themselves are `crate::tls`'s, the `.local` name `crate::mdns`'s.
 
+use std::collections::HashMap;
+
+use maud::html;
 use serde::Deserialize;
 
 use super::auth::{api_caller, require_admin};
 use super::http::{ApiError, Req, Resp};
+use super::pages::layout::csrf_field;
+use super::pages::Page;
 use super::App;
+use crate::accounts::Caller;
 use crate::admin::log::Subject;
 use crate::settings::Settings;
 use crate::tls::TlsError;
@@ -41,7 +49,150 @@ pub fn put(app: &App, req: &mut Req) -> Answer {
     let caller = api_caller(app, req)?;
     require_admin(&caller)?;
     let body: Install = req.json()?;
-    let info = app.tls.install(&body.cert_pem, &body.key_pem)?;
+    install_from_form(app, &caller, &body.cert_pem, &body.key_pem)?;
+    Ok(Resp::json(200, &app.tls.info()))
+}
+
+pub fn delete(app: &App, req: &mut Req) -> Answer {
+    let caller = api_caller(app, req)?;
+    require_admin(&caller)?;
+    back_to_self_signed(app, &caller)?;
+    Ok(Resp::json(200, &app.tls.info()))
+}
+
+/// The admin page: the certificate served, installing one's own, going
+/// back to the self-signed one, HTTPS only, and the name on the network.
+/// `warning`: the page asks to confirm turning HTTPS only on (from HTTP).
+pub fn page(app: &App, req: &Req, caller: &Caller, error: Option<String>) -> Answer {
+    require_admin(caller)?;
+    let info = app.tls.info();
+    let settings = Settings::load(&app.store)?;
+    let confirm_https = req.query.get("confirm").is_some_and(|v| v == "https");
+    let https_port = app.https_addr.get().map(|addr| addr.port());
+    let by_name = app.mdns.get().and_then(|mdns| mdns.url());
+    let page = Page::new("HTTPS", Some(caller), app.on_box_only()).script("/static/tls.js").render(html! {
+        h1 { "HTTPS and the network name" }
+        @if let Some(error) = &error { p.error role="alert" { (error) } }
+        (done_notice(req))
+        @if let Some(url) = &by_name {
+            p { "On your network this appliance is at " a id="local-url" href=(url) { (url) } "." }
+        }
+        h2 { "Certificate" }
+        dl id="certificate" {
+            dt { "Fingerprint (SHA-256)" } dd { code.fingerprint id="fingerprint" { (info.fingerprint_sha256) } }
+            dt { "Valid until" } dd id="not-after" { (info.not_after) }
+            dt { "Valid for" } dd id="names" { (info.names.join(", ")) }
+            dt { "Source" } dd id="source" { @if info.source == "installed" { "Your own certificate" } @else { "Self-signed (made by this appliance)" } }
+        }
+        p.muted { "Your browser shows the fingerprint of the certificate it was given when you click the padlock (or the warning) next to the address. If it is the same as the one above, you are talking to this appliance." }
+        form.card method="post" action="/admin/tls/install" {
+            (csrf_field(caller))
+            fieldset {
+                legend { "Install your own certificate" }
+                p.muted { "A certificate chain and its private key, both PEM (the text starting with -----BEGIN). It takes effect for the next connection." }
+                label { "Certificate chain (PEM)" input type="file" accept=".pem,.crt,.cer,.txt" data-fills="cert_pem"; }
+                label { "or paste it" textarea name="cert_pem" id="cert_pem" rows="6" required {} }
+                label { "Private key (PEM)" input type="file" accept=".pem,.key,.txt" data-fills="key_pem"; }
+                label { "or paste it" textarea name="key_pem" id="key_pem" rows="6" required {} }
+            }
+            button type="submit" { "Install certificate" }
+        }
+        @if info.source == "installed" {
+            form.card method="post" action="/admin/tls/self-signed" {
+                (csrf_field(caller))
+                p { "Go back to the appliance's own self-signed certificate." }
+                button type="submit" { "Use the self-signed certificate" }
+            }
+        }
+        h2 { "HTTPS only" }
+        @if confirm_https && !settings.require_https {
+            div.banner.warning role="alert" id="https-warning" {
+                p { "After this, plain HTTP addresses are sent on to HTTPS" @if let Some(port) = https_port { " (port " (port) ")" } ". With the self-signed certificate your browser will warn that the connection is not private: compare the fingerprint above with the one it shows and, when they match, accept the certificate. Check first that the HTTPS address opens." }
+                form method="post" action="/admin/tls/require-https" {
+                    (csrf_field(caller))
+                    input type="hidden" name="require_https" value="1";
+                    input type="hidden" name="confirmed" value="1";
+                    button type="submit" { "Yes, use HTTPS only" }
+                }
+            }
+        }
+        form.card method="post" action="/admin/tls/require-https" {
+            (csrf_field(caller))
+            p id="https-state" { @if settings.require_https { "HTTPS only is on: plain HTTP is sent on to HTTPS." } @else { "HTTPS only is off: the appliance answers over HTTP and HTTPS." } }
+            input type="hidden" name="require_https" value=(if settings.require_https { "0" } else { "1" });
+            button type="submit" id="https-toggle" { @if settings.require_https { "Allow plain HTTP again" } @else { "Use HTTPS only" } }
+        }
+        h2 { "Name on the network" }
+        form.card method="post" action="/admin/tls/name" {
+            (csrf_field(caller))
+            label {
+                "Name (devices on your network reach the appliance as name.local; if another device has it, -2 is added)"
+                input type="text" name="mdns_hostname" value=(settings.mdns_hostname) required pattern="[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?";
+            }
+            button type="submit" { "Save name" }
+        }
+    });
+    Ok(Resp::html(page))
+}
+
+fn done_notice(req: &Req) -> maud::Markup {
+    let text = match req.query.get("done").map(String::as_str) {
+        Some("installed") => "Your certificate is installed.",
+        Some("self-signed") => "The self-signed certificate is back.",
+        Some("https-on") => "HTTPS only is on.",
+        Some("https-off") => "Plain HTTP is allowed again.",
+        Some("name") => "Name saved; it is announced on the network in a few seconds.",
+        _ => return html! {},
+    };
+    html! { p.notice.flash role="status" { (text) } }
+}
+
+/// The page's form posts (CSRF already checked by the caller).
+pub fn form_post(
+    app: &App,
+    req: &mut Req,
+    caller: &Caller,
+    action: &str,
+    form: &HashMap<String, String>,
+) -> Answer {
+    require_admin(caller)?;
+    let field = |name: &str| form.get(name).map(String::as_str).unwrap_or("");
+    let outcome = match action {
+        "install" => install_from_form(app, caller, field("cert_pem"), field("key_pem")),
+        "self-signed" => back_to_self_signed(app, caller).map(|()| "self-signed"),
+        "require-https" => {
+            let on = field("require_https") == "1";
+            if on && !req.secure && field("confirmed") != "1" {
+                return Ok(Resp::redirect("/admin/tls?confirm=https#https-warning"));
+            }
+            save_setting(app, caller, |s| s.require_https = on).map(|()| {
+                if on {
+                    "https-on"
+                } else {
+                    "https-off"
+                }
+            })
+        }
+        "name" => {
+            let name = field("mdns_hostname").trim().to_string();
+            save_setting(app, caller, |s| s.mdns_hostname = name).map(|()| "name")
+        }
+        _ => return Err(ApiError::not_found()),
+    };
+    match outcome {
+        Ok(done) => Ok(Resp::redirect(&format!("/admin/tls?done={done}"))),
+        Err(err) if err.status == 400 => page(app, req, caller, Some(err.message)),
+        Err(err) => Err(err),
+    }
+}
+
+fn install_from_form(
+    app: &App,
+    caller: &Caller,
+    cert: &str,
+    key: &str,
+) -> Result<&'static str, ApiError> {
+    let info = app.tls.install(cert, key)?;
     app.admin.log.info(
         "tls",
         &format!(
@@ -52,12 +203,10 @@ pub fn put(app: &App, req: &mut Req) -> Answer {
         ),
         Subject::user(&caller.user.id),
     );
-    Ok(Resp::json(200, &info))
+    Ok("installed")
 }
 
-pub fn delete(app: &App, req: &mut Req) -> Answer {
-    let caller = api_caller(app, req)?;
-    require_admin(&caller)?;
+fn back_to_self_signed(app: &App, caller: &Caller) -> Result<(), ApiError> {
     let info = app.tls.remove_installed()?;
     app.admin.log.info(
         "tls",
@@ -67,7 +216,31 @@ pub fn delete(app: &App, req: &mut Req) -> Answer {
         ),
         Subject::user(&caller.user.id),
     );
-    Ok(Resp::json(200, &info))
+    Ok(())
+}
+
+fn save_setting(
+    app: &App,
+    caller: &Caller,
+    change: impl FnOnce(&mut Settings),
+) -> Result<(), ApiError> {
+    let mut settings = Settings::load(&app.store)?;
+    change(&mut settings);
+    settings.save(&app.store).map_err(|err| match err {
+        crate::settings::SettingsError::Invalid(sentence) => {
+            ApiError::new(400, "invalid_setting", sentence)
+        }
+        other => ApiError::internal(other),
+    })?;
+    app.admin.log.info(
+        "settings",
+        &format!(
+            "{} changed the HTTPS or network-name settings.",
+            caller.user.username
+        ),
+        Subject::user(&caller.user.id),
+    );
+    Ok(())
 }
 
 /// With `require_https` set and HTTPS listening, a plain-HTTP request other

@@ -33,10 +33,11 @@ fn with_error(page: Markup, status: u16) -> Resp {
     resp
 }
 
-fn setup_form(error: Option<&str>, username: &str, fingerprint: &str) -> Markup {
+fn setup_form(error: Option<&str>, username: &str, (fingerprint, by_name): &Facts) -> Markup {
     Page::new("Set up", None, false).render(html! {
         h1 { "Welcome to piarchive" }
         p { "Create the administrator account. There is no default password: this account is the only way in." }
+        @if let Some(url) = by_name { p { "On your network this appliance is at " a href=(url) { (url) } "." } }
         p.muted { "Over HTTPS, your browser should show this certificate fingerprint (SHA-256): " code.fingerprint { (fingerprint) } }
         @if let Some(error) = error { p.error role="alert" { (error) } }
         form.card method="post" action="/setup" {
@@ -64,8 +65,15 @@ fn setup_form(error: Option<&str>, username: &str, fingerprint: &str) -> Markup 
     })
 }
 
-fn fingerprint(app: &App) -> String {
-    app.tls.info().fingerprint_sha256
+/// The certificate fingerprint and, while mDNS announces it, the address
+/// by name (`https://piarchive.local`).
+type Facts = (String, Option<String>);
+
+fn fingerprint(app: &App) -> Facts {
+    (
+        app.tls.info().fingerprint_sha256,
+        app.mdns.get().and_then(|mdns| mdns.url()),
+    )
 }
 
 /// The generated passphrase, shown once: copy, download and print it, then

@@ -62,6 +62,7 @@ impl<'a> Page<'a> {
                                     a href="/admin/settings" { "Settings" }
                                     a href="/admin/device" { "Device" }
                                     a href="/admin/firmware" { "Firmware" }
+                                    a href="/admin/tls" { "HTTPS" }
                                     a href="/admin/log" { "Log" }
                                     a href="/admin/users" { "Users" }
                                     a href="/admin/remote" { "Remote" }

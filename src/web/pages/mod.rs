@@ -88,6 +88,11 @@ const STATIC_FILES: &[(&str, &str, &str)] = &[
         "text/javascript; charset=utf-8",
         include_str!("../../../templates/static/firmware.js"),
     ),
+    (
+        "tls.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../templates/static/tls.js"),
+    ),
 ];
 
 pub fn route(
@@ -155,6 +160,7 @@ fn signed_in_route(
             ["admin", "settings"] => account::admin_settings_post(app, req, caller, &form),
             ["admin", "users", target] => admin::users_post(app, caller, target, &form),
             ["admin", "remote"] => remote::remote_post(app, caller, &form),
+            ["admin", "tls", action] => super::tls::form_post(app, req, caller, action, &form),
             ["archives", id, "uncache"] => archives::uncache_post(app, caller, id),
             ["archives", id, "cache"] => archives::cache_post(app, caller, id),
             ["uploads", id, "discard"] => archives::discard_upload_post(app, caller, id),
@@ -169,6 +175,7 @@ fn signed_in_route(
         (Get, ["account"]) => account::account_page(app, req, caller, None),
         (Get, ["admin", "device"]) => super::device::page(app, caller),
         (Get, ["admin", "firmware"]) => super::firmware::page(app, caller),
+        (Get, ["admin", "tls"]) => super::tls::page(app, req, caller, None),
         (Get, ["admin", "settings"]) => account::admin_settings_page(app, req, caller, None),
         (Get, ["admin"]) => admin::home(app, caller),
         (Get, ["admin", "scripts", "new"]) => admin::develop(app, caller, None),
