@@ -146,8 +146,12 @@ fn everything_works_over_https_with_the_certificate_pinned() {
     let device = admin.get("/api/v1/admin/device").json();
     assert_eq!(device["tls_fingerprint_sha256"], info["fingerprint_sha256"]);
 
-    // The event stream, followed while the uploads below happen.
-    let events = follow_events(&server, &pem, admin.cookie.clone().unwrap());
+    // The event stream, followed while the uploads below happen (from the
+    // moment the server says it is connected, so no event can come before).
+    let (connected, events) = follow_events(&server, &pem, admin.cookie.clone().unwrap());
+    connected
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the event stream connects");
 
     // tus, in two pieces.
     let data = random_bytes(3 * 1024 * 1024 + 17, 5);
@@ -233,9 +237,13 @@ fn follow_events(
     server: &TestServer,
     pem: &[u8],
     cookie: String,
-) -> std::thread::JoinHandle<String> {
+) -> (
+    std::sync::mpsc::Receiver<()>,
+    std::thread::JoinHandle<String>,
+) {
     let client = https_client(server, pem);
-    std::thread::spawn(move || {
+    let (tell, connected) = std::sync::mpsc::channel();
+    let handle = std::thread::spawn(move || {
         let agent = client.via.clone().unwrap();
         let response = agent
             .get(&format!("{}/api/v1/events", client.base))
@@ -248,6 +256,9 @@ fn follow_events(
         let deadline = Instant::now() + Duration::from_secs(120);
         for line in BufReader::new(response.into_reader()).lines() {
             let line = line.expect("an event line");
+            if line == ": connected" {
+                let _ = tell.send(());
+            }
             if let Some(data) = line.strip_prefix("data: ") {
                 if let Ok(event) = serde_json::from_str::<Value>(data) {
                     if let Some(id) = event["id"].as_str() {
@@ -262,7 +273,8 @@ fn follow_events(
             }
         }
         seen
-    })
+    });
+    (connected, handle)
 }
 
 #[test]

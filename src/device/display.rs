@@ -202,14 +202,7 @@ pub fn render(status: &DeviceStatus) -> Framebuffer {
     let normal = MonoTextStyle::new(FONT, BinaryColor::On);
 
     draw_url(&mut frame, &status.web_url);
-    draw(
-        &mut frame,
-        Line::new(
-            Point::new(0, ROW_RULE),
-            Point::new(WIDTH as i32 - 1, ROW_RULE),
-        )
-        .into_styled(PrimitiveStyle::with_stroke(BinaryColor::On, 1)),
-    );
+    draw_rule(&mut frame);
 
     if let (Activity::Updating, Some(update)) = (status.activity, &status.current) {
         draw_updating(&mut frame, update);
@@ -295,6 +288,18 @@ fn draw_updating(frame: &mut Framebuffer, update: &super::status::CurrentTransfe
     draw_text(frame, after, 0, ROW_BOTTOM, normal);
 }
 
+/// The line under the address (or the title).
+fn draw_rule(frame: &mut Framebuffer) {
+    draw(
+        frame,
+        Line::new(
+            Point::new(0, ROW_RULE),
+            Point::new(WIDTH as i32 - 1, ROW_RULE),
+        )
+        .into_styled(PrimitiveStyle::with_stroke(BinaryColor::On, 1)),
+    );
+}
+
 /// The certificate page: a title, the rule, and the SHA-256 fingerprint
 /// ("AB:CD:..." as browsers show it) in four lines of eight bytes in the
 /// small font, so a person can compare it with the browser's.
@@ -302,14 +307,7 @@ fn render_fingerprint(fingerprint: &str) -> Framebuffer {
     let mut frame = Framebuffer::new();
     let title = MonoTextStyle::new(FONT, BinaryColor::On);
     draw_text(&mut frame, "HTTPS fingerprint", 0, ROW_URL, title);
-    draw(
-        &mut frame,
-        Line::new(
-            Point::new(0, ROW_RULE),
-            Point::new(WIDTH as i32 - 1, ROW_RULE),
-        )
-        .into_styled(PrimitiveStyle::with_stroke(BinaryColor::On, 1)),
-    );
+    draw_rule(&mut frame);
     let small = MonoTextStyle::new(SMALL_FONT, BinaryColor::On);
     let bytes: Vec<&str> = fingerprint.split(':').collect();
     for (line, y) in bytes.chunks(8).zip([15, 27, 39, 51]) {
