@@ -17,7 +17,7 @@
 //! y 24  reason, lines 1..3 at y 24, 34, 44 (attention only)
 //! y 25  archive name / "Backed up off-site." / "Not off-site yet." / "Not all backed up yet"
 //! y 37  [progress bar.........]  42%
-//! y 54  "Queue 3"          "1.1 MiB/s" | "stalled" (no rate, unfinished)
+//! y 54  "Queue 3"          "1.1 MiB/s" | "waiting" (no bytes moved lately, unfinished)
 //! ```
 //!
 //! The certificate page (`fingerprint_page`): "HTTPS fingerprint", the
@@ -263,7 +263,8 @@ pub fn render(status: &DeviceStatus) -> Framebuffer {
         // an unfinished one without a rate is waiting (a retry, the window).
         let rate = match (current.bytes_per_sec, current.percent) {
             (0, 100..) => None,
-            (0, _) => Some("stalled".to_string()),
+            // Between parts under a bandwidth limit, or before a retry: not "stalled".
+            (0, _) => Some("waiting".to_string()),
             (rate, _) => Some(human_rate(rate)),
         };
         if let Some(rate) = rate {
