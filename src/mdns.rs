@@ -26,8 +26,6 @@ use mdns_sd::{DaemonEvent, RecvTimeoutError, ServiceDaemon, ServiceInfo};
 use crate::settings::Settings;
 use crate::store::Store;
 
-/// The host name (before `.local`) of a new appliance.
-pub const DEFAULT_NAME: &str = "piarchive";
 /// How often the watcher looks whether an admin changed the name.
 const SETTING_CHECK: Duration = Duration::from_secs(2);
 
@@ -144,7 +142,7 @@ impl Mdns {
 fn configured_name(store: &Store) -> String {
     Settings::load(store)
         .map(|settings| settings.mdns_hostname)
-        .unwrap_or_else(|_| DEFAULT_NAME.to_string())
+        .unwrap_or_else(|_| crate::settings::DEFAULT_MDNS_NAME.to_string())
 }
 
 fn register(
@@ -271,15 +269,6 @@ fn on_event(shared: &Shared, event: DaemonEvent, report: &Reporter) {
     }
 }
 
-/// Whether `name` may be a host name label: 1 to 63 letters, digits and
-/// inner hyphens (RFC 1123), as `piarchive` or `piarchive-keller`.
-pub fn valid_name(name: &str) -> bool {
-    (1..=63).contains(&name.len())
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        && !name.starts_with('-')
-        && !name.ends_with('-')
-}
-
 /// Starts mDNS for the server at `http`/`https` when one of them is on a
 /// non-loopback address; the handle goes into `slot`. Errors go to
 /// `report` (the appliance works without mDNS, by its address).
@@ -337,7 +326,7 @@ mod tests {
             ("pi archive", false),
             (&"a".repeat(64), false),
         ] {
-            assert_eq!(valid_name(name), valid, "{name:?}");
+            assert_eq!(crate::settings::valid_mdns_name(name), valid, "{name:?}");
         }
     }
 }

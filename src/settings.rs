@@ -48,7 +48,7 @@ pub struct Settings {
 }
 
 fn default_mdns_hostname() -> String {
-    crate::mdns::DEFAULT_NAME.to_string()
+    DEFAULT_MDNS_NAME.to_string()
 }
 
 /// The `pending_upload_expiry_seconds` of a new appliance: a week.
@@ -131,7 +131,7 @@ impl Settings {
                 expiry.end()
             )));
         }
-        if !crate::mdns::valid_name(&self.mdns_hostname) {
+        if !valid_mdns_name(&self.mdns_hostname) {
             return Err(SettingsError::Invalid(
                 "mdns_hostname must be 1 to 63 letters, digits or hyphens (not first or last), like piarchive-cellar.".into(),
             ));
@@ -176,6 +176,18 @@ pub fn parse_hh_mm(text: &str) -> Option<u32> {
     let hours: u32 = hours.parse().ok()?;
     let minutes: u32 = minutes.parse().ok()?;
     (hours < 24 && minutes < 60).then_some(hours * 60 + minutes)
+}
+
+/// The host name (before `.local`) of a new appliance.
+pub const DEFAULT_MDNS_NAME: &str = "piarchive";
+
+/// Whether `name` may be a host name label: 1 to 63 letters, digits and
+/// inner hyphens (RFC 1123), as `piarchive` or `piarchive-keller`.
+pub fn valid_mdns_name(name: &str) -> bool {
+    (1..=63).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-')
 }
 
 #[cfg(test)]

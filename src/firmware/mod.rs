@@ -223,6 +223,24 @@ pub fn run_init() -> anyhow::Result<Infallible> {
                 requested = Some(action);
             }
         }
+        let waiting = matches!(phase, Phase::WaitingForData { .. });
+        if requested.is_none()
+            && waiting
+            && slots::trial_gives_up_without_data(
+                boot.elapsed(),
+                crate::update::boot::booted_on_trial,
+            )
+        {
+            log(
+                "update",
+                &format!(
+                    "version {} is on trial but its data partition was not mounted within {} s; going back",
+                    crate::update::running_version(),
+                    slots::TRIAL_DATA_WAIT.as_secs()
+                ),
+            );
+            requested = Some(PowerAction::Reboot);
+        }
         if let Some(action) = requested {
             shutdown(phase, action);
         }

@@ -19,6 +19,17 @@ const TRIAL_DEADLINE: Duration = Duration::from_secs(120);
 
 static BOOT_MOUNTED: AtomicBool = AtomicBool::new(false);
 
+/// How long a trial boot may wait for its data partition before it goes back.
+pub const TRIAL_DATA_WAIT: Duration = Duration::from_secs(120);
+
+/// Whether a boot still waiting for its data partition after `waited` should go
+/// back to the committed slot: only on trial (a new kernel that cannot mount the
+/// data must not hold the box; the old slot then waits for the disk as before).
+/// `on_trial` is asked only once the wait is over.
+pub fn trial_gives_up_without_data(waited: Duration, on_trial: impl FnOnce() -> bool) -> bool {
+    waited >= TRIAL_DATA_WAIT && on_trial()
+}
+
 /// After the data partition is mounted: mounts the boot partition, settles the record
 /// of the last update (and logs a failed one), and starts the trial check when this
 /// boot is a trial. Best-effort: without a boot partition updates are just off.
@@ -272,5 +283,15 @@ mod tests {
         assert!(healthz_ok(address));
         server.join().expect("server");
         assert!(!healthz_ok(address), "nobody listens any more");
+    }
+
+    #[test]
+    fn only_a_trial_gives_up_waiting_for_its_data_and_only_after_the_wait() {
+        let early = TRIAL_DATA_WAIT - Duration::from_secs(1);
+        assert!(!trial_gives_up_without_data(early, || panic!(
+            "asked too early"
+        )));
+        assert!(trial_gives_up_without_data(TRIAL_DATA_WAIT, || true));
+        assert!(!trial_gives_up_without_data(TRIAL_DATA_WAIT * 10, || false));
     }
 }
