@@ -503,30 +503,26 @@ impl Accounts {
             return Err(AccountError::WrongCurrentPassword);
         }
         self.attempt_succeeded(address, &account);
-        let password_hash = hash_password(new);
         let keep = keep_session.map(hash_token);
-        self.store.write(|txn, tables| {
-            let mut user = tables
-                .users
-                .get(txn, user_id.as_bytes())?
-                .ok_or(AccountError::UserNotFound)?;
-            user.password_hash = password_hash;
-            tables.users.put(txn, user_id.as_bytes(), &user)?;
-            crate::store::jobs::enqueue_catalog_upload(txn, tables)?;
-            for (key, session) in tables.sessions.all(txn)? {
-                if session.user_id == user_id && Some(&key) != keep.as_ref() {
-                    tables.sessions.delete(txn, &key)?;
-                }
-            }
-            Ok(())
-        })
+        self.set_password_hash(user_id, hash_password(new), keep.as_ref())
+            .map(|_| ())
     }
 
     /// An admin sets a new password for a user who forgot theirs; every
     /// session of that user ends (their API tokens stay).
     pub fn reset_password(&self, user_id: &str, new: &str) -> Result<UserRecord, AccountError> {
         validate_password(new)?;
-        let password_hash = hash_password(new);
+        self.set_password_hash(user_id, hash_password(new), None)
+    }
+
+    /// Stores a new password hash, queues the catalog (it carries the
+    /// accounts) and ends every session of the user but `keep`.
+    fn set_password_hash(
+        &self,
+        user_id: &str,
+        password_hash: String,
+        keep: Option<&Vec<u8>>,
+    ) -> Result<UserRecord, AccountError> {
         self.store.write(|txn, tables| {
             let mut user = tables
                 .users
@@ -536,7 +532,7 @@ impl Accounts {
             tables.users.put(txn, user_id.as_bytes(), &user)?;
             crate::store::jobs::enqueue_catalog_upload(txn, tables)?;
             for (key, session) in tables.sessions.all(txn)? {
-                if session.user_id == user_id {
+                if session.user_id == user_id && Some(&key) != keep {
                     tables.sessions.delete(txn, &key)?;
                 }
             }
