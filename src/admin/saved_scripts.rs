@@ -5,11 +5,8 @@
 //! not touch: HTTP. A run happens on the script engine's own thread with no
 //! lock or transaction held; its summary is stored afterwards.
 
-use std::sync::Arc;
-
 use serde::Deserialize;
 
-use super::host::AppHost;
 use super::log::Subject;
 use super::script::{self, CancelToken, Limits, RunResult};
 use super::Admin;
@@ -226,18 +223,6 @@ pub fn seed_builtins(store: &Store) -> Result<(), ScriptsError> {
 }
 
 impl Admin {
-    /// A host for one run, logging as `script:<name>`.
-    pub fn host(&self, script_name: &str, user_id: Option<&str>) -> Arc<AppHost> {
-        Arc::new(AppHost::new(
-            self.store.clone(),
-            self.data_dir.clone(),
-            self.log.clone(),
-            self.actions.clone(),
-            format!("script:{script_name}"),
-            user_id.map(str::to_string),
-        ))
-    }
-
     /// Runs source that is not saved (the develop page's "Test run").
     pub fn run_source(&self, source: &str, user_id: &str) -> RunResult {
         let result = script::run(
