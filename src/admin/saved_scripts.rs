@@ -5,6 +5,8 @@
 //! not touch: HTTP. A run happens on the script engine's own thread with no
 //! lock or transaction held; its summary is stored afterwards.
 
+use std::time::Duration;
+
 use serde::Deserialize;
 
 use super::log::Subject;
@@ -192,6 +194,21 @@ pub fn record_run(
     })
 }
 
+/// The longest a saved script may run, by "Run now" or as a deployment.
+/// `verify` of a big archive takes minutes over a home uplink and a weekly
+/// check of a full disk hours, so the 5 s of [`Limits::default`] (kept for
+/// the develop page's test runs of unsaved source) would stop it after the
+/// first archive. The operations and memory limits stay as they are.
+pub const SAVED_RUN_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+
+/// The limits of a "Run now" of a saved script.
+pub fn saved_run_limits() -> Limits {
+    Limits {
+        timeout: SAVED_RUN_TIMEOUT,
+        ..Limits::default()
+    }
+}
+
 /// Adds the built-in scripts once, on the first start; an admin who deletes
 /// them does not get them back.
 pub fn seed_builtins(store: &Store) -> Result<(), ScriptsError> {
@@ -242,7 +259,7 @@ impl Admin {
         let result = script::run(
             &record.source,
             self.host(&record.name, Some(user_id)),
-            &super::deployments::saved_run_limits(),
+            &saved_run_limits(),
             &CancelToken::new(),
         );
         record_run(&self.store, script_id, &summary_of(started_at, &result))?;

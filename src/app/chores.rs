@@ -5,7 +5,7 @@
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use super::App;
+use super::state::App;
 use crate::admin::log::SystemLog;
 use crate::tls::Tls;
 

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::App;
+use super::state::App;
 use crate::device::status::{
     compute_status, ActiveTransfer, ArchiveCounts, DiskSpace, StatusInputs, TransferDirection,
 };

@@ -28,9 +28,9 @@ use crate::web;
 
 mod chores;
 pub mod device_feed;
-mod state;
+pub mod state;
 
-pub use state::{App, DeviceLink, OnBoxOnly};
+use state::{App, DeviceLink, OnBoxOnly};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {

@@ -5,7 +5,7 @@
 
 use crate::accounts::{AccountError, Caller, NewSession};
 use crate::admin::log::Subject;
-use crate::app::App;
+use crate::app::state::App;
 use crate::engine::keys;
 use crate::settings::Settings;
 use crate::store::records::{Role, UserRecord};

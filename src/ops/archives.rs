@@ -7,7 +7,7 @@
 //! owner's open pages and wakes the engine when there is new work.
 
 use crate::admin::log::{Subject, SystemLog};
-use crate::app::App;
+use crate::app::state::App;
 use crate::engine::Verification;
 use crate::store::records::{ArchiveRecord, ArchiveState};
 

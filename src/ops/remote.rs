@@ -1,7 +1,7 @@
 //! Where the backups go: the plan of a change, saving it (the engine moves
 //! the backups when it must, see `engine::remote_move`) and a live check.
 
-use crate::app::App;
+use crate::app::state::App;
 use crate::engine::remote_move::MovePlan;
 use crate::remote::RemoteSettings;
 

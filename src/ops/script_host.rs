@@ -13,7 +13,7 @@ use std::sync::{Arc, OnceLock, Weak};
 use crate::admin::log::Subject;
 use crate::admin::script::{ArchiveView, LogLevel, ScriptHost, Stats, VerifyReport};
 use crate::admin::HostMaker;
-use crate::app::App;
+use crate::app::state::App;
 use crate::ids;
 use crate::store::records::{ArchiveRecord, ArchiveState};
 

@@ -5,7 +5,7 @@
 use crate::accounts::Caller;
 use crate::admin::log::Subject;
 use crate::admin::saved_scripts::{self, ScriptDraft};
-use crate::app::App;
+use crate::app::state::App;
 use crate::store::records::ScriptRecord;
 
 pub fn create(app: &App, admin: &Caller, draft: &ScriptDraft) -> super::Result<ScriptRecord> {

@@ -3,7 +3,7 @@
 
 use crate::accounts::Caller;
 use crate::admin::log::{LogSettings, Subject};
-use crate::app::App;
+use crate::app::state::App;
 use crate::settings::Settings;
 
 /// Saves the appliance settings: a shorter expiry of unfinished uploads

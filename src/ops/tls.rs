@@ -3,7 +3,7 @@
 
 use crate::accounts::Caller;
 use crate::admin::log::Subject;
-use crate::app::App;
+use crate::app::state::App;
 use crate::tls::CertInfo;
 
 pub fn install(

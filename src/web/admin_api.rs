@@ -15,7 +15,7 @@ use crate::accounts::Caller;
 use crate::admin::deployments::{self, NewDeployment};
 use crate::admin::log::{LogError, LogLevel, LogQuery, LogSettings, MAX_QUERY_LIMIT};
 use crate::admin::saved_scripts::{self, ScriptDraft, ScriptsError};
-use crate::app::App;
+use crate::app::state::App;
 use crate::ops;
 use crate::store::records::{DeploymentRecord, RunSummary, ScriptRecord};
 

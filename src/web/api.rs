@@ -7,7 +7,7 @@ use super::auth::{self, api_caller, require_admin};
 use super::http::{content_disposition, parse_range, ApiError, RangeRequest, Req, Resp};
 use super::paging;
 use crate::accounts::Caller;
-use crate::app::App;
+use crate::app::state::App;
 use crate::archive::NewUpload;
 use crate::ops;
 use crate::settings::Settings;

@@ -9,7 +9,7 @@ use tiny_http::Method;
 
 use super::http::{ApiError, Req};
 use crate::accounts::Caller;
-use crate::app::App;
+use crate::app::state::App;
 
 pub const SESSION_COOKIE: &str = "piarchive_session";
 

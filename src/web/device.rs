@@ -10,8 +10,8 @@ use super::auth::{api_caller, require_admin};
 use super::http::{ApiError, Req, Resp};
 use super::pages::Page;
 use crate::accounts::Caller;
-use crate::app::App;
-use crate::app::DeviceLink;
+use crate::app::state::App;
+use crate::app::state::DeviceLink;
 
 fn link(app: &App) -> Result<&DeviceLink, ApiError> {
     app.device.get().ok_or_else(|| {

@@ -14,7 +14,7 @@ use super::auth::{api_caller, require_admin};
 use super::http::{ApiError, Req, Resp};
 use super::pages::layout::Page;
 use crate::accounts::Caller;
-use crate::app::App;
+use crate::app::state::App;
 use crate::update::{self, ApplyError};
 
 /// How much of a refused upload is read and dropped so that the refusal reaches the

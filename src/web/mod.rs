@@ -33,7 +33,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use crate::app::App;
+use crate::app::state::App;
 
 /// The web server could not listen.
 #[derive(Debug, thiserror::Error)]
@@ -116,7 +116,7 @@ fn handlers(
             let (stopping, transfers) = (stopping.clone(), transfers.clone());
             std::thread::spawn(move || loop {
                 match http.recv() {
-                    Ok(request) => transfers::dispatch(&app, &transfers, request),
+                    Ok(request) => transfers::dispatch(&app, &transfers, request, router::handle),
                     Err(_) if stopping.load(Ordering::SeqCst) => return,
                     Err(err) => {
                         eprintln!("piarchive: {err}; exiting so that piarchive is started again");

@@ -11,7 +11,7 @@ use super::http::{ApiError, Body, Req, Resp};
 use super::pages::{account, admin, archives, remote, restore as restore_page};
 use super::{admin_api, api, auth, device, firmware, metrics, pages, restore, sse, tls, tus};
 use crate::accounts::Caller;
-use crate::app::App;
+use crate::app::state::App;
 
 type Answer = Result<Resp, ApiError>;
 type Form = HashMap<String, String>;
@@ -55,7 +55,7 @@ pub fn route<'p>(method: &Method, path: &'p [&'p str]) -> Route<'p> {
     match (method, path) {
         (Get, ["healthz"]) => open(|_, _| Ok(Resp::text(200, "ok\n"))),
         (Get, ["metrics"]) => open(metrics::serve),
-        (Get, ["static", name]) => open(move |_, _| pages::static_file(name)),
+        (Get, ["static", name]) => open(move |_, req| pages::static_file(req, name)),
 
         // Event streams.
         (Get, ["api", "v1", "events"]) => Route::Stream(sse::archive_events),

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use super::auth::api_caller;
 use super::http::{ApiError, Req};
-use crate::app::App;
+use crate::app::state::App;
 
 /// A comment line sent when nothing happened for this long, so proxies and
 /// browsers keep the connection and a closed one is noticed.

@@ -17,7 +17,7 @@ use super::http::{ApiError, Req, Resp};
 use super::pages::layout::csrf_field;
 use super::pages::Page;
 use crate::accounts::Caller;
-use crate::app::App;
+use crate::app::state::App;
 use crate::ops;
 use crate::settings::Settings;
 use crate::tls::TlsError;

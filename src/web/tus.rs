@@ -7,7 +7,7 @@ use base64::Engine as _;
 use super::api::Answer;
 use super::auth::api_caller;
 use super::http::{ApiError, Req, Resp};
-use crate::app::App;
+use crate::app::state::App;
 use crate::archive::{NewUpload, PatchOutcome};
 
 const VERSION: &str = "1.0.0";

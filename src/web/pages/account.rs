@@ -7,7 +7,7 @@ use maud::{html, Markup};
 use super::layout::{csrf_field, human_time, Page};
 use super::{field, Resp};
 use crate::accounts::Caller;
-use crate::app::App;
+use crate::app::state::App;
 use crate::engine::keys;
 use crate::ops;
 use crate::settings::Settings;

@@ -11,7 +11,7 @@ use super::layout::{csrf_field, human_time, local_time, Page};
 use super::{field, Resp};
 use crate::accounts::Caller;
 use crate::admin::{deployments, saved_scripts};
-use crate::app::App;
+use crate::app::state::App;
 use crate::ops;
 use crate::settings::Settings;
 use crate::store::records::{Role, RunSummary};

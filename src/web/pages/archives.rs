@@ -9,7 +9,7 @@ use super::layout::{csrf_field, done_notice, local_time, Page};
 use super::progress;
 use super::{field, Resp};
 use crate::accounts::Caller;
-use crate::app::App;
+use crate::app::state::App;
 use crate::ops;
 use crate::store::records::{ArchiveRecord, ArchiveState};
 use crate::units::human_size;

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 
 use super::auth;
 use super::http::{ApiError, Req, Resp};
-use crate::app::App;
+use crate::app::state::App;
 
 pub use layout::Page;
 
@@ -93,15 +93,44 @@ const STATIC_FILES: &[(&str, &str, &str)] = &[
     ),
 ];
 
-/// `GET /static/{name}`: a file embedded at build time.
-pub fn static_file(name: &str) -> Result<Resp, ApiError> {
-    match STATIC_FILES.iter().find(|(file, _, _)| *file == name) {
-        Some((_, content_type, body)) => Ok(Resp::new(200)
-            .header("Content-Type", *content_type)
-            .header("Cache-Control", "no-cache")
-            .bytes(body.as_bytes().to_vec())),
-        None => Err(ApiError::not_found()),
-    }
+/// `GET /static/{name}`: a file embedded at build time, with an `ETag`
+/// (its SHA-256) so a browser revalidates instead of fetching it again:
+/// a matching `If-None-Match` is answered 304 without a body.
+pub fn static_file(req: &Req, name: &str) -> Result<Resp, ApiError> {
+    let Some(index) = STATIC_FILES.iter().position(|(file, _, _)| *file == name) else {
+        return Err(ApiError::not_found());
+    };
+    let (_, content_type, body) = STATIC_FILES[index];
+    let etag = static_etags()[index].as_str();
+    let cached = req.header("If-None-Match").is_some_and(|tags| {
+        tags.split(',')
+            .any(|tag| tag.trim() == etag || tag.trim() == "*")
+    });
+    let resp = Resp::new(if cached { 304 } else { 200 })
+        .header("Cache-Control", "no-cache")
+        .header("ETag", etag);
+    Ok(match cached {
+        true => resp,
+        false => resp
+            .header("Content-Type", content_type)
+            .bytes(body.as_bytes().to_vec()),
+    })
+}
+
+/// Each static file's entity tag (in [`STATIC_FILES`] order): the first
+/// 128 bits of its SHA-256, quoted; worked out once.
+fn static_etags() -> &'static [String] {
+    use sha2::Digest;
+    static ETAGS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    ETAGS.get_or_init(|| {
+        STATIC_FILES
+            .iter()
+            .map(|(_, _, body)| {
+                let digest = sha2::Sha256::digest(body.as_bytes());
+                format!("\"{}\"", hex::encode(&digest[..16]))
+            })
+            .collect()
+    })
 }
 
 /// An error in a page request, shown as a page with the sentence.

@@ -9,7 +9,7 @@ use maud::{html, Markup};
 
 use super::layout::{csrf_field, human_time, iso_time};
 use crate::accounts::Caller;
-use crate::app::App;
+use crate::app::state::App;
 use crate::settings::{parse_hh_mm, Settings};
 use crate::store::records::{ArchiveRecord, ArchiveState};
 use crate::units::human_size;

@@ -8,7 +8,7 @@ use maud::html;
 use super::layout::{csrf_field, Page};
 use super::{field, Resp};
 use crate::accounts::Caller;
-use crate::app::App;
+use crate::app::state::App;
 use crate::remote::RemoteSettings;
 use crate::web::auth;
 use crate::web::http::ApiError;

@@ -13,7 +13,7 @@ use maud::{html, Markup};
 use super::layout::Page;
 use super::remote::settings_from_form;
 use super::{field, Resp};
-use crate::app::App;
+use crate::app::state::App;
 use crate::web::http::{ApiError, Req};
 
 fn form(error: Option<&str>, form: &HashMap<String, String>) -> Markup {
