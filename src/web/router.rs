@@ -15,6 +15,12 @@ use crate::app::state::App;
 
 type Answer = Result<Resp, ApiError>;
 type Form = HashMap<String, String>;
+/// A handler that checks its caller itself, or needs none.
+type Handler<'p> = Box<dyn FnOnce(&App, &mut Req<'_>) -> Answer + 'p>;
+/// A handler of a signed-in caller's page.
+type PageHandler<'p> = Box<dyn FnOnce(&App, &mut Req<'_>, &Caller) -> Answer + 'p>;
+/// A handler of a signed-in caller's form post.
+type FormHandler<'p> = Box<dyn FnOnce(&App, &mut Req<'_>, &Caller, &Form) -> Answer + 'p>;
 
 /// A handler and who may reach it.
 pub enum Route<'p> {
@@ -22,13 +28,13 @@ pub enum Route<'p> {
     /// (Server-Sent Events); checks its caller itself.
     Stream(fn(&App, tiny_http::Request)),
     /// Checks its caller itself (the API: a session cookie or a token).
-    Open(Box<dyn FnOnce(&App, &mut Req<'_>) -> Answer + 'p>),
+    Open(Handler<'p>),
     /// A page anyone may see once the appliance is set up (else `/setup`).
-    Page(Box<dyn FnOnce(&App, &mut Req<'_>) -> Answer + 'p>),
+    Page(Handler<'p>),
     /// A page of a signed-in caller (else `/login`).
-    SignedIn(Box<dyn FnOnce(&App, &mut Req<'_>, &Caller) -> Answer + 'p>),
+    SignedIn(PageHandler<'p>),
     /// A form post of a signed-in caller, with the session's CSRF token.
-    Form(Box<dyn FnOnce(&App, &mut Req<'_>, &Caller, &Form) -> Answer + 'p>),
+    Form(FormHandler<'p>),
 }
 
 fn open<'p>(handler: impl FnOnce(&App, &mut Req<'_>) -> Answer + 'p) -> Route<'p> {
