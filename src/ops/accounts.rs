@@ -112,18 +112,23 @@ pub fn update_user(
     let updated = app.accounts.update_user(user_id, role, disabled);
     log_user_change(app, admin, &updated, |user| {
         format!(
-            "{} made {} {}{}.",
+            "{} made {} {}.",
             admin.user.username,
             user.username,
-            if user.disabled {
-                "a disabled "
-            } else {
-                "an active "
-            },
-            user.role.as_str()
+            standing(user)
         )
     });
     updated
+}
+
+/// "an active admin", "a disabled member": a user's role and state in words.
+pub fn standing(user: &UserRecord) -> String {
+    let state = if user.disabled {
+        "a disabled"
+    } else {
+        "an active"
+    };
+    format!("{state} {}", user.role.as_str())
 }
 
 /// An admin opens or closes self-registration.

@@ -133,7 +133,15 @@ pub fn route<'p>(method: &Method, path: &'p [&'p str]) -> Route<'p> {
         (Put, ["api", "v1", "admin", "log", "settings"]) => open(admin_api::put_log_settings),
         (_, ["api", "v1", "admin", "scripts" | "deployments" | "log", ..]) => open(admin_api::not_found),
         (_, ["api", ..]) => open(|_, _| Err(ApiError::not_found())),
+        _ => page_route(method, path),
+    }
+}
 
+/// The pages and their form posts, top to bottom (the rest of [`route`]).
+#[rustfmt::skip]
+fn page_route<'p>(method: &Method, path: &'p [&'p str]) -> Route<'p> {
+    use Method::*;
+    match (method, path) {
         // Pages before any account exists.
         (Get, ["setup", "restore"]) => open(restore_page::page),
         (Post, ["setup", "restore"]) => open(restore_page::post),

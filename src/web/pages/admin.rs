@@ -476,14 +476,9 @@ pub fn users_post(
             ops::accounts::update_user(app, caller, user_id, role, disabled)
                 .map(|user| {
                     format!(
-                        "{} is now {}{}.",
+                        "{} is now {}.",
                         user.username,
-                        if user.disabled {
-                            "a disabled "
-                        } else {
-                            "an active "
-                        },
-                        user.role.as_str()
+                        ops::accounts::standing(&user)
                     )
                 })
                 .map_err(|err| err.to_string())
