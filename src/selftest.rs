@@ -65,7 +65,7 @@ pub fn sha256_path() -> &'static str {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::is_x86_feature_detected as has;
-        if has("sha") && has("sse2") && has("ssse3") && has("sse4.1") {
+        if has!("sha") && has!("sse2") && has!("ssse3") && has!("sse4.1") {
             return "x86-sha-ni";
         }
     }

@@ -540,6 +540,10 @@ mod tests {
         while connection.is_handshaking() {
             connection.complete_io(&mut socket).unwrap();
         }
+        // The client's last flight (its Finished), for the server's side.
+        while connection.wants_write() {
+            connection.write_tls(&mut socket).unwrap();
+        }
         let client_side = connection.negotiated_cipher_suite().unwrap().suite();
         assert_eq!(server.join().unwrap(), client_side);
         client_side
