@@ -106,21 +106,36 @@ pub fn chacha20_path() -> &'static str {
 /// FIPS 180-2's examples and a long run, each message fed whole and in
 /// uneven pieces.
 const SHA256_ANSWERS: [(&[u8], usize, &str); 4] = [
-    (b"", 1, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"),
-    (b"abc", 1, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"),
+    (
+        b"",
+        1,
+        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+    ),
+    (
+        b"abc",
+        1,
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+    ),
     (
         b"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
         1,
         "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1",
     ),
-    (b"a", 1_000_000, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0"),
+    (
+        b"a",
+        1_000_000,
+        "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0",
+    ),
 ];
 
 fn expect(what: &str, got: &[u8], want_hex: &str) -> Result<(), String> {
     if hex::encode(got) == want_hex {
         Ok(())
     } else {
-        Err(format!("{what}: got {}, expected {want_hex}", hex::encode(got)))
+        Err(format!(
+            "{what}: got {}, expected {want_hex}",
+            hex::encode(got)
+        ))
     }
 }
 
@@ -270,9 +285,9 @@ fn long_message_matches_ring() -> Result<(), String> {
 
 /// A frame made by the `zstd` command (level 3) and what it holds.
 const ZSTD_FRAME: [u8; 45] = [
-    0x28, 0xb5, 0x2f, 0xfd, 0x20, 0xe8, 0x25, 0x01, 0x00, 0xe8, 0x70, 0x69, 0x61, 0x72, 0x63,
-    0x68, 0x69, 0x76, 0x65, 0x20, 0x6b, 0x65, 0x65, 0x70, 0x73, 0x20, 0x65, 0x76, 0x65, 0x72,
-    0x79, 0x20, 0x70, 0x68, 0x6f, 0x74, 0x6f, 0x2e, 0x20, 0x01, 0x00, 0x21, 0x01, 0xa5, 0x9c,
+    0x28, 0xb5, 0x2f, 0xfd, 0x20, 0xe8, 0x25, 0x01, 0x00, 0xe8, 0x70, 0x69, 0x61, 0x72, 0x63, 0x68,
+    0x69, 0x76, 0x65, 0x20, 0x6b, 0x65, 0x65, 0x70, 0x73, 0x20, 0x65, 0x76, 0x65, 0x72, 0x79, 0x20,
+    0x70, 0x68, 0x6f, 0x74, 0x6f, 0x2e, 0x20, 0x01, 0x00, 0x21, 0x01, 0xa5, 0x9c,
 ];
 const ZSTD_CONTENT_UNIT: &[u8] = b"piarchive keeps every photo. ";
 

@@ -121,7 +121,10 @@ impl SuiteOrder {
         let mut provider = rustls::crypto::ring::default_provider();
         let chacha_first = self == SuiteOrder::ChaCha20First;
         provider.cipher_suites.sort_by_key(|suite| {
-            let chacha = suite.suite().as_str().is_some_and(|name| name.contains("CHACHA20"));
+            let chacha = suite
+                .suite()
+                .as_str()
+                .is_some_and(|name| name.contains("CHACHA20"));
             chacha != chacha_first
         });
         Arc::new(provider)

@@ -252,7 +252,14 @@ pub fn pump(
         let write_back_thread = out
             .write_back_handle()
             .map(|file| scope.spawn(move || write_back_windows(file, window_rx)));
-        let hashers = Hashers::spawn(scope, whole.as_mut(), cutter, part_hasher, parts, returned_tx);
+        let hashers = Hashers::spawn(
+            scope,
+            whole.as_mut(),
+            cutter,
+            part_hasher,
+            parts,
+            returned_tx,
+        );
         let mut pool = BufferPool {
             spare: Vec::new(),
             allocated: 0,
