@@ -24,6 +24,7 @@
 //! - [`limits`]: every limit on what a network client can make the server hold.
 //! - [`metrics`]: process-lifetime counters for `/metrics` and script `stats()`.
 //! - [`sha256_pair`]: two SHA-256 at once with the x86 SHA instructions.
+//! - [`selftest`]: known-answer tests of SHA-256, XChaCha20-Poly1305 and zstd; the code path each takes.
 //! - [`firmware`]: init mode (PID 1 in the SD-card image): mounts, network, clock, supervision.
 //! - [`update`]: firmware updates in place: signed bundles, A/B slots, trial and commit.
 
@@ -46,6 +47,7 @@ pub mod ops;
 pub mod recovery;
 pub mod remote;
 pub mod repo;
+pub mod selftest;
 pub mod settings;
 pub mod sha256_pair;
 pub mod store;

@@ -23,6 +23,7 @@ usage:
   piarchive init                                 PID 1 mode inside the SD-card image
   piarchive update FILE [--force]                install a signed .piup bundle and reboot into it
   piarchive update FILE --boot DIR [--force]     install it into a boot partition at DIR, no reboot
+  piarchive selftest                             known-answer tests; the crypto paths this CPU takes
 
 defaults: --data ./piarchive-data, --listen 127.0.0.1:8080, --listen-https 127.0.0.1:8443
   (an empty address turns a listener off)
@@ -124,6 +125,13 @@ fn run(args: Vec<String>) -> anyhow::Result<()> {
             recover(config, &remote_file["--remote=".len()..])
         }
         ["update", rest @ ..] => update_command(rest),
+        ["selftest"] => {
+            if piarchive::selftest::print(&piarchive::selftest::run()) {
+                Ok(())
+            } else {
+                bail!("selftest failed: a known answer came out wrong on this CPU")
+            }
+        }
         ["recover"] => bail!("recover needs --remote FILE (the remote settings JSON)\n{USAGE}"),
         ["help"] => {
             println!("{USAGE}");

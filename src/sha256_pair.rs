@@ -29,11 +29,14 @@ pub struct Sha256Stream {
     length: u64,
 }
 
-/// Whether [`update_both`] computes the two hashes in one pass on this CPU.
+/// Whether [`update_both`] computes the two hashes in one pass on this CPU
+/// (never in the Pi model build, `bench/pi-model`, which stands for a CPU
+/// without SHA instructions).
 pub fn is_fast() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        std::arch::is_x86_feature_detected!("sha")
+        !cfg!(feature = "pi-model")
+            && std::arch::is_x86_feature_detected!("sha")
             && std::arch::is_x86_feature_detected!("sse4.1")
             && std::arch::is_x86_feature_detected!("ssse3")
     }
@@ -466,7 +469,12 @@ mod tests {
             .unwrap_or_default();
         let has = |flag: &str| flags.contains(&flag);
         let mut paths = vec![PairPath::OneAfterOther];
-        if cfg!(target_arch = "x86_64") && has("sha_ni") && has("sse4_1") && has("ssse3") {
+        if cfg!(target_arch = "x86_64")
+            && !cfg!(feature = "pi-model")
+            && has("sha_ni")
+            && has("sse4_1")
+            && has("ssse3")
+        {
             paths.push(PairPath::ShaNi);
         }
         paths

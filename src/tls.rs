@@ -84,6 +84,71 @@ fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
+/// Which AEAD the HTTPS server chooses when the client offers both,
+/// whatever the client's own order (a desktop browser puts AES-GCM first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SuiteOrder {
+    /// ChaCha20-Poly1305 first: CPUs without AES instructions (Pi 3, Pi 4),
+    /// where software AES-GCM runs at a fifth of ChaCha20's speed.
+    ChaCha20First,
+    /// AES-GCM first: CPUs with AES and carry-less multiply instructions
+    /// (x86 AES-NI, the Pi 5's ARMv8 AES and PMULL).
+    AesFirst,
+}
+
+impl SuiteOrder {
+    /// The order for this CPU, chosen once at start. The Pi model build
+    /// (`bench/pi-model`) takes a Pi 4's order.
+    pub fn for_this_cpu() -> SuiteOrder {
+        if cpu_has_aes() && !cfg!(feature = "pi-model") {
+            SuiteOrder::AesFirst
+        } else {
+            SuiteOrder::ChaCha20First
+        }
+    }
+
+    /// What `piarchive selftest` prints.
+    pub fn name(self) -> &'static str {
+        match self {
+            SuiteOrder::ChaCha20First => "chacha20-first",
+            SuiteOrder::AesFirst => "aes-first",
+        }
+    }
+
+    /// ring's suites (TLS 1.3 and 1.2), the preferred AEAD first, each
+    /// group in ring's own order.
+    fn provider(self) -> Arc<CryptoProvider> {
+        let mut provider = rustls::crypto::ring::default_provider();
+        let chacha_first = self == SuiteOrder::ChaCha20First;
+        provider.cipher_suites.sort_by_key(|suite| {
+            let chacha = suite
+                .suite()
+                .as_str()
+                .is_some_and(|name| name.contains("CHACHA20"));
+            chacha != chacha_first
+        });
+        Arc::new(provider)
+    }
+}
+
+/// Whether AES-GCM runs in hardware here.
+fn cpu_has_aes() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("aes")
+            && std::arch::is_x86_feature_detected!("pclmulqdq")
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        std::arch::is_aarch64_feature_detected!("aes")
+            && std::arch::is_aarch64_feature_detected!("pmull")
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        false
+    }
+}
+
 impl Tls {
     /// Loads the installed certificate, else the self-signed one (made now
     /// when missing, unreadable or about to expire). `names` are the SANs
@@ -114,15 +179,24 @@ impl Tls {
     }
 
     /// The rustls configuration of the HTTPS listener: TLS 1.3 and 1.2,
-    /// ring's suites (AES-GCM and ChaCha20-Poly1305, the client's
-    /// preference first), HTTP/1.1, the certificate asked of `self` at
-    /// every handshake.
+    /// ring's suites in this CPU's [`SuiteOrder`] (the server's order, not
+    /// the client's), HTTP/1.1, the certificate asked of `self` at every
+    /// handshake.
     pub fn server_config(self: &Arc<Self>) -> Result<Arc<rustls::ServerConfig>, TlsError> {
-        let mut config = rustls::ServerConfig::builder_with_provider(provider())
+        self.server_config_in(SuiteOrder::for_this_cpu())
+    }
+
+    /// As [`Self::server_config`], with the suites in `order`.
+    pub fn server_config_in(
+        self: &Arc<Self>,
+        order: SuiteOrder,
+    ) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+        let mut config = rustls::ServerConfig::builder_with_provider(order.provider())
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
             .map_err(|e| TlsError::Generate(e.to_string()))?
             .with_no_client_auth()
             .with_cert_resolver(self.clone());
+        config.ignore_client_order = true;
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(Arc::new(config))
     }
@@ -428,5 +502,110 @@ mod tests {
         assert_eq!(installed.names, vec!["a.example".to_string()]);
         assert_eq!(Tls::open(dir.path(), names()).unwrap().info(), installed);
         assert_eq!(tls.remove_installed().unwrap(), before);
+    }
+
+    /// The suite a client offering `client_suites` (in that order) gets from
+    /// a server in `order`, over a real loopback connection with `version`.
+    fn negotiated(
+        order: SuiteOrder,
+        client_suites: &[rustls::SupportedCipherSuite],
+        version: &'static rustls::SupportedProtocolVersion,
+    ) -> rustls::CipherSuite {
+        let dir = tempfile::tempdir().unwrap();
+        let tls = Tls::open(dir.path(), names()).unwrap();
+        let server_config = tls.server_config_in(order).unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut socket, _) = listener.accept().unwrap();
+            let mut connection = rustls::ServerConnection::new(server_config).unwrap();
+            while connection.is_handshaking() {
+                connection.complete_io(&mut socket).unwrap();
+            }
+            connection.negotiated_cipher_suite().unwrap().suite()
+        });
+        let cert = std::fs::read(dir.path().join("tls/self-signed.crt")).unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(CertificateDer::from_pem_slice(&cert).unwrap())
+            .unwrap();
+        let mut provider = rustls::crypto::ring::default_provider();
+        provider.cipher_suites = client_suites.to_vec();
+        let client_config = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+            .with_protocol_versions(&[version])
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let mut connection =
+            rustls::ClientConnection::new(Arc::new(client_config), "localhost".try_into().unwrap())
+                .unwrap();
+        let mut socket = std::net::TcpStream::connect(address).unwrap();
+        while connection.is_handshaking() {
+            connection.complete_io(&mut socket).unwrap();
+        }
+        // The client's last flight (its Finished), for the server's side.
+        while connection.wants_write() {
+            connection.write_tls(&mut socket).unwrap();
+        }
+        let client_side = connection.negotiated_cipher_suite().unwrap().suite();
+        assert_eq!(server.join().unwrap(), client_side);
+        client_side
+    }
+
+    /// The server's order decides, whichever AEAD the client lists first,
+    /// in TLS 1.3 and 1.2.
+    #[test]
+    fn the_server_chooses_the_aead_of_its_suite_order_whatever_the_client_prefers() {
+        use rustls::crypto::ring::cipher_suite::*;
+        use rustls::CipherSuite;
+        let aes_first_13 = [TLS13_AES_128_GCM_SHA256, TLS13_CHACHA20_POLY1305_SHA256];
+        let chacha_first_13 = [TLS13_CHACHA20_POLY1305_SHA256, TLS13_AES_128_GCM_SHA256];
+        let aes_first_12 = [
+            TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+            TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+        ];
+        let chacha_first_12 = [
+            TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+            TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+        ];
+        let (v13, v12) = (&rustls::version::TLS13, &rustls::version::TLS12);
+        let chacha = SuiteOrder::ChaCha20First;
+        let aes = SuiteOrder::AesFirst;
+        for client in [&aes_first_13, &chacha_first_13] {
+            assert_eq!(
+                negotiated(chacha, client, v13),
+                CipherSuite::TLS13_CHACHA20_POLY1305_SHA256
+            );
+            assert_eq!(
+                negotiated(aes, client, v13),
+                CipherSuite::TLS13_AES_128_GCM_SHA256
+            );
+        }
+        for client in [&aes_first_12, &chacha_first_12] {
+            assert_eq!(
+                negotiated(chacha, client, v12),
+                CipherSuite::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256
+            );
+            assert_eq!(
+                negotiated(aes, client, v12),
+                CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
+            );
+        }
+        // A client offering only one AEAD still gets it.
+        assert_eq!(
+            negotiated(chacha, &[TLS13_AES_256_GCM_SHA384], v13),
+            CipherSuite::TLS13_AES_256_GCM_SHA384
+        );
+        // This machine's choice follows its AES instructions, as the CPU
+        // itself lists them.
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let flags = cpuinfo.lines().find(|line| line.starts_with("flags"));
+        let has = |flag: &str| flags.is_some_and(|line| line.split_whitespace().any(|f| f == flag));
+        if cfg!(target_arch = "x86_64") && !cfg!(feature = "pi-model") {
+            assert_eq!(
+                SuiteOrder::for_this_cpu() == SuiteOrder::AesFirst,
+                has("aes") && has("pclmulqdq")
+            );
+        }
     }
 }

@@ -167,90 +167,14 @@ impl Cutter {
                 return Scan::CutAfter(index);
             }
             if self.position.is_multiple_of(2) && index + 1 < data.len() {
-                // Fast path: whole byte pairs up to the next mask change
-                // (average size) or the maximum size, no per-byte branches
-                // but the two mask tests.
-                let small = self.position < self.avg_size;
-                let (mask, boundary) = if small {
-                    (self.mask_s, self.avg_size)
-                } else {
-                    (self.mask_l, self.max_size)
-                };
-                let mask_ls = mask << 1;
-                let pairs = ((boundary - self.position) / 2).min(((data.len() - index) / 2) as u64)
-                    as usize;
-                let mut hash = self.hash;
-                let mut rest = &data[index..index + 2 * pairs];
-                // Four pairs at a time: their eight hashes follow from
-                // `hash` by terms that do not depend on it (wrapping
-                // arithmetic distributes over the shifts), so the loop
-                // carries two shifts and an add per eight bytes and one
-                // branch tests all eight. On a hit the pair loop below
-                // finds which.
-                let (gear, gear_ls) = (&*self.gear, &*self.gear_ls);
-                while let [b0, b1, b2, b3, b4, b5, b6, b7, ..] = *rest {
-                    let odd = |byte: u8| gear[byte as usize];
-                    let even = |byte: u8| gear_ls[byte as usize];
-                    // p1..p4: what the pairs add up to, ahead of `hash`.
-                    let p1 = even(b0).wrapping_add(odd(b1));
-                    let p2 = (p1 << 2).wrapping_add(even(b2)).wrapping_add(odd(b3));
-                    let p3 = (p2 << 2).wrapping_add(even(b4)).wrapping_add(odd(b5));
-                    let p4 = (p3 << 2).wrapping_add(even(b6)).wrapping_add(odd(b7));
-                    let h1 = hash << 2;
-                    let (h2, h3, h4) = (h1 << 2, h1 << 4, h1 << 6);
-                    let hit = (h1.wrapping_add(even(b0)) & mask_ls == 0)
-                        | (h1.wrapping_add(p1) & mask == 0)
-                        | (h2.wrapping_add(p2).wrapping_sub(odd(b3)) & mask_ls == 0)
-                        | (h2.wrapping_add(p2) & mask == 0)
-                        | (h3.wrapping_add(p3).wrapping_sub(odd(b5)) & mask_ls == 0)
-                        | (h3.wrapping_add(p3) & mask == 0)
-                        | (h4.wrapping_add(p4).wrapping_sub(odd(b7)) & mask_ls == 0)
-                        | (h4.wrapping_add(p4) & mask == 0);
-                    if hit {
-                        break;
-                    }
-                    hash = h4.wrapping_add(p4);
-                    self.position += 8;
-                    index += 8;
-                    rest = &rest[8..];
-                }
-                for pair in rest.chunks_exact(2) {
-                    hash = (hash << 2).wrapping_add(self.gear_ls[pair[0] as usize]);
-                    if hash & mask_ls == 0 {
-                        // The next byte exists, so this cut is final.
-                        return Scan::CutAfter(index);
-                    }
-                    hash = hash.wrapping_add(self.gear[pair[1] as usize]);
-                    if hash & mask == 0 {
-                        self.position += 1;
-                        return Scan::CutAfter(index + 1);
-                    }
-                    self.position += 2;
-                    index += 2;
-                }
-                self.hash = hash;
-                if pairs > 0 {
-                    continue;
+                match self.scan_pairs(data, &mut index) {
+                    Pairs::Cut(scan) => return scan,
+                    Pairs::Scanned => continue,
+                    Pairs::NoneLeft => {}
                 }
             }
-            let even = self.position.is_multiple_of(2);
-            let small = self.position < self.avg_size;
-            let byte = data[index] as usize;
-            let found = if even {
-                self.hash = (self.hash << 2).wrapping_add(self.gear_ls[byte]);
-                let mask = if small {
-                    self.mask_s << 1
-                } else {
-                    self.mask_l << 1
-                };
-                self.hash & mask == 0
-            } else {
-                self.hash = self.hash.wrapping_add(self.gear[byte]);
-                let mask = if small { self.mask_s } else { self.mask_l };
-                self.hash & mask == 0
-            };
-            if found {
-                if even && index + 1 == data.len() {
+            if self.step(data[index]) {
+                if self.position.is_multiple_of(2) && index + 1 == data.len() {
                     return Scan::HoldLast;
                 }
                 return Scan::CutAfter(index);
@@ -260,6 +184,111 @@ impl Cutter {
         }
         Scan::Continue
     }
+
+    /// The fast path from an even position: whole byte pairs from `index`
+    /// up to the next mask change (average size) or the maximum size, no
+    /// per-byte branches but the two mask tests.
+    fn scan_pairs(&mut self, data: &[u8], index: &mut usize) -> Pairs {
+        let small = self.position < self.avg_size;
+        let (mask, boundary) = if small {
+            (self.mask_s, self.avg_size)
+        } else {
+            (self.mask_l, self.max_size)
+        };
+        let mask_ls = mask << 1;
+        let pairs =
+            ((boundary - self.position) / 2).min(((data.len() - *index) / 2) as u64) as usize;
+        let run = &data[*index..*index + 2 * pairs];
+        let (mut hash, skipped) = skip_quads(&self.gear, &self.gear_ls, mask, self.hash, run);
+        self.position += skipped as u64;
+        *index += skipped;
+        for pair in run[skipped..].chunks_exact(2) {
+            hash = (hash << 2).wrapping_add(self.gear_ls[pair[0] as usize]);
+            if hash & mask_ls == 0 {
+                // The next byte exists, so this cut is final.
+                return Pairs::Cut(Scan::CutAfter(*index));
+            }
+            hash = hash.wrapping_add(self.gear[pair[1] as usize]);
+            if hash & mask == 0 {
+                self.position += 1;
+                return Pairs::Cut(Scan::CutAfter(*index + 1));
+            }
+            self.position += 2;
+            *index += 2;
+        }
+        self.hash = hash;
+        if pairs > 0 {
+            Pairs::Scanned
+        } else {
+            Pairs::NoneLeft
+        }
+    }
+
+    /// Rolls the byte at `position` into the hash; true when the mask of
+    /// its position says the part ends there.
+    fn step(&mut self, byte: u8) -> bool {
+        let small = self.position < self.avg_size;
+        let mask = if small { self.mask_s } else { self.mask_l };
+        if self.position.is_multiple_of(2) {
+            self.hash = (self.hash << 2).wrapping_add(self.gear_ls[byte as usize]);
+            self.hash & (mask << 1) == 0
+        } else {
+            self.hash = self.hash.wrapping_add(self.gear[byte as usize]);
+            self.hash & mask == 0
+        }
+    }
+}
+
+/// What [`Cutter::scan_pairs`] found.
+enum Pairs {
+    /// The part ends in the pairs scanned.
+    Cut(Scan),
+    /// Some pairs were scanned, none ended the part.
+    Scanned,
+    /// No whole pair was left to scan before the boundary or the end.
+    NoneLeft,
+}
+
+/// Rolls `hash` over the pairs of `run` (which starts at an even position)
+/// four pairs at a time while none of them can end the part; returns the
+/// hash and the bytes passed. Their eight hashes follow from `hash` by terms
+/// that do not depend on it (wrapping arithmetic distributes over the
+/// shifts), so the loop carries two shifts and an add per eight bytes and
+/// one branch tests all eight. On a hit the caller's pair loop finds which.
+fn skip_quads(
+    gear: &[u64; 256],
+    gear_ls: &[u64; 256],
+    mask: u64,
+    mut hash: u64,
+    run: &[u8],
+) -> (u64, usize) {
+    let mask_ls = mask << 1;
+    let odd = |byte: u8| gear[byte as usize];
+    let even = |byte: u8| gear_ls[byte as usize];
+    let mut skipped = 0;
+    while let [b0, b1, b2, b3, b4, b5, b6, b7, ..] = run[skipped..] {
+        // p1..p4: what the pairs add up to, ahead of `hash`.
+        let p1 = even(b0).wrapping_add(odd(b1));
+        let p2 = (p1 << 2).wrapping_add(even(b2)).wrapping_add(odd(b3));
+        let p3 = (p2 << 2).wrapping_add(even(b4)).wrapping_add(odd(b5));
+        let p4 = (p3 << 2).wrapping_add(even(b6)).wrapping_add(odd(b7));
+        let h1 = hash << 2;
+        let (h2, h3, h4) = (h1 << 2, h1 << 4, h1 << 6);
+        let hit = (h1.wrapping_add(even(b0)) & mask_ls == 0)
+            | (h1.wrapping_add(p1) & mask == 0)
+            | (h2.wrapping_add(p2).wrapping_sub(odd(b3)) & mask_ls == 0)
+            | (h2.wrapping_add(p2) & mask == 0)
+            | (h3.wrapping_add(p3).wrapping_sub(odd(b5)) & mask_ls == 0)
+            | (h3.wrapping_add(p3) & mask == 0)
+            | (h4.wrapping_add(p4).wrapping_sub(odd(b7)) & mask_ls == 0)
+            | (h4.wrapping_add(p4) & mask == 0);
+        if hit {
+            break;
+        }
+        hash = h4.wrapping_add(p4);
+        skipped += 8;
+    }
+    (hash, skipped)
 }
 
 impl Default for PartHasher {

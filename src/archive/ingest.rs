@@ -10,7 +10,7 @@
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::sync::mpsc::{channel, sync_channel, Receiver};
+use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
 use std::sync::Arc;
 
 use super::chunker::{Cutter, PartHasher, PartSummary};
@@ -222,7 +222,9 @@ impl BufferPool {
 /// Copies at most `limit` bytes from `body` to `out`. Three threads take
 /// each buffer: one finds the cut points, the next hashes the parts and
 /// one more the whole file, or, where the CPU takes two SHA-256 at once
-/// (`sha256_pair`), the part hasher hashes the whole file too. Returns the
+/// (`sha256_pair`), the part hasher hashes the whole file too. The calling
+/// thread (the request's: it reads the body, and decrypts it over HTTPS)
+/// only reads and writes, so no SHA-256 pass runs on it. Returns the
 /// bytes written. On a write error nothing of the failed buffer is counted;
 /// the caller truncates `out` back to `state.received()`. A write the disk
 /// failed later (reported by the write-back thread) is
@@ -244,22 +246,65 @@ pub fn pump(
     std::thread::scope(|scope| {
         // The senders live inside the scope so they close (and the threads
         // end) whenever this closure returns.
-        let (cut_tx, cut_rx) = channel::<Arc<Vec<u8>>>();
-        let (hash_tx, hash_rx) = channel::<(Arc<Vec<u8>>, Vec<u64>, u64)>();
         let (returned_tx, returned) = channel::<Arc<Vec<u8>>>();
         let (window_tx, window_rx) = sync_channel::<(u64, u64)>(WRITE_BACK_QUEUE);
-        let write_back_thread = match out.write_back_handle() {
-            Some(file) => Some(scope.spawn(move || write_back_windows(file, window_rx))),
-            None => {
-                drop(window_rx);
-                None
-            }
+        // Without a disk handle the receiver is dropped with the closure.
+        let write_back_thread = out
+            .write_back_handle()
+            .map(|file| scope.spawn(move || write_back_windows(file, window_rx)));
+        let hashers = Hashers::spawn(
+            scope,
+            whole.as_mut(),
+            cutter,
+            part_hasher,
+            parts,
+            returned_tx,
+        );
+        let mut pool = BufferPool {
+            spare: Vec::new(),
+            allocated: 0,
+            returned,
         };
-        // The whole file's hash on a thread of its own, unless the part
-        // hasher takes it.
-        let whole_tx = whole.as_mut().map(|whole| {
+        let copied = copy_body(body, out, &mut pool, &hashers, &window_tx, received, limit);
+        drop(window_tx);
+        let written_back = match write_back_thread.map(|thread| thread.join()) {
+            None | Some(Ok(Ok(()))) => Ok(()),
+            Some(Ok(Err(err))) => Err(err),
+            Some(Err(_)) => Err(io::Error::other(
+                "the write-back thread stopped unexpectedly",
+            )),
+        };
+        match (copied, written_back) {
+            (Ok(_), Err(err)) => Err(IngestError::Write(err)),
+            (copied, _) => copied,
+        }
+    })
+}
+
+/// The channels to [`pump`]'s hashing threads: the cutter (which hands
+/// each buffer on to the part hasher) and, unless the part hasher takes
+/// it, the whole file's hash.
+struct Hashers {
+    cut: Sender<Arc<Vec<u8>>>,
+    whole: Option<Sender<Arc<Vec<u8>>>>,
+}
+
+impl Hashers {
+    /// Starts the threads in `scope`; each gives every buffer back through
+    /// `returned` once done with it.
+    fn spawn<'scope>(
+        scope: &'scope std::thread::Scope<'scope, '_>,
+        whole: Option<&'scope mut Sha256Stream>,
+        cutter: &'scope mut Cutter,
+        part_hasher: &'scope mut PartHasher,
+        parts: &'scope mut Vec<PartSummary>,
+        returned: Sender<Arc<Vec<u8>>>,
+    ) -> Hashers {
+        let (cut_tx, cut_rx) = channel::<Arc<Vec<u8>>>();
+        let (hash_tx, hash_rx) = channel::<(Arc<Vec<u8>>, Vec<u64>, u64)>();
+        let whole_tx = whole.map(|whole| {
             let (whole_tx, whole_rx) = channel::<Arc<Vec<u8>>>();
-            let whole_returned = returned_tx.clone();
+            let whole_returned = returned.clone();
             scope.spawn(move || {
                 for buffer in whole_rx {
                     whole.update(&buffer[..]);
@@ -279,82 +324,83 @@ pub fn pump(
             for (buffer, cuts, settled) in hash_rx {
                 part_hasher.feed(&buffer[..], &cuts, settled);
                 parts.extend(part_hasher.take_parts());
-                let _ = returned_tx.send(buffer);
+                let _ = returned.send(buffer);
             }
         });
-        let mut pool = BufferPool {
-            spare: Vec::new(),
-            allocated: 0,
-            returned,
-        };
-        let mut written = 0u64;
-        let mut window_start = *received;
-        let mut copy = || -> Result<(u64, PumpEnd), IngestError> {
-            loop {
-                let want = (limit - written).min(BUFFER_SIZE as u64) as usize;
-                if want == 0 {
-                    let mut probe = [0u8; 1];
-                    let end = match read_full(body, &mut probe) {
-                        Ok(0) => PumpEnd::Eof,
-                        Ok(_) => PumpEnd::TooLong,
-                        Err(partial) => PumpEnd::ReadFailed(partial.error),
-                    };
-                    return Ok((written, end));
-                }
-                let mut buffer = pool.take();
-                let (filled, read_error) = match read_full(body, &mut buffer[..want]) {
-                    Ok(n) => (n, None),
-                    Err(PartialRead { filled, error }) => (filled, Some(error)),
-                };
-                buffer.truncate(filled);
-                if buffer.is_empty() {
-                    pool.spare.push(buffer);
-                } else {
-                    if let Err(err) = out.write_all(&buffer) {
-                        return Err(if crate::disk::is_disk_full(&err) {
-                            IngestError::DiskFull { kept: *received }
-                        } else {
-                            IngestError::Write(err)
-                        });
-                    }
-                    written += filled as u64;
-                    *received += filled as u64;
-                    crate::metrics::global().add_ingested(filled as u64);
-                    if *received - window_start >= WRITE_BACK_WINDOW {
-                        // Without a write-back thread the send fails; nothing to do.
-                        let _ = window_tx.send((window_start, *received - window_start));
-                        window_start = *received;
-                    }
-                    let buffer = Arc::new(buffer);
-                    // The threads only stop when the channels close, so sends
-                    // cannot fail.
-                    if let Some(whole_tx) = &whole_tx {
-                        let _ = whole_tx.send(buffer.clone());
-                    }
-                    let _ = cut_tx.send(buffer);
-                }
-                if let Some(err) = read_error {
-                    return Ok((written, PumpEnd::ReadFailed(err)));
-                }
-                if filled < want {
-                    return Ok((written, PumpEnd::Eof));
-                }
-            }
-        };
-        let copied = copy();
-        drop(window_tx);
-        let written_back = match write_back_thread.map(|thread| thread.join()) {
-            None | Some(Ok(Ok(()))) => Ok(()),
-            Some(Ok(Err(err))) => Err(err),
-            Some(Err(_)) => Err(io::Error::other(
-                "the write-back thread stopped unexpectedly",
-            )),
-        };
-        match (copied, written_back) {
-            (Ok(_), Err(err)) => Err(IngestError::Write(err)),
-            (copied, _) => copied,
+        Hashers {
+            cut: cut_tx,
+            whole: whole_tx,
         }
-    })
+    }
+
+    fn send(&self, buffer: Vec<u8>) {
+        let buffer = Arc::new(buffer);
+        // The threads only stop when the channels close, so sends cannot fail.
+        if let Some(whole) = &self.whole {
+            let _ = whole.send(buffer.clone());
+        }
+        let _ = self.cut.send(buffer);
+    }
+}
+
+/// [`pump`]'s own loop: reads buffers from `body`, writes them to `out`,
+/// hands each written window to the write-back thread and each buffer to
+/// the hashers.
+fn copy_body(
+    body: &mut dyn Read,
+    out: &mut dyn Destination,
+    pool: &mut BufferPool,
+    hashers: &Hashers,
+    windows: &SyncSender<(u64, u64)>,
+    received: &mut u64,
+    limit: u64,
+) -> Result<(u64, PumpEnd), IngestError> {
+    let mut written = 0u64;
+    let mut window_start = *received;
+    loop {
+        let want = (limit - written).min(BUFFER_SIZE as u64) as usize;
+        if want == 0 {
+            let mut probe = [0u8; 1];
+            let end = match read_full(body, &mut probe) {
+                Ok(0) => PumpEnd::Eof,
+                Ok(_) => PumpEnd::TooLong,
+                Err(partial) => PumpEnd::ReadFailed(partial.error),
+            };
+            return Ok((written, end));
+        }
+        let mut buffer = pool.take();
+        let (filled, read_error) = match read_full(body, &mut buffer[..want]) {
+            Ok(n) => (n, None),
+            Err(PartialRead { filled, error }) => (filled, Some(error)),
+        };
+        buffer.truncate(filled);
+        if buffer.is_empty() {
+            pool.spare.push(buffer);
+        } else {
+            if let Err(err) = out.write_all(&buffer) {
+                return Err(if crate::disk::is_disk_full(&err) {
+                    IngestError::DiskFull { kept: *received }
+                } else {
+                    IngestError::Write(err)
+                });
+            }
+            written += filled as u64;
+            *received += filled as u64;
+            crate::metrics::global().add_ingested(filled as u64);
+            if *received - window_start >= WRITE_BACK_WINDOW {
+                // Without a write-back thread the send fails; nothing to do.
+                let _ = windows.send((window_start, *received - window_start));
+                window_start = *received;
+            }
+            hashers.send(buffer);
+        }
+        if let Some(err) = read_error {
+            return Ok((written, PumpEnd::ReadFailed(err)));
+        }
+        if filled < want {
+            return Ok((written, PumpEnd::Eof));
+        }
+    }
 }
 
 struct PartialRead {
