@@ -211,6 +211,8 @@ fn start_admin(app: &Arc<web::App>) {
         )));
     app.admin
         .add_chore(web::tus::SWEEP_INTERVAL, web::tus::sweep_chore(app));
+    app.admin
+        .add_chore(web::trash::PURGE_CHECK, web::trash::purge_chore(app));
     app.admin.add_chore(
         crate::tls::RENEWAL_CHECK,
         renewal_chore(app.tls.clone(), app.admin.log.clone()),

@@ -293,6 +293,9 @@ pub fn delete_token(app: &App, req: &mut Req, token_id: &str) -> Answer {
 /// A page of the caller's archives, newest first (`limit`, `after`), with
 /// a `Link` header to the next page while more remain.
 pub fn list_archives(app: &App, req: &mut Req) -> Answer {
+    if super::trash::wants_trash(req)? {
+        return super::trash::list_trash(app, req);
+    }
     let caller = api_caller(app, req)?;
     let limit = paging::limit(&req.query)?;
     let after = paging::archive_cursor(&req.query)?;
@@ -359,13 +362,6 @@ pub fn announce(app: &App, archive: &ArchiveRecord) {
     app.engine.events().archive(archive);
 }
 
-/// Announces a deleted archive (now `deleting`) to its owner's open pages.
-pub fn announce_deleted(app: &App, owner_id: &str, archive_id: &str) {
-    if let Ok(archive) = app.archives.owned(owner_id, archive_id) {
-        announce(app, &archive);
-    }
-}
-
 /// Writes a completed upload to the system log and shows it on the owner's
 /// open pages.
 pub fn log_upload(app: &App, username: &str, archive: &ArchiveRecord) {
@@ -383,7 +379,7 @@ pub fn log_upload(app: &App, username: &str, archive: &ArchiveRecord) {
 pub fn get_archive(app: &App, req: &mut Req, archive_id: &str) -> Answer {
     let caller = api_caller(app, req)?;
     let archive = app.archives.owned(&caller.user.id, archive_id)?;
-    let mut value = archive_json(&archive);
+    let mut value = super::trash::any_archive_json(app, &archive)?;
     // Up to a page of parts inline; beyond that clients page `/parts`.
     if archive.parts_total as usize <= crate::archive::PAGE_LIMIT {
         let (parts, _) = app
@@ -412,16 +408,6 @@ pub fn rename_archive(app: &App, req: &mut Req, archive_id: &str) -> Answer {
         .rename(&caller.user.id, archive_id, &body.name)?;
     announce(app, &archive);
     Ok(Resp::json(200, &archive_json(&archive)))
-}
-
-pub fn delete_archive(app: &App, req: &mut Req, archive_id: &str) -> Answer {
-    let caller = api_caller(app, req)?;
-    app.archives.delete(&caller.user.id, archive_id)?;
-    announce_deleted(app, &caller.user.id, archive_id);
-    Ok(Resp::json(
-        202,
-        &json!({"id": archive_id, "state": "deleting"}),
-    ))
 }
 
 pub fn uncache_archive(app: &App, req: &mut Req, archive_id: &str) -> Answer {

@@ -4,7 +4,7 @@
 use tiny_http::Method;
 
 use super::http::{ApiError, Body, Req, Resp};
-use super::{admin_api, api, pages, tus, App};
+use super::{admin_api, api, pages, trash, tus, App};
 
 /// Answers `request`. With `transfers`, a streamed answer (a download) is
 /// sent from a download thread; without, it is sent from this thread.
@@ -86,7 +86,8 @@ fn route(app: &App, req: &mut Req) -> Result<Resp, ApiError> {
         (Put, ["api", "v1", "archives"]) => api::put_archive(app, req),
         (Get, ["api", "v1", "archives", id]) => api::get_archive(app, req, id),
         (Patch, ["api", "v1", "archives", id]) => api::rename_archive(app, req, id),
-        (Delete, ["api", "v1", "archives", id]) => api::delete_archive(app, req, id),
+        (Delete, ["api", "v1", "archives", id]) => trash::delete_archive(app, req, id),
+        (Post, ["api", "v1", "archives", id, "restore"]) => trash::restore_archive(app, req, id),
         (Get, ["api", "v1", "archives", id, "parts"]) => api::list_parts(app, req, id),
         (Get | Head, ["api", "v1", "archives", id, "content"]) => api::content(app, req, id),
         (Post, ["api", "v1", "archives", id, "uncache"]) => api::uncache_archive(app, req, id),

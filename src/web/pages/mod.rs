@@ -9,6 +9,7 @@ pub mod layout;
 mod progress;
 mod remote;
 mod restore;
+mod trash;
 
 use std::collections::HashMap;
 
@@ -156,7 +157,8 @@ fn signed_in_route(
             ["account", "tokens"] => account::token_post(app, req, caller, &form),
             ["account", "tokens", id, "delete"] => account::token_delete_post(app, caller, id),
             ["archives", id, "rename"] => archives::rename_post(app, req, caller, id, &form),
-            ["archives", id, "delete"] => archives::delete_post(app, caller, id),
+            ["archives", id, "delete"] => trash::delete_post(app, caller, id),
+            ["archives", id, "restore"] => trash::restore_post(app, caller, id),
             ["admin", "settings"] => account::admin_settings_post(app, req, caller, &form),
             ["admin", "users", target] => admin::users_post(app, caller, target, &form),
             ["admin", "remote"] => remote::remote_post(app, caller, &form),
@@ -171,7 +173,8 @@ fn signed_in_route(
         (Get, [""]) => archives::home(app, req, caller),
         (Get, ["archives", "new"]) => archives::new_page(app, req, caller),
         (Get, ["archives", id]) => archives::detail(app, req, caller, id),
-        (Get, ["archives", id, "delete"]) => archives::delete_page(app, req, caller, id),
+        (Get, ["archives", id, "delete"]) => trash::delete_page(app, caller, id),
+        (Get, ["trash"]) => trash::trash_page(app, req, caller),
         (Get, ["account"]) => account::account_page(app, req, caller, None),
         (Get, ["admin", "device"]) => super::device::page(app, caller),
         (Get, ["admin", "firmware"]) => super::firmware::page(app, caller),
