@@ -211,8 +211,10 @@ fn start_admin(app: &Arc<web::App>) {
         )));
     app.admin
         .add_chore(web::tus::SWEEP_INTERVAL, web::tus::sweep_chore(app));
-    app.admin
-        .add_chore(web::trash::PURGE_CHECK, web::trash::purge_chore(app));
+    // What became due while the appliance was off goes now, then every minute.
+    let purge = web::trash::purge_chore(app);
+    purge();
+    app.admin.add_chore(web::trash::PURGE_CHECK, purge);
     app.admin.add_chore(
         crate::tls::RENEWAL_CHECK,
         renewal_chore(app.tls.clone(), app.admin.log.clone()),

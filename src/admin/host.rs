@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
 use super::log::{Subject, SystemLog};
-use super::script::{ArchiveView, LogLevel, ScriptHost, Stats, VerifyReport};
+use super::script::{ArchiveView, LogLevel, ScriptHost, Stats, TrashedView, VerifyReport};
 use crate::ids;
 use crate::store::records::{ArchiveRecord, ArchiveState};
 use crate::store::Store;
@@ -37,6 +37,8 @@ pub trait ArchiveActions: Send + Sync {
     fn verify(&self, archive_id: &str, percent: u8) -> Result<VerifyReport, String>;
     /// Re-queues failed transfers; returns how many.
     fn retry_failed(&self) -> Result<u64, String>;
+    /// Takes an archive out of the trash.
+    fn restore(&self, archive_id: &str) -> Result<(), String>;
     fn counters(&self) -> TransferCounters;
 }
 
@@ -142,13 +144,12 @@ impl ScriptHost for AppHost {
         let Ok(txn) = self.store.read() else {
             return Vec::new();
         };
-        let mut list: Vec<ArchiveView> = self
-            .store
-            .tables
-            .archives
+        let archives = &self.store.tables.archives;
+        let mut list: Vec<ArchiveView> = archives
             .all(&txn)
             .unwrap_or_default()
             .into_iter()
+            .filter(|(key, _)| matches!(archives.trash_of(&txn, key), Ok(None)))
             .map(|(_, record)| view(record, &usernames))
             .collect();
         list.sort_by(|a, b| {
@@ -161,7 +162,44 @@ impl ScriptHost for AppHost {
 
     fn archive(&self, archive_id: &str) -> Option<ArchiveView> {
         let record = self.record(archive_id)?;
-        Some(view(record, &self.usernames()))
+        let mut view = view(record, &self.usernames());
+        let txn = self.store.read().ok()?;
+        let trash = self
+            .store
+            .tables
+            .archives
+            .trash_of(&txn, archive_id.as_bytes());
+        if matches!(trash, Ok(Some(_))) {
+            view.state = "trashed".to_string();
+        }
+        Some(view)
+    }
+
+    fn trash(&self) -> Vec<TrashedView> {
+        let usernames = self.usernames();
+        let Ok(txn) = self.store.read() else {
+            return Vec::new();
+        };
+        let mut list: Vec<TrashedView> = (self.store.tables.archives)
+            .all_trashed(&txn)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(record, trash)| TrashedView {
+                archive: view(record, &usernames),
+                trashed_at: trash.trashed_at,
+                purge_at: trash.purge_at,
+            })
+            .collect();
+        list.sort_by(|a, b| (b.trashed_at, &a.archive.id).cmp(&(a.trashed_at, &b.archive.id)));
+        list
+    }
+
+    fn restore(&self, archive_id: &str) -> Result<(), String> {
+        self.existing(archive_id)?;
+        match self.actions() {
+            Some(actions) => actions.restore(archive_id),
+            None => Err(NO_ENGINE.to_string()),
+        }
     }
 
     fn stats(&self) -> Stats {

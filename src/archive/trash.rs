@@ -185,3 +185,116 @@ impl Archives {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::jobs::{JobKind, KIND_DELETE};
+    use crate::store::{Store, StoreError};
+
+    fn archives_with(ids: &[&str]) -> (tempfile::TempDir, Archives) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db"), 64 << 20).unwrap();
+        let archives = Archives::open(store, dir.path()).unwrap();
+        for id in ids {
+            let record = super::super::new_archive_record(id, "u1", id, "f", 3, &[0; 32], 1);
+            (archives.store)
+                .write(|txn, tables| -> Result<(), StoreError> {
+                    tables.archives.put(txn, id.as_bytes(), &record)
+                })
+                .unwrap();
+            std::fs::write(archives.archive_path(id), b"abc").unwrap();
+        }
+        (dir, archives)
+    }
+
+    fn id(n: u8) -> String {
+        format!("{n:032x}")
+    }
+
+    /// The trash chore purges exactly what is due, in one transaction each
+    /// round: `deleting` with its delete job, the local file gone, still in
+    /// the trash list until the job removes it; a restored archive is left.
+    #[test]
+    fn the_chore_purges_what_is_due_and_nothing_else() {
+        let (a, b, c) = (id(1), id(2), id(3));
+        let (_dir, archives) = archives_with(&[&a, &b, &c]);
+        for (archive, days) in [(&a, 1), (&b, 2), (&c, 1)] {
+            let deleted = archives.trash("u1", archive, days).unwrap();
+            assert!(matches!(deleted, Deleted::Trashed(..)));
+        }
+        archives.restore("u1", &c).unwrap();
+        let now = ids::now_secs();
+        assert_eq!(archives.purge_due(now + DAY_SECS - 5).unwrap(), 0);
+        assert_eq!(archives.purge_due(now + DAY_SECS + 5).unwrap(), 1);
+        assert_eq!(archives.purge_due(now + DAY_SECS + 5).unwrap(), 0, "once");
+        let state = |archive: &str| archives.get_any(archive).unwrap().unwrap().state;
+        assert_eq!(state(&a), ArchiveState::Deleting);
+        assert_eq!(state(&b), ArchiveState::Local);
+        assert_eq!(state(&c), ArchiveState::Local);
+        assert!(!archives.archive_path(&a).exists());
+        assert!(archives.archive_path(&b).exists() && archives.archive_path(&c).exists());
+        let txn = archives.store.read().unwrap();
+        let delete = |id: &str| JobKind::Delete {
+            archive_id: id.to_string(),
+        };
+        assert!(archives
+            .store
+            .tables
+            .jobs
+            .queued(&txn, &delete(&a))
+            .unwrap());
+        assert!(!archives
+            .store
+            .tables
+            .jobs
+            .queued(&txn, &delete(&b))
+            .unwrap());
+        let jobs = archives.store.tables.jobs.all(&txn).unwrap();
+        assert_eq!(
+            jobs.iter().filter(|(_, j)| j.kind == KIND_DELETE).count(),
+            1
+        );
+        archives.store.tables.archives.check(&txn).unwrap();
+        drop(txn);
+        let (trash, _) = archives.trash_page("u1", None, 10).unwrap();
+        let listed: Vec<&str> = trash.iter().map(|(r, _)| r.id.as_str()).collect();
+        assert_eq!(listed.len(), 2);
+        assert!(listed.contains(&a.as_str()) && listed.contains(&b.as_str()));
+        assert!(matches!(
+            archives.restore("u1", &a),
+            Err(ArchiveError::BeingDeleted)
+        ));
+    }
+
+    /// The trash list pages like the archive list, the last trashed first.
+    #[test]
+    fn the_trash_pages_newest_first_and_the_list_leaves_trashed_out() {
+        let all: Vec<String> = (1..=7).map(id).collect();
+        let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+        let (_dir, archives) = archives_with(&refs);
+        for archive in &all[..5] {
+            archives.trash("u1", archive, 30).unwrap();
+        }
+        let (mut seen, mut after) = (Vec::new(), None);
+        loop {
+            let (page, next) = archives.trash_page("u1", after.as_ref(), 2).unwrap();
+            seen.extend(page.into_iter().map(|(r, _)| r.id));
+            match next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        seen.sort();
+        assert_eq!(seen, all[..5].to_vec());
+        let (live, _) = archives.page("u1", None, 100).unwrap();
+        let mut live: Vec<String> = live.into_iter().map(|r| r.id).collect();
+        live.sort();
+        assert_eq!(live, all[5..].to_vec());
+        assert!(archives.trash_page("u2", None, 10).unwrap().0.is_empty());
+        assert!(matches!(
+            archives.trash("u2", &all[5], 30),
+            Err(ArchiveError::NotFound)
+        ));
+    }
+}

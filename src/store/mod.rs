@@ -611,6 +611,36 @@ mod tests {
         );
     }
 
+    /// A schema 2 store (before the trash) migrates to 3: its archives are
+    /// listed as before, the trash starts empty and the indexes agree.
+    #[test]
+    fn a_store_from_before_the_trash_migrates_forward() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 16 << 20).unwrap();
+        let record = crate::archive::new_archive_record("a1", "u1", "n", "f", 3, &[0; 32], 1);
+        store
+            .write(|txn, t| -> Result<()> {
+                t.archives.put(txn, b"a1", &record)?;
+                t.meta.put(txn, VERSION_KEY, &serde_json::json!(2))
+            })
+            .unwrap();
+        drop(store);
+        let trial = Store::open_with(dir.path(), 16 << 20, Migrate::AfterCommit).unwrap();
+        assert_eq!(trial.pending_migration(), Some(2));
+        assert_eq!(trial.migrate().unwrap(), 2);
+        assert_eq!(trial.schema_version().unwrap(), 3);
+        let txn = trial.read().unwrap();
+        let archives = &trial.tables.archives;
+        let (page, more) = archives.page_of_owner(&txn, "u1", None, 10).unwrap();
+        assert_eq!((page.len(), more), (1, false));
+        assert!(archives
+            .page_of_trash(&txn, "u1", None, 10)
+            .unwrap()
+            .0
+            .is_empty());
+        archives.check(&txn).unwrap();
+    }
+
     #[test]
     fn failed_change_is_not_committed() {
         let dir = tempfile::tempdir().unwrap();

@@ -91,6 +91,22 @@ impl ArchiveActions for EngineActions {
         Ok(count as u64)
     }
 
+    fn restore(&self, archive_id: &str) -> Result<(), String> {
+        let owner = self.owner_of(archive_id)?;
+        let archive = self
+            .archives
+            .restore(&owner, archive_id)
+            .map_err(|err| err.to_string())?;
+        self.engine.events().archive(&archive);
+        self.log.info(
+            "trash",
+            &format!("{:?} was restored from the trash.", archive.name),
+            Subject::archive(&archive.owner_id, &archive.id),
+        );
+        self.engine.wake();
+        Ok(())
+    }
+
     fn counters(&self) -> TransferCounters {
         let queue_length = self.engine.queue_length();
         let metrics = crate::metrics::global();
