@@ -47,7 +47,10 @@ pub struct Settings {
     pub mdns_hostname: String,
     /// Days a deleted archive stays in the trash before it is deleted for
     /// good; 0 = no trash (a deletion is for good at once).
-    #[serde(default = "default_trash_days")]
+    #[serde(
+        default = "default_trash_days",
+        deserialize_with = "trash_days_from_json"
+    )]
     pub trash_days: u32,
 }
 
@@ -58,6 +61,20 @@ pub const MAX_TRASH_DAYS: u32 = 3_650;
 
 fn default_trash_days() -> u32 {
     DEFAULT_TRASH_DAYS
+}
+
+/// What `trash_days` may be, as the sentence a bad value gets.
+const TRASH_DAYS_RULE: &str =
+    "trash_days must be between 0 (no trash: deleting is for good at once) and 3650 (ten years)";
+
+/// `trash_days` from JSON: a negative number, a fraction or a string is
+/// refused with [`TRASH_DAYS_RULE`] rather than serde's type name.
+fn trash_days_from_json<'de, D: serde::Deserializer<'de>>(json: D) -> Result<u32, D::Error> {
+    let value = serde_json::Value::deserialize(json)?;
+    value
+        .as_u64()
+        .and_then(|days| u32::try_from(days).ok())
+        .ok_or_else(|| serde::de::Error::custom(TRASH_DAYS_RULE))
 }
 
 fn default_mdns_hostname() -> String {
@@ -146,9 +163,7 @@ impl Settings {
             )));
         }
         if self.trash_days > MAX_TRASH_DAYS {
-            return Err(SettingsError::Invalid(format!(
-                "trash_days must be between 0 (no trash: deleting is for good at once) and {MAX_TRASH_DAYS} (ten years)."
-            )));
+            return Err(SettingsError::Invalid(format!("{TRASH_DAYS_RULE}.")));
         }
         if !valid_mdns_name(&self.mdns_hostname) {
             return Err(SettingsError::Invalid(

@@ -287,7 +287,8 @@ fn scripts_list_and_restore_the_trash_and_the_dashboard_shows_its_size() {
             .is_some_and(|m| m.contains("not in the trash")),
         "{refused}"
     );
-    assert_eq!(archive(&admin, &id)["state"], "local");
+    assert_ne!(archive(&admin, &id)["state"], "trashed");
+    assert_eq!(ids(&admin.get("/api/v1/archives").json()), vec![id.clone()]);
     let help = admin.get("/admin/scripts/help").text();
     assert!(help.contains("trash()") && help.contains("restore(id)"));
 }
