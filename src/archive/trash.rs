@@ -27,7 +27,7 @@ const PURGE_BATCH: usize = 100;
 #[derive(Debug, Clone)]
 pub enum Deleted {
     /// Moved to the trash (or it was there already).
-    Trashed(ArchiveRecord, TrashRecord),
+    Trashed(Box<ArchiveRecord>, TrashRecord),
     /// Being deleted for good (the trash is off, or it was under way).
     Deleting,
 }
@@ -66,10 +66,10 @@ impl Archives {
                 return Ok(Deleted::Deleting);
             }
             if let Some(trash) = tables.archives.trash_of(txn, key)? {
-                return Ok(Deleted::Trashed(archive, trash));
+                return Ok(Deleted::Trashed(Box::new(archive), trash));
             }
             tables.archives.move_to_trash(txn, key, &new)?;
-            Ok(Deleted::Trashed(archive, new))
+            Ok(Deleted::Trashed(Box::new(archive), new))
         })
     }
 
