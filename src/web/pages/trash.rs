@@ -1,17 +1,18 @@
 //! The Trash page, the notice on a trashed archive's detail page, and the
 //! delete confirmation (to the trash, or for good from the trash). The form
-//! posts call the operations in `web::trash`.
+//! posts call the operations in `ops::trash`.
 
 use maud::{html, Markup};
 
 use super::layout::{csrf_field, done_notice, local_time, Page};
 use super::Resp;
 use crate::accounts::Caller;
+use crate::app::state::App;
+use crate::ops;
 use crate::settings::Settings;
 use crate::store::records::{ArchiveRecord, ArchiveState, TrashRecord};
 use crate::units::human_size;
 use crate::web::http::{ApiError, Req};
-use crate::web::App;
 
 /// Archives on one trash page.
 const TRASH_PAGE_SIZE: usize = 100;
@@ -137,19 +138,17 @@ pub fn delete_page(app: &App, caller: &Caller, archive_id: &str) -> Result<Resp,
 pub fn delete_post(app: &App, caller: &Caller, archive_id: &str) -> Result<Resp, ApiError> {
     app.archives.owned(&caller.user.id, archive_id)?;
     if app.archives.trash_of(archive_id)?.is_some() {
-        crate::web::trash::purge_op(app, &caller.user.id, archive_id)?;
+        ops::trash::purge(app, &caller.user.id, archive_id)?;
         return Ok(Resp::redirect("/trash?done=deleted"));
     }
-    Ok(
-        match crate::web::trash::trash_op(app, &caller.user.id, archive_id)? {
-            crate::archive::Deleted::Trashed(..) => Resp::redirect("/?done=trashed"),
-            crate::archive::Deleted::Deleting => Resp::redirect("/?done=deleted"),
-        },
-    )
+    Ok(match ops::trash::trash(app, &caller.user.id, archive_id)? {
+        crate::archive::Deleted::Trashed(..) => Resp::redirect("/?done=trashed"),
+        crate::archive::Deleted::Deleting => Resp::redirect("/?done=deleted"),
+    })
 }
 
 pub fn restore_post(app: &App, caller: &Caller, archive_id: &str) -> Result<Resp, ApiError> {
-    crate::web::trash::restore_op(app, &caller.user.id, archive_id)?;
+    ops::trash::restore(app, &caller.user.id, archive_id)?;
     Ok(Resp::redirect(&format!(
         "/archives/{archive_id}?done=restored"
     )))
