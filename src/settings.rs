@@ -45,6 +45,36 @@ pub struct Settings {
     /// (mDNS; `-2`, `-3` appended when another device has it).
     #[serde(default = "default_mdns_hostname")]
     pub mdns_hostname: String,
+    /// Days a deleted archive stays in the trash before it is deleted for
+    /// good; 0 = no trash (a deletion is for good at once).
+    #[serde(
+        default = "default_trash_days",
+        deserialize_with = "trash_days_from_json"
+    )]
+    pub trash_days: u32,
+}
+
+/// The `trash_days` of a new appliance.
+pub const DEFAULT_TRASH_DAYS: u32 = 30;
+/// The longest an admin may keep deleted archives: ten years.
+pub const MAX_TRASH_DAYS: u32 = 3_650;
+
+fn default_trash_days() -> u32 {
+    DEFAULT_TRASH_DAYS
+}
+
+/// What `trash_days` may be, as the sentence a bad value gets.
+const TRASH_DAYS_RULE: &str =
+    "trash_days must be between 0 (no trash: deleting is for good at once) and 3650 (ten years)";
+
+/// `trash_days` from JSON: a negative number, a fraction or a string is
+/// refused with [`TRASH_DAYS_RULE`] rather than serde's type name.
+fn trash_days_from_json<'de, D: serde::Deserializer<'de>>(json: D) -> Result<u32, D::Error> {
+    let value = serde_json::Value::deserialize(json)?;
+    value
+        .as_u64()
+        .and_then(|days| u32::try_from(days).ok())
+        .ok_or_else(|| serde::de::Error::custom(TRASH_DAYS_RULE))
 }
 
 fn default_mdns_hostname() -> String {
@@ -82,6 +112,7 @@ impl Default for Settings {
             pending_upload_expiry_seconds: DEFAULT_PENDING_UPLOAD_EXPIRY_SECONDS,
             require_https: false,
             mdns_hostname: default_mdns_hostname(),
+            trash_days: DEFAULT_TRASH_DAYS,
         }
     }
 }
@@ -130,6 +161,9 @@ impl Settings {
                 expiry.start(),
                 expiry.end()
             )));
+        }
+        if self.trash_days > MAX_TRASH_DAYS {
+            return Err(SettingsError::Invalid(format!("{TRASH_DAYS_RULE}.")));
         }
         if !valid_mdns_name(&self.mdns_hostname) {
             return Err(SettingsError::Invalid(
@@ -244,6 +278,31 @@ mod tests {
                 ..Settings::default()
             };
             assert_eq!(settings.validate().is_ok(), valid, "{percent}");
+        }
+    }
+
+    #[test]
+    fn trash_days_default_to_thirty_and_are_checked() {
+        let old: Settings = serde_json::from_value(serde_json::json!({
+            "registration_open": false, "upload_bandwidth_bytes_per_sec": 7,
+            "upload_window": null, "transfer_concurrency": 3,
+            "free_space_reserve_bytes": 0,
+        }))
+        .unwrap();
+        assert_eq!(old.trash_days, 30);
+        for (days, valid) in [(0, true), (1, true), (3_650, true), (3_651, false)] {
+            let settings = Settings {
+                trash_days: days,
+                ..Settings::default()
+            };
+            let checked = settings.validate();
+            assert_eq!(checked.is_ok(), valid, "{days}");
+            if let Err(err) = checked {
+                assert!(
+                    err.to_string().contains("trash_days must be between 0"),
+                    "{err}"
+                );
+            }
         }
     }
 }

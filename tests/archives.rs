@@ -280,11 +280,20 @@ fn delete_removes_record_and_file() {
     let id = archive["id"].as_str().unwrap();
     let file = server.data_dir().join("archives").join(id);
     assert!(file.exists());
-    // The page asks first.
+    // The page asks first, for the trash and then for good.
     let confirm = admin.get(&format!("/archives/{id}/delete"));
-    assert!(confirm.text().contains("Delete for good"));
+    assert!(confirm.text().contains("Move to trash"));
     assert!(file.exists(), "showing the confirmation deletes nothing");
     assert_eq!(admin.delete(&format!("/api/v1/archives/{id}")).status, 202);
+    assert!(file.exists(), "the trash keeps the local file");
+    let confirm = admin.get(&format!("/archives/{id}/delete"));
+    assert!(confirm.text().contains("Delete for good"));
+    assert_eq!(
+        admin
+            .delete(&format!("/api/v1/archives/{id}?purge=true"))
+            .status,
+        202
+    );
     // The local file goes at once; the record once the remote copies are gone.
     assert!(!file.exists());
     crate::support::wait_until(std::time::Duration::from_secs(60), || {

@@ -192,7 +192,12 @@ fn kill_9_at_random_moments_during_upload_cache_and_delete_loses_nothing() {
 
     // Delete.
     for id in &ids[DELETED] {
-        assert_eq!(admin.delete(&format!("/api/v1/archives/{id}")).status, 202);
+        assert_eq!(
+            admin
+                .delete(&format!("/api/v1/archives/{id}?purge=true"))
+                .status,
+            202
+        );
         expected.remove(id);
     }
     let busy_delete = kill_at_random_moments(&mut server, &admin, &mut rng, KILLS_DELETE, "delete");

@@ -182,7 +182,7 @@ fn backs_up_to_the_folder_remote_and_caches_back() {
     uncache_and_cache_back(&admin, &id, &data);
 
     // Deleting removes the local file at once and the remote objects soon.
-    let resp = admin.delete(&format!("/api/v1/archives/{id}"));
+    let resp = admin.delete(&format!("/api/v1/archives/{id}?purge=true"));
     assert_eq!(resp.status, 202, "{}", resp.text());
     assert!(!server.data_dir().join("archives").join(&id).exists());
     wait_until(LIMIT, || {
@@ -302,7 +302,9 @@ pub(crate) mod cases {
 
         // Deleting one copy keeps the shared objects; the other still caches back.
         assert_eq!(
-            admin.delete(&format!("/api/v1/archives/{second}")).status,
+            admin
+                .delete(&format!("/api/v1/archives/{second}?purge=true"))
+                .status,
             202
         );
         wait_until(LIMIT, || {

@@ -21,5 +21,7 @@ mod remote;
 mod remote_engine;
 mod remote_move;
 mod tls;
+mod trash;
+mod trash_browser;
 mod uploads;
 mod verify;

@@ -65,6 +65,16 @@ pub struct ArchiveView {
     pub last_accessed_at: i64,
 }
 
+/// An archive in the trash as `trash()` shows it (state `trashed`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrashedView {
+    pub archive: ArchiveView,
+    /// Seconds since the Unix epoch.
+    pub trashed_at: i64,
+    /// When it is deleted for good unless restored.
+    pub purge_at: i64,
+}
+
 /// Appliance-wide figures for `stats()`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stats {
@@ -151,6 +161,14 @@ pub trait ScriptHost: Send + Sync {
     }
     /// Re-queues failed transfers; returns how many.
     fn retry_failed(&self) -> Result<u64, String>;
+    /// Every user's archives in the trash.
+    fn trash(&self) -> Vec<TrashedView> {
+        Vec::new()
+    }
+    /// Takes an archive out of the trash, back as it was.
+    fn restore(&self, id: &str) -> Result<(), String> {
+        Err(format!("archive {id} cannot be restored here"))
+    }
     /// Writes the system log with the script as source.
     fn log(&self, level: LogLevel, message: &str);
     /// Seconds since the Unix epoch.
@@ -169,6 +187,8 @@ pub const HELP: &[(&str, &str)] = &[
     ("cache(id)", "Starts fetching an archive back onto this box; returns true, or throws with the reason."),
     ("verify(id, percent)", "Checks the remote copies of the archive's parts (asks for every one, downloads and hashes percent of them); returns {checked, ok, damaged}. verify(id) uses the verification sample of the settings."),
     ("retry_failed()", "Puts failed transfers back in the queue; returns how many."),
+    ("trash()", "The archives in the trash, for all users: maps like archives() gives (state \"trashed\") with trashed_at and purge_at (when it is deleted for good). archives() leaves them out."),
+    ("restore(id)", "Takes an archive out of the trash, back as it was; returns true, or throws with the reason (e.g. not in the trash)."),
     ("log(level, message)", "Writes the system log (level \"info\", \"warn\" or \"error\") with the script as source."),
     ("print(value)", "Appends to the run's output."),
     ("now()", "Seconds since the Unix epoch (1970-01-01 UTC)."),
@@ -538,6 +558,18 @@ fn register_api(engine: &mut Engine, host: Arc<dyn ScriptHost>) {
     });
 
     let h = Arc::clone(&host);
+    engine.register_fn("trash", move || -> Array {
+        h.trash().into_iter().map(trashed_to_dynamic).collect()
+    });
+
+    let h = Arc::clone(&host);
+    engine.register_fn("restore", move |id: ImmutableString| -> ApiResult<bool> {
+        h.restore(&id)
+            .map(|()| true)
+            .map_err(|reason| format!("restore(\"{id}\") refused: {reason}").into())
+    });
+
+    let h = Arc::clone(&host);
     engine.register_fn("stats", move || -> Map {
         let stats = h.stats();
         let mut map = Map::new();
@@ -643,6 +675,14 @@ fn archive_to_dynamic(archive: ArchiveView) -> Dynamic {
         "last_accessed_at".into(),
         Dynamic::from_int(archive.last_accessed_at),
     );
+    map.into()
+}
+
+fn trashed_to_dynamic(trashed: TrashedView) -> Dynamic {
+    let mut map: Map = archive_to_dynamic(trashed.archive).cast();
+    map.insert("state".into(), "trashed".into());
+    map.insert("trashed_at".into(), Dynamic::from_int(trashed.trashed_at));
+    map.insert("purge_at".into(), Dynamic::from_int(trashed.purge_at));
     map.into()
 }
 

@@ -1,5 +1,6 @@
 //! The admin scheduler's chores: the expiry of unfinished uploads nobody
-//! touched and the renewal of the self-signed certificate. Each holds what
+//! touched, the purge of what stayed in the trash for its time, and the
+//! renewal of the self-signed certificate. Each holds what
 //! it needs weakly or by handle, never the scheduler's owner strongly.
 
 use std::sync::{Arc, Weak};
@@ -34,6 +35,20 @@ pub fn upload_expiry(app: &Arc<App>) -> impl Fn() + Send + Sync + 'static {
             ),
             Err(err) => eprintln!("piarchive: expiring unfinished uploads: {err}"),
         }
+    }
+}
+
+/// How often the trash is checked for archives due to be purged (besides
+/// at start).
+pub const PURGE_CHECK: Duration = Duration::from_secs(60);
+
+/// The purge of archives whose time in the trash is up. The trash lives in
+/// LMDB, so a restart loses nothing: the next round finds what is due.
+pub fn trash_purge(app: &Arc<App>) -> impl Fn() + Send + Sync + 'static {
+    let app: Weak<App> = Arc::downgrade(app);
+    move || {
+        let Some(app) = app.upgrade() else { return };
+        crate::ops::trash::purge_due(&app);
     }
 }
 

@@ -209,6 +209,10 @@ fn certificate_names(config: &Config) -> Vec<String> {
 fn start_admin(app: &Arc<App>) {
     app.admin
         .add_chore(chores::SWEEP_INTERVAL, chores::upload_expiry(app));
+    // What became due while the appliance was off goes now, then every minute.
+    let purge = chores::trash_purge(app);
+    purge();
+    app.admin.add_chore(chores::PURGE_CHECK, purge);
     app.admin.add_chore(
         crate::tls::RENEWAL_CHECK,
         chores::certificate_renewal(app.tls.clone(), app.admin.log.clone()),

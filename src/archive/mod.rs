@@ -9,6 +9,7 @@
 
 pub mod chunker;
 pub mod ingest;
+pub mod trash;
 pub mod uploads;
 
 use std::fs::File;
@@ -21,6 +22,7 @@ use crate::store::{indexed_key, Store, StoreError};
 
 pub use crate::store::archives::ArchiveCursor;
 
+pub use trash::Deleted;
 pub use uploads::{NewUpload, PatchOutcome, UploadStatus};
 
 /// Longest archive name accepted, in characters.
@@ -67,6 +69,14 @@ pub enum ArchiveError {
     },
     #[error("The archive cannot be fetched back in its state ({state}); only an archive that is in the cloud only can be.")]
     NotUncached { state: &'static str },
+    #[error("This archive is in the trash; restore it first.")]
+    InTrash,
+    #[error("This archive is not in the trash.")]
+    NotInTrash,
+    #[error("This archive is being deleted for good already; it cannot be restored.")]
+    BeingDeleted,
+    #[error("The appliance is trying a new version right now, so the trash cannot take anything yet; nothing was deleted. Try again in a few minutes.")]
+    TrashNotReady,
     #[error("The disk is full: {0}")]
     DiskFull(String),
     #[error("A file could not be read or written: {0}")]
@@ -225,7 +235,7 @@ impl Archives {
     ) -> Result<ArchiveRecord, ArchiveError> {
         let name = validate_name(name)?
             .ok_or_else(|| ArchiveError::InvalidName("The name may not be empty.".into()))?;
-        self.owned(owner_id, archive_id)?;
+        self.owned_live(owner_id, archive_id)?;
         self.store.write(|txn, tables| {
             let mut archive = tables
                 .archives
@@ -237,32 +247,20 @@ impl Archives {
         })
     }
 
-    /// Starts deleting the archive: in one transaction it turns `deleting`
-    /// with its delete job (which removes the remote copies whose refcount
-    /// drops to zero, then the records); the local file goes at once.
+    /// Deletes the archive for good, from the trash or not: in one
+    /// transaction it turns `deleting` with its delete job (which removes
+    /// the remote copies whose refcount drops to zero, then the records);
+    /// the local file goes at once.
     pub fn delete(&self, owner_id: &str, archive_id: &str) -> Result<(), ArchiveError> {
         self.owned(owner_id, archive_id)?;
         self.store
-            .write(|txn, tables| -> Result<(), ArchiveError> {
-                let mut archive = tables
-                    .archives
-                    .get(txn, archive_id.as_bytes())?
-                    .ok_or(ArchiveError::NotFound)?;
-                if archive.state == ArchiveState::Deleting {
-                    return Ok(());
-                }
-                archive.state = ArchiveState::Deleting;
-                archive.local_copy = false;
-                tables.archives.put(txn, archive_id.as_bytes(), &archive)?;
-                jobs::enqueue(
-                    txn,
-                    tables,
-                    JobKind::Delete {
-                        archive_id: archive_id.to_string(),
-                    },
-                )?;
-                Ok(())
+            .write(|txn, tables| -> Result<bool, ArchiveError> {
+                begin_delete(txn, tables, archive_id)
             })?;
+        self.remove_local_file(archive_id)
+    }
+
+    fn remove_local_file(&self, archive_id: &str) -> Result<(), ArchiveError> {
         match std::fs::remove_file(self.archive_path(archive_id)) {
             Ok(()) => Ok(()),
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -277,7 +275,7 @@ impl Archives {
         owner_id: &str,
         archive_id: &str,
     ) -> Result<ArchiveRecord, ArchiveError> {
-        self.owned(owner_id, archive_id)?;
+        self.owned_live(owner_id, archive_id)?;
         self.store.write(|txn, tables| {
             let archive = tables
                 .archives
@@ -314,7 +312,7 @@ impl Archives {
         owner_id: &str,
         archive_id: &str,
     ) -> Result<ArchiveRecord, ArchiveError> {
-        self.owned(owner_id, archive_id)?;
+        self.owned_live(owner_id, archive_id)?;
         self.store.write(|txn, tables| {
             let mut archive = tables
                 .archives
@@ -349,7 +347,7 @@ impl Archives {
         owner_id: &str,
         archive_id: &str,
     ) -> Result<(ArchiveRecord, File), ArchiveError> {
-        let archive = self.owned(owner_id, archive_id)?;
+        let archive = self.owned_live(owner_id, archive_id)?;
         if !archive.state.is_local() {
             return Err(ArchiveError::NotCached {
                 state: archive.state.as_str(),
@@ -366,6 +364,34 @@ impl Archives {
             })?;
         Ok((archive, file))
     }
+}
+
+/// Turns the archive `deleting` and queues its delete job, in the caller's
+/// transaction; `false` when it is gone or was `deleting` already. An
+/// archive in the trash stays listed there until the job removes it.
+fn begin_delete(
+    txn: &mut heed::RwTxn,
+    tables: &crate::store::Tables,
+    archive_id: &str,
+) -> Result<bool, ArchiveError> {
+    let Some(mut archive) = tables.archives.get(txn, archive_id.as_bytes())? else {
+        return Ok(false);
+    };
+    if archive.state == ArchiveState::Deleting {
+        return Ok(false);
+    }
+    archive.state = ArchiveState::Deleting;
+    archive.local_copy = false;
+    tables.archives.put(txn, archive_id.as_bytes(), &archive)?;
+    tables.archives.purging(txn, archive_id.as_bytes())?;
+    jobs::enqueue(
+        txn,
+        tables,
+        JobKind::Delete {
+            archive_id: archive_id.to_string(),
+        },
+    )?;
+    Ok(true)
 }
 
 /// Checks a user-chosen archive name. `Ok(None)` for an empty name (the

@@ -112,6 +112,14 @@ impl Events {
         self.publish(archive_event(archive));
     }
 
+    /// An archive that went to the trash: its owner's pages drop it from
+    /// the list (state `trashed`, as the API shows it).
+    pub fn trashed(&self, archive: &ArchiveRecord) {
+        let mut event = archive_event(archive);
+        event.data["state"] = json!("trashed");
+        self.publish(event);
+    }
+
     /// A running fetch-back's progress: the archive event with
     /// `bytes_fetched`, the bytes fetched and checked so far.
     pub fn fetched(&self, archive: &ArchiveRecord, bytes_fetched: u64) {

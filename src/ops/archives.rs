@@ -1,6 +1,7 @@
-//! What people do with archives: a finished upload, rename, delete, discard
+//! What people do with archives: a finished upload, rename, discard
 //! an unfinished upload, uncache, cache; and what admin scripts add: verify
-//! the remote copies, retry failed transfers.
+//! the remote copies, retry failed transfers. Deleting is in
+//! [`super::trash`].
 //!
 //! Every function takes the owner the archive must belong to
 //! (`Archives::owned` keeps users apart), announces the change to the
@@ -42,16 +43,6 @@ pub fn rename(
     let archive = app.archives.rename(owner_id, archive_id, name)?;
     announce(app, &archive);
     Ok(archive)
-}
-
-/// Starts deleting an archive (now `deleting`; the engine removes it).
-pub fn delete(app: &App, owner_id: &str, archive_id: &str) -> super::Result<()> {
-    app.archives.delete(owner_id, archive_id)?;
-    if let Ok(archive) = app.archives.owned(owner_id, archive_id) {
-        announce(app, &archive);
-    }
-    app.engine.wake();
-    Ok(())
 }
 
 /// Abandons an unfinished upload.

@@ -4,8 +4,10 @@
 //! form posts and the admin scripts are thin adapters over it, so the same
 //! act writes the same sentence whichever way it came.
 //!
-//! - [`archives`]: upload finished, rename, delete, discard an upload,
+//! - [`archives`]: upload finished, rename, discard an upload,
 //!   uncache, cache, verify, retry failed transfers.
+//! - [`trash`]: delete to the trash, restore, delete for good, the purge
+//!   of what is due.
 //! - [`accounts`]: setup, login, users (create, change, new password),
 //!   registration open or closed.
 //! - [`settings`]: the appliance settings, the log settings.
@@ -24,6 +26,7 @@ pub mod script_host;
 pub mod scripts;
 pub mod settings;
 pub mod tls;
+pub mod trash;
 
 /// What an operation can fail with: the error of the layer that refused,
 /// its sentence unchanged.

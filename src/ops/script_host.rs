@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, Weak};
 
 use crate::admin::log::Subject;
-use crate::admin::script::{ArchiveView, LogLevel, ScriptHost, Stats, VerifyReport};
+use crate::admin::script::{ArchiveView, LogLevel, ScriptHost, Stats, TrashedView, VerifyReport};
 use crate::admin::HostMaker;
 use crate::app::state::App;
 use crate::ids;
@@ -110,13 +110,12 @@ impl ScriptHost for AppHost {
         let Ok(txn) = app.store.read() else {
             return Vec::new();
         };
-        let mut list: Vec<ArchiveView> = app
-            .store
-            .tables
-            .archives
+        let archives = &app.store.tables.archives;
+        let mut list: Vec<ArchiveView> = archives
             .all(&txn)
             .unwrap_or_default()
             .into_iter()
+            .filter(|(key, _)| matches!(archives.trash_of(&txn, key), Ok(None)))
             .map(|(_, record)| view(record, &usernames))
             .collect();
         list.sort_by(|a, b| {
@@ -130,7 +129,38 @@ impl ScriptHost for AppHost {
     fn archive(&self, archive_id: &str) -> Option<ArchiveView> {
         let app = self.app().ok()?;
         let record = Self::record(&app, archive_id)?;
-        Some(view(record, &Self::usernames(&app)))
+        let mut view = view(record, &Self::usernames(&app));
+        if matches!(app.archives.trash_of(archive_id), Ok(Some(_))) {
+            view.state = "trashed".to_string();
+        }
+        Some(view)
+    }
+
+    fn trash(&self) -> Vec<TrashedView> {
+        let Ok(app) = self.app() else {
+            return Vec::new();
+        };
+        let usernames = Self::usernames(&app);
+        let mut list: Vec<TrashedView> = app
+            .archives
+            .all_trashed()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(record, trash)| TrashedView {
+                archive: view(record, &usernames),
+                trashed_at: trash.trashed_at,
+                purge_at: trash.purge_at,
+            })
+            .collect();
+        list.sort_by(|a, b| (b.trashed_at, &a.archive.id).cmp(&(a.trashed_at, &b.archive.id)));
+        list
+    }
+
+    fn restore(&self, archive_id: &str) -> Result<(), String> {
+        let (app, archive) = self.existing(archive_id)?;
+        super::trash::restore(&app, &archive.owner_id, archive_id)
+            .map(|_| ())
+            .map_err(|err| err.to_string())
     }
 
     fn stats(&self) -> Stats {

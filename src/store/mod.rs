@@ -38,7 +38,7 @@ use serde::Serialize;
 
 /// The schema version this build writes. Older stores are migrated forward on
 /// open; a newer one is refused.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -332,13 +332,14 @@ impl Store {
         let meta = create(&env, &mut txn, "meta")?;
         let archives = create(&env, &mut txn, "archives")?;
         let jobs = create(&env, &mut txn, "jobs")?;
+        let trash = create(&env, &mut txn, "archive_trash")?;
         let tables = Tables {
             meta,
             users: create(&env, &mut txn, "users")?,
             usernames: create(&env, &mut txn, "usernames")?,
             sessions: create(&env, &mut txn, "sessions")?,
             api_tokens: create(&env, &mut txn, "api_tokens")?,
-            archives: archives::ArchiveTable::open(&env, &mut txn, archives)?,
+            archives: archives::ArchiveTable::open(&env, &mut txn, archives, trash)?,
             parts: create(&env, &mut txn, "parts")?,
             objects: create(&env, &mut txn, "objects")?,
             uploads: create(&env, &mut txn, "uploads")?,
@@ -423,6 +424,12 @@ const MIGRATIONS: &[Migration] = &[
         tables.jobs.rebuild_indexes(txn)?;
         tables.archives.rebuild(txn, &tables.parts)
     },
+    // 2 -> 3: the trash (`archive_trash` and its two indexes, created
+    // above). Nothing to convert: no archive was in a trash before. The
+    // version says that the owner index may now leave archives out (those
+    // in the trash), so an older build, which would list them as live,
+    // re-index them and never purge them, refuses the store.
+    |_tables, _txn| Ok(()),
 ];
 
 /// The stored version, or the refusal of a store newer than this build.
@@ -602,6 +609,36 @@ mod tests {
                 .unwrap()
                 .as_slice()
         );
+    }
+
+    /// A schema 2 store (before the trash) migrates to 3: its archives are
+    /// listed as before, the trash starts empty and the indexes agree.
+    #[test]
+    fn a_store_from_before_the_trash_migrates_forward() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 16 << 20).unwrap();
+        let record = crate::archive::new_archive_record("a1", "u1", "n", "f", 3, &[0; 32], 1);
+        store
+            .write(|txn, t| -> Result<()> {
+                t.archives.put(txn, b"a1", &record)?;
+                t.meta.put(txn, VERSION_KEY, &serde_json::json!(2))
+            })
+            .unwrap();
+        drop(store);
+        let trial = Store::open_with(dir.path(), 16 << 20, Migrate::AfterCommit).unwrap();
+        assert_eq!(trial.pending_migration(), Some(2));
+        assert_eq!(trial.migrate().unwrap(), 2);
+        assert_eq!(trial.schema_version().unwrap(), 3);
+        let txn = trial.read().unwrap();
+        let archives = &trial.tables.archives;
+        let (page, more) = archives.page_of_owner(&txn, "u1", None, 10).unwrap();
+        assert_eq!((page.len(), more), (1, false));
+        assert!(archives
+            .page_of_trash(&txn, "u1", None, 10)
+            .unwrap()
+            .0
+            .is_empty());
+        archives.check(&txn).unwrap();
     }
 
     #[test]

@@ -254,3 +254,14 @@ pub struct LogRecord {
     pub user_id: Option<String>,
     pub archive_id: Option<String>,
 }
+
+/// An archive in the trash (schema 3; table `archive_trash`, keyed by
+/// archive id). The archive record itself is unchanged and keeps the state
+/// it had, so a restore only removes this record; the engine's jobs go on
+/// as before (uploads may finish, a backed-up archive may be uncached).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrashRecord {
+    pub trashed_at: i64,
+    /// The trash chore deletes the archive for good at or after this time.
+    pub purge_at: i64,
+}

@@ -236,6 +236,9 @@ pub fn delete_token(app: &App, req: &mut Req, token_id: &str) -> Answer {
 /// A page of the caller's archives, newest first (`limit`, `after`), with
 /// a `Link` header to the next page while more remain.
 pub fn list_archives(app: &App, req: &mut Req) -> Answer {
+    if super::trash::wants_trash(req)? {
+        return super::trash::list_trash(app, req);
+    }
     let caller = api_caller(app, req)?;
     let limit = paging::limit(&req.query)?;
     let after = paging::archive_cursor(&req.query)?;
@@ -298,7 +301,7 @@ pub fn put_archive(app: &App, req: &mut Req) -> Answer {
 pub fn get_archive(app: &App, req: &mut Req, archive_id: &str) -> Answer {
     let caller = api_caller(app, req)?;
     let archive = app.archives.owned(&caller.user.id, archive_id)?;
-    let mut value = archive_json(&archive);
+    let mut value = super::trash::any_archive_json(app, &archive)?;
     // Up to a page of parts inline; beyond that clients page `/parts`.
     if archive.parts_total as usize <= crate::archive::PAGE_LIMIT {
         let (parts, _) = app
@@ -324,15 +327,6 @@ pub fn rename_archive(app: &App, req: &mut Req, archive_id: &str) -> Answer {
     let body: Rename = req.json()?;
     let archive = ops::archives::rename(app, &caller.user.id, archive_id, &body.name)?;
     Ok(Resp::json(200, &archive_json(&archive)))
-}
-
-pub fn delete_archive(app: &App, req: &mut Req, archive_id: &str) -> Answer {
-    let caller = api_caller(app, req)?;
-    ops::archives::delete(app, &caller.user.id, archive_id)?;
-    Ok(Resp::json(
-        202,
-        &json!({"id": archive_id, "state": "deleting"}),
-    ))
 }
 
 pub fn uncache_archive(app: &App, req: &mut Req, archive_id: &str) -> Answer {

@@ -331,6 +331,10 @@ impl From<ArchiveError> for ApiError {
             ArchiveError::NotCached { .. } => ApiError::new(409, "not_cached", message),
             ArchiveError::NotBackedUp { .. } => ApiError::new(409, "not_backed_up", message),
             ArchiveError::NotUncached { .. } => ApiError::new(409, "not_uncached", message),
+            ArchiveError::InTrash => ApiError::new(409, "trashed", message),
+            ArchiveError::NotInTrash => ApiError::new(409, "not_trashed", message),
+            ArchiveError::BeingDeleted => ApiError::new(409, "deleting", message),
+            ArchiveError::TrashNotReady => ApiError::new(503, "trash_not_ready", message),
             ArchiveError::Io(_) => ApiError::internal(message),
             ArchiveError::Store(store) => store.into(),
         }

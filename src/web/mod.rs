@@ -26,6 +26,7 @@ pub mod router;
 pub mod sse;
 pub mod tls;
 pub mod transfers;
+pub mod trash;
 pub mod tus;
 
 use std::net::{SocketAddr, TcpListener};

@@ -8,8 +8,12 @@ use std::collections::HashMap;
 use tiny_http::Method;
 
 use super::http::{ApiError, Body, Req, Resp};
-use super::pages::{account, admin, archives, remote, restore as restore_page};
-use super::{admin_api, api, auth, device, firmware, metrics, pages, restore, sse, tls, tus};
+use super::pages::{
+    account, admin, archives, remote, restore as restore_page, trash as trash_page,
+};
+use super::{
+    admin_api, api, auth, device, firmware, metrics, pages, restore, sse, tls, trash, tus,
+};
 use crate::accounts::Caller;
 use crate::app::state::App;
 
@@ -86,7 +90,8 @@ pub fn route<'p>(method: &Method, path: &'p [&'p str]) -> Route<'p> {
         (Put, ["api", "v1", "archives"]) => open(api::put_archive),
         (Get, ["api", "v1", "archives", id]) => open(move |app, req| api::get_archive(app, req, id)),
         (Patch, ["api", "v1", "archives", id]) => open(move |app, req| api::rename_archive(app, req, id)),
-        (Delete, ["api", "v1", "archives", id]) => open(move |app, req| api::delete_archive(app, req, id)),
+        (Delete, ["api", "v1", "archives", id]) => open(move |app, req| trash::delete_archive(app, req, id)),
+        (Post, ["api", "v1", "archives", id, "restore"]) => open(move |app, req| trash::restore_archive(app, req, id)),
         (Get, ["api", "v1", "archives", id, "parts"]) => open(move |app, req| api::list_parts(app, req, id)),
         (Get | Head, ["api", "v1", "archives", id, "content"]) => open(move |app, req| api::content(app, req, id)),
         (Post, ["api", "v1", "archives", id, "uncache"]) => open(move |app, req| api::uncache_archive(app, req, id)),
@@ -156,7 +161,8 @@ fn page_route<'p>(method: &Method, path: &'p [&'p str]) -> Route<'p> {
         (Get, [""]) => signed_in(archives::home),
         (Get, ["archives", "new"]) => signed_in(archives::new_page),
         (Get, ["archives", id]) => signed_in(move |app, req, caller| archives::detail(app, req, caller, id)),
-        (Get, ["archives", id, "delete"]) => signed_in(move |app, req, caller| archives::delete_page(app, req, caller, id)),
+        (Get, ["archives", id, "delete"]) => signed_in(move |app, _, caller| trash_page::delete_page(app, caller, id)),
+        (Get, ["trash"]) => signed_in(trash_page::trash_page),
         (Get, ["account"]) => signed_in(|app, req, caller| account::account_page(app, req, caller, None)),
         (Post, ["logout"]) => form(|app, req, _, _| account::logout_post(app, req)),
         (Post, ["account", "password"]) => form(account::password_post),
@@ -164,7 +170,8 @@ fn page_route<'p>(method: &Method, path: &'p [&'p str]) -> Route<'p> {
         (Post, ["account", "tokens"]) => form(account::token_post),
         (Post, ["account", "tokens", id, "delete"]) => form(move |app, _, caller, _| account::token_delete_post(app, caller, id)),
         (Post, ["archives", id, "rename"]) => form(move |app, req, caller, form| archives::rename_post(app, req, caller, id, form)),
-        (Post, ["archives", id, "delete"]) => form(move |app, _, caller, _| archives::delete_post(app, caller, id)),
+        (Post, ["archives", id, "delete"]) => form(move |app, _, caller, _| trash_page::delete_post(app, caller, id)),
+        (Post, ["archives", id, "restore"]) => form(move |app, _, caller, _| trash_page::restore_post(app, caller, id)),
         (Post, ["archives", id, "uncache"]) => form(move |app, _, caller, _| archives::uncache_post(app, caller, id)),
         (Post, ["archives", id, "cache"]) => form(move |app, _, caller, _| archives::cache_post(app, caller, id)),
         (Post, ["uploads", id, "discard"]) => form(move |app, _, caller, _| archives::discard_upload_post(app, caller, id)),

@@ -17,8 +17,12 @@
     uploading: onBox ? "copying on this box" : "backing up",
     backed_up: onBox ? "on this box only" : "off-site",
     uncached: onBox ? "on this box only" : "off-site only", caching: "fetching back",
-    deleting: "deleting", damaged: "damaged"
+    deleting: "deleting", damaged: "damaged", trashed: "in the trash"
   };
+  // Archives that leave the list: being deleted, or moved to the trash.
+  function gone(archive) {
+    return archive.state === "deleting" || archive.state === "trashed";
+  }
   var localStates = { local: true, uploading: true, backed_up: true };
   // The same rules as `actions_allowed` in src/web/pages/archives.rs.
   function allowed(archive) {
@@ -26,7 +30,7 @@
       download: !!localStates[archive.state],
       uncache: archive.state === "backed_up" && archive.parts_remote >= archive.parts_total,
       cache: archive.state === "uncached",
-      delete: archive.state !== "deleting"
+      delete: !gone(archive)
     };
   }
   function setState(element, state) {
@@ -133,7 +137,7 @@
           if (window.piarchiveBars) window.piarchiveBars(document);
           Object.keys(latest).forEach(function (id) {
             var row = document.querySelector('tr[data-archive-id="' + id + '"]');
-            if (row && latest[id].state !== "deleting") showRow(row, latest[id]);
+            if (row && !gone(latest[id])) showRow(row, latest[id]);
           });
           if (window.piarchiveTimes) window.piarchiveTimes();
         })
@@ -155,9 +159,9 @@
     if (row) {
       var state = row.querySelector(".state");
       if (state && state.getAttribute("data-state") !== archive.state) refresh();
-      if (archive.state === "deleting") { row.parentNode.removeChild(row); return; }
+      if (gone(archive)) { row.parentNode.removeChild(row); return; }
       showRow(row, archive);
-    } else if (list && archive.state !== "deleting") {
+    } else if (list && !gone(archive)) {
       refresh();
     }
     if (!detail || detail.getAttribute("data-archive-detail") !== archive.id) return;

@@ -473,6 +473,10 @@ pub fn admin_settings_page(
                     "Remove unfinished uploads nobody touched for (days)"
                     input type="number" name="pending_upload_expiry_days" min="1" max="3650" value=(settings.pending_upload_expiry_seconds / 86_400);
                 }
+                label {
+                    "Keep deleted archives in the trash for (days; 0 = no trash, deleting is for good at once)"
+                    input type="number" name="trash_days" min="0" max=(crate::settings::MAX_TRASH_DAYS) value=(settings.trash_days);
+                }
             }
             button type="submit" { "Save" }
         }
@@ -520,6 +524,11 @@ fn settings_from_form(
         "The expiry of unfinished uploads",
     )?
     .saturating_mul(86_400);
+    if form.contains_key("trash_days") {
+        settings.trash_days = number(form, "trash_days", "The days in the trash")?
+            .try_into()
+            .unwrap_or(u32::MAX);
+    }
     Ok(settings)
 }
 

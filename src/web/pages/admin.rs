@@ -14,7 +14,7 @@ use crate::admin::{deployments, saved_scripts};
 use crate::app::state::App;
 use crate::ops;
 use crate::settings::Settings;
-use crate::store::records::{Role, RunSummary};
+use crate::store::records::{ArchiveRecord, Role, RunSummary, TrashRecord};
 use crate::units::human_size;
 use crate::web::admin_api::log_query_from;
 use crate::web::auth;
@@ -103,12 +103,25 @@ fn dashboard(app: &App) -> Result<Markup, ApiError> {
     })
 }
 
+/// Archives in the trash: how many, their size, and the bytes of those
+/// whose file is still on this box's disk.
+fn trash_totals(trashed: &[(ArchiveRecord, TrashRecord)]) -> (usize, u64, u64) {
+    let size = trashed.iter().map(|(archive, _)| archive.size).sum();
+    let local = trashed
+        .iter()
+        .filter(|(archive, _)| archive.state.is_local())
+        .map(|(archive, _)| archive.size)
+        .sum();
+    (trashed.len(), size, local)
+}
+
 pub fn home(app: &App, caller: &Caller) -> Result<Resp, ApiError> {
     auth::require_admin(caller)?;
     let scripts = saved_scripts::list(app.admin.store())?;
     let deployments = deployments::list(app.admin.store())?;
     let dashboard = dashboard(app)?;
     let remote = crate::archive::remote_totals(&app.archives.list_all()?);
+    let trash = trash_totals(&app.archives.all_trashed()?);
     let page = Page::new("Admin", Some(caller), app.on_box_only()).script("/static/admin.js");
     Ok(Resp::html(page.render(html! {
         h1 { "Dashboard" }
@@ -117,6 +130,11 @@ pub fn home(app: &App, caller: &Caller) -> Result<Resp, ApiError> {
         p.remote-totals {
             "On the remote: " (human_size(remote.stored_bytes)) " of archives; compression saved "
             span id="bytes-saved" { (human_size(remote.saved_bytes)) } "."
+        }
+        p.trash-totals id="trash-totals" {
+            "In the trash (all users): " (trash.0) " archives, " (human_size(trash.1))
+            "; " (human_size(trash.2)) " of it on this box's disk. "
+            "Their backup copies are kept until they are deleted for good."
         }
         h2 { "Admin scripts" }
         p { a.button href="/admin/scripts/new" { "New script" } }

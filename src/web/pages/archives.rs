@@ -1,5 +1,5 @@
-//! The archive list (home), the new-archive (upload) page, the detail page
-//! and the delete confirmation.
+//! The archive list (home), the new-archive (upload) page and the detail
+//! page (the delete confirmation and the trash are in `pages::trash`).
 
 use std::collections::HashMap;
 
@@ -196,7 +196,11 @@ pub fn detail(
     let (parts, more_parts) = app
         .archives
         .parts_page(archive_id, parts_after, PARTS_PAGE_SIZE)?;
-    let allowed = actions_allowed(&archive);
+    let trash = app.archives.trash_of(&archive.id)?;
+    let allowed = match trash {
+        Some(_) => Allowed::NONE,
+        None => actions_allowed(&archive),
+    };
     let banner = move_banner(app)?;
     let notes = progress::transfer_notes(app, std::slice::from_ref(&archive))?;
     // Compared with the newest archives (one bounded page), and this one.
@@ -209,6 +213,7 @@ pub fn detail(
         h1 data-archive-detail=(archive.id) data-state=(archive.state.as_str()) data-size=(archive.size) { (archive.name) }
         (progress::duplicate_note(duplicates.get(&archive.id)))
         (done_notice(&req.query))
+        @if let Some(trash) = &trash { (super::trash::trash_notice(caller, &archive, trash)) }
         (banner)
         section.card.summary {
             p { "State: " (state_badge(archive.state, Some("state"), app.on_box_only())) }
@@ -244,7 +249,7 @@ pub fn detail(
             }
             a.button.danger data-action="delete" hidden[!allowed.delete] href={ "/archives/" (archive.id) "/delete" } { "Delete…" }
         }
-        section.card {
+        section.card hidden[trash.is_some()] {
             h2 { "Rename" }
             form method="post" action={ "/archives/" (archive.id) "/rename" } {
                 (csrf_field(caller))
@@ -310,6 +315,17 @@ struct Allowed {
     delete: bool,
 }
 
+impl Allowed {
+    /// An archive in the trash: only restore or delete for good, offered
+    /// by the trash notice.
+    const NONE: Allowed = Allowed {
+        download: false,
+        uncache: false,
+        cache: false,
+        delete: false,
+    };
+}
+
 fn actions_allowed(archive: &ArchiveRecord) -> Allowed {
     Allowed {
         download: archive.state.is_local(),
@@ -318,31 +334,6 @@ fn actions_allowed(archive: &ArchiveRecord) -> Allowed {
         cache: archive.state == ArchiveState::Uncached,
         delete: archive.state != ArchiveState::Deleting,
     }
-}
-
-pub fn delete_page(
-    app: &App,
-    _req: &mut Req,
-    caller: &Caller,
-    archive_id: &str,
-) -> Result<Resp, ApiError> {
-    let archive = app.archives.owned(&caller.user.id, archive_id)?;
-    let page = Page::new("Delete archive", Some(caller), app.on_box_only()).render(html! {
-        h1 { "Delete “" (archive.name) "”?" }
-        p { "This removes the file (" (human_size(archive.size)) ") from this appliance and its backup copies. It cannot be undone." }
-        form method="post" action={ "/archives/" (archive.id) "/delete" } {
-            (csrf_field(caller))
-            button.danger type="submit" { "Delete for good" }
-            " "
-            a href={ "/archives/" (archive.id) } { "Cancel" }
-        }
-    });
-    Ok(Resp::html(page))
-}
-
-pub fn delete_post(app: &App, caller: &Caller, archive_id: &str) -> Result<Resp, ApiError> {
-    ops::archives::delete(app, &caller.user.id, archive_id)?;
-    Ok(Resp::redirect("/?done=deleted"))
 }
 
 /// Abandons one of the caller's unfinished uploads (the home page's

@@ -56,6 +56,7 @@ impl<'a> Page<'a> {
                             nav {
                                 a href="/" { "Archives" }
                                 a href="/archives/new" { "Upload" }
+                                a href="/trash" { "Trash" }
                                 a href="/account" { "Account" }
                                 @if caller.is_admin() {
                                     a href="/admin" { "Dashboard" }
@@ -111,6 +112,8 @@ pub fn done_notice(query: &std::collections::HashMap<String, String>) -> Markup 
     let text = match query.get("done").map(String::as_str) {
         Some("renamed") => "Renamed.",
         Some("deleted") => "Deleted: the file and its backup copies are being removed.",
+        Some("trashed") => "Moved to the trash. You can restore it from the Trash page until it is deleted for good.",
+        Some("restored") => "Restored from the trash.",
         Some("uncache") => "The local copy will be removed; the stored copy stays.",
         Some("cache") => "Fetching the file back onto this box.",
         Some("saved") => "Settings saved.",

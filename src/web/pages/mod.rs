@@ -10,6 +10,7 @@ pub mod layout;
 mod progress;
 pub mod remote;
 pub mod restore;
+pub mod trash;
 
 use std::collections::HashMap;
 
