@@ -215,7 +215,32 @@ fn start_admin(app: &Arc<web::App>) {
         crate::tls::RENEWAL_CHECK,
         renewal_chore(app.tls.clone(), app.admin.log.clone()),
     );
+    app.admin.add_chore(
+        crate::engine::lock::EXTEND_INTERVAL,
+        lock_chore(app.engine.clone(), app.admin.log.clone()),
+    );
     app.admin.start_scheduler();
+}
+
+/// Extends the Object Lock retention of objects still in use (see
+/// [`crate::engine::lock`]); a failure is logged and tried at the next run.
+fn lock_chore(engine: Arc<Engine>, log: Arc<SystemLog>) -> impl Fn() + Send + Sync + 'static {
+    move || match engine.extend_locks(crate::ids::now_secs()) {
+        Ok(report) if report.extended > 0 => log.info(
+            "remote",
+            &format!(
+                "Extended the Object Lock of {} objects still in use.",
+                report.extended
+            ),
+            Default::default(),
+        ),
+        Ok(_) => {}
+        Err(err) => log.warn(
+            "remote",
+            &format!("Extending the Object Lock failed; it is tried again within the hour: {err}"),
+            Default::default(),
+        ),
+    }
 }
 
 /// Makes a new self-signed certificate before the old one expires.
