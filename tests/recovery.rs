@@ -160,7 +160,8 @@ fn recover_cli(data_dir: &Path, remote_file: &Path, passphrase: &str) -> (bool, 
         .stderr(Stdio::piped())
         .spawn()
         .expect("start piarchive recover");
-    writeln!(child.stdin.take().unwrap(), "{passphrase}").unwrap();
+    // A refused folder ends the command before it reads the passphrase.
+    let _ = writeln!(child.stdin.take().unwrap(), "{passphrase}");
     let output = child.wait_with_output().unwrap();
     (
         output.status.success(),
