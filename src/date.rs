@@ -55,9 +55,40 @@ pub fn parts(unix_secs: i64) -> (i32, u8, u8, u8, u8, u8) {
     )
 }
 
+/// `2026-12-07T18:10:19Z`: RFC 3339 in UTC to the second, as S3 wants
+/// retain-until dates and the API shows times.
+pub fn rfc3339(unix_secs: i64) -> String {
+    let (year, month, day, hour, minute, second) = parts(unix_secs);
+    format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}Z")
+}
+
+/// A time in RFC 3339 (`2026-12-07T18:10:19Z`, `...19.123+01:00`) as Unix
+/// milliseconds; `None` when it is not one.
+pub fn parse_rfc3339_millis(text: &str) -> Option<i64> {
+    let time =
+        OffsetDateTime::parse(text.trim(), &time::format_description::well_known::Rfc3339).ok()?;
+    i64::try_from(time.unix_timestamp_nanos() / 1_000_000).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rfc3339_both_ways() {
+        assert_eq!(rfc3339(1_709_210_096), "2024-02-29T12:34:56Z");
+        assert_eq!(
+            parse_rfc3339_millis("2024-02-29T12:34:56Z"),
+            Some(1_709_210_096_000)
+        );
+        assert_eq!(
+            parse_rfc3339_millis("2024-02-29T13:34:56.250+01:00"),
+            Some(1_709_210_096_250)
+        );
+        for bad in ["", "yesterday", "2024-02-30T00:00:00Z", "2024-02-29 12:34"] {
+            assert_eq!(parse_rfc3339_millis(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn seconds_to_dates_and_back() {

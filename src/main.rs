@@ -19,7 +19,10 @@ const USAGE: &str = "\
 usage:
   piarchive [serve] [--config FILE] [--data DIR] [--listen ADDR] [--listen-https ADDR]
   piarchive user add NAME [--admin] [--config FILE] [--data DIR]   (password on stdin)
-  piarchive recover --data DIR --remote FILE     rebuild from a backup (passphrase on stdin)
+  piarchive recover --data DIR --remote FILE [--as-of TIME]
+                                                 rebuild from a backup (passphrase on stdin); with
+                                                 --as-of (RFC 3339) from a versioned bucket as it
+                                                 stood then
   piarchive init                                 PID 1 mode inside the SD-card image
   piarchive update FILE [--force]                install a signed .piup bundle and reboot into it
   piarchive update FILE --boot DIR [--force]     install it into a boot partition at DIR, no reboot
@@ -91,6 +94,7 @@ fn parse_options(args: Vec<String>) -> anyhow::Result<(Vec<String>, Overrides, b
             "--boot" => boot_dir = Some(value("--boot")?),
             // `recover`: the remote settings JSON, passed on as a word.
             "--remote" => remote_file = Some(value("--remote")?),
+            "--as-of" => words.push(format!("--as-of={}", value("--as-of")?)),
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -122,7 +126,16 @@ fn run(args: Vec<String>) -> anyhow::Result<()> {
         [] | ["serve"] => serve(config),
         ["user", "add", name] => add_user(config, name, admin),
         ["recover", remote_file] if remote_file.starts_with("--remote=") => {
-            recover(config, &remote_file["--remote=".len()..])
+            recover(config, &remote_file["--remote=".len()..], None)
+        }
+        ["recover", as_of, remote_file]
+            if remote_file.starts_with("--remote=") && as_of.starts_with("--as-of=") =>
+        {
+            recover(
+                config,
+                &remote_file["--remote=".len()..],
+                Some(&as_of["--as-of=".len()..]),
+            )
         }
         ["update", rest @ ..] => update_command(rest),
         ["selftest"] => {
@@ -263,8 +276,15 @@ fn add_user(config: Config, name: &str, admin: bool) -> anyhow::Result<()> {
 
 /// `piarchive recover`: rebuilds the data folder from the bucket the
 /// settings in `remote_file` point at, with the passphrase read from stdin.
-fn recover(config: Config, remote_file: &str) -> anyhow::Result<()> {
+fn recover(config: Config, remote_file: &str, as_of: Option<&str>) -> anyhow::Result<()> {
     use piarchive::recovery::Recovery;
+    // A time that cannot be used is refused before anything is opened.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs() as i64);
+    let as_of = as_of
+        .map(|text| piarchive::remote::as_of::parse_time(text, now))
+        .transpose()?;
     let text = std::fs::read_to_string(remote_file)
         .with_context(|| format!("cannot read the remote settings file {remote_file}"))?;
     let settings: piarchive::remote::RemoteSettings =
@@ -275,7 +295,8 @@ fn recover(config: Config, remote_file: &str) -> anyhow::Result<()> {
     let _lock = piarchive::data_dir::lock(&config.data_dir)?;
     let passphrase = read_secret("Recovery passphrase: ")?;
     let store = piarchive::store::Store::open(&config.data_dir.join("db"), config.map_size)?;
-    let recovery = Recovery::prepare(&store, settings, &passphrase, &Default::default())?;
+    let recovery =
+        Recovery::prepare_as_of(&store, settings, &passphrase, &Default::default(), as_of)?;
     println!(
         "unlocked the backup: {} users, {} archives",
         recovery.users(),
@@ -290,6 +311,12 @@ fn recover(config: Config, remote_file: &str) -> anyhow::Result<()> {
     })?;
     for damaged in &report.damaged {
         println!("damaged {}: {}", damaged.archive_id, damaged.reason);
+    }
+    if report.restored_objects > 0 {
+        println!(
+            "made {} objects current again that were deleted or overwritten after that time",
+            report.restored_objects
+        );
     }
     println!(
         "recovered {} users and {} of {} archives ({} damaged); start piarchive serve and cache archives back as needed",

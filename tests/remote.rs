@@ -247,6 +247,7 @@ pub(crate) mod cases {
             path_style: false,
             access_key_id: s3_server::ACCESS_KEY.to_owned(),
             secret_access_key: s3_server::SECRET_KEY.to_owned(),
+            object_lock: None,
         };
         let remote = client(&settings, &fast_options()).with_connect_to(server.address());
         remote.put("config", b"virtual").unwrap();

@@ -1,6 +1,7 @@
 //! The admin scheduler's chores: the expiry of unfinished uploads nobody
-//! touched, the purge of what stayed in the trash for its time, and the
-//! renewal of the self-signed certificate. Each holds what
+//! touched, the purge of what stayed in the trash for its time, the
+//! renewal of the self-signed certificate and the extension of Object
+//! Lock retention. Each holds what
 //! it needs weakly or by handle, never the scheduler's owner strongly.
 
 use std::sync::{Arc, Weak};
@@ -68,5 +69,29 @@ pub fn certificate_renewal(
         ),
         Ok(None) => {}
         Err(err) => log.warn("tls", &err.to_string(), Default::default()),
+    }
+}
+
+/// Extends the Object Lock retention of objects still in use (see
+/// [`crate::engine::lock`]); a failure is logged and tried at the next run.
+pub fn lock_extension(
+    engine: Arc<crate::engine::Engine>,
+    log: Arc<SystemLog>,
+) -> impl Fn() + Send + Sync + 'static {
+    move || match engine.extend_locks(crate::ids::now_secs()) {
+        Ok(report) if report.extended > 0 => log.info(
+            "remote",
+            &format!(
+                "Extended the Object Lock of {} objects still in use.",
+                report.extended
+            ),
+            Default::default(),
+        ),
+        Ok(_) => {}
+        Err(err) => log.warn(
+            "remote",
+            &format!("Extending the Object Lock failed; it is tried again within the hour: {err}"),
+            Default::default(),
+        ),
     }
 }

@@ -217,6 +217,10 @@ fn start_admin(app: &Arc<App>) {
         crate::tls::RENEWAL_CHECK,
         chores::certificate_renewal(app.tls.clone(), app.admin.log.clone()),
     );
+    app.admin.add_chore(
+        crate::engine::lock::EXTEND_INTERVAL,
+        chores::lock_extension(app.engine.clone(), app.admin.log.clone()),
+    );
     app.admin.start_scheduler();
 }
 

@@ -505,6 +505,7 @@ pub(crate) fn new_archive_record(
         last_accessed_at: now,
         local_copy: true,
         stored_size: Some(0),
+        protected_until: None,
     }
 }
 

@@ -15,6 +15,7 @@ mod cache;
 mod catalog;
 pub mod events;
 pub mod keys;
+pub mod lock;
 pub mod remote_move;
 mod uncache;
 mod upload;

@@ -151,6 +151,8 @@ pub enum ChangeError {
     Unreachable { to: String, reason: String },
     #[error("The backups are still moving to {to} ({done} of {total} parts copied); the storage can be changed again once that has finished.")]
     MoveRunning { to: String, done: u64, total: u64 },
+    #[error("{0}")]
+    ObjectLockUnsupported(String),
     #[error("The encryption keys cannot be read: {0}")]
     Keys(String),
     #[error(transparent)]
@@ -322,6 +324,15 @@ impl Engine {
         let current = crate::settings::remote::remote_settings(&inner.store, &inner.data_dir)?;
         let new = new.keep_secret_from(&current);
         let plan = self.plan_remote_change(&new)?;
+        crate::remote::check_lock_support(&new, &check_options()).map_err(|err| {
+            match err.kind {
+                crate::remote::ErrorKind::Transient => ChangeError::Unreachable {
+                    to: plan.to.clone(),
+                    reason: err.message,
+                },
+                _ => ChangeError::ObjectLockUnsupported(err.message),
+            }
+        })?;
         if !plan.destination.moves() {
             let saved =
                 crate::settings::remote::save_remote_settings(&inner.store, &inner.data_dir, new)?;
@@ -549,6 +560,8 @@ fn commit_one(
             stored_length: *length,
             ciphertext_sha256: sha.clone(),
             stored: true,
+            // Copied to the new remote: its lock (if any) is set from now.
+            retain_until: None,
         },
         _ => return Err(Failure::Busy),
     };
@@ -1100,6 +1113,7 @@ mod tests {
             path_style: true,
             access_key_id: key.into(),
             secret_access_key: "s".into(),
+            object_lock: None,
         }
     }
 

@@ -53,14 +53,30 @@ impl Inner {
 
     pub(super) fn delete(&self, job_id: &str, archive_id: &str) -> Result<(), Failure> {
         let Some((archive, _)) = self.archive_and_parts(archive_id)? else {
-            return self.drop_job(job_id);
+            // Released already; only its manifest was refused (locked).
+            return match self.remote()?.delete(&repo::manifest_key(archive_id)) {
+                Err(err) if err.kind == crate::remote::ErrorKind::Refused => {
+                    self.delete_refused(job_id, "", err.message)
+                }
+                Err(err) => Err(err.into()),
+                Ok(()) => self.drop_job(job_id),
+            };
         };
+        // A refused manifest delete (Object Lock, a key without delete
+        // rights) does not hold the rest back: the archive and its parts are
+        // released now, and the job stays to retry the manifest later.
+        let mut refused = None;
         if archive.parts_remote > 0 || archive.parts_total == 0 {
             let remote = self.remote()?;
-            remote.delete(&repo::manifest_key(archive_id))?;
+            match remote.delete(&repo::manifest_key(archive_id)) {
+                Err(err) if err.kind == crate::remote::ErrorKind::Refused => refused = Some(err),
+                other => other?,
+            }
         }
         self.store.write(|txn, tables| -> Result<(), Failure> {
-            tables.jobs.delete(txn, job_id.as_bytes())?;
+            if refused.is_none() {
+                tables.jobs.delete(txn, job_id.as_bytes())?;
+            }
             let (mut moving, mut moving_bytes) = (0, 0);
             for part in tables.parts_of(txn, archive_id)? {
                 if part.to_move {
@@ -86,6 +102,9 @@ impl Inner {
             Ok(())
         })?;
         let _ = std::fs::remove_file(self.archive_path(archive_id).with_extension("partial"));
+        if let Some(err) = refused {
+            self.delete_refused(job_id, "", err.message)?;
+        }
         self.wake();
         Ok(())
     }
@@ -100,9 +119,16 @@ impl Inner {
             return self.drop_job(job_id);
         }
         let id = ObjectId::parse(object_id).map_err(|e| Failure::Permanent(e.to_string()))?;
-        self.remote()?.delete(&repo::part_key(&id))?;
+        match self.remote()?.delete(&repo::part_key(&id)) {
+            Ok(()) => {}
+            Err(err) if err.kind == crate::remote::ErrorKind::Refused => {
+                return self.delete_refused(job_id, object_id, err.message);
+            }
+            Err(err) => return Err(err.into()),
+        }
         self.store.write(|txn, tables| -> Result<(), Failure> {
             tables.jobs.delete(txn, job_id.as_bytes())?;
+            self.delete_allowed(txn, tables);
             if let Some(object) = tables.objects.get(txn, object_id.as_bytes())? {
                 if object.refcount == 0 {
                     tables.objects.delete(txn, object_id.as_bytes())?;

@@ -81,6 +81,7 @@ impl Inner {
             self.seal_local_part(keys, archive_id, index, part, object_id)?;
         self.throttle(buffer.len());
         let started = Instant::now();
+        let retain_until = remote.lock_until();
         remote.put_hashed(&repo::part_key(object_id), &buffer, &cipher_sha)?;
         metrics::global().observe_part_upload(started.elapsed());
         metrics::global().add_uploaded(buffer.len() as u64);
@@ -88,6 +89,7 @@ impl Inner {
             length: buffer.len() as u64,
             sha256: cipher_sha,
             generation,
+            retain_until,
         }))
     }
 
@@ -169,6 +171,7 @@ impl Inner {
             .map_err(|e| Failure::Permanent(e.to_string()))?;
         let (remote, generation) = self.remote_at()?;
         self.throttle(sealed.len());
+        let retain_until = remote.lock_until();
         remote.put(&repo::manifest_key(archive_id), &sealed)?;
         metrics::global().add_uploaded(sealed.len() as u64);
         let changed =
@@ -185,6 +188,8 @@ impl Inner {
                         archive.state = ArchiveState::BackedUp;
                     }
                     archive.last_error = None;
+                    archive.protected_until =
+                        super::lock::earliest(archive.protected_until, retain_until);
                     tables.archives.put(txn, archive_id.as_bytes(), &archive)?;
                     Ok(Some(archive))
                 })?;
@@ -201,6 +206,8 @@ struct SentObject {
     length: u64,
     sha256: String,
     generation: u64,
+    /// With Object Lock: the retain-until date it was written with, at least.
+    retain_until: Option<i64>,
 }
 
 /// Records an uploaded part in one transaction with the removal of its job:
@@ -245,6 +252,11 @@ fn commit_part(
     archive.parts_remote += 1;
     archive.bytes_remote += part.length;
     archive.stored_size = archive.stored_size.map(|size| size + object.stored_length);
+    archive.protected_until = if archive.parts_remote == 1 {
+        object.retain_until
+    } else {
+        super::lock::earliest(archive.protected_until, object.retain_until)
+    };
     archive.last_error = None;
     if archive.state == ArchiveState::Local {
         archive.state = ArchiveState::Uploading;
@@ -269,6 +281,7 @@ fn stored_object(
             object.stored = true;
             object.stored_length = sent.length;
             object.ciphertext_sha256.clone_from(&sent.sha256);
+            object.retain_until = sent.retain_until;
             Some(object)
         }
         (Some(object), None) if object.stored && object.refcount > 0 => Some(object),
@@ -277,6 +290,7 @@ fn stored_object(
             stored_length: sent.length,
             ciphertext_sha256: sent.sha256.clone(),
             stored: true,
+            retain_until: sent.retain_until,
         }),
         _ => None,
     }

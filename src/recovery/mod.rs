@@ -27,6 +27,7 @@ use serde::Serialize;
 
 use crate::accounts::username_key;
 use crate::engine::keys;
+use crate::remote::as_of::AsOfRemote;
 use crate::remote::{self, ErrorKind, Remote, RemoteError, RemoteSettings, TransferOptions};
 use crate::repo::catalog::{Catalog, CATALOG_LABEL};
 use crate::repo::{self, Manifest, RepoConfig, RepoError, RepoKeys, PART_OVERHEAD};
@@ -88,13 +89,19 @@ pub struct Report {
     /// Already there from an earlier, interrupted run.
     pub already_present: usize,
     pub damaged: Vec<DamagedArchive>,
+    /// With `--as-of`: objects whose old version was made current again
+    /// (they had been deleted or overwritten since).
+    pub restored_objects: usize,
 }
 
 /// A recovery that has read and unlocked the bucket and may now write.
 pub struct Recovery {
     store: Store,
     remote_settings: RemoteSettings,
-    remote: Box<dyn Remote>,
+    remote: Arc<dyn Remote>,
+    /// With `--as-of`: the same bucket as it stood then, whose old
+    /// versions [`Recovery::run`] makes current again first.
+    as_of: Option<Arc<AsOfRemote>>,
     master_key: [u8; 32],
     keys: RepoKeys,
     /// The bucket's `config`, byte for byte.
@@ -139,8 +146,27 @@ impl Recovery {
         passphrase: &str,
         options: &TransferOptions,
     ) -> Result<Recovery, RecoveryError> {
+        Self::prepare_as_of(store, remote_settings, passphrase, options, None)
+    }
+
+    /// [`Recovery::prepare`] from a versioned bucket as it stood at
+    /// `as_of` (Unix seconds, see `remote::as_of::parse_time`) when given:
+    /// for each object the newest version written by then.
+    pub fn prepare_as_of(
+        store: &Store,
+        remote_settings: RemoteSettings,
+        passphrase: &str,
+        options: &TransferOptions,
+        as_of: Option<i64>,
+    ) -> Result<Recovery, RecoveryError> {
         let resuming = check_empty(store)?;
-        let remote = remote::open(&remote_settings, options)?;
+        let (remote, as_of): (Arc<dyn Remote>, _) = match as_of {
+            None => (Arc::from(remote::open(&remote_settings, options)?), None),
+            Some(time) => {
+                let as_of = Arc::new(AsOfRemote::open(&remote_settings, options, time)?);
+                (as_of.clone(), Some(as_of))
+            }
+        };
         let config_bytes = match remote.get(repo::CONFIG_KEY) {
             Ok(bytes) => bytes,
             Err(err) if err.kind == ErrorKind::NotFound => {
@@ -195,6 +221,7 @@ impl Recovery {
             store: store.clone(),
             remote_settings,
             remote,
+            as_of,
             master_key,
             keys,
             config_text,
@@ -217,11 +244,16 @@ impl Recovery {
     /// Writes the keys, settings and users, then every archive, calling
     /// `progress` after each archive (and once before the first).
     pub fn run(self, progress: &mut dyn FnMut(Progress)) -> Result<Report, RecoveryError> {
+        let restored_objects = match &self.as_of {
+            Some(as_of) => as_of.restore()?,
+            None => 0,
+        };
         self.write_appliance()?;
         let total = self.manifest_ids.len();
         let mut report = Report {
             users: self.catalog.users.len(),
             archives_total: total,
+            restored_objects,
             ..Report::default()
         };
         progress(Progress { done: 0, total });
@@ -405,6 +437,7 @@ impl Recovery {
                     last_accessed_at: created_at,
                     local_copy: false,
                     stored_size: None,
+                    protected_until: None,
                 };
                 for (index, part) in parts.iter().enumerate() {
                     tables
@@ -428,6 +461,7 @@ impl Recovery {
                             // cache job checks every part's plaintext hash.
                             ciphertext_sha256: String::new(),
                             stored: true,
+                            retain_until: None,
                         },
                     };
                     tables.objects.put(txn, object_id.as_bytes(), &object)?;

@@ -217,6 +217,7 @@ fn rebuilds_users_settings_keys_archives_parts_and_refcounts() {
             recovered: 3,
             already_present: 0,
             damaged: vec![],
+            restored_objects: 0,
         }
     );
     let done: Vec<usize> = seen.iter().map(|p| p.done).collect();

@@ -9,7 +9,9 @@
 //! Errors carry a kind the engine acts on (retry later, give up, or "not
 //! there") and a sentence a user can act on.
 
+pub mod as_of;
 pub mod dir;
+pub mod lock;
 pub mod s3;
 
 use std::io::{self, Read};
@@ -17,6 +19,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+
+pub use lock::{LockMode, ObjectLock};
 
 /// Object storage that backups are written to and read back from.
 ///
@@ -61,6 +65,18 @@ pub trait Remote: Send + Sync {
     /// hash (S3 does); otherwise a caller that must know reads it back.
     fn checks_payload(&self) -> bool {
         false
+    }
+    /// With Object Lock on: the earliest retain-until date (Unix seconds)
+    /// an object written from now on gets. `None` when nothing is locked.
+    fn lock_until(&self) -> Option<i64> {
+        None
+    }
+    /// With Object Lock on: moves the retention of `key` (every version
+    /// still locked is not needed: the current one) to `until`. Does
+    /// nothing on a remote without Object Lock.
+    fn extend_lock(&self, key: &str, until: i64) -> Result<(), RemoteError> {
+        let _ = (key, until);
+        Ok(())
     }
 }
 
@@ -115,6 +131,10 @@ pub enum ErrorKind {
     Permanent,
     /// The object does not exist.
     NotFound,
+    /// The storage refused to delete: the object is still under Object
+    /// Lock, or the key may not delete. Try again much later; nothing else
+    /// needs to wait for it.
+    Refused,
 }
 
 /// A failed remote operation: its kind and a sentence for the user.
@@ -148,6 +168,13 @@ impl RemoteError {
         }
     }
 
+    pub fn refused(message: impl Into<String>) -> Self {
+        Self {
+            kind: ErrorKind::Refused,
+            message: message.into(),
+        }
+    }
+
     pub fn is_transient(&self) -> bool {
         self.kind == ErrorKind::Transient
     }
@@ -177,6 +204,10 @@ pub enum RemoteSettings {
         /// see [`RemoteSettings::keep_secret_from`].
         #[serde(default)]
         secret_access_key: String,
+        /// S3 Object Lock: every object is written with this retention and
+        /// kept locked while in use. `None`: no lock.
+        #[serde(default)]
+        object_lock: Option<ObjectLock>,
     },
     Dir {
         path: PathBuf,
@@ -266,6 +297,35 @@ pub fn open(
     }
 }
 
+/// When the settings ask for Object Lock, checks that the bucket has it
+/// on (GetObjectLockConfiguration): a bucket without it would take the
+/// lock headers of every upload and refuse them. A `Permanent` error with
+/// a sentence when it does not; `Transient` when it could not be asked.
+pub fn check_lock_support(
+    settings: &RemoteSettings,
+    options: &TransferOptions,
+) -> Result<(), RemoteError> {
+    if !matches!(
+        settings,
+        RemoteSettings::S3 {
+            object_lock: Some(_),
+            ..
+        }
+    ) {
+        return Ok(());
+    }
+    let client = s3::S3Client::new(settings, options)?;
+    if client.object_lock_enabled()? {
+        return Ok(());
+    }
+    Err(RemoteError::permanent(format!(
+        "The bucket {} does not have Object Lock turned on, so its objects could not be \
+         locked. Object Lock can only be chosen when a bucket is created: create a new bucket \
+         with Object Lock, or save these settings without it.",
+        client.describe()
+    )))
+}
+
 /// Name of the object [`check`] writes and removes.
 pub const CHECK_KEY: &str = "piarchive-check";
 
@@ -287,7 +347,12 @@ pub fn check(remote: &dyn Remote) -> Result<(), RemoteError> {
             remote.describe()
         )));
     }
-    remote.delete(CHECK_KEY)
+    match remote.delete(CHECK_KEY) {
+        // Locked (Object Lock) or a key without delete rights: both are
+        // fine for backups; the small object stays until its lock ends.
+        Err(error) if error.kind == ErrorKind::Refused => Ok(()),
+        other => other,
+    }
 }
 
 #[cfg(test)]
@@ -303,6 +368,7 @@ mod tests {
             path_style: false,
             access_key_id: "AKIA1234".to_owned(),
             secret_access_key: "very-secret".to_owned(),
+            object_lock: None,
         }
     }
 
@@ -311,7 +377,8 @@ mod tests {
         let s3_json = serde_json::json!({
             "kind": "s3", "endpoint": "https://s3.eu-west-1.amazonaws.com", "region": "eu-west-1",
             "bucket": "family-backup", "prefix": "piarchive", "path_style": false,
-            "access_key_id": "AKIA1234", "secret_access_key": "very-secret"
+            "access_key_id": "AKIA1234", "secret_access_key": "very-secret",
+            "object_lock": null
         });
         let parsed: RemoteSettings = serde_json::from_value(s3_json.clone()).unwrap();
         assert_eq!(parsed, s3_settings());

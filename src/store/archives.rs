@@ -484,6 +484,7 @@ mod tests {
                         last_accessed_at: 0,
                         local_copy: true,
                         stored_size: None,
+                        protected_until: None,
                     };
                     tables.archives.put(txn, record.id.as_bytes(), &record)?;
                 }

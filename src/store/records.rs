@@ -119,6 +119,11 @@ pub struct ArchiveRecord {
     /// from a bucket (whose listing gives no sizes).
     #[serde(default)]
     pub stored_size: Option<u64>,
+    /// With Object Lock: the earliest retain-until date (Unix seconds) of
+    /// the archive's objects (parts and manifest); `None` when not locked
+    /// or not known yet (the lock chore fills it in).
+    #[serde(default)]
+    pub protected_until: Option<i64>,
 }
 
 /// Keyed by `indexed_key(archive_id, index)`.
@@ -178,6 +183,10 @@ pub struct ObjectRecord {
     pub ciphertext_sha256: String,
     /// The upload finished and was confirmed.
     pub stored: bool,
+    /// With Object Lock: until when (Unix seconds) the object is locked, at
+    /// least; `None` when it is not locked or not known.
+    #[serde(default)]
+    pub retain_until: Option<i64>,
 }
 
 /// A resumable (tus) upload in progress. Keyed by upload id.

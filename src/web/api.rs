@@ -36,6 +36,7 @@ pub fn archive_json(archive: &ArchiveRecord) -> Value {
         "parts_total": archive.parts_total,
         "parts_remote": archive.parts_remote,
         "stored_size": archive.stored_size,
+        "protected_until": archive.protected_until.map(crate::date::rfc3339),
         "created_at": archive.created_at,
         "last_error": archive.last_error,
     })
@@ -407,6 +408,9 @@ impl From<crate::engine::remote_move::ChangeError> for ApiError {
         let message = err.to_string();
         match err {
             ChangeError::Invalid(_) => ApiError::new(400, "invalid", message),
+            ChangeError::ObjectLockUnsupported(_) => {
+                ApiError::new(400, "object_lock_unsupported", message)
+            }
             ChangeError::OtherRepository { .. } => ApiError::new(409, "other_repository", message),
             ChangeError::MoveRunning { .. } => ApiError::new(409, "move_in_progress", message),
             ChangeError::Unreachable { .. } => ApiError::new(502, "remote_unreachable", message),

@@ -52,8 +52,17 @@ pub fn start(
     app: &App,
     settings: RemoteSettings,
     passphrase: &str,
+    as_of: &str,
     address: &str,
 ) -> Result<(), ApiError> {
+    // A point in time (versioned buckets): checked before anything else.
+    let as_of = match as_of.trim() {
+        "" => None,
+        text => Some(
+            crate::remote::as_of::parse_time(text, crate::ids::now_secs())
+                .map_err(|err| ApiError::new(400, "invalid", err.message))?,
+        ),
+    };
     if app.restore.is_running() {
         return Err(recovery_error(RecoveryError::AlreadyRunning));
     }
@@ -66,7 +75,9 @@ pub fn start(
         ));
     }
     app.accounts.before_attempt(address, PASSPHRASE_ACCOUNT)?;
-    let recovery = match Recovery::prepare(&app.store, settings, passphrase, &Default::default()) {
+    let prepared =
+        Recovery::prepare_as_of(&app.store, settings, passphrase, &Default::default(), as_of);
+    let recovery = match prepared {
         Ok(recovery) => recovery,
         Err(err) => {
             if matches!(err, RecoveryError::Repo(RepoError::WrongPassphrase)) {
@@ -112,6 +123,11 @@ pub fn post(app: &App, req: &mut Req) -> Result<Resp, ApiError> {
         .and_then(|object| object.remove("recovery_passphrase"))
         .and_then(|value| value.as_str().map(str::to_string))
         .unwrap_or_default();
+    let as_of = body
+        .as_object_mut()
+        .and_then(|object| object.remove("as_of"))
+        .and_then(|value| value.as_str().map(str::to_string))
+        .unwrap_or_default();
     let settings: RemoteSettings = serde_json::from_value(body).map_err(|err| {
         ApiError::new(
             400,
@@ -119,7 +135,7 @@ pub fn post(app: &App, req: &mut Req) -> Result<Resp, ApiError> {
             format!("The remote settings are not valid ({err}); see \"Remote settings\" in the API description."),
         )
     })?;
-    start(app, settings, &passphrase, &req.remote_addr)?;
+    start(app, settings, &passphrase, &as_of, &req.remote_addr)?;
     Ok(Resp::json(202, &status_json(app)?))
 }
 

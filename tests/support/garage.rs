@@ -510,6 +510,7 @@ impl GarageCluster {
             path_style: true,
             access_key_id: field("Key ID:"),
             secret_access_key: field("Secret key:"),
+            object_lock: None,
         }
     }
 
@@ -573,6 +574,7 @@ impl GarageCluster {
             path_style: true,
             access_key_id: ACCESS_KEY.to_owned(),
             secret_access_key: SECRET_KEY.to_owned(),
+            object_lock: None,
         }
     }
 

@@ -7,6 +7,7 @@
 pub mod fault_proxy;
 #[cfg(feature = "garage-tests")]
 pub mod garage;
+pub mod moto;
 pub mod other_address;
 pub mod s3_server;
 pub mod s3_target;

@@ -125,6 +125,7 @@ impl S3TestServer {
             path_style: true,
             access_key_id: ACCESS_KEY.to_owned(),
             secret_access_key: SECRET_KEY.to_owned(),
+            object_lock: None,
         }
     }
 
@@ -139,6 +140,7 @@ impl S3TestServer {
                 path_style,
                 access_key_id,
                 secret_access_key,
+                object_lock,
                 ..
             } => RemoteSettings::S3 {
                 endpoint: endpoint.to_owned(),
@@ -148,6 +150,7 @@ impl S3TestServer {
                 path_style,
                 access_key_id,
                 secret_access_key,
+                object_lock,
             },
             dir @ RemoteSettings::Dir { .. } => dir,
         }

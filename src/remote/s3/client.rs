@@ -50,15 +50,18 @@ pub struct S3Client {
 }
 
 /// One logical request, possibly sent several times.
-struct Call<'a> {
-    method: &'static str,
+pub(super) struct Call<'a> {
+    pub(super) method: &'static str,
     /// Full key in the bucket, or `None` for the bucket itself (listing).
-    full_key: Option<&'a str>,
+    pub(super) full_key: Option<&'a str>,
     /// The key as the caller named it, for messages.
-    key: Option<&'a str>,
-    query: Vec<(String, String)>,
-    body: &'a [u8],
-    payload_sha256: String,
+    pub(super) key: Option<&'a str>,
+    pub(super) query: Vec<(String, String)>,
+    /// Headers sent and signed besides the ones SigV4 adds (Object Lock,
+    /// checksums, copy source); lowercase names.
+    pub(super) headers: Vec<(String, String)>,
+    pub(super) body: &'a [u8],
+    pub(super) payload_sha256: String,
 }
 
 /// Where a 2xx answer's body goes.
@@ -70,9 +73,17 @@ enum Body<'a> {
 }
 
 /// A successful (2xx) answer.
-struct Answer {
-    body: Vec<u8>,
+pub(super) struct Answer {
+    pub(super) body: Vec<u8>,
+    pub(super) content_length: Option<u64>,
+    /// `x-amz-object-lock-mode` and `-retain-until-date`, when sent.
+    pub(super) lock: Option<(String, String)>,
+}
+
+/// What a 2xx answer's headers said.
+pub(super) struct Meta {
     content_length: Option<u64>,
+    lock: Option<(String, String)>,
 }
 
 /// A failed attempt, and whether it looked like a clock problem that a
@@ -137,29 +148,26 @@ impl S3Client {
 
     /// Sends `call` until it succeeds, fails permanently or runs out of
     /// attempts, sleeping with backoff and jitter between transient failures.
-    fn execute(&self, call: &Call<'_>) -> Result<Answer, RemoteError> {
+    pub(super) fn execute(&self, call: &Call<'_>) -> Result<Answer, RemoteError> {
         let mut body = Vec::new();
-        let content_length = self.execute_into(call, &mut Body::Buffer(&mut body))?;
+        let meta = self.execute_into(call, &mut Body::Buffer(&mut body))?;
         Ok(Answer {
             body,
-            content_length,
+            content_length: meta.content_length,
+            lock: meta.lock,
         })
     }
 
     /// [`Self::execute`] with the answer's body going to `body`; returns
-    /// the announced Content-Length.
-    fn execute_into(
-        &self,
-        call: &Call<'_>,
-        body: &mut Body<'_>,
-    ) -> Result<Option<u64>, RemoteError> {
+    /// what its headers said.
+    fn execute_into(&self, call: &Call<'_>, body: &mut Body<'_>) -> Result<Meta, RemoteError> {
         let max_attempts = self.options.max_attempts.max(1);
         let mut attempt = 0;
         let mut skew_retried = false;
         loop {
             attempt += 1;
             let failure = match self.attempt(call, body) {
-                Ok(content_length) => return Ok(content_length),
+                Ok(meta) => return Ok(meta),
                 Err(failure) => failure,
             };
             if failure.clock_skew && !skew_retried {
@@ -178,7 +186,7 @@ impl S3Client {
     }
 
     /// One request and its answer.
-    fn attempt(&self, call: &Call<'_>, body: &mut Body<'_>) -> Result<Option<u64>, AttemptError> {
+    fn attempt(&self, call: &Call<'_>, body: &mut Body<'_>) -> Result<Meta, AttemptError> {
         let offset_used = self.clock_offset_secs();
         let signing_time = unix_secs(&(self.clock)()) + offset_used;
         let (host_header, path) = self.config.location(call.full_key);
@@ -186,7 +194,7 @@ impl S3Client {
             method: call.method,
             path: &path,
             query: &call.query,
-            headers: &[],
+            headers: &call.headers,
         };
         let signed = sigv4::sign_with_time(
             &request_parts,
@@ -201,7 +209,7 @@ impl S3Client {
         );
         let url = self.url(&path, &call.query);
         let mut request = self.agent.request(call.method, &url);
-        for (name, value) in &signed {
+        for (name, value) in signed.iter().chain(&call.headers) {
             request = request.set(name, value);
         }
         let result = if call.method == "PUT" {
@@ -222,6 +230,10 @@ impl S3Client {
             let content_length = response
                 .header("Content-Length")
                 .and_then(|value| value.trim().parse::<u64>().ok());
+            let lock = response.header("x-amz-object-lock-mode").map(|mode| {
+                let until = response.header("x-amz-object-lock-retain-until-date");
+                (mode.to_owned(), until.unwrap_or_default().to_owned())
+            });
             match body {
                 _ if call.method == "HEAD" => {}
                 Body::Buffer(buffer) => {
@@ -232,7 +244,10 @@ impl S3Client {
                     self.stream_body(response, content_length, call.key, &mut **read_body)?;
                 }
             }
-            return Ok(content_length);
+            return Ok(Meta {
+                content_length,
+                lock,
+            });
         }
         let mut error_body = Vec::new();
         // The body only explains the error; failing to read it changes nothing.
@@ -246,10 +261,12 @@ impl S3Client {
             .is_some_and(|e| e.code == "RequestTimeTooSkewed");
         let offset_jump = (self.clock_offset_secs() - offset_used).abs();
         let clock_skew = skew_code || (status == 403 && offset_jump >= SKEW_RETRY_THRESHOLD_SECS);
-        Err(AttemptError {
-            error: classify_status(status, parsed.as_ref(), &self.config, call.key),
-            clock_skew,
-        })
+        let error = if call.method == "DELETE" && super::delete_refused(status, parsed.as_ref()) {
+            super::refused_error(&self.config, call.key.unwrap_or_default())
+        } else {
+            classify_status(status, parsed.as_ref(), &self.config, call.key)
+        };
+        Err(AttemptError { error, clock_skew })
     }
 
     fn url(&self, path: &str, query: &[(String, String)]) -> String {
@@ -387,15 +404,27 @@ impl S3Client {
         }
     }
 
-    fn object_call<'a>(&self, method: &'static str, key: &'a str, full_key: &'a str) -> Call<'a> {
+    pub(super) fn object_call<'a>(
+        &self,
+        method: &'static str,
+        key: &'a str,
+        full_key: &'a str,
+    ) -> Call<'a> {
         Call {
             method,
             full_key: Some(full_key),
             key: Some(key),
             query: Vec::new(),
+            headers: Vec::new(),
             body: &[],
             payload_sha256: EMPTY_PAYLOAD_SHA256.to_owned(),
         }
+    }
+
+    /// The time as the server sees it (the clock corrected by the offset
+    /// learnt from its `Date` headers), in Unix seconds.
+    pub fn server_now(&self) -> i64 {
+        unix_secs(&(self.clock)()) + self.clock_offset_secs()
     }
 }
 
@@ -407,8 +436,15 @@ impl Remote for S3Client {
     fn put_hashed(&self, key: &str, body: &[u8], sha256_hex: &str) -> Result<(), RemoteError> {
         check_key(key)?;
         let full_key = self.config.full_key(key);
+        let headers = match self.config.retention {
+            Some(retention) => {
+                super::versions::lock_headers(retention, self.server_now(), sha256_hex)?
+            }
+            None => Vec::new(),
+        };
         let call = Call {
             body,
+            headers,
             payload_sha256: sha256_hex.to_ascii_lowercase(),
             ..self.object_call("PUT", key, &full_key)
         };
@@ -449,6 +485,11 @@ impl Remote for S3Client {
 
     fn delete(&self, key: &str) -> Result<(), RemoteError> {
         check_key(key)?;
+        if self.config.retention.is_some() {
+            // A versioned bucket: a plain DELETE only hides the object
+            // behind a delete marker; freeing it means deleting each version.
+            return self.delete_versions(key);
+        }
         let full_key = self.config.full_key(key);
         match self.execute(&self.object_call("DELETE", key, &full_key)) {
             Ok(_) => Ok(()),
@@ -481,6 +522,7 @@ impl Remote for S3Client {
                 full_key: None,
                 key: None,
                 query,
+                headers: Vec::new(),
                 body: &[],
                 payload_sha256: EMPTY_PAYLOAD_SHA256.to_owned(),
             };
@@ -518,9 +560,22 @@ impl Remote for S3Client {
     fn checks_payload(&self) -> bool {
         true
     }
+
+    fn lock_until(&self) -> Option<i64> {
+        self.config
+            .retention
+            .map(|retention| retention.until(self.server_now()))
+    }
+
+    fn extend_lock(&self, key: &str, until: i64) -> Result<(), RemoteError> {
+        match self.config.retention {
+            Some(retention) => self.put_retention(key, retention, until),
+            None => Ok(()),
+        }
+    }
 }
 
-fn check_key(key: &str) -> Result<(), RemoteError> {
+pub(super) fn check_key(key: &str) -> Result<(), RemoteError> {
     if key.is_empty() || key.starts_with('/') {
         return Err(RemoteError::permanent(format!(
             "The object name {key:?} is not valid: it must be non-empty and relative."
@@ -571,6 +626,7 @@ mod tests {
             path_style: true,
             access_key_id: "a".to_owned(),
             secret_access_key: "s".to_owned(),
+            object_lock: None,
         };
         let client = S3Client::new(&settings, &TransferOptions::default()).unwrap();
         let (_, path) = client.config().location(Some("p/a b+c%"));

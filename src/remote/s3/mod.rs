@@ -8,6 +8,7 @@
 
 pub mod client;
 pub mod sigv4;
+pub mod versions;
 
 use std::time::Duration;
 
@@ -41,6 +42,8 @@ pub struct S3Config {
     pub credentials: sigv4::Credentials,
     /// For messages: the endpoint as the user typed it.
     pub endpoint: String,
+    /// Object Lock: the retention every object is written with.
+    pub retention: Option<super::lock::Retention>,
 }
 
 impl S3Config {
@@ -55,6 +58,7 @@ impl S3Config {
             path_style,
             access_key_id,
             secret_access_key,
+            object_lock,
         } = settings
         else {
             return Err(RemoteError::permanent(
@@ -74,6 +78,10 @@ impl S3Config {
                 )));
             }
         }
+        let retention = match object_lock {
+            None => None,
+            Some(lock) => Some(lock.check().map_err(RemoteError::permanent)?),
+        };
         let trimmed = endpoint.trim().trim_end_matches('/');
         let (scheme, authority) = match trimmed.split_once("://") {
             Some((scheme, rest)) => (scheme.to_ascii_lowercase(), rest),
@@ -126,6 +134,7 @@ impl S3Config {
                 secret_access_key: secret_access_key.trim().to_owned(),
             },
             endpoint: endpoint.clone(),
+            retention,
         })
     }
 
@@ -404,6 +413,33 @@ pub fn classify_status(
     }
 }
 
+/// Whether an error answer to a DELETE means the storage refuses to delete
+/// (a locked object, or a key without delete rights) rather than a wrong
+/// key or signature.
+pub fn delete_refused(status: u16, error: Option<&S3ErrorBody>) -> bool {
+    let Some(error) = error else {
+        return false;
+    };
+    status == 403
+        && error.code == "AccessDenied"
+        && !error.message.contains("No such key")
+        && !error.message.contains("Invalid signature")
+}
+
+/// The sentence for a refused delete.
+pub fn refused_error(config: &S3Config, key: &str) -> RemoteError {
+    let reason = if config.retention.is_some() {
+        "it is still under Object Lock, or the access key may not delete"
+    } else {
+        "the access key may not delete there"
+    };
+    RemoteError::refused(format!(
+        "{} refused to delete {key:?}: {reason}. The storage is not freed yet; piarchive \
+         will try again later, and nothing else waits for it.",
+        config.describe()
+    ))
+}
+
 /// Wait before attempt `attempt + 1` after `attempt` failures (1-based):
 /// `base * 2^(attempt-1)`, capped at [`MAX_BACKOFF`], scaled by `jitter` in
 /// [0.5, 1.0] ("equal jitter"), so concurrent clients spread out.
@@ -427,6 +463,7 @@ mod tests {
             path_style,
             access_key_id: "AKID".to_owned(),
             secret_access_key: "secret".to_owned(),
+            object_lock: None,
         }
     }
 
@@ -690,6 +727,43 @@ mod tests {
                 classified.message
             );
         }
+    }
+
+    #[test]
+    fn a_refused_delete_is_told_from_a_wrong_key() {
+        let body = |code: &str, message: &str| S3ErrorBody {
+            code: code.to_owned(),
+            message: message.to_owned(),
+            region: String::new(),
+        };
+        assert!(delete_refused(
+            403,
+            Some(&body("AccessDenied", "Access Denied"))
+        ));
+        assert!(!delete_refused(
+            403,
+            Some(&body("AccessDenied", "Forbidden: No such key: X"))
+        ));
+        assert!(!delete_refused(
+            403,
+            Some(&body("SignatureDoesNotMatch", ""))
+        ));
+        assert!(!delete_refused(403, None));
+        assert!(!delete_refused(500, Some(&body("AccessDenied", ""))));
+        let mut config = S3Config::from_settings(&settings("https://h", "p", true)).unwrap();
+        let plain = refused_error(&config, "parts/ab/x");
+        assert_eq!(plain.kind, crate::remote::ErrorKind::Refused);
+        assert!(plain.message.contains("may not delete there"), "{plain}");
+        config.retention = Some(super::super::lock::Retention {
+            mode: super::super::lock::LockMode::Governance,
+            days: 3,
+        });
+        let locked = refused_error(&config, "parts/ab/x");
+        assert!(
+            locked.message.contains("still under Object Lock"),
+            "{locked}"
+        );
+        assert!(locked.message.contains("nothing else waits"), "{locked}");
     }
 
     #[test]

@@ -49,6 +49,7 @@ fn dashboard(app: &App) -> Result<Markup, ApiError> {
     let inputs = crate::app::device_feed::current_inputs(app, "", 0);
     let counts = &inputs.archives;
     let remote = crate::settings::remote::remote_settings(&app.store, &app.config.data_dir)?;
+    let not_freed = crate::engine::lock::storage_not_freed(&app.store)?;
     let on_box = app.on_box_only();
     let stored = counts.backed_up + counts.uncached;
     let total = stored
@@ -98,6 +99,12 @@ fn dashboard(app: &App) -> Result<Markup, ApiError> {
                     p.ok { "Reachable." }
                 }
                 p { "Queue: " (inputs.jobs_queued) " waiting." }
+                @if let Some(not_freed) = &not_freed {
+                    p.warning.not-freed {
+                        "Storage is not freed yet: " (not_freed.message)
+                        " Next try: " (human_time(not_freed.next_try)) "."
+                    }
+                }
             }
         }
     })

@@ -226,6 +226,12 @@ pub fn detail(
             dl.facts {
                 dt { "Size" } dd { (human_size(archive.size)) }
                 dt { "Size on the remote" } dd id="stored-size" { (stored_size_text(&archive)) }
+                @if let Some(until) = archive.protected_until {
+                    dt { "Protected until" }
+                    dd id="protected-until" title="Object Lock: nobody can delete or change the copy in the bucket before then, not even with this box's keys." {
+                        (super::layout::local_time(until))
+                    }
+                }
                 dt { "Added" } dd { (local_time(archive.created_at)) }
                 // Always present (hidden when there is none) so live updates can show one.
                 dt.last-error hidden[archive.last_error.is_none()] { "Last error" }

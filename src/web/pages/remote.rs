@@ -27,6 +27,13 @@ pub fn remote_page(
     // Fields show what the admin typed when a save or test failed (never
     // the secret), else what is saved.
     let settings = typed.unwrap_or(&saved);
+    let (lock_mode, lock_days) = match settings {
+        RemoteSettings::S3 {
+            object_lock: Some(lock),
+            ..
+        } => (lock.mode.clone(), lock.days.to_string()),
+        _ => (String::new(), "30".to_string()),
+    };
     let (kind, endpoint, region, bucket, prefix, path_style, key_id, dir) = match &settings {
         RemoteSettings::S3 {
             endpoint,
@@ -86,6 +93,7 @@ pub fn remote_page(
             label { "Access key id" input name="access_key_id" value=(key_id) autocomplete="off"; }
             label { "Secret access key " span.muted { "(leave empty to keep the saved one)" } input type="password" name="secret_access_key" autocomplete="off"; }
             label { "Folder (for the folder kind)" input name="path" value=(dir); }
+            (object_lock_fields(&lock_mode, &lock_days))
             @if let Some(stored) = stored.as_ref().filter(|plan| plan.parts > 0) {
                 p {
                     "Saving a new place copies the " (stored.archives) " "
@@ -107,6 +115,34 @@ pub fn remote_page(
     Ok(resp)
 }
 
+/// Object Lock in plain words: what each mode means, which to choose.
+fn object_lock_fields(mode: &str, days: &str) -> maud::Markup {
+    html! {
+        fieldset id="object-lock" {
+            legend { "Object Lock (protection from deletion)" }
+            p.muted {
+                "With Object Lock the bucket itself refuses to delete or change a backup for the "
+                "number of days below, even when asked with this box's own keys. If the box is "
+                "stolen or taken over, the copy in the bucket survives. piarchive keeps extending "
+                "the lock of everything still in use; what you delete is removed once its lock ends. "
+                "The bucket must have been created with Object Lock turned on."
+            }
+            label.check { input type="radio" name="object_lock_mode" value="" checked[mode.is_empty()]; " Off" }
+            label.check {
+                input type="radio" name="object_lock_mode" value="GOVERNANCE" checked[mode == "GOVERNANCE"];
+                " Governance (recommended): the owner of the storage account can still lift the lock "
+                "in an emergency, with a special permission that this box's keys should not have."
+            }
+            label.check {
+                input type="radio" name="object_lock_mode" value="COMPLIANCE" checked[mode == "COMPLIANCE"];
+                " Compliance: nobody can lift the lock, not even the account owner or the storage "
+                "company, until the days have passed. You pay for the storage until then."
+            }
+            label { "Days locked (1 to 36500)" input name="object_lock_days" inputmode="numeric" value=(days); }
+        }
+    }
+}
+
 pub(super) fn settings_from_form(form: &HashMap<String, String>) -> RemoteSettings {
     if field(form, "kind") == "dir" {
         RemoteSettings::Dir {
@@ -121,6 +157,14 @@ pub(super) fn settings_from_form(form: &HashMap<String, String>) -> RemoteSettin
             path_style: form.contains_key("path_style"),
             access_key_id: field(form, "access_key_id").trim().to_string(),
             secret_access_key: field(form, "secret_access_key").to_string(),
+            object_lock: match field(form, "object_lock_mode").trim() {
+                "" => None,
+                mode => Some(crate::remote::ObjectLock {
+                    mode: mode.to_string(),
+                    // Not a number: -1, which the check refuses with a sentence.
+                    days: field(form, "object_lock_days").trim().parse().unwrap_or(-1),
+                }),
+            },
         }
     }
 }

@@ -42,6 +42,11 @@ fn form(error: Option<&str>, form: &HashMap<String, String>) -> Markup {
             label { "Secret access key" input type="password" name="secret_access_key" autocomplete="off"; }
             label { "Folder (for the folder kind)" input name="path" value=(value("path")); }
             label { "Recovery passphrase" input type="password" name="recovery_passphrase" required autocomplete="off"; }
+            label {
+                "As it was at (optional) "
+                span.muted { "— for a bucket with versioning or Object Lock: a time before the damage, like 2026-12-06T18:30:00Z. Empty: as it is now." }
+                input name="as_of" value=(value("as_of")) placeholder="2026-12-06T18:30:00Z" autocomplete="off";
+            }
             button type="submit" { "Restore" }
         }
         p { a href="/setup" { "Back: set up a new appliance instead" } }
@@ -113,7 +118,8 @@ pub fn post(app: &App, req: &mut Req) -> Result<Resp, ApiError> {
     let fields = req.form()?;
     let settings = settings_from_form(&fields);
     let passphrase = field(&fields, "recovery_passphrase");
-    match crate::web::restore::start(app, settings, passphrase, &req.remote_addr) {
+    let as_of = field(&fields, "as_of");
+    match crate::web::restore::start(app, settings, passphrase, as_of, &req.remote_addr) {
         Ok(()) => Ok(Resp::redirect("/setup/restore")),
         Err(err) => {
             let mut resp = Resp::html(form(Some(&err.message), &fields));

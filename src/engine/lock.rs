@@ -1,0 +1,277 @@
+//! Object Lock upkeep: the chore that extends the retention of objects
+//! still in use before it runs out, and deletes the storage refuses.
+//!
+//! The chore ([`Engine::extend_locks`], run by the admin scheduler every
+//! [`EXTEND_INTERVAL`]) extends every object in use (refcount above zero),
+//! every manifest of a live archive and the repository's `config` and
+//! catalog whose retention ends within `days - 1` days (plus a margin of two
+//! runs) to `now + days`, records the new date on each object and each
+//! archive's earliest one as `protected_until`. Objects of purged archives
+//! (refcount zero) are left to run out; their delete jobs wait.
+//!
+//! A refused delete ([`crate::remote::ErrorKind::Refused`]: still locked,
+//! or a key without delete rights) never fails anything: the job waits
+//! [`REFUSED_RETRY_SECS`] (or until the object's lock ends, if later) and
+//! the dashboard shows [`storage_not_freed`].
+//!
+//! No transaction is held across a remote call: each object is extended,
+//! then its date written.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Engine, Failure, Inner};
+use crate::remote::lock::Retention;
+use crate::remote::RemoteSettings;
+use crate::repo::{self, ObjectId};
+use crate::store::{Store, StoreError};
+
+/// How often the chore runs.
+pub const EXTEND_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// How long a refused delete waits before it is tried again.
+pub const REFUSED_RETRY_SECS: i64 = 6 * 3600;
+
+/// Settings key of the last refused delete (see [`storage_not_freed`]).
+const NOT_FREED_KEY: &[u8] = b"storage_not_freed";
+
+/// Settings key of the retain-until date of `config` and the catalog.
+const REPO_LOCK_KEY: &[u8] = b"lock_repo_until";
+
+/// The earlier of two retain-until dates; `None` (not locked) wins.
+pub fn earliest(a: Option<i64>, b: Option<i64>) -> Option<i64> {
+    Some(a?.min(b?))
+}
+
+/// Why storage is not freed yet, for the admin dashboard.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotFreed {
+    /// The storage's refusal, as a sentence.
+    pub message: String,
+    /// Unix seconds of the refusal.
+    pub at: i64,
+    /// When the delete is tried again.
+    pub next_try: i64,
+}
+
+/// The last refused delete, while deletes are being refused.
+pub fn storage_not_freed(store: &Store) -> Result<Option<NotFreed>, StoreError> {
+    let txn = store.read()?;
+    Ok(store
+        .tables
+        .settings
+        .get(&txn, NOT_FREED_KEY)?
+        .and_then(|value| serde_json::from_value(value).ok()))
+}
+
+/// What one run of the chore did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LockReport {
+    /// Objects (parts, manifests, config, catalog) whose retention was extended.
+    pub extended: usize,
+}
+
+/// The checked lock setting of `settings`, if any.
+fn retention_of(settings: &RemoteSettings) -> Option<Retention> {
+    match settings {
+        RemoteSettings::S3 {
+            object_lock: Some(lock),
+            ..
+        } => lock.check().ok(),
+        _ => None,
+    }
+}
+
+impl Engine {
+    /// The lock chore at time `now` (Unix seconds; the tests move it).
+    /// Fails with a sentence; what was extended before stays recorded.
+    pub fn extend_locks(&self, now: i64) -> Result<LockReport, String> {
+        self.inner
+            .extend_locks(now)
+            .map_err(|failure| match failure {
+                Failure::Transient(message)
+                | Failure::Permanent(message)
+                | Failure::Damaged(message) => message,
+                Failure::Busy => "The storage is busy.".to_owned(),
+            })
+    }
+}
+
+impl Inner {
+    fn extend_locks(&self, now: i64) -> Result<LockReport, Failure> {
+        let settings = crate::settings::remote::remote_settings(&self.store, &self.data_dir)?;
+        let Some(retention) = retention_of(&settings) else {
+            return Ok(LockReport::default());
+        };
+        if self.keys().is_err() {
+            return Ok(LockReport::default()); // nothing written yet
+        }
+        let remote = self.remote()?;
+        // Extend what would fall below `days - 1` before the run after next.
+        let threshold =
+            now + (i64::from(retention.days) - 1) * 86_400 + 2 * EXTEND_INTERVAL.as_secs() as i64;
+        let until = retention.until(now);
+        let mut report = LockReport::default();
+        let repo_until = {
+            let txn = self.store.read()?;
+            self.store
+                .tables
+                .settings
+                .get(&txn, REPO_LOCK_KEY)?
+                .and_then(|value| value.as_i64())
+        };
+        if repo_until.is_none_or(|date| date < threshold) {
+            remote.extend_lock(repo::CONFIG_KEY, until)?;
+            let catalog = repo::catalog_key(repo::catalog::CATALOG_LABEL);
+            match remote.extend_lock(&catalog, until) {
+                Err(err) if err.kind != crate::remote::ErrorKind::NotFound => {
+                    return Err(err.into())
+                }
+                _ => {}
+            }
+            self.store.write(|txn, tables| -> Result<(), StoreError> {
+                tables
+                    .settings
+                    .put(txn, REPO_LOCK_KEY, &serde_json::json!(until))
+            })?;
+            report.extended += 2;
+        }
+        report.extended += self.extend_objects(remote.as_ref(), threshold, until)?;
+        report.extended += self.extend_manifests(remote.as_ref(), threshold, until)?;
+        Ok(report)
+    }
+
+    /// Extends every object in use whose lock ends before `threshold`.
+    fn extend_objects(
+        &self,
+        remote: &dyn crate::remote::Remote,
+        threshold: i64,
+        until: i64,
+    ) -> Result<usize, Failure> {
+        let due: Vec<String> = {
+            let txn = self.store.read()?;
+            self.store
+                .tables
+                .objects
+                .all(&txn)?
+                .into_iter()
+                .filter(|(_, object)| {
+                    object.stored
+                        && object.refcount > 0
+                        && object.retain_until.is_none_or(|date| date < threshold)
+                })
+                .map(|(key, _)| String::from_utf8_lossy(&key).into_owned())
+                .collect()
+        };
+        for object_id in &due {
+            let id = ObjectId::parse(object_id).map_err(|e| Failure::Permanent(e.to_string()))?;
+            remote.extend_lock(&repo::part_key(&id), until)?;
+            self.store.write(|txn, tables| -> Result<(), StoreError> {
+                if let Some(mut object) = tables.objects.get(txn, object_id.as_bytes())? {
+                    object.retain_until = Some(object.retain_until.unwrap_or(0).max(until));
+                    tables.objects.put(txn, object_id.as_bytes(), &object)?;
+                }
+                Ok(())
+            })?;
+        }
+        Ok(due.len())
+    }
+
+    /// Extends the manifest of every archive whose protection ends before
+    /// `threshold`, and sets its `protected_until` from its objects.
+    fn extend_manifests(
+        &self,
+        remote: &dyn crate::remote::Remote,
+        threshold: i64,
+        until: i64,
+    ) -> Result<usize, Failure> {
+        use crate::store::records::ArchiveState;
+        let due: Vec<String> = {
+            let txn = self.store.read()?;
+            self.store
+                .tables
+                .archives
+                .all(&txn)?
+                .into_iter()
+                .filter(|(_, archive)| {
+                    matches!(
+                        archive.state,
+                        ArchiveState::BackedUp | ArchiveState::Uncached | ArchiveState::Caching
+                    ) && archive.protected_until.is_none_or(|date| date < threshold)
+                })
+                .map(|(_, archive)| archive.id)
+                .collect()
+        };
+        for archive_id in &due {
+            remote.extend_lock(&repo::manifest_key(archive_id), until)?;
+            self.store.write(|txn, tables| -> Result<(), StoreError> {
+                let Some(mut archive) = tables.archives.get(txn, archive_id.as_bytes())? else {
+                    return Ok(());
+                };
+                let mut earliest_date = Some(until);
+                for part in tables.parts_of(txn, archive_id)? {
+                    let object = match &part.object_id {
+                        Some(id) => tables.objects.get(txn, id.as_bytes())?,
+                        None => None,
+                    };
+                    earliest_date = earliest(earliest_date, object.and_then(|o| o.retain_until));
+                }
+                archive.protected_until = earliest_date;
+                tables.archives.put(txn, archive_id.as_bytes(), &archive)
+            })?;
+        }
+        Ok(due.len())
+    }
+
+    /// A delete the storage refused: the job waits (until the object's
+    /// lock ends, or [`REFUSED_RETRY_SECS`], whichever is later) and the
+    /// dashboard learns why. Nothing fails.
+    pub(super) fn delete_refused(
+        &self,
+        job_id: &str,
+        object_id: &str,
+        message: String,
+    ) -> Result<(), Failure> {
+        let now = crate::ids::now_secs();
+        self.store.write(|txn, tables| -> Result<(), StoreError> {
+            let lock_ends = tables
+                .objects
+                .get(txn, object_id.as_bytes())?
+                .and_then(|object| object.retain_until)
+                .map_or(0, |date| date + 60);
+            let next_try = (now + REFUSED_RETRY_SECS).max(lock_ends);
+            if let Some(mut job) = tables.jobs.get(txn, job_id.as_bytes())? {
+                job.attempts += 1;
+                job.last_error = Some(message.clone());
+                job.not_before = next_try;
+                tables.jobs.put(txn, job_id.as_bytes(), &job)?;
+            }
+            let record = NotFreed {
+                message: message.clone(),
+                at: now,
+                next_try,
+            };
+            let value = serde_json::to_value(&record).unwrap_or_default();
+            tables.settings.put(txn, NOT_FREED_KEY, &value)
+        })?;
+        Ok(())
+    }
+
+    /// A delete went through: the storage frees space again.
+    pub(super) fn delete_allowed(&self, txn: &mut heed::RwTxn, tables: &crate::store::Tables) {
+        let _ = tables.settings.delete(txn, NOT_FREED_KEY);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn earliest_date_and_unlocked_wins() {
+        assert_eq!(earliest(Some(5), Some(3)), Some(3));
+        assert_eq!(earliest(None, Some(3)), None);
+        assert_eq!(earliest(Some(5), None), None);
+    }
+}
