@@ -97,6 +97,7 @@ pub fn start(config: Config) -> Result<Running, StartError> {
     start_mdns(&app, addr, listeners.https_addr);
     start_device(&app, addr);
     start_admin(&app);
+    web::notifications::start(&app);
     let https_addr = listeners.https_addr;
     let server = web::serve(app.clone(), listeners);
     Ok(Running {
@@ -116,6 +117,9 @@ impl Running {
             device.stop();
         }
         self.app.admin.stop_scheduler();
+        if let Some(notifier) = self.app.notifier.get() {
+            notifier.stop();
+        }
         if let Some(mdns) = self.app.mdns.get() {
             mdns.stop();
         }
@@ -173,6 +177,7 @@ fn open(config: Config) -> Result<web::App, StartError> {
         tls,
         https_addr: std::sync::OnceLock::new(),
         mdns: std::sync::OnceLock::new(),
+        notifier: std::sync::OnceLock::new(),
         config,
         store,
         accounts,

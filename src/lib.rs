@@ -41,6 +41,7 @@ pub mod ids;
 pub mod limits;
 pub mod mdns;
 pub mod metrics;
+pub mod notify;
 pub mod recovery;
 pub mod remote;
 pub mod repo;

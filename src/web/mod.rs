@@ -20,6 +20,7 @@ pub mod device;
 pub mod firmware;
 pub mod http;
 pub mod metrics;
+pub mod notifications;
 pub mod pages;
 pub mod paging;
 pub mod restore;
@@ -62,6 +63,8 @@ pub struct App {
     pub on_box_only: Arc<OnBoxOnly>,
     /// mDNS (`piarchive.local`), when a listener is on the LAN.
     pub mdns: std::sync::OnceLock<crate::mdns::Mdns>,
+    /// The notifier thread (`crate::notify`), once started.
+    pub notifier: std::sync::OnceLock<crate::notify::Notifier>,
 }
 
 /// Whether the backups go to a folder on the appliance's own disk (the

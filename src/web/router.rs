@@ -114,6 +114,11 @@ fn route(app: &App, req: &mut Req) -> Result<Resp, ApiError> {
         }
         (Post, ["api", "v1", "admin", "system", action]) => api::power(app, req, action),
         (_, ["api", "v1", "admin", "firmware"]) => super::firmware::api(app, req, &method),
+        (Get, ["api", "v1", "admin", "notifications"]) => super::notifications::get(app, req),
+        (Put, ["api", "v1", "admin", "notifications"]) => super::notifications::put(app, req),
+        (Post, ["api", "v1", "admin", "notifications", "test"]) => {
+            super::notifications::test(app, req)
+        }
         (Get, ["api", "v1", "admin", "tls"]) => super::tls::get(app, req),
         (Put, ["api", "v1", "admin", "tls"]) => super::tls::put(app, req),
         (Delete, ["api", "v1", "admin", "tls"]) => super::tls::delete(app, req),

@@ -8,6 +8,7 @@ pub mod fault_proxy;
 #[cfg(feature = "garage-tests")]
 pub mod garage;
 pub mod other_address;
+pub mod receiver;
 pub mod s3_server;
 pub mod s3_target;
 

@@ -160,6 +160,9 @@ fn signed_in_route(
             ["admin", "settings"] => account::admin_settings_post(app, req, caller, &form),
             ["admin", "users", target] => admin::users_post(app, caller, target, &form),
             ["admin", "remote"] => remote::remote_post(app, caller, &form),
+            ["admin", "notifications", rest @ ..] => {
+                super::notifications::form_post(app, caller, rest, &form)
+            }
             ["admin", "tls", action] => super::tls::form_post(app, req, caller, action, &form),
             ["archives", id, "uncache"] => archives::uncache_post(app, caller, id),
             ["archives", id, "cache"] => archives::cache_post(app, caller, id),
@@ -175,6 +178,7 @@ fn signed_in_route(
         (Get, ["account"]) => account::account_page(app, req, caller, None),
         (Get, ["admin", "device"]) => super::device::page(app, caller),
         (Get, ["admin", "firmware"]) => super::firmware::page(app, caller),
+        (Get, ["admin", "notifications"]) => super::notifications::page(app, caller, None, None),
         (Get, ["admin", "tls"]) => super::tls::page(app, req, caller, None),
         (Get, ["admin", "settings"]) => account::admin_settings_page(app, req, caller, None),
         (Get, ["admin"]) => admin::home(app, caller),
