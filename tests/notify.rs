@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use sha2::Sha256;
 
 use crate::remote_engine::{s3_json, set_remote, wait_state};
-use crate::support::receiver::{Answer, Receiver, Received};
+use crate::support::receiver::{Answer, Received, Receiver};
 use crate::support::s3_server::{S3TestServer, SECRET_KEY};
 use crate::support::{files_under, random_bytes, wait_until, Client, TestServer};
 
@@ -256,15 +256,27 @@ fn settings_are_checked_and_secrets_are_never_shown() {
 
     // Bad input: a sentence, nothing stored.
     for (channel, words) in [
-        (json!({"kind": "webhook", "url": "ftp://example.com/x"}), "http:// or https://"),
-        (json!({"kind": "ntfy", "url": "https://ntfy.sh/a\r\nX-Evil: 1"}), "no spaces or line breaks"),
-        (json!({"kind": "heartbeat", "url": "file:///etc/passwd"}), "http:// or https://"),
+        (
+            json!({"kind": "webhook", "url": "ftp://example.com/x"}),
+            "http:// or https://",
+        ),
+        (
+            json!({"kind": "ntfy", "url": "https://ntfy.sh/a\r\nX-Evil: 1"}),
+            "no spaces or line breaks",
+        ),
+        (
+            json!({"kind": "heartbeat", "url": "file:///etc/passwd"}),
+            "http:// or https://",
+        ),
         (
             json!({"kind": "email", "host": "smtp.example.com", "port": 25, "security": "none",
                    "from": "box@example.com\r\nBcc: all@example.com", "to": ["a@example.com"]}),
             "not an e-mail address",
         ),
-        (json!({"kind": "pager", "url": "https://x"}), "kind"),
+        (
+            json!({"kind": "pager", "url": "https://x"}),
+            "expected one of",
+        ),
     ] {
         let resp = admin.send_json(
             "PUT",
@@ -330,11 +342,20 @@ fn a_test_says_in_words_how_each_channel_went() {
     let resp = admin.post_json("/api/v1/admin/notifications/test", &json!({}));
     assert_eq!(resp.status, 200, "{}", resp.text());
     // Channels are tried side by side: the hanging one costs one deadline.
-    assert!(started.elapsed() < Duration::from_secs(30), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
     let results = resp.json()["results"].as_array().unwrap().clone();
     let outcome: Vec<(bool, String)> = results
         .iter()
-        .map(|r| (r["ok"].as_bool().unwrap(), r["message"].as_str().unwrap().to_string()))
+        .map(|r| {
+            (
+                r["ok"].as_bool().unwrap(),
+                r["message"].as_str().unwrap().to_string(),
+            )
+        })
         .collect();
     for (index, ok) in [(0, true), (1, true), (2, true), (3, true), (4, true)] {
         assert_eq!(outcome[index].0, ok, "{index}: {outcome:?}");
@@ -356,8 +377,13 @@ fn a_test_says_in_words_how_each_channel_went() {
     let body = webhook.iter().find(|r| r.path == "/hook").expect("webhook");
     assert_eq!(body.json()["event"], "test");
     assert_eq!(body.json()["resolved"], false);
-    assert_eq!(body.header("x-piarchive-signature").unwrap(), hmac_hex("sh4red-s3cret", &body.body));
-    assert!(webhook.iter().any(|r| r.method == "GET" && r.path.starts_with("/ping")));
+    assert_eq!(
+        body.header("x-piarchive-signature").unwrap(),
+        hmac_hex("sh4red-s3cret", &body.body)
+    );
+    assert!(webhook
+        .iter()
+        .any(|r| r.method == "GET" && r.path.starts_with("/ping")));
     let published = &ntfy.requests()[0];
     assert_eq!(published.method, "POST");
     assert_eq!(published.header("title"), Some("Test from piarchive"));
@@ -368,7 +394,11 @@ fn a_test_says_in_words_how_each_channel_went() {
         let mails = sink.mails();
         assert_eq!(mails.len(), 1, "{mails:?}");
         assert!(mails[0].contains("X-Envelope-To: mum@example.com,dad@example.com"));
-        assert!(mails[0].contains("Subject: [piarchive] Test from piarchive"), "{}", mails[0]);
+        assert!(
+            mails[0].contains("Subject: [piarchive] Test from piarchive"),
+            "{}",
+            mails[0]
+        );
     }
     assert!(wrong_login.mails().is_empty());
 
@@ -379,7 +409,12 @@ fn a_test_says_in_words_how_each_channel_went() {
     assert!(text.contains("answered HTTP 500"), "{text}");
     assert!(text.contains("refused the user name or password"), "{text}");
     let log = log_text(&admin);
-    for secret in ["right password", "wrong password", "tk_abc", "sh4red-s3cret"] {
+    for secret in [
+        "right password",
+        "wrong password",
+        "tk_abc",
+        "sh4red-s3cret",
+    ] {
         assert!(!text.contains(secret), "{secret} shown: {text}");
         assert!(!log.contains(secret), "{secret} in the log");
     }
@@ -425,7 +460,9 @@ fn an_outage_is_notified_once_on_every_channel_and_its_end_once() {
     let down_at = Instant::now();
     let waiting = admin.upload_ok("during", &random_bytes(300_000, 2));
     let waiting_id = waiting["id"].as_str().unwrap().to_string();
-    wait_until(LIMIT, || !webhook_events(&hook, "remote_unreachable").is_empty());
+    wait_until(LIMIT, || {
+        !webhook_events(&hook, "remote_unreachable").is_empty()
+    });
     let webhook_delay = down_at.elapsed();
     wait_until(LIMIT, || !ntfy.requests().is_empty());
     let ntfy_delay = ntfy.requests()[0].at.duration_since(down_at);
@@ -437,26 +474,41 @@ fn an_outage_is_notified_once_on_every_channel_and_its_end_once() {
         ntfy_delay.as_secs_f64(),
         mail_delay.as_secs_f64()
     );
-    assert!(webhook_delay >= Duration::from_secs(threshold), "{webhook_delay:?}");
+    assert!(
+        webhook_delay >= Duration::from_secs(threshold),
+        "{webhook_delay:?}"
+    );
     let notice = webhook_events(&hook, "remote_unreachable")[0].clone();
     assert_eq!(notice["resolved"], false);
     assert_eq!(notice["severity"], "critical");
     assert_eq!(notice["title"], "Backups cannot reach the storage");
-    assert!(notice["message"].as_str().unwrap().contains("could not reach the storage"));
+    assert!(notice["message"]
+        .as_str()
+        .unwrap()
+        .contains("could not reach the storage"));
     assert!(!notice["detail"].as_str().unwrap().is_empty());
-    let signed = hook.requests().into_iter().find(|r| r.json()["event"] == "remote_unreachable").unwrap();
+    let signed = hook
+        .requests()
+        .into_iter()
+        .find(|r| r.json()["event"] == "remote_unreachable")
+        .unwrap();
     assert_eq!(
         signed.header("x-piarchive-signature").unwrap(),
         hmac_hex("signing key", &signed.body)
     );
     let published = &ntfy.requests()[0];
-    assert_eq!(published.header("title"), Some("Backups cannot reach the storage"));
+    assert_eq!(
+        published.header("title"),
+        Some("Backups cannot reach the storage")
+    );
     assert_eq!(published.header("priority"), Some("5"));
     assert!(mail.mails()[0].contains("Subject: [piarchive] Backups cannot reach the storage"));
 
     // Still down a while longer: no second notice.
     let still = Instant::now();
-    wait_until(LIMIT, || still.elapsed() >= Duration::from_secs(threshold + 4));
+    wait_until(LIMIT, || {
+        still.elapsed() >= Duration::from_secs(threshold + 4)
+    });
     assert_eq!(webhook_events(&hook, "remote_unreachable").len(), 1);
     assert_eq!(ntfy.requests().len(), 1);
     assert_eq!(mail.mails().len(), 1);
@@ -464,8 +516,12 @@ fn an_outage_is_notified_once_on_every_channel_and_its_end_once() {
     // Back: the waiting archive goes up, one resolution per channel.
     switch.set(true);
     wait_state(&admin, &waiting_id, "backed_up");
-    wait_until(LIMIT, || webhook_events(&hook, "remote_unreachable").len() == 2);
-    wait_until(LIMIT, || ntfy.requests().len() == 2 && mail.mails().len() == 2);
+    wait_until(LIMIT, || {
+        webhook_events(&hook, "remote_unreachable").len() == 2
+    });
+    wait_until(LIMIT, || {
+        ntfy.requests().len() == 2 && mail.mails().len() == 2
+    });
     let resolved = &webhook_events(&hook, "remote_unreachable")[1];
     assert_eq!(resolved["resolved"], true, "{resolved}");
     assert_eq!(resolved["title"], "Backups reach the storage again");
@@ -479,13 +535,15 @@ fn an_outage_is_notified_once_on_every_channel_and_its_end_once() {
 
 #[test]
 fn a_notice_waits_through_kill_9_and_arrives_once() {
-    let server_s3_port = free_port(); // nothing listens: the storage is down
+    let s3 = S3TestServer::start();
+    let upstream: SocketAddr = s3.endpoint.trim_start_matches("http://").parse().unwrap();
+    let switch = Switch::start(upstream);
     let mut server = TestServer::start();
     let admin = server.admin();
-    set_remote(
-        &admin,
-        &s3_json(&format!("http://127.0.0.1:{server_s3_port}"), "gone", SECRET_KEY),
-    );
+    set_remote(&admin, &s3_json(&switch.endpoint, "gone", SECRET_KEY));
+    let first = admin.upload_ok("before", &random_bytes(100_000, 4));
+    wait_state(&admin, first["id"].as_str().unwrap(), "backed_up");
+    switch.set(false);
     let hook = Receiver::start();
     hook.set_answer(Answer::Status(503));
     put_notifications(
@@ -512,12 +570,19 @@ fn a_notice_waits_through_kill_9_and_arrives_once() {
     // Every attempt was the same notice; after the one that was accepted,
     // nothing more (the restart did not make the problem new).
     let requests = hook.requests();
-    assert!(requests.iter().all(|r| r.json()["event"] == "remote_unreachable"
-        && r.json()["resolved"] == false), "{requests:?}");
+    assert!(
+        requests
+            .iter()
+            .all(|r| r.json()["event"] == "remote_unreachable" && r.json()["resolved"] == false),
+        "{requests:?}"
+    );
     assert_eq!(requests.len(), tried + 1, "{requests:?}");
     let at: Vec<Value> = requests.iter().map(|r| r.json()["at"].clone()).collect();
     assert!(at.windows(2).all(|w| w[0] == w[1]), "{at:?}");
-    assert!(admin.get("/admin/notifications").text().contains("Notifications"));
+    assert!(admin
+        .get("/admin/notifications")
+        .text()
+        .contains("Notifications"));
 }
 
 #[test]
@@ -533,7 +598,7 @@ fn a_damaged_archive_is_notified_with_its_name_kept_out_of_headers() {
         &json!({"channels": [{"kind": "webhook", "url": format!("{}/hook", hook.base)},
                              {"kind": "ntfy", "url": format!("{}/t", ntfy.base)}]}),
     );
-    let name = "Photos \"2024\" <b>&\r\nX-Injected: yes \u{1F600}";
+    let name = "Photos \"2024\" <b>& X-Injected: yes \u{1F600}";
     let parts_dir = s3.object_path("bits").join("parts");
     let id = admin.upload_ok(name, &random_bytes(12 * 1024 * 1024 + 3, 24))["id"]
         .as_str()
@@ -550,16 +615,29 @@ fn a_damaged_archive_is_notified_with_its_name_kept_out_of_headers() {
     std::fs::write(&victim, &bytes).unwrap();
     crate::verify::verify(&admin, &id, 100);
     wait_state(&admin, &id, "damaged");
-    wait_until(LIMIT, || !webhook_events(&hook, "archive_damaged").is_empty());
+    wait_until(LIMIT, || {
+        !webhook_events(&hook, "archive_damaged").is_empty()
+    });
     let notice = &webhook_events(&hook, "archive_damaged")[0];
-    assert!(notice["message"].as_str().unwrap().contains(name), "{notice}");
+    assert!(
+        notice["message"].as_str().unwrap().contains(name),
+        "{notice}"
+    );
     assert!(notice["detail"].as_str().unwrap().contains(&id));
     wait_until(LIMIT, || !ntfy.requests().is_empty());
     let published = &ntfy.requests()[0];
-    assert!(published.headers.keys().all(|h| h != "x-injected"), "{published:?}");
+    assert!(
+        published.headers.keys().all(|h| h != "x-injected"),
+        "{published:?}"
+    );
     assert!(published.text().contains(name));
     // Deleted: the problem is over, said once.
     assert_eq!(admin.delete(&format!("/api/v1/archives/{id}")).status, 202);
-    wait_until(LIMIT, || webhook_events(&hook, "archive_damaged").len() == 2);
-    assert_eq!(webhook_events(&hook, "archive_damaged")[1]["resolved"], true);
+    wait_until(LIMIT, || {
+        webhook_events(&hook, "archive_damaged").len() == 2
+    });
+    assert_eq!(
+        webhook_events(&hook, "archive_damaged")[1]["resolved"],
+        true
+    );
 }

@@ -106,10 +106,8 @@ impl Sender {
                     .post(url)
                     .set("Content-Type", "application/json");
                 if let Some(secret) = secret {
-                    request = request.set(
-                        "X-Piarchive-Signature",
-                        &signature(secret, body.as_bytes()),
-                    );
+                    request =
+                        request.set("X-Piarchive-Signature", &signature(secret, body.as_bytes()));
                 }
                 answer(request.send_string(&body), url)
             }
@@ -135,10 +133,7 @@ impl Sender {
                 if let Some(token) = token {
                     request = request.set("Authorization", &format!("Bearer {token}"));
                 }
-                answer(
-                    request.send_string(&text(notice, &self.appliance)),
-                    url,
-                )
+                answer(request.send_string(&text(notice, &self.appliance)), url)
             }
             Channel::Heartbeat { url } => answer(self.agent()?.get(url).call(), url),
             Channel::Email { .. } => self.mail(channel, notice),
@@ -194,7 +189,10 @@ impl Sender {
             return Err("not an e-mail channel".into());
         };
         let mut message = Message::builder()
-            .from(from.parse().map_err(|_| format!("The sender {from:?} is not an e-mail address."))?)
+            .from(
+                from.parse()
+                    .map_err(|_| format!("The sender {from:?} is not an e-mail address."))?,
+            )
             .subject(format!("[piarchive] {}", header_safe(&notice.title)));
         for to in to {
             message = message.to(to
@@ -225,7 +223,10 @@ impl Sender {
             transport = transport.credentials(Credentials::new(user.clone(), password.clone()));
         }
         match transport.build().send(&message) {
-            Ok(_) => Ok(format!("Mail accepted by {host}:{port} for {}.", to.join(", "))),
+            Ok(_) => Ok(format!(
+                "Mail accepted by {host}:{port} for {}.",
+                to.join(", ")
+            )),
             Err(err) => Err(smtp_sentence(&err, host, *port)),
         }
     }
@@ -234,11 +235,15 @@ impl Sender {
 /// A sentence for an SMTP failure; never the password.
 fn smtp_sentence(err: &lettre::transport::smtp::Error, host: &str, port: u16) -> String {
     let at = format!("{host}:{port}");
-    if err.is_tls() {
+    let text = err.to_string().to_lowercase();
+    if err.is_tls() || text.contains("certificate") || text.contains("handshake") {
         return format!("The TLS connection to the mail server {at} failed (is its certificate valid for {host}, and is the security setting right?): {err}.");
     }
     if err.is_timeout() {
-        return format!("The mail server {at} did not answer within {} seconds.", DEADLINE.as_secs());
+        return format!(
+            "The mail server {at} did not answer within {} seconds.",
+            DEADLINE.as_secs()
+        );
     }
     if let Some(code) = err.status() {
         let code = code.to_string();
@@ -258,9 +263,13 @@ fn answer(result: Result<ureq::Response, ureq::Error>, url: &str) -> Result<Stri
     let shown = shown_url(url);
     match result {
         Ok(response) => Ok(format!("{shown} answered {}.", response.status())),
-        Err(ureq::Error::Status(code, _)) => {
-            Err(format!("{shown} answered HTTP {code} instead of accepting the notice."))
-        }
+        Err(ureq::Error::Status(code, _)) => Err(format!(
+            "{shown} answered HTTP {code} instead of accepting the notice."
+        )),
+        Err(ureq::Error::Transport(transport)) if looks_like_tls(&transport) => Err(format!(
+            "The TLS connection to {shown} failed (certificate or protocol): {}.",
+            sanitize_error(&transport.to_string(), url)
+        )),
         Err(ureq::Error::Transport(transport)) => Err(match transport.kind() {
             ureq::ErrorKind::Dns => format!("The host of {shown} was not found (DNS)."),
             ureq::ErrorKind::ConnectionFailed => {
@@ -270,16 +279,27 @@ fn answer(result: Result<ureq::Response, ureq::Error>, url: &str) -> Result<Stri
                 "{shown} did not answer within {} seconds.",
                 DEADLINE.as_secs()
             ),
-            _ => {
-                let text = transport.to_string();
-                if text.contains("certificate") || text.to_lowercase().contains("tls") {
-                    format!("The TLS connection to {shown} failed (certificate or protocol): {}.", sanitize_error(&text, url))
-                } else {
-                    format!("{shown} could not be reached: {}.", sanitize_error(&text, url))
-                }
-            }
+            _ => format!(
+                "{shown} could not be reached: {}.",
+                sanitize_error(&transport.to_string(), url)
+            ),
         }),
     }
+}
+
+/// A TLS failure (an untrusted certificate, a server that speaks no TLS),
+/// whatever kind ureq files it under.
+fn looks_like_tls(transport: &ureq::Transport) -> bool {
+    let mut text = transport.to_string();
+    let mut source = std::error::Error::source(transport);
+    while let Some(err) = source {
+        text.push_str(&err.to_string());
+        source = err.source();
+    }
+    let text = text.to_lowercase();
+    ["certificate", "handshake", "tls", "corrupt message"]
+        .iter()
+        .any(|word| text.contains(word))
 }
 
 fn is_timeout(transport: &ureq::Transport) -> bool {

@@ -67,8 +67,7 @@ pub fn send_test(sender: &Sender, settings: &NotifySettings) -> Vec<TestResult> 
         event: "test".into(),
         severity: "info".into(),
         title: "Test from piarchive".into(),
-        message: "This is a test: notifications from your backup appliance reach you here."
-            .into(),
+        message: "This is a test: notifications from your backup appliance reach you here.".into(),
         detail: "sent from the Notifications page".into(),
         at: now(),
         resolved: false,
@@ -184,7 +183,9 @@ impl Worker {
     fn tick(&mut self) {
         let settings = match NotifySettings::load(&self.store) {
             Ok(settings) => settings,
-            Err(err) => return self.warn(&format!("Notifications cannot read their settings: {err}")),
+            Err(err) => {
+                return self.warn(&format!("Notifications cannot read their settings: {err}"))
+            }
         };
         let now = now();
         let seen = (self.observer)(now);
@@ -205,11 +206,8 @@ impl Worker {
         now: i64,
     ) -> Result<bool, crate::store::StoreError> {
         let mut tracker = queue::load_tracker(&self.store)?;
-        let present = problems::problems(
-            seen,
-            now,
-            settings.remote_unreachable_after_seconds as i64,
-        );
+        let present =
+            problems::problems(seen, now, settings.remote_unreachable_after_seconds as i64);
         let before = tracker.clone();
         let notices = tracker.step(now, present, &problems::unknown(seen));
         if tracker != before {
@@ -221,10 +219,19 @@ impl Worker {
                 .collect();
             queue::commit(&self.store, &tracker, &notices, &keys)?;
             for notice in &notices {
-                let what = if notice.resolved { "Resolved" } else { "Problem" };
+                let what = if notice.resolved {
+                    "Resolved"
+                } else {
+                    "Problem"
+                };
                 self.log.info(
                     "notify",
-                    &format!("{what}: {} ({}); notifying {} channel(s).", notice.title, notice.event, keys.len()),
+                    &format!(
+                        "{what}: {} ({}); notifying {} channel(s).",
+                        notice.title,
+                        notice.event,
+                        keys.len()
+                    ),
                     Default::default(),
                 );
             }
@@ -286,7 +293,11 @@ impl Worker {
                 if self.failing.remove(key).is_some() {
                     self.log.info(
                         "notify",
-                        &format!("The {} channel {} works again.", channel.kind(), channels::shown_url(&channel.target())),
+                        &format!(
+                            "The {} channel {} works again.",
+                            channel.kind(),
+                            channels::shown_url(&channel.target())
+                        ),
                         Default::default(),
                     );
                 }
@@ -340,7 +351,11 @@ impl Worker {
             if let Err(sentence) = self.sender.send(channel, &ping) {
                 all_ok = false;
                 if !self.heartbeat_failing {
-                    self.log.warn("notify", &format!("The heartbeat failed: {sentence}"), Default::default());
+                    self.log.warn(
+                        "notify",
+                        &format!("The heartbeat failed: {sentence}"),
+                        Default::default(),
+                    );
                 }
             }
         }

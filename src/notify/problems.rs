@@ -134,10 +134,21 @@ pub fn problems(seen: &Observation, now: i64, remote_after: i64) -> Vec<Problem>
             "The appliance's disk is nearly full, so new uploads may be refused. Free some space (uncache or delete archives) or use a bigger disk.".into(),
             format!("{free} bytes free, {needed} bytes kept in reserve"));
     }
-    if let Some(since) = seen.waiting_since.filter(|s| now - s >= STALLED_AFTER_SECONDS) {
-        add("backup_stalled".into(), "backup_stalled", "warning", "Backups have not moved for a day",
-            format!("Files are waiting to be backed up but nothing was uploaded for {}.", hours(now - since)),
-            "no part uploaded while archives wait".into());
+    if let Some(since) = seen
+        .waiting_since
+        .filter(|s| now - s >= STALLED_AFTER_SECONDS)
+    {
+        add(
+            "backup_stalled".into(),
+            "backup_stalled",
+            "warning",
+            "Backups have not moved for a day",
+            format!(
+                "Files are waiting to be backed up but nothing was uploaded for {}.",
+                hours(now - since)
+            ),
+            "no part uploaded while archives wait".into(),
+        );
     }
     if let Some(since) = seen
         .window_closed_since
@@ -254,7 +265,10 @@ impl Tracker {
         }
         // Forget what ended long enough ago to no longer count as flapping.
         self.problems.retain(|_, entry| {
-            entry.active || entry.resolved_at.is_some_and(|at| now - at < FLAP_QUIET_SECONDS)
+            entry.active
+                || entry
+                    .resolved_at
+                    .is_some_and(|at| now - at < FLAP_QUIET_SECONDS)
         });
         notices
     }
@@ -336,7 +350,10 @@ mod tests {
         ];
         assert_eq!(
             run(&steps, 60),
-            ["60 remote_unreachable start", "501 remote_unreachable resolved"]
+            [
+                "60 remote_unreachable start",
+                "501 remote_unreachable resolved"
+            ]
         );
     }
 
@@ -346,13 +363,24 @@ mod tests {
             remote_unknown: true,
             ..Observation::default()
         };
-        let steps = [(0, outage()), (60, outage()), (70, unknown.clone()), (80, unknown), (90, outage())];
+        let steps = [
+            (0, outage()),
+            (60, outage()),
+            (70, unknown.clone()),
+            (80, unknown),
+            (90, outage()),
+        ];
         assert_eq!(run(&steps, 60), ["60 remote_unreachable start"]);
     }
 
     #[test]
     fn a_short_outage_says_nothing() {
-        let steps = [(0, outage()), (30, Observation::default()), (31, outage()), (80, outage())];
+        let steps = [
+            (0, outage()),
+            (30, Observation::default()),
+            (31, outage()),
+            (80, outage()),
+        ];
         assert_eq!(run(&steps, 60), Vec::<String>::new());
     }
 
@@ -432,7 +460,11 @@ mod tests {
         assert_eq!(events(86_400), ["backup_stalled", "upload_window_closed"]);
         assert_eq!(
             events(7 * 86_400),
-            ["backup_stalled", "upload_window_closed", "passphrase_unconfirmed"]
+            [
+                "backup_stalled",
+                "upload_window_closed",
+                "passphrase_unconfirmed"
+            ]
         );
     }
 }

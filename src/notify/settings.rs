@@ -120,9 +120,9 @@ impl Channel {
     /// Where notices go, for pages and the log (no secret in it).
     pub fn target(&self) -> String {
         match self {
-            Channel::Webhook { url, .. } | Channel::Ntfy { url, .. } | Channel::Heartbeat { url } => {
-                url.clone()
-            }
+            Channel::Webhook { url, .. }
+            | Channel::Ntfy { url, .. }
+            | Channel::Heartbeat { url } => url.clone(),
             Channel::Email { to, host, .. } => format!("{} via {host}", to.join(", ")),
         }
     }
@@ -132,7 +132,11 @@ impl Channel {
     pub fn key(&self) -> String {
         let what = match self {
             Channel::Email {
-                host, port, from, to, ..
+                host,
+                port,
+                from,
+                to,
+                ..
             } => format!("email\n{host}\n{port}\n{from}\n{}", to.join(",")),
             other => format!("{}\n{}", other.kind(), other.target()),
         };
@@ -253,8 +257,12 @@ impl NotifySettings {
         }
         if !(1..=30 * 86_400).contains(&self.remote_unreachable_after_seconds) {
             return Err(invalid(
-                "remote_unreachable_after_seconds must be between 1 and 2592000 (30 days)."
-                    .into(),
+                "remote_unreachable_after_seconds must be between 1 and 2592000 (30 days).".into(),
+            ));
+        }
+        if self.digest == DigestSetting::Weekly {
+            return Err(invalid(
+                "The weekly digest is not available yet; set \"digest\" to \"off\".".into(),
             ));
         }
         for channel in &self.channels {
@@ -351,8 +359,10 @@ mod tests {
     #[test]
     fn email_addresses_and_hosts_are_checked() {
         let mail = |from: &str, host: &str| {
-            settings(serde_json::json!([{"kind": "email", "host": host, "port": 25,
-                "security": "none", "from": from, "to": ["a@example.com"]}]))
+            settings(
+                serde_json::json!([{"kind": "email", "host": host, "port": 25,
+                "security": "none", "from": from, "to": ["a@example.com"]}]),
+            )
         };
         assert!(mail("box@example.com", "smtp.example.com").is_ok());
         assert!(mail("Piarchive <box@example.com>", "smtp.example.com").is_ok());
@@ -390,6 +400,8 @@ mod tests {
         ]))
         .unwrap()
         .keeping_secrets(&stored);
-        assert!(matches!(&changed.channels[0], Channel::Webhook { secret: Some(s), .. } if s == "new"));
+        assert!(
+            matches!(&changed.channels[0], Channel::Webhook { secret: Some(s), .. } if s == "new")
+        );
     }
 }

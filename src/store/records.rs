@@ -282,4 +282,3 @@ pub struct NoticeRecord {
     /// Why the last attempt failed.
     pub last_error: Option<String>,
 }
-

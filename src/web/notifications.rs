@@ -206,7 +206,13 @@ fn channel_form(caller: &Caller, index: Option<usize>, channel: &Channel) -> mau
         Some(index) => format!("/admin/notifications/channel/{index}"),
         None => "/admin/notifications/channel/new".to_string(),
     };
-    let keep = |set: bool| if set { "(saved; leave empty to keep it)" } else { "" };
+    let keep = |set: bool| {
+        if set {
+            "(saved; leave empty to keep it)"
+        } else {
+            ""
+        }
+    };
     html! {
         form.card.channel method="post" action=(action) data-kind=(channel.kind()) {
             (csrf_field(caller))
@@ -247,7 +253,11 @@ fn channel_form(caller: &Caller, index: Option<usize>, channel: &Channel) -> mau
 
 /// A channel from the page's form fields.
 fn channel_from_form(form: &HashMap<String, String>) -> Result<Channel, String> {
-    let field = |name: &str| form.get(name).map(|v| v.trim().to_string()).unwrap_or_default();
+    let field = |name: &str| {
+        form.get(name)
+            .map(|v| v.trim().to_string())
+            .unwrap_or_default()
+    };
     let optional = |name: &str| Some(field(name)).filter(|v| !v.is_empty());
     Ok(match field("kind").as_str() {
         "ntfy" => Channel::Ntfy {
@@ -371,11 +381,9 @@ fn observer(app: Arc<App>) -> Observer {
         };
         let window_open = settings.upload_window.as_ref().is_none_or(|window| {
             match (parse_hh_mm(&window.start), parse_hh_mm(&window.end)) {
-                (Some(start), Some(end)) => crate::engine::in_window(
-                    start,
-                    end,
-                    (now.rem_euclid(86_400) / 60) as u32,
-                ),
+                (Some(start), Some(end)) => {
+                    crate::engine::in_window(start, end, (now.rem_euclid(86_400) / 60) as u32)
+                }
                 _ => true,
             }
         });
