@@ -15,7 +15,8 @@
 //! - [`recovery`]: rebuilds the appliance from its bucket and the recovery passphrase.
 //! - [`admin`]: sandboxed Rhai admin scripts and the built-in examples.
 //! - [`device`]: status model, LED patterns, display frames, board profiles, GPIO/I2C.
-//! - [`web`]: HTTP server, JSON API and pages.
+//! - [`ops`]: each thing a user or admin can do, once (log line, events, engine wake-up).
+//! - [`web`]: HTTP server, JSON API and pages: thin adapters over `ops`.
 //! - [`ids`]: random ids and tokens, the wall clock.
 //! - [`date`]: Unix seconds to UTC calendar dates and back (pure).
 //! - [`units`]: byte counts as text for people (binary units).
@@ -42,6 +43,7 @@ pub mod limits;
 pub mod mdns;
 pub mod metrics;
 pub mod notify;
+pub mod ops;
 pub mod recovery;
 pub mod remote;
 pub mod repo;

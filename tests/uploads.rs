@@ -350,3 +350,44 @@ print(uploader.url)
     assert_eq!(list[0]["filename"], "from tuspy.bin");
     assert_eq!(list[0]["sha256"], sha256_hex(&data));
 }
+
+/// The upload page's scripts (tus.min.js is 87 KB) carry an ETag: a browser
+/// that has them asks again with `If-None-Match` and gets a 304 without a
+/// body; a changed or unknown tag gets the file.
+#[test]
+fn static_files_are_revalidated_with_an_etag_instead_of_sent_again() {
+    let server = TestServer::start();
+    let client = server.client();
+    let first = client.get("/static/tus.min.js");
+    assert_eq!(first.status, 200);
+    assert!(first.body.len() > 50_000, "{}", first.body.len());
+    let etag = first.header("ETag").expect("an ETag").to_string();
+    assert!(etag.starts_with('"') && etag.ends_with('"'), "{etag}");
+    assert_eq!(first.header("Cache-Control"), Some("no-cache"));
+
+    let again = client.request(
+        "GET",
+        "/static/tus.min.js",
+        &[("If-None-Match", &etag)],
+        None,
+    );
+    assert_eq!(again.status, 304);
+    assert!(again.body.is_empty(), "{} bytes", again.body.len());
+    assert_eq!(again.header("ETag"), Some(etag.as_str()));
+
+    let other = client.request(
+        "GET",
+        "/static/tus.min.js",
+        &[("If-None-Match", "\"old\"")],
+        None,
+    );
+    assert_eq!(other.status, 200);
+    assert_eq!(other.body, first.body);
+    let css = client.get("/static/app.css");
+    assert_ne!(
+        css.header("ETag"),
+        Some(etag.as_str()),
+        "each file its own tag"
+    );
+    assert_eq!(client.get("/static/no-such.js").status, 404);
+}

@@ -18,7 +18,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::log::Subject;
-use super::saved_scripts::{self, summary_of, ScriptsError};
+use super::saved_scripts::{self, summary_of, ScriptsError, SAVED_RUN_TIMEOUT};
 use super::script::{self, CancelToken, Limits};
 use super::Admin;
 use crate::ids;
@@ -35,24 +35,9 @@ const WEEKLY_VERIFICATION_SEEDED_KEY: &[u8] = b"builtin_verify_deployment_seeded
 /// How often the built-in verification runs: weekly.
 pub const WEEKLY_VERIFICATION_INTERVAL_SECONDS: u64 = 7 * 86_400;
 
-/// The longest a saved script may run, by "Run now" or as a deployment.
-/// `verify` of a big archive takes minutes over a home uplink and a weekly
-/// check of a full disk hours, so the 5 s of [`Limits::default`] (kept for
-/// the develop page's test runs of unsaved source) would stop it after the
-/// first archive. The operations and memory limits stay as they are.
-pub const SAVED_RUN_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
-
-/// The limits of a "Run now" of a saved script.
-pub fn saved_run_limits() -> Limits {
-    Limits {
-        timeout: SAVED_RUN_TIMEOUT,
-        ..Limits::default()
-    }
-}
-
 /// The limits of a deployment's run: it may last until the next run is due
 /// (its interval), at least the default 5 s and at most
-/// [`SAVED_RUN_TIMEOUT`].
+/// [`SAVED_RUN_TIMEOUT`](saved_scripts::SAVED_RUN_TIMEOUT).
 pub fn deployment_limits(interval_seconds: u64) -> Limits {
     let default = Limits::default();
     Limits {
@@ -443,7 +428,7 @@ mod tests {
             assert_eq!(limits.timeout, expected, "every {interval} s");
             assert_eq!(limits.max_operations, Limits::default().max_operations);
         }
-        assert_eq!(saved_run_limits().timeout, SAVED_RUN_TIMEOUT);
+        assert_eq!(saved_scripts::saved_run_limits().timeout, SAVED_RUN_TIMEOUT);
     }
 
     #[test]

@@ -1,43 +1,42 @@
 //! Administration: the sandboxed script engine, the built-in scripts, saved
-//! scripts, deployments (scripts on a schedule), the system log, and the
-//! script host over the appliance's data.
+//! scripts, deployments (scripts on a schedule) and the system log.
 //!
-//! [`Admin`] holds them together; the web layer reaches it as `App::admin`.
-//! Must not touch: HTTP. The remote actions of scripts reach the transfer
-//! engine only through [`host::ArchiveActions`], plugged in with
-//! [`Admin::set_archive_actions`].
+//! [`Admin`] holds them together; operations reach it as `App::admin`.
+//! Must not touch: HTTP, the engine. What a script sees of the appliance
+//! is the [`script::ScriptHost`] that the [`HostMaker`] handed to
+//! [`Admin::open`] makes for each run (`ops::script_host`).
 
 pub mod builtin;
 pub mod deployments;
-pub mod host;
 pub mod log;
 pub mod saved_scripts;
 pub mod script;
 
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use crate::store::Store;
 
+/// Makes the host of one script run from its log source
+/// (`script:<name>`) and the admin who started it.
+pub type HostMaker = Box<dyn Fn(&str, Option<&str>) -> Arc<dyn script::ScriptHost> + Send + Sync>;
+
 pub struct Admin {
     store: Store,
-    data_dir: PathBuf,
     pub log: Arc<log::SystemLog>,
-    actions: host::ActionsSlot,
+    hosts: HostMaker,
     scheduler: deployments::Scheduler,
 }
 
 impl Admin {
     /// Opens the admin state, seeds the built-in scripts and the weekly
     /// verification deployment on first start.
-    pub fn open(store: Store, data_dir: &Path) -> Result<Admin, saved_scripts::ScriptsError> {
+    pub fn open(store: Store, hosts: HostMaker) -> Result<Admin, saved_scripts::ScriptsError> {
         saved_scripts::seed_builtins(&store)?;
         let weekly = deployments::seed_weekly_verification(&store)?;
         let admin = Admin {
             log: Arc::new(log::SystemLog::new(store.clone())),
             store,
-            data_dir: data_dir.to_path_buf(),
-            actions: Arc::new(RwLock::new(None)),
+            hosts,
             scheduler: deployments::Scheduler::default(),
         };
         if let Some(deployment) = weekly {
@@ -56,10 +55,9 @@ impl Admin {
         Ok(admin)
     }
 
-    /// Plugs in the transfer engine for `uncache`, `cache`, `verify` and
-    /// `retry_failed` (until then they throw a sentence saying so).
-    pub fn set_archive_actions(&self, actions: Arc<dyn host::ArchiveActions>) {
-        *self.actions.write().unwrap_or_else(|e| e.into_inner()) = Some(actions);
+    /// A host for one run, logging as `script:<name>`.
+    pub fn host(&self, script_name: &str, user_id: Option<&str>) -> Arc<dyn script::ScriptHost> {
+        (self.hosts)(&format!("script:{script_name}"), user_id)
     }
 
     pub fn store(&self) -> &Store {

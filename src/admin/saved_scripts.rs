@@ -5,11 +5,10 @@
 //! not touch: HTTP. A run happens on the script engine's own thread with no
 //! lock or transaction held; its summary is stored afterwards.
 
-use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::host::AppHost;
 use super::log::Subject;
 use super::script::{self, CancelToken, Limits, RunResult};
 use super::Admin;
@@ -195,6 +194,21 @@ pub fn record_run(
     })
 }
 
+/// The longest a saved script may run, by "Run now" or as a deployment.
+/// `verify` of a big archive takes minutes over a home uplink and a weekly
+/// check of a full disk hours, so the 5 s of [`Limits::default`] (kept for
+/// the develop page's test runs of unsaved source) would stop it after the
+/// first archive. The operations and memory limits stay as they are.
+pub const SAVED_RUN_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+
+/// The limits of a "Run now" of a saved script.
+pub fn saved_run_limits() -> Limits {
+    Limits {
+        timeout: SAVED_RUN_TIMEOUT,
+        ..Limits::default()
+    }
+}
+
 /// Adds the built-in scripts once, on the first start; an admin who deletes
 /// them does not get them back.
 pub fn seed_builtins(store: &Store) -> Result<(), ScriptsError> {
@@ -226,18 +240,6 @@ pub fn seed_builtins(store: &Store) -> Result<(), ScriptsError> {
 }
 
 impl Admin {
-    /// A host for one run, logging as `script:<name>`.
-    pub fn host(&self, script_name: &str, user_id: Option<&str>) -> Arc<AppHost> {
-        Arc::new(AppHost::new(
-            self.store.clone(),
-            self.data_dir.clone(),
-            self.log.clone(),
-            self.actions.clone(),
-            format!("script:{script_name}"),
-            user_id.map(str::to_string),
-        ))
-    }
-
     /// Runs source that is not saved (the develop page's "Test run").
     pub fn run_source(&self, source: &str, user_id: &str) -> RunResult {
         let result = script::run(
@@ -257,7 +259,7 @@ impl Admin {
         let result = script::run(
             &record.source,
             self.host(&record.name, Some(user_id)),
-            &super::deployments::saved_run_limits(),
+            &saved_run_limits(),
             &CancelToken::new(),
         );
         record_run(&self.store, script_id, &summary_of(started_at, &result))?;

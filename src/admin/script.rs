@@ -66,7 +66,7 @@ pub struct ArchiveView {
 }
 
 /// Appliance-wide figures for `stats()`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stats {
     /// Bytes of the data disk.
     pub disk_total: u64,

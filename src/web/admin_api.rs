@@ -2,22 +2,21 @@
 //! system log and its live tail (Server-Sent Events). Every route answers
 //! 403 to members; state changes made with the cookie need the CSRF token.
 
-use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::RecvTimeoutError;
 use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tiny_http::Method;
 
 use super::auth::{api_caller, require_admin};
 use super::http::{ApiError, Req, Resp};
-use super::App;
 use crate::accounts::Caller;
 use crate::admin::deployments::{self, NewDeployment};
 use crate::admin::log::{LogError, LogLevel, LogQuery, LogSettings, MAX_QUERY_LIMIT};
 use crate::admin::saved_scripts::{self, ScriptDraft, ScriptsError};
+use crate::app::state::App;
+use crate::ops;
 use crate::store::records::{DeploymentRecord, RunSummary, ScriptRecord};
 
 type Answer = Result<Resp, ApiError>;
@@ -96,61 +95,8 @@ pub fn admin_caller(app: &App, req: &Req) -> Result<Caller, ApiError> {
     Ok(caller)
 }
 
-/// Routes `/api/v1/admin/{scripts,deployments,log}...`; `rest` is the path
-/// after `/api/v1/admin/`.
-pub fn route(app: &App, req: &mut Req, method: &Method, rest: &[&str]) -> Answer {
-    let caller = admin_caller(app, req)?;
-    use Method::*;
-    match (method, rest) {
-        (Get, ["scripts"]) => list_scripts(app),
-        (Post, ["scripts"]) => create_script(app, req, &caller),
-        (Post, ["scripts", "run"]) => run_source(app, req, &caller),
-        (Get, ["scripts", id]) => Ok(Resp::json(
-            200,
-            &script_json(&saved_scripts::get(app.admin.store(), id)?),
-        )),
-        (Put, ["scripts", id]) => update_script(app, req, &caller, id),
-        (Delete, ["scripts", id]) => delete_script(app, &caller, id),
-        (Post, ["scripts", id, "run"]) => {
-            let result = app.admin.run_saved(id, &caller.user.id)?;
-            Ok(Resp::json(200, &result))
-        }
-        (Get, ["deployments"]) => list_deployments(app),
-        (Post, ["deployments"]) => {
-            let new: NewDeployment = req.json()?;
-            let deployment = app.admin.create_deployment(&new, &caller.user.id)?;
-            let name = saved_scripts::get(app.admin.store(), &deployment.script_id)
-                .ok()
-                .map(|s| s.name);
-            Ok(Resp::json(
-                201,
-                &deployment_json(app, &deployment, name.as_deref()),
-            ))
-        }
-        (Delete, ["deployments", id]) => {
-            app.admin.terminate_deployment(id, &caller.user.id)?;
-            Ok(Resp::new(204))
-        }
-        (Get, ["log"]) => query_log(app, req),
-        (Get, ["log", "settings"]) => Ok(Resp::json(200, &app.admin.log.settings()?)),
-        (Put, ["log", "settings"]) => {
-            let settings: LogSettings = req.json()?;
-            app.admin.log.save_settings(&settings)?;
-            app.admin.log.info(
-                "settings",
-                &format!(
-                    "{} set the log to keep {} entries for {} days.",
-                    caller.user.username, settings.max_entries, settings.max_age_days
-                ),
-                crate::admin::log::Subject::user(&caller.user.id),
-            );
-            Ok(Resp::json(200, &settings))
-        }
-        _ => Err(ApiError::not_found()),
-    }
-}
-
-fn list_scripts(app: &App) -> Answer {
+pub fn list_scripts(app: &App, req: &mut Req) -> Answer {
+    admin_caller(app, req)?;
     let scripts: Vec<Value> = saved_scripts::list(app.admin.store())?
         .iter()
         .map(script_json)
@@ -158,46 +104,75 @@ fn list_scripts(app: &App) -> Answer {
     Ok(Resp::json(200, &scripts))
 }
 
-fn create_script(app: &App, req: &mut Req, caller: &Caller) -> Answer {
+pub fn get_script(app: &App, req: &mut Req, script_id: &str) -> Answer {
+    admin_caller(app, req)?;
+    let script = saved_scripts::get(app.admin.store(), script_id)?;
+    Ok(Resp::json(200, &script_json(&script)))
+}
+
+pub fn create_script(app: &App, req: &mut Req) -> Answer {
+    let caller = admin_caller(app, req)?;
     let draft: ScriptDraft = req.json()?;
-    let script = saved_scripts::create(app.admin.store(), &draft)?;
-    app.admin.log.info(
-        "scripts",
-        &format!(
-            "{} saved a new script {:?}.",
-            caller.user.username, script.name
-        ),
-        crate::admin::log::Subject::user(&caller.user.id),
-    );
+    let script = ops::scripts::create(app, &caller, &draft)?;
     Ok(Resp::json(201, &script_json(&script))
         .header("Location", format!("/api/v1/admin/scripts/{}", script.id)))
 }
 
-fn update_script(app: &App, req: &mut Req, caller: &Caller, script_id: &str) -> Answer {
+pub fn update_script(app: &App, req: &mut Req, script_id: &str) -> Answer {
+    let caller = admin_caller(app, req)?;
     let draft: ScriptDraft = req.json()?;
-    let script = saved_scripts::update(app.admin.store(), script_id, &draft)?;
-    app.admin.log.info(
-        "scripts",
-        &format!(
-            "{} saved the script {:?}.",
-            caller.user.username, script.name
-        ),
-        crate::admin::log::Subject::user(&caller.user.id),
-    );
+    let script = ops::scripts::update(app, &caller, script_id, &draft)?;
     Ok(Resp::json(200, &script_json(&script)))
 }
 
-fn delete_script(app: &App, caller: &Caller, script_id: &str) -> Answer {
-    let script = saved_scripts::delete(app.admin.store(), script_id)?;
-    app.admin.log.info(
-        "scripts",
-        &format!(
-            "{} deleted the script {:?}.",
-            caller.user.username, script.name
-        ),
-        crate::admin::log::Subject::user(&caller.user.id),
-    );
+pub fn delete_script(app: &App, req: &mut Req, script_id: &str) -> Answer {
+    let caller = admin_caller(app, req)?;
+    ops::scripts::delete(app, &caller, script_id)?;
     Ok(Resp::new(204))
+}
+
+pub fn run_script(app: &App, req: &mut Req, script_id: &str) -> Answer {
+    let caller = admin_caller(app, req)?;
+    let result = app.admin.run_saved(script_id, &caller.user.id)?;
+    Ok(Resp::json(200, &result))
+}
+
+pub fn create_deployment(app: &App, req: &mut Req) -> Answer {
+    let caller = admin_caller(app, req)?;
+    let new: NewDeployment = req.json()?;
+    let deployment = app.admin.create_deployment(&new, &caller.user.id)?;
+    let name = saved_scripts::get(app.admin.store(), &deployment.script_id)
+        .ok()
+        .map(|s| s.name);
+    Ok(Resp::json(
+        201,
+        &deployment_json(app, &deployment, name.as_deref()),
+    ))
+}
+
+pub fn delete_deployment(app: &App, req: &mut Req, deployment_id: &str) -> Answer {
+    let caller = admin_caller(app, req)?;
+    app.admin
+        .terminate_deployment(deployment_id, &caller.user.id)?;
+    Ok(Resp::new(204))
+}
+
+pub fn get_log_settings(app: &App, req: &mut Req) -> Answer {
+    admin_caller(app, req)?;
+    Ok(Resp::json(200, &app.admin.log.settings()?))
+}
+
+pub fn put_log_settings(app: &App, req: &mut Req) -> Answer {
+    let caller = admin_caller(app, req)?;
+    let settings: LogSettings = req.json()?;
+    ops::settings::save_log_settings(app, &caller, &settings)?;
+    Ok(Resp::json(200, &settings))
+}
+
+/// Any other path under scripts, deployments or the log: 404 for an admin.
+pub fn not_found(app: &App, req: &mut Req) -> Answer {
+    admin_caller(app, req)?;
+    Err(ApiError::not_found())
 }
 
 #[derive(Deserialize)]
@@ -206,13 +181,15 @@ struct SourceOnly {
     source: String,
 }
 
-fn run_source(app: &App, req: &mut Req, caller: &Caller) -> Answer {
+pub fn run_source(app: &App, req: &mut Req) -> Answer {
+    let caller = admin_caller(app, req)?;
     let body: SourceOnly = req.json()?;
     let result = app.admin.run_source(&body.source, &caller.user.id);
     Ok(Resp::json(200, &result))
 }
 
-fn list_deployments(app: &App) -> Answer {
+pub fn list_deployments(app: &App, req: &mut Req) -> Answer {
+    admin_caller(app, req)?;
     let scripts = saved_scripts::list(app.admin.store())?;
     let list: Vec<Value> = deployments::list(app.admin.store())?
         .iter()
@@ -299,7 +276,8 @@ pub fn parse_time_ms(text: &str) -> Option<i64> {
     crate::date::unix_secs(year, month, day, hour, minute, second).map(|secs| secs * 1000)
 }
 
-fn query_log(app: &App, req: &Req) -> Answer {
+pub fn query_log(app: &App, req: &mut Req) -> Answer {
+    admin_caller(app, req)?;
     let query = log_query_from(&req.query)?;
     let (entries, more) = app.admin.log.query(&query)?;
     let next_before = if more {
@@ -339,20 +317,21 @@ pub fn log_events(app: &App, mut request: tiny_http::Request) {
     let spawned = std::thread::Builder::new()
         .name("log-stream".into())
         .spawn(move || {
-            let mut writer = request.into_writer();
-            let head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nConnection: close\r\nX-Content-Type-Options: nosniff\r\n\r\n: live log\n\n";
-            let mut alive = writer.write_all(head.as_bytes()).and_then(|_| writer.flush()).is_ok();
-            while alive {
-                let chunk = match feed.recv_timeout(KEEPALIVE) {
-                    Ok(entry) => format!(
-                        "event: log\nid: {}\ndata: {}\n\n",
-                        entry.id,
-                        serde_json::to_string(&entry).unwrap_or_default()
-                    ),
-                    Err(RecvTimeoutError::Timeout) => ": keep-alive\n\n".to_string(),
-                    Err(RecvTimeoutError::Disconnected) => break,
-                };
-                alive = writer.write_all(chunk.as_bytes()).and_then(|_| writer.flush()).is_ok();
+            if let Some(mut stream) = super::sse::start(request, ": live log\n\n") {
+                loop {
+                    let chunk = match feed.recv_timeout(KEEPALIVE) {
+                        Ok(entry) => format!(
+                            "event: log\nid: {}\ndata: {}\n\n",
+                            entry.id,
+                            serde_json::to_string(&entry).unwrap_or_default()
+                        ),
+                        Err(RecvTimeoutError::Timeout) => ": keep-alive\n\n".to_string(),
+                        Err(RecvTimeoutError::Disconnected) => break,
+                    };
+                    if !super::sse::send(&mut stream, &chunk) {
+                        break;
+                    }
+                }
             }
             LOG_STREAMS.fetch_sub(1, Ordering::SeqCst);
         });

@@ -6,10 +6,10 @@ use serde_json::{json, Value};
 use super::auth::{self, api_caller, require_admin};
 use super::http::{content_disposition, parse_range, ApiError, RangeRequest, Req, Resp};
 use super::paging;
-use super::App;
 use crate::accounts::Caller;
-use crate::admin::log::Subject;
+use crate::app::state::App;
 use crate::archive::NewUpload;
+use crate::ops;
 use crate::settings::Settings;
 use crate::store::records::{ApiTokenRecord, ArchiveRecord, PartRecord, Role, UserRecord};
 
@@ -92,8 +92,13 @@ pub fn setup(app: &App, req: &mut Req) -> Answer {
             "The recovery passphrase must have at least 12 characters; leave it out to get a generated one.",
         ));
     }
-    app.accounts.setup(&body.username, &body.password)?;
-    let passphrase = create_keys(app, given)?;
+    let passphrase = ops::accounts::setup(
+        app,
+        &body.username,
+        &body.password,
+        given,
+        crate::engine::keys::PassphraseCheck::GivenOnce,
+    )?;
     let mut resp = login_answer(app, req, &body.username, &body.password, 201)?;
     if given.is_none() {
         if let Some(passphrase) = passphrase {
@@ -103,27 +108,6 @@ pub fn setup(app: &App, req: &mut Req) -> Answer {
     Ok(resp)
 }
 
-/// Creates the repository keys under `given` or a generated passphrase;
-/// returns the passphrase used, or `None` when the keys existed already.
-pub fn create_keys(app: &App, given: Option<&str>) -> Result<Option<String>, ApiError> {
-    use crate::engine::keys;
-    if keys::exist(&app.store)? {
-        return Ok(None);
-    }
-    let passphrase = match given {
-        Some(passphrase) => passphrase.to_string(),
-        None => keys::generate_passphrase().map_err(ApiError::internal)?,
-    };
-    keys::create(&app.store, &passphrase).map_err(ApiError::internal)?;
-    let check = match given {
-        Some(_) => keys::PassphraseCheck::GivenOnce,
-        None => keys::PassphraseCheck::NotTypedBack,
-    };
-    keys::set_passphrase_check(&app.store, check)?;
-    app.engine.wake();
-    Ok(Some(passphrase))
-}
-
 pub fn login(app: &App, req: &mut Req) -> Answer {
     auth::refuse_cross_site(req)?;
     let body: Credentials = req.json()?;
@@ -131,12 +115,7 @@ pub fn login(app: &App, req: &mut Req) -> Answer {
 }
 
 fn login_answer(app: &App, req: &Req, username: &str, password: &str, status: u16) -> Answer {
-    let session = log_login(
-        app,
-        req,
-        username,
-        app.accounts.login(username, password, &req.remote_addr),
-    )?;
+    let session = ops::accounts::login(app, username, password, &req.remote_addr)?;
     let max_age = app.config.session_ttl.as_secs() as i64;
     Ok(Resp::json(
         status,
@@ -154,31 +133,6 @@ pub fn logout(app: &App, req: &mut Req) -> Answer {
         app.accounts.logout(&token)?;
     }
     Ok(Resp::new(204).header("Set-Cookie", auth::clear_session_cookie()))
-}
-
-/// Writes a login's outcome to the system log and hands it back.
-pub fn log_login<T>(
-    app: &App,
-    req: &Req,
-    username: &str,
-    outcome: Result<T, crate::accounts::AccountError>,
-) -> Result<T, crate::accounts::AccountError> {
-    match &outcome {
-        Ok(_) => app.admin.log.info(
-            "login",
-            &format!("{username} logged in from {}.", req.remote_addr),
-            Subject::default(),
-        ),
-        Err(err) => app.admin.log.warn(
-            "login",
-            &format!(
-                "Login as {username:?} from {} failed: {err}",
-                req.remote_addr
-            ),
-            Subject::default(),
-        ),
-    }
-    outcome
 }
 
 #[derive(Deserialize)]
@@ -200,24 +154,13 @@ pub fn create_user(app: &App, req: &mut Req) -> Answer {
     };
     let body: NewUser = req.json()?;
     let user = match caller {
-        Some(caller) if caller.is_admin() => {
-            let user = app.accounts.create_user(
-                &body.username,
-                &body.password,
-                body.role.unwrap_or(Role::Member),
-            )?;
-            app.admin.log.info(
-                "users",
-                &format!(
-                    "{} created the {} {}.",
-                    caller.user.username,
-                    user.role.as_str(),
-                    user.username
-                ),
-                Subject::user(&caller.user.id),
-            );
-            user
-        }
+        Some(caller) if caller.is_admin() => ops::accounts::create_user(
+            app,
+            &caller,
+            &body.username,
+            &body.password,
+            body.role.unwrap_or(Role::Member),
+        )?,
         _ => {
             if body.role == Some(Role::Admin) {
                 return Err(ApiError::forbidden("Only an admin may create admins."));
@@ -347,37 +290,9 @@ pub fn put_archive(app: &App, req: &mut Req) -> Answer {
         length,
     };
     let archive = app.archives.ingest_whole(new, req.body())?;
-    log_upload(app, &caller.user.username, &archive);
+    ops::archives::uploaded(app, &caller.user.username, &archive);
     Ok(Resp::json(201, &archive_json(&archive))
         .header("Location", format!("/api/v1/archives/{}", archive.id)))
-}
-
-/// Tells the owner's open pages (Server-Sent Events) about an archive that
-/// appeared, was renamed or is being deleted; the engine tells them about
-/// its own changes.
-pub fn announce(app: &App, archive: &ArchiveRecord) {
-    app.engine.events().archive(archive);
-}
-
-/// Announces a deleted archive (now `deleting`) to its owner's open pages.
-pub fn announce_deleted(app: &App, owner_id: &str, archive_id: &str) {
-    if let Ok(archive) = app.archives.owned(owner_id, archive_id) {
-        announce(app, &archive);
-    }
-}
-
-/// Writes a completed upload to the system log and shows it on the owner's
-/// open pages.
-pub fn log_upload(app: &App, username: &str, archive: &ArchiveRecord) {
-    announce(app, archive);
-    app.admin.log.info(
-        "upload",
-        &format!(
-            "{username} uploaded {:?} ({} bytes).",
-            archive.name, archive.size
-        ),
-        Subject::archive(&archive.owner_id, &archive.id),
-    );
 }
 
 pub fn get_archive(app: &App, req: &mut Req, archive_id: &str) -> Answer {
@@ -407,17 +322,13 @@ struct Rename {
 pub fn rename_archive(app: &App, req: &mut Req, archive_id: &str) -> Answer {
     let caller = api_caller(app, req)?;
     let body: Rename = req.json()?;
-    let archive = app
-        .archives
-        .rename(&caller.user.id, archive_id, &body.name)?;
-    announce(app, &archive);
+    let archive = ops::archives::rename(app, &caller.user.id, archive_id, &body.name)?;
     Ok(Resp::json(200, &archive_json(&archive)))
 }
 
 pub fn delete_archive(app: &App, req: &mut Req, archive_id: &str) -> Answer {
     let caller = api_caller(app, req)?;
-    app.archives.delete(&caller.user.id, archive_id)?;
-    announce_deleted(app, &caller.user.id, archive_id);
+    ops::archives::delete(app, &caller.user.id, archive_id)?;
     Ok(Resp::json(
         202,
         &json!({"id": archive_id, "state": "deleting"}),
@@ -426,15 +337,13 @@ pub fn delete_archive(app: &App, req: &mut Req, archive_id: &str) -> Answer {
 
 pub fn uncache_archive(app: &App, req: &mut Req, archive_id: &str) -> Answer {
     let caller = api_caller(app, req)?;
-    let archive = app.archives.request_uncache(&caller.user.id, archive_id)?;
-    app.engine.wake();
+    let archive = ops::archives::uncache(app, &caller.user.id, archive_id)?;
     Ok(Resp::json(202, &archive_json(&archive)))
 }
 
 pub fn cache_archive(app: &App, req: &mut Req, archive_id: &str) -> Answer {
     let caller = api_caller(app, req)?;
-    let archive = app.archives.request_cache(&caller.user.id, archive_id)?;
-    app.engine.wake();
+    let archive = ops::archives::cache(app, &caller.user.id, archive_id)?;
     Ok(Resp::json(202, &archive_json(&archive)))
 }
 
@@ -442,8 +351,7 @@ pub fn cache_archive(app: &App, req: &mut Req, archive_id: &str) -> Answer {
 pub fn get_remote(app: &App, req: &mut Req) -> Answer {
     let caller = api_caller(app, req)?;
     require_admin(&caller)?;
-    let settings = crate::settings::remote::remote_settings(&app.store, &app.config.data_dir)?;
-    let mut body = settings.redacted();
+    let mut body = ops::remote::saved(app)?.redacted();
     body["move"] = move_json(app)?;
     Ok(Resp::json(200, &body))
 }
@@ -521,7 +429,7 @@ pub fn put_remote(app: &App, req: &mut Req) -> Answer {
     let caller = api_caller(app, req)?;
     require_admin(&caller)?;
     let settings = remote_body(req)?;
-    let (saved, plan) = save_remote(app, settings)?;
+    let (saved, plan) = ops::remote::save(app, settings)?;
     let mut body = saved.redacted();
     body["change"] = plan_json(&plan);
     body["move"] = move_json(app)?;
@@ -533,9 +441,8 @@ pub fn put_remote(app: &App, req: &mut Req) -> Answer {
 pub fn plan_remote(app: &App, req: &mut Req) -> Answer {
     let caller = api_caller(app, req)?;
     require_admin(&caller)?;
-    let saved = crate::settings::remote::remote_settings(&app.store, &app.config.data_dir)?;
-    let settings = remote_body(req)?.keep_secret_from(&saved);
-    let plan = app.engine.plan_remote_change(&settings)?;
+    let settings = remote_body(req)?.keep_secret_from(&ops::remote::saved(app)?);
+    let plan = ops::remote::plan(app, &settings)?;
     Ok(Resp::json(200, &plan_json(&plan)))
 }
 
@@ -550,28 +457,11 @@ pub fn plan_json(plan: &crate::engine::remote_move::MovePlan) -> Value {
     })
 }
 
-/// Saves remote settings through the engine (a move if needed) and
-/// updates the same-disk banner.
-pub fn save_remote(
-    app: &App,
-    settings: crate::remote::RemoteSettings,
-) -> Result<
-    (
-        crate::remote::RemoteSettings,
-        crate::engine::remote_move::MovePlan,
-    ),
-    ApiError,
-> {
-    let (saved, plan) = app.engine.change_remote(settings)?;
-    app.on_box_only.follow(&saved, &app.config.data_dir);
-    Ok((saved, plan))
-}
-
 /// A live check of the given settings (or the saved ones, without a body).
 pub fn test_remote(app: &App, req: &mut Req) -> Answer {
     let caller = api_caller(app, req)?;
     require_admin(&caller)?;
-    let saved = crate::settings::remote::remote_settings(&app.store, &app.config.data_dir)?;
+    let saved = ops::remote::saved(app)?;
     let settings = if req.body_length().unwrap_or(0) > 0 {
         remote_body(req)?.keep_secret_from(&saved)
     } else {
@@ -581,19 +471,10 @@ pub fn test_remote(app: &App, req: &mut Req) -> Answer {
 }
 
 /// `{ok, message}` of a live check.
-pub fn check_remote(settings: &crate::remote::RemoteSettings) -> Value {
-    let options = crate::remote::TransferOptions {
-        timeout: std::time::Duration::from_secs(10),
-        max_attempts: 2,
-        base_backoff: std::time::Duration::from_millis(200),
-    };
-    let result = crate::remote::open(settings, &options)
-        .and_then(|remote| crate::remote::check(remote.as_ref()).map(|()| remote.describe()));
-    match result {
-        Ok(place) => {
-            json!({"ok": true, "message": format!("{place} works: an object was written, read back, listed and removed.")})
-        }
-        Err(err) => json!({"ok": false, "message": err.message}),
+fn check_remote(settings: &crate::remote::RemoteSettings) -> Value {
+    match ops::remote::check(settings) {
+        Ok(message) => json!({"ok": true, "message": message}),
+        Err(message) => json!({"ok": false, "message": message}),
     }
 }
 
@@ -644,15 +525,7 @@ pub fn put_settings(app: &App, req: &mut Req) -> Answer {
     let caller = api_caller(app, req)?;
     require_admin(&caller)?;
     let settings: Settings = req.json()?;
-    settings.save(&app.store)?;
-    // A shorter expiry applies at once.
-    app.archives
-        .expire_pending_uploads(settings.pending_upload_expiry())?;
-    app.admin.log.info(
-        "settings",
-        &format!("{} changed the appliance settings.", caller.user.username),
-        Subject::user(&caller.user.id),
-    );
+    ops::settings::save(app, &caller, &settings)?;
     Ok(Resp::json(200, &settings))
 }
 
@@ -683,44 +556,12 @@ pub fn update_user(app: &App, req: &mut Req, user_id: &str) -> Answer {
     require_admin(&caller)?;
     let change: UserChange = req.json()?;
     if let Some(password) = &change.password {
-        let user = app.accounts.reset_password(user_id, password)?;
-        app.admin.log.info(
-            "users",
-            &format!(
-                "{} set a new password for {}; their sessions ended.",
-                caller.user.username, user.username
-            ),
-            Subject::user(&caller.user.id),
-        );
+        let user = ops::accounts::reset_password(app, &caller, user_id, password)?;
         if change.role.is_none() && change.disabled.is_none() {
             return Ok(Resp::json(200, &user_json(&user)));
         }
     }
-    let user = app
-        .accounts
-        .update_user(user_id, change.role, change.disabled)
-        .inspect_err(|err| {
-            app.admin.log.warn(
-                "users",
-                &format!("{} was refused a user change: {err}", caller.user.username),
-                Subject::user(&caller.user.id),
-            )
-        })?;
-    app.admin.log.info(
-        "users",
-        &format!(
-            "{} made {} {}{}.",
-            caller.user.username,
-            user.username,
-            if user.disabled {
-                "a disabled "
-            } else {
-                "an active "
-            },
-            user.role.as_str()
-        ),
-        Subject::user(&caller.user.id),
-    );
+    let user = ops::accounts::update_user(app, &caller, user_id, change.role, change.disabled)?;
     Ok(Resp::json(200, &user_json(&user)))
 }
 

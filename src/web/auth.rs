@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use tiny_http::Method;
 
 use super::http::{ApiError, Req};
-use super::App;
 use crate::accounts::Caller;
+use crate::app::state::App;
 
 pub const SESSION_COOKIE: &str = "piarchive_session";
 

@@ -9,35 +9,37 @@ use std::io::Read;
 
 use maud::html;
 use serde_json::json;
-use tiny_http::Method;
 
 use super::auth::{api_caller, require_admin};
 use super::http::{ApiError, Req, Resp};
 use super::pages::layout::Page;
-use super::App;
 use crate::accounts::Caller;
+use crate::app::state::App;
 use crate::update::{self, ApplyError};
 
 /// How much of a refused upload is read and dropped so that the refusal reaches the
 /// client (a bundle is about 40 MiB).
 const DRAIN_LIMIT: u64 = 512 << 20;
 
-/// `GET` and `POST /api/v1/admin/firmware`.
-pub fn api(app: &App, req: &mut Req, method: &Method) -> Result<Resp, ApiError> {
-    let caller = api_caller(app, req)?;
-    require_admin(&caller)?;
-    match method {
-        Method::Get => Ok(Resp::json(200, &update::status())),
-        Method::Post => post(req),
-        _ => Err(ApiError::new(
-            405,
-            "method_not_allowed",
-            "Use GET or POST here.",
-        )),
-    }
+/// `GET /api/v1/admin/firmware`: the running version and slot, the last update.
+pub fn get(app: &App, req: &mut Req) -> Result<Resp, ApiError> {
+    require_admin(&api_caller(app, req)?)?;
+    Ok(Resp::json(200, &update::status()))
 }
 
-fn post(req: &mut Req) -> Result<Resp, ApiError> {
+/// Any other method on `/api/v1/admin/firmware`.
+pub fn other_method(app: &App, req: &mut Req) -> Result<Resp, ApiError> {
+    require_admin(&api_caller(app, req)?)?;
+    Err(ApiError::new(
+        405,
+        "method_not_allowed",
+        "Use GET or POST here.",
+    ))
+}
+
+/// `POST /api/v1/admin/firmware`: a signed bundle, streamed to the inactive slot.
+pub fn post(app: &App, req: &mut Req) -> Result<Resp, ApiError> {
+    require_admin(&api_caller(app, req)?)?;
     let force = req
         .query
         .get("force")

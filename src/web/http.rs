@@ -365,6 +365,24 @@ impl From<AccountError> for ApiError {
     }
 }
 
+impl From<crate::ops::Error> for ApiError {
+    fn from(err: crate::ops::Error) -> ApiError {
+        use crate::ops::Error;
+        match err {
+            Error::Store(err) => err.into(),
+            Error::Archive(err) => err.into(),
+            Error::Account(err) => err.into(),
+            Error::Settings(err) => err.into(),
+            Error::Tls(err) => err.into(),
+            Error::Scripts(err) => err.into(),
+            Error::Log(err) => err.into(),
+            Error::RemoteChange(err) => err.into(),
+            Error::Notify(err) => err.into(),
+            Error::Internal(message) => ApiError::internal(message),
+        }
+    }
+}
+
 impl From<SettingsError> for ApiError {
     fn from(err: SettingsError) -> ApiError {
         match err {

@@ -9,7 +9,7 @@
 
 use super::admin_api::admin_caller;
 use super::http::{ApiError, Req, Resp};
-use super::App;
+use crate::app::state::App;
 
 /// The content type Prometheus expects for the text format.
 const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";

@@ -12,7 +12,6 @@
 //! pages (`pages/`) only render data handed to them. What runs behind the
 //! handlers is started and stopped by `crate::app`, which hands over [`App`].
 
-pub mod actions;
 pub mod admin_api;
 pub mod api;
 pub mod auth;
@@ -35,67 +34,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use crate::accounts::Accounts;
-use crate::archive::Archives;
-use crate::config::Config;
-use crate::engine::Engine;
-use crate::store::Store;
-
-/// Everything a handler may use. Shared by all handler threads; made by
-/// `crate::app`.
-pub struct App {
-    pub config: Config,
-    pub store: Store,
-    pub accounts: Accounts,
-    pub archives: Arc<Archives>,
-    /// The LEDs and display, once the server knows its address.
-    pub device: std::sync::OnceLock<device::DeviceLink>,
-    /// Saved scripts, deployments, the system log.
-    pub admin: Arc<crate::admin::Admin>,
-    pub engine: Arc<Engine>,
-    /// A restore from a backup started on the setup page.
-    pub restore: crate::recovery::RecoveryTask,
-    /// The HTTPS certificate (served, installed, renewed).
-    pub tls: Arc<crate::tls::Tls>,
-    /// The HTTPS listener's address, once it listens.
-    pub https_addr: std::sync::OnceLock<SocketAddr>,
-    /// Whether the backups go to a folder on the appliance's own disk.
-    pub on_box_only: Arc<OnBoxOnly>,
-    /// mDNS (`piarchive.local`), when a listener is on the LAN.
-    pub mdns: std::sync::OnceLock<crate::mdns::Mdns>,
-    /// The notifier thread (`crate::notify`), once started.
-    pub notifier: std::sync::OnceLock<crate::notify::Notifier>,
-}
-
-/// Whether the backups go to a folder on the appliance's own disk (the
-/// default remote): no page or display may then call an archive "backed
-/// up" or "safe", and every signed-in page shows a warning banner. Set at
-/// start and whenever the remote settings are saved or restored.
-#[derive(Debug, Default)]
-pub struct OnBoxOnly(AtomicBool);
-
-impl OnBoxOnly {
-    pub fn new(on_box_only: bool) -> OnBoxOnly {
-        OnBoxOnly(AtomicBool::new(on_box_only))
-    }
-
-    pub fn get(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
-    }
-
-    /// Follows `remote`: on the box while it is a folder under `data_dir`.
-    pub fn follow(&self, remote: &crate::remote::RemoteSettings, data_dir: &std::path::Path) {
-        self.0
-            .store(remote.is_on_disk_under(data_dir), Ordering::Relaxed);
-    }
-}
-
-impl App {
-    /// See [`OnBoxOnly`].
-    pub fn on_box_only(&self) -> bool {
-        self.on_box_only.get()
-    }
-}
+use crate::app::state::App;
 
 /// The web server could not listen.
 #[derive(Debug, thiserror::Error)]
@@ -178,7 +117,7 @@ fn handlers(
             let (stopping, transfers) = (stopping.clone(), transfers.clone());
             std::thread::spawn(move || loop {
                 match http.recv() {
-                    Ok(request) => transfers::dispatch(&app, &transfers, request),
+                    Ok(request) => transfers::dispatch(&app, &transfers, request, router::handle),
                     Err(_) if stopping.load(Ordering::SeqCst) => return,
                     Err(err) => {
                         eprintln!("piarchive: {err}; exiting so that piarchive is started again");

@@ -1,14 +1,12 @@
 //! Notifications on the web side: `GET/PUT /api/v1/admin/notifications`,
-//! `POST /api/v1/admin/notifications/test`, the admin page
-//! `/admin/notifications` with its forms, and the observer that tells the
-//! notifier what the appliance sees (the same sources as the LEDs).
+//! `POST /api/v1/admin/notifications/test` and the admin page
+//! `/admin/notifications` with its forms; adapters over
+//! `crate::ops::notifications`.
 //!
-//! Owns: those routes, the page and the observer. The settings, the
-//! tracker, the queue and the channels are `crate::notify`'s.
+//! Owns: those handlers and the page. The settings, the tracker, the queue
+//! and the channels are `crate::notify`'s; the observer is `app::notifier`.
 
 use std::collections::HashMap;
-use std::path::Path;
-use std::sync::Arc;
 
 use maud::html;
 
@@ -16,14 +14,10 @@ use super::auth::{api_caller, require_admin};
 use super::http::{ApiError, Req, Resp};
 use super::pages::layout::csrf_field;
 use super::pages::Page;
-use super::App;
 use crate::accounts::Caller;
-use crate::admin::log::Subject;
-use crate::notify::problems::{DamagedArchive, Observation};
+use crate::app::state::App;
 use crate::notify::settings::{Channel, NotifySettings, NotifySettingsError, Security};
-use crate::notify::{self, Observer, Sender, TestResult};
-use crate::settings::{parse_hh_mm, Settings};
-use crate::store::records::ArchiveState;
+use crate::notify::{self, TestResult};
 
 type Answer = Result<Resp, ApiError>;
 
@@ -38,17 +32,6 @@ impl From<NotifySettingsError> for ApiError {
     }
 }
 
-/// The sender the notifier and the test use.
-pub fn sender(app: &App) -> Sender {
-    let appliance = Settings::load(&app.store)
-        .map(|s| s.mdns_hostname)
-        .unwrap_or_else(|_| "piarchive".into());
-    Sender {
-        appliance,
-        extra_ca: notify::channels::extra_ca_path(&app.config.data_dir),
-    }
-}
-
 pub fn get(app: &App, req: &mut Req) -> Answer {
     require_admin(&api_caller(app, req)?)?;
     Ok(Resp::json(200, &NotifySettings::load(&app.store)?.public()))
@@ -58,53 +41,14 @@ pub fn put(app: &App, req: &mut Req) -> Answer {
     let caller = api_caller(app, req)?;
     require_admin(&caller)?;
     let body: NotifySettings = req.json()?;
-    save(app, &caller, body)?;
+    crate::ops::notifications::save(app, &caller, body)?;
     Ok(Resp::json(200, &NotifySettings::load(&app.store)?.public()))
 }
 
 pub fn test(app: &App, req: &mut Req) -> Answer {
     require_admin(&api_caller(app, req)?)?;
-    let results = run_test(app)?;
+    let results = crate::ops::notifications::send_test(app)?;
     Ok(Resp::json(200, &serde_json::json!({ "results": results })))
-}
-
-/// Saves `settings` (secrets left empty keep the stored ones), logs who
-/// did it and wakes the notifier.
-fn save(app: &App, caller: &Caller, settings: NotifySettings) -> Result<(), ApiError> {
-    let stored = NotifySettings::load(&app.store)?;
-    let settings = settings.keeping_secrets(&stored);
-    settings.save(&app.store)?;
-    let kinds: Vec<&str> = settings.channels.iter().map(Channel::kind).collect();
-    app.admin.log.info(
-        "notify",
-        &format!(
-            "{} changed the notifications: channels [{}], remote unreachable after {} s.",
-            caller.user.username,
-            kinds.join(", "),
-            settings.remote_unreachable_after_seconds
-        ),
-        Subject::user(&caller.user.id),
-    );
-    if let Some(notifier) = app.notifier.get() {
-        notifier.wake();
-    }
-    Ok(())
-}
-
-fn run_test(app: &App) -> Result<Vec<TestResult>, ApiError> {
-    let settings = NotifySettings::load(&app.store)?;
-    let results = notify::send_test(&sender(app), &settings);
-    for result in &results {
-        let line = format!(
-            "Test through the {} channel {}: {}",
-            result.kind, result.target, result.message
-        );
-        match result.ok {
-            true => app.admin.log.info("notify", &line, Default::default()),
-            false => app.admin.log.warn("notify", &line, Default::default()),
-        }
-    }
-    Ok(results)
 }
 
 /// The admin page: the channels (each editable, secrets write-only), a
@@ -303,7 +247,10 @@ pub fn form_post(
     require_admin(caller)?;
     let mut settings = NotifySettings::load(&app.store)?;
     match segments {
-        ["test"] => return page(app, caller, None, Some(run_test(app)?)),
+        ["test"] => {
+            let results = crate::ops::notifications::send_test(app)?;
+            return page(app, caller, None, Some(results));
+        }
         ["threshold"] => {
             let minutes: u64 = form
                 .get("remote_unreachable_after_minutes")
@@ -341,99 +288,9 @@ pub fn form_post(
         }
         _ => return Err(ApiError::not_found()),
     }
-    match save(app, caller, settings) {
-        Ok(()) => Ok(Resp::redirect("/admin/notifications")),
+    match crate::ops::notifications::save(app, caller, settings).map_err(ApiError::from) {
+        Ok(_) => Ok(Resp::redirect("/admin/notifications")),
         Err(err) if err.status == 400 => page(app, caller, Some(err.message), None),
         Err(err) => Err(err),
     }
-}
-
-/// Starts the notifier with an observer over `app` and keeps it in `app`.
-pub fn start(app: &Arc<App>) {
-    let notifier = notify::Notifier::start(
-        app.store.clone(),
-        app.admin.log.clone(),
-        sender(app),
-        observer(app.clone()),
-    );
-    let _ = app.notifier.set(notifier);
-}
-
-/// What the notifier sees each tick: the engine's remote error, damaged
-/// archives, the disk against its reserve, uploads waiting without
-/// progress or outside the upload window, the last firmware update and
-/// the recovery passphrase.
-fn observer(app: Arc<App>) -> Observer {
-    // (bytes uploaded so far, since when nothing moved) while work waits.
-    let mut progress: Option<(u64, i64)> = None;
-    let mut window_closed_since: Option<i64> = None;
-    Box::new(move |now| {
-        let archives = app.archives.list_all().unwrap_or_default();
-        let settings = Settings::load(&app.store).unwrap_or_default();
-        let waiting = archives
-            .iter()
-            .any(|a| matches!(a.state, ArchiveState::Local | ArchiveState::Uploading));
-        let uploaded: u64 = archives.iter().map(|a| a.bytes_remote).sum();
-        progress = match progress {
-            Some((bytes, since)) if waiting && bytes == uploaded => Some((bytes, since)),
-            _ if waiting => Some((uploaded, now)),
-            _ => None,
-        };
-        let window_open = settings.upload_window.as_ref().is_none_or(|window| {
-            match (parse_hh_mm(&window.start), parse_hh_mm(&window.end)) {
-                (Some(start), Some(end)) => {
-                    crate::engine::in_window(start, end, (now.rem_euclid(86_400) / 60) as u32)
-                }
-                _ => true,
-            }
-        });
-        window_closed_since = match window_closed_since {
-            _ if window_open || !waiting => None,
-            Some(since) => Some(since),
-            None => Some(now),
-        };
-        let activity = app.engine.activity();
-        Observation {
-            remote_error: activity.remote_error(),
-            remote_unknown: !activity.remote_checked(),
-            damaged: archives
-                .iter()
-                .filter(|a| a.state == ArchiveState::Damaged)
-                .map(|a| DamagedArchive {
-                    id: a.id.clone(),
-                    name: a.name.clone(),
-                    owner: a.owner_id.clone(),
-                })
-                .collect(),
-            disk_low: disk_low(&app.config.data_dir, settings.free_space_reserve_bytes),
-            waiting_since: progress.map(|(_, since)| since),
-            window_closed_since,
-            update_failed: crate::update::read_record(Path::new(crate::update::RECORD))
-                .filter(|record| record.result == "failed")
-                .map(|record| (record.version, record.message)),
-            passphrase_unconfirmed_since: passphrase_unconfirmed_since(&app),
-        }
-    })
-}
-
-/// `(free, needed)` when free space is below the reserve or 5 % of the disk.
-fn disk_low(data_dir: &Path, reserve: u64) -> Option<(u64, u64)> {
-    let stat = rustix::fs::statvfs(data_dir).ok()?;
-    let total = stat.f_blocks.saturating_mul(stat.f_frsize);
-    let free = crate::disk::available_bytes(data_dir).ok()?;
-    let needed = reserve.max(total / 100 * crate::device::status::NEARLY_FULL_PERCENT);
-    (free < needed).then_some((free, needed))
-}
-
-/// When the first account was made, if the passphrase shown then was
-/// never typed back.
-fn passphrase_unconfirmed_since(app: &App) -> Option<i64> {
-    use crate::engine::keys::PassphraseCheck;
-    let check = crate::engine::keys::passphrase_check(&app.store).ok()??;
-    if check != PassphraseCheck::NotTypedBack {
-        return None;
-    }
-    let txn = app.store.read().ok()?;
-    let users = app.store.tables.users.all(&txn).ok()?;
-    users.iter().map(|(_, user)| user.created_at).min()
 }

@@ -16,7 +16,7 @@
 use serde_json::{json, Value};
 
 use super::http::{ApiError, Req, Resp};
-use super::App;
+use crate::app::state::App;
 use crate::recovery::{Recovery, RecoveryError};
 use crate::remote::{ErrorKind, RemoteSettings};
 use crate::repo::RepoError;

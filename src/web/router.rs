@@ -1,10 +1,195 @@
-//! Maps method and path to a handler, and turns every outcome into an HTTP
-//! answer: JSON errors under `/api/`, an HTML page elsewhere.
+//! The route table: every method and path the server answers, in one
+//! listing ([`route`]), and what is checked before a handler runs (see
+//! [`Route`]). Every outcome becomes an HTTP answer: JSON errors under
+//! `/api/` (and for `/healthz`, `/metrics`), an HTML page elsewhere.
+
+use std::collections::HashMap;
 
 use tiny_http::Method;
 
 use super::http::{ApiError, Body, Req, Resp};
-use super::{admin_api, api, pages, tus, App};
+use super::pages::{account, admin, archives, remote, restore as restore_page};
+use super::{
+    admin_api, api, auth, device, firmware, metrics, notifications, pages, restore, sse, tls, tus,
+};
+use crate::accounts::Caller;
+use crate::app::state::App;
+
+type Answer = Result<Resp, ApiError>;
+type Form = HashMap<String, String>;
+/// A handler that checks its caller itself, or needs none.
+type Handler<'p> = Box<dyn FnOnce(&App, &mut Req<'_>) -> Answer + 'p>;
+/// A handler of a signed-in caller's page.
+type PageHandler<'p> = Box<dyn FnOnce(&App, &mut Req<'_>, &Caller) -> Answer + 'p>;
+/// A handler of a signed-in caller's form post.
+type FormHandler<'p> = Box<dyn FnOnce(&App, &mut Req<'_>, &Caller, &Form) -> Answer + 'p>;
+
+/// A handler and who may reach it.
+pub enum Route<'p> {
+    /// Takes the connection over and streams from a thread of its own
+    /// (Server-Sent Events); checks its caller itself.
+    Stream(fn(&App, tiny_http::Request)),
+    /// Checks its caller itself (the API: a session cookie or a token).
+    Open(Handler<'p>),
+    /// A page anyone may see once the appliance is set up (else `/setup`).
+    Page(Handler<'p>),
+    /// A page of a signed-in caller (else `/login`).
+    SignedIn(PageHandler<'p>),
+    /// A form post of a signed-in caller, with the session's CSRF token.
+    Form(FormHandler<'p>),
+}
+
+fn open<'p>(handler: impl FnOnce(&App, &mut Req<'_>) -> Answer + 'p) -> Route<'p> {
+    Route::Open(Box::new(handler))
+}
+
+fn page<'p>(handler: impl FnOnce(&App, &mut Req<'_>) -> Answer + 'p) -> Route<'p> {
+    Route::Page(Box::new(handler))
+}
+
+fn signed_in<'p>(handler: impl FnOnce(&App, &mut Req<'_>, &Caller) -> Answer + 'p) -> Route<'p> {
+    Route::SignedIn(Box::new(handler))
+}
+
+fn form<'p>(handler: impl FnOnce(&App, &mut Req<'_>, &Caller, &Form) -> Answer + 'p) -> Route<'p> {
+    Route::Form(Box::new(handler))
+}
+
+/// Every (method, path) served, top to bottom; `path` is the URL path
+/// split at `/` without the leading one. One line per route, unformatted.
+#[rustfmt::skip]
+pub fn route<'p>(method: &Method, path: &'p [&'p str]) -> Route<'p> {
+    use Method::*;
+    match (method, path) {
+        (Get, ["healthz"]) => open(|_, _| Ok(Resp::text(200, "ok\n"))),
+        (Get, ["metrics"]) => open(metrics::serve),
+        (Get, ["static", name]) => open(move |_, req| pages::static_file(req, name)),
+
+        // Event streams.
+        (Get, ["api", "v1", "events"]) => Route::Stream(sse::archive_events),
+        (Get, ["api", "v1", "admin", "log", "events"]) => Route::Stream(admin_api::log_events),
+
+        // Setup, sessions, the caller's account.
+        (Get, ["api", "v1", "setup"]) => open(|app, _| api::setup_status(app)),
+        (Post, ["api", "v1", "setup"]) => open(api::setup),
+        (Get, ["api", "v1", "setup", "restore"]) => open(|app, _| restore::get(app)),
+        (Post, ["api", "v1", "setup", "restore"]) => open(restore::post),
+        (Post, ["api", "v1", "session"]) => open(api::login),
+        (Delete, ["api", "v1", "session"]) => open(api::logout),
+        (Post, ["api", "v1", "users"]) => open(api::create_user),
+        (Get, ["api", "v1", "me"]) => open(api::me),
+        (Patch, ["api", "v1", "me"]) => open(api::update_me),
+        (Get, ["api", "v1", "tokens"]) => open(api::list_tokens),
+        (Post, ["api", "v1", "tokens"]) => open(api::create_token),
+        (Delete, ["api", "v1", "tokens", id]) => open(move |app, req| api::delete_token(app, req, id)),
+
+        // Archives and uploads (tus).
+        (Get, ["api", "v1", "archives"]) => open(api::list_archives),
+        (Put, ["api", "v1", "archives"]) => open(api::put_archive),
+        (Get, ["api", "v1", "archives", id]) => open(move |app, req| api::get_archive(app, req, id)),
+        (Patch, ["api", "v1", "archives", id]) => open(move |app, req| api::rename_archive(app, req, id)),
+        (Delete, ["api", "v1", "archives", id]) => open(move |app, req| api::delete_archive(app, req, id)),
+        (Get, ["api", "v1", "archives", id, "parts"]) => open(move |app, req| api::list_parts(app, req, id)),
+        (Get | Head, ["api", "v1", "archives", id, "content"]) => open(move |app, req| api::content(app, req, id)),
+        (Post, ["api", "v1", "archives", id, "uncache"]) => open(move |app, req| api::uncache_archive(app, req, id)),
+        (Post, ["api", "v1", "archives", id, "cache"]) => open(move |app, req| api::cache_archive(app, req, id)),
+        (Options, ["api", "v1", "uploads", ..]) => open(|_, _| tus::options()),
+        (Post, ["api", "v1", "uploads"]) => open(tus::create),
+        (Head, ["api", "v1", "uploads", id]) => open(move |app, req| tus::head(app, req, id)),
+        (Patch, ["api", "v1", "uploads", id]) => open(move |app, req| tus::patch(app, req, id)),
+        (Delete, ["api", "v1", "uploads", id]) => open(move |app, req| tus::delete(app, req, id)),
+
+        // Admin: remote, settings, users, device, power, firmware, HTTPS.
+        (Get, ["api", "v1", "admin", "remote"]) => open(api::get_remote),
+        (Put, ["api", "v1", "admin", "remote"]) => open(api::put_remote),
+        (Post, ["api", "v1", "admin", "remote", "test"]) => open(api::test_remote),
+        (Post, ["api", "v1", "admin", "remote", "plan"]) => open(api::plan_remote),
+        (Get, ["api", "v1", "admin", "settings"]) => open(api::get_settings),
+        (Put, ["api", "v1", "admin", "settings"]) => open(api::put_settings),
+        (Get, ["api", "v1", "admin", "users"]) => open(api::list_users),
+        (Get, ["api", "v1", "admin", "users", id]) => open(move |app, req| api::get_user(app, req, id)),
+        (Patch, ["api", "v1", "admin", "users", id]) => open(move |app, req| api::update_user(app, req, id)),
+        (Get, ["api", "v1", "admin", "device"]) => open(device::state),
+        (Get, ["api", "v1", "admin", "device", "display.png"]) => open(device::display_png),
+        (Post, ["api", "v1", "admin", "system", action]) => open(move |app, req| api::power(app, req, action)),
+        (Get, ["api", "v1", "admin", "firmware"]) => open(firmware::get),
+        (Post, ["api", "v1", "admin", "firmware"]) => open(firmware::post),
+        (_, ["api", "v1", "admin", "firmware"]) => open(firmware::other_method),
+        (Get, ["api", "v1", "admin", "notifications"]) => open(notifications::get),
+        (Put, ["api", "v1", "admin", "notifications"]) => open(notifications::put),
+        (Post, ["api", "v1", "admin", "notifications", "test"]) => open(notifications::test),
+        (Get, ["api", "v1", "admin", "tls"]) => open(tls::get),
+        (Put, ["api", "v1", "admin", "tls"]) => open(tls::put),
+        (Delete, ["api", "v1", "admin", "tls"]) => open(tls::delete),
+
+        // Admin: scripts, deployments, the system log.
+        (Get, ["api", "v1", "admin", "scripts"]) => open(admin_api::list_scripts),
+        (Post, ["api", "v1", "admin", "scripts"]) => open(admin_api::create_script),
+        (Post, ["api", "v1", "admin", "scripts", "run"]) => open(admin_api::run_source),
+        (Get, ["api", "v1", "admin", "scripts", id]) => open(move |app, req| admin_api::get_script(app, req, id)),
+        (Put, ["api", "v1", "admin", "scripts", id]) => open(move |app, req| admin_api::update_script(app, req, id)),
+        (Delete, ["api", "v1", "admin", "scripts", id]) => open(move |app, req| admin_api::delete_script(app, req, id)),
+        (Post, ["api", "v1", "admin", "scripts", id, "run"]) => open(move |app, req| admin_api::run_script(app, req, id)),
+        (Get, ["api", "v1", "admin", "deployments"]) => open(admin_api::list_deployments),
+        (Post, ["api", "v1", "admin", "deployments"]) => open(admin_api::create_deployment),
+        (Delete, ["api", "v1", "admin", "deployments", id]) => open(move |app, req| admin_api::delete_deployment(app, req, id)),
+        (Get, ["api", "v1", "admin", "log"]) => open(admin_api::query_log),
+        (Get, ["api", "v1", "admin", "log", "settings"]) => open(admin_api::get_log_settings),
+        (Put, ["api", "v1", "admin", "log", "settings"]) => open(admin_api::put_log_settings),
+        (_, ["api", "v1", "admin", "scripts" | "deployments" | "log", ..]) => open(admin_api::not_found),
+        (_, ["api", ..]) => open(|_, _| Err(ApiError::not_found())),
+
+        // Pages before any account exists.
+        (Get, ["setup", "restore"]) => open(restore_page::page),
+        (Post, ["setup", "restore"]) => open(restore_page::post),
+        (Get, ["setup"]) => open(account::setup_page),
+        (Post, ["setup"]) => open(account::setup_post),
+        (Get, ["login"]) => page(account::login_page),
+        (Post, ["login"]) => page(account::login_post),
+        (Get, ["register"]) => page(account::register_page),
+        (Post, ["register"]) => page(account::register_post),
+
+        // Pages of a signed-in user.
+        (Get, [""]) => signed_in(archives::home),
+        (Get, ["archives", "new"]) => signed_in(archives::new_page),
+        (Get, ["archives", id]) => signed_in(move |app, req, caller| archives::detail(app, req, caller, id)),
+        (Get, ["archives", id, "delete"]) => signed_in(move |app, req, caller| archives::delete_page(app, req, caller, id)),
+        (Get, ["account"]) => signed_in(|app, req, caller| account::account_page(app, req, caller, None)),
+        (Post, ["logout"]) => form(|app, req, _, _| account::logout_post(app, req)),
+        (Post, ["account", "password"]) => form(account::password_post),
+        (Post, ["account", "passphrase-typed-back"]) => form(|app, _, caller, _| account::passphrase_typed_back_post(app, caller)),
+        (Post, ["account", "tokens"]) => form(account::token_post),
+        (Post, ["account", "tokens", id, "delete"]) => form(move |app, _, caller, _| account::token_delete_post(app, caller, id)),
+        (Post, ["archives", id, "rename"]) => form(move |app, req, caller, form| archives::rename_post(app, req, caller, id, form)),
+        (Post, ["archives", id, "delete"]) => form(move |app, _, caller, _| archives::delete_post(app, caller, id)),
+        (Post, ["archives", id, "uncache"]) => form(move |app, _, caller, _| archives::uncache_post(app, caller, id)),
+        (Post, ["archives", id, "cache"]) => form(move |app, _, caller, _| archives::cache_post(app, caller, id)),
+        (Post, ["uploads", id, "discard"]) => form(move |app, _, caller, _| archives::discard_upload_post(app, caller, id)),
+
+        // Admin pages.
+        (Get, ["admin"]) => signed_in(|app, _, caller| admin::home(app, caller)),
+        (Get, ["admin", "settings"]) => signed_in(|app, req, caller| account::admin_settings_page(app, req, caller, None)),
+        (Post, ["admin", "settings"]) => form(account::admin_settings_post),
+        (Get, ["admin", "users"]) => signed_in(|app, _, caller| admin::users_page(app, caller, None)),
+        (Post, ["admin", "users", target]) => form(move |app, _, caller, form| admin::users_post(app, caller, target, form)),
+        (Get, ["admin", "remote"]) => signed_in(|app, _, caller| remote::remote_page(app, caller, None, None)),
+        (Post, ["admin", "remote"]) => form(|app, _, caller, form| remote::remote_post(app, caller, form)),
+        (Get, ["admin", "tls"]) => signed_in(|app, req, caller| tls::page(app, req, caller, None)),
+        (Post, ["admin", "tls", action]) => form(move |app, req, caller, form| tls::form_post(app, req, caller, action, form)),
+        (Get, ["admin", "notifications"]) => signed_in(|app, _, caller| notifications::page(app, caller, None, None)),
+        (Post, ["admin", "notifications", rest @ ..]) => form(move |app, _, caller, form| notifications::form_post(app, caller, rest, form)),
+        (Get, ["admin", "device"]) => signed_in(|app, _, caller| device::page(app, caller)),
+        (Get, ["admin", "firmware"]) => signed_in(|app, _, caller| firmware::page(app, caller)),
+        (Get, ["admin", "scripts", "new"]) => signed_in(|app, _, caller| admin::develop(app, caller, None)),
+        (Get, ["admin", "scripts", "help"]) => signed_in(|app, _, caller| admin::script_help(app, caller)),
+        (Get, ["admin", "scripts", id]) => signed_in(move |app, _, caller| admin::develop(app, caller, Some(id))),
+        (Get, ["admin", "log"]) => signed_in(|app, req, caller| admin::log_page(app, req, caller)),
+
+        // Anything else: a signed-in user's 404 (a stranger logs in first).
+        (method, _) if auth::changes_state(method) => form(|_, _, _, _| Err(ApiError::not_found())),
+        _ => signed_in(|_, _, _| Err(ApiError::not_found())),
+    }
+}
 
 /// Answers `request`. With `transfers`, a streamed answer (a download) is
 /// sent from a download thread; without, it is sent from this thread.
@@ -13,25 +198,21 @@ pub fn handle(
     mut request: tiny_http::Request,
     transfers: Option<&super::transfers::Transfers>,
 ) {
-    if let Some(redirect) = super::tls::https_redirect(app, &request) {
+    if let Some(redirect) = tls::https_redirect(app, &request) {
         let _ = request.respond(redirect.into_tiny());
         return;
     }
-    // The live log answers from a thread of its own.
-    if request.method() == &Method::Get
-        && request.url().split('?').next() == Some("/api/v1/admin/log/events")
-    {
-        return admin_api::log_events(app, request);
-    }
-    if request.method() == &Method::Get && request.url().split('?').next() == Some("/api/v1/events")
-    {
-        // Takes the connection over on a thread of its own.
-        return super::sse::serve(app, request);
-    }
-    let resp = {
+    let path = request.url().split('?').next().unwrap_or("").to_string();
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let method = request.method().clone();
+    let handler = match route(&method, &segments) {
+        Route::Stream(stream) => return stream(app, request),
+        handler => handler,
+    };
+    let mut resp = {
         let mut req = Req::new(&mut request);
         let is_api = req.path.starts_with("/api/");
-        match route(app, &mut req) {
+        match run(app, &mut req, handler) {
             Ok(resp) => resp,
             Err(err) if is_api || req.path == "/healthz" || req.path == "/metrics" => {
                 err.into_resp()
@@ -39,10 +220,9 @@ pub fn handle(
             Err(err) => pages::error_page(app, &req, err),
         }
     };
-    let mut resp = resp;
     let after = resp.after.take();
-    let changed_state = super::auth::changes_state(request.method());
-    let streamed = matches!(resp.body, Body::Stream { .. }) && request.method() != &Method::Head;
+    let changed_state = auth::changes_state(&method);
+    let streamed = matches!(resp.body, Body::Stream { .. }) && method != Method::Head;
     if let (true, Some(transfers)) = (streamed, transfers) {
         if changed_state {
             app.engine.wake();
@@ -59,74 +239,38 @@ pub fn handle(
     }
 }
 
-fn route(app: &App, req: &mut Req) -> Result<Resp, ApiError> {
+/// Runs `handler` after what its kind of route requires: until the
+/// appliance is set up every page leads to `/setup`; a signed-in page
+/// without a session to `/login`; a form post checks its CSRF token.
+fn run(app: &App, req: &mut Req, handler: Route) -> Answer {
     req.check_query()?;
-    let path = req.path.clone();
-    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let method = req.method.clone();
-    use Method::*;
-    match (&method, segments.as_slice()) {
-        (Get, ["healthz"]) => Ok(Resp::text(200, "ok\n")),
-        (Get, ["metrics"]) => super::metrics::serve(app, req),
-
-        (Get, ["api", "v1", "setup"]) => api::setup_status(app),
-        (Post, ["api", "v1", "setup"]) => api::setup(app, req),
-        (Get, ["api", "v1", "setup", "restore"]) => super::restore::get(app),
-        (Post, ["api", "v1", "setup", "restore"]) => super::restore::post(app, req),
-        (Post, ["api", "v1", "session"]) => api::login(app, req),
-        (Delete, ["api", "v1", "session"]) => api::logout(app, req),
-        (Post, ["api", "v1", "users"]) => api::create_user(app, req),
-        (Get, ["api", "v1", "me"]) => api::me(app, req),
-        (Patch, ["api", "v1", "me"]) => api::update_me(app, req),
-        (Get, ["api", "v1", "tokens"]) => api::list_tokens(app, req),
-        (Post, ["api", "v1", "tokens"]) => api::create_token(app, req),
-        (Delete, ["api", "v1", "tokens", id]) => api::delete_token(app, req, id),
-
-        (Get, ["api", "v1", "archives"]) => api::list_archives(app, req),
-        (Put, ["api", "v1", "archives"]) => api::put_archive(app, req),
-        (Get, ["api", "v1", "archives", id]) => api::get_archive(app, req, id),
-        (Patch, ["api", "v1", "archives", id]) => api::rename_archive(app, req, id),
-        (Delete, ["api", "v1", "archives", id]) => api::delete_archive(app, req, id),
-        (Get, ["api", "v1", "archives", id, "parts"]) => api::list_parts(app, req, id),
-        (Get | Head, ["api", "v1", "archives", id, "content"]) => api::content(app, req, id),
-        (Post, ["api", "v1", "archives", id, "uncache"]) => api::uncache_archive(app, req, id),
-        (Post, ["api", "v1", "archives", id, "cache"]) => api::cache_archive(app, req, id),
-        (Get, ["api", "v1", "admin", "remote"]) => api::get_remote(app, req),
-        (Put, ["api", "v1", "admin", "remote"]) => api::put_remote(app, req),
-        (Post, ["api", "v1", "admin", "remote", "test"]) => api::test_remote(app, req),
-        (Post, ["api", "v1", "admin", "remote", "plan"]) => api::plan_remote(app, req),
-
-        (Options, ["api", "v1", "uploads", ..]) => tus::options(),
-        (Post, ["api", "v1", "uploads"]) => tus::create(app, req),
-        (Head, ["api", "v1", "uploads", id]) => tus::head(app, req, id),
-        (Patch, ["api", "v1", "uploads", id]) => tus::patch(app, req, id),
-        (Delete, ["api", "v1", "uploads", id]) => tus::delete(app, req, id),
-
-        (Get, ["api", "v1", "admin", "settings"]) => api::get_settings(app, req),
-        (Put, ["api", "v1", "admin", "settings"]) => api::put_settings(app, req),
-        (Get, ["api", "v1", "admin", "users"]) => api::list_users(app, req),
-        (Get, ["api", "v1", "admin", "users", id]) => api::get_user(app, req, id),
-        (Patch, ["api", "v1", "admin", "users", id]) => api::update_user(app, req, id),
-
-        (Get, ["api", "v1", "admin", "device"]) => super::device::state(app, req),
-        (Get, ["api", "v1", "admin", "device", "display.png"]) => {
-            super::device::display_png(app, req)
+    let signed_in = |app: &App, req: &Req| -> Result<Result<Caller, Resp>, ApiError> {
+        if app.accounts.setup_needed()? {
+            return Ok(Err(Resp::redirect("/setup")));
         }
-        (Post, ["api", "v1", "admin", "system", action]) => api::power(app, req, action),
-        (_, ["api", "v1", "admin", "firmware"]) => super::firmware::api(app, req, &method),
-        (Get, ["api", "v1", "admin", "notifications"]) => super::notifications::get(app, req),
-        (Put, ["api", "v1", "admin", "notifications"]) => super::notifications::put(app, req),
-        (Post, ["api", "v1", "admin", "notifications", "test"]) => {
-            super::notifications::test(app, req)
-        }
-        (Get, ["api", "v1", "admin", "tls"]) => super::tls::get(app, req),
-        (Put, ["api", "v1", "admin", "tls"]) => super::tls::put(app, req),
-        (Delete, ["api", "v1", "admin", "tls"]) => super::tls::delete(app, req),
-        (_, ["api", "v1", "admin", "scripts" | "deployments" | "log", ..]) => {
-            admin_api::route(app, req, &method, &segments[3..])
-        }
-
-        (_, ["api", ..]) => Err(ApiError::not_found()),
-        _ => pages::route(app, req, &method, &segments),
+        Ok(auth::caller(app, req)
+            .ok()
+            .flatten()
+            .ok_or_else(|| Resp::redirect("/login")))
+    };
+    match handler {
+        Route::Stream(_) => Err(ApiError::not_found()),
+        Route::Open(handler) => handler(app, req),
+        Route::Page(handler) => match app.accounts.setup_needed()? {
+            true => Ok(Resp::redirect("/setup")),
+            false => handler(app, req),
+        },
+        Route::SignedIn(handler) => match signed_in(app, req)? {
+            Ok(caller) => handler(app, req, &caller),
+            Err(redirect) => Ok(redirect),
+        },
+        Route::Form(handler) => match signed_in(app, req)? {
+            Ok(caller) => {
+                let form = req.form()?;
+                auth::check_form_csrf(&caller, req, &form)?;
+                handler(app, req, &caller, &form)
+            }
+            Err(redirect) => Ok(redirect),
+        },
     }
 }

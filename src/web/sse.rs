@@ -1,9 +1,10 @@
-//! `GET /api/v1/events`: Server-Sent Events of the caller's archives.
+//! Server-Sent Events: the one writer of an event stream's head
+//! ([`start`], [`send`]) and `GET /api/v1/events`, the caller's archives.
 //!
 //! tiny_http buffers response bodies, so an event stream takes the
 //! connection's writer over (`Request::into_writer`), writes the head
 //! itself and streams from a thread of its own; handler threads are never
-//! held. Each event and keep-alive comment is flushed at once. At most
+//! held. The live system log (`admin_api::log_events`) streams the same way. Each event and keep-alive comment is flushed at once. At most
 //! `engine::events::MAX_SUBSCRIBERS` streams run at once, at most
 //! `MAX_SUBSCRIBERS_PER_USER` of one user, and a few are kept for admins.
 
@@ -13,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use super::auth::api_caller;
 use super::http::{ApiError, Req};
-use super::App;
+use crate::app::state::App;
 
 /// A comment line sent when nothing happened for this long, so proxies and
 /// browsers keep the connection and a closed one is noticed.
@@ -29,7 +30,30 @@ X-Accel-Buffering: no\r\n\
 X-Content-Type-Options: nosniff\r\n\
 Connection: close\r\n\r\n";
 
-pub fn serve(app: &App, mut request: tiny_http::Request) {
+/// An event stream's connection, once its head is written.
+pub type Stream = Box<dyn Write + Send + 'static>;
+
+/// Takes the connection over and writes the event-stream head and
+/// `first` (comment lines): the writer, or `None` when the client is gone.
+///
+/// The head is written by hand: tiny_http's `upgrade` would add
+/// `Connection: upgrade` and `Upgrade:` to this 200, which is not an
+/// upgrade at all and which proxies may refuse or buffer. The body has no
+/// length and ends when the connection closes.
+pub fn start(request: tiny_http::Request, first: &str) -> Option<Stream> {
+    let mut stream = request.into_writer();
+    send(&mut stream, &format!("{HEAD}{first}")).then_some(stream)
+}
+
+/// Writes one event or comment and flushes it; false when the client is gone.
+pub fn send(stream: &mut Stream, chunk: &str) -> bool {
+    stream
+        .write_all(chunk.as_bytes())
+        .and_then(|()| stream.flush())
+        .is_ok()
+}
+
+pub fn archive_events(app: &App, mut request: tiny_http::Request) {
     let caller = {
         let req = Req::new(&mut request);
         api_caller(app, &req)
@@ -56,24 +80,13 @@ pub fn serve(app: &App, mut request: tiny_http::Request) {
     };
     let owner_id = caller.user.id.clone();
     std::thread::spawn(move || {
-        // The head is written by hand: tiny_http's `upgrade` would add
-        // `Connection: upgrade` and `Upgrade:` to this 200, which is not an
-        // upgrade at all and which proxies may refuse or buffer. The body
-        // has no length and ends when the connection closes.
-        let mut stream = request.into_writer();
-        let mut chunk = String::from(HEAD);
-        chunk.push_str("retry: 3000\n: connected\n\n");
+        let Some(mut stream) = start(request, "retry: 3000\n: connected\n\n") else {
+            return;
+        };
         loop {
-            if stream
-                .write_all(chunk.as_bytes())
-                .and_then(|()| stream.flush())
-                .is_err()
-            {
-                return;
-            }
             // Other users' events do not count as traffic for this client.
             let keepalive_at = Instant::now() + KEEPALIVE;
-            chunk = loop {
+            let chunk = loop {
                 let wait = keepalive_at.saturating_duration_since(Instant::now());
                 match events.recv_timeout(wait) {
                     Ok(event) if event.owner_id == owner_id => break event.to_sse(),
@@ -82,6 +95,9 @@ pub fn serve(app: &App, mut request: tiny_http::Request) {
                     Err(RecvTimeoutError::Disconnected) => return,
                 }
             };
+            if !send(&mut stream, &chunk) {
+                return;
+            }
         }
     });
 }

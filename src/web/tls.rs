@@ -16,13 +16,16 @@ use super::auth::{api_caller, require_admin};
 use super::http::{ApiError, Req, Resp};
 use super::pages::layout::csrf_field;
 use super::pages::Page;
-use super::App;
 use crate::accounts::Caller;
-use crate::admin::log::Subject;
+use crate::app::state::App;
+use crate::ops;
 use crate::settings::Settings;
 use crate::tls::TlsError;
 
 type Answer = Result<Resp, ApiError>;
+
+/// What the settings this page changes are called in the log.
+const NETWORK: &str = "HTTPS or network-name";
 
 impl From<TlsError> for ApiError {
     fn from(err: TlsError) -> ApiError {
@@ -49,14 +52,14 @@ pub fn put(app: &App, req: &mut Req) -> Answer {
     let caller = api_caller(app, req)?;
     require_admin(&caller)?;
     let body: Install = req.json()?;
-    install_from_form(app, &caller, &body.cert_pem, &body.key_pem)?;
+    ops::tls::install(app, &caller, &body.cert_pem, &body.key_pem)?;
     Ok(Resp::json(200, &app.tls.info()))
 }
 
 pub fn delete(app: &App, req: &mut Req) -> Answer {
     let caller = api_caller(app, req)?;
     require_admin(&caller)?;
-    back_to_self_signed(app, &caller)?;
+    ops::tls::back_to_self_signed(app, &caller)?;
     Ok(Resp::json(200, &app.tls.info()))
 }
 
@@ -158,14 +161,16 @@ pub fn form_post(
     require_admin(caller)?;
     let field = |name: &str| form.get(name).map(String::as_str).unwrap_or("");
     let outcome = match action {
-        "install" => install_from_form(app, caller, field("cert_pem"), field("key_pem")),
-        "self-signed" => back_to_self_signed(app, caller).map(|()| "self-signed"),
+        "install" => {
+            ops::tls::install(app, caller, field("cert_pem"), field("key_pem")).map(|_| "installed")
+        }
+        "self-signed" => ops::tls::back_to_self_signed(app, caller).map(|_| "self-signed"),
         "require-https" => {
             let on = field("require_https") == "1";
             if on && !req.secure && field("confirmed") != "1" {
                 return Ok(Resp::redirect("/admin/tls?confirm=https#https-warning"));
             }
-            save_setting(app, caller, |s| s.require_https = on).map(|()| {
+            ops::settings::change(app, caller, NETWORK, |s| s.require_https = on).map(|()| {
                 if on {
                     "https-on"
                 } else {
@@ -175,72 +180,15 @@ pub fn form_post(
         }
         "name" => {
             let name = field("mdns_hostname").trim().to_string();
-            save_setting(app, caller, |s| s.mdns_hostname = name).map(|()| "name")
+            ops::settings::change(app, caller, NETWORK, |s| s.mdns_hostname = name).map(|()| "name")
         }
         _ => return Err(ApiError::not_found()),
     };
-    match outcome {
+    match outcome.map_err(ApiError::from) {
         Ok(done) => Ok(Resp::redirect(&format!("/admin/tls?done={done}"))),
         Err(err) if err.status == 400 => page(app, req, caller, Some(err.message)),
         Err(err) => Err(err),
     }
-}
-
-fn install_from_form(
-    app: &App,
-    caller: &Caller,
-    cert: &str,
-    key: &str,
-) -> Result<&'static str, ApiError> {
-    let info = app.tls.install(cert, key)?;
-    app.admin.log.info(
-        "tls",
-        &format!(
-            "{} installed a certificate for {} (SHA-256 {}).",
-            caller.user.username,
-            info.names.join(", "),
-            info.fingerprint_sha256
-        ),
-        Subject::user(&caller.user.id),
-    );
-    Ok("installed")
-}
-
-fn back_to_self_signed(app: &App, caller: &Caller) -> Result<(), ApiError> {
-    let info = app.tls.remove_installed()?;
-    app.admin.log.info(
-        "tls",
-        &format!(
-            "{} went back to the self-signed certificate (SHA-256 {}).",
-            caller.user.username, info.fingerprint_sha256
-        ),
-        Subject::user(&caller.user.id),
-    );
-    Ok(())
-}
-
-fn save_setting(
-    app: &App,
-    caller: &Caller,
-    change: impl FnOnce(&mut Settings),
-) -> Result<(), ApiError> {
-    let mut settings = Settings::load(&app.store)?;
-    change(&mut settings);
-    settings.save(&app.store).map_err(|err| match err {
-        crate::settings::SettingsError::Invalid(sentence) => {
-            ApiError::new(400, "invalid_setting", sentence)
-        }
-        other => ApiError::internal(other),
-    })?;
-    app.admin.log.info(
-        "settings",
-        &format!(
-            "{} changed the HTTPS or network-name settings.",
-            caller.user.username
-        ),
-        Subject::user(&caller.user.id),
-    );
-    Ok(())
 }
 
 /// With `require_https` set and HTTPS listening, a plain-HTTP request other

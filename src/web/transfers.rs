@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use super::http::ApiError;
-use super::{router, App};
+use crate::app::state::App;
 use crate::limits;
 
 /// A count of running transfers of one kind, capped.
@@ -86,11 +86,21 @@ impl Transfers {
     }
 }
 
-/// Handles `request` on this handler thread, or, when its body is read from
-/// the socket while it is handled, on an upload thread of its own.
-pub fn dispatch(app: &Arc<App>, transfers: &Arc<Transfers>, request: tiny_http::Request) {
+/// How a request is answered (`router::handle`): with the transfers when
+/// a download may go to a thread of its own.
+pub type Handle = fn(&App, tiny_http::Request, Option<&Transfers>);
+
+/// Answers `request` with `handle` on this handler thread, or, when its
+/// body is read from the socket while it is handled, on an upload thread
+/// of its own.
+pub fn dispatch(
+    app: &Arc<App>,
+    transfers: &Arc<Transfers>,
+    request: tiny_http::Request,
+    handle: Handle,
+) {
     if !request.body_is_streamed() {
-        return router::handle(app, request, Some(transfers));
+        return handle(app, request, Some(transfers));
     }
     let Some(slot) = transfers.uploads.try_take() else {
         // Not drained: the body may be coming slowly on purpose.
@@ -101,7 +111,7 @@ pub fn dispatch(app: &Arc<App>, transfers: &Arc<Transfers>, request: tiny_http::
     spawn("upload", move || {
         let _slot = slot;
         // Already on a thread of its own: a download answer is sent here.
-        router::handle(&app, request, None);
+        handle(&app, request, None);
     });
 }
 

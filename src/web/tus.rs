@@ -1,16 +1,13 @@
 //! The tus 1.0.0 resumable-upload protocol (core, creation, termination)
-//! on `/api/v1/uploads`, so any standard tus client can upload; and the
-//! periodic removal of unfinished uploads nobody touched ([`sweep_chore`]).
-
-use std::sync::{Arc, Weak};
-use std::time::Duration;
+//! on `/api/v1/uploads`, so any standard tus client can upload. The
+//! removal of unfinished uploads nobody touched is `app::chores`.
 
 use base64::Engine as _;
 
 use super::api::Answer;
 use super::auth::api_caller;
 use super::http::{ApiError, Req, Resp};
-use super::App;
+use crate::app::state::App;
 use crate::archive::{NewUpload, PatchOutcome};
 
 const VERSION: &str = "1.0.0";
@@ -35,34 +32,6 @@ fn check_version(req: &Req) -> Result<(), ApiError> {
             "This server speaks tus 1.0.0: send `Tus-Resumable: 1.0.0`.",
         )
         .with_header("Tus-Version", VERSION)),
-    }
-}
-
-/// How often unfinished uploads are checked for expiry (besides at start
-/// and when the setting is saved).
-pub const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
-
-/// The periodic expiry of unfinished uploads, for the admin scheduler.
-/// Holds the app weakly: the app owns the scheduler.
-pub fn sweep_chore(app: &Arc<App>) -> impl Fn() + Send + Sync + 'static {
-    let app: Weak<App> = Arc::downgrade(app);
-    move || {
-        let Some(app) = app.upgrade() else { return };
-        let expired = crate::settings::Settings::load(&app.store)
-            .map_err(crate::archive::ArchiveError::from)
-            .and_then(|settings| {
-                app.archives
-                    .expire_pending_uploads(settings.pending_upload_expiry())
-            });
-        match expired {
-            Ok(0) => {}
-            Ok(count) => app.admin.log.info(
-                "uploads",
-                &format!("Removed {count} unfinished uploads nobody touched for too long."),
-                crate::admin::log::Subject::default(),
-            ),
-            Err(err) => eprintln!("piarchive: expiring unfinished uploads: {err}"),
-        }
     }
 }
 
@@ -186,7 +155,7 @@ pub fn patch(app: &App, req: &mut Req, upload_id: &str) -> Answer {
             tus(Resp::new(204)).header("Upload-Offset", offset.to_string())
         }
         PatchOutcome::Complete { archive } => {
-            super::api::log_upload(app, &caller.user.username, &archive);
+            crate::ops::archives::uploaded(app, &caller.user.username, &archive);
             tus(Resp::new(204))
                 .header("Upload-Offset", archive.size.to_string())
                 .header("Archive-Id", archive.id.clone())
@@ -197,9 +166,7 @@ pub fn patch(app: &App, req: &mut Req, upload_id: &str) -> Answer {
 pub fn delete(app: &App, req: &mut Req, upload_id: &str) -> Answer {
     check_version(req)?;
     let caller = api_caller(app, req).map_err(tus_error)?;
-    app.archives
-        .terminate_upload(&caller.user.id, upload_id)
-        .map_err(tus_error)?;
+    crate::ops::archives::discard_upload(app, &caller.user.id, upload_id).map_err(tus_error)?;
     Ok(tus(Resp::new(204)))
 }
 

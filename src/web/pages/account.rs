@@ -7,11 +7,12 @@ use maud::{html, Markup};
 use super::layout::{csrf_field, human_time, Page};
 use super::{field, Resp};
 use crate::accounts::Caller;
+use crate::app::state::App;
 use crate::engine::keys;
+use crate::ops;
 use crate::settings::Settings;
 use crate::web::auth;
 use crate::web::http::{ApiError, Req};
-use crate::web::App;
 
 fn credentials_form(action: &str, button: &str, username: &str, new_password: bool) -> Markup {
     html! {
@@ -141,12 +142,9 @@ pub fn setup_post(app: &App, req: &mut Req) -> Result<Resp, ApiError> {
             400,
         ));
     }
-    match app.accounts.setup(username, password) {
-        Ok(_) => {
-            let passphrase = crate::web::api::create_keys(app, given)?;
-            if given.is_some() && passphrase.is_some() {
-                keys::set_passphrase_check(&app.store, keys::PassphraseCheck::EnteredTwice)?;
-            }
+    let check = keys::PassphraseCheck::EnteredTwice;
+    match ops::accounts::setup(app, username, password, given, check) {
+        Ok(passphrase) => {
             let (signed_in, csrf) = sign_in_with_csrf(app, req, username, password)?;
             match passphrase.filter(|_| given.is_none()) {
                 Some(passphrase) => {
@@ -162,13 +160,14 @@ pub fn setup_post(app: &App, req: &mut Req) -> Result<Resp, ApiError> {
                 None => Ok(signed_in),
             }
         }
-        Err(err) => {
+        Err(ops::Error::Account(err)) => {
             let err = ApiError::from(err);
             Ok(with_error(
                 setup_form(Some(&err.message), username, &fingerprint(app)),
                 err.status,
             ))
         }
+        Err(err) => Err(err.into()),
     }
 }
 
@@ -201,12 +200,7 @@ fn sign_in_with_csrf(
     username: &str,
     password: &str,
 ) -> Result<(Resp, String), ApiError> {
-    let session = crate::web::api::log_login(
-        app,
-        req,
-        username,
-        app.accounts.login(username, password, &req.remote_addr),
-    )?;
+    let session = ops::accounts::login(app, username, password, &req.remote_addr)?;
     let max_age = app.config.session_ttl.as_secs() as i64;
     let resp = Resp::redirect("/").header(
         "Set-Cookie",
@@ -540,16 +534,12 @@ pub fn admin_settings_post(
         Ok(settings) => settings,
         Err(sentence) => return admin_settings_page(app, req, caller, Some(sentence)),
     };
-    if let Err(err) = settings.save(&app.store) {
-        return admin_settings_page(app, req, caller, Some(err.to_string()));
+    match ops::settings::save(app, caller, &settings) {
+        Ok(()) => {}
+        Err(err @ ops::Error::Settings(_)) => {
+            return admin_settings_page(app, req, caller, Some(err.to_string()))
+        }
+        Err(err) => return Err(err.into()),
     }
-    app.archives
-        .expire_pending_uploads(settings.pending_upload_expiry())?;
-    app.engine.wake();
-    app.admin.log.info(
-        "settings",
-        &format!("{} changed the appliance settings.", caller.user.username),
-        crate::admin::log::Subject::user(&caller.user.id),
-    );
     Ok(Resp::redirect("/admin/settings?done=saved"))
 }

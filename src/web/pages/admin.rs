@@ -10,15 +10,15 @@ use maud::{html, Markup};
 use super::layout::{csrf_field, human_time, local_time, Page};
 use super::{field, Resp};
 use crate::accounts::Caller;
-use crate::admin::log::Subject;
 use crate::admin::{deployments, saved_scripts};
+use crate::app::state::App;
+use crate::ops;
 use crate::settings::Settings;
 use crate::store::records::{Role, RunSummary};
 use crate::units::human_size;
 use crate::web::admin_api::log_query_from;
 use crate::web::auth;
 use crate::web::http::{percent_encode, ApiError, Req};
-use crate::web::App;
 
 fn last_run(run: &Option<RunSummary>) -> Markup {
     html! {
@@ -46,7 +46,7 @@ fn meter(label: &str, done: u64, total: u64) -> Markup {
 
 /// The admin's first look: disk, archives by state, storage, queue, damage.
 fn dashboard(app: &App) -> Result<Markup, ApiError> {
-    let inputs = crate::web::device::current_inputs(app, "", 0);
+    let inputs = crate::app::device_feed::current_inputs(app, "", 0);
     let counts = &inputs.archives;
     let remote = crate::settings::remote::remote_settings(&app.store, &app.config.data_dir)?;
     let on_box = app.on_box_only();
@@ -422,7 +422,8 @@ pub fn users_page(
     Ok(resp)
 }
 
-/// The user forms: create, change role or disabled flag, registration.
+/// The user forms: create, change role or disabled flag, a new password,
+/// registration. The notice is the page's; the log line the operation's.
 pub fn users_post(
     app: &App,
     caller: &Caller,
@@ -430,7 +431,6 @@ pub fn users_post(
     form: &HashMap<String, String>,
 ) -> Result<Resp, ApiError> {
     auth::require_admin(caller)?;
-    let subject = Subject::user(&caller.user.id);
     let outcome: Result<String, String> = match target {
         "new" => {
             let role = if field(form, "role") == "admin" {
@@ -438,37 +438,29 @@ pub fn users_post(
             } else {
                 Role::Member
             };
-            match app
-                .accounts
-                .create_user(field(form, "username"), field(form, "password"), role)
-            {
-                Ok(user) => Ok(format!("Created the {} {}.", role.as_str(), user.username)),
-                Err(err) => Err(err.to_string()),
-            }
+            let (username, password) = (field(form, "username"), field(form, "password"));
+            ops::accounts::create_user(app, caller, username, password, role)
+                .map(|user| format!("Created the {} {}.", role.as_str(), user.username))
+                .map_err(|err| err.to_string())
         }
         "registration" => {
-            let mut settings = Settings::load(&app.store)?;
-            settings.registration_open = field(form, "open") == "1";
-            match settings.save(&app.store) {
-                Ok(()) => Ok(if settings.registration_open {
-                    "Registration is open.".to_string()
-                } else {
-                    "Registration is closed.".to_string()
-                }),
-                Err(err) => Err(err.to_string()),
-            }
+            let open = field(form, "open") == "1";
+            ops::accounts::set_registration(app, caller, open)
+                .map(|()| match open {
+                    true => "Registration is open.".to_string(),
+                    false => "Registration is closed.".to_string(),
+                })
+                .map_err(|err| err.to_string())
         }
         user_id if form.contains_key("new_password") => {
-            match app
-                .accounts
-                .reset_password(user_id, field(form, "new_password"))
-            {
-                Ok(user) => Ok(format!(
-                    "New password set for {}; they were logged out everywhere.",
-                    user.username
-                )),
-                Err(err) => Err(err.to_string()),
-            }
+            ops::accounts::reset_password(app, caller, user_id, field(form, "new_password"))
+                .map(|user| {
+                    format!(
+                        "New password set for {}; they were logged out everywhere.",
+                        user.username
+                    )
+                })
+                .map_err(|err| err.to_string())
         }
         user_id => {
             let role = match field(form, "role") {
@@ -481,32 +473,21 @@ pub fn users_post(
                 "0" => Some(false),
                 _ => None,
             };
-            match app.accounts.update_user(user_id, role, disabled) {
-                Ok(user) => Ok(format!(
-                    "{} is now {}{}.",
-                    user.username,
-                    if user.disabled {
-                        "a disabled "
-                    } else {
-                        "an active "
-                    },
-                    user.role.as_str()
-                )),
-                Err(err) => Err(err.to_string()),
-            }
+            ops::accounts::update_user(app, caller, user_id, role, disabled)
+                .map(|user| {
+                    format!(
+                        "{} is now {}{}.",
+                        user.username,
+                        if user.disabled {
+                            "a disabled "
+                        } else {
+                            "an active "
+                        },
+                        user.role.as_str()
+                    )
+                })
+                .map_err(|err| err.to_string())
         }
     };
-    match &outcome {
-        Ok(text) => app.admin.log.info(
-            "users",
-            &format!("{}: {text}", caller.user.username),
-            subject,
-        ),
-        Err(text) => app.admin.log.warn(
-            "users",
-            &format!("{} was refused: {text}", caller.user.username),
-            subject,
-        ),
-    }
     users_page(app, caller, Some(outcome))
 }

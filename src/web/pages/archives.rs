@@ -9,10 +9,11 @@ use super::layout::{csrf_field, done_notice, local_time, Page};
 use super::progress;
 use super::{field, Resp};
 use crate::accounts::Caller;
+use crate::app::state::App;
+use crate::ops;
 use crate::store::records::{ArchiveRecord, ArchiveState};
 use crate::units::human_size;
 use crate::web::http::{ApiError, Req};
-use crate::web::App;
 
 /// The words for a state. Honest about safety: while the remote is a folder
 /// on the appliance's own disk, nothing is "off-site"; a stored archive is
@@ -340,29 +341,26 @@ pub fn delete_page(
 }
 
 pub fn delete_post(app: &App, caller: &Caller, archive_id: &str) -> Result<Resp, ApiError> {
-    app.archives.delete(&caller.user.id, archive_id)?;
-    crate::web::api::announce_deleted(app, &caller.user.id, archive_id);
+    ops::archives::delete(app, &caller.user.id, archive_id)?;
     Ok(Resp::redirect("/?done=deleted"))
 }
 
 /// Abandons one of the caller's unfinished uploads (the home page's
 /// "Discard", asked first by `confirm.js`).
 pub fn discard_upload_post(app: &App, caller: &Caller, upload_id: &str) -> Result<Resp, ApiError> {
-    app.archives.terminate_upload(&caller.user.id, upload_id)?;
+    ops::archives::discard_upload(app, &caller.user.id, upload_id)?;
     Ok(Resp::redirect("/?done=upload-discarded"))
 }
 
 pub fn uncache_post(app: &App, caller: &Caller, archive_id: &str) -> Result<Resp, ApiError> {
-    app.archives.request_uncache(&caller.user.id, archive_id)?;
-    app.engine.wake();
+    ops::archives::uncache(app, &caller.user.id, archive_id)?;
     Ok(Resp::redirect(&format!(
         "/archives/{archive_id}?done=uncache"
     )))
 }
 
 pub fn cache_post(app: &App, caller: &Caller, archive_id: &str) -> Result<Resp, ApiError> {
-    app.archives.request_cache(&caller.user.id, archive_id)?;
-    app.engine.wake();
+    ops::archives::cache(app, &caller.user.id, archive_id)?;
     Ok(Resp::redirect(&format!(
         "/archives/{archive_id}?done=cache"
     )))
@@ -375,10 +373,7 @@ pub fn rename_post(
     archive_id: &str,
     form: &HashMap<String, String>,
 ) -> Result<Resp, ApiError> {
-    let archive = app
-        .archives
-        .rename(&caller.user.id, archive_id, field(form, "name"))?;
-    crate::web::api::announce(app, &archive);
+    ops::archives::rename(app, &caller.user.id, archive_id, field(form, "name"))?;
     Ok(Resp::redirect(&format!(
         "/archives/{archive_id}?done=renamed"
     )))

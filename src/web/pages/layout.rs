@@ -7,7 +7,7 @@ use crate::accounts::Caller;
 pub struct Page<'a> {
     title: String,
     caller: Option<&'a Caller>,
-    /// The backups go to a folder on this box (`web::OnBoxOnly`): signed-in
+    /// The backups go to a folder on this box (`app::state::OnBoxOnly`): signed-in
     /// pages show a warning banner.
     on_box_only: bool,
     scripts: Vec<&'static str>,

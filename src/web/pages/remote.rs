@@ -8,10 +8,10 @@ use maud::html;
 use super::layout::{csrf_field, Page};
 use super::{field, Resp};
 use crate::accounts::Caller;
+use crate::app::state::App;
 use crate::remote::RemoteSettings;
 use crate::web::auth;
 use crate::web::http::ApiError;
-use crate::web::App;
 
 pub fn remote_page(
     app: &App,
@@ -20,7 +20,7 @@ pub fn remote_page(
     typed: Option<&RemoteSettings>,
 ) -> Result<Resp, ApiError> {
     auth::require_admin(caller)?;
-    let saved = crate::settings::remote::remote_settings(&app.store, &app.config.data_dir)?;
+    let saved = crate::ops::remote::saved(app)?;
     // What is stored now and would be copied by a change of place.
     let stored = app.engine.plan_remote_change(&saved).ok();
     let moving = crate::web::api::move_json(app)?;
@@ -131,17 +131,18 @@ pub fn remote_post(
     form: &HashMap<String, String>,
 ) -> Result<Resp, ApiError> {
     auth::require_admin(caller)?;
-    let saved = crate::settings::remote::remote_settings(&app.store, &app.config.data_dir)?;
+    let saved = crate::ops::remote::saved(app)?;
     let settings = settings_from_form(form).keep_secret_from(&saved);
     let failed =
         |message: String| remote_page(app, caller, Some((false, message)), Some(&settings));
     if field(form, "action") == "test" {
-        let result = crate::web::api::check_remote(&settings);
-        let ok = result["ok"].as_bool().unwrap_or(false);
-        let message = result["message"].as_str().unwrap_or_default().to_string();
+        let (ok, message) = match crate::ops::remote::check(&settings) {
+            Ok(message) => (true, message),
+            Err(message) => (false, message),
+        };
         return remote_page(app, caller, Some((ok, message)), Some(&settings));
     }
-    let plan = match app.engine.plan_remote_change(&settings) {
+    let plan = match crate::ops::remote::plan(app, &settings) {
         Ok(plan) => plan,
         Err(err) => return failed(err.to_string()),
     };
@@ -151,13 +152,13 @@ pub fn remote_post(
             plan.message()
         ));
     }
-    match crate::web::api::save_remote(app, settings.clone()) {
+    match crate::ops::remote::save(app, settings.clone()) {
         Ok((_, plan)) => remote_page(
             app,
             caller,
             Some((true, format!("Saved. {}", plan.message()))),
             None,
         ),
-        Err(err) => failed(err.message),
+        Err(err) => failed(ApiError::from(err).message),
     }
 }

@@ -13,8 +13,8 @@ use maud::{html, Markup};
 use super::layout::Page;
 use super::remote::settings_from_form;
 use super::{field, Resp};
+use crate::app::state::App;
 use crate::web::http::{ApiError, Req};
-use crate::web::App;
 
 fn form(error: Option<&str>, form: &HashMap<String, String>) -> Markup {
     let value = |name: &str| field(form, name).to_string();

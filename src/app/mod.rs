@@ -4,10 +4,10 @@
 //! [`start`] takes the data folder's lock, opens the store, the accounts,
 //! the archives, the admin tools and the HTTPS certificate, starts the
 //! transfer engine, binds the listeners, starts the LED/display driver and
-//! its status feed, plugs the engine into the admin scripts, starts the
-//! admin scheduler with its chores and finally the web handler threads.
-//! [`Running::shutdown`] stops them in the reverse order. `web` only turns
-//! requests into calls on what it is handed here ([`web::App`]).
+//! its status feed (`device_feed`), starts the admin scheduler with its
+//! chores (`chores`) and finally the web handler threads.
+//! [`Running::shutdown`] stops them in the reverse order. [`App`]
+//! (`state`) is the shared state handed to `web`, `ops` and script hosts.
 //!
 //! The other commands (`user add`, `recover`, `update`, `init`) never come
 //! here: they open what they need themselves and start no engine.
@@ -17,14 +17,21 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::accounts::Accounts;
-use crate::admin::log::{Subject, SystemLog};
+use crate::admin::log::Subject;
 use crate::admin::Admin;
 use crate::archive::Archives;
 use crate::config::Config;
 use crate::data_dir::{self, DataDirLock};
 use crate::engine::{Engine, ReportLevel};
 use crate::tls::Tls;
-use crate::web::{self, device};
+use crate::web;
+
+mod chores;
+pub mod device_feed;
+mod notifier;
+pub mod state;
+
+use state::{App, DeviceLink, OnBoxOnly};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -65,7 +72,7 @@ pub struct Running {
     /// The HTTPS address served, when there is one.
     pub https_addr: Option<SocketAddr>,
     server: web::Server,
-    app: Arc<web::App>,
+    app: Arc<App>,
     /// Held while the process serves: one server per data folder.
     _lock: DataDirLock,
 }
@@ -83,7 +90,8 @@ pub fn start(config: Config) -> Result<Running, StartError> {
         }
     });
     let (listener, https) = bind(&config)?;
-    let app = open(config)?;
+    let app_cell = crate::ops::script_host::AppCell::default();
+    let app = open(config, crate::ops::script_host::maker(app_cell.clone()))?;
     let https = match https {
         Some(listener) => Some((listener, app.tls.server_config()?)),
         None => None,
@@ -93,11 +101,13 @@ pub fn start(config: Config) -> Result<Running, StartError> {
         let _ = app.https_addr.set(https_addr);
     }
     let app = Arc::new(app);
+    // Script runs see the app from now on (none can start before).
+    let _ = app_cell.set(Arc::downgrade(&app));
     let addr = listeners.addr;
     start_mdns(&app, addr, listeners.https_addr);
     start_device(&app, addr);
     start_admin(&app);
-    web::notifications::start(&app);
+    notifier::start(&app);
     let https_addr = listeners.https_addr;
     let server = web::serve(app.clone(), listeners);
     Ok(Running {
@@ -147,7 +157,7 @@ fn bind(config: &Config) -> Result<(TcpListener, Option<TcpListener>), StartErro
 }
 
 /// Opens the store and everything kept in it, and starts the engine.
-fn open(config: Config) -> Result<web::App, StartError> {
+fn open(config: Config, script_hosts: crate::admin::HostMaker) -> Result<App, StartError> {
     std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::CreateDataDir {
         path: config.data_dir.clone(),
         source,
@@ -156,7 +166,7 @@ fn open(config: Config) -> Result<web::App, StartError> {
     let store = crate::update::migration::open_store(&config.data_dir.join("db"), config.map_size)?;
     let accounts = Accounts::new(store.clone(), config.session_ttl);
     let archives = Arc::new(Archives::open(store.clone(), &config.data_dir)?);
-    let admin = Arc::new(Admin::open(store.clone(), &config.data_dir)?);
+    let admin = Arc::new(Admin::open(store.clone(), script_hosts)?);
     let engine = Arc::new(Engine::start(store.clone(), &config.data_dir));
     // What the engine has to tell people (a finished move, an old folder
     // deleted) goes to the system log.
@@ -169,11 +179,9 @@ fn open(config: Config) -> Result<web::App, StartError> {
         }
     }));
     let remote = crate::settings::remote::remote_settings(&store, &config.data_dir)?;
-    let on_box_only = Arc::new(web::OnBoxOnly::new(
-        remote.is_on_disk_under(&config.data_dir),
-    ));
+    let on_box_only = Arc::new(OnBoxOnly::new(remote.is_on_disk_under(&config.data_dir)));
     let tls = Tls::open(&config.data_dir, certificate_names(&config))?;
-    Ok(web::App {
+    Ok(App {
         tls,
         https_addr: std::sync::OnceLock::new(),
         mdns: std::sync::OnceLock::new(),
@@ -194,7 +202,7 @@ fn open(config: Config) -> Result<web::App, StartError> {
 /// `piarchive.local`, the LAN address, and the HTTPS address when it is a
 /// particular one.
 fn certificate_names(config: &Config) -> Vec<String> {
-    let mut addresses: Vec<std::net::IpAddr> = device::lan_address().into_iter().collect();
+    let mut addresses: Vec<std::net::IpAddr> = device_feed::lan_address().into_iter().collect();
     if let Ok(listen) = config.listen_https.parse::<SocketAddr>() {
         if !listen.ip().is_unspecified() {
             addresses.push(listen.ip());
@@ -203,45 +211,20 @@ fn certificate_names(config: &Config) -> Vec<String> {
     crate::tls::default_names(&crate::tls::hostname(), &addresses)
 }
 
-/// Plugs the engine into the admin scripts, adds the chores and starts the
-/// scheduler.
-fn start_admin(app: &Arc<web::App>) {
-    // Scripts reach the engine (uncache, cache, verify, retry) from now on.
+/// Adds the chores and starts the admin scheduler.
+fn start_admin(app: &Arc<App>) {
     app.admin
-        .set_archive_actions(Arc::new(web::actions::EngineActions::new(
-            app.archives.clone(),
-            app.engine.clone(),
-            app.store.clone(),
-            app.admin.log.clone(),
-        )));
-    app.admin
-        .add_chore(web::tus::SWEEP_INTERVAL, web::tus::sweep_chore(app));
+        .add_chore(chores::SWEEP_INTERVAL, chores::upload_expiry(app));
     app.admin.add_chore(
         crate::tls::RENEWAL_CHECK,
-        renewal_chore(app.tls.clone(), app.admin.log.clone()),
+        chores::certificate_renewal(app.tls.clone(), app.admin.log.clone()),
     );
     app.admin.start_scheduler();
 }
 
-/// Makes a new self-signed certificate before the old one expires.
-fn renewal_chore(tls: Arc<Tls>, log: Arc<SystemLog>) -> impl Fn() + Send + Sync + 'static {
-    move || match tls.renew_if_due() {
-        Ok(Some(info)) => log.info(
-            "tls",
-            &format!(
-                "Made a new self-signed certificate (SHA-256 {}), valid until {}.",
-                info.fingerprint_sha256, info.not_after
-            ),
-            Default::default(),
-        ),
-        Ok(None) => {}
-        Err(err) => log.warn("tls", &err.to_string(), Default::default()),
-    }
-}
-
 /// Announces the appliance on the LAN (see [`crate::mdns`]); what it has to
 /// say (a rename) goes to the system log.
-fn start_mdns(app: &Arc<web::App>, http: SocketAddr, https: Option<SocketAddr>) {
+fn start_mdns(app: &Arc<App>, http: SocketAddr, https: Option<SocketAddr>) {
     let log = app.admin.log.clone();
     let report = Box::new(move |sentence: &str| {
         eprintln!("piarchive mdns: {sentence}");
@@ -253,7 +236,7 @@ fn start_mdns(app: &Arc<web::App>, http: SocketAddr, https: Option<SocketAddr>) 
 /// Starts the LED/display driver for the configured or detected board and
 /// the thread that feeds it the status. Best effort: without GPIO or a
 /// display the simulated board mirrors the state.
-fn start_device(app: &Arc<web::App>, addr: SocketAddr) {
+fn start_device(app: &Arc<App>, addr: SocketAddr) {
     use crate::device::{
         board, hardware_for, BoardProfile, DeviceDriver, DeviceStatus, DriverOptions,
     };
@@ -268,14 +251,14 @@ fn start_device(app: &Arc<web::App>, addr: SocketAddr) {
     let driver = DeviceDriver::start(
         &profile,
         hardware_for(&profile),
-        DeviceStatus::starting(device::web_url(addr)),
+        DeviceStatus::starting(device_feed::web_url(addr)),
         DriverOptions::default(),
         Box::new(|line| eprintln!("piarchive device: {line}")),
     );
     match driver {
         Ok(driver) => {
-            let stop = device::start_feed(app.clone(), driver.sender(), addr);
-            let _ = app.device.set(device::DeviceLink::new(driver, stop));
+            let stop = device_feed::start_feed(app.clone(), driver.sender(), addr);
+            let _ = app.device.set(DeviceLink::new(driver, stop));
         }
         Err(err) => eprintln!("piarchive device: {err}; running without LEDs and display"),
     }

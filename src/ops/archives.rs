@@ -1,0 +1,153 @@
+//! What people do with archives: a finished upload, rename, delete, discard
+//! an unfinished upload, uncache, cache; and what admin scripts add: verify
+//! the remote copies, retry failed transfers.
+//!
+//! Every function takes the owner the archive must belong to
+//! (`Archives::owned` keeps users apart), announces the change to the
+//! owner's open pages and wakes the engine when there is new work.
+
+use crate::admin::log::{Subject, SystemLog};
+use crate::app::state::App;
+use crate::engine::Verification;
+use crate::store::records::{ArchiveRecord, ArchiveState};
+
+/// Tells the owner's open pages (Server-Sent Events) about an archive that
+/// appeared, was renamed or is being deleted; the engine tells them about
+/// its own changes.
+pub fn announce(app: &App, archive: &ArchiveRecord) {
+    app.engine.events().archive(archive);
+}
+
+/// A completed upload (one-shot or tus): shown on the owner's open pages,
+/// written to the system log, and the engine woken to back it up.
+pub fn uploaded(app: &App, username: &str, archive: &ArchiveRecord) {
+    announce(app, archive);
+    app.admin.log.info(
+        "upload",
+        &format!(
+            "{username} uploaded {:?} ({} bytes).",
+            archive.name, archive.size
+        ),
+        Subject::archive(&archive.owner_id, &archive.id),
+    );
+    app.engine.wake();
+}
+
+pub fn rename(
+    app: &App,
+    owner_id: &str,
+    archive_id: &str,
+    name: &str,
+) -> super::Result<ArchiveRecord> {
+    let archive = app.archives.rename(owner_id, archive_id, name)?;
+    announce(app, &archive);
+    Ok(archive)
+}
+
+/// Starts deleting an archive (now `deleting`; the engine removes it).
+pub fn delete(app: &App, owner_id: &str, archive_id: &str) -> super::Result<()> {
+    app.archives.delete(owner_id, archive_id)?;
+    if let Ok(archive) = app.archives.owned(owner_id, archive_id) {
+        announce(app, &archive);
+    }
+    app.engine.wake();
+    Ok(())
+}
+
+/// Abandons an unfinished upload.
+pub fn discard_upload(app: &App, owner_id: &str, upload_id: &str) -> super::Result<()> {
+    app.archives.terminate_upload(owner_id, upload_id)?;
+    Ok(())
+}
+
+/// Starts evicting the local copy of a backed-up archive.
+pub fn uncache(app: &App, owner_id: &str, archive_id: &str) -> super::Result<ArchiveRecord> {
+    let archive = app.archives.request_uncache(owner_id, archive_id)?;
+    app.engine.wake();
+    Ok(archive)
+}
+
+/// Starts fetching an uncached archive back to the disk.
+pub fn cache(app: &App, owner_id: &str, archive_id: &str) -> super::Result<ArchiveRecord> {
+    let archive = app.archives.request_cache(owner_id, archive_id)?;
+    app.engine.wake();
+    Ok(archive)
+}
+
+/// Checks the remote copies of an archive's parts (downloading `percent`
+/// of them) on this thread and writes what it found and did to the
+/// system log. Errors are sentences.
+pub fn verify(app: &App, archive_id: &str, percent: u8) -> Result<Verification, String> {
+    let verification = app
+        .engine
+        .verify(archive_id, percent)
+        .map_err(|err| err.to_string())?;
+    log_verification(&app.admin.log, &verification);
+    Ok(verification)
+}
+
+/// Puts failed transfers back in the queue; how many.
+pub fn retry_failed(app: &App) -> super::Result<usize> {
+    let count = app.store.write(crate::store::jobs::unpark_all)?;
+    app.engine.wake();
+    Ok(count)
+}
+
+/// System-log entries (source `verify`) for one verification: an error for
+/// damage left, a warning per part uploaded again and for a re-queued
+/// manifest, a debug line when all was well.
+fn log_verification(log: &SystemLog, verification: &Verification) {
+    let subject = Subject::archive(&verification.owner_id, &verification.archive_id);
+    let archive = format!(
+        "Archive {:?} ({})",
+        verification.name, verification.archive_id
+    );
+    for part in verification.damaged.iter().filter(|part| part.repaired) {
+        log.warn(
+            "verify",
+            &format!(
+                "{archive}: part {} {}; it was uploaded again from the local copy.",
+                part.index,
+                part.problem.describe()
+            ),
+            subject,
+        );
+    }
+    if let Some(problem) = &verification.manifest_problem {
+        log.warn(
+            "verify",
+            &format!("{archive}: {problem}; its upload was queued again."),
+            subject,
+        );
+    }
+    match (&verification.damage_reason, verification.state_after) {
+        (Some(reason), ArchiveState::Damaged) => log.error(
+            "verify",
+            &format!("{archive} is damaged. {reason}"),
+            subject,
+        ),
+        _ if verification.damaged.iter().any(|part| !part.repaired) => log.error(
+            "verify",
+            &format!(
+                "{archive}: {} of {} parts failed verification; the archive changed state \
+                 meanwhile, so it was not marked damaged.",
+                verification.parts_damaged(),
+                verification.parts_checked
+            ),
+            subject,
+        ),
+        _ if verification.damaged.is_empty() && verification.manifest_problem.is_none() => log
+            .write(
+                crate::admin::script::LogLevel::Debug,
+                "verify",
+                &format!(
+                    "{archive}: {} parts looked at, {} downloaded and hashed ({} bytes), all good.",
+                    verification.parts_checked,
+                    verification.parts_downloaded,
+                    verification.bytes_downloaded
+                ),
+                subject,
+            ),
+        _ => {}
+    }
+}
