@@ -43,6 +43,7 @@ pub mod ids;
 pub mod limits;
 pub mod mdns;
 pub mod metrics;
+pub mod notify;
 pub mod ops;
 pub mod recovery;
 pub mod remote;

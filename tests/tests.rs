@@ -16,6 +16,7 @@ mod garage;
 mod hostile;
 mod limits;
 mod mdns;
+mod notify;
 mod object_lock;
 mod recovery;
 mod remote;

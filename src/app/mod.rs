@@ -28,6 +28,7 @@ use crate::web;
 
 mod chores;
 pub mod device_feed;
+mod notifier;
 pub mod state;
 
 use state::{App, DeviceLink, OnBoxOnly};
@@ -106,6 +107,7 @@ pub fn start(config: Config) -> Result<Running, StartError> {
     start_mdns(&app, addr, listeners.https_addr);
     start_device(&app, addr);
     start_admin(&app);
+    notifier::start(&app);
     let https_addr = listeners.https_addr;
     let server = web::serve(app.clone(), listeners);
     Ok(Running {
@@ -125,6 +127,9 @@ impl Running {
             device.stop();
         }
         self.app.admin.stop_scheduler();
+        if let Some(notifier) = self.app.notifier.get() {
+            notifier.stop();
+        }
         if let Some(mdns) = self.app.mdns.get() {
             mdns.stop();
         }
@@ -180,6 +185,7 @@ fn open(config: Config, script_hosts: crate::admin::HostMaker) -> Result<App, St
         tls,
         https_addr: std::sync::OnceLock::new(),
         mdns: std::sync::OnceLock::new(),
+        notifier: std::sync::OnceLock::new(),
         config,
         store,
         accounts,

@@ -37,6 +37,8 @@ pub struct App {
     pub on_box_only: Arc<OnBoxOnly>,
     /// mDNS (`piarchive.local`), when a listener is on the LAN.
     pub mdns: OnceLock<crate::mdns::Mdns>,
+    /// The notifier thread (`crate::notify`), once started.
+    pub notifier: OnceLock<crate::notify::Notifier>,
 }
 
 impl App {

@@ -41,6 +41,9 @@ pub struct Activity {
     started: AtomicU64,
     /// The remote's lasting problem and since when (Unix seconds).
     remote_error: Mutex<Option<(String, i64)>>,
+    /// A remote request finished (well or not) since start: until then
+    /// "no error" says nothing about the remote.
+    remote_checked: std::sync::atomic::AtomicBool,
 }
 
 impl Activity {
@@ -65,6 +68,7 @@ impl Activity {
     /// Records the remote's lasting problem; the time it began stays while
     /// the problem lasts, whatever its latest wording.
     pub(super) fn set_remote_error(&self, error: Option<String>) {
+        self.remote_checked.store(true, Ordering::Relaxed);
         let mut current = lock(&self.remote_error);
         let since = current
             .as_ref()
@@ -77,6 +81,12 @@ impl Activity {
         lock(&self.remote_error)
             .as_ref()
             .map(|(message, _)| message.clone())
+    }
+
+    /// Whether a remote job finished since start (so [`Activity::remote_error`]
+    /// says how the remote is, not only that nothing was tried yet).
+    pub fn remote_checked(&self) -> bool {
+        self.remote_checked.load(Ordering::Relaxed)
     }
 
     /// Since when (Unix seconds) the remote's lasting problem lasts.

@@ -13,6 +13,7 @@
 //! - [`settings`]: the appliance settings, the log settings.
 //! - [`remote`]: where the backups go (save, plan, live check).
 //! - [`tls`]: the HTTPS certificate and the HTTPS/name settings.
+//! - [`notifications`]: the notification channels (save, send a test).
 //! - [`scripts`]: saved scripts; [`script_host`]: what a running script
 //!   sees of the appliance (the one `ScriptHost`).
 //!
@@ -21,6 +22,7 @@
 
 pub mod accounts;
 pub mod archives;
+pub mod notifications;
 pub mod remote;
 pub mod script_host;
 pub mod scripts;
@@ -48,6 +50,8 @@ pub enum Error {
     Log(#[from] crate::admin::log::LogError),
     #[error(transparent)]
     RemoteChange(#[from] crate::engine::remote_move::ChangeError),
+    #[error(transparent)]
+    Notify(#[from] crate::notify::settings::NotifySettingsError),
     /// Something that is no fault of the request (a key could not be made).
     #[error("{0}")]
     Internal(String),

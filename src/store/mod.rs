@@ -261,6 +261,8 @@ pub struct Tables {
     pub deployments: Table<records::DeploymentRecord>,
     pub log: Table<records::LogRecord>,
     pub settings: Table<serde_json::Value>,
+    /// Notices waiting for delivery, per channel (`crate::notify::queue`).
+    pub notices: Table<records::NoticeRecord>,
 }
 
 impl Tables {
@@ -348,6 +350,7 @@ impl Store {
             deployments: create(&env, &mut txn, "deployments")?,
             log: create(&env, &mut txn, "log")?,
             settings: create(&env, &mut txn, "settings")?,
+            notices: create(&env, &mut txn, "notices")?,
         };
         let on_disk = match when {
             Migrate::Now => migrate(&tables, &mut txn)?,

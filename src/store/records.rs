@@ -274,3 +274,31 @@ pub struct TrashRecord {
     /// The trash chore deletes the archive for good at or after this time.
     pub purge_at: i64,
 }
+
+/// One notice waiting to be delivered through one channel (table
+/// `notices`, keyed by the channel's key, `/`, and the notice's sequence
+/// number big-endian, so each channel's notices sort in the order they
+/// happened). Removed once delivered or given up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NoticeRecord {
+    /// Increases with every notice made (`meta` key `notify_seq`).
+    pub seq: u64,
+    /// `remote_unreachable`, `archive_damaged`, ... (API.md).
+    pub event: String,
+    /// `info`, `warning` or `critical`.
+    pub severity: String,
+    pub title: String,
+    /// A sentence a family understands.
+    pub message: String,
+    /// The technical detail (an error sentence, an archive id).
+    pub detail: String,
+    /// When the problem started or ended (Unix seconds).
+    pub at: i64,
+    pub resolved: bool,
+    /// Delivery attempts so far.
+    pub attempts: u32,
+    /// Not tried again before this (Unix seconds).
+    pub next_attempt_at: i64,
+    /// Why the last attempt failed.
+    pub last_error: Option<String>,
+}

@@ -381,6 +381,7 @@ impl From<crate::ops::Error> for ApiError {
             Error::Scripts(err) => err.into(),
             Error::Log(err) => err.into(),
             Error::RemoteChange(err) => err.into(),
+            Error::Notify(err) => err.into(),
             Error::Internal(message) => ApiError::internal(message),
         }
     }

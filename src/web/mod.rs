@@ -19,6 +19,7 @@ pub mod device;
 pub mod firmware;
 pub mod http;
 pub mod metrics;
+pub mod notifications;
 pub mod pages;
 pub mod paging;
 pub mod restore;

@@ -12,7 +12,8 @@ use super::pages::{
     account, admin, archives, remote, restore as restore_page, trash as trash_page,
 };
 use super::{
-    admin_api, api, auth, device, firmware, metrics, pages, restore, sse, tls, trash, tus,
+    admin_api, api, auth, device, firmware, metrics, notifications, pages, restore, sse, tls,
+    trash, tus,
 };
 use crate::accounts::Caller;
 use crate::app::state::App;
@@ -118,6 +119,9 @@ pub fn route<'p>(method: &Method, path: &'p [&'p str]) -> Route<'p> {
         (Get, ["api", "v1", "admin", "firmware"]) => open(firmware::get),
         (Post, ["api", "v1", "admin", "firmware"]) => open(firmware::post),
         (_, ["api", "v1", "admin", "firmware"]) => open(firmware::other_method),
+        (Get, ["api", "v1", "admin", "notifications"]) => open(notifications::get),
+        (Put, ["api", "v1", "admin", "notifications"]) => open(notifications::put),
+        (Post, ["api", "v1", "admin", "notifications", "test"]) => open(notifications::test),
         (Get, ["api", "v1", "admin", "tls"]) => open(tls::get),
         (Put, ["api", "v1", "admin", "tls"]) => open(tls::put),
         (Delete, ["api", "v1", "admin", "tls"]) => open(tls::delete),
@@ -186,6 +190,8 @@ fn page_route<'p>(method: &Method, path: &'p [&'p str]) -> Route<'p> {
         (Post, ["admin", "remote"]) => form(|app, _, caller, form| remote::remote_post(app, caller, form)),
         (Get, ["admin", "tls"]) => signed_in(|app, req, caller| tls::page(app, req, caller, None)),
         (Post, ["admin", "tls", action]) => form(move |app, req, caller, form| tls::form_post(app, req, caller, action, form)),
+        (Get, ["admin", "notifications"]) => signed_in(|app, _, caller| notifications::page(app, caller, None, None)),
+        (Post, ["admin", "notifications", rest @ ..]) => form(move |app, _, caller, form| notifications::form_post(app, caller, rest, form)),
         (Get, ["admin", "device"]) => signed_in(|app, _, caller| device::page(app, caller)),
         (Get, ["admin", "firmware"]) => signed_in(|app, _, caller| firmware::page(app, caller)),
         (Get, ["admin", "scripts", "new"]) => signed_in(|app, _, caller| admin::develop(app, caller, None)),

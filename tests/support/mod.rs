@@ -9,6 +9,7 @@ pub mod fault_proxy;
 pub mod garage;
 pub mod moto;
 pub mod other_address;
+pub mod receiver;
 pub mod s3_server;
 pub mod s3_target;
 

@@ -64,6 +64,7 @@ impl<'a> Page<'a> {
                                     a href="/admin/device" { "Device" }
                                     a href="/admin/firmware" { "Firmware" }
                                     a href="/admin/tls" { "HTTPS" }
+                                    a href="/admin/notifications" { "Notifications" }
                                     a href="/admin/log" { "Log" }
                                     a href="/admin/users" { "Users" }
                                     a href="/admin/remote" { "Remote" }

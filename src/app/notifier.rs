@@ -1,0 +1,104 @@
+//! The notifier's place in the running appliance: [`start`] starts the
+//! thread with an observer that reads what the appliance sees each tick
+//! from the same sources as the LEDs (the engine's remote error, the
+//! catalog, the disk against its reserve, the upload window, the last
+//! firmware update, the recovery passphrase).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use super::state::App;
+use crate::notify::problems::{DamagedArchive, Observation};
+use crate::notify::{self, Observer};
+use crate::settings::{parse_hh_mm, Settings};
+use crate::store::records::ArchiveState;
+
+/// Starts the notifier with an observer over `app` and keeps it in `app`.
+pub fn start(app: &Arc<App>) {
+    let notifier = notify::Notifier::start(
+        app.store.clone(),
+        app.admin.log.clone(),
+        crate::ops::notifications::sender(app),
+        observer(app.clone()),
+    );
+    let _ = app.notifier.set(notifier);
+}
+
+/// What the notifier sees each tick: the engine's remote error, damaged
+/// archives, the disk against its reserve, uploads waiting without
+/// progress or outside the upload window, the last firmware update and
+/// the recovery passphrase.
+fn observer(app: Arc<App>) -> Observer {
+    // (bytes uploaded so far, since when nothing moved) while work waits.
+    let mut progress: Option<(u64, i64)> = None;
+    let mut window_closed_since: Option<i64> = None;
+    Box::new(move |now| {
+        let archives = app.archives.list_all().unwrap_or_default();
+        let settings = Settings::load(&app.store).unwrap_or_default();
+        let waiting = archives
+            .iter()
+            .any(|a| matches!(a.state, ArchiveState::Local | ArchiveState::Uploading));
+        let uploaded: u64 = archives.iter().map(|a| a.bytes_remote).sum();
+        progress = match progress {
+            Some((bytes, since)) if waiting && bytes == uploaded => Some((bytes, since)),
+            _ if waiting => Some((uploaded, now)),
+            _ => None,
+        };
+        let window_open = settings.upload_window.as_ref().is_none_or(|window| {
+            match (parse_hh_mm(&window.start), parse_hh_mm(&window.end)) {
+                (Some(start), Some(end)) => {
+                    crate::engine::in_window(start, end, (now.rem_euclid(86_400) / 60) as u32)
+                }
+                _ => true,
+            }
+        });
+        window_closed_since = match window_closed_since {
+            _ if window_open || !waiting => None,
+            Some(since) => Some(since),
+            None => Some(now),
+        };
+        let activity = app.engine.activity();
+        Observation {
+            remote_error: activity.remote_error(),
+            remote_unknown: !activity.remote_checked(),
+            damaged: archives
+                .iter()
+                .filter(|a| a.state == ArchiveState::Damaged)
+                .map(|a| DamagedArchive {
+                    id: a.id.clone(),
+                    name: a.name.clone(),
+                    owner: a.owner_id.clone(),
+                })
+                .collect(),
+            disk_low: disk_low(&app.config.data_dir, settings.free_space_reserve_bytes),
+            waiting_since: progress.map(|(_, since)| since),
+            window_closed_since,
+            update_failed: crate::update::read_record(Path::new(crate::update::RECORD))
+                .filter(|record| record.result == "failed")
+                .map(|record| (record.version, record.message)),
+            passphrase_unconfirmed_since: passphrase_unconfirmed_since(&app),
+        }
+    })
+}
+
+/// `(free, needed)` when free space is below the reserve or 5 % of the disk.
+fn disk_low(data_dir: &Path, reserve: u64) -> Option<(u64, u64)> {
+    let stat = rustix::fs::statvfs(data_dir).ok()?;
+    let total = stat.f_blocks.saturating_mul(stat.f_frsize);
+    let free = crate::disk::available_bytes(data_dir).ok()?;
+    let needed = reserve.max(total / 100 * crate::device::status::NEARLY_FULL_PERCENT);
+    (free < needed).then_some((free, needed))
+}
+
+/// When the first account was made, if the passphrase shown then was
+/// never typed back.
+fn passphrase_unconfirmed_since(app: &App) -> Option<i64> {
+    use crate::engine::keys::PassphraseCheck;
+    let check = crate::engine::keys::passphrase_check(&app.store).ok()??;
+    if check != PassphraseCheck::NotTypedBack {
+        return None;
+    }
+    let txn = app.store.read().ok()?;
+    let users = app.store.tables.users.all(&txn).ok()?;
+    users.iter().map(|(_, user)| user.created_at).min()
+}

@@ -1,0 +1,470 @@
+//! From what the appliance sees to notices: the problems an observation
+//! shows ([`problems`]) and the tracker that turns their start and end into
+//! notices ([`Tracker::step`]), one when a problem starts and one when it
+//! ends, with flapping held back.
+//!
+//! Pure: time is handed in, nothing here reads the clock, the store or the
+//! network. The tracker's state is a plain value the notifier keeps in LMDB,
+//! so a restart neither repeats nor forgets a notice.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// A problem that came back within this long of its resolution notice is
+/// notified again only once it has lasted this long (no storm of notices).
+pub const FLAP_QUIET_SECONDS: i64 = 3600;
+/// A backup that has not moved for this long is `backup_stalled`.
+pub const STALLED_AFTER_SECONDS: i64 = 86_400;
+/// The recovery passphrase reminder comes this long after setup.
+pub const PASSPHRASE_REMINDER_AFTER_SECONDS: i64 = 7 * 86_400;
+
+/// A notice to send: what started or ended, in words.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notice {
+    pub event: String,
+    /// `info`, `warning` or `critical`.
+    pub severity: String,
+    pub title: String,
+    pub message: String,
+    pub detail: String,
+    /// Unix seconds.
+    pub at: i64,
+    pub resolved: bool,
+}
+
+/// One problem the appliance has now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Which problem: the event, and the archive for one about an archive.
+    pub key: String,
+    pub event: &'static str,
+    pub severity: &'static str,
+    pub title: String,
+    pub message: String,
+    pub detail: String,
+    /// Seconds the problem must last before it is notified.
+    pub notify_after: i64,
+}
+
+/// An archive whose remote copy is known to be bad.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DamagedArchive {
+    pub id: String,
+    pub name: String,
+    pub owner: String,
+}
+
+/// What the appliance sees now; the notifier's caller fills it in from the
+/// engine, the catalog, the disk and the settings (the same sources as the
+/// LEDs).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Observation {
+    /// The remote's current problem as a sentence (the engine's).
+    pub remote_error: Option<String>,
+    /// No remote request finished since start: whether the remote works is
+    /// not known, so a known outage is neither resolved nor started.
+    pub remote_unknown: bool,
+    pub damaged: Vec<DamagedArchive>,
+    /// `(free, needed)` bytes when the disk is below its reserve.
+    pub disk_low: Option<(u64, u64)>,
+    /// Archives wait to be uploaded (or a move runs) and nothing moved since.
+    pub waiting_since: Option<i64>,
+    /// Backups wait and the upload window has not opened since this time.
+    pub window_closed_since: Option<i64>,
+    /// The last firmware update failed: `(version, message)`.
+    pub update_failed: Option<(String, String)>,
+    /// The recovery passphrase was shown at setup (this time) and never
+    /// typed back.
+    pub passphrase_unconfirmed_since: Option<i64>,
+}
+
+fn hours(seconds: i64) -> String {
+    match seconds {
+        s if s < 120 => format!("{s} seconds"),
+        s if s < 7200 => format!("{} minutes", s / 60),
+        s => format!("{} hours", s / 3600),
+    }
+}
+
+/// The problems whose presence `seen` cannot tell (left as they are).
+pub fn unknown(seen: &Observation) -> Vec<String> {
+    match seen.remote_unknown {
+        true => vec!["remote_unreachable".to_string()],
+        false => Vec::new(),
+    }
+}
+
+/// The problems `seen` shows, `now` and the remote threshold given.
+pub fn problems(seen: &Observation, now: i64, remote_after: i64) -> Vec<Problem> {
+    let mut out = Vec::new();
+    let mut add = |key: String, event, severity, title: &str, message: String, detail: String| {
+        out.push(Problem {
+            key,
+            event,
+            severity,
+            title: title.to_string(),
+            message,
+            detail,
+            notify_after: 0,
+        })
+    };
+    if let Some(error) = &seen.remote_error {
+        add(
+            "remote_unreachable".into(),
+            "remote_unreachable",
+            "critical",
+            "Backups cannot reach the storage",
+            format!("For more than {} the appliance could not reach the storage where the backups go. New files are kept on the box and sent once it is back; check the internet connection and the storage account.", hours(remote_after)),
+            error.clone(),
+        );
+    }
+    for archive in &seen.damaged {
+        add(
+            format!("archive_damaged/{}", archive.id),
+            "archive_damaged",
+            "critical",
+            "A backup copy is damaged",
+            format!("The off-site copy of \u{201c}{}\u{201d} is damaged. Keep the files on the box and open the appliance's page to repair it.", archive.name),
+            format!("archive {} (owner {})", archive.id, archive.owner),
+        );
+    }
+    if let Some((free, needed)) = seen.disk_low {
+        add("disk_low".into(), "disk_low", "warning", "The appliance's disk is nearly full",
+            "The appliance's disk is nearly full, so new uploads may be refused. Free some space (uncache or delete archives) or use a bigger disk.".into(),
+            format!("{free} bytes free, {needed} bytes kept in reserve"));
+    }
+    if let Some(since) = seen
+        .waiting_since
+        .filter(|s| now - s >= STALLED_AFTER_SECONDS)
+    {
+        add(
+            "backup_stalled".into(),
+            "backup_stalled",
+            "warning",
+            "Backups have not moved for a day",
+            format!(
+                "Files are waiting to be backed up but nothing was uploaded for {}.",
+                hours(now - since)
+            ),
+            "no part uploaded while archives wait".into(),
+        );
+    }
+    if let Some(since) = seen
+        .window_closed_since
+        .filter(|s| now - s >= STALLED_AFTER_SECONDS)
+    {
+        add("upload_window".into(), "upload_window_closed", "warning", "The upload window never opened",
+            format!("Files are waiting to be backed up, but the upload window set in the settings has not opened for {}. Check the window and the appliance's clock.", hours(now - since)),
+            "upload window closed while archives wait".into());
+    }
+    if let Some((version, message)) = &seen.update_failed {
+        add(format!("update_failed/{version}"), "update_failed", "warning", "A firmware update failed",
+            format!("The update to version {version} did not work; the appliance went back to the version it ran before and keeps working."),
+            message.clone());
+    }
+    if let Some(since) = seen
+        .passphrase_unconfirmed_since
+        .filter(|s| now - s >= PASSPHRASE_REMINDER_AFTER_SECONDS)
+    {
+        add("passphrase_unconfirmed".into(), "passphrase_unconfirmed", "warning", "The recovery passphrase was never confirmed",
+            "The recovery passphrase shown at setup was never typed back. Without it the backups cannot be restored if the box is lost: find it and confirm it on the Account page.".into(),
+            format!("shown at setup (Unix time {since})"));
+    }
+    if let Some(remote) = out.iter_mut().find(|p| p.event == "remote_unreachable") {
+        remote.notify_after = remote_after;
+    }
+    out
+}
+
+/// What the tracker remembers of one problem.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tracked {
+    pub event: String,
+    pub severity: String,
+    pub title: String,
+    pub message: String,
+    pub detail: String,
+    /// Since when the problem is present (or was, while inactive).
+    pub since: i64,
+    pub active: bool,
+    /// A start notice went out and no resolution yet.
+    pub notified: bool,
+    /// When the last resolution notice went out.
+    pub resolved_at: Option<i64>,
+}
+
+/// The problems known, by key.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tracker {
+    pub problems: BTreeMap<String, Tracked>,
+}
+
+impl Tracker {
+    /// Takes the problems present at `now`; returns the notices due, in
+    /// the order they happened.
+    /// Problems keyed in `unknown` are left as they are.
+    pub fn step(&mut self, now: i64, present: Vec<Problem>, unknown: &[String]) -> Vec<Notice> {
+        let mut notices = Vec::new();
+        let keys: Vec<String> = present.iter().map(|p| p.key.clone()).collect();
+        for problem in present {
+            let entry = self
+                .problems
+                .entry(problem.key.clone())
+                .or_insert_with(|| Tracked {
+                    event: String::new(),
+                    severity: String::new(),
+                    title: String::new(),
+                    message: String::new(),
+                    detail: String::new(),
+                    since: now,
+                    active: true,
+                    notified: false,
+                    resolved_at: None,
+                });
+            if !entry.active {
+                entry.active = true;
+                entry.since = now;
+            }
+            entry.event = problem.event.to_string();
+            entry.severity = problem.severity.to_string();
+            entry.title = problem.title;
+            entry.message = problem.message;
+            entry.detail = problem.detail;
+            let flapping = entry
+                .resolved_at
+                .is_some_and(|at| entry.since - at < FLAP_QUIET_SECONDS);
+            let wait = if flapping {
+                problem.notify_after.max(FLAP_QUIET_SECONDS)
+            } else {
+                problem.notify_after
+            };
+            if !entry.notified && now - entry.since >= wait {
+                entry.notified = true;
+                notices.push(Notice {
+                    event: entry.event.clone(),
+                    severity: entry.severity.clone(),
+                    title: entry.title.clone(),
+                    message: entry.message.clone(),
+                    detail: entry.detail.clone(),
+                    at: now,
+                    resolved: false,
+                });
+            }
+        }
+        for (key, entry) in self.problems.iter_mut() {
+            if !entry.active || keys.contains(key) || unknown.contains(key) {
+                continue;
+            }
+            entry.active = false;
+            if entry.notified {
+                entry.notified = false;
+                entry.resolved_at = Some(now);
+                notices.push(resolution(entry, now));
+            }
+        }
+        // Forget what ended long enough ago to no longer count as flapping.
+        self.problems.retain(|_, entry| {
+            entry.active
+                || entry
+                    .resolved_at
+                    .is_some_and(|at| now - at < FLAP_QUIET_SECONDS)
+        });
+        notices
+    }
+
+    /// Whether a notified problem is present (the heartbeat then stays
+    /// silent).
+    pub fn anything_wrong(&self) -> bool {
+        self.problems.values().any(|entry| entry.notified)
+    }
+}
+
+fn resolution(entry: &Tracked, now: i64) -> Notice {
+    let (title, message) = match entry.event.as_str() {
+        "remote_unreachable" => (
+            "Backups reach the storage again".to_string(),
+            "The storage is reachable again; waiting files are being backed up.".to_string(),
+        ),
+        "disk_low" => (
+            "The disk has room again".to_string(),
+            "The appliance's disk has enough free space again.".to_string(),
+        ),
+        "backup_stalled" | "upload_window_closed" => (
+            "Backups are moving again".to_string(),
+            "Files are being backed up again.".to_string(),
+        ),
+        _ => (
+            format!("Resolved: {}", entry.title),
+            format!("This is no longer a problem: {}", entry.message),
+        ),
+    };
+    Notice {
+        event: entry.event.clone(),
+        severity: "info".into(),
+        title,
+        message,
+        detail: entry.detail.clone(),
+        at: now,
+        resolved: true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outage() -> Observation {
+        Observation {
+            remote_error: Some("Remote unreachable: connection refused.".into()),
+            ..Observation::default()
+        }
+    }
+
+    /// Runs the tracker over `(time, observation)` and lists the notices as
+    /// `time event start|resolved`.
+    fn run(steps: &[(i64, Observation)], remote_after: i64) -> Vec<String> {
+        let mut tracker = Tracker::default();
+        let mut out = Vec::new();
+        for (now, seen) in steps {
+            let unknown = unknown(seen);
+            for notice in tracker.step(*now, problems(seen, *now, remote_after), &unknown) {
+                let what = if notice.resolved { "resolved" } else { "start" };
+                out.push(format!("{now} {} {what}", notice.event));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_remote_is_notified_after_the_threshold_once_and_resolved_once() {
+        let ok = Observation::default();
+        let steps = [
+            (0, outage()),
+            (59, outage()),
+            (60, outage()),
+            (61, outage()),
+            (500, outage()),
+            (501, ok.clone()),
+            (502, ok),
+        ];
+        assert_eq!(
+            run(&steps, 60),
+            [
+                "60 remote_unreachable start",
+                "501 remote_unreachable resolved"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_restart_neither_repeats_nor_resolves_an_outage() {
+        let unknown = Observation {
+            remote_unknown: true,
+            ..Observation::default()
+        };
+        let steps = [
+            (0, outage()),
+            (60, outage()),
+            (70, unknown.clone()),
+            (80, unknown),
+            (90, outage()),
+        ];
+        assert_eq!(run(&steps, 60), ["60 remote_unreachable start"]);
+    }
+
+    #[test]
+    fn a_short_outage_says_nothing() {
+        let steps = [
+            (0, outage()),
+            (30, Observation::default()),
+            (31, outage()),
+            (80, outage()),
+        ];
+        assert_eq!(run(&steps, 60), Vec::<String>::new());
+    }
+
+    #[test]
+    fn flapping_is_held_back_for_an_hour() {
+        let ok = Observation::default;
+        let steps = [
+            (0, outage()),
+            (10, outage()),
+            (20, ok()),
+            // Back within the hour: silent while it flaps...
+            (100, outage()),
+            (200, ok()),
+            (300, outage()),
+            (400, ok()),
+            // ...notified again once it stays for an hour.
+            (1000, outage()),
+            (1000 + 3599, outage()),
+            (1000 + 3600, outage()),
+            (1000 + 3700, ok()),
+            // After an hour of quiet it is a new problem.
+            (1000 + 3700 + 3600, outage()),
+            (1000 + 3700 + 3610, outage()),
+        ];
+        assert_eq!(
+            run(&steps, 10),
+            [
+                "10 remote_unreachable start",
+                "20 remote_unreachable resolved",
+                "4600 remote_unreachable start",
+                "4700 remote_unreachable resolved",
+                "8310 remote_unreachable start",
+            ]
+        );
+    }
+
+    #[test]
+    fn each_damaged_archive_is_its_own_problem() {
+        let damaged = |ids: &[&str]| Observation {
+            damaged: ids
+                .iter()
+                .map(|id| DamagedArchive {
+                    id: id.to_string(),
+                    name: format!("Photos <{id}>\r\nX-Evil: 1"),
+                    owner: "u1".into(),
+                })
+                .collect(),
+            ..Observation::default()
+        };
+        let steps = [
+            (0, damaged(&["a"])),
+            (5, damaged(&["a", "b"])),
+            (9, damaged(&["b"])),
+        ];
+        assert_eq!(
+            run(&steps, 60),
+            [
+                "0 archive_damaged start",
+                "5 archive_damaged start",
+                "9 archive_damaged resolved"
+            ]
+        );
+    }
+
+    #[test]
+    fn stalls_windows_and_the_passphrase_wait_their_time() {
+        let seen = Observation {
+            waiting_since: Some(0),
+            window_closed_since: Some(0),
+            passphrase_unconfirmed_since: Some(0),
+            ..Observation::default()
+        };
+        let events = |now| -> Vec<&'static str> {
+            problems(&seen, now, 60).iter().map(|p| p.event).collect()
+        };
+        assert!(events(86_399).is_empty());
+        assert_eq!(events(86_400), ["backup_stalled", "upload_window_closed"]);
+        assert_eq!(
+            events(7 * 86_400),
+            [
+                "backup_stalled",
+                "upload_window_closed",
+                "passphrase_unconfirmed"
+            ]
+        );
+    }
+}
