@@ -23,7 +23,8 @@
 //! - [`limits`]: every limit on what a network client can make the server hold.
 //! - [`metrics`]: process-lifetime counters for `/metrics` and script `stats()`.
 //! - [`sha256_pair`]: two SHA-256 at once with the x86 SHA instructions.
-//! - [`firmware`]: init mode (PID 1 in the SD-card image): mounts, network, clock, supervision.
+//! - [`init`]: `piarchive init`, PID 1 in the SD-card image: mounts, network, clock, supervision.
+//! - [`power`]: how the server asks init to power off or reboot (both sides use it).
 //! - [`update`]: firmware updates in place: signed bundles, A/B slots, trial and commit.
 
 pub mod accounts;
@@ -36,11 +37,12 @@ pub mod date;
 pub mod device;
 pub mod disk;
 pub mod engine;
-pub mod firmware;
 pub mod ids;
+pub mod init;
 pub mod limits;
 pub mod mdns;
 pub mod metrics;
+pub mod power;
 pub mod recovery;
 pub mod remote;
 pub mod repo;

@@ -32,8 +32,8 @@ fn main() -> ExitCode {
     return_big_buffers_to_the_system();
     let all_args: Vec<String> = std::env::args().collect();
     // The kernel starts the image's /init as PID 1 without arguments.
-    if piarchive::firmware::is_init_invocation(&all_args) {
-        return match piarchive::firmware::run_init() {
+    if piarchive::init::is_init_invocation(&all_args) {
+        return match piarchive::init::run_init() {
             Ok(never) => match never {},
             Err(err) => {
                 eprintln!("piarchive init: {err:#}");
@@ -170,7 +170,7 @@ fn update_command(words: &[&str]) -> anyhow::Result<()> {
 /// `piarchive update FILE`: the console's way to apply a bundle, with a progress line.
 /// With `--boot DIR` it writes into the boot partition at DIR and does not reboot.
 fn update(file: &str, force: bool, boot: Option<&std::path::Path>) -> anyhow::Result<()> {
-    use piarchive::firmware::power;
+    use piarchive::power;
     let mut reader = std::io::BufReader::new(
         std::fs::File::open(file).with_context(|| format!("cannot open {file}"))?,
     );

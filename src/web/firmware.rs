@@ -46,7 +46,7 @@ fn post(req: &mut Req) -> Result<Resp, ApiError> {
     let mut progress = |_written: u64, total: u64| {
         if !started {
             started = true;
-            crate::firmware::console::log(
+            crate::init::console::log(
                 "update",
                 &format!("writing version ({} MiB) to the inactive slot", total >> 20),
             );
@@ -65,7 +65,7 @@ fn post(req: &mut Req) -> Result<Resp, ApiError> {
         }
     })?;
     if applied.hold_reboot {
-        crate::firmware::console::log(
+        crate::init::console::log(
             "update",
             &format!(
                 "test switch: version {} written to {}; holding the reboot",
@@ -78,7 +78,7 @@ fn post(req: &mut Req) -> Result<Resp, ApiError> {
             &json!({ "message": "held by the test switch", "version": applied.version, "slot": applied.slot.dir_name() }),
         ));
     }
-    crate::firmware::console::log(
+    crate::init::console::log(
         "update",
         &format!(
             "version {} written to {}; rebooting into trial",
@@ -97,7 +97,7 @@ fn post(req: &mut Req) -> Result<Resp, ApiError> {
         &json!({ "message": message, "version": applied.version, "slot": applied.slot.dir_name() }),
     )
     .then(|| {
-        let _ = crate::firmware::power::request(crate::firmware::power::PowerAction::Reboot);
+        let _ = crate::power::request(crate::power::PowerAction::Reboot);
     }))
 }
 

@@ -23,7 +23,7 @@
 //! | 8c | open the hardware watchdog (`/dev/watchdog`, 15 s) and pet it from the loop below; during a trial only while the trial check answers ([`watchdog`]) | best-effort |
 //! | 9 | start `piarchive serve`, supervised: restarted with backoff (1 s doubling to 60 s), every orphan reaped; `serve` answers mDNS for `piarchive.local` on each address the lease of step 7 brings, when it brings it ([`crate::mdns`]) | best-effort, retried forever |
 //! | 10 | every 15 minutes: save the clock to /data/firmware/clock | best-effort |
-//! | 11 | on SIGTERM or serve's exit status 10: power off; on SIGUSR1, SIGINT (Ctrl-Alt-Del) or exit status 11: reboot (see [`power`]) | - |
+//! | 11 | on SIGTERM or serve's exit status 10: power off; on SIGUSR1, SIGINT (Ctrl-Alt-Del) or exit status 11: reboot (see [`crate::power`]) | - |
 //! | 12 | shutdown: stop the server (SIGTERM, SIGKILL after 10 s), save the clock, sync, unmount /data (or remount it read-only), sync, power off or reboot | each part best-effort, the power-off always happens |
 
 pub mod clock;
@@ -34,7 +34,6 @@ pub mod modules;
 pub mod mounts;
 pub mod net;
 pub mod notice;
-pub mod power;
 pub mod slots;
 pub mod sntp;
 pub mod supervise;
@@ -47,8 +46,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
+use crate::power::{self, PowerAction};
 use console::{log, set_status};
-use power::PowerAction;
 use supervise::Supervisor;
 
 /// Where the server keeps its data, on the data filesystem.
