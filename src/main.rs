@@ -261,7 +261,9 @@ fn recover(config: Config, remote_file: &str) -> anyhow::Result<()> {
         .with_context(|| format!("cannot read the remote settings file {remote_file}"))?;
     let settings: piarchive::remote::RemoteSettings =
         serde_json::from_str(&text).with_context(|| {
-            format!("{remote_file} is not remote settings JSON (see API.md, \"Remote settings\")")
+            format!(
+                "{remote_file} is not remote settings JSON (see docs/API.md, \"Remote settings\")"
+            )
         })?;
     // Refuses a folder a server is using, and keeps one from starting.
     let _lock = piarchive::data_dir::lock(&config.data_dir)?;

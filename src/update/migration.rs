@@ -1,5 +1,5 @@
 //! The store on a trial boot: opened without migrating, migrated after the commit
-//! (DESIGN.md, "Firmware updates", step 3; the rules are in [`crate::store`]'s docs).
+//! (docs/DESIGN.md, "Firmware updates", step 3; the rules are in [`crate::store`]'s docs).
 //!
 //! Owns: telling `piarchive serve` whether this boot is an uncommitted trial, and the
 //! thread that waits for the commit (init rewrites `config.txt`) and then migrates.

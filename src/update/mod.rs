@@ -1,5 +1,5 @@
 //! Firmware updates in place: A/B slots on the boot partition, signed bundles, trial
-//! boots and rollback (DESIGN.md, "Firmware updates").
+//! boots and rollback (docs/DESIGN.md, "Firmware updates").
 //!
 //! Owns: applying a bundle to the inactive slot ([`apply`]), the record of the last
 //! update on the data partition, the status the web page and API show, and the trial
