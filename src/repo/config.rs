@@ -621,7 +621,7 @@ mod tests {
             RepoConfig::decode(newer_shapes[0].as_bytes())
                 .expect_err("newer")
                 .to_string(),
-            "This backup was written by a newer piarchive (format 3); update this appliance to read it."
+            "This backup was written by a newer piarchive (format 4); update this appliance to read it."
         );
     }
 

@@ -5,10 +5,16 @@ fn keys(seed: u8) -> RepoKeys {
     RepoKeys::from_master_key(&[seed; 32])
 }
 
-/// Deterministic, non-repeating test content: it does not compress.
+/// Deterministic noise (xorshift64*): it does not compress.
 fn content(len: usize) -> Vec<u8> {
+    let mut state = 0x9E37_79B9_7F4A_7C15u64 ^ len as u64;
     (0..len)
-        .map(|index| (index as u32).wrapping_mul(2_654_435_761).to_le_bytes()[3])
+        .map(|_| {
+            state ^= state >> 12;
+            state ^= state << 25;
+            state ^= state >> 27;
+            (state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 56) as u8
+        })
         .collect()
 }
 
@@ -179,7 +185,7 @@ fn a_sealed_part_of_the_wrong_size_or_length_is_corrupt() {
     ));
     // Between two segments' worth: no packed length is sealed as this.
     assert!(!sealed_len_fits(
-        1 << 20,
+        SEGMENT_LEN as u64,
         (HEADER_LEN + SEGMENT_LEN + TAG_LEN + 10) as u64
     ));
 }
