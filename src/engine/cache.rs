@@ -469,17 +469,33 @@ impl Inner {
                     .into(),
             ));
         }
+        self.install_cached(job_id, &archive, file, &partial, &final_path)
+    }
+
+    /// The last steps of a cache whose file checked out: fsync, rename into
+    /// place (and fsync the folder), then the archive is `backed_up` again
+    /// (or `uploading` while a move runs) with its local copy. A failed
+    /// sync or rename is a failed write ([`Inner::cache_write_failed`]).
+    fn install_cached(
+        &self,
+        job_id: &str,
+        archive: &ArchiveRecord,
+        file: Box<dyn CacheFile>,
+        partial: &Path,
+        final_path: &Path,
+    ) -> Result<(), Failure> {
+        let archive_id = archive.id.as_str();
         if let Err(err) = file.sync_all() {
-            return self.cache_write_failed(job_id, &archive, &partial, &err);
+            return self.cache_write_failed(job_id, archive, partial, &err);
         }
         drop(file);
         let renamed =
-            std::fs::rename(&partial, &final_path).and_then(|()| match final_path.parent() {
+            std::fs::rename(partial, final_path).and_then(|()| match final_path.parent() {
                 Some(dir) => File::open(dir)?.sync_all(),
                 None => Ok(()),
             });
         if let Err(err) = renamed {
-            return self.cache_write_failed(job_id, &archive, &partial, &err);
+            return self.cache_write_failed(job_id, archive, partial, &err);
         }
         let changed = self.finish_job(job_id, archive_id, ArchiveState::Caching, |archive| {
             // While a move runs, the archive is backed up only once every
@@ -497,7 +513,7 @@ impl Inner {
             Some(archive) => self.events.archive(&archive),
             // Deleted while we fetched it.
             None => {
-                let _ = std::fs::remove_file(&final_path);
+                let _ = std::fs::remove_file(final_path);
             }
         }
         Ok(())
