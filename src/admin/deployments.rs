@@ -18,7 +18,9 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::log::Subject;
-use super::saved_scripts::{self, summary_of, ScriptsError};
+#[cfg(test)]
+use super::saved_scripts::saved_run_limits;
+use super::saved_scripts::{self, summary_of, ScriptsError, SAVED_RUN_TIMEOUT};
 use super::script::{self, CancelToken, Limits};
 use super::Admin;
 use crate::ids;
@@ -34,21 +36,6 @@ const WEEKLY_VERIFICATION_SEEDED_KEY: &[u8] = b"builtin_verify_deployment_seeded
 
 /// How often the built-in verification runs: weekly.
 pub const WEEKLY_VERIFICATION_INTERVAL_SECONDS: u64 = 7 * 86_400;
-
-/// The longest a saved script may run, by "Run now" or as a deployment.
-/// `verify` of a big archive takes minutes over a home uplink and a weekly
-/// check of a full disk hours, so the 5 s of [`Limits::default`] (kept for
-/// the develop page's test runs of unsaved source) would stop it after the
-/// first archive. The operations and memory limits stay as they are.
-pub const SAVED_RUN_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
-
-/// The limits of a "Run now" of a saved script.
-pub fn saved_run_limits() -> Limits {
-    Limits {
-        timeout: SAVED_RUN_TIMEOUT,
-        ..Limits::default()
-    }
-}
 
 /// The limits of a deployment's run: it may last until the next run is due
 /// (its interval), at least the default 5 s and at most

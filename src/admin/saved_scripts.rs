@@ -6,6 +6,7 @@
 //! lock or transaction held; its summary is stored afterwards.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -16,6 +17,21 @@ use super::Admin;
 use crate::ids;
 use crate::store::records::{RunSummary, ScriptRecord};
 use crate::store::{Store, StoreError};
+
+/// The longest a saved script may run, by "Run now" or as a deployment.
+/// `verify` of a big archive takes minutes over a home uplink and a weekly
+/// check of a full disk hours, so the 5 s of [`Limits::default`] (kept for
+/// the develop page's test runs of unsaved source) would stop it after the
+/// first archive. The operations and memory limits stay as they are.
+pub const SAVED_RUN_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+
+/// The limits of a "Run now" of a saved script.
+pub fn saved_run_limits() -> Limits {
+    Limits {
+        timeout: SAVED_RUN_TIMEOUT,
+        ..Limits::default()
+    }
+}
 
 const SEEDED_KEY: &[u8] = b"builtin_scripts_seeded";
 pub const MAX_NAME_CHARS: usize = 100;
@@ -257,7 +273,7 @@ impl Admin {
         let result = script::run(
             &record.source,
             self.host(&record.name, Some(user_id)),
-            &super::deployments::saved_run_limits(),
+            &saved_run_limits(),
             &CancelToken::new(),
         );
         record_run(&self.store, script_id, &summary_of(started_at, &result))?;
