@@ -25,7 +25,8 @@
 //! - [`metrics`]: process-lifetime counters for `/metrics` and script `stats()`.
 //! - [`sha256_pair`]: two SHA-256 at once with the x86 SHA instructions.
 //! - [`selftest`]: known-answer tests of SHA-256, XChaCha20-Poly1305 and zstd; the code path each takes.
-//! - [`firmware`]: init mode (PID 1 in the SD-card image): mounts, network, clock, supervision.
+//! - [`init`]: `piarchive init`, PID 1 in the SD-card image: mounts, network, clock, supervision.
+//! - [`power`]: how the server asks init to power off or reboot (both sides use it).
 //! - [`update`]: firmware updates in place: signed bundles, A/B slots, trial and commit.
 
 pub mod accounts;
@@ -38,13 +39,14 @@ pub mod date;
 pub mod device;
 pub mod disk;
 pub mod engine;
-pub mod firmware;
 pub mod ids;
+pub mod init;
 pub mod limits;
 pub mod mdns;
 pub mod metrics;
 pub mod notify;
 pub mod ops;
+pub mod power;
 pub mod recovery;
 pub mod remote;
 pub mod repo;

@@ -1,6 +1,6 @@
 //! The limits on what a device on the network can make the server hold — a
 //! size, a count or a time for every resource — named in one place
-//! (DESIGN.md, "The network face"), and the process's open-files limit.
+//! (docs/DESIGN.md, "The network face"), and the process's open-files limit.
 //!
 //! Owns: the numbers, and raising `RLIMIT_NOFILE` at start.
 //! Must not touch: how they are enforced: the connection-level limits are

@@ -36,8 +36,8 @@ fn main() -> ExitCode {
     return_big_buffers_to_the_system();
     let all_args: Vec<String> = std::env::args().collect();
     // The kernel starts the image's /init as PID 1 without arguments.
-    if piarchive::firmware::is_init_invocation(&all_args) {
-        return match piarchive::firmware::run_init() {
+    if piarchive::init::is_init_invocation(&all_args) {
+        return match piarchive::init::run_init() {
             Ok(never) => match never {},
             Err(err) => {
                 eprintln!("piarchive init: {err:#}");
@@ -191,7 +191,7 @@ fn update_command(words: &[&str]) -> anyhow::Result<()> {
 /// `piarchive update FILE`: the console's way to apply a bundle, with a progress line.
 /// With `--boot DIR` it writes into the boot partition at DIR and does not reboot.
 fn update(file: &str, force: bool, boot: Option<&std::path::Path>) -> anyhow::Result<()> {
-    use piarchive::firmware::power;
+    use piarchive::power;
     let mut reader = std::io::BufReader::new(
         std::fs::File::open(file).with_context(|| format!("cannot open {file}"))?,
     );
@@ -289,7 +289,9 @@ fn recover(config: Config, remote_file: &str, as_of: Option<&str>) -> anyhow::Re
         .with_context(|| format!("cannot read the remote settings file {remote_file}"))?;
     let settings: piarchive::remote::RemoteSettings =
         serde_json::from_str(&text).with_context(|| {
-            format!("{remote_file} is not remote settings JSON (see API.md, \"Remote settings\")")
+            format!(
+                "{remote_file} is not remote settings JSON (see docs/API.md, \"Remote settings\")"
+            )
         })?;
     // Refuses a folder a server is using, and keeps one from starting.
     let _lock = piarchive::data_dir::lock(&config.data_dir)?;

@@ -160,7 +160,13 @@ fn compressible_incompressible_and_mixed_archives_round_trip_bit_exact() {
             .sum();
         assert_eq!(done["size"], data.len() as u64);
         assert_eq!(done["stored_size"], stored as u64, "{name}: {done}");
-        stored_of.push((stored, parts.len()));
+        // What the parts take sealed as they are (format 3: a header, a
+        // flag byte, a tag per 64 KiB segment).
+        let as_is: usize = parts
+            .iter()
+            .map(|(_, _, length)| repo::max_sealed_len(*length))
+            .sum();
+        stored_of.push((stored, as_is));
     }
     let (letters, _) = stored_of[0];
     assert!(
@@ -168,12 +174,12 @@ fn compressible_incompressible_and_mixed_archives_round_trip_bit_exact() {
         "text is stored compressed: {letters} of {} bytes",
         compressible.len()
     );
-    let (photos, photo_parts) = stored_of[1];
+    let (photos, photos_as_is) = stored_of[1];
     assert_eq!(
-        photos,
-        incompressible.len() + photo_parts * (repo::PART_OVERHEAD + 1),
+        photos, photos_as_is,
         "random data is stored as it is, with a flag byte per part"
     );
+    assert!(photos < incompressible.len() + incompressible.len() / 2000 + 1024);
     let (mixed_stored, _) = stored_of[2];
     assert!(
         mixed_stored < mixed.len() * 9 / 10,
@@ -301,4 +307,97 @@ fn parts_sealed_in_the_previous_format_still_cache_back_and_verify() {
         crate::remote_engine::archive(&admin, &id)["state"],
         "backed_up"
     );
+}
+
+#[test]
+fn parts_sealed_in_format_2_still_cache_back() {
+    let s3 = S3TestServer::start();
+    let (_server, admin) = appliance(&s3, "two");
+    let mut data = text(4 * 1024 * 1024, 10);
+    data.extend_from_slice(&random_bytes(3 * 1024 * 1024, 11));
+    let id = upload(&admin, "format 2 parts", &data);
+    let done = wait_state(&admin, &id, "backed_up");
+    let resp = admin.request("POST", &format!("/api/v1/archives/{id}/uncache"), &[], None);
+    assert_eq!(resp.status, 202, "{}", resp.text());
+    wait_state(&admin, &id, "uncached");
+    // Every part as format 2 wrote it: one tag for the whole part.
+    let keys = keys(&s3, "two");
+    for (key, offset, length) in part_objects(&keys, "two", &done) {
+        let object_id = ObjectId::parse(key.rsplit('/').next().unwrap()).unwrap();
+        let plaintext = data[offset..offset + length].to_vec();
+        let sealed = keys
+            .seal_part_format2(&object_id, [4; repo::NONCE_LEN], plaintext)
+            .unwrap();
+        assert!(!sealed.starts_with(b"piarch3"));
+        s3.store_object(&key, &sealed);
+    }
+    let resp = admin.request("POST", &format!("/api/v1/archives/{id}/cache"), &[], None);
+    assert_eq!(resp.status, 202, "{}", resp.text());
+    wait_state(&admin, &id, "backed_up");
+    let back = admin.get(&format!("/api/v1/archives/{id}/content")).body;
+    assert!(back == data, "the cached file differs from the upload");
+}
+
+/// A part whose last byte was changed in the bucket, in format 3 (as
+/// uploaded) and in format 2: the archive ends damaged with the tag named,
+/// and no byte the tag did not vouch for reached the file being assembled:
+/// the format-3 part stops before its last segment, the format-2 part at
+/// its start.
+#[test]
+fn a_tampered_part_is_refused_before_its_bytes_reach_the_disk() {
+    let s3 = S3TestServer::start();
+    let (server, admin) = appliance(&s3, "tamper");
+    for (format, seed) in [(3, 12), (2, 13)] {
+        let data = random_bytes(1024 * 1024 + 300 * 1024, seed);
+        let id = upload(&admin, &format!("format {format}"), &data);
+        let done = wait_state(&admin, &id, "backed_up");
+        let keys = keys(&s3, "tamper");
+        let parts = part_objects(&keys, "tamper", &done);
+        assert_eq!(parts.len(), 1, "one part");
+        let (key, _, length) = parts[0].clone();
+        let object_id = ObjectId::parse(key.rsplit('/').next().unwrap()).unwrap();
+        let uploaded = s3.stored_object(&key).expect("stored");
+        assert!(
+            uploaded.starts_with(b"piarch3\n"),
+            "new uploads are format 3"
+        );
+        let (mut sealed, reason, trusted) = if format == 3 {
+            // 21 segments: the first 20 (the first holding the flag byte)
+            // are sound and may be written.
+            (
+                uploaded,
+                "authentication tag of its segment 20",
+                20 * 64 * 1024 - 1,
+            )
+        } else {
+            let sealed = keys
+                .seal_part_format2(&object_id, [5; repo::NONCE_LEN], data.clone())
+                .unwrap();
+            (sealed, "authentication tag does not match", 0)
+        };
+        let resp = admin.request("POST", &format!("/api/v1/archives/{id}/uncache"), &[], None);
+        assert_eq!(resp.status, 202, "{}", resp.text());
+        wait_state(&admin, &id, "uncached");
+        *sealed.last_mut().unwrap() ^= 1;
+        s3.store_object(&key, &sealed);
+        let resp = admin.request("POST", &format!("/api/v1/archives/{id}/cache"), &[], None);
+        assert_eq!(resp.status, 202, "{}", resp.text());
+        let damaged = wait_state(&admin, &id, "damaged");
+        let error = damaged["last_error"].as_str().expect("a reason");
+        assert!(
+            error.contains("Part 0") && error.contains(reason),
+            "format {format}: {error}"
+        );
+        let partial = server
+            .data_dir()
+            .join("archives")
+            .join(format!("{id}.partial"));
+        let written = std::fs::read(&partial).unwrap_or_default();
+        let end = written.iter().rposition(|&b| b != 0).map_or(0, |at| at + 1);
+        assert!(end <= trusted, "format {format}: {end} bytes written");
+        // The sound segments did land (so the check above saw the file).
+        assert!(format == 2 || end + 64 > trusted, "format 3: {end} bytes");
+        assert_eq!(&written[..end], &data[..end], "format {format}");
+        assert!(length > trusted);
+    }
 }

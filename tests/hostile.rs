@@ -1,5 +1,5 @@
 //! Hostile and careless clients against the real binary over real sockets
-//! (DESIGN.md, "The network face"). Attackers bind to 127.0.0.2 and other
+//! (docs/DESIGN.md, "The network face"). Attackers bind to 127.0.0.2 and other
 //! loopback addresses before connecting; the legitimate user stays on
 //! 127.0.0.1. The server runs under `ulimit -n 1024` (soft and hard), the
 //! kernel's default and what PID 1 starts with. Every loop is bounded in

@@ -3,11 +3,11 @@
 //! into the binary.
 //!
 //! Owns: the list of built-in scripts. Must not touch: anything but the
-//! script API; these scripts only call the functions of API.md ("Script
+//! script API; these scripts only call the functions of docs/API.md ("Script
 //! API"), exactly like a script an admin writes.
 
 /// One shipped script, in the shape of a saved script (`{name, description,
-/// source}` in API.md).
+/// source}` in docs/API.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BuiltinScript {
     pub name: &'static str,

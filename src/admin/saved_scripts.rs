@@ -16,6 +16,21 @@ use crate::ids;
 use crate::store::records::{RunSummary, ScriptRecord};
 use crate::store::{Store, StoreError};
 
+/// The longest a saved script may run, by "Run now" or as a deployment.
+/// `verify` of a big archive takes minutes over a home uplink and a weekly
+/// check of a full disk hours, so the 5 s of [`Limits::default`] (kept for
+/// the develop page's test runs of unsaved source) would stop it after the
+/// first archive. The operations and memory limits stay as they are.
+pub const SAVED_RUN_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+
+/// The limits of a "Run now" of a saved script.
+pub fn saved_run_limits() -> Limits {
+    Limits {
+        timeout: SAVED_RUN_TIMEOUT,
+        ..Limits::default()
+    }
+}
+
 const SEEDED_KEY: &[u8] = b"builtin_scripts_seeded";
 pub const MAX_NAME_CHARS: usize = 100;
 pub const MAX_DESCRIPTION_CHARS: usize = 2000;
@@ -192,21 +207,6 @@ pub fn record_run(
         }
         Ok(())
     })
-}
-
-/// The longest a saved script may run, by "Run now" or as a deployment.
-/// `verify` of a big archive takes minutes over a home uplink and a weekly
-/// check of a full disk hours, so the 5 s of [`Limits::default`] (kept for
-/// the develop page's test runs of unsaved source) would stop it after the
-/// first archive. The operations and memory limits stay as they are.
-pub const SAVED_RUN_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
-
-/// The limits of a "Run now" of a saved script.
-pub fn saved_run_limits() -> Limits {
-    Limits {
-        timeout: SAVED_RUN_TIMEOUT,
-        ..Limits::default()
-    }
 }
 
 /// Adds the built-in scripts once, on the first start; an admin who deletes

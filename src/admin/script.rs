@@ -1,6 +1,6 @@
 //! The sandboxed admin script engine (Rhai).
 //!
-//! Owns: the Rust side of the "Script API" in API.md ([`ScriptHost`] and the
+//! Owns: the Rust side of the "Script API" in docs/API.md ([`ScriptHost`] and the
 //! plain data it returns), the sandbox ([`Limits`], the engine set-up in
 //! [`run`]), and the translation of every way a run can end into the JSON
 //! shape of `POST /api/v1/admin/scripts/run` ([`RunResult`]).
@@ -52,7 +52,7 @@ pub struct ArchiveView {
     pub filename: String,
     /// Size in bytes.
     pub size: u64,
-    /// One of the archive states of DESIGN.md: `receiving`, `local`,
+    /// One of the archive states of docs/DESIGN.md: `receiving`, `local`,
     /// `uploading`, `backed_up`, `uncached`, `caching`, `deleting`, `damaged`.
     pub state: String,
     pub parts_total: u64,
@@ -135,7 +135,7 @@ impl LogLevel {
     }
 }
 
-/// The appliance as a script sees it: exactly the functions of API.md
+/// The appliance as a script sees it: exactly the functions of docs/API.md
 /// ("Script API"). Implemented by the lead on top of the store and job queue.
 ///
 /// Errors are sentences for the admin (e.g. "archive 1f2e is not backed up
@@ -177,7 +177,7 @@ pub trait ScriptHost: Send + Sync {
 
 /// The Script API as the develop page's help shows it (`/admin/scripts/help`):
 /// each function as it is called and what it returns or does, in the words
-/// of API.md's "Script API", beside the code that binds them
+/// of docs/API.md's "Script API", beside the code that binds them
 /// ([`register_api`]).
 pub const HELP: &[(&str, &str)] = &[
     ("archives()", "An array of maps {id, owner, name, filename, size, state, parts_total, parts_remote, created_at, last_accessed_at}, for all users."),
@@ -545,7 +545,7 @@ fn refuse_sleep(engine: &mut Engine) {
 
 type ApiResult<T> = Result<T, Box<EvalAltResult>>;
 
-/// Binds the API.md "Script API" functions to `host`.
+/// Binds the docs/API.md "Script API" functions to `host`.
 fn register_api(engine: &mut Engine, host: Arc<dyn ScriptHost>) {
     let h = Arc::clone(&host);
     engine.register_fn("archives", move || -> Array {

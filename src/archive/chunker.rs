@@ -12,7 +12,7 @@
 use crate::sha256_pair::{update_both, Sha256Stream};
 use fastcdc::v2020::{get_gear_with_seed, logarithm2, Normalization, MASKS};
 
-/// The chunk sizes fixed by the remote format (DESIGN.md).
+/// The chunk sizes fixed by the remote format (docs/DESIGN.md).
 pub const MIN_SIZE: u32 = 1024 * 1024;
 pub const AVG_SIZE: u32 = 4 * 1024 * 1024;
 pub const MAX_SIZE: u32 = 16 * 1024 * 1024;

@@ -27,7 +27,7 @@ pub use uploads::{NewUpload, PatchOutcome, UploadStatus};
 
 /// Longest archive name accepted, in characters.
 pub const MAX_NAME_CHARS: usize = 200;
-/// The most archives or parts one page lists (API.md: `limit` default and
+/// The most archives or parts one page lists (docs/API.md: `limit` default and
 /// maximum).
 pub const PAGE_LIMIT: usize = 1000;
 /// Longest original filename kept, in bytes (longer ones are shortened).

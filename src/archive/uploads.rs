@@ -255,6 +255,33 @@ impl Archives {
         })
     }
 
+    /// A PATCH to an upload whose last byte already landed: a repeat of
+    /// the last, empty request answers the archive; anything else is an
+    /// offset mismatch.
+    fn patch_completed(
+        &self,
+        record: &UploadRecord,
+        claimed_offset: u64,
+        content_length: Option<u64>,
+    ) -> Result<PatchOutcome, ArchiveError> {
+        if claimed_offset == record.length && content_length.unwrap_or(0) == 0 {
+            let txn = self.store.read()?;
+            let archive = self
+                .store
+                .tables
+                .archives
+                .get(&txn, record.archive_id.as_bytes())?
+                .ok_or(ArchiveError::UploadNotFound)?;
+            return Ok(PatchOutcome::Complete {
+                archive: Box::new(archive),
+            });
+        }
+        Err(ArchiveError::OffsetMismatch {
+            claimed: claimed_offset,
+            actual: record.length,
+        })
+    }
+
     /// Appends a request body at `claimed_offset` (tus PATCH).
     pub fn patch_upload(
         &self,
@@ -266,22 +293,7 @@ impl Archives {
     ) -> Result<PatchOutcome, ArchiveError> {
         let record = self.upload_record(owner_id, upload_id)?;
         if record.completed {
-            if claimed_offset == record.length && content_length.unwrap_or(0) == 0 {
-                let txn = self.store.read()?;
-                let archive = self
-                    .store
-                    .tables
-                    .archives
-                    .get(&txn, record.archive_id.as_bytes())?
-                    .ok_or(ArchiveError::UploadNotFound)?;
-                return Ok(PatchOutcome::Complete {
-                    archive: Box::new(archive),
-                });
-            }
-            return Err(ArchiveError::OffsetMismatch {
-                claimed: claimed_offset,
-                actual: record.length,
-            });
+            return self.patch_completed(&record, claimed_offset, content_length);
         }
         let slot = self.uploads.slot(upload_id);
         let mut guard = match slot.try_lock() {
@@ -332,13 +344,7 @@ impl Archives {
                     // request rebuilds the state from what the file holds.
                     *guard = None;
                 }
-                return Err(match err {
-                    IngestError::DiskFull { kept } => ArchiveError::DiskFull(format!(
-                        "the upload was stopped after {kept} of {} bytes, which are kept; free some space and resume.",
-                        record.length
-                    )),
-                    IngestError::Write(err) => ArchiveError::Io(err),
-                });
+                return Err(pump_error(err, record.length));
             }
         };
         if let PumpEnd::TooLong = end {
@@ -605,5 +611,15 @@ fn part_record(part: &super::chunker::PartSummary) -> PartRecord {
         object_id: None,
         remote: false,
         to_move: false,
+    }
+}
+
+/// The error a failed upload body becomes, for an upload of `length` bytes.
+fn pump_error(err: IngestError, length: u64) -> ArchiveError {
+    match err {
+        IngestError::DiskFull { kept } => ArchiveError::DiskFull(format!(
+            "the upload was stopped after {kept} of {length} bytes, which are kept; free some space and resume."
+        )),
+        IngestError::Write(err) => ArchiveError::Io(err),
     }
 }

@@ -132,8 +132,10 @@ const MIN_FETCHERS: usize = 8;
 /// Fetches every part into `file` with `threads` threads and returns the
 /// whole file's SHA-256.
 ///
-/// Each part streams in [`PIECE_LEN`] pieces: decrypted and written at its
-/// offset as it arrives, then its tag and length are checked. Meanwhile one
+/// Each part streams in [`PIECE_LEN`] pieces: each 64 KiB segment of a
+/// format-3 part is authenticated, then written at its offset; an older
+/// part is held whole (at most 16 MiB) until its tag checks out. Then its
+/// length is checked. Meanwhile one
 /// more thread hashes the file in part order as the parts land, reading
 /// each back from the (page-cached) file, so the whole-file check needs no
 /// second pass at the end and checks what was actually written. Each
@@ -242,8 +244,9 @@ impl Sources<'_> {
 }
 
 /// Streams part `index` from the remote into `file` at its offset through
-/// `buffer`, decrypting it on the way, and checks its tag and length, and
-/// with `check_sha256` its SHA-256. A download that breaks off is retried
+/// `buffer`, writing only what [`repo::PartReader`] authenticated (a
+/// segment, or an older part whole), and checks its length, and with
+/// `check_sha256` its SHA-256. A download that breaks off is retried
 /// from the part's first byte by the remote.
 fn fetch_part(
     remote: &dyn crate::remote::Remote,
@@ -269,20 +272,19 @@ fn fetch_part(
                     part.length
                 ))));
             }
-            let mut nonce = [0u8; repo::NONCE_LEN];
-            body.read_exact(&mut nonce)?;
             let not_decrypted = |err: repo::RepoError| {
                 damaged(format!(
                     "Part {index} could not be decrypted: {err} Nothing was deleted."
                 ))
             };
             let mut reader = keys
-                .part_reader(&object_id, &nonce, length as usize, part.length)
+                .part_reader(&object_id, length, part.length)
                 .map_err(|err| give_up(not_decrypted(err)))?;
             let mut sha = check_sha256.then(Sha256::new);
             let mut done = 0u64;
-            // Unpacked bytes go to the file at the part's offset as they
-            // come: a compressed part streams like a stored one.
+            // The reader hands out only bytes it authenticated: a format-3
+            // segment once its tag checked out, an older part once whole.
+            // They go to the file at the part's offset as they come.
             let mut write = |bytes: &[u8]| -> io::Result<()> {
                 if let Some(sha) = &mut sha {
                     sha.update(bytes);
@@ -291,23 +293,19 @@ fn fetch_part(
                 done += bytes.len() as u64;
                 Ok(())
             };
-            let body_len = length - (repo::NONCE_LEN + repo::TAG_LEN) as u64;
+            let mut stopped = |err: Result<repo::RepoError, io::Error>| match err {
+                Ok(err) => give_up(not_decrypted(err)),
+                Err(err) => give_up(CacheStop::Write(err)),
+            };
             let mut read = 0u64;
-            while read < body_len {
-                let take = (body_len - read).min(buffer.len() as u64) as usize;
+            while read < length {
+                let take = (length - read).min(buffer.len() as u64) as usize;
                 let piece = &mut buffer[..take];
                 body.read_exact(piece)?;
-                reader.feed(piece, &mut write).map_err(|err| match err {
-                    Ok(err) => give_up(not_decrypted(err)),
-                    Err(err) => give_up(CacheStop::Write(err)),
-                })?;
+                reader.feed(piece, &mut write).map_err(&mut stopped)?;
                 read += take as u64;
             }
-            let mut tag = [0u8; repo::TAG_LEN];
-            body.read_exact(&mut tag)?;
-            reader
-                .finish(&tag)
-                .map_err(|err| give_up(not_decrypted(err)))?;
+            reader.finish(&mut write).map_err(&mut stopped)?;
             file.start_write_back(part.offset, part.length);
             if sha.is_some_and(|sha| hex::encode(sha.finalize()) != part.sha256) {
                 return Err(give_up(part_mismatch(index)));
@@ -471,17 +469,33 @@ impl Inner {
                     .into(),
             ));
         }
+        self.install_cached(job_id, &archive, file, &partial, &final_path)
+    }
+
+    /// The last steps of a cache whose file checked out: fsync, rename into
+    /// place (and fsync the folder), then the archive is `backed_up` again
+    /// (or `uploading` while a move runs) with its local copy. A failed
+    /// sync or rename is a failed write ([`Inner::cache_write_failed`]).
+    fn install_cached(
+        &self,
+        job_id: &str,
+        archive: &ArchiveRecord,
+        file: Box<dyn CacheFile>,
+        partial: &Path,
+        final_path: &Path,
+    ) -> Result<(), Failure> {
+        let archive_id = archive.id.as_str();
         if let Err(err) = file.sync_all() {
-            return self.cache_write_failed(job_id, &archive, &partial, &err);
+            return self.cache_write_failed(job_id, archive, partial, &err);
         }
         drop(file);
         let renamed =
-            std::fs::rename(&partial, &final_path).and_then(|()| match final_path.parent() {
+            std::fs::rename(partial, final_path).and_then(|()| match final_path.parent() {
                 Some(dir) => File::open(dir)?.sync_all(),
                 None => Ok(()),
             });
         if let Err(err) = renamed {
-            return self.cache_write_failed(job_id, &archive, &partial, &err);
+            return self.cache_write_failed(job_id, archive, partial, &err);
         }
         let changed = self.finish_job(job_id, archive_id, ArchiveState::Caching, |archive| {
             // While a move runs, the archive is backed up only once every
@@ -499,7 +513,7 @@ impl Inner {
             Some(archive) => self.events.archive(&archive),
             // Deleted while we fetched it.
             None => {
-                let _ = std::fs::remove_file(&final_path);
+                let _ = std::fs::remove_file(final_path);
             }
         }
         Ok(())

@@ -12,7 +12,7 @@ use super::activity::Direction;
 use super::jobs::{self, JobKind};
 use super::{keys, Failure, Inner, ObjectClaim};
 use crate::metrics;
-use crate::repo::{self, Manifest, ManifestPart, ObjectId, PART_OVERHEAD};
+use crate::repo::{self, Manifest, ManifestPart, ObjectId};
 use crate::store::records::{ArchiveRecord, ArchiveState, ObjectRecord, PartRecord};
 use crate::store::{indexed_key, Tables};
 
@@ -105,9 +105,9 @@ impl Inner {
         object_id: &ObjectId,
     ) -> Result<(Vec<u8>, String), Failure> {
         let length = part.length as usize;
-        // Room for the nonce, flag and tag: a part stored as it is is
+        // Room for the header, flag and tags: a part stored as it is is
         // sealed in this buffer.
-        let mut buffer = Vec::with_capacity(length + PART_OVERHEAD + 1);
+        let mut buffer = Vec::with_capacity(repo::max_sealed_len(length));
         buffer.resize(length, 0);
         FileExt::read_exact_at(
             &File::open(self.archive_path(archive_id))?,

@@ -372,6 +372,43 @@ impl Recovery {
             Ok(manifest) => manifest,
             Err(err) => return Ok(unreadable(err.to_string())),
         };
+        let (parts, damage) = self.part_records(&manifest);
+        self.store
+            .write(|txn, tables| -> Result<Outcome, RecoveryError> {
+                if tables.archives.get(txn, archive_id.as_bytes())?.is_some() {
+                    return Ok(Outcome::AlreadyPresent);
+                }
+                let (owner_id, owner_note) = self.owner_of(txn, &manifest.owner)?;
+                let last_error = match (&damage, &owner_note) {
+                    (Some(damage), Some(note)) => Some(format!("{damage} {note}")),
+                    (Some(text), None) | (None, Some(text)) => Some(text.clone()),
+                    (None, None) => None,
+                };
+                let archive = archive_record(
+                    archive_id,
+                    &manifest,
+                    owner_id,
+                    &parts,
+                    damage.is_some(),
+                    last_error,
+                );
+                put_parts(txn, tables, archive_id, &parts)?;
+                tables.archives.put(txn, archive_id.as_bytes(), &archive)?;
+                Ok(match damage {
+                    Some(reason) => Outcome::Damaged(DamagedArchive {
+                        archive_id: archive_id.to_string(),
+                        name: manifest.name.clone(),
+                        reason,
+                        created: true,
+                    }),
+                    None => Outcome::Recovered,
+                })
+            })
+    }
+
+    /// The part records of a manifest, each `remote` when its object is in
+    /// the bucket's listing, and the archive's damage when some are not.
+    fn part_records(&self, manifest: &Manifest) -> (Vec<PartRecord>, Option<String>) {
         let mut parts = Vec::with_capacity(manifest.parts.len());
         let mut missing = Vec::new();
         let mut offset = 0;
@@ -401,82 +438,7 @@ impl Recovery {
                 parts.len()
             )
         });
-        self.store
-            .write(|txn, tables| -> Result<Outcome, RecoveryError> {
-                if tables.archives.get(txn, archive_id.as_bytes())?.is_some() {
-                    return Ok(Outcome::AlreadyPresent);
-                }
-                let (owner_id, owner_note) = self.owner_of(txn, &manifest.owner)?;
-                let last_error = match (&damage, &owner_note) {
-                    (Some(damage), Some(note)) => Some(format!("{damage} {note}")),
-                    (Some(text), None) | (None, Some(text)) => Some(text.clone()),
-                    (None, None) => None,
-                };
-                let created_at = i64::try_from(manifest.created).unwrap_or(i64::MAX);
-                let archive = ArchiveRecord {
-                    id: archive_id.to_string(),
-                    owner_id,
-                    name: manifest.name.clone(),
-                    filename: manifest.original_filename.clone(),
-                    size: manifest.size,
-                    sha256: manifest.sha256.clone(),
-                    created_at,
-                    state: if damage.is_some() {
-                        ArchiveState::Damaged
-                    } else {
-                        ArchiveState::Uncached
-                    },
-                    last_error,
-                    parts_total: parts.len() as u32,
-                    parts_remote: parts.iter().filter(|part| part.remote).count() as u32,
-                    bytes_remote: parts
-                        .iter()
-                        .filter(|part| part.remote)
-                        .map(|part| part.length)
-                        .sum(),
-                    last_accessed_at: created_at,
-                    local_copy: false,
-                    stored_size: None,
-                    protected_until: None,
-                };
-                for (index, part) in parts.iter().enumerate() {
-                    tables
-                        .parts
-                        .put(txn, &indexed_key(archive_id, index as u32), part)?;
-                    let (true, Some(object_id)) = (part.remote, &part.object_id) else {
-                        continue;
-                    };
-                    let object = match tables.objects.get(txn, object_id.as_bytes())? {
-                        Some(mut object) => {
-                            object.refcount += 1;
-                            object
-                        }
-                        None => ObjectRecord {
-                            refcount: 1,
-                            // The most a part takes (format 1's size); a
-                            // compressed one is smaller, which the listing
-                            // does not tell.
-                            stored_length: part.length + PART_OVERHEAD as u64,
-                            // Not known without downloading the object; the
-                            // cache job checks every part's plaintext hash.
-                            ciphertext_sha256: String::new(),
-                            stored: true,
-                            retain_until: None,
-                        },
-                    };
-                    tables.objects.put(txn, object_id.as_bytes(), &object)?;
-                }
-                tables.archives.put(txn, archive_id.as_bytes(), &archive)?;
-                Ok(match damage {
-                    Some(reason) => Outcome::Damaged(DamagedArchive {
-                        archive_id: archive_id.to_string(),
-                        name: manifest.name.clone(),
-                        reason,
-                        created: true,
-                    }),
-                    None => Outcome::Recovered,
-                })
-            })
+        (parts, damage)
     }
 }
 
@@ -503,6 +465,83 @@ pub struct TaskState {
 #[derive(Clone, Default)]
 pub struct RecoveryTask {
     state: Arc<Mutex<TaskState>>,
+}
+
+/// The archive record of a recovered manifest: `uncached`, or `damaged`
+/// when parts are missing.
+fn archive_record(
+    archive_id: &str,
+    manifest: &Manifest,
+    owner_id: String,
+    parts: &[PartRecord],
+    damaged: bool,
+    last_error: Option<String>,
+) -> ArchiveRecord {
+    let created_at = i64::try_from(manifest.created).unwrap_or(i64::MAX);
+    ArchiveRecord {
+        id: archive_id.to_string(),
+        owner_id,
+        name: manifest.name.clone(),
+        filename: manifest.original_filename.clone(),
+        size: manifest.size,
+        sha256: manifest.sha256.clone(),
+        created_at,
+        state: if damaged {
+            ArchiveState::Damaged
+        } else {
+            ArchiveState::Uncached
+        },
+        last_error,
+        parts_total: parts.len() as u32,
+        parts_remote: parts.iter().filter(|part| part.remote).count() as u32,
+        bytes_remote: parts
+            .iter()
+            .filter(|part| part.remote)
+            .map(|part| part.length)
+            .sum(),
+        last_accessed_at: created_at,
+        local_copy: false,
+        stored_size: None,
+        protected_until: None,
+    }
+}
+
+/// Writes the archive's part records and counts each part found in the
+/// bucket as one more user of its object.
+fn put_parts(
+    txn: &mut heed::RwTxn,
+    tables: &crate::store::Tables,
+    archive_id: &str,
+    parts: &[PartRecord],
+) -> Result<(), StoreError> {
+    for (index, part) in parts.iter().enumerate() {
+        tables
+            .parts
+            .put(txn, &indexed_key(archive_id, index as u32), part)?;
+        let (true, Some(object_id)) = (part.remote, &part.object_id) else {
+            continue;
+        };
+        let object = match tables.objects.get(txn, object_id.as_bytes())? {
+            Some(mut object) => {
+                object.refcount += 1;
+                object
+            }
+            None => ObjectRecord {
+                refcount: 1,
+                // Format 1's size, a guess: the listing does not tell the
+                // real one (a compressed part is smaller, a format-3 one
+                // a little larger).
+                stored_length: part.length + PART_OVERHEAD as u64,
+                // Not known without downloading the object; the
+                // cache job checks every part's plaintext hash.
+                ciphertext_sha256: String::new(),
+                stored: true,
+                retain_until: None,
+            },
+        };
+        tables.objects.put(txn, object_id.as_bytes(), &object)?;
+    }
+    Ok(())
 }
 
 impl RecoveryTask {

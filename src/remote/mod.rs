@@ -181,7 +181,7 @@ impl RemoteError {
 }
 
 /// Where backups go, as stored in the settings table and shown in the API
-/// (`/work/shared/API.md`, "Remote settings").
+/// (`docs/API.md`, "Remote settings").
 ///
 /// `Debug` hides the secret; use [`RemoteSettings::redacted`] for anything
 /// sent back to a browser.

@@ -13,12 +13,15 @@ use super::crypto::{open, seal, NONCE_LEN, SALT_LEN, TAG_LEN};
 use super::{RepoError, RepoKeys, MAX_PART_LEN};
 
 /// The remote format version this build writes, and the newest it reads.
-/// 2: parts carry a stored/zstd flag inside their ciphertext. Format 1
-/// buckets are read as they are (their parts by their size, see
-/// [`super::sealed_len_fits`]), and their config is kept at 1: its key wrap
-/// binds the version, and wrapping again needs the passphrase (a passphrase
-/// change writes a format-2 config).
-pub const FORMAT_VERSION: u32 = 2;
+/// 2: parts carry a stored/zstd flag inside their ciphertext. 3: parts are
+/// sealed in 64 KiB segments, each with its own tag (see `part.rs`), and
+/// manifests say 3 (a build that reads only format 2 refuses them with
+/// [`RepoError::NewerFormat`] instead of calling the parts damaged). Older
+/// buckets are read as they are (parts of formats 1 and 2 by their first
+/// bytes and size, see [`super::sealed_len_fits`]), and their config is
+/// kept at its version: its key wrap binds the version, and wrapping again
+/// needs the passphrase (a passphrase change writes a format-3 config).
+pub const FORMAT_VERSION: u32 = 3;
 
 /// The oldest format version this build reads.
 const OLDEST_FORMAT_VERSION: u32 = 1;
@@ -46,7 +49,7 @@ pub struct ChunkerParams {
 }
 
 impl ChunkerParams {
-    /// 1 MiB / 4 MiB / 16 MiB (DESIGN.md "Fixed choices").
+    /// 1 MiB / 4 MiB / 16 MiB (docs/DESIGN.md "Fixed choices").
     pub const DEFAULT: ChunkerParams = ChunkerParams {
         min_size: 1024 * 1024,
         avg_size: 4 * 1024 * 1024,
@@ -534,7 +537,7 @@ mod tests {
     fn the_encoding_is_self_describing_and_holds_no_plain_key() {
         let encoded = config().encode();
         let json: serde_json::Value = serde_json::from_slice(&encoded).expect("JSON");
-        assert_eq!(json["format_version"], 2);
+        assert_eq!(json["format_version"], 3);
         assert_eq!(json["chunker"]["algorithm"], "fastcdc-2020");
         assert_eq!(json["chunker"]["min_size"], 1_048_576);
         assert_eq!(json["chunker"]["avg_size"], 4_194_304);
@@ -601,16 +604,16 @@ mod tests {
     #[test]
     fn a_newer_format_is_refused_whatever_it_holds() {
         let newer_shapes = [
-            r#"{"format_version": 3}"#.to_owned(),
+            r#"{"format_version": 4}"#.to_owned(),
             r#"{"format_version": 7, "chunker": "something new", "keys": [1, 2]}"#.to_owned(),
             String::from_utf8(config().encode())
                 .expect("utf-8")
-                .replace("\"format_version\": 2", "\"format_version\": 3"),
+                .replace("\"format_version\": 3", "\"format_version\": 4"),
         ];
         for (index, text) in newer_shapes.iter().enumerate() {
             let error = RepoConfig::decode(text.as_bytes()).expect_err("newer");
             assert!(
-                matches!(error, RepoError::NewerFormat { found } if found >= 3),
+                matches!(error, RepoError::NewerFormat { found } if found >= 4),
                 "case {index}: {error:?}"
             );
         }
@@ -618,7 +621,7 @@ mod tests {
             RepoConfig::decode(newer_shapes[0].as_bytes())
                 .expect_err("newer")
                 .to_string(),
-            "This backup was written by a newer piarchive (format 3); update this appliance to read it."
+            "This backup was written by a newer piarchive (format 4); update this appliance to read it."
         );
     }
 

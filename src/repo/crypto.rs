@@ -4,17 +4,12 @@
 //! Owns the byte layout `nonce || ciphertext || tag` and the HKDF labels. Pure:
 //! nonces come from the caller; nothing here reads the clock or draws randomness.
 
-use chacha20::cipher::{KeyIvInit, StreamCipher, StreamCipherSeek};
-use chacha20::XChaCha20;
 use chacha20poly1305::aead::{AeadInPlace, KeyInit};
 use chacha20poly1305::{Key, Tag, XChaCha20Poly1305, XNonce};
 use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
-use poly1305::universal_hash::UniversalHash;
-use poly1305::Poly1305;
 use sha2::Sha256;
-use subtle::ConstantTimeEq;
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
 
 use super::{catalog_key, compress, manifest_key, part_key, RepoError};
 
@@ -74,19 +69,11 @@ impl std::fmt::Display for ObjectId {
 /// threads. Its `Debug` output shows no key material.
 #[derive(Clone)]
 pub struct RepoKeys {
-    part_cipher: XChaCha20Poly1305,
-    /// The same key as `part_cipher`'s, for [`PartOpener`].
-    part_key: [u8; 32],
+    pub(super) part_cipher: XChaCha20Poly1305,
     manifest_cipher: XChaCha20Poly1305,
     catalog_cipher: XChaCha20Poly1305,
     // Keyed once; each object id clones it (no per-call key schedule).
     object_id_mac: Hmac<Sha256>,
-}
-
-impl Drop for RepoKeys {
-    fn drop(&mut self) {
-        self.part_key.zeroize();
-    }
 }
 
 impl std::fmt::Debug for RepoKeys {
@@ -113,7 +100,6 @@ impl RepoKeys {
         let part_key = derive(LABEL_PART);
         RepoKeys {
             part_cipher: XChaCha20Poly1305::new(Key::from_slice(&part_key[..])),
-            part_key: *part_key,
             manifest_cipher: XChaCha20Poly1305::new(Key::from_slice(&derive(LABEL_MANIFEST)[..])),
             catalog_cipher: XChaCha20Poly1305::new(Key::from_slice(&derive(LABEL_CATALOG)[..])),
             object_id_mac: <Hmac<Sha256> as Mac>::new_from_slice(&derive(LABEL_OBJECT_ID)[..])
@@ -137,10 +123,9 @@ impl RepoKeys {
     /// name. A stored part is `len + 41` bytes, a compressed one shorter
     /// than `len + 40`: never `len + 40`, the size of a format-1 part.
     ///
-    /// Takes the part's buffer: a stored part is sealed in it (no copy when
-    /// its capacity is `len + PART_OVERHEAD + 1`), a compressed one next to
-    /// it, holding only the compressed bytes more.
-    pub fn seal_part(
+    /// Parts are written in format 3 ([`RepoKeys::seal_part`]); this stays
+    /// for readers' tests of the previous format.
+    pub fn seal_part_format2(
         &self,
         object_id: &ObjectId,
         nonce: [u8; NONCE_LEN],
@@ -159,52 +144,6 @@ impl RepoKeys {
             .map_err(|_| RepoError::TooLarge { len })?;
         sealed.extend_from_slice(&tag);
         Ok(sealed)
-    }
-
-    /// Opens a part of `plain_len` bytes sealed in either format, held whole
-    /// in `sealed`. Never unpacks past `plain_len`: a damaged or hostile
-    /// object is [`RepoError::Corrupt`].
-    pub fn open_part(
-        &self,
-        object_id: &ObjectId,
-        mut sealed: Vec<u8>,
-        plain_len: u64,
-    ) -> Result<Vec<u8>, RepoError> {
-        let flagged = part_format(object_id, plain_len, sealed.len())?;
-        self.decrypt_part_in_place(object_id, &mut sealed)?;
-        if !flagged {
-            return Ok(sealed);
-        }
-        let mut plaintext = Vec::with_capacity(plain_len as usize);
-        let mut unpacker = compress::Unpacker::new(plain_len, true);
-        let unpacked = unpacker
-            .feed(&sealed, &mut |bytes: &[u8]| -> Result<(), ()> {
-                plaintext.extend_from_slice(bytes);
-                Ok(())
-            })
-            .map_err(|err| err.unwrap_or_else(|()| unreachable!("the sink never fails")));
-        unpacked
-            .and_then(|()| unpacker.finish())
-            .map_err(|reason| corrupt(part_key(object_id), reason))?;
-        Ok(plaintext)
-    }
-
-    /// Starts opening, piece by piece, a part of `plain_len` bytes fetched
-    /// as `object_id`, sealed in either format as `sealed_len` bytes
-    /// starting with `nonce`: decrypted and unpacked as it streams in
-    /// (see [`PartReader`]).
-    pub fn part_reader(
-        &self,
-        object_id: &ObjectId,
-        nonce: &[u8; NONCE_LEN],
-        sealed_len: usize,
-        plain_len: u64,
-    ) -> Result<PartReader, RepoError> {
-        let flagged = part_format(object_id, plain_len, sealed_len)?;
-        Ok(PartReader {
-            opener: self.part_opener(object_id, nonce, sealed_len)?,
-            unpacker: compress::Unpacker::new(plain_len, flagged),
-        })
     }
 
     /// Encrypts one part in format 1 (the part as it is, no flag):
@@ -267,45 +206,6 @@ impl RepoKeys {
             .map_err(|reason| corrupt(part_key(object_id), reason))
     }
 
-    /// Starts decrypting, piece by piece, a part fetched as `object_id`
-    /// whose sealed form is `sealed_len` bytes and starts with `nonce`: for
-    /// parts streamed from the remote without holding them whole. The
-    /// plaintext of each piece is only to be trusted once
-    /// [`PartOpener::finish`] accepted the tag.
-    pub fn part_opener(
-        &self,
-        object_id: &ObjectId,
-        nonce: &[u8; NONCE_LEN],
-        sealed_len: usize,
-    ) -> Result<PartOpener, RepoError> {
-        check_sealed_part_len(object_id, sealed_len)?;
-        if sealed_len < PART_OVERHEAD {
-            return Err(corrupt(
-                part_key(object_id),
-                format!("it is {sealed_len} bytes, shorter than a nonce and tag ({PART_OVERHEAD} bytes)"),
-            ));
-        }
-        // What XChaCha20-Poly1305 (RFC 8439 with an extended nonce, as the
-        // `chacha20poly1305` crate seals it) does at once: the first
-        // keystream block keys Poly1305, the text is enciphered from block 1.
-        let mut cipher = XChaCha20::new(&self.part_key.into(), XNonce::from_slice(nonce));
-        let mut mac_key = poly1305::Key::default();
-        cipher.apply_keystream(&mut mac_key);
-        cipher.seek(64u64);
-        let mut mac = Poly1305::new(&mac_key);
-        mac_key.zeroize();
-        let associated_data = object_id.as_str().as_bytes();
-        mac.update_padded(associated_data);
-        Ok(PartOpener {
-            cipher,
-            mac,
-            associated_len: associated_data.len() as u64,
-            text_len: 0,
-            expected_text_len: (sealed_len - PART_OVERHEAD) as u64,
-            name: part_key(object_id),
-        })
-    }
-
     /// Seals a catalog object stored at `catalog/<label>`; the full key is the
     /// associated data, so a blob cannot be moved under another name.
     pub fn seal_blob(
@@ -363,24 +263,11 @@ fn check_part_len(len: usize) -> Result<(), RepoError> {
     Ok(())
 }
 
-/// Whether a part of `plain_len` bytes sealed as `sealed_len` bytes has a
-/// flag byte (format 2) or not (format 1, exactly `plain_len + 40` bytes,
-/// a size format 2 never writes); a size neither writes is
-/// [`RepoError::Corrupt`].
-fn part_format(object_id: &ObjectId, plain_len: u64, sealed_len: usize) -> Result<bool, RepoError> {
-    if !sealed_len_fits(plain_len, sealed_len as u64) {
-        return Err(corrupt(
-            part_key(object_id),
-            format!("it is {sealed_len} bytes, which no part of {plain_len} bytes is sealed as"),
-        ));
-    }
-    Ok(sealed_len as u64 != plain_len + PART_OVERHEAD as u64)
-}
-
 /// Whether an object of `sealed_len` bytes can hold a part of `plain_len`
-/// bytes: format 1 (`plain_len + 40`), or format 2, stored (`plain_len +
+/// bytes in format 1 (`plain_len + 40`), or format 2, stored (`plain_len +
 /// 41`) or compressed (a flag and at least one byte, shorter than the part).
-pub fn sealed_len_fits(plain_len: u64, sealed_len: u64) -> bool {
+/// Format 3 is [`super::part::sealed_len_fits`]'s.
+pub(super) fn old_sealed_len_fits(plain_len: u64, sealed_len: u64) -> bool {
     let overhead = PART_OVERHEAD as u64;
     plain_len <= MAX_PART_LEN as u64
         && (sealed_len == plain_len + overhead
@@ -400,92 +287,6 @@ fn check_sealed_part_len(object_id: &ObjectId, len: usize) -> Result<(), RepoErr
 
 pub(super) fn corrupt(name: String, reason: String) -> RepoError {
     RepoError::Corrupt { name, reason }
-}
-
-/// Decrypts one sealed part piece by piece (see [`RepoKeys::part_opener`]).
-pub struct PartOpener {
-    cipher: XChaCha20,
-    mac: Poly1305,
-    associated_len: u64,
-    text_len: u64,
-    expected_text_len: u64,
-    name: String,
-}
-
-impl PartOpener {
-    /// Authenticates and decrypts the next piece of ciphertext in place.
-    /// Every piece but the last must be a multiple of 16 bytes long.
-    pub fn decrypt(&mut self, piece: &mut [u8]) -> Result<(), RepoError> {
-        if !self.text_len.is_multiple_of(16) {
-            return Err(corrupt(
-                self.name.clone(),
-                "a piece after an unaligned one was given (a bug in the caller)".into(),
-            ));
-        }
-        self.text_len += piece.len() as u64;
-        if self.text_len > self.expected_text_len {
-            return Err(corrupt(
-                self.name.clone(),
-                "it is longer than announced".into(),
-            ));
-        }
-        self.mac.update_padded(piece);
-        self.cipher.apply_keystream(piece);
-        Ok(())
-    }
-
-    /// Checks the tag once all the ciphertext went through
-    /// [`PartOpener::decrypt`].
-    pub fn finish(mut self, tag: &[u8; TAG_LEN]) -> Result<(), RepoError> {
-        if self.text_len != self.expected_text_len {
-            return Err(corrupt(self.name, "it ended early".into()));
-        }
-        let mut lengths = poly1305::Block::default();
-        lengths[..8].copy_from_slice(&self.associated_len.to_le_bytes());
-        lengths[8..].copy_from_slice(&self.text_len.to_le_bytes());
-        self.mac.update(&[lengths]);
-        let computed = self.mac.finalize();
-        if bool::from(computed.ct_eq(Tag::from_slice(tag))) {
-            Ok(())
-        } else {
-            Err(corrupt(self.name, authentication_failed()))
-        }
-    }
-}
-
-/// Decrypts and unpacks one sealed part as it streams in (see
-/// [`RepoKeys::part_reader`]): at most a zstd window of 1 MiB and a 256 KiB
-/// buffer besides the caller's pieces. What it hands the sink is only to be
-/// trusted once [`PartReader::finish`] accepted the tag.
-pub struct PartReader {
-    opener: PartOpener,
-    unpacker: compress::Unpacker,
-}
-
-impl PartReader {
-    /// Decrypts the next piece of ciphertext in place (every piece but the
-    /// last a multiple of 16 bytes) and hands what it unpacks to `sink`.
-    /// `Err(Ok(_))`: the part is damaged; `Err(Err(e))`: the sink failed.
-    pub fn feed<E>(
-        &mut self,
-        piece: &mut [u8],
-        sink: &mut impl FnMut(&[u8]) -> Result<(), E>,
-    ) -> Result<(), Result<RepoError, E>> {
-        self.opener.decrypt(piece).map_err(Ok)?;
-        let name = &self.opener.name;
-        self.unpacker
-            .feed(piece, sink)
-            .map_err(|err| err.map(|reason| corrupt(name.clone(), reason)))
-    }
-
-    /// Checks the tag, then that the part unpacked to its recorded length.
-    pub fn finish(self, tag: &[u8; TAG_LEN]) -> Result<(), RepoError> {
-        let name = self.opener.name.clone();
-        self.opener.finish(tag)?;
-        self.unpacker
-            .finish()
-            .map_err(|reason| corrupt(name, reason))
-    }
 }
 
 /// `nonce || ciphertext || tag` of `plaintext`, in one allocation.
@@ -604,162 +405,6 @@ mod tests {
     fn object_id(keys: &RepoKeys, data: &[u8]) -> ObjectId {
         use sha2::Digest;
         keys.object_id(&Sha256::digest(data).into())
-    }
-
-    /// Opens `sealed` with a [`PartOpener`], `piece` bytes at a time.
-    fn open_in_pieces(
-        keys: &RepoKeys,
-        id: &ObjectId,
-        sealed: &[u8],
-        piece: usize,
-    ) -> Result<Vec<u8>, RepoError> {
-        let nonce: [u8; NONCE_LEN] = sealed[..NONCE_LEN].try_into().unwrap();
-        let mut opener = keys.part_opener(id, &nonce, sealed.len())?;
-        let mut text = sealed[NONCE_LEN..sealed.len() - TAG_LEN].to_vec();
-        for chunk in text.chunks_mut(piece) {
-            opener.decrypt(chunk)?;
-        }
-        let tag: [u8; TAG_LEN] = sealed[sealed.len() - TAG_LEN..].try_into().unwrap();
-        opener.finish(&tag)?;
-        Ok(text)
-    }
-
-    /// Reads `sealed` with a [`PartReader`], `piece` bytes at a time.
-    fn read_in_pieces(
-        keys: &RepoKeys,
-        id: &ObjectId,
-        sealed: &[u8],
-        plain_len: u64,
-        piece: usize,
-    ) -> Result<Vec<u8>, RepoError> {
-        let nonce: [u8; NONCE_LEN] = sealed[..NONCE_LEN].try_into().unwrap();
-        let mut reader = keys.part_reader(id, &nonce, sealed.len(), plain_len)?;
-        let mut body = sealed[NONCE_LEN..sealed.len() - TAG_LEN].to_vec();
-        let mut out = Vec::new();
-        for chunk in body.chunks_mut(piece) {
-            reader
-                .feed(chunk, &mut |bytes: &[u8]| -> Result<(), ()> {
-                    out.extend_from_slice(bytes);
-                    Ok(())
-                })
-                .map_err(|err| err.unwrap())?;
-        }
-        let tag: [u8; TAG_LEN] = sealed[sealed.len() - TAG_LEN..].try_into().unwrap();
-        reader.finish(&tag)?;
-        Ok(out)
-    }
-
-    #[test]
-    fn parts_of_both_formats_open_whole_and_in_pieces() {
-        let keys = keys(14);
-        let text: Vec<u8> = b"minutes of the garden club, 2025. "
-            .iter()
-            .cycle()
-            .take(300_000)
-            .copied()
-            .collect();
-        for data in [text, content(300_000), content(10), Vec::new()] {
-            let len = data.len() as u64;
-            let id = object_id(&keys, &data);
-            let new = keys.seal_part(&id, [1; NONCE_LEN], data.clone()).unwrap();
-            let old = keys.encrypt_part(&id, [2; NONCE_LEN], &data).unwrap();
-            assert_ne!(
-                new.len(),
-                data.len() + PART_OVERHEAD,
-                "never format 1's size"
-            );
-            for sealed in [&new, &old] {
-                assert!(sealed_len_fits(len, sealed.len() as u64));
-                assert_eq!(keys.open_part(&id, sealed.clone(), len).unwrap(), data);
-                for piece in [16, 4096, 1 << 20] {
-                    assert_eq!(
-                        read_in_pieces(&keys, &id, sealed, len, piece).unwrap(),
-                        data
-                    );
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn a_sealed_part_of_the_wrong_size_or_length_is_corrupt() {
-        let keys = keys(15);
-        let data = content(5000);
-        let id = object_id(&keys, &data);
-        let sealed = keys.seal_part(&id, [1; NONCE_LEN], data.clone()).unwrap();
-        // Recorded much shorter: no part of that length is sealed this long.
-        let short = sealed.len() as u64 - PART_OVERHEAD as u64 - 2;
-        let err = keys.open_part(&id, sealed.clone(), short).unwrap_err();
-        let expected = format!("which no part of {short} bytes");
-        assert!(err.to_string().contains(&expected), "{err}");
-        // Recorded two bytes longer: the size fits a compressed part, but
-        // the part, stored, unpacks to less.
-        let err = keys.open_part(&id, sealed.clone(), 5002).unwrap_err();
-        assert!(err.to_string().contains("not the 5002 recorded"), "{err}");
-        assert!(!sealed_len_fits(100, 41));
-        assert!(sealed_len_fits(0, 40) && sealed_len_fits(0, 41) && !sealed_len_fits(0, 42));
-        assert!(sealed_len_fits(100, 140) && sealed_len_fits(100, 141) && sealed_len_fits(100, 42));
-        assert!(!sealed_len_fits(100, 142));
-        assert!(!sealed_len_fits(MAX_PART_LEN as u64 + 1, 100));
-    }
-
-    #[test]
-    fn opening_in_pieces_equals_opening_at_once() {
-        let keys = keys(11);
-        for len in [0, 1, 15, 16, 17, 63, 64, 65, 1000, 64 * 1024 + 3] {
-            let data = content(len);
-            let id = object_id(&keys, &data);
-            let sealed = keys
-                .encrypt_part(&id, [len as u8; NONCE_LEN], &data)
-                .unwrap();
-            for piece in [16, 64, 4096, 1 << 20] {
-                assert_eq!(
-                    open_in_pieces(&keys, &id, &sealed, piece).unwrap(),
-                    data,
-                    "{len} bytes in pieces of {piece}"
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn opening_in_pieces_refuses_any_flipped_bit_another_name_or_key_and_a_short_body() {
-        let keys = keys(12);
-        let data = content(5000);
-        let id = object_id(&keys, &data);
-        let sealed = keys.encrypt_part(&id, [3; NONCE_LEN], &data).unwrap();
-        for position in [
-            0,
-            NONCE_LEN - 1,
-            NONCE_LEN,
-            2500,
-            sealed.len() - TAG_LEN,
-            sealed.len() - 1,
-        ] {
-            let mut bad = sealed.clone();
-            bad[position] ^= 0x10;
-            let err = open_in_pieces(&keys, &id, &bad, 64).unwrap_err();
-            assert!(
-                matches!(err, RepoError::Corrupt { .. }),
-                "byte {position}: {err}"
-            );
-        }
-        let other = object_id(&keys, b"another part");
-        assert!(open_in_pieces(&keys, &other, &sealed, 64).is_err());
-        assert!(open_in_pieces(&self::keys(13), &id, &sealed, 64).is_err());
-        // Announced whole, fed short: the tag is not even looked at.
-        let nonce: [u8; NONCE_LEN] = sealed[..NONCE_LEN].try_into().unwrap();
-        let mut opener = keys.part_opener(&id, &nonce, sealed.len()).unwrap();
-        let mut text = sealed[NONCE_LEN..NONCE_LEN + 4992].to_vec();
-        opener.decrypt(&mut text).unwrap();
-        let tag: [u8; TAG_LEN] = sealed[sealed.len() - TAG_LEN..].try_into().unwrap();
-        let err = opener.finish(&tag).unwrap_err().to_string();
-        assert!(err.contains("ended early"), "{err}");
-        // Fed more than announced.
-        let mut opener = keys.part_opener(&id, &nonce, 100).unwrap();
-        let err = opener.decrypt(&mut [0u8; 61]).unwrap_err().to_string();
-        assert!(err.contains("longer than announced"), "{err}");
-        assert!(keys.part_opener(&id, &nonce, PART_OVERHEAD - 1).is_err());
     }
 
     #[test]

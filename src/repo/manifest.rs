@@ -86,8 +86,8 @@ impl Manifest {
                 found: probe.format_version,
             });
         }
-        // Format 2 changed parts, not manifests: a format-1 manifest reads
-        // the same.
+        // Formats 2 and 3 changed parts, not manifests: a format-1 or -2
+        // manifest reads the same.
         if probe.format_version == 0 {
             return Err(damaged(format!(
                 "format version {} does not exist",
@@ -361,7 +361,7 @@ mod tests {
     #[test]
     fn the_wire_format_is_versioned_and_named() {
         let json = written_json();
-        assert_eq!(json["format_version"], 2);
+        assert_eq!(json["format_version"], 3);
         assert_eq!(json["archive_id"], ARCHIVE_ID);
         assert_eq!(json["owner"], "anna");
         assert_eq!(json["original_filename"], "x.tar");
@@ -379,13 +379,21 @@ mod tests {
     }
 
     #[test]
+    fn a_format_2_manifest_is_read() {
+        let mut json = written_json();
+        json["format_version"] = 2.into();
+        let opened = Manifest::open(&keys(), ARCHIVE_ID, &seal_json(&json)).expect("open");
+        assert_eq!(opened, manifest("x"));
+    }
+
+    #[test]
     fn a_newer_manifest_format_is_refused() {
         let mut json = written_json();
-        json["format_version"] = 3.into();
+        json["format_version"] = 4.into();
         json["parts"] = "a new shape".into();
         assert_eq!(
             Manifest::open(&keys(), ARCHIVE_ID, &seal_json(&json)),
-            Err(RepoError::NewerFormat { found: 3 })
+            Err(RepoError::NewerFormat { found: 4 })
         );
     }
 

@@ -1,5 +1,5 @@
 //! The remote format: what piarchive writes under `<prefix>/` in a bucket, how it
-//! is named and how it is encrypted (DESIGN.md "Remote format").
+//! is named and how it is encrypted (docs/DESIGN.md "Remote format").
 //!
 //! Layout under the prefix, every name built here and nowhere else:
 //!
@@ -7,10 +7,12 @@
 //!   parameters, Argon2id parameters and salt, and the master key wrapped with
 //!   XChaCha20-Poly1305 under the key derived from the recovery passphrase.
 //!   Plain JSON, so a new appliance can read it before it has any key.
-//! - `parts/<2 hex>/<object id>` ([`part_key`]): one encrypted part,
-//!   `24-byte nonce || ciphertext || 16-byte tag`, the object id bound as
-//!   associated data. The object id is `hex(HMAC-SHA256(id key, plaintext
-//!   sha256))` ([`RepoKeys::object_id`]), so names leak no content hash.
+//! - `parts/<2 hex>/<object id>` ([`part_key`]): one encrypted part, the
+//!   object id bound as associated data. Format 3 (`part.rs`): a magic, a
+//!   24-byte nonce, then 64 KiB segments each with its own 16-byte tag;
+//!   formats 1 and 2 (still read): `24-byte nonce || ciphertext || 16-byte
+//!   tag`. The object id is `hex(HMAC-SHA256(id key, plaintext sha256))`
+//!   ([`RepoKeys::object_id`]), so names leak no content hash.
 //! - `manifests/<archive id>` ([`manifest_key`], [`Manifest`]): the archive record,
 //!   JSON encrypted with the manifest key, the archive id bound as associated data.
 //! - `catalog/<name>` ([`catalog_key`]): reserved for encrypted catalog objects
@@ -30,13 +32,12 @@ pub mod compress;
 mod config;
 mod crypto;
 mod manifest;
+mod part;
 
 pub use config::{ChunkerParams, KdfParams, RepoConfig, FORMAT_VERSION};
-pub use crypto::{
-    sealed_len_fits, ObjectId, PartOpener, PartReader, RepoKeys, MAX_PART_LEN, NONCE_LEN,
-    PART_OVERHEAD, SALT_LEN, TAG_LEN,
-};
+pub use crypto::{ObjectId, RepoKeys, MAX_PART_LEN, NONCE_LEN, PART_OVERHEAD, SALT_LEN, TAG_LEN};
 pub use manifest::{Manifest, ManifestPart};
+pub use part::{max_sealed_len, sealed_len_fits, PartReader};
 
 /// The name of the config object under the prefix.
 pub const CONFIG_KEY: &str = "config";

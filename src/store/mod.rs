@@ -8,7 +8,7 @@
 //! write transaction (`Store::write`), so a crash leaves either all of a
 //! change or none of it.
 //!
-//! Migrations and firmware updates (DESIGN.md, "Firmware updates"): a new
+//! Migrations and firmware updates (docs/DESIGN.md, "Firmware updates"): a new
 //! version on trial opens the store with [`Migrate::AfterCommit`] and runs on
 //! it unconverted; it converts it ([`Store::migrate`]) only once it has
 //! committed. So a trial that fails leaves the data in the shape the previous

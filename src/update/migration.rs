@@ -1,10 +1,10 @@
 //! The store on a trial boot: opened without migrating, migrated after the commit
-//! (DESIGN.md, "Firmware updates", step 3; the rules are in [`crate::store`]'s docs).
+//! (docs/DESIGN.md, "Firmware updates", step 3; the rules are in [`crate::store`]'s docs).
 //!
 //! Owns: telling `piarchive serve` whether this boot is an uncommitted trial, and the
 //! thread that waits for the commit (init rewrites `config.txt`) and then migrates.
 //! Must not touch: what a migration does (that is [`crate::store`]) or the commit
-//! itself (that is init's, [`crate::firmware::slots`]).
+//! itself (that is init's, [`crate::init::slots`]).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -23,9 +23,7 @@ const WAIT_LIMIT: Duration = Duration::from_secs(15 * 60);
 /// as always (migrated on open).
 pub fn open_store(dir: &Path, map_size: usize) -> Result<Store, StoreError> {
     let boot_dir = Path::new(boot::BOOT_MOUNT);
-    if !(crate::firmware::power::running_under_init()
-        && super::on_trial(boot_dir, boot::booted_on_trial()))
-    {
+    if !(crate::power::running_under_init() && super::on_trial(boot_dir, boot::booted_on_trial())) {
         return Store::open(dir, map_size);
     }
     let store = Store::open_with(dir, map_size, Migrate::AfterCommit)?;

@@ -1,11 +1,11 @@
 //! Firmware updates in place: A/B slots on the boot partition, signed bundles, trial
-//! boots and rollback (DESIGN.md, "Firmware updates").
+//! boots and rollback (docs/DESIGN.md, "Firmware updates").
 //!
 //! Owns: applying a bundle to the inactive slot ([`apply`]), the record of the last
 //! update on the data partition, the status the web page and API show, and the trial
 //! switches of a trial ([`test_switches`]), and when a trial boot migrates the store
 //! ([`migration`]). Must not touch: the archive store's contents or the web server's
-//! internals; the reboot itself is init's ([`crate::firmware`]).
+//! internals; the reboot itself is init's ([`crate::init`]).
 
 pub mod boot;
 pub mod bundle;
@@ -114,7 +114,7 @@ pub fn on_trial(boot: &Path, booted_on_trial: bool) -> bool {
 /// True under piarchive init: as its child (the server), as PID 1 itself, or from a
 /// console where PID 1 is the image's `/init`.
 fn runs_from_the_image() -> bool {
-    crate::firmware::power::running_under_init()
+    crate::power::running_under_init()
         || std::process::id() == 1
         || std::fs::read_link("/proc/1/exe").is_ok_and(|exe| exe == Path::new("/init"))
 }

@@ -566,7 +566,7 @@ pub fn update_user(app: &App, req: &mut Req, user_id: &str) -> Answer {
 /// `POST /api/v1/admin/system/{poweroff,reboot}`: answers first, then asks
 /// the firmware's init (PID 1) to stop the appliance cleanly.
 pub fn power(app: &App, req: &mut Req, action: &str) -> Answer {
-    use crate::firmware::power::{self, PowerAction};
+    use crate::power::{self, PowerAction};
     let caller = api_caller(app, req)?;
     require_admin(&caller)?;
     let action = match action {

@@ -48,7 +48,7 @@ pub fn post(app: &App, req: &mut Req) -> Result<Resp, ApiError> {
     let mut progress = |_written: u64, total: u64| {
         if !started {
             started = true;
-            crate::firmware::console::log(
+            crate::init::console::log(
                 "update",
                 &format!("writing version ({} MiB) to the inactive slot", total >> 20),
             );
@@ -67,7 +67,7 @@ pub fn post(app: &App, req: &mut Req) -> Result<Resp, ApiError> {
         }
     })?;
     if applied.hold_reboot {
-        crate::firmware::console::log(
+        crate::init::console::log(
             "update",
             &format!(
                 "test switch: version {} written to {}; holding the reboot",
@@ -80,7 +80,7 @@ pub fn post(app: &App, req: &mut Req) -> Result<Resp, ApiError> {
             &json!({ "message": "held by the test switch", "version": applied.version, "slot": applied.slot.dir_name() }),
         ));
     }
-    crate::firmware::console::log(
+    crate::init::console::log(
         "update",
         &format!(
             "version {} written to {}; rebooting into trial",
@@ -99,7 +99,7 @@ pub fn post(app: &App, req: &mut Req) -> Result<Resp, ApiError> {
         &json!({ "message": message, "version": applied.version, "slot": applied.slot.dir_name() }),
     )
     .then(|| {
-        let _ = crate::firmware::power::request(crate::firmware::power::PowerAction::Reboot);
+        let _ = crate::power::request(crate::power::PowerAction::Reboot);
     }))
 }
 

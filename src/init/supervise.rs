@@ -151,17 +151,9 @@ impl Supervisor {
         for (key, value) in &self.env {
             command.env(key, value);
         }
-        // Init blocks the signals it waits for; the child must start with none blocked,
-        // or it could not be stopped with SIGTERM.
-        // SAFETY: only async-signal-safe calls between fork and exec.
-        unsafe {
-            std::os::unix::process::CommandExt::pre_exec(&mut command, || {
-                let mut empty: libc::sigset_t = std::mem::zeroed();
-                libc::sigemptyset(&mut empty);
-                libc::pthread_sigmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
-                Ok(())
-            });
-        }
+        // Init blocks the signals it waits for; the child starts with none
+        // blocked (std's `Command` empties the signal mask in the child), so
+        // it can be stopped with SIGTERM.
         match command.spawn() {
             Ok(child) => {
                 let pid = child.id() as i32;
@@ -303,6 +295,30 @@ mod tests {
             supervisor.restart_at(),
             Some(start + HEALTHY_RUN * 2 + Duration::from_secs(1))
         );
+    }
+
+    /// The child must start with no signal blocked although init blocks the
+    /// ones it waits for: std's `Command` empties the mask in the child.
+    #[test]
+    fn the_child_starts_with_no_signal_blocked() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let out = dir.path().join("status");
+        let script = format!("grep SigBlk /proc/self/status > {}", out.display());
+        // Block the handled signals in a thread of its own, as init does.
+        std::thread::spawn(move || {
+            block_signals().expect("block");
+            let mut supervisor =
+                Supervisor::new(PathBuf::from("/bin/sh"), vec!["-c".into(), script], vec![]);
+            supervisor.start_if_due(Instant::now());
+            let (pid, _) = supervisor.running.expect("started");
+            let pid = Pid::from_raw(pid).expect("a pid");
+            rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty())
+                .expect("wait");
+        })
+        .join()
+        .expect("thread");
+        let status = std::fs::read_to_string(&out).expect("the child wrote its mask");
+        assert_eq!(status.trim(), "SigBlk:\t0000000000000000");
     }
 
     #[test]

@@ -23,7 +23,7 @@
 //! | 8c | open the hardware watchdog (`/dev/watchdog`, 15 s) and pet it from the loop below; during a trial only while the trial check answers ([`watchdog`]) | best-effort |
 //! | 9 | start `piarchive serve`, supervised: restarted with backoff (1 s doubling to 60 s), every orphan reaped; `serve` answers mDNS for `piarchive.local` on each address the lease of step 7 brings, when it brings it ([`crate::mdns`]) | best-effort, retried forever |
 //! | 10 | every 15 minutes: save the clock to /data/firmware/clock | best-effort |
-//! | 11 | on SIGTERM or serve's exit status 10: power off; on SIGUSR1, SIGINT (Ctrl-Alt-Del) or exit status 11: reboot (see [`power`]) | - |
+//! | 11 | on SIGTERM or serve's exit status 10: power off; on SIGUSR1, SIGINT (Ctrl-Alt-Del) or exit status 11: reboot (see [`crate::power`]) | - |
 //! | 12 | shutdown: stop the server (SIGTERM, SIGKILL after 10 s), save the clock, sync, unmount /data (or remount it read-only), sync, power off or reboot | each part best-effort, the power-off always happens |
 
 pub mod clock;
@@ -34,7 +34,6 @@ pub mod modules;
 pub mod mounts;
 pub mod net;
 pub mod notice;
-pub mod power;
 pub mod slots;
 pub mod sntp;
 pub mod supervise;
@@ -47,8 +46,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
+use crate::power::{self, PowerAction};
 use console::{log, set_status};
-use power::PowerAction;
 use supervise::Supervisor;
 
 /// Where the server keeps its data, on the data filesystem.
@@ -132,6 +131,42 @@ pub fn is_init_invocation(args: &[String]) -> bool {
 
 /// Runs init. Returns only on a fatal error; otherwise the box powers off or reboots.
 pub fn run_init() -> anyhow::Result<Infallible> {
+    let options = start()?;
+    // Steps 8 to 12.
+    let mut phase = Phase::WaitingForData {
+        notice: None,
+        last_message: String::new(),
+    };
+    let boot = Instant::now();
+    let mut next_scan = Instant::now();
+    loop {
+        watchdog::pet();
+        let now = Instant::now();
+        let wake = match &phase {
+            Phase::WaitingForData { .. } => next_scan,
+            Phase::Running {
+                supervisor,
+                next_clock_save,
+            } => supervisor
+                .restart_at()
+                .map_or(*next_clock_save, |at| at.min(*next_clock_save)),
+        };
+        let timeout = wake
+            .saturating_duration_since(now)
+            .clamp(Duration::from_millis(10), Duration::from_secs(5));
+        let mut requested = wait_for_request(&mut phase, timeout);
+        if requested.is_none() && trial_has_no_data(&phase, boot) {
+            requested = Some(PowerAction::Reboot);
+        }
+        if let Some(action) = requested {
+            shutdown(phase, action);
+        }
+        phase = next_phase(phase, &mut next_scan, &options, boot);
+    }
+}
+
+/// Steps 1 to 7: everything before the data disk. Fails only on a fatal step.
+fn start() -> anyhow::Result<BootOptions> {
     // Step 1.
     if std::process::id() != 1 {
         anyhow::bail!("piarchive init must run as PID 1, inside the piarchive image; use `piarchive serve` elsewhere");
@@ -182,101 +217,94 @@ pub fn run_init() -> anyhow::Result<Infallible> {
             &format!("cannot start the network thread: {err}"),
         );
     }
-    // Steps 8 to 12.
-    let mut phase = Phase::WaitingForData {
-        notice: None,
-        last_message: String::new(),
-    };
-    let boot = Instant::now();
-    let mut next_scan = Instant::now();
-    loop {
-        watchdog::pet();
-        let now = Instant::now();
-        let wake = match &phase {
-            Phase::WaitingForData { .. } => next_scan,
+    Ok(options)
+}
+
+/// Waits up to `timeout` for a signal: reaps exited children (the server's
+/// exit status may ask for a power-off or reboot) and answers the power
+/// action asked for, if any.
+fn wait_for_request(phase: &mut Phase, timeout: Duration) -> Option<PowerAction> {
+    let mut requested: Option<PowerAction> = None;
+    if let Some(signal) = supervise::wait_for_signal(timeout) {
+        if signal == libc::SIGCHLD {
+            for (pid, how) in supervise::reap_all() {
+                if let Phase::Running { supervisor, .. } = phase {
+                    let code = match how {
+                        supervise::ExitKind::Exited(code) => Some(code),
+                        supervise::ExitKind::Signaled(_) => None,
+                    };
+                    if supervisor.on_exit(pid, how, Instant::now()) {
+                        requested = requested.or(code.and_then(PowerAction::from_exit_status));
+                    }
+                }
+            }
+        } else if let Some(action) = PowerAction::from_signal(signal) {
+            log("init", &format!("signal {signal}: {action:?} requested"));
+            requested = Some(action);
+        }
+    }
+    requested
+}
+
+/// True when a trial boot has waited too long for its data partition: it
+/// goes back to the committed slot (a new kernel that cannot mount the data
+/// must not hold the box).
+fn trial_has_no_data(phase: &Phase, boot: Instant) -> bool {
+    let gives_up = matches!(phase, Phase::WaitingForData { .. })
+        && slots::trial_gives_up_without_data(boot.elapsed(), crate::update::boot::booted_on_trial);
+    if gives_up {
+        log(
+            "update",
+            &format!(
+                "version {} is on trial but its data partition was not mounted within {} s; going back",
+                crate::update::running_version(),
+                slots::TRIAL_DATA_WAIT.as_secs()
+            ),
+        );
+    }
+    gives_up
+}
+
+/// One turn of the loop: looks for the data disk again when due, or
+/// (re)starts the server when due and saves the clock every 15 minutes.
+fn next_phase(
+    phase: Phase,
+    next_scan: &mut Instant,
+    options: &BootOptions,
+    boot: Instant,
+) -> Phase {
+    match phase {
+        Phase::WaitingForData {
+            notice,
+            last_message,
+        } => {
+            if Instant::now() < *next_scan {
+                Phase::WaitingForData {
+                    notice,
+                    last_message,
+                }
+            } else {
+                *next_scan = Instant::now() + Duration::from_secs(1);
+                wait_for_data(notice, last_message, options, boot)
+            }
+        }
+        Phase::Running {
+            mut supervisor,
+            mut next_clock_save,
+        } => {
+            let now = Instant::now();
+            supervisor.start_if_due(now);
+            if now >= next_clock_save {
+                if let Err(err) = clock::save(Path::new(CLOCK_FILE)) {
+                    log("clock", &err.to_string());
+                }
+                next_clock_save = now + CLOCK_SAVE_INTERVAL;
+            }
             Phase::Running {
                 supervisor,
                 next_clock_save,
-            } => supervisor
-                .restart_at()
-                .map_or(*next_clock_save, |at| at.min(*next_clock_save)),
-        };
-        let timeout = wake
-            .saturating_duration_since(now)
-            .clamp(Duration::from_millis(10), Duration::from_secs(5));
-        let mut requested: Option<PowerAction> = None;
-        if let Some(signal) = supervise::wait_for_signal(timeout) {
-            if signal == libc::SIGCHLD {
-                for (pid, how) in supervise::reap_all() {
-                    if let Phase::Running { supervisor, .. } = &mut phase {
-                        let code = match how {
-                            supervise::ExitKind::Exited(code) => Some(code),
-                            supervise::ExitKind::Signaled(_) => None,
-                        };
-                        if supervisor.on_exit(pid, how, Instant::now()) {
-                            requested = requested.or(code.and_then(PowerAction::from_exit_status));
-                        }
-                    }
-                }
-            } else if let Some(action) = PowerAction::from_signal(signal) {
-                log("init", &format!("signal {signal}: {action:?} requested"));
-                requested = Some(action);
             }
         }
-        let waiting = matches!(phase, Phase::WaitingForData { .. });
-        if requested.is_none()
-            && waiting
-            && slots::trial_gives_up_without_data(
-                boot.elapsed(),
-                crate::update::boot::booted_on_trial,
-            )
-        {
-            log(
-                "update",
-                &format!(
-                    "version {} is on trial but its data partition was not mounted within {} s; going back",
-                    crate::update::running_version(),
-                    slots::TRIAL_DATA_WAIT.as_secs()
-                ),
-            );
-            requested = Some(PowerAction::Reboot);
-        }
-        if let Some(action) = requested {
-            shutdown(phase, action);
-        }
-        phase = match phase {
-            Phase::WaitingForData {
-                notice,
-                last_message,
-            } => {
-                if Instant::now() < next_scan {
-                    Phase::WaitingForData {
-                        notice,
-                        last_message,
-                    }
-                } else {
-                    next_scan = Instant::now() + Duration::from_secs(1);
-                    wait_for_data(notice, last_message, &options, boot)
-                }
-            }
-            Phase::Running {
-                mut supervisor,
-                mut next_clock_save,
-            } => {
-                let now = Instant::now();
-                supervisor.start_if_due(now);
-                if now >= next_clock_save {
-                    if let Err(err) = clock::save(Path::new(CLOCK_FILE)) {
-                        log("clock", &err.to_string());
-                    }
-                    next_clock_save = now + CLOCK_SAVE_INTERVAL;
-                }
-                Phase::Running {
-                    supervisor,
-                    next_clock_save,
-                }
-            }
-        };
     }
 }
 
@@ -503,14 +531,29 @@ fn network_thread(hostname: &str) {
     set_status("network", &format!("{interface}: waiting for a DHCP lease"));
     let mut have_address = false;
     let mut time_synced = false;
-    dhcp::run_client(&interface, mac, hostname, |event| match event {
+    dhcp::run_client(&interface, mac, hostname, |event| {
+        on_dhcp_event(&interface, mac, event, &mut have_address, &mut time_synced)
+    })
+}
+
+/// What init does on each event of the DHCP client: applies a lease (and
+/// syncs the clock once), falls back to a link-local address while no
+/// server answers, and says so on the console and the notice page.
+fn on_dhcp_event(
+    interface: &str,
+    mac: [u8; 6],
+    event: dhcp::Event<'_>,
+    have_address: &mut bool,
+    time_synced: &mut bool,
+) {
+    match event {
         dhcp::Event::Bound(lease) | dhcp::Event::Renewed(lease) => {
             let renewed = matches!(event, dhcp::Event::Renewed(_));
-            if let Err(err) = apply_lease(&interface, lease) {
+            if let Err(err) = apply_lease(interface, lease) {
                 log("dhcp", &format!("cannot apply the lease: {err}"));
                 return;
             }
-            have_address = true;
+            *have_address = true;
             let verb = if renewed { "renewed" } else { "lease" };
             log(
                 "dhcp",
@@ -524,8 +567,8 @@ fn network_thread(hostname: &str) {
                 ),
             );
             set_status("network", &format!("{interface}: {} (DHCP)", lease.address));
-            if !time_synced {
-                time_synced = sync_time(&lease.ntp);
+            if !*time_synced {
+                *time_synced = sync_time(&lease.ntp);
             }
         }
         dhcp::Event::NoAnswer { attempt, carrier } => {
@@ -534,10 +577,10 @@ fn network_thread(hostname: &str) {
             } else {
                 "no network cable"
             };
-            if !have_address {
+            if !*have_address {
                 let fallback = net::link_local_address(mac);
                 if attempt == 1 {
-                    match net::set_address(&interface, fallback, Ipv4Addr::new(255, 255, 0, 0)) {
+                    match net::set_address(interface, fallback, Ipv4Addr::new(255, 255, 0, 0)) {
                         Ok(()) => log(
                             "network",
                             &format!(
@@ -571,7 +614,7 @@ fn network_thread(hostname: &str) {
             );
         }
         dhcp::Event::SocketError(err) => log("dhcp", &format!("socket error: {err}")),
-    })
+    }
 }
 
 fn apply_lease(interface: &str, lease: &dhcp::Lease) -> Result<(), net::NetError> {

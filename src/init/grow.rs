@@ -7,8 +7,8 @@
 //! Must not touch: USB disks (their owner partitioned them), GPT disks, any partition
 //! that is not the last one, or anything but the one partition entry.
 
+use rustix::ioctl::{ioctl, opcode, Opcode, Setter, Updater};
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::fd::AsRawFd;
 
 /// Grow only when at least this much (in 512-byte sectors: 64 MiB) would be gained.
 pub const MIN_GAIN_SECTORS: u64 = 64 * 2048;
@@ -130,10 +130,11 @@ struct BlkpgIoctlArg {
     data: *mut libc::c_void,
 }
 
-const BLKPG: u64 = 0x1269;
+/// `BLKPG` of <linux/fs.h> (`_IO(0x12, 105)`).
+const BLKPG: Opcode = opcode::none(0x12, 105);
 const BLKPG_RESIZE_PARTITION: libc::c_int = 3;
-/// `_IOW('f', 16, __u64)`.
-const EXT4_IOC_RESIZE_FS: u64 = 0x4008_6610;
+/// `EXT4_IOC_RESIZE_FS`: `_IOW('f', 16, __u64)`.
+const EXT4_IOC_RESIZE_FS: Opcode = opcode::write::<u64>(b'f', 16);
 
 /// Grows partition `name` (e.g. `mmcblk0p2`) to the end of its disk if it is the last
 /// MBR partition and the disk has room. Returns the old and new size in bytes, or
@@ -181,12 +182,10 @@ pub fn grow_partition(name: &str) -> Result<Option<(u64, u64)>, GrowIoError> {
         datalen: std::mem::size_of::<BlkpgPartition>() as libc::c_int,
         data: (&mut partition as *mut BlkpgPartition).cast(),
     };
-    // SAFETY: BLKPG with a valid blkpg_ioctl_arg pointing at a live blkpg_partition.
-    if unsafe { libc::ioctl(file.as_raw_fd(), BLKPG as _, &mut arg) } != 0 {
-        return Err(io(format!("BLKPG resize of {name}"))(
-            std::io::Error::last_os_error(),
-        ));
-    }
+    // SAFETY: BLKPG takes a blkpg_ioctl_arg, which `arg` is, pointing at a
+    // blkpg_partition that lives until the call returns.
+    unsafe { ioctl(&file, Updater::<BLKPG, BlkpgIoctlArg>::new(&mut arg)) }
+        .map_err(|errno| io(format!("BLKPG resize of {name}"))(errno.into()))?;
     Ok(Some((size * 512, new_size * 512)))
 }
 
@@ -195,14 +194,10 @@ pub fn grow_filesystem(mount_point: &str, partition_bytes: u64) -> Result<(), Gr
     let dir = std::fs::File::open(mount_point).map_err(io(format!("cannot open {mount_point}")))?;
     let stat = rustix::fs::fstatvfs(&dir).map_err(|errno| io("statvfs")(errno.into()))?;
     let block_size = stat.f_frsize.max(1);
-    let mut blocks: u64 = partition_bytes / block_size;
-    // SAFETY: EXT4_IOC_RESIZE_FS reads a u64 block count we own.
-    if unsafe { libc::ioctl(dir.as_raw_fd(), EXT4_IOC_RESIZE_FS as _, &mut blocks) } != 0 {
-        return Err(io(format!("online resize of {mount_point}"))(
-            std::io::Error::last_os_error(),
-        ));
-    }
-    Ok(())
+    let blocks: u64 = partition_bytes / block_size;
+    // SAFETY: EXT4_IOC_RESIZE_FS reads one u64 block count, which `blocks` is.
+    unsafe { ioctl(&dir, Setter::<EXT4_IOC_RESIZE_FS, u64>::new(blocks)) }
+        .map_err(|errno| io(format!("online resize of {mount_point}"))(errno.into()))
 }
 
 #[cfg(test)]
@@ -245,6 +240,12 @@ mod tests {
         assert_eq!(&grown[entry_offset(2) + 16..], &mbr[entry_offset(2) + 16..]);
         // Once grown, there is nothing more to do.
         assert_eq!(plan(&grown, 2, 264_192, new_size, disk), Ok(None));
+    }
+
+    #[test]
+    fn the_ioctl_numbers_are_the_kernels() {
+        assert_eq!(u64::from(BLKPG), 0x1269);
+        assert_eq!(u64::from(EXT4_IOC_RESIZE_FS), 0x4008_6610);
     }
 
     #[test]

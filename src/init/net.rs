@@ -6,8 +6,9 @@
 
 use std::marker::PhantomData;
 use std::net::Ipv4Addr;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 
+use rustix::ioctl::{Opcode, Updater};
 use rustix::net::{AddressFamily, SocketFlags, SocketType};
 
 #[derive(Debug, thiserror::Error)]
@@ -29,28 +30,26 @@ pub enum NetError {
 /// A socket ioctl request and the one argument type the kernel expects with
 /// it: the pairing is fixed where each request is defined, so [`ioctl`] can
 /// only be called with the struct its number needs.
-struct SocketIoctl<T> {
+struct SocketIoctl<const OPCODE: Opcode, T> {
     name: &'static str,
-    number: u64,
     argument: PhantomData<fn(&mut T)>,
 }
 
-const fn request<T>(name: &'static str, number: u64) -> SocketIoctl<T> {
+const fn request<const OPCODE: Opcode, T>(name: &'static str) -> SocketIoctl<OPCODE, T> {
     SocketIoctl {
         name,
-        number,
         argument: PhantomData,
     }
 }
 
 // The ioctl numbers of <linux/sockios.h>; a stable kernel ABI.
-const SIOCADDRT: SocketIoctl<RtEntry> = request("SIOCADDRT", 0x890B);
-const SIOCDELRT: SocketIoctl<RtEntry> = request("SIOCDELRT", 0x890C);
-const SIOCGIFFLAGS: SocketIoctl<IfreqFlags> = request("SIOCGIFFLAGS", 0x8913);
-const SIOCSIFFLAGS: SocketIoctl<IfreqFlags> = request("SIOCSIFFLAGS", 0x8914);
-const SIOCSIFADDR: SocketIoctl<IfreqAddr> = request("SIOCSIFADDR", 0x8916);
-const SIOCSIFBRDADDR: SocketIoctl<IfreqAddr> = request("SIOCSIFBRDADDR", 0x891A);
-const SIOCSIFNETMASK: SocketIoctl<IfreqAddr> = request("SIOCSIFNETMASK", 0x891C);
+const SIOCADDRT: SocketIoctl<0x890B, RtEntry> = request("SIOCADDRT");
+const SIOCDELRT: SocketIoctl<0x890C, RtEntry> = request("SIOCDELRT");
+const SIOCGIFFLAGS: SocketIoctl<0x8913, IfreqFlags> = request("SIOCGIFFLAGS");
+const SIOCSIFFLAGS: SocketIoctl<0x8914, IfreqFlags> = request("SIOCSIFFLAGS");
+const SIOCSIFADDR: SocketIoctl<0x8916, IfreqAddr> = request("SIOCSIFADDR");
+const SIOCSIFBRDADDR: SocketIoctl<0x891A, IfreqAddr> = request("SIOCSIFBRDADDR");
+const SIOCSIFNETMASK: SocketIoctl<0x891C, IfreqAddr> = request("SIOCSIFNETMASK");
 
 /// `struct ifreq` with the address member of its union.
 #[repr(C)]
@@ -121,20 +120,22 @@ fn control_socket() -> Result<OwnedFd, NetError> {
 }
 
 /// Runs one socket ioctl with the argument type its request is defined with.
-fn ioctl<T>(request: SocketIoctl<T>, interface: &str, arg: &mut T) -> Result<(), NetError> {
+fn ioctl<const OPCODE: Opcode, T>(
+    request: SocketIoctl<OPCODE, T>,
+    interface: &str,
+    arg: &mut T,
+) -> Result<(), NetError> {
     let socket = control_socket()?;
     // SAFETY: `request` fixes `T` to the `#[repr(C)]` struct the kernel reads
     // (and may write) for this number (see the constants above), and `arg` is
     // a live exclusive borrow for the whole call.
-    let rc = unsafe { libc::ioctl(socket.as_raw_fd(), request.number as _, arg as *mut T) };
-    if rc < 0 {
-        return Err(NetError::Ioctl {
+    unsafe { rustix::ioctl::ioctl(&socket, Updater::<OPCODE, T>::new(arg)) }.map_err(|errno| {
+        NetError::Ioctl {
             what: request.name,
             interface: interface.to_string(),
-            source: std::io::Error::last_os_error(),
-        });
-    }
-    Ok(())
+            source: errno.into(),
+        }
+    })
 }
 
 /// Brings an interface up (IFF_UP).
