@@ -632,8 +632,13 @@ fn a_damaged_archive_is_notified_with_its_name_kept_out_of_headers() {
         "{published:?}"
     );
     assert!(published.text().contains(name));
-    // Deleted: the problem is over, said once.
-    assert_eq!(admin.delete(&format!("/api/v1/archives/{id}")).status, 202);
+    // Deleted for good: the problem is over, said once.
+    assert_eq!(
+        admin
+            .delete(&format!("/api/v1/archives/{id}?purge=true"))
+            .status,
+        202
+    );
     wait_until(LIMIT, || {
         webhook_events(&hook, "archive_damaged").len() == 2
     });

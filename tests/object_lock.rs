@@ -208,7 +208,7 @@ fn deletes_wait(settings: &Value, needle: &str) {
         .unwrap()
         .to_string();
     wait_state(&admin, &doomed, "backed_up");
-    let resp = admin.delete(&format!("/api/v1/archives/{doomed}"));
+    let resp = admin.delete(&format!("/api/v1/archives/{doomed}?purge=true"));
     assert_eq!(resp.status, 202, "{}", resp.text());
     let mut page = String::new();
     wait_until(LIMIT, || {
