@@ -1,4 +1,4 @@
-//! The firmware page and `GET/POST /api/v1/admin/firmware`: the running version and
+//! The firmware-update page and `GET/POST /api/v1/admin/firmware`: the running version and
 //! slot, the last update's result, and uploading a signed bundle (streamed to the
 //! inactive slot by [`crate::update::apply`], never held in memory).
 //!
