@@ -226,66 +226,66 @@ pub fn detail(
 /// The state, progress bar and facts at the top of the detail page.
 fn summary_card(archive: &ArchiveRecord, notes: &Markup, on_box: bool) -> Markup {
     html! {
-    section.card.summary {
-        p { "State: " (state_badge(archive.state, Some("state"), on_box)) }
-        div.progress.large role="img" aria-label={ (percent_stored(archive)) "% stored" } {
-            div.bar data-percent=(percent_stored(archive)) {}
-        }
-        p id="stored-text" { (stored_sentence(archive, on_box)) }
-        p.eta.muted id="transfer-rate" {}
-        (notes)
-        dl.facts {
-            dt { "Size" } dd { (human_size(archive.size)) }
-            dt { "Size on the remote" } dd id="stored-size" { (stored_size_text(archive)) }
-            @if let Some(until) = archive.protected_until {
-                dt { "Protected until" }
-                dd id="protected-until" title="Object Lock: nobody can delete or change the copy in the bucket before then, not even with this box's keys." {
-                    (super::layout::local_time(until))
+        section.card.summary {
+            p { "State: " (state_badge(archive.state, Some("state"), on_box)) }
+            div.progress.large role="img" aria-label={ (percent_stored(archive)) "% stored" } {
+                div.bar data-percent=(percent_stored(archive)) {}
+            }
+            p id="stored-text" { (stored_sentence(archive, on_box)) }
+            p.eta.muted id="transfer-rate" {}
+            (notes)
+            dl.facts {
+                dt { "Size" } dd { (human_size(archive.size)) }
+                dt { "Size on the remote" } dd id="stored-size" { (stored_size_text(archive)) }
+                @if let Some(until) = archive.protected_until {
+                    dt { "Protected until" }
+                    dd id="protected-until" title="Object Lock: nobody can delete or change the copy in the bucket before then, not even with this box's keys." {
+                        (super::layout::local_time(until))
+                    }
+                }
+                dt { "Added" } dd { (local_time(archive.created_at)) }
+                // Always present (hidden when there is none) so live updates can show one.
+                dt.last-error hidden[archive.last_error.is_none()] { "Last error" }
+                dd.error.last-error id="last-error" hidden[archive.last_error.is_none()] {
+                    (archive.last_error.as_deref().unwrap_or_default())
                 }
             }
-            dt { "Added" } dd { (local_time(archive.created_at)) }
-            // Always present (hidden when there is none) so live updates can show one.
-            dt.last-error hidden[archive.last_error.is_none()] { "Last error" }
-            dd.error.last-error id="last-error" hidden[archive.last_error.is_none()] {
-                (archive.last_error.as_deref().unwrap_or_default())
-            }
         }
-    }
     }
 }
 
 /// The archive's action buttons.
 fn action_buttons(archive: &ArchiveRecord, allowed: Allowed, caller: &Caller) -> Markup {
     html! {
-    // Every action is rendered, hidden unless the state allows it, so
-    // `live.js` can show and hide them as the state changes (the same
-    // rules as `actions_allowed`).
-    div.actions id="actions" {
-        a.button data-action="download" hidden[!allowed.download] href={ "/api/v1/archives/" (archive.id) "/content" } download { "Download" }
-        form.inline data-action="uncache" hidden[!allowed.uncache] method="post" action={ "/archives/" (archive.id) "/uncache" } {
-            (csrf_field(caller))
-            button type="submit" title="Remove the local copy; the backup stays in remote storage" { "Free local space" }
+        // Every action is rendered, hidden unless the state allows it, so
+        // `live.js` can show and hide them as the state changes (the same
+        // rules as `actions_allowed`).
+        div.actions id="actions" {
+            a.button data-action="download" hidden[!allowed.download] href={ "/api/v1/archives/" (archive.id) "/content" } download { "Download" }
+            form.inline data-action="uncache" hidden[!allowed.uncache] method="post" action={ "/archives/" (archive.id) "/uncache" } {
+                (csrf_field(caller))
+                button type="submit" title="Remove the local copy; the backup stays in remote storage" { "Free local space" }
+            }
+            form.inline data-action="cache" hidden[!allowed.cache] method="post" action={ "/archives/" (archive.id) "/cache" } {
+                (csrf_field(caller))
+                button type="submit" title="Download the parts, verify them and put the file back on this appliance" { "Fetch back" }
+            }
+            a.button.danger data-action="delete" hidden[!allowed.delete] href={ "/archives/" (archive.id) "/delete" } { "Delete…" }
         }
-        form.inline data-action="cache" hidden[!allowed.cache] method="post" action={ "/archives/" (archive.id) "/cache" } {
-            (csrf_field(caller))
-            button type="submit" title="Download the parts, verify them and put the file back on this appliance" { "Fetch back" }
-        }
-        a.button.danger data-action="delete" hidden[!allowed.delete] href={ "/archives/" (archive.id) "/delete" } { "Delete…" }
-    }
     }
 }
 
 /// The rename form (hidden while the archive is in the trash).
 fn rename_card(archive: &ArchiveRecord, in_trash: bool, caller: &Caller) -> Markup {
     html! {
-    section.card hidden[in_trash] {
-        h2 { "Rename" }
-        form method="post" action={ "/archives/" (archive.id) "/rename" } {
-            (csrf_field(caller))
-            label { "Name" input name="name" value=(archive.name) required maxlength="200"; }
-            button type="submit" { "Rename" }
+        section.card hidden[in_trash] {
+            h2 { "Rename" }
+            form method="post" action={ "/archives/" (archive.id) "/rename" } {
+                (csrf_field(caller))
+                label { "Name" input name="name" value=(archive.name) required maxlength="200"; }
+                button type="submit" { "Rename" }
+            }
         }
-    }
     }
 }
 
@@ -297,41 +297,41 @@ fn technical_details(
     more_parts: bool,
 ) -> Markup {
     html! {
-    details.card.technical id="technical" open[parts_after.is_some()] {
-        summary { "Technical details" }
-        dl.facts {
-            dt { "Original filename" } dd { (archive.filename) }
-            dt { "Exact size" } dd { (archive.size) " bytes" }
-            dt { "SHA-256" } dd { code { (archive.sha256) } }
-            dt { "Parts stored" } dd.parts-count { (archive.parts_remote) " of " (archive.parts_total) }
-        }
-        @if archive.parts_total == 0 {
-            p.muted { "This archive is empty (0 bytes): it has no parts." }
-        } @else {
-            div.scroll tabindex="0" role="region" aria-label="Parts" {
-                table.parts {
-                    thead { tr { th.num { "#" } th.num { "Offset" } th.num { "Size" } th { "SHA-256" } th { "Stored" } } }
-                    tbody {
-                        @for (index, part) in parts {
-                            tr class=(if part.remote { "part remote" } else { "part" }) data-part-index=(index) {
-                                td.num { (index) }
-                                td.num { (part.offset) }
-                                td.num { (human_size(part.length)) }
-                                td { code { (part.sha256) } }
-                                td.part-remote { @if part.remote { "stored" } @else { "local only" } }
+        details.card.technical id="technical" open[parts_after.is_some()] {
+            summary { "Technical details" }
+            dl.facts {
+                dt { "Original filename" } dd { (archive.filename) }
+                dt { "Exact size" } dd { (archive.size) " bytes" }
+                dt { "SHA-256" } dd { code { (archive.sha256) } }
+                dt { "Parts stored" } dd.parts-count { (archive.parts_remote) " of " (archive.parts_total) }
+            }
+            @if archive.parts_total == 0 {
+                p.muted { "This archive is empty (0 bytes): it has no parts." }
+            } @else {
+                div.scroll tabindex="0" role="region" aria-label="Parts" {
+                    table.parts {
+                        thead { tr { th.num { "#" } th.num { "Offset" } th.num { "Size" } th { "SHA-256" } th { "Stored" } } }
+                        tbody {
+                            @for (index, part) in parts {
+                                tr class=(if part.remote { "part remote" } else { "part" }) data-part-index=(index) {
+                                    td.num { (index) }
+                                    td.num { (part.offset) }
+                                    td.num { (human_size(part.length)) }
+                                    td { code { (part.sha256) } }
+                                    td.part-remote { @if part.remote { "stored" } @else { "local only" } }
+                                }
                             }
                         }
                     }
                 }
-            }
-            nav.pager {
-                @if parts_after.is_some() { a href={ "/archives/" (archive.id) "#technical" } { "First parts" } " " }
-                @if let Some((last, _)) = parts.last().filter(|_| more_parts) {
-                    a rel="next" href={ "/archives/" (archive.id) "?after=" (last) "#technical" } { "Next " (PARTS_PAGE_SIZE) " parts" }
+                nav.pager {
+                    @if parts_after.is_some() { a href={ "/archives/" (archive.id) "#technical" } { "First parts" } " " }
+                    @if let Some((last, _)) = parts.last().filter(|_| more_parts) {
+                        a rel="next" href={ "/archives/" (archive.id) "?after=" (last) "#technical" } { "Next " (PARTS_PAGE_SIZE) " parts" }
+                    }
                 }
             }
         }
-    }
     }
 }
 

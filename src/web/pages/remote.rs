@@ -115,14 +115,14 @@ impl FormFields {
 /// The progress of a move to new storage, when one is under way.
 fn move_card(moving: &serde_json::Value) -> maud::Markup {
     html! {
-    @if !moving.is_null() {
-        section.card id="remote-move" {
-            h2 { "Moving to the new storage" }
-            p role="status" { (moving["message"].as_str().unwrap_or_default()) }
-            progress max=(moving["parts_total"].as_u64().unwrap_or(0).max(1)) value=(moving["parts_done"].as_u64().unwrap_or(0)) {}
-            p.muted { "Copying from " (moving["from"].as_str().unwrap_or_default()) ". It stays in use for what has not arrived yet, and is released only when every part is on the new storage and checked." }
+        @if !moving.is_null() {
+            section.card id="remote-move" {
+                h2 { "Moving to the new storage" }
+                p role="status" { (moving["message"].as_str().unwrap_or_default()) }
+                progress max=(moving["parts_total"].as_u64().unwrap_or(0).max(1)) value=(moving["parts_done"].as_u64().unwrap_or(0)) {}
+                p.muted { "Copying from " (moving["from"].as_str().unwrap_or_default()) ". It stays in use for what has not arrived yet, and is released only when every part is on the new storage and checked." }
+            }
         }
-    }
     }
 }
 
@@ -132,50 +132,36 @@ fn remote_form(
     fields: &FormFields,
     stored: Option<&crate::engine::remote_move::MovePlan>,
 ) -> maud::Markup {
-    let FormFields {
-        kind,
-        endpoint,
-        region,
-        bucket,
-        prefix,
-        path_style,
-        key_id,
-        dir,
-        lock_mode,
-        lock_days,
-    } = fields;
-    let kind = *kind;
-    let path_style = *path_style;
     html! {
-    form.card method="post" action="/admin/remote" {
-        (csrf_field(caller))
-        fieldset {
-            legend { "Kind" }
-            label.check { input type="radio" name="kind" value="s3" checked[kind == "s3"]; " S3-compatible bucket (AWS, Backblaze B2, Wasabi, MinIO, Garage…)" }
-            label.check { input type="radio" name="kind" value="dir" checked[kind == "dir"]; " A folder (a NAS mount or USB disk)" }
-        }
-        label { "Endpoint" input name="endpoint" value=(endpoint) placeholder="https://s3.eu-west-1.amazonaws.com"; }
-        label { "Region" input name="region" value=(region) placeholder="eu-west-1"; }
-        label { "Bucket" input name="bucket" value=(bucket); }
-        label { "Prefix (folder in the bucket)" input name="prefix" value=(prefix); }
-        label.check { input type="checkbox" name="path_style" value="1" checked[path_style]; " Path-style addresses (MinIO, Garage)" }
-        label { "Access key id" input name="access_key_id" value=(key_id) autocomplete="off"; }
-        label { "Secret access key " span.muted { "(leave empty to keep the saved one)" } input type="password" name="secret_access_key" autocomplete="off"; }
-        label { "Folder (for the folder kind)" input name="path" value=(dir); }
-        (object_lock_fields(lock_mode, lock_days))
-        @if let Some(stored) = stored.filter(|plan| plan.parts > 0) {
-            p {
-                "Saving a new place copies the " (stored.archives) " "
-                (if stored.archives == 1 { "archive" } else { "archives" })
-                " (" (crate::units::human_size(stored.bytes)) ") stored in " (stored.from)
-                " there and checks every part; until then they stay where they are."
+        form.card method="post" action="/admin/remote" {
+            (csrf_field(caller))
+            fieldset {
+                legend { "Kind" }
+                label.check { input type="radio" name="kind" value="s3" checked[fields.kind == "s3"]; " S3-compatible bucket (AWS, Backblaze B2, Wasabi, MinIO, Garage…)" }
+                label.check { input type="radio" name="kind" value="dir" checked[fields.kind == "dir"]; " A folder (a NAS mount or USB disk)" }
             }
-            label.check { input type="checkbox" name="confirm_move" value="1"; " Copy my backups to the new storage" }
+            label { "Endpoint" input name="endpoint" value=(fields.endpoint) placeholder="https://s3.eu-west-1.amazonaws.com"; }
+            label { "Region" input name="region" value=(fields.region) placeholder="eu-west-1"; }
+            label { "Bucket" input name="bucket" value=(fields.bucket); }
+            label { "Prefix (folder in the bucket)" input name="prefix" value=(fields.prefix); }
+            label.check { input type="checkbox" name="path_style" value="1" checked[fields.path_style]; " Path-style addresses (MinIO, Garage)" }
+            label { "Access key id" input name="access_key_id" value=(fields.key_id) autocomplete="off"; }
+            label { "Secret access key " span.muted { "(leave empty to keep the saved one)" } input type="password" name="secret_access_key" autocomplete="off"; }
+            label { "Folder (for the folder kind)" input name="path" value=(fields.dir); }
+            (object_lock_fields(&fields.lock_mode, &fields.lock_days))
+            @if let Some(stored) = stored.filter(|plan| plan.parts > 0) {
+                p {
+                    "Saving a new place copies the " (stored.archives) " "
+                    (if stored.archives == 1 { "archive" } else { "archives" })
+                    " (" (crate::units::human_size(stored.bytes)) ") stored in " (stored.from)
+                    " there and checks every part; until then they stay where they are."
+                }
+                label.check { input type="checkbox" name="confirm_move" value="1"; " Copy my backups to the new storage" }
+            }
+            button type="submit" name="action" value="save" { "Save" }
+            " "
+            button type="submit" name="action" value="test" { "Test" }
         }
-        button type="submit" name="action" value="save" { "Save" }
-        " "
-        button type="submit" name="action" value="test" { "Test" }
-    }
     }
 }
 
