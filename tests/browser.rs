@@ -317,6 +317,16 @@ fn first_use_upload_and_download_in_a_real_browser() {
     let browser = Browser::start();
     let site = &server.base;
 
+    first_use_setup_and_recovery_passphrase(&browser, site);
+    first_use_register_a_member(&browser, site);
+    let (archives, data, file) = first_use_upload_three_files(&server, &browser, site);
+    first_use_home_says_on_this_box_only(&browser, site);
+    first_use_detail_download_and_rename(&browser, site, &archives, &data, &file);
+    first_use_s3_remote_makes_it_off_site(&server, &browser, site);
+}
+
+/// First run: setup, the recovery passphrase shown and typed back.
+fn first_use_setup_and_recovery_passphrase(browser: &Browser, site: &str) {
     // First run: every page leads to setup.
     browser.goto(&format!("{site}/"));
     browser.wait_for("the setup page", |b| b.path() == "/setup");
@@ -390,7 +400,10 @@ fn first_use_upload_and_download_in_a_real_browser() {
         );
     }
     browser.goto(&format!("{site}/"));
+}
 
+/// Log out, register a second user (bob).
+fn first_use_register_a_member(browser: &Browser, site: &str) {
     // Log out, register a second user.
     browser.click("button.link");
     browser.wait_for("the login page", |b| b.path() == "/login");
@@ -407,7 +420,14 @@ fn first_use_upload_and_download_in_a_real_browser() {
         b.path() == "/" && b.text().contains("bob")
     });
     browser.check_page("03-member-home-empty");
+}
 
+/// Uploads through the page; returns bob's archives, the kept file's bytes and its path.
+fn first_use_upload_three_files(
+    server: &TestServer,
+    browser: &Browser,
+    site: &str,
+) -> (Value, Vec<u8>, std::path::PathBuf) {
     // Upload through the page (tus-js-client): three files picked at once,
     // the big one cancelled midway; an empty one refused with a sentence.
     let data = random_bytes(40 * 1024 * 1024 + 7, 9);
@@ -476,7 +496,11 @@ fn first_use_upload_and_download_in_a_real_browser() {
     for path in [&second_file, &big_file, &empty_file] {
         std::fs::remove_file(path).unwrap();
     }
+    (archives, data, file)
+}
 
+/// The home page: stored on this box only, never "backed up".
+fn first_use_home_says_on_this_box_only(browser: &Browser, site: &str) {
     // The archive is on the home page: stored, but on this box only (amber),
     // never "backed up" while the remote is the appliance's own disk.
     browser.goto(&format!("{site}/"));
@@ -492,7 +516,16 @@ fn first_use_upload_and_download_in_a_real_browser() {
         assert!(!body.contains(word), "the home page says {word:?}: {body}");
     }
     browser.check_page("05-home-with-archive");
+}
 
+/// The detail page, a bit-exact download, a rename.
+fn first_use_detail_download_and_rename(
+    browser: &Browser,
+    site: &str,
+    archives: &Value,
+    data: &[u8],
+    file: &std::path::Path,
+) {
     // The detail page: family words first, hashes behind "Technical details".
     let photos = archives
         .as_array()
@@ -507,11 +540,11 @@ fn first_use_upload_and_download_in_a_real_browser() {
     browser.wait_for("the detail page", |b| {
         b.path().starts_with("/archives/") && b.text().contains("Technical details")
     });
-    assert!(!browser.text().contains(&sha256_hex(&data)));
+    assert!(!browser.text().contains(&sha256_hex(data)));
     assert!(browser.text().contains("Not off-site"));
     browser.check_page("06-detail");
     browser.script("document.getElementById('technical').open = true;");
-    assert!(browser.text().contains(&sha256_hex(&data)));
+    assert!(browser.text().contains(&sha256_hex(data)));
     assert!(browser.text().contains("family \"photos\" <2024>.bin"));
     browser.check_page("06-detail-technical");
     let digest = browser.script_async(
@@ -523,17 +556,20 @@ fn first_use_upload_and_download_in_a_real_browser() {
     );
     assert_eq!(
         digest.as_str(),
-        Some(sha256_hex(&data).as_str()),
+        Some(sha256_hex(data).as_str()),
         "the download is bit-exact"
     );
-    std::fs::remove_file(&file).unwrap();
+    std::fs::remove_file(file).unwrap();
 
     // Rename answers with a message.
     browser.script("document.querySelector('input[name=name]').value = '';");
     browser.type_into("input[name=name]", "Holiday photos");
     browser.click("form[action$='/rename'] button");
     browser.wait_for("the rename message", |b| b.text().contains("Renamed."));
+}
 
+/// With an S3 remote set, the archive is off-site and the warning gone.
+fn first_use_s3_remote_makes_it_off_site(server: &TestServer, browser: &Browser, site: &str) {
     // Once an S3 remote is set (and the backups have moved there), the
     // archive is off-site, and the same-disk warning is gone.
     let s3 = S3TestServer::start();
@@ -594,6 +630,12 @@ fn number_attribute(browser: &Browser, css: &str, name: &str) -> u64 {
     browser.attribute(css, name).parse().unwrap_or(0)
 }
 
+/// The queue row of the file the resume test uploads.
+const GARDEN_ROW: &str = "li.upload-item[data-file='garden video.bin']";
+
+/// An unfinished upload listed on the home page.
+const UNFINISHED: &str = "#uploads-in-progress li[data-upload-id]";
+
 /// An upload cut by leaving the page is listed on the home page (name,
 /// percent, how to continue) and continues from where it stopped when the
 /// same file is chosen again; the archive is byte-exact. The same file
@@ -609,15 +651,23 @@ fn a_reload_mid_upload_resumes_and_a_duplicate_is_flagged_in_a_real_browser() {
     let data = random_bytes(24 * 1024 * 1024 + 3, 31);
     let file = output_dir("browser").join("garden video.bin");
     std::fs::write(&file, &data).unwrap();
-    let row = "li.upload-item[data-file='garden video.bin']";
 
+    resume_leave_mid_upload(&browser, site, &file);
+    let home_percent = resume_home_lists_unfinished(&browser, site);
+    let first_id = resume_continues_from_offset(&browser, &admin, site, &file, &data, home_percent);
+    resume_duplicate_flagged(&browser, site, &file, &first_id);
+    resume_discard_unfinished_from_home(&browser, &admin, site);
+}
+
+/// Starts the upload, throttled, and leaves the page once a fifth is sent.
+fn resume_leave_mid_upload(browser: &Browser, site: &str, file: &std::path::Path) {
     // About 6 s at 4 MiB/s: leave the page once a fifth is sent.
-    throttle_uploads(&browser, Some(4 * 1024 * 1024));
+    throttle_uploads(browser, Some(4 * 1024 * 1024));
     browser.goto(&format!("{site}/archives/new"));
     browser.type_into("#file", file.to_str().unwrap());
     browser.click("#start");
     browser.wait_for("a fifth sent", |b| {
-        number_attribute(b, row, "data-percent") >= 20
+        number_attribute(b, GARDEN_ROW, "data-percent") >= 20
     });
     let _ = browser.try_call(
         "POST",
@@ -634,30 +684,43 @@ fn a_reload_mid_upload_resumes_and_a_duplicate_is_flagged_in_a_real_browser() {
         .is_ok_and(|path| path == json!("/"))
     };
     browser.wait_for("the home page after leaving mid-upload", on_home);
-    throttle_uploads(&browser, None);
+    throttle_uploads(browser, None);
+}
 
+/// The home page lists the unfinished upload; returns its percent.
+fn resume_home_lists_unfinished(browser: &Browser, site: &str) -> u64 {
     // The home page lists it: name, percent, how to continue.
-    let unfinished = "#uploads-in-progress li[data-upload-id]";
     browser.wait_for("the unfinished upload on the home page", |b| {
         b.goto(&format!("{site}/"));
-        number_attribute(b, unfinished, "data-percent") > 0
+        number_attribute(b, UNFINISHED, "data-percent") > 0
     });
-    let home_percent = number_attribute(&browser, unfinished, "data-percent");
+    let home_percent = number_attribute(browser, UNFINISHED, "data-percent");
     assert!(home_percent < 100, "{home_percent}%");
     let text = browser.text();
     assert!(text.contains("Unfinished uploads"), "{text}");
     assert!(text.contains("garden video.bin"), "{text}");
     assert!(text.contains("choose the same file again"), "{text}");
     browser.check_page("resume-01-home-unfinished");
+    home_percent
+}
 
+/// Chosen again, the upload continues from its offset; returns the archive id.
+fn resume_continues_from_offset(
+    browser: &Browser,
+    admin: &Client,
+    site: &str,
+    file: &std::path::Path,
+    data: &[u8],
+    home_percent: u64,
+) -> String {
     // Chosen again: it continues from its offset, not from the start.
     browser.goto(&format!("{site}/archives/new"));
     browser.type_into("#file", file.to_str().unwrap());
     browser.click("#start");
     browser.wait_for("the upload resumed", |b| {
-        !b.attribute(row, "data-resumed-from").is_empty()
+        !b.attribute(GARDEN_ROW, "data-resumed-from").is_empty()
     });
-    let resumed_from = number_attribute(&browser, row, "data-resumed-from");
+    let resumed_from = number_attribute(browser, GARDEN_ROW, "data-resumed-from");
     eprintln!(
         "left at {home_percent}% on the home page; resumed from byte {resumed_from} of {}",
         data.len()
@@ -675,20 +738,24 @@ fn a_reload_mid_upload_resumes_and_a_duplicate_is_flagged_in_a_real_browser() {
     let archives = admin.get("/api/v1/archives").json();
     let list = archives.as_array().unwrap();
     assert_eq!(list.len(), 1, "{archives}");
-    assert_eq!(list[0]["sha256"], json!(sha256_hex(&data)));
+    assert_eq!(list[0]["sha256"], json!(sha256_hex(data)));
     let first_id = list[0]["id"].as_str().unwrap().to_string();
     let content = admin.get(&format!("/api/v1/archives/{first_id}/content"));
     assert_eq!(content.status, 200);
-    assert_eq!(sha256_hex(&content.body), sha256_hex(&data), "byte-exact");
+    assert_eq!(sha256_hex(&content.body), sha256_hex(data), "byte-exact");
     browser.goto(&format!("{site}/"));
-    assert_eq!(browser.find_all(unfinished), 0, "no unfinished upload left");
+    assert_eq!(browser.find_all(UNFINISHED), 0, "no unfinished upload left");
+    first_id
+}
 
+/// The same file again is flagged as a duplicate, in the queue and on the home page.
+fn resume_duplicate_flagged(browser: &Browser, site: &str, file: &std::path::Path, first_id: &str) {
     // The same file again: flagged in the queue, then on the home page.
     browser.goto(&format!("{site}/archives/new"));
     browser.type_into("#file", file.to_str().unwrap());
     browser.click("#start");
     browser.wait_for("the duplicate flagged", |b| {
-        b.attribute(row, "data-duplicate-of") == first_id
+        b.attribute(GARDEN_ROW, "data-duplicate-of") == first_id
     });
     assert!(browser
         .text()
@@ -700,8 +767,11 @@ fn a_reload_mid_upload_resumes_and_a_duplicate_is_flagged_in_a_real_browser() {
         .text()
         .contains("Same content as “garden video.bin”."));
     browser.check_page("resume-03-home-duplicates");
-    std::fs::remove_file(&file).unwrap();
+    std::fs::remove_file(file).unwrap();
+}
 
+/// An unfinished upload started elsewhere is discarded from the home page.
+fn resume_discard_unfinished_from_home(browser: &Browser, admin: &Client, site: &str) {
     // An unfinished upload started elsewhere is discarded from the home page.
     let created = admin.request(
         "POST",
@@ -721,7 +791,7 @@ fn a_reload_mid_upload_resumes_and_a_duplicate_is_flagged_in_a_real_browser() {
     browser.wait_for("the discard message", |b| {
         b.text().contains("The unfinished upload was discarded.")
     });
-    assert_eq!(browser.find_all(unfinished), 0);
+    assert_eq!(browser.find_all(UNFINISHED), 0);
 }
 
 /// The admin pages in a real browser: develop -> test run -> save -> card
@@ -739,6 +809,20 @@ fn admin_pages_in_a_real_browser() {
     browser.click("button[type=submit]");
     browser.wait_for("the home page", |b| b.path() == "/");
 
+    admin_home_asks_before_freeing_space(&browser, &admin, site);
+    admin_develop_test_and_save(&browser, &admin, site);
+    let script_id = admin_card_runs_the_script(&browser, &admin, site);
+    admin_deploy_and_terminate(&browser, &admin, site, &script_id);
+    admin_log_page_tails_live(&browser, &admin, site);
+    admin_users_and_password_reset(&server, &browser, site);
+    admin_settings_save(&browser, &admin, site);
+    admin_remote_test_keeps_what_was_typed(&browser, site);
+    admin_script_help(&browser, site);
+    admin_other_pages(&browser, site);
+}
+
+/// The script cards; a script that frees space asks first.
+fn admin_home_asks_before_freeing_space(browser: &Browser, admin: &Client, site: &str) {
     // The admin home lists the built-in scripts.
     browser.goto(&format!("{site}/admin"));
     browser.wait_for("the script cards", |b| b.text().contains("storage report"));
@@ -772,7 +856,10 @@ fn admin_pages_in_a_real_browser() {
         json!(true),
         "nothing ran"
     );
+}
 
+/// The develop page: a syntax error, a test run (nothing saved), a save.
+fn admin_develop_test_and_save(browser: &Browser, admin: &Client, site: &str) {
     // Develop: a syntax error first, with its line and column.
     browser.goto(&format!("{site}/admin/scripts/new"));
     browser.script("document.getElementById('source').value = 'let x = 1;\\nlet y = ;';");
@@ -808,7 +895,10 @@ fn admin_pages_in_a_real_browser() {
         b.path().starts_with("/admin/scripts/") && b.path() != "/admin/scripts/new"
     });
     browser.check_page("admin-04-saved");
+}
 
+/// The saved script's card runs it; returns its id.
+fn admin_card_runs_the_script(browser: &Browser, admin: &Client, site: &str) -> String {
     // The card runs it; the output appears in the card.
     browser.goto(&format!("{site}/admin"));
     browser.wait_for("the new card", |b| b.text().contains("answer & <more>"));
@@ -832,7 +922,11 @@ fn admin_pages_in_a_real_browser() {
         .contains("=> 42")
     });
     browser.check_page("admin-05-card-run");
+    script_id
+}
 
+/// A deployment of the script: listed, runs, terminated.
+fn admin_deploy_and_terminate(browser: &Browser, admin: &Client, site: &str, script_id: &str) {
     // Deploy it every 2 seconds, see a run, terminate it.
     browser.goto(&format!("{site}/admin"));
     browser.script(&format!(
@@ -856,12 +950,12 @@ fn admin_pages_in_a_real_browser() {
             .cloned()
     };
     wait_until(Duration::from_secs(30), || {
-        ours(&admin).is_some_and(|d| d["last_run"]["ok"] == json!(true))
+        ours(admin).is_some_and(|d| d["last_run"]["ok"] == json!(true))
     });
     browser.goto(&format!("{site}/admin"));
     browser.wait_for("the deployment's last run", |b| b.text().contains(" ms"));
     browser.check_page("admin-06-deployment");
-    let ours_id = ours(&admin).unwrap()["id"].as_str().unwrap().to_string();
+    let ours_id = ours(admin).unwrap()["id"].as_str().unwrap().to_string();
     browser.click(&format!("button.terminate[data-deployment-id='{ours_id}']"));
     // It asks first.
     browser.call("POST", "/alert/accept", Some(json!({})));
@@ -869,7 +963,7 @@ fn admin_pages_in_a_real_browser() {
         b.script("return document.querySelectorAll('table.deployments tbody tr').length;")
             == json!(1)
     });
-    assert!(ours(&admin).is_none());
+    assert!(ours(admin).is_none());
     assert_eq!(
         admin
             .get("/api/v1/admin/deployments")
@@ -879,7 +973,10 @@ fn admin_pages_in_a_real_browser() {
             .len(),
         1
     );
+}
 
+/// The log page filters and tails new entries live.
+fn admin_log_page_tails_live(browser: &Browser, admin: &Client, site: &str) {
     // The log page: filters, and the live tail.
     browser.goto(&format!("{site}/admin/log?level=warn"));
     browser.wait_for("the log page", |b| b.text().contains("from the browser"));
@@ -900,7 +997,10 @@ fn admin_pages_in_a_real_browser() {
         "the live row names the user: {first_row}"
     );
     browser.check_page("admin-07-log");
+}
 
+/// Users: create one, the last admin kept, a password reset ends sessions.
+fn admin_users_and_password_reset(server: &TestServer, browser: &Browser, site: &str) {
     // Users.
     browser.goto(&format!("{site}/admin/users"));
     browser.type_into("form.card input[name=username]", "grandma");
@@ -937,7 +1037,10 @@ fn admin_pages_in_a_real_browser() {
     let mut again = server.client();
     assert_eq!(again.login("grandma", "long enough").status, 401);
     assert_eq!(again.login("grandma", "a brand new one").status, 200);
+}
 
+/// The settings form saves every setting the API has.
+fn admin_settings_save(browser: &Browser, admin: &Client, site: &str) {
     // Settings: every setting of the API is on the page; a save says so.
     browser.goto(&format!("{site}/admin/settings"));
     browser.script(
@@ -960,7 +1063,10 @@ fn admin_pages_in_a_real_browser() {
         settings["upload_window"],
         json!({"start": "01:00", "end": "05:30"})
     );
+}
 
+/// A failed remote test keeps what was typed, never the secret.
+fn admin_remote_test_keeps_what_was_typed(browser: &Browser, site: &str) {
     // A failed remote test keeps what was typed, never the secret.
     browser.goto(&format!("{site}/admin/remote"));
     browser.click("input[name=kind][value=s3]");
@@ -1000,7 +1106,10 @@ fn admin_pages_in_a_real_browser() {
         .unwrap()
         .contains("typed secret value"));
     browser.check_page("admin-11b-remote-test-failed");
+}
 
+/// The Script API help, linked from the develop page.
+fn admin_script_help(browser: &Browser, site: &str) {
     // The develop page links its help: the Script API.
     browser.goto(&format!("{site}/admin/scripts/new"));
     let help = browser.attribute("a[href='/admin/scripts/help']", "href");
@@ -1014,7 +1123,10 @@ fn admin_pages_in_a_real_browser() {
     ] {
         assert!(browser.text().contains(call), "the help lists {call}");
     }
+}
 
+/// The other admin pages, checked at both sizes.
+fn admin_other_pages(browser: &Browser, site: &str) {
     // The other admin pages, at both sizes.
     for (path, name) in [
         ("/admin/settings", "admin-10-settings"),
@@ -1088,6 +1200,14 @@ fn live_progress_and_buttons_follow_the_engine_without_a_reload() {
     browser.wait_for("the home page", |b| b.path() == "/");
     wait_live(&browser);
     mark_page(&browser);
+    live_home_bar_fills(&browser, &admin, &first);
+    live_home_follows_other_clients(&browser, &admin);
+    let (second, second_data) = live_detail_parts_turn_green(&browser, &admin, site);
+    live_detail_follows_uncache_and_cache(&browser, &admin, &second, &second_data);
+}
+
+/// The home page says why nothing moves, then its bar fills live.
+fn live_home_bar_fills(browser: &Browser, admin: &Client, first: &str) {
     // Why nothing moves, in words: the upload window and the limit.
     let text = browser.text();
     assert!(text.contains("Waiting for the upload window at "), "{text}");
@@ -1105,9 +1225,9 @@ fn live_progress_and_buttons_follow_the_engine_without_a_reload() {
         .unwrap_or_default()
         .to_string()
     };
-    assert_eq!(bar_width(&browser), "0%");
+    assert_eq!(bar_width(browser), "0%");
     admin.put_settings(|s| s["upload_window"] = Value::Null);
-    let mut widths = vec![bar_width(&browser)];
+    let mut widths = vec![bar_width(browser)];
     let mut rates = Vec::new();
     browser.wait_for("the home page's bar to fill", |b| {
         let width = bar_width(b);
@@ -1138,11 +1258,14 @@ fn live_progress_and_buttons_follow_the_engine_without_a_reload() {
             "return document.querySelector(\"{row} .state\").textContent;"
         )) == json!("on this box only")
     });
-    assert!(still_same_page(&browser), "the home page was reloaded");
+    assert!(still_same_page(browser), "the home page was reloaded");
     eprintln!("home page bar widths seen: {widths:?}");
     assert!(widths.len() >= 2, "the bar moved live: {widths:?}");
     browser.screenshot("live-01-home-backed-up");
+}
 
+/// Uploads, renames and deletes through the API show on the open home page.
+fn live_home_follows_other_clients(browser: &Browser, admin: &Client) {
     // Another client (the API) uploads, renames and deletes: the open home
     // page follows without a reload.
     let third = admin.upload_ok("arrived live", &random_bytes(1024 * 1024, 23))["id"]
@@ -1168,8 +1291,15 @@ fn live_progress_and_buttons_follow_the_engine_without_a_reload() {
     );
     browser.wait_for("the deleted archive gone", |b| b.find_all(&third_row) == 0);
     assert!(!browser.text().contains("renamed live"));
-    assert!(still_same_page(&browser), "the home page was reloaded");
+    assert!(still_same_page(browser), "the home page was reloaded");
+}
 
+/// A detail page opened before the upload: parts turn green live; returns the archive's id and bytes.
+fn live_detail_parts_turn_green(
+    browser: &Browser,
+    admin: &Client,
+    site: &str,
+) -> (String, Vec<u8>) {
     // The detail page of a second archive, opened before its upload.
     admin.put_settings(|s| s["upload_window"] = closed_upload_window());
     let second_data = random_bytes(20 * 1024 * 1024 + 2, 22);
@@ -1181,8 +1311,8 @@ fn live_progress_and_buttons_follow_the_engine_without_a_reload() {
     browser.wait_for("the detail page", |b| {
         b.text().contains("Technical details")
     });
-    wait_live(&browser);
-    mark_page(&browser);
+    wait_live(browser);
+    mark_page(browser);
     let parts_total = browser
         .script("return document.querySelectorAll('tr.part').length;")
         .as_u64()
@@ -1193,8 +1323,8 @@ fn live_progress_and_buttons_follow_the_engine_without_a_reload() {
             .as_u64()
             .unwrap_or(0)
     };
-    assert_eq!(remote_parts(&browser), 0);
-    assert_eq!(visible_actions(&browser), "download,delete");
+    assert_eq!(remote_parts(browser), 0);
+    assert_eq!(visible_actions(browser), "download,delete");
     admin.put_settings(|s| s["upload_window"] = Value::Null);
     let mut counts = vec![0];
     let mut detail_rates = Vec::new();
@@ -1219,7 +1349,7 @@ fn live_progress_and_buttons_follow_the_engine_without_a_reload() {
         "the detail page showed the rate: {detail_rates:?}"
     );
     eprintln!("detail page: remote parts seen {counts:?} of {parts_total}");
-    assert!(still_same_page(&browser), "the detail page was reloaded");
+    assert!(still_same_page(browser), "the detail page was reloaded");
     let green = browser.script(
         "return getComputedStyle(document.querySelector('tr.part.remote td:last-child')).color;",
     );
@@ -1232,7 +1362,16 @@ fn live_progress_and_buttons_follow_the_engine_without_a_reload() {
         json!("on this box only")
     );
     browser.screenshot("live-02-detail-backed-up");
+    (second, second_data)
+}
 
+/// Uncache and cache through the API: the buttons follow, the download is bit-exact.
+fn live_detail_follows_uncache_and_cache(
+    browser: &Browser,
+    admin: &Client,
+    second: &str,
+    second_data: &[u8],
+) {
     // Uncached elsewhere (the API): fetch back appears, download goes.
     let resp = admin.request(
         "POST",
@@ -1261,7 +1400,7 @@ fn live_progress_and_buttons_follow_the_engine_without_a_reload() {
     browser.wait_for("the download button once cached", |b| {
         visible_actions(b) == "download,uncache,delete"
     });
-    assert!(still_same_page(&browser), "the detail page was reloaded");
+    assert!(still_same_page(browser), "the detail page was reloaded");
     let digest = browser.script_async(
         "const done = arguments[arguments.length - 1];\
          fetch(document.querySelector('a[download]').href).then(r => r.arrayBuffer())\
@@ -1269,6 +1408,6 @@ fn live_progress_and_buttons_follow_the_engine_without_a_reload() {
            .then(h => done(Array.from(new Uint8Array(h)).map(x => x.toString(16).padStart(2, '0')).join('')))\
            .catch(e => done('error: ' + e));",
     );
-    assert_eq!(digest.as_str(), Some(sha256_hex(&second_data).as_str()));
+    assert_eq!(digest.as_str(), Some(sha256_hex(second_data).as_str()));
     browser.screenshot("live-04-detail-cached");
 }

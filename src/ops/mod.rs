@@ -14,21 +14,27 @@
 //! - [`remote`]: where the backups go (save, plan, live check).
 //! - [`tls`]: the HTTPS certificate and the HTTPS/name settings.
 //! - [`notifications`]: the notification channels (save, send a test).
-//! - [`scripts`]: saved scripts; [`script_host`]: what a running script
-//!   sees of the appliance (the one `ScriptHost`).
+//! - [`scripts`]: saved scripts; [`deployments`]: scripts run on a
+//!   schedule; [`script_host`]: what a running script sees of the
+//!   appliance (the one `ScriptHost`).
+//! - [`tokens`]: a user's API tokens.
+//! - [`updates`]: installing a firmware update.
 //!
 //! Must not touch: HTTP (no status codes, no pages). Errors are the domain
 //! layers' own, gathered in [`Error`]; `web` turns them into answers.
 
 pub mod accounts;
 pub mod archives;
+pub mod deployments;
 pub mod notifications;
 pub mod remote;
 pub mod script_host;
 pub mod scripts;
 pub mod settings;
 pub mod tls;
+pub mod tokens;
 pub mod trash;
+pub mod updates;
 
 /// What an operation can fail with: the error of the layer that refused,
 /// its sentence unchanged.

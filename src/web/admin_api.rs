@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use super::auth::{api_caller, require_admin};
 use super::http::{ApiError, Req, Resp};
 use crate::accounts::Caller;
-use crate::admin::deployments::{self, NewDeployment};
+use crate::admin::deployments::NewDeployment;
 use crate::admin::log::{LogError, LogLevel, LogQuery, LogSettings, MAX_QUERY_LIMIT};
 use crate::admin::saved_scripts::{self, ScriptDraft, ScriptsError};
 use crate::app::state::App;
@@ -140,20 +140,16 @@ pub fn run_script(app: &App, req: &mut Req, script_id: &str) -> Answer {
 pub fn create_deployment(app: &App, req: &mut Req) -> Answer {
     let caller = admin_caller(app, req)?;
     let new: NewDeployment = req.json()?;
-    let deployment = app.admin.create_deployment(&new, &caller.user.id)?;
-    let name = saved_scripts::get(app.admin.store(), &deployment.script_id)
-        .ok()
-        .map(|s| s.name);
+    let named = ops::deployments::create(app, &caller, &new)?;
     Ok(Resp::json(
         201,
-        &deployment_json(app, &deployment, name.as_deref()),
+        &deployment_json(app, &named.deployment, named.script_name.as_deref()),
     ))
 }
 
 pub fn delete_deployment(app: &App, req: &mut Req, deployment_id: &str) -> Answer {
     let caller = admin_caller(app, req)?;
-    app.admin
-        .terminate_deployment(deployment_id, &caller.user.id)?;
+    ops::deployments::terminate(app, &caller, deployment_id)?;
     Ok(Resp::new(204))
 }
 
@@ -190,16 +186,9 @@ pub fn run_source(app: &App, req: &mut Req) -> Answer {
 
 pub fn list_deployments(app: &App, req: &mut Req) -> Answer {
     admin_caller(app, req)?;
-    let scripts = saved_scripts::list(app.admin.store())?;
-    let list: Vec<Value> = deployments::list(app.admin.store())?
+    let list: Vec<Value> = ops::deployments::list(app)?
         .iter()
-        .map(|d| {
-            let name = scripts
-                .iter()
-                .find(|s| s.id == d.script_id)
-                .map(|s| s.name.as_str());
-            deployment_json(app, d, name)
-        })
+        .map(|named| deployment_json(app, &named.deployment, named.script_name.as_deref()))
         .collect();
     Ok(Resp::json(200, &list))
 }

@@ -211,7 +211,7 @@ struct NewToken {
 pub fn create_token(app: &App, req: &mut Req) -> Answer {
     let caller = api_caller(app, req)?;
     let body: NewToken = req.json()?;
-    let (record, secret) = app.accounts.create_token(&caller.user.id, &body.name)?;
+    let (record, secret) = ops::tokens::create(app, &caller, &body.name)?;
     let mut value = token_json(&record);
     value["token"] = json!(secret);
     Ok(Resp::json(201, &value))
@@ -219,9 +219,7 @@ pub fn create_token(app: &App, req: &mut Req) -> Answer {
 
 pub fn list_tokens(app: &App, req: &mut Req) -> Answer {
     let caller = api_caller(app, req)?;
-    let tokens: Vec<Value> = app
-        .accounts
-        .tokens(&caller.user.id)?
+    let tokens: Vec<Value> = ops::tokens::list(app, &caller)?
         .iter()
         .map(token_json)
         .collect();
@@ -230,7 +228,7 @@ pub fn list_tokens(app: &App, req: &mut Req) -> Answer {
 
 pub fn delete_token(app: &App, req: &mut Req, token_id: &str) -> Answer {
     let caller = api_caller(app, req)?;
-    app.accounts.delete_token(&caller.user.id, token_id)?;
+    ops::tokens::delete(app, &caller, token_id)?;
     Ok(Resp::new(204))
 }
 

@@ -16,7 +16,6 @@ pub mod admin_api;
 pub mod api;
 pub mod auth;
 pub mod device;
-pub mod firmware;
 pub mod http;
 pub mod metrics;
 pub mod notifications;
@@ -29,6 +28,7 @@ pub mod tls;
 pub mod transfers;
 pub mod trash;
 pub mod tus;
+pub mod updates;
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicBool, Ordering};

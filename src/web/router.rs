@@ -12,8 +12,8 @@ use super::pages::{
     account, admin, archives, remote, restore as restore_page, trash as trash_page,
 };
 use super::{
-    admin_api, api, auth, device, firmware, metrics, notifications, pages, restore, sse, tls,
-    trash, tus,
+    admin_api, api, auth, device, metrics, notifications, pages, restore, sse, tls, trash, tus,
+    updates,
 };
 use crate::accounts::Caller;
 use crate::app::state::App;
@@ -116,9 +116,9 @@ pub fn route<'p>(method: &Method, path: &'p [&'p str]) -> Route<'p> {
         (Get, ["api", "v1", "admin", "device"]) => open(device::state),
         (Get, ["api", "v1", "admin", "device", "display.png"]) => open(device::display_png),
         (Post, ["api", "v1", "admin", "system", action]) => open(move |app, req| api::power(app, req, action)),
-        (Get, ["api", "v1", "admin", "firmware"]) => open(firmware::get),
-        (Post, ["api", "v1", "admin", "firmware"]) => open(firmware::post),
-        (_, ["api", "v1", "admin", "firmware"]) => open(firmware::other_method),
+        (Get, ["api", "v1", "admin", "firmware"]) => open(updates::get),
+        (Post, ["api", "v1", "admin", "firmware"]) => open(updates::post),
+        (_, ["api", "v1", "admin", "firmware"]) => open(updates::other_method),
         (Get, ["api", "v1", "admin", "notifications"]) => open(notifications::get),
         (Put, ["api", "v1", "admin", "notifications"]) => open(notifications::put),
         (Post, ["api", "v1", "admin", "notifications", "test"]) => open(notifications::test),
@@ -193,7 +193,7 @@ fn page_route<'p>(method: &Method, path: &'p [&'p str]) -> Route<'p> {
         (Get, ["admin", "notifications"]) => signed_in(|app, _, caller| notifications::page(app, caller, None, None)),
         (Post, ["admin", "notifications", rest @ ..]) => form(move |app, _, caller, form| notifications::form_post(app, caller, rest, form)),
         (Get, ["admin", "device"]) => signed_in(|app, _, caller| device::page(app, caller)),
-        (Get, ["admin", "firmware"]) => signed_in(|app, _, caller| firmware::page(app, caller)),
+        (Get, ["admin", "firmware"]) => signed_in(|app, _, caller| updates::page(app, caller)),
         (Get, ["admin", "scripts", "new"]) => signed_in(|app, _, caller| admin::develop(app, caller, None)),
         (Get, ["admin", "scripts", "help"]) => signed_in(|app, _, caller| admin::script_help(app, caller)),
         (Get, ["admin", "scripts", id]) => signed_in(move |app, _, caller| admin::develop(app, caller, Some(id))),

@@ -10,7 +10,7 @@ use maud::{html, Markup};
 use super::layout::{csrf_field, human_time, local_time, Page};
 use super::{field, Resp};
 use crate::accounts::Caller;
-use crate::admin::{deployments, saved_scripts};
+use crate::admin::saved_scripts;
 use crate::app::state::App;
 use crate::ops;
 use crate::settings::Settings;
@@ -125,7 +125,7 @@ fn trash_totals(trashed: &[(ArchiveRecord, TrashRecord)]) -> (usize, u64, u64) {
 pub fn home(app: &App, caller: &Caller) -> Result<Resp, ApiError> {
     auth::require_admin(caller)?;
     let scripts = saved_scripts::list(app.admin.store())?;
-    let deployments = deployments::list(app.admin.store())?;
+    let deployments = crate::ops::deployments::list(app)?;
     let dashboard = dashboard(app)?;
     let remote = crate::archive::remote_totals(&app.archives.list_all()?);
     let trash = trash_totals(&app.archives.all_trashed()?);
@@ -167,9 +167,9 @@ pub fn home(app: &App, caller: &Caller) -> Result<Resp, ApiError> {
             table.deployments.cards {
                 thead { tr { th { "Script" } th { "Every" } th { "Next run" } th { "Last run" } th {} } }
                 tbody {
-                    @for deployment in &deployments {
+                    @for crate::ops::deployments::Named { deployment, script_name } in &deployments {
                         tr data-deployment-id=(deployment.id) {
-                            td.name { (scripts.iter().find(|s| s.id == deployment.script_id).map(|s| s.name.as_str()).unwrap_or("(deleted script)")) }
+                            td.name { (script_name.as_deref().unwrap_or("(deleted script)")) }
                             td data-label="Every" { (every(deployment.interval_seconds)) }
                             td data-label="Next run" {
                                 @if app.admin.deployment_running(&deployment.id) { "running now" }

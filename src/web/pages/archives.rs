@@ -11,7 +11,7 @@ use super::{field, Resp};
 use crate::accounts::Caller;
 use crate::app::state::App;
 use crate::ops;
-use crate::store::records::{ArchiveRecord, ArchiveState};
+use crate::store::records::{ArchiveRecord, ArchiveState, PartRecord};
 use crate::units::human_size;
 use crate::web::http::{ApiError, Req};
 
@@ -215,17 +215,28 @@ pub fn detail(
         (done_notice(&req.query))
         @if let Some(trash) = &trash { (super::trash::trash_notice(caller, &archive, trash)) }
         (banner)
+        (summary_card(&archive, &notes, app.on_box_only()))
+        (action_buttons(&archive, allowed, caller))
+        (rename_card(&archive, trash.is_some(), caller))
+        (technical_details(&archive, &parts, parts_after, more_parts))
+    });
+    Ok(Resp::html(page))
+}
+
+/// The state, progress bar and facts at the top of the detail page.
+fn summary_card(archive: &ArchiveRecord, notes: &Markup, on_box: bool) -> Markup {
+    html! {
         section.card.summary {
-            p { "State: " (state_badge(archive.state, Some("state"), app.on_box_only())) }
-            div.progress.large role="img" aria-label={ (percent_stored(&archive)) "% stored" } {
-                div.bar data-percent=(percent_stored(&archive)) {}
+            p { "State: " (state_badge(archive.state, Some("state"), on_box)) }
+            div.progress.large role="img" aria-label={ (percent_stored(archive)) "% stored" } {
+                div.bar data-percent=(percent_stored(archive)) {}
             }
-            p id="stored-text" { (stored_sentence(&archive, app.on_box_only())) }
+            p id="stored-text" { (stored_sentence(archive, on_box)) }
             p.eta.muted id="transfer-rate" {}
             (notes)
             dl.facts {
                 dt { "Size" } dd { (human_size(archive.size)) }
-                dt { "Size on the remote" } dd id="stored-size" { (stored_size_text(&archive)) }
+                dt { "Size on the remote" } dd id="stored-size" { (stored_size_text(archive)) }
                 @if let Some(until) = archive.protected_until {
                     dt { "Protected until" }
                     dd id="protected-until" title="Object Lock: nobody can delete or change the copy in the bucket before then, not even with this box's keys." {
@@ -240,6 +251,12 @@ pub fn detail(
                 }
             }
         }
+    }
+}
+
+/// The archive's action buttons.
+fn action_buttons(archive: &ArchiveRecord, allowed: Allowed, caller: &Caller) -> Markup {
+    html! {
         // Every action is rendered, hidden unless the state allows it, so
         // `live.js` can show and hide them as the state changes (the same
         // rules as `actions_allowed`).
@@ -255,7 +272,13 @@ pub fn detail(
             }
             a.button.danger data-action="delete" hidden[!allowed.delete] href={ "/archives/" (archive.id) "/delete" } { "Delete…" }
         }
-        section.card hidden[trash.is_some()] {
+    }
+}
+
+/// The rename form (hidden while the archive is in the trash).
+fn rename_card(archive: &ArchiveRecord, in_trash: bool, caller: &Caller) -> Markup {
+    html! {
+        section.card hidden[in_trash] {
             h2 { "Rename" }
             form method="post" action={ "/archives/" (archive.id) "/rename" } {
                 (csrf_field(caller))
@@ -263,6 +286,17 @@ pub fn detail(
                 button type="submit" { "Rename" }
             }
         }
+    }
+}
+
+/// The technical details: checksum and one page of the parts table.
+fn technical_details(
+    archive: &ArchiveRecord,
+    parts: &[(u32, PartRecord)],
+    parts_after: Option<u32>,
+    more_parts: bool,
+) -> Markup {
+    html! {
         details.card.technical id="technical" open[parts_after.is_some()] {
             summary { "Technical details" }
             dl.facts {
@@ -278,7 +312,7 @@ pub fn detail(
                     table.parts {
                         thead { tr { th.num { "#" } th.num { "Offset" } th.num { "Size" } th { "SHA-256" } th { "Stored" } } }
                         tbody {
-                            @for (index, part) in &parts {
+                            @for (index, part) in parts {
                                 tr class=(if part.remote { "part remote" } else { "part" }) data-part-index=(index) {
                                     td.num { (index) }
                                     td.num { (part.offset) }
@@ -298,8 +332,7 @@ pub fn detail(
                 }
             }
         }
-    });
-    Ok(Resp::html(page))
+    }
 }
 
 /// How much of the archive is stored, in words that do not overstate it.
@@ -314,6 +347,7 @@ fn stored_sentence(archive: &ArchiveRecord, on_box: bool) -> String {
 
 /// Which actions the detail page offers in the archive's state. `live.js`
 /// applies the same rules when an event changes the state.
+#[derive(Clone, Copy)]
 struct Allowed {
     download: bool,
     uncache: bool,

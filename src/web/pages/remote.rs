@@ -27,49 +27,94 @@ pub fn remote_page(
     // Fields show what the admin typed when a save or test failed (never
     // the secret), else what is saved.
     let settings = typed.unwrap_or(&saved);
-    let (lock_mode, lock_days) = match settings {
-        RemoteSettings::S3 {
-            object_lock: Some(lock),
-            ..
-        } => (lock.mode.clone(), lock.days.to_string()),
-        _ => (String::new(), "30".to_string()),
-    };
-    let (kind, endpoint, region, bucket, prefix, path_style, key_id, dir) = match &settings {
-        RemoteSettings::S3 {
-            endpoint,
-            region,
-            bucket,
-            prefix,
-            path_style,
-            access_key_id,
-            ..
-        } => (
-            "s3",
-            endpoint.clone(),
-            region.clone(),
-            bucket.clone(),
-            prefix.clone(),
-            *path_style,
-            access_key_id.clone(),
-            String::new(),
-        ),
-        RemoteSettings::Dir { path } => (
-            "dir",
-            String::new(),
-            String::new(),
-            String::new(),
-            "piarchive".to_string(),
-            false,
-            String::new(),
-            path.display().to_string(),
-        ),
-    };
+    let fields = FormFields::of(settings);
     let page = Page::new("Remote storage", Some(caller), app.on_box_only()).render(html! {
         h1 { "Remote storage" }
         p { "Backups are encrypted on this appliance before they leave it. Each part goes to the storage below." }
         @if let Some((ok, message)) = &notice {
             @if *ok { p.notice role="status" { (message) } } @else { p.error role="alert" { (message) } }
         }
+        (move_card(&moving))
+        (remote_form(caller, &fields, stored.as_ref()))
+    });
+    let mut resp = Resp::html(page);
+    if matches!(notice, Some((false, _))) {
+        resp.status = 400;
+    }
+    Ok(resp)
+}
+
+/// What the form's fields show, taken from one settings value.
+struct FormFields {
+    kind: &'static str,
+    endpoint: String,
+    region: String,
+    bucket: String,
+    prefix: String,
+    path_style: bool,
+    key_id: String,
+    dir: String,
+    lock_mode: String,
+    lock_days: String,
+}
+
+impl FormFields {
+    fn of(settings: &RemoteSettings) -> FormFields {
+        let (lock_mode, lock_days) = match settings {
+            RemoteSettings::S3 {
+                object_lock: Some(lock),
+                ..
+            } => (lock.mode.clone(), lock.days.to_string()),
+            _ => (String::new(), "30".to_string()),
+        };
+        let (kind, endpoint, region, bucket, prefix, path_style, key_id, dir) = match settings {
+            RemoteSettings::S3 {
+                endpoint,
+                region,
+                bucket,
+                prefix,
+                path_style,
+                access_key_id,
+                ..
+            } => (
+                "s3",
+                endpoint.clone(),
+                region.clone(),
+                bucket.clone(),
+                prefix.clone(),
+                *path_style,
+                access_key_id.clone(),
+                String::new(),
+            ),
+            RemoteSettings::Dir { path } => (
+                "dir",
+                String::new(),
+                String::new(),
+                String::new(),
+                "piarchive".to_string(),
+                false,
+                String::new(),
+                path.display().to_string(),
+            ),
+        };
+        FormFields {
+            kind,
+            endpoint,
+            region,
+            bucket,
+            prefix,
+            path_style,
+            key_id,
+            dir,
+            lock_mode,
+            lock_days,
+        }
+    }
+}
+
+/// The progress of a move to new storage, when one is under way.
+fn move_card(moving: &serde_json::Value) -> maud::Markup {
+    html! {
         @if !moving.is_null() {
             section.card id="remote-move" {
                 h2 { "Moving to the new storage" }
@@ -78,23 +123,33 @@ pub fn remote_page(
                 p.muted { "Copying from " (moving["from"].as_str().unwrap_or_default()) ". It stays in use for what has not arrived yet, and is released only when every part is on the new storage and checked." }
             }
         }
+    }
+}
+
+/// The settings form: kind, S3 fields, folder, Object Lock, save and test.
+fn remote_form(
+    caller: &Caller,
+    fields: &FormFields,
+    stored: Option<&crate::engine::remote_move::MovePlan>,
+) -> maud::Markup {
+    html! {
         form.card method="post" action="/admin/remote" {
             (csrf_field(caller))
             fieldset {
                 legend { "Kind" }
-                label.check { input type="radio" name="kind" value="s3" checked[kind == "s3"]; " S3-compatible bucket (AWS, Backblaze B2, Wasabi, MinIO, Garage…)" }
-                label.check { input type="radio" name="kind" value="dir" checked[kind == "dir"]; " A folder (a NAS mount or USB disk)" }
+                label.check { input type="radio" name="kind" value="s3" checked[fields.kind == "s3"]; " S3-compatible bucket (AWS, Backblaze B2, Wasabi, MinIO, Garage…)" }
+                label.check { input type="radio" name="kind" value="dir" checked[fields.kind == "dir"]; " A folder (a NAS mount or USB disk)" }
             }
-            label { "Endpoint" input name="endpoint" value=(endpoint) placeholder="https://s3.eu-west-1.amazonaws.com"; }
-            label { "Region" input name="region" value=(region) placeholder="eu-west-1"; }
-            label { "Bucket" input name="bucket" value=(bucket); }
-            label { "Prefix (folder in the bucket)" input name="prefix" value=(prefix); }
-            label.check { input type="checkbox" name="path_style" value="1" checked[path_style]; " Path-style addresses (MinIO, Garage)" }
-            label { "Access key id" input name="access_key_id" value=(key_id) autocomplete="off"; }
+            label { "Endpoint" input name="endpoint" value=(fields.endpoint) placeholder="https://s3.eu-west-1.amazonaws.com"; }
+            label { "Region" input name="region" value=(fields.region) placeholder="eu-west-1"; }
+            label { "Bucket" input name="bucket" value=(fields.bucket); }
+            label { "Prefix (folder in the bucket)" input name="prefix" value=(fields.prefix); }
+            label.check { input type="checkbox" name="path_style" value="1" checked[fields.path_style]; " Path-style addresses (MinIO, Garage)" }
+            label { "Access key id" input name="access_key_id" value=(fields.key_id) autocomplete="off"; }
             label { "Secret access key " span.muted { "(leave empty to keep the saved one)" } input type="password" name="secret_access_key" autocomplete="off"; }
-            label { "Folder (for the folder kind)" input name="path" value=(dir); }
-            (object_lock_fields(&lock_mode, &lock_days))
-            @if let Some(stored) = stored.as_ref().filter(|plan| plan.parts > 0) {
+            label { "Folder (for the folder kind)" input name="path" value=(fields.dir); }
+            (object_lock_fields(&fields.lock_mode, &fields.lock_days))
+            @if let Some(stored) = stored.filter(|plan| plan.parts > 0) {
                 p {
                     "Saving a new place copies the " (stored.archives) " "
                     (if stored.archives == 1 { "archive" } else { "archives" })
@@ -107,12 +162,7 @@ pub fn remote_page(
             " "
             button type="submit" name="action" value="test" { "Test" }
         }
-    });
-    let mut resp = Resp::html(page);
-    if matches!(notice, Some((false, _))) {
-        resp.status = 400;
     }
-    Ok(resp)
 }
 
 /// Object Lock in plain words: what each mode means, which to choose.

@@ -1,4 +1,4 @@
-//! The firmware page and `GET/POST /api/v1/admin/firmware`: the running version and
+//! The firmware-update page and `GET/POST /api/v1/admin/firmware`: the running version and
 //! slot, the last update's result, and uploading a signed bundle (streamed to the
 //! inactive slot by [`crate::update::apply`], never held in memory).
 //!
@@ -15,6 +15,7 @@ use super::http::{ApiError, Req, Resp};
 use super::pages::layout::Page;
 use crate::accounts::Caller;
 use crate::app::state::App;
+use crate::ops;
 use crate::update::{self, ApplyError};
 
 /// How much of a refused upload is read and dropped so that the refusal reaches the
@@ -44,17 +45,7 @@ pub fn post(app: &App, req: &mut Req) -> Result<Resp, ApiError> {
         .query
         .get("force")
         .is_some_and(|v| v == "1" || v == "true");
-    let mut started = false;
-    let mut progress = |_written: u64, total: u64| {
-        if !started {
-            started = true;
-            crate::init::console::log(
-                "update",
-                &format!("writing version ({} MiB) to the inactive slot", total >> 20),
-            );
-        }
-    };
-    let applied = update::apply(req.body(), force, &mut progress).map_err(|err| {
+    let applied = ops::updates::install(req.body(), force).map_err(|err| {
         // Read what is left of the upload (bounded, into nothing) so the client gets
         // the refusal instead of a broken connection.
         let _ = std::io::copy(&mut req.body().take(DRAIN_LIMIT), &mut std::io::sink());
@@ -66,41 +57,19 @@ pub fn post(app: &App, req: &mut Req) -> Result<Resp, ApiError> {
             }
         }
     })?;
+    let slot = applied.slot.dir_name();
     if applied.hold_reboot {
-        crate::init::console::log(
-            "update",
-            &format!(
-                "test switch: version {} written to {}; holding the reboot",
-                applied.version,
-                applied.slot.dir_name()
-            ),
-        );
         return Ok(Resp::json(
             202,
-            &json!({ "message": "held by the test switch", "version": applied.version, "slot": applied.slot.dir_name() }),
+            &json!({ "message": "held by the test switch", "version": applied.version, "slot": slot }),
         ));
     }
-    crate::init::console::log(
-        "update",
-        &format!(
-            "version {} written to {}; rebooting into trial",
-            applied.version,
-            applied.slot.dir_name()
-        ),
-    );
-    let message = format!(
-        "Version {} is installed in {}. The appliance restarts to try it; if it does not start properly, it goes back to {}.",
-        applied.version,
-        applied.slot.dir_name(),
-        update::running_version()
-    );
+    let message = ops::updates::installed_sentence(&applied);
     Ok(Resp::json(
         202,
-        &json!({ "message": message, "version": applied.version, "slot": applied.slot.dir_name() }),
+        &json!({ "message": message, "version": applied.version, "slot": slot }),
     )
-    .then(|| {
-        let _ = crate::power::request(crate::power::PowerAction::Reboot);
-    }))
+    .then(ops::updates::reboot_into_trial))
 }
 
 /// The admin firmware page.

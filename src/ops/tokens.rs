@@ -1,0 +1,19 @@
+//! A user's API tokens: make one (its secret shown once), list them,
+//! delete one. Each acts on the caller's own tokens only.
+
+use crate::accounts::Caller;
+use crate::app::state::App;
+use crate::store::records::ApiTokenRecord;
+
+/// The new token and its secret, which is never stored or shown again.
+pub fn create(app: &App, caller: &Caller, name: &str) -> super::Result<(ApiTokenRecord, String)> {
+    Ok(app.accounts.create_token(&caller.user.id, name)?)
+}
+
+pub fn list(app: &App, caller: &Caller) -> super::Result<Vec<ApiTokenRecord>> {
+    Ok(app.accounts.tokens(&caller.user.id)?)
+}
+
+pub fn delete(app: &App, caller: &Caller, token_id: &str) -> super::Result<()> {
+    Ok(app.accounts.delete_token(&caller.user.id, token_id)?)
+}
