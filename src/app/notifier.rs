@@ -8,10 +8,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::state::App;
-use crate::notify::problems::{DamagedArchive, Observation};
+use crate::notify::problems::{DamagedArchive, FailedArchive, Observation};
 use crate::notify::{self, Observer};
 use crate::settings::{parse_hh_mm, Settings};
-use crate::store::records::ArchiveState;
+use crate::store::records::{ArchiveRecord, ArchiveState};
 
 /// Starts the notifier with an observer over `app` and keeps it in `app`.
 pub fn start(app: &Arc<App>) {
@@ -70,6 +70,7 @@ fn observer(app: Arc<App>) -> Observer {
                     owner: a.owner_id.clone(),
                 })
                 .collect(),
+            verification_failed: failed_verifications(&app, &archives),
             disk_low: disk_low(&app.config.data_dir, settings.free_space_reserve_bytes),
             waiting_since: progress.map(|(_, since)| since),
             window_closed_since,
@@ -79,6 +80,24 @@ fn observer(app: Arc<App>) -> Observer {
             passphrase_unconfirmed_since: passphrase_unconfirmed_since(&app),
         }
     })
+}
+
+/// The archives whose last verification failed; a failure of an archive
+/// that is gone is forgotten.
+fn failed_verifications(app: &App, archives: &[ArchiveRecord]) -> Vec<FailedArchive> {
+    let failures = crate::notify::verifications::load(&app.store).unwrap_or_default();
+    failures
+        .into_iter()
+        .filter_map(|failure| {
+            let archive = archives.iter().find(|a| a.id == failure.archive_id)?;
+            Some(FailedArchive {
+                id: archive.id.clone(),
+                name: archive.name.clone(),
+                owner: archive.owner_id.clone(),
+                reason: failure.reason,
+            })
+        })
+        .collect()
 }
 
 /// `(free, needed)` when free space is below the reserve or 5 % of the disk.

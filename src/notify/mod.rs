@@ -19,6 +19,7 @@ pub mod channels;
 pub mod problems;
 pub mod queue;
 pub mod settings;
+pub mod verifications;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -71,6 +72,7 @@ pub fn send_test(sender: &Sender, settings: &NotifySettings) -> Vec<TestResult> 
         detail: "sent from the Notifications page".into(),
         at: now(),
         resolved: false,
+        owner: None,
     };
     let sends: Vec<_> = settings
         .channels
@@ -287,6 +289,7 @@ impl Worker {
             detail: record.detail.clone(),
             at: record.at,
             resolved: record.resolved,
+            owner: None,
         };
         match self.sender.send(channel, &notice) {
             Ok(_) => {
@@ -345,6 +348,7 @@ impl Worker {
             detail: String::new(),
             at: now(),
             resolved: false,
+            owner: None,
         };
         let mut all_ok = true;
         for channel in urls {

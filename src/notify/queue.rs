@@ -161,6 +161,7 @@ mod tests {
             detail: "d".into(),
             at: 1,
             resolved: false,
+            owner: None,
         }
     }
 
