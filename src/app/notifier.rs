@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::state::App;
-use crate::notify::problems::{DamagedArchive, FailedArchive, Observation};
+use crate::notify::problems::{ArchiveRef, FailedArchive, Observation};
 use crate::notify::{self, Observer};
 use crate::settings::{parse_hh_mm, Settings};
 use crate::store::records::{ArchiveRecord, ArchiveState};
@@ -64,13 +64,27 @@ fn observer(app: Arc<App>) -> Observer {
             damaged: archives
                 .iter()
                 .filter(|a| a.state == ArchiveState::Damaged)
-                .map(|a| DamagedArchive {
+                .map(|a| ArchiveRef {
                     id: a.id.clone(),
                     name: a.name.clone(),
                     owner: a.owner_id.clone(),
                 })
                 .collect(),
             verification_failed: failed_verifications(&app, &archives),
+            backed_up: archives
+                .iter()
+                .filter(|a| {
+                    matches!(
+                        a.state,
+                        ArchiveState::BackedUp | ArchiveState::Uncached | ArchiveState::Caching
+                    )
+                })
+                .map(|a| ArchiveRef {
+                    id: a.id.clone(),
+                    name: a.name.clone(),
+                    owner: a.owner_id.clone(),
+                })
+                .collect(),
             disk_low: disk_low(&app.config.data_dir, settings.free_space_reserve_bytes),
             waiting_since: progress.map(|(_, since)| since),
             window_closed_since,

@@ -55,7 +55,7 @@ pub struct Problem {
 
 /// An archive whose remote copy is known to be bad.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DamagedArchive {
+pub struct ArchiveRef {
     pub id: String,
     pub name: String,
     pub owner: String,
@@ -81,7 +81,10 @@ pub struct Observation {
     /// No remote request finished since start: whether the remote works is
     /// not known, so a known outage is neither resolved nor started.
     pub remote_unknown: bool,
-    pub damaged: Vec<DamagedArchive>,
+    pub damaged: Vec<ArchiveRef>,
+    /// Archives with an off-site copy (backed up, uncached or being
+    /// fetched back), for "backed up" notices to their owners.
+    pub backed_up: Vec<ArchiveRef>,
     /// Archives whose last verification failed (found damage, or could not
     /// check the remote) and has not passed since.
     pub verification_failed: Vec<FailedArchive>,
@@ -475,7 +478,7 @@ mod tests {
         let damaged = |ids: &[&str]| Observation {
             damaged: ids
                 .iter()
-                .map(|id| DamagedArchive {
+                .map(|id| ArchiveRef {
                     id: id.to_string(),
                     name: format!("Photos <{id}>\r\nX-Evil: 1"),
                     owner: "u1".into(),

@@ -8,6 +8,8 @@
 //! Owns: the keys, the sequence, backoff and giving up. Must not touch: the
 //! network (the notifier sends, with nothing held).
 
+use std::collections::BTreeSet;
+
 use heed::RwTxn;
 
 use super::problems::{Notice, Tracker};
@@ -16,6 +18,7 @@ use crate::store::{Store, StoreError, Tables};
 
 const SEQ_KEY: &[u8] = b"notify_seq";
 const TRACKER_KEY: &[u8] = b"notify_tracker";
+const BACKED_UP_KEY: &[u8] = b"notify_backed_up";
 /// A notice not delivered after this long is given up (with a log line).
 pub const GIVE_UP_AFTER_SECONDS: i64 = 86_400;
 /// At most this many notices wait per channel; the oldest go first.
@@ -45,18 +48,33 @@ pub fn load_tracker(store: &Store) -> Result<Tracker, StoreError> {
         .unwrap_or_default())
 }
 
-/// Stores `tracker` and queues `notices` for every channel key in
-/// `channels`, in one transaction.
+/// The archives known to have an off-site copy when the notifier last
+/// looked (`None` before its first look).
+pub fn load_backed_up(store: &Store) -> Result<Option<BTreeSet<String>>, StoreError> {
+    let txn = store.read()?;
+    Ok(store
+        .tables
+        .meta
+        .get(&txn, BACKED_UP_KEY)?
+        .and_then(|value| serde_json::from_value(value).ok()))
+}
+
+/// Stores `tracker` (and `backed_up`, when given) and queues each notice
+/// for its channel keys, in one transaction.
 pub fn commit(
     store: &Store,
     tracker: &Tracker,
-    notices: &[Notice],
-    channels: &[String],
+    backed_up: Option<&BTreeSet<String>>,
+    notices: &[(Notice, Vec<String>)],
 ) -> Result<(), StoreError> {
     store.write(|txn, tables| {
         let value = serde_json::to_value(tracker).unwrap_or_default();
         tables.meta.put(txn, TRACKER_KEY, &value)?;
-        for notice in notices {
+        if let Some(backed_up) = backed_up {
+            let value = serde_json::to_value(backed_up).unwrap_or_default();
+            tables.meta.put(txn, BACKED_UP_KEY, &value)?;
+        }
+        for (notice, channels) in notices {
             enqueue(txn, tables, notice, channels)?;
         }
         Ok(())
@@ -171,8 +189,11 @@ mod tests {
         let store = Store::open(dir.path(), 16 << 20).unwrap();
         let channels = ["aaaa".to_string(), "bbbb".to_string()];
         let tracker = Tracker::default();
-        commit(&store, &tracker, &[notice("one"), notice("two")], &channels).unwrap();
-        commit(&store, &tracker, &[notice("three")], &channels[..1]).unwrap();
+        let both = channels.to_vec();
+        let queued = [(notice("one"), both.clone()), (notice("two"), both)];
+        commit(&store, &tracker, None, &queued).unwrap();
+        let first_only = [(notice("three"), channels[..1].to_vec())];
+        commit(&store, &tracker, None, &first_only).unwrap();
         let heads_now = heads(&store).unwrap();
         assert_eq!(heads_now.len(), 2);
         assert!(heads_now.iter().all(|(_, r)| r.event == "one"));

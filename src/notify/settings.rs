@@ -225,7 +225,7 @@ pub fn check_url(url: &str, what: &str) -> Result<(), String> {
     }
 }
 
-fn check_secret(secret: Option<&str>, what: &str) -> Result<(), String> {
+pub fn check_secret(secret: Option<&str>, what: &str) -> Result<(), String> {
     match secret {
         Some(secret) if secret.len() > 1024 || secret.chars().any(char::is_control) => Err(
             format!("The {what} must be at most 1024 characters with no line breaks."),
@@ -234,7 +234,7 @@ fn check_secret(secret: Option<&str>, what: &str) -> Result<(), String> {
     }
 }
 
-fn check_address(address: &str, what: &str) -> Result<(), String> {
+pub fn check_address(address: &str, what: &str) -> Result<(), String> {
     address
         .parse::<lettre::message::Mailbox>()
         .map(|_| ())
