@@ -8,6 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::state::App;
+use crate::notify::digest::{DigestInput, MemberWeek};
 use crate::notify::problems::{ArchiveRef, FailedArchive, Observation};
 use crate::notify::{self, Observer};
 use crate::settings::{parse_hh_mm, Settings};
@@ -20,6 +21,10 @@ pub fn start(app: &Arc<App>) {
         app.admin.log.clone(),
         crate::ops::notifications::sender(app),
         observer(app.clone()),
+        notify::DigestConfig {
+            period: app.config.digest_period,
+            source: digest_source(app.clone()),
+        },
     );
     let _ = app.notifier.set(notifier);
 }
@@ -112,6 +117,54 @@ fn failed_verifications(app: &App, archives: &[ArchiveRecord]) -> Vec<FailedArch
             })
         })
         .collect()
+}
+
+/// What the weekly digest reads: each user's archives created since the
+/// period began, what is backed up and what is only on the box, the disk.
+fn digest_source(app: Arc<App>) -> notify::DigestSource {
+    Box::new(move |since| {
+        let archives = app.archives.list_all().unwrap_or_default();
+        let users = app
+            .store
+            .read()
+            .and_then(|txn| app.store.tables.users.all(&txn))
+            .unwrap_or_default();
+        let members = users
+            .iter()
+            .map(|(_, user)| {
+                let new: Vec<&ArchiveRecord> = archives
+                    .iter()
+                    .filter(|a| a.owner_id == user.id && a.created_at >= since)
+                    .collect();
+                MemberWeek {
+                    username: user.username.clone(),
+                    archives: new.len() as u64,
+                    bytes: new.iter().map(|a| a.size).sum(),
+                }
+            })
+            .collect();
+        let count = |keep: &dyn Fn(ArchiveState) -> bool| {
+            let chosen = archives.iter().filter(|a| keep(a.state));
+            chosen.fold((0, 0), |(n, bytes), a| (n + 1, bytes + a.size))
+        };
+        let disk = rustix::fs::statvfs(&app.config.data_dir).ok().map(|stat| {
+            let free = crate::disk::available_bytes(&app.config.data_dir).unwrap_or(0);
+            (free, stat.f_blocks.saturating_mul(stat.f_frsize))
+        });
+        DigestInput {
+            members,
+            backed_up: count(&|state| {
+                matches!(
+                    state,
+                    ArchiveState::BackedUp | ArchiveState::Uncached | ArchiveState::Caching
+                )
+            }),
+            only_on_box: count(&|state| {
+                matches!(state, ArchiveState::Local | ArchiveState::Uploading)
+            }),
+            disk,
+        }
+    })
 }
 
 /// `(free, needed)` when free space is below the reserve or 5 % of the disk.

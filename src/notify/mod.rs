@@ -16,6 +16,7 @@
 //! glue), the engine's queue.
 
 pub mod channels;
+pub mod digest;
 pub mod members;
 pub mod problems;
 pub mod queue;
@@ -45,6 +46,16 @@ pub const HEARTBEAT_PERIOD: Duration = Duration::from_secs(3600);
 /// What the observer is: called once per tick with the time, it says what
 /// the appliance sees now.
 pub type Observer = Box<dyn FnMut(i64) -> Observation + Send>;
+
+/// What the digest reads: called with the start of the period when a
+/// digest is due, it gives the numbers of [`digest::compose`].
+pub type DigestSource = Box<dyn FnMut(i64) -> digest::DigestInput + Send>;
+
+/// The weekly digest's period and where its numbers come from.
+pub struct DigestConfig {
+    pub period: Duration,
+    pub source: DigestSource,
+}
 
 /// One channel's answer to "Send a test".
 #[derive(Debug, Clone, Serialize)]
@@ -119,6 +130,7 @@ impl Notifier {
         log: Arc<SystemLog>,
         sender: Sender,
         observer: Observer,
+        digest: DigestConfig,
     ) -> Notifier {
         let stop = Arc::new(AtomicBool::new(false));
         let wake = Arc::new((Mutex::new(false), Condvar::new()));
@@ -127,6 +139,7 @@ impl Notifier {
             log,
             sender,
             observer,
+            digest,
             last_heartbeat: None,
             heartbeat_failing: false,
             failing: HashMap::new(),
@@ -224,6 +237,7 @@ struct Worker {
     log: Arc<SystemLog>,
     sender: Sender,
     observer: Observer,
+    digest: DigestConfig,
     last_heartbeat: Option<Instant>,
     heartbeat_failing: bool,
     /// Channels whose last attempt failed (logged once per failure streak).
@@ -252,8 +266,45 @@ impl Worker {
             Ok(wrong) => wrong,
             Err(err) => return self.warn(&format!("Notifications cannot be queued: {err}")),
         };
+        if let Err(err) = self.digest(&settings, &targets, now) {
+            self.warn(&format!("The notification digest cannot be queued: {err}"));
+        }
         self.deliver(&targets, now);
         self.heartbeat(&settings, anything_wrong);
+    }
+
+    /// Queues the digest for the admin channels when it is on and due.
+    fn digest(
+        &mut self,
+        settings: &NotifySettings,
+        targets: &Targets,
+        now: i64,
+    ) -> Result<(), crate::store::StoreError> {
+        let (last, problems) = queue::digest_state(&self.store)?;
+        match (settings.digest, last) {
+            (settings::DigestSetting::Off, None) => Ok(()),
+            (settings::DigestSetting::Off, Some(_)) => {
+                queue::digest_period_starts(&self.store, None, None, &[])
+            }
+            (settings::DigestSetting::Weekly, None) => {
+                queue::digest_period_starts(&self.store, Some(now), None, &[])
+            }
+            (settings::DigestSetting::Weekly, Some(since)) => {
+                let period = self.digest.period.as_secs() as i64;
+                if !digest::due(Some(since), now, period) {
+                    return Ok(());
+                }
+                let input = (self.digest.source)(since);
+                let notice = digest::compose(&input, &problems, since, now);
+                let keys = targets.admin_keys();
+                self.log.info(
+                    "notify",
+                    &format!("The weekly summary goes to {} channel(s).", keys.len()),
+                    Default::default(),
+                );
+                queue::digest_period_starts(&self.store, Some(now), Some(&notice), &keys)
+            }
+        }
     }
 
     /// Runs the tracker, finds archives newly backed up and queues the

@@ -12,6 +12,7 @@ use std::collections::BTreeSet;
 
 use heed::RwTxn;
 
+use super::digest::{WeekProblem, MAX_PROBLEMS};
 use super::problems::{Notice, Tracker};
 use crate::store::records::NoticeRecord;
 use crate::store::{Store, StoreError, Tables};
@@ -19,6 +20,8 @@ use crate::store::{Store, StoreError, Tables};
 const SEQ_KEY: &[u8] = b"notify_seq";
 const TRACKER_KEY: &[u8] = b"notify_tracker";
 const BACKED_UP_KEY: &[u8] = b"notify_backed_up";
+const DIGEST_AT_KEY: &[u8] = b"notify_digest_at";
+const DIGEST_PROBLEMS_KEY: &[u8] = b"notify_digest_problems";
 /// A notice not delivered after this long is given up (with a log line).
 pub const GIVE_UP_AFTER_SECONDS: i64 = 86_400;
 /// At most this many notices wait per channel; the oldest go first.
@@ -74,9 +77,68 @@ pub fn commit(
             let value = serde_json::to_value(backed_up).unwrap_or_default();
             tables.meta.put(txn, BACKED_UP_KEY, &value)?;
         }
+        let mut week: Vec<WeekProblem> =
+            read(txn, tables, DIGEST_PROBLEMS_KEY)?.unwrap_or_default();
         for (notice, channels) in notices {
             enqueue(txn, tables, notice, channels)?;
+            if notice.event != "backed_up" && week.len() < MAX_PROBLEMS {
+                week.push(WeekProblem {
+                    title: notice.title.clone(),
+                    at: notice.at,
+                    resolved: notice.resolved,
+                });
+            }
         }
+        let value = serde_json::to_value(&week).unwrap_or_default();
+        tables.meta.put(txn, DIGEST_PROBLEMS_KEY, &value)?;
+        Ok(())
+    })
+}
+
+fn read<T: serde::de::DeserializeOwned>(
+    txn: &heed::RoTxn,
+    tables: &Tables,
+    key: &[u8],
+) -> Result<Option<T>, StoreError> {
+    Ok(tables
+        .meta
+        .get(txn, key)?
+        .and_then(|value| serde_json::from_value(value).ok()))
+}
+
+/// When the last digest went out (or the digest was turned on), and the
+/// problems notified since.
+pub fn digest_state(store: &Store) -> Result<(Option<i64>, Vec<WeekProblem>), StoreError> {
+    let txn = store.read()?;
+    let at = read(&txn, &store.tables, DIGEST_AT_KEY)?;
+    let problems = read(&txn, &store.tables, DIGEST_PROBLEMS_KEY)?.unwrap_or_default();
+    Ok((at, problems))
+}
+
+/// Starts a new digest period at `at`: queues `digest` (if any) for
+/// `channels` and forgets the period's problems, in one transaction.
+/// `at: None` (the digest is off) forgets when the last one went out.
+pub fn digest_period_starts(
+    store: &Store,
+    at: Option<i64>,
+    digest: Option<&Notice>,
+    channels: &[String],
+) -> Result<(), StoreError> {
+    store.write(|txn, tables| {
+        match at {
+            Some(at) => tables
+                .meta
+                .put(txn, DIGEST_AT_KEY, &serde_json::json!(at))?,
+            None => {
+                tables.meta.delete(txn, DIGEST_AT_KEY)?;
+            }
+        }
+        if let Some(digest) = digest {
+            enqueue(txn, tables, digest, channels)?;
+        }
+        tables
+            .meta
+            .put(txn, DIGEST_PROBLEMS_KEY, &serde_json::json!([]))?;
         Ok(())
     })
 }

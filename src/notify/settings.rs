@@ -260,11 +260,6 @@ impl NotifySettings {
                 "remote_unreachable_after_seconds must be between 1 and 2592000 (30 days).".into(),
             ));
         }
-        if self.digest == DigestSetting::Weekly {
-            return Err(invalid(
-                "The weekly digest is not available yet; set \"digest\" to \"off\".".into(),
-            ));
-        }
         for channel in &self.channels {
             channel.validate().map_err(invalid)?;
         }

@@ -31,10 +31,14 @@ pub fn save(app: &App, admin: &Caller, settings: NotifySettings) -> super::Resul
     app.admin.log.info(
         "notify",
         &format!(
-            "{} changed the notifications: channels [{}], remote unreachable after {} s.",
+            "{} changed the notifications: channels [{}], remote unreachable after {} s, digest {}.",
             admin.user.username,
             kinds.join(", "),
-            settings.remote_unreachable_after_seconds
+            settings.remote_unreachable_after_seconds,
+            match settings.digest {
+                crate::notify::settings::DigestSetting::Off => "off",
+                crate::notify::settings::DigestSetting::Weekly => "weekly",
+            }
         ),
         Subject::user(&admin.user.id),
     );

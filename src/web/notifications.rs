@@ -17,7 +17,9 @@ use super::pages::Page;
 use crate::accounts::Caller;
 use crate::app::state::App;
 use crate::notify::members::{self, MemberChannels};
-use crate::notify::settings::{Channel, NotifySettings, NotifySettingsError, Security};
+use crate::notify::settings::{
+    Channel, DigestSetting, NotifySettings, NotifySettingsError, Security,
+};
 use crate::notify::{self, TestResult};
 
 type Answer = Result<Resp, ApiError>;
@@ -104,6 +106,12 @@ pub fn page(
             label { "Tell when the storage has been unreachable for (minutes)"
                 input type="number" name="remote_unreachable_after_minutes" min="1" max="43200"
                     value=(settings.remote_unreachable_after_seconds.div_ceil(60)); }
+            label { "Weekly summary (what each member backed up, what is only on the box, disk space, the week's problems)"
+                select name="digest" {
+                    option value="off" selected[settings.digest == DigestSetting::Off] { "Off" }
+                    option value="weekly" selected[settings.digest == DigestSetting::Weekly] { "Weekly, to the channels above" }
+                }
+            }
             button type="submit" { "Save" }
         }
     };
@@ -258,6 +266,10 @@ pub fn form_post(
                 .and_then(|v| v.trim().parse().ok())
                 .unwrap_or(0);
             settings.remote_unreachable_after_seconds = minutes.saturating_mul(60);
+            settings.digest = match form.get("digest").map(String::as_str) {
+                Some("weekly") => DigestSetting::Weekly,
+                _ => DigestSetting::Off,
+            };
         }
         ["channel", which] => {
             let index = match *which {
