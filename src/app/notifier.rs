@@ -4,6 +4,7 @@
 //! catalog, the disk against its reserve, the upload window, the last
 //! firmware update, the recovery passphrase).
 
+use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -39,6 +40,19 @@ fn observer(app: Arc<App>) -> Observer {
     let mut window_closed_since: Option<i64> = None;
     Box::new(move |now| {
         let archives = app.archives.list_all().unwrap_or_default();
+        // A damaged archive moved to the trash is no longer a problem.
+        let trashed: HashSet<String> = app
+            .archives
+            .all_trashed()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(archive, _)| archive.id)
+            .collect();
+        let kept: Vec<ArchiveRecord> = archives
+            .iter()
+            .filter(|a| !trashed.contains(&a.id))
+            .cloned()
+            .collect();
         let settings = Settings::load(&app.store).unwrap_or_default();
         let waiting = archives
             .iter()
@@ -66,7 +80,7 @@ fn observer(app: Arc<App>) -> Observer {
         Observation {
             remote_error: activity.remote_error(),
             remote_unknown: !activity.remote_checked(),
-            damaged: archives
+            damaged: kept
                 .iter()
                 .filter(|a| a.state == ArchiveState::Damaged)
                 .map(|a| ArchiveRef {
@@ -75,7 +89,7 @@ fn observer(app: Arc<App>) -> Observer {
                     owner: a.owner_id.clone(),
                 })
                 .collect(),
-            verification_failed: failed_verifications(&app, &archives),
+            verification_failed: failed_verifications(&app, &kept),
             backed_up: archives
                 .iter()
                 .filter(|a| {
