@@ -26,6 +26,9 @@ pub struct Config {
     pub http_threads: usize,
     /// Board profile name (`pi4`, `qemu-virt`, …); `None` = detect.
     pub board: Option<String>,
+    /// How often the notification digest goes out when it is on: a week
+    /// (`digest_period_seconds` in the file shortens it, for tests).
+    pub digest_period: Duration,
 }
 
 /// The file's shape: every key optional.
@@ -39,6 +42,7 @@ struct ConfigFile {
     session_days: Option<u64>,
     http_threads: Option<usize>,
     board: Option<String>,
+    digest_period_seconds: Option<u64>,
 }
 
 /// What the command line said; `None` = not given.
@@ -75,6 +79,7 @@ impl Config {
             session_ttl: Duration::from_secs(30 * 24 * 3600),
             http_threads: 16,
             board: None,
+            digest_period: Duration::from_secs(7 * 24 * 3600),
         }
     }
 
@@ -126,6 +131,9 @@ impl Config {
                 config.http_threads = threads.clamp(2, 256);
             }
             config.board = file.board;
+            if let Some(seconds) = file.digest_period_seconds {
+                config.digest_period = Duration::from_secs(seconds.max(1));
+            }
         }
         if let Some(data) = env_data {
             config.data_dir = data;

@@ -647,3 +647,62 @@ fn a_damaged_archive_is_notified_with_its_name_kept_out_of_headers() {
         true
     );
 }
+
+#[test]
+fn a_failed_verification_is_notified_once_and_its_pass_resolves_it() {
+    let s3 = S3TestServer::start();
+    let server = TestServer::start();
+    let admin = server.admin();
+    set_remote(&admin, &s3_json(&s3.endpoint, "checked", SECRET_KEY));
+    let hook = Receiver::start();
+    put_notifications(
+        &admin,
+        &json!({"channels": [{"kind": "webhook", "url": format!("{}/hook", hook.base)}]}),
+    );
+    let id = admin.upload_ok("Holiday \"2025\"", &random_bytes(12 * 1024 * 1024 + 5, 31))["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    wait_state(&admin, &id, "backed_up");
+    // A part corrupted on the remote while the file is still on the box:
+    // the verification finds it (and uploads it again from the local copy).
+    let victim = files_under(&s3.object_path("checked").join("parts"))
+        .pop()
+        .unwrap();
+    let mut bytes = std::fs::read(&victim).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 1;
+    std::fs::write(&victim, &bytes).unwrap();
+    let found = crate::verify::verify(&admin, &id, 100);
+    assert_eq!(found["damaged"], json!(1), "{found}");
+    wait_until(LIMIT, || {
+        !webhook_events(&hook, "verification_failed").is_empty()
+    });
+    let notice = &webhook_events(&hook, "verification_failed")[0];
+    assert_eq!(notice["resolved"], false, "{notice}");
+    assert_eq!(notice["title"], "A verification failed");
+    assert!(
+        notice["message"]
+            .as_str()
+            .unwrap()
+            .contains("Holiday \"2025\""),
+        "{notice}"
+    );
+    assert!(notice["detail"].as_str().unwrap().contains(&id), "{notice}");
+    assert!(
+        notice["detail"].as_str().unwrap().contains("parts failed"),
+        "{notice}"
+    );
+    // Verified again: the copy is good now, the problem is over, said once.
+    let clean = crate::verify::verify(&admin, &id, 100);
+    assert_eq!(clean["damaged"], json!(0), "{clean}");
+    wait_until(LIMIT, || {
+        webhook_events(&hook, "verification_failed").len() == 2
+    });
+    let settle = Instant::now();
+    wait_until(LIMIT, || settle.elapsed() >= Duration::from_secs(3));
+    let events = webhook_events(&hook, "verification_failed");
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert_eq!(events[1]["resolved"], true, "{}", events[1]);
+    assert_eq!(events[1]["title"], "A verification passed again");
+}

@@ -17,6 +17,8 @@ mod hostile;
 mod limits;
 mod mdns;
 mod notify;
+mod notify_digest;
+mod notify_members;
 mod object_lock;
 mod recovery;
 mod remote;

@@ -4,14 +4,16 @@
 //! catalog, the disk against its reserve, the upload window, the last
 //! firmware update, the recovery passphrase).
 
+use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
 
 use super::state::App;
-use crate::notify::problems::{DamagedArchive, Observation};
+use crate::notify::digest::{DigestInput, MemberWeek};
+use crate::notify::problems::{ArchiveRef, FailedArchive, Observation};
 use crate::notify::{self, Observer};
 use crate::settings::{parse_hh_mm, Settings};
-use crate::store::records::ArchiveState;
+use crate::store::records::{ArchiveRecord, ArchiveState};
 
 /// Starts the notifier with an observer over `app` and keeps it in `app`.
 pub fn start(app: &Arc<App>) {
@@ -20,6 +22,10 @@ pub fn start(app: &Arc<App>) {
         app.admin.log.clone(),
         crate::ops::notifications::sender(app),
         observer(app.clone()),
+        notify::DigestConfig {
+            period: app.config.digest_period,
+            source: digest_source(app.clone()),
+        },
     );
     let _ = app.notifier.set(notifier);
 }
@@ -34,6 +40,19 @@ fn observer(app: Arc<App>) -> Observer {
     let mut window_closed_since: Option<i64> = None;
     Box::new(move |now| {
         let archives = app.archives.list_all().unwrap_or_default();
+        // A damaged archive moved to the trash is no longer a problem.
+        let trashed: HashSet<String> = app
+            .archives
+            .all_trashed()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(archive, _)| archive.id)
+            .collect();
+        let kept: Vec<ArchiveRecord> = archives
+            .iter()
+            .filter(|a| !trashed.contains(&a.id))
+            .cloned()
+            .collect();
         let settings = Settings::load(&app.store).unwrap_or_default();
         let waiting = archives
             .iter()
@@ -61,10 +80,25 @@ fn observer(app: Arc<App>) -> Observer {
         Observation {
             remote_error: activity.remote_error(),
             remote_unknown: !activity.remote_checked(),
-            damaged: archives
+            damaged: kept
                 .iter()
                 .filter(|a| a.state == ArchiveState::Damaged)
-                .map(|a| DamagedArchive {
+                .map(|a| ArchiveRef {
+                    id: a.id.clone(),
+                    name: a.name.clone(),
+                    owner: a.owner_id.clone(),
+                })
+                .collect(),
+            verification_failed: failed_verifications(&app, &kept),
+            backed_up: archives
+                .iter()
+                .filter(|a| {
+                    matches!(
+                        a.state,
+                        ArchiveState::BackedUp | ArchiveState::Uncached | ArchiveState::Caching
+                    )
+                })
+                .map(|a| ArchiveRef {
                     id: a.id.clone(),
                     name: a.name.clone(),
                     owner: a.owner_id.clone(),
@@ -77,6 +111,72 @@ fn observer(app: Arc<App>) -> Observer {
                 .filter(|record| record.result == "failed")
                 .map(|record| (record.version, record.message)),
             passphrase_unconfirmed_since: passphrase_unconfirmed_since(&app),
+        }
+    })
+}
+
+/// The archives whose last verification failed; a failure of an archive
+/// that is gone is forgotten.
+fn failed_verifications(app: &App, archives: &[ArchiveRecord]) -> Vec<FailedArchive> {
+    let failures = crate::notify::verifications::load(&app.store).unwrap_or_default();
+    failures
+        .into_iter()
+        .filter_map(|failure| {
+            let archive = archives.iter().find(|a| a.id == failure.archive_id)?;
+            Some(FailedArchive {
+                id: archive.id.clone(),
+                name: archive.name.clone(),
+                owner: archive.owner_id.clone(),
+                reason: failure.reason,
+            })
+        })
+        .collect()
+}
+
+/// What the weekly digest reads: each user's archives created since the
+/// period began, what is backed up and what is only on the box, the disk.
+fn digest_source(app: Arc<App>) -> notify::DigestSource {
+    Box::new(move |since| {
+        let archives = app.archives.list_all().unwrap_or_default();
+        let users = app
+            .store
+            .read()
+            .and_then(|txn| app.store.tables.users.all(&txn))
+            .unwrap_or_default();
+        let members = users
+            .iter()
+            .map(|(_, user)| {
+                let new: Vec<&ArchiveRecord> = archives
+                    .iter()
+                    .filter(|a| a.owner_id == user.id && a.created_at >= since)
+                    .collect();
+                MemberWeek {
+                    username: user.username.clone(),
+                    archives: new.len() as u64,
+                    bytes: new.iter().map(|a| a.size).sum(),
+                }
+            })
+            .collect();
+        let count = |keep: &dyn Fn(ArchiveState) -> bool| {
+            let chosen = archives.iter().filter(|a| keep(a.state));
+            chosen.fold((0, 0), |(n, bytes), a| (n + 1, bytes + a.size))
+        };
+        let disk = rustix::fs::statvfs(&app.config.data_dir).ok().map(|stat| {
+            let free = crate::disk::available_bytes(&app.config.data_dir).unwrap_or(0);
+            (free, stat.f_blocks.saturating_mul(stat.f_frsize))
+        });
+        DigestInput {
+            members,
+            backed_up: count(&|state| {
+                matches!(
+                    state,
+                    ArchiveState::BackedUp | ArchiveState::Uncached | ArchiveState::Caching
+                )
+            }),
+            only_on_box: count(&|state| {
+                matches!(state, ArchiveState::Local | ArchiveState::Uploading)
+            }),
+            disk,
         }
     })
 }

@@ -16,9 +16,12 @@
 //! glue), the engine's queue.
 
 pub mod channels;
+pub mod digest;
+pub mod members;
 pub mod problems;
 pub mod queue;
 pub mod settings;
+pub mod verifications;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -43,6 +46,16 @@ pub const HEARTBEAT_PERIOD: Duration = Duration::from_secs(3600);
 /// What the observer is: called once per tick with the time, it says what
 /// the appliance sees now.
 pub type Observer = Box<dyn FnMut(i64) -> Observation + Send>;
+
+/// What the digest reads: called with the start of the period when a
+/// digest is due, it gives the numbers of [`digest::compose`].
+pub type DigestSource = Box<dyn FnMut(i64) -> digest::DigestInput + Send>;
+
+/// The weekly digest's period and where its numbers come from.
+pub struct DigestConfig {
+    pub period: Duration,
+    pub source: DigestSource,
+}
 
 /// One channel's answer to "Send a test".
 #[derive(Debug, Clone, Serialize)]
@@ -71,6 +84,7 @@ pub fn send_test(sender: &Sender, settings: &NotifySettings) -> Vec<TestResult> 
         detail: "sent from the Notifications page".into(),
         at: now(),
         resolved: false,
+        owner: None,
     };
     let sends: Vec<_> = settings
         .channels
@@ -116,6 +130,7 @@ impl Notifier {
         log: Arc<SystemLog>,
         sender: Sender,
         observer: Observer,
+        digest: DigestConfig,
     ) -> Notifier {
         let stop = Arc::new(AtomicBool::new(false));
         let wake = Arc::new((Mutex::new(false), Condvar::new()));
@@ -124,6 +139,7 @@ impl Notifier {
             log,
             sender,
             observer,
+            digest,
             last_heartbeat: None,
             heartbeat_failing: false,
             failing: HashMap::new(),
@@ -168,11 +184,60 @@ impl Notifier {
     }
 }
 
+/// Every channel a notice can be queued for, by queue key: the admin's
+/// (heartbeats apart) and each member's own.
+struct Targets {
+    admin: Vec<(String, Channel)>,
+    /// `(user id, queue key, channel)`.
+    members: Vec<(String, String, Channel)>,
+}
+
+impl Targets {
+    fn load(store: &Store, settings: &NotifySettings) -> Result<Targets, crate::store::StoreError> {
+        let admin = settings
+            .channels
+            .iter()
+            .filter(|channel| !matches!(channel, Channel::Heartbeat { .. }))
+            .map(|channel| (channel.key(), channel.clone()))
+            .collect();
+        let mut members = Vec::new();
+        for (user_id, own) in members::MemberChannels::all(store)? {
+            for (key, channel) in own.channels(&user_id, settings) {
+                members.push((user_id.clone(), key, channel));
+            }
+        }
+        Ok(Targets { admin, members })
+    }
+
+    fn admin_keys(&self) -> Vec<String> {
+        self.admin.iter().map(|(key, _)| key.clone()).collect()
+    }
+
+    /// The queue keys of `owner`'s own channels (none without an owner).
+    fn member_keys(&self, owner: Option<&str>) -> Vec<String> {
+        self.members
+            .iter()
+            .filter(|(user_id, _, _)| Some(user_id.as_str()) == owner)
+            .map(|(_, key, _)| key.clone())
+            .collect()
+    }
+
+    fn find(&self, key: &str) -> Option<&Channel> {
+        let admin = self.admin.iter().map(|(k, channel)| (k, channel));
+        let members = self.members.iter().map(|(_, k, channel)| (k, channel));
+        admin
+            .chain(members)
+            .find(|(k, _)| k.as_str() == key)
+            .map(|(_, channel)| channel)
+    }
+}
+
 struct Worker {
     store: Store,
     log: Arc<SystemLog>,
     sender: Sender,
     observer: Observer,
+    digest: DigestConfig,
     last_heartbeat: Option<Instant>,
     heartbeat_failing: bool,
     /// Channels whose last attempt failed (logged once per failure streak).
@@ -187,21 +252,69 @@ impl Worker {
                 return self.warn(&format!("Notifications cannot read their settings: {err}"))
             }
         };
+        let targets = match Targets::load(&self.store, &settings) {
+            Ok(targets) => targets,
+            Err(err) => {
+                return self.warn(&format!(
+                    "Notifications cannot read members' channels: {err}"
+                ))
+            }
+        };
         let now = now();
         let seen = (self.observer)(now);
-        let anything_wrong = match self.track(&settings, &seen, now) {
+        let anything_wrong = match self.track(&settings, &targets, &seen, now) {
             Ok(wrong) => wrong,
             Err(err) => return self.warn(&format!("Notifications cannot be queued: {err}")),
         };
-        self.deliver(&settings, now);
+        if let Err(err) = self.digest(&settings, &targets, now) {
+            self.warn(&format!("The notification digest cannot be queued: {err}"));
+        }
+        self.deliver(&targets, now);
         self.heartbeat(&settings, anything_wrong);
     }
 
-    /// Runs the tracker and queues its notices; returns whether a notified
+    /// Queues the digest for the admin channels when it is on and due.
+    fn digest(
+        &mut self,
+        settings: &NotifySettings,
+        targets: &Targets,
+        now: i64,
+    ) -> Result<(), crate::store::StoreError> {
+        let (last, problems) = queue::digest_state(&self.store)?;
+        match (settings.digest, last) {
+            (settings::DigestSetting::Off, None) => Ok(()),
+            (settings::DigestSetting::Off, Some(_)) => {
+                queue::digest_period_starts(&self.store, None, None, &[])
+            }
+            (settings::DigestSetting::Weekly, None) => {
+                queue::digest_period_starts(&self.store, Some(now), None, &[])
+            }
+            (settings::DigestSetting::Weekly, Some(since)) => {
+                let period = self.digest.period.as_secs() as i64;
+                if !digest::due(Some(since), now, period) {
+                    return Ok(());
+                }
+                let input = (self.digest.source)(since);
+                let notice = digest::compose(&input, &problems, since, now);
+                let keys = targets.admin_keys();
+                self.log.info(
+                    "notify",
+                    &format!("The weekly summary goes to {} channel(s).", keys.len()),
+                    Default::default(),
+                );
+                queue::digest_period_starts(&self.store, Some(now), Some(&notice), &keys)
+            }
+        }
+    }
+
+    /// Runs the tracker, finds archives newly backed up and queues the
+    /// notices (problems to the admin channels and to the owner's own,
+    /// "backed up" to the owner's own only); returns whether a notified
     /// problem is present.
     fn track(
         &mut self,
         settings: &NotifySettings,
+        targets: &Targets,
         seen: &Observation,
         now: i64,
     ) -> Result<bool, crate::store::StoreError> {
@@ -210,43 +323,51 @@ impl Worker {
             problems::problems(seen, now, settings.remote_unreachable_after_seconds as i64);
         let before = tracker.clone();
         let notices = tracker.step(now, present, &problems::unknown(seen));
-        if tracker != before {
-            let keys: Vec<String> = settings
-                .channels
-                .iter()
-                .filter(|channel| !matches!(channel, Channel::Heartbeat { .. }))
-                .map(Channel::key)
-                .collect();
-            queue::commit(&self.store, &tracker, &notices, &keys)?;
-            for notice in &notices {
-                let what = if notice.resolved {
-                    "Resolved"
-                } else {
-                    "Problem"
-                };
-                self.log.info(
-                    "notify",
-                    &format!(
-                        "{what}: {} ({}); notifying {} channel(s).",
-                        notice.title,
-                        notice.event,
-                        keys.len()
-                    ),
-                    Default::default(),
-                );
+        let known = queue::load_backed_up(&self.store)?;
+        let (backed_up, done) = members::newly_backed_up(known.as_ref(), &seen.backed_up, now);
+        let backed_up = (known.as_ref() != Some(&backed_up)).then_some(backed_up);
+        if tracker == before && backed_up.is_none() {
+            return Ok(tracker.anything_wrong());
+        }
+        let mut queued = Vec::new();
+        for notice in notices {
+            let mut keys = targets.admin_keys();
+            keys.extend(targets.member_keys(notice.owner.as_deref()));
+            let what = if notice.resolved {
+                "Resolved"
+            } else {
+                "Problem"
+            };
+            self.log.info(
+                "notify",
+                &format!(
+                    "{what}: {} ({}); notifying {} channel(s).",
+                    notice.title,
+                    notice.event,
+                    keys.len()
+                ),
+                Default::default(),
+            );
+            queued.push((notice, keys));
+        }
+        for notice in done {
+            let keys = targets.member_keys(notice.owner.as_deref());
+            if !keys.is_empty() {
+                queued.push((notice, keys));
             }
         }
+        queue::commit(&self.store, &tracker, backed_up.as_ref(), &queued)?;
         Ok(tracker.anything_wrong())
     }
 
     /// Sends each channel's oldest due notice.
-    fn deliver(&mut self, settings: &NotifySettings, now: i64) {
+    fn deliver(&mut self, targets: &Targets, now: i64) {
         let heads = match queue::heads(&self.store) {
             Ok(heads) => heads,
             Err(err) => return self.warn(&format!("Notifications cannot read their queue: {err}")),
         };
         for (key, record) in heads {
-            let channel = settings.channels.iter().find(|c| c.key() == key);
+            let channel = targets.find(&key);
             let outcome = match channel {
                 None => queue::remove(&self.store, &key, record.seq),
                 Some(_) if now - record.at > queue::GIVE_UP_AFTER_SECONDS => {
@@ -287,6 +408,7 @@ impl Worker {
             detail: record.detail.clone(),
             at: record.at,
             resolved: record.resolved,
+            owner: None,
         };
         match self.sender.send(channel, &notice) {
             Ok(_) => {
@@ -345,6 +467,7 @@ impl Worker {
             detail: String::new(),
             at: now(),
             resolved: false,
+            owner: None,
         };
         let mut all_ok = true;
         for channel in urls {

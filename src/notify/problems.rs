@@ -31,6 +31,10 @@ pub struct Notice {
     /// Unix seconds.
     pub at: i64,
     pub resolved: bool,
+    /// The user whose archive it is about, for a problem with one archive
+    /// (its owner's own channels get it too); never sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 /// One problem the appliance has now.
@@ -45,14 +49,26 @@ pub struct Problem {
     pub detail: String,
     /// Seconds the problem must last before it is notified.
     pub notify_after: i64,
+    /// The user whose archive it is about, if it is about one archive.
+    pub owner: Option<String>,
 }
 
 /// An archive whose remote copy is known to be bad.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DamagedArchive {
+pub struct ArchiveRef {
     pub id: String,
     pub name: String,
     pub owner: String,
+}
+
+/// An archive whose last verification failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedArchive {
+    pub id: String,
+    pub name: String,
+    pub owner: String,
+    /// Why it failed, as a sentence.
+    pub reason: String,
 }
 
 /// What the appliance sees now; the notifier's caller fills it in from the
@@ -65,7 +81,13 @@ pub struct Observation {
     /// No remote request finished since start: whether the remote works is
     /// not known, so a known outage is neither resolved nor started.
     pub remote_unknown: bool,
-    pub damaged: Vec<DamagedArchive>,
+    pub damaged: Vec<ArchiveRef>,
+    /// Archives with an off-site copy (backed up, uncached or being
+    /// fetched back), for "backed up" notices to their owners.
+    pub backed_up: Vec<ArchiveRef>,
+    /// Archives whose last verification failed (found damage, or could not
+    /// check the remote) and has not passed since.
+    pub verification_failed: Vec<FailedArchive>,
     /// `(free, needed)` bytes when the disk is below its reserve.
     pub disk_low: Option<(u64, u64)>,
     /// Archives wait to be uploaded (or a move runs) and nothing moved since.
@@ -107,6 +129,7 @@ pub fn problems(seen: &Observation, now: i64, remote_after: i64) -> Vec<Problem>
             message,
             detail,
             notify_after: 0,
+            owner: None,
         })
     };
     if let Some(error) = &seen.remote_error {
@@ -127,6 +150,16 @@ pub fn problems(seen: &Observation, now: i64, remote_after: i64) -> Vec<Problem>
             "A backup copy is damaged",
             format!("The off-site copy of \u{201c}{}\u{201d} is damaged. Keep the files on the box and open the appliance's page to repair it.", archive.name),
             format!("archive {} (owner {})", archive.id, archive.owner),
+        );
+    }
+    for archive in &seen.verification_failed {
+        add(
+            format!("verification_failed/{}", archive.id),
+            "verification_failed",
+            "warning",
+            "A verification failed",
+            format!("Checking the off-site copy of \u{201c}{}\u{201d} did not succeed. The files on the box are not affected; open the appliance's page to see what was found, and verify again once it is fixed.", archive.name),
+            format!("archive {} (owner {}): {}", archive.id, archive.owner, archive.reason),
         );
     }
     if let Some((free, needed)) = seen.disk_low {
@@ -171,6 +204,19 @@ pub fn problems(seen: &Observation, now: i64, remote_after: i64) -> Vec<Problem>
             "The recovery passphrase shown at setup was never typed back. Without it the backups cannot be restored if the box is lost: find it and confirm it on the Account page.".into(),
             format!("shown at setup (Unix time {since})"));
     }
+    let owners = seen
+        .damaged
+        .iter()
+        .map(|a| (&a.id, &a.owner))
+        .chain(seen.verification_failed.iter().map(|a| (&a.id, &a.owner)));
+    for (id, owner) in owners {
+        for problem in out
+            .iter_mut()
+            .filter(|p| p.key.ends_with(&format!("/{id}")))
+        {
+            problem.owner = Some(owner.clone());
+        }
+    }
     if let Some(remote) = out.iter_mut().find(|p| p.event == "remote_unreachable") {
         remote.notify_after = remote_after;
     }
@@ -185,6 +231,8 @@ pub struct Tracked {
     pub title: String,
     pub message: String,
     pub detail: String,
+    #[serde(default)]
+    pub owner: Option<String>,
     /// Since when the problem is present (or was, while inactive).
     pub since: i64,
     pub active: bool,
@@ -217,6 +265,7 @@ impl Tracker {
                     title: String::new(),
                     message: String::new(),
                     detail: String::new(),
+                    owner: None,
                     since: now,
                     active: true,
                     notified: false,
@@ -231,6 +280,7 @@ impl Tracker {
             entry.title = problem.title;
             entry.message = problem.message;
             entry.detail = problem.detail;
+            entry.owner = problem.owner;
             let flapping = entry
                 .resolved_at
                 .is_some_and(|at| entry.since - at < FLAP_QUIET_SECONDS);
@@ -249,6 +299,7 @@ impl Tracker {
                     detail: entry.detail.clone(),
                     at: now,
                     resolved: false,
+                    owner: entry.owner.clone(),
                 });
             }
         }
@@ -290,6 +341,10 @@ fn resolution(entry: &Tracked, now: i64) -> Notice {
             "The disk has room again".to_string(),
             "The appliance's disk has enough free space again.".to_string(),
         ),
+        "verification_failed" => (
+            "A verification passed again".to_string(),
+            "The archive was verified again and its off-site copy is good.".to_string(),
+        ),
         "backup_stalled" | "upload_window_closed" => (
             "Backups are moving again".to_string(),
             "Files are being backed up again.".to_string(),
@@ -307,6 +362,7 @@ fn resolution(entry: &Tracked, now: i64) -> Notice {
         detail: entry.detail.clone(),
         at: now,
         resolved: true,
+        owner: entry.owner.clone(),
     }
 }
 
@@ -422,7 +478,7 @@ mod tests {
         let damaged = |ids: &[&str]| Observation {
             damaged: ids
                 .iter()
-                .map(|id| DamagedArchive {
+                .map(|id| ArchiveRef {
                     id: id.to_string(),
                     name: format!("Photos <{id}>\r\nX-Evil: 1"),
                     owner: "u1".into(),
@@ -443,6 +499,39 @@ mod tests {
                 "9 archive_damaged resolved"
             ]
         );
+    }
+
+    #[test]
+    fn a_failed_verification_is_one_problem_per_archive_with_its_owner() {
+        let failed = |ids: &[&str]| Observation {
+            verification_failed: ids
+                .iter()
+                .map(|id| FailedArchive {
+                    id: id.to_string(),
+                    name: format!("Trip {id}"),
+                    owner: format!("owner-{id}"),
+                    reason: "1 of 3 parts failed verification".into(),
+                })
+                .collect(),
+            ..Observation::default()
+        };
+        let steps = [
+            (0, failed(&["a", "b"])),
+            (5, failed(&["a", "b"])),
+            (9, failed(&["b"])),
+        ];
+        assert_eq!(
+            run(&steps, 60),
+            [
+                "0 verification_failed start",
+                "0 verification_failed start",
+                "9 verification_failed resolved"
+            ]
+        );
+        let found = problems(&failed(&["a"]), 0, 60);
+        assert_eq!(found[0].owner.as_deref(), Some("owner-a"));
+        assert!(found[0].message.contains("Trip a"), "{found:?}");
+        assert!(found[0].detail.contains("parts failed"), "{found:?}");
     }
 
     #[test]

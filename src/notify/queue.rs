@@ -8,14 +8,20 @@
 //! Owns: the keys, the sequence, backoff and giving up. Must not touch: the
 //! network (the notifier sends, with nothing held).
 
+use std::collections::BTreeSet;
+
 use heed::RwTxn;
 
+use super::digest::{WeekProblem, MAX_PROBLEMS};
 use super::problems::{Notice, Tracker};
 use crate::store::records::NoticeRecord;
 use crate::store::{Store, StoreError, Tables};
 
 const SEQ_KEY: &[u8] = b"notify_seq";
 const TRACKER_KEY: &[u8] = b"notify_tracker";
+const BACKED_UP_KEY: &[u8] = b"notify_backed_up";
+const DIGEST_AT_KEY: &[u8] = b"notify_digest_at";
+const DIGEST_PROBLEMS_KEY: &[u8] = b"notify_digest_problems";
 /// A notice not delivered after this long is given up (with a log line).
 pub const GIVE_UP_AFTER_SECONDS: i64 = 86_400;
 /// At most this many notices wait per channel; the oldest go first.
@@ -45,20 +51,94 @@ pub fn load_tracker(store: &Store) -> Result<Tracker, StoreError> {
         .unwrap_or_default())
 }
 
-/// Stores `tracker` and queues `notices` for every channel key in
-/// `channels`, in one transaction.
+/// The archives known to have an off-site copy when the notifier last
+/// looked (`None` before its first look).
+pub fn load_backed_up(store: &Store) -> Result<Option<BTreeSet<String>>, StoreError> {
+    let txn = store.read()?;
+    Ok(store
+        .tables
+        .meta
+        .get(&txn, BACKED_UP_KEY)?
+        .and_then(|value| serde_json::from_value(value).ok()))
+}
+
+/// Stores `tracker` (and `backed_up`, when given) and queues each notice
+/// for its channel keys, in one transaction.
 pub fn commit(
     store: &Store,
     tracker: &Tracker,
-    notices: &[Notice],
-    channels: &[String],
+    backed_up: Option<&BTreeSet<String>>,
+    notices: &[(Notice, Vec<String>)],
 ) -> Result<(), StoreError> {
     store.write(|txn, tables| {
         let value = serde_json::to_value(tracker).unwrap_or_default();
         tables.meta.put(txn, TRACKER_KEY, &value)?;
-        for notice in notices {
-            enqueue(txn, tables, notice, channels)?;
+        if let Some(backed_up) = backed_up {
+            let value = serde_json::to_value(backed_up).unwrap_or_default();
+            tables.meta.put(txn, BACKED_UP_KEY, &value)?;
         }
+        let mut week: Vec<WeekProblem> =
+            read(txn, tables, DIGEST_PROBLEMS_KEY)?.unwrap_or_default();
+        for (notice, channels) in notices {
+            enqueue(txn, tables, notice, channels)?;
+            if notice.event != "backed_up" && week.len() < MAX_PROBLEMS {
+                week.push(WeekProblem {
+                    title: notice.title.clone(),
+                    at: notice.at,
+                    resolved: notice.resolved,
+                });
+            }
+        }
+        let value = serde_json::to_value(&week).unwrap_or_default();
+        tables.meta.put(txn, DIGEST_PROBLEMS_KEY, &value)?;
+        Ok(())
+    })
+}
+
+fn read<T: serde::de::DeserializeOwned>(
+    txn: &heed::RoTxn,
+    tables: &Tables,
+    key: &[u8],
+) -> Result<Option<T>, StoreError> {
+    Ok(tables
+        .meta
+        .get(txn, key)?
+        .and_then(|value| serde_json::from_value(value).ok()))
+}
+
+/// When the last digest went out (or the digest was turned on), and the
+/// problems notified since.
+pub fn digest_state(store: &Store) -> Result<(Option<i64>, Vec<WeekProblem>), StoreError> {
+    let txn = store.read()?;
+    let at = read(&txn, &store.tables, DIGEST_AT_KEY)?;
+    let problems = read(&txn, &store.tables, DIGEST_PROBLEMS_KEY)?.unwrap_or_default();
+    Ok((at, problems))
+}
+
+/// Starts a new digest period at `at`: queues `digest` (if any) for
+/// `channels` and forgets the period's problems, in one transaction.
+/// `at: None` (the digest is off) forgets when the last one went out.
+pub fn digest_period_starts(
+    store: &Store,
+    at: Option<i64>,
+    digest: Option<&Notice>,
+    channels: &[String],
+) -> Result<(), StoreError> {
+    store.write(|txn, tables| {
+        match at {
+            Some(at) => tables
+                .meta
+                .put(txn, DIGEST_AT_KEY, &serde_json::json!(at))?,
+            None => {
+                tables.meta.delete(txn, DIGEST_AT_KEY)?;
+            }
+        }
+        if let Some(digest) = digest {
+            enqueue(txn, tables, digest, channels)?;
+        }
+        tables
+            .meta
+            .put(txn, DIGEST_PROBLEMS_KEY, &serde_json::json!([]))?;
         Ok(())
     })
 }
@@ -161,6 +241,7 @@ mod tests {
             detail: "d".into(),
             at: 1,
             resolved: false,
+            owner: None,
         }
     }
 
@@ -170,8 +251,11 @@ mod tests {
         let store = Store::open(dir.path(), 16 << 20).unwrap();
         let channels = ["aaaa".to_string(), "bbbb".to_string()];
         let tracker = Tracker::default();
-        commit(&store, &tracker, &[notice("one"), notice("two")], &channels).unwrap();
-        commit(&store, &tracker, &[notice("three")], &channels[..1]).unwrap();
+        let both = channels.to_vec();
+        let queued = [(notice("one"), both.clone()), (notice("two"), both)];
+        commit(&store, &tracker, None, &queued).unwrap();
+        let first_only = [(notice("three"), channels[..1].to_vec())];
+        commit(&store, &tracker, None, &first_only).unwrap();
         let heads_now = heads(&store).unwrap();
         assert_eq!(heads_now.len(), 2);
         assert!(heads_now.iter().all(|(_, r)| r.event == "one"));

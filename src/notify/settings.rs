@@ -225,7 +225,7 @@ pub fn check_url(url: &str, what: &str) -> Result<(), String> {
     }
 }
 
-fn check_secret(secret: Option<&str>, what: &str) -> Result<(), String> {
+pub fn check_secret(secret: Option<&str>, what: &str) -> Result<(), String> {
     match secret {
         Some(secret) if secret.len() > 1024 || secret.chars().any(char::is_control) => Err(
             format!("The {what} must be at most 1024 characters with no line breaks."),
@@ -234,7 +234,7 @@ fn check_secret(secret: Option<&str>, what: &str) -> Result<(), String> {
     }
 }
 
-fn check_address(address: &str, what: &str) -> Result<(), String> {
+pub fn check_address(address: &str, what: &str) -> Result<(), String> {
     address
         .parse::<lettre::message::Mailbox>()
         .map(|_| ())
@@ -258,11 +258,6 @@ impl NotifySettings {
         if !(1..=30 * 86_400).contains(&self.remote_unreachable_after_seconds) {
             return Err(invalid(
                 "remote_unreachable_after_seconds must be between 1 and 2592000 (30 days).".into(),
-            ));
-        }
-        if self.digest == DigestSetting::Weekly {
-            return Err(invalid(
-                "The weekly digest is not available yet; set \"digest\" to \"off\".".into(),
             ));
         }
         for channel in &self.channels {

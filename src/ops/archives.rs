@@ -9,7 +9,8 @@
 
 use crate::admin::log::{Subject, SystemLog};
 use crate::app::state::App;
-use crate::engine::Verification;
+use crate::engine::{Verification, VerifyError};
+use crate::notify::verifications;
 use crate::store::records::{ArchiveRecord, ArchiveState};
 
 /// Tells the owner's open pages (Server-Sent Events) about an archive that
@@ -69,12 +70,52 @@ pub fn cache(app: &App, owner_id: &str, archive_id: &str) -> super::Result<Archi
 /// of them) on this thread and writes what it found and did to the
 /// system log. Errors are sentences.
 pub fn verify(app: &App, archive_id: &str, percent: u8) -> Result<Verification, String> {
-    let verification = app
-        .engine
-        .verify(archive_id, percent)
-        .map_err(|err| err.to_string())?;
+    let result = app.engine.verify(archive_id, percent);
+    if let Err(err) = record_for_notices(app, archive_id, &result) {
+        app.admin.log.warn(
+            "notify",
+            &format!("The outcome of a verification could not be kept for notifications: {err}"),
+            Default::default(),
+        );
+    }
+    let verification = result.map_err(|err| err.to_string())?;
     log_verification(&app.admin.log, &verification);
     Ok(verification)
+}
+
+/// Keeps the outcome for `verification_failed` notices: damage found or a
+/// remote that could not be checked is a failure; a clean pass ends it.
+/// An archive with no remote copy yet or not found is neither.
+fn record_for_notices(
+    app: &App,
+    archive_id: &str,
+    result: &Result<Verification, VerifyError>,
+) -> Result<(), crate::store::StoreError> {
+    let reason = match result {
+        Ok(v) if v.damaged.is_empty() && v.manifest_problem.is_none() => {
+            return verifications::passed(&app.store, archive_id)
+        }
+        Ok(v) => match &v.manifest_problem {
+            Some(problem) if v.damaged.is_empty() => {
+                format!("{problem}; its upload was queued again.")
+            }
+            _ => format!(
+                "{} of {} parts failed verification ({} uploaded again from the local copy).",
+                v.parts_damaged(),
+                v.parts_checked,
+                v.damaged.iter().filter(|part| part.repaired).count()
+            ),
+        },
+        Err(err @ VerifyError::Unavailable(_)) => err.to_string(),
+        Err(_) => return Ok(()),
+    };
+    let at = crate::notify::now();
+    let failure = verifications::FailedVerification {
+        archive_id: archive_id.to_string(),
+        reason,
+        at,
+    };
+    verifications::failed(&app.store, failure)
 }
 
 /// Puts failed transfers back in the queue; how many.

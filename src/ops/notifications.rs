@@ -1,8 +1,10 @@
-//! The notification settings as an admin changes them, and "Send a test".
+//! The notification settings as an admin changes them, "Send a test", and
+//! the channels a member sets for their own archives.
 
 use crate::accounts::Caller;
 use crate::admin::log::Subject;
 use crate::app::state::App;
+use crate::notify::members::MemberChannels;
 use crate::notify::settings::{Channel, NotifySettings};
 use crate::notify::{self, Sender, TestResult};
 use crate::settings::Settings;
@@ -29,10 +31,14 @@ pub fn save(app: &App, admin: &Caller, settings: NotifySettings) -> super::Resul
     app.admin.log.info(
         "notify",
         &format!(
-            "{} changed the notifications: channels [{}], remote unreachable after {} s.",
+            "{} changed the notifications: channels [{}], remote unreachable after {} s, digest {}.",
             admin.user.username,
             kinds.join(", "),
-            settings.remote_unreachable_after_seconds
+            settings.remote_unreachable_after_seconds,
+            match settings.digest {
+                crate::notify::settings::DigestSetting::Off => "off",
+                crate::notify::settings::DigestSetting::Weekly => "weekly",
+            }
         ),
         Subject::user(&admin.user.id),
     );
@@ -57,4 +63,38 @@ pub fn send_test(app: &App) -> super::Result<Vec<TestResult>> {
         }
     }
     Ok(results)
+}
+
+/// Saves `caller`'s own channels (a token left empty keeps the stored one
+/// for the same topic), logs which kinds they set (never a topic, address
+/// or token) and wakes the notifier.
+pub fn save_member(
+    app: &App,
+    caller: &Caller,
+    channels: MemberChannels,
+) -> super::Result<MemberChannels> {
+    let user_id = &caller.user.id;
+    let stored = MemberChannels::load(&app.store, user_id)?;
+    let channels = channels.normalized(&stored);
+    channels.save(&app.store, user_id)?;
+    let mut kinds = Vec::new();
+    if channels.ntfy_url.is_some() {
+        kinds.push("ntfy");
+    }
+    if channels.email.is_some() {
+        kinds.push("email");
+    }
+    app.admin.log.info(
+        "notify",
+        &format!(
+            "{} changed their own notifications: [{}].",
+            caller.user.username,
+            kinds.join(", ")
+        ),
+        Subject::user(user_id),
+    );
+    if let Some(notifier) = app.notifier.get() {
+        notifier.wake();
+    }
+    Ok(channels)
 }

@@ -16,7 +16,10 @@ use super::pages::layout::csrf_field;
 use super::pages::Page;
 use crate::accounts::Caller;
 use crate::app::state::App;
-use crate::notify::settings::{Channel, NotifySettings, NotifySettingsError, Security};
+use crate::notify::members::{self, MemberChannels};
+use crate::notify::settings::{
+    Channel, DigestSetting, NotifySettings, NotifySettingsError, Security,
+};
 use crate::notify::{self, TestResult};
 
 type Answer = Result<Resp, ApiError>;
@@ -103,6 +106,12 @@ pub fn page(
             label { "Tell when the storage has been unreachable for (minutes)"
                 input type="number" name="remote_unreachable_after_minutes" min="1" max="43200"
                     value=(settings.remote_unreachable_after_seconds.div_ceil(60)); }
+            label { "Weekly summary (what each member backed up, what is only on the box, disk space, the week's problems)"
+                select name="digest" {
+                    option value="off" selected[settings.digest == DigestSetting::Off] { "Off" }
+                    option value="weekly" selected[settings.digest == DigestSetting::Weekly] { "Weekly, to the channels above" }
+                }
+            }
             button type="submit" { "Save" }
         }
     };
@@ -257,6 +266,10 @@ pub fn form_post(
                 .and_then(|v| v.trim().parse().ok())
                 .unwrap_or(0);
             settings.remote_unreachable_after_seconds = minutes.saturating_mul(60);
+            settings.digest = match form.get("digest").map(String::as_str) {
+                Some("weekly") => DigestSetting::Weekly,
+                _ => DigestSetting::Off,
+            };
         }
         ["channel", which] => {
             let index = match *which {
@@ -292,5 +305,57 @@ pub fn form_post(
         Ok(_) => Ok(Resp::redirect("/admin/notifications")),
         Err(err) if err.status == 400 => page(app, caller, Some(err.message), None),
         Err(err) => Err(err),
+    }
+}
+
+/// The Account page's section where a user sets their own channels for
+/// their own archives. The token is never put in the page.
+pub fn member_section(app: &App, caller: &Caller) -> Result<maud::Markup, ApiError> {
+    let own = MemberChannels::load(&app.store, &caller.user.id)?;
+    let admin = NotifySettings::load(&app.store)?;
+    let no_mail_server = members::smtp_server(&admin).is_none();
+    let token_hint = match own.ntfy_token.is_some() {
+        true => "(saved; leave empty to keep it)",
+        false => "",
+    };
+    Ok(html! {
+        section.card id="own-notifications" {
+            h2 { "Your notifications" }
+            p { "Be told on your phone or by e-mail when one of your archives is backed up, or when its off-site copy is found damaged. Only about your own archives." }
+            form method="post" action="/account/notifications" {
+                (csrf_field(caller))
+                label { "ntfy topic URL (optional, like https://ntfy.sh/your-own-topic)"
+                    input type="url" name="ntfy_url" value=(own.ntfy_url.as_deref().unwrap_or(""));
+                }
+                label { "ntfy access token (optional)"
+                    input type="password" name="ntfy_token" autocomplete="off" placeholder=(token_hint);
+                }
+                label { "E-mail address (optional)"
+                    input type="email" name="email" value=(own.email.as_deref().unwrap_or(""));
+                }
+                @if no_mail_server {
+                    p.warning-text id="no-mail-server" { "E-mail cannot be sent yet: the admin has not set up a mail server on the Notifications page. Your address is kept and used once they do." }
+                }
+                button type="submit" { "Save" }
+            }
+        }
+    })
+}
+
+/// The Account page's form; the sentence to show when it was refused.
+pub fn member_post(
+    app: &App,
+    caller: &Caller,
+    form: &HashMap<String, String>,
+) -> Result<(), String> {
+    let field = |name: &str| form.get(name).cloned();
+    let channels = MemberChannels {
+        ntfy_url: field("ntfy_url"),
+        ntfy_token: field("ntfy_token"),
+        email: field("email"),
+    };
+    match crate::ops::notifications::save_member(app, caller, channels) {
+        Ok(_) => Ok(()),
+        Err(err) => Err(err.to_string()),
     }
 }

@@ -171,6 +171,7 @@ fn page_route<'p>(method: &Method, path: &'p [&'p str]) -> Route<'p> {
         (Post, ["logout"]) => form(|app, req, _, _| account::logout_post(app, req)),
         (Post, ["account", "password"]) => form(account::password_post),
         (Post, ["account", "passphrase-typed-back"]) => form(|app, _, caller, _| account::passphrase_typed_back_post(app, caller)),
+        (Post, ["account", "notifications"]) => form(account::notifications_post),
         (Post, ["account", "tokens"]) => form(account::token_post),
         (Post, ["account", "tokens", id, "delete"]) => form(move |app, _, caller, _| account::token_delete_post(app, caller, id)),
         (Post, ["archives", id, "rename"]) => form(move |app, req, caller, form| archives::rename_post(app, req, caller, id, form)),

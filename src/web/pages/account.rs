@@ -311,6 +311,7 @@ pub fn account_page(
         true => Some(passphrase_status(app)?),
         false => None,
     };
+    let own_notifications = crate::web::notifications::member_section(app, caller)?;
     let page = Page::new("Account", Some(caller), app.on_box_only()).render(html! {
         h1 { "Account" }
         p { "Signed in as " strong { (caller.user.username) } " (" (caller.user.role.as_str()) ")." }
@@ -333,6 +334,7 @@ pub fn account_page(
                 button type="submit" { "Change password" }
             }
         }
+        (own_notifications)
         section.card {
             h2 { "API tokens" }
             p { "For scripts: " code { "curl -H 'Authorization: Bearer TOKEN' …" } }
@@ -390,6 +392,20 @@ pub fn password_post(
     let notice = match result {
         Ok(()) => Notice::Info("Your password was changed; other sessions were logged out.".into()),
         Err(err) => Notice::Error(err.to_string()),
+    };
+    account_page(app, req, caller, Some(notice))
+}
+
+/// The "Your notifications" form.
+pub fn notifications_post(
+    app: &App,
+    req: &mut Req,
+    caller: &Caller,
+    form: &HashMap<String, String>,
+) -> Result<Resp, ApiError> {
+    let notice = match crate::web::notifications::member_post(app, caller, form) {
+        Ok(()) => Notice::Info("Your notifications were saved.".into()),
+        Err(sentence) => Notice::Error(sentence),
     };
     account_page(app, req, caller, Some(notice))
 }
