@@ -416,10 +416,7 @@ pub fn token_post(
     caller: &Caller,
     form: &HashMap<String, String>,
 ) -> Result<Resp, ApiError> {
-    let notice = match app
-        .accounts
-        .create_token(&caller.user.id, field(form, "name"))
-    {
+    let notice = match ops::tokens::create(app, caller, field(form, "name")) {
         Ok((record, secret)) => Notice::NewToken {
             name: record.name,
             secret,
@@ -430,7 +427,7 @@ pub fn token_post(
 }
 
 pub fn token_delete_post(app: &App, caller: &Caller, token_id: &str) -> Result<Resp, ApiError> {
-    app.accounts.delete_token(&caller.user.id, token_id)?;
+    ops::tokens::delete(app, caller, token_id)?;
     Ok(Resp::redirect("/account?done=token-deleted"))
 }
 
