@@ -440,16 +440,9 @@ pub fn clean_filename(filename: &str) -> String {
     cleaned
 }
 
-/// Whether `c` changes the direction text is shown in (the embeddings,
-/// overrides and isolates of Unicode's bidirectional algorithm, and the
-/// marks): `invoice\u{202E}fdp.exe` would show as `invoiceexe.pdf`.
-fn is_bidi_control(c: char) -> bool {
-    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
-}
-
 /// `text` without bidirectional control characters.
 pub fn strip_bidi_controls(text: &str) -> String {
-    text.chars().filter(|c| !is_bidi_control(*c)).collect()
+    text.chars().filter(|c| !ids::is_bidi_control(*c)).collect()
 }
 
 /// What the archives take on the remote, for `stats()` and the admin page.

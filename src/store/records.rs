@@ -33,6 +33,11 @@ pub struct UserRecord {
     pub role: Role,
     pub created_at: i64,
     pub disabled: bool,
+    /// The most bytes the user may hold (local files, pending uploads and
+    /// what only the remote holds; `crate::archive::usage`), set by an
+    /// admin; `None`: no quota.
+    #[serde(default)]
+    pub quota_bytes: Option<u64>,
 }
 
 /// Keyed by the SHA-256 of the session token: a stolen database does not

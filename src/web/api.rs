@@ -217,13 +217,19 @@ pub fn create_token(app: &App, req: &mut Req) -> Answer {
     Ok(Resp::json(201, &value))
 }
 
+/// A page of the caller's tokens, oldest first (`limit`, `after` = the
+/// last token id seen), with a `Link` header while more remain.
 pub fn list_tokens(app: &App, req: &mut Req) -> Answer {
     let caller = api_caller(app, req)?;
-    let tokens: Vec<Value> = ops::tokens::list(app, &caller)?
-        .iter()
-        .map(token_json)
-        .collect();
-    Ok(Resp::json(200, &tokens))
+    let limit = paging::limit(&req.query)?;
+    let after = req.query.get("after").cloned();
+    let (page, next) = ops::tokens::page(app, &caller, after.as_deref(), limit)?;
+    let tokens: Vec<Value> = page.iter().map(token_json).collect();
+    let resp = Resp::json(200, &tokens);
+    Ok(match next {
+        Some(next) => resp.header("Link", paging::next_link("/api/v1/tokens", limit, &next)),
+        None => resp,
+    })
 }
 
 pub fn delete_token(app: &App, req: &mut Req, token_id: &str) -> Answer {

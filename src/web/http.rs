@@ -303,7 +303,9 @@ impl ApiError {
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> ApiError {
         match err {
-            StoreError::MapFull => ApiError::new(507, "database_full", err.to_string()),
+            StoreError::MapFull | StoreError::NearlyFull => {
+                ApiError::new(507, "database_full", err.to_string())
+            }
             other => ApiError::internal(other),
         }
     }
@@ -364,6 +366,7 @@ impl From<AccountError> for ApiError {
                 ApiError::new(404, "not_found", message)
             }
             AccountError::LastAdmin => ApiError::new(409, "last_admin", message),
+            AccountError::TooManyTokens { .. } => ApiError::new(409, "too_many_tokens", message),
             AccountError::Store(store) => store.into(),
         }
     }
