@@ -11,6 +11,7 @@ pub mod chunker;
 pub mod ingest;
 pub mod trash;
 pub mod uploads;
+pub mod usage;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -24,6 +25,7 @@ pub use crate::store::archives::ArchiveCursor;
 
 pub use trash::Deleted;
 pub use uploads::{NewUpload, PatchOutcome, UploadStatus};
+pub use usage::Usage;
 
 /// Longest archive name accepted, in characters.
 pub const MAX_NAME_CHARS: usize = 200;
@@ -41,7 +43,7 @@ pub enum ArchiveError {
     UploadNotFound,
     #[error("{0}")]
     InvalidName(String),
-    #[error("This upload needs {needed} bytes but only {available} bytes can be used (free space minus the {reserve}-byte reserve and what unfinished uploads still need). Free some space, finish or cancel other uploads, or ask an admin to lower the reserve.")]
+    #[error("This upload needs {needed} bytes but only {available} bytes can be used (free space minus the {reserve}-byte reserve and what your unfinished uploads still need). Free some space, finish or cancel other uploads, or ask an admin to lower the reserve.")]
     InsufficientSpace {
         needed: u64,
         available: u64,
@@ -77,6 +79,8 @@ pub enum ArchiveError {
     BeingDeleted,
     #[error("The appliance is trying a new version right now, so the trash cannot take anything yet; nothing was deleted. Try again in a few minutes.")]
     TrashNotReady,
+    #[error("This upload would take you past your {quota} quota; you use {used}. Delete archives you no longer need (and empty them from the trash), or ask an admin for a larger quota.")]
+    OverQuota { quota: String, used: String },
     #[error("The disk is full: {0}")]
     DiskFull(String),
     #[error("A file could not be read or written: {0}")]

@@ -323,6 +323,7 @@ impl From<ArchiveError> for ApiError {
                 ApiError::new(507, "insufficient_storage", message)
             }
             ArchiveError::DiskFull(_) => ApiError::new(507, "disk_full", message),
+            ArchiveError::OverQuota { .. } => ApiError::new(507, "over_quota", message),
             ArchiveError::OffsetMismatch { .. } => ApiError::new(409, "offset_mismatch", message),
             ArchiveError::TooLong { .. } => ApiError::new(413, "too_long", message),
             ArchiveError::UploadBusy => ApiError::new(409, "upload_busy", message),
