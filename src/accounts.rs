@@ -566,7 +566,6 @@ impl Accounts {
             Ok(user)
         })
     }
-
 }
 
 static DUMMY_HASH: std::sync::LazyLock<String> =

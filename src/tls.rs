@@ -377,7 +377,8 @@ fn check_every_block(cert_pem: &[u8], chain: &[CertificateDer<'_>]) -> Result<()
         )));
     }
     for (index, der) in chain.iter().enumerate() {
-        let whole = matches!(x509_parser::parse_x509_certificate(der), Ok((rest, _)) if rest.is_empty());
+        let whole =
+            matches!(x509_parser::parse_x509_certificate(der), Ok((rest, _)) if rest.is_empty());
         if !whole {
             return Err(TlsError::Invalid(format!(
                 "Certificate {} of {} in the chain could not be read as an X.509 certificate; paste the chain exactly as your certificate authority gave it.",

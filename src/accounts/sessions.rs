@@ -23,22 +23,21 @@ impl Accounts {
             user_id: user.id.clone(),
             expires_at: now + self.session_ttl_secs,
             csrf_token: ids::random_token(),
+            opened_at_ms: ids::now_millis(),
         };
         self.store
             .write(|txn, tables| -> Result<(), AccountError> {
-                let mut mine: Vec<(Vec<u8>, i64)> = tables
+                let mut mine: Vec<(Vec<u8>, SessionRecord)> = tables
                     .sessions
                     .all(txn)?
                     .into_iter()
                     .filter(|(_, s)| s.user_id == user.id)
-                    .map(|(key, s)| (key, s.expires_at))
                     .collect();
-                // Oldest first: every session lives as long, so the one
-                // that ends first was opened first.
-                mine.sort_by_key(|(_, expires_at)| *expires_at);
+                // Oldest first.
+                mine.sort_by_key(|(_, s)| (s.opened_at_ms, s.expires_at));
                 let over = (mine.len() + 1).saturating_sub(MAX_SESSIONS_PER_USER);
-                for (index, (key, expires_at)) in mine.iter().enumerate() {
-                    if index < over || *expires_at < now {
+                for (index, (key, s)) in mine.iter().enumerate() {
+                    if index < over || s.expires_at < now {
                         tables.sessions.delete(txn, key)?;
                     }
                 }
@@ -104,8 +103,8 @@ mod tests {
             accounts.session_count(&user.id).unwrap(),
             MAX_SESSIONS_PER_USER
         );
-        // Sessions opened in the same second end in the same second; the
-        // newest is always kept.
+        // The newest is always kept (sessions opened in the same
+        // millisecond are as old as each other).
         assert!(accounts.session(tokens.last().unwrap()).unwrap().is_some());
     }
 }

@@ -84,7 +84,11 @@ fn stored_bytes(archive: &ArchiveRecord) -> u64 {
 
 /// `owner_id`'s use and quota as `txn` sees them (in a write transaction:
 /// what the change about to be made is checked against).
-pub(super) fn usage_in(txn: &RoTxn, tables: &Tables, owner_id: &str) -> Result<Usage, ArchiveError> {
+pub(super) fn usage_in(
+    txn: &RoTxn,
+    tables: &Tables,
+    owner_id: &str,
+) -> Result<Usage, ArchiveError> {
     let mut usage = Usage {
         quota_bytes: tables
             .users

@@ -414,7 +414,10 @@ impl Store {
     /// Bytes of the map in use (pages of every table; free pages not
     /// counted) and the map's size.
     pub fn map_use(&self) -> Result<(u64, u64)> {
-        let used = self.env.non_free_pages_size().map_err(StoreError::from_heed)?;
+        let used = self
+            .env
+            .non_free_pages_size()
+            .map_err(StoreError::from_heed)?;
         Ok((used, self.env.info().map_size as u64))
     }
 
@@ -714,6 +717,7 @@ mod tests {
                 user_id: "u1".into(),
                 expires_at: 0,
                 csrf_token: "x".repeat(200),
+                opened_at_ms: 0,
             };
             store
                 .write(|txn, t| -> Result<()> {

@@ -47,6 +47,10 @@ pub struct SessionRecord {
     pub user_id: String,
     pub expires_at: i64,
     pub csrf_token: String,
+    /// When it was opened, Unix milliseconds (0 for sessions from before
+    /// this was kept): the oldest ends first past the per-user cap.
+    #[serde(default)]
+    pub opened_at_ms: i64,
 }
 
 /// Keyed by the SHA-256 of the token.

@@ -592,10 +592,17 @@ pub fn update_user(app: &App, req: &mut Req, user_id: &str) -> Answer {
     let change: UserChange = req.json()?;
     let mut user = None;
     if let Some(password) = &change.password {
-        user = Some(ops::accounts::reset_password(app, &caller, user_id, password)?);
+        user = Some(ops::accounts::reset_password(
+            app, &caller, user_id, password,
+        )?);
     }
     if let Some(quota_bytes) = change.quota_bytes {
-        user = Some(ops::accounts::set_quota(app, &caller, user_id, quota_bytes)?);
+        user = Some(ops::accounts::set_quota(
+            app,
+            &caller,
+            user_id,
+            quota_bytes,
+        )?);
     }
     let user = match (user, change.role.is_some() || change.disabled.is_some()) {
         (Some(user), false) => user,

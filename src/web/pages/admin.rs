@@ -492,19 +492,21 @@ pub fn users_post(
                 })
                 .map_err(|err| err.to_string())
         }
-        user_id if form.contains_key("quota_gib") => match parse_quota_gib(field(form, "quota_gib")) {
-            Ok(quota_bytes) => ops::accounts::set_quota(app, caller, user_id, quota_bytes)
-                .map(|user| match user.quota_bytes {
-                    Some(quota) => format!(
-                        "{} may now keep {}.",
-                        user.username,
-                        crate::units::human_size(quota)
-                    ),
-                    None => format!("{} has no storage quota now.", user.username),
-                })
-                .map_err(|err| err.to_string()),
-            Err(sentence) => Err(sentence),
-        },
+        user_id if form.contains_key("quota_gib") => {
+            match parse_quota_gib(field(form, "quota_gib")) {
+                Ok(quota_bytes) => ops::accounts::set_quota(app, caller, user_id, quota_bytes)
+                    .map(|user| match user.quota_bytes {
+                        Some(quota) => format!(
+                            "{} may now keep {}.",
+                            user.username,
+                            crate::units::human_size(quota)
+                        ),
+                        None => format!("{} has no storage quota now.", user.username),
+                    })
+                    .map_err(|err| err.to_string()),
+                Err(sentence) => Err(sentence),
+            }
+        }
         user_id if form.contains_key("new_password") => {
             ops::accounts::reset_password(app, caller, user_id, field(form, "new_password"))
                 .map(|user| {
