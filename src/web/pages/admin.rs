@@ -418,7 +418,7 @@ pub fn users_page(
                                 }
                             }
                             details.quota {
-                                summary { "Storage quota" }
+                                summary { "Quota" }
                                 form method="post" action={ "/admin/users/" (user.id) } {
                                     (csrf_field(caller))
                                     label {

@@ -153,12 +153,13 @@ fn field<'f>(form: &'f HashMap<String, String>, name: &str) -> &'f str {
     form.get(name).map(String::as_str).unwrap_or("")
 }
 
-/// A user's storage in words: "1.2 GiB of 50 GiB", "1.2 GiB (no quota)".
+/// A user's storage in words: "1.2 GiB of 50 GiB", or "1.2 GiB" without
+/// a quota.
 pub fn storage_words(usage: &crate::archive::Usage) -> String {
     let used = crate::units::human_size(usage.used_bytes());
     match usage.quota_bytes {
         Some(quota) => format!("{used} of {}", crate::units::human_size(quota)),
-        None => format!("{used} (no quota)"),
+        None => used,
     }
 }
 
