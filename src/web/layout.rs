@@ -1,8 +1,14 @@
-//! The frame around every page: head, navigation, banners.
+//! The frame around every page: head, navigation, banners; the error page;
+//! what many pages' forms share (the CSRF field, reading a form field, times).
+
+use std::collections::HashMap;
 
 use maud::{html, Markup, DOCTYPE};
 
+use super::auth;
+use super::http::{ApiError, Req, Resp};
 use crate::accounts::Caller;
+use crate::app::state::App;
 
 pub struct Page<'a> {
     title: String,
@@ -153,6 +159,26 @@ pub fn iso_time(secs: i64) -> String {
     format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}Z")
 }
 
+/// An error in a page request, shown as a page with the sentence.
+pub fn error_page(app: &App, req: &Req, err: ApiError) -> Resp {
+    let caller = auth::caller(app, req).ok().flatten();
+    let page = Page::new("Something went wrong", caller.as_ref(), app.on_box_only());
+    let body = maud::html! {
+        h1 { "Something went wrong" }
+        p.error role="alert" { (err.message) }
+        p { a href="/" { "Back to your archives" } }
+    };
+    let mut resp = Resp::html(page.render(body));
+    resp.status = err.status;
+    resp.headers.extend(err.headers);
+    resp
+}
+
+/// A form field's value, empty when absent.
+pub fn field<'f>(form: &'f HashMap<String, String>, name: &str) -> &'f str {
+    form.get(name).map(String::as_str).unwrap_or("")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,5 +188,31 @@ mod tests {
         assert_eq!(human_time(0), "1970-01-01 00:00 UTC");
         assert_eq!(human_time(1_709_210_096), "2024-02-29 12:34 UTC");
         assert_eq!(iso_time(1_709_210_096), "2024-02-29T12:34:56Z");
+    }
+}
+
+/// A user's storage in words: "1.2 GiB of 50 GiB", or "1.2 GiB" without
+/// a quota.
+pub fn storage_words(usage: &crate::archive::Usage) -> String {
+    let used = crate::units::human_size(usage.used_bytes());
+    match usage.quota_bytes {
+        Some(quota) => format!("{used} of {}", crate::units::human_size(quota)),
+        None => used,
+    }
+}
+
+/// The member's own storage line (home page and account page).
+pub fn storage_line(usage: &crate::archive::Usage) -> maud::Markup {
+    let used = crate::units::human_size(usage.used_bytes());
+    maud::html! {
+        p.storage data-used=(usage.used_bytes()) data-quota=[usage.quota_bytes] {
+            @match usage.quota_bytes {
+                Some(quota) => { "You use " strong { (used) } " of your " strong { (crate::units::human_size(quota)) } " quota." }
+                None => { "You use " strong { (used) } "; there is no quota on your account." }
+            }
+            @if usage.pending_bytes > 0 {
+                " Unfinished uploads hold " (crate::units::human_size(usage.pending_bytes)) " of it."
+            }
+        }
     }
 }
