@@ -179,18 +179,6 @@ pub fn field<'f>(form: &'f HashMap<String, String>, name: &str) -> &'f str {
     form.get(name).map(String::as_str).unwrap_or("")
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn times() {
-        assert_eq!(human_time(0), "1970-01-01 00:00 UTC");
-        assert_eq!(human_time(1_709_210_096), "2024-02-29 12:34 UTC");
-        assert_eq!(iso_time(1_709_210_096), "2024-02-29T12:34:56Z");
-    }
-}
-
 /// A user's storage in words: "1.2 GiB of 50 GiB", or "1.2 GiB" without
 /// a quota.
 pub fn storage_words(usage: &crate::archive::Usage) -> String {
@@ -214,5 +202,17 @@ pub fn storage_line(usage: &crate::archive::Usage) -> maud::Markup {
                 " Unfinished uploads hold " (crate::units::human_size(usage.pending_bytes)) " of it."
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times() {
+        assert_eq!(human_time(0), "1970-01-01 00:00 UTC");
+        assert_eq!(human_time(1_709_210_096), "2024-02-29 12:34 UTC");
+        assert_eq!(iso_time(1_709_210_096), "2024-02-29T12:34:56Z");
     }
 }
