@@ -259,9 +259,11 @@ pub fn pump(
         let (returned_tx, returned) = channel::<Arc<Vec<u8>>>();
         let (window_tx, window_rx) = sync_channel::<(u64, u64)>(WRITE_BACK_QUEUE);
         // Without a disk handle the receiver is dropped with the closure.
-        let write_back_thread = out
-            .write_back_handle()
-            .map(|file| scope.spawn(move || write_back_windows(file, window_rx)));
+        let write_back_thread = out.write_back_handle().map(|file| {
+            spawn_named(scope, "ingest-flush", move || {
+                write_back_windows(file, window_rx)
+            })
+        });
         let hashers = Hashers::spawn(
             scope,
             whole.as_mut(),
@@ -278,7 +280,7 @@ pub fn pump(
             received,
             stopped: &stopped,
         };
-        let writer_thread = scope.spawn(move || writer.run(filled_rx));
+        let writer_thread = spawn_named(scope, "ingest-write", move || writer.run(filled_rx));
         let mut pool = BufferPool {
             spare: Vec::new(),
             allocated: 0,
@@ -309,6 +311,19 @@ pub fn pump(
     })
 }
 
+/// `scope.spawn` with a thread name (what `top -H` and `bench/pi-model`
+/// show; without one every ingest thread shows the request's name).
+fn spawn_named<'scope, T: Send + 'scope>(
+    scope: &'scope std::thread::Scope<'scope, '_>,
+    name: &str,
+    f: impl FnOnce() -> T + Send + 'scope,
+) -> std::thread::ScopedJoinHandle<'scope, T> {
+    std::thread::Builder::new()
+        .name(name.to_string())
+        .spawn_scoped(scope, f)
+        .expect("failed to spawn thread")
+}
+
 /// The channels to [`pump`]'s hashing threads: the cutter (which hands
 /// each buffer on to the part hasher) and, unless the part hasher takes
 /// it, the whole file's hash.
@@ -333,7 +348,7 @@ impl Hashers {
         let whole_tx = whole.map(|whole| {
             let (whole_tx, whole_rx) = channel::<Arc<Vec<u8>>>();
             let whole_returned = returned.clone();
-            scope.spawn(move || {
+            spawn_named(scope, "ingest-whole", move || {
                 for buffer in whole_rx {
                     whole.update(&buffer[..]);
                     let _ = whole_returned.send(buffer);
@@ -341,14 +356,14 @@ impl Hashers {
             });
             whole_tx
         });
-        scope.spawn(move || {
+        spawn_named(scope, "ingest-cut", move || {
             for buffer in cut_rx {
                 let mut cuts = Vec::new();
                 let settled = cutter.feed(&buffer[..], &mut cuts);
                 let _ = hash_tx.send((buffer, cuts, settled));
             }
         });
-        scope.spawn(move || {
+        spawn_named(scope, "ingest-parts", move || {
             for (buffer, cuts, settled) in hash_rx {
                 part_hasher.feed(&buffer[..], &cuts, settled);
                 parts.extend(part_hasher.take_parts());
