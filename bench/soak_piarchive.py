@@ -5,8 +5,10 @@ Starts `piarchive serve` on a fresh data dir, sets it up through the HTTP API
 (admin, API token, fast upload settings, the S3 remote, a small log cap), then
 runs CYCLES cycles of
 
-  upload (one PUT) -> backed up -> uncache -> cache (fetch back) -> download
-  and compare (SHA-256) -> delete for good (`DELETE ...?purge=true`) -> gone
+  upload (one PUT, or tus in two PATCHes every other cycle) -> backed up ->
+  uncache -> cache (fetch back) -> download and compare (SHA-256) -> delete
+  for good (`DELETE ...?purge=true`, every third archive from the trash)
+  -> gone (and every tenth cycle a login and a logout)
 
 with sizes varied by cycle (1 byte to a few MiB, every 25th cycle larger),
 polling states through the API. Every SAMPLE_EVERY cycles (and before the
@@ -22,6 +24,7 @@ Usage: soak_piarchive.py BINARY WORKDIR ENDPOINT ACCESS_KEY SECRET BUCKET_DIR
 """
 
 import argparse
+import base64
 import hashlib
 import json
 import os
@@ -38,6 +41,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from remote_piarchive import Api  # noqa: E402
 
 POLL_SECS = 0.02
+PASSWORD = "soak password"
 STATE_LIMIT_SECS = 120
 
 # Sizes cycled through (bytes); every 25th cycle uses --large-mib instead.
@@ -207,14 +211,60 @@ def raw(api, method, path, body=None):
         return response.status, response.read()
 
 
+def tus_upload(api, name, body):
+    """A tus 1.0.0 upload in two PATCHes (resumed at the offset the first
+    left); the archive id the last PATCH names."""
+    meta = ",".join(f"{key} {base64.b64encode(name.encode()).decode()}" for key in ("name", "filename"))
+    request = urllib.request.Request(api.base + "/api/v1/uploads", method="POST", headers={
+        **api.headers, "Tus-Resumable": "1.0.0", "Upload-Length": str(len(body)), "Upload-Metadata": meta})
+    with urllib.request.urlopen(request, timeout=STATE_LIMIT_SECS) as response:
+        location = response.headers["Location"]
+    if location.startswith("/"):
+        location = api.base + location
+    archive_id, offset = None, 0
+    for piece in (body[: len(body) // 2], body[len(body) // 2:]):
+        if not piece:
+            continue
+        request = urllib.request.Request(location, data=piece, method="PATCH", headers={
+            **api.headers, "Tus-Resumable": "1.0.0", "Upload-Offset": str(offset),
+            "Content-Type": "application/offset+octet-stream"})
+        with urllib.request.urlopen(request, timeout=STATE_LIMIT_SECS) as response:
+            offset = int(response.headers["Upload-Offset"])
+            archive_id = response.headers.get("Archive-Id") or archive_id
+    if archive_id is None:
+        raise RuntimeError(f"tus upload of {name}: no Archive-Id after the last byte")
+    return archive_id
+
+
+def log_in_and_out(api, password):
+    """A session started and ended, as a browser does (the sessions table
+    must not keep it)."""
+    request = urllib.request.Request(api.base + "/api/v1/session", method="POST",
+                                     data=json.dumps({"username": "soak", "password": password}).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=STATE_LIMIT_SECS) as response:
+        cookie = response.headers["Set-Cookie"].split(";", 1)[0]
+        csrf = json.loads(response.read())["csrf_token"]
+    request = urllib.request.Request(api.base + "/api/v1/session", method="DELETE",
+                                     headers={"Cookie": cookie, "X-CSRF-Token": csrf})
+    with urllib.request.urlopen(request, timeout=STATE_LIMIT_SECS):
+        pass
+
+
 def cycle_once(api, cycle, large_mib):
+    """One archive's life. Odd cycles upload through tus (two PATCHes), even
+    ones with one PUT; every third archive goes to the trash before it is
+    deleted for good from there; every tenth cycle logs in and out."""
     size = large_mib << 20 if cycle % 25 == 24 else SIZES[cycle % len(SIZES)]
     body = os.urandom(size)
     name = f"soak-{cycle}.bin"
-    status, text = raw(api, "PUT", f"/api/v1/archives?name={name}&filename={name}", body)
-    if status != 201:
-        raise RuntimeError(f"upload {cycle}: {status}")
-    archive_id = json.loads(text)["id"]
+    if cycle % 2:
+        archive_id = tus_upload(api, name, body)
+    else:
+        status, text = raw(api, "PUT", f"/api/v1/archives?name={name}&filename={name}", body)
+        if status != 201:
+            raise RuntimeError(f"upload {cycle}: {status}")
+        archive_id = json.loads(text)["id"]
     wait_state(api, archive_id, ("backed_up",))
     api.call("POST", f"/api/v1/archives/{archive_id}/uncache")
     wait_state(api, archive_id, ("uncached",))
@@ -223,8 +273,12 @@ def cycle_once(api, cycle, large_mib):
     _, back = raw(api, "GET", f"/api/v1/archives/{archive_id}/content")
     if hashlib.sha256(back).digest() != hashlib.sha256(body).digest():
         raise RuntimeError(f"cycle {cycle}: the fetched-back {size} bytes differ from the upload")
+    if cycle % 3 == 0:
+        api.call("DELETE", f"/api/v1/archives/{archive_id}")
     api.call("DELETE", f"/api/v1/archives/{archive_id}?purge=true")
     wait_gone(api, archive_id)
+    if cycle % 10 == 9:
+        log_in_and_out(api, PASSWORD)
     return size
 
 
@@ -292,7 +346,7 @@ def set_up(binary, data_dir, log_path, args, endpoint, access_key, secret, bucke
 
 def configure(server, base, binary, data_dir, log_path, args, endpoint, access_key, secret, bucket):
     api = Api(base)
-    setup, cookie = api.call("POST", "/api/v1/setup", {"username": "soak", "password": "soak password"})
+    setup, cookie = api.call("POST", "/api/v1/setup", {"username": "soak", "password": PASSWORD})
     api.headers = {"Cookie": cookie.split(";", 1)[0], "X-CSRF-Token": setup["csrf_token"]}
     token, _ = api.call("POST", "/api/v1/tokens", {"name": "soak"})
     settings, _ = api.call("GET", "/api/v1/admin/settings")

@@ -318,7 +318,7 @@ impl Inner {
         if !download {
             return Ok((None, None));
         }
-        let bytes = match remote.get(&key) {
+        let bytes = match remote.get_at_most(&key, repo::max_sealed_len(part.length as usize) as u64) {
             Ok(bytes) => bytes,
             Err(err) if err.kind == ErrorKind::NotFound => {
                 return Ok((Some(PartProblem::Missing), None))
@@ -512,7 +512,7 @@ fn check_manifest(
     archive_id: &str,
     parts: &[PartRecord],
 ) -> Result<Option<String>, VerifyError> {
-    let bytes = match remote.get(&repo::manifest_key(archive_id)) {
+    let bytes = match remote.get_at_most(&repo::manifest_key(archive_id), repo::MAX_MANIFEST_BYTES) {
         Ok(bytes) => bytes,
         Err(err) if err.kind == ErrorKind::NotFound => {
             return Ok(Some("the manifest is missing from the remote".to_string()))

@@ -18,6 +18,7 @@ use sha2::{Digest, Sha256};
 
 use super::sigv4::{self, EMPTY_PAYLOAD_SHA256};
 use super::{backoff_delay, classify_status, parse_error_body, parse_list_page, S3Config};
+use crate::remote::caps::{self, MAX_ERROR_BODY_BYTES, MAX_LIST_PAGE_BYTES, MAX_OBJECT_BYTES};
 use crate::remote::{BodyReader, ErrorKind, Remote, RemoteError, RemoteSettings, TransferOptions};
 
 /// Where the client reads the time from; the device clock unless a test
@@ -31,9 +32,6 @@ const NEGLIGIBLE_OFFSET_SECS: i64 = 2;
 /// A 403 after which the server's clock turns out this far from the one the
 /// request was signed with is treated as a clock problem and retried at once.
 const SKEW_RETRY_THRESHOLD_SECS: i64 = 5 * 60;
-
-/// Error bodies are short XML documents; more than this is not one.
-const MAX_ERROR_BODY: u64 = 64 * 1024;
 
 /// An S3 (or S3-compatible) bucket, addressed path-style or virtual-hosted.
 pub struct S3Client {
@@ -62,6 +60,8 @@ pub(super) struct Call<'a> {
     pub(super) headers: Vec<(String, String)>,
     pub(super) body: &'a [u8],
     pub(super) payload_sha256: String,
+    /// The most of a 2xx answer's body read whole (see `remote::caps`).
+    pub(super) max_body: u64,
 }
 
 /// Where a 2xx answer's body goes.
@@ -238,10 +238,10 @@ impl S3Client {
                 _ if call.method == "HEAD" => {}
                 Body::Buffer(buffer) => {
                     buffer.clear();
-                    self.read_body(response, content_length, buffer)?;
+                    self.read_body(response, content_length, call, buffer)?;
                 }
                 Body::Reader(read_body) => {
-                    self.stream_body(response, content_length, call.key, &mut **read_body)?;
+                    self.stream_body(response, content_length, call, &mut **read_body)?;
                 }
             }
             return Ok(Meta {
@@ -253,7 +253,7 @@ impl S3Client {
         // The body only explains the error; failing to read it changes nothing.
         let _ = response
             .into_reader()
-            .take(MAX_ERROR_BODY)
+            .take(MAX_ERROR_BODY_BYTES)
             .read_to_end(&mut error_body);
         let parsed = parse_error_body(&String::from_utf8_lossy(&error_body));
         let skew_code = parsed
@@ -288,21 +288,35 @@ impl S3Client {
         url
     }
 
-    /// Reads a whole 2xx body and checks it against Content-Length.
+    /// Reads a whole 2xx body and checks it against Content-Length; more
+    /// than `call.max_body` is refused (announced or not) and not read.
     fn read_body(
         &self,
         response: ureq::Response,
         content_length: Option<u64>,
+        call: &Call<'_>,
         body: &mut Vec<u8>,
     ) -> Result<(), RemoteError> {
-        let capacity = content_length.unwrap_or(0).min(64 * 1024 * 1024) as usize;
+        if content_length.is_some_and(|length| length > call.max_body) {
+            return Err(self.too_large(call, content_length));
+        }
+        let capacity = content_length.unwrap_or(0).min(call.max_body) as usize;
         body.reserve(capacity);
-        if let Err(error) = response.into_reader().read_to_end(body) {
+        let read = response
+            .into_reader()
+            .take(call.max_body + 1)
+            .read_to_end(body);
+        if let Err(error) = read {
             return Err(RemoteError::transient(format!(
                 "The download from {} broke off after {} bytes ({error}): piarchive will try again.",
                 self.config.endpoint,
                 body.len()
             )));
+        }
+        if body.len() as u64 > call.max_body {
+            body.clear();
+            body.shrink_to_fit();
+            return Err(self.too_large(call, None));
         }
         if let Some(expected) = content_length {
             if body.len() as u64 != expected {
@@ -317,24 +331,36 @@ impl S3Client {
         Ok(())
     }
 
+    /// The refusal of an answer longer than `call.max_body`.
+    fn too_large(&self, call: &Call<'_>, announced: Option<u64>) -> RemoteError {
+        match call.key {
+            Some(key) => caps::too_large(&self.config.endpoint, key, announced, call.max_body),
+            None => {
+                let prefix = call.query.iter().find(|(name, _)| name == "prefix");
+                let prefix = prefix.map_or("", |(_, value)| value.as_str());
+                caps::page_too_large(&self.config.endpoint, prefix)
+            }
+        }
+    }
+
     /// Hands a 2xx body to `read_body` as it arrives.
     fn stream_body(
         &self,
         response: ureq::Response,
         content_length: Option<u64>,
-        key: Option<&str>,
+        call: &Call<'_>,
         read_body: BodyReader<'_>,
     ) -> Result<(), RemoteError> {
         let Some(length) = content_length else {
             // A chunked answer (some proxies): read it whole first.
             let mut whole = Vec::new();
-            self.read_body(response, None, &mut whole)?;
-            return self.hand_over(&mut &whole[..], whole.len() as u64, key, read_body);
+            self.read_body(response, None, call, &mut whole)?;
+            return self.hand_over(&mut &whole[..], whole.len() as u64, call.key, read_body);
         };
         self.hand_over(
             &mut response.into_reader().take(length),
             length,
-            key,
+            call.key,
             read_body,
         )
     }
@@ -418,6 +444,7 @@ impl S3Client {
             headers: Vec::new(),
             body: &[],
             payload_sha256: EMPTY_PAYLOAD_SHA256.to_owned(),
+            max_body: MAX_OBJECT_BYTES,
         }
     }
 
@@ -451,10 +478,14 @@ impl Remote for S3Client {
         self.execute(&call).map(|_| ())
     }
 
-    fn get(&self, key: &str) -> Result<Vec<u8>, RemoteError> {
+    fn get_at_most(&self, key: &str, max_len: u64) -> Result<Vec<u8>, RemoteError> {
         check_key(key)?;
         let full_key = self.config.full_key(key);
-        Ok(self.execute(&self.object_call("GET", key, &full_key))?.body)
+        let call = Call {
+            max_body: max_len.min(MAX_OBJECT_BYTES),
+            ..self.object_call("GET", key, &full_key)
+        };
+        Ok(self.execute(&call)?.body)
     }
 
     fn get_with(&self, key: &str, read_body: BodyReader<'_>) -> Result<(), RemoteError> {
@@ -506,6 +537,7 @@ impl Remote for S3Client {
         };
         let mut keys = Vec::new();
         let mut continuation: Option<String> = None;
+        let mut pages = 0;
         loop {
             let mut query = vec![
                 ("list-type".to_owned(), "2".to_owned()),
@@ -525,16 +557,30 @@ impl Remote for S3Client {
                 headers: Vec::new(),
                 body: &[],
                 payload_sha256: EMPTY_PAYLOAD_SHA256.to_owned(),
+                max_body: MAX_LIST_PAGE_BYTES,
             };
             let answer = self.execute(&call)?;
             let page = parse_list_page(&String::from_utf8_lossy(&answer.body))?;
+            drop(answer);
+            pages += 1;
             keys.extend(
                 page.keys
                     .iter()
                     .filter_map(|full_key| self.config.relative_key(full_key))
                     .map(str::to_owned),
             );
-            match page.next_continuation_token {
+            let next = page.next_continuation_token;
+            if next.is_some() && caps::listing_over(pages, keys.len())
+                || keys.len() > caps::MAX_LISTED_KEYS
+            {
+                return Err(caps::listing_too_long(
+                    &self.config.describe(),
+                    prefix,
+                    pages,
+                    keys.len(),
+                ));
+            }
+            match next {
                 Some(token) if continuation.as_ref() == Some(&token) => {
                     return Err(RemoteError::permanent(format!(
                         "The storage server at {} repeated the same listing page: it does not \
@@ -589,6 +635,9 @@ fn build_agent(options: &TransferOptions, connect_to: Option<SocketAddr>) -> ure
         .timeout_connect(options.timeout)
         .timeout_read(options.timeout)
         .timeout_write(options.timeout)
+        // However steadily an answer trickles in, the whole request ends
+        // by then (ureq applies it to reading the body too).
+        .timeout(caps::request_deadline(options.timeout))
         .redirects(0)
         .user_agent(concat!("piarchive/", env!("CARGO_PKG_VERSION")));
     if let Some(address) = connect_to {
