@@ -89,7 +89,9 @@ fn listing(keys: &[String], next: Option<&str>) -> Vec<u8> {
 }
 
 /// Serves `backup`'s config and catalog; everything else goes to `rest`.
-fn bucket(rest: impl Fn(&Request, Option<&str>) -> Answer + Send + Sync + 'static) -> HostileBucket {
+fn bucket(
+    rest: impl Fn(&Request, Option<&str>) -> Answer + Send + Sync + 'static,
+) -> HostileBucket {
     let backup = Arc::new(backup());
     HostileBucket::start(move |request| match key_of(request).as_deref() {
         Some("config") => Answer::ok(backup.config.clone()),
@@ -242,16 +244,16 @@ fn manifests_the_size_of_2_to_the_40_parts_are_refused_and_the_rest_recovered() 
         run.output.contains(&format!(
             "damaged {announced}: The object \"manifests/{announced}\""
         )) && run.output.contains(&format!(
-                "is {} bytes, more than the",
-                (1u64 << 40) * PART_ENTRY.len() as u64
-            )),
+            "is {} bytes, more than the",
+            (1u64 << 40) * PART_ENTRY.len() as u64
+        )),
         "{}",
         run.output
     );
     assert!(
-        run.output
-            .contains(&format!("damaged {endless}: The object \"manifests/{endless}\""))
-            && run.output.contains("sent more, more than the"),
+        run.output.contains(&format!(
+            "damaged {endless}: The object \"manifests/{endless}\""
+        )) && run.output.contains("sent more, more than the"),
         "{}",
         run.output
     );
@@ -264,7 +266,11 @@ fn manifests_the_size_of_2_to_the_40_parts_are_refused_and_the_rest_recovered() 
     // The endless one was read no further than a manifest can be (plus
     // what was in flight), the announced one not at all.
     let limit = piarchive::repo::MAX_MANIFEST_BYTES + (8 << 20);
-    assert!(hostile.bytes_sent() < limit, "{} bytes sent", hostile.bytes_sent());
+    assert!(
+        hostile.bytes_sent() < limit,
+        "{} bytes sent",
+        hostile.bytes_sent()
+    );
     assert_bounded(&run, 60);
 }
 
@@ -290,7 +296,8 @@ fn a_listing_of_millions_of_keys_is_cut_with_the_count() {
     let run = recover_cli(&hostile);
     assert!(!run.ok, "{}", run.output);
     assert!(
-        run.output.contains("went on past 1001 pages and 1001000 keys")
+        run.output
+            .contains("went on past 1001 pages and 1001000 keys")
             && run.output.contains("at most 5000 pages and 1000000 keys"),
         "{}",
         run.output
@@ -338,8 +345,11 @@ fn listing_pages_of_gigabytes_are_refused_after_16_mib() {
                 status: 200,
                 length: announced,
                 head: b"<?xml version=\"1.0\"?><ListBucketResult><Name>hostile</Name>".to_vec(),
-                repeat: format!("<Contents><Key>{PREFIX}/manifests/{}</Key></Contents>", "f".repeat(32))
-                    .into_bytes(),
+                repeat: format!(
+                    "<Contents><Key>{PREFIX}/manifests/{}</Key></Contents>",
+                    "f".repeat(32)
+                )
+                .into_bytes(),
                 pause: Duration::ZERO,
             }
         });
@@ -351,7 +361,11 @@ fn listing_pages_of_gigabytes_are_refused_after_16_mib() {
             "{announced:?}: {}",
             run.output
         );
-        assert!(hostile.bytes_sent() < 32 << 20, "{} bytes sent", hostile.bytes_sent());
+        assert!(
+            hostile.bytes_sent() < 32 << 20,
+            "{} bytes sent",
+            hostile.bytes_sent()
+        );
         assert_bounded(&run, 60);
     }
 }
@@ -386,7 +400,9 @@ fn bodies_that_stall_or_dribble_end_by_the_deadline() {
             pause,
         });
         let began = Instant::now();
-        let error = prepare(&hostile).err().expect("a stalled config is refused");
+        let error = prepare(&hostile)
+            .err()
+            .expect("a stalled config is refused");
         assert!(
             began.elapsed() < Duration::from_secs(15),
             "{pause:?}: took {:?}",
@@ -412,7 +428,15 @@ fn an_error_answer_without_end_is_read_no_further_than_64_kib() {
     });
     let began = Instant::now();
     let error = prepare(&hostile).err().expect("a 403 is refused");
-    assert!(began.elapsed() < Duration::from_secs(10), "took {:?}", began.elapsed());
+    assert!(
+        began.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        began.elapsed()
+    );
     assert!(error.contains("denied") || error.contains("403"), "{error}");
-    assert!(hostile.bytes_sent() < 16 << 20, "{} bytes sent", hostile.bytes_sent());
+    assert!(
+        hostile.bytes_sent() < 16 << 20,
+        "{} bytes sent",
+        hostile.bytes_sent()
+    );
 }

@@ -190,15 +190,16 @@ impl Recovery {
                 _ => return Err(RecoveryError::OtherBackup),
             }
         }
-        let catalog_bytes = match remote.get_at_most(&repo::catalog_key(CATALOG_LABEL), repo::MAX_CATALOG_BYTES) {
-            Ok(bytes) => bytes,
-            Err(err) if err.kind == ErrorKind::NotFound => {
-                return Err(RecoveryError::NoCatalog {
-                    remote: remote.describe(),
-                })
-            }
-            Err(err) => return Err(err.into()),
-        };
+        let catalog_bytes =
+            match remote.get_at_most(&repo::catalog_key(CATALOG_LABEL), repo::MAX_CATALOG_BYTES) {
+                Ok(bytes) => bytes,
+                Err(err) if err.kind == ErrorKind::NotFound => {
+                    return Err(RecoveryError::NoCatalog {
+                        remote: remote.describe(),
+                    })
+                }
+                Err(err) => return Err(err.into()),
+            };
         let catalog = Catalog::open(&keys, &catalog_bytes)?;
         if catalog.users.is_empty() {
             return Err(RecoveryError::NoCatalog {
@@ -361,7 +362,8 @@ impl Recovery {
         };
         let bytes = match self
             .remote
-            .get_at_most(&repo::manifest_key(archive_id), repo::MAX_MANIFEST_BYTES) {
+            .get_at_most(&repo::manifest_key(archive_id), repo::MAX_MANIFEST_BYTES)
+        {
             Ok(bytes) => bytes,
             Err(err) if err.kind == ErrorKind::NotFound => {
                 return Ok(unreadable(

@@ -247,7 +247,10 @@ impl<'de> Deserialize<'de> for BoundedParts {
             fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
                 write!(formatter, "at most {MAX_MANIFEST_PARTS} parts")
             }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Self::Value, A::Error> {
                 let mut parts = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1024));
                 while let Some(part) = seq.next_element()? {
                     if parts.len() == MAX_MANIFEST_PARTS {
@@ -540,13 +543,17 @@ mod tests {
         many.parts = vec![many.parts[1].clone(); MAX_MANIFEST_PARTS + 1];
         many.size = many.parts[0].length * many.parts.len() as u64;
         let error = many.seal(&keys(), [0; NONCE_LEN]).expect_err("not written");
-        assert!(error.to_string().contains("one archive may have"), "{error}");
+        assert!(
+            error.to_string().contains("one archive may have"),
+            "{error}"
+        );
 
         for (size, length) in [(1u64 << 62, 1u64 << 62), (1 << 62, 5), (u64::MAX, u64::MAX)] {
             let mut json = written_json();
             json["size"] = size.into();
             json["parts"] = serde_json::json!([{"object_id": hex_of(1), "length": length, "sha256": hex_of(2)}]);
-            let error = Manifest::open(&keys(), ARCHIVE_ID, &seal_json(&json)).expect_err("absurd size");
+            let error =
+                Manifest::open(&keys(), ARCHIVE_ID, &seal_json(&json)).expect_err("absurd size");
             assert!(
                 matches!(error, RepoError::Corrupt { .. }) && error.to_string().contains("bytes"),
                 "{size} / {length}: {error}"

@@ -62,8 +62,9 @@ impl Answer {
     pub fn not_found() -> Answer {
         Answer::Bytes {
             status: 404,
-            body: b"<?xml version=\"1.0\"?><Error><Code>NoSuchKey</Code><Message>no</Message></Error>"
-                .to_vec(),
+            body:
+                b"<?xml version=\"1.0\"?><Error><Code>NoSuchKey</Code><Message>no</Message></Error>"
+                    .to_vec(),
         }
     }
 }
