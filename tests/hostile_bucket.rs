@@ -169,6 +169,11 @@ fn vm_hwm_kib(pid: u32) -> Option<u64> {
 }
 
 fn assert_bounded(run: &Run, seconds: u64) {
+    eprintln!(
+        "piarchive recover: peak RSS {} MiB, {:.1} s",
+        run.peak_rss_kib / 1024,
+        run.took.as_secs_f64()
+    );
     assert!(
         run.peak_rss_kib < PEAK_RSS_LIMIT_KIB,
         "piarchive recover peaked at {} MiB: {}",

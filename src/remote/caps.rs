@@ -36,8 +36,9 @@ pub const MAX_LISTED_KEYS: usize = 1_000_000;
 /// An error answer's body is a short XML document; more is not read.
 pub const MAX_ERROR_BODY_BYTES: u64 = 64 * 1024;
 
-/// The longest one request may take, answer body included, however
-/// steadily its bytes trickle in: a whole part (16 MiB) at 9.3 KB/s.
+/// The longest one request's answer body may take to read, however steadily
+/// its bytes trickle in: a whole part (16 MiB) at 9.3 KB/s. Each read still
+/// ends after the progress wait (`TransferOptions::timeout`).
 pub const REQUEST_DEADLINE: Duration = Duration::from_secs(30 * 60);
 
 /// One request's deadline for a client whose longest wait for progress

@@ -11,7 +11,7 @@ use std::io::Read;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rand::Rng;
 use sha2::{Digest, Sha256};
@@ -188,6 +188,7 @@ impl S3Client {
     /// One request and its answer.
     fn attempt(&self, call: &Call<'_>, body: &mut Body<'_>) -> Result<Meta, AttemptError> {
         let offset_used = self.clock_offset_secs();
+        let deadline = Deadline::from_now(caps::request_deadline(self.options.timeout));
         let signing_time = unix_secs(&(self.clock)()) + offset_used;
         let (host_header, path) = self.config.location(call.full_key);
         let request_parts = sigv4::Request {
@@ -238,10 +239,10 @@ impl S3Client {
                 _ if call.method == "HEAD" => {}
                 Body::Buffer(buffer) => {
                     buffer.clear();
-                    self.read_body(response, content_length, call, buffer)?;
+                    self.read_body(response, content_length, call, deadline, buffer)?;
                 }
                 Body::Reader(read_body) => {
-                    self.stream_body(response, content_length, call, &mut **read_body)?;
+                    self.stream_body(response, content_length, call, deadline, &mut **read_body)?;
                 }
             }
             return Ok(Meta {
@@ -251,8 +252,8 @@ impl S3Client {
         }
         let mut error_body = Vec::new();
         // The body only explains the error; failing to read it changes nothing.
-        let _ = response
-            .into_reader()
+        let _ = deadline
+            .wrap(response.into_reader())
             .take(MAX_ERROR_BODY_BYTES)
             .read_to_end(&mut error_body);
         let parsed = parse_error_body(&String::from_utf8_lossy(&error_body));
@@ -295,6 +296,7 @@ impl S3Client {
         response: ureq::Response,
         content_length: Option<u64>,
         call: &Call<'_>,
+        deadline: Deadline,
         body: &mut Vec<u8>,
     ) -> Result<(), RemoteError> {
         if content_length.is_some_and(|length| length > call.max_body) {
@@ -302,8 +304,8 @@ impl S3Client {
         }
         let capacity = content_length.unwrap_or(0).min(call.max_body) as usize;
         body.reserve(capacity);
-        let read = response
-            .into_reader()
+        let read = deadline
+            .wrap(response.into_reader())
             .take(call.max_body + 1)
             .read_to_end(body);
         if let Err(error) = read {
@@ -349,16 +351,17 @@ impl S3Client {
         response: ureq::Response,
         content_length: Option<u64>,
         call: &Call<'_>,
+        deadline: Deadline,
         read_body: BodyReader<'_>,
     ) -> Result<(), RemoteError> {
         let Some(length) = content_length else {
             // A chunked answer (some proxies): read it whole first.
             let mut whole = Vec::new();
-            self.read_body(response, None, call, &mut whole)?;
+            self.read_body(response, None, call, deadline, &mut whole)?;
             return self.hand_over(&mut &whole[..], whole.len() as u64, call.key, read_body);
         };
         self.hand_over(
-            &mut response.into_reader().take(length),
+            &mut deadline.wrap(response.into_reader()).take(length),
             length,
             call.key,
             read_body,
@@ -635,15 +638,61 @@ fn build_agent(options: &TransferOptions, connect_to: Option<SocketAddr>) -> ure
         .timeout_connect(options.timeout)
         .timeout_read(options.timeout)
         .timeout_write(options.timeout)
-        // However steadily an answer trickles in, the whole request ends
-        // by then (ureq applies it to reading the body too).
-        .timeout(caps::request_deadline(options.timeout))
         .redirects(0)
         .user_agent(concat!("piarchive/", env!("CARGO_PKG_VERSION")));
     if let Some(address) = connect_to {
         builder = builder.resolver(move |_: &str| Ok(vec![address]));
     }
     builder.build()
+}
+
+/// When a request's answer must have been read by (`caps::request_deadline`
+/// after it was sent). ureq's own overall timeout would replace the wait for
+/// progress of every read (a stall would then be noticed only at the
+/// deadline), so the body is read through [`DeadlineReader`] instead, and
+/// each read still ends after `TransferOptions::timeout` without progress.
+#[derive(Clone, Copy)]
+struct Deadline {
+    at: Instant,
+    after: Duration,
+}
+
+impl Deadline {
+    fn from_now(after: Duration) -> Deadline {
+        Deadline {
+            at: Instant::now() + after,
+            after,
+        }
+    }
+
+    fn wrap<R: Read>(self, inner: R) -> DeadlineReader<R> {
+        DeadlineReader {
+            inner,
+            deadline: self,
+        }
+    }
+}
+
+/// A body that fails once its request's [`Deadline`] has passed, however
+/// steadily its bytes trickle in.
+struct DeadlineReader<R> {
+    inner: R,
+    deadline: Deadline,
+}
+
+impl<R: Read> Read for DeadlineReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if Instant::now() >= self.deadline.at {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!(
+                    "the answer took longer than the {} s one request may take",
+                    self.deadline.after.as_secs()
+                ),
+            ));
+        }
+        self.inner.read(buf)
+    }
 }
 
 /// Whole seconds since the Unix epoch, negative before it.
@@ -657,7 +706,6 @@ fn unix_secs(time: &SystemTime) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[test]
     fn unix_secs_counts_both_ways() {
