@@ -50,6 +50,7 @@ SIZES = [1, 700, 4096, 65_537, 300_000, 1 << 20, 2_500_000, (3 << 20) + 7, 150_0
 # name -> (absolute slack, relative slack, unit shown) for the growth check.
 METRICS = {
     "rss_kib": (12 * 1024, 0.10, "KiB"),
+    "rss_anon_kib": (12 * 1024, 0.10, "KiB"),
     "fds": (4, 0.0, ""),
     "threads": (2, 0.0, ""),
     "lmdb_bytes": (512 * 1024, 0.10, "B"),
@@ -171,6 +172,8 @@ def sample(server, api, data_dir, bucket_dir, cycle):
     return {
         "cycle": cycle,
         "rss_kib": status_field(pid, "VmRSS"),
+        # The heap's share (the rest is the binary and LMDB's map, file pages).
+        "rss_anon_kib": status_field(pid, "RssAnon"),
         "fds": len(os.listdir(f"/proc/{pid}/fd")),
         "threads": status_field(pid, "Threads"),
         "lmdb_bytes": os.path.getsize(os.path.join(lmdb_dir, "data.mdb")),
@@ -318,9 +321,29 @@ def growth_failures(samples, cycles):
     return failures
 
 
+def slopes(samples, cycles):
+    """For the record (not the rule): each figure's least-squares slope over
+    the second half of the run, per 1,000 cycles."""
+    half = [s for s in samples if s["cycle"] > cycles / 2]
+    if len(half) < 2:
+        return ""
+    xs = [s["cycle"] for s in half]
+    mean_x = sum(xs) / len(xs)
+    spread = sum((x - mean_x) ** 2 for x in xs) or 1
+    out = []
+    for metric, (_, _, unit) in METRICS.items():
+        if half[0][metric] is None:
+            continue
+        ys = [s[metric] for s in half]
+        mean_y = sum(ys) / len(ys)
+        slope = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys)) / spread
+        out.append(f"{metric} {slope * 1000:+.1f}{unit}")
+    return "slope over the second half, per 1,000 cycles: " + ", ".join(out)
+
+
 def print_table(samples, every):
     print(
-        f"{'cycle':>6} {'RSS MiB':>8} {'files':>6} {'threads':>8} {'LMDB KiB':>9} "
+        f"{'cycle':>6} {'RSS MiB':>8} {'anon MiB':>8} {'files':>6} {'threads':>8} {'LMDB KiB':>9} "
         f"{'entries':>8} {'log rows':>9} {'data KiB':>9} {'bucket KiB':>11} {'s/cycle':>8}"
     )
     for s in samples:
@@ -328,7 +351,7 @@ def print_table(samples, every):
             continue
         entries = "-" if s["lmdb_entries"] is None else s["lmdb_entries"]
         print(
-            f"{s['cycle']:>6} {s['rss_kib'] / 1024:>8.1f} {s['fds']:>6} {s['threads']:>8} "
+            f"{s['cycle']:>6} {s['rss_kib'] / 1024:>8.1f} {s['rss_anon_kib'] / 1024:>8.1f} {s['fds']:>6} {s['threads']:>8} "
             f"{s['lmdb_bytes'] // 1024:>9} {entries:>8} {s['log_rows']:>9} {s['data_bytes'] // 1024:>9} "
             f"{s['bucket_bytes'] // 1024:>11} {s.get('secs_per_cycle', 0):>8.2f}"
         )
@@ -413,6 +436,7 @@ def main():
     print_table(samples, args.table_every)
     if samples[-1]["tables"] is not None:
         print("LMDB entries at the end: " + ", ".join(f"{k} {v}" for k, v in sorted(samples[-1]["tables"].items())))
+    print(slopes(samples, args.cycles))
     failures = growth_failures(samples, args.cycles)
     for failure in failures:
         print("soak: " + failure, file=sys.stderr)
