@@ -15,6 +15,7 @@ mod firmware;
 mod garage;
 mod hostile;
 mod hostile_members;
+mod hostile_bucket;
 mod limits;
 mod mdns;
 mod notify;

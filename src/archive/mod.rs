@@ -388,6 +388,14 @@ fn begin_delete(
     archive.local_copy = false;
     tables.archives.put(txn, archive_id.as_bytes(), &archive)?;
     tables.archives.purging(txn, archive_id.as_bytes())?;
+    // The tus upload that made it is kept a while after its last byte, so a
+    // client that lost the last answer still learns the archive id; once
+    // the archive is deleted for good it has nothing left to tell.
+    for (key, upload) in tables.uploads.all(txn)? {
+        if upload.completed && upload.archive_id == archive_id {
+            tables.uploads.delete(txn, &key)?;
+        }
+    }
     jobs::enqueue(
         txn,
         tables,
@@ -509,6 +517,40 @@ pub(crate) fn new_archive_record(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by `bench/soak`: each tus upload left its completed record
+    /// behind until the pending-upload expiry, after its archive was
+    /// deleted for good. Deleting the archive for good removes it.
+    #[test]
+    fn deleting_for_good_forgets_the_completed_upload() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db"), 64 << 20).unwrap();
+        let archives = Archives::open(store, dir.path()).unwrap();
+        let new = |name: &str| uploads::NewUpload {
+            owner_id: "u1".to_owned(),
+            name: name.to_owned(),
+            filename: format!("{name}.bin"),
+            length: 3,
+        };
+        let (done, pending) = (
+            archives.create_upload(new("done")).unwrap(),
+            archives.create_upload(new("pending")).unwrap(),
+        );
+        let outcome = archives
+            .patch_upload("u1", &done.id, 0, Some(3), &mut &b"abc"[..])
+            .unwrap();
+        let uploads::PatchOutcome::Complete { archive } = outcome else {
+            panic!("the last byte landed");
+        };
+        let uploads = |archives: &Archives| {
+            let txn = archives.store.read().unwrap();
+            let all = archives.store.tables.uploads.all(&txn).unwrap();
+            all.into_iter().map(|(_, u)| u.id).collect::<Vec<_>>()
+        };
+        assert_eq!(uploads(&archives).len(), 2);
+        archives.delete("u1", &archive.id).unwrap();
+        assert_eq!(uploads(&archives), vec![pending.id]);
+    }
 
     #[test]
     fn remote_totals_count_known_sizes_and_savings_of_whole_uploads() {

@@ -168,7 +168,7 @@ impl Recovery {
                 (as_of.clone(), Some(as_of))
             }
         };
-        let config_bytes = match remote.get(repo::CONFIG_KEY) {
+        let config_bytes = match remote.get_at_most(repo::CONFIG_KEY, repo::MAX_CONFIG_BYTES) {
             Ok(bytes) => bytes,
             Err(err) if err.kind == ErrorKind::NotFound => {
                 return Err(RecoveryError::NoBackup {
@@ -191,15 +191,16 @@ impl Recovery {
                 _ => return Err(RecoveryError::OtherBackup),
             }
         }
-        let catalog_bytes = match remote.get(&repo::catalog_key(CATALOG_LABEL)) {
-            Ok(bytes) => bytes,
-            Err(err) if err.kind == ErrorKind::NotFound => {
-                return Err(RecoveryError::NoCatalog {
-                    remote: remote.describe(),
-                })
-            }
-            Err(err) => return Err(err.into()),
-        };
+        let catalog_bytes =
+            match remote.get_at_most(&repo::catalog_key(CATALOG_LABEL), repo::MAX_CATALOG_BYTES) {
+                Ok(bytes) => bytes,
+                Err(err) if err.kind == ErrorKind::NotFound => {
+                    return Err(RecoveryError::NoCatalog {
+                        remote: remote.describe(),
+                    })
+                }
+                Err(err) => return Err(err.into()),
+            };
         let catalog = Catalog::open(&keys, &catalog_bytes)?;
         if catalog.users.is_empty() {
             return Err(RecoveryError::NoCatalog {
@@ -360,13 +361,20 @@ impl Recovery {
                 created: false,
             })
         };
-        let bytes = match self.remote.get(&repo::manifest_key(archive_id)) {
+        let bytes = match self
+            .remote
+            .get_at_most(&repo::manifest_key(archive_id), repo::MAX_MANIFEST_BYTES)
+        {
             Ok(bytes) => bytes,
             Err(err) if err.kind == ErrorKind::NotFound => {
                 return Ok(unreadable(
                     "Its manifest disappeared from the bucket during the recovery.".to_string(),
                 ))
             }
+            // One manifest the bucket will not give as piarchive wrote it
+            // (larger than any manifest can be): that archive is reported,
+            // the others are still recovered.
+            Err(err) if err.kind == ErrorKind::Permanent => return Ok(unreadable(err.message)),
             Err(err) => return Err(err.into()),
         };
         let manifest = match Manifest::open(&self.keys, archive_id, &bytes) {

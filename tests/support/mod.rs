@@ -7,6 +7,7 @@
 pub mod fault_proxy;
 #[cfg(feature = "garage-tests")]
 pub mod garage;
+pub mod hostile_s3;
 pub mod moto;
 pub mod other_address;
 pub mod receiver;
