@@ -162,6 +162,7 @@ fn open(config: Config, script_hosts: crate::admin::HostMaker) -> Result<App, St
         path: config.data_dir.clone(),
         source,
     })?;
+    crate::disk::watch(&config.data_dir);
     // On a trial boot after an update: not migrated until committed.
     let store = crate::update::migration::open_store(&config.data_dir.join("db"), config.map_size)?;
     let accounts = Accounts::new(store.clone(), config.session_ttl);
