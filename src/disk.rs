@@ -95,10 +95,11 @@ pub fn watch(data_dir: &Path) {
 }
 
 /// Records a failure of the disk while `doing` (e.g. "reading part 3 of
-/// an archive"), when `err` is one ([`is_disk_failure`]); other errors are
-/// not the disk's fault and are ignored.
+/// an archive"), when `err` is an input/output error; other errors are not
+/// the disk's fault, and a read-only disk is seen live by [`problem`]
+/// (so it stops being said once the disk is writable again).
 pub fn report(err: &io::Error, doing: &str) {
-    if !is_disk_failure(err) {
+    if err.raw_os_error() != Some(libc::EIO) {
         return;
     }
     let sentence = format!("The data disk failed while {doing}: {}.", describe(err));
@@ -129,11 +130,49 @@ impl<R: io::Read> io::Read for Reported<R> {
     }
 }
 
-/// Whether the file system holding `path` is mounted read-only.
+/// Whether the file system holding `path` is read-only: mounted so, or
+/// made so by the kernel after errors (ext4's `errors=remount-ro` marks it
+/// `emergency_ro` in `/proc/self/mountinfo` without the read-only flag).
 pub fn is_read_only(path: &Path) -> bool {
-    rustix::fs::statvfs(path)
+    let flagged = rustix::fs::statvfs(path)
         .map(|stat| stat.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY))
-        .unwrap_or(false)
+        .unwrap_or(false);
+    flagged
+        || std::fs::read_to_string("/proc/self/mountinfo")
+            .ok()
+            .and_then(|table| {
+                let path = std::fs::canonicalize(path).ok()?;
+                mount_is_read_only(&table, &path)
+            })
+            .unwrap_or(false)
+}
+
+/// From `/proc/self/mountinfo` text: whether the mount holding `path` (the
+/// longest mount point it is under) is read-only or in emergency read-only.
+fn mount_is_read_only(mountinfo: &str, path: &Path) -> Option<bool> {
+    let mut best: Option<(usize, bool)> = None;
+    for line in mountinfo.lines() {
+        let Some((mount, super_part)) = line.split_once(" - ") else {
+            continue;
+        };
+        let fields: Vec<&str> = mount.split(' ').collect();
+        let (Some(point), Some(options)) = (fields.get(4), fields.get(5)) else {
+            continue;
+        };
+        let point = point.replace("\\040", " ");
+        if !path.starts_with(&point) {
+            continue;
+        }
+        let super_options = super_part.split(' ').nth(2).unwrap_or("");
+        let read_only = options.split(',').any(|o| o == "ro")
+            || super_options
+                .split(',')
+                .any(|o| o == "ro" || o == "emergency_ro" || o == "shutdown");
+        if best.is_none_or(|(len, _)| point.len() >= len) {
+            best = Some((point.len(), read_only));
+        }
+    }
+    best.map(|(_, read_only)| read_only)
 }
 
 /// The data disk's problem as one sentence, for the display and every
@@ -162,6 +201,23 @@ pub fn problem() -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_mount_made_read_only_after_errors_is_read_only() {
+        let table = "22 1 8:2 / / rw,relatime shared:1 - ext4 /dev/sda2 rw\n\
+                     40 22 7:0 / /srv/data rw,relatime shared:2 - ext4 /dev/loop0 rw,errors=remount-ro,emergency_ro\n\
+                     41 22 7:1 / /srv/other rw,relatime shared:3 - ext4 /dev/loop1 rw\n\
+                     42 22 0:5 / /mnt/ro ro,relatime shared:4 - tmpfs tmpfs rw\n";
+        let cases = [
+            ("/srv/data/db", Some(true)),
+            ("/srv/other/db", Some(false)),
+            ("/home", Some(false)),
+            ("/mnt/ro/x", Some(true)),
+        ];
+        for (path, expected) in cases {
+            assert_eq!(mount_is_read_only(table, Path::new(path)), expected, "{path}");
+        }
+    }
 
     #[test]
     fn failures_are_told_apart_from_other_errors() {

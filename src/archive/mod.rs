@@ -359,14 +359,17 @@ impl Archives {
             });
         }
         let file = File::open(self.archive_path(archive_id))?;
-        self.store
-            .write(|txn, tables| -> Result<(), ArchiveError> {
-                if let Some(mut record) = tables.archives.get(txn, archive_id.as_bytes())? {
-                    record.last_accessed_at = ids::now_secs();
-                    tables.archives.put(txn, archive_id.as_bytes(), &record)?;
-                }
-                Ok(())
-            })?;
+        // Best effort: a full or read-only disk still serves what it holds.
+        let noted = self.store.write(|txn, tables| -> Result<(), ArchiveError> {
+            if let Some(mut record) = tables.archives.get(txn, archive_id.as_bytes())? {
+                record.last_accessed_at = ids::now_secs();
+                tables.archives.put(txn, archive_id.as_bytes(), &record)?;
+            }
+            Ok(())
+        });
+        if let Err(err) = noted {
+            eprintln!("piarchive: a download's time of access was not saved: {err}");
+        }
         Ok((archive, file))
     }
 }
