@@ -478,3 +478,98 @@ fn a_failed_flush_during_a_tus_patch_drops_the_request_and_resumes() {
         .get(&format!("/api/v1/archives/{archive_id}/content"));
     assert!(content.body == data);
 }
+
+/// Sets a `dir` remote outside the small disk and opens the upload window.
+fn back_up_elsewhere(setup: &Appliance, remote: &Path) {
+    crate::remote_engine::set_remote(&setup.admin, &json!({"kind": "dir", "path": remote}));
+    setup
+        .admin
+        .put_settings(|settings| settings["upload_window"] = Value::Null);
+}
+
+#[test]
+fn a_full_disk_while_fetching_back_waits_and_resumes_by_itself() {
+    use crate::remote_engine::wait_state;
+    let Some(setup) = start(24, &[]) else { return };
+    let remote = tempfile::tempdir().unwrap();
+    back_up_elsewhere(&setup, remote.path());
+    let data = random_bytes(4 * MIB, 6);
+    let id = setup.admin.upload_ok("big", &data)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    wait_state(&setup.admin, &id, "backed_up");
+    let uncache = setup
+        .admin
+        .request("POST", &format!("/api/v1/archives/{id}/uncache"), &[], None);
+    assert_eq!(uncache.status, 202, "{}", uncache.text());
+    wait_state(&setup.admin, &id, "uncached");
+
+    // Full but for 1 MiB: the database still takes the request, the
+    // fetched file does not fit.
+    let filler = setup.mount.fill();
+    let filled = std::fs::metadata(&filler).unwrap().len();
+    std::fs::File::options()
+        .write(true)
+        .open(&filler)
+        .and_then(|file| file.set_len(filled - MIB as u64))
+        .unwrap();
+    let resp = setup
+        .admin
+        .request("POST", &format!("/api/v1/archives/{id}/cache"), &[], None);
+    assert_eq!(resp.status, 202, "{}", resp.text());
+    let mut archive = Value::Null;
+    wait_until(Duration::from_secs(60), || {
+        archive = setup.admin.get(&format!("/api/v1/archives/{id}")).json();
+        archive["last_error"].is_string()
+    });
+    let reason = archive["last_error"].as_str().unwrap();
+    assert!(
+        reason.contains("not enough free space") && reason.ends_with('.'),
+        "{reason}"
+    );
+    assert_eq!(archive["state"], "caching", "it waits for space: {archive}");
+    setup.bob_goes_on();
+
+    // Freed: the fetch-back resumes by itself.
+    std::fs::remove_file(&filler).unwrap();
+    wait_state(&setup.admin, &id, "backed_up");
+    let content = setup.admin.get(&format!("/api/v1/archives/{id}/content"));
+    assert!(content.body == data, "the fetched-back file differs");
+    let partials: Vec<PathBuf> = crate::support::files_under(&setup.server.data_dir())
+        .into_iter()
+        .filter(|path| path.to_string_lossy().ends_with(".partial"))
+        .collect();
+    assert!(partials.is_empty(), "left behind: {partials:?}");
+}
+
+#[test]
+fn an_input_output_error_reading_a_part_uploads_nothing_wrong() {
+    use crate::remote_engine::{uncache_and_cache_back, wait_state};
+    let Some(wrapper) = fiu_run() else { return };
+    let Some(setup) = start(24, wrapper) else { return };
+    let data = random_bytes(2 * MIB, 8);
+    let id = setup.admin.upload_ok("big", &data)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    fiu(&setup.server, "posix/io/rw/pread", Some(EIO));
+    let remote = tempfile::tempdir().unwrap();
+    back_up_elsewhere(&setup, remote.path());
+    wait_until(Duration::from_secs(30), || {
+        let device = setup.admin.get("/api/v1/admin/device").json();
+        device["status"]["attention"]["reason"]
+            .as_str()
+            .is_some_and(|reason| reason.contains("input/output error"))
+            && device["red"] != "off"
+    });
+    let archive = setup.admin.get(&format!("/api/v1/archives/{id}")).json();
+    assert_eq!(archive["parts_remote"], 0, "{archive}");
+    fiu(&setup.server, "posix/io/rw/pread", None);
+
+    // Once the disk reads again the retries back it up, and what was
+    // stored comes back bit-exact.
+    wait_state(&setup.admin, &id, "backed_up");
+    uncache_and_cache_back(&setup.admin, &id, &data);
+    setup.bob_goes_on();
+}
