@@ -24,6 +24,7 @@
 
 pub mod archives;
 pub mod jobs;
+pub mod lock_file;
 pub mod records;
 
 use std::marker::PhantomData;
