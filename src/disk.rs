@@ -126,7 +126,9 @@ impl<R> Reported<R> {
 
 impl<R: io::Read> io::Read for Reported<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.inner.read(buf).inspect_err(|err| report(err, self.doing))
+        self.inner
+            .read(buf)
+            .inspect_err(|err| report(err, self.doing))
     }
 }
 
@@ -215,7 +217,11 @@ mod tests {
             ("/mnt/ro/x", Some(true)),
         ];
         for (path, expected) in cases {
-            assert_eq!(mount_is_read_only(table, Path::new(path)), expected, "{path}");
+            assert_eq!(
+                mount_is_read_only(table, Path::new(path)),
+                expected,
+                "{path}"
+            );
         }
     }
 

@@ -493,6 +493,61 @@ mod tests {
         default_names("box", &["192.168.1.20".parse().unwrap()])
     }
 
+    /// A full disk (a small tmpfs; mounting needs root, else skipped) keeps
+    /// the pair served and on disk, leaves no `.new` file, and the same
+    /// install works once space is freed. Renewal writes the same way.
+    #[test]
+    fn a_full_disk_keeps_the_old_pair_whole_and_recovers() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .is_ok_and(|status| status.success());
+        if !mounted {
+            // SAFETY: geteuid has no preconditions.
+            assert!(
+                unsafe { libc::geteuid() } != 0,
+                "mount -t tmpfs failed as root"
+            );
+            eprintln!("skipped: mounting a tmpfs needs root");
+            return;
+        }
+        let unmount = || {
+            let _ = std::process::Command::new("umount")
+                .arg(dir.path())
+                .status();
+        };
+        let tls = Tls::open(dir.path(), names()).unwrap();
+        let before = tls.info();
+        let filler_path = dir.path().join("filler");
+        let mut filler = std::fs::File::create(&filler_path).unwrap();
+        while filler.write_all(&[0u8; 4096]).is_ok() {}
+        drop(filler);
+        let (cert, key) = generate(&names()).unwrap();
+        let err = tls.install(&cert, &key).unwrap_err().to_string();
+        let tls_dir = dir.path().join("tls");
+        let mut files: Vec<String> = std::fs::read_dir(&tls_dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().to_string())
+            .collect();
+        files.sort();
+        let reopened = Tls::open(dir.path(), names()).map(|t| t.info().fingerprint_sha256);
+        let served = tls.info().fingerprint_sha256;
+        std::fs::remove_file(&filler_path).unwrap();
+        let installed = tls.install(&cert, &key).map(|info| info.source);
+        unmount();
+        assert!(
+            err.contains("the data disk is full") && err.ends_with("stays in use."),
+            "{err}"
+        );
+        assert_eq!(files, ["self-signed.crt", "self-signed.key"]);
+        assert_eq!(served, before.fingerprint_sha256);
+        assert_eq!(reopened.unwrap(), before.fingerprint_sha256);
+        assert_eq!(installed.unwrap(), "installed");
+    }
+
     #[test]
     fn a_new_certificate_names_the_host_the_local_name_and_the_addresses() {
         let dir = tempfile::tempdir().unwrap();

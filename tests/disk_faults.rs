@@ -248,9 +248,10 @@ fn a_full_disk_during_a_one_shot_upload_keeps_nothing_and_recovers() {
 
     std::fs::remove_file(&filler).unwrap();
     let archive = setup.admin.upload_ok("big", &data);
-    let content = setup
-        .admin
-        .get(&format!("/api/v1/archives/{}/content", archive["id"].as_str().unwrap()));
+    let content = setup.admin.get(&format!(
+        "/api/v1/archives/{}/content",
+        archive["id"].as_str().unwrap()
+    ));
     assert!(content.body == data);
     setup.bob_goes_on();
 }
@@ -281,9 +282,16 @@ fn a_full_disk_under_the_database_answers_507_and_recovers() {
     let Some(setup) = start(16, &[]) else { return };
     let filler = setup.mount.fill();
     let (status, answer, _) = save_until_refused(&setup.admin, 40);
-    assert_eq!((status, answer["error"].as_str()), (507, Some("disk_full")), "{answer}");
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (507, Some("disk_full")),
+        "{answer}"
+    );
     let message = sentence(&answer);
-    assert!(message.contains("Nothing was saved because the data disk is full"), "{message}");
+    assert!(
+        message.contains("Nothing was saved because the data disk is full"),
+        "{message}"
+    );
     setup.bob_goes_on();
 
     std::fs::remove_file(&filler).unwrap();
@@ -334,7 +342,11 @@ fn a_full_database_map_answers_507_and_room_made_is_used_again() {
         .to_string();
 
     let (status, answer, saved) = save_until_refused(&admin, 60);
-    assert_eq!((status, answer["error"].as_str()), (507, Some("database_full")), "{answer}");
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (507, Some("database_full")),
+        "{answer}"
+    );
     sentence(&answer);
     let content = bob.get(&format!("/api/v1/archives/{bob_archive}/content"));
     assert!(content.status == 200 && content.body == bob_data);
@@ -378,7 +390,11 @@ fn a_data_disk_gone_read_only_is_said_everywhere_and_downloads_go_on() {
         page.text()
     );
     let content = bob.get(&format!("/api/v1/archives/{archive}/content"));
-    assert!(content.status == 200 && content.body == bob_data, "{}", content.status);
+    assert!(
+        content.status == 200 && content.body == bob_data,
+        "{}",
+        content.status
+    );
     let refused = bob.upload("new", "new.bin", b"new bytes");
     assert_eq!(refused.status, 503, "{}", refused.text());
     assert_eq!(refused.json()["error"], "disk_read_only");
@@ -425,7 +441,9 @@ const EIO: i32 = 5;
 #[test]
 fn an_input_output_error_while_serving_a_download_cuts_it_and_is_reported() {
     let Some(wrapper) = fiu_run() else { return };
-    let Some(setup) = start(16, wrapper) else { return };
+    let Some(setup) = start(16, wrapper) else {
+        return;
+    };
     fiu(&setup.server, "posix/io/rw/read", Some(EIO));
     let path = format!("/api/v1/archives/{}/content", setup.bob_archive);
     let url = format!("{}{path}", setup.server.base);
@@ -442,7 +460,10 @@ fn an_input_output_error_while_serving_a_download_cuts_it_and_is_reported() {
         "a download the disk failed was served whole ({} bytes)",
         body.len()
     );
-    assert!(body[..] == setup.bob_data[..body.len()], "wrong bytes were served");
+    assert!(
+        body[..] == setup.bob_data[..body.len()],
+        "wrong bytes were served"
+    );
     fiu(&setup.server, "posix/io/rw/read", None);
     let device = setup.admin.get("/api/v1/admin/device").json();
     wait_until(Duration::from_secs(10), || {
@@ -451,14 +472,19 @@ fn an_input_output_error_while_serving_a_download_cuts_it_and_is_reported() {
             .as_str()
             .is_some_and(|reason| reason.contains("input/output error"))
     });
-    assert!(setup.admin.get("/").text().contains("disk-banner"), "{device}");
+    assert!(
+        setup.admin.get("/").text().contains("disk-banner"),
+        "{device}"
+    );
     setup.bob_goes_on();
 }
 
 #[test]
 fn a_failed_flush_during_a_tus_patch_drops_the_request_and_resumes() {
     let Some(wrapper) = fiu_run() else { return };
-    let Some(setup) = start(24, wrapper) else { return };
+    let Some(setup) = start(24, wrapper) else {
+        return;
+    };
     let data = random_bytes(2 * MIB, 4);
     let location = create_upload(&setup.admin, data.len());
     assert_eq!(patch(&setup.admin, &location, 0, &data[..MIB]).status, 204);
@@ -547,7 +573,9 @@ fn a_full_disk_while_fetching_back_waits_and_resumes_by_itself() {
 fn an_input_output_error_reading_a_part_uploads_nothing_wrong() {
     use crate::remote_engine::{uncache_and_cache_back, wait_state};
     let Some(wrapper) = fiu_run() else { return };
-    let Some(setup) = start(24, wrapper) else { return };
+    let Some(setup) = start(24, wrapper) else {
+        return;
+    };
     let data = random_bytes(2 * MIB, 8);
     let id = setup.admin.upload_ok("big", &data)["id"]
         .as_str()

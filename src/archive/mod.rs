@@ -80,10 +80,7 @@ pub enum ArchiveError {
     #[error("The disk is full: {0}")]
     DiskFull(String),
     #[error("This part of the upload could not be written ({}), so its bytes were dropped: resume from byte {offset} once the disk is checked.", crate::disk::describe(.source))]
-    WriteFailed {
-        offset: u64,
-        source: std::io::Error,
-    },
+    WriteFailed { offset: u64, source: std::io::Error },
     #[error("A file could not be read or written: {}.", crate::disk::describe(.0))]
     Io(#[from] std::io::Error),
     #[error(transparent)]

@@ -45,6 +45,8 @@ pub fn keep_in_ram(dir: &Path) {
 
 /// The lock file's place in RAM for the database in `dir`, named by a hash
 /// of its path so two data folders never share one.
+// `f_type` is an i32 on 32-bit targets: the cast is needed there.
+#[allow(clippy::unnecessary_cast)]
 fn ram_path(dir: &Path) -> Option<PathBuf> {
     let ram = RAM_DIRS.iter().map(Path::new).find(|candidate| {
         rustix::fs::statfs(*candidate).is_ok_and(|stat| stat.f_type as i64 == TMPFS_MAGIC)
@@ -52,7 +54,10 @@ fn ram_path(dir: &Path) -> Option<PathBuf> {
     })?;
     let canonical = std::fs::canonicalize(dir).ok()?;
     let digest = Sha256::digest(canonical.as_os_str().as_encoded_bytes());
-    Some(ram.join(format!("piarchive-lmdb-{}.lock", hex::encode(&digest[..12]))))
+    Some(ram.join(format!(
+        "piarchive-lmdb-{}.lock",
+        hex::encode(&digest[..12])
+    )))
 }
 
 /// Whether a process holds LMDB's lock on the file (it holds a shared lock
@@ -91,7 +96,10 @@ mod tests {
         assert!(lock.is_symlink(), "not moved");
         let target = std::fs::read_link(&lock).unwrap();
         let store = crate::store::Store::open(dir.path(), 16 << 20).unwrap();
-        assert_eq!(store.schema_version().unwrap(), crate::store::SCHEMA_VERSION);
+        assert_eq!(
+            store.schema_version().unwrap(),
+            crate::store::SCHEMA_VERSION
+        );
         // Open: moving it again is a no-op.
         keep_in_ram(dir.path());
         assert_eq!(std::fs::read_link(&lock).unwrap(), target);

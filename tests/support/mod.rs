@@ -5,10 +5,10 @@
 #![allow(dead_code)]
 
 pub mod fault_proxy;
-pub mod mount;
 #[cfg(feature = "garage-tests")]
 pub mod garage;
 pub mod moto;
+pub mod mount;
 pub mod other_address;
 pub mod receiver;
 pub mod s3_server;

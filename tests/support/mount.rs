@@ -41,7 +41,11 @@ impl Tmpfs {
 
     /// Remounts read-only (`true`) or read-write again.
     pub fn remount(&self, read_only: bool) {
-        let option = if read_only { "remount,ro" } else { "remount,rw" };
+        let option = if read_only {
+            "remount,ro"
+        } else {
+            "remount,rw"
+        };
         let status = Command::new("mount")
             .args(["-o", option])
             .arg(&self.path)
