@@ -222,6 +222,11 @@ impl TestServer {
 impl Drop for TestServer {
     fn drop(&mut self) {
         self.kill9();
+        // LMDB's lock file lives in a tmpfs (`store::lock_file`): removed
+        // with the test's data folder.
+        if let Ok(target) = std::fs::read_link(self.data_dir().join("db").join("lock.mdb")) {
+            let _ = std::fs::remove_file(target);
+        }
     }
 }
 
