@@ -51,6 +51,7 @@ fn backup() -> Backup {
             role: Role::Admin,
             created_at: 1_700_000_000,
             disabled: false,
+            quota_bytes: None,
         }],
         settings: Default::default(),
     };

@@ -10,6 +10,7 @@ mod browser;
 mod compression;
 mod crash;
 mod device;
+mod disk_faults;
 mod firmware;
 #[cfg(feature = "garage-tests")]
 mod garage;

@@ -83,7 +83,9 @@ pub enum ArchiveError {
     OverQuota { quota: String, used: String },
     #[error("The disk is full: {0}")]
     DiskFull(String),
-    #[error("A file could not be read or written: {0}")]
+    #[error("This part of the upload could not be written ({}), so its bytes were dropped: resume from byte {offset} once the disk is checked.", crate::disk::describe(.source))]
+    WriteFailed { offset: u64, source: std::io::Error },
+    #[error("A file could not be read or written: {}.", crate::disk::describe(.0))]
     Io(#[from] std::io::Error),
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -358,14 +360,17 @@ impl Archives {
             });
         }
         let file = File::open(self.archive_path(archive_id))?;
-        self.store
-            .write(|txn, tables| -> Result<(), ArchiveError> {
-                if let Some(mut record) = tables.archives.get(txn, archive_id.as_bytes())? {
-                    record.last_accessed_at = ids::now_secs();
-                    tables.archives.put(txn, archive_id.as_bytes(), &record)?;
-                }
-                Ok(())
-            })?;
+        // Best effort: a full or read-only disk still serves what it holds.
+        let noted = self.store.write(|txn, tables| -> Result<(), ArchiveError> {
+            if let Some(mut record) = tables.archives.get(txn, archive_id.as_bytes())? {
+                record.last_accessed_at = ids::now_secs();
+                tables.archives.put(txn, archive_id.as_bytes(), &record)?;
+            }
+            Ok(())
+        });
+        if let Err(err) = noted {
+            eprintln!("piarchive: a download's time of access was not saved: {err}");
+        }
         Ok((archive, file))
     }
 }

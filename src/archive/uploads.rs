@@ -358,16 +358,17 @@ impl Archives {
         let pumped = ingest::pump(body, &mut file, &mut active.state, remaining);
         let end = match pumped {
             Ok((_, end)) => end,
+            Err(IngestError::Write(err)) => {
+                // The disk failed a write: nothing this request sent is
+                // trusted. The next request rebuilds the state from the file.
+                return Err(drop_request(&mut file, actual, &mut guard, err));
+            }
             Err(err) => {
-                // Drop the bytes of the failed buffer so file and state agree.
+                // Full: drop the bytes of the failed buffer so file and
+                // state agree; what was written before is kept.
                 let kept = active.state.received();
                 file.set_len(kept)?;
                 file.sync_data()?;
-                if let IngestError::Write(_) = err {
-                    // Maybe an earlier write the disk failed: the next
-                    // request rebuilds the state from what the file holds.
-                    *guard = None;
-                }
                 return Err(pump_error(err, record.length));
             }
         };
@@ -381,10 +382,15 @@ impl Archives {
                 length: record.length,
             });
         }
-        file.sync_data()?;
+        if let Err(err) = file.sync_data() {
+            // Linux may already have dropped the pages it failed to write.
+            return Err(drop_request(&mut file, actual, &mut guard, err));
+        }
         let offset = active.state.received();
         if offset == record.length {
-            file.sync_all()?;
+            if let Err(err) = file.sync_all() {
+                return Err(drop_request(&mut file, actual, &mut guard, err));
+            }
             drop(file);
             let archive = self.finish_upload(&record, &mut guard)?;
             return Ok(PatchOutcome::Complete {
@@ -495,9 +501,15 @@ impl Archives {
                     "the upload was stopped and nothing was kept.".into(),
                 )))
             }
-            Err(IngestError::Write(err)) => return Err(cleanup(ArchiveError::Io(err))),
+            Err(IngestError::Write(err)) => {
+                crate::disk::report(&err, "receiving an upload");
+                return Err(cleanup(ArchiveError::Io(err)));
+            }
         }
-        file.sync_all().map_err(|e| cleanup(e.into()))?;
+        if let Err(err) = file.sync_all() {
+            crate::disk::report(&err, "receiving an upload");
+            return Err(cleanup(err.into()));
+        }
         drop(file);
         let done = state.finish();
         let archive = new_archive_record(
@@ -511,7 +523,10 @@ impl Archives {
         );
         let path = self.archive_path(&archive_id);
         std::fs::rename(&temp, &path).map_err(|e| cleanup(e.into()))?;
-        fsync_dir(&self.data_dir.join("archives"))?;
+        if let Err(err) = fsync_dir(&self.data_dir.join("archives")) {
+            let _ = std::fs::remove_file(&path);
+            return Err(err.into());
+        }
         let committed = self.store.write(|txn, tables| -> Result<(), ArchiveError> {
             // Again where it counts: parallel uploads of one user may all
             // have passed the check at their start.
@@ -558,7 +573,11 @@ impl Archives {
         let from = self.upload_path(&record.id);
         let to = self.archive_path(&record.archive_id);
         std::fs::rename(&from, &to)?;
-        fsync_dir(&self.data_dir.join("archives"))?;
+        if let Err(err) = fsync_dir(&self.data_dir.join("archives")) {
+            // Back where it was: the next HEAD or PATCH finishes it.
+            std::fs::rename(&to, &from)?;
+            return Err(err.into());
+        }
         let committed = self.store.write(|txn, tables| -> Result<(), ArchiveError> {
             tables.archives.put(txn, archive.id.as_bytes(), &archive)?;
             for (index, part) in done.parts.iter().enumerate() {
@@ -643,12 +662,35 @@ fn part_record(part: &super::chunker::PartSummary) -> PartRecord {
     }
 }
 
+/// A write or flush of a tus PATCH failed: the request's bytes are cut
+/// off again (the file back to `start`), the hashing state is dropped (the
+/// next request rebuilds it from the file) and the failure is reported.
+fn drop_request(
+    file: &mut File,
+    start: u64,
+    slot: &mut Option<Active>,
+    err: std::io::Error,
+) -> ArchiveError {
+    *slot = None;
+    crate::disk::report(&err, "receiving an upload");
+    // Best effort: on a read-only disk even this fails, and the next
+    // request's rebuild reads what the file holds.
+    let _ = file.set_len(start).and_then(|()| file.sync_data());
+    ArchiveError::WriteFailed {
+        offset: start,
+        source: err,
+    }
+}
+
 /// The error a failed upload body becomes, for an upload of `length` bytes.
 fn pump_error(err: IngestError, length: u64) -> ArchiveError {
     match err {
         IngestError::DiskFull { kept } => ArchiveError::DiskFull(format!(
             "the upload was stopped after {kept} of {length} bytes, which are kept; free some space and resume."
         )),
-        IngestError::Write(err) => ArchiveError::Io(err),
+        IngestError::Write(err) => {
+            crate::disk::report(&err, "receiving an upload");
+            ArchiveError::Io(err)
+        }
     }
 }

@@ -24,6 +24,7 @@
 
 pub mod archives;
 pub mod jobs;
+pub mod lock_file;
 pub mod records;
 
 use std::marker::PhantomData;
@@ -43,7 +44,7 @@ pub const SCHEMA_VERSION: u32 = 3;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("The database could not be used: {0}")]
-    Lmdb(#[from] heed::Error),
+    Lmdb(heed::Error),
     #[error("The database holds a record that cannot be read ({table}): {reason}")]
     Corrupt { table: &'static str, reason: String },
     #[error("The database was written by a newer piarchive (schema {found}, this build knows {known}), so this version leaves it untouched; install the newer piarchive again.")]
@@ -52,6 +53,10 @@ pub enum StoreError {
     MapFull,
     #[error("The database is nearly full (more than {percent}% of its map is used), so new uploads, accounts and tokens are refused to keep room for an admin's changes; an admin can delete archives or users, or raise `map_size_mib` in the configuration.", percent = GROWTH_LIMIT_PERCENT)]
     NearlyFull,
+    /// The disk under the database refused a write: full (ENOSPC),
+    /// read-only (EROFS) or failing (EIO). Nothing of the change was kept.
+    #[error("Nothing was saved because {}; free some space (or check the disk) and try again.", crate::disk::describe(.0))]
+    Disk(std::io::Error),
 }
 
 /// The share of the LMDB map (in percent) past which growth that members
@@ -62,10 +67,31 @@ pub const GROWTH_LIMIT_PERCENT: u64 = 85;
 
 impl StoreError {
     fn from_heed(err: heed::Error) -> Self {
-        match err {
-            heed::Error::Mdb(heed::MdbError::MapFull) => StoreError::MapFull,
-            other => StoreError::Lmdb(other),
+        let code = match &err {
+            heed::Error::Mdb(heed::MdbError::MapFull) => return StoreError::MapFull,
+            heed::Error::Mdb(heed::MdbError::Other(code)) => Some(*code),
+            heed::Error::Io(io) => io.raw_os_error(),
+            _ => None,
+        };
+        match code {
+            Some(code @ (libc::ENOSPC | libc::EROFS | libc::EIO)) => {
+                let io = std::io::Error::from_raw_os_error(code);
+                crate::disk::report(&io, "saving to the database");
+                StoreError::Disk(io)
+            }
+            _ => StoreError::Lmdb(err),
         }
+    }
+
+    /// Whether the disk under the database is full (not the map).
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, StoreError::Disk(io) if crate::disk::is_disk_full(io))
+    }
+}
+
+impl From<heed::Error> for StoreError {
+    fn from(err: heed::Error) -> Self {
+        StoreError::from_heed(err)
     }
 }
 

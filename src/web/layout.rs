@@ -85,6 +85,11 @@ impl<'a> Page<'a> {
                             }
                         }
                     }
+                    @if let Some(problem) = crate::disk::problem() {
+                        div.banner.warning role="alert" id="disk-banner" { div.banner-inner {
+                            p { strong { "Disk problem. " } (problem) }
+                        } }
+                    }
                     @if let Some(caller) = self.caller {
                         @if self.on_box_only {
                             div.banner.warning role="alert" id="remote-banner" { div.banner-inner {
