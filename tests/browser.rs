@@ -927,11 +927,12 @@ fn admin_card_runs_the_script(browser: &Browser, admin: &Client, site: &str) -> 
 
 /// A deployment of the script: listed, runs, terminated.
 fn admin_deploy_and_terminate(browser: &Browser, admin: &Client, site: &str, script_id: &str) {
-    // Deploy it every 2 seconds, see a run, terminate it.
+    // Deploy it every 5 minutes (it runs once at once), see the run, terminate it.
     browser.goto(&format!("{site}/admin"));
     browser.script(&format!(
         "document.querySelector('#new-deployment select').value = '{script_id}';\
-         document.querySelector('#new-deployment input[name=interval_seconds]').value = '2';"
+         document.querySelector('#new-deployment input[name=interval_count]').value = '5';\
+         document.querySelector('#new-deployment select[name=interval_unit]').value = '60';"
     ));
     browser.click("#new-deployment button[type=submit]");
     // Listed after the built-in weekly verification, deployed at first start.

@@ -5,6 +5,7 @@ mod support;
 
 mod accounts;
 mod admin;
+mod archive_list;
 mod archives;
 mod browser;
 mod compression;

@@ -9,6 +9,7 @@
 
 pub mod chunker;
 pub mod ingest;
+pub mod listing;
 pub mod trash;
 pub mod uploads;
 
@@ -32,6 +33,8 @@ pub const MAX_NAME_CHARS: usize = 200;
 pub const PAGE_LIMIT: usize = 1000;
 /// Longest original filename kept, in bytes (longer ones are shortened).
 pub const MAX_FILENAME_BYTES: usize = 255;
+/// Longest folder path kept (`ArchiveRecord::path`), in bytes.
+pub const MAX_PATH_BYTES: usize = 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ArchiveError {
@@ -440,6 +443,42 @@ pub fn clean_filename(filename: &str) -> String {
     cleaned
 }
 
+/// The folder part of a file's path in an uploaded folder
+/// (`Photos/2024/a.jpg` gives `Photos/2024`), `/`-separated: backslashes
+/// count as separators, empty and `.` components are dropped, control
+/// characters replaced (`..` goes up one), and it is shortened to [`MAX_PATH_BYTES`] at a
+/// component's end. `None` when no folder is left. Never fails: the path
+/// is only shown and searched.
+pub fn clean_folder_path(relative_path: &str) -> Option<String> {
+    let text = strip_bidi_controls(relative_path);
+    let mut components: Vec<String> = Vec::new();
+    for part in text.split(['/', '\\']) {
+        let part: String = part
+            .chars()
+            .map(|c| if c.is_control() { '_' } else { c })
+            .collect();
+        match part.trim() {
+            "" | "." => {}
+            ".." => {
+                components.pop();
+            }
+            part => components.push(part.to_string()),
+        }
+    }
+    components.pop();
+    let mut path = String::new();
+    for component in components {
+        if path.len() + 1 + component.len() > MAX_PATH_BYTES {
+            break;
+        }
+        if !path.is_empty() {
+            path.push('/');
+        }
+        path.push_str(&component);
+    }
+    (!path.is_empty()).then_some(path)
+}
+
 /// Whether `c` changes the direction text is shown in (the embeddings,
 /// overrides and isolates of Unicode's bidirectional algorithm, and the
 /// marks): `invoice\u{202E}fdp.exe` would show as `invoiceexe.pdf`.
@@ -506,12 +545,34 @@ pub(crate) fn new_archive_record(
         local_copy: true,
         stored_size: Some(0),
         protected_until: None,
+        path: None,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn folder_paths_keep_the_folders_only() {
+        for (relative, expected) in [
+            ("Photos/2024/a.jpg", Some("Photos/2024")),
+            ("a.jpg", None),
+            ("", None),
+            ("C:\\Users\\kim\\b.jpg", Some("C:/Users/kim")),
+            ("/x//./y/../z/c.jpg", Some("x/z")),
+            ("../../etc/passwd", Some("etc")),
+            ("line\nbreak/\u{202E}gpj.exe", Some("line_break")),
+        ] {
+            assert_eq!(
+                clean_folder_path(relative).as_deref(),
+                expected,
+                "{relative:?}"
+            );
+        }
+        let long = format!("{}/{}/f", "a".repeat(1000), "b".repeat(100));
+        assert_eq!(clean_folder_path(&long), Some("a".repeat(1000)));
+    }
 
     #[test]
     fn remote_totals_count_known_sizes_and_savings_of_whole_uploads() {

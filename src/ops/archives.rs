@@ -66,6 +66,63 @@ pub fn cache(app: &App, owner_id: &str, archive_id: &str) -> super::Result<Archi
     Ok(archive)
 }
 
+/// The most archives one bulk request may name (a page of the list).
+pub const MAX_BULK_IDS: usize = crate::archive::PAGE_LIMIT;
+
+/// What a bulk request does to each archive it names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BulkAction {
+    Uncache,
+    Cache,
+    Delete,
+}
+
+impl BulkAction {
+    /// `uncache`, `cache` or `delete`, as the API and the list's form name them.
+    pub fn parse(text: &str) -> Option<BulkAction> {
+        match text {
+            "uncache" => Some(BulkAction::Uncache),
+            "cache" => Some(BulkAction::Cache),
+            "delete" => Some(BulkAction::Delete),
+            _ => None,
+        }
+    }
+}
+
+/// One archive's outcome in a bulk request: a sentence of what happened,
+/// or the error the single action would have given.
+pub struct BulkOutcome {
+    pub id: String,
+    pub result: super::Result<String>,
+}
+
+/// Does `action` to each of `ids` in turn, exactly as the single action
+/// would (the same checks, log lines, announcements; another user's
+/// archive is "No such archive."), and answers each. One failing never
+/// stops the others.
+pub fn bulk(app: &App, owner_id: &str, action: BulkAction, ids: &[String]) -> Vec<BulkOutcome> {
+    ids.iter()
+        .map(|id| BulkOutcome {
+            id: id.clone(),
+            result: match action {
+                BulkAction::Uncache => uncache(app, owner_id, id)
+                    .map(|_| "The copy on this box is being freed; the backup stays.".into()),
+                BulkAction::Cache => {
+                    cache(app, owner_id, id).map(|_| "Being fetched back to this box.".into())
+                }
+                BulkAction::Delete => {
+                    super::trash::trash(app, owner_id, id).map(|deleted| match deleted {
+                        crate::archive::Deleted::Trashed(..) => {
+                            "Moved to the trash; it can be restored from there.".into()
+                        }
+                        crate::archive::Deleted::Deleting => "Deleted for good.".into(),
+                    })
+                }
+            },
+        })
+        .collect()
+}
+
 /// Checks the remote copies of an archive's parts (downloading `percent`
 /// of them) on this thread and writes what it found and did to the
 /// system log. Errors are sentences.

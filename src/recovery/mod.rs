@@ -503,6 +503,7 @@ fn archive_record(
         local_copy: false,
         stored_size: None,
         protected_until: None,
+        path: None,
     }
 }
 

@@ -9,7 +9,7 @@ use tiny_http::Method;
 
 use super::http::{ApiError, Body, Req, Resp};
 use super::pages::{
-    account, admin, archives, remote, restore as restore_page, trash as trash_page,
+    account, admin, archives, list, remote, restore as restore_page, trash as trash_page,
 };
 use super::{
     admin_api, api, auth, device, metrics, notifications, pages, restore, sse, tls, trash, tus,
@@ -89,6 +89,7 @@ pub fn route<'p>(method: &Method, path: &'p [&'p str]) -> Route<'p> {
         // Archives and uploads (tus).
         (Get, ["api", "v1", "archives"]) => open(api::list_archives),
         (Put, ["api", "v1", "archives"]) => open(api::put_archive),
+        (Post, ["api", "v1", "archives", "bulk"]) => open(api::bulk_archives),
         (Get, ["api", "v1", "archives", id]) => open(move |app, req| api::get_archive(app, req, id)),
         (Patch, ["api", "v1", "archives", id]) => open(move |app, req| api::rename_archive(app, req, id)),
         (Delete, ["api", "v1", "archives", id]) => open(move |app, req| trash::delete_archive(app, req, id)),
@@ -174,6 +175,7 @@ fn page_route<'p>(method: &Method, path: &'p [&'p str]) -> Route<'p> {
         (Post, ["account", "notifications"]) => form(account::notifications_post),
         (Post, ["account", "tokens"]) => form(account::token_post),
         (Post, ["account", "tokens", id, "delete"]) => form(move |app, _, caller, _| account::token_delete_post(app, caller, id)),
+        (Post, ["archives", "bulk"]) => form(|app, _, caller, form| list::bulk_post(app, caller, form)),
         (Post, ["archives", id, "rename"]) => form(move |app, req, caller, form| archives::rename_post(app, req, caller, id, form)),
         (Post, ["archives", id, "delete"]) => form(move |app, _, caller, _| trash_page::delete_post(app, caller, id)),
         (Post, ["archives", id, "restore"]) => form(move |app, _, caller, _| trash_page::restore_post(app, caller, id)),
@@ -266,7 +268,7 @@ fn run(app: &App, req: &mut Req, handler: Route) -> Answer {
         Ok(auth::caller(app, req)
             .ok()
             .flatten()
-            .ok_or_else(|| Resp::redirect("/login")))
+            .ok_or_else(|| auth::login_redirect(req)))
     };
     match handler {
         Route::Stream(_) => Err(ApiError::not_found()),

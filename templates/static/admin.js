@@ -90,7 +90,9 @@
       try {
         await api("POST", "/api/v1/admin/deployments", {
           script_id: deployForm.elements.script_id.value,
-          interval_seconds: Number(deployForm.elements.interval_seconds.value),
+          // A count of minutes, hours or days; the API takes seconds.
+          interval_seconds: Number(deployForm.elements.interval_count.value) *
+            Number(deployForm.elements.interval_unit.value),
         });
         location.reload();
       } catch (error) {

@@ -33,6 +33,10 @@ pub struct TestServer {
     open_files: Option<u32>,
 }
 
+/// A config file that lets deployments run every second (the default
+/// minimum is 5 minutes).
+pub const FAST_DEPLOYMENTS: &str = "min_deployment_interval_seconds = 1\n";
+
 impl TestServer {
     pub fn start() -> TestServer {
         TestServer::start_with(None)
@@ -44,7 +48,17 @@ impl TestServer {
         TestServer::start_with(Some(open_files))
     }
 
+    /// Starts the server with `toml` as its config file
+    /// (`<data>/piarchive.toml`), e.g. a shorter minimum deployment interval.
+    pub fn start_with_config(toml: &str) -> TestServer {
+        TestServer::start_configured(None, Some(toml))
+    }
+
     fn start_with(open_files: Option<u32>) -> TestServer {
+        TestServer::start_configured(open_files, None)
+    }
+
+    fn start_configured(open_files: Option<u32>, toml: Option<&str>) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut server = TestServer {
             dir,
@@ -55,6 +69,10 @@ impl TestServer {
             child: None,
             open_files,
         };
+        if let Some(toml) = toml {
+            std::fs::create_dir_all(server.data_dir()).expect("data dir");
+            std::fs::write(server.data_dir().join("piarchive.toml"), toml).expect("config file");
+        }
         server.spawn("127.0.0.1:0", "127.0.0.1:0");
         server
     }

@@ -14,9 +14,16 @@ use crate::settings::Settings;
 use crate::web::auth;
 use crate::web::http::{ApiError, Req};
 
-fn credentials_form(action: &str, button: &str, username: &str, new_password: bool) -> Markup {
+fn credentials_form(
+    action: &str,
+    button: &str,
+    username: &str,
+    new_password: bool,
+    next: Option<&str>,
+) -> Markup {
     html! {
         form.card method="post" action=(action) {
+            @if let Some(next) = next { input type="hidden" name="next" value=(next); }
             label { "Username" input name="username" value=(username) required autocomplete="username" autofocus; }
             label {
                 "Password"
@@ -145,7 +152,7 @@ pub fn setup_post(app: &App, req: &mut Req) -> Result<Resp, ApiError> {
     let check = keys::PassphraseCheck::EnteredTwice;
     match ops::accounts::setup(app, username, password, given, check) {
         Ok(passphrase) => {
-            let (signed_in, csrf) = sign_in_with_csrf(app, req, username, password)?;
+            let (signed_in, csrf) = sign_in_with_csrf(app, req, username, password, "/")?;
             match passphrase.filter(|_| given.is_none()) {
                 Some(passphrase) => {
                     let mut resp = Resp::html(passphrase_page(&passphrase, &csrf));
@@ -171,11 +178,26 @@ pub fn setup_post(app: &App, req: &mut Req) -> Result<Resp, ApiError> {
     }
 }
 
-fn login_form(error: Option<&str>, username: &str, registration_open: bool) -> Markup {
+/// Where the login goes back to (`next`, a path on this site only) and
+/// whether it came from a session that ended.
+struct Return<'a> {
+    next: Option<&'a str>,
+    ended: bool,
+}
+
+fn login_form(
+    error: Option<&str>,
+    username: &str,
+    registration_open: bool,
+    back: &Return,
+) -> Markup {
     Page::new("Log in", None, false).render(html! {
         h1 { "Log in" }
+        @if back.ended && error.is_none() {
+            p.notice role="status" id="session-ended" { "Your session ended; sign in again." @if back.next.is_some() { " You will be taken back to the page you were on." } }
+        }
         @if let Some(error) = error { p.error role="alert" { (error) } }
-        (credentials_form("/login", "Log in", username, false))
+        (credentials_form("/login", "Log in", username, false, back.next))
         p { "Forgot your password? Ask your admin: they can set a new one for you." }
         @if registration_open {
             p { "No account yet? " a href="/register" { "Register" } }
@@ -183,13 +205,17 @@ fn login_form(error: Option<&str>, username: &str, registration_open: bool) -> M
     })
 }
 
-pub fn login_page(app: &App, _req: &mut Req) -> Result<Resp, ApiError> {
+pub fn login_page(app: &App, req: &mut Req) -> Result<Resp, ApiError> {
     let open = Settings::load(&app.store)?.registration_open;
-    Ok(Resp::html(login_form(None, "", open)))
+    let back = Return {
+        next: req.query.get("next").and_then(|next| auth::safe_next(next)),
+        ended: req.query.get("ended").is_some_and(|v| v == "1"),
+    };
+    Ok(Resp::html(login_form(None, "", open, &back)))
 }
 
 fn sign_in(app: &App, req: &Req, username: &str, password: &str) -> Result<Resp, ApiError> {
-    sign_in_with_csrf(app, req, username, password).map(|(resp, _)| resp)
+    sign_in_with_csrf(app, req, username, password, "/").map(|(resp, _)| resp)
 }
 
 /// Signs in; the redirect with the session cookie, and the session's CSRF
@@ -199,10 +225,11 @@ fn sign_in_with_csrf(
     req: &Req,
     username: &str,
     password: &str,
+    to: &str,
 ) -> Result<(Resp, String), ApiError> {
     let session = ops::accounts::login(app, username, password, &req.remote_addr)?;
     let max_age = app.config.session_ttl.as_secs() as i64;
-    let resp = Resp::redirect("/").header(
+    let resp = Resp::redirect(to).header(
         "Set-Cookie",
         auth::session_cookie(&session.token, max_age, auth::cookie_secure(app, req)),
     );
@@ -237,11 +264,16 @@ pub fn login_post(app: &App, req: &mut Req) -> Result<Resp, ApiError> {
     auth::refuse_cross_site(req)?;
     let form = req.form()?;
     let username = field(&form, "username");
-    match sign_in(app, req, username, field(&form, "password")) {
-        Ok(resp) => Ok(resp),
+    // Back to the page that needed the session: a path on this site only.
+    let next = auth::safe_next(field(&form, "next"));
+    let password = field(&form, "password");
+    match sign_in_with_csrf(app, req, username, password, next.unwrap_or("/")) {
+        Ok((resp, _)) => Ok(resp),
         Err(err) => {
             let open = Settings::load(&app.store)?.registration_open;
-            let mut resp = with_error(login_form(Some(&err.message), username, open), err.status);
+            let back = Return { next, ended: false };
+            let page = login_form(Some(&err.message), username, open, &back);
+            let mut resp = with_error(page, err.status);
             resp.headers.extend(err.headers);
             Ok(resp)
         }
@@ -252,7 +284,7 @@ fn register_form(error: Option<&str>, username: &str) -> Markup {
     Page::new("Register", None, false).render(html! {
         h1 { "Create an account" }
         @if let Some(error) = error { p.error role="alert" { (error) } }
-        (credentials_form("/register", "Register", username, true))
+        (credentials_form("/register", "Register", username, true, None))
         p { "Already have an account? " a href="/login" { "Log in" } }
     })
 }
@@ -440,6 +472,10 @@ pub fn admin_settings_page(
     auth::require_admin(caller)?;
     let settings = Settings::load(&app.store)?;
     let window = settings.upload_window.clone();
+    let zone = &app.config.zone;
+    let now = crate::ids::now_secs();
+    let start = window.as_ref().map_or("01:00", |w| w.start.as_str());
+    let end = window.as_ref().map_or("06:00", |w| w.end.as_str());
     let page = Page::new("Settings", Some(caller), app.on_box_only()).render(html! {
         h1 { "Appliance settings" }
         @if let Some(error) = &error { p.error role="alert" { (error) } }
@@ -461,11 +497,21 @@ pub fn admin_settings_page(
                 }
                 label.check {
                     input type="checkbox" name="upload_window_on" value="1" checked[window.is_some()];
-                    " Back up only during these hours (the box's local time)"
+                    " Back up only during these hours, in this box's time zone (" (zone.name()) ")"
+                }
+                p.muted id="box-clock" {
+                    "It is " (zone.local_text(now).get(11..).unwrap_or_default()) " (" (zone.name()) ") on the box now."
+                    span data-your-time=(zone.local_text(now).get(11..).unwrap_or_default()) data-box-offset=(zone.offset_secs(now)) {}
                 }
                 div.times {
-                    label { "From" input type="time" name="upload_window_start" value=(window.as_ref().map_or("01:00", |w| w.start.as_str())); }
-                    label { "Until" input type="time" name="upload_window_end" value=(window.as_ref().map_or("06:00", |w| w.end.as_str())); }
+                    label { "From (" (zone.name()) ")" input type="time" name="upload_window_start" value=(start); }
+                    label { "Until (" (zone.name()) ")" input type="time" name="upload_window_end" value=(end); }
+                }
+                p.muted id="window-your-time" {
+                    @if window.is_some() {
+                        "From " (start) span data-your-time=(start) data-box-offset=(zone.offset_secs(now)) {}
+                        " until " (end) span data-your-time=(end) data-box-offset=(zone.offset_secs(now)) {} "."
+                    }
                 }
                 label {
                     "Transfers at once (1 to 16)"

@@ -7,6 +7,7 @@ pub mod account;
 pub mod admin;
 pub mod archives;
 pub mod layout;
+pub mod list;
 mod progress;
 pub mod remote;
 pub mod restore;
@@ -61,6 +62,11 @@ const STATIC_FILES: &[(&str, &str, &str)] = &[
         "times.js",
         "text/javascript; charset=utf-8",
         include_str!("../../../templates/static/times.js"),
+    ),
+    (
+        "list.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../templates/static/list.js"),
     ),
     (
         "confirm.js",
