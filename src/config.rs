@@ -150,9 +150,10 @@ impl Config {
         if let Some(data) = env_data {
             config.data_dir = data;
         }
-        let localtime = std::fs::read_link("/etc/localtime").ok();
-        config.zone =
-            crate::zone::BoxZone::from_sources(env("TZ").as_deref(), localtime.as_deref());
+        config.zone = match env("TZ") {
+            Some(tz) => crate::zone::BoxZone::from_sources(Some(&tz), None),
+            None => crate::zone::BoxZone::from_environment(),
+        };
         if let Some(listen) = env("PIARCHIVE_LISTEN") {
             config.listen = listen;
         }

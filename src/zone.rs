@@ -28,15 +28,31 @@ impl BoxZone {
         }
     }
 
-    /// The zone `TZ` names, else the one `/etc/localtime` is, else UTC.
+    /// The zone `TZ` names, else the one `/etc/localtime` is (by its link
+    /// target, else by its content), else UTC.
     pub fn from_environment() -> BoxZone {
         let tz = std::env::var("TZ").ok();
         let link = std::fs::read_link("/etc/localtime").ok();
+        let named = tz.as_deref().is_some_and(|tz| !tz.trim().is_empty()) || link.is_some();
+        if !named {
+            if let Ok(bytes) = std::fs::read("/etc/localtime") {
+                if let Ok(zone) = tz::TimeZone::from_tz_data(&bytes) {
+                    let name = zone
+                        .find_local_time_type(
+                            crate::date::unix_secs(2000, 1, 1, 0, 0, 0).unwrap_or(0),
+                        )
+                        .map(|kind| kind.time_zone_designation().to_string())
+                        .unwrap_or_else(|_| "UTC".into());
+                    return BoxZone { name, zone };
+                }
+            }
+        }
         BoxZone::from_sources(tz.as_deref(), link.as_deref())
     }
 
     /// As [`BoxZone::from_environment`], with the value of `TZ` and the
-    /// target of the `/etc/localtime` link handed in.
+    /// target of the `/etc/localtime` link handed in (no file read but
+    /// the named zone's).
     pub fn from_sources(tz: Option<&str>, localtime_link: Option<&Path>) -> BoxZone {
         let tz = tz
             .map(|tz| tz.trim().trim_start_matches(':'))
@@ -44,24 +60,14 @@ impl BoxZone {
         if let Some(tz) = tz {
             return BoxZone::named(tz).unwrap_or_else(BoxZone::utc);
         }
-        let name = localtime_link.and_then(|link| {
-            let text = link.to_str()?;
-            let (_, name) = text.split_once("zoneinfo/")?;
-            Some(name.to_string())
-        });
-        match name {
-            Some(name) => BoxZone::named(&name).unwrap_or_else(BoxZone::utc),
-            None => match std::fs::read("/etc/localtime") {
-                Ok(bytes) => match tz::TimeZone::from_tz_data(&bytes) {
-                    Ok(zone) => BoxZone {
-                        name: "the box's zone".into(),
-                        zone,
-                    },
-                    Err(_) => BoxZone::utc(),
-                },
-                Err(_) => BoxZone::utc(),
-            },
-        }
+        localtime_link
+            .and_then(|link| {
+                link.to_str()?
+                    .split_once("zoneinfo/")
+                    .map(|(_, name)| name.to_string())
+            })
+            .and_then(|name| BoxZone::named(&name))
+            .unwrap_or_else(BoxZone::utc)
     }
 
     /// The zone a name or POSIX rule gives; `None` when it cannot be read.

@@ -152,7 +152,7 @@ fn search_sort_and_order_page_through_the_callers_archives() {
         ("sort=age", "sort must be created, name or size."),
         ("order=up", "order must be asc or desc."),
         (
-            "sort=name&after=12-0123456789abcdef0123456789abcdef",
+            "sort=name&after=zz-0123456789abcdef0123456789abcdef",
             "after is not a cursor",
         ),
     ] {

@@ -8,6 +8,7 @@ mod admin;
 mod archive_list;
 mod archives;
 mod browser;
+mod browser_list;
 mod compression;
 mod crash;
 mod device;

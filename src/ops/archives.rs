@@ -27,8 +27,9 @@ pub fn uploaded(app: &App, username: &str, archive: &ArchiveRecord) {
     app.admin.log.info(
         "upload",
         &format!(
-            "{username} uploaded {:?} ({} bytes).",
-            archive.name, archive.size
+            "{username} uploaded {:?} ({}).",
+            archive.name,
+            crate::units::human_size(archive.size)
         ),
         Subject::archive(&archive.owner_id, &archive.id),
     );
@@ -230,10 +231,10 @@ fn log_verification(log: &SystemLog, verification: &Verification) {
                 crate::admin::script::LogLevel::Debug,
                 "verify",
                 &format!(
-                    "{archive}: {} parts looked at, {} downloaded and hashed ({} bytes), all good.",
+                    "{archive}: {} parts looked at, {} downloaded and hashed ({}), all good.",
                     verification.parts_checked,
                     verification.parts_downloaded,
-                    verification.bytes_downloaded
+                    crate::units::human_size(verification.bytes_downloaded)
                 ),
                 subject,
             ),

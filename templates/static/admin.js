@@ -171,7 +171,8 @@
       if (!keep(entry)) return;
       const row = document.createElement("tr");
       row.className = `level-${entry.level} live`;
-      const time = new Date(entry.time_ms).toISOString().slice(0, 16).replace("T", " ") + " UTC";
+      // The browser's own time, as times.js shows the rendered rows.
+      const time = new Date(entry.time_ms).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
       for (const cell of [time, entry.level, entry.source, entry.message, users[entry.user_id] || entry.user_id || "", entry.archive_id || ""]) {
         const td = document.createElement("td");
         td.textContent = cell;

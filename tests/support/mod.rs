@@ -48,19 +48,31 @@ impl TestServer {
         TestServer::start_with(Some(open_files))
     }
 
+    /// Starts the server with no HTTPS listener (`--listen-https ""`).
+    pub fn start_without_https() -> TestServer {
+        let mut server = TestServer::start_configured(None, None);
+        server.spawn("127.0.0.1:0", "");
+        server
+    }
+
     /// Starts the server with `toml` as its config file
     /// (`<data>/piarchive.toml`), e.g. a shorter minimum deployment interval.
     pub fn start_with_config(toml: &str) -> TestServer {
-        TestServer::start_configured(None, Some(toml))
+        let mut server = TestServer::start_configured(None, Some(toml));
+        server.spawn("127.0.0.1:0", "127.0.0.1:0");
+        server
     }
 
     fn start_with(open_files: Option<u32>) -> TestServer {
-        TestServer::start_configured(open_files, None)
+        let mut server = TestServer::start_configured(open_files, None);
+        server.spawn("127.0.0.1:0", "127.0.0.1:0");
+        server
     }
 
+    /// The server, not started yet (`spawn` starts it).
     fn start_configured(open_files: Option<u32>, toml: Option<&str>) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut server = TestServer {
+        let server = TestServer {
             dir,
             base: String::new(),
             addr: String::new(),
@@ -73,7 +85,6 @@ impl TestServer {
             std::fs::create_dir_all(server.data_dir()).expect("data dir");
             std::fs::write(server.data_dir().join("piarchive.toml"), toml).expect("config file");
         }
-        server.spawn("127.0.0.1:0", "127.0.0.1:0");
         server
     }
 
@@ -136,11 +147,15 @@ impl TestServer {
         self.base = url;
         let https = line
             .split_whitespace()
-            .find(|word| word.starts_with("https://"))
-            .unwrap_or_else(|| panic!("no HTTPS address in {line:?}"))
-            .to_string();
-        self.https_addr = https.trim_start_matches("https://").to_string();
-        self.https_base = https;
+            .find(|word| word.starts_with("https://"));
+        match https {
+            Some(https) => {
+                self.https_addr = https.trim_start_matches("https://").to_string();
+                self.https_base = https.to_string();
+            }
+            None if listen_https.is_empty() => {}
+            None => panic!("no HTTPS address in {line:?}"),
+        }
         self.child = Some(child);
         wait_until(Duration::from_secs(30), || {
             ureq::get(&format!("{}/healthz", self.base)).call().is_ok()

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use maud::{html, Markup};
 
-use super::layout::{csrf_field, human_time, Page};
+use super::layout::{csrf_field, full_time, Page};
 use super::{field, Resp};
 use crate::accounts::Caller;
 use crate::app::state::App;
@@ -46,7 +46,9 @@ fn setup_form(error: Option<&str>, username: &str, (fingerprint, by_name): &Fact
         h1 { "Welcome to piarchive" }
         p { "Create the administrator account. There is no default password: this account is the only way in." }
         @if let Some(url) = by_name { p { "On your network this appliance is at " a href=(url) { (url) } "." } }
-        p.muted { "Over HTTPS, your browser should show this certificate fingerprint (SHA-256): " code.fingerprint { (fingerprint) } }
+        @if let Some(fingerprint) = fingerprint {
+            p.muted { "Over HTTPS, your browser should show this certificate fingerprint (SHA-256): " code.fingerprint { (fingerprint) } }
+        }
         @if let Some(error) = error { p.error role="alert" { (error) } }
         form.card method="post" action="/setup" {
             label { "Username" input name="username" value=(username) required autocomplete="username" autofocus; }
@@ -75,11 +77,15 @@ fn setup_form(error: Option<&str>, username: &str, (fingerprint, by_name): &Fact
 
 /// The certificate fingerprint and, while mDNS announces it, the address
 /// by name (`https://piarchive.local`).
-type Facts = (String, Option<String>);
+/// The certificate's fingerprint (none without an HTTPS listener: no
+/// certificate is served) and the address on the network.
+type Facts = (Option<String>, Option<String>);
 
 fn fingerprint(app: &App) -> Facts {
     (
-        app.tls.info().fingerprint_sha256,
+        app.https_addr
+            .get()
+            .map(|_| app.tls.info().fingerprint_sha256),
         app.mdns.get().and_then(|mdns| mdns.url()),
     )
 }
@@ -379,7 +385,7 @@ pub fn account_page(
                         @for token in &tokens {
                             tr {
                                 td { (token.name) }
-                                td { (human_time(token.created_at)) }
+                                td { (full_time(token.created_at)) }
                                 td {
                                     form.inline method="post" action={ "/account/tokens/" (token.id) "/delete" } {
                                         (csrf_field(caller))
