@@ -354,18 +354,25 @@ fn remote_and_https_pages_say_what_is_true_in_a_browser() {
         .as_str()
         .unwrap()
         .contains(SECRET_KEY));
+    assert!(browser
+        .text()
+        .contains("the one you typed is kept for 15 minutes"));
+    // A save refused (no region): the typed secret is still kept.
+    browser.script("document.querySelector('input[name=region]').value = '';");
     browser.click("button[value=save]");
-    browser.wait_for("the save refused", |b| {
-        b.text().contains("Nothing was saved.")
-    });
+    browser.wait_for("the save refused", |b| b.text().contains("no region"));
+    assert!(browser.text().contains("Nothing was saved."));
     assert!(browser
         .text()
         .contains("the one you typed is kept for 15 minutes"));
     browser.check_page("list-12-secret-kept");
-    // The right endpoint, the secret left empty: the kept one is used.
+    // Fixed, the secret left empty: the kept one is used (the S3 server
+    // checks every signature, so a backup proves it).
     browser.script(&format!(
-        "document.querySelector('input[name=endpoint]').value = {};",
-        json!(s3.endpoint)
+        "document.querySelector('input[name=endpoint]').value = {};\
+         document.querySelector('input[name=region]').value = {};",
+        json!(s3.endpoint),
+        good["region"]
     ));
     if browser.find_all("input[name=confirm_move]") == 1 {
         browser.click("input[name=confirm_move]");
@@ -375,4 +382,6 @@ fn remote_and_https_pages_say_what_is_true_in_a_browser() {
     let remote = admin.get("/api/v1/admin/remote").json();
     assert_eq!(remote["kind"], json!("s3"));
     assert_eq!(remote["endpoint"], json!(s3.endpoint));
+    let id = upload_at(&admin, "signed with the kept secret", None, 2000);
+    wait_state(&admin, &id, "backed_up");
 }

@@ -172,7 +172,9 @@
       const row = document.createElement("tr");
       row.className = `level-${entry.level} live`;
       // The browser's own time, as times.js shows the rendered rows.
-      const time = new Date(entry.time_ms).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
+      const time = new Date(entry.time_ms).toLocaleString(undefined, {
+        year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", timeZoneName: "short",
+      });
       for (const cell of [time, entry.level, entry.source, entry.message, users[entry.user_id] || entry.user_id || "", entry.archive_id || ""]) {
         const td = document.createElement("td");
         td.textContent = cell;

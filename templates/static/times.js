@@ -1,7 +1,8 @@
 // Times in the browser's own zone: each <time datetime data-relative> shows
 // "2 hours ago" (or the date when older than a week), each <time datetime
 // data-clock> the local time of day ("01:00"), each <time datetime
-// data-full> the local date and time ("6 Dec 2026, 22:30"), all with the
+// data-full> the local date and time with its zone ("6 Dec 2026, 22:30
+// CET"), all with the
 // full local date, time and zone on hover. The server's UTC text stays
 // without JavaScript. Each <span data-your-time="HH:MM" data-box-offset>
 // (a time of day in the box's zone) gets ", 20:00 your time" when the
@@ -25,6 +26,8 @@
     return "just now";
   }
   var full = { dateStyle: "full", timeStyle: "short" };
+  var withZone = { year: "numeric", month: "short", day: "numeric", hour: "2-digit",
+                   minute: "2-digit", timeZoneName: "short" };
   var zone = window.Intl && Intl.DateTimeFormat().resolvedOptions().timeZone;
   function hover(date) {
     return date.toLocaleString(undefined, full) + (zone ? " (your time, " + zone + ")" : " (your time)");
@@ -45,7 +48,8 @@
     document.querySelectorAll("time[data-full]").forEach(function (element) {
       var date = new Date(element.getAttribute("datetime"));
       if (isNaN(date.getTime())) return;
-      element.textContent = date.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
+      // The zone stays visible ("CET", "GMT+1"): the box may be elsewhere.
+      element.textContent = date.toLocaleString(undefined, withZone);
       element.title = hover(date);
     });
     // A box-zone time of day: what it is in the browser's zone, today.
