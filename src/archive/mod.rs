@@ -44,7 +44,7 @@ pub enum ArchiveError {
     UploadNotFound,
     #[error("{0}")]
     InvalidName(String),
-    #[error("This upload needs {needed} bytes but only {available} bytes can be used (free space minus the {reserve}-byte reserve and what unfinished uploads still need). Free some space, finish or cancel other uploads, or ask an admin to lower the reserve.")]
+    #[error("This upload needs {} but only {} can be used (free space minus the {} reserve and what unfinished uploads still need). Free some space, finish or cancel other uploads, or ask an admin to lower the reserve.", crate::units::human_size(*.needed), crate::units::human_size(*.available), crate::units::human_size(*.reserve))]
     InsufficientSpace {
         needed: u64,
         available: u64,

@@ -330,7 +330,7 @@ fn rename_card(
     html! {
         section.card hidden[in_trash] id="rename" {
             h2 { "Rename" }
-            form method="post" action={ "/archives/" (archive.id) "/rename#rename" } {
+            form method="post" action={ "/archives/" (archive.id) "/rename" } {
                 (csrf_field(caller))
                 @if let Some(refused) = refused {
                     p.error role="alert" id="rename-error" { (refused.message) }
