@@ -283,11 +283,30 @@ fn the_small_frictions_are_gone_in_a_browser() {
         assert_eq!(origin, json!(site), "next={next}");
     }
 
-    // Times are local and say so; deployments are in minutes and up.
+    // Times are local and say so: the upload window is typed in the box's
+    // zone, named, and a browser in another zone is told its own time.
+    admin.put_settings(|settings| {
+        settings["upload_window"] = json!({"start": "01:00", "end": "06:00"});
+    });
+    browser.call(
+        "POST",
+        "/goog/cdp/execute",
+        Some(json!({"cmd": "Emulation.setTimezoneOverride",
+                    "params": {"timezoneId": "Pacific/Honolulu"}})),
+    );
     log_in(&browser, site, "admin", "admin password");
     browser.goto(&format!("{site}/admin/settings"));
-    assert!(browser.text().contains("in this box's time zone ("));
+    let text = browser.text();
+    assert!(text.contains("in this box's time zone ("), "{text}");
     assert_eq!(browser.find_all("#box-clock"), 1);
+    // The box runs on UTC here (no TZ); Honolulu is UTC-10 all year.
+    if text.contains("time zone (UTC)") {
+        browser.wait_for("the window in the browser's time", |b| {
+            let own = b.script("return document.getElementById('window-your-time').textContent;");
+            let own = own.as_str().unwrap_or_default().to_string();
+            own.contains("your time") && (own.contains("15:00") || own.contains("3:00"))
+        });
+    }
     browser.check_page("list-10-settings-zone");
     browser.goto(&format!("{site}/admin"));
     assert!(browser.text().contains("Every (at least 5 minutes)"));
