@@ -10,13 +10,13 @@ use std::collections::HashMap;
 
 use maud::{html, Markup};
 
-use super::layout::{csrf_field, Page};
-use super::Resp;
 use crate::accounts::Caller;
 use crate::app::state::App;
 use crate::archive::listing::{ListQuery, Order, SortKey};
 use crate::ops::archives::{BulkAction, MAX_BULK_IDS};
 use crate::web::http::ApiError;
+use crate::web::http::Resp;
+use crate::web::layout::{csrf_field, Page};
 
 /// The form field of a row's checkbox: `id.<archive id>` = `1` (one field
 /// per archive, as the form parser keeps one value per name).
