@@ -350,6 +350,7 @@ fn parse(cert_pem: &[u8], key_pem: &[u8], source: &'static str) -> Result<Served
             "No certificate was found: paste the PEM blocks starting with -----BEGIN CERTIFICATE-----.",
         ));
     }
+    check_every_block(cert_pem, &chain)?;
     let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|_| {
         invalid("The key is not a PEM private key (PKCS#8, RSA or EC, not encrypted).")
     })?;
@@ -365,6 +366,35 @@ fn parse(cert_pem: &[u8], key_pem: &[u8], source: &'static str) -> Result<Served
         key: Arc::new(certified),
         info,
     })
+}
+
+/// Refuses a chain with a block that is not a certificate (another kind of
+/// PEM block, which the PEM reader would skip) or a certificate block whose
+/// content is not an X.509 certificate: served as it is, it would break
+/// HTTPS for every client.
+fn check_every_block(cert_pem: &[u8], chain: &[CertificateDer<'_>]) -> Result<(), TlsError> {
+    let blocks = cert_pem
+        .windows(b"-----BEGIN ".len())
+        .filter(|window| *window == b"-----BEGIN ")
+        .count();
+    if blocks != chain.len() {
+        return Err(TlsError::Invalid(format!(
+            "The certificate chain holds {blocks} PEM blocks but only {} certificates; paste only the CERTIFICATE blocks (the key goes in its own field).",
+            chain.len()
+        )));
+    }
+    for (index, der) in chain.iter().enumerate() {
+        let whole =
+            matches!(x509_parser::parse_x509_certificate(der), Ok((rest, _)) if rest.is_empty());
+        if !whole {
+            return Err(TlsError::Invalid(format!(
+                "Certificate {} of {} in the chain could not be read as an X.509 certificate; paste the chain exactly as your certificate authority gave it.",
+                index + 1,
+                chain.len()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The certificate's subject, names, expiry and fingerprint; refuses one
@@ -509,6 +539,28 @@ mod tests {
         assert_eq!(installed.names, vec!["a.example".to_string()]);
         assert_eq!(Tls::open(dir.path(), names()).unwrap().info(), installed);
         assert_eq!(tls.remove_installed().unwrap(), before);
+    }
+
+    #[test]
+    fn a_chain_with_a_block_that_does_not_parse_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let tls = Tls::open(dir.path(), names()).unwrap();
+        let before = tls.info();
+        let (cert, key) = generate(&["a.example".into()]).unwrap();
+        let junk = "-----BEGIN CERTIFICATE-----\naGVsbG8gd29ybGQsIG5vdCBhIGNlcnRpZmljYXRl\n-----END CERTIFICATE-----\n";
+        let err = tls
+            .install(&format!("{cert}{junk}"), &key)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("Certificate 2 of 2"), "{err}");
+        let other = "-----BEGIN SOMETHING ELSE-----\naGVsbG8=\n-----END SOMETHING ELSE-----\n";
+        let err = tls
+            .install(&format!("{cert}{other}"), &key)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("2 PEM blocks but only 1"), "{err}");
+        assert_eq!(tls.info(), before);
+        tls.install(&cert, &key).unwrap();
     }
 
     /// The suite a client offering `client_suites` (in that order) gets from

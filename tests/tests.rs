@@ -16,12 +16,14 @@ mod firmware;
 #[cfg(feature = "garage-tests")]
 mod garage;
 mod hostile;
+mod hostile_members;
 mod limits;
 mod mdns;
 mod notify;
 mod notify_digest;
 mod notify_members;
 mod object_lock;
+mod quotas;
 mod recovery;
 mod remote;
 mod remote_engine;

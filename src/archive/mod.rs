@@ -12,6 +12,7 @@ pub mod ingest;
 pub mod listing;
 pub mod trash;
 pub mod uploads;
+pub mod usage;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -25,6 +26,7 @@ pub use crate::store::archives::ArchiveCursor;
 
 pub use trash::Deleted;
 pub use uploads::{NewUpload, PatchOutcome, UploadStatus};
+pub use usage::Usage;
 
 /// Longest archive name accepted, in characters.
 pub const MAX_NAME_CHARS: usize = 200;
@@ -44,7 +46,7 @@ pub enum ArchiveError {
     UploadNotFound,
     #[error("{0}")]
     InvalidName(String),
-    #[error("This upload needs {} but only {} can be used (free space minus the {} reserve and what unfinished uploads still need). Free some space, finish or cancel other uploads, or ask an admin to lower the reserve.", crate::units::human_size(*.needed), crate::units::human_size(*.available), crate::units::human_size(*.reserve))]
+    #[error("This upload needs {} but only {} can be used (free space minus the {} reserve and what your unfinished uploads still need). Free some space, finish or cancel other uploads, or ask an admin to lower the reserve.", crate::units::human_size(*.needed), crate::units::human_size(*.available), crate::units::human_size(*.reserve))]
     InsufficientSpace {
         needed: u64,
         available: u64,
@@ -80,6 +82,8 @@ pub enum ArchiveError {
     BeingDeleted,
     #[error("The appliance is trying a new version right now, so the trash cannot take anything yet; nothing was deleted. Try again in a few minutes.")]
     TrashNotReady,
+    #[error("This upload would take you past your {quota} quota; you use {used}. Delete archives you no longer need (and empty them from the trash), or ask an admin for a larger quota.")]
+    OverQuota { quota: String, used: String },
     #[error("The disk is full: {0}")]
     DiskFull(String),
     #[error("A file could not be read or written: {0}")]
@@ -479,16 +483,9 @@ pub fn clean_folder_path(relative_path: &str) -> Option<String> {
     (!path.is_empty()).then_some(path)
 }
 
-/// Whether `c` changes the direction text is shown in (the embeddings,
-/// overrides and isolates of Unicode's bidirectional algorithm, and the
-/// marks): `invoice\u{202E}fdp.exe` would show as `invoiceexe.pdf`.
-fn is_bidi_control(c: char) -> bool {
-    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
-}
-
 /// `text` without bidirectional control characters.
 pub fn strip_bidi_controls(text: &str) -> String {
-    text.chars().filter(|c| !is_bidi_control(*c)).collect()
+    text.chars().filter(|c| !ids::is_bidi_control(*c)).collect()
 }
 
 /// What the archives take on the remote, for `stats()` and the admin page.

@@ -21,6 +21,7 @@
 //! come back through the engine's normal cache job), the job queue.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
@@ -465,6 +466,22 @@ pub struct TaskState {
 #[derive(Clone, Default)]
 pub struct RecoveryTask {
     state: Arc<Mutex<TaskState>>,
+    /// Set while an attempt checks a bucket and its passphrase (fetching
+    /// the config, Argon2, the catalog): one at a time, so strangers
+    /// pointing the setup page at their own buckets cannot add up memory.
+    attempting: Arc<AtomicBool>,
+}
+
+/// An attempt to unlock a bucket under way; the next may start once it
+/// is dropped.
+pub struct Attempt {
+    attempting: Arc<AtomicBool>,
+}
+
+impl Drop for Attempt {
+    fn drop(&mut self) {
+        self.attempting.store(false, Ordering::SeqCst);
+    }
 }
 
 /// The archive record of a recovered manifest: `uncached`, or `damaged`
@@ -560,6 +577,17 @@ impl RecoveryTask {
 
     pub fn is_running(&self) -> bool {
         self.lock().state == "running"
+    }
+
+    /// Starts an attempt to check and unlock a bucket, or `None` while
+    /// another one is under way.
+    pub fn try_attempt(&self) -> Option<Attempt> {
+        self.attempting
+            .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
+            .ok()?;
+        Some(Attempt {
+            attempting: self.attempting.clone(),
+        })
     }
 
     /// Runs `recovery` on a new thread; `finished` is called after it ends,

@@ -80,7 +80,7 @@ pub enum RepoError {
     #[error("The remote object {name} is damaged or was not written with this backup's key ({reason}); it cannot be read.")]
     Corrupt { name: String, reason: String },
 
-    #[error("The key-derivation settings are not usable ({reason}); choose 1 to 16 lanes, 1 to 64 passes and memory between 8 KiB per lane and 1 GiB.")]
+    #[error("The backup's key-derivation settings are not usable ({reason}); piarchive accepts 1 to 16 lanes, 1 to 12 passes and memory between 8 KiB per lane and 256 MiB, so it did not try to unlock it.")]
     BadKdfParams { reason: String },
 
     #[error(

@@ -308,7 +308,9 @@ impl ApiError {
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> ApiError {
         match err {
-            StoreError::MapFull => ApiError::new(507, "database_full", err.to_string()),
+            StoreError::MapFull | StoreError::NearlyFull => {
+                ApiError::new(507, "database_full", err.to_string())
+            }
             other => ApiError::internal(other),
         }
     }
@@ -326,6 +328,7 @@ impl From<ArchiveError> for ApiError {
                 ApiError::new(507, "insufficient_storage", message)
             }
             ArchiveError::DiskFull(_) => ApiError::new(507, "disk_full", message),
+            ArchiveError::OverQuota { .. } => ApiError::new(507, "over_quota", message),
             ArchiveError::OffsetMismatch { .. } => ApiError::new(409, "offset_mismatch", message),
             ArchiveError::TooLong { .. } => ApiError::new(413, "too_long", message),
             ArchiveError::UploadBusy => ApiError::new(409, "upload_busy", message),
@@ -369,6 +372,7 @@ impl From<AccountError> for ApiError {
                 ApiError::new(404, "not_found", message)
             }
             AccountError::LastAdmin => ApiError::new(409, "last_admin", message),
+            AccountError::TooManyTokens { .. } => ApiError::new(409, "too_many_tokens", message),
             AccountError::Store(store) => store.into(),
         }
     }

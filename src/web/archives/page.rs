@@ -101,6 +101,7 @@ pub fn home(app: &App, req: &mut Req, caller: &Caller) -> Result<Resp, ApiError>
     let unfinished = progress::unfinished_uploads(app, caller)?;
     let notes = progress::transfer_notes(app, &archives)?;
     let duplicates = progress::duplicates(&archives);
+    let usage = app.archives.usage(&caller.user.id)?;
     let page = Page::new("Your archives", Some(caller), app.on_box_only())
         .script("/static/live.js")
         .script("/static/confirm.js")
@@ -110,6 +111,7 @@ pub fn home(app: &App, req: &mut Req, caller: &Caller) -> Result<Resp, ApiError>
                 h1 { "Your archives" }
                 a.button href="/archives/new" { "Upload files" }
             }
+            (crate::web::layout::storage_line(&usage))
             (done_notice(&req.query))
             (banner)
             (unfinished)
