@@ -48,6 +48,13 @@ pub struct CertInfo {
     not_after_unix: i64,
 }
 
+impl CertInfo {
+    /// The end of validity as Unix seconds.
+    pub fn not_after_unix(&self) -> i64 {
+        self.not_after_unix
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     /// A refused certificate or key, said as a sentence.

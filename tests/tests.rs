@@ -5,8 +5,10 @@ mod support;
 
 mod accounts;
 mod admin;
+mod archive_list;
 mod archives;
 mod browser;
+mod browser_list;
 mod compression;
 mod crash;
 mod device;

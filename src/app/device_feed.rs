@@ -171,7 +171,8 @@ pub fn start_feed(app: Arc<App>, sender: StatusSender, listen: SocketAddr) -> Ar
             let moved = metrics.bytes_uploaded() + metrics.bytes_downloaded();
             let bytes_per_sec = rate.update(std::time::Instant::now(), moved);
             let mut status = compute_status(&current_inputs(&app, &web_url, bytes_per_sec));
-            if fingerprint_turn(started.elapsed()) {
+            // No HTTPS listener: no certificate is served, so none is shown.
+            if app.https_addr.get().is_some() && fingerprint_turn(started.elapsed()) {
                 status.fingerprint_page = Some(app.tls.info().fingerprint_sha256);
             }
             // An update in progress overrides the status (display text, LED pattern).

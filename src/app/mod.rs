@@ -177,6 +177,7 @@ fn open(config: Config, script_hosts: crate::admin::HostMaker) -> Result<App, St
     let archives = Arc::new(Archives::open(store.clone(), &config.data_dir)?);
     let admin = Arc::new(Admin::open(store.clone(), script_hosts)?);
     let engine = Arc::new(Engine::start(store.clone(), &config.data_dir));
+    engine.set_zone(config.zone.clone());
     // What the engine has to tell people (a finished move, an old folder
     // deleted) goes to the system log.
     let log = admin.log.clone();
@@ -204,6 +205,7 @@ fn open(config: Config, script_hosts: crate::admin::HostMaker) -> Result<App, St
         engine,
         restore: Default::default(),
         on_box_only,
+        typed_secrets: Default::default(),
     })
 }
 

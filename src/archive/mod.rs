@@ -9,6 +9,7 @@
 
 pub mod chunker;
 pub mod ingest;
+pub mod listing;
 pub mod trash;
 pub mod uploads;
 pub mod usage;
@@ -34,6 +35,8 @@ pub const MAX_NAME_CHARS: usize = 200;
 pub const PAGE_LIMIT: usize = 1000;
 /// Longest original filename kept, in bytes (longer ones are shortened).
 pub const MAX_FILENAME_BYTES: usize = 255;
+/// Longest folder path kept (`ArchiveRecord::path`), in bytes.
+pub const MAX_PATH_BYTES: usize = 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ArchiveError {
@@ -43,7 +46,7 @@ pub enum ArchiveError {
     UploadNotFound,
     #[error("{0}")]
     InvalidName(String),
-    #[error("This upload needs {needed} bytes but only {available} bytes can be used (free space minus the {reserve}-byte reserve and what your unfinished uploads still need). Free some space, finish or cancel other uploads, or ask an admin to lower the reserve.")]
+    #[error("This upload needs {} but only {} can be used (free space minus the {} reserve and what your unfinished uploads still need). Free some space, finish or cancel other uploads, or ask an admin to lower the reserve.", crate::units::human_size(*.needed), crate::units::human_size(*.available), crate::units::human_size(*.reserve))]
     InsufficientSpace {
         needed: u64,
         available: u64,
@@ -457,6 +460,42 @@ pub fn clean_filename(filename: &str) -> String {
     cleaned
 }
 
+/// The folder part of a file's path in an uploaded folder
+/// (`Photos/2024/a.jpg` gives `Photos/2024`), `/`-separated: backslashes
+/// count as separators, empty and `.` components are dropped, control
+/// characters replaced (`..` goes up one), and it is shortened to [`MAX_PATH_BYTES`] at a
+/// component's end. `None` when no folder is left. Never fails: the path
+/// is only shown and searched.
+pub fn clean_folder_path(relative_path: &str) -> Option<String> {
+    let text = strip_bidi_controls(relative_path);
+    let mut components: Vec<String> = Vec::new();
+    for part in text.split(['/', '\\']) {
+        let part: String = part
+            .chars()
+            .map(|c| if c.is_control() { '_' } else { c })
+            .collect();
+        match part.trim() {
+            "" | "." => {}
+            ".." => {
+                components.pop();
+            }
+            part => components.push(part.to_string()),
+        }
+    }
+    components.pop();
+    let mut path = String::new();
+    for component in components {
+        if path.len() + 1 + component.len() > MAX_PATH_BYTES {
+            break;
+        }
+        if !path.is_empty() {
+            path.push('/');
+        }
+        path.push_str(&component);
+    }
+    (!path.is_empty()).then_some(path)
+}
+
 /// `text` without bidirectional control characters.
 pub fn strip_bidi_controls(text: &str) -> String {
     text.chars().filter(|c| !ids::is_bidi_control(*c)).collect()
@@ -516,6 +555,7 @@ pub(crate) fn new_archive_record(
         local_copy: true,
         stored_size: Some(0),
         protected_until: None,
+        path: None,
     }
 }
 
@@ -536,6 +576,7 @@ mod tests {
             name: name.to_owned(),
             filename: format!("{name}.bin"),
             length: 3,
+            relative_path: None,
         };
         let (done, pending) = (
             archives.create_upload(new("done")).unwrap(),
@@ -555,6 +596,27 @@ mod tests {
         assert_eq!(uploads(&archives).len(), 2);
         archives.delete("u1", &archive.id).unwrap();
         assert_eq!(uploads(&archives), vec![pending.id]);
+    }
+
+    #[test]
+    fn folder_paths_keep_the_folders_only() {
+        for (relative, expected) in [
+            ("Photos/2024/a.jpg", Some("Photos/2024")),
+            ("a.jpg", None),
+            ("", None),
+            ("C:\\Users\\kim\\b.jpg", Some("C:/Users/kim")),
+            ("/x//./y/../z/c.jpg", Some("x/z")),
+            ("../../etc/passwd", Some("etc")),
+            ("line\nbreak/\u{202E}gpj.exe", Some("line_break")),
+        ] {
+            assert_eq!(
+                clean_folder_path(relative).as_deref(),
+                expected,
+                "{relative:?}"
+            );
+        }
+        let long = format!("{}/{}/f", "a".repeat(1000), "b".repeat(100));
+        assert_eq!(clean_folder_path(&long), Some("a".repeat(1000)));
     }
 
     #[test]

@@ -40,6 +40,10 @@ pub struct NewUpload {
     /// The original filename, as sent (it is cleaned here).
     pub filename: String,
     pub length: u64,
+    /// Where the file was in the folder that was uploaded (tus metadata
+    /// `relative_path`, e.g. `Photos/2024/a.jpg`), as sent: the folder part
+    /// is kept, cleaned, as the archive's `path`.
+    pub relative_path: Option<String>,
 }
 
 pub struct UploadStatus {
@@ -208,6 +212,10 @@ impl Archives {
             length: new.length,
             created_at: ids::now_secs(),
             completed: false,
+            path: new
+                .relative_path
+                .as_deref()
+                .and_then(super::clean_folder_path),
         };
         let path = self.upload_path(&record.id);
         create_private(&path)?.sync_all()?;
@@ -512,15 +520,21 @@ impl Archives {
         }
         drop(file);
         let done = state.finish();
-        let archive = new_archive_record(
-            &archive_id,
-            &new.owner_id,
-            &name,
-            &filename,
-            done.size,
-            &done.sha256,
-            done.parts.len() as u32,
-        );
+        let archive = ArchiveRecord {
+            path: new
+                .relative_path
+                .as_deref()
+                .and_then(super::clean_folder_path),
+            ..new_archive_record(
+                &archive_id,
+                &new.owner_id,
+                &name,
+                &filename,
+                done.size,
+                &done.sha256,
+                done.parts.len() as u32,
+            )
+        };
         let path = self.archive_path(&archive_id);
         std::fs::rename(&temp, &path).map_err(|e| cleanup(e.into()))?;
         if let Err(err) = fsync_dir(&self.data_dir.join("archives")) {
@@ -561,15 +575,18 @@ impl Archives {
             None => IngestState::from_file(&mut File::open(self.upload_path(&record.id))?)?,
         };
         let done = state.finish();
-        let archive = new_archive_record(
-            &record.archive_id,
-            &record.owner_id,
-            &record.name,
-            &record.filename,
-            done.size,
-            &done.sha256,
-            done.parts.len() as u32,
-        );
+        let archive = ArchiveRecord {
+            path: record.path.clone(),
+            ..new_archive_record(
+                &record.archive_id,
+                &record.owner_id,
+                &record.name,
+                &record.filename,
+                done.size,
+                &done.sha256,
+                done.parts.len() as u32,
+            )
+        };
         let from = self.upload_path(&record.id);
         let to = self.archive_path(&record.archive_id);
         std::fs::rename(&from, &to)?;

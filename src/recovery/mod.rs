@@ -528,6 +528,7 @@ fn archive_record(
         local_copy: false,
         stored_size: None,
         protected_until: None,
+        path: None,
     }
 }
 

@@ -133,6 +133,11 @@ pub struct ArchiveRecord {
     /// or not known yet (the lock chore fills it in).
     #[serde(default)]
     pub protected_until: Option<i64>,
+    /// The folder a folder upload gave the file (`Photos/2024`, cleaned by
+    /// `archive::clean_folder_path`), or `None`. Added without a schema bump:
+    /// older versions ignore the field, and its absence reads as `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
 }
 
 /// Keyed by `indexed_key(archive_id, index)`.
@@ -214,6 +219,9 @@ pub struct UploadRecord {
     /// client that missed the final answer still learns the archive id.
     #[serde(default)]
     pub completed: bool,
+    /// The folder the archive will carry (`ArchiveRecord::path`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

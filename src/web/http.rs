@@ -78,6 +78,11 @@ impl<'r> Req<'r> {
         self.inner.as_reader()
     }
 
+    /// The path and query string as sent (`/archives/x?after=...`).
+    pub fn url(&self) -> String {
+        self.inner.url().to_string()
+    }
+
     pub fn cookie(&self, name: &str) -> Option<String> {
         self.header("Cookie")
             .and_then(|value| parse_cookie(value, name))

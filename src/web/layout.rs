@@ -132,6 +132,7 @@ pub fn done_notice(query: &std::collections::HashMap<String, String>) -> Markup 
         Some("token-deleted") => "The token was deleted.",
         Some("upload-discarded") => "The unfinished upload was discarded.",
         Some("passphrase-kept") => "Thank you: the recovery passphrase is confirmed.",
+        Some("bulk-none") => "Tick the archives first, then choose what to do with them.",
         _ => return html! {},
     };
     html! { p.notice.flash role="status" { (text) } }
@@ -156,6 +157,12 @@ pub fn human_time(secs: i64) -> String {
 /// hover, by `times.js`); the UTC text stays for pages without JavaScript.
 pub fn local_time(secs: i64) -> Markup {
     html! { time datetime=(iso_time(secs)) data-relative { (human_time(secs)) } }
+}
+
+/// A date and time the browser shows in full in its own zone
+/// (`times.js`, naming the zone on hover); UTC text without JavaScript.
+pub fn full_time(secs: i64) -> Markup {
+    html! { time datetime=(iso_time(secs)) data-full { (human_time(secs)) } }
 }
 
 /// A Unix time as ISO 8601 UTC (`2024-02-29T12:34:56Z`) for `<time datetime>`.

@@ -39,6 +39,10 @@ pub struct TestServer {
     wrapper: Vec<String>,
 }
 
+/// A config file that lets deployments run every second (the default
+/// minimum is 5 minutes).
+pub const FAST_DEPLOYMENTS: &str = "min_deployment_interval_seconds = 1\n";
+
 impl TestServer {
     pub fn start() -> TestServer {
         TestServer::start_with(None)
@@ -50,24 +54,45 @@ impl TestServer {
         TestServer::start_with(Some(open_files))
     }
 
+    /// Starts the server with no HTTPS listener (`--listen-https ""`).
+    pub fn start_without_https() -> TestServer {
+        let mut server = TestServer::start_configured(None, None, None, Vec::new());
+        server.spawn("127.0.0.1:0", "");
+        server
+    }
+
+    /// Starts the server with `toml` as its config file
+    /// (`<data>/piarchive.toml`), e.g. a shorter minimum deployment interval.
+    pub fn start_with_config(toml: &str) -> TestServer {
+        let mut server = TestServer::start_configured(None, Some(toml), None, Vec::new());
+        server.spawn("127.0.0.1:0", "127.0.0.1:0");
+        server
+    }
+
     fn start_with(open_files: Option<u32>) -> TestServer {
-        TestServer::start_custom(open_files, None, Vec::new())
+        let mut server = TestServer::start_configured(open_files, None, None, Vec::new());
+        server.spawn("127.0.0.1:0", "127.0.0.1:0");
+        server
     }
 
     /// Starts the server on the data folder `data` (on a small mount, say),
     /// run under `wrapper` (e.g. `["fiu-run", "-x"]`) when it is not empty.
     pub fn start_at(data: PathBuf, wrapper: &[&str]) -> TestServer {
         let wrapper = wrapper.iter().map(|part| part.to_string()).collect();
-        TestServer::start_custom(None, Some(data), wrapper)
+        let mut server = TestServer::start_configured(None, None, Some(data), wrapper);
+        server.spawn("127.0.0.1:0", "127.0.0.1:0");
+        server
     }
 
-    fn start_custom(
+    /// The server, not started yet (`spawn` starts it).
+    fn start_configured(
         open_files: Option<u32>,
+        toml: Option<&str>,
         data: Option<PathBuf>,
         wrapper: Vec<String>,
     ) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut server = TestServer {
+        let server = TestServer {
             dir,
             base: String::new(),
             addr: String::new(),
@@ -78,7 +103,10 @@ impl TestServer {
             data,
             wrapper,
         };
-        server.spawn("127.0.0.1:0", "127.0.0.1:0");
+        if let Some(toml) = toml {
+            std::fs::create_dir_all(server.data_dir()).expect("data dir");
+            std::fs::write(server.data_dir().join("piarchive.toml"), toml).expect("config file");
+        }
         server
     }
 
@@ -150,11 +178,15 @@ impl TestServer {
         self.base = url;
         let https = line
             .split_whitespace()
-            .find(|word| word.starts_with("https://"))
-            .unwrap_or_else(|| panic!("no HTTPS address in {line:?}"))
-            .to_string();
-        self.https_addr = https.trim_start_matches("https://").to_string();
-        self.https_base = https;
+            .find(|word| word.starts_with("https://"));
+        match https {
+            Some(https) => {
+                self.https_addr = https.trim_start_matches("https://").to_string();
+                self.https_base = https.to_string();
+            }
+            None if listen_https.is_empty() => {}
+            None => panic!("no HTTPS address in {line:?}"),
+        }
         self.child = Some(child);
         wait_until(Duration::from_secs(30), || {
             ureq::get(&format!("{}/healthz", self.base)).call().is_ok()
