@@ -103,7 +103,8 @@ fn default_verify_sample_percent() -> u8 {
 impl Default for Settings {
     fn default() -> Self {
         Settings {
-            registration_open: true,
+            // Closed: only an admin (or an invitation) makes accounts.
+            registration_open: false,
             upload_bandwidth_bytes_per_sec: 0,
             upload_window: None,
             transfer_concurrency: 2,
@@ -189,6 +190,35 @@ impl Settings {
         store.write(|txn, tables| -> Result<(), SettingsError> {
             tables.settings.put(txn, KEY, &value)?;
             crate::store::jobs::enqueue_catalog_upload(txn, tables)?;
+            Ok(())
+        })
+    }
+
+    /// Registration used to be open by default: an appliance set up before
+    /// it closed by default, whose admin never saved the settings, keeps it
+    /// open (its settings are written once, as they were). A new appliance
+    /// writes its settings at setup ([`Settings::save_at_setup`]), so this
+    /// never opens registration on one.
+    pub fn keep_older_registration_default(store: &Store) -> Result<(), StoreError> {
+        store.write(|txn, tables| {
+            if tables.settings.get(txn, KEY)?.is_none() && !tables.users.is_empty(txn)? {
+                let older = Settings {
+                    registration_open: true,
+                    ..Settings::default()
+                };
+                older.put_in(txn, tables)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// At setup: writes the settings as they are now (the defaults, with
+    /// registration closed) unless some are stored.
+    pub fn save_at_setup(store: &Store) -> Result<(), StoreError> {
+        store.write(|txn, tables| {
+            if tables.settings.get(txn, KEY)?.is_none() {
+                Settings::default().put_in(txn, tables)?;
+            }
             Ok(())
         })
     }

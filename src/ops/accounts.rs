@@ -44,6 +44,7 @@ pub fn setup(
     check: keys::PassphraseCheck,
 ) -> super::Result<Option<String>> {
     app.accounts.setup(username, password)?;
+    Settings::save_at_setup(&app.store)?;
     if keys::exist(&app.store)? {
         return Ok(None);
     }

@@ -22,7 +22,7 @@ pub fn plan(app: &App, settings: &RemoteSettings) -> super::Result<MovePlan> {
 /// updates the same-disk banner.
 pub fn save(app: &App, settings: RemoteSettings) -> super::Result<(RemoteSettings, MovePlan)> {
     let (saved, plan) = app.engine.change_remote(settings)?;
-    app.on_box_only.follow(&saved, &app.config.data_dir);
+    app.placement.follow(&saved, &app.config.data_dir);
     app.engine.wake();
     Ok((saved, plan))
 }

@@ -228,6 +228,7 @@ pub fn passphrase_status(app: &App) -> Result<Markup, ApiError> {
         Some(TypedBack) => ("Recovery passphrase: confirmed, its end was typed back at setup.", false),
         Some(NotTypedBack) => ("Recovery passphrase: shown once at setup and never typed back. Make sure you still have it.", true),
         Some(GivenOnce) => ("Recovery passphrase: given once through the API, never confirmed.", true),
+        Some(StoredElsewhere) => ("Recovery passphrase: shown once at setup; the admin said it is stored elsewhere.", false),
         None => ("Recovery passphrase: how it was checked is not recorded (set up before piarchive kept this, or restored).", false),
     };
     Ok(html! { p.passphrase-status.warning-text[warn] id="passphrase-status" { (text) } })
