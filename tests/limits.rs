@@ -151,6 +151,7 @@ fn wrong_recovery_passphrases_are_throttled() {
 fn cross_site_posts_to_login_and_register_are_refused() {
     let server = TestServer::start();
     let _admin = server.admin();
+    server.open_registration();
     let own_origin = format!("http://{}", server.addr);
     let credentials = json!({"username": "admin", "password": "admin password"});
     let login = |headers: &[(&str, &str)]| {
@@ -233,6 +234,7 @@ fn register_from(server: &TestServer, local: &str, username: &str) -> Resp {
 fn anonymous_registrations_are_rate_limited_per_address() {
     let server = TestServer::start();
     let _admin = server.admin();
+    server.open_registration();
     for n in 0..10 {
         let resp = register_from(&server, "127.0.0.2", &format!("flood{n}"));
         assert_eq!(resp.status, 201, "{}", resp.text());
@@ -279,6 +281,7 @@ fn reset_peak_rss(pid: u32) {
 fn a_registration_flood_stays_under_64_mib() {
     let server = TestServer::start();
     let _admin = server.admin();
+    server.open_registration();
     // Setup derived the recovery key once (Argon2id, 64 MiB): not the flood.
     reset_peak_rss(server.pid());
     let next = std::sync::atomic::AtomicUsize::new(0);

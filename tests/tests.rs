@@ -14,6 +14,7 @@ mod firmware;
 #[cfg(feature = "garage-tests")]
 mod garage;
 mod hostile;
+mod invitations;
 mod limits;
 mod mdns;
 mod notify;

@@ -18,6 +18,7 @@ use crate::device::DeviceDriver;
 use crate::engine::Engine;
 use crate::remote::placement::Placement;
 use crate::remote::RemoteSettings;
+use crate::store::records::{ArchiveRecord, ArchiveState};
 use crate::store::Store;
 
 /// Everything an operation may use. Shared by all handler threads.
@@ -56,6 +57,23 @@ impl App {
     pub fn placement(&self) -> Placement {
         self.placement.get()
     }
+
+    /// The one rule for `off_site` (API, pages, dashboard, scripts'
+    /// `stats()`): every part of the archive is stored, at a destination
+    /// not attached to this box.
+    pub fn off_site(&self, archive: &ArchiveRecord) -> bool {
+        is_off_site(archive, &self.placement())
+    }
+}
+
+/// [`App::off_site`] with the placement handed in (judged once for a list).
+pub fn is_off_site(archive: &ArchiveRecord, placement: &Placement) -> bool {
+    placement.is_off_site()
+        && matches!(
+            archive.state,
+            ArchiveState::BackedUp | ArchiveState::Uncached
+        )
+        && archive.parts_remote >= archive.parts_total
 }
 
 /// Where the backups go, judged by `remote::placement` (off-site, this

@@ -29,6 +29,7 @@ pub mod deployments;
 pub mod notifications;
 pub mod remote;
 pub mod script_host;
+pub mod safety;
 pub mod scripts;
 pub mod settings;
 pub mod tls;

@@ -25,8 +25,18 @@ pub fn user_json(user: &UserRecord) -> Value {
     })
 }
 
-pub fn archive_json(archive: &ArchiveRecord) -> Value {
+/// An archive as the API shows it; `off_site` by [`App::off_site`].
+pub fn archive_json(app: &App, archive: &ArchiveRecord) -> Value {
+    archive_json_placed(archive, &app.placement())
+}
+
+/// [`archive_json`] with the placement judged once for a whole list.
+pub fn archive_json_placed(
+    archive: &ArchiveRecord,
+    placement: &crate::remote::placement::Placement,
+) -> Value {
     json!({
+        "off_site": crate::app::state::is_off_site(archive, placement),
         "id": archive.id,
         "name": archive.name,
         "filename": archive.filename,
@@ -141,9 +151,13 @@ struct NewUser {
     username: String,
     password: String,
     role: Option<Role>,
+    /// A token from an admin's invitation: works while registration is
+    /// closed; the invitation gives the role.
+    invitation: Option<String>,
 }
 
-/// Self-registration, or an admin creating a user (with `role`).
+/// Self-registration, with an invitation, or an admin creating a user
+/// (with `role`).
 pub fn create_user(app: &App, req: &mut Req) -> Answer {
     auth::refuse_cross_site(req)?;
     let caller = match auth::caller(app, req)? {
@@ -154,6 +168,21 @@ pub fn create_user(app: &App, req: &mut Req) -> Answer {
         None => None,
     };
     let body: NewUser = req.json()?;
+    if let Some(token) = &body.invitation {
+        if body.role.is_some() {
+            return Err(ApiError::bad_request(
+                "An invitation gives the role; leave role out.",
+            ));
+        }
+        let user = ops::accounts::register_invited(
+            app,
+            &body.username,
+            &body.password,
+            token,
+            &req.remote_addr,
+        )?;
+        return Ok(Resp::json(201, &user_json(&user)));
+    }
     let user = match caller {
         Some(caller) if caller.is_admin() => ops::accounts::create_user(
             app,
@@ -242,7 +271,11 @@ pub fn list_archives(app: &App, req: &mut Req) -> Answer {
     let limit = paging::limit(&req.query)?;
     let after = paging::archive_cursor(&req.query)?;
     let (page, next) = app.archives.page(&caller.user.id, after.as_ref(), limit)?;
-    let list: Vec<Value> = page.iter().map(archive_json).collect();
+    let placement = app.placement();
+    let list: Vec<Value> = page
+        .iter()
+        .map(|archive| archive_json_placed(archive, &placement))
+        .collect();
     let resp = Resp::json(200, &list);
     Ok(match next {
         Some(next) => resp.header(
@@ -293,7 +326,7 @@ pub fn put_archive(app: &App, req: &mut Req) -> Answer {
     };
     let archive = app.archives.ingest_whole(new, req.body())?;
     ops::archives::uploaded(app, &caller.user.username, &archive);
-    Ok(Resp::json(201, &archive_json(&archive))
+    Ok(Resp::json(201, &archive_json(app, &archive))
         .header("Location", format!("/api/v1/archives/{}", archive.id)))
 }
 
@@ -325,19 +358,19 @@ pub fn rename_archive(app: &App, req: &mut Req, archive_id: &str) -> Answer {
     let caller = api_caller(app, req)?;
     let body: Rename = req.json()?;
     let archive = ops::archives::rename(app, &caller.user.id, archive_id, &body.name)?;
-    Ok(Resp::json(200, &archive_json(&archive)))
+    Ok(Resp::json(200, &archive_json(app, &archive)))
 }
 
 pub fn uncache_archive(app: &App, req: &mut Req, archive_id: &str) -> Answer {
     let caller = api_caller(app, req)?;
     let archive = ops::archives::uncache(app, &caller.user.id, archive_id)?;
-    Ok(Resp::json(202, &archive_json(&archive)))
+    Ok(Resp::json(202, &archive_json(app, &archive)))
 }
 
 pub fn cache_archive(app: &App, req: &mut Req, archive_id: &str) -> Answer {
     let caller = api_caller(app, req)?;
     let archive = ops::archives::cache(app, &caller.user.id, archive_id)?;
-    Ok(Resp::json(202, &archive_json(&archive)))
+    Ok(Resp::json(202, &archive_json(app, &archive)))
 }
 
 /// The remote settings, without the secret, and the move under way if any.

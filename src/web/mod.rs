@@ -13,14 +13,17 @@
 //! handlers is started and stopped by `crate::app`, which hands over [`App`].
 
 pub mod admin_api;
+pub mod admin_archives;
 pub mod api;
 pub mod auth;
 pub mod device;
 pub mod http;
+pub mod invitations;
 pub mod metrics;
 pub mod notifications;
 pub mod pages;
 pub mod paging;
+pub mod passphrase;
 pub mod restore;
 pub mod router;
 pub mod sse;

@@ -12,8 +12,8 @@ use super::pages::{
     account, admin, archives, remote, restore as restore_page, trash as trash_page,
 };
 use super::{
-    admin_api, api, auth, device, metrics, notifications, pages, restore, sse, tls, trash, tus,
-    updates,
+    admin_api, admin_archives, api, auth, device, invitations, metrics, notifications, pages,
+    passphrase, restore, sse, tls, trash, tus, updates,
 };
 use crate::accounts::Caller;
 use crate::app::state::App;
@@ -113,6 +113,11 @@ pub fn route<'p>(method: &Method, path: &'p [&'p str]) -> Route<'p> {
         (Get, ["api", "v1", "admin", "users"]) => open(api::list_users),
         (Get, ["api", "v1", "admin", "users", id]) => open(move |app, req| api::get_user(app, req, id)),
         (Patch, ["api", "v1", "admin", "users", id]) => open(move |app, req| api::update_user(app, req, id)),
+        (Get, ["api", "v1", "admin", "invitations"]) => open(invitations::list),
+        (Post, ["api", "v1", "admin", "invitations"]) => open(invitations::create),
+        (Delete, ["api", "v1", "admin", "invitations", id]) => open(move |app, req| invitations::delete(app, req, id)),
+        (Get, ["api", "v1", "admin", "archives"]) => open(admin_archives::list),
+        (Post, ["api", "v1", "admin", "archives", id, action]) => open(move |app, req| admin_archives::act(app, req, id, action)),
         (Get, ["api", "v1", "admin", "device"]) => open(device::state),
         (Get, ["api", "v1", "admin", "device", "display.png"]) => open(device::display_png),
         (Post, ["api", "v1", "admin", "system", action]) => open(move |app, req| api::power(app, req, action)),
@@ -160,9 +165,11 @@ fn page_route<'p>(method: &Method, path: &'p [&'p str]) -> Route<'p> {
         (Post, ["login"]) => page(account::login_post),
         (Get, ["register"]) => page(account::register_page),
         (Post, ["register"]) => page(account::register_post),
+        (Get, ["invite", token]) => page(move |app, req| invitations::signup_page(app, req, token)),
+        (Post, ["invite", token]) => page(move |app, req| invitations::signup_post(app, req, token)),
 
         // Pages of a signed-in user.
-        (Get, [""]) => signed_in(archives::home),
+        (Get, [""]) => signed_in(passphrase::home_unless_unconfirmed),
         (Get, ["archives", "new"]) => signed_in(archives::new_page),
         (Get, ["archives", id]) => signed_in(move |app, req, caller| archives::detail(app, req, caller, id)),
         (Get, ["archives", id, "delete"]) => signed_in(move |app, _, caller| trash_page::delete_page(app, caller, id)),
@@ -171,6 +178,9 @@ fn page_route<'p>(method: &Method, path: &'p [&'p str]) -> Route<'p> {
         (Post, ["logout"]) => form(|app, req, _, _| account::logout_post(app, req)),
         (Post, ["account", "password"]) => form(account::password_post),
         (Post, ["account", "passphrase-typed-back"]) => form(|app, _, caller, _| account::passphrase_typed_back_post(app, caller)),
+        (Get, ["setup", "passphrase"]) => signed_in(|app, _, caller| passphrase::page(app, caller, None)),
+        (Post, ["setup", "passphrase"]) => form(passphrase::confirm_post),
+        (Post, ["setup", "passphrase", "elsewhere"]) => form(|app, _, caller, _| passphrase::elsewhere_post(app, caller)),
         (Post, ["account", "notifications"]) => form(account::notifications_post),
         (Post, ["account", "tokens"]) => form(account::token_post),
         (Post, ["account", "tokens", id, "delete"]) => form(move |app, _, caller, _| account::token_delete_post(app, caller, id)),
@@ -187,6 +197,11 @@ fn page_route<'p>(method: &Method, path: &'p [&'p str]) -> Route<'p> {
         (Post, ["admin", "settings"]) => form(account::admin_settings_post),
         (Get, ["admin", "users"]) => signed_in(|app, _, caller| admin::users_page(app, caller, None)),
         (Post, ["admin", "users", target]) => form(move |app, _, caller, form| admin::users_post(app, caller, target, form)),
+        (Post, ["admin", "invitations"]) => form(invitations::admin_create_post),
+        (Post, ["admin", "invitations", id, "withdraw"]) => form(move |app, _, caller, _| invitations::admin_withdraw_post(app, caller, id)),
+        (Get, ["admin", "archives"]) => signed_in(admin_archives::page),
+        (Get, ["admin", "archives", id]) => signed_in(move |app, req, caller| admin_archives::detail(app, req, caller, id)),
+        (Post, ["admin", "archives", id, action]) => form(move |app, _, caller, _| admin_archives::act_post(app, caller, id, action)),
         (Get, ["admin", "remote"]) => signed_in(|app, _, caller| remote::remote_page(app, caller, None, None)),
         (Post, ["admin", "remote"]) => form(|app, _, caller, form| remote::remote_post(app, caller, form)),
         (Get, ["admin", "tls"]) => signed_in(|app, req, caller| tls::page(app, req, caller, None)),

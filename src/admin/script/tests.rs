@@ -542,6 +542,7 @@ fn a_panicking_host_does_not_take_the_caller_down() {
                 stored_bytes: 0,
                 bytes_saved: 0,
                 archives: 0,
+                ..Stats::default()
             }
         }
         fn uncache(&self, _: &str) -> Result<(), String> {
@@ -614,6 +615,7 @@ fn a_host_call_that_never_returns_still_ends_the_run_after_its_limit() {
                 archives: 0,
                 stored_bytes: 0,
                 bytes_saved: 0,
+                ..Stats::default()
             }
         }
         fn uncache(&self, _: &str) -> Result<(), String> {

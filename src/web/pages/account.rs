@@ -188,7 +188,12 @@ pub fn login_page(app: &App, _req: &mut Req) -> Result<Resp, ApiError> {
     Ok(Resp::html(login_form(None, "", open)))
 }
 
-fn sign_in(app: &App, req: &Req, username: &str, password: &str) -> Result<Resp, ApiError> {
+pub(crate) fn sign_in(
+    app: &App,
+    req: &Req,
+    username: &str,
+    password: &str,
+) -> Result<Resp, ApiError> {
     sign_in_with_csrf(app, req, username, password).map(|(resp, _)| resp)
 }
 

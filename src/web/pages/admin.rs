@@ -387,6 +387,7 @@ pub fn users_page(
                 button type="submit" { @if settings.registration_open { "Close registration" } @else { "Open registration" } }
             }
         }
+        (crate::web::invitations::admin_section(app, caller)?)
         table.users.cards {
             thead { tr { th { "User" } th { "Role" } th { "Status" } th { "Created" } th {} } }
             tbody {
