@@ -16,6 +16,7 @@ pub mod admin_api;
 pub mod admin_archives;
 pub mod api;
 pub mod auth;
+pub mod dashboard;
 pub mod device;
 pub mod http;
 pub mod invitations;

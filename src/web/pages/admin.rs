@@ -34,82 +34,6 @@ fn last_run(run: &Option<RunSummary>) -> Markup {
     }
 }
 
-/// A bar with its number: `done` of `total`.
-fn meter(label: &str, done: u64, total: u64) -> Markup {
-    let percent = (done.saturating_mul(100) / total.max(1)).min(100);
-    html! {
-        div.progress role="img" aria-label={ (label) ": " (percent) "%" } {
-            div.bar data-percent=(percent) {}
-        }
-    }
-}
-
-/// The admin's first look: disk, archives by state, storage, queue, damage.
-fn dashboard(app: &App) -> Result<Markup, ApiError> {
-    let inputs = crate::app::device_feed::current_inputs(app, "", 0);
-    let counts = &inputs.archives;
-    let remote = crate::settings::remote::remote_settings(&app.store, &app.config.data_dir)?;
-    let not_freed = crate::engine::lock::storage_not_freed(&app.store)?;
-    let on_box = app.on_box_only();
-    let stored = counts.backed_up + counts.uncached;
-    let total = stored
-        + counts.receiving
-        + counts.local
-        + counts.uploading
-        + counts.caching
-        + counts.damaged;
-    let where_to = match &remote {
-        crate::remote::RemoteSettings::S3 {
-            endpoint, bucket, ..
-        } => format!("S3 bucket {bucket} at {endpoint}"),
-        crate::remote::RemoteSettings::Dir { path } => format!("the folder {}", path.display()),
-    };
-    Ok(html! {
-        div.cards.dashboard {
-            section.card {
-                h2 { "Disk" }
-                @match inputs.disk {
-                    Some(disk) => {
-                        @let used = disk.total_bytes.saturating_sub(disk.free_bytes);
-                        (meter("Disk used", used, disk.total_bytes))
-                        p { (human_size(used)) " used, " (human_size(disk.free_bytes)) " free of " (human_size(disk.total_bytes)) "." }
-                    }
-                    None => p.muted { "The disk size cannot be read." },
-                }
-            }
-            section.card {
-                h2 { "Archives" }
-                (meter("Archives stored", stored, total))
-                dl.facts {
-                    dt { @if on_box { "On this box only" } @else { "Off-site" } } dd { (stored) }
-                    dt { "Waiting or copying" } dd { (counts.receiving + counts.local + counts.uploading) }
-                    dt { "Fetching back" } dd { (counts.caching) }
-                    dt { "Damaged" } dd class=(if counts.damaged > 0 { "failed" } else { "" }) { (counts.damaged) }
-                }
-            }
-            section.card {
-                h2 { "Storage" }
-                p { "Backups go to " (where_to) "." }
-                @if on_box {
-                    p.error { "Not off-site: the same disk as the originals." }
-                    p { a.button href="/admin/remote" { "Set up off-site storage" } }
-                } @else if let Some(error) = &inputs.remote_error {
-                    p.error { (error) }
-                } @else {
-                    p.ok { "Reachable." }
-                }
-                p { "Queue: " (inputs.jobs_queued) " waiting." }
-                @if let Some(not_freed) = &not_freed {
-                    p.warning.not-freed {
-                        "Storage is not freed yet: " (not_freed.message)
-                        " Next try: " (human_time(not_freed.next_try)) "."
-                    }
-                }
-            }
-        }
-    })
-}
-
 /// Archives in the trash: how many, their size, and the bytes of those
 /// whose file is still on this box's disk.
 fn trash_totals(trashed: &[(ArchiveRecord, TrashRecord)]) -> (usize, u64, u64) {
@@ -126,7 +50,7 @@ pub fn home(app: &App, caller: &Caller) -> Result<Resp, ApiError> {
     auth::require_admin(caller)?;
     let scripts = saved_scripts::list(app.admin.store())?;
     let deployments = crate::ops::deployments::list(app)?;
-    let dashboard = dashboard(app)?;
+    let dashboard = crate::web::dashboard::safety(app)?;
     let remote = crate::archive::remote_totals(&app.archives.list_all()?);
     let trash = trash_totals(&app.archives.all_trashed()?);
     let page = Page::new("Admin", Some(caller), app.on_box_only()).script("/static/admin.js");

@@ -7,7 +7,7 @@ pub mod account;
 pub mod admin;
 pub mod archives;
 pub mod layout;
-mod progress;
+pub(crate) mod progress;
 pub mod remote;
 pub mod restore;
 pub mod trash;
