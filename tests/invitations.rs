@@ -65,7 +65,7 @@ fn registration_is_closed_and_an_invitation_works_once() {
 
     // An admin invitation gives the admin role; a withdrawn one stops working.
     let for_admin = invite(&admin, &json!({"role": "admin", "expires_in_seconds": 3600}));
-    let resp = sign_up(&server, "second admin", for_admin["token"].as_str().unwrap());
+    let resp = sign_up(&server, "second_admin", for_admin["token"].as_str().unwrap());
     assert_eq!(resp.json()["role"], "admin", "{}", resp.text());
     let withdrawn = invite(&admin, &json!({}));
     let id = withdrawn["id"].as_str().unwrap();

@@ -139,9 +139,12 @@ pub fn setup(
         }
     };
     keys::create(&app.store, &passphrase).map_err(|err| super::Error::Internal(err.to_string()))?;
-    let check = match given {
-        Some(_) => check,
-        None => keys::PassphraseCheck::NotTypedBack,
+    // A generated passphrase: the API hands it to its caller in the answer
+    // (given once); the setup page shows it and asks for it back.
+    let check = match (given, check) {
+        (Some(_), check) => check,
+        (None, keys::PassphraseCheck::GivenOnce) => keys::PassphraseCheck::GivenOnce,
+        (None, _) => keys::PassphraseCheck::NotTypedBack,
     };
     keys::set_passphrase_check(&app.store, check)?;
     app.engine.wake();
