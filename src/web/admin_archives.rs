@@ -260,7 +260,7 @@ pub fn page(app: &App, req: &mut Req, caller: &Caller) -> Answer {
             nav.pager { a rel="next" href={ "/admin/archives?" (next_query(&req.query, PAGE_SIZE, next)) } { "Next page" } }
         }
     };
-    let page = Page::new("All archives", Some(caller), app.on_box_only()).render(body);
+    let page = Page::new("All archives", Some(caller), crate::web::pages::Safety::of(app)).render(body);
     Ok(Resp::html(page))
 }
 
@@ -296,7 +296,7 @@ pub fn detail(app: &App, req: &mut Req, caller: &Caller, archive_id: &str) -> An
         }
         p { a href="/admin/archives?state=problem" { "All problems" } }
     };
-    let page = Page::new(archive.name.clone(), Some(caller), app.on_box_only()).render(body);
+    let page = Page::new(archive.name.clone(), Some(caller), crate::web::pages::Safety::of(app)).render(body);
     Ok(Resp::html(page))
 }
 

@@ -209,7 +209,7 @@ pub fn admin_create_post(
     };
     let made = ops::accounts::invite(app, caller, role, days * 86_400)?;
     let link = invitation_url(req, &made.token);
-    let page = Page::new("Invitation made", Some(caller), app.on_box_only())
+    let page = Page::new("Invitation made", Some(caller), crate::web::pages::Safety::of(app))
         .script("/static/copy.js")
         .render(html! {
             h1 { "Invitation made" }

@@ -115,7 +115,7 @@ pub fn page(
             button type="submit" { "Save" }
         }
     };
-    let page = Page::new("Notifications", Some(caller), app.on_box_only()).render(body);
+    let page = Page::new("Notifications", Some(caller), crate::web::pages::Safety::of(app)).render(body);
     Ok(Resp::html(page))
 }
 

@@ -36,9 +36,7 @@ pub fn page(app: &App, caller: &Caller, error: Option<&str>) -> Answer {
         return Ok(Resp::redirect("/admin"));
     }
     // No navigation: setup is not finished until this is answered.
-    let page = Page::new("Confirm the recovery passphrase", None, false)
-        .script("/static/confirm.js")
-        .render(html! {
+    let page = Page::new("Confirm the recovery passphrase", None, false).render(html! {
         h1 { "Confirm the recovery passphrase" }
         p {
             "At setup this box showed a recovery passphrase once. Without it, nothing can be restored if this box is lost or broken: "

@@ -318,7 +318,7 @@ pub fn account_page(
         false => None,
     };
     let own_notifications = crate::web::notifications::member_section(app, caller)?;
-    let page = Page::new("Account", Some(caller), app.on_box_only()).render(html! {
+    let page = Page::new("Account", Some(caller), crate::web::pages::Safety::of(app)).render(html! {
         h1 { "Account" }
         p { "Signed in as " strong { (caller.user.username) } " (" (caller.user.role.as_str()) ")." }
         @if let Some(passphrase) = passphrase { (passphrase) }
@@ -446,7 +446,7 @@ pub fn admin_settings_page(
     auth::require_admin(caller)?;
     let settings = Settings::load(&app.store)?;
     let window = settings.upload_window.clone();
-    let page = Page::new("Settings", Some(caller), app.on_box_only()).render(html! {
+    let page = Page::new("Settings", Some(caller), crate::web::pages::Safety::of(app)).render(html! {
         h1 { "Appliance settings" }
         @if let Some(error) = &error { p.error role="alert" { (error) } }
         (super::layout::done_notice(&req.query))

@@ -18,7 +18,7 @@ use super::auth;
 use super::http::{ApiError, Req, Resp};
 use crate::app::state::App;
 
-pub use layout::Page;
+pub use layout::{Page, Safety};
 
 /// Static files embedded at build time.
 const STATIC_FILES: &[(&str, &str, &str)] = &[
@@ -142,7 +142,7 @@ fn static_etags() -> &'static [String] {
 /// An error in a page request, shown as a page with the sentence.
 pub fn error_page(app: &App, req: &Req, err: ApiError) -> Resp {
     let caller = auth::caller(app, req).ok().flatten();
-    let page = Page::new("Something went wrong", caller.as_ref(), app.on_box_only());
+    let page = Page::new("Something went wrong", caller.as_ref(), crate::web::pages::Safety::of(app));
     let body = maud::html! {
         h1 { "Something went wrong" }
         p.error role="alert" { (err.message) }

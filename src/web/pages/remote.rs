@@ -28,7 +28,7 @@ pub fn remote_page(
     // the secret), else what is saved.
     let settings = typed.unwrap_or(&saved);
     let fields = FormFields::of(settings);
-    let page = Page::new("Remote storage", Some(caller), app.on_box_only()).render(html! {
+    let page = Page::new("Remote storage", Some(caller), crate::web::pages::Safety::of(app)).render(html! {
         h1 { "Remote storage" }
         p { "Backups are encrypted on this appliance before they leave it. Each part goes to the storage below." }
         @if let Some((ok, message)) = &notice {
