@@ -7,6 +7,7 @@ mod accounts;
 mod admin;
 mod archives;
 mod browser;
+mod browser_safety;
 mod compression;
 mod crash;
 mod device;
