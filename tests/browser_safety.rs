@@ -57,7 +57,7 @@ fn setup_waits_for_the_passphrase_and_an_invitation_makes_an_account() {
     browser.check_page("safety-03-wrong-passphrase");
     browser.type_into("input[name=passphrase]", &passphrase);
     browser.click("form[action='/setup/passphrase'] button[type=submit]");
-    browser.wait_for("the dashboard", |b| b.path() == "/admin");
+    browser.wait_for("the home page", |b| b.path() == "/");
     assert!(browser.text().contains("the recovery passphrase is confirmed"));
     assert_eq!(browser.find_all("#passphrase-reminder"), 0);
 

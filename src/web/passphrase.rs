@@ -69,7 +69,7 @@ pub fn confirm_post(
     require_admin(caller)?;
     let typed = form.get("passphrase").map(String::as_str).unwrap_or("");
     if ops::accounts::confirm_passphrase(app, caller, typed)? {
-        return Ok(Resp::redirect("/admin?done=passphrase-kept"));
+        return Ok(Resp::redirect("/?done=passphrase-kept"));
     }
     let mut resp = page(
         app,
@@ -84,5 +84,5 @@ pub fn confirm_post(
 pub fn elsewhere_post(app: &App, caller: &Caller) -> Answer {
     require_admin(caller)?;
     ops::accounts::passphrase_stored_elsewhere(app, caller)?;
-    Ok(Resp::redirect("/admin?done=passphrase-elsewhere"))
+    Ok(Resp::redirect("/?done=passphrase-elsewhere"))
 }
