@@ -101,6 +101,9 @@ pub fn placement(remote: &RemoteSettings, data_dir: &Path) -> Placement {
                 (Some(folder), None) => {
                     placement_of_folder(device_numbers(folder.dev()), (0, 0), &Mounts::read())
                 }
+                // The default folder under the data folder is made on
+                // first use: missing there, it is still this box's disk.
+                (None, _) if path.starts_with(data_dir) => Placement::SameDisk,
                 (None, _) => Placement::Unreachable,
             }
         }
@@ -314,7 +317,14 @@ mod tests {
         let missing = RemoteSettings::Dir {
             path: dir.path().join("not-mounted/backups"),
         };
-        assert_eq!(placement(&missing, dir.path()), Placement::Unreachable);
+        assert_eq!(
+            placement(&missing, &dir.path().join("data")),
+            Placement::Unreachable
+        );
+        let not_made_yet = RemoteSettings::Dir {
+            path: dir.path().join("remote"),
+        };
+        assert_eq!(placement(&not_made_yet, dir.path()), Placement::SameDisk);
         let beside = RemoteSettings::Dir {
             path: dir.path().to_path_buf(),
         };
