@@ -12,8 +12,7 @@ use maud::html;
 
 use super::auth::{api_caller, require_admin};
 use super::http::{ApiError, Req, Resp};
-use super::pages::layout::csrf_field;
-use super::pages::Page;
+use super::layout::{csrf_field, Page};
 use crate::accounts::Caller;
 use crate::app::state::App;
 use crate::notify::members::{self, MemberChannels};
@@ -115,7 +114,7 @@ pub fn page(
             button type="submit" { "Save" }
         }
     };
-    let page = Page::new("Notifications", Some(caller), crate::web::pages::Safety::of(app)).render(body);
+    let page = Page::new("Notifications", Some(caller), crate::web::layout::Safety::of(app)).render(body);
     Ok(Resp::html(page))
 }
 

@@ -12,7 +12,7 @@ use serde_json::json;
 
 use super::auth::{api_caller, require_admin};
 use super::http::{ApiError, Req, Resp};
-use super::pages::layout::Page;
+use super::layout::Page;
 use crate::accounts::Caller;
 use crate::app::state::App;
 use crate::ops;
@@ -81,7 +81,7 @@ pub fn page(app: &App, caller: &Caller) -> Result<Resp, ApiError> {
         .as_ref()
         .filter(|last| last.result == "failed")
         .map(|last| last.failure_sentence(&status.version));
-    let page = Page::new("Firmware", Some(caller), crate::web::pages::Safety::of(app)).script("/static/firmware.js").render(html! {
+    let page = Page::new("Firmware", Some(caller), crate::web::layout::Safety::of(app)).script("/static/firmware.js").render(html! {
         h1 { "Firmware" }
         @if let Some(sentence) = &failed {
             div.banner.warning role="alert" id="update-failed" { (sentence) }

@@ -8,9 +8,9 @@ use maud::{html, Markup};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::auth::{self, api_caller, require_admin};
-use super::http::{ApiError, Req, Resp};
-use super::pages::layout::{csrf_field, local_time, Page};
+use crate::web::auth::{self, api_caller, require_admin};
+use crate::web::http::{ApiError, Req, Resp};
+use crate::web::layout::{csrf_field, local_time, Page};
 use crate::accounts::invitations::{self, Invitation, DEFAULT_EXPIRY_SECS};
 use crate::accounts::Caller;
 use crate::app::state::App;
@@ -136,7 +136,7 @@ pub fn signup_post(app: &App, req: &mut Req, token: &str) -> Answer {
         return Ok(invitation_gone());
     };
     match ops::accounts::register_invited(app, username, password, token, &req.remote_addr) {
-        Ok(_) => super::pages::account::sign_in(app, req, username, password),
+        Ok(_) => super::page::sign_in(app, req, username, password),
         Err(err) => {
             let err = ApiError::from(err);
             let mut resp = Resp::html(signup_form(token, &invitation, Some(&err.message), username));
@@ -209,7 +209,7 @@ pub fn admin_create_post(
     };
     let made = ops::accounts::invite(app, caller, role, days * 86_400)?;
     let link = invitation_url(req, &made.token);
-    let page = Page::new("Invitation made", Some(caller), crate::web::pages::Safety::of(app))
+    let page = Page::new("Invitation made", Some(caller), crate::web::layout::Safety::of(app))
         .script("/static/copy.js")
         .render(html! {
             h1 { "Invitation made" }

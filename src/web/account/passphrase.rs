@@ -9,9 +9,9 @@ use std::collections::HashMap;
 
 use maud::html;
 
-use super::auth::require_admin;
-use super::http::{ApiError, Req, Resp};
-use super::pages::layout::{csrf_field, Page};
+use crate::web::auth::require_admin;
+use crate::web::http::{ApiError, Req, Resp};
+use crate::web::layout::{csrf_field, Page};
 use crate::accounts::Caller;
 use crate::app::state::App;
 use crate::engine::keys;
@@ -26,7 +26,7 @@ pub fn home_unless_unconfirmed(app: &App, req: &mut Req, caller: &Caller) -> Ans
     if caller.is_admin() && keys::passphrase_unconfirmed(&app.store)? {
         return Ok(Resp::redirect("/setup/passphrase"));
     }
-    super::pages::archives::home(app, req, caller)
+    crate::web::archives::page::home(app, req, caller)
 }
 
 /// The page: type the passphrase, or say it is stored elsewhere.

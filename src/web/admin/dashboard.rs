@@ -6,8 +6,8 @@
 
 use maud::{html, Markup};
 
-use super::http::ApiError;
-use super::pages::layout::local_time;
+use crate::web::http::ApiError;
+use crate::web::layout::local_time;
 use crate::app::state::App;
 use crate::ops::safety::{Problem, Safety};
 use crate::units::human_size;
@@ -20,7 +20,7 @@ pub fn safety(app: &App) -> Result<Markup, ApiError> {
     let safety = crate::ops::safety::overview(app)?;
     let inputs = crate::app::device_feed::current_inputs(app, "", 0);
     let waiting = app.archives.list_all()?;
-    let notes = super::pages::progress::transfer_notes(app, &waiting)?;
+    let notes = crate::web::archives::progress::transfer_notes(app, &waiting)?;
     Ok(html! {
         section class=(format!("card verdict verdict-{}", safety.verdict.colour())) id="verdict" role="status" {
             p.verdict-sentence { strong { (safety.verdict.sentence()) } }

@@ -10,10 +10,10 @@ use std::collections::HashMap;
 use maud::{html, Markup};
 use serde_json::{json, Value};
 
-use super::api::archive_json_placed;
-use super::auth::{api_caller, require_admin};
-use super::http::{percent_encode, ApiError, Req, Resp};
-use super::pages::layout::{csrf_field, done_notice, local_time, Page};
+use crate::web::archives::api::archive_json_placed;
+use crate::web::auth::{api_caller, require_admin};
+use crate::web::http::{percent_encode, ApiError, Req, Resp};
+use crate::web::layout::{csrf_field, done_notice, local_time, Page};
 use crate::accounts::Caller;
 use crate::app::state::{is_off_site, App};
 use crate::ops;
@@ -156,7 +156,7 @@ fn next_query(query: &HashMap<String, String>, limit: usize, next: &str) -> Stri
 /// more may follow (a page may come back short when few match).
 pub fn list(app: &App, req: &mut Req) -> Answer {
     let caller = api_caller(app, req)?;
-    let limit = super::paging::limit(&req.query)?;
+    let limit = crate::web::paging::limit(&req.query)?;
     let page = listing(app, &caller, &req.query, limit)?;
     let mut list = Vec::with_capacity(page.archives.len());
     for archive in &page.archives {
@@ -260,7 +260,7 @@ pub fn page(app: &App, req: &mut Req, caller: &Caller) -> Answer {
             nav.pager { a rel="next" href={ "/admin/archives?" (next_query(&req.query, PAGE_SIZE, next)) } { "Next page" } }
         }
     };
-    let page = Page::new("All archives", Some(caller), crate::web::pages::Safety::of(app)).render(body);
+    let page = Page::new("All archives", Some(caller), crate::web::layout::Safety::of(app)).render(body);
     Ok(Resp::html(page))
 }
 
@@ -296,7 +296,7 @@ pub fn detail(app: &App, req: &mut Req, caller: &Caller, archive_id: &str) -> An
         }
         p { a href="/admin/archives?state=problem" { "All problems" } }
     };
-    let page = Page::new(archive.name.clone(), Some(caller), crate::web::pages::Safety::of(app)).render(body);
+    let page = Page::new(archive.name.clone(), Some(caller), crate::web::layout::Safety::of(app)).render(body);
     Ok(Resp::html(page))
 }
 

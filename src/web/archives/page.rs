@@ -1,20 +1,19 @@
 //! The archive list (home), the new-archive (upload) page and the detail
-//! page (the delete confirmation and the trash are in `pages::trash`).
+//! page (the delete confirmation and the trash are in `web::trash::page`).
 
 use std::collections::HashMap;
 
 use maud::{html, Markup};
 
-use super::layout::{csrf_field, done_notice, local_time, Page};
 use super::progress;
-use super::{field, Resp};
 use crate::accounts::Caller;
 use crate::app::state::App;
 use crate::ops;
 use crate::remote::placement::Placement;
 use crate::store::records::{ArchiveRecord, ArchiveState, PartRecord};
 use crate::units::human_size;
-use crate::web::http::{ApiError, Req};
+use crate::web::http::{ApiError, Req, Resp};
+use crate::web::layout::{csrf_field, done_notice, field, local_time, Page};
 
 /// The words for a state. Honest about safety: unless the storage is
 /// off this box (`remote::placement`), nothing is "off-site"; a stored
@@ -143,7 +142,7 @@ pub fn home(app: &App, req: &mut Req, caller: &Caller) -> Result<Resp, ApiError>
     let unfinished = progress::unfinished_uploads(app, caller)?;
     let notes = progress::transfer_notes(app, &archives)?;
     let duplicates = progress::duplicates(&archives);
-    let page = Page::new("Your archives", Some(caller), crate::web::pages::Safety::of(app))
+    let page = Page::new("Your archives", Some(caller), crate::web::layout::Safety::of(app))
         .script("/static/live.js")
         .render(html! {
             div.heading {
@@ -202,7 +201,7 @@ fn archive_list(
 }
 
 pub fn new_page(app: &App, _req: &mut Req, caller: &Caller) -> Result<Resp, ApiError> {
-    let page = Page::new("Upload", Some(caller), crate::web::pages::Safety::of(app))
+    let page = Page::new("Upload", Some(caller), crate::web::layout::Safety::of(app))
         .script("/static/tus.min.js")
         .script("/static/upload.js")
         .render(html! {
@@ -253,11 +252,11 @@ pub fn detail(
     }
     let duplicates = progress::duplicates(&recent);
     let placement = app.placement();
-    let page = Page::new(archive.name.clone(), Some(caller), crate::web::pages::Safety::of(app)).script("/static/live.js").render(html! {
+    let page = Page::new(archive.name.clone(), Some(caller), crate::web::layout::Safety::of(app)).script("/static/live.js").render(html! {
         h1 data-archive-detail=(archive.id) data-state=(archive.state.as_str()) data-size=(archive.size) { (archive.name) }
         (progress::duplicate_note(duplicates.get(&archive.id)))
         (done_notice(&req.query))
-        @if let Some(trash) = &trash { (super::trash::trash_notice(caller, &archive, trash)) }
+        @if let Some(trash) = &trash { (crate::web::trash::page::trash_notice(caller, &archive, trash)) }
         (banner)
         (summary_card(&archive, &notes, &placement))
         (action_buttons(&archive, allowed, caller, &placement))
@@ -284,7 +283,7 @@ fn summary_card(archive: &ArchiveRecord, notes: &Markup, placement: &Placement) 
                 @if let Some(until) = archive.protected_until {
                     dt { "Protected until" }
                     dd id="protected-until" title="Object Lock: nobody can delete or change the copy in the bucket before then, not even with this box's keys." {
-                        (super::layout::local_time(until))
+                        (local_time(until))
                     }
                 }
                 dt { "Added" } dd { (local_time(archive.created_at)) }
