@@ -259,6 +259,33 @@ mod tests {
     use super::*;
 
     #[test]
+    fn registration_is_closed_on_new_appliances_and_kept_on_older_ones() {
+        let session = std::time::Duration::from_secs(60);
+        // New: set up after the change, settings written at setup.
+        let new_dir = tempfile::tempdir().unwrap();
+        let new = Store::open(new_dir.path(), 16 << 20).unwrap();
+        crate::accounts::Accounts::new(new.clone(), session)
+            .setup("admin", "long enough")
+            .unwrap();
+        Settings::save_at_setup(&new).unwrap();
+        Settings::keep_older_registration_default(&new).unwrap();
+        assert!(!Settings::load(&new).unwrap().registration_open);
+        // Older: set up before, settings never saved: stays open.
+        let old_dir = tempfile::tempdir().unwrap();
+        let old = Store::open(old_dir.path(), 16 << 20).unwrap();
+        crate::accounts::Accounts::new(old.clone(), session)
+            .setup("admin", "long enough")
+            .unwrap();
+        Settings::keep_older_registration_default(&old).unwrap();
+        assert!(Settings::load(&old).unwrap().registration_open);
+        // Not set up yet: nothing written, closed by default.
+        let empty_dir = tempfile::tempdir().unwrap();
+        let empty = Store::open(empty_dir.path(), 16 << 20).unwrap();
+        Settings::keep_older_registration_default(&empty).unwrap();
+        assert!(!Settings::load(&empty).unwrap().registration_open);
+    }
+
+    #[test]
     fn hh_mm() {
         for (text, expected) in [
             ("00:00", Some(0)),

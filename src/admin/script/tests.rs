@@ -131,6 +131,7 @@ fn script_api() {
                 "disk_total": 1000, "disk_free": 500, "queue_length": 3,
                 "bytes_uploaded": 1000, "bytes_downloaded": 2000, "archives": 4,
                 "stored_bytes": 400, "bytes_saved": 75,
+                "archives_off_site": 0, "placement": "same_disk",
             })),
         ),
         ("now()", Value(json!(NOW))),
