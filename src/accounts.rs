@@ -64,7 +64,9 @@ pub enum AccountError {
     TokenNotFound,
     #[error("No such invitation; it may have been used, withdrawn or expired.")]
     InvitationNotFound,
-    #[error("This invitation was used already, withdrawn or has expired; ask an admin for a new link.")]
+    #[error(
+        "This invitation was used already, withdrawn or has expired; ask an admin for a new link."
+    )]
     InvitationInvalid,
     #[error("This is the last admin; make another user admin first.")]
     LastAdmin,

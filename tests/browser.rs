@@ -407,7 +407,9 @@ fn first_use_setup_and_recovery_passphrase(browser: &Browser, site: &str) {
 fn first_use_register_a_member(browser: &Browser, site: &str) {
     browser.goto(&format!("{site}/admin/users"));
     browser.click("form[action='/admin/invitations'] button[type=submit]");
-    browser.wait_for("the invitation link", |b| b.text().contains("Invitation made"));
+    browser.wait_for("the invitation link", |b| {
+        b.text().contains("Invitation made")
+    });
     let link = browser.script("return document.getElementById('invitation-link').value;");
     let link = link.as_str().expect("an invitation link").to_string();
     assert!(link.starts_with(&format!("{site}/invite/")), "{link}");

@@ -34,7 +34,9 @@ fn setup_waits_for_the_passphrase_and_an_invitation_makes_an_account() {
     browser.type_into("input[name=username]", "admin");
     browser.type_into("input[name=password]", "admin password");
     browser.click("form button[type=submit]");
-    browser.wait_for("the passphrase", |b| b.text().contains("Your recovery passphrase"));
+    browser.wait_for("the passphrase", |b| {
+        b.text().contains("Your recovery passphrase")
+    });
     let passphrase = browser
         .script("return document.getElementById('recovery-passphrase').textContent.trim();")
         .as_str()
@@ -53,12 +55,16 @@ fn setup_waits_for_the_passphrase_and_an_invitation_makes_an_account() {
     browser.wait_for("the confirmation page", |b| b.path() == "/setup/passphrase");
     browser.type_into("input[name=passphrase]", "ABCD-EFGH-IJKL-MNOP-QRST-UVWX");
     browser.click("form[action='/setup/passphrase'] button[type=submit]");
-    browser.wait_for("the refusal", |b| b.text().contains("That is not the recovery passphrase"));
+    browser.wait_for("the refusal", |b| {
+        b.text().contains("That is not the recovery passphrase")
+    });
     browser.check_page("safety-03-wrong-passphrase");
     browser.type_into("input[name=passphrase]", &passphrase);
     browser.click("form[action='/setup/passphrase'] button[type=submit]");
     browser.wait_for("the home page", |b| b.path() == "/");
-    assert!(browser.text().contains("the recovery passphrase is confirmed"));
+    assert!(browser
+        .text()
+        .contains("the recovery passphrase is confirmed"));
     assert_eq!(browser.find_all("#passphrase-reminder"), 0);
 
     // An invitation from the users page, copied and opened by the invitee.
@@ -80,7 +86,9 @@ fn setup_waits_for_the_passphrase_and_an_invitation_makes_an_account() {
     browser.type_into("input[name=username]", "grandma");
     browser.type_into("input[name=password]", "grandma password");
     browser.click("form button[type=submit]");
-    browser.wait_for("grandma's home page", |b| b.path() == "/" && b.text().contains("grandma"));
+    browser.wait_for("grandma's home page", |b| {
+        b.path() == "/" && b.text().contains("grandma")
+    });
     // The link worked once.
     browser.goto(&link);
     assert!(browser.text().contains("cannot be used"));
@@ -107,7 +115,9 @@ fn the_dashboard_answers_are_we_safe_first() {
     // On the default folder remote: amber, "only on this box", bars amber.
     log_in(&browser, site, "admin", "admin password");
     browser.goto(&format!("{site}/admin"));
-    assert!(browser.text().contains("Not safe yet: 2 archives are only on this box."));
+    assert!(browser
+        .text()
+        .contains("Not safe yet: 2 archives are only on this box."));
     assert_eq!(browser.find_all("#verdict.verdict-warning"), 1);
     assert!(browser.text().contains("New accounts"));
     browser.check_page("safety-07-dashboard-on-box");
@@ -122,7 +132,10 @@ fn the_dashboard_answers_are_we_safe_first() {
         bytes[middle] ^= 0xff;
         std::fs::write(&part, bytes).unwrap();
     }
-    let verified = admin.post_json(&format!("/api/v1/admin/archives/{broken}/verify"), &json!({}));
+    let verified = admin.post_json(
+        &format!("/api/v1/admin/archives/{broken}/verify"),
+        &json!({}),
+    );
     assert_eq!(verified.status, 200, "{}", verified.text());
     wait_state(&bob, &broken, "damaged");
 
@@ -132,13 +145,22 @@ fn the_dashboard_answers_are_we_safe_first() {
     assert_eq!(browser.find_all("#verdict.verdict-failed"), 1);
     let problems = browser.script("return document.getElementById('problems').textContent;");
     let problems = problems.as_str().unwrap();
-    assert!(problems.contains("Old letters") && problems.contains("bob"), "{problems}");
+    assert!(
+        problems.contains("Old letters") && problems.contains("bob"),
+        "{problems}"
+    );
     assert!(problems.contains("Upload the file again"), "{problems}");
     browser.check_page("safety-08-dashboard-problem");
     browser.click(&format!("#problems a[href='/admin/archives/{broken}']"));
-    browser.wait_for("the admin's archive page", |b| b.path() == format!("/admin/archives/{broken}"));
+    browser.wait_for("the admin's archive page", |b| {
+        b.path() == format!("/admin/archives/{broken}")
+    });
     assert!(browser.text().contains("Owner: bob"));
-    assert_eq!(browser.find_all("a[href$='/content']"), 0, "no download for the admin");
+    assert_eq!(
+        browser.find_all("a[href$='/content']"),
+        0,
+        "no download for the admin"
+    );
     browser.check_page("safety-09-admin-archive");
     browser.goto(&format!("{site}/admin/archives?state=problem"));
     assert!(browser.text().contains("Old letters"));
@@ -149,7 +171,9 @@ fn the_dashboard_answers_are_we_safe_first() {
     log_in(&browser, site, "bob", "member password");
     browser.goto(&format!("{site}/archives/{broken}"));
     assert_eq!(browser.find_all(".summary .progress.bar-damaged"), 1);
-    assert!(browser.text().contains("Damaged. The copy in storage is damaged"));
+    assert!(browser
+        .text()
+        .contains("Damaged. The copy in storage is damaged"));
     browser.check_page("safety-11-detail-damaged");
     browser.goto(&format!("{site}/archives/{kept}"));
     assert_eq!(browser.find_all(".summary .progress.bar-on-box"), 1);
@@ -159,8 +183,14 @@ fn the_dashboard_answers_are_we_safe_first() {
     assert!(question.contains("the only one here"), "{question}");
     browser.click("form[data-action=uncache] button");
     assert!(browser.accept_dialog(), "a question was asked");
-    wait_until(LIMIT, || bob.get(&format!("/api/v1/archives/{kept}")).json()["state"] == "uncached");
+    wait_until(LIMIT, || {
+        bob.get(&format!("/api/v1/archives/{kept}")).json()["state"] == "uncached"
+    });
     browser.goto(&format!("{site}/"));
-    assert_eq!(browser.find_all(".bar-off-site"), 0, "nothing green on this box");
+    assert_eq!(
+        browser.find_all(".bar-off-site"),
+        0,
+        "nothing green on this box"
+    );
     browser.check_page("safety-12-home-on-box");
 }

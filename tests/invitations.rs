@@ -40,11 +40,17 @@ fn registration_is_closed_and_an_invitation_works_once() {
 
     let made = invite(&admin, &json!({}));
     let token = made["token"].as_str().unwrap();
-    assert!(made["url"].as_str().unwrap().ends_with(&format!("/invite/{token}")));
+    assert!(made["url"]
+        .as_str()
+        .unwrap()
+        .ends_with(&format!("/invite/{token}")));
     assert_eq!(made["role"], "member");
     let listed = admin.get("/api/v1/admin/invitations").json();
     assert_eq!(listed["invitations"].as_array().unwrap().len(), 1);
-    assert!(listed.to_string().find(token).is_none(), "tokens are never listed");
+    assert!(
+        listed.to_string().find(token).is_none(),
+        "tokens are never listed"
+    );
 
     // The sign-up page, then the account; the token works once.
     let page = server.client().get(&format!("/invite/{token}"));
@@ -64,8 +70,15 @@ fn registration_is_closed_and_an_invitation_works_once() {
     assert_eq!(server.client().login("grandma", "long enough").status, 200);
 
     // An admin invitation gives the admin role; a withdrawn one stops working.
-    let for_admin = invite(&admin, &json!({"role": "admin", "expires_in_seconds": 3600}));
-    let resp = sign_up(&server, "second_admin", for_admin["token"].as_str().unwrap());
+    let for_admin = invite(
+        &admin,
+        &json!({"role": "admin", "expires_in_seconds": 3600}),
+    );
+    let resp = sign_up(
+        &server,
+        "second_admin",
+        for_admin["token"].as_str().unwrap(),
+    );
     assert_eq!(resp.json()["role"], "admin", "{}", resp.text());
     let withdrawn = invite(&admin, &json!({}));
     let id = withdrawn["id"].as_str().unwrap();
@@ -85,7 +98,10 @@ fn registration_is_closed_and_an_invitation_works_once() {
     );
 
     // Bad input gets a sentence; members may not invite.
-    let short = admin.post_json("/api/v1/admin/invitations", &json!({"expires_in_seconds": 5}));
+    let short = admin.post_json(
+        "/api/v1/admin/invitations",
+        &json!({"expires_in_seconds": 5}),
+    );
     assert_eq!(short.status, 400);
     assert!(short.message().contains("between"));
     let member = server.member("bob");
@@ -103,16 +119,16 @@ fn failed_logins_and_new_accounts_reach_the_dashboard() {
     let server = TestServer::start();
     let admin = server.admin();
     let _bob = server.member("bob");
-    assert_eq!(
-        server.client().login("bob", "not the password").status,
-        401
-    );
+    assert_eq!(server.client().login("bob", "not the password").status, 401);
     assert_eq!(server.client().login("nobody <x>", "guess").status, 401);
     let page = admin.get("/admin");
     assert_eq!(page.status, 200);
     let text = page.text();
     assert!(text.contains("Failed logins"), "{text}");
-    assert!(text.contains("nobody &lt;x&gt;"), "usernames tried are escaped");
+    assert!(
+        text.contains("nobody &lt;x&gt;"),
+        "usernames tried are escaped"
+    );
     assert!(text.contains("New accounts"));
     assert!(text.contains("bob"));
 }
@@ -125,9 +141,17 @@ fn admins_list_every_archive_record_and_act_on_it() {
     let carol = server.member("carol");
     let mut ids = Vec::new();
     for n in 0..3 {
-        ids.push(bob.upload_ok(&format!("bob {n}"), b"bob's bytes")["id"].as_str().unwrap().to_string());
+        ids.push(
+            bob.upload_ok(&format!("bob {n}"), b"bob's bytes")["id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
     }
-    let carol_id = carol.upload_ok("carol's", b"carol's bytes")["id"].as_str().unwrap().to_string();
+    let carol_id = carol.upload_ok("carol's", b"carol's bytes")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
 
     // Members are refused; admins page through everyone's records.
     assert_eq!(bob.get("/api/v1/admin/archives").status, 403);
@@ -173,24 +197,38 @@ fn admins_list_every_archive_record_and_act_on_it() {
     assert_eq!(only_here.as_array().unwrap().len(), 4);
 
     // Admins act on records, never on contents; members not on others'.
-    let retried = admin.post_json(&format!("/api/v1/admin/archives/{carol_id}/retry"), &json!({}));
+    let retried = admin.post_json(
+        &format!("/api/v1/admin/archives/{carol_id}/retry"),
+        &json!({}),
+    );
     assert_eq!(retried.status, 200, "{}", retried.text());
     assert_eq!(
-        admin.get(&format!("/api/v1/archives/{carol_id}/content")).status,
+        admin
+            .get(&format!("/api/v1/archives/{carol_id}/content"))
+            .status,
         404,
         "contents stay private to the owner"
     );
     assert_eq!(
-        bob.post_json(&format!("/api/v1/admin/archives/{carol_id}/retry"), &json!({}))
-            .status,
+        bob.post_json(
+            &format!("/api/v1/admin/archives/{carol_id}/retry"),
+            &json!({})
+        )
+        .status,
         403
     );
-    let not_uncached = admin.post_json(&format!("/api/v1/admin/archives/{carol_id}/cache"), &json!({}));
+    let not_uncached = admin.post_json(
+        &format!("/api/v1/admin/archives/{carol_id}/cache"),
+        &json!({}),
+    );
     assert_eq!(not_uncached.status, 409, "{}", not_uncached.text());
     let page = admin.get(&format!("/admin/archives/{carol_id}"));
     assert_eq!(page.status, 200);
     assert!(page.text().contains("carol"));
-    assert!(!page.text().contains("/content"), "no download for the admin");
+    assert!(
+        !page.text().contains("/content"),
+        "no download for the admin"
+    );
 }
 
 #[test]
@@ -198,10 +236,17 @@ fn only_storage_off_this_box_is_off_site() {
     let server = TestServer::start();
     let admin = server.admin();
     // A folder outside the data folder on the same disk: not off-site.
-    let folder = server.data_dir().parent().unwrap().join("elsewhere-on-this-disk");
+    let folder = server
+        .data_dir()
+        .parent()
+        .unwrap()
+        .join("elsewhere-on-this-disk");
     std::fs::create_dir_all(&folder).unwrap();
     set_remote(&admin, &json!({"kind": "dir", "path": folder}));
-    let id = admin.upload_ok("holiday", b"holiday bytes")["id"].as_str().unwrap().to_string();
+    let id = admin.upload_ok("holiday", b"holiday bytes")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let archive = wait_state(&admin, &id, "backed_up");
     assert_eq!(archive["off_site"], false, "{archive}");
     let home = admin.get("/").text();
@@ -216,13 +261,19 @@ fn only_storage_off_this_box_is_off_site() {
     crate::support::wait_until(crate::remote_engine::LIMIT, || {
         admin.get("/admin").text().contains("cannot be reached")
     });
-    assert_eq!(crate::remote_engine::archive(&admin, &id)["off_site"], false);
+    assert_eq!(
+        crate::remote_engine::archive(&admin, &id)["off_site"],
+        false
+    );
     std::fs::rename(&unplugged, &folder).unwrap();
 
     // S3 is off-site.
     let s3 = S3TestServer::start();
     set_remote(&admin, &s3_json(&s3.endpoint, "safe", SECRET_KEY));
-    let id = admin.upload_ok("to s3", b"s3 bytes")["id"].as_str().unwrap().to_string();
+    let id = admin.upload_ok("to s3", b"s3 bytes")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let archive = wait_state(&admin, &id, "backed_up");
     assert_eq!(archive["off_site"], true, "{archive}");
 }

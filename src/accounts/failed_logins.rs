@@ -72,6 +72,11 @@ mod tests {
         assert_eq!(all.len(), MAX_KEPT);
         assert!(all.iter().all(|failed| failed.username != "old"));
         assert_eq!(all[0].username, format!("guess{}", MAX_KEPT + 4));
-        assert_eq!(since(&store, KEPT_FOR_SECS + MAX_KEPT as i64 + 4).unwrap().len(), 1);
+        assert_eq!(
+            since(&store, KEPT_FOR_SECS + MAX_KEPT as i64 + 4)
+                .unwrap()
+                .len(),
+            1
+        );
     }
 }

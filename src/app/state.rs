@@ -110,7 +110,8 @@ impl RemotePlacement {
     pub fn get(&self) -> Placement {
         let mut judged = self.0.lock().unwrap_or_else(|e| e.into_inner());
         if judged.at.elapsed() >= PLACEMENT_MAX_AGE {
-            judged.placement = crate::remote::placement::placement(&judged.remote, &judged.data_dir);
+            judged.placement =
+                crate::remote::placement::placement(&judged.remote, &judged.data_dir);
             judged.at = Instant::now();
         }
         judged.placement.clone()

@@ -267,7 +267,11 @@ impl Archives {
         // More may follow when any record lies past the last one looked at.
         let next = match last {
             Some(key) => {
-                let (beyond, _) = self.store.tables.archives.after(&txn, Some(&key), |_| true, 1, 1)?;
+                let (beyond, _) =
+                    self.store
+                        .tables
+                        .archives
+                        .after(&txn, Some(&key), |_| true, 1, 1)?;
                 (!beyond.is_empty()).then(|| String::from_utf8_lossy(&key).into_owned())
             }
             None => None,

@@ -325,7 +325,9 @@ const LAST_BACKUP_KEY: &[u8] = b"last_backup_at";
 
 /// When the last backup completed (Unix seconds); `None` when none did
 /// since piarchive began keeping this.
-pub fn last_backup_at(store: &crate::store::Store) -> Result<Option<i64>, crate::store::StoreError> {
+pub fn last_backup_at(
+    store: &crate::store::Store,
+) -> Result<Option<i64>, crate::store::StoreError> {
     let txn = store.read()?;
     Ok(store
         .tables

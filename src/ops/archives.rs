@@ -135,7 +135,12 @@ pub fn retry_as_admin(app: &App, admin: &Caller, archive_id: &str) -> super::Res
     let count = app
         .store
         .write(|txn, tables| crate::store::jobs::unpark_archive(txn, tables, archive_id))?;
-    log_admin_act(app, admin, &archive, &format!("retried {count} transfers of"));
+    log_admin_act(
+        app,
+        admin,
+        &archive,
+        &format!("retried {count} transfers of"),
+    );
     app.engine.wake();
     Ok(count)
 }

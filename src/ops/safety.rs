@@ -31,7 +31,9 @@ impl Verdict {
         match self {
             Verdict::Empty => "No archives yet: nothing to keep safe.".into(),
             Verdict::AllOffSite { archives: 1 } => "Safe: the one archive is off-site.".into(),
-            Verdict::AllOffSite { archives } => format!("Safe: all {archives} archives are off-site."),
+            Verdict::AllOffSite { archives } => {
+                format!("Safe: all {archives} archives are off-site.")
+            }
             Verdict::OnlyHere { archives: 1 } => {
                 "Not safe yet: 1 archive is only on this box.".into()
             }
@@ -132,7 +134,7 @@ pub fn overview(app: &App) -> super::Result<Safety> {
         .into_iter()
         .filter(|user| user.created_at >= now - RECENT_SECS)
         .collect();
-    new_accounts.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+    new_accounts.sort_by_key(|user| std::cmp::Reverse(user.created_at));
     Ok(Safety {
         verdict,
         placement,
@@ -215,9 +217,21 @@ mod tests {
     fn sentences_and_colours() {
         let cases = [
             (Verdict::Empty, "ok", "No archives yet"),
-            (Verdict::AllOffSite { archives: 3 }, "ok", "all 3 archives are off-site"),
-            (Verdict::OnlyHere { archives: 2 }, "warning", "2 archives are only on this box"),
-            (Verdict::OnlyHere { archives: 1 }, "warning", "1 archive is only"),
+            (
+                Verdict::AllOffSite { archives: 3 },
+                "ok",
+                "all 3 archives are off-site",
+            ),
+            (
+                Verdict::OnlyHere { archives: 2 },
+                "warning",
+                "2 archives are only on this box",
+            ),
+            (
+                Verdict::OnlyHere { archives: 1 },
+                "warning",
+                "1 archive is only",
+            ),
             (Verdict::Problems { count: 4 }, "failed", "4 problems"),
         ];
         for (verdict, colour, words) in cases {

@@ -80,8 +80,18 @@ pub struct Mounts {
 
 /// File systems that live on another host.
 const NETWORK_FS: &[&str] = &[
-    "nfs", "nfs4", "cifs", "smb3", "smbfs", "fuse.sshfs", "9p", "ceph", "glusterfs", "davfs",
-    "fuse.rclone", "fuse.s3fs",
+    "nfs",
+    "nfs4",
+    "cifs",
+    "smb3",
+    "smbfs",
+    "fuse.sshfs",
+    "9p",
+    "ceph",
+    "glusterfs",
+    "davfs",
+    "fuse.rclone",
+    "fuse.s3fs",
 ];
 
 /// The placement of the destination `remote` for an appliance whose data
@@ -348,6 +358,9 @@ mod tests {
             assert!(!placement.is_off_site());
             assert!(!placement.describe().contains("off-site"));
         }
-        assert_eq!(Placement::UsbDisk("B".into()).describe(), "on the USB disk B");
+        assert_eq!(
+            Placement::UsbDisk("B".into()).describe(),
+            "on the USB disk B"
+        );
     }
 }

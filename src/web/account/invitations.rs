@@ -8,14 +8,14 @@ use maud::{html, Markup};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::web::auth::{self, api_caller, require_admin};
-use crate::web::http::{ApiError, Req, Resp};
-use crate::web::layout::{csrf_field, local_time, Page};
 use crate::accounts::invitations::{self, Invitation, DEFAULT_EXPIRY_SECS};
 use crate::accounts::Caller;
 use crate::app::state::App;
 use crate::ops;
 use crate::store::records::Role;
+use crate::web::auth::{self, api_caller, require_admin};
+use crate::web::http::{ApiError, Req, Resp};
+use crate::web::layout::{csrf_field, local_time, Page};
 
 type Answer = Result<Resp, ApiError>;
 
@@ -89,7 +89,12 @@ pub fn delete(app: &App, req: &mut Req, id: &str) -> Answer {
     Ok(Resp::new(204))
 }
 
-fn signup_form(token: &str, invitation: &Invitation, error: Option<&str>, username: &str) -> Markup {
+fn signup_form(
+    token: &str,
+    invitation: &Invitation,
+    error: Option<&str>,
+    username: &str,
+) -> Markup {
     Page::new("Create your account", None, false).render(html! {
         h1 { "Create your account" }
         p {
@@ -139,7 +144,12 @@ pub fn signup_post(app: &App, req: &mut Req, token: &str) -> Answer {
         Ok(_) => super::page::sign_in(app, req, username, password),
         Err(err) => {
             let err = ApiError::from(err);
-            let mut resp = Resp::html(signup_form(token, &invitation, Some(&err.message), username));
+            let mut resp = Resp::html(signup_form(
+                token,
+                &invitation,
+                Some(&err.message),
+                username,
+            ));
             resp.status = err.status;
             resp.headers.extend(err.headers);
             Ok(resp)
@@ -205,7 +215,11 @@ pub fn admin_create_post(
     };
     let days: u64 = match form.get("days").and_then(|days| days.parse().ok()) {
         Some(days @ 1..=30) => days,
-        _ => return Err(ApiError::bad_request("Choose how many days the invitation is valid: 1 to 30.")),
+        _ => {
+            return Err(ApiError::bad_request(
+                "Choose how many days the invitation is valid: 1 to 30.",
+            ))
+        }
     };
     let made = ops::accounts::invite(app, caller, role, days * 86_400)?;
     let link = invitation_url(req, &made.token);
@@ -236,5 +250,7 @@ pub fn admin_create_post(
 pub fn admin_withdraw_post(app: &App, caller: &Caller, id: &str) -> Answer {
     require_admin(caller)?;
     ops::accounts::withdraw_invitation(app, caller, id)?;
-    Ok(Resp::redirect("/admin/users?done=invitation-withdrawn#invitations"))
+    Ok(Resp::redirect(
+        "/admin/users?done=invitation-withdrawn#invitations",
+    ))
 }

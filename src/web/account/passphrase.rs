@@ -9,13 +9,13 @@ use std::collections::HashMap;
 
 use maud::html;
 
-use crate::web::auth::require_admin;
-use crate::web::http::{ApiError, Req, Resp};
-use crate::web::layout::{csrf_field, Page};
 use crate::accounts::Caller;
 use crate::app::state::App;
 use crate::engine::keys;
 use crate::ops;
+use crate::web::auth::require_admin;
+use crate::web::http::{ApiError, Req, Resp};
+use crate::web::layout::{csrf_field, Page};
 
 type Answer = Result<Resp, ApiError>;
 

@@ -10,16 +10,16 @@ use std::collections::HashMap;
 use maud::{html, Markup};
 use serde_json::{json, Value};
 
-use crate::web::archives::api::archive_json_placed;
-use crate::web::auth::{api_caller, require_admin};
-use crate::web::http::{percent_encode, ApiError, Req, Resp};
-use crate::web::layout::{csrf_field, done_notice, local_time, Page};
 use crate::accounts::Caller;
 use crate::app::state::{is_off_site, App};
 use crate::ops;
 use crate::remote::placement::Placement;
 use crate::store::records::{ArchiveRecord, ArchiveState};
 use crate::units::human_size;
+use crate::web::archives::api::archive_json_placed;
+use crate::web::auth::{api_caller, require_admin};
+use crate::web::http::{percent_encode, ApiError, Req, Resp};
+use crate::web::layout::{csrf_field, done_notice, local_time, Page};
 
 type Answer = Result<Resp, ApiError>;
 
@@ -108,13 +108,20 @@ struct Listing {
     placement: Placement,
 }
 
-fn listing(app: &App, caller: &Caller, query: &HashMap<String, String>, limit: usize) -> Result<Listing, ApiError> {
+fn listing(
+    app: &App,
+    caller: &Caller,
+    query: &HashMap<String, String>,
+    limit: usize,
+) -> Result<Listing, ApiError> {
     require_admin(caller)?;
     let filter = StateFilter::parse(query.get("state").map(String::as_str))?;
     let owner = owner_filter(app, query)?;
     let after = query.get("after").map(String::as_str);
     if after.is_some_and(|after| !crate::ids::is_valid_id(after)) {
-        return Err(ApiError::bad_request("after must be the id of the last archive of the previous page."));
+        return Err(ApiError::bad_request(
+            "after must be the id of the last archive of the previous page.",
+        ));
     }
     let placement = app.placement();
     let (archives, next) = app.archives.administered_page(
@@ -260,7 +267,12 @@ pub fn page(app: &App, req: &mut Req, caller: &Caller) -> Answer {
             nav.pager { a rel="next" href={ "/admin/archives?" (next_query(&req.query, PAGE_SIZE, next)) } { "Next page" } }
         }
     };
-    let page = Page::new("All archives", Some(caller), crate::web::layout::Safety::of(app)).render(body);
+    let page = Page::new(
+        "All archives",
+        Some(caller),
+        crate::web::layout::Safety::of(app),
+    )
+    .render(body);
     Ok(Resp::html(page))
 }
 
@@ -268,7 +280,11 @@ pub fn page(app: &App, req: &mut Req, caller: &Caller) -> Answer {
 pub fn detail(app: &App, req: &mut Req, caller: &Caller, archive_id: &str) -> Answer {
     require_admin(caller)?;
     let archive = app.archives.administered(caller.user.role, archive_id)?;
-    let owner = app.accounts.user(&archive.owner_id).map(|user| user.username).unwrap_or_default();
+    let owner = app
+        .accounts
+        .user(&archive.owner_id)
+        .map(|user| user.username)
+        .unwrap_or_default();
     let placement = app.placement();
     let (words, class) = state_words(&archive, &placement);
     let body = html! {
@@ -296,7 +312,12 @@ pub fn detail(app: &App, req: &mut Req, caller: &Caller, archive_id: &str) -> An
         }
         p { a href="/admin/archives?state=problem" { "All problems" } }
     };
-    let page = Page::new(archive.name.clone(), Some(caller), crate::web::layout::Safety::of(app)).render(body);
+    let page = Page::new(
+        archive.name.clone(),
+        Some(caller),
+        crate::web::layout::Safety::of(app),
+    )
+    .render(body);
     Ok(Resp::html(page))
 }
 
@@ -328,5 +349,7 @@ pub fn act_post(app: &App, caller: &Caller, archive_id: &str, action: &str) -> A
         },
         _ => return Err(ApiError::not_found()),
     };
-    Ok(Resp::redirect(&format!("/admin/archives/{archive_id}?done={done}")))
+    Ok(Resp::redirect(&format!(
+        "/admin/archives/{archive_id}?done={done}"
+    )))
 }

@@ -6,11 +6,11 @@
 
 use maud::{html, Markup};
 
-use crate::web::http::ApiError;
-use crate::web::layout::local_time;
 use crate::app::state::App;
 use crate::ops::safety::{Problem, Safety};
 use crate::units::human_size;
+use crate::web::http::ApiError;
+use crate::web::layout::local_time;
 
 /// Failed logins listed at most (the newest); the count says the rest.
 const FAILED_LOGINS_SHOWN: usize = 10;

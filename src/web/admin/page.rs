@@ -54,7 +54,8 @@ pub fn home(app: &App, caller: &Caller) -> Result<Resp, ApiError> {
     let dashboard = crate::web::admin::dashboard::safety(app)?;
     let remote = crate::archive::remote_totals(&app.archives.list_all()?);
     let trash = trash_totals(&app.archives.all_trashed()?);
-    let page = Page::new("Admin", Some(caller), crate::web::layout::Safety::of(app)).script("/static/admin.js");
+    let page = Page::new("Admin", Some(caller), crate::web::layout::Safety::of(app))
+        .script("/static/admin.js");
     Ok(Resp::html(page.render(html! {
         h1 { "Dashboard" }
         (dashboard)
@@ -138,7 +139,11 @@ fn every(seconds: u64) -> String {
 /// The develop page's help: the functions a script can call.
 pub fn script_help(app: &App, caller: &Caller) -> Result<Resp, ApiError> {
     auth::require_admin(caller)?;
-    let page = Page::new("Script API", Some(caller), crate::web::layout::Safety::of(app));
+    let page = Page::new(
+        "Script API",
+        Some(caller),
+        crate::web::layout::Safety::of(app),
+    );
     Ok(Resp::html(page.render(html! {
         h1 { "Script API" }
         p { "Admin scripts are written in Rhai (its book is at rhai.rs). A script's result is the value of its last expression. They run with limits on time, memory and steps, and cannot read files or the network." }
@@ -179,7 +184,12 @@ pub fn develop(app: &App, caller: &Caller, script_id: Option<&str>) -> Result<Re
         .as_ref()
         .map(|s| s.name.clone())
         .unwrap_or_else(|| "New script".into());
-    let page = Page::new(title.clone(), Some(caller), crate::web::layout::Safety::of(app)).script("/static/admin.js");
+    let page = Page::new(
+        title.clone(),
+        Some(caller),
+        crate::web::layout::Safety::of(app),
+    )
+    .script("/static/admin.js");
     Ok(Resp::html(page.render(html! {
         h1 { "Develop: " (title) }
         p.muted { "A test run runs the script for real (it asks first when the script can change archives); the script is saved only when you press Save. Scripts are Rhai; " a href="/admin/scripts/help" target="_blank" { "the Script API (opens in a new tab)" } " lists what they can call." }
@@ -240,7 +250,12 @@ pub fn log_page(app: &App, req: &Req, caller: &Caller) -> Result<Resp, ApiError>
         None
     };
     let live = query.before.is_none() && query.until_ms.is_none();
-    let page = Page::new("System log", Some(caller), crate::web::layout::Safety::of(app)).script("/static/admin.js");
+    let page = Page::new(
+        "System log",
+        Some(caller),
+        crate::web::layout::Safety::of(app),
+    )
+    .script("/static/admin.js");
     Ok(Resp::html(page.render(html! {
         h1 { "System log" }
         form.filters method="get" action="/admin/log" {
