@@ -85,6 +85,7 @@ pub fn current_inputs(app: &App, web_url: &str, bytes_per_sec: u64) -> StatusInp
             .unwrap_or(0),
         web_url: web_url.to_string(),
         on_box_only: app.on_box_only(),
+        disk_problem: crate::disk::problem(),
         remote_move: app.engine.remote_move().ok().flatten().map(|record| {
             crate::device::status::MoveProgress {
                 parts_done: record.parts_total.saturating_sub(record.parts_left),

@@ -162,6 +162,15 @@ fn open(config: Config, script_hosts: crate::admin::HostMaker) -> Result<App, St
         path: config.data_dir.clone(),
         source,
     })?;
+    crate::disk::watch(&config.data_dir);
+    // Read transactions write LMDB's lock file: in RAM, not on the SD card.
+    std::fs::create_dir_all(config.data_dir.join("db")).map_err(|source| {
+        StartError::CreateDataDir {
+            path: config.data_dir.join("db"),
+            source,
+        }
+    })?;
+    crate::store::lock_file::keep_in_ram(&config.data_dir.join("db"));
     // On a trial boot after an update: not migrated until committed.
     let store = crate::update::migration::open_store(&config.data_dir.join("db"), config.map_size)?;
     crate::settings::Settings::keep_older_registration_default(&store)?;

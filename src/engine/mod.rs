@@ -557,7 +557,7 @@ impl Inner {
         }
         let (_, config) = self.keys()?;
         let remote: Arc<dyn Remote> = Arc::from(crate::remote::open(&settings, &self.options)?);
-        match remote.get(crate::repo::CONFIG_KEY) {
+        match remote.get_at_most(crate::repo::CONFIG_KEY, crate::repo::MAX_CONFIG_BYTES) {
             Ok(found) if &found == config => {}
             Ok(_) => {
                 return Err(Failure::Permanent(format!(

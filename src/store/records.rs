@@ -33,6 +33,11 @@ pub struct UserRecord {
     pub role: Role,
     pub created_at: i64,
     pub disabled: bool,
+    /// The most bytes the user may hold (local files, pending uploads and
+    /// what only the remote holds; `crate::archive::usage`), set by an
+    /// admin; `None`: no quota.
+    #[serde(default)]
+    pub quota_bytes: Option<u64>,
 }
 
 /// Keyed by the SHA-256 of the session token: a stolen database does not
@@ -42,6 +47,10 @@ pub struct SessionRecord {
     pub user_id: String,
     pub expires_at: i64,
     pub csrf_token: String,
+    /// When it was opened, Unix milliseconds (0 for sessions from before
+    /// this was kept): the oldest ends first past the per-user cap.
+    #[serde(default)]
+    pub opened_at_ms: i64,
 }
 
 /// Keyed by the SHA-256 of the token.

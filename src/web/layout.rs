@@ -122,6 +122,11 @@ impl<'a> Page<'a> {
                             }
                         }
                     }
+                    @if let Some(problem) = crate::disk::problem() {
+                        div.banner.warning role="alert" id="disk-banner" { div.banner-inner {
+                            p { strong { "Disk problem. " } (problem) }
+                        } }
+                    }
                     @if let Some(caller) = self.caller {
                         @if self.safety.on_box_only {
                             div.banner.warning role="alert" id="remote-banner" { div.banner-inner {
@@ -252,6 +257,32 @@ pub fn error_page(app: &App, req: &Req, err: ApiError) -> Resp {
 /// A form field's value, empty when absent.
 pub fn field<'f>(form: &'f HashMap<String, String>, name: &str) -> &'f str {
     form.get(name).map(String::as_str).unwrap_or("")
+}
+
+/// A user's storage in words: "1.2 GiB of 50 GiB", or "1.2 GiB" without
+/// a quota.
+pub fn storage_words(usage: &crate::archive::Usage) -> String {
+    let used = crate::units::human_size(usage.used_bytes());
+    match usage.quota_bytes {
+        Some(quota) => format!("{used} of {}", crate::units::human_size(quota)),
+        None => used,
+    }
+}
+
+/// The member's own storage line (home page and account page).
+pub fn storage_line(usage: &crate::archive::Usage) -> maud::Markup {
+    let used = crate::units::human_size(usage.used_bytes());
+    maud::html! {
+        p.storage data-used=(usage.used_bytes()) data-quota=[usage.quota_bytes] {
+            @match usage.quota_bytes {
+                Some(quota) => { "You use " strong { (used) } " of your " strong { (crate::units::human_size(quota)) } " quota." }
+                None => { "You use " strong { (used) } "; there is no quota on your account." }
+            }
+            @if usage.pending_bytes > 0 {
+                " Unfinished uploads hold " (crate::units::human_size(usage.pending_bytes)) " of it."
+            }
+        }
+    }
 }
 
 #[cfg(test)]

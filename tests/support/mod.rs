@@ -7,7 +7,9 @@
 pub mod fault_proxy;
 #[cfg(feature = "garage-tests")]
 pub mod garage;
+pub mod hostile_s3;
 pub mod moto;
+pub mod mount;
 pub mod other_address;
 pub mod receiver;
 pub mod s3_server;
@@ -31,6 +33,10 @@ pub struct TestServer {
     child: Option<Child>,
     /// `ulimit -n` for the server (soft and hard), when set.
     open_files: Option<u32>,
+    /// The data folder when not `<dir>/data` (one on a small mount).
+    data: Option<PathBuf>,
+    /// A command the server runs under (`fiu-run -x ...`), when set.
+    wrapper: Vec<String>,
 }
 
 impl TestServer {
@@ -45,6 +51,21 @@ impl TestServer {
     }
 
     fn start_with(open_files: Option<u32>) -> TestServer {
+        TestServer::start_custom(open_files, None, Vec::new())
+    }
+
+    /// Starts the server on the data folder `data` (on a small mount, say),
+    /// run under `wrapper` (e.g. `["fiu-run", "-x"]`) when it is not empty.
+    pub fn start_at(data: PathBuf, wrapper: &[&str]) -> TestServer {
+        let wrapper = wrapper.iter().map(|part| part.to_string()).collect();
+        TestServer::start_custom(None, Some(data), wrapper)
+    }
+
+    fn start_custom(
+        open_files: Option<u32>,
+        data: Option<PathBuf>,
+        wrapper: Vec<String>,
+    ) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut server = TestServer {
             dir,
@@ -54,6 +75,8 @@ impl TestServer {
             https_addr: String::new(),
             child: None,
             open_files,
+            data,
+            wrapper,
         };
         server.spawn("127.0.0.1:0", "127.0.0.1:0");
         server
@@ -72,11 +95,20 @@ impl TestServer {
     }
 
     pub fn data_dir(&self) -> PathBuf {
-        self.dir.path().join("data")
+        self.data
+            .clone()
+            .unwrap_or_else(|| self.dir.path().join("data"))
     }
 
     fn spawn(&mut self, listen: &str, listen_https: &str) {
         let mut command = match self.open_files {
+            None if !self.wrapper.is_empty() => {
+                let mut command = Command::new(&self.wrapper[0]);
+                command
+                    .args(&self.wrapper[1..])
+                    .arg(env!("CARGO_BIN_EXE_piarchive"));
+                command
+            }
             None => Command::new(env!("CARGO_BIN_EXE_piarchive")),
             Some(limit) => {
                 let mut command = Command::new("sh");
@@ -205,6 +237,11 @@ impl TestServer {
 impl Drop for TestServer {
     fn drop(&mut self) {
         self.kill9();
+        // LMDB's lock file lives in a tmpfs (`store::lock_file`): removed
+        // with the test's data folder.
+        if let Ok(target) = std::fs::read_link(self.data_dir().join("db").join("lock.mdb")) {
+            let _ = std::fs::remove_file(target);
+        }
     }
 }
 

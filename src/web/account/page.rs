@@ -318,9 +318,11 @@ pub fn account_page(
         false => None,
     };
     let own_notifications = crate::web::notifications::member_section(app, caller)?;
+    let usage = app.archives.usage(&caller.user.id)?;
     let page = Page::new("Account", Some(caller), crate::web::layout::Safety::of(app)).render(html! {
         h1 { "Account" }
         p { "Signed in as " strong { (caller.user.username) } " (" (caller.user.role.as_str()) ")." }
+        (crate::web::layout::storage_line(&usage))
         @if let Some(passphrase) = passphrase { (passphrase) }
         @match &notice {
             Some(Notice::Info(text)) => p.notice role="status" { (text) },
@@ -343,7 +345,7 @@ pub fn account_page(
         (own_notifications)
         section.card {
             h2 { "API tokens" }
-            p { "For scripts: " code { "curl -H 'Authorization: Bearer TOKEN' …" } }
+            p { "For scripts: " code { "curl -H 'Authorization: Bearer TOKEN' …" } " At most " (crate::accounts::MAX_TOKENS_PER_USER) " per account." }
             @if tokens.is_empty() {
                 p.muted { "No tokens yet." }
             } @else {

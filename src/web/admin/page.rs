@@ -306,6 +306,7 @@ pub fn users_page(
 ) -> Result<Resp, ApiError> {
     auth::require_admin(caller)?;
     let users = app.accounts.users()?;
+    let usage = app.archives.usage_by_owner()?;
     let settings = Settings::load(&app.store)?;
     let status = match &notice {
         Some(Err(_)) => 409,
@@ -329,13 +330,15 @@ pub fn users_page(
         }
         (crate::web::account::invitations::admin_section(app, caller)?)
         table.users.cards {
-            thead { tr { th { "User" } th { "Role" } th { "Status" } th { "Created" } th {} } }
+            thead { tr { th { "User" } th { "Role" } th { "Status" } th { "Storage" } th { "Created" } th {} } }
             tbody {
                 @for user in &users {
+                    @let used = usage.get(&user.id).copied().unwrap_or_default();
                     tr data-user=(user.username) {
                         td.name { (user.username) }
                         td data-label="Role" { (user.role.as_str()) }
                         td data-label="Status" { @if user.disabled { "disabled" } @else { "active" } }
+                        td.storage data-label="Storage" { (crate::web::layout::storage_words(&used)) }
                         td data-label="Created" { (local_time(user.created_at)) }
                         td.row-actions {
                             form.inline method="post" action={ "/admin/users/" (user.id) } {
@@ -353,6 +356,18 @@ pub fn users_page(
                                     button type="submit" name="disabled" value="0" { "Enable" }
                                 } @else {
                                     button.danger type="submit" name="disabled" value="1" { "Disable" }
+                                }
+                            }
+                            details.quota {
+                                summary { "Quota" }
+                                form method="post" action={ "/admin/users/" (user.id) } {
+                                    (csrf_field(caller))
+                                    label {
+                                        "Quota for " (user.username) " in GiB (empty: no quota)"
+                                        input name="quota_gib" inputmode="decimal" value=(user.quota_bytes.map(quota_gib_text).unwrap_or_default());
+                                    }
+                                    button type="submit" { "Set quota" }
+                                    p.muted { "Counts their files on this box, what only the backup holds and unfinished uploads; an upload past it is refused." }
                                 }
                             }
                             details.reset {
@@ -417,6 +432,21 @@ pub fn users_post(
                     false => "Registration is closed.".to_string(),
                 })
                 .map_err(|err| err.to_string())
+        }
+        user_id if form.contains_key("quota_gib") => {
+            match parse_quota_gib(field(form, "quota_gib")) {
+                Ok(quota_bytes) => ops::accounts::set_quota(app, caller, user_id, quota_bytes)
+                    .map(|user| match user.quota_bytes {
+                        Some(quota) => format!(
+                            "{} may now keep {}.",
+                            user.username,
+                            crate::units::human_size(quota)
+                        ),
+                        None => format!("{} has no storage quota now.", user.username),
+                    })
+                    .map_err(|err| err.to_string()),
+                Err(sentence) => Err(sentence),
+            }
         }
         user_id if form.contains_key("new_password") => {
             ops::accounts::reset_password(app, caller, user_id, field(form, "new_password"))
@@ -586,4 +616,28 @@ pub fn admin_settings_post(
         Err(err) => return Err(err.into()),
     }
     Ok(Resp::redirect("/admin/settings?done=saved"))
+}
+
+/// A quota in GiB as the form shows it: "50", "0.5".
+fn quota_gib_text(bytes: u64) -> String {
+    let gib = bytes as f64 / (1u64 << 30) as f64;
+    let text = format!("{gib:.3}");
+    text.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// The quota form's field: empty is no quota, else a positive number of
+/// GiB (decimals allowed), at most 1 EiB.
+fn parse_quota_gib(text: &str) -> Result<Option<u64>, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    match text.replace(',', ".").parse::<f64>() {
+        Ok(gib) if gib > 0.0 && gib <= (1u64 << 30) as f64 => {
+            Ok(Some((gib * (1u64 << 30) as f64).round() as u64))
+        }
+        _ => Err(format!(
+            "{text:?} is not a quota: type a number of GiB such as 50 or 0.5, or leave it empty for no quota."
+        )),
+    }
 }

@@ -183,12 +183,16 @@ pub fn content_for(app: &App, req: &Req, caller: &Caller, archive_id: &str) -> A
         .header("Accept-Ranges", "bytes")
         .header("ETag", format!("\"{}\"", archive.sha256));
     match parse_range(req.header("Range"), size) {
-        RangeRequest::Whole => Ok(base.stream(Box::new(file), Some(size))),
+        RangeRequest::Whole => Ok(base.stream(
+            Box::new(crate::disk::Reported::new(file, "serving a download")),
+            Some(size),
+        )),
         RangeRequest::Part { start, end } => {
             file.seek(SeekFrom::Start(start))
                 .map_err(ApiError::internal)?;
             let length = end - start + 1;
-            let mut resp = base.stream(Box::new(file.take(length)), Some(length));
+            let file = crate::disk::Reported::new(file.take(length), "serving a download");
+            let mut resp = base.stream(Box::new(file), Some(length));
             resp.status = 206;
             Ok(resp.header("Content-Range", format!("bytes {start}-{end}/{size}")))
         }

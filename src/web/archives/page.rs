@@ -142,6 +142,7 @@ pub fn home(app: &App, req: &mut Req, caller: &Caller) -> Result<Resp, ApiError>
     let unfinished = progress::unfinished_uploads(app, caller)?;
     let notes = progress::transfer_notes(app, &archives)?;
     let duplicates = progress::duplicates(&archives);
+    let usage = app.archives.usage(&caller.user.id)?;
     let page = Page::new("Your archives", Some(caller), crate::web::layout::Safety::of(app))
         .script("/static/live.js")
         .render(html! {
@@ -149,6 +150,7 @@ pub fn home(app: &App, req: &mut Req, caller: &Caller) -> Result<Resp, ApiError>
                 h1 { "Your archives" }
                 a.button href="/archives/new" { "Upload files" }
             }
+            (crate::web::layout::storage_line(&usage))
             (done_notice(&req.query))
             (banner)
             (unfinished)
