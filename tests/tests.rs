@@ -16,8 +16,8 @@ mod firmware;
 #[cfg(feature = "garage-tests")]
 mod garage;
 mod hostile;
-mod hostile_members;
 mod hostile_bucket;
+mod hostile_members;
 mod invitations;
 mod limits;
 mod mdns;
