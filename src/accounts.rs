@@ -653,8 +653,10 @@ mod tests {
     fn usernames_are_unique_case_folded() {
         let (_dir, accounts) = accounts();
         accounts.setup("Alice", "correct horse").unwrap();
-        let mut open = Settings::default();
-        open.registration_open = true;
+        let open = Settings {
+            registration_open: true,
+            ..Settings::default()
+        };
         open.save(&accounts.store).unwrap();
         assert!(matches!(
             accounts.register("ALICE", "another pass", "10.0.0.1"),
