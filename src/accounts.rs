@@ -10,6 +10,8 @@
 //! (each takes ~19 MiB); other callers wait their turn. Guessing is limited
 //! by [`throttle`].
 
+pub mod failed_logins;
+pub mod invitations;
 pub mod sessions;
 pub mod throttle;
 pub mod tokens;
@@ -64,6 +66,12 @@ pub enum AccountError {
     UserNotFound,
     #[error("No such token.")]
     TokenNotFound,
+    #[error("No such invitation; it may have been used, withdrawn or expired.")]
+    InvitationNotFound,
+    #[error(
+        "This invitation was used already, withdrawn or has expired; ask an admin for a new link."
+    )]
+    InvitationInvalid,
     #[error("You have {max} API tokens already, the most one account may have; delete one you no longer use, then make a new one.")]
     TooManyTokens { max: usize },
     #[error("This is the last admin; make another user admin first.")]
@@ -253,6 +261,28 @@ impl Accounts {
         self.insert_user(username, password, Role::Member, false)
     }
 
+    /// An account made with an invitation (open or closed registration):
+    /// the invitation is used up in the same transaction and gives the
+    /// role. Counts against the address like a registration.
+    pub fn register_invited(
+        &self,
+        username: &str,
+        password: &str,
+        token: &str,
+        address: &str,
+    ) -> Result<UserRecord, AccountError> {
+        validate_username(username)?;
+        validate_password(password)?;
+        invitations::find(&self.store, token, ids::now_secs())?
+            .ok_or(AccountError::InvitationInvalid)?;
+        self.throttle()
+            .registration(address, Instant::now())
+            .map_err(|retry_after_secs| AccountError::TooManyRegistrations { retry_after_secs })?;
+        self.insert_user_with(username, password, |txn, tables| {
+            Ok(invitations::take(txn, tables, token, ids::now_secs())?.role)
+        })
+    }
+
     fn throttle(&self) -> std::sync::MutexGuard<'_, throttle::Throttle> {
         self.throttle.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -306,15 +336,29 @@ impl Accounts {
         role: Role,
         only_if_first: bool,
     ) -> Result<UserRecord, AccountError> {
+        self.insert_user_with(username, password, |txn, tables| {
+            if only_if_first && !tables.users.is_empty(txn)? {
+                return Err(AccountError::AlreadySetUp);
+            }
+            Ok(role)
+        })
+    }
+
+    /// Creates a user with the role `admit` gives, in the same write
+    /// transaction (`admit` may refuse, and nothing is written).
+    fn insert_user_with(
+        &self,
+        username: &str,
+        password: &str,
+        admit: impl FnOnce(&mut heed::RwTxn, &crate::store::Tables) -> Result<Role, AccountError>,
+    ) -> Result<UserRecord, AccountError> {
         let username = validate_username(username)?;
         validate_password(password)?;
         // Hash outside the write transaction: it takes tens of milliseconds.
         let password_hash = hash_password(password);
         let key = username_key(&username);
         self.store.write(|txn, tables| {
-            if only_if_first && !tables.users.is_empty(txn)? {
-                return Err(AccountError::AlreadySetUp);
-            }
+            let role = admit(txn, tables)?;
             if tables.usernames.get(txn, key.as_bytes())?.is_some() {
                 return Err(AccountError::UsernameTaken(username.clone()));
             }
@@ -609,6 +653,11 @@ mod tests {
     fn usernames_are_unique_case_folded() {
         let (_dir, accounts) = accounts();
         accounts.setup("Alice", "correct horse").unwrap();
+        let open = Settings {
+            registration_open: true,
+            ..Settings::default()
+        };
+        open.save(&accounts.store).unwrap();
         assert!(matches!(
             accounts.register("ALICE", "another pass", "10.0.0.1"),
             Err(AccountError::UsernameTaken(_))

@@ -103,7 +103,8 @@ fn default_verify_sample_percent() -> u8 {
 impl Default for Settings {
     fn default() -> Self {
         Settings {
-            registration_open: true,
+            // Closed: only an admin (or an invitation) makes accounts.
+            registration_open: false,
             upload_bandwidth_bytes_per_sec: 0,
             upload_window: None,
             transfer_concurrency: 2,
@@ -193,6 +194,35 @@ impl Settings {
         })
     }
 
+    /// Registration used to be open by default: an appliance set up before
+    /// it closed by default, whose admin never saved the settings, keeps it
+    /// open (its settings are written once, as they were). A new appliance
+    /// writes its settings at setup ([`Settings::save_at_setup`]), so this
+    /// never opens registration on one.
+    pub fn keep_older_registration_default(store: &Store) -> Result<(), StoreError> {
+        store.write(|txn, tables| {
+            if tables.settings.get(txn, KEY)?.is_none() && !tables.users.is_empty(txn)? {
+                let older = Settings {
+                    registration_open: true,
+                    ..Settings::default()
+                };
+                older.put_in(txn, tables)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// At setup: writes the settings as they are now (the defaults, with
+    /// registration closed) unless some are stored.
+    pub fn save_at_setup(store: &Store) -> Result<(), StoreError> {
+        store.write(|txn, tables| {
+            if tables.settings.get(txn, KEY)?.is_none() {
+                Settings::default().put_in(txn, tables)?;
+            }
+            Ok(())
+        })
+    }
+
     /// Writes the settings in the caller's transaction, unchecked and
     /// without a catalog upload (recovery restores what the bucket holds).
     pub fn put_in(&self, txn: &mut RwTxn, tables: &Tables) -> Result<(), StoreError> {
@@ -227,6 +257,33 @@ pub fn valid_mdns_name(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn registration_is_closed_on_new_appliances_and_kept_on_older_ones() {
+        let session = std::time::Duration::from_secs(60);
+        // New: set up after the change, settings written at setup.
+        let new_dir = tempfile::tempdir().unwrap();
+        let new = Store::open(new_dir.path(), 16 << 20).unwrap();
+        crate::accounts::Accounts::new(new.clone(), session)
+            .setup("admin", "long enough")
+            .unwrap();
+        Settings::save_at_setup(&new).unwrap();
+        Settings::keep_older_registration_default(&new).unwrap();
+        assert!(!Settings::load(&new).unwrap().registration_open);
+        // Older: set up before, settings never saved: stays open.
+        let old_dir = tempfile::tempdir().unwrap();
+        let old = Store::open(old_dir.path(), 16 << 20).unwrap();
+        crate::accounts::Accounts::new(old.clone(), session)
+            .setup("admin", "long enough")
+            .unwrap();
+        Settings::keep_older_registration_default(&old).unwrap();
+        assert!(Settings::load(&old).unwrap().registration_open);
+        // Not set up yet: nothing written, closed by default.
+        let empty_dir = tempfile::tempdir().unwrap();
+        let empty = Store::open(empty_dir.path(), 16 << 20).unwrap();
+        Settings::keep_older_registration_default(&empty).unwrap();
+        assert!(!Settings::load(&empty).unwrap().registration_open);
+    }
 
     #[test]
     fn hh_mm() {

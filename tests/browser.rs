@@ -402,16 +402,26 @@ fn first_use_setup_and_recovery_passphrase(browser: &Browser, site: &str) {
     browser.goto(&format!("{site}/"));
 }
 
-/// Log out, register a second user (bob).
+/// Invite a second user (bob; registration is closed by default), log
+/// out, and bob makes his account with the invitation link.
 fn first_use_register_a_member(browser: &Browser, site: &str) {
-    // Log out, register a second user.
+    browser.goto(&format!("{site}/admin/users"));
+    browser.click("form[action='/admin/invitations'] button[type=submit]");
+    browser.wait_for("the invitation link", |b| {
+        b.text().contains("Invitation made")
+    });
+    let link = browser.script("return document.getElementById('invitation-link').value;");
+    let link = link.as_str().expect("an invitation link").to_string();
+    assert!(link.starts_with(&format!("{site}/invite/")), "{link}");
+    // Log out; bob opens the link.
     browser.click("button.link");
     browser.wait_for("the login page", |b| b.path() == "/login");
     assert!(browser
         .text()
         .contains("Forgot your password? Ask your admin"));
     browser.check_page("03-login");
-    browser.goto(&format!("{site}/register"));
+    browser.goto(&link);
+    assert!(browser.text().contains("Create your account"));
     browser.type_into("input[name=username]", "bob");
     browser.type_into("input[name=password]", "member password");
     browser.check_page("03-register");

@@ -351,6 +351,8 @@ fn parallel_tus_creations_stop_at_the_cap() {
 fn unparseable_chains_and_reversed_usernames_are_refused() {
     let server = TestServer::start();
     let admin = server.admin();
+    // Registration is closed by default (issue 28): opened to test its refusals.
+    server.open_registration();
     let before = admin.get("/api/v1/admin/tls").json();
     let mine = rcgen::generate_simple_self_signed(vec!["backup.example".to_string()]).unwrap();
     let junk = "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGUgYXQgYWxs\n-----END CERTIFICATE-----\n";

@@ -73,6 +73,10 @@ pub(crate) fn appliance_a(remote_json: &Value) -> (TestServer, Vec<Original>) {
     alice.adopt_session(&resp);
     let resp = alice.send_json("PUT", "/api/v1/admin/remote", remote_json);
     assert_eq!(resp.status, 200, "{}", resp.text());
+    let mut settings = alice.get("/api/v1/admin/settings").json();
+    settings["registration_open"] = json!(true);
+    let resp = alice.send_json("PUT", "/api/v1/admin/settings", &settings);
+    assert_eq!(resp.status, 200, "{}", resp.text());
     let resp = server.client().post_json(
         "/api/v1/users",
         &json!({"username": "bob", "password": password_of("bob")}),

@@ -9,6 +9,7 @@ mod archive_list;
 mod archives;
 mod browser;
 mod browser_list;
+mod browser_safety;
 mod compression;
 mod crash;
 mod device;
@@ -17,8 +18,9 @@ mod firmware;
 #[cfg(feature = "garage-tests")]
 mod garage;
 mod hostile;
-mod hostile_members;
 mod hostile_bucket;
+mod hostile_members;
+mod invitations;
 mod limits;
 mod mdns;
 mod notify;

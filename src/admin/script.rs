@@ -92,6 +92,11 @@ pub struct Stats {
     pub bytes_saved: u64,
     /// Number of archives, all users.
     pub archives: u64,
+    /// Archives whose every part is off-site (`off_site` in the API).
+    pub archives_off_site: u64,
+    /// Where the remote keeps the backups: `off_site`, `same_disk`,
+    /// `usb_disk` or `unreachable` (`remote::placement`).
+    pub placement: String,
 }
 
 /// What `verify(id, percent)` found.
@@ -182,7 +187,7 @@ pub trait ScriptHost: Send + Sync {
 pub const HELP: &[(&str, &str)] = &[
     ("archives()", "An array of maps {id, owner, name, filename, size, state, parts_total, parts_remote, created_at, last_accessed_at}, for all users."),
     ("archive(id)", "One such map, or () when there is no archive with this id."),
-    ("stats()", "{disk_total, disk_free, queue_length, bytes_uploaded, bytes_downloaded, archives}."),
+    ("stats()", "{disk_total, disk_free, queue_length, bytes_uploaded, bytes_downloaded, stored_bytes, bytes_saved, archives, archives_off_site, placement}: placement is where the backups go (off_site, same_disk, usb_disk or unreachable); only off_site archives are safe from losing this box."),
     ("uncache(id)", "Starts removing the local copy of a backed-up archive (the stored copy stays); returns true, or throws with the reason, e.g. not backed up."),
     ("cache(id)", "Starts fetching an archive back onto this box; returns true, or throws with the reason."),
     ("verify(id, percent)", "Checks the remote copies of the archive's parts (asks for every one, downloads and hashes percent of them); returns {checked, ok, damaged}. verify(id) uses the verification sample of the settings."),
@@ -581,6 +586,8 @@ fn register_api(engine: &mut Engine, host: Arc<dyn ScriptHost>) {
         map.insert("stored_bytes".into(), int(stats.stored_bytes));
         map.insert("bytes_saved".into(), int(stats.bytes_saved));
         map.insert("archives".into(), int(stats.archives));
+        map.insert("archives_off_site".into(), int(stats.archives_off_site));
+        map.insert("placement".into(), stats.placement.into());
         map
     });
 

@@ -31,7 +31,7 @@ pub mod device_feed;
 mod notifier;
 pub mod state;
 
-use state::{App, DeviceLink, OnBoxOnly};
+use state::{App, DeviceLink, RemotePlacement};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -173,6 +173,7 @@ fn open(config: Config, script_hosts: crate::admin::HostMaker) -> Result<App, St
     crate::store::lock_file::keep_in_ram(&config.data_dir.join("db"));
     // On a trial boot after an update: not migrated until committed.
     let store = crate::update::migration::open_store(&config.data_dir.join("db"), config.map_size)?;
+    crate::settings::Settings::keep_older_registration_default(&store)?;
     let accounts = Accounts::new(store.clone(), config.session_ttl);
     let archives = Arc::new(Archives::open(store.clone(), &config.data_dir)?);
     let admin = Arc::new(Admin::open(store.clone(), script_hosts)?);
@@ -189,7 +190,7 @@ fn open(config: Config, script_hosts: crate::admin::HostMaker) -> Result<App, St
         }
     }));
     let remote = crate::settings::remote::remote_settings(&store, &config.data_dir)?;
-    let on_box_only = Arc::new(OnBoxOnly::new(remote.is_on_disk_under(&config.data_dir)));
+    let placement = Arc::new(RemotePlacement::new(&remote, &config.data_dir));
     let tls = Tls::open(&config.data_dir, certificate_names(&config))?;
     Ok(App {
         tls,
@@ -204,7 +205,7 @@ fn open(config: Config, script_hosts: crate::admin::HostMaker) -> Result<App, St
         admin,
         engine,
         restore: Default::default(),
-        on_box_only,
+        placement,
         typed_secrets: Default::default(),
     })
 }

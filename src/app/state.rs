@@ -6,14 +6,19 @@
 //! Made by `app::open`; owns no thread. Must not touch: HTTP.
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use crate::accounts::Accounts;
 use crate::archive::Archives;
 use crate::config::Config;
 use crate::device::DeviceDriver;
 use crate::engine::Engine;
+use crate::remote::placement::Placement;
+use crate::remote::RemoteSettings;
+use crate::store::records::{ArchiveRecord, ArchiveState};
 use crate::store::Store;
 
 /// Everything an operation may use. Shared by all handler threads.
@@ -33,8 +38,8 @@ pub struct App {
     pub tls: Arc<crate::tls::Tls>,
     /// The HTTPS listener's address, once it listens.
     pub https_addr: OnceLock<SocketAddr>,
-    /// Whether the backups go to a folder on the appliance's own disk.
-    pub on_box_only: Arc<OnBoxOnly>,
+    /// Where the backups go: off-site, on this box, unreachable.
+    pub placement: Arc<RemotePlacement>,
     /// mDNS (`piarchive.local`), when a listener is on the LAN.
     pub mdns: OnceLock<crate::mdns::Mdns>,
     /// The notifier thread (`crate::notify`), once started.
@@ -45,32 +50,86 @@ pub struct App {
 }
 
 impl App {
-    /// See [`OnBoxOnly`].
+    /// Whether nothing may be called "off-site" now: the remote is not off
+    /// this box ([`RemotePlacement`]).
     pub fn on_box_only(&self) -> bool {
-        self.on_box_only.get()
+        !self.placement().is_off_site()
+    }
+
+    /// Where the remote keeps the backups now (see [`RemotePlacement`]).
+    pub fn placement(&self) -> Placement {
+        self.placement.get()
+    }
+
+    /// The one rule for `off_site` (API, pages, dashboard, scripts'
+    /// `stats()`): every part of the archive is stored, at a destination
+    /// not attached to this box.
+    pub fn off_site(&self, archive: &ArchiveRecord) -> bool {
+        is_off_site(archive, &self.placement())
     }
 }
 
-/// Whether the backups go to a folder on the appliance's own disk (the
-/// default remote): no page or display may then call an archive "backed
-/// up" or "safe", and every signed-in page shows a warning banner. Set at
-/// start and whenever the remote settings are saved or restored.
-#[derive(Debug, Default)]
-pub struct OnBoxOnly(AtomicBool);
+/// [`App::off_site`] with the placement handed in (judged once for a list).
+pub fn is_off_site(archive: &ArchiveRecord, placement: &Placement) -> bool {
+    placement.is_off_site()
+        && matches!(
+            archive.state,
+            ArchiveState::BackedUp | ArchiveState::Uncached
+        )
+        && archive.parts_remote >= archive.parts_total
+}
 
-impl OnBoxOnly {
-    pub fn new(on_box_only: bool) -> OnBoxOnly {
-        OnBoxOnly(AtomicBool::new(on_box_only))
+/// Where the backups go, judged by `remote::placement` (off-site, this
+/// box's disk, a USB disk, unreachable): no page, display line or LED may
+/// call an archive "off-site" or "safe" unless it is
+/// [`Placement::OffSite`]. Set at start and whenever the remote settings
+/// are saved or restored; judged again at most every
+/// [`PLACEMENT_MAX_AGE`] (a USB disk unplugged, a folder gone).
+#[derive(Debug)]
+pub struct RemotePlacement(Mutex<Judged>);
+
+#[derive(Debug)]
+struct Judged {
+    remote: RemoteSettings,
+    data_dir: PathBuf,
+    at: Instant,
+    placement: Placement,
+}
+
+/// How long a judged placement is trusted before the mounts are read again.
+pub const PLACEMENT_MAX_AGE: Duration = Duration::from_secs(5);
+
+impl RemotePlacement {
+    pub fn new(remote: &RemoteSettings, data_dir: &Path) -> RemotePlacement {
+        RemotePlacement(Mutex::new(Judged {
+            remote: remote.clone(),
+            data_dir: data_dir.to_path_buf(),
+            at: Instant::now(),
+            placement: crate::remote::placement::placement(remote, data_dir),
+        }))
     }
 
-    pub fn get(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
+    /// The placement, judged again when older than [`PLACEMENT_MAX_AGE`].
+    pub fn get(&self) -> Placement {
+        let mut judged = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if judged.at.elapsed() >= PLACEMENT_MAX_AGE {
+            judged.placement =
+                crate::remote::placement::placement(&judged.remote, &judged.data_dir);
+            judged.at = Instant::now();
+        }
+        judged.placement.clone()
     }
 
-    /// Follows `remote`: on the box while it is a folder under `data_dir`.
-    pub fn follow(&self, remote: &crate::remote::RemoteSettings, data_dir: &std::path::Path) {
-        self.0
-            .store(remote.is_on_disk_under(data_dir), Ordering::Relaxed);
+    /// Follows new remote settings.
+    pub fn follow(&self, remote: &RemoteSettings, data_dir: &Path) {
+        let placement = crate::remote::placement::placement(remote, data_dir);
+        let mut judged = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        *judged = Judged {
+            remote: remote.clone(),
+            data_dir: data_dir.to_path_buf(),
+            at: Instant::now(),
+            placement,
+        };
     }
 }
 

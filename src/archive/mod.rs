@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 use crate::ids;
 use crate::store::jobs::{self, JobKind};
-use crate::store::records::{ArchiveRecord, ArchiveState, PartRecord};
+use crate::store::records::{ArchiveRecord, ArchiveState, PartRecord, Role};
 use crate::store::{indexed_key, Store, StoreError};
 
 pub use crate::store::archives::ArchiveCursor;
@@ -33,6 +33,9 @@ pub const MAX_NAME_CHARS: usize = 200;
 /// The most archives or parts one page lists (docs/API.md: `limit` default and
 /// maximum).
 pub const PAGE_LIMIT: usize = 1000;
+/// Records one page of the admin's archive list reads at most: a filter
+/// that matches few archives pages on rather than scanning everything.
+pub const ADMIN_SCAN_LIMIT: usize = 5000;
 /// Longest original filename kept, in bytes (longer ones are shortened).
 pub const MAX_FILENAME_BYTES: usize = 255;
 /// Longest folder path kept (`ArchiveRecord::path`), in bytes.
@@ -227,6 +230,62 @@ impl Archives {
             Some(archive) if archive.owner_id == owner_id => Ok(archive),
             _ => Err(ArchiveError::NotFound),
         }
+    }
+
+    /// The admin path beside [`Archives::owned`]: any user's archive, for
+    /// a caller whose role is `acting_role`, which must be admin (anyone
+    /// else gets `NotFound`, as for a missing archive). Admins see and act
+    /// on records (retry, verify, fetch back); contents stay the owner's.
+    pub fn administered(
+        &self,
+        acting_role: Role,
+        archive_id: &str,
+    ) -> Result<ArchiveRecord, ArchiveError> {
+        if acting_role != Role::Admin || !ids::is_valid_id(archive_id) {
+            return Err(ArchiveError::NotFound);
+        }
+        self.get_any(archive_id)?.ok_or(ArchiveError::NotFound)
+    }
+
+    /// For an admin (`acting_role`): up to `limit` (clamped to
+    /// 1..=[`PAGE_LIMIT`]) archive records of every user, or of `owner`,
+    /// in id order after `after`, that `keep` accepts; and where the next
+    /// page starts when more may follow. Reads at most
+    /// [`ADMIN_SCAN_LIMIT`] records per page.
+    pub fn administered_page(
+        &self,
+        acting_role: Role,
+        owner: Option<&str>,
+        keep: impl Fn(&ArchiveRecord) -> bool,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<ArchiveRecord>, Option<String>), ArchiveError> {
+        if acting_role != Role::Admin {
+            return Ok((Vec::new(), None));
+        }
+        let limit = limit.clamp(1, PAGE_LIMIT);
+        let txn = self.store.read()?;
+        let (page, last) = self.store.tables.archives.after(
+            &txn,
+            after.map(str::as_bytes),
+            |archive| owner.is_none_or(|owner| archive.owner_id == owner) && keep(archive),
+            limit,
+            ADMIN_SCAN_LIMIT,
+        )?;
+        let records: Vec<ArchiveRecord> = page.into_iter().map(|(_, archive)| archive).collect();
+        // More may follow when any record lies past the last one looked at.
+        let next = match last {
+            Some(key) => {
+                let (beyond, _) =
+                    self.store
+                        .tables
+                        .archives
+                        .after(&txn, Some(&key), |_| true, 1, 1)?;
+                (!beyond.is_empty()).then(|| String::from_utf8_lossy(&key).into_owned())
+            }
+            None => None,
+        };
+        Ok((records, next))
     }
 
     /// Every part of an archive (the engine and scripts; pages read

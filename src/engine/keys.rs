@@ -63,6 +63,9 @@ pub enum PassphraseCheck {
     NotTypedBack,
     /// Given once through the API.
     GivenOnce,
+    /// Generated and shown once; the admin said they stored it elsewhere
+    /// (a password manager, paper) instead of typing it back.
+    StoredElsewhere,
 }
 
 impl PassphraseCheck {
@@ -72,6 +75,7 @@ impl PassphraseCheck {
             PassphraseCheck::TypedBack => "typed_back",
             PassphraseCheck::NotTypedBack => "not_typed_back",
             PassphraseCheck::GivenOnce => "given_once",
+            PassphraseCheck::StoredElsewhere => "stored_elsewhere",
         }
     }
 
@@ -81,6 +85,7 @@ impl PassphraseCheck {
             PassphraseCheck::TypedBack,
             PassphraseCheck::NotTypedBack,
             PassphraseCheck::GivenOnce,
+            PassphraseCheck::StoredElsewhere,
         ]
         .into_iter()
         .find(|check| check.as_str() == text)
@@ -107,6 +112,22 @@ pub fn passphrase_check(store: &Store) -> Result<Option<PassphraseCheck>, StoreE
         .settings
         .get(&txn, PASSPHRASE_CHECK_KEY)?
         .and_then(|value| value.as_str().and_then(PassphraseCheck::parse)))
+}
+
+/// Whether the admin still has to confirm the passphrase (generated,
+/// shown once, neither typed back nor said to be stored elsewhere).
+pub fn passphrase_unconfirmed(store: &Store) -> Result<bool, StoreError> {
+    Ok(passphrase_check(store)? == Some(PassphraseCheck::NotTypedBack))
+}
+
+/// Whether `passphrase` unwraps the master key (Argon2id: about a second
+/// on a Pi). `Ok(false)` when it does not, or when there are no keys.
+pub fn passphrase_opens(store: &Store, passphrase: &str) -> Result<bool, KeyError> {
+    let Some((_, config)) = load(store)? else {
+        return Ok(false);
+    };
+    let config = RepoConfig::decode(&config).map_err(|_| KeyError::Damaged)?;
+    Ok(config.master_key(passphrase.trim()).is_ok())
 }
 
 /// Whether the keys exist already.

@@ -18,7 +18,7 @@ pub mod keys;
 pub mod lock;
 pub mod remote_move;
 mod uncache;
-mod upload;
+pub mod upload;
 pub mod verify;
 mod work;
 

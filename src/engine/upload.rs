@@ -192,6 +192,11 @@ impl Inner {
                     archive.protected_until =
                         super::lock::earliest(archive.protected_until, retain_until);
                     tables.archives.put(txn, archive_id.as_bytes(), &archive)?;
+                    tables.settings.put(
+                        txn,
+                        LAST_BACKUP_KEY,
+                        &serde_json::json!(crate::ids::now_secs()),
+                    )?;
                     Ok(Some(archive))
                 })?;
         if let Some(archive) = changed {
@@ -313,4 +318,21 @@ fn put_object_unused(
         .objects
         .put(txn, object_id.as_str().as_bytes(), object)?;
     Ok(None)
+}
+
+/// Where the time of the last completed backup (an archive's manifest
+/// stored, so every part of it is on the remote) is kept, in `settings`.
+const LAST_BACKUP_KEY: &[u8] = b"last_backup_at";
+
+/// When the last backup completed (Unix seconds); `None` when none did
+/// since piarchive began keeping this.
+pub fn last_backup_at(
+    store: &crate::store::Store,
+) -> Result<Option<i64>, crate::store::StoreError> {
+    let txn = store.read()?;
+    Ok(store
+        .tables
+        .settings
+        .get(&txn, LAST_BACKUP_KEY)?
+        .and_then(|value| value.as_i64()))
 }

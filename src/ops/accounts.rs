@@ -3,7 +3,7 @@
 //! password by an admin, and registration opened or closed. Each writes
 //! its one system-log sentence (source `login` or `users`).
 
-use crate::accounts::{AccountError, Caller, NewSession};
+use crate::accounts::{failed_logins, invitations, AccountError, Caller, NewSession};
 use crate::admin::log::Subject;
 use crate::app::state::App;
 use crate::engine::keys;
@@ -24,13 +24,97 @@ pub fn login(
             &format!("{username} logged in from {remote_addr}."),
             Subject::default(),
         ),
-        Err(err) => app.admin.log.warn(
-            "login",
-            &format!("Login as {username:?} from {remote_addr} failed: {err}"),
-            Subject::default(),
-        ),
+        Err(err) => {
+            app.admin.log.warn(
+                "login",
+                &format!("Login as {username:?} from {remote_addr} failed: {err}"),
+                Subject::default(),
+            );
+            if matches!(err, AccountError::BadCredentials) {
+                let at = crate::ids::now_secs();
+                if let Err(err) = failed_logins::record(&app.store, username, remote_addr, at) {
+                    app.admin.log.warn(
+                        "login",
+                        &format!("A failed login could not be kept for the dashboard: {err}"),
+                        Subject::default(),
+                    );
+                }
+            }
+        }
     }
     outcome
+}
+
+/// An admin invites someone: a one-time link for `role`, lasting
+/// `expires_in_secs`.
+pub fn invite(
+    app: &App,
+    admin: &Caller,
+    role: Role,
+    expires_in_secs: u64,
+) -> Result<invitations::NewInvitation, AccountError> {
+    if !admin.is_admin() {
+        return Err(AccountError::Invalid("Only an admin may invite.".into()));
+    }
+    let made = invitations::create(
+        &app.store,
+        role,
+        expires_in_secs,
+        &admin.user.id,
+        crate::ids::now_secs(),
+    )?;
+    app.admin.log.info(
+        "users",
+        &format!(
+            "{} made an invitation for a new {} (until {}).",
+            admin.user.username,
+            role.as_str(),
+            crate::date::rfc3339(made.invitation.expires_at)
+        ),
+        Subject::user(&admin.user.id),
+    );
+    Ok(made)
+}
+
+/// An admin withdraws an invitation.
+pub fn withdraw_invitation(app: &App, admin: &Caller, id: &str) -> Result<(), AccountError> {
+    if !admin.is_admin() {
+        return Err(AccountError::InvitationNotFound);
+    }
+    let withdrawn = invitations::withdraw(&app.store, id)?;
+    app.admin.log.info(
+        "users",
+        &format!(
+            "{} withdrew the invitation for a new {}.",
+            admin.user.username,
+            withdrawn.role.as_str()
+        ),
+        Subject::user(&admin.user.id),
+    );
+    Ok(())
+}
+
+/// Someone makes an account with an invitation.
+pub fn register_invited(
+    app: &App,
+    username: &str,
+    password: &str,
+    token: &str,
+    remote_addr: &str,
+) -> Result<UserRecord, AccountError> {
+    let user = app
+        .accounts
+        .register_invited(username, password, token, remote_addr)?;
+    app.admin.log.info(
+        "users",
+        &format!(
+            "{} made an account ({}) with an invitation, from {remote_addr}.",
+            user.username,
+            user.role.as_str()
+        ),
+        Subject::user(&user.id),
+    );
+    Ok(user)
 }
 
 /// Creates the first admin and the repository keys under `given` or a
@@ -44,6 +128,7 @@ pub fn setup(
     check: keys::PassphraseCheck,
 ) -> super::Result<Option<String>> {
     app.accounts.setup(username, password)?;
+    Settings::save_at_setup(&app.store)?;
     if keys::exist(&app.store)? {
         return Ok(None);
     }
@@ -54,9 +139,12 @@ pub fn setup(
         }
     };
     keys::create(&app.store, &passphrase).map_err(|err| super::Error::Internal(err.to_string()))?;
-    let check = match given {
-        Some(_) => check,
-        None => keys::PassphraseCheck::NotTypedBack,
+    // A generated passphrase: the API hands it to its caller in the answer
+    // (given once); the setup page shows it and asks for it back.
+    let check = match (given, check) {
+        (Some(_), check) => check,
+        (None, keys::PassphraseCheck::GivenOnce) => keys::PassphraseCheck::GivenOnce,
+        (None, _) => keys::PassphraseCheck::NotTypedBack,
     };
     keys::set_passphrase_check(&app.store, check)?;
     app.engine.wake();
@@ -196,4 +284,41 @@ fn log_user_change(
             subject,
         ),
     }
+}
+
+/// An admin proves they kept the recovery passphrase by typing it in
+/// full: `Ok(true)` when it opens the keys (then recorded as typed back).
+pub fn confirm_passphrase(app: &App, admin: &Caller, passphrase: &str) -> super::Result<bool> {
+    if !admin.is_admin() {
+        return Ok(false);
+    }
+    let opens = keys::passphrase_opens(&app.store, passphrase)
+        .map_err(|err| super::Error::Internal(err.to_string()))?;
+    if opens {
+        keys::set_passphrase_check(&app.store, keys::PassphraseCheck::TypedBack)?;
+        app.admin.log.info(
+            "users",
+            &format!("{} confirmed the recovery passphrase.", admin.user.username),
+            Subject::user(&admin.user.id),
+        );
+    }
+    Ok(opens)
+}
+
+/// An admin says the passphrase shown at setup is stored elsewhere
+/// (recorded; the reminder ends).
+pub fn passphrase_stored_elsewhere(app: &App, admin: &Caller) -> super::Result<()> {
+    if !admin.is_admin() || !keys::passphrase_unconfirmed(&app.store)? {
+        return Ok(());
+    }
+    keys::set_passphrase_check(&app.store, keys::PassphraseCheck::StoredElsewhere)?;
+    app.admin.log.warn(
+        "users",
+        &format!(
+            "{} said the recovery passphrase is stored elsewhere, without typing it back.",
+            admin.user.username
+        ),
+        Subject::user(&admin.user.id),
+    );
+    Ok(())
 }

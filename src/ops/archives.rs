@@ -7,6 +7,7 @@
 //! (`Archives::owned` keeps users apart), announces the change to the
 //! owner's open pages and wakes the engine when there is new work.
 
+use crate::accounts::Caller;
 use crate::admin::log::{Subject, SystemLog};
 use crate::app::state::App;
 use crate::engine::{Verification, VerifyError};
@@ -174,6 +175,61 @@ fn record_for_notices(
         at,
     };
     verifications::failed(&app.store, failure)
+}
+
+/// An admin fetches back any user's uncached archive (the admin path,
+/// `Archives::administered`); logged with both names.
+pub fn cache_as_admin(app: &App, admin: &Caller, archive_id: &str) -> super::Result<ArchiveRecord> {
+    let archive = app.archives.administered(admin.user.role, archive_id)?;
+    let archive = cache(app, &archive.owner_id, archive_id)?;
+    log_admin_act(app, admin, &archive, "asked to fetch back");
+    Ok(archive)
+}
+
+/// An admin puts the waiting or failed transfers of any user's archive
+/// back in the queue; how many.
+pub fn retry_as_admin(app: &App, admin: &Caller, archive_id: &str) -> super::Result<usize> {
+    let archive = app.archives.administered(admin.user.role, archive_id)?;
+    let count = app
+        .store
+        .write(|txn, tables| crate::store::jobs::unpark_archive(txn, tables, archive_id))?;
+    log_admin_act(
+        app,
+        admin,
+        &archive,
+        &format!("retried {count} transfers of"),
+    );
+    app.engine.wake();
+    Ok(count)
+}
+
+/// An admin verifies the remote copy of any user's archive (all parts
+/// downloaded when `percent` is 100), as a script's `verify(id)` does.
+pub fn verify_as_admin(
+    app: &App,
+    admin: &Caller,
+    archive_id: &str,
+    percent: u8,
+) -> super::Result<Result<Verification, String>> {
+    let archive = app.archives.administered(admin.user.role, archive_id)?;
+    log_admin_act(app, admin, &archive, "verified");
+    Ok(verify(app, archive_id, percent))
+}
+
+fn log_admin_act(app: &App, admin: &Caller, archive: &ArchiveRecord, act: &str) {
+    let owner = app
+        .accounts
+        .user(&archive.owner_id)
+        .map(|user| user.username)
+        .unwrap_or_else(|_| archive.owner_id.clone());
+    app.admin.log.info(
+        "archives",
+        &format!(
+            "{} {act} {owner}'s archive {:?}.",
+            admin.user.username, archive.name
+        ),
+        Subject::archive(&archive.owner_id, &archive.id),
+    );
 }
 
 /// Puts failed transfers back in the queue; how many.

@@ -28,6 +28,7 @@ pub mod archives;
 pub mod deployments;
 pub mod notifications;
 pub mod remote;
+pub mod safety;
 pub mod script_host;
 pub mod scripts;
 pub mod settings;

@@ -120,7 +120,7 @@ pub fn plan(app: &App, settings: &RemoteSettings) -> super::Result<MovePlan> {
 pub fn save(app: &App, settings: RemoteSettings) -> super::Result<(RemoteSettings, MovePlan)> {
     let (saved, plan) = app.engine.change_remote(settings)?;
     app.typed_secrets.forget();
-    app.on_box_only.follow(&saved, &app.config.data_dir);
+    app.placement.follow(&saved, &app.config.data_dir);
     app.engine.wake();
     Ok((saved, plan))
 }

@@ -181,6 +181,11 @@ impl ScriptHost for AppHost {
             .unwrap_or_default();
         let remote = crate::archive::remote_totals(records.iter().map(|(_, record)| record));
         let metrics = crate::metrics::global();
+        let placement = app.placement();
+        let archives_off_site = records
+            .iter()
+            .filter(|(_, record)| crate::app::state::is_off_site(record, &placement))
+            .count() as u64;
         Stats {
             disk_total,
             disk_free,
@@ -190,6 +195,8 @@ impl ScriptHost for AppHost {
             stored_bytes: remote.stored_bytes,
             bytes_saved: remote.saved_bytes,
             archives: records.len() as u64,
+            archives_off_site,
+            placement: placement.as_str().to_string(),
         }
     }
 

@@ -13,6 +13,7 @@ pub mod as_of;
 pub mod caps;
 pub mod dir;
 pub mod lock;
+pub mod placement;
 pub mod s3;
 
 use std::io::{self, Read};

@@ -250,6 +250,19 @@ impl ArchiveTable {
         self.table.all(txn)
     }
 
+    /// Records in id order after `after` (see [`Table::after`]).
+    #[allow(clippy::type_complexity)]
+    pub fn after(
+        &self,
+        txn: &RoTxn,
+        after: Option<&[u8]>,
+        keep: impl FnMut(&ArchiveRecord) -> bool,
+        limit: usize,
+        scan_limit: usize,
+    ) -> Result<(Vec<(Vec<u8>, ArchiveRecord)>, Option<Vec<u8>>)> {
+        self.table.after(txn, after, keep, limit, scan_limit)
+    }
+
     pub fn len(&self, txn: &RoTxn) -> Result<u64> {
         self.table.len(txn)
     }

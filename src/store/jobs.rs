@@ -220,6 +220,35 @@ pub fn unpark_all(txn: &mut RwTxn, tables: &Tables) -> Result<usize> {
     Ok(waiting.len())
 }
 
+/// Makes the waiting or parked jobs of one archive due now with fresh
+/// attempts (an admin's "Retry"); how many. Reads only the jobs that wait.
+pub fn unpark_archive(txn: &mut RwTxn, tables: &Tables, archive_id: &str) -> Result<usize> {
+    let now = ids::now_secs();
+    let mut woken = 0;
+    for id in tables.jobs.ids_due_after(txn, now)? {
+        let Some(mut job) = tables.jobs.get(txn, id.as_bytes())? else {
+            continue;
+        };
+        let of_archive = match JobKind::from_record(&job) {
+            Some(
+                JobKind::UploadPart { archive_id: id, .. }
+                | JobKind::UploadManifest { archive_id: id }
+                | JobKind::Uncache { archive_id: id }
+                | JobKind::Cache { archive_id: id }
+                | JobKind::Delete { archive_id: id },
+            ) => id == archive_id,
+            _ => false,
+        };
+        if of_archive {
+            job.not_before = now;
+            job.attempts = 0;
+            tables.jobs.put(txn, id.as_bytes(), &job)?;
+            woken += 1;
+        }
+    }
+    Ok(woken)
+}
+
 /// The two lease classes: uploads wait for the upload window, the rest not.
 const CLASS_UPLOAD: u8 = 0;
 const CLASS_OTHER: u8 = 1;

@@ -52,12 +52,41 @@ fn ram_path(dir: &Path) -> Option<PathBuf> {
         rustix::fs::statfs(*candidate).is_ok_and(|stat| stat.f_type as i64 == TMPFS_MAGIC)
             && rustix::fs::access(*candidate, rustix::fs::Access::WRITE_OK).is_ok()
     })?;
+    let own = private_folder(ram)?;
     let canonical = std::fs::canonicalize(dir).ok()?;
     let digest = Sha256::digest(canonical.as_os_str().as_encoded_bytes());
-    Some(ram.join(format!(
+    Some(own.join(format!(
         "piarchive-lmdb-{}.lock",
         hex::encode(&digest[..12])
     )))
+}
+
+/// `<ram>/piarchive-<uid>`, a folder only this user may enter, made when
+/// missing. `/dev/shm` is writable by every user of the machine: a lock file
+/// there under a name others can work out could be made (or replaced) by
+/// them first, so it goes into a folder that is ours, and nowhere else.
+fn private_folder(ram: &Path) -> Option<PathBuf> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    let uid = rustix::process::geteuid().as_raw();
+    let own = ram.join(format!("piarchive-{uid}"));
+    match std::fs::DirBuilder::new().mode(0o700).create(&own) {
+        Ok(()) => {}
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(err) => {
+            eprintln!("piarchive: the database's lock file stays on disk: {err}");
+            return None;
+        }
+    }
+    let meta = std::fs::symlink_metadata(&own).ok()?;
+    let ours = meta.is_dir() && meta.uid() == uid && meta.mode() & 0o077 == 0;
+    if !ours {
+        eprintln!(
+            "piarchive: the database's lock file stays on disk: {} is not a private folder of this user",
+            own.display()
+        );
+        return None;
+    }
+    Some(own)
 }
 
 /// Whether a process holds LMDB's lock on the file (it holds a shared lock
@@ -105,5 +134,22 @@ mod tests {
         assert_eq!(std::fs::read_link(&lock).unwrap(), target);
         drop(store);
         let _ = std::fs::remove_file(target);
+    }
+
+    #[test]
+    fn the_lock_goes_only_into_a_folder_no_other_user_may_enter() {
+        use std::os::unix::fs::PermissionsExt;
+        let ram = tempfile::tempdir().unwrap();
+        let own = private_folder(ram.path()).expect("made");
+        let mode = std::fs::metadata(&own).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        // Someone opened it up (or made it so): not used.
+        std::fs::set_permissions(&own, std::fs::Permissions::from_mode(0o777)).unwrap();
+        assert_eq!(private_folder(ram.path()), None);
+        std::fs::remove_dir(&own).unwrap();
+        // A symlink in its place is not followed.
+        let elsewhere = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(elsewhere.path(), &own).unwrap();
+        assert_eq!(private_folder(ram.path()), None);
     }
 }

@@ -59,7 +59,7 @@ pub fn page(app: &App, caller: &Caller) -> Result<Resp, ApiError> {
         ("blue", report.leds.blue),
         ("red", report.leds.red),
     ];
-    let page = Page::new("Device", Some(caller), app.on_box_only()).script("/static/device.js").render(html! {
+    let page = Page::new("Device", Some(caller), crate::web::layout::Safety::of(app)).script("/static/device.js").render(html! {
         h1 { "Device" }
         p.muted { "What the appliance's LEDs and display show right now (board: " (report.board) ")." }
         div.leds {

@@ -381,9 +381,10 @@ impl From<AccountError> for ApiError {
             AccountError::AlreadySetUp => ApiError::new(409, "already_set_up", message),
             AccountError::RegistrationClosed => ApiError::new(403, "registration_closed", message),
             AccountError::WrongCurrentPassword => ApiError::new(403, "wrong_password", message),
-            AccountError::UserNotFound | AccountError::TokenNotFound => {
-                ApiError::new(404, "not_found", message)
-            }
+            AccountError::InvitationInvalid => ApiError::new(403, "invitation_invalid", message),
+            AccountError::UserNotFound
+            | AccountError::TokenNotFound
+            | AccountError::InvitationNotFound => ApiError::new(404, "not_found", message),
             AccountError::LastAdmin => ApiError::new(409, "last_admin", message),
             AccountError::TooManyTokens { .. } => ApiError::new(409, "too_many_tokens", message),
             AccountError::Store(store) => store.into(),

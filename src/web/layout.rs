@@ -9,27 +9,64 @@ use super::auth;
 use super::http::{ApiError, Req, Resp};
 use crate::accounts::Caller;
 use crate::app::state::App;
+use crate::remote::placement::Placement;
 
 pub struct Page<'a> {
     title: String,
     caller: Option<&'a Caller>,
-    /// The backups go to a folder on this box (`app::state::OnBoxOnly`): signed-in
-    /// pages show a warning banner.
-    on_box_only: bool,
+    /// What the banners say about safety (see [`Safety`]).
+    safety: Safety,
     scripts: Vec<&'static str>,
 }
 
+/// What every signed-in page says about safety: a warning banner while
+/// the backups are not off-site (worded by where they go), and for admins
+/// a reminder while the recovery passphrase is unconfirmed.
+#[derive(Debug, Clone, Default)]
+pub struct Safety {
+    /// The backups are not off-site (`App::on_box_only`).
+    pub on_box_only: bool,
+    /// Where they go, when known (`App::placement`).
+    pub placement: Option<Placement>,
+    /// The passphrase shown at setup was never confirmed.
+    pub passphrase_unconfirmed: bool,
+}
+
+impl Safety {
+    /// As the app stands now.
+    pub fn of(app: &App) -> Safety {
+        let placement = app.placement();
+        Safety {
+            on_box_only: !placement.is_off_site(),
+            placement: Some(placement),
+            passphrase_unconfirmed: crate::engine::keys::passphrase_unconfirmed(&app.store)
+                .unwrap_or(false),
+        }
+    }
+}
+
+/// A bare "on this box only" flag (pages that know no more).
+impl From<bool> for Safety {
+    fn from(on_box_only: bool) -> Safety {
+        Safety {
+            on_box_only,
+            ..Safety::default()
+        }
+    }
+}
+
 impl<'a> Page<'a> {
-    /// A page; `on_box_only` is `App::on_box_only()`.
+    /// A page; `safety` is [`Safety::of`] the app (or a bare
+    /// `App::on_box_only()`).
     pub fn new(
         title: impl Into<String>,
         caller: Option<&'a Caller>,
-        on_box_only: bool,
+        safety: impl Into<Safety>,
     ) -> Page<'a> {
         Page {
             title: title.into(),
             caller,
-            on_box_only,
+            safety: safety.into(),
             scripts: Vec::new(),
         }
     }
@@ -55,7 +92,7 @@ impl<'a> Page<'a> {
                     link rel="icon" type="image/svg+xml" href="/static/favicon.svg";
                     link rel="stylesheet" href="/static/app.css";
                 }
-                body data-on-box-only=[self.on_box_only.then_some("1")] {
+                body data-on-box-only=[self.safety.on_box_only.then_some("1")] data-stored-label=[self.stored_label()] {
                     header.top {
                         a.brand href="/" { "piarchive" }
                         @if let Some(caller) = self.caller {
@@ -91,11 +128,11 @@ impl<'a> Page<'a> {
                         } }
                     }
                     @if let Some(caller) = self.caller {
-                        @if self.on_box_only {
+                        @if self.safety.on_box_only {
                             div.banner.warning role="alert" id="remote-banner" { div.banner-inner {
                                 p {
                                     strong { "Your files are on this box only. " }
-                                    "The backups go to a folder on the same disk as the originals: if this box is lost or broken, so are they."
+                                    (self.where_backups_go())
                                 }
                                 @if caller.is_admin() {
                                     a.button href="/admin/remote" { "Set up off-site storage" }
@@ -104,16 +141,49 @@ impl<'a> Page<'a> {
                                 }
                             } }
                         }
+                        @if caller.is_admin() && self.safety.passphrase_unconfirmed {
+                            div.banner.warning role="alert" id="passphrase-reminder" { div.banner-inner {
+                                p {
+                                    strong { "The recovery passphrase is not confirmed. " }
+                                    "Without it nothing can be restored if this box is lost."
+                                }
+                                a.button href="/setup/passphrase" { "Confirm it now" }
+                            } }
+                        }
                     }
                     main { (content) }
                     // Progress bars get their width here: no inline styles.
                     script src="/static/bars.js" {}
                     script src="/static/times.js" {}
+                    // Asks before forms marked data-confirm are sent.
+                    script src="/static/confirm.js" {}
                     @for script in &self.scripts {
                         script src=(script) {}
                     }
                 }
             }
+        }
+    }
+}
+
+impl Page<'_> {
+    /// The words for a stored archive on this page's `live.js` while the
+    /// backups are not off-site.
+    fn stored_label(&self) -> Option<&'static str> {
+        match self.safety.placement.as_ref()? {
+            Placement::OffSite => None,
+            Placement::UsbDisk(_) => Some("on the USB disk only"),
+            Placement::SameDisk => Some("on this box only"),
+            Placement::Unreachable => Some("storage unreachable"),
+        }
+    }
+
+    /// Where the backups go, when they are not off-site.
+    fn where_backups_go(&self) -> String {
+        match &self.safety.placement {
+            Some(Placement::UsbDisk(label)) => format!("The backups go to the USB disk {label}, plugged into this box: a fire, a theft or a power surge takes both."),
+            Some(Placement::Unreachable) => "The backup storage cannot be reached (a disk unplugged or not mounted?): nothing is being copied.".to_string(),
+            _ => "The backups go to a folder on the same disk as the originals: if this box is lost or broken, so are they.".to_string(),
         }
     }
 }
@@ -133,6 +203,11 @@ pub fn done_notice(query: &std::collections::HashMap<String, String>) -> Markup 
         Some("upload-discarded") => "The unfinished upload was discarded.",
         Some("passphrase-kept") => "Thank you: the recovery passphrase is confirmed.",
         Some("bulk-none") => "Tick the archives first, then choose what to do with them.",
+        Some("passphrase-elsewhere") => "Noted: the recovery passphrase is stored elsewhere. Keep it safe.",
+        Some("invitation-withdrawn") => "The invitation was withdrawn: its link no longer works.",
+        Some("admin-retried") => "Its transfers were put back in the queue.",
+        Some("admin-verified") => "Verified: the stored copy is whole.",
+        Some("admin-verify-damaged") => "Verified: parts of the stored copy are damaged; see below.",
         _ => return html! {},
     };
     html! { p.notice.flash role="status" { (text) } }
@@ -174,7 +249,7 @@ pub fn iso_time(secs: i64) -> String {
 /// An error in a page request, shown as a page with the sentence.
 pub fn error_page(app: &App, req: &Req, err: ApiError) -> Resp {
     let caller = auth::caller(app, req).ok().flatten();
-    let page = Page::new("Something went wrong", caller.as_ref(), app.on_box_only());
+    let page = Page::new("Something went wrong", caller.as_ref(), Safety::of(app));
     let body = maud::html! {
         h1 { "Something went wrong" }
         p.error role="alert" { (err.message) }

@@ -114,7 +114,12 @@ pub fn page(
             button type="submit" { "Save" }
         }
     };
-    let page = Page::new("Notifications", Some(caller), app.on_box_only()).render(body);
+    let page = Page::new(
+        "Notifications",
+        Some(caller),
+        crate::web::layout::Safety::of(app),
+    )
+    .render(body);
     Ok(Resp::html(page))
 }
 

@@ -76,6 +76,11 @@ const STATIC_FILES: &[(&str, &str, &str)] = &[
         include_str!("../../templates/static/firmware.js"),
     ),
     (
+        "copy.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../templates/static/copy.js"),
+    ),
+    (
         "tls.js",
         "text/javascript; charset=utf-8",
         include_str!("../../templates/static/tls.js"),

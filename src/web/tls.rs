@@ -72,7 +72,7 @@ pub fn page(app: &App, req: &Req, caller: &Caller, error: Option<String>) -> Ans
     let confirm_https = req.query.get("confirm").is_some_and(|v| v == "https");
     let https_port = app.https_addr.get().map(|addr| addr.port());
     let by_name = app.mdns.get().and_then(|mdns| mdns.url());
-    let page = Page::new("HTTPS", Some(caller), app.on_box_only()).script("/static/tls.js").render(html! {
+    let page = Page::new("HTTPS", Some(caller), crate::web::layout::Safety::of(app)).script("/static/tls.js").render(html! {
         h1 { "HTTPS and the network name" }
         @if let Some(error) = &error { p.error role="alert" { (error) } }
         (done_notice(req))

@@ -81,7 +81,7 @@ pub fn page(app: &App, caller: &Caller) -> Result<Resp, ApiError> {
         .as_ref()
         .filter(|last| last.result == "failed")
         .map(|last| last.failure_sentence(&status.version));
-    let page = Page::new("Firmware", Some(caller), app.on_box_only()).script("/static/firmware.js").render(html! {
+    let page = Page::new("Firmware", Some(caller), crate::web::layout::Safety::of(app)).script("/static/firmware.js").render(html! {
         h1 { "Firmware" }
         @if let Some(sentence) = &failed {
             div.banner.warning role="alert" id="update-failed" { (sentence) }

@@ -11,14 +11,24 @@
   if (!window.EventSource) return;
   // The same words as `state_label` in src/web/pages/archives.rs: while
   // the remote is a folder on this box's own disk nothing is "off-site".
+  // The page says how stored archives are called while the storage is
+  // not off-site (this box's disk, a USB disk, unreachable).
   var onBox = document.body.getAttribute("data-on-box-only") === "1";
+  var storedHere = document.body.getAttribute("data-stored-label") || "on this box only";
   var labels = {
     receiving: "receiving", local: "not backed up yet",
     uploading: onBox ? "copying on this box" : "backing up",
-    backed_up: onBox ? "on this box only" : "off-site",
-    uncached: onBox ? "on this box only" : "off-site only", caching: "fetching back",
+    backed_up: onBox ? storedHere : "off-site",
+    uncached: onBox ? storedHere : "off-site only", caching: "fetching back",
     deleting: "deleting", damaged: "damaged", trashed: "in the trash"
   };
+  // The same colours as `bar_class` in src/web/pages/archives.rs: green
+  // only for what is off-site.
+  function barKind(state) {
+    if (state === "damaged") return "bar-damaged";
+    if (state === "caching") return "bar-fetching";
+    return onBox ? "bar-on-box" : "bar-off-site";
+  }
   // Archives that leave the list: being deleted, or moved to the trash.
   function gone(archive) {
     return archive.state === "deleting" || archive.state === "trashed";
@@ -39,11 +49,14 @@
     element.className = "state state-" + (onBox && stored ? "on_box" : state);
     element.setAttribute("data-state", state);
   }
-  function showPercent(scope, percent) {
+  function showPercent(scope, percent, state) {
     var bar = scope.querySelector(".bar");
     if (bar) bar.style.width = percent + "%";
     var progress = scope.querySelector(".progress");
-    if (progress) progress.setAttribute("aria-label", percent + "% stored");
+    if (progress) {
+      progress.setAttribute("aria-label", percent + (state === "caching" ? "% fetched" : "% stored"));
+      progress.className = progress.className.replace(/\bbar-[a-z-]+/g, "").trim() + " " + barKind(state);
+    }
     var text = scope.querySelector(".percent");
     if (text) text.textContent = percent + "%";
   }
@@ -101,7 +114,12 @@
     if (!(rate > 0)) return prefix;
     return prefix + human(rate) + "/s · " + duration(left / rate);
   }
-  function percentOf(archive) {
+  // A fetch-back shows the share fetched; anything else the parts stored.
+  function percentOf(archive, size) {
+    if (archive.state === "caching") {
+      return archive.bytes_fetched !== undefined && size > 0
+        ? Math.min(100, Math.floor(archive.bytes_fetched * 100 / size)) : 0;
+    }
     return archive.parts_total > 0
       ? Math.min(100, Math.floor(archive.parts_remote * 100 / archive.parts_total)) : 100;
   }
@@ -111,7 +129,7 @@
     if (state) setState(state, archive.state);
     var link = row.querySelector("td.name a");
     if (link && archive.name) link.textContent = archive.name;
-    showPercent(row, percentOf(archive));
+    showPercent(row, percentOf(archive, Number(row.getAttribute("data-size"))), archive.state);
     var eta = row.querySelector(".eta");
     if (eta) eta.textContent = rateText(archive, Number(row.getAttribute("data-size")));
   }
@@ -129,7 +147,7 @@
         })
         .then(function (html) {
           var fresh = new DOMParser().parseFromString(html, "text/html");
-          ["archive-list", "uploads-in-progress", "transfer-notes"].forEach(function (id) {
+          ["archive-list", "uploads-in-progress", "transfer-notes", "stored-text"].forEach(function (id) {
             var now = document.getElementById(id);
             var next = fresh.getElementById(id);
             if (now && next) now.replaceWith(document.importNode(next, true));
@@ -153,7 +171,6 @@
   });
   source.addEventListener("archive", function (message) {
     var archive = JSON.parse(message.data);
-    var percent = percentOf(archive);
     latest[archive.id] = archive;
     var row = document.querySelector('tr[data-archive-id="' + archive.id + '"]');
     if (row) {
@@ -170,14 +187,20 @@
     if (archive.name) detail.textContent = archive.name;
     var rate = document.getElementById("transfer-rate");
     if (rate) rate.textContent = rateText(archive, Number(detail.getAttribute("data-size")));
-    showPercent(document, percent);
+    var percent = percentOf(archive, Number(detail.getAttribute("data-size")));
+    showPercent(document.querySelector(".summary") || document, percent, archive.state);
     var count = document.querySelector(".parts-count");
     if (count) count.textContent = archive.parts_remote + " of " + archive.parts_total;
     var storedText = document.getElementById("stored-text");
     if (storedText) {
-      storedText.textContent = onBox
-        ? percent + "% copied to the storage folder on this box. Not off-site: if this box is lost, so is this file."
-        : percent + "% off-site.";
+      // The server's words (swapped in by refresh() when the state
+      // changes); only the number moves here.
+      if (archive.state === "caching") {
+        storedText.textContent = "Fetching it back onto this box: " + percent + "%.";
+      } else if (/^\d+%/.test(storedText.textContent)) {
+        var stored = percentOf({ state: "stored", parts_total: archive.parts_total, parts_remote: archive.parts_remote });
+        storedText.textContent = storedText.textContent.replace(/^\d+%/, stored + "%");
+      }
     }
     var label = document.getElementById("state");
     if (label) setState(label, archive.state);

@@ -239,16 +239,30 @@ impl TestServer {
         client
     }
 
-    /// Registers and logs in a member.
+    /// Makes a member with an invitation from the admin `admin` (set up
+    /// by [`TestServer::admin`]; registration is closed by default) and
+    /// logs them in.
     pub fn member(&self, username: &str) -> Client {
+        let mut admin = self.client();
+        assert_eq!(admin.login("admin", "admin password").status, 200);
+        let invitation = admin.post_json("/api/v1/admin/invitations", &json!({}));
+        assert_eq!(invitation.status, 201, "{}", invitation.text());
+        let token = invitation.json()["token"].as_str().unwrap().to_string();
         let mut client = self.client();
         let resp = client.post_json(
             "/api/v1/users",
-            &json!({"username": username, "password": "member password"}),
+            &json!({"username": username, "password": "member password", "invitation": token}),
         );
         assert_eq!(resp.status, 201, "{}", resp.text());
         client.login(username, "member password");
         client
+    }
+
+    /// Opens self-registration (closed by default), as the admin `admin`.
+    pub fn open_registration(&self) {
+        let mut admin = self.client();
+        assert_eq!(admin.login("admin", "admin password").status, 200);
+        admin.put_settings(|settings| settings["registration_open"] = json!(true));
     }
 }
 

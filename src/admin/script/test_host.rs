@@ -92,6 +92,8 @@ impl ScriptHost for TestHost {
             stored_bytes: 400,
             bytes_saved: 75,
             archives: state.archives.len() as u64,
+            archives_off_site: 0,
+            placement: "same_disk".into(),
         }
     }
 

@@ -131,6 +131,7 @@ fn script_api() {
                 "disk_total": 1000, "disk_free": 500, "queue_length": 3,
                 "bytes_uploaded": 1000, "bytes_downloaded": 2000, "archives": 4,
                 "stored_bytes": 400, "bytes_saved": 75,
+                "archives_off_site": 0, "placement": "same_disk",
             })),
         ),
         ("now()", Value(json!(NOW))),
@@ -542,6 +543,7 @@ fn a_panicking_host_does_not_take_the_caller_down() {
                 stored_bytes: 0,
                 bytes_saved: 0,
                 archives: 0,
+                ..Stats::default()
             }
         }
         fn uncache(&self, _: &str) -> Result<(), String> {
@@ -614,6 +616,7 @@ fn a_host_call_that_never_returns_still_ends_the_run_after_its_limit() {
                 archives: 0,
                 stored_bytes: 0,
                 bytes_saved: 0,
+                ..Stats::default()
             }
         }
         fn uncache(&self, _: &str) -> Result<(), String> {

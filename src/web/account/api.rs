@@ -124,9 +124,13 @@ struct NewUser {
     username: String,
     password: String,
     role: Option<Role>,
+    /// A token from an admin's invitation: works while registration is
+    /// closed; the invitation gives the role.
+    invitation: Option<String>,
 }
 
-/// Self-registration, or an admin creating a user (with `role`).
+/// Self-registration, with an invitation, or an admin creating a user
+/// (with `role`).
 pub fn create_user(app: &App, req: &mut Req) -> Answer {
     auth::refuse_cross_site(req)?;
     let caller = match auth::caller(app, req)? {
@@ -137,6 +141,21 @@ pub fn create_user(app: &App, req: &mut Req) -> Answer {
         None => None,
     };
     let body: NewUser = req.json()?;
+    if let Some(token) = &body.invitation {
+        if body.role.is_some() {
+            return Err(ApiError::bad_request(
+                "An invitation gives the role; leave role out.",
+            ));
+        }
+        let user = ops::accounts::register_invited(
+            app,
+            &body.username,
+            &body.password,
+            token,
+            &req.remote_addr,
+        )?;
+        return Ok(Resp::json(201, &user_json(&user)));
+    }
     let user = match caller {
         Some(caller) if caller.is_admin() => ops::accounts::create_user(
             app,

@@ -220,7 +220,12 @@ pub fn login_page(app: &App, req: &mut Req) -> Result<Resp, ApiError> {
     Ok(Resp::html(login_form(None, "", open, &back)))
 }
 
-fn sign_in(app: &App, req: &Req, username: &str, password: &str) -> Result<Resp, ApiError> {
+pub(crate) fn sign_in(
+    app: &App,
+    req: &Req,
+    username: &str,
+    password: &str,
+) -> Result<Resp, ApiError> {
     sign_in_with_csrf(app, req, username, password, "/").map(|(resp, _)| resp)
 }
 
@@ -261,6 +266,7 @@ pub fn passphrase_status(app: &App) -> Result<Markup, ApiError> {
         Some(TypedBack) => ("Recovery passphrase: confirmed, its end was typed back at setup.", false),
         Some(NotTypedBack) => ("Recovery passphrase: shown once at setup and never typed back. Make sure you still have it.", true),
         Some(GivenOnce) => ("Recovery passphrase: given once through the API, never confirmed.", true),
+        Some(StoredElsewhere) => ("Recovery passphrase: shown once at setup; the admin said it is stored elsewhere.", false),
         None => ("Recovery passphrase: how it was checked is not recorded (set up before piarchive kept this, or restored).", false),
     };
     Ok(html! { p.passphrase-status.warning-text[warn] id="passphrase-status" { (text) } })
@@ -351,7 +357,7 @@ pub fn account_page(
     };
     let own_notifications = crate::web::notifications::member_section(app, caller)?;
     let usage = app.archives.usage(&caller.user.id)?;
-    let page = Page::new("Account", Some(caller), app.on_box_only()).render(html! {
+    let page = Page::new("Account", Some(caller), crate::web::layout::Safety::of(app)).render(html! {
         h1 { "Account" }
         p { "Signed in as " strong { (caller.user.username) } " (" (caller.user.role.as_str()) ")." }
         (crate::web::layout::storage_line(&usage))

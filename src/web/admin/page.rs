@@ -35,82 +35,6 @@ fn last_run(run: &Option<RunSummary>) -> Markup {
     }
 }
 
-/// A bar with its number: `done` of `total`.
-fn meter(label: &str, done: u64, total: u64) -> Markup {
-    let percent = (done.saturating_mul(100) / total.max(1)).min(100);
-    html! {
-        div.progress role="img" aria-label={ (label) ": " (percent) "%" } {
-            div.bar data-percent=(percent) {}
-        }
-    }
-}
-
-/// The admin's first look: disk, archives by state, storage, queue, damage.
-fn dashboard(app: &App) -> Result<Markup, ApiError> {
-    let inputs = crate::app::device_feed::current_inputs(app, "", 0);
-    let counts = &inputs.archives;
-    let remote = crate::settings::remote::remote_settings(&app.store, &app.config.data_dir)?;
-    let not_freed = crate::engine::lock::storage_not_freed(&app.store)?;
-    let on_box = app.on_box_only();
-    let stored = counts.backed_up + counts.uncached;
-    let total = stored
-        + counts.receiving
-        + counts.local
-        + counts.uploading
-        + counts.caching
-        + counts.damaged;
-    let where_to = match &remote {
-        crate::remote::RemoteSettings::S3 {
-            endpoint, bucket, ..
-        } => format!("S3 bucket {bucket} at {endpoint}"),
-        crate::remote::RemoteSettings::Dir { path } => format!("the folder {}", path.display()),
-    };
-    Ok(html! {
-        div.cards.dashboard {
-            section.card {
-                h2 { "Disk" }
-                @match inputs.disk {
-                    Some(disk) => {
-                        @let used = disk.total_bytes.saturating_sub(disk.free_bytes);
-                        (meter("Disk used", used, disk.total_bytes))
-                        p { (human_size(used)) " used, " (human_size(disk.free_bytes)) " free of " (human_size(disk.total_bytes)) "." }
-                    }
-                    None => p.muted { "The disk size cannot be read." },
-                }
-            }
-            section.card {
-                h2 { "Archives" }
-                (meter("Archives stored", stored, total))
-                dl.facts {
-                    dt { @if on_box { "On this box only" } @else { "Off-site" } } dd { (stored) }
-                    dt { "Waiting or copying" } dd { (counts.receiving + counts.local + counts.uploading) }
-                    dt { "Fetching back" } dd { (counts.caching) }
-                    dt { "Damaged" } dd class=(if counts.damaged > 0 { "failed" } else { "" }) { (counts.damaged) }
-                }
-            }
-            section.card {
-                h2 { "Storage" }
-                p { "Backups go to " (where_to) "." }
-                @if on_box {
-                    p.error { "Not off-site: the same disk as the originals." }
-                    p { a.button href="/admin/remote" { "Set up off-site storage" } }
-                } @else if let Some(error) = &inputs.remote_error {
-                    p.error { (error) }
-                } @else {
-                    p.ok { "Reachable." }
-                }
-                p { "Queue: " (inputs.jobs_queued) " waiting." }
-                @if let Some(not_freed) = &not_freed {
-                    p.warning.not-freed {
-                        "Storage is not freed yet: " (not_freed.message)
-                        " Next try: " (full_time(not_freed.next_try)) "."
-                    }
-                }
-            }
-        }
-    })
-}
-
 /// Archives in the trash: how many, their size, and the bytes of those
 /// whose file is still on this box's disk.
 fn trash_totals(trashed: &[(ArchiveRecord, TrashRecord)]) -> (usize, u64, u64) {
@@ -127,10 +51,11 @@ pub fn home(app: &App, caller: &Caller) -> Result<Resp, ApiError> {
     auth::require_admin(caller)?;
     let scripts = saved_scripts::list(app.admin.store())?;
     let deployments = crate::ops::deployments::list(app)?;
-    let dashboard = dashboard(app)?;
+    let dashboard = crate::web::admin::dashboard::safety(app)?;
     let remote = crate::archive::remote_totals(&app.archives.list_all()?);
     let trash = trash_totals(&app.archives.all_trashed()?);
-    let page = Page::new("Admin", Some(caller), app.on_box_only()).script("/static/admin.js");
+    let page = Page::new("Admin", Some(caller), crate::web::layout::Safety::of(app))
+        .script("/static/admin.js");
     Ok(Resp::html(page.render(html! {
         h1 { "Dashboard" }
         (dashboard)
@@ -224,7 +149,11 @@ fn every(seconds: u64) -> String {
 /// The develop page's help: the functions a script can call.
 pub fn script_help(app: &App, caller: &Caller) -> Result<Resp, ApiError> {
     auth::require_admin(caller)?;
-    let page = Page::new("Script API", Some(caller), app.on_box_only());
+    let page = Page::new(
+        "Script API",
+        Some(caller),
+        crate::web::layout::Safety::of(app),
+    );
     Ok(Resp::html(page.render(html! {
         h1 { "Script API" }
         p { "Admin scripts are written in Rhai (its book is at rhai.rs). A script's result is the value of its last expression. They run with limits on time, memory and steps, and cannot read files or the network." }
@@ -265,7 +194,12 @@ pub fn develop(app: &App, caller: &Caller, script_id: Option<&str>) -> Result<Re
         .as_ref()
         .map(|s| s.name.clone())
         .unwrap_or_else(|| "New script".into());
-    let page = Page::new(title.clone(), Some(caller), app.on_box_only()).script("/static/admin.js");
+    let page = Page::new(
+        title.clone(),
+        Some(caller),
+        crate::web::layout::Safety::of(app),
+    )
+    .script("/static/admin.js");
     Ok(Resp::html(page.render(html! {
         h1 { "Develop: " (title) }
         p.muted { "A test run runs the script for real (it asks first when the script can change archives); the script is saved only when you press Save. Scripts are Rhai; " a href="/admin/scripts/help" target="_blank" { "the Script API (opens in a new tab)" } " lists what they can call." }
@@ -337,7 +271,12 @@ pub fn log_page(app: &App, req: &Req, caller: &Caller) -> Result<Resp, ApiError>
         None
     };
     let live = query.before.is_none() && query.until_ms.is_none();
-    let page = Page::new("System log", Some(caller), app.on_box_only()).script("/static/admin.js");
+    let page = Page::new(
+        "System log",
+        Some(caller),
+        crate::web::layout::Safety::of(app),
+    )
+    .script("/static/admin.js");
     Ok(Resp::html(page.render(html! {
         h1 { "System log" }
         form.filters method="get" action="/admin/log" {
@@ -394,7 +333,7 @@ pub fn users_page(
         Some(Err(_)) => 409,
         _ => 200,
     };
-    let page = Page::new("Users", Some(caller), app.on_box_only()).render(html! {
+    let page = Page::new("Users", Some(caller), crate::web::layout::Safety::of(app)).render(html! {
         h1 { "Users" }
         @match &notice {
             Some(Ok(text)) => p.notice role="status" { (text) },
@@ -410,6 +349,7 @@ pub fn users_page(
                 button type="submit" { @if settings.registration_open { "Close registration" } @else { "Open registration" } }
             }
         }
+        (crate::web::account::invitations::admin_section(app, caller)?)
         table.users.cards {
             thead { tr { th { "User" } th { "Role" } th { "Status" } th { "Storage" } th { "Created" } th {} } }
             tbody {
@@ -577,7 +517,7 @@ pub fn admin_settings_page(
     let now = crate::ids::now_secs();
     let start = window.as_ref().map_or("01:00", |w| w.start.as_str());
     let end = window.as_ref().map_or("06:00", |w| w.end.as_str());
-    let page = Page::new("Settings", Some(caller), app.on_box_only()).render(html! {
+    let page = Page::new("Settings", Some(caller), crate::web::layout::Safety::of(app)).render(html! {
         h1 { "Appliance settings" }
         @if let Some(error) = &error { p.error role="alert" { (error) } }
         (crate::web::layout::done_notice(&req.query))

@@ -15,8 +15,18 @@ use crate::web::paging;
 
 pub type Answer = Result<Resp, ApiError>;
 
-pub fn archive_json(archive: &ArchiveRecord) -> Value {
+/// An archive as the API shows it; `off_site` by [`App::off_site`].
+pub fn archive_json(app: &App, archive: &ArchiveRecord) -> Value {
+    archive_json_placed(archive, &app.placement())
+}
+
+/// [`archive_json`] with the placement judged once for a whole list.
+pub fn archive_json_placed(
+    archive: &ArchiveRecord,
+    placement: &crate::remote::placement::Placement,
+) -> Value {
     json!({
+        "off_site": crate::app::state::is_off_site(archive, placement),
         "id": archive.id,
         "name": archive.name,
         "filename": archive.filename,
@@ -57,7 +67,11 @@ pub fn list_archives(app: &App, req: &mut Req) -> Answer {
     let (page, next) = app
         .archives
         .search(&caller.user.id, &query, after.as_ref(), limit)?;
-    let list: Vec<Value> = page.iter().map(archive_json).collect();
+    let placement = app.placement();
+    let list: Vec<Value> = page
+        .iter()
+        .map(|archive| archive_json_placed(archive, &placement))
+        .collect();
     let resp = Resp::json(200, &list);
     Ok(match next {
         Some(next) => resp.header(
@@ -151,7 +165,7 @@ pub fn put_archive(app: &App, req: &mut Req) -> Answer {
     };
     let archive = app.archives.ingest_whole(new, req.body())?;
     ops::archives::uploaded(app, &caller.user.username, &archive);
-    Ok(Resp::json(201, &archive_json(&archive))
+    Ok(Resp::json(201, &archive_json(app, &archive))
         .header("Location", format!("/api/v1/archives/{}", archive.id)))
 }
 
@@ -183,19 +197,19 @@ pub fn rename_archive(app: &App, req: &mut Req, archive_id: &str) -> Answer {
     let caller = api_caller(app, req)?;
     let body: Rename = req.json()?;
     let archive = ops::archives::rename(app, &caller.user.id, archive_id, &body.name)?;
-    Ok(Resp::json(200, &archive_json(&archive)))
+    Ok(Resp::json(200, &archive_json(app, &archive)))
 }
 
 pub fn uncache_archive(app: &App, req: &mut Req, archive_id: &str) -> Answer {
     let caller = api_caller(app, req)?;
     let archive = ops::archives::uncache(app, &caller.user.id, archive_id)?;
-    Ok(Resp::json(202, &archive_json(&archive)))
+    Ok(Resp::json(202, &archive_json(app, &archive)))
 }
 
 pub fn cache_archive(app: &App, req: &mut Req, archive_id: &str) -> Answer {
     let caller = api_caller(app, req)?;
     let archive = ops::archives::cache(app, &caller.user.id, archive_id)?;
-    Ok(Resp::json(202, &archive_json(&archive)))
+    Ok(Resp::json(202, &archive_json(app, &archive)))
 }
 
 /// The file, whole or one byte range.

@@ -136,7 +136,7 @@ pub fn bulk_post(
             })
             .collect();
     let done = outcomes.iter().filter(|(_, ok, _)| *ok).count();
-    let page = Page::new("What happened", Some(caller), app.on_box_only()).render(html! {
+    let page = Page::new("What happened", Some(caller), crate::web::layout::Safety::of(app)).render(html! {
         h1 { (verb(action)) ": " (done) " of " (outcomes.len()) }
         ul.bulk-results id="bulk-results" {
             @for (id, ok, message) in &outcomes {
@@ -202,7 +202,7 @@ fn confirm_page(
             format!("They can be restored from the Trash page for {trash_days} days; after that they are deleted for good, here and in the backup."),
         ),
     };
-    let page = Page::new(question.clone(), Some(caller), app.on_box_only()).render(html! {
+    let page = Page::new(question.clone(), Some(caller), crate::web::layout::Safety::of(app)).render(html! {
         h1 { (question) }
         p.warning-text id="bulk-consequence" { (consequence) }
         ul.bulk-names { @for id in ids { @if let Some(name) = names.get(id) { li { (name) } } } }

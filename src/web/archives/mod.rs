@@ -6,5 +6,5 @@
 pub mod api;
 pub mod list;
 pub mod page;
-mod progress;
+pub(crate) mod progress;
 pub mod tus;

@@ -11,21 +11,25 @@ use crate::accounts::Caller;
 use crate::app::state::App;
 use crate::archive::listing::{ListQuery, SortKey};
 use crate::ops;
+use crate::remote::placement::Placement;
 use crate::store::records::{ArchiveRecord, ArchiveState, PartRecord};
 use crate::units::human_size;
 use crate::web::http::{ApiError, Req, Resp};
 use crate::web::layout::{csrf_field, done_notice, field, local_time, Page};
 
-/// The words for a state. Honest about safety: while the remote is a folder
-/// on the appliance's own disk, nothing is "off-site"; a stored archive is
-/// "on this box only" (the same rules as `live.js`).
-fn state_label(state: ArchiveState, on_box: bool) -> &'static str {
+/// The words for a state. Honest about safety: unless the storage is
+/// off this box (`remote::placement`), nothing is "off-site"; a stored
+/// archive is "on this box only", "on the USB disk only" or, while the
+/// storage cannot be reached, "storage unreachable" (the same rules as
+/// `live.js`, which reads the words from the page).
+fn state_label(state: ArchiveState, placement: &Placement) -> &'static str {
+    let off_site = placement.is_off_site();
     match state {
         ArchiveState::Receiving => "receiving",
         ArchiveState::Local => "not backed up yet",
-        ArchiveState::Uploading if on_box => "copying on this box",
+        ArchiveState::Uploading if !off_site => "copying on this box",
         ArchiveState::Uploading => "backing up",
-        ArchiveState::BackedUp | ArchiveState::Uncached if on_box => "on this box only",
+        ArchiveState::BackedUp | ArchiveState::Uncached if !off_site => stored_words(placement),
         ArchiveState::BackedUp => "off-site",
         ArchiveState::Uncached => "off-site only",
         ArchiveState::Caching => "fetching back",
@@ -34,27 +38,67 @@ fn state_label(state: ArchiveState, on_box: bool) -> &'static str {
     }
 }
 
+/// A stored archive's words while the storage is not off-site.
+fn stored_words(placement: &Placement) -> &'static str {
+    match placement {
+        Placement::OffSite => "off-site",
+        Placement::SameDisk => "on this box only",
+        Placement::UsbDisk(_) => "on the USB disk only",
+        Placement::Unreachable => "storage unreachable",
+    }
+}
+
 /// The CSS class of a state's badge: amber `state-on_box` for a stored
-/// archive while the remote is on the same disk.
-fn state_class(state: ArchiveState, on_box: bool) -> String {
+/// archive while the storage is not off-site.
+fn state_class(state: ArchiveState, placement: &Placement) -> String {
     let stored = matches!(state, ArchiveState::BackedUp | ArchiveState::Uncached);
-    if stored && on_box {
+    if stored && !placement.is_off_site() {
         "state state-on_box".to_string()
     } else {
         format!("state state-{}", state.as_str())
     }
 }
 
-fn state_badge(state: ArchiveState, id: Option<&str>, on_box: bool) -> Markup {
-    html! { span id=[id] class=(state_class(state, on_box)) data-state=(state.as_str()) { (state_label(state, on_box)) } }
+fn state_badge(state: ArchiveState, id: Option<&str>, placement: &Placement) -> Markup {
+    html! { span id=[id] class=(state_class(state, placement)) data-state=(state.as_str()) { (state_label(state, placement)) } }
 }
 
-fn progress(archive: &ArchiveRecord) -> Markup {
-    let percent = percent_stored(archive);
+/// One visual language for bars: green only for what is off-site, amber
+/// for copies on this box, red for damage, blue for a fetch-back (whose
+/// width is the share fetched, moved on by `live.js`).
+fn bar_class(archive: &ArchiveRecord, placement: &Placement, large: bool) -> String {
+    let kind = match archive.state {
+        ArchiveState::Damaged => "bar-damaged",
+        ArchiveState::Caching => "bar-fetching",
+        _ if placement.is_off_site() => "bar-off-site",
+        _ => "bar-on-box",
+    };
+    format!("progress {kind}{}", if large { " large" } else { "" })
+}
+
+/// What the bar shows: the share fetched while fetching back (not known
+/// until `live.js` hears of it: 0), else the share of parts stored.
+fn bar_percent(archive: &ArchiveRecord) -> u64 {
+    match archive.state {
+        ArchiveState::Caching => 0,
+        _ => percent_stored(archive),
+    }
+}
+
+fn progress(archive: &ArchiveRecord, placement: &Placement) -> Markup {
+    let percent = bar_percent(archive);
     html! {
-        div.progress role="img" aria-label={ (percent) "% stored" } {
+        div class=(bar_class(archive, placement, false)) role="img" aria-label={ (percent) "% " (bar_words(archive)) } {
             div.bar data-percent=(percent) {}
         }
+    }
+}
+
+/// What a bar's number counts.
+fn bar_words(archive: &ArchiveRecord) -> &'static str {
+    match archive.state {
+        ArchiveState::Caching => "fetched",
+        _ => "stored",
     }
 }
 
@@ -102,9 +146,8 @@ pub fn home(app: &App, req: &mut Req, caller: &Caller) -> Result<Resp, ApiError>
     let notes = progress::transfer_notes(app, &archives)?;
     let duplicates = progress::duplicates(&archives);
     let usage = app.archives.usage(&caller.user.id)?;
-    let page = Page::new("Your archives", Some(caller), app.on_box_only())
+    let page = Page::new("Your archives", Some(caller), crate::web::layout::Safety::of(app))
         .script("/static/live.js")
-        .script("/static/confirm.js")
         .script("/static/list.js")
         .render(html! {
             div.heading {
@@ -118,7 +161,7 @@ pub fn home(app: &App, req: &mut Req, caller: &Caller) -> Result<Resp, ApiError>
             (notes)
             (list::search_bar(&query))
             @if !archives.is_empty() { (list::bulk_bar(caller)) }
-            (archive_list(&archives, &duplicates, app.on_box_only(), &query))
+            (archive_list(&archives, &duplicates, &app.placement(), &query))
             nav.pager {
                 @if after.is_some() { a href=(list::list_url(&query)) { "First page" } " " }
                 @if let Some(next) = &next { a rel="next" href={ "/?after=" (next.encode()) (query.to_query_string()) } { "Next page" } }
@@ -132,7 +175,7 @@ pub fn home(app: &App, req: &mut Req, caller: &Caller) -> Result<Resp, ApiError>
 fn archive_list(
     archives: &[ArchiveRecord],
     duplicates: &HashMap<String, (String, String)>,
-    on_box_only: bool,
+    placement: &Placement,
     query: &ListQuery,
 ) -> Markup {
     html! {
@@ -160,11 +203,11 @@ fn archive_list(
                                 a href={ "/archives/" (archive.id) } { (archive.name) }
                                 (progress::duplicate_note(duplicates.get(&archive.id)))
                             }
-                            td data-label="State" { (state_badge(archive.state, None, on_box_only)) }
+                            td data-label="State" { (state_badge(archive.state, None, placement)) }
                             td.num data-label="Size" { (human_size(archive.size)) }
                             td data-label="Stored" {
-                                (progress(archive))
-                                span.percent.muted { (percent_stored(archive)) "%" }
+                                (progress(archive, placement))
+                                span.percent.muted { (bar_percent(archive)) "%" }
                                 span.eta.muted {}
                             }
                             td data-label="Added" { (local_time(archive.created_at)) }
@@ -178,7 +221,7 @@ fn archive_list(
 }
 
 pub fn new_page(app: &App, _req: &mut Req, caller: &Caller) -> Result<Resp, ApiError> {
-    let page = Page::new("Upload", Some(caller), app.on_box_only())
+    let page = Page::new("Upload", Some(caller), crate::web::layout::Safety::of(app))
         .script("/static/tus.min.js")
         .script("/static/upload.js")
         .render(html! {
@@ -249,14 +292,15 @@ fn detail_with(
         recent.push(archive.clone());
     }
     let duplicates = progress::duplicates(&recent);
-    let page = Page::new(archive.name.clone(), Some(caller), app.on_box_only()).script("/static/live.js").render(html! {
+    let placement = app.placement();
+    let page = Page::new(archive.name.clone(), Some(caller), crate::web::layout::Safety::of(app)).script("/static/live.js").render(html! {
         h1 data-archive-detail=(archive.id) data-state=(archive.state.as_str()) data-size=(archive.size) { (archive.name) }
         (progress::duplicate_note(duplicates.get(&archive.id)))
         (done_notice(&req.query))
         @if let Some(trash) = &trash { (crate::web::trash::page::trash_notice(caller, &archive, trash)) }
         (banner)
-        (summary_card(&archive, &notes, app.on_box_only()))
-        (action_buttons(&archive, allowed, caller))
+        (summary_card(&archive, &notes, &placement))
+        (action_buttons(&archive, allowed, caller, &placement))
         (rename_card(&archive, trash.is_some(), caller, refused.as_ref()))
         (technical_details(&archive, &parts, parts_after, more_parts))
     });
@@ -268,14 +312,14 @@ fn detail_with(
 }
 
 /// The state, progress bar and facts at the top of the detail page.
-fn summary_card(archive: &ArchiveRecord, notes: &Markup, on_box: bool) -> Markup {
+fn summary_card(archive: &ArchiveRecord, notes: &Markup, placement: &Placement) -> Markup {
     html! {
         section.card.summary {
-            p { "State: " (state_badge(archive.state, Some("state"), on_box)) }
-            div.progress.large role="img" aria-label={ (percent_stored(archive)) "% stored" } {
-                div.bar data-percent=(percent_stored(archive)) {}
+            p { "State: " (state_badge(archive.state, Some("state"), placement)) }
+            div class=(bar_class(archive, placement, true)) role="img" aria-label={ (bar_percent(archive)) "% " (bar_words(archive)) } {
+                div.bar data-percent=(bar_percent(archive)) {}
             }
-            p id="stored-text" { (stored_sentence(archive, on_box)) }
+            p id="stored-text" class=[(archive.state == ArchiveState::Damaged).then_some("error")] { (stored_sentence(archive, placement)) }
             p.eta.muted id="transfer-rate" {}
             (notes)
             dl.facts {
@@ -300,14 +344,19 @@ fn summary_card(archive: &ArchiveRecord, notes: &Markup, on_box: bool) -> Markup
 }
 
 /// The archive's action buttons.
-fn action_buttons(archive: &ArchiveRecord, allowed: Allowed, caller: &Caller) -> Markup {
+fn action_buttons(
+    archive: &ArchiveRecord,
+    allowed: Allowed,
+    caller: &Caller,
+    placement: &Placement,
+) -> Markup {
     html! {
         // Every action is rendered, hidden unless the state allows it, so
         // `live.js` can show and hide them as the state changes (the same
         // rules as `actions_allowed`).
         div.actions id="actions" {
             a.button data-action="download" hidden[!allowed.download] href={ "/api/v1/archives/" (archive.id) "/content" } download { "Download" }
-            form.inline data-action="uncache" hidden[!allowed.uncache] method="post" action={ "/archives/" (archive.id) "/uncache" } {
+            form.inline data-action="uncache" hidden[!allowed.uncache] method="post" action={ "/archives/" (archive.id) "/uncache" } data-confirm=(uncache_question(placement)) {
                 (csrf_field(caller))
                 button type="submit" title="Remove the local copy; the backup stays in remote storage" { "Free local space" }
             }
@@ -389,14 +438,33 @@ fn technical_details(
     }
 }
 
-/// How much of the archive is stored, in words that do not overstate it.
-fn stored_sentence(archive: &ArchiveRecord, on_box: bool) -> String {
+/// How much of the archive is stored, in words that do not overstate it;
+/// for a damaged one, what to do next.
+fn stored_sentence(archive: &ArchiveRecord, placement: &Placement) -> String {
     let percent = percent_stored(archive);
-    if on_box {
-        format!("{percent}% copied to the storage folder on this box. Not off-site: if this box is lost, so is this file.")
-    } else {
-        format!("{percent}% off-site.")
+    match placement {
+        _ if archive.state == ArchiveState::Damaged => format!(
+            "Damaged. {}",
+            crate::ops::safety::damaged_next_step(archive)
+        ),
+        _ if archive.state == ArchiveState::Caching => {
+            "Fetching it back onto this box.".to_string()
+        }
+        Placement::OffSite => format!("{percent}% off-site."),
+        Placement::UsbDisk(label) => format!("{percent}% copied to the USB disk {label}. Not off-site: a fire or a theft takes both."),
+        Placement::Unreachable => format!("{percent}% copied, but the storage cannot be reached now: not a safe copy until it is back."),
+        Placement::SameDisk => format!("{percent}% copied to the storage folder on this box. Not off-site: if this box is lost, so is this file."),
     }
+}
+
+/// The question before "Free local space": the file on this box is its
+/// only copy here.
+fn uncache_question(placement: &Placement) -> String {
+    let where_then = match placement {
+        Placement::OffSite => "only in the off-site storage".to_string(),
+        other => format!("only in the backup storage ({})", other.describe()),
+    };
+    format!("Remove the copy on this box? It is the only one here: the file will then be {where_then}, and must be fetched back before you can download it.")
 }
 
 /// Which actions the detail page offers in the archive's state. `live.js`

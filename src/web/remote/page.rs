@@ -39,7 +39,7 @@ pub fn remote_page(
         ) if access_key_id == saved_id && !saved_secret.is_empty() => SecretLabel::Saved,
         _ => SecretLabel::Needed,
     };
-    let page = Page::new("Remote storage", Some(caller), app.on_box_only()).render(html! {
+    let page = Page::new("Remote storage", Some(caller), crate::web::layout::Safety::of(app)).render(html! {
         h1 { "Remote storage" }
         p { "Backups are encrypted on this appliance before they leave it. Each part goes to the storage below." }
         @if let Some((ok, message)) = &notice {

@@ -101,11 +101,11 @@ pub fn start(
     app.accounts.attempt_succeeded(address, PASSPHRASE_ACCOUNT);
     let data_dir = app.config.data_dir.clone();
     let store = app.store.clone();
-    let on_box_only = app.on_box_only.clone();
+    let placement = app.placement.clone();
     app.restore
         .start(recovery, move || {
             if let Ok(remote) = crate::settings::remote::remote_settings(&store, &data_dir) {
-                on_box_only.follow(&remote, &data_dir);
+                placement.follow(&remote, &data_dir);
             }
         })
         .map_err(recovery_error)?;

@@ -15,8 +15,8 @@ use crate::web::paging;
 /// An archive in the trash as the API shows it: `state: "trashed"` (or
 /// `deleting` once its purge began), `trashed_at` and `purge_at` (Unix
 /// seconds, like `created_at`).
-pub fn trashed_json(archive: &ArchiveRecord, trash: &TrashRecord) -> Value {
-    let mut value = archive_json(archive);
+pub fn trashed_json(app: &App, archive: &ArchiveRecord, trash: &TrashRecord) -> Value {
+    let mut value = archive_json(app, archive);
     if archive.state != ArchiveState::Deleting {
         value["state"] = json!("trashed");
     }
@@ -28,8 +28,8 @@ pub fn trashed_json(archive: &ArchiveRecord, trash: &TrashRecord) -> Value {
 /// The archive as the API shows it, in the trash or not.
 pub fn any_archive_json(app: &App, archive: &ArchiveRecord) -> Result<Value, ApiError> {
     Ok(match app.archives.trash_of(&archive.id)? {
-        Some(trash) => trashed_json(archive, &trash),
-        None => archive_json(archive),
+        Some(trash) => trashed_json(app, archive, &trash),
+        None => archive_json(app, archive),
     })
 }
 
@@ -53,7 +53,7 @@ pub fn delete_archive(app: &App, req: &mut Req, archive_id: &str) -> Answer {
         false => ops::trash::trash(app, &caller.user.id, archive_id)?,
     };
     Ok(match deleted {
-        Deleted::Trashed(archive, trash) => Resp::json(202, &trashed_json(&archive, &trash)),
+        Deleted::Trashed(archive, trash) => Resp::json(202, &trashed_json(app, &archive, &trash)),
         Deleted::Deleting => Resp::json(202, &json!({"id": archive_id, "state": "deleting"})),
     })
 }
@@ -62,7 +62,7 @@ pub fn delete_archive(app: &App, req: &mut Req, archive_id: &str) -> Answer {
 pub fn restore_archive(app: &App, req: &mut Req, archive_id: &str) -> Answer {
     let caller = api_caller(app, req)?;
     let archive = ops::trash::restore(app, &caller.user.id, archive_id)?;
-    Ok(Resp::json(200, &archive_json(&archive)))
+    Ok(Resp::json(200, &archive_json(app, &archive)))
 }
 
 /// `GET /api/v1/archives?trash=true`: a page of the caller's trash, the
@@ -74,7 +74,7 @@ pub fn list_trash(app: &App, req: &mut Req) -> Answer {
     let (page, next) = app
         .archives
         .trash_page(&caller.user.id, after.as_ref(), limit)?;
-    let list: Vec<Value> = page.iter().map(|(a, t)| trashed_json(a, t)).collect();
+    let list: Vec<Value> = page.iter().map(|(a, t)| trashed_json(app, a, t)).collect();
     let resp = Resp::json(200, &list);
     Ok(match next {
         Some(next) => resp.header(

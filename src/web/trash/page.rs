@@ -22,7 +22,7 @@ pub fn trash_page(app: &App, req: &mut Req, caller: &Caller) -> Result<Resp, Api
         app.archives
             .trash_page(&caller.user.id, after.as_ref(), TRASH_PAGE_SIZE)?;
     let days = Settings::load(&app.store)?.trash_days;
-    let page = Page::new("Trash", Some(caller), app.on_box_only()).render(html! {
+    let page = Page::new("Trash", Some(caller), crate::web::layout::Safety::of(app)).render(html! {
         h1 { "Trash" }
         (done_notice(&req.query))
         p {
@@ -116,7 +116,7 @@ pub fn delete_page(app: &App, caller: &Caller, archive_id: &str) -> Result<Resp,
     } else {
         "Move to the trash"
     };
-    let page = Page::new(title, Some(caller), app.on_box_only()).render(html! {
+    let page = Page::new(title, Some(caller), crate::web::layout::Safety::of(app)).render(html! {
         @if for_good {
             h1 { "Delete “" (archive.name) "” for good?" }
             p { "This removes the file (" (human_size(archive.size)) ") from this appliance and its backup copies. It cannot be undone." }
