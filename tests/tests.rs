@@ -14,6 +14,7 @@ mod firmware;
 #[cfg(feature = "garage-tests")]
 mod garage;
 mod hostile;
+mod hostile_net;
 mod limits;
 mod mdns;
 mod notify;
