@@ -416,7 +416,14 @@ impl Accounts {
                 return Err(AccountError::BadCredentials);
             }
         };
-        self.attempt_succeeded(address, &account);
+        self.throttle()
+            .login_succeeded(address, &account, Instant::now())
+            .map_err(|refused| match refused {
+                throttle::Refused::TooManyFailures(retry_after_secs)
+                | throttle::Refused::TooManySuccesses(retry_after_secs) => {
+                    AccountError::TooManyLogins { retry_after_secs }
+                }
+            })?;
         if user.disabled {
             return Err(AccountError::Disabled);
         }

@@ -282,6 +282,7 @@ fn handshake_then_record(stream: &mut TcpStream) -> Vec<u8> {
 fn tls_dribbling_is_cut_at_the_head_deadline_and_the_budget_is_shared() {
     let _alone = one_attack_at_a_time();
     let server = TestServer::start_with_open_files(1024);
+    server.admin();
     let https: SocketAddrV4 = server.https_addr.parse().unwrap();
     let to = address(&server);
     // A ClientHello record header announcing 512 bytes, then a byte a

@@ -123,6 +123,23 @@ impl Throttle {
                 )));
             }
         }
+        self.successes_check(address, account, now)?;
+        let delay = self.account_delay(account, now);
+        if self.attempts.len() >= MAX_REMEMBERED {
+            self.attempts.pop_front();
+        }
+        self.attempts.push_back(Attempt {
+            at: now,
+            address: address.to_string(),
+            account: account.to_string(),
+            outcome: Outcome::Pending,
+        });
+        Ok(delay)
+    }
+
+    /// `Err` when `address`, or `account`, had its correct secrets within
+    /// [`SUCCESS_WINDOW`] already.
+    fn successes_check(&self, address: &str, account: &str, now: Instant) -> Result<(), Refused> {
         let recent = |a: &&Attempt| {
             a.outcome == Outcome::Succeeded && now.saturating_duration_since(a.at) < SUCCESS_WINDOW
         };
@@ -144,17 +161,20 @@ impl Throttle {
                 }
             }
         }
-        let delay = self.account_delay(account, now);
-        if self.attempts.len() >= MAX_REMEMBERED {
-            self.attempts.pop_front();
+        Ok(())
+    }
+
+    /// A login's right password: checked against the limits on correct
+    /// secrets and counted in one step (admission checked them too, but
+    /// parallel logins were all admitted before any succeeded). Past a
+    /// limit the attempt does not count and the login is refused.
+    pub fn login_succeeded(&mut self, address: &str, account: &str, now: Instant) -> Result<(), Refused> {
+        if let Err(refused) = self.successes_check(address, account, now) {
+            self.abandoned(address, account);
+            return Err(refused);
         }
-        self.attempts.push_back(Attempt {
-            at: now,
-            address: address.to_string(),
-            account: account.to_string(),
-            outcome: Outcome::Pending,
-        });
-        Ok(delay)
+        self.succeeded(address, account, now);
+        Ok(())
     }
 
     /// How long an attempt on `account` waits before it is checked.
@@ -281,6 +301,23 @@ mod tests {
         assert!(throttle.admit("10.0.0.1", "user:bob", start).is_ok());
         let later = start + FAILURE_WINDOW;
         assert!(throttle.admit("10.0.0.9", "user:bob", later).is_ok());
+    }
+
+    #[test]
+    fn parallel_correct_secrets_are_limited_when_they_succeed() {
+        let mut throttle = Throttle::default();
+        let now = Instant::now();
+        let addresses: Vec<String> = (0..40).map(|i| format!("10.0.5.{i}")).collect();
+        for address in &addresses {
+            throttle.admit(address, "user:bob", now).unwrap();
+        }
+        let served = addresses
+            .iter()
+            .filter(|a| throttle.login_succeeded(a, "user:bob", now).is_ok())
+            .count();
+        assert_eq!(served, MAX_SUCCESSES_PER_ACCOUNT);
+        let pending = throttle.attempts.iter().filter(|a| a.outcome == Outcome::Pending);
+        assert_eq!(pending.count(), 0, "refused ones do not count as failures");
     }
 
     #[test]

@@ -212,7 +212,10 @@ mod tests {
             .collect();
         let newest = events.subscribe("mallory", false).expect("the newest page");
         let gone = |s: &Subscription| {
-            s.recv_timeout(Duration::ZERO) == Err(RecvTimeoutError::Disconnected)
+            matches!(
+                s.recv_timeout(Duration::ZERO),
+                Err(RecvTimeoutError::Disconnected)
+            )
         };
         assert!(gone(&mine[0]), "the oldest stream was ended");
         assert!(!mine[1..].iter().any(gone) && !gone(&newest));
@@ -231,7 +234,12 @@ mod tests {
         let newcomer = events.subscribe("newcomer", false).expect("an eighth user");
         let ended = held
             .iter()
-            .filter(|s| s.recv_timeout(Duration::ZERO) == Err(RecvTimeoutError::Disconnected))
+            .filter(|s| {
+                matches!(
+                    s.recv_timeout(Duration::ZERO),
+                    Err(RecvTimeoutError::Disconnected)
+                )
+            })
             .count();
         assert_eq!(ended, 1, "one stream of a busiest user made way");
         // An account at its cap: its own oldest makes way.
