@@ -149,12 +149,19 @@ pub(crate) fn raise_own_open_files() {
 fn slow_bodies_do_not_stop_health_checks_or_page_loads() {
     let _alone = one_attack_at_a_time();
     let server = TestServer::start_with_open_files(1024);
-    let token = api_token(&server);
+    // Two users: one user holds at most half the upload slots.
+    let tokens = [api_token(&server), {
+        let member = server.member("slow");
+        let created = member.post_json("/api/v1/tokens", &json!({"name": "slow"}));
+        assert_eq!(created.status, 201, "{}", created.text());
+        created.json()["token"].as_str().expect("token").to_string()
+    }];
     let to = address(&server);
-    // 20 authenticated uploads and 20 login form posts, each sending one
-    // byte of its body and then nothing.
+    // 20 authenticated uploads (10 of each user) and 20 login form posts,
+    // each sending one byte of its body and then nothing.
     let mut uploads = Vec::new();
     for i in 0..20 {
+        let token = &tokens[i % 2];
         let mut stream = connect_from(ATTACKER, to).unwrap();
         write!(
             stream,
@@ -351,11 +358,20 @@ fn open_files(pid: u32) -> usize {
 fn running_out_of_file_descriptors_is_survived() {
     let _alone = one_attack_at_a_time();
     raise_own_open_files();
-    // So few files that idle connections run the server out of them before
-    // any cap is reached.
-    let limit = 128;
-    let mut server = TestServer::start_with_open_files(limit);
+    // The server starts with 1,024 files (its connection budget is sized
+    // below that), then its limit is lowered to 128 while it runs, as an
+    // admin's `prlimit` may: idle connections now run it out of files
+    // before any cap is reached.
+    let limit: u32 = 128;
+    let mut server = TestServer::start_with_open_files(1024);
     server.admin();
+    let lowered = rustix::process::Rlimit {
+        current: Some(limit.into()),
+        maximum: Some(limit.into()),
+    };
+    let pid = rustix::process::Pid::from_raw(server.pid() as i32).expect("a pid");
+    rustix::process::prlimit(Some(pid), rustix::process::Resource::Nofile, lowered)
+        .expect("lower the server's open-files limit");
     let to = address(&server);
     let held: Vec<TcpStream> = (2..8)
         .flat_map(|last| idle_connections(Ipv4Addr::new(127, 0, 0, last), to, 25))
