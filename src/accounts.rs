@@ -275,7 +275,6 @@ impl Accounts {
         }
         validate_username(username)?;
         validate_password(password)?;
-        let _queued = HashQueueTicket::enter()?;
         self.throttle()
             .registration(address, Instant::now())
             .map_err(|retry_after_secs| AccountError::TooManyRegistrations { retry_after_secs })?;
