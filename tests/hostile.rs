@@ -86,7 +86,12 @@ pub(crate) fn parse_answer(raw: &[u8], took: Duration) -> Answer {
 
 /// Sends `request` from `source` and reads the answer until the server
 /// closes the connection (or `limit` passes).
-pub(crate) fn exchange(source: Ipv4Addr, to: SocketAddrV4, request: &[u8], limit: Duration) -> Answer {
+pub(crate) fn exchange(
+    source: Ipv4Addr,
+    to: SocketAddrV4,
+    request: &[u8],
+    limit: Duration,
+) -> Answer {
     let started = Instant::now();
     let mut stream = connect_from(source, to).expect("connect");
     stream.set_read_timeout(Some(limit)).unwrap();

@@ -14,9 +14,8 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::hostile::{
-    address, assert_user_is_served, connect_from, exchange, idle_connections,
-    one_attack_at_a_time, parse_answer, poll_answer, raise_own_open_files, refusals, Answer,
-    ATTACKER, PROMPT, USER,
+    address, assert_user_is_served, connect_from, exchange, idle_connections, one_attack_at_a_time,
+    parse_answer, poll_answer, raise_own_open_files, refusals, Answer, ATTACKER, PROMPT, USER,
 };
 use crate::support::{Client, TestServer};
 
@@ -37,7 +36,10 @@ fn exchange_body(source: Ipv4Addr, to: SocketAddrV4, request: &[u8]) -> (Answer,
     let _ = stream.read_to_end(&mut raw);
     let text = String::from_utf8_lossy(&raw).into_owned();
     let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string());
-    (parse_answer(&raw, started.elapsed()), body.unwrap_or_default())
+    (
+        parse_answer(&raw, started.elapsed()),
+        body.unwrap_or_default(),
+    )
 }
 
 /// A JSON login request (`POST /api/v1/session`).
@@ -105,8 +107,7 @@ fn a_flood_of_correct_logins_leaves_pages_and_the_admin_served() {
     let mut pages = Vec::new();
     for _ in 0..10 {
         for path in ["/healthz", "/login"] {
-            let request =
-                format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+            let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
             pages.push((path, exchange(USER, to, request.as_bytes(), PROMPT * 5)));
         }
         thread::sleep(Duration::from_millis(200));
@@ -121,7 +122,11 @@ fn a_flood_of_correct_logins_leaves_pages_and_the_admin_served() {
         assert!(page.took < PROMPT, "{path} took {:?}", page.took);
     }
     assert_eq!(admin.status, 200, "the admin logs in: {}", admin.head);
-    assert!(admin.took < PROMPT, "the admin's login took {:?}", admin.took);
+    assert!(
+        admin.took < PROMPT,
+        "the admin's login took {:?}",
+        admin.took
+    );
     let served = answers.iter().filter(|(a, _)| a.status == 200).count();
     assert!(
         served <= piarchive::accounts::throttle::MAX_SUCCESSES_PER_ACCOUNT,
@@ -164,7 +169,7 @@ fn parallel_wrong_passwords_get_no_more_checks_than_the_limit() {
     let statuses: Vec<u16> = guesses.into_iter().map(|g| g.join().unwrap()).collect();
     let checked = statuses.iter().filter(|&&s| s == 401).count();
     assert!(
-        checked >= 1 && checked <= piarchive::accounts::MAX_FAILURES,
+        (1..=piarchive::accounts::MAX_FAILURES).contains(&checked),
         "{checked} of 40 parallel guesses were checked: {statuses:?}"
     );
     assert!(
@@ -244,9 +249,7 @@ impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
         )
     }
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0
-            .signature_verification_algorithms
-            .supported_schemes()
+        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 
@@ -299,7 +302,10 @@ fn tls_dribbling_is_cut_at_the_head_deadline_and_the_budget_is_shared() {
         let record = handshake_then_record(&mut stream);
         dribble(&mut stream, &record, started)
     });
-    for (what, run) in [("a dribbled ClientHello", hello), ("a dribbled request", request)] {
+    for (what, run) in [
+        ("a dribbled ClientHello", hello),
+        ("a dribbled request", request),
+    ] {
         let took = run.join().unwrap();
         assert!(
             took >= Duration::from_secs(8) && took <= Duration::from_secs(14),

@@ -108,7 +108,12 @@ impl Throttle {
     /// [`Throttle::succeeded`] says otherwise). Returns how long it waits
     /// before it is checked: the account's delay for the failures counted
     /// before it.
-    pub fn admit(&mut self, address: &str, account: &str, now: Instant) -> Result<Duration, Refused> {
+    pub fn admit(
+        &mut self,
+        address: &str,
+        account: &str,
+        now: Instant,
+    ) -> Result<Duration, Refused> {
         self.forget_old(now);
         let mut failures = self
             .attempts
@@ -148,7 +153,9 @@ impl Throttle {
                 MAX_SUCCESSES_PER_ADDRESS,
                 &(|a: &&Attempt| a.address == address) as &dyn Fn(&&Attempt) -> bool,
             ),
-            (MAX_SUCCESSES_PER_ACCOUNT, &|a: &&Attempt| a.account == account),
+            (MAX_SUCCESSES_PER_ACCOUNT, &|a: &&Attempt| {
+                a.account == account
+            }),
         ] {
             let mut successes = self.attempts.iter().filter(recent).filter(mine);
             if let Some(oldest) = successes.next().map(|a| a.at) {
@@ -168,7 +175,12 @@ impl Throttle {
     /// secrets and counted in one step (admission checked them too, but
     /// parallel logins were all admitted before any succeeded). Past a
     /// limit the attempt does not count and the login is refused.
-    pub fn login_succeeded(&mut self, address: &str, account: &str, now: Instant) -> Result<(), Refused> {
+    pub fn login_succeeded(
+        &mut self,
+        address: &str,
+        account: &str,
+        now: Instant,
+    ) -> Result<(), Refused> {
         if let Err(refused) = self.successes_check(address, account, now) {
             self.abandoned(address, account);
             return Err(refused);
@@ -196,9 +208,9 @@ impl Throttle {
     /// The oldest admitted attempt of `address` on `account` whose outcome
     /// is not known yet.
     fn pending(&mut self, address: &str, account: &str) -> Option<&mut Attempt> {
-        self.attempts.iter_mut().find(|a| {
-            a.outcome == Outcome::Pending && a.address == address && a.account == account
-        })
+        self.attempts
+            .iter_mut()
+            .find(|a| a.outcome == Outcome::Pending && a.address == address && a.account == account)
     }
 
     /// An admitted attempt was wrong (counted already; kept as a failure).
@@ -316,7 +328,10 @@ mod tests {
             .filter(|a| throttle.login_succeeded(a, "user:bob", now).is_ok())
             .count();
         assert_eq!(served, MAX_SUCCESSES_PER_ACCOUNT);
-        let pending = throttle.attempts.iter().filter(|a| a.outcome == Outcome::Pending);
+        let pending = throttle
+            .attempts
+            .iter()
+            .filter(|a| a.outcome == Outcome::Pending);
         assert_eq!(pending.count(), 0, "refused ones do not count as failures");
     }
 
@@ -331,7 +346,11 @@ mod tests {
         assert_eq!(admitted, MAX_FAILURES);
         // From many addresses at once, the later ones wait the account delay.
         let delays: Vec<Duration> = (0..8)
-            .map(|i| throttle.admit(&format!("10.0.2.{i}"), "user:admin", now).unwrap())
+            .map(|i| {
+                throttle
+                    .admit(&format!("10.0.2.{i}"), "user:admin", now)
+                    .unwrap()
+            })
             .collect();
         assert_eq!(delays[0], ACCOUNT_DELAY_STEP);
         assert_eq!(delays[7], MAX_ACCOUNT_DELAY);

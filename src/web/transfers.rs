@@ -164,8 +164,8 @@ fn busy(request: tiny_http::Request, kind: &str, full: Full) {
         ),
     };
     let answer = ApiError::new(503, "busy", message)
-    .with_header("Retry-After", limits::RETRY_AFTER_SECS.to_string())
-    .with_header("Connection", "close");
+        .with_header("Retry-After", limits::RETRY_AFTER_SECS.to_string())
+        .with_header("Connection", "close");
     let _ = request.respond(answer.into_resp().into_tiny());
 }
 
