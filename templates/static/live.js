@@ -157,15 +157,15 @@
   var listeners = {};
   var source = { addEventListener: function (name, fn) { listeners[name] = fn; } };
   var stream = null, lastSeen = 0, watchdog = null;
-  function seen() { lastSeen = Date.now(); }
+  function noteAlive() { lastSeen = Date.now(); }
   function connect() {
     if (stream) stream.close();
-    seen();
+    noteAlive();
     stream = new EventSource("/api/v1/events");
     Object.keys(listeners).forEach(function (name) {
-      stream.addEventListener(name, function (message) { seen(); listeners[name](message); });
+      stream.addEventListener(name, function (message) { noteAlive(); listeners[name](message); });
     });
-    stream.addEventListener("heartbeat", seen);
+    stream.addEventListener("heartbeat", noteAlive);
     stream.addEventListener("replaced", function () {
       stream.close();
       clearInterval(watchdog);
