@@ -1,6 +1,7 @@
 //! The device mirror on the web: `GET /api/v1/admin/device` (LED states as
 //! JSON), `GET /api/v1/admin/device/display.png` (the exact framebuffer) and
-//! the admin page that draws both, live. The feed that keeps the device
+//! the admin page that draws both, live; `POST /api/v1/admin/system/{action}`
+//! powers the appliance off or reboots it. The feed that keeps the device
 //! status in step with the catalog is `app::device_feed`.
 
 use maud::html;
@@ -8,10 +9,12 @@ use serde_json::json;
 
 use super::auth::{api_caller, require_admin};
 use super::http::{ApiError, Req, Resp};
-use super::pages::Page;
+use super::layout::Page;
 use crate::accounts::Caller;
 use crate::app::state::App;
 use crate::app::state::DeviceLink;
+
+type Answer = Result<Resp, ApiError>;
 
 fn link(app: &App) -> Result<&DeviceLink, ApiError> {
     app.device.get().ok_or_else(|| {
@@ -73,4 +76,36 @@ pub fn page(app: &App, caller: &Caller) -> Result<Resp, ApiError> {
         @if let Some(url) = app.mdns.get().and_then(|mdns| mdns.url()) { p { "On your network: " a id="local-url" href=(url) { (url) } } }
     });
     Ok(Resp::html(page))
+}
+
+/// `POST /api/v1/admin/system/{poweroff,reboot}`: answers first, then asks
+/// the firmware's init (PID 1) to stop the appliance cleanly.
+pub fn power(app: &App, req: &mut Req, action: &str) -> Answer {
+    use crate::power::{self, PowerAction};
+    let caller = api_caller(app, req)?;
+    require_admin(&caller)?;
+    let action = match action {
+        "poweroff" => PowerAction::Poweroff,
+        "reboot" => PowerAction::Reboot,
+        _ => return Err(ApiError::not_found()),
+    };
+    if !power::running_under_init() {
+        return Err(ApiError::new(
+            409,
+            "not_an_appliance",
+            "This piarchive was not started by the appliance firmware, so it cannot power off or reboot the machine.",
+        ));
+    }
+    let word = if matches!(action, PowerAction::Poweroff) {
+        "powering off"
+    } else {
+        "rebooting"
+    };
+    Ok(Resp::json(
+        202,
+        &json!({"message": format!("The appliance is {word}.")}),
+    )
+    .then(move || {
+        let _ = power::request(action);
+    }))
 }

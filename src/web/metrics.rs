@@ -7,7 +7,7 @@
 //! other page but `/healthz`, they need a login. Owns no state: the
 //! counters live in `crate::metrics`.
 
-use super::admin_api::admin_caller;
+use super::admin::api::admin_caller;
 use super::http::{ApiError, Req, Resp};
 use crate::app::state::App;
 

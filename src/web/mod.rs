@@ -2,6 +2,14 @@
 //! authentication (sessions, CSRF, API tokens), the JSON API and the maud
 //! pages.
 //!
+//! Laid out by feature: each feature's JSON handlers and its pages sit
+//! together, in a folder with `api.rs` and `page.rs` (`account`, `admin`,
+//! `archives`, `remote`, `restore`, `trash`) or in one file when small
+//! (`device`, `notifications`, `tls`, `updates`). The shared plumbing is at
+//! this level: `router` (the one route table), `http`, `auth`, `sse`,
+//! `paging`, `layout` (the page frame), `static_files`, `transfers`,
+//! `metrics`.
+//!
 //! Uploads and downloads run on threads of their own (`transfers`), so slow
 //! clients never take the handler threads that page loads and `/healthz`
 //! need. If tiny_http's listener dies, the process exits with status 1 so
@@ -9,25 +17,27 @@
 //!
 //! Owns: HTTP. Handlers translate requests into calls on `accounts`,
 //! `archive` and `settings` and never open LMDB transactions themselves;
-//! pages (`pages/`) only render data handed to them. What runs behind the
+//! pages only render data handed to them. What runs behind the
 //! handlers is started and stopped by `crate::app`, which hands over [`App`].
 
-pub mod admin_api;
-pub mod api;
+pub mod account;
+pub mod admin;
+pub mod archives;
 pub mod auth;
 pub mod device;
 pub mod http;
+pub mod layout;
 pub mod metrics;
 pub mod notifications;
-pub mod pages;
 pub mod paging;
+pub mod remote;
 pub mod restore;
 pub mod router;
 pub mod sse;
+pub mod static_files;
 pub mod tls;
 pub mod transfers;
 pub mod trash;
-pub mod tus;
 pub mod updates;
 
 use std::net::{SocketAddr, TcpListener};

@@ -4,7 +4,7 @@
 //! tiny_http buffers response bodies, so an event stream takes the
 //! connection's writer over (`Request::into_writer`), writes the head
 //! itself and streams from a thread of its own; handler threads are never
-//! held. The live system log (`admin_api::log_events`) streams the same way. Each event and keep-alive comment is flushed at once. At most
+//! held. The live system log (`admin::api::log_events`) streams the same way. Each event and keep-alive comment is flushed at once. At most
 //! `engine::events::MAX_SUBSCRIBERS` streams run at once, at most
 //! `MAX_SUBSCRIBERS_PER_USER` of one user (a user's newest page takes the
 //! place of their oldest, which is sent `replaced`), and a few are kept

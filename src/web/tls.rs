@@ -14,8 +14,7 @@ use serde::Deserialize;
 
 use super::auth::{api_caller, require_admin};
 use super::http::{ApiError, Req, Resp};
-use super::pages::layout::csrf_field;
-use super::pages::Page;
+use super::layout::{csrf_field, Page};
 use crate::accounts::Caller;
 use crate::app::state::App;
 use crate::ops;

@@ -12,7 +12,7 @@ use serde_json::json;
 
 use super::auth::{api_caller, require_admin};
 use super::http::{ApiError, Req, Resp};
-use super::pages::layout::Page;
+use super::layout::Page;
 use crate::accounts::Caller;
 use crate::app::state::App;
 use crate::ops;

@@ -4,17 +4,16 @@
 //!
 //! Reachable without login only while the appliance has no users, while a
 //! restore runs or has just finished, or after an interrupted one. Renders
-//! what `web::restore` hands it; never touches the store itself.
+//! what `web::restore::api` hands it; never touches the store itself.
 
 use std::collections::HashMap;
 
 use maud::{html, Markup};
 
-use super::layout::Page;
-use super::remote::settings_from_form;
-use super::{field, Resp};
 use crate::app::state::App;
-use crate::web::http::{ApiError, Req};
+use crate::web::http::{ApiError, Req, Resp};
+use crate::web::layout::{field, Page};
+use crate::web::remote::page::settings_from_form;
 
 fn form(error: Option<&str>, form: &HashMap<String, String>) -> Markup {
     let value = |name: &str| field(form, name).to_string();
@@ -97,7 +96,7 @@ fn progress_page(status: &serde_json::Value) -> Markup {
 }
 
 pub fn page(app: &App, req: &mut Req) -> Result<Resp, ApiError> {
-    let status = crate::web::restore::status_json(app)?;
+    let status = super::api::status_json(app)?;
     let state = status["state"].as_str().unwrap_or("idle");
     let again = req.query.contains_key("again");
     if state == "running" || (state != "idle" && !again) {
@@ -119,7 +118,7 @@ pub fn post(app: &App, req: &mut Req) -> Result<Resp, ApiError> {
     let settings = settings_from_form(&fields);
     let passphrase = field(&fields, "recovery_passphrase");
     let as_of = field(&fields, "as_of");
-    match crate::web::restore::start(app, settings, passphrase, as_of, &req.remote_addr) {
+    match super::api::start(app, settings, passphrase, as_of, &req.remote_addr) {
         Ok(()) => Ok(Resp::redirect("/setup/restore")),
         Err(err) => {
             let mut resp = Resp::html(form(Some(&err.message), &fields));

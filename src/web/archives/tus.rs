@@ -5,10 +5,10 @@
 use base64::Engine as _;
 
 use super::api::Answer;
-use super::auth::api_caller;
-use super::http::{ApiError, Req, Resp};
 use crate::app::state::App;
 use crate::archive::{NewUpload, PatchOutcome};
+use crate::web::auth::api_caller;
+use crate::web::http::{ApiError, Req, Resp};
 
 const VERSION: &str = "1.0.0";
 /// The largest upload announced to clients (tus `Tus-Max-Size`).

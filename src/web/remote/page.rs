@@ -5,13 +5,12 @@ use std::path::PathBuf;
 
 use maud::html;
 
-use super::layout::{csrf_field, Page};
-use super::{field, Resp};
 use crate::accounts::Caller;
 use crate::app::state::App;
 use crate::remote::RemoteSettings;
 use crate::web::auth;
-use crate::web::http::ApiError;
+use crate::web::http::{ApiError, Resp};
+use crate::web::layout::{csrf_field, field, Page};
 
 pub fn remote_page(
     app: &App,
@@ -23,7 +22,7 @@ pub fn remote_page(
     let saved = crate::ops::remote::saved(app)?;
     // What is stored now and would be copied by a change of place.
     let stored = app.engine.plan_remote_change(&saved).ok();
-    let moving = crate::web::api::move_json(app)?;
+    let moving = super::api::move_json(app)?;
     // Fields show what the admin typed when a save or test failed (never
     // the secret), else what is saved.
     let settings = typed.unwrap_or(&saved);
@@ -193,7 +192,7 @@ fn object_lock_fields(mode: &str, days: &str) -> maud::Markup {
     }
 }
 
-pub(super) fn settings_from_form(form: &HashMap<String, String>) -> RemoteSettings {
+pub fn settings_from_form(form: &HashMap<String, String>) -> RemoteSettings {
     if field(form, "kind") == "dir" {
         RemoteSettings::Dir {
             path: PathBuf::from(field(form, "path").trim()),

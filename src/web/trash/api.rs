@@ -3,14 +3,14 @@
 
 use serde_json::{json, Value};
 
-use super::api::{archive_json, Answer};
-use super::auth::api_caller;
-use super::http::{ApiError, Req, Resp};
-use super::paging;
 use crate::app::state::App;
 use crate::archive::Deleted;
 use crate::ops;
 use crate::store::records::{ArchiveRecord, ArchiveState, TrashRecord};
+use crate::web::archives::api::{archive_json, Answer};
+use crate::web::auth::api_caller;
+use crate::web::http::{ApiError, Req, Resp};
+use crate::web::paging;
 
 /// An archive in the trash as the API shows it: `state: "trashed"` (or
 /// `deleting` once its purge began), `trashed_at` and `purge_at` (Unix

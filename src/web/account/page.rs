@@ -1,18 +1,18 @@
-//! Setup, login, registration, the account page and the admin settings form.
+//! Setup, login, registration and the account page (password, API tokens,
+//! the caller's own notification channels).
 
 use std::collections::HashMap;
 
 use maud::{html, Markup};
 
-use super::layout::{csrf_field, human_time, Page};
-use super::{field, Resp};
 use crate::accounts::Caller;
 use crate::app::state::App;
 use crate::engine::keys;
 use crate::ops;
 use crate::settings::Settings;
 use crate::web::auth;
-use crate::web::http::{ApiError, Req};
+use crate::web::http::{ApiError, Req, Resp};
+use crate::web::layout::{csrf_field, field, human_time, Page};
 
 fn credentials_form(action: &str, button: &str, username: &str, new_password: bool) -> Markup {
     html! {
@@ -429,139 +429,4 @@ pub fn token_post(
 pub fn token_delete_post(app: &App, caller: &Caller, token_id: &str) -> Result<Resp, ApiError> {
     ops::tokens::delete(app, caller, token_id)?;
     Ok(Resp::redirect("/account?done=token-deleted"))
-}
-
-pub fn admin_settings_page(
-    app: &App,
-    req: &mut Req,
-    caller: &Caller,
-    error: Option<String>,
-) -> Result<Resp, ApiError> {
-    auth::require_admin(caller)?;
-    let settings = Settings::load(&app.store)?;
-    let window = settings.upload_window.clone();
-    let page = Page::new("Settings", Some(caller), app.on_box_only()).render(html! {
-        h1 { "Appliance settings" }
-        @if let Some(error) = &error { p.error role="alert" { (error) } }
-        (super::layout::done_notice(&req.query))
-        form.card method="post" action="/admin/settings" {
-            (csrf_field(caller))
-            fieldset {
-                legend { "Accounts" }
-                label.check {
-                    input type="checkbox" name="registration_open" value="1" checked[settings.registration_open];
-                    " Anyone on the network may register an account"
-                }
-            }
-            fieldset {
-                legend { "Backing up" }
-                label {
-                    "Upload speed limit (KiB/s, 0 for no limit)"
-                    input type="number" name="upload_bandwidth_kib" min="0" value=(settings.upload_bandwidth_bytes_per_sec / 1024);
-                }
-                label.check {
-                    input type="checkbox" name="upload_window_on" value="1" checked[window.is_some()];
-                    " Back up only during these hours (the box's local time)"
-                }
-                div.times {
-                    label { "From" input type="time" name="upload_window_start" value=(window.as_ref().map_or("01:00", |w| w.start.as_str())); }
-                    label { "Until" input type="time" name="upload_window_end" value=(window.as_ref().map_or("06:00", |w| w.end.as_str())); }
-                }
-                label {
-                    "Transfers at once (1 to 16)"
-                    input type="number" name="transfer_concurrency" min="1" max="16" value=(settings.transfer_concurrency);
-                }
-                label {
-                    "Backups checked each week (percent of the archives)"
-                    input type="number" name="verify_sample_percent" min="0" max="100" value=(settings.verify_sample_percent);
-                }
-            }
-            fieldset {
-                legend { "Space" }
-                label {
-                    "Free space to keep in reserve (MiB)"
-                    input type="number" name="free_space_reserve_mib" min="0" value=(settings.free_space_reserve_bytes >> 20);
-                }
-                label {
-                    "Remove unfinished uploads nobody touched for (days)"
-                    input type="number" name="pending_upload_expiry_days" min="1" max="3650" value=(settings.pending_upload_expiry_seconds / 86_400);
-                }
-                label {
-                    "Keep deleted archives in the trash for (days; 0 = no trash, deleting is for good at once)"
-                    input type="number" name="trash_days" min="0" max=(crate::settings::MAX_TRASH_DAYS) value=(settings.trash_days);
-                }
-            }
-            button type="submit" { "Save" }
-        }
-    });
-    let mut resp = Resp::html(page);
-    if error.is_some() {
-        resp.status = 400;
-    }
-    Ok(resp)
-}
-
-/// A whole number from the form, or the sentence saying what it must be.
-fn number(form: &HashMap<String, String>, name: &str, what: &str) -> Result<u64, String> {
-    field(form, name)
-        .trim()
-        .parse::<u64>()
-        .map_err(|_| format!("{what} must be a whole number."))
-}
-
-/// The settings as the form sets them, on top of the saved ones.
-fn settings_from_form(
-    mut settings: Settings,
-    form: &HashMap<String, String>,
-) -> Result<Settings, String> {
-    settings.registration_open = form.contains_key("registration_open");
-    settings.upload_bandwidth_bytes_per_sec =
-        number(form, "upload_bandwidth_kib", "The upload speed limit")?.saturating_mul(1024);
-    settings.upload_window =
-        form.contains_key("upload_window_on")
-            .then(|| crate::settings::UploadWindow {
-                start: field(form, "upload_window_start").trim().to_string(),
-                end: field(form, "upload_window_end").trim().to_string(),
-            });
-    settings.transfer_concurrency = number(form, "transfer_concurrency", "Transfers at once")?
-        .try_into()
-        .map_err(|_| "Transfers at once must be between 1 and 16.".to_string())?;
-    settings.verify_sample_percent = number(form, "verify_sample_percent", "The weekly check")?
-        .try_into()
-        .map_err(|_| "The weekly check must be between 0 and 100 percent.".to_string())?;
-    settings.free_space_reserve_bytes =
-        number(form, "free_space_reserve_mib", "The reserve")? << 20;
-    settings.pending_upload_expiry_seconds = number(
-        form,
-        "pending_upload_expiry_days",
-        "The expiry of unfinished uploads",
-    )?
-    .saturating_mul(86_400);
-    if form.contains_key("trash_days") {
-        settings.trash_days = number(form, "trash_days", "The days in the trash")?
-            .try_into()
-            .unwrap_or(u32::MAX);
-    }
-    Ok(settings)
-}
-
-pub fn admin_settings_post(
-    app: &App,
-    req: &mut Req,
-    caller: &Caller,
-    form: &HashMap<String, String>,
-) -> Result<Resp, ApiError> {
-    auth::require_admin(caller)?;
-    let settings = match settings_from_form(Settings::load(&app.store)?, form) {
-        Ok(settings) => settings,
-        Err(sentence) => return admin_settings_page(app, req, caller, Some(sentence)),
-    };
-    match ops::settings::save(app, caller, &settings) {
-        Ok(()) => {}
-        Err(err @ ops::Error::Settings(_)) => {
-            return admin_settings_page(app, req, caller, Some(err.to_string()))
-        }
-        Err(err) => return Err(err.into()),
-    }
-    Ok(Resp::redirect("/admin/settings?done=saved"))
 }

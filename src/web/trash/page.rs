@@ -4,15 +4,14 @@
 
 use maud::{html, Markup};
 
-use super::layout::{csrf_field, done_notice, local_time, Page};
-use super::Resp;
 use crate::accounts::Caller;
 use crate::app::state::App;
 use crate::ops;
 use crate::settings::Settings;
 use crate::store::records::{ArchiveRecord, ArchiveState, TrashRecord};
 use crate::units::human_size;
-use crate::web::http::{ApiError, Req};
+use crate::web::http::{ApiError, Req, Resp};
+use crate::web::layout::{csrf_field, done_notice, local_time, Page};
 
 /// Archives on one trash page.
 const TRASH_PAGE_SIZE: usize = 100;

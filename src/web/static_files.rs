@@ -1,96 +1,79 @@
-//! The browser UI: maud pages and the form posts behind them (routed in
-//! `web::router`, which checks every form post's CSRF token). Pages render
-//! what they are handed and never open a transaction; what a post changes
-//! is done by `crate::ops`.
+//! The static files (`/static/{name}`): CSS, scripts and the icon, embedded
+//! at build time and served with an `ETag`.
 
-pub mod account;
-pub mod admin;
-pub mod archives;
-pub mod layout;
-mod progress;
-pub mod remote;
-pub mod restore;
-pub mod trash;
-
-use std::collections::HashMap;
-
-use super::auth;
 use super::http::{ApiError, Req, Resp};
-use crate::app::state::App;
-
-pub use layout::Page;
 
 /// Static files embedded at build time.
 const STATIC_FILES: &[(&str, &str, &str)] = &[
     (
         "app.css",
         "text/css; charset=utf-8",
-        include_str!("../../../templates/static/app.css"),
+        include_str!("../../templates/static/app.css"),
     ),
     (
         "upload.js",
         "text/javascript; charset=utf-8",
-        include_str!("../../../templates/static/upload.js"),
+        include_str!("../../templates/static/upload.js"),
     ),
     (
         "admin.js",
         "text/javascript; charset=utf-8",
-        include_str!("../../../templates/static/admin.js"),
+        include_str!("../../templates/static/admin.js"),
     ),
     (
         "live.js",
         "text/javascript; charset=utf-8",
-        include_str!("../../../templates/static/live.js"),
+        include_str!("../../templates/static/live.js"),
     ),
     (
         "bars.js",
         "text/javascript; charset=utf-8",
-        include_str!("../../../templates/static/bars.js"),
+        include_str!("../../templates/static/bars.js"),
     ),
     (
         "tus.min.js",
         "text/javascript; charset=utf-8",
-        include_str!("../../../templates/static/tus.min.js"),
+        include_str!("../../templates/static/tus.min.js"),
     ),
     (
         "tus-js-client.LICENSE.txt",
         "text/plain; charset=utf-8",
-        include_str!("../../../templates/static/tus-js-client.LICENSE.txt"),
+        include_str!("../../templates/static/tus-js-client.LICENSE.txt"),
     ),
     (
         "times.js",
         "text/javascript; charset=utf-8",
-        include_str!("../../../templates/static/times.js"),
+        include_str!("../../templates/static/times.js"),
     ),
     (
         "confirm.js",
         "text/javascript; charset=utf-8",
-        include_str!("../../../templates/static/confirm.js"),
+        include_str!("../../templates/static/confirm.js"),
     ),
     (
         "favicon.svg",
         "image/svg+xml",
-        include_str!("../../../templates/static/favicon.svg"),
+        include_str!("../../templates/static/favicon.svg"),
     ),
     (
         "setup.js",
         "text/javascript; charset=utf-8",
-        include_str!("../../../templates/static/setup.js"),
+        include_str!("../../templates/static/setup.js"),
     ),
     (
         "device.js",
         "text/javascript; charset=utf-8",
-        include_str!("../../../templates/static/device.js"),
+        include_str!("../../templates/static/device.js"),
     ),
     (
         "firmware.js",
         "text/javascript; charset=utf-8",
-        include_str!("../../../templates/static/firmware.js"),
+        include_str!("../../templates/static/firmware.js"),
     ),
     (
         "tls.js",
         "text/javascript; charset=utf-8",
-        include_str!("../../../templates/static/tls.js"),
+        include_str!("../../templates/static/tls.js"),
     ),
 ];
 
@@ -132,23 +115,4 @@ fn static_etags() -> &'static [String] {
             })
             .collect()
     })
-}
-
-/// An error in a page request, shown as a page with the sentence.
-pub fn error_page(app: &App, req: &Req, err: ApiError) -> Resp {
-    let caller = auth::caller(app, req).ok().flatten();
-    let page = Page::new("Something went wrong", caller.as_ref(), app.on_box_only());
-    let body = maud::html! {
-        h1 { "Something went wrong" }
-        p.error role="alert" { (err.message) }
-        p { a href="/" { "Back to your archives" } }
-    };
-    let mut resp = Resp::html(page.render(body));
-    resp.status = err.status;
-    resp.headers.extend(err.headers);
-    resp
-}
-
-fn field<'f>(form: &'f HashMap<String, String>, name: &str) -> &'f str {
-    form.get(name).map(String::as_str).unwrap_or("")
 }

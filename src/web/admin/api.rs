@@ -1,5 +1,6 @@
 //! The admin JSON API of API.md: saved scripts, test runs, deployments, the
-//! system log and its live tail (Server-Sent Events). Every route answers
+//! system log and its live tail (Server-Sent Events), the settings and the
+//! users. Every route answers
 //! 403 to members; state changes made with the cookie need the CSRF token.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -9,15 +10,17 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::auth::{api_caller, require_admin};
-use super::http::{ApiError, Req, Resp};
 use crate::accounts::Caller;
 use crate::admin::deployments::NewDeployment;
 use crate::admin::log::{LogError, LogLevel, LogQuery, LogSettings, MAX_QUERY_LIMIT};
 use crate::admin::saved_scripts::{self, ScriptDraft, ScriptsError};
 use crate::app::state::App;
 use crate::ops;
-use crate::store::records::{DeploymentRecord, RunSummary, ScriptRecord};
+use crate::settings::Settings;
+use crate::store::records::{DeploymentRecord, Role, RunSummary, ScriptRecord};
+use crate::web::account::api::user_json;
+use crate::web::auth::{api_caller, require_admin};
+use crate::web::http::{ApiError, Req, Resp};
 
 type Answer = Result<Resp, ApiError>;
 
@@ -306,7 +309,7 @@ pub fn log_events(app: &App, mut request: tiny_http::Request) {
     let spawned = std::thread::Builder::new()
         .name("log-stream".into())
         .spawn(move || {
-            if let Some(mut stream) = super::sse::start(request, ": live log\n\n") {
+            if let Some(mut stream) = crate::web::sse::start(request, ": live log\n\n") {
                 loop {
                     let chunk = match feed.recv_timeout(KEEPALIVE) {
                         Ok(entry) => format!(
@@ -321,7 +324,7 @@ pub fn log_events(app: &App, mut request: tiny_http::Request) {
                         }
                         Err(RecvTimeoutError::Disconnected) => break,
                     };
-                    if !super::sse::send(&mut stream, &chunk) {
+                    if !crate::web::sse::send(&mut stream, &chunk) {
                         break;
                     }
                 }
@@ -351,4 +354,54 @@ mod tests {
             assert_eq!(parse_time_ms(text), expected, "{text}");
         }
     }
+}
+
+pub fn get_settings(app: &App, req: &mut Req) -> Answer {
+    let caller = api_caller(app, req)?;
+    require_admin(&caller)?;
+    Ok(Resp::json(200, &Settings::load(&app.store)?))
+}
+
+pub fn put_settings(app: &App, req: &mut Req) -> Answer {
+    let caller = api_caller(app, req)?;
+    require_admin(&caller)?;
+    let settings: Settings = req.json()?;
+    ops::settings::save(app, &caller, &settings)?;
+    Ok(Resp::json(200, &settings))
+}
+
+pub fn list_users(app: &App, req: &mut Req) -> Answer {
+    let caller = api_caller(app, req)?;
+    require_admin(&caller)?;
+    let users: Vec<Value> = app.accounts.users()?.iter().map(user_json).collect();
+    Ok(Resp::json(200, &users))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserChange {
+    role: Option<Role>,
+    disabled: Option<bool>,
+    /// An admin's reset of a forgotten password; the user's sessions end.
+    password: Option<String>,
+}
+
+pub fn get_user(app: &App, req: &mut Req, user_id: &str) -> Answer {
+    let caller = api_caller(app, req)?;
+    require_admin(&caller)?;
+    Ok(Resp::json(200, &user_json(&app.accounts.user(user_id)?)))
+}
+
+pub fn update_user(app: &App, req: &mut Req, user_id: &str) -> Answer {
+    let caller = api_caller(app, req)?;
+    require_admin(&caller)?;
+    let change: UserChange = req.json()?;
+    if let Some(password) = &change.password {
+        let user = ops::accounts::reset_password(app, &caller, user_id, password)?;
+        if change.role.is_none() && change.disabled.is_none() {
+            return Ok(Resp::json(200, &user_json(&user)));
+        }
+    }
+    let user = ops::accounts::update_user(app, &caller, user_id, change.role, change.disabled)?;
+    Ok(Resp::json(200, &user_json(&user)))
 }

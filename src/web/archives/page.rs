@@ -1,19 +1,18 @@
 //! The archive list (home), the new-archive (upload) page and the detail
-//! page (the delete confirmation and the trash are in `pages::trash`).
+//! page (the delete confirmation and the trash are in `web::trash::page`).
 
 use std::collections::HashMap;
 
 use maud::{html, Markup};
 
-use super::layout::{csrf_field, done_notice, local_time, Page};
 use super::progress;
-use super::{field, Resp};
 use crate::accounts::Caller;
 use crate::app::state::App;
 use crate::ops;
 use crate::store::records::{ArchiveRecord, ArchiveState, PartRecord};
 use crate::units::human_size;
-use crate::web::http::{ApiError, Req};
+use crate::web::http::{ApiError, Req, Resp};
+use crate::web::layout::{csrf_field, done_notice, field, local_time, Page};
 
 /// The words for a state. Honest about safety: while the remote is a folder
 /// on the appliance's own disk, nothing is "off-site"; a stored archive is
@@ -213,7 +212,7 @@ pub fn detail(
         h1 data-archive-detail=(archive.id) data-state=(archive.state.as_str()) data-size=(archive.size) { (archive.name) }
         (progress::duplicate_note(duplicates.get(&archive.id)))
         (done_notice(&req.query))
-        @if let Some(trash) = &trash { (super::trash::trash_notice(caller, &archive, trash)) }
+        @if let Some(trash) = &trash { (crate::web::trash::page::trash_notice(caller, &archive, trash)) }
         (banner)
         (summary_card(&archive, &notes, app.on_box_only()))
         (action_buttons(&archive, allowed, caller))
@@ -240,7 +239,7 @@ fn summary_card(archive: &ArchiveRecord, notes: &Markup, on_box: bool) -> Markup
                 @if let Some(until) = archive.protected_until {
                     dt { "Protected until" }
                     dd id="protected-until" title="Object Lock: nobody can delete or change the copy in the bucket before then, not even with this box's keys." {
-                        (super::layout::local_time(until))
+                        (local_time(until))
                     }
                 }
                 dt { "Added" } dd { (local_time(archive.created_at)) }

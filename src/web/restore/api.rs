@@ -15,11 +15,11 @@
 
 use serde_json::{json, Value};
 
-use super::http::{ApiError, Req, Resp};
 use crate::app::state::App;
 use crate::recovery::{Recovery, RecoveryError};
 use crate::remote::{ErrorKind, RemoteSettings};
 use crate::repo::RepoError;
+use crate::web::http::{ApiError, Req, Resp};
 
 /// The HTTP answer for a refused recovery: a status, a code and the sentence.
 pub fn recovery_error(err: RecoveryError) -> ApiError {
@@ -116,7 +116,7 @@ pub fn status_json(app: &App) -> Result<Value, ApiError> {
 
 /// `POST /api/v1/setup/restore`.
 pub fn post(app: &App, req: &mut Req) -> Result<Resp, ApiError> {
-    super::auth::refuse_cross_site(req)?;
+    crate::web::auth::refuse_cross_site(req)?;
     let mut body: Value = req.json()?;
     let passphrase = body
         .as_object_mut()

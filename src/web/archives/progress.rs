@@ -7,13 +7,13 @@ use std::collections::HashMap;
 
 use maud::{html, Markup};
 
-use super::layout::{csrf_field, human_time, iso_time};
 use crate::accounts::Caller;
 use crate::app::state::App;
 use crate::settings::{parse_hh_mm, Settings};
 use crate::store::records::{ArchiveRecord, ArchiveState};
 use crate::units::human_size;
 use crate::web::http::ApiError;
+use crate::web::layout::{csrf_field, human_time, iso_time};
 
 /// The caller's unfinished uploads: name, how much arrived, and that they
 /// continue where they stopped. Always rendered (empty when there are

@@ -1,8 +1,14 @@
-//! The frame around every page: head, navigation, banners.
+//! The frame around every page: head, navigation, banners; the error page;
+//! what many pages' forms share (the CSRF field, reading a form field, times).
+
+use std::collections::HashMap;
 
 use maud::{html, Markup, DOCTYPE};
 
+use super::auth;
+use super::http::{ApiError, Req, Resp};
 use crate::accounts::Caller;
+use crate::app::state::App;
 
 pub struct Page<'a> {
     title: String,
@@ -151,6 +157,26 @@ pub fn local_time(secs: i64) -> Markup {
 pub fn iso_time(secs: i64) -> String {
     let (year, month, day, hour, minute, second) = crate::date::parts(secs);
     format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}Z")
+}
+
+/// An error in a page request, shown as a page with the sentence.
+pub fn error_page(app: &App, req: &Req, err: ApiError) -> Resp {
+    let caller = auth::caller(app, req).ok().flatten();
+    let page = Page::new("Something went wrong", caller.as_ref(), app.on_box_only());
+    let body = maud::html! {
+        h1 { "Something went wrong" }
+        p.error role="alert" { (err.message) }
+        p { a href="/" { "Back to your archives" } }
+    };
+    let mut resp = Resp::html(page.render(body));
+    resp.status = err.status;
+    resp.headers.extend(err.headers);
+    resp
+}
+
+/// A form field's value, empty when absent.
+pub fn field<'f>(form: &'f HashMap<String, String>, name: &str) -> &'f str {
+    form.get(name).map(String::as_str).unwrap_or("")
 }
 
 #[cfg(test)]
