@@ -13,7 +13,9 @@
 //! handler thread. Guessing, and correct logins, are limited by
 //! [`throttle`].
 
+pub mod sessions;
 pub mod throttle;
+pub mod tokens;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
@@ -24,13 +26,15 @@ use argon2::Argon2;
 
 use crate::ids;
 use crate::settings::Settings;
-use crate::store::records::{ApiTokenRecord, Role, SessionRecord, UserRecord};
+use crate::store::records::{Role, UserRecord};
 use crate::store::{Store, StoreError};
 
 pub const MIN_PASSWORD_CHARS: usize = 8;
 pub const MAX_PASSWORD_BYTES: usize = 1024;
 pub const MAX_USERNAME_CHARS: usize = 64;
+pub use sessions::MAX_SESSIONS_PER_USER;
 pub use throttle::{FAILURE_WINDOW, MAX_FAILURES, MAX_REGISTRATIONS};
+pub use tokens::MAX_TOKENS_PER_USER;
 
 /// Argon2 hashes or verifications running at once, at most.
 pub const MAX_HASHES_AT_ONCE: usize = 2;
@@ -73,6 +77,8 @@ pub enum AccountError {
     UserNotFound,
     #[error("No such token.")]
     TokenNotFound,
+    #[error("You have {max} API tokens already, the most one account may have; delete one you no longer use, then make a new one.")]
+    TooManyTokens { max: usize },
     #[error("This is the last admin; make another user admin first.")]
     LastAdmin,
     #[error(transparent)]
@@ -213,6 +219,11 @@ pub fn validate_username(username: &str) -> Result<String, AccountError> {
             "A username has at most {MAX_USERNAME_CHARS} characters."
         )));
     }
+    if username.chars().any(ids::is_bidi_control) {
+        return Err(AccountError::Invalid(
+            "A username may not contain characters that reverse or reorder text (Unicode direction controls such as U+202E).".into(),
+        ));
+    }
     if username
         .chars()
         .any(|c| c.is_control() || c.is_whitespace() || c == '/' || c == '\\')
@@ -275,6 +286,7 @@ impl Accounts {
         }
         validate_username(username)?;
         validate_password(password)?;
+        self.store.room_for_growth()?;
         self.throttle()
             .registration(address, Instant::now())
             .map_err(|retry_after_secs| AccountError::TooManyRegistrations { retry_after_secs })?;
@@ -370,6 +382,7 @@ impl Accounts {
                 role,
                 created_at: ids::now_secs(),
                 disabled: false,
+                quota_bytes: None,
             };
             tables.users.put(txn, user.id.as_bytes(), &user)?;
             tables.usernames.put(txn, key.as_bytes(), &user.id)?;
@@ -426,23 +439,7 @@ impl Accounts {
         if user.disabled {
             return Err(AccountError::Disabled);
         }
-        let token = ids::random_token();
-        let session = SessionRecord {
-            user_id: user.id.clone(),
-            expires_at: ids::now_secs() + self.session_ttl_secs,
-            csrf_token: ids::random_token(),
-        };
-        self.store
-            .write(|txn, tables| -> Result<(), AccountError> {
-                tables.sessions.put(txn, &hash_token(&token), &session)?;
-                Ok(())
-            })?;
-        Ok(NewSession {
-            token,
-            csrf_token: session.csrf_token,
-            user,
-            expires_at: session.expires_at,
-        })
+        self.open_session(user)
     }
 
     /// The user behind a session cookie, if the session is live.
@@ -490,65 +487,6 @@ impl Accounts {
             user,
             csrf_token: None,
         }))
-    }
-
-    /// Creates an API token; the secret is returned once and never stored.
-    pub fn create_token(
-        &self,
-        user_id: &str,
-        name: &str,
-    ) -> Result<(ApiTokenRecord, String), AccountError> {
-        let name = name.trim();
-        if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
-            return Err(AccountError::Invalid(
-                "Give the token a name of 1 to 100 characters, on one line.".into(),
-            ));
-        }
-        let secret = format!("pia_{}", ids::random_token());
-        let record = ApiTokenRecord {
-            id: ids::random_id(),
-            user_id: user_id.to_string(),
-            name: name.to_string(),
-            created_at: ids::now_secs(),
-        };
-        self.store
-            .write(|txn, tables| -> Result<(), AccountError> {
-                tables.api_tokens.put(txn, &hash_token(&secret), &record)?;
-                Ok(())
-            })?;
-        Ok((record, secret))
-    }
-
-    pub fn tokens(&self, user_id: &str) -> Result<Vec<ApiTokenRecord>, AccountError> {
-        let txn = self.store.read()?;
-        let mut tokens: Vec<ApiTokenRecord> = self
-            .store
-            .tables
-            .api_tokens
-            .all(&txn)?
-            .into_iter()
-            .map(|(_, t)| t)
-            .filter(|t| t.user_id == user_id)
-            .collect();
-        tokens.sort_by_key(|t| t.created_at);
-        Ok(tokens)
-    }
-
-    pub fn delete_token(&self, user_id: &str, token_id: &str) -> Result<(), AccountError> {
-        self.store.write(|txn, tables| {
-            let found = tables
-                .api_tokens
-                .all(txn)?
-                .into_iter()
-                .find(|(_, t)| t.id == token_id && t.user_id == user_id);
-            match found {
-                Some((key, _)) => {
-                    tables.api_tokens.delete(txn, &key)?;
-                    Ok(())
-                }
-                None => Err(AccountError::TokenNotFound),
-            }
-        })
     }
 
     /// Changes a password after checking the current one (throttled like a
@@ -631,6 +569,30 @@ impl Accounts {
         Ok(users)
     }
 
+    /// Sets (or, with `None`, clears) a user's storage quota in bytes
+    /// (admin). Queues the catalog, which carries it.
+    pub fn set_quota(
+        &self,
+        user_id: &str,
+        quota_bytes: Option<u64>,
+    ) -> Result<UserRecord, AccountError> {
+        if quota_bytes == Some(0) {
+            return Err(AccountError::Invalid(
+                "A quota must be more than 0 bytes; clear it (null) for no quota.".into(),
+            ));
+        }
+        self.store.write(|txn, tables| {
+            let mut user = tables
+                .users
+                .get(txn, user_id.as_bytes())?
+                .ok_or(AccountError::UserNotFound)?;
+            user.quota_bytes = quota_bytes;
+            tables.users.put(txn, user_id.as_bytes(), &user)?;
+            crate::store::jobs::enqueue_catalog_upload(txn, tables)?;
+            Ok(user)
+        })
+    }
+
     /// Changes a user's role or disabled flag (admin). Refuses to leave the
     /// appliance without an enabled admin.
     pub fn update_user(
@@ -670,21 +632,6 @@ impl Accounts {
                 }
             }
             Ok(user)
-        })
-    }
-
-    /// Removes expired sessions; returns how many.
-    pub fn sweep_sessions(&self) -> Result<usize, AccountError> {
-        let now = ids::now_secs();
-        self.store.write(|txn, tables| {
-            let mut removed = 0;
-            for (key, session) in tables.sessions.all(txn)? {
-                if session.expires_at < now {
-                    tables.sessions.delete(txn, &key)?;
-                    removed += 1;
-                }
-            }
-            Ok(removed)
         })
     }
 }
@@ -805,6 +752,18 @@ mod tests {
             accounts.update_user(&bob.id, Some(Role::Member), None),
             Err(AccountError::LastAdmin)
         ));
+    }
+
+    #[test]
+    fn usernames_with_direction_controls_are_refused() {
+        let (_dir, accounts) = accounts();
+        accounts.setup("alice", "correct horse").unwrap();
+        for name in ["eve\u{202E}nimda", "\u{2066}bob", "carol\u{200F}"] {
+            let err = accounts
+                .register(name, "another pass", "10.0.0.1")
+                .unwrap_err();
+            assert!(err.to_string().contains("U+202E"), "{err}");
+        }
     }
 
     #[test]

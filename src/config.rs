@@ -29,6 +29,12 @@ pub struct Config {
     /// How often the notification digest goes out when it is on: a week
     /// (`digest_period_seconds` in the file shortens it, for tests).
     pub digest_period: Duration,
+    /// The shortest interval a deployment may have, in seconds: 5 minutes
+    /// (`min_deployment_interval_seconds` in the file lowers it, for tests).
+    pub min_deployment_interval_seconds: u64,
+    /// The box's time zone (`TZ`, else `/etc/localtime`, else UTC): the
+    /// upload window's clock, named where a time is typed.
+    pub zone: crate::zone::BoxZone,
 }
 
 /// The file's shape: every key optional.
@@ -43,6 +49,7 @@ struct ConfigFile {
     http_threads: Option<usize>,
     board: Option<String>,
     digest_period_seconds: Option<u64>,
+    min_deployment_interval_seconds: Option<u64>,
 }
 
 /// What the command line said; `None` = not given.
@@ -80,6 +87,8 @@ impl Config {
             http_threads: 16,
             board: None,
             digest_period: Duration::from_secs(7 * 24 * 3600),
+            min_deployment_interval_seconds: 300,
+            zone: crate::zone::BoxZone::utc(),
         }
     }
 
@@ -134,10 +143,17 @@ impl Config {
             if let Some(seconds) = file.digest_period_seconds {
                 config.digest_period = Duration::from_secs(seconds.max(1));
             }
+            if let Some(seconds) = file.min_deployment_interval_seconds {
+                config.min_deployment_interval_seconds = seconds.max(1);
+            }
         }
         if let Some(data) = env_data {
             config.data_dir = data;
         }
+        config.zone = match env("TZ") {
+            Some(tz) => crate::zone::BoxZone::from_sources(Some(&tz), None),
+            None => crate::zone::BoxZone::from_environment(),
+        };
         if let Some(listen) = env("PIARCHIVE_LISTEN") {
             config.listen = listen;
         }

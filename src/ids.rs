@@ -6,6 +6,14 @@ use base64::Engine as _;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
+/// Whether `c` changes the direction text is shown in (the embeddings,
+/// overrides and isolates of Unicode's bidirectional algorithm, and the
+/// marks): `invoice\u{202E}fdp.exe` would show as `invoiceexe.pdf`.
+/// Refused in usernames, stripped from archive names and filenames.
+pub fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
+}
+
 /// A random 128-bit id as 32 lowercase hex digits (archives, users, uploads).
 pub fn random_id() -> String {
     let mut bytes = [0u8; 16];

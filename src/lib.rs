@@ -58,3 +58,4 @@ pub mod tls;
 pub mod units;
 pub mod update;
 pub mod web;
+pub mod zone;

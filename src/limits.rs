@@ -9,7 +9,8 @@
 //!
 //! Limits kept next to the code they bound: live event streams
 //! (`engine::events::MAX_SUBSCRIBERS`), login throttling (`accounts`),
-//! script run time and operations (`admin`).
+//! script run time and operations (`admin`); what a bucket's answers may
+//! make the appliance hold (`remote::caps`).
 
 use std::time::Duration;
 

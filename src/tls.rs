@@ -48,12 +48,19 @@ pub struct CertInfo {
     not_after_unix: i64,
 }
 
+impl CertInfo {
+    /// The end of validity as Unix seconds.
+    pub fn not_after_unix(&self) -> i64 {
+        self.not_after_unix
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     /// A refused certificate or key, said as a sentence.
     #[error("{0}")]
     Invalid(String),
-    #[error("Cannot store the certificate in {path}: {source}")]
+    #[error("Cannot store the certificate in {}: {}; the certificate served until now stays in use.", .path.display(), crate::disk::describe(.source))]
     Io {
         path: PathBuf,
         source: std::io::Error,
@@ -343,6 +350,7 @@ fn parse(cert_pem: &[u8], key_pem: &[u8], source: &'static str) -> Result<Served
             "No certificate was found: paste the PEM blocks starting with -----BEGIN CERTIFICATE-----.",
         ));
     }
+    check_every_block(cert_pem, &chain)?;
     let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|_| {
         invalid("The key is not a PEM private key (PKCS#8, RSA or EC, not encrypted).")
     })?;
@@ -358,6 +366,35 @@ fn parse(cert_pem: &[u8], key_pem: &[u8], source: &'static str) -> Result<Served
         key: Arc::new(certified),
         info,
     })
+}
+
+/// Refuses a chain with a block that is not a certificate (another kind of
+/// PEM block, which the PEM reader would skip) or a certificate block whose
+/// content is not an X.509 certificate: served as it is, it would break
+/// HTTPS for every client.
+fn check_every_block(cert_pem: &[u8], chain: &[CertificateDer<'_>]) -> Result<(), TlsError> {
+    let blocks = cert_pem
+        .windows(b"-----BEGIN ".len())
+        .filter(|window| *window == b"-----BEGIN ")
+        .count();
+    if blocks != chain.len() {
+        return Err(TlsError::Invalid(format!(
+            "The certificate chain holds {blocks} PEM blocks but only {} certificates; paste only the CERTIFICATE blocks (the key goes in its own field).",
+            chain.len()
+        )));
+    }
+    for (index, der) in chain.iter().enumerate() {
+        let whole =
+            matches!(x509_parser::parse_x509_certificate(der), Ok((rest, _)) if rest.is_empty());
+        if !whole {
+            return Err(TlsError::Invalid(format!(
+                "Certificate {} of {} in the chain could not be read as an X.509 certificate; paste the chain exactly as your certificate authority gave it.",
+                index + 1,
+                chain.len()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The certificate's subject, names, expiry and fingerprint; refuses one
@@ -430,30 +467,59 @@ fn read_pair(dir: &Path, stem: &str) -> Option<(Vec<u8>, Vec<u8>)> {
     Some((cert, key))
 }
 
-/// Writes `<stem>.key` and `<stem>.crt` (0600), each whole or not at all.
+/// Writes `<stem>.key` and `<stem>.crt` (0600): both new files are written
+/// and flushed first, then renamed over the old pair, so a full or failing
+/// disk leaves the old pair as it was and no half-written file behind.
 fn write_pair(dir: &Path, stem: &str, cert: &[u8], key: &[u8]) -> Result<(), TlsError> {
-    write_private(&dir.join(format!("{stem}.key")), key)?;
-    write_private(&dir.join(format!("{stem}.crt")), cert)
+    let key_path = dir.join(format!("{stem}.key"));
+    let cert_path = dir.join(format!("{stem}.crt"));
+    let key_temp = write_temp(&key_path, key)?;
+    let cert_temp = write_temp(&cert_path, cert).inspect_err(|_| {
+        let _ = std::fs::remove_file(&key_temp);
+    })?;
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| TlsError::Io { path, source }
+    };
+    let renamed = std::fs::rename(&key_temp, &key_path)
+        .map_err(io(&key_path))
+        .and_then(|()| std::fs::rename(&cert_temp, &cert_path).map_err(io(&cert_path)));
+    if renamed.is_err() {
+        let _ = std::fs::remove_file(&key_temp);
+        let _ = std::fs::remove_file(&cert_temp);
+    }
+    renamed
 }
 
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), TlsError> {
+/// Writes `bytes` to `<path>.new` (0600) and flushes it; removes it again
+/// when that fails. Returns the temporary file's path.
+fn write_temp(path: &Path, bytes: &[u8]) -> Result<PathBuf, TlsError> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let io = |source| TlsError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let temp = path.with_extension("new");
-    let mut file = std::fs::OpenOptions::new()
+    let temp = path.with_extension(format!(
+        "{}.new",
+        path.extension().and_then(|e| e.to_str()).unwrap_or("")
+    ));
+    let written = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .mode(0o600)
         .open(&temp)
-        .map_err(io)?;
-    file.write_all(bytes).map_err(io)?;
-    file.sync_all().map_err(io)?;
-    std::fs::rename(&temp, path).map_err(io)
+        .and_then(|mut file| {
+            file.write_all(bytes)?;
+            file.sync_all()
+        });
+    match written {
+        Ok(()) => Ok(temp),
+        Err(source) => {
+            let _ = std::fs::remove_file(&temp);
+            Err(TlsError::Io {
+                path: path.to_path_buf(),
+                source,
+            })
+        }
+    }
 }
 
 #[cfg(test)]
@@ -462,6 +528,61 @@ mod tests {
 
     fn names() -> Vec<String> {
         default_names("box", &["192.168.1.20".parse().unwrap()])
+    }
+
+    /// A full disk (a small tmpfs; mounting needs root, else skipped) keeps
+    /// the pair served and on disk, leaves no `.new` file, and the same
+    /// install works once space is freed. Renewal writes the same way.
+    #[test]
+    fn a_full_disk_keeps_the_old_pair_whole_and_recovers() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .is_ok_and(|status| status.success());
+        if !mounted {
+            // SAFETY: geteuid has no preconditions.
+            assert!(
+                unsafe { libc::geteuid() } != 0,
+                "mount -t tmpfs failed as root"
+            );
+            eprintln!("skipped: mounting a tmpfs needs root");
+            return;
+        }
+        let unmount = || {
+            let _ = std::process::Command::new("umount")
+                .arg(dir.path())
+                .status();
+        };
+        let tls = Tls::open(dir.path(), names()).unwrap();
+        let before = tls.info();
+        let filler_path = dir.path().join("filler");
+        let mut filler = std::fs::File::create(&filler_path).unwrap();
+        while filler.write_all(&[0u8; 4096]).is_ok() {}
+        drop(filler);
+        let (cert, key) = generate(&names()).unwrap();
+        let err = tls.install(&cert, &key).unwrap_err().to_string();
+        let tls_dir = dir.path().join("tls");
+        let mut files: Vec<String> = std::fs::read_dir(&tls_dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().to_string())
+            .collect();
+        files.sort();
+        let reopened = Tls::open(dir.path(), names()).map(|t| t.info().fingerprint_sha256);
+        let served = tls.info().fingerprint_sha256;
+        std::fs::remove_file(&filler_path).unwrap();
+        let installed = tls.install(&cert, &key).map(|info| info.source);
+        unmount();
+        assert!(
+            err.contains("the data disk is full") && err.ends_with("stays in use."),
+            "{err}"
+        );
+        assert_eq!(files, ["self-signed.crt", "self-signed.key"]);
+        assert_eq!(served, before.fingerprint_sha256);
+        assert_eq!(reopened.unwrap(), before.fingerprint_sha256);
+        assert_eq!(installed.unwrap(), "installed");
     }
 
     #[test]
@@ -502,6 +623,28 @@ mod tests {
         assert_eq!(installed.names, vec!["a.example".to_string()]);
         assert_eq!(Tls::open(dir.path(), names()).unwrap().info(), installed);
         assert_eq!(tls.remove_installed().unwrap(), before);
+    }
+
+    #[test]
+    fn a_chain_with_a_block_that_does_not_parse_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let tls = Tls::open(dir.path(), names()).unwrap();
+        let before = tls.info();
+        let (cert, key) = generate(&["a.example".into()]).unwrap();
+        let junk = "-----BEGIN CERTIFICATE-----\naGVsbG8gd29ybGQsIG5vdCBhIGNlcnRpZmljYXRl\n-----END CERTIFICATE-----\n";
+        let err = tls
+            .install(&format!("{cert}{junk}"), &key)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("Certificate 2 of 2"), "{err}");
+        let other = "-----BEGIN SOMETHING ELSE-----\naGVsbG8=\n-----END SOMETHING ELSE-----\n";
+        let err = tls
+            .install(&format!("{cert}{other}"), &key)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("2 PEM blocks but only 1"), "{err}");
+        assert_eq!(tls.info(), before);
+        tls.install(&cert, &key).unwrap();
     }
 
     /// The suite a client offering `client_suites` (in that order) gets from

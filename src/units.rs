@@ -1,4 +1,4 @@
-//! Byte counts as text for people: the one formatter the device display, the
+//! Byte counts (and durations, [`human_duration`]) as text for people: the one formatter the device display, the
 //! pages, the API's messages and the admin scripts share.
 //!
 //! Binary units with their IEC names (KiB, MiB, GiB: powers of 1024), because
@@ -31,6 +31,22 @@ pub fn human_rate(bytes_per_sec: u64) -> String {
     format!("{}/s", human_size(bytes_per_sec))
 }
 
+/// A duration in the largest whole unit that fits it exactly: "5 minutes",
+/// "1 hour", "2 days", "90 seconds" (the deployments' intervals).
+pub fn human_duration(seconds: u64) -> String {
+    let (count, unit) = match seconds {
+        0 => (0, "second"),
+        s if s % 86_400 == 0 => (s / 86_400, "day"),
+        s if s % 3600 == 0 => (s / 3600, "hour"),
+        s if s % 60 == 0 => (s / 60, "minute"),
+        s => (s, "second"),
+    };
+    match count {
+        1 => format!("1 {unit}"),
+        n => format!("{n} {unit}s"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -54,5 +70,20 @@ mod tests {
             assert_eq!(human_size(bytes), text, "{bytes}");
         }
         assert_eq!(human_rate(1_250_000), "1.1 MiB/s");
+    }
+
+    #[test]
+    fn durations() {
+        for (seconds, text) in [
+            (0, "0 seconds"),
+            (1, "1 second"),
+            (90, "90 seconds"),
+            (300, "5 minutes"),
+            (3600, "1 hour"),
+            (5400, "90 minutes"),
+            (172_800, "2 days"),
+        ] {
+            assert_eq!(human_duration(seconds), text, "{seconds}");
+        }
     }
 }

@@ -136,10 +136,23 @@ fn unauthenticated_requests_get_401_and_pages_redirect_to_login() {
         assert_eq!(resp.status, 401, "{method} {path}");
         assert_eq!(resp.json()["error"], "unauthorized");
     }
+    // A page goes to the login, which comes back to it afterwards
+    // (issue 28); with a session cookie that is no longer valid, the login
+    // says the session ended.
     let page = anonymous.get("/archives/new");
     assert_eq!(
         (page.status, page.header("Location")),
-        (303, Some("/login"))
+        (303, Some("/login?next=%2Farchives%2Fnew"))
+    );
+    let ended = anonymous.request(
+        "GET",
+        "/archives/new",
+        &[("Cookie", "piarchive_session=ended")],
+        None,
+    );
+    assert_eq!(
+        (ended.status, ended.header("Location")),
+        (303, Some("/login?next=%2Farchives%2Fnew&ended=1"))
     );
     let forged = anonymous.request(
         "GET",

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::support::{wait_until, Client, TestServer};
+use crate::support::{wait_until, Client, TestServer, FAST_DEPLOYMENTS};
 
 fn now_secs() -> i64 {
     std::time::SystemTime::now()
@@ -258,7 +258,7 @@ fn deploy(admin: &Client, script_id: &str, interval: u64) -> String {
 
 #[test]
 fn a_failing_deployment_is_logged_each_time_and_keeps_running() {
-    let server = TestServer::start();
+    let server = TestServer::start_with_config(FAST_DEPLOYMENTS);
     let admin = server.admin();
     let script = save(&admin, "always fails", "throw \"broken on purpose\"");
     let bad = admin.post_json(
@@ -300,9 +300,41 @@ fn a_failing_deployment_is_logged_each_time_and_keeps_running() {
     );
 }
 
+/// Deployments run at most every 5 minutes unless the config file says
+/// otherwise: a shorter interval is refused with a sentence, nothing saved.
+#[test]
+fn a_deployment_more_often_than_every_five_minutes_is_refused() {
+    let server = TestServer::start();
+    let admin = server.admin();
+    let script = save(&admin, "quick", "1");
+    for interval in [1, 60, 299] {
+        let resp = admin.post_json(
+            "/api/v1/admin/deployments",
+            &json!({"script_id": script, "interval_seconds": interval}),
+        );
+        assert_eq!(resp.status, 400, "{interval}");
+        assert!(
+            resp.message().contains("at least 5 minutes"),
+            "{}",
+            resp.message()
+        );
+    }
+    let before = admin.get("/api/v1/admin/deployments").json();
+    assert!(before
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|d| d["script_id"] != json!(script)));
+    let id = deploy(&admin, &script, 300);
+    assert_eq!(
+        deployment(&admin, &id).unwrap()["interval_seconds"],
+        json!(300)
+    );
+}
+
 #[test]
 fn terminating_cancels_a_running_deployment_and_runs_never_overlap() {
-    let server = TestServer::start();
+    let server = TestServer::start_with_config(FAST_DEPLOYMENTS);
     let admin = server.admin();
     // A host call per iteration: the run lasts until the 5 s timeout or
     // until cancelled; with an interval of 1 s, runs would overlap.
@@ -338,7 +370,7 @@ fn terminating_cancels_a_running_deployment_and_runs_never_overlap() {
 
 #[test]
 fn three_deployments_resume_after_a_restart() {
-    let mut server = TestServer::start();
+    let mut server = TestServer::start_with_config(FAST_DEPLOYMENTS);
     let admin = server.admin();
     let mut ids = Vec::new();
     for n in 0..3 {

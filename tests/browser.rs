@@ -95,7 +95,7 @@ impl Browser {
         browser
     }
 
-    fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+    pub fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
         self.try_call(method, path, body)
             .unwrap_or_else(|err| panic!("WebDriver {method} {path}: {err}"))
     }
@@ -453,12 +453,14 @@ fn first_use_upload_three_files(
     browser.wait_for("three files in the queue", |b| {
         b.find_all("li.upload-item") == 3
     });
+    // Uploads start when chosen; a name typed in the queue is given to the
+    // archive when it has arrived (or at once, if it already has).
     browser.script(
         "const input = document.querySelector('li.upload-item input');\
-         input.value = 'Photos <2024> & more 📷';",
+         input.value = 'Photos <2024> & more 📷';\
+         input.dispatchEvent(new Event('change'));",
     );
     browser.check_page("04-upload-queue");
-    browser.click("#start");
     let big_row = "li.upload-item[data-file='too big to wait for.bin']";
     browser.wait_for("the big file under way", |b| {
         b.script(&format!(
@@ -484,15 +486,22 @@ fn first_use_upload_three_files(
     browser.check_page("04-upload-done");
     let mut bob = server.client();
     assert_eq!(bob.login("bob", "member password").status, 200);
+    let sorted_names = |archives: &Value| {
+        let mut names: Vec<String> = archives
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["name"].as_str().unwrap().to_string())
+            .collect();
+        names.sort();
+        names
+    };
+    // The rename goes out as soon as the file has arrived.
+    wait_until(Duration::from_secs(30), || {
+        sorted_names(&bob.get("/api/v1/archives").json())
+            == ["Photos <2024> & more 📷", "letters.bin"]
+    });
     let archives = bob.get("/api/v1/archives").json();
-    let mut names: Vec<&str> = archives
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["name"].as_str().unwrap())
-        .collect();
-    names.sort();
-    assert_eq!(names, ["Photos <2024> & more 📷", "letters.bin"]);
     for path in [&second_file, &big_file, &empty_file] {
         std::fs::remove_file(path).unwrap();
     }
@@ -600,7 +609,7 @@ fn first_use_s3_remote_makes_it_off_site(server: &TestServer, browser: &Browser,
 }
 
 /// Signs `username` in through the login page.
-fn log_in(browser: &Browser, site: &str, username: &str, password: &str) {
+pub(crate) fn log_in(browser: &Browser, site: &str, username: &str, password: &str) {
     browser.goto(&format!("{site}/login"));
     browser.type_into("input[name=username]", username);
     browser.type_into("input[name=password]", password);
@@ -610,7 +619,7 @@ fn log_in(browser: &Browser, site: &str, username: &str, password: &str) {
 
 /// Limits the page's uploads to `bytes_per_sec` (Chrome's network
 /// emulation); `None` lifts the limit.
-fn throttle_uploads(browser: &Browser, bytes_per_sec: Option<u64>) {
+pub(crate) fn throttle_uploads(browser: &Browser, bytes_per_sec: Option<u64>) {
     browser.call(
         "POST",
         "/goog/cdp/execute",
@@ -665,7 +674,6 @@ fn resume_leave_mid_upload(browser: &Browser, site: &str, file: &std::path::Path
     throttle_uploads(browser, Some(4 * 1024 * 1024));
     browser.goto(&format!("{site}/archives/new"));
     browser.type_into("#file", file.to_str().unwrap());
-    browser.click("#start");
     browser.wait_for("a fifth sent", |b| {
         number_attribute(b, GARDEN_ROW, "data-percent") >= 20
     });
@@ -716,7 +724,6 @@ fn resume_continues_from_offset(
     // Chosen again: it continues from its offset, not from the start.
     browser.goto(&format!("{site}/archives/new"));
     browser.type_into("#file", file.to_str().unwrap());
-    browser.click("#start");
     browser.wait_for("the upload resumed", |b| {
         !b.attribute(GARDEN_ROW, "data-resumed-from").is_empty()
     });
@@ -753,7 +760,6 @@ fn resume_duplicate_flagged(browser: &Browser, site: &str, file: &std::path::Pat
     // The same file again: flagged in the queue, then on the home page.
     browser.goto(&format!("{site}/archives/new"));
     browser.type_into("#file", file.to_str().unwrap());
-    browser.click("#start");
     browser.wait_for("the duplicate flagged", |b| {
         b.attribute(GARDEN_ROW, "data-duplicate-of") == first_id
     });
@@ -927,11 +933,12 @@ fn admin_card_runs_the_script(browser: &Browser, admin: &Client, site: &str) -> 
 
 /// A deployment of the script: listed, runs, terminated.
 fn admin_deploy_and_terminate(browser: &Browser, admin: &Client, site: &str, script_id: &str) {
-    // Deploy it every 2 seconds, see a run, terminate it.
+    // Deploy it every 5 minutes (it runs once at once), see the run, terminate it.
     browser.goto(&format!("{site}/admin"));
     browser.script(&format!(
         "document.querySelector('#new-deployment select').value = '{script_id}';\
-         document.querySelector('#new-deployment input[name=interval_seconds]').value = '2';"
+         document.querySelector('#new-deployment input[name=interval_count]').value = '5';\
+         document.querySelector('#new-deployment select[name=interval_unit]').value = '60';"
     ));
     browser.click("#new-deployment button[type=submit]");
     // Listed after the built-in weekly verification, deployed at first start.

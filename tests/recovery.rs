@@ -435,6 +435,7 @@ fn fabricated_bucket(path: &Path, count: usize) {
             role: Role::Admin,
             created_at: 1,
             disabled: false,
+            quota_bytes: None,
         }],
         settings: Default::default(),
     };

@@ -5,15 +5,20 @@ mod support;
 
 mod accounts;
 mod admin;
+mod archive_list;
 mod archives;
 mod browser;
+mod browser_list;
 mod compression;
 mod crash;
 mod device;
+mod disk_faults;
 mod firmware;
 #[cfg(feature = "garage-tests")]
 mod garage;
 mod hostile;
+mod hostile_bucket;
+mod hostile_members;
 mod hostile_net;
 mod limits;
 mod mdns;
@@ -21,6 +26,7 @@ mod notify;
 mod notify_digest;
 mod notify_members;
 mod object_lock;
+mod quotas;
 mod recovery;
 mod remote;
 mod remote_engine;

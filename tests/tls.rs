@@ -458,7 +458,6 @@ fn login_and_upload_over_https_in_a_real_browser() {
     browser.wait_for("the file in the queue", |b| {
         b.find_all("li.upload-item") == 1
     });
-    browser.click("#start");
     browser.wait_for("the upload done", |b| {
         b.script("return !document.getElementById('upload-done').hidden;") == json!(true)
     });

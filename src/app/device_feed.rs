@@ -85,6 +85,7 @@ pub fn current_inputs(app: &App, web_url: &str, bytes_per_sec: u64) -> StatusInp
             .unwrap_or(0),
         web_url: web_url.to_string(),
         on_box_only: app.on_box_only(),
+        disk_problem: crate::disk::problem(),
         remote_move: app.engine.remote_move().ok().flatten().map(|record| {
             crate::device::status::MoveProgress {
                 parts_done: record.parts_total.saturating_sub(record.parts_left),
@@ -170,7 +171,8 @@ pub fn start_feed(app: Arc<App>, sender: StatusSender, listen: SocketAddr) -> Ar
             let moved = metrics.bytes_uploaded() + metrics.bytes_downloaded();
             let bytes_per_sec = rate.update(std::time::Instant::now(), moved);
             let mut status = compute_status(&current_inputs(&app, &web_url, bytes_per_sec));
-            if fingerprint_turn(started.elapsed()) {
+            // No HTTPS listener: no certificate is served, so none is shown.
+            if app.https_addr.get().is_some() && fingerprint_turn(started.elapsed()) {
                 status.fingerprint_page = Some(app.tls.info().fingerprint_sha256);
             }
             // An update in progress overrides the status (display text, LED pattern).

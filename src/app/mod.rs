@@ -162,12 +162,22 @@ fn open(config: Config, script_hosts: crate::admin::HostMaker) -> Result<App, St
         path: config.data_dir.clone(),
         source,
     })?;
+    crate::disk::watch(&config.data_dir);
+    // Read transactions write LMDB's lock file: in RAM, not on the SD card.
+    std::fs::create_dir_all(config.data_dir.join("db")).map_err(|source| {
+        StartError::CreateDataDir {
+            path: config.data_dir.join("db"),
+            source,
+        }
+    })?;
+    crate::store::lock_file::keep_in_ram(&config.data_dir.join("db"));
     // On a trial boot after an update: not migrated until committed.
     let store = crate::update::migration::open_store(&config.data_dir.join("db"), config.map_size)?;
     let accounts = Accounts::new(store.clone(), config.session_ttl);
     let archives = Arc::new(Archives::open(store.clone(), &config.data_dir)?);
     let admin = Arc::new(Admin::open(store.clone(), script_hosts)?);
     let engine = Arc::new(Engine::start(store.clone(), &config.data_dir));
+    engine.set_zone(config.zone.clone());
     // What the engine has to tell people (a finished move, an old folder
     // deleted) goes to the system log.
     let log = admin.log.clone();
@@ -195,6 +205,7 @@ fn open(config: Config, script_hosts: crate::admin::HostMaker) -> Result<App, St
         engine,
         restore: Default::default(),
         on_box_only,
+        typed_secrets: Default::default(),
     })
 }
 

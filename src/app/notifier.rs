@@ -66,7 +66,7 @@ fn observer(app: Arc<App>) -> Observer {
         let window_open = settings.upload_window.as_ref().is_none_or(|window| {
             match (parse_hh_mm(&window.start), parse_hh_mm(&window.end)) {
                 (Some(start), Some(end)) => {
-                    crate::engine::in_window(start, end, (now.rem_euclid(86_400) / 60) as u32)
+                    crate::engine::in_window(start, end, app.config.zone.minute_of_day(now))
                 }
                 _ => true,
             }

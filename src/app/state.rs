@@ -39,6 +39,9 @@ pub struct App {
     pub mdns: OnceLock<crate::mdns::Mdns>,
     /// The notifier thread (`crate::notify`), once started.
     pub notifier: OnceLock<crate::notify::Notifier>,
+    /// A remote secret typed on the remote page whose save failed
+    /// (`ops::remote::TypedSecrets`), in memory only.
+    pub typed_secrets: crate::ops::remote::TypedSecrets,
 }
 
 impl App {

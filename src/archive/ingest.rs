@@ -2,14 +2,17 @@
 //! disk, the whole-file SHA-256 and the chunker (cut points + part hashes),
 //! in one pass and never held in memory beyond a few buffers.
 //!
-//! Finding where parts end runs on a thread of its own, and so do the two
-//! hashes (a Pi 4 has no SHA instructions, so hashing is the limit there),
-//! except on x86 with the SHA extensions, where both hashes share one thread
-//! and one pass ([`super::sha256_pair`]). Owns no database state: callers record what
+//! The request's thread only reads the body into recycled buffers; a writer
+//! thread writes them to the file and hands them on. Finding where parts
+//! end runs on a thread of its own, and so do the two hashes (a Pi 4 has no
+//! SHA instructions, so hashing is the limit there), except on x86 with the
+//! SHA extensions, where both hashes share one thread and one pass
+//! ([`super::sha256_pair`]). Owns no database state: callers record what
 //! [`IngestState`] reports.
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
 use std::sync::Arc;
 
@@ -124,7 +127,7 @@ impl IngestState {
 }
 
 /// Where [`pump`] writes.
-pub trait Destination: Write {
+pub trait Destination: Write + Send {
     /// A second handle on the file written to, for a thread that sends each
     /// [`WRITE_BACK_WINDOW`] to disk while the pump goes on; `None` where
     /// there is no disk.
@@ -182,8 +185,9 @@ fn write_back_windows(file: File, windows: Receiver<(u64, u64)>) -> io::Result<(
     first_error.map_or(Ok(()), Err)
 }
 
-/// Buffers handed out by [`pump`]'s reader and given back by each hashing
-/// thread (one or two) once it is done with them: at most [`POOL_SIZE`] exist, so
+/// Buffers handed out by [`pump`]'s reader, passed through the writer and
+/// given back by each hashing thread (one or two) once it is done with
+/// them: at most [`POOL_SIZE`] exist, so
 /// memory stays the same whatever the upload's size, and no buffer is
 /// allocated (and zeroed) per read.
 struct BufferPool {
@@ -210,7 +214,9 @@ impl BufferPool {
                         break buffer;
                     }
                 }
-                // A hashing thread is gone (it panicked); the scope reports it.
+                // The hashing threads are gone: the writer stopped (a write
+                // failed; the reader stops before it reads into this
+                // buffer) or one panicked (the scope reports it).
                 Err(_) => break Vec::with_capacity(BUFFER_SIZE),
             }
         };
@@ -219,15 +225,18 @@ impl BufferPool {
     }
 }
 
-/// Copies at most `limit` bytes from `body` to `out`. Three threads take
-/// each buffer: one finds the cut points, the next hashes the parts and
-/// one more the whole file, or, where the CPU takes two SHA-256 at once
-/// (`sha256_pair`), the part hasher hashes the whole file too. The calling
-/// thread (the request's: it reads the body, and decrypts it over HTTPS)
-/// only reads and writes, so no SHA-256 pass runs on it. Returns the
-/// bytes written. On a write error nothing of the failed buffer is counted;
-/// the caller truncates `out` back to `state.received()`. A write the disk
-/// failed later (reported by the write-back thread) is
+/// Copies at most `limit` bytes from `body` to `out`. The calling thread
+/// (the request's: it reads the body, and decrypts it over HTTPS) only
+/// reads, into recycled buffers; a writer thread writes each buffer to
+/// `out`, in order, and then hands it on to the threads that take it: one
+/// finds the cut points, the next hashes the parts and one more the whole
+/// file, or, where the CPU takes two SHA-256 at once (`sha256_pair`), the
+/// part hasher hashes the whole file too. So neither a SHA-256 pass nor
+/// the copy into the page cache runs on the request's thread, and the
+/// hashers only see written bytes. Returns the bytes written. On a write
+/// error nothing of the failed buffer is counted (the reader stops at its
+/// next buffer); the caller truncates `out` back to `state.received()`. A
+/// write the disk failed later (reported by the write-back thread) is
 /// [`IngestError::Write`] too: the caller then cannot trust the state.
 /// `out` must be positioned at `state.received()`.
 pub fn pump(
@@ -243,15 +252,18 @@ pub fn pump(
         parts,
         received,
     } = state;
+    let stopped = AtomicBool::new(false);
     std::thread::scope(|scope| {
         // The senders live inside the scope so they close (and the threads
         // end) whenever this closure returns.
         let (returned_tx, returned) = channel::<Arc<Vec<u8>>>();
         let (window_tx, window_rx) = sync_channel::<(u64, u64)>(WRITE_BACK_QUEUE);
         // Without a disk handle the receiver is dropped with the closure.
-        let write_back_thread = out
-            .write_back_handle()
-            .map(|file| scope.spawn(move || write_back_windows(file, window_rx)));
+        let write_back_thread = out.write_back_handle().map(|file| {
+            spawn_named(scope, "ingest-flush", move || {
+                write_back_windows(file, window_rx)
+            })
+        });
         let hashers = Hashers::spawn(
             scope,
             whole.as_mut(),
@@ -260,13 +272,27 @@ pub fn pump(
             parts,
             returned_tx,
         );
+        let (filled_tx, filled_rx) = channel::<Vec<u8>>();
+        let writer = Writer {
+            out,
+            hashers,
+            windows: window_tx,
+            received,
+            stopped: &stopped,
+        };
+        let writer_thread = spawn_named(scope, "ingest-write", move || writer.run(filled_rx));
         let mut pool = BufferPool {
             spare: Vec::new(),
             allocated: 0,
             returned,
         };
-        let copied = copy_body(body, out, &mut pool, &hashers, &window_tx, received, limit);
-        drop(window_tx);
+        let read = read_body(body, &mut pool, &filled_tx, &stopped, limit);
+        drop(filled_tx);
+        let written = writer_thread.join().unwrap_or_else(|_| {
+            Err(IngestError::Write(io::Error::other(
+                "the writer thread stopped unexpectedly",
+            )))
+        });
         let written_back = match write_back_thread.map(|thread| thread.join()) {
             None | Some(Ok(Ok(()))) => Ok(()),
             Some(Ok(Err(err))) => Err(err),
@@ -274,11 +300,28 @@ pub fn pump(
                 "the write-back thread stopped unexpectedly",
             )),
         };
-        match (copied, written_back) {
-            (Ok(_), Err(err)) => Err(IngestError::Write(err)),
-            (copied, _) => copied,
+        match (written, read, written_back) {
+            (Err(err), _, _) => Err(err),
+            (Ok(_), _, Err(err)) => Err(IngestError::Write(err)),
+            (Ok(written), Some(end), Ok(())) => Ok((written, end)),
+            (Ok(_), None, Ok(())) => Err(IngestError::Write(io::Error::other(
+                "the writer thread stopped taking the upload's bytes",
+            ))),
         }
     })
+}
+
+/// `scope.spawn` with a thread name (what `top -H` and `bench/pi-model`
+/// show; without one every ingest thread shows the request's name).
+fn spawn_named<'scope, T: Send + 'scope>(
+    scope: &'scope std::thread::Scope<'scope, '_>,
+    name: &str,
+    f: impl FnOnce() -> T + Send + 'scope,
+) -> std::thread::ScopedJoinHandle<'scope, T> {
+    std::thread::Builder::new()
+        .name(name.to_string())
+        .spawn_scoped(scope, f)
+        .expect("failed to spawn thread")
 }
 
 /// The channels to [`pump`]'s hashing threads: the cutter (which hands
@@ -305,7 +348,7 @@ impl Hashers {
         let whole_tx = whole.map(|whole| {
             let (whole_tx, whole_rx) = channel::<Arc<Vec<u8>>>();
             let whole_returned = returned.clone();
-            scope.spawn(move || {
+            spawn_named(scope, "ingest-whole", move || {
                 for buffer in whole_rx {
                     whole.update(&buffer[..]);
                     let _ = whole_returned.send(buffer);
@@ -313,14 +356,14 @@ impl Hashers {
             });
             whole_tx
         });
-        scope.spawn(move || {
+        spawn_named(scope, "ingest-cut", move || {
             for buffer in cut_rx {
                 let mut cuts = Vec::new();
                 let settled = cutter.feed(&buffer[..], &mut cuts);
                 let _ = hash_tx.send((buffer, cuts, settled));
             }
         });
-        scope.spawn(move || {
+        spawn_named(scope, "ingest-parts", move || {
             for (buffer, cuts, settled) in hash_rx {
                 part_hasher.feed(&buffer[..], &cuts, settled);
                 parts.extend(part_hasher.take_parts());
@@ -343,50 +386,90 @@ impl Hashers {
     }
 }
 
-/// [`pump`]'s own loop: reads buffers from `body`, writes them to `out`,
-/// hands each written window to the write-back thread and each buffer to
-/// the hashers.
-fn copy_body(
+/// [`pump`]'s own loop, on the request's thread: reads buffers from
+/// `body` and sends them to the writer thread. Returns how the body ended,
+/// or `None` when the writer stopped (a write failed).
+fn read_body(
     body: &mut dyn Read,
-    out: &mut dyn Destination,
     pool: &mut BufferPool,
-    hashers: &Hashers,
-    windows: &SyncSender<(u64, u64)>,
-    received: &mut u64,
+    filled: &Sender<Vec<u8>>,
+    writer_stopped: &AtomicBool,
     limit: u64,
-) -> Result<(u64, PumpEnd), IngestError> {
-    let mut written = 0u64;
-    let mut window_start = *received;
+) -> Option<PumpEnd> {
+    let mut taken = 0u64;
     loop {
-        let want = (limit - written).min(BUFFER_SIZE as u64) as usize;
+        let want = (limit - taken).min(BUFFER_SIZE as u64) as usize;
         if want == 0 {
             let mut probe = [0u8; 1];
-            let end = match read_full(body, &mut probe) {
+            return Some(match read_full(body, &mut probe) {
                 Ok(0) => PumpEnd::Eof,
                 Ok(_) => PumpEnd::TooLong,
                 Err(partial) => PumpEnd::ReadFailed(partial.error),
-            };
-            return Ok((written, end));
+            });
         }
         let mut buffer = pool.take();
-        let (filled, read_error) = match read_full(body, &mut buffer[..want]) {
+        if writer_stopped.load(Ordering::Acquire) {
+            return None;
+        }
+        let (got, read_error) = match read_full(body, &mut buffer[..want]) {
             Ok(n) => (n, None),
             Err(PartialRead { filled, error }) => (filled, Some(error)),
         };
-        buffer.truncate(filled);
+        buffer.truncate(got);
         if buffer.is_empty() {
             pool.spare.push(buffer);
         } else {
+            taken += got as u64;
+            if filled.send(buffer).is_err() {
+                return None;
+            }
+        }
+        if let Some(err) = read_error {
+            return Some(PumpEnd::ReadFailed(err));
+        }
+        if got < want {
+            return Some(PumpEnd::Eof);
+        }
+    }
+}
+
+/// [`pump`]'s writer thread: writes each buffer the reader filled to the
+/// file, in the order read, counts it as received, hands each written
+/// window to the write-back thread and the buffer to the hashers.
+struct Writer<'a> {
+    out: &'a mut dyn Destination,
+    hashers: Hashers,
+    windows: SyncSender<(u64, u64)>,
+    received: &'a mut u64,
+    /// Set when a write failed, so the reader stops before its next read.
+    stopped: &'a AtomicBool,
+}
+
+impl Writer<'_> {
+    /// Returns the bytes written, or the first write error (then stops,
+    /// and the buffers still queued are dropped).
+    fn run(self, filled: Receiver<Vec<u8>>) -> Result<u64, IngestError> {
+        let Writer {
+            out,
+            hashers,
+            windows,
+            received,
+            stopped,
+        } = self;
+        let mut written = 0u64;
+        let mut window_start = *received;
+        for buffer in filled {
             if let Err(err) = out.write_all(&buffer) {
+                stopped.store(true, Ordering::Release);
                 return Err(if crate::disk::is_disk_full(&err) {
                     IngestError::DiskFull { kept: *received }
                 } else {
                     IngestError::Write(err)
                 });
             }
-            written += filled as u64;
-            *received += filled as u64;
-            crate::metrics::global().add_ingested(filled as u64);
+            written += buffer.len() as u64;
+            *received += buffer.len() as u64;
+            crate::metrics::global().add_ingested(buffer.len() as u64);
             if *received - window_start >= WRITE_BACK_WINDOW {
                 // Without a write-back thread the send fails; nothing to do.
                 let _ = windows.send((window_start, *received - window_start));
@@ -394,12 +477,7 @@ fn copy_body(
             }
             hashers.send(buffer);
         }
-        if let Some(err) = read_error {
-            return Ok((written, PumpEnd::ReadFailed(err)));
-        }
-        if filled < want {
-            return Ok((written, PumpEnd::Eof));
-        }
+        Ok(written)
     }
 }
 
@@ -616,6 +694,121 @@ mod tests {
         assert!(matches!(result, Err(IngestError::Write(_))), "{result:?}");
         // Every byte still went through (the thread kept taking windows).
         assert_eq!(out.written.len(), data.len());
+    }
+
+    /// Takes `room` bytes, then fails every write with `errno`.
+    struct FailingDisk {
+        written: Vec<u8>,
+        room: usize,
+        errno: i32,
+    }
+
+    impl Write for FailingDisk {
+        fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+            let n = bytes.len().min(self.room - self.written.len());
+            if n == 0 {
+                return Err(io::Error::from_raw_os_error(self.errno));
+            }
+            self.written.extend_from_slice(&bytes[..n]);
+            Ok(n)
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Destination for FailingDisk {}
+
+    #[test]
+    fn a_failed_write_on_the_writer_thread_fails_the_pump_and_stops_the_reader() {
+        let data = random(40 * BUFFER_SIZE);
+        for (errno, disk_full) in [(libc::ENOSPC, true), (libc::EIO, false)] {
+            let mut out = FailingDisk {
+                written: Vec::new(),
+                room: 5 * BUFFER_SIZE + 300_000,
+                errno,
+            };
+            let mut state = IngestState::new();
+            let mut body = &data[..];
+            let result = pump(&mut body, &mut out, &mut state, u64::MAX);
+            let kept = 5 * BUFFER_SIZE as u64;
+            match result {
+                Err(IngestError::DiskFull { kept: reported }) if disk_full => {
+                    assert_eq!(reported, kept)
+                }
+                Err(IngestError::Write(err)) if !disk_full => {
+                    assert_eq!(err.raw_os_error(), Some(libc::EIO))
+                }
+                other => panic!("errno {errno}: {other:?}"),
+            }
+            // Only whole written buffers count, and the hashers saw exactly
+            // those bytes, in order.
+            assert_eq!(state.received(), kept);
+            assert!(out.written[..kept as usize] == data[..kept as usize]);
+            assert_eq!(
+                state.finish().sha256,
+                <[u8; 32]>::from(Sha256::digest(&data[..kept as usize]))
+            );
+            // The reader stopped: at most the pool's buffers past the failed one.
+            let read = data.len() - body.len();
+            assert!(
+                read <= (6 + POOL_SIZE + 1) * BUFFER_SIZE,
+                "read {read} bytes"
+            );
+        }
+    }
+
+    /// Reads in uneven pieces, as a socket does.
+    struct Uneven<'a> {
+        data: &'a [u8],
+        turn: usize,
+    }
+
+    impl Read for Uneven<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.turn += 1;
+            let piece = [1, 4097, 65_536, 300_001, 17][self.turn % 5];
+            let n = buf.len().min(piece).min(self.data.len());
+            buf[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            Ok(n)
+        }
+    }
+
+    /// Writes to memory, slowly, so the reader runs ahead of the writer.
+    struct SlowDisk(Vec<u8>);
+
+    impl Write for SlowDisk {
+        fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+            std::thread::sleep(std::time::Duration::from_millis(3));
+            self.0.write(bytes)
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Destination for SlowDisk {}
+
+    #[test]
+    fn bytes_keep_their_order_when_the_writer_lags_behind_the_reader() {
+        let data = random(12 * BUFFER_SIZE + 5);
+        let mut out = SlowDisk(Vec::new());
+        let mut state = IngestState::new();
+        let mut body = Uneven {
+            data: &data,
+            turn: 0,
+        };
+        let (written, end) = pump(&mut body, &mut out, &mut state, u64::MAX).unwrap();
+        assert!(matches!(end, PumpEnd::Eof));
+        assert_eq!(written, data.len() as u64);
+        assert!(out.0 == data);
+        assert_eq!(
+            state.finish().sha256,
+            <[u8; 32]>::from(Sha256::digest(&data))
+        );
     }
 
     #[test]

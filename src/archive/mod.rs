@@ -9,8 +9,10 @@
 
 pub mod chunker;
 pub mod ingest;
+pub mod listing;
 pub mod trash;
 pub mod uploads;
+pub mod usage;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -24,6 +26,7 @@ pub use crate::store::archives::ArchiveCursor;
 
 pub use trash::Deleted;
 pub use uploads::{NewUpload, PatchOutcome, UploadStatus};
+pub use usage::Usage;
 
 /// Longest archive name accepted, in characters.
 pub const MAX_NAME_CHARS: usize = 200;
@@ -32,6 +35,8 @@ pub const MAX_NAME_CHARS: usize = 200;
 pub const PAGE_LIMIT: usize = 1000;
 /// Longest original filename kept, in bytes (longer ones are shortened).
 pub const MAX_FILENAME_BYTES: usize = 255;
+/// Longest folder path kept (`ArchiveRecord::path`), in bytes.
+pub const MAX_PATH_BYTES: usize = 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ArchiveError {
@@ -41,7 +46,7 @@ pub enum ArchiveError {
     UploadNotFound,
     #[error("{0}")]
     InvalidName(String),
-    #[error("This upload needs {needed} bytes but only {available} bytes can be used (free space minus the {reserve}-byte reserve and what unfinished uploads still need). Free some space, finish or cancel other uploads, or ask an admin to lower the reserve.")]
+    #[error("This upload needs {} but only {} can be used (free space minus the {} reserve and what your unfinished uploads still need). Free some space, finish or cancel other uploads, or ask an admin to lower the reserve.", crate::units::human_size(*.needed), crate::units::human_size(*.available), crate::units::human_size(*.reserve))]
     InsufficientSpace {
         needed: u64,
         available: u64,
@@ -77,9 +82,13 @@ pub enum ArchiveError {
     BeingDeleted,
     #[error("The appliance is trying a new version right now, so the trash cannot take anything yet; nothing was deleted. Try again in a few minutes.")]
     TrashNotReady,
+    #[error("This upload would take you past your {quota} quota; you use {used}. Delete archives you no longer need (and empty them from the trash), or ask an admin for a larger quota.")]
+    OverQuota { quota: String, used: String },
     #[error("The disk is full: {0}")]
     DiskFull(String),
-    #[error("A file could not be read or written: {0}")]
+    #[error("This part of the upload could not be written ({}), so its bytes were dropped: resume from byte {offset} once the disk is checked.", crate::disk::describe(.source))]
+    WriteFailed { offset: u64, source: std::io::Error },
+    #[error("A file could not be read or written: {}.", crate::disk::describe(.0))]
     Io(#[from] std::io::Error),
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -354,14 +363,17 @@ impl Archives {
             });
         }
         let file = File::open(self.archive_path(archive_id))?;
-        self.store
-            .write(|txn, tables| -> Result<(), ArchiveError> {
-                if let Some(mut record) = tables.archives.get(txn, archive_id.as_bytes())? {
-                    record.last_accessed_at = ids::now_secs();
-                    tables.archives.put(txn, archive_id.as_bytes(), &record)?;
-                }
-                Ok(())
-            })?;
+        // Best effort: a full or read-only disk still serves what it holds.
+        let noted = self.store.write(|txn, tables| -> Result<(), ArchiveError> {
+            if let Some(mut record) = tables.archives.get(txn, archive_id.as_bytes())? {
+                record.last_accessed_at = ids::now_secs();
+                tables.archives.put(txn, archive_id.as_bytes(), &record)?;
+            }
+            Ok(())
+        });
+        if let Err(err) = noted {
+            eprintln!("piarchive: a download's time of access was not saved: {err}");
+        }
         Ok((archive, file))
     }
 }
@@ -384,6 +396,14 @@ fn begin_delete(
     archive.local_copy = false;
     tables.archives.put(txn, archive_id.as_bytes(), &archive)?;
     tables.archives.purging(txn, archive_id.as_bytes())?;
+    // The tus upload that made it is kept a while after its last byte, so a
+    // client that lost the last answer still learns the archive id; once
+    // the archive is deleted for good it has nothing left to tell.
+    for (key, upload) in tables.uploads.all(txn)? {
+        if upload.completed && upload.archive_id == archive_id {
+            tables.uploads.delete(txn, &key)?;
+        }
+    }
     jobs::enqueue(
         txn,
         tables,
@@ -440,16 +460,45 @@ pub fn clean_filename(filename: &str) -> String {
     cleaned
 }
 
-/// Whether `c` changes the direction text is shown in (the embeddings,
-/// overrides and isolates of Unicode's bidirectional algorithm, and the
-/// marks): `invoice\u{202E}fdp.exe` would show as `invoiceexe.pdf`.
-fn is_bidi_control(c: char) -> bool {
-    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
+/// The folder part of a file's path in an uploaded folder
+/// (`Photos/2024/a.jpg` gives `Photos/2024`), `/`-separated: backslashes
+/// count as separators, empty and `.` components are dropped, control
+/// characters replaced (`..` goes up one), and it is shortened to [`MAX_PATH_BYTES`] at a
+/// component's end. `None` when no folder is left. Never fails: the path
+/// is only shown and searched.
+pub fn clean_folder_path(relative_path: &str) -> Option<String> {
+    let text = strip_bidi_controls(relative_path);
+    let mut components: Vec<String> = Vec::new();
+    for part in text.split(['/', '\\']) {
+        let part: String = part
+            .chars()
+            .map(|c| if c.is_control() { '_' } else { c })
+            .collect();
+        match part.trim() {
+            "" | "." => {}
+            ".." => {
+                components.pop();
+            }
+            part => components.push(part.to_string()),
+        }
+    }
+    components.pop();
+    let mut path = String::new();
+    for component in components {
+        if path.len() + 1 + component.len() > MAX_PATH_BYTES {
+            break;
+        }
+        if !path.is_empty() {
+            path.push('/');
+        }
+        path.push_str(&component);
+    }
+    (!path.is_empty()).then_some(path)
 }
 
 /// `text` without bidirectional control characters.
 pub fn strip_bidi_controls(text: &str) -> String {
-    text.chars().filter(|c| !is_bidi_control(*c)).collect()
+    text.chars().filter(|c| !ids::is_bidi_control(*c)).collect()
 }
 
 /// What the archives take on the remote, for `stats()` and the admin page.
@@ -506,12 +555,69 @@ pub(crate) fn new_archive_record(
         local_copy: true,
         stored_size: Some(0),
         protected_until: None,
+        path: None,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by `bench/soak`: each tus upload left its completed record
+    /// behind until the pending-upload expiry, after its archive was
+    /// deleted for good. Deleting the archive for good removes it.
+    #[test]
+    fn deleting_for_good_forgets_the_completed_upload() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db"), 64 << 20).unwrap();
+        let archives = Archives::open(store, dir.path()).unwrap();
+        let new = |name: &str| uploads::NewUpload {
+            owner_id: "u1".to_owned(),
+            name: name.to_owned(),
+            filename: format!("{name}.bin"),
+            length: 3,
+            relative_path: None,
+        };
+        let (done, pending) = (
+            archives.create_upload(new("done")).unwrap(),
+            archives.create_upload(new("pending")).unwrap(),
+        );
+        let outcome = archives
+            .patch_upload("u1", &done.id, 0, Some(3), &mut &b"abc"[..])
+            .unwrap();
+        let uploads::PatchOutcome::Complete { archive } = outcome else {
+            panic!("the last byte landed");
+        };
+        let uploads = |archives: &Archives| {
+            let txn = archives.store.read().unwrap();
+            let all = archives.store.tables.uploads.all(&txn).unwrap();
+            all.into_iter().map(|(_, u)| u.id).collect::<Vec<_>>()
+        };
+        assert_eq!(uploads(&archives).len(), 2);
+        archives.delete("u1", &archive.id).unwrap();
+        assert_eq!(uploads(&archives), vec![pending.id]);
+    }
+
+    #[test]
+    fn folder_paths_keep_the_folders_only() {
+        for (relative, expected) in [
+            ("Photos/2024/a.jpg", Some("Photos/2024")),
+            ("a.jpg", None),
+            ("", None),
+            ("C:\\Users\\kim\\b.jpg", Some("C:/Users/kim")),
+            ("/x//./y/../z/c.jpg", Some("x/z")),
+            ("../../etc/passwd", Some("etc")),
+            ("line\nbreak/\u{202E}gpj.exe", Some("line_break")),
+        ] {
+            assert_eq!(
+                clean_folder_path(relative).as_deref(),
+                expected,
+                "{relative:?}"
+            );
+        }
+        let long = format!("{}/{}/f", "a".repeat(1000), "b".repeat(100));
+        assert_eq!(clean_folder_path(&long), Some("a".repeat(1000)));
+    }
 
     #[test]
     fn remote_totals_count_known_sizes_and_savings_of_whole_uploads() {

@@ -11,8 +11,10 @@
 //! tus uploads; one untouched (no byte written) for the
 //! `pending_upload_expiry_seconds` setting is removed with its bytes
 //! ([`Archives::expire_pending_uploads`]); a new upload must fit in the free
-//! space left after what the pending ones still declare; and no pending
-//! upload keeps a file open between its requests.
+//! space left after what the uploader's own pending ones still declare
+//! (another user's reservation never refuses it), and within the
+//! uploader's quota (`super::usage`); and no pending upload keeps a file
+//! open between its requests.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -38,6 +40,10 @@ pub struct NewUpload {
     /// The original filename, as sent (it is cleaned here).
     pub filename: String,
     pub length: u64,
+    /// Where the file was in the folder that was uploaded (tus metadata
+    /// `relative_path`, e.g. `Photos/2024/a.jpg`), as sent: the folder part
+    /// is kept, cleaned, as the archive's `path`.
+    pub relative_path: Option<String>,
 }
 
 pub struct UploadStatus {
@@ -99,11 +105,19 @@ fn fsync_dir(dir: &Path) -> std::io::Result<()> {
 
 impl Archives {
     /// Refuses `needed` more bytes when they do not fit in the free space
-    /// minus the reserve, minus what the pending uploads (except `except`)
-    /// still declare they will write.
-    fn check_space(&self, needed: u64, except: Option<&str>) -> Result<(), ArchiveError> {
+    /// minus the reserve, minus what `owner_id`'s own pending uploads
+    /// (except `except`) still declare they will write. Reservations count
+    /// against their uploader only: one user's declared upload never makes
+    /// another's refused (a reservation that outgrows the disk meets a full
+    /// disk when its bytes come, and keeps what it wrote).
+    fn check_space(
+        &self,
+        needed: u64,
+        owner_id: &str,
+        except: Option<&str>,
+    ) -> Result<(), ArchiveError> {
         let reserve = Settings::load(&self.store)?.free_space_reserve_bytes;
-        let promised = self.pending_bytes_to_come(except)?;
+        let promised = self.pending_bytes_to_come(owner_id, except)?;
         let available = available_bytes(&self.data_dir)?
             .saturating_sub(reserve)
             .saturating_sub(promised);
@@ -161,12 +175,16 @@ impl Archives {
         Ok(mine)
     }
 
-    /// Bytes the pending uploads (except `except`) declared and have not
-    /// written yet.
-    fn pending_bytes_to_come(&self, except: Option<&str>) -> Result<u64, ArchiveError> {
+    /// Bytes `owner_id`'s pending uploads (except `except`) declared and
+    /// have not written yet.
+    fn pending_bytes_to_come(
+        &self,
+        owner_id: &str,
+        except: Option<&str>,
+    ) -> Result<u64, ArchiveError> {
         let mut total = 0u64;
         for upload in self.pending_uploads()? {
-            if Some(upload.id.as_str()) == except {
+            if Some(upload.id.as_str()) == except || upload.owner_id != owner_id {
                 continue;
             }
             let written = std::fs::metadata(self.upload_path(&upload.id)).map_or(0, |m| m.len());
@@ -176,22 +194,15 @@ impl Archives {
     }
 
     /// Starts a resumable upload, refusing it at once when the disk cannot
-    /// hold it or the owner has [`MAX_PENDING_UPLOADS_PER_USER`] already.
+    /// hold it, it would take the owner past their quota, or the owner has
+    /// [`MAX_PENDING_UPLOADS_PER_USER`] already. The count, the quota and
+    /// the insert are one write transaction, so parallel creations cannot
+    /// pass the checks together.
     pub fn create_upload(&self, new: NewUpload) -> Result<UploadRecord, ArchiveError> {
         let filename = super::clean_filename(&new.filename);
         let name = super::validate_name(&new.name)?.unwrap_or_else(|| filename.clone());
-        let pending = self.pending_uploads()?;
-        if pending
-            .iter()
-            .filter(|u| u.owner_id == new.owner_id)
-            .count()
-            >= MAX_PENDING_UPLOADS_PER_USER
-        {
-            return Err(ArchiveError::TooManyPendingUploads {
-                max: MAX_PENDING_UPLOADS_PER_USER,
-            });
-        }
-        self.check_space(new.length, None)?;
+        self.store.room_for_growth()?;
+        self.check_space(new.length, &new.owner_id, None)?;
         let record = UploadRecord {
             id: ids::random_id(),
             owner_id: new.owner_id,
@@ -201,14 +212,34 @@ impl Archives {
             length: new.length,
             created_at: ids::now_secs(),
             completed: false,
+            path: new
+                .relative_path
+                .as_deref()
+                .and_then(super::clean_folder_path),
         };
-        create_private(&self.upload_path(&record.id))?.sync_all()?;
+        let path = self.upload_path(&record.id);
+        create_private(&path)?.sync_all()?;
         fsync_dir(&self.data_dir.join("uploads"))?;
-        self.store
-            .write(|txn, tables| -> Result<(), ArchiveError> {
-                tables.uploads.put(txn, record.id.as_bytes(), &record)?;
-                Ok(())
-            })?;
+        let inserted = self.store.write(|txn, tables| -> Result<(), ArchiveError> {
+            let pending = tables
+                .uploads
+                .all(txn)?
+                .iter()
+                .filter(|(_, u)| u.owner_id == record.owner_id && !u.completed)
+                .count();
+            if pending >= MAX_PENDING_UPLOADS_PER_USER {
+                return Err(ArchiveError::TooManyPendingUploads {
+                    max: MAX_PENDING_UPLOADS_PER_USER,
+                });
+            }
+            super::usage::usage_in(txn, tables, &record.owner_id)?.check(record.length)?;
+            tables.uploads.put(txn, record.id.as_bytes(), &record)?;
+            Ok(())
+        });
+        if let Err(err) = inserted {
+            let _ = std::fs::remove_file(&path);
+            return Err(err);
+        }
         Ok(record)
     }
 
@@ -329,21 +360,23 @@ impl Archives {
         }
         self.check_space(
             content_length.unwrap_or(remaining).min(remaining),
+            owner_id,
             Some(upload_id),
         )?;
         let pumped = ingest::pump(body, &mut file, &mut active.state, remaining);
         let end = match pumped {
             Ok((_, end)) => end,
+            Err(IngestError::Write(err)) => {
+                // The disk failed a write: nothing this request sent is
+                // trusted. The next request rebuilds the state from the file.
+                return Err(drop_request(&mut file, actual, &mut guard, err));
+            }
             Err(err) => {
-                // Drop the bytes of the failed buffer so file and state agree.
+                // Full: drop the bytes of the failed buffer so file and
+                // state agree; what was written before is kept.
                 let kept = active.state.received();
                 file.set_len(kept)?;
                 file.sync_data()?;
-                if let IngestError::Write(_) = err {
-                    // Maybe an earlier write the disk failed: the next
-                    // request rebuilds the state from what the file holds.
-                    *guard = None;
-                }
                 return Err(pump_error(err, record.length));
             }
         };
@@ -357,10 +390,15 @@ impl Archives {
                 length: record.length,
             });
         }
-        file.sync_data()?;
+        if let Err(err) = file.sync_data() {
+            // Linux may already have dropped the pages it failed to write.
+            return Err(drop_request(&mut file, actual, &mut guard, err));
+        }
         let offset = active.state.received();
         if offset == record.length {
-            file.sync_all()?;
+            if let Err(err) = file.sync_all() {
+                return Err(drop_request(&mut file, actual, &mut guard, err));
+            }
             drop(file);
             let archive = self.finish_upload(&record, &mut guard)?;
             return Ok(PatchOutcome::Complete {
@@ -440,7 +478,9 @@ impl Archives {
     ) -> Result<ArchiveRecord, ArchiveError> {
         let filename = super::clean_filename(&new.filename);
         let name = super::validate_name(&new.name)?.unwrap_or_else(|| filename.clone());
-        self.check_space(new.length, None)?;
+        self.store.room_for_growth()?;
+        self.usage(&new.owner_id)?.check(new.length)?;
+        self.check_space(new.length, &new.owner_id, None)?;
         let archive_id = ids::random_id();
         let temp = self
             .data_dir
@@ -469,24 +509,42 @@ impl Archives {
                     "the upload was stopped and nothing was kept.".into(),
                 )))
             }
-            Err(IngestError::Write(err)) => return Err(cleanup(ArchiveError::Io(err))),
+            Err(IngestError::Write(err)) => {
+                crate::disk::report(&err, "receiving an upload");
+                return Err(cleanup(ArchiveError::Io(err)));
+            }
         }
-        file.sync_all().map_err(|e| cleanup(e.into()))?;
+        if let Err(err) = file.sync_all() {
+            crate::disk::report(&err, "receiving an upload");
+            return Err(cleanup(err.into()));
+        }
         drop(file);
         let done = state.finish();
-        let archive = new_archive_record(
-            &archive_id,
-            &new.owner_id,
-            &name,
-            &filename,
-            done.size,
-            &done.sha256,
-            done.parts.len() as u32,
-        );
+        let archive = ArchiveRecord {
+            path: new
+                .relative_path
+                .as_deref()
+                .and_then(super::clean_folder_path),
+            ..new_archive_record(
+                &archive_id,
+                &new.owner_id,
+                &name,
+                &filename,
+                done.size,
+                &done.sha256,
+                done.parts.len() as u32,
+            )
+        };
         let path = self.archive_path(&archive_id);
         std::fs::rename(&temp, &path).map_err(|e| cleanup(e.into()))?;
-        fsync_dir(&self.data_dir.join("archives"))?;
+        if let Err(err) = fsync_dir(&self.data_dir.join("archives")) {
+            let _ = std::fs::remove_file(&path);
+            return Err(err.into());
+        }
         let committed = self.store.write(|txn, tables| -> Result<(), ArchiveError> {
+            // Again where it counts: parallel uploads of one user may all
+            // have passed the check at their start.
+            super::usage::usage_in(txn, tables, &new.owner_id)?.check(archive.size)?;
             tables.archives.put(txn, archive_id.as_bytes(), &archive)?;
             for (index, part) in done.parts.iter().enumerate() {
                 tables.parts.put(
@@ -517,19 +575,26 @@ impl Archives {
             None => IngestState::from_file(&mut File::open(self.upload_path(&record.id))?)?,
         };
         let done = state.finish();
-        let archive = new_archive_record(
-            &record.archive_id,
-            &record.owner_id,
-            &record.name,
-            &record.filename,
-            done.size,
-            &done.sha256,
-            done.parts.len() as u32,
-        );
+        let archive = ArchiveRecord {
+            path: record.path.clone(),
+            ..new_archive_record(
+                &record.archive_id,
+                &record.owner_id,
+                &record.name,
+                &record.filename,
+                done.size,
+                &done.sha256,
+                done.parts.len() as u32,
+            )
+        };
         let from = self.upload_path(&record.id);
         let to = self.archive_path(&record.archive_id);
         std::fs::rename(&from, &to)?;
-        fsync_dir(&self.data_dir.join("archives"))?;
+        if let Err(err) = fsync_dir(&self.data_dir.join("archives")) {
+            // Back where it was: the next HEAD or PATCH finishes it.
+            std::fs::rename(&to, &from)?;
+            return Err(err.into());
+        }
         let committed = self.store.write(|txn, tables| -> Result<(), ArchiveError> {
             tables.archives.put(txn, archive.id.as_bytes(), &archive)?;
             for (index, part) in done.parts.iter().enumerate() {
@@ -614,12 +679,35 @@ fn part_record(part: &super::chunker::PartSummary) -> PartRecord {
     }
 }
 
+/// A write or flush of a tus PATCH failed: the request's bytes are cut
+/// off again (the file back to `start`), the hashing state is dropped (the
+/// next request rebuilds it from the file) and the failure is reported.
+fn drop_request(
+    file: &mut File,
+    start: u64,
+    slot: &mut Option<Active>,
+    err: std::io::Error,
+) -> ArchiveError {
+    *slot = None;
+    crate::disk::report(&err, "receiving an upload");
+    // Best effort: on a read-only disk even this fails, and the next
+    // request's rebuild reads what the file holds.
+    let _ = file.set_len(start).and_then(|()| file.sync_data());
+    ArchiveError::WriteFailed {
+        offset: start,
+        source: err,
+    }
+}
+
 /// The error a failed upload body becomes, for an upload of `length` bytes.
 fn pump_error(err: IngestError, length: u64) -> ArchiveError {
     match err {
         IngestError::DiskFull { kept } => ArchiveError::DiskFull(format!(
             "the upload was stopped after {kept} of {length} bytes, which are kept; free some space and resume."
         )),
-        IngestError::Write(err) => ArchiveError::Io(err),
+        IngestError::Write(err) => {
+            crate::disk::report(&err, "receiving an upload");
+            ArchiveError::Io(err)
+        }
     }
 }

@@ -172,6 +172,9 @@ pub struct StatusInputs {
     pub remote_move: Option<MoveProgress>,
     /// The remote is a folder on the appliance's own disk (not off-site).
     pub on_box_only: bool,
+    /// The data disk went read-only or failed a read or write
+    /// (`crate::disk::problem`), as one sentence.
+    pub disk_problem: Option<String>,
 }
 
 /// How far a move of the backups to new storage has come.
@@ -194,8 +197,8 @@ pub const NEARLY_FULL_PERCENT: u64 = 5;
 ///   `Caching`; otherwise any queued job or any archive in `receiving`,
 ///   `local`, `uploading`, `caching` or `deleting` gives `Pending`;
 ///   otherwise `Idle` (everything is backed up or deliberately uncached).
-/// - attention, reasons joined most urgent first: damaged archives (data at
-///   risk), then a nearly full disk (free below the reserve or below
+/// - attention, reasons joined most urgent first: a failing or read-only
+///   data disk and damaged archives (data at risk), then a nearly full disk (free below the reserve or below
 ///   [`NEARLY_FULL_PERCENT`] of the disk), then the remote's error.
 /// - percent: `bytes_done * 100 / bytes_total` rounded down and capped at
 ///   100; a zero-byte archive is 100.
@@ -244,6 +247,9 @@ pub fn compute_status(inputs: &StatusInputs) -> DeviceStatus {
 
 fn attention(inputs: &StatusInputs) -> Option<Attention> {
     let mut reasons: Vec<String> = Vec::new();
+    if let Some(problem) = &inputs.disk_problem {
+        reasons.push(problem.trim().to_string());
+    }
     let damaged = inputs.archives.damaged;
     if damaged == 1 {
         reasons.push("1 archive failed verification.".to_string());
@@ -283,7 +289,7 @@ fn attention(inputs: &StatusInputs) -> Option<Attention> {
     }
     Some(Attention {
         reason: reasons.join(" "),
-        data_at_risk: damaged > 0,
+        data_at_risk: damaged > 0 || inputs.disk_problem.is_some(),
     })
 }
 
@@ -327,6 +333,7 @@ mod tests {
             }),
             free_space_reserve_bytes: 1_000_000_000,
             web_url: "http://192.168.1.23:8080".to_string(),
+            disk_problem: None,
         }
     }
 
@@ -469,6 +476,14 @@ mod tests {
                 None,
             ),
             ("disk unknown", |i| i.disk = None, None),
+            (
+                "failing disk first, data at risk",
+                |i| {
+                    i.disk_problem = Some("The data disk is read-only.".into());
+                    i.remote_error = Some("Remote unreachable.".into());
+                },
+                Some(("The data disk is read-only. Remote unreachable.", true)),
+            ),
             (
                 "remote",
                 |i| i.remote_error = Some("Remote unreachable: connection refused.".into()),

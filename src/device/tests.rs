@@ -190,6 +190,7 @@ fn snapshot_needs_attention_all_reasons_while_uploading() {
         }),
         free_space_reserve_bytes: 2_000_000_000,
         web_url: URL.to_string(),
+        disk_problem: None,
     };
     check_snapshot("needs_attention_all_reasons", &compute_status(&inputs));
 }
@@ -222,6 +223,7 @@ fn snapshot_zero_byte_archive() {
         disk: None,
         free_space_reserve_bytes: 0,
         web_url: URL.to_string(),
+        disk_problem: None,
     };
     let zero = compute_status(&inputs);
     assert_eq!(zero.current.as_ref().map(|c| c.percent), Some(100));

@@ -570,6 +570,7 @@ impl Inner {
         err: &io::Error,
     ) -> Result<(), Failure> {
         metrics::global().add_failure(metrics::FailureKind::Permanent);
+        crate::disk::report(err, "fetching an archive back");
         let removed = match std::fs::remove_file(partial) {
             Ok(()) => true,
             Err(remove_err) => remove_err.kind() == io::ErrorKind::NotFound,

@@ -35,7 +35,7 @@ impl Inner {
             .map_err(|e| Failure::Permanent(e.to_string()))?;
         let remote = self.remote()?;
         // Never overwrite the catalog of another appliance's backup.
-        let remote_config = remote.get(repo::CONFIG_KEY)?;
+        let remote_config = remote.get_at_most(repo::CONFIG_KEY, repo::MAX_CONFIG_BYTES)?;
         if &remote_config != config {
             return Err(Failure::Permanent(format!(
                 "{} holds the backup of another appliance (its config differs from this one's), so the user list was not written there; choose another bucket or prefix.",

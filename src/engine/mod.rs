@@ -124,6 +124,8 @@ pub(crate) struct Inner {
     /// The remote a move copies from, opened once per move.
     previous_remote: Mutex<Option<(RemoteSettings, Arc<dyn Remote>)>>,
     reporter: OnceLock<Reporter>,
+    /// The box's zone, the upload window's clock (UTC until set).
+    zone: OnceLock<crate::zone::BoxZone>,
     /// Serializes opening a remote and writing its config, so two workers
     /// starting at once do not race on the same first `config` write. Held
     /// across that one-time I/O only; every transfer uses the cached remote.
@@ -153,6 +155,12 @@ impl Engine {
         };
         engine.ensure_workers();
         engine
+    }
+
+    /// The zone the upload window is in (the box's, `config.zone`); set
+    /// once at start, UTC until then.
+    pub fn set_zone(&self, zone: crate::zone::BoxZone) {
+        let _ = self.inner.zone.set(zone);
     }
 
     /// Tells idle workers to look at the queue now, and starts more of them
@@ -268,6 +276,7 @@ impl Inner {
             remote: Mutex::new(None),
             previous_remote: Mutex::new(None),
             reporter: OnceLock::new(),
+            zone: OnceLock::new(),
             remote_opening: Mutex::new(()),
             keys: OnceLock::new(),
             bucket: Mutex::new((0.0, Instant::now())),
@@ -339,7 +348,10 @@ impl Inner {
             None => true,
             Some(window) => match (parse_hh_mm(&window.start), parse_hh_mm(&window.end)) {
                 (Some(start), Some(end)) => {
-                    let minute = (ids::now_secs().rem_euclid(86_400) / 60) as u32;
+                    let minute = match self.zone.get() {
+                        Some(zone) => zone.minute_of_day(ids::now_secs()),
+                        None => (ids::now_secs().rem_euclid(86_400) / 60) as u32,
+                    };
                     in_window(start, end, minute)
                 }
                 _ => true,
@@ -557,7 +569,7 @@ impl Inner {
         }
         let (_, config) = self.keys()?;
         let remote: Arc<dyn Remote> = Arc::from(crate::remote::open(&settings, &self.options)?);
-        match remote.get(crate::repo::CONFIG_KEY) {
+        match remote.get_at_most(crate::repo::CONFIG_KEY, crate::repo::MAX_CONFIG_BYTES) {
             Ok(found) if &found == config => {}
             Ok(_) => {
                 return Err(Failure::Permanent(format!(

@@ -113,7 +113,8 @@ impl Inner {
             &File::open(self.archive_path(archive_id))?,
             &mut buffer,
             part.offset,
-        )?;
+        )
+        .inspect_err(|err| crate::disk::report(err, "reading an archive to back it up"))?;
         if hex::encode(Sha256::digest(&buffer)) != part.sha256 {
             return Err(Failure::Damaged(format!(
                 "Part {index} of the local file no longer matches the hash taken at upload: the disk may be failing. Nothing was uploaded for it."

@@ -289,7 +289,9 @@ pub fn mount_data(name: &str) -> Result<PathBuf, MountError> {
         DATA_MOUNT,
         "ext4",
         MountFlags::NOATIME | MountFlags::NODEV | MountFlags::NOSUID,
-        "",
+        // A disk the kernel finds errors on stops taking writes (the pages
+        // and the display say so) instead of being written on regardless.
+        "errors=remount-ro",
     )?;
     Ok(PathBuf::from(DATA_MOUNT))
 }

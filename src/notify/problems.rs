@@ -165,7 +165,7 @@ pub fn problems(seen: &Observation, now: i64, remote_after: i64) -> Vec<Problem>
     if let Some((free, needed)) = seen.disk_low {
         add("disk_low".into(), "disk_low", "warning", "The appliance's disk is nearly full",
             "The appliance's disk is nearly full, so new uploads may be refused. Free some space (uncache or delete archives) or use a bigger disk.".into(),
-            format!("{free} bytes free, {needed} bytes kept in reserve"));
+            format!("{} free, {} kept in reserve", crate::units::human_size(free), crate::units::human_size(needed)));
     }
     if let Some(since) = seen
         .waiting_since

@@ -121,6 +121,29 @@ pub fn update_user(
     updated
 }
 
+/// An admin sets (or, with `None`, clears) a user's storage quota.
+pub fn set_quota(
+    app: &App,
+    admin: &Caller,
+    user_id: &str,
+    quota_bytes: Option<u64>,
+) -> Result<UserRecord, AccountError> {
+    let set = app.accounts.set_quota(user_id, quota_bytes);
+    log_user_change(app, admin, &set, |user| match user.quota_bytes {
+        Some(quota) => format!(
+            "{} set the storage quota of {} to {}.",
+            admin.user.username,
+            user.username,
+            crate::units::human_size(quota)
+        ),
+        None => format!(
+            "{} removed the storage quota of {}.",
+            admin.user.username, user.username
+        ),
+    });
+    set
+}
+
 /// "an active admin", "a disabled member": a user's role and state in words.
 pub fn standing(user: &UserRecord) -> String {
     let state = if user.disabled {

@@ -27,8 +27,9 @@ pub fn uploaded(app: &App, username: &str, archive: &ArchiveRecord) {
     app.admin.log.info(
         "upload",
         &format!(
-            "{username} uploaded {:?} ({} bytes).",
-            archive.name, archive.size
+            "{username} uploaded {:?} ({}).",
+            archive.name,
+            crate::units::human_size(archive.size)
         ),
         Subject::archive(&archive.owner_id, &archive.id),
     );
@@ -64,6 +65,63 @@ pub fn cache(app: &App, owner_id: &str, archive_id: &str) -> super::Result<Archi
     let archive = app.archives.request_cache(owner_id, archive_id)?;
     app.engine.wake();
     Ok(archive)
+}
+
+/// The most archives one bulk request may name (a page of the list).
+pub const MAX_BULK_IDS: usize = crate::archive::PAGE_LIMIT;
+
+/// What a bulk request does to each archive it names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BulkAction {
+    Uncache,
+    Cache,
+    Delete,
+}
+
+impl BulkAction {
+    /// `uncache`, `cache` or `delete`, as the API and the list's form name them.
+    pub fn parse(text: &str) -> Option<BulkAction> {
+        match text {
+            "uncache" => Some(BulkAction::Uncache),
+            "cache" => Some(BulkAction::Cache),
+            "delete" => Some(BulkAction::Delete),
+            _ => None,
+        }
+    }
+}
+
+/// One archive's outcome in a bulk request: a sentence of what happened,
+/// or the error the single action would have given.
+pub struct BulkOutcome {
+    pub id: String,
+    pub result: super::Result<String>,
+}
+
+/// Does `action` to each of `ids` in turn, exactly as the single action
+/// would (the same checks, log lines, announcements; another user's
+/// archive is "No such archive."), and answers each. One failing never
+/// stops the others.
+pub fn bulk(app: &App, owner_id: &str, action: BulkAction, ids: &[String]) -> Vec<BulkOutcome> {
+    ids.iter()
+        .map(|id| BulkOutcome {
+            id: id.clone(),
+            result: match action {
+                BulkAction::Uncache => uncache(app, owner_id, id)
+                    .map(|_| "The copy on this box is being freed; the backup stays.".into()),
+                BulkAction::Cache => {
+                    cache(app, owner_id, id).map(|_| "Being fetched back to this box.".into())
+                }
+                BulkAction::Delete => {
+                    super::trash::trash(app, owner_id, id).map(|deleted| match deleted {
+                        crate::archive::Deleted::Trashed(..) => {
+                            "Moved to the trash; it can be restored from there.".into()
+                        }
+                        crate::archive::Deleted::Deleting => "Deleted for good.".into(),
+                    })
+                }
+            },
+        })
+        .collect()
 }
 
 /// Checks the remote copies of an archive's parts (downloading `percent`
@@ -173,10 +231,10 @@ fn log_verification(log: &SystemLog, verification: &Verification) {
                 crate::admin::script::LogLevel::Debug,
                 "verify",
                 &format!(
-                    "{archive}: {} parts looked at, {} downloaded and hashed ({} bytes), all good.",
+                    "{archive}: {} parts looked at, {} downloaded and hashed ({}), all good.",
                     verification.parts_checked,
                     verification.parts_downloaded,
-                    verification.bytes_downloaded
+                    crate::units::human_size(verification.bytes_downloaded)
                 ),
                 subject,
             ),

@@ -4,7 +4,7 @@
 
 use crate::accounts::Caller;
 use crate::admin::deployments::{self, NewDeployment};
-use crate::admin::saved_scripts;
+use crate::admin::saved_scripts::{self, ScriptsError};
 use crate::app::state::App;
 use crate::store::records::DeploymentRecord;
 
@@ -15,7 +15,17 @@ pub struct Named {
     pub script_name: Option<String>,
 }
 
+/// Deploys a script; an interval under the configured minimum (5 minutes
+/// unless the config file says otherwise) is refused with a sentence.
 pub fn create(app: &App, admin: &Caller, new: &NewDeployment) -> super::Result<Named> {
+    let minimum = app.config.min_deployment_interval_seconds;
+    if new.interval_seconds < minimum {
+        return Err(ScriptsError::Invalid(format!(
+            "The interval must be at least {}: a script run more often than that fills the system log and keeps the disk busy.",
+            crate::units::human_duration(minimum)
+        ))
+        .into());
+    }
     let deployment = app.admin.create_deployment(new, &admin.user.id)?;
     let script_name = saved_scripts::get(app.admin.store(), &deployment.script_id)
         .ok()

@@ -1,9 +1,106 @@
 //! Where the backups go: the plan of a change, saving it (the engine moves
 //! the backups when it must, see `engine::remote_move`) and a live check.
 
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
 use crate::app::state::App;
 use crate::engine::remote_move::MovePlan;
 use crate::remote::RemoteSettings;
+
+/// How long a typed secret whose save failed is kept for the next try.
+const TYPED_SECRET_KEPT: Duration = Duration::from_secs(15 * 60);
+
+/// The secret access key an admin typed into the remote page when the save
+/// (or the test) did not go through: kept in memory only, for that admin
+/// and that access key id, for 15 minutes, so the next try need not retype
+/// it and the page never sends it back. A successful save forgets it.
+#[derive(Default)]
+pub struct TypedSecrets(Mutex<Option<TypedSecret>>);
+
+struct TypedSecret {
+    user_id: String,
+    access_key_id: String,
+    secret: zeroize::Zeroizing<String>,
+    until: Instant,
+}
+
+impl TypedSecrets {
+    fn slot(&self) -> std::sync::MutexGuard<'_, Option<TypedSecret>> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Keeps the secret of `settings` (S3 with a secret typed) for `user_id`.
+    pub fn keep(&self, user_id: &str, settings: &RemoteSettings) {
+        if let RemoteSettings::S3 {
+            access_key_id,
+            secret_access_key,
+            ..
+        } = settings
+        {
+            if !secret_access_key.is_empty() {
+                *self.slot() = Some(TypedSecret {
+                    user_id: user_id.to_string(),
+                    access_key_id: access_key_id.clone(),
+                    secret: zeroize::Zeroizing::new(secret_access_key.clone()),
+                    until: Instant::now() + TYPED_SECRET_KEPT,
+                });
+            }
+        }
+    }
+
+    /// `settings` with the kept secret filled in where the field was left
+    /// empty, when `user_id` typed it for the same access key id.
+    pub fn fill(&self, user_id: &str, settings: RemoteSettings) -> RemoteSettings {
+        let slot = self.slot();
+        match (settings, slot.as_ref()) {
+            (
+                RemoteSettings::S3 {
+                    endpoint,
+                    region,
+                    bucket,
+                    prefix,
+                    path_style,
+                    access_key_id,
+                    secret_access_key,
+                    object_lock,
+                },
+                Some(kept),
+            ) if secret_access_key.is_empty()
+                && kept.user_id == user_id
+                && kept.access_key_id == access_key_id
+                && kept.until > Instant::now() =>
+            {
+                RemoteSettings::S3 {
+                    endpoint,
+                    region,
+                    bucket,
+                    prefix,
+                    path_style,
+                    access_key_id,
+                    secret_access_key: kept.secret.to_string(),
+                    object_lock,
+                }
+            }
+            (settings, _) => settings,
+        }
+    }
+
+    /// Whether `user_id` has a typed secret kept for `access_key_id`.
+    pub fn is_kept(&self, user_id: &str, access_key_id: &str) -> bool {
+        self.slot().as_ref().is_some_and(|kept| {
+            kept.user_id == user_id
+                && kept.access_key_id == access_key_id
+                && kept.until > Instant::now()
+        })
+    }
+
+    pub fn forget(&self) {
+        *self.slot() = None;
+    }
+}
 
 /// The saved remote settings.
 pub fn saved(app: &App) -> super::Result<RemoteSettings> {
@@ -22,6 +119,7 @@ pub fn plan(app: &App, settings: &RemoteSettings) -> super::Result<MovePlan> {
 /// updates the same-disk banner.
 pub fn save(app: &App, settings: RemoteSettings) -> super::Result<(RemoteSettings, MovePlan)> {
     let (saved, plan) = app.engine.change_remote(settings)?;
+    app.typed_secrets.forget();
     app.on_box_only.follow(&saved, &app.config.data_dir);
     app.engine.wake();
     Ok((saved, plan))
@@ -40,5 +138,10 @@ pub fn check(settings: &RemoteSettings) -> Result<String, String> {
         .map(|place| {
             format!("{place} works: an object was written, read back, listed and removed.")
         })
-        .map_err(|err| err.message)
+        // A check is not retried: the engine's "will try again" is not true here.
+        .map_err(|err| {
+            err.message
+                .replace("; piarchive will try again.", ".")
+                .replace(": piarchive will try again.", ".")
+        })
 }

@@ -19,12 +19,14 @@ pub fn trash(app: &App, owner_id: &str, archive_id: &str) -> super::Result<Delet
     match &deleted {
         Deleted::Trashed(archive, trash) => {
             app.engine.events().trashed(archive);
-            let (year, month, day, hour, minute, _) = crate::date::parts(trash.purge_at);
+            let zone = &app.config.zone;
             app.admin.log.info(
                 "trash",
                 &format!(
-                    "{:?} went to the trash; it is deleted for good at {year:04}-{month:02}-{day:02} {hour:02}:{minute:02} UTC unless restored.",
-                    archive.name
+                    "{:?} went to the trash; it is deleted for good at {} ({}) unless restored.",
+                    archive.name,
+                    zone.local_text(trash.purge_at),
+                    zone.name()
                 ),
                 Subject::archive(&archive.owner_id, &archive.id),
             );

@@ -21,6 +21,7 @@
 //! come back through the engine's normal cache job), the job queue.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
@@ -167,7 +168,7 @@ impl Recovery {
                 (as_of.clone(), Some(as_of))
             }
         };
-        let config_bytes = match remote.get(repo::CONFIG_KEY) {
+        let config_bytes = match remote.get_at_most(repo::CONFIG_KEY, repo::MAX_CONFIG_BYTES) {
             Ok(bytes) => bytes,
             Err(err) if err.kind == ErrorKind::NotFound => {
                 return Err(RecoveryError::NoBackup {
@@ -190,15 +191,16 @@ impl Recovery {
                 _ => return Err(RecoveryError::OtherBackup),
             }
         }
-        let catalog_bytes = match remote.get(&repo::catalog_key(CATALOG_LABEL)) {
-            Ok(bytes) => bytes,
-            Err(err) if err.kind == ErrorKind::NotFound => {
-                return Err(RecoveryError::NoCatalog {
-                    remote: remote.describe(),
-                })
-            }
-            Err(err) => return Err(err.into()),
-        };
+        let catalog_bytes =
+            match remote.get_at_most(&repo::catalog_key(CATALOG_LABEL), repo::MAX_CATALOG_BYTES) {
+                Ok(bytes) => bytes,
+                Err(err) if err.kind == ErrorKind::NotFound => {
+                    return Err(RecoveryError::NoCatalog {
+                        remote: remote.describe(),
+                    })
+                }
+                Err(err) => return Err(err.into()),
+            };
         let catalog = Catalog::open(&keys, &catalog_bytes)?;
         if catalog.users.is_empty() {
             return Err(RecoveryError::NoCatalog {
@@ -359,13 +361,20 @@ impl Recovery {
                 created: false,
             })
         };
-        let bytes = match self.remote.get(&repo::manifest_key(archive_id)) {
+        let bytes = match self
+            .remote
+            .get_at_most(&repo::manifest_key(archive_id), repo::MAX_MANIFEST_BYTES)
+        {
             Ok(bytes) => bytes,
             Err(err) if err.kind == ErrorKind::NotFound => {
                 return Ok(unreadable(
                     "Its manifest disappeared from the bucket during the recovery.".to_string(),
                 ))
             }
+            // One manifest the bucket will not give as piarchive wrote it
+            // (larger than any manifest can be): that archive is reported,
+            // the others are still recovered.
+            Err(err) if err.kind == ErrorKind::Permanent => return Ok(unreadable(err.message)),
             Err(err) => return Err(err.into()),
         };
         let manifest = match Manifest::open(&self.keys, archive_id, &bytes) {
@@ -465,6 +474,22 @@ pub struct TaskState {
 #[derive(Clone, Default)]
 pub struct RecoveryTask {
     state: Arc<Mutex<TaskState>>,
+    /// Set while an attempt checks a bucket and its passphrase (fetching
+    /// the config, Argon2, the catalog): one at a time, so strangers
+    /// pointing the setup page at their own buckets cannot add up memory.
+    attempting: Arc<AtomicBool>,
+}
+
+/// An attempt to unlock a bucket under way; the next may start once it
+/// is dropped.
+pub struct Attempt {
+    attempting: Arc<AtomicBool>,
+}
+
+impl Drop for Attempt {
+    fn drop(&mut self) {
+        self.attempting.store(false, Ordering::SeqCst);
+    }
 }
 
 /// The archive record of a recovered manifest: `uncached`, or `damaged`
@@ -503,6 +528,7 @@ fn archive_record(
         local_copy: false,
         stored_size: None,
         protected_until: None,
+        path: None,
     }
 }
 
@@ -559,6 +585,17 @@ impl RecoveryTask {
 
     pub fn is_running(&self) -> bool {
         self.lock().state == "running"
+    }
+
+    /// Starts an attempt to check and unlock a bucket, or `None` while
+    /// another one is under way.
+    pub fn try_attempt(&self) -> Option<Attempt> {
+        self.attempting
+            .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
+            .ok()?;
+        Some(Attempt {
+            attempting: self.attempting.clone(),
+        })
     }
 
     /// Runs `recovery` on a new thread; `finished` is called after it ends,

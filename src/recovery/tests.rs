@@ -29,6 +29,7 @@ fn user(id: &str, name: &str, role: Role) -> UserRecord {
         role,
         created_at: 1_700_000_000,
         disabled: false,
+        quota_bytes: None,
     }
 }
 

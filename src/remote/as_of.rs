@@ -161,9 +161,9 @@ impl Remote for AsOfRemote {
         Err(self.read_only())
     }
 
-    fn get(&self, key: &str) -> Result<Vec<u8>, RemoteError> {
+    fn get_at_most(&self, key: &str, max_len: u64) -> Result<Vec<u8>, RemoteError> {
         let chosen = self.chosen(key)?;
-        self.client.get_version(key, &chosen.version_id)
+        self.client.get_version(key, &chosen.version_id, max_len)
     }
 
     fn head(&self, key: &str) -> Result<Option<u64>, RemoteError> {

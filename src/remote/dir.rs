@@ -151,9 +151,30 @@ impl Remote for DirRemote {
             .map_err(|error| self.io_error("write", key, &error))
     }
 
-    fn get(&self, key: &str) -> Result<Vec<u8>, RemoteError> {
+    fn get_at_most(&self, key: &str, max_len: u64) -> Result<Vec<u8>, RemoteError> {
         let path = self.path_of(key)?;
-        fs::read(&path).map_err(|error| self.io_error("read", key, &error))
+        let max_len = max_len.min(super::caps::MAX_OBJECT_BYTES);
+        let file = fs::File::open(&path).map_err(|error| self.io_error("read", key, &error))?;
+        let length = file
+            .metadata()
+            .map_err(|error| self.io_error("read", key, &error))?
+            .len();
+        if length > max_len {
+            return Err(super::caps::too_large(
+                &self.describe(),
+                key,
+                Some(length),
+                max_len,
+            ));
+        }
+        let mut bytes = Vec::with_capacity(length as usize);
+        file.take(max_len + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|error| self.io_error("read", key, &error))?;
+        if bytes.len() as u64 > max_len {
+            return Err(super::caps::too_large(&self.describe(), key, None, max_len));
+        }
+        Ok(bytes)
     }
 
     fn get_with(&self, key: &str, read_body: BodyReader<'_>) -> Result<(), RemoteError> {

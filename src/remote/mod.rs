@@ -10,6 +10,7 @@
 //! there") and a sentence a user can act on.
 
 pub mod as_of;
+pub mod caps;
 pub mod dir;
 pub mod lock;
 pub mod s3;
@@ -36,8 +37,15 @@ pub trait Remote: Send + Sync {
         let _ = sha256_hex;
         self.put(key, body)
     }
-    /// Reads the whole object; `NotFound` if it is missing.
-    fn get(&self, key: &str) -> Result<Vec<u8>, RemoteError>;
+    /// Reads the whole object; `NotFound` if it is missing. At most
+    /// [`caps::MAX_OBJECT_BYTES`]: more is refused (`Permanent`), not read.
+    fn get(&self, key: &str) -> Result<Vec<u8>, RemoteError> {
+        self.get_at_most(key, caps::MAX_OBJECT_BYTES)
+    }
+    /// [`Remote::get`] of an object that may hold at most `max_len` bytes
+    /// (a config, a catalog, a manifest: each has its own limit): a longer
+    /// one is refused with a sentence before it is read whole.
+    fn get_at_most(&self, key: &str, max_len: u64) -> Result<Vec<u8>, RemoteError>;
     /// Reads the object as it arrives: `read_body` gets the body and its
     /// length and must read exactly that many bytes. A body that breaks off
     /// is retried like a failed request, calling `read_body` again from the

@@ -42,6 +42,7 @@ impl Catalog {
                     role: user.role.as_str().to_string(),
                     created_at: user.created_at,
                     disabled: user.disabled,
+                    quota_bytes: user.quota_bytes,
                 })
                 .collect(),
             settings: serde_json::to_value(&self.settings).unwrap_or(serde_json::Value::Null),
@@ -93,6 +94,7 @@ impl Catalog {
                     role,
                     created_at: user.created_at,
                     disabled: user.disabled,
+                    quota_bytes: user.quota_bytes,
                 })
             })
             .collect::<Result<Vec<_>, RepoError>>()?;
@@ -126,6 +128,10 @@ struct UserV1 {
     role: String,
     created_at: i64,
     disabled: bool,
+    /// The admin's storage quota in bytes; absent in catalogs from before
+    /// quotas (and when there is none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    quota_bytes: Option<u64>,
 }
 
 #[cfg(test)]
@@ -140,6 +146,7 @@ mod tests {
             role,
             created_at: 1_700_000_000,
             disabled,
+            quota_bytes: None,
         }
     }
 

@@ -33,9 +33,14 @@ const WRAP_ALGORITHM: &str = "xchacha20poly1305";
 const WRAPPED_KEY_LEN: usize = 32 + TAG_LEN;
 
 // Upper bounds on what a config may ask for, so a hostile or damaged bucket
-// cannot make a Pi allocate gigabytes or spin for hours while unlocking.
-const MAX_M_COST_KIB: u32 = 1024 * 1024;
-const MAX_T_COST: u32 = 64;
+// cannot make a Pi allocate gigabytes or spin for minutes while unlocking
+// (a stranger may point the setup page's restore at their own bucket):
+// four times what piarchive writes ([`KdfParams::DEFAULT`], 64 MiB and 3
+// passes), so 256 MiB and 12 passes at most, a few seconds on a Pi 4.
+// `piarchive recover` reads the config through the same check.
+pub const MAX_KDF_FACTOR: u32 = 4;
+pub const MAX_M_COST_KIB: u32 = MAX_KDF_FACTOR * 64 * 1024;
+pub const MAX_T_COST: u32 = MAX_KDF_FACTOR * 3;
 const MAX_P_COST: u32 = 16;
 
 /// Content-defined chunking parameters (FastCDC, 2020 variant), in bytes.
@@ -105,10 +110,16 @@ impl KdfParams {
     pub fn new(m_cost_kib: u32, t_cost: u32, p_cost: u32) -> Result<KdfParams, RepoError> {
         let refuse = |reason: String| Err(RepoError::BadKdfParams { reason });
         if m_cost_kib > MAX_M_COST_KIB {
-            return refuse(format!("{m_cost_kib} KiB of memory is more than 1 GiB"));
+            return refuse(format!(
+                "it asks for {} MiB of memory, and piarchive allows at most {} MiB, {MAX_KDF_FACTOR} times what it writes",
+                m_cost_kib / 1024,
+                MAX_M_COST_KIB / 1024
+            ));
         }
         if t_cost > MAX_T_COST {
-            return refuse(format!("{t_cost} passes is more than {MAX_T_COST}"));
+            return refuse(format!(
+                "it asks for {t_cost} passes, and piarchive allows at most {MAX_T_COST}, {MAX_KDF_FACTOR} times what it writes"
+            ));
         }
         if p_cost > MAX_P_COST {
             return refuse(format!("{p_cost} lanes is more than {MAX_P_COST}"));
@@ -718,11 +729,13 @@ mod tests {
     #[test]
     fn kdf_costs_are_bounded() {
         assert_eq!(KdfParams::new(64 * 1024, 3, 1), Ok(KdfParams::DEFAULT));
-        assert!(KdfParams::new(1024 * 1024, 64, 16).is_ok());
+        assert!(KdfParams::new(256 * 1024, 12, 16).is_ok());
         for (m_cost_kib, t_cost, p_cost) in [
             (7, 1, 1),
-            (1024 * 1024 + 1, 1, 1),
+            (256 * 1024 + 1, 1, 1),
+            (1024 * 1024, 3, 1),
             (64, 0, 1),
+            (64, 13, 1),
             (64, 65, 1),
             (64, 1, 0),
             (1024, 1, 17),
@@ -736,5 +749,12 @@ mod tests {
                 "{m_cost_kib}/{t_cost}/{p_cost}"
             );
         }
+        // A hostile bucket's 1 GiB and 64 passes: refused before any
+        // hashing, with a sentence naming the limit.
+        let refused = KdfParams::new(1024 * 1024, 64, 1).unwrap_err().to_string();
+        assert!(refused.contains("1024 MiB"), "{refused}");
+        assert!(refused.contains("at most 256 MiB"), "{refused}");
+        let refused = KdfParams::new(64 * 1024, 64, 1).unwrap_err().to_string();
+        assert!(refused.contains("at most 12"), "{refused}");
     }
 }

@@ -9,6 +9,22 @@ use serde::{Deserialize, Serialize};
 use super::crypto::{corrupt, NONCE_LEN};
 use super::{manifest_key, ObjectId, RepoError, RepoKeys, FORMAT_VERSION, MAX_PART_LEN};
 
+/// The most parts one manifest may list: 1 TiB at the average part size
+/// (4 MiB), 256 GiB at the smallest (1 MiB). A larger archive is refused when
+/// its manifest is written (the local copy stays, with the sentence), and a
+/// manifest from a bucket listing more is refused before its parts are read.
+pub const MAX_MANIFEST_PARTS: usize = 1 << 18;
+
+/// The longest a part's entry is in a manifest's JSON:
+/// `{"object_id":"<64 hex>","length":16777216,"sha256":"<64 hex>"},` is 178
+/// bytes.
+const MAX_PART_ENTRY_BYTES: u64 = 192;
+
+/// The most a manifest object may hold: [`MAX_MANIFEST_PARTS`] entries and
+/// a mebibyte for the names and the sealing. A larger object is refused
+/// before it is read whole (`Remote::get_at_most`).
+pub const MAX_MANIFEST_BYTES: u64 = MAX_MANIFEST_PARTS as u64 * MAX_PART_ENTRY_BYTES + (1 << 20);
+
 /// An archive as recorded in the bucket.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Manifest {
@@ -99,6 +115,7 @@ impl Manifest {
 
         let parts = wire
             .parts
+            .0
             .into_iter()
             .map(|part| {
                 Ok(ManifestPart {
@@ -133,6 +150,9 @@ impl Manifest {
     /// digits, every part holds 1 to [`MAX_PART_LEN`] bytes, and the parts add
     /// up to the size.
     pub fn check(&self) -> Result<(), String> {
+        if self.parts.len() > MAX_MANIFEST_PARTS {
+            return Err(too_many_parts(self.parts.len()));
+        }
         if !is_sha256_hex(&self.sha256) {
             return Err("the file's sha256 is not 64 lowercase hex digits".to_owned());
         }
@@ -159,6 +179,13 @@ impl Manifest {
         }
         Ok(())
     }
+}
+
+fn too_many_parts(parts: usize) -> String {
+    format!(
+        "it lists {parts} parts, more than the {MAX_MANIFEST_PARTS} one archive may have (1 TiB \
+         at the average part size)"
+    )
 }
 
 fn is_sha256_hex(value: &str) -> bool {
@@ -205,7 +232,37 @@ struct ManifestV1In {
     size: u64,
     sha256: String,
     created: u64,
-    parts: Vec<PartV1In>,
+    parts: BoundedParts,
+}
+
+/// A manifest's parts, read one by one and refused past
+/// [`MAX_MANIFEST_PARTS`], so a manifest cannot make the reader hold more.
+struct BoundedParts(Vec<PartV1In>);
+
+impl<'de> Deserialize<'de> for BoundedParts {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = BoundedParts;
+            fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+                write!(formatter, "at most {MAX_MANIFEST_PARTS} parts")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut parts = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1024));
+                while let Some(part) = seq.next_element()? {
+                    if parts.len() == MAX_MANIFEST_PARTS {
+                        return Err(serde::de::Error::custom(too_many_parts(parts.len() + 1)));
+                    }
+                    parts.push(part);
+                }
+                Ok(BoundedParts(parts))
+            }
+        }
+        deserializer.deserialize_seq(Visitor)
+    }
 }
 
 #[derive(Deserialize)]
@@ -442,6 +499,64 @@ mod tests {
                     Err(RepoError::Corrupt { .. })
                 ),
                 "open: {what}"
+            );
+        }
+    }
+
+    /// A manifest listing one part more than any archive may have: refused
+    /// while its parts are read (before they are all held), and never
+    /// written. Absurd sizes (2^62 bytes in one part, or parts adding up to
+    /// more than the file) are refused by the same rules.
+    #[test]
+    fn absurd_part_counts_and_sizes_are_refused_with_a_sentence() {
+        let entry = format!(
+            "{{\"object_id\":\"{}\",\"length\":1,\"sha256\":\"{}\"}}",
+            hex_of(1),
+            hex_of(2)
+        );
+        let mut json = format!(
+            "{{\"format_version\":3,\"archive_id\":\"{ARCHIVE_ID}\",\"owner\":\"a\",\"name\":\"n\",\
+             \"original_filename\":\"f\",\"size\":{},\"sha256\":\"{}\",\"created\":1,\"parts\":[",
+            MAX_MANIFEST_PARTS + 1,
+            hex_of(3)
+        );
+        for index in 0..=MAX_MANIFEST_PARTS {
+            if index > 0 {
+                json.push(',');
+            }
+            json.push_str(&entry);
+        }
+        json.push_str("]}");
+        let sealed = keys()
+            .seal_manifest(ARCHIVE_ID, [1; NONCE_LEN], json.as_bytes())
+            .expect("seal");
+        assert!((sealed.len() as u64) < MAX_MANIFEST_BYTES);
+        let error = Manifest::open(&keys(), ARCHIVE_ID, &sealed).expect_err("too many parts");
+        assert!(
+            error.to_string().contains(&format!(
+                "it lists {} parts, more than the {MAX_MANIFEST_PARTS} one archive may have",
+                MAX_MANIFEST_PARTS + 1
+            )),
+            "{error}"
+        );
+        let mut many = manifest("x");
+        many.parts = vec![many.parts[1].clone(); MAX_MANIFEST_PARTS + 1];
+        many.size = many.parts[0].length * many.parts.len() as u64;
+        let error = many.seal(&keys(), [0; NONCE_LEN]).expect_err("not written");
+        assert!(
+            error.to_string().contains("one archive may have"),
+            "{error}"
+        );
+
+        for (size, length) in [(1u64 << 62, 1u64 << 62), (1 << 62, 5), (u64::MAX, u64::MAX)] {
+            let mut json = written_json();
+            json["size"] = size.into();
+            json["parts"] = serde_json::json!([{"object_id": hex_of(1), "length": length, "sha256": hex_of(2)}]);
+            let error =
+                Manifest::open(&keys(), ARCHIVE_ID, &seal_json(&json)).expect_err("absurd size");
+            assert!(
+                matches!(error, RepoError::Corrupt { .. }) && error.to_string().contains("bytes"),
+                "{size} / {length}: {error}"
             );
         }
     }

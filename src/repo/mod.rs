@@ -36,11 +36,17 @@ mod part;
 
 pub use config::{ChunkerParams, KdfParams, RepoConfig, FORMAT_VERSION};
 pub use crypto::{ObjectId, RepoKeys, MAX_PART_LEN, NONCE_LEN, PART_OVERHEAD, SALT_LEN, TAG_LEN};
-pub use manifest::{Manifest, ManifestPart};
+pub use manifest::{Manifest, ManifestPart, MAX_MANIFEST_BYTES, MAX_MANIFEST_PARTS};
 pub use part::{max_sealed_len, sealed_len_fits, PartReader};
 
 /// The name of the config object under the prefix.
 pub const CONFIG_KEY: &str = "config";
+/// The most a `config` object may hold (it is a few hundred bytes of JSON);
+/// a larger one is refused before it is read whole.
+pub const MAX_CONFIG_BYTES: u64 = 64 * 1024;
+/// The most a catalog object may hold (users and settings, about 1 KB a
+/// user); a larger one is refused before it is read whole.
+pub const MAX_CATALOG_BYTES: u64 = 16 << 20;
 /// The folder holding encrypted parts.
 pub const PARTS_PREFIX: &str = "parts/";
 /// The folder holding encrypted manifests, one per archive.
@@ -80,7 +86,7 @@ pub enum RepoError {
     #[error("The remote object {name} is damaged or was not written with this backup's key ({reason}); it cannot be read.")]
     Corrupt { name: String, reason: String },
 
-    #[error("The key-derivation settings are not usable ({reason}); choose 1 to 16 lanes, 1 to 64 passes and memory between 8 KiB per lane and 1 GiB.")]
+    #[error("The backup's key-derivation settings are not usable ({reason}); piarchive accepts 1 to 16 lanes, 1 to 12 passes and memory between 8 KiB per lane and 256 MiB, so it did not try to unlock it.")]
     BadKdfParams { reason: String },
 
     #[error(

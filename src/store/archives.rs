@@ -271,6 +271,15 @@ impl ArchiveTable {
         self.page_of(self.by_owner, txn, owner_id, after, limit)
     }
 
+    /// Every archive of `owner_id` not in the trash, newest first: the
+    /// archive list's search and other orders. Reads that owner's index
+    /// entries and records only.
+    pub fn all_of_owner(&self, txn: &RoTxn, owner_id: &str) -> Result<Vec<ArchiveRecord>> {
+        Ok(self
+            .page_of(self.by_owner, txn, owner_id, None, usize::MAX)?
+            .0)
+    }
+
     /// Up to `limit` archives in `owner_id`'s trash, the last trashed first,
     /// after `after` (a cursor from [`ArchiveCursor::of_trashed`]) when
     /// given, each with its trash record; and whether more follow.
@@ -485,6 +494,7 @@ mod tests {
                         local_copy: true,
                         stored_size: None,
                         protected_until: None,
+                        path: None,
                     };
                     tables.archives.put(txn, record.id.as_bytes(), &record)?;
                 }

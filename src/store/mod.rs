@@ -24,6 +24,7 @@
 
 pub mod archives;
 pub mod jobs;
+pub mod lock_file;
 pub mod records;
 
 use std::marker::PhantomData;
@@ -43,21 +44,54 @@ pub const SCHEMA_VERSION: u32 = 3;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("The database could not be used: {0}")]
-    Lmdb(#[from] heed::Error),
+    Lmdb(heed::Error),
     #[error("The database holds a record that cannot be read ({table}): {reason}")]
     Corrupt { table: &'static str, reason: String },
     #[error("The database was written by a newer piarchive (schema {found}, this build knows {known}), so this version leaves it untouched; install the newer piarchive again.")]
     NewerSchema { found: u32, known: u32 },
     #[error("The database is full: raise `map_size_mib` in the configuration.")]
     MapFull,
+    #[error("The database is nearly full (more than {percent}% of its map is used), so new uploads, accounts and tokens are refused to keep room for an admin's changes; an admin can delete archives or users, or raise `map_size_mib` in the configuration.", percent = GROWTH_LIMIT_PERCENT)]
+    NearlyFull,
+    /// The disk under the database refused a write: full (ENOSPC),
+    /// read-only (EROFS) or failing (EIO). Nothing of the change was kept.
+    #[error("Nothing was saved because {}; free some space (or check the disk) and try again.", crate::disk::describe(.0))]
+    Disk(std::io::Error),
 }
+
+/// The share of the LMDB map (in percent) past which growth that members
+/// cause (uploads, registrations, tokens) is refused
+/// ([`Store::room_for_growth`]): the rest stays for what an admin must
+/// always be able to do, such as disabling a member or deleting archives.
+pub const GROWTH_LIMIT_PERCENT: u64 = 85;
 
 impl StoreError {
     fn from_heed(err: heed::Error) -> Self {
-        match err {
-            heed::Error::Mdb(heed::MdbError::MapFull) => StoreError::MapFull,
-            other => StoreError::Lmdb(other),
+        let code = match &err {
+            heed::Error::Mdb(heed::MdbError::MapFull) => return StoreError::MapFull,
+            heed::Error::Mdb(heed::MdbError::Other(code)) => Some(*code),
+            heed::Error::Io(io) => io.raw_os_error(),
+            _ => None,
+        };
+        match code {
+            Some(code @ (libc::ENOSPC | libc::EROFS | libc::EIO)) => {
+                let io = std::io::Error::from_raw_os_error(code);
+                crate::disk::report(&io, "saving to the database");
+                StoreError::Disk(io)
+            }
+            _ => StoreError::Lmdb(err),
         }
+    }
+
+    /// Whether the disk under the database is full (not the map).
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, StoreError::Disk(io) if crate::disk::is_disk_full(io))
+    }
+}
+
+impl From<heed::Error> for StoreError {
+    fn from(err: heed::Error) -> Self {
+        StoreError::from_heed(err)
     }
 }
 
@@ -402,6 +436,28 @@ impl Store {
         let txn = self.read()?;
         stored_version(&self.tables, &txn)
     }
+
+    /// Bytes of the map in use (pages of every table; free pages not
+    /// counted) and the map's size.
+    pub fn map_use(&self) -> Result<(u64, u64)> {
+        let used = self
+            .env
+            .non_free_pages_size()
+            .map_err(StoreError::from_heed)?;
+        Ok((used, self.env.info().map_size as u64))
+    }
+
+    /// Refuses ([`StoreError::NearlyFull`]) growth a member causes once
+    /// more than [`GROWTH_LIMIT_PERCENT`] of the map is in use. Called
+    /// before the write; concurrent writers may pass it together, which the
+    /// rest of the map absorbs.
+    pub fn room_for_growth(&self) -> Result<()> {
+        let (used, size) = self.map_use()?;
+        if used.saturating_mul(100) > size.saturating_mul(GROWTH_LIMIT_PERCENT) {
+            return Err(StoreError::NearlyFull);
+        }
+        Ok(())
+    }
 }
 
 const VERSION_KEY: &[u8] = b"schema_version";
@@ -655,6 +711,60 @@ mod tests {
         assert!(result.is_err());
         let txn = store.read().unwrap();
         assert_eq!(store.tables.usernames.get(&txn, b"bob").unwrap(), None);
+    }
+
+    /// Past the growth limit, member growth is refused with a sentence while
+    /// an admin's change (a user disabled, sessions dropped) still fits.
+    #[test]
+    fn growth_stops_short_of_the_map_so_admin_changes_fit() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        let user = records::UserRecord {
+            id: "u1".into(),
+            username: "member".into(),
+            password_hash: String::new(),
+            role: records::Role::Member,
+            created_at: 0,
+            disabled: false,
+            quota_bytes: None,
+        };
+        store
+            .write(|txn, t| -> Result<()> { t.users.put(txn, b"u1", &user) })
+            .unwrap();
+        let mut refused = false;
+        for n in 0..10_000u32 {
+            if let Err(err) = store.room_for_growth() {
+                assert!(matches!(err, StoreError::NearlyFull));
+                assert!(err.to_string().contains("nearly full"), "{err}");
+                refused = true;
+                break;
+            }
+            let session = records::SessionRecord {
+                user_id: "u1".into(),
+                expires_at: 0,
+                csrf_token: "x".repeat(200),
+                opened_at_ms: 0,
+            };
+            store
+                .write(|txn, t| -> Result<()> {
+                    t.sessions.put(txn, format!("s{n:08}").as_bytes(), &session)
+                })
+                .unwrap();
+        }
+        assert!(refused, "the growth limit was never reached");
+        let (used, size) = store.map_use().unwrap();
+        assert!(used * 100 < size * 95, "{used} of {size}");
+        // The admin disables the member and ends their sessions: it fits.
+        store
+            .write(|txn, t| -> Result<()> {
+                let mut user = t.users.get(txn, b"u1")?.unwrap();
+                user.disabled = true;
+                t.users.put(txn, b"u1", &user)?;
+                t.sessions.delete_prefix(txn, b"s")?;
+                Ok(())
+            })
+            .unwrap();
+        store.room_for_growth().unwrap();
     }
 
     #[test]

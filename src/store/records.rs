@@ -33,6 +33,11 @@ pub struct UserRecord {
     pub role: Role,
     pub created_at: i64,
     pub disabled: bool,
+    /// The most bytes the user may hold (local files, pending uploads and
+    /// what only the remote holds; `crate::archive::usage`), set by an
+    /// admin; `None`: no quota.
+    #[serde(default)]
+    pub quota_bytes: Option<u64>,
 }
 
 /// Keyed by the SHA-256 of the session token: a stolen database does not
@@ -42,6 +47,10 @@ pub struct SessionRecord {
     pub user_id: String,
     pub expires_at: i64,
     pub csrf_token: String,
+    /// When it was opened, Unix milliseconds (0 for sessions from before
+    /// this was kept): the oldest ends first past the per-user cap.
+    #[serde(default)]
+    pub opened_at_ms: i64,
 }
 
 /// Keyed by the SHA-256 of the token.
@@ -124,6 +133,11 @@ pub struct ArchiveRecord {
     /// or not known yet (the lock chore fills it in).
     #[serde(default)]
     pub protected_until: Option<i64>,
+    /// The folder a folder upload gave the file (`Photos/2024`, cleaned by
+    /// `archive::clean_folder_path`), or `None`. Added without a schema bump:
+    /// older versions ignore the field, and its absence reads as `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
 }
 
 /// Keyed by `indexed_key(archive_id, index)`.
@@ -205,6 +219,9 @@ pub struct UploadRecord {
     /// client that missed the final answer still learns the archive id.
     #[serde(default)]
     pub completed: bool,
+    /// The folder the archive will carry (`ArchiveRecord::path`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

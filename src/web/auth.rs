@@ -18,6 +18,43 @@ pub fn changes_state(method: &Method) -> bool {
     !matches!(method, Method::Get | Method::Head | Method::Options)
 }
 
+/// Where a page that needs a session sends a caller without one:
+/// `/login?next=<this page>`, with `ended=1` when the request carried a
+/// session cookie that is no longer valid (the login page then says the
+/// session ended). A form post goes to `/login` without `next`: its page
+/// is shown again from there.
+pub fn login_redirect(req: &Req) -> super::http::Resp {
+    let mut location = "/login".to_string();
+    let mut separator = '?';
+    if req.method == Method::Get && req.path != "/" {
+        if let Some(next) = safe_next(&req.url()) {
+            location.push_str("?next=");
+            location.push_str(&super::http::percent_encode(next));
+            separator = '&';
+        }
+    }
+    if req.cookie(SESSION_COOKIE).is_some() {
+        location.push(separator);
+        location.push_str("ended=1");
+    }
+    super::http::Resp::redirect(&location)
+}
+
+/// `next` when it is a path on this site to return to after login
+/// (`/archives/x?after=y`), else `None`: only a single leading `/`, no
+/// backslash, no control character, at most 2 KiB, so `//evil`,
+/// `/\evil` and `https://evil` never leave the site.
+pub fn safe_next(next: &str) -> Option<&str> {
+    let rest = next.strip_prefix('/')?;
+    let refused = rest.starts_with('/')
+        || next.contains('\\')
+        || next.chars().any(char::is_control)
+        || next.len() > 2048
+        || next == "/login"
+        || next.starts_with("/login?");
+    (!refused).then_some(next)
+}
+
 /// The caller, if any. A request with an `Authorization` header is judged
 /// by it alone: a bad token is 401 even with a valid cookie.
 pub fn caller(app: &App, req: &Req) -> Result<Option<Caller>, ApiError> {
@@ -161,7 +198,35 @@ pub fn clear_session_cookie() -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::same_authority;
+    use super::{safe_next, same_authority};
+
+    #[test]
+    fn only_paths_on_this_site_are_returned_to() {
+        for good in [
+            "/",
+            "/archives/ab?after=1-x",
+            "/admin/log?level=error",
+            "/a%2F%2Fb",
+        ] {
+            assert_eq!(safe_next(good), Some(good), "{good}");
+        }
+        for bad in [
+            "//evil",
+            "///evil",
+            "/\\evil",
+            "https://evil",
+            "http:/evil",
+            "evil",
+            "",
+            "/\nx",
+            "/login",
+            "/login?next=/",
+            "javascript:alert(1)",
+        ] {
+            assert_eq!(safe_next(bad), None, "{bad:?}");
+        }
+        assert_eq!(safe_next(&format!("/{}", "a".repeat(3000))), None);
+    }
 
     #[test]
     fn origins() {

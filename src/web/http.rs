@@ -78,6 +78,11 @@ impl<'r> Req<'r> {
         self.inner.as_reader()
     }
 
+    /// The path and query string as sent (`/archives/x?after=...`).
+    pub fn url(&self) -> String {
+        self.inner.url().to_string()
+    }
+
     pub fn cookie(&self, name: &str) -> Option<String> {
         self.header("Cookie")
             .and_then(|value| parse_cookie(value, name))
@@ -285,6 +290,16 @@ impl ApiError {
             format!("Something went wrong on the appliance: {err}"),
         )
     }
+    /// A disk that refused: full (507 `disk_full`), read-only (503
+    /// `disk_read_only`), failing (500 `disk_failed`), else [`Self::internal`].
+    pub fn disk(err: &std::io::Error, message: String) -> ApiError {
+        match err.raw_os_error() {
+            Some(libc::EROFS) => ApiError::new(503, "disk_read_only", message),
+            Some(libc::EIO) => ApiError::new(500, "disk_failed", message),
+            _ if crate::disk::is_disk_full(err) => ApiError::new(507, "disk_full", message),
+            _ => ApiError::internal(message),
+        }
+    }
     pub fn with_header(mut self, name: &str, value: impl Into<String>) -> ApiError {
         self.headers.push((name.to_string(), value.into()));
         self
@@ -303,7 +318,10 @@ impl ApiError {
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> ApiError {
         match err {
-            StoreError::MapFull => ApiError::new(507, "database_full", err.to_string()),
+            StoreError::MapFull | StoreError::NearlyFull => {
+                ApiError::new(507, "database_full", err.to_string())
+            }
+            StoreError::Disk(ref io) => ApiError::disk(io, err.to_string()),
             other => ApiError::internal(other),
         }
     }
@@ -321,6 +339,7 @@ impl From<ArchiveError> for ApiError {
                 ApiError::new(507, "insufficient_storage", message)
             }
             ArchiveError::DiskFull(_) => ApiError::new(507, "disk_full", message),
+            ArchiveError::OverQuota { .. } => ApiError::new(507, "over_quota", message),
             ArchiveError::OffsetMismatch { .. } => ApiError::new(409, "offset_mismatch", message),
             ArchiveError::TooLong { .. } => ApiError::new(413, "too_long", message),
             ArchiveError::UploadBusy => ApiError::new(409, "upload_busy", message),
@@ -335,7 +354,9 @@ impl From<ArchiveError> for ApiError {
             ArchiveError::NotInTrash => ApiError::new(409, "not_trashed", message),
             ArchiveError::BeingDeleted => ApiError::new(409, "deleting", message),
             ArchiveError::TrashNotReady => ApiError::new(503, "trash_not_ready", message),
-            ArchiveError::Io(_) => ApiError::internal(message),
+            ArchiveError::Io(ref io) | ArchiveError::WriteFailed { source: ref io, .. } => {
+                ApiError::disk(io, message)
+            }
             ArchiveError::Store(store) => store.into(),
         }
     }
@@ -370,6 +391,7 @@ impl From<AccountError> for ApiError {
                 ApiError::new(404, "not_found", message)
             }
             AccountError::LastAdmin => ApiError::new(409, "last_admin", message),
+            AccountError::TooManyTokens { .. } => ApiError::new(409, "too_many_tokens", message),
             AccountError::Store(store) => store.into(),
         }
     }

@@ -85,6 +85,11 @@ impl<'a> Page<'a> {
                             }
                         }
                     }
+                    @if let Some(problem) = crate::disk::problem() {
+                        div.banner.warning role="alert" id="disk-banner" { div.banner-inner {
+                            p { strong { "Disk problem. " } (problem) }
+                        } }
+                    }
                     @if let Some(caller) = self.caller {
                         @if self.on_box_only {
                             div.banner.warning role="alert" id="remote-banner" { div.banner-inner {
@@ -127,6 +132,7 @@ pub fn done_notice(query: &std::collections::HashMap<String, String>) -> Markup 
         Some("token-deleted") => "The token was deleted.",
         Some("upload-discarded") => "The unfinished upload was discarded.",
         Some("passphrase-kept") => "Thank you: the recovery passphrase is confirmed.",
+        Some("bulk-none") => "Tick the archives first, then choose what to do with them.",
         _ => return html! {},
     };
     html! { p.notice.flash role="status" { (text) } }
@@ -153,6 +159,12 @@ pub fn local_time(secs: i64) -> Markup {
     html! { time datetime=(iso_time(secs)) data-relative { (human_time(secs)) } }
 }
 
+/// A date and time the browser shows in full in its own zone
+/// (`times.js`, naming the zone on hover); UTC text without JavaScript.
+pub fn full_time(secs: i64) -> Markup {
+    html! { time datetime=(iso_time(secs)) data-full { (human_time(secs)) } }
+}
+
 /// A Unix time as ISO 8601 UTC (`2024-02-29T12:34:56Z`) for `<time datetime>`.
 pub fn iso_time(secs: i64) -> String {
     let (year, month, day, hour, minute, second) = crate::date::parts(secs);
@@ -177,6 +189,32 @@ pub fn error_page(app: &App, req: &Req, err: ApiError) -> Resp {
 /// A form field's value, empty when absent.
 pub fn field<'f>(form: &'f HashMap<String, String>, name: &str) -> &'f str {
     form.get(name).map(String::as_str).unwrap_or("")
+}
+
+/// A user's storage in words: "1.2 GiB of 50 GiB", or "1.2 GiB" without
+/// a quota.
+pub fn storage_words(usage: &crate::archive::Usage) -> String {
+    let used = crate::units::human_size(usage.used_bytes());
+    match usage.quota_bytes {
+        Some(quota) => format!("{used} of {}", crate::units::human_size(quota)),
+        None => used,
+    }
+}
+
+/// The member's own storage line (home page and account page).
+pub fn storage_line(usage: &crate::archive::Usage) -> maud::Markup {
+    let used = crate::units::human_size(usage.used_bytes());
+    maud::html! {
+        p.storage data-used=(usage.used_bytes()) data-quota=[usage.quota_bytes] {
+            @match usage.quota_bytes {
+                Some(quota) => { "You use " strong { (used) } " of your " strong { (crate::units::human_size(quota)) } " quota." }
+                None => { "You use " strong { (used) } "; there is no quota on your account." }
+            }
+            @if usage.pending_bytes > 0 {
+                " Unfinished uploads hold " (crate::units::human_size(usage.pending_bytes)) " of it."
+            }
+        }
+    }
 }
 
 #[cfg(test)]

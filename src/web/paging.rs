@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use super::http::ApiError;
+use crate::archive::listing::{ListCursor, ListQuery};
 use crate::archive::{ArchiveCursor, PAGE_LIMIT};
 
 /// `limit` from the query: absent means [`PAGE_LIMIT`], above it is
@@ -29,6 +30,25 @@ pub fn archive_cursor(query: &HashMap<String, String>) -> Result<Option<ArchiveC
     }
 }
 
+/// `q`, `sort` and `order` of the archive list.
+pub fn list_query(query: &HashMap<String, String>) -> Result<ListQuery, ApiError> {
+    let get = |name: &str| query.get(name).map(String::as_str);
+    ListQuery::parse(get("q"), get("sort"), get("order")).map_err(|message| bad_query(&message))
+}
+
+/// `after` of the archive list as `list` sorts it.
+pub fn list_cursor(
+    query: &HashMap<String, String>,
+    list: &ListQuery,
+) -> Result<Option<ListCursor>, ApiError> {
+    match query.get("after") {
+        None => Ok(None),
+        Some(text) => ListCursor::decode(list, text).map(Some).ok_or_else(|| {
+            bad_query("after is not a cursor this server gave for this order: start again from the first page.")
+        }),
+    }
+}
+
 /// `after` of a parts list: the index of the last part already seen.
 pub fn part_index(query: &HashMap<String, String>) -> Result<Option<u32>, ApiError> {
     match query.get("after") {
@@ -48,6 +68,11 @@ fn bad_query(message: &str) -> ApiError {
 /// cursor or an index: digits, `-` and hex, nothing to escape.
 pub fn next_link(path: &str, limit: usize, after: &str) -> String {
     format!("<{path}?limit={limit}&after={after}>; rel=\"next\"")
+}
+
+/// As [`next_link`], with more of the query (`&q=...&sort=...`, escaped).
+pub fn next_link_with(path: &str, limit: usize, after: &str, more: &str) -> String {
+    format!("<{path}?limit={limit}&after={after}{more}>; rel=\"next\"")
 }
 
 #[cfg(test)]

@@ -86,6 +86,7 @@ pub fn route<'p>(method: &Method, path: &'p [&'p str]) -> Route<'p> {
         // Archives and uploads (tus).
         (Get, ["api", "v1", "archives"]) => open(archives::api::list_archives),
         (Put, ["api", "v1", "archives"]) => open(archives::api::put_archive),
+        (Post, ["api", "v1", "archives", "bulk"]) => open(archives::api::bulk_archives),
         (Get, ["api", "v1", "archives", id]) => open(move |app, req| archives::api::get_archive(app, req, id)),
         (Patch, ["api", "v1", "archives", id]) => open(move |app, req| archives::api::rename_archive(app, req, id)),
         (Delete, ["api", "v1", "archives", id]) => open(move |app, req| trash::api::delete_archive(app, req, id)),
@@ -171,6 +172,7 @@ fn page_route<'p>(method: &Method, path: &'p [&'p str]) -> Route<'p> {
         (Post, ["account", "notifications"]) => form(account::page::notifications_post),
         (Post, ["account", "tokens"]) => form(account::page::token_post),
         (Post, ["account", "tokens", id, "delete"]) => form(move |app, _, caller, _| account::page::token_delete_post(app, caller, id)),
+        (Post, ["archives", "bulk"]) => form(|app, _, caller, form| archives::list::bulk_post(app, caller, form)),
         (Post, ["archives", id, "rename"]) => form(move |app, req, caller, form| archives::page::rename_post(app, req, caller, id, form)),
         (Post, ["archives", id, "delete"]) => form(move |app, _, caller, _| trash::page::delete_post(app, caller, id)),
         (Post, ["archives", id, "restore"]) => form(move |app, _, caller, _| trash::page::restore_post(app, caller, id)),
@@ -263,7 +265,7 @@ fn run(app: &App, req: &mut Req, handler: Route) -> Answer {
         Ok(auth::caller(app, req)
             .ok()
             .flatten()
-            .ok_or_else(|| Resp::redirect("/login")))
+            .ok_or_else(|| auth::login_redirect(req)))
     };
     match handler {
         Route::Stream(_) => Err(ApiError::not_found()),

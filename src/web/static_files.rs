@@ -46,6 +46,11 @@ const STATIC_FILES: &[(&str, &str, &str)] = &[
         include_str!("../../templates/static/times.js"),
     ),
     (
+        "list.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../templates/static/list.js"),
+    ),
+    (
         "confirm.js",
         "text/javascript; charset=utf-8",
         include_str!("../../templates/static/confirm.js"),

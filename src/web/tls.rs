@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use super::auth::{api_caller, require_admin};
 use super::http::{ApiError, Req, Resp};
-use super::layout::{csrf_field, Page};
+use super::layout::{csrf_field, full_time, Page};
 use crate::accounts::Caller;
 use crate::app::state::App;
 use crate::ops;
@@ -80,13 +80,17 @@ pub fn page(app: &App, req: &Req, caller: &Caller, error: Option<String>) -> Ans
             p { "On your network this appliance is at " a id="local-url" href=(url) { (url) } "." }
         }
         h2 { "Certificate" }
-        dl id="certificate" {
-            dt { "Fingerprint (SHA-256)" } dd { code.fingerprint id="fingerprint" { (info.fingerprint_sha256) } }
-            dt { "Valid until" } dd id="not-after" { (info.not_after) }
-            dt { "Valid for" } dd id="names" { (info.names.join(", ")) }
-            dt { "Source" } dd id="source" { @if info.source == "installed" { "Your own certificate" } @else { "Self-signed (made by this appliance)" } }
+        @if https_port.is_none() {
+            p.notice id="https-off" { "HTTPS is off: this appliance has no HTTPS address (it was started without --listen-https), so it serves no certificate and there is no fingerprint to compare. You can still install a certificate for when HTTPS is on." }
+        } @else {
+            dl id="certificate" {
+                dt { "Fingerprint (SHA-256)" } dd { code.fingerprint id="fingerprint" { (info.fingerprint_sha256) } }
+                dt { "Valid until" } dd id="not-after" { (full_time(info.not_after_unix())) }
+                dt { "Valid for" } dd id="names" { (info.names.join(", ")) }
+                dt { "Source" } dd id="source" { @if info.source == "installed" { "Your own certificate" } @else { "Self-signed (made by this appliance)" } }
+            }
+            p.muted { "Your browser shows the fingerprint of the certificate it was given when you click the padlock (or the warning) next to the address. If it is the same as the one above, you are talking to this appliance." }
         }
-        p.muted { "Your browser shows the fingerprint of the certificate it was given when you click the padlock (or the warning) next to the address. If it is the same as the one above, you are talking to this appliance." }
         form.card method="post" action="/admin/tls/install" {
             (csrf_field(caller))
             fieldset {
@@ -118,11 +122,15 @@ pub fn page(app: &App, req: &Req, caller: &Caller, error: Option<String>) -> Ans
                 }
             }
         }
+        @if https_port.is_none() && !settings.require_https {
+            p.card id="https-state" { "HTTPS only cannot be turned on while the appliance has no HTTPS address: every visit would be sent to an address that does not answer." }
+        } @else {
         form.card method="post" action="/admin/tls/require-https" {
             (csrf_field(caller))
             p id="https-state" { @if settings.require_https { "HTTPS only is on: plain HTTP is sent on to HTTPS." } @else { "HTTPS only is off: the appliance answers over HTTP and HTTPS." } }
             input type="hidden" name="require_https" value=(if settings.require_https { "0" } else { "1" });
             button type="submit" id="https-toggle" { @if settings.require_https { "Allow plain HTTP again" } @else { "Use HTTPS only" } }
+        }
         }
         h2 { "Name on the network" }
         form.card method="post" action="/admin/tls/name" {

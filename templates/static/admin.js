@@ -90,7 +90,9 @@
       try {
         await api("POST", "/api/v1/admin/deployments", {
           script_id: deployForm.elements.script_id.value,
-          interval_seconds: Number(deployForm.elements.interval_seconds.value),
+          // A count of minutes, hours or days; the API takes seconds.
+          interval_seconds: Number(deployForm.elements.interval_count.value) *
+            Number(deployForm.elements.interval_unit.value),
         });
         location.reload();
       } catch (error) {
@@ -171,7 +173,10 @@
       if (!keep(entry)) return;
       const row = document.createElement("tr");
       row.className = `level-${entry.level} live`;
-      const time = new Date(entry.time_ms).toISOString().slice(0, 16).replace("T", " ") + " UTC";
+      // The browser's own time, as times.js shows the rendered rows.
+      const time = new Date(entry.time_ms).toLocaleString(undefined, {
+        year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", timeZoneName: "short",
+      });
       for (const cell of [time, entry.level, entry.source, entry.message, users[entry.user_id] || entry.user_id || "", entry.archive_id || ""]) {
         const td = document.createElement("td");
         td.textContent = cell;

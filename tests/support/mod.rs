@@ -7,7 +7,9 @@
 pub mod fault_proxy;
 #[cfg(feature = "garage-tests")]
 pub mod garage;
+pub mod hostile_s3;
 pub mod moto;
+pub mod mount;
 pub mod other_address;
 pub mod receiver;
 pub mod s3_server;
@@ -31,7 +33,15 @@ pub struct TestServer {
     child: Option<Child>,
     /// `ulimit -n` for the server (soft and hard), when set.
     open_files: Option<u32>,
+    /// The data folder when not `<dir>/data` (one on a small mount).
+    data: Option<PathBuf>,
+    /// A command the server runs under (`fiu-run -x ...`), when set.
+    wrapper: Vec<String>,
 }
+
+/// A config file that lets deployments run every second (the default
+/// minimum is 5 minutes).
+pub const FAST_DEPLOYMENTS: &str = "min_deployment_interval_seconds = 1\n";
 
 impl TestServer {
     pub fn start() -> TestServer {
@@ -44,9 +54,45 @@ impl TestServer {
         TestServer::start_with(Some(open_files))
     }
 
+    /// Starts the server with no HTTPS listener (`--listen-https ""`).
+    pub fn start_without_https() -> TestServer {
+        let mut server = TestServer::start_configured(None, None, None, Vec::new());
+        server.spawn("127.0.0.1:0", "");
+        server
+    }
+
+    /// Starts the server with `toml` as its config file
+    /// (`<data>/piarchive.toml`), e.g. a shorter minimum deployment interval.
+    pub fn start_with_config(toml: &str) -> TestServer {
+        let mut server = TestServer::start_configured(None, Some(toml), None, Vec::new());
+        server.spawn("127.0.0.1:0", "127.0.0.1:0");
+        server
+    }
+
     fn start_with(open_files: Option<u32>) -> TestServer {
+        let mut server = TestServer::start_configured(open_files, None, None, Vec::new());
+        server.spawn("127.0.0.1:0", "127.0.0.1:0");
+        server
+    }
+
+    /// Starts the server on the data folder `data` (on a small mount, say),
+    /// run under `wrapper` (e.g. `["fiu-run", "-x"]`) when it is not empty.
+    pub fn start_at(data: PathBuf, wrapper: &[&str]) -> TestServer {
+        let wrapper = wrapper.iter().map(|part| part.to_string()).collect();
+        let mut server = TestServer::start_configured(None, None, Some(data), wrapper);
+        server.spawn("127.0.0.1:0", "127.0.0.1:0");
+        server
+    }
+
+    /// The server, not started yet (`spawn` starts it).
+    fn start_configured(
+        open_files: Option<u32>,
+        toml: Option<&str>,
+        data: Option<PathBuf>,
+        wrapper: Vec<String>,
+    ) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut server = TestServer {
+        let server = TestServer {
             dir,
             base: String::new(),
             addr: String::new(),
@@ -54,8 +100,13 @@ impl TestServer {
             https_addr: String::new(),
             child: None,
             open_files,
+            data,
+            wrapper,
         };
-        server.spawn("127.0.0.1:0", "127.0.0.1:0");
+        if let Some(toml) = toml {
+            std::fs::create_dir_all(server.data_dir()).expect("data dir");
+            std::fs::write(server.data_dir().join("piarchive.toml"), toml).expect("config file");
+        }
         server
     }
 
@@ -72,11 +123,20 @@ impl TestServer {
     }
 
     pub fn data_dir(&self) -> PathBuf {
-        self.dir.path().join("data")
+        self.data
+            .clone()
+            .unwrap_or_else(|| self.dir.path().join("data"))
     }
 
     fn spawn(&mut self, listen: &str, listen_https: &str) {
         let mut command = match self.open_files {
+            None if !self.wrapper.is_empty() => {
+                let mut command = Command::new(&self.wrapper[0]);
+                command
+                    .args(&self.wrapper[1..])
+                    .arg(env!("CARGO_BIN_EXE_piarchive"));
+                command
+            }
             None => Command::new(env!("CARGO_BIN_EXE_piarchive")),
             Some(limit) => {
                 let mut command = Command::new("sh");
@@ -118,11 +178,15 @@ impl TestServer {
         self.base = url;
         let https = line
             .split_whitespace()
-            .find(|word| word.starts_with("https://"))
-            .unwrap_or_else(|| panic!("no HTTPS address in {line:?}"))
-            .to_string();
-        self.https_addr = https.trim_start_matches("https://").to_string();
-        self.https_base = https;
+            .find(|word| word.starts_with("https://"));
+        match https {
+            Some(https) => {
+                self.https_addr = https.trim_start_matches("https://").to_string();
+                self.https_base = https.to_string();
+            }
+            None if listen_https.is_empty() => {}
+            None => panic!("no HTTPS address in {line:?}"),
+        }
         self.child = Some(child);
         wait_until(Duration::from_secs(30), || {
             ureq::get(&format!("{}/healthz", self.base)).call().is_ok()
@@ -191,6 +255,11 @@ impl TestServer {
 impl Drop for TestServer {
     fn drop(&mut self) {
         self.kill9();
+        // LMDB's lock file lives in a tmpfs (`store::lock_file`): removed
+        // with the test's data folder.
+        if let Ok(target) = std::fs::read_link(self.data_dir().join("db").join("lock.mdb")) {
+            let _ = std::fs::remove_file(target);
+        }
     }
 }
 

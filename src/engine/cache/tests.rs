@@ -248,6 +248,7 @@ fn uncached_archive() -> Uncached {
                 name: "holiday".into(),
                 filename: "holiday.bin".into(),
                 length: data.len() as u64,
+                relative_path: None,
             },
             &mut &data[..],
         )

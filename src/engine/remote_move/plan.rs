@@ -180,7 +180,7 @@ pub(super) fn look_at(new: &RemoteSettings, config: &[u8]) -> Result<Destination
     let unreachable = |to: String, reason: String| ChangeError::Unreachable { to, reason };
     let remote = crate::remote::open(new, &check_options())
         .map_err(|err| ChangeError::Invalid(err.message))?;
-    match remote.get(repo::CONFIG_KEY) {
+    match remote.get_at_most(repo::CONFIG_KEY, repo::MAX_CONFIG_BYTES) {
         Ok(found) if found == config => Ok(Destination::SameRepository),
         Ok(_) => Err(ChangeError::OtherRepository {
             to: remote.describe(),

@@ -11,13 +11,14 @@ use std::io::Read;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rand::Rng;
 use sha2::{Digest, Sha256};
 
 use super::sigv4::{self, EMPTY_PAYLOAD_SHA256};
 use super::{backoff_delay, classify_status, parse_error_body, parse_list_page, S3Config};
+use crate::remote::caps::{self, MAX_ERROR_BODY_BYTES, MAX_LIST_PAGE_BYTES, MAX_OBJECT_BYTES};
 use crate::remote::{BodyReader, ErrorKind, Remote, RemoteError, RemoteSettings, TransferOptions};
 
 /// Where the client reads the time from; the device clock unless a test
@@ -31,9 +32,6 @@ const NEGLIGIBLE_OFFSET_SECS: i64 = 2;
 /// A 403 after which the server's clock turns out this far from the one the
 /// request was signed with is treated as a clock problem and retried at once.
 const SKEW_RETRY_THRESHOLD_SECS: i64 = 5 * 60;
-
-/// Error bodies are short XML documents; more than this is not one.
-const MAX_ERROR_BODY: u64 = 64 * 1024;
 
 /// An S3 (or S3-compatible) bucket, addressed path-style or virtual-hosted.
 pub struct S3Client {
@@ -62,6 +60,8 @@ pub(super) struct Call<'a> {
     pub(super) headers: Vec<(String, String)>,
     pub(super) body: &'a [u8],
     pub(super) payload_sha256: String,
+    /// The most of a 2xx answer's body read whole (see `remote::caps`).
+    pub(super) max_body: u64,
 }
 
 /// Where a 2xx answer's body goes.
@@ -188,6 +188,7 @@ impl S3Client {
     /// One request and its answer.
     fn attempt(&self, call: &Call<'_>, body: &mut Body<'_>) -> Result<Meta, AttemptError> {
         let offset_used = self.clock_offset_secs();
+        let deadline = Deadline::from_now(caps::request_deadline(self.options.timeout));
         let signing_time = unix_secs(&(self.clock)()) + offset_used;
         let (host_header, path) = self.config.location(call.full_key);
         let request_parts = sigv4::Request {
@@ -238,10 +239,10 @@ impl S3Client {
                 _ if call.method == "HEAD" => {}
                 Body::Buffer(buffer) => {
                     buffer.clear();
-                    self.read_body(response, content_length, buffer)?;
+                    self.read_body(response, content_length, call, deadline, buffer)?;
                 }
                 Body::Reader(read_body) => {
-                    self.stream_body(response, content_length, call.key, &mut **read_body)?;
+                    self.stream_body(response, content_length, call, deadline, &mut **read_body)?;
                 }
             }
             return Ok(Meta {
@@ -251,9 +252,9 @@ impl S3Client {
         }
         let mut error_body = Vec::new();
         // The body only explains the error; failing to read it changes nothing.
-        let _ = response
-            .into_reader()
-            .take(MAX_ERROR_BODY)
+        let _ = deadline
+            .wrap(response.into_reader())
+            .take(MAX_ERROR_BODY_BYTES)
             .read_to_end(&mut error_body);
         let parsed = parse_error_body(&String::from_utf8_lossy(&error_body));
         let skew_code = parsed
@@ -288,21 +289,36 @@ impl S3Client {
         url
     }
 
-    /// Reads a whole 2xx body and checks it against Content-Length.
+    /// Reads a whole 2xx body and checks it against Content-Length; more
+    /// than `call.max_body` is refused (announced or not) and not read.
     fn read_body(
         &self,
         response: ureq::Response,
         content_length: Option<u64>,
+        call: &Call<'_>,
+        deadline: Deadline,
         body: &mut Vec<u8>,
     ) -> Result<(), RemoteError> {
-        let capacity = content_length.unwrap_or(0).min(64 * 1024 * 1024) as usize;
+        if content_length.is_some_and(|length| length > call.max_body) {
+            return Err(self.too_large(call, content_length));
+        }
+        let capacity = content_length.unwrap_or(0).min(call.max_body) as usize;
         body.reserve(capacity);
-        if let Err(error) = response.into_reader().read_to_end(body) {
+        let read = deadline
+            .wrap(response.into_reader())
+            .take(call.max_body + 1)
+            .read_to_end(body);
+        if let Err(error) = read {
             return Err(RemoteError::transient(format!(
                 "The download from {} broke off after {} bytes ({error}): piarchive will try again.",
                 self.config.endpoint,
                 body.len()
             )));
+        }
+        if body.len() as u64 > call.max_body {
+            body.clear();
+            body.shrink_to_fit();
+            return Err(self.too_large(call, None));
         }
         if let Some(expected) = content_length {
             if body.len() as u64 != expected {
@@ -317,24 +333,37 @@ impl S3Client {
         Ok(())
     }
 
+    /// The refusal of an answer longer than `call.max_body`.
+    fn too_large(&self, call: &Call<'_>, announced: Option<u64>) -> RemoteError {
+        match call.key {
+            Some(key) => caps::too_large(&self.config.endpoint, key, announced, call.max_body),
+            None => {
+                let prefix = call.query.iter().find(|(name, _)| name == "prefix");
+                let prefix = prefix.map_or("", |(_, value)| value.as_str());
+                caps::page_too_large(&self.config.endpoint, prefix)
+            }
+        }
+    }
+
     /// Hands a 2xx body to `read_body` as it arrives.
     fn stream_body(
         &self,
         response: ureq::Response,
         content_length: Option<u64>,
-        key: Option<&str>,
+        call: &Call<'_>,
+        deadline: Deadline,
         read_body: BodyReader<'_>,
     ) -> Result<(), RemoteError> {
         let Some(length) = content_length else {
             // A chunked answer (some proxies): read it whole first.
             let mut whole = Vec::new();
-            self.read_body(response, None, &mut whole)?;
-            return self.hand_over(&mut &whole[..], whole.len() as u64, key, read_body);
+            self.read_body(response, None, call, deadline, &mut whole)?;
+            return self.hand_over(&mut &whole[..], whole.len() as u64, call.key, read_body);
         };
         self.hand_over(
-            &mut response.into_reader().take(length),
+            &mut deadline.wrap(response.into_reader()).take(length),
             length,
-            key,
+            call.key,
             read_body,
         )
     }
@@ -418,6 +447,7 @@ impl S3Client {
             headers: Vec::new(),
             body: &[],
             payload_sha256: EMPTY_PAYLOAD_SHA256.to_owned(),
+            max_body: MAX_OBJECT_BYTES,
         }
     }
 
@@ -451,10 +481,14 @@ impl Remote for S3Client {
         self.execute(&call).map(|_| ())
     }
 
-    fn get(&self, key: &str) -> Result<Vec<u8>, RemoteError> {
+    fn get_at_most(&self, key: &str, max_len: u64) -> Result<Vec<u8>, RemoteError> {
         check_key(key)?;
         let full_key = self.config.full_key(key);
-        Ok(self.execute(&self.object_call("GET", key, &full_key))?.body)
+        let call = Call {
+            max_body: max_len.min(MAX_OBJECT_BYTES),
+            ..self.object_call("GET", key, &full_key)
+        };
+        Ok(self.execute(&call)?.body)
     }
 
     fn get_with(&self, key: &str, read_body: BodyReader<'_>) -> Result<(), RemoteError> {
@@ -506,6 +540,7 @@ impl Remote for S3Client {
         };
         let mut keys = Vec::new();
         let mut continuation: Option<String> = None;
+        let mut pages = 0;
         loop {
             let mut query = vec![
                 ("list-type".to_owned(), "2".to_owned()),
@@ -525,16 +560,30 @@ impl Remote for S3Client {
                 headers: Vec::new(),
                 body: &[],
                 payload_sha256: EMPTY_PAYLOAD_SHA256.to_owned(),
+                max_body: MAX_LIST_PAGE_BYTES,
             };
             let answer = self.execute(&call)?;
             let page = parse_list_page(&String::from_utf8_lossy(&answer.body))?;
+            drop(answer);
+            pages += 1;
             keys.extend(
                 page.keys
                     .iter()
                     .filter_map(|full_key| self.config.relative_key(full_key))
                     .map(str::to_owned),
             );
-            match page.next_continuation_token {
+            let next = page.next_continuation_token;
+            if next.is_some() && caps::listing_over(pages, keys.len())
+                || keys.len() > caps::MAX_LISTED_KEYS
+            {
+                return Err(caps::listing_too_long(
+                    &self.config.describe(),
+                    prefix,
+                    pages,
+                    keys.len(),
+                ));
+            }
+            match next {
                 Some(token) if continuation.as_ref() == Some(&token) => {
                     return Err(RemoteError::permanent(format!(
                         "The storage server at {} repeated the same listing page: it does not \
@@ -597,6 +646,55 @@ fn build_agent(options: &TransferOptions, connect_to: Option<SocketAddr>) -> ure
     builder.build()
 }
 
+/// When a request's answer must have been read by (`caps::request_deadline`
+/// after it was sent). ureq's own overall timeout would replace the wait for
+/// progress of every read (a stall would then be noticed only at the
+/// deadline), so the body is read through [`DeadlineReader`] instead, and
+/// each read still ends after `TransferOptions::timeout` without progress.
+#[derive(Clone, Copy)]
+struct Deadline {
+    at: Instant,
+    after: Duration,
+}
+
+impl Deadline {
+    fn from_now(after: Duration) -> Deadline {
+        Deadline {
+            at: Instant::now() + after,
+            after,
+        }
+    }
+
+    fn wrap<R: Read>(self, inner: R) -> DeadlineReader<R> {
+        DeadlineReader {
+            inner,
+            deadline: self,
+        }
+    }
+}
+
+/// A body that fails once its request's [`Deadline`] has passed, however
+/// steadily its bytes trickle in.
+struct DeadlineReader<R> {
+    inner: R,
+    deadline: Deadline,
+}
+
+impl<R: Read> Read for DeadlineReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if Instant::now() >= self.deadline.at {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!(
+                    "the answer took longer than the {} s one request may take",
+                    self.deadline.after.as_secs()
+                ),
+            ));
+        }
+        self.inner.read(buf)
+    }
+}
+
 /// Whole seconds since the Unix epoch, negative before it.
 fn unix_secs(time: &SystemTime) -> i64 {
     match time.duration_since(UNIX_EPOCH) {
@@ -608,7 +706,6 @@ fn unix_secs(time: &SystemTime) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[test]
     fn unix_secs_counts_both_ways() {

@@ -13,7 +13,7 @@ use super::client::{check_key, Call, S3Client};
 use super::sigv4::EMPTY_PAYLOAD_SHA256;
 use super::xml_leaves;
 use crate::remote::lock::Retention;
-use crate::remote::{ErrorKind, RemoteError};
+use crate::remote::{caps, ErrorKind, Remote as _, RemoteError};
 
 /// One version of an object, or a delete marker, from ListObjectVersions.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -225,6 +225,7 @@ impl S3Client {
         let full_prefix = self.config().full_key(prefix);
         let mut versions = Vec::new();
         let mut next: Option<(String, String)> = None;
+        let mut pages = 0;
         loop {
             let mut query = vec![
                 ("versions".to_owned(), String::new()),
@@ -238,11 +239,23 @@ impl S3Client {
             }
             let answer = self.execute(&self.bucket_call("GET", query))?;
             let page = parse_versions_page(&String::from_utf8_lossy(&answer.body))?;
+            drop(answer);
+            pages += 1;
             for mut version in page.versions {
                 if let Some(relative) = self.config().relative_key(&version.key) {
                     version.key = relative.to_owned();
                     versions.push(version);
                 }
+            }
+            if page.next.is_some() && caps::listing_over(pages, versions.len())
+                || versions.len() > caps::MAX_LISTED_KEYS
+            {
+                return Err(caps::listing_too_long(
+                    &self.describe(),
+                    prefix,
+                    pages,
+                    versions.len(),
+                ));
             }
             match page.next {
                 Some(marker) if next.as_ref() == Some(&marker) => {
@@ -268,12 +281,19 @@ impl S3Client {
             .lock)
     }
 
-    /// GetObject of one version.
-    pub fn get_version(&self, key: &str, version_id: &str) -> Result<Vec<u8>, RemoteError> {
+    /// GetObject of one version, of at most `max_len` bytes (see
+    /// `Remote::get_at_most`).
+    pub fn get_version(
+        &self,
+        key: &str,
+        version_id: &str,
+        max_len: u64,
+    ) -> Result<Vec<u8>, RemoteError> {
         check_key(key)?;
         let full_key = self.config().full_key(key);
         let call = Call {
             query: vec![("versionId".to_owned(), version_id.to_owned())],
+            max_body: max_len.min(caps::MAX_OBJECT_BYTES),
             ..self.object_call("GET", key, &full_key)
         };
         Ok(self.execute(&call)?.body)
@@ -317,6 +337,7 @@ impl S3Client {
             headers: Vec::new(),
             body: &[],
             payload_sha256: EMPTY_PAYLOAD_SHA256.to_owned(),
+            max_body: caps::MAX_LIST_PAGE_BYTES,
         }
     }
 }

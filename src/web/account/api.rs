@@ -9,6 +9,7 @@ use crate::ops;
 use crate::store::records::{ApiTokenRecord, Role, UserRecord};
 use crate::web::auth::{self, api_caller};
 use crate::web::http::{ApiError, Req, Resp};
+use crate::web::paging;
 
 type Answer = Result<Resp, ApiError>;
 
@@ -19,6 +20,18 @@ pub fn user_json(user: &UserRecord) -> Value {
         "role": user.role.as_str(),
         "created_at": user.created_at,
         "disabled": user.disabled,
+        "quota_bytes": user.quota_bytes,
+    })
+}
+
+/// A user's storage use and quota (`crate::archive::usage`).
+pub fn storage_json(usage: &crate::archive::Usage) -> Value {
+    json!({
+        "used_bytes": usage.used_bytes(),
+        "quota_bytes": usage.quota_bytes,
+        "local_bytes": usage.local_bytes,
+        "remote_bytes": usage.remote_bytes,
+        "pending_bytes": usage.pending_bytes,
     })
 }
 
@@ -146,6 +159,7 @@ pub fn create_user(app: &App, req: &mut Req) -> Answer {
 pub fn me(app: &App, req: &mut Req) -> Answer {
     let caller = api_caller(app, req)?;
     let mut value = user_json(&caller.user);
+    value["storage"] = storage_json(&app.archives.usage(&caller.user.id)?);
     if let Some(csrf) = &caller.csrf_token {
         value["csrf_token"] = json!(csrf);
     }
@@ -187,13 +201,19 @@ pub fn create_token(app: &App, req: &mut Req) -> Answer {
     Ok(Resp::json(201, &value))
 }
 
+/// A page of the caller's tokens, oldest first (`limit`, `after` = the
+/// last token id seen), with a `Link` header while more remain.
 pub fn list_tokens(app: &App, req: &mut Req) -> Answer {
     let caller = api_caller(app, req)?;
-    let tokens: Vec<Value> = ops::tokens::list(app, &caller)?
-        .iter()
-        .map(token_json)
-        .collect();
-    Ok(Resp::json(200, &tokens))
+    let limit = paging::limit(&req.query)?;
+    let after = req.query.get("after").cloned();
+    let (page, next) = ops::tokens::page(app, &caller, after.as_deref(), limit)?;
+    let tokens: Vec<Value> = page.iter().map(token_json).collect();
+    let resp = Resp::json(200, &tokens);
+    Ok(match next {
+        Some(next) => resp.header("Link", paging::next_link("/api/v1/tokens", limit, &next)),
+        None => resp,
+    })
 }
 
 pub fn delete_token(app: &App, req: &mut Req, token_id: &str) -> Answer {

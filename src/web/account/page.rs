@@ -12,11 +12,18 @@ use crate::ops;
 use crate::settings::Settings;
 use crate::web::auth;
 use crate::web::http::{ApiError, Req, Resp};
-use crate::web::layout::{csrf_field, field, human_time, Page};
+use crate::web::layout::{csrf_field, field, full_time, Page};
 
-fn credentials_form(action: &str, button: &str, username: &str, new_password: bool) -> Markup {
+fn credentials_form(
+    action: &str,
+    button: &str,
+    username: &str,
+    new_password: bool,
+    next: Option<&str>,
+) -> Markup {
     html! {
         form.card method="post" action=(action) {
+            @if let Some(next) = next { input type="hidden" name="next" value=(next); }
             label { "Username" input name="username" value=(username) required autocomplete="username" autofocus; }
             label {
                 "Password"
@@ -39,7 +46,9 @@ fn setup_form(error: Option<&str>, username: &str, (fingerprint, by_name): &Fact
         h1 { "Welcome to piarchive" }
         p { "Create the administrator account. There is no default password: this account is the only way in." }
         @if let Some(url) = by_name { p { "On your network this appliance is at " a href=(url) { (url) } "." } }
-        p.muted { "Over HTTPS, your browser should show this certificate fingerprint (SHA-256): " code.fingerprint { (fingerprint) } }
+        @if let Some(fingerprint) = fingerprint {
+            p.muted { "Over HTTPS, your browser should show this certificate fingerprint (SHA-256): " code.fingerprint { (fingerprint) } }
+        }
         @if let Some(error) = error { p.error role="alert" { (error) } }
         form.card method="post" action="/setup" {
             label { "Username" input name="username" value=(username) required autocomplete="username" autofocus; }
@@ -68,11 +77,15 @@ fn setup_form(error: Option<&str>, username: &str, (fingerprint, by_name): &Fact
 
 /// The certificate fingerprint and, while mDNS announces it, the address
 /// by name (`https://piarchive.local`).
-type Facts = (String, Option<String>);
+/// The certificate's fingerprint (none without an HTTPS listener: no
+/// certificate is served) and the address on the network.
+type Facts = (Option<String>, Option<String>);
 
 fn fingerprint(app: &App) -> Facts {
     (
-        app.tls.info().fingerprint_sha256,
+        app.https_addr
+            .get()
+            .map(|_| app.tls.info().fingerprint_sha256),
         app.mdns.get().and_then(|mdns| mdns.url()),
     )
 }
@@ -145,7 +158,7 @@ pub fn setup_post(app: &App, req: &mut Req) -> Result<Resp, ApiError> {
     let check = keys::PassphraseCheck::EnteredTwice;
     match ops::accounts::setup(app, username, password, given, check) {
         Ok(passphrase) => {
-            let (signed_in, csrf) = sign_in_with_csrf(app, req, username, password)?;
+            let (signed_in, csrf) = sign_in_with_csrf(app, req, username, password, "/")?;
             match passphrase.filter(|_| given.is_none()) {
                 Some(passphrase) => {
                     let mut resp = Resp::html(passphrase_page(&passphrase, &csrf));
@@ -171,11 +184,26 @@ pub fn setup_post(app: &App, req: &mut Req) -> Result<Resp, ApiError> {
     }
 }
 
-fn login_form(error: Option<&str>, username: &str, registration_open: bool) -> Markup {
+/// Where the login goes back to (`next`, a path on this site only) and
+/// whether it came from a session that ended.
+struct Return<'a> {
+    next: Option<&'a str>,
+    ended: bool,
+}
+
+fn login_form(
+    error: Option<&str>,
+    username: &str,
+    registration_open: bool,
+    back: &Return,
+) -> Markup {
     Page::new("Log in", None, false).render(html! {
         h1 { "Log in" }
+        @if back.ended && error.is_none() {
+            p.notice role="status" id="session-ended" { "Your session ended; sign in again." @if back.next.is_some() { " You will be taken back to the page you were on." } }
+        }
         @if let Some(error) = error { p.error role="alert" { (error) } }
-        (credentials_form("/login", "Log in", username, false))
+        (credentials_form("/login", "Log in", username, false, back.next))
         p { "Forgot your password? Ask your admin: they can set a new one for you." }
         @if registration_open {
             p { "No account yet? " a href="/register" { "Register" } }
@@ -183,13 +211,17 @@ fn login_form(error: Option<&str>, username: &str, registration_open: bool) -> M
     })
 }
 
-pub fn login_page(app: &App, _req: &mut Req) -> Result<Resp, ApiError> {
+pub fn login_page(app: &App, req: &mut Req) -> Result<Resp, ApiError> {
     let open = Settings::load(&app.store)?.registration_open;
-    Ok(Resp::html(login_form(None, "", open)))
+    let back = Return {
+        next: req.query.get("next").and_then(|next| auth::safe_next(next)),
+        ended: req.query.get("ended").is_some_and(|v| v == "1"),
+    };
+    Ok(Resp::html(login_form(None, "", open, &back)))
 }
 
 fn sign_in(app: &App, req: &Req, username: &str, password: &str) -> Result<Resp, ApiError> {
-    sign_in_with_csrf(app, req, username, password).map(|(resp, _)| resp)
+    sign_in_with_csrf(app, req, username, password, "/").map(|(resp, _)| resp)
 }
 
 /// Signs in; the redirect with the session cookie, and the session's CSRF
@@ -199,10 +231,11 @@ fn sign_in_with_csrf(
     req: &Req,
     username: &str,
     password: &str,
+    to: &str,
 ) -> Result<(Resp, String), ApiError> {
     let session = ops::accounts::login(app, username, password, &req.remote_addr)?;
     let max_age = app.config.session_ttl.as_secs() as i64;
-    let resp = Resp::redirect("/").header(
+    let resp = Resp::redirect(to).header(
         "Set-Cookie",
         auth::session_cookie(&session.token, max_age, auth::cookie_secure(app, req)),
     );
@@ -237,11 +270,16 @@ pub fn login_post(app: &App, req: &mut Req) -> Result<Resp, ApiError> {
     auth::refuse_cross_site(req)?;
     let form = req.form()?;
     let username = field(&form, "username");
-    match sign_in(app, req, username, field(&form, "password")) {
-        Ok(resp) => Ok(resp),
+    // Back to the page that needed the session: a path on this site only.
+    let next = auth::safe_next(field(&form, "next"));
+    let password = field(&form, "password");
+    match sign_in_with_csrf(app, req, username, password, next.unwrap_or("/")) {
+        Ok((resp, _)) => Ok(resp),
         Err(err) => {
             let open = Settings::load(&app.store)?.registration_open;
-            let mut resp = with_error(login_form(Some(&err.message), username, open), err.status);
+            let back = Return { next, ended: false };
+            let page = login_form(Some(&err.message), username, open, &back);
+            let mut resp = with_error(page, err.status);
             resp.headers.extend(err.headers);
             Ok(resp)
         }
@@ -252,7 +290,7 @@ fn register_form(error: Option<&str>, username: &str) -> Markup {
     Page::new("Register", None, false).render(html! {
         h1 { "Create an account" }
         @if let Some(error) = error { p.error role="alert" { (error) } }
-        (credentials_form("/register", "Register", username, true))
+        (credentials_form("/register", "Register", username, true, None))
         p { "Already have an account? " a href="/login" { "Log in" } }
     })
 }
@@ -312,9 +350,11 @@ pub fn account_page(
         false => None,
     };
     let own_notifications = crate::web::notifications::member_section(app, caller)?;
+    let usage = app.archives.usage(&caller.user.id)?;
     let page = Page::new("Account", Some(caller), app.on_box_only()).render(html! {
         h1 { "Account" }
         p { "Signed in as " strong { (caller.user.username) } " (" (caller.user.role.as_str()) ")." }
+        (crate::web::layout::storage_line(&usage))
         @if let Some(passphrase) = passphrase { (passphrase) }
         @match &notice {
             Some(Notice::Info(text)) => p.notice role="status" { (text) },
@@ -337,7 +377,7 @@ pub fn account_page(
         (own_notifications)
         section.card {
             h2 { "API tokens" }
-            p { "For scripts: " code { "curl -H 'Authorization: Bearer TOKEN' …" } }
+            p { "For scripts: " code { "curl -H 'Authorization: Bearer TOKEN' …" } " At most " (crate::accounts::MAX_TOKENS_PER_USER) " per account." }
             @if tokens.is_empty() {
                 p.muted { "No tokens yet." }
             } @else {
@@ -347,7 +387,7 @@ pub fn account_page(
                         @for token in &tokens {
                             tr {
                                 td { (token.name) }
-                                td { (human_time(token.created_at)) }
+                                td { (full_time(token.created_at)) }
                                 td {
                                     form.inline method="post" action={ "/account/tokens/" (token.id) "/delete" } {
                                         (csrf_field(caller))

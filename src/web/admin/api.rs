@@ -18,7 +18,7 @@ use crate::app::state::App;
 use crate::ops;
 use crate::settings::Settings;
 use crate::store::records::{DeploymentRecord, Role, RunSummary, ScriptRecord};
-use crate::web::account::api::user_json;
+use crate::web::account::api::{storage_json, user_json};
 use crate::web::auth::{api_caller, require_admin};
 use crate::web::http::{ApiError, Req, Resp};
 
@@ -373,7 +373,18 @@ pub fn put_settings(app: &App, req: &mut Req) -> Answer {
 pub fn list_users(app: &App, req: &mut Req) -> Answer {
     let caller = api_caller(app, req)?;
     require_admin(&caller)?;
-    let users: Vec<Value> = app.accounts.users()?.iter().map(user_json).collect();
+    let usage = app.archives.usage_by_owner()?;
+    let users: Vec<Value> = app
+        .accounts
+        .users()?
+        .iter()
+        .map(|user| {
+            let mut value = user_json(user);
+            let used = usage.get(&user.id).copied().unwrap_or_default();
+            value["storage"] = storage_json(&used);
+            value
+        })
+        .collect();
     Ok(Resp::json(200, &users))
 }
 
@@ -384,6 +395,15 @@ struct UserChange {
     disabled: Option<bool>,
     /// An admin's reset of a forgotten password; the user's sessions end.
     password: Option<String>,
+    /// The storage quota in bytes; `null` removes it, absent leaves it.
+    #[serde(default, deserialize_with = "present")]
+    quota_bytes: Option<Option<u64>>,
+}
+
+/// A field that is present, `null` included (`Some(None)`), apart from
+/// one that is absent (`None`, by `default`).
+fn present<'de, D: serde::Deserializer<'de>>(field: D) -> Result<Option<Option<u64>>, D::Error> {
+    Option::<u64>::deserialize(field).map(Some)
 }
 
 pub fn get_user(app: &App, req: &mut Req, user_id: &str) -> Answer {
@@ -396,12 +416,23 @@ pub fn update_user(app: &App, req: &mut Req, user_id: &str) -> Answer {
     let caller = api_caller(app, req)?;
     require_admin(&caller)?;
     let change: UserChange = req.json()?;
+    let mut user = None;
     if let Some(password) = &change.password {
-        let user = ops::accounts::reset_password(app, &caller, user_id, password)?;
-        if change.role.is_none() && change.disabled.is_none() {
-            return Ok(Resp::json(200, &user_json(&user)));
-        }
+        user = Some(ops::accounts::reset_password(
+            app, &caller, user_id, password,
+        )?);
     }
-    let user = ops::accounts::update_user(app, &caller, user_id, change.role, change.disabled)?;
+    if let Some(quota_bytes) = change.quota_bytes {
+        user = Some(ops::accounts::set_quota(
+            app,
+            &caller,
+            user_id,
+            quota_bytes,
+        )?);
+    }
+    let user = match (user, change.role.is_some() || change.disabled.is_some()) {
+        (Some(user), false) => user,
+        _ => ops::accounts::update_user(app, &caller, user_id, change.role, change.disabled)?,
+    };
     Ok(Resp::json(200, &user_json(&user)))
 }

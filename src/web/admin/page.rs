@@ -17,7 +17,7 @@ use crate::store::records::{ArchiveRecord, Role, RunSummary, TrashRecord};
 use crate::units::human_size;
 use crate::web::auth;
 use crate::web::http::{percent_encode, ApiError, Req, Resp};
-use crate::web::layout::{csrf_field, field, human_time, local_time, Page};
+use crate::web::layout::{csrf_field, field, full_time, local_time, Page};
 
 use super::api::log_query_from;
 
@@ -25,7 +25,7 @@ fn last_run(run: &Option<RunSummary>) -> Markup {
     html! {
         @match run {
             Some(run) => span.last-run {
-                (human_time(run.at)) " · "
+                (full_time(run.at)) " · "
                 @if run.ok { span.ok { "ok" } } @else { span.failed { "failed" } }
                 " · " (run.duration_ms) " ms"
                 @if !run.ok { br; span.muted { (run.message) } }
@@ -103,7 +103,7 @@ fn dashboard(app: &App) -> Result<Markup, ApiError> {
                 @if let Some(not_freed) = &not_freed {
                     p.warning.not-freed {
                         "Storage is not freed yet: " (not_freed.message)
-                        " Next try: " (human_time(not_freed.next_try)) "."
+                        " Next try: " (full_time(not_freed.next_try)) "."
                     }
                 }
             }
@@ -174,7 +174,7 @@ pub fn home(app: &App, caller: &Caller) -> Result<Resp, ApiError> {
                             td data-label="Every" { (every(deployment.interval_seconds)) }
                             td data-label="Next run" {
                                 @if app.admin.deployment_running(&deployment.id) { "running now" }
-                                @else { (human_time(deployment.next_run_at)) }
+                                @else { (full_time(deployment.next_run_at)) }
                             }
                             td data-label="Last run" { (last_run(&deployment.last_run)) }
                             td { button.danger.terminate type="button" data-deployment-id=(deployment.id) { "Terminate" } }
@@ -190,7 +190,17 @@ pub fn home(app: &App, caller: &Caller) -> Result<Resp, ApiError> {
                     @for script in &scripts { option value=(script.id) { (script.name) } }
                 }
             }
-            label { "Every (seconds, at least 1)" input type="number" name="interval_seconds" min="1" value="3600" required; }
+            fieldset.interval {
+                legend { "Every (at least " (crate::units::human_duration(app.config.min_deployment_interval_seconds)) ")" }
+                label { "How many" input type="number" name="interval_count" min="1" value="1" required; }
+                label { "Unit"
+                    select name="interval_unit" {
+                        option value="60" { "minutes" }
+                        option value="3600" selected { "hours" }
+                        option value="86400" { "days" }
+                    }
+                }
+            }
             button type="submit" { "Deploy" }
             p.error.form-error role="alert" hidden {}
         }
@@ -289,7 +299,18 @@ pub fn develop(app: &App, caller: &Caller, script_id: Option<&str>) -> Result<Re
 
 pub fn log_page(app: &App, req: &Req, caller: &Caller) -> Result<Resp, ApiError> {
     auth::require_admin(caller)?;
-    let query = log_query_from(&req.query)?;
+    let mut query = log_query_from(&req.query)?;
+    // The page's times are typed in the box's zone (the API's are UTC).
+    let zone = &app.config.zone;
+    let in_box_zone = |ms: Option<i64>, name: &str| match ms {
+        Some(ms) if req.query.get(name).is_some_and(|v| v.contains('T')) => {
+            let secs = ms.div_euclid(1000);
+            Some(ms - zone.offset_secs(secs - zone.offset_secs(secs)) * 1000)
+        }
+        other => other,
+    };
+    query.since_ms = in_box_zone(query.since_ms, "since");
+    query.until_ms = in_box_zone(query.until_ms, "until");
     let (entries, more) = app.admin.log.query(&query)?;
     let usernames: HashMap<String, String> = app
         .accounts
@@ -329,8 +350,8 @@ pub fn log_page(app: &App, req: &Req, caller: &Caller) -> Result<Resp, ApiError>
             }
             label { "Source starts with" input name="source" value=(get("source")) placeholder="script:"; }
             label { "Text" input name="q" value=(get("q")); }
-            label { "Since (UTC)" input type="datetime-local" name="since" value=(get("since")); }
-            label { "Until (UTC)" input type="datetime-local" name="until" value=(get("until")); }
+            label { "Since (" (zone.name()) ")" input type="datetime-local" name="since" value=(get("since")); }
+            label { "Until (" (zone.name()) ")" input type="datetime-local" name="until" value=(get("until")); }
             button type="submit" { "Filter" }
             " " a href="/admin/log" { "Clear" }
         }
@@ -344,7 +365,7 @@ pub fn log_page(app: &App, req: &Req, caller: &Caller) -> Result<Resp, ApiError>
             tbody {
                 @for entry in &entries {
                     tr class={ "level-" (entry.level) } {
-                        td { (human_time(entry.time_ms / 1000)) }
+                        td { (full_time(entry.time_ms / 1000)) }
                         td { (entry.level) }
                         td { (entry.source) }
                         td.message { (entry.message) }
@@ -367,6 +388,7 @@ pub fn users_page(
 ) -> Result<Resp, ApiError> {
     auth::require_admin(caller)?;
     let users = app.accounts.users()?;
+    let usage = app.archives.usage_by_owner()?;
     let settings = Settings::load(&app.store)?;
     let status = match &notice {
         Some(Err(_)) => 409,
@@ -389,13 +411,15 @@ pub fn users_page(
             }
         }
         table.users.cards {
-            thead { tr { th { "User" } th { "Role" } th { "Status" } th { "Created" } th {} } }
+            thead { tr { th { "User" } th { "Role" } th { "Status" } th { "Storage" } th { "Created" } th {} } }
             tbody {
                 @for user in &users {
+                    @let used = usage.get(&user.id).copied().unwrap_or_default();
                     tr data-user=(user.username) {
                         td.name { (user.username) }
                         td data-label="Role" { (user.role.as_str()) }
                         td data-label="Status" { @if user.disabled { "disabled" } @else { "active" } }
+                        td.storage data-label="Storage" { (crate::web::layout::storage_words(&used)) }
                         td data-label="Created" { (local_time(user.created_at)) }
                         td.row-actions {
                             form.inline method="post" action={ "/admin/users/" (user.id) } {
@@ -413,6 +437,18 @@ pub fn users_page(
                                     button type="submit" name="disabled" value="0" { "Enable" }
                                 } @else {
                                     button.danger type="submit" name="disabled" value="1" { "Disable" }
+                                }
+                            }
+                            details.quota {
+                                summary { "Quota" }
+                                form method="post" action={ "/admin/users/" (user.id) } {
+                                    (csrf_field(caller))
+                                    label {
+                                        "Quota for " (user.username) " in GiB (empty: no quota)"
+                                        input name="quota_gib" inputmode="decimal" value=(user.quota_bytes.map(quota_gib_text).unwrap_or_default());
+                                    }
+                                    button type="submit" { "Set quota" }
+                                    p.muted { "Counts their files on this box, what only the backup holds and unfinished uploads; an upload past it is refused." }
                                 }
                             }
                             details.reset {
@@ -478,6 +514,21 @@ pub fn users_post(
                 })
                 .map_err(|err| err.to_string())
         }
+        user_id if form.contains_key("quota_gib") => {
+            match parse_quota_gib(field(form, "quota_gib")) {
+                Ok(quota_bytes) => ops::accounts::set_quota(app, caller, user_id, quota_bytes)
+                    .map(|user| match user.quota_bytes {
+                        Some(quota) => format!(
+                            "{} may now keep {}.",
+                            user.username,
+                            crate::units::human_size(quota)
+                        ),
+                        None => format!("{} has no storage quota now.", user.username),
+                    })
+                    .map_err(|err| err.to_string()),
+                Err(sentence) => Err(sentence),
+            }
+        }
         user_id if form.contains_key("new_password") => {
             ops::accounts::reset_password(app, caller, user_id, field(form, "new_password"))
                 .map(|user| {
@@ -522,6 +573,10 @@ pub fn admin_settings_page(
     auth::require_admin(caller)?;
     let settings = Settings::load(&app.store)?;
     let window = settings.upload_window.clone();
+    let zone = &app.config.zone;
+    let now = crate::ids::now_secs();
+    let start = window.as_ref().map_or("01:00", |w| w.start.as_str());
+    let end = window.as_ref().map_or("06:00", |w| w.end.as_str());
     let page = Page::new("Settings", Some(caller), app.on_box_only()).render(html! {
         h1 { "Appliance settings" }
         @if let Some(error) = &error { p.error role="alert" { (error) } }
@@ -543,11 +598,21 @@ pub fn admin_settings_page(
                 }
                 label.check {
                     input type="checkbox" name="upload_window_on" value="1" checked[window.is_some()];
-                    " Back up only during these hours (the box's local time)"
+                    " Back up only during these hours, in this box's time zone (" (zone.name()) ")"
+                }
+                p.muted id="box-clock" {
+                    "It is " (zone.local_text(now).get(11..).unwrap_or_default()) " (" (zone.name()) ") on the box now."
+                    span data-your-time=(zone.local_text(now).get(11..).unwrap_or_default()) data-box-offset=(zone.offset_secs(now)) {}
                 }
                 div.times {
-                    label { "From" input type="time" name="upload_window_start" value=(window.as_ref().map_or("01:00", |w| w.start.as_str())); }
-                    label { "Until" input type="time" name="upload_window_end" value=(window.as_ref().map_or("06:00", |w| w.end.as_str())); }
+                    label { "From (" (zone.name()) ")" input type="time" name="upload_window_start" value=(start); }
+                    label { "Until (" (zone.name()) ")" input type="time" name="upload_window_end" value=(end); }
+                }
+                p.muted id="window-your-time" {
+                    @if window.is_some() {
+                        "From " (start) span data-your-time=(start) data-box-offset=(zone.offset_secs(now)) {}
+                        " until " (end) span data-your-time=(end) data-box-offset=(zone.offset_secs(now)) {} "."
+                    }
                 }
                 label {
                     "Transfers at once (1 to 16)"
@@ -646,4 +711,28 @@ pub fn admin_settings_post(
         Err(err) => return Err(err.into()),
     }
     Ok(Resp::redirect("/admin/settings?done=saved"))
+}
+
+/// A quota in GiB as the form shows it: "50", "0.5".
+fn quota_gib_text(bytes: u64) -> String {
+    let gib = bytes as f64 / (1u64 << 30) as f64;
+    let text = format!("{gib:.3}");
+    text.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// The quota form's field: empty is no quota, else a positive number of
+/// GiB (decimals allowed), at most 1 EiB.
+fn parse_quota_gib(text: &str) -> Result<Option<u64>, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    match text.replace(',', ".").parse::<f64>() {
+        Ok(gib) if gib > 0.0 && gib <= (1u64 << 30) as f64 => {
+            Ok(Some((gib * (1u64 << 30) as f64).round() as u64))
+        }
+        _ => Err(format!(
+            "{text:?} is not a quota: type a number of GiB such as 50 or 0.5, or leave it empty for no quota."
+        )),
+    }
 }

@@ -29,6 +29,7 @@ pub fn archive_json(archive: &ArchiveRecord) -> Value {
         "protected_until": archive.protected_until.map(crate::date::rfc3339),
         "created_at": archive.created_at,
         "last_error": archive.last_error,
+        "path": archive.path,
     })
 }
 
@@ -42,25 +43,71 @@ pub fn part_json(index: usize, part: &PartRecord) -> Value {
     })
 }
 
-/// A page of the caller's archives, newest first (`limit`, `after`), with
-/// a `Link` header to the next page while more remain.
+/// A page of the caller's archives (`limit`, `after`), newest first or as
+/// `q`, `sort` and `order` ask, with a `Link` header to the next page
+/// while more remain.
 pub fn list_archives(app: &App, req: &mut Req) -> Answer {
     if crate::web::trash::api::wants_trash(req)? {
         return crate::web::trash::api::list_trash(app, req);
     }
     let caller = api_caller(app, req)?;
     let limit = paging::limit(&req.query)?;
-    let after = paging::archive_cursor(&req.query)?;
-    let (page, next) = app.archives.page(&caller.user.id, after.as_ref(), limit)?;
+    let query = paging::list_query(&req.query)?;
+    let after = paging::list_cursor(&req.query, &query)?;
+    let (page, next) = app
+        .archives
+        .search(&caller.user.id, &query, after.as_ref(), limit)?;
     let list: Vec<Value> = page.iter().map(archive_json).collect();
     let resp = Resp::json(200, &list);
     Ok(match next {
         Some(next) => resp.header(
             "Link",
-            paging::next_link("/api/v1/archives", limit, &next.encode()),
+            paging::next_link_with(
+                "/api/v1/archives",
+                limit,
+                &next.encode(),
+                &query.to_query_string(),
+            ),
         ),
         None => resp,
     })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Bulk {
+    action: String,
+    ids: Vec<String>,
+}
+
+/// `POST /api/v1/archives/bulk`: one action on many of the caller's
+/// archives, each answered as the single action would.
+pub fn bulk_archives(app: &App, req: &mut Req) -> Answer {
+    let caller = api_caller(app, req)?;
+    let body: Bulk = req.json()?;
+    let action = ops::archives::BulkAction::parse(&body.action)
+        .ok_or_else(|| ApiError::new(400, "invalid", "action must be uncache, cache or delete."))?;
+    if body.ids.len() > ops::archives::MAX_BULK_IDS {
+        return Err(ApiError::new(
+            400,
+            "invalid",
+            format!(
+                "At most {} archives at once; send the rest in another request.",
+                ops::archives::MAX_BULK_IDS
+            ),
+        ));
+    }
+    let results: Vec<Value> = ops::archives::bulk(app, &caller.user.id, action, &body.ids)
+        .into_iter()
+        .map(|outcome| match outcome.result {
+            Ok(message) => json!({"id": outcome.id, "ok": true, "message": message}),
+            Err(err) => {
+                let err = ApiError::from(err);
+                json!({"id": outcome.id, "ok": false, "error": err.code, "message": err.message})
+            }
+        })
+        .collect();
+    Ok(Resp::json(200, &json!({ "results": results })))
 }
 
 /// A page of an archive's parts in order (`limit`, `after` = the last
@@ -100,6 +147,7 @@ pub fn put_archive(app: &App, req: &mut Req) -> Answer {
         name: req.query.get("name").cloned().unwrap_or_default(),
         filename: req.query.get("filename").cloned().unwrap_or_default(),
         length,
+        relative_path: req.query.get("relative_path").cloned(),
     };
     let archive = app.archives.ingest_whole(new, req.body())?;
     ops::archives::uploaded(app, &caller.user.username, &archive);
@@ -169,12 +217,16 @@ pub fn content_for(app: &App, req: &Req, caller: &Caller, archive_id: &str) -> A
         .header("Accept-Ranges", "bytes")
         .header("ETag", format!("\"{}\"", archive.sha256));
     match parse_range(req.header("Range"), size) {
-        RangeRequest::Whole => Ok(base.stream(Box::new(file), Some(size))),
+        RangeRequest::Whole => Ok(base.stream(
+            Box::new(crate::disk::Reported::new(file, "serving a download")),
+            Some(size),
+        )),
         RangeRequest::Part { start, end } => {
             file.seek(SeekFrom::Start(start))
                 .map_err(ApiError::internal)?;
             let length = end - start + 1;
-            let mut resp = base.stream(Box::new(file.take(length)), Some(length));
+            let file = crate::disk::Reported::new(file.take(length), "serving a download");
+            let mut resp = base.stream(Box::new(file), Some(length));
             resp.status = 206;
             Ok(resp.header("Content-Range", format!("bytes {start}-{end}/{size}")))
         }

@@ -5,9 +5,11 @@ use std::collections::HashMap;
 
 use maud::{html, Markup};
 
+use super::list;
 use super::progress;
 use crate::accounts::Caller;
 use crate::app::state::App;
+use crate::archive::listing::{ListQuery, SortKey};
 use crate::ops;
 use crate::store::records::{ArchiveRecord, ArchiveState, PartRecord};
 use crate::units::human_size;
@@ -88,32 +90,38 @@ const HOME_PAGE_SIZE: usize = 100;
 const PARTS_PAGE_SIZE: usize = 100;
 
 pub fn home(app: &App, req: &mut Req, caller: &Caller) -> Result<Resp, ApiError> {
-    let after = crate::web::paging::archive_cursor(&req.query)?;
+    let query = crate::web::paging::list_query(&req.query)?;
+    let after = crate::web::paging::list_cursor(&req.query, &query)?;
     let (mut archives, next) =
         app.archives
-            .page(&caller.user.id, after.as_ref(), HOME_PAGE_SIZE)?;
+            .search(&caller.user.id, &query, after.as_ref(), HOME_PAGE_SIZE)?;
     // A deleted archive leaves the list at once (its copies go in the background).
     archives.retain(|archive| archive.state != ArchiveState::Deleting);
     let banner = move_banner(app)?;
     let unfinished = progress::unfinished_uploads(app, caller)?;
     let notes = progress::transfer_notes(app, &archives)?;
     let duplicates = progress::duplicates(&archives);
+    let usage = app.archives.usage(&caller.user.id)?;
     let page = Page::new("Your archives", Some(caller), app.on_box_only())
         .script("/static/live.js")
         .script("/static/confirm.js")
+        .script("/static/list.js")
         .render(html! {
             div.heading {
                 h1 { "Your archives" }
                 a.button href="/archives/new" { "Upload files" }
             }
+            (crate::web::layout::storage_line(&usage))
             (done_notice(&req.query))
             (banner)
             (unfinished)
             (notes)
-            (archive_list(&archives, &duplicates, app.on_box_only()))
+            (list::search_bar(&query))
+            @if !archives.is_empty() { (list::bulk_bar(caller)) }
+            (archive_list(&archives, &duplicates, app.on_box_only(), &query))
             nav.pager {
-                @if after.is_some() { a href="/" { "Newest archives" } " " }
-                @if let Some(next) = &next { a rel="next" href={ "/?after=" (next.encode()) } { "Older archives" } }
+                @if after.is_some() { a href=(list::list_url(&query)) { "First page" } " " }
+                @if let Some(next) = &next { a rel="next" href={ "/?after=" (next.encode()) (query.to_query_string()) } { "Next page" } }
             }
         });
     Ok(Resp::html(page))
@@ -125,18 +133,30 @@ fn archive_list(
     archives: &[ArchiveRecord],
     duplicates: &HashMap<String, (String, String)>,
     on_box_only: bool,
+    query: &ListQuery,
 ) -> Markup {
     html! {
         div id="archive-list" {
-        @if archives.is_empty() {
+        @if archives.is_empty() && query.q.is_some() {
+            p.empty { "No archive matches “" (query.q.as_deref().unwrap_or_default()) "”. " a href="/" { "Show all archives." } }
+        } @else if archives.is_empty() {
             p.empty { "No archives yet. " a href="/archives/new" { "Upload your first file." } }
         } @else {
             table.archives.cards {
-                thead { tr { th { "Name" } th { "State" } th.num { "Size" } th { "Stored" } th { "Added" } } }
+                thead { tr {
+                    th.select { span.visually-hidden { "Select" } }
+                    (list::sort_heading(query, SortKey::Name, "Name", "name-heading"))
+                    th { "State" }
+                    (list::sort_heading(query, SortKey::Size, "Size", "num"))
+                    th { "Stored" }
+                    (list::sort_heading(query, SortKey::Created, "Added", "added"))
+                } }
                 tbody {
                     @for archive in archives {
                         tr data-archive-id=(archive.id) data-size=(archive.size) {
+                            td.select { (list::row_checkbox(&archive.id, &archive.name)) }
                             td.name {
+                                @if let Some(path) = &archive.path { span.path.muted { (path) "/" } }
                                 a href={ "/archives/" (archive.id) } { (archive.name) }
                                 (progress::duplicate_note(duplicates.get(&archive.id)))
                             }
@@ -165,12 +185,16 @@ pub fn new_page(app: &App, _req: &mut Req, caller: &Caller) -> Result<Resp, ApiE
             h1 { "Upload" }
             section.card.dropzone {
                 p { "Each file becomes its own archive. Choose files, or drop them anywhere on this page." }
-                label.button.pick for="file" { "Choose files" }
+                p { "Uploads start as soon as you choose. A folder keeps its structure: each file shows its folder path." }
+                div.pickers {
+                    label.button.pick for="file" { "Choose files" }
+                    label.button.pick.secondary for="folder" { "Choose a folder" }
+                }
                 input.visually-hidden id="file" type="file" name="file" multiple;
+                input.visually-hidden id="folder" type="file" name="folder" multiple webkitdirectory;
                 div.refused.error id="refused" role="alert" hidden {}
             }
             ul.queue id="queue" aria-label="Files to upload" {}
-            p { button id="start" type="button" hidden { "Upload" } }
             section.card id="upload-status" hidden {
                 h2 { "All files" }
                 div.progress.large role="img" aria-label="Total progress" { div.bar id="upload-bar" data-percent="0" {} }
@@ -189,6 +213,23 @@ pub fn detail(
     req: &mut Req,
     caller: &Caller,
     archive_id: &str,
+) -> Result<Resp, ApiError> {
+    detail_with(app, req, caller, archive_id, None)
+}
+
+/// A rename the server refused: what was typed and why, shown on the
+/// rename form itself.
+struct RenameRefused {
+    typed: String,
+    message: String,
+}
+
+fn detail_with(
+    app: &App,
+    req: &mut Req,
+    caller: &Caller,
+    archive_id: &str,
+    refused: Option<RenameRefused>,
 ) -> Result<Resp, ApiError> {
     let archive = app.archives.owned(&caller.user.id, archive_id)?;
     let parts_after = crate::web::paging::part_index(&req.query)?;
@@ -216,10 +257,14 @@ pub fn detail(
         (banner)
         (summary_card(&archive, &notes, app.on_box_only()))
         (action_buttons(&archive, allowed, caller))
-        (rename_card(&archive, trash.is_some(), caller))
+        (rename_card(&archive, trash.is_some(), caller, refused.as_ref()))
         (technical_details(&archive, &parts, parts_after, more_parts))
     });
-    Ok(Resp::html(page))
+    let mut resp = Resp::html(page);
+    if refused.is_some() {
+        resp.status = 400;
+    }
+    Ok(resp)
 }
 
 /// The state, progress bar and facts at the top of the detail page.
@@ -234,6 +279,7 @@ fn summary_card(archive: &ArchiveRecord, notes: &Markup, on_box: bool) -> Markup
             p.eta.muted id="transfer-rate" {}
             (notes)
             dl.facts {
+                @if let Some(path) = &archive.path { dt { "Folder" } dd id="folder-path" { (path) } }
                 dt { "Size" } dd { (human_size(archive.size)) }
                 dt { "Size on the remote" } dd id="stored-size" { (stored_size_text(archive)) }
                 @if let Some(until) = archive.protected_until {
@@ -275,13 +321,22 @@ fn action_buttons(archive: &ArchiveRecord, allowed: Allowed, caller: &Caller) ->
 }
 
 /// The rename form (hidden while the archive is in the trash).
-fn rename_card(archive: &ArchiveRecord, in_trash: bool, caller: &Caller) -> Markup {
+fn rename_card(
+    archive: &ArchiveRecord,
+    in_trash: bool,
+    caller: &Caller,
+    refused: Option<&RenameRefused>,
+) -> Markup {
+    let value = refused.map_or(archive.name.as_str(), |r| r.typed.as_str());
     html! {
-        section.card hidden[in_trash] {
+        section.card hidden[in_trash] id="rename" {
             h2 { "Rename" }
             form method="post" action={ "/archives/" (archive.id) "/rename" } {
                 (csrf_field(caller))
-                label { "Name" input name="name" value=(archive.name) required maxlength="200"; }
+                @if let Some(refused) = refused {
+                    p.error role="alert" id="rename-error" { (refused.message) }
+                }
+                label { "Name" input name="name" value=(value) required maxlength="200" aria-invalid=[refused.map(|_| "true")] aria-describedby=[refused.map(|_| "rename-error")]; }
                 button type="submit" { "Rename" }
             }
         }
@@ -396,17 +451,29 @@ pub fn cache_post(app: &App, caller: &Caller, archive_id: &str) -> Result<Resp, 
     )))
 }
 
+/// Renames; a name refused (empty, too long, control characters) is said
+/// on the rename form itself, with what was typed kept.
 pub fn rename_post(
     app: &App,
-    _req: &mut Req,
+    req: &mut Req,
     caller: &Caller,
     archive_id: &str,
     form: &HashMap<String, String>,
 ) -> Result<Resp, ApiError> {
-    ops::archives::rename(app, &caller.user.id, archive_id, field(form, "name"))?;
-    Ok(Resp::redirect(&format!(
-        "/archives/{archive_id}?done=renamed"
-    )))
+    let typed = field(form, "name");
+    match ops::archives::rename(app, &caller.user.id, archive_id, typed).map_err(ApiError::from) {
+        Ok(_) => Ok(Resp::redirect(&format!(
+            "/archives/{archive_id}?done=renamed"
+        ))),
+        Err(err) if err.status == 400 => {
+            let refused = RenameRefused {
+                typed: typed.to_string(),
+                message: err.message,
+            };
+            detail_with(app, req, caller, archive_id, Some(refused))
+        }
+        Err(err) => Err(err),
+    }
 }
 
 /// The archive's size on the remote, for people: compressed where that

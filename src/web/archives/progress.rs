@@ -14,6 +14,7 @@ use crate::store::records::{ArchiveRecord, ArchiveState};
 use crate::units::human_size;
 use crate::web::http::ApiError;
 use crate::web::layout::{csrf_field, human_time, iso_time};
+use crate::zone::BoxZone;
 
 /// The caller's unfinished uploads: name, how much arrived, and that they
 /// continue where they stopped. Always rendered (empty when there are
@@ -65,7 +66,7 @@ pub fn transfer_notes(app: &App, archives: &[ArchiveRecord]) -> Result<Markup, A
     let moving_down = archives.iter().any(|a| a.state == ArchiveState::Caching);
     let now = crate::ids::now_secs();
     let window_opens = moving_up
-        .then(|| next_window_opening(&settings, now))
+        .then(|| next_window_opening(&settings, &app.config.zone, now))
         .flatten();
     let limit = (moving_up && settings.upload_bandwidth_bytes_per_sec > 0)
         .then_some(settings.upload_bandwidth_bytes_per_sec);
@@ -95,22 +96,15 @@ fn clock(secs: i64) -> Markup {
 }
 
 /// When the upload window opens next, if it is closed at `now` (the
-/// window is in the appliance's clock, UTC, like the engine's check).
-fn next_window_opening(settings: &Settings, now: i64) -> Option<i64> {
+/// window is in the box's zone, like the engine's check).
+fn next_window_opening(settings: &Settings, zone: &BoxZone, now: i64) -> Option<i64> {
     let window = settings.upload_window.as_ref()?;
-    let start = i64::from(parse_hh_mm(&window.start)?);
-    let end = i64::from(parse_hh_mm(&window.end)?);
-    let minute = now.rem_euclid(86_400) / 60;
-    if crate::engine::in_window(start as u32, end as u32, minute as u32) {
+    let start = parse_hh_mm(&window.start)?;
+    let end = parse_hh_mm(&window.end)?;
+    if crate::engine::in_window(start, end, zone.minute_of_day(now)) {
         return None;
     }
-    let today = now - now.rem_euclid(86_400);
-    let opening = today + start * 60;
-    Some(if opening > now {
-        opening
-    } else {
-        opening + 86_400
-    })
+    Some(zone.next_minute_of_day(now, start))
 }
 
 /// For each archive of `archives` whose content another one of them has
@@ -162,14 +156,31 @@ mod tests {
     fn the_window_opens_next_today_or_tomorrow() {
         let day = 20_000 * 86_400;
         let settings = settings_with_window("01:00", "05:00");
+        let utc = BoxZone::utc();
         // 00:30: opens today at 01:00.
-        assert_eq!(next_window_opening(&settings, day + 1800), Some(day + 3600));
+        assert_eq!(
+            next_window_opening(&settings, &utc, day + 1800),
+            Some(day + 3600)
+        );
         // 02:00: open now.
-        assert_eq!(next_window_opening(&settings, day + 7200), None);
+        assert_eq!(next_window_opening(&settings, &utc, day + 7200), None);
         // 06:00: opens tomorrow at 01:00.
         assert_eq!(
-            next_window_opening(&settings, day + 6 * 3600),
+            next_window_opening(&settings, &utc, day + 6 * 3600),
             Some(day + 86_400 + 3600)
+        );
+        // In Berlin (winter, UTC+1) 01:00 is 00:00 UTC: at 00:30 UTC it is
+        // 01:30 there, open; at 05:00 UTC (06:00 there) it opens tomorrow
+        // at 00:00 UTC.
+        let berlin = BoxZone::from_sources(Some("CET-1CEST,M3.5.0,M10.5.0/3"), None);
+        let winter_day = 19_750 * 86_400;
+        assert_eq!(
+            next_window_opening(&settings, &berlin, winter_day + 1800),
+            None
+        );
+        assert_eq!(
+            next_window_opening(&settings, &berlin, winter_day + 5 * 3600),
+            Some(winter_day + 86_400)
         );
     }
 }

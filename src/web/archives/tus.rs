@@ -106,6 +106,7 @@ pub fn create(app: &App, req: &mut Req) -> Answer {
             owner_id: caller.user.id.clone(),
             name: metadata.get("name").cloned().unwrap_or_default(),
             filename: metadata.get("filename").cloned().unwrap_or_default(),
+            relative_path: metadata.get("relative_path").cloned(),
             length,
         })
         .map_err(tus_error)?;

@@ -27,6 +27,18 @@ pub fn remote_page(
     // the secret), else what is saved.
     let settings = typed.unwrap_or(&saved);
     let fields = FormFields::of(settings);
+    let secret = match (settings, &saved) {
+        _ if app.typed_secrets.is_kept(&caller.user.id, &fields.key_id) => SecretLabel::Typed,
+        (
+            RemoteSettings::S3 { access_key_id, .. },
+            RemoteSettings::S3 {
+                access_key_id: saved_id,
+                secret_access_key: saved_secret,
+                ..
+            },
+        ) if access_key_id == saved_id && !saved_secret.is_empty() => SecretLabel::Saved,
+        _ => SecretLabel::Needed,
+    };
     let page = Page::new("Remote storage", Some(caller), app.on_box_only()).render(html! {
         h1 { "Remote storage" }
         p { "Backups are encrypted on this appliance before they leave it. Each part goes to the storage below." }
@@ -34,7 +46,7 @@ pub fn remote_page(
             @if *ok { p.notice role="status" { (message) } } @else { p.error role="alert" { (message) } }
         }
         (move_card(&moving))
-        (remote_form(caller, &fields, stored.as_ref()))
+        (remote_form(caller, &fields, secret, stored.as_ref()))
     });
     let mut resp = Resp::html(page);
     if matches!(notice, Some((false, _))) {
@@ -125,10 +137,22 @@ fn move_card(moving: &serde_json::Value) -> maud::Markup {
     }
 }
 
+/// What the secret field's label can truthfully say.
+#[derive(Clone, Copy)]
+enum SecretLabel {
+    /// The admin typed one whose save or test did not go through: kept.
+    Typed,
+    /// One is saved for this access key id.
+    Saved,
+    /// None is known: it must be typed.
+    Needed,
+}
+
 /// The settings form: kind, S3 fields, folder, Object Lock, save and test.
 fn remote_form(
     caller: &Caller,
     fields: &FormFields,
+    secret: SecretLabel,
     stored: Option<&crate::engine::remote_move::MovePlan>,
 ) -> maud::Markup {
     html! {
@@ -145,7 +169,17 @@ fn remote_form(
             label { "Prefix (folder in the bucket)" input name="prefix" value=(fields.prefix); }
             label.check { input type="checkbox" name="path_style" value="1" checked[fields.path_style]; " Path-style addresses (MinIO, Garage)" }
             label { "Access key id" input name="access_key_id" value=(fields.key_id) autocomplete="off"; }
-            label { "Secret access key " span.muted { "(leave empty to keep the saved one)" } input type="password" name="secret_access_key" autocomplete="off"; }
+            label {
+                "Secret access key "
+                span.muted id="secret-kept" {
+                    @match secret {
+                        SecretLabel::Typed => "(the one you typed is kept for 15 minutes, not saved: leave this empty to use it)",
+                        SecretLabel::Saved => "(leave empty to keep the saved one)",
+                        SecretLabel::Needed => "(needed for an S3 bucket)",
+                    }
+                }
+                input type="password" name="secret_access_key" autocomplete="off";
+            }
             label { "Folder (for the folder kind)" input name="path" value=(fields.dir); }
             (object_lock_fields(&fields.lock_mode, &fields.lock_days))
             @if let Some(stored) = stored.filter(|plan| plan.parts > 0) {
@@ -225,13 +259,31 @@ pub fn remote_post(
 ) -> Result<Resp, ApiError> {
     auth::require_admin(caller)?;
     let saved = crate::ops::remote::saved(app)?;
-    let settings = settings_from_form(form).keep_secret_from(&saved);
-    let failed =
-        |message: String| remote_page(app, caller, Some((false, message)), Some(&settings));
+    let settings = app
+        .typed_secrets
+        .fill(&caller.user.id, settings_from_form(form))
+        .keep_secret_from(&saved);
+    // Whatever happens next short of a save, the typed secret is kept for
+    // the next try (in memory, never sent back).
+    app.typed_secrets.keep(&caller.user.id, &settings);
+    let failed = |message: String| {
+        remote_page(
+            app,
+            caller,
+            Some((false, format!("{message} Nothing was saved."))),
+            Some(&settings),
+        )
+    };
     if field(form, "action") == "test" {
         let (ok, message) = match crate::ops::remote::check(&settings) {
-            Ok(message) => (true, message),
-            Err(message) => (false, message),
+            Ok(message) => (
+                true,
+                format!("{message} Nothing is saved until you press Save."),
+            ),
+            Err(message) => (
+                false,
+                format!("The test failed: {message} Nothing was saved."),
+            ),
         };
         return remote_page(app, caller, Some((ok, message)), Some(&settings));
     }
@@ -241,7 +293,7 @@ pub fn remote_post(
     };
     if plan.destination.moves() && !form.contains_key("confirm_move") {
         return failed(format!(
-            "{} Tick “Copy my backups to the new storage” and save again to go ahead; nothing was changed yet.",
+            "{} Tick “Copy my backups to the new storage” and save again to go ahead.",
             plan.message()
         ));
     }

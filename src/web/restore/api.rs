@@ -45,6 +45,10 @@ pub fn recovery_error(err: RecoveryError) -> ApiError {
 /// The throttle's name for the recovery passphrase: guessed like a password.
 const PASSPHRASE_ACCOUNT: &str = "recovery passphrase";
 
+/// What a restore attempt refused because another is under way tells the
+/// client to wait (an unlock takes about a second on a Pi 4).
+const ATTEMPT_RETRY_SECS: u64 = 5;
+
 /// Checks and unlocks the backup, then starts the recovery in the
 /// background. Shared by the API and the setup page. Wrong passphrases
 /// count against `address` like wrong passwords (`accounts::throttle`).
@@ -74,18 +78,26 @@ pub fn start(
             "Type the recovery passphrase you wrote down at setup.",
         ));
     }
+    // One attempt at a time: the check of the guess limit, the count and
+    // the work (Argon2 with the bucket's costs, capped in `repo::config`)
+    // happen for one attempt before the next may start.
+    let Some(_attempt) = app.restore.try_attempt() else {
+        return Err(ApiError::new(
+            503,
+            "restore_busy",
+            format!(
+                "Another restore attempt is checking a backup right now; try again in {ATTEMPT_RETRY_SECS} seconds."
+            ),
+        )
+        .with_header("Retry-After", ATTEMPT_RETRY_SECS.to_string()));
+    };
     app.accounts.before_attempt(address, PASSPHRASE_ACCOUNT)?;
+    // Counted before the work: an attempt that fails for any reason stays
+    // counted; only the right passphrase forgets this address's attempts.
+    app.accounts.attempt_failed(address, PASSPHRASE_ACCOUNT);
     let prepared =
         Recovery::prepare_as_of(&app.store, settings, passphrase, &Default::default(), as_of);
-    let recovery = match prepared {
-        Ok(recovery) => recovery,
-        Err(err) => {
-            if matches!(err, RecoveryError::Repo(RepoError::WrongPassphrase)) {
-                app.accounts.attempt_failed(address, PASSPHRASE_ACCOUNT);
-            }
-            return Err(recovery_error(err));
-        }
-    };
+    let recovery = prepared.map_err(recovery_error)?;
     app.accounts.attempt_succeeded(address, PASSPHRASE_ACCOUNT);
     let data_dir = app.config.data_dir.clone();
     let store = app.store.clone();
