@@ -44,7 +44,7 @@ pub const REGISTRATION_WINDOW: Duration = Duration::from_secs(60 * 60);
 /// Correct secrets from one address, and on one account, within
 /// [`SUCCESS_WINDOW`].
 pub const MAX_SUCCESSES_PER_ADDRESS: usize = 30;
-pub const MAX_SUCCESSES_PER_ACCOUNT: usize = 10;
+pub const MAX_SUCCESSES_PER_ACCOUNT: usize = 30;
 pub const SUCCESS_WINDOW: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
