@@ -7,8 +7,11 @@
 //! web layer's), archives.
 //!
 //! Argon2 runs at most [`MAX_HASHES_AT_ONCE`] at a time, process-wide
-//! (each takes ~19 MiB); other callers wait their turn. Guessing is limited
-//! by [`throttle`].
+//! (each takes ~19 MiB); other callers wait their turn. Logins, password
+//! changes and registrations wait in a bounded queue ([`MAX_HASH_QUEUE`]):
+//! past it they are answered "busy" (503) at once, so they never hold every
+//! handler thread. Guessing, and correct logins, are limited by
+//! [`throttle`].
 
 pub mod failed_logins;
 pub mod invitations;
@@ -38,9 +41,15 @@ pub use tokens::MAX_TOKENS_PER_USER;
 /// Argon2 hashes or verifications running at once, at most.
 pub const MAX_HASHES_AT_ONCE: usize = 2;
 /// Attempts sleeping out an account's delay at once, at most; past that an
-/// attempt is checked at once (the hashing permits still pace it), so
-/// sleeping attempts never hold many handler threads.
+/// attempt is answered "busy" (503) rather than checked without its delay,
+/// so sleeping attempts never hold many handler threads.
 const MAX_DELAYED_AT_ONCE: usize = 4;
+/// Password checks waiting for an Argon2 permit or running, at most; one
+/// more is answered "busy" (503 with `Retry-After`), so a flood of logins
+/// never holds every handler thread and pages keep being served.
+pub const MAX_HASH_QUEUE: usize = MAX_HASHES_AT_ONCE + 4;
+/// The `Retry-After` of a busy answer.
+pub const BUSY_RETRY_SECS: u64 = 5;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AccountError {
@@ -48,6 +57,10 @@ pub enum AccountError {
     BadCredentials,
     #[error("Too many failed attempts from this device; try again in {}.", throttle::wait_for_people(*.retry_after_secs))]
     TooManyAttempts { retry_after_secs: u64 },
+    #[error("Too many logins in a short time; try again in {}.", throttle::wait_for_people(*.retry_after_secs))]
+    TooManyLogins { retry_after_secs: u64 },
+    #[error("The appliance is busy checking other passwords; try again in a few seconds.")]
+    Busy { retry_after_secs: u64 },
     #[error("Too many accounts were created from this device; try again in {}, or ask an admin.", throttle::wait_for_people(*.retry_after_secs))]
     TooManyRegistrations { retry_after_secs: u64 },
     #[error("This account is disabled; ask an admin.")]
@@ -120,6 +133,33 @@ static HASH_PERMITS: HashPermits = HashPermits {
     taken: Mutex::new(0),
     freed: Condvar::new(),
 };
+
+/// Password checks admitted to wait for (or use) a permit.
+static HASH_QUEUE: AtomicUsize = AtomicUsize::new(0);
+
+/// A place in the bounded queue in front of the Argon2 permits; dropping it
+/// frees the place.
+struct HashQueueTicket;
+
+impl HashQueueTicket {
+    /// A place, or `Busy` when [`MAX_HASH_QUEUE`] checks are queued.
+    fn enter() -> Result<HashQueueTicket, AccountError> {
+        HASH_QUEUE
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |queued| {
+                (queued < MAX_HASH_QUEUE).then_some(queued + 1)
+            })
+            .map(|_| HashQueueTicket)
+            .map_err(|_| AccountError::Busy {
+                retry_after_secs: BUSY_RETRY_SECS,
+            })
+    }
+}
+
+impl Drop for HashQueueTicket {
+    fn drop(&mut self) {
+        HASH_QUEUE.fetch_sub(1, Ordering::SeqCst);
+    }
+}
 
 /// Gives its permit back when dropped, also when hashing panicked.
 struct HashPermit;
@@ -288,35 +328,52 @@ impl Accounts {
     }
 
     /// Before a secret guarded by the throttle is checked: refuses an
-    /// address that used up its failures, and waits out the account's
-    /// delay (bounded; see [`throttle`]).
+    /// address that used up its failures (or its correct logins), counts
+    /// the attempt at once (as a failure until its outcome is told), and
+    /// waits out the account's delay (bounded; see [`throttle`]).
     pub fn before_attempt(&self, address: &str, account: &str) -> Result<(), AccountError> {
-        let now = Instant::now();
-        let delay = {
-            let mut throttle = self.throttle();
-            throttle
-                .address_check(address, now)
-                .map_err(|retry_after_secs| AccountError::TooManyAttempts { retry_after_secs })?;
-            throttle.account_delay(account, now)
-        };
+        use throttle::Refused;
+        let delay = self
+            .throttle()
+            .admit(address, account, Instant::now())
+            .map_err(|refused| match refused {
+                Refused::TooManyFailures(retry_after_secs) => {
+                    AccountError::TooManyAttempts { retry_after_secs }
+                }
+                Refused::TooManySuccesses(retry_after_secs) => {
+                    AccountError::TooManyLogins { retry_after_secs }
+                }
+            })?;
         if !delay.is_zero() {
-            if self.delayed.fetch_add(1, Ordering::SeqCst) < MAX_DELAYED_AT_ONCE {
+            let sleeping = self.delayed.fetch_add(1, Ordering::SeqCst) < MAX_DELAYED_AT_ONCE;
+            if sleeping {
                 std::thread::sleep(delay);
             }
             self.delayed.fetch_sub(1, Ordering::SeqCst);
+            if !sleeping {
+                // Never checked without its delay: busy instead.
+                self.attempt_abandoned(address, account);
+                return Err(AccountError::Busy {
+                    retry_after_secs: BUSY_RETRY_SECS,
+                });
+            }
         }
         Ok(())
     }
 
     /// A guarded secret was wrong.
     pub fn attempt_failed(&self, address: &str, account: &str) {
-        self.throttle()
-            .record_failure(address, account, Instant::now());
+        self.throttle().failed(address, account, Instant::now());
     }
 
     /// A guarded secret was right.
     pub fn attempt_succeeded(&self, address: &str, account: &str) {
-        self.throttle().record_success(address, account);
+        self.throttle().succeeded(address, account, Instant::now());
+    }
+
+    /// An attempt admitted by [`Accounts::before_attempt`] was never checked.
+    pub fn attempt_abandoned(&self, address: &str, account: &str) {
+        self.throttle().abandoned(address, account);
     }
 
     /// An admin creating a user (always allowed).
@@ -387,6 +444,9 @@ impl Accounts {
         address: &str,
     ) -> Result<NewSession, AccountError> {
         let account = account_key(username);
+        // A bounded queue before the Argon2 permits: refused at once when
+        // full, so logins never hold every handler thread.
+        let _queued = HashQueueTicket::enter()?;
         self.before_attempt(address, &account)?;
         let user = {
             let txn = self.store.read()?;
@@ -412,7 +472,14 @@ impl Accounts {
                 return Err(AccountError::BadCredentials);
             }
         };
-        self.attempt_succeeded(address, &account);
+        self.throttle()
+            .login_succeeded(address, &account, Instant::now())
+            .map_err(|refused| match refused {
+                throttle::Refused::TooManyFailures(retry_after_secs)
+                | throttle::Refused::TooManySuccesses(retry_after_secs) => {
+                    AccountError::TooManyLogins { retry_after_secs }
+                }
+            })?;
         if user.disabled {
             return Err(AccountError::Disabled);
         }
@@ -479,6 +546,7 @@ impl Accounts {
         validate_password(new)?;
         let user = self.user(user_id)?;
         let account = account_key(&user.username);
+        let _queued = HashQueueTicket::enter()?;
         self.before_attempt(address, &account)?;
         if !verify_password(&user.password_hash, current) {
             self.attempt_failed(address, &account);

@@ -46,16 +46,42 @@ pub const SMALL_BODY_BYTES: usize = 64 * 1024;
 /// long before the connection is dropped.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Open connections in total and from one address; more get 503 with
-/// `Retry-After` and are closed at once. Past the total, an address holding
-/// fewer than [`SPARE_CONNECTIONS_PER_ADDRESS`] may still open one of
-/// [`SPARE_CONNECTIONS`] more, so many busy addresses cannot lock a phone
-/// out. One connection is one file descriptor and one thread; 512 + 64
-/// stays well inside `ulimit -n 1024`.
+/// Open connections in total and from one address, both listeners (HTTP
+/// and HTTPS) together: one budget. More get 503 with `Retry-After` (HTTP)
+/// or are closed (HTTPS: a plaintext answer there is garbage to the client)
+/// at once. Past the total, an address holding fewer than
+/// [`SPARE_CONNECTIONS_PER_ADDRESS`] may still open one of
+/// [`SPARE_CONNECTIONS`] more; past that, a newcomer takes the place of an
+/// idle connection (between requests, or still sending its head) of the
+/// address holding the most, if that holds at least two more than the
+/// newcomer's: 24 hostile addresses cannot lock a phone out. One connection
+/// is one file descriptor and one thread; 512 + 64 stays well inside
+/// `ulimit -n 1024` with [`RESERVED_FILES`] left, and a lower limit shrinks
+/// the budget ([`connection_budget`]).
 pub const MAX_CONNECTIONS: usize = 512;
 pub const MAX_CONNECTIONS_PER_ADDRESS: usize = 64;
 pub const SPARE_CONNECTIONS: usize = 64;
 pub const SPARE_CONNECTIONS_PER_ADDRESS: usize = 4;
+
+/// Open files kept out of the connection budget: the store, the log,
+/// uploads and downloads being written and read, event streams, S3
+/// connections, the listeners.
+pub const RESERVED_FILES: u64 = 192;
+/// The smallest connection budget, however low the open-files limit.
+pub const MIN_CONNECTIONS: usize = 32;
+
+/// The total and spare connections that fit under `open_files` (the
+/// process's limit) with [`RESERVED_FILES`] left over.
+pub fn connection_budget(open_files: u64) -> (usize, usize) {
+    let room = usize::try_from(open_files.saturating_sub(RESERVED_FILES))
+        .unwrap_or(usize::MAX)
+        .max(MIN_CONNECTIONS);
+    if room >= MAX_CONNECTIONS + SPARE_CONNECTIONS {
+        return (MAX_CONNECTIONS, SPARE_CONNECTIONS);
+    }
+    let spare = room / 9;
+    (room - spare, spare)
+}
 
 /// After a failed `accept` (too many open files, no memory) the server
 /// waits this long, doubling to the max, and tries again.
@@ -74,12 +100,23 @@ pub const UPLOAD_SLOTS: usize = 8;
 /// reading slowly holds only its download thread. One more gets 503.
 pub const DOWNLOAD_SLOTS: usize = 8;
 
+/// Uploads and downloads of one user (or one anonymous address) running at
+/// once, at most: half the slots of a kind, so one member trickling uploads
+/// or reading downloads slowly leaves the other half to everyone else.
+pub const TRANSFER_SHARE: usize = UPLOAD_SLOTS / 2;
+
 /// The `Retry-After` seconds of a 503 for a full capacity limit.
 pub const RETRY_AFTER_SECS: u32 = 5;
 
-/// The connection-level limits, for tiny_http.
+/// The connection-level limits, for tiny_http: give the same value to
+/// both listeners, so they share one connection budget (`pool`), sized by
+/// the open-files limit in force now (raise it first).
 pub fn http() -> tiny_http::Limits {
-    tiny_http::Limits {
+    let open_files = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .current
+        .unwrap_or(u64::MAX);
+    let (max_connections, spare_connections) = connection_budget(open_files);
+    let mut limits = tiny_http::Limits {
         header_timeout: HEADER_TIMEOUT,
         max_header_bytes: MAX_HEADER_BYTES,
         body_grace: BODY_GRACE,
@@ -89,13 +126,20 @@ pub fn http() -> tiny_http::Limits {
         drain_max_bytes: DRAIN_MAX_BYTES,
         preread_max_bytes: SMALL_BODY_BYTES,
         write_timeout: WRITE_TIMEOUT,
-        max_connections: MAX_CONNECTIONS,
+        max_connections,
         max_connections_per_address: MAX_CONNECTIONS_PER_ADDRESS,
-        spare_connections: SPARE_CONNECTIONS,
+        spare_connections,
         spare_connections_per_address: SPARE_CONNECTIONS_PER_ADDRESS,
         accept_backoff_min: ACCEPT_BACKOFF_MIN,
         accept_backoff_max: ACCEPT_BACKOFF_MAX,
-    }
+        pool: None,
+        own_answer_headers: crate::web::http::SECURITY_HEADERS
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.to_string()))
+            .collect(),
+    };
+    limits.pool = Some(tiny_http::ConnectionPool::new(&limits));
+    limits
 }
 
 /// Raises the soft limit on open files to the hard limit (the kernel's
@@ -116,6 +160,20 @@ pub fn raise_open_files_limit() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_connection_budget_stays_below_the_open_files_limit() {
+        assert_eq!(
+            connection_budget(1024),
+            (MAX_CONNECTIONS, SPARE_CONNECTIONS)
+        );
+        for open_files in [128, 256, 512, 700] {
+            let (total, spare) = connection_budget(open_files);
+            let room = (open_files.saturating_sub(RESERVED_FILES) as usize).max(MIN_CONNECTIONS);
+            assert!(total + spare <= room);
+            assert!(total > 0 && total + spare >= MIN_CONNECTIONS);
+        }
+    }
 
     #[test]
     fn the_open_files_limit_ends_at_the_hard_limit() {

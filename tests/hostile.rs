@@ -19,26 +19,26 @@ use crate::support::TestServer;
 /// that test's timing meaningless.
 static ONE_ATTACK_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-fn one_attack_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+pub(crate) fn one_attack_at_a_time() -> std::sync::MutexGuard<'static, ()> {
     ONE_ATTACK_AT_A_TIME
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-const ATTACKER: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
-const USER: Ipv4Addr = Ipv4Addr::LOCALHOST;
+pub(crate) const ATTACKER: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
+pub(crate) const USER: Ipv4Addr = Ipv4Addr::LOCALHOST;
 
 /// The longest a page or `/healthz` may take for the legitimate user while
 /// the server is under attack.
-const PROMPT: Duration = Duration::from_secs(2);
+pub(crate) const PROMPT: Duration = Duration::from_secs(2);
 
-fn address(server: &TestServer) -> SocketAddrV4 {
+pub(crate) fn address(server: &TestServer) -> SocketAddrV4 {
     server.addr.parse().expect("server address")
 }
 
 /// A connection from `source`, bound before connecting. Close-on-exec, like
 /// std's sockets: servers started by other tests must not inherit it.
-fn connect_from(source: Ipv4Addr, to: SocketAddrV4) -> std::io::Result<TcpStream> {
+pub(crate) fn connect_from(source: Ipv4Addr, to: SocketAddrV4) -> std::io::Result<TcpStream> {
     use rustix::net::{bind, connect, socket_with, AddressFamily, SocketFlags, SocketType};
     let socket = socket_with(
         AddressFamily::INET,
@@ -52,14 +52,14 @@ fn connect_from(source: Ipv4Addr, to: SocketAddrV4) -> std::io::Result<TcpStream
 }
 
 /// An answer read off a raw connection: its status and head.
-struct Answer {
-    status: u16,
-    head: String,
-    took: Duration,
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    pub(crate) head: String,
+    pub(crate) took: Duration,
 }
 
 impl Answer {
-    fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.head.lines().find_map(|line| {
             let (key, value) = line.split_once(':')?;
             key.trim()
@@ -69,7 +69,7 @@ impl Answer {
     }
 }
 
-fn parse_answer(raw: &[u8], took: Duration) -> Answer {
+pub(crate) fn parse_answer(raw: &[u8], took: Duration) -> Answer {
     let text = String::from_utf8_lossy(raw).into_owned();
     let head = text.split("\r\n\r\n").next().unwrap_or_default();
     let status = head
@@ -86,7 +86,12 @@ fn parse_answer(raw: &[u8], took: Duration) -> Answer {
 
 /// Sends `request` from `source` and reads the answer until the server
 /// closes the connection (or `limit` passes).
-fn exchange(source: Ipv4Addr, to: SocketAddrV4, request: &[u8], limit: Duration) -> Answer {
+pub(crate) fn exchange(
+    source: Ipv4Addr,
+    to: SocketAddrV4,
+    request: &[u8],
+    limit: Duration,
+) -> Answer {
     let started = Instant::now();
     let mut stream = connect_from(source, to).expect("connect");
     stream.set_read_timeout(Some(limit)).unwrap();
@@ -97,7 +102,7 @@ fn exchange(source: Ipv4Addr, to: SocketAddrV4, request: &[u8], limit: Duration)
 }
 
 /// A GET from the legitimate user on 127.0.0.1.
-fn user_get(server: &TestServer, path: &str) -> Answer {
+pub(crate) fn user_get(server: &TestServer, path: &str) -> Answer {
     let request = format!("GET {path} HTTP/1.1\r\nHost: piarchive\r\nConnection: close\r\n\r\n");
     exchange(
         USER,
@@ -108,7 +113,7 @@ fn user_get(server: &TestServer, path: &str) -> Answer {
 }
 
 /// `/healthz` and a page load answer 200 within [`PROMPT`].
-fn assert_user_is_served(server: &TestServer, when: &str) {
+pub(crate) fn assert_user_is_served(server: &TestServer, when: &str) {
     for path in ["/healthz", "/login"] {
         let answer = user_get(server, path);
         assert_eq!(answer.status, 200, "{path} {when}: {}", answer.head);
@@ -117,7 +122,7 @@ fn assert_user_is_served(server: &TestServer, when: &str) {
 }
 
 /// The admin's API token, for raw authenticated requests.
-fn api_token(server: &TestServer) -> String {
+pub(crate) fn api_token(server: &TestServer) -> String {
     let admin = server.admin();
     let created = admin.post_json("/api/v1/tokens", &json!({"name": "hostile"}));
     assert_eq!(created.status, 201, "{}", created.text());
@@ -127,7 +132,7 @@ fn api_token(server: &TestServer) -> String {
 /// Whether the server has answered or closed `stream` by now: reads what
 /// has arrived without waiting. Returns the bytes read, `None` while
 /// nothing has come and the connection is open.
-fn poll_answer(stream: &mut TcpStream) -> Option<Vec<u8>> {
+pub(crate) fn poll_answer(stream: &mut TcpStream) -> Option<Vec<u8>> {
     stream.set_nonblocking(true).unwrap();
     let mut buf = [0u8; 4096];
     let result = match stream.read(&mut buf) {
@@ -141,7 +146,7 @@ fn poll_answer(stream: &mut TcpStream) -> Option<Vec<u8>> {
 
 /// Raises this test process's own open-files limit: it holds more than a
 /// thousand client sockets.
-fn raise_own_open_files() {
+pub(crate) fn raise_own_open_files() {
     piarchive::limits::raise_open_files_limit();
 }
 
@@ -149,12 +154,19 @@ fn raise_own_open_files() {
 fn slow_bodies_do_not_stop_health_checks_or_page_loads() {
     let _alone = one_attack_at_a_time();
     let server = TestServer::start_with_open_files(1024);
-    let token = api_token(&server);
+    // Two users: one user holds at most half the upload slots.
+    let tokens = [api_token(&server), {
+        let member = server.member("slow");
+        let created = member.post_json("/api/v1/tokens", &json!({"name": "slow"}));
+        assert_eq!(created.status, 201, "{}", created.text());
+        created.json()["token"].as_str().expect("token").to_string()
+    }];
     let to = address(&server);
-    // 20 authenticated uploads and 20 login form posts, each sending one
-    // byte of its body and then nothing.
+    // 20 authenticated uploads (10 of each user) and 20 login form posts,
+    // each sending one byte of its body and then nothing.
     let mut uploads = Vec::new();
     for i in 0..20 {
+        let token = &tokens[i % 2];
         let mut stream = connect_from(ATTACKER, to).unwrap();
         write!(
             stream,
@@ -282,7 +294,7 @@ fn a_one_byte_trickle_is_cut_while_a_phone_speed_upload_goes_on() {
 }
 
 /// Opens `count` connections from `source` that send nothing.
-fn idle_connections(source: Ipv4Addr, to: SocketAddrV4, count: usize) -> Vec<TcpStream> {
+pub(crate) fn idle_connections(source: Ipv4Addr, to: SocketAddrV4, count: usize) -> Vec<TcpStream> {
     (0..count)
         .filter_map(|_| connect_from(source, to).ok())
         .collect()
@@ -290,7 +302,7 @@ fn idle_connections(source: Ipv4Addr, to: SocketAddrV4, count: usize) -> Vec<Tcp
 
 /// Waits (bounded) until at least `expected` of `streams` were answered or
 /// closed by the server; returns those answers.
-fn refusals(streams: &mut [TcpStream], expected: usize) -> Vec<Vec<u8>> {
+pub(crate) fn refusals(streams: &mut [TcpStream], expected: usize) -> Vec<Vec<u8>> {
     let mut answered: Vec<Option<Vec<u8>>> = vec![None; streams.len()];
     let deadline = Instant::now() + Duration::from_secs(8);
     while answered.iter().flatten().count() < expected && Instant::now() < deadline {
@@ -351,11 +363,20 @@ fn open_files(pid: u32) -> usize {
 fn running_out_of_file_descriptors_is_survived() {
     let _alone = one_attack_at_a_time();
     raise_own_open_files();
-    // So few files that idle connections run the server out of them before
-    // any cap is reached.
-    let limit = 128;
-    let mut server = TestServer::start_with_open_files(limit);
+    // The server starts with 1,024 files (its connection budget is sized
+    // below that), then its limit is lowered to 128 while it runs, as an
+    // admin's `prlimit` may: idle connections now run it out of files
+    // before any cap is reached.
+    let limit: u32 = 128;
+    let mut server = TestServer::start_with_open_files(1024);
     server.admin();
+    let lowered = rustix::process::Rlimit {
+        current: Some(limit.into()),
+        maximum: Some(limit.into()),
+    };
+    let pid = rustix::process::Pid::from_raw(server.pid() as i32).expect("a pid");
+    rustix::process::prlimit(Some(pid), rustix::process::Resource::Nofile, lowered)
+        .expect("lower the server's open-files limit");
     let to = address(&server);
     let held: Vec<TcpStream> = (2..8)
         .flat_map(|last| idle_connections(Ipv4Addr::new(127, 0, 0, last), to, 25))

@@ -20,6 +20,7 @@ mod garage;
 mod hostile;
 mod hostile_bucket;
 mod hostile_members;
+mod hostile_net;
 mod invitations;
 mod limits;
 mod mdns;

@@ -11,6 +11,14 @@
 //! - A success forgets the failures of that address on that account only,
 //!   so logging in to one's own account does not wash away guesses at
 //!   another's.
+//! - Correct secrets too: at most [`MAX_SUCCESSES_PER_ADDRESS`] from one
+//!   address and [`MAX_SUCCESSES_PER_ACCOUNT`] on one account within
+//!   [`SUCCESS_WINDOW`], so a flood of correct logins (each an Argon2 check
+//!   and a new session) is refused (429) rather than served.
+//! - Checked and counted at once ([`Throttle::admit`]): an attempt counts as
+//!   a failure from the moment it is admitted until its outcome is known,
+//!   so 40 attempts sent in parallel get no more checks than 5 sent one
+//!   after the other, and meet the same account delay.
 //!
 //! Pure bookkeeping: the clock is handed in; the caller sleeps.
 
@@ -33,15 +41,43 @@ const MAX_REMEMBERED: usize = 10_000;
 pub const MAX_REGISTRATIONS: usize = 10;
 pub const REGISTRATION_WINDOW: Duration = Duration::from_secs(60 * 60);
 
-struct Failure {
+/// Correct secrets from one address, and on one account, within
+/// [`SUCCESS_WINDOW`].
+pub const MAX_SUCCESSES_PER_ADDRESS: usize = 30;
+pub const MAX_SUCCESSES_PER_ACCOUNT: usize = 30;
+pub const SUCCESS_WINDOW: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    /// Admitted, being checked: counts as a failure meanwhile.
+    Pending,
+    Failed,
+    Succeeded,
+}
+
+struct Attempt {
     at: Instant,
     address: String,
     account: String,
+    outcome: Outcome,
+}
+
+impl Attempt {
+    fn counts_as_failure(&self) -> bool {
+        self.outcome != Outcome::Succeeded
+    }
+}
+
+/// Why an attempt was not admitted; the seconds until one would be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    TooManyFailures(u64),
+    TooManySuccesses(u64),
 }
 
 #[derive(Default)]
 pub struct Throttle {
-    failures: VecDeque<Failure>,
+    attempts: VecDeque<Attempt>,
     registrations: VecDeque<(Instant, String)>,
 }
 
@@ -53,11 +89,11 @@ fn seconds_left(oldest: Instant, window: Duration, now: Instant) -> u64 {
 
 impl Throttle {
     fn forget_old(&mut self, now: Instant) {
-        while let Some(first) = self.failures.front() {
+        while let Some(first) = self.attempts.front() {
             if now.saturating_duration_since(first.at) < FAILURE_WINDOW {
                 break;
             }
-            self.failures.pop_front();
+            self.attempts.pop_front();
         }
         while let Some((at, _)) = self.registrations.front() {
             if now.saturating_duration_since(*at) < REGISTRATION_WINDOW {
@@ -67,16 +103,89 @@ impl Throttle {
         }
     }
 
-    /// `Err(seconds)` when `address` has used up its failures.
-    pub fn address_check(&mut self, address: &str, now: Instant) -> Result<(), u64> {
+    /// Checks an attempt on `account` from `address` and, when it may go
+    /// ahead, counts it (as a failure until [`Throttle::failed`] or
+    /// [`Throttle::succeeded`] says otherwise). Returns how long it waits
+    /// before it is checked: the account's delay for the failures counted
+    /// before it.
+    pub fn admit(
+        &mut self,
+        address: &str,
+        account: &str,
+        now: Instant,
+    ) -> Result<Duration, Refused> {
         self.forget_old(now);
-        let mut from_address = self.failures.iter().filter(|f| f.address == address);
-        let oldest = from_address.next().map(|f| f.at);
-        if let Some(oldest) = oldest {
-            if 1 + from_address.count() >= MAX_FAILURES {
-                return Err(seconds_left(oldest, FAILURE_WINDOW, now));
+        let mut failures = self
+            .attempts
+            .iter()
+            .filter(|a| a.address == address && a.counts_as_failure());
+        if let Some(oldest) = failures.next().map(|a| a.at) {
+            if 1 + failures.count() >= MAX_FAILURES {
+                return Err(Refused::TooManyFailures(seconds_left(
+                    oldest,
+                    FAILURE_WINDOW,
+                    now,
+                )));
             }
         }
+        self.successes_check(address, account, now)?;
+        let delay = self.account_delay(account, now);
+        if self.attempts.len() >= MAX_REMEMBERED {
+            self.attempts.pop_front();
+        }
+        self.attempts.push_back(Attempt {
+            at: now,
+            address: address.to_string(),
+            account: account.to_string(),
+            outcome: Outcome::Pending,
+        });
+        Ok(delay)
+    }
+
+    /// `Err` when `address`, or `account`, had its correct secrets within
+    /// [`SUCCESS_WINDOW`] already.
+    fn successes_check(&self, address: &str, account: &str, now: Instant) -> Result<(), Refused> {
+        let recent = |a: &&Attempt| {
+            a.outcome == Outcome::Succeeded && now.saturating_duration_since(a.at) < SUCCESS_WINDOW
+        };
+        for (max, mine) in [
+            (
+                MAX_SUCCESSES_PER_ADDRESS,
+                &(|a: &&Attempt| a.address == address) as &dyn Fn(&&Attempt) -> bool,
+            ),
+            (MAX_SUCCESSES_PER_ACCOUNT, &|a: &&Attempt| {
+                a.account == account
+            }),
+        ] {
+            let mut successes = self.attempts.iter().filter(recent).filter(mine);
+            if let Some(oldest) = successes.next().map(|a| a.at) {
+                if 1 + successes.count() >= max {
+                    return Err(Refused::TooManySuccesses(seconds_left(
+                        oldest,
+                        SUCCESS_WINDOW,
+                        now,
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A login's right password: checked against the limits on correct
+    /// secrets and counted in one step (admission checked them too, but
+    /// parallel logins were all admitted before any succeeded). Past a
+    /// limit the attempt does not count and the login is refused.
+    pub fn login_succeeded(
+        &mut self,
+        address: &str,
+        account: &str,
+        now: Instant,
+    ) -> Result<(), Refused> {
+        if let Err(refused) = self.successes_check(address, account, now) {
+            self.abandoned(address, account);
+            return Err(refused);
+        }
+        self.succeeded(address, account, now);
         Ok(())
     }
 
@@ -84,9 +193,9 @@ impl Throttle {
     pub fn account_delay(&mut self, account: &str, now: Instant) -> Duration {
         self.forget_old(now);
         let failures = self
-            .failures
+            .attempts
             .iter()
-            .filter(|f| f.account == account)
+            .filter(|a| a.account == account && a.counts_as_failure())
             .count();
         match failures.checked_sub(MAX_FAILURES) {
             None => Duration::ZERO,
@@ -96,23 +205,62 @@ impl Throttle {
         }
     }
 
+    /// The oldest admitted attempt of `address` on `account` whose outcome
+    /// is not known yet.
+    fn pending(&mut self, address: &str, account: &str) -> Option<&mut Attempt> {
+        self.attempts
+            .iter_mut()
+            .find(|a| a.outcome == Outcome::Pending && a.address == address && a.account == account)
+    }
+
+    /// An admitted attempt was wrong (counted already; kept as a failure).
+    pub fn failed(&mut self, address: &str, account: &str, now: Instant) {
+        match self.pending(address, account) {
+            Some(attempt) => attempt.outcome = Outcome::Failed,
+            None => self.record_failure(address, account, now),
+        }
+    }
+
+    /// An admitted attempt was never checked (the server was busy): it
+    /// does not count.
+    pub fn abandoned(&mut self, address: &str, account: &str) {
+        let position = self.attempts.iter().position(|a| {
+            a.outcome == Outcome::Pending && a.address == address && a.account == account
+        });
+        if let Some(position) = position {
+            self.attempts.remove(position);
+        }
+    }
+
+    /// A failure not admitted through [`Throttle::admit`].
     pub fn record_failure(&mut self, address: &str, account: &str, now: Instant) {
         self.forget_old(now);
-        if self.failures.len() >= MAX_REMEMBERED {
-            self.failures.pop_front();
+        if self.attempts.len() >= MAX_REMEMBERED {
+            self.attempts.pop_front();
         }
-        self.failures.push_back(Failure {
+        self.attempts.push_back(Attempt {
             at: now,
             address: address.to_string(),
             account: account.to_string(),
+            outcome: Outcome::Failed,
         });
     }
 
     /// The right secret from `address`: its earlier failures on `account`
-    /// were typos of its owner.
-    pub fn record_success(&mut self, address: &str, account: &str) {
-        self.failures
-            .retain(|f| !(f.address == address && f.account == account));
+    /// were typos of its owner; the success is counted.
+    pub fn succeeded(&mut self, address: &str, account: &str, now: Instant) {
+        self.attempts.retain(|a| {
+            !(a.outcome == Outcome::Failed && a.address == address && a.account == account)
+        });
+        match self.pending(address, account) {
+            Some(attempt) => attempt.outcome = Outcome::Succeeded,
+            None => self.attempts.push_back(Attempt {
+                at: now,
+                address: address.to_string(),
+                account: account.to_string(),
+                outcome: Outcome::Succeeded,
+            }),
+        }
     }
 
     /// Counts an anonymous registration from `address`, or `Err(seconds)`
@@ -154,13 +302,87 @@ mod tests {
         let mut throttle = Throttle::default();
         let start = Instant::now();
         for _ in 0..MAX_FAILURES {
-            assert_eq!(throttle.address_check("10.0.0.9", start), Ok(()));
-            throttle.record_failure("10.0.0.9", "user:admin", start);
+            assert_eq!(
+                throttle.admit("10.0.0.9", "user:admin", start),
+                Ok(Duration::ZERO)
+            );
+            throttle.failed("10.0.0.9", "user:admin", start);
         }
-        assert_eq!(throttle.address_check("10.0.0.9", start), Err(900));
-        assert_eq!(throttle.address_check("10.0.0.1", start), Ok(()));
+        let refused = Err(Refused::TooManyFailures(900));
+        assert_eq!(throttle.admit("10.0.0.9", "user:bob", start), refused);
+        assert!(throttle.admit("10.0.0.1", "user:bob", start).is_ok());
         let later = start + FAILURE_WINDOW;
-        assert_eq!(throttle.address_check("10.0.0.9", later), Ok(()));
+        assert!(throttle.admit("10.0.0.9", "user:bob", later).is_ok());
+    }
+
+    #[test]
+    fn parallel_correct_secrets_are_limited_when_they_succeed() {
+        let mut throttle = Throttle::default();
+        let now = Instant::now();
+        let addresses: Vec<String> = (0..40).map(|i| format!("10.0.5.{i}")).collect();
+        for address in &addresses {
+            throttle.admit(address, "user:bob", now).unwrap();
+        }
+        let served = addresses
+            .iter()
+            .filter(|a| throttle.login_succeeded(a, "user:bob", now).is_ok())
+            .count();
+        assert_eq!(served, MAX_SUCCESSES_PER_ACCOUNT);
+        let pending = throttle
+            .attempts
+            .iter()
+            .filter(|a| a.outcome == Outcome::Pending);
+        assert_eq!(pending.count(), 0, "refused ones do not count as failures");
+    }
+
+    #[test]
+    fn parallel_attempts_are_counted_when_admitted() {
+        let mut throttle = Throttle::default();
+        let now = Instant::now();
+        // 40 at once, none finished: 5 admitted, like 5 one after another.
+        let admitted = (0..40)
+            .filter(|_| throttle.admit("10.0.0.9", "user:admin", now).is_ok())
+            .count();
+        assert_eq!(admitted, MAX_FAILURES);
+        // From many addresses at once, the later ones wait the account delay.
+        let delays: Vec<Duration> = (0..8)
+            .map(|i| {
+                throttle
+                    .admit(&format!("10.0.2.{i}"), "user:admin", now)
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(delays[0], ACCOUNT_DELAY_STEP);
+        assert_eq!(delays[7], MAX_ACCOUNT_DELAY);
+        // An attempt never checked does not count.
+        throttle.abandoned("10.0.0.9", "user:admin");
+        assert!(throttle.admit("10.0.0.9", "user:admin", now).is_ok());
+    }
+
+    #[test]
+    fn correct_secrets_are_limited_per_address_and_per_account() {
+        let mut throttle = Throttle::default();
+        let now = Instant::now();
+        for i in 0..MAX_SUCCESSES_PER_ACCOUNT {
+            let address = format!("10.0.3.{i}");
+            throttle.admit(&address, "user:bob", now).unwrap();
+            throttle.succeeded(&address, "user:bob", now);
+        }
+        assert_eq!(
+            throttle.admit("10.0.3.99", "user:bob", now),
+            Err(Refused::TooManySuccesses(60))
+        );
+        assert!(throttle
+            .admit("10.0.3.99", "user:bob", now + SUCCESS_WINDOW)
+            .is_ok());
+        let mut throttle = Throttle::default();
+        for i in 0..MAX_SUCCESSES_PER_ADDRESS {
+            let account = format!("user:u{i}");
+            throttle.admit("10.0.4.1", &account, now).unwrap();
+            throttle.succeeded("10.0.4.1", &account, now);
+        }
+        assert!(throttle.admit("10.0.4.1", "user:other", now).is_err());
+        assert!(throttle.admit("10.0.4.2", "user:other", now).is_ok());
     }
 
     #[test]
@@ -173,10 +395,11 @@ mod tests {
         assert_eq!(throttle.account_delay("user:admin", now), MAX_ACCOUNT_DELAY);
         assert_eq!(throttle.account_delay("user:bob", now), Duration::ZERO);
         throttle.record_failure("10.0.0.1", "user:admin", now);
-        throttle.record_success("10.0.0.1", "user:bob");
-        assert_eq!(throttle.failures.len(), MAX_FAILURES + 21);
-        throttle.record_success("10.0.0.1", "user:admin");
-        assert_eq!(throttle.failures.len(), MAX_FAILURES + 20);
+        throttle.succeeded("10.0.0.1", "user:bob", now);
+        let failures = |t: &Throttle| t.attempts.iter().filter(|a| a.counts_as_failure()).count();
+        assert_eq!(failures(&throttle), MAX_FAILURES + 21);
+        throttle.succeeded("10.0.0.1", "user:admin", now);
+        assert_eq!(failures(&throttle), MAX_FAILURES + 20);
         let mut few = Throttle::default();
         for attacker in 0..=MAX_FAILURES {
             few.record_failure(&format!("10.0.1.{attacker}"), "user:admin", now);

@@ -22,8 +22,6 @@ pub const ADMIN_RESERVED: usize = 4;
 /// Why a subscriber was turned away.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum Refused {
-    #[error("You have {MAX_SUBSCRIBERS_PER_USER} live views open already; close a browser tab and try again.")]
-    UserFull,
     #[error("Too many live views are open on this appliance; close a browser tab and try again.")]
     Full,
 }
@@ -69,23 +67,38 @@ pub struct Events {
 }
 
 impl Events {
-    /// A new subscriber for `user_id`, unless that user holds
-    /// [`MAX_SUBSCRIBERS_PER_USER`] already or the slots are taken (members
-    /// leave [`ADMIN_RESERVED`] of them to admins).
+    /// A new subscriber for `user_id`. A user holding
+    /// [`MAX_SUBSCRIBERS_PER_USER`] already loses their oldest stream (the
+    /// newest page gets one; the old one is told it was replaced). When
+    /// all slots are taken (members leave [`ADMIN_RESERVED`] to admins),
+    /// the oldest stream of the user holding the most goes, if that user
+    /// holds at least two more than this one: seven accounts filling every
+    /// member slot cannot keep an eighth out. Refused only when every
+    /// other user holds about as many as this one.
     pub fn subscribe(&self, user_id: &str, admin: bool) -> Result<Subscription, Refused> {
         let mut subscribers = self.subscribers.lock().unwrap_or_else(|e| e.into_inner());
         subscribers.retain(|s| s.alive.strong_count() > 0);
-        let of_user = subscribers.iter().filter(|s| s.user_id == user_id).count();
-        if of_user >= MAX_SUBSCRIBERS_PER_USER {
-            return Err(Refused::UserFull);
-        }
+        let held = |subscribers: &[Subscriber], user: &str| {
+            subscribers.iter().filter(|s| s.user_id == user).count()
+        };
+        let of_user = held(&subscribers, user_id);
         let slots = if admin {
             MAX_SUBSCRIBERS
         } else {
             MAX_SUBSCRIBERS - ADMIN_RESERVED
         };
-        if subscribers.len() >= slots {
-            return Err(Refused::Full);
+        if of_user >= MAX_SUBSCRIBERS_PER_USER {
+            Self::end_oldest_of(&mut subscribers, user_id);
+        } else if subscribers.len() >= slots {
+            let busiest = subscribers
+                .iter()
+                .map(|s| (held(&subscribers, &s.user_id), s.user_id.clone()))
+                .max_by_key(|(count, _)| *count)
+                .filter(|(count, _)| *count >= of_user + 2);
+            match busiest {
+                Some((_, busiest)) => Self::end_oldest_of(&mut subscribers, &busiest),
+                None => return Err(Refused::Full),
+            }
         }
         let (sender, receiver) = sync_channel(256);
         let alive = Arc::new(());
@@ -98,6 +111,14 @@ impl Events {
             receiver,
             _alive: alive,
         })
+    }
+
+    /// Ends `user_id`'s oldest stream: its receiver sees the channel
+    /// disconnected (the stream is told it was replaced and closed).
+    fn end_oldest_of(subscribers: &mut Vec<Subscriber>, user_id: &str) {
+        if let Some(oldest) = subscribers.iter().position(|s| s.user_id == user_id) {
+            subscribers.remove(oldest);
+        }
     }
 
     fn publish(&self, event: Event) {
@@ -184,20 +205,58 @@ mod tests {
     }
 
     #[test]
-    fn members_are_capped_per_user_and_leave_slots_to_admins() {
+    fn a_users_oldest_stream_makes_way_for_their_newest() {
         let events = Events::default();
         let mine: Vec<Subscription> = (0..MAX_SUBSCRIBERS_PER_USER)
             .map(|_| events.subscribe("mallory", false).expect("a free slot"))
             .collect();
-        assert_eq!(
-            events.subscribe("mallory", false).err(),
-            Some(Refused::UserFull)
-        );
-        let members: Vec<Subscription> = (0..)
-            .map_while(|n| events.subscribe(&format!("member {n}"), false).ok())
-            .take(MAX_SUBSCRIBERS)
+        let newest = events.subscribe("mallory", false).expect("the newest page");
+        let gone = |s: &Subscription| {
+            matches!(
+                s.recv_timeout(Duration::ZERO),
+                Err(RecvTimeoutError::Disconnected)
+            )
+        };
+        assert!(gone(&mine[0]), "the oldest stream was ended");
+        assert!(!mine[1..].iter().any(gone) && !gone(&newest));
+    }
+
+    #[test]
+    fn seven_accounts_cannot_fill_every_member_slot_and_admins_keep_theirs() {
+        let events = Events::default();
+        let member_slots = MAX_SUBSCRIBERS - ADMIN_RESERVED;
+        let accounts = member_slots / MAX_SUBSCRIBERS_PER_USER;
+        let held: Vec<Subscription> = (0..accounts)
+            .flat_map(|n| (0..MAX_SUBSCRIBERS_PER_USER).map(move |_| n))
+            .map(|n| events.subscribe(&format!("member {n}"), false).unwrap())
             .collect();
-        assert_eq!(mine.len() + members.len(), MAX_SUBSCRIBERS - ADMIN_RESERVED);
-        assert!(events.subscribe("admin", true).is_ok());
+        assert_eq!(held.len(), member_slots);
+        let newcomer = events.subscribe("newcomer", false).expect("an eighth user");
+        let ended = held
+            .iter()
+            .filter(|s| {
+                matches!(
+                    s.recv_timeout(Duration::ZERO),
+                    Err(RecvTimeoutError::Disconnected)
+                )
+            })
+            .count();
+        assert_eq!(ended, 1, "one stream of a busiest user made way");
+        // An account at its cap: its own oldest makes way.
+        assert_eq!(
+            events.subscribe("member 0", false).err(),
+            None,
+            "its own oldest makes way at its cap"
+        );
+        let admin = events.subscribe("admin", true);
+        assert!(admin.is_ok(), "admins keep their slots");
+        drop((newcomer, admin));
+        // When every user holds one, a newcomer is refused.
+        let events = Events::default();
+        let ones: Vec<Subscription> = (0..member_slots)
+            .map(|n| events.subscribe(&format!("user {n}"), false).unwrap())
+            .collect();
+        assert_eq!(events.subscribe("late", false).err(), Some(Refused::Full));
+        drop(ones);
     }
 }

@@ -371,6 +371,12 @@ impl From<AccountError> for ApiError {
                 ApiError::new(429, "too_many_attempts", message)
                     .with_header("Retry-After", retry_after_secs.to_string())
             }
+            AccountError::TooManyLogins { retry_after_secs } => {
+                ApiError::new(429, "too_many_logins", message)
+                    .with_header("Retry-After", retry_after_secs.to_string())
+            }
+            AccountError::Busy { retry_after_secs } => ApiError::new(503, "busy", message)
+                .with_header("Retry-After", retry_after_secs.to_string()),
             AccountError::TooManyRegistrations { retry_after_secs } => {
                 ApiError::new(429, "too_many_registrations", message)
                     .with_header("Retry-After", retry_after_secs.to_string())

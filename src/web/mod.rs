@@ -69,13 +69,15 @@ impl Listeners {
         let local = |l: &TcpListener| l.local_addr().map_err(|e| HttpError(e.to_string()));
         let addr = local(&listener)?;
         let https_addr = https.as_ref().map(|(l, _)| local(l)).transpose()?;
+        // One budget of connections for both listeners.
+        let limits = crate::limits::http();
         let http = Arc::new(
-            tiny_http::Server::from_listener_with_limits(listener, None, crate::limits::http())
+            tiny_http::Server::from_listener_with_limits(listener, None, limits.clone())
                 .map_err(|e| HttpError(e.to_string()))?,
         );
         let https = match https {
             Some((listener, tls)) => Some(Arc::new(
-                tiny_http::Server::from_listener_with_tls(listener, tls, crate::limits::http())
+                tiny_http::Server::from_listener_with_tls(listener, tls, limits)
                     .map_err(|e| HttpError(e.to_string()))?,
             )),
             None => None,

@@ -256,7 +256,7 @@ pub fn handle(
         if changed_state {
             app.engine.wake();
         }
-        return transfers.send_download(request, resp.into_tiny(), after);
+        return transfers.send_download(app, request, resp.into_tiny(), after);
     }
     let _ = request.respond(resp.into_tiny());
     if changed_state {

@@ -6,7 +6,9 @@
 //! itself and streams from a thread of its own; handler threads are never
 //! held. The live system log (`admin::api::log_events`) streams the same way. Each event and keep-alive comment is flushed at once. At most
 //! `engine::events::MAX_SUBSCRIBERS` streams run at once, at most
-//! `MAX_SUBSCRIBERS_PER_USER` of one user, and a few are kept for admins.
+//! `MAX_SUBSCRIBERS_PER_USER` of one user (a user's newest page takes the
+//! place of their oldest, which is sent `replaced`), and a few are kept
+//! for admins.
 
 use std::io::Write;
 use std::sync::mpsc::RecvTimeoutError;
@@ -20,15 +22,35 @@ use crate::app::state::App;
 /// browsers keep the connection and a closed one is noticed.
 const KEEPALIVE: Duration = Duration::from_secs(15);
 
+/// Sent when nothing happened for [`KEEPALIVE`]: a comment, which keeps
+/// proxies from closing the connection, and a `heartbeat` event, by which
+/// a page's script notices a dead stream within one heartbeat.
+const HEARTBEAT: &str = ": keepalive\n\nevent: heartbeat\ndata: {}\n\n";
+
+/// The last event of a stream whose place a newer page of the same user
+/// took (at most `MAX_SUBSCRIBERS_PER_USER` each): the page does not
+/// reconnect.
+const REPLACED: &str = "event: replaced\ndata: {}\n\n";
+
 /// The response head: no length (the stream ends when either side closes),
 /// no caching or proxy buffering, and `Connection: close` so the client
 /// never waits for this connection to carry another request.
+/// The security headers (`http::SECURITY_HEADERS`) are added by [`head`].
 const HEAD: &str = "HTTP/1.1 200 OK\r\n\
 Content-Type: text/event-stream; charset=utf-8\r\n\
 Cache-Control: no-cache\r\n\
 X-Accel-Buffering: no\r\n\
-X-Content-Type-Options: nosniff\r\n\
-Connection: close\r\n\r\n";
+Connection: close\r\n";
+
+/// The whole head: [`HEAD`] and the headers every answer carries.
+fn head() -> String {
+    let mut head = HEAD.to_string();
+    for (name, value) in super::http::SECURITY_HEADERS {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    head
+}
 
 /// An event stream's connection, once its head is written.
 pub type Stream = Box<dyn Write + Send + 'static>;
@@ -42,7 +64,7 @@ pub type Stream = Box<dyn Write + Send + 'static>;
 /// length and ends when the connection closes.
 pub fn start(request: tiny_http::Request, first: &str) -> Option<Stream> {
     let mut stream = request.into_writer();
-    send(&mut stream, &format!("{HEAD}{first}")).then_some(stream)
+    send(&mut stream, &format!("{}{first}", head())).then_some(stream)
 }
 
 /// Writes one event or comment and flushes it; false when the client is gone.
@@ -91,8 +113,14 @@ pub fn archive_events(app: &App, mut request: tiny_http::Request) {
                 match events.recv_timeout(wait) {
                     Ok(event) if event.owner_id == owner_id => break event.to_sse(),
                     Ok(_) => {}
-                    Err(RecvTimeoutError::Timeout) => break ": keepalive\n\n".to_string(),
-                    Err(RecvTimeoutError::Disconnected) => return,
+                    // A comment for proxies, an event for the page's
+                    // watchdog (pages cannot see comments).
+                    Err(RecvTimeoutError::Timeout) => break HEARTBEAT.to_string(),
+                    // The user's newer page took this stream's place.
+                    Err(RecvTimeoutError::Disconnected) => {
+                        send(&mut stream, REPLACED);
+                        return;
+                    }
                 }
             };
             if !send(&mut stream, &chunk) {

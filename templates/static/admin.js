@@ -164,9 +164,11 @@
       (!level || ranks[entry.level] >= ranks[level]) &&
       (!source || entry.source.startsWith(source)) &&
       (!text || entry.message.toLowerCase().includes(text) || entry.source.toLowerCase().includes(text));
-    const stream = new EventSource("/api/v1/admin/log/events");
-    stream.addEventListener("open", () => { live.dataset.connected = "1"; });
-    stream.addEventListener("log", (event) => {
+    // The server sends a heartbeat event every 15 s: a stream silent for
+    // longer (and a margin) is dead, and a new one is opened.
+    let stream = null, lastSeen = Date.now();
+    const seen = () => { lastSeen = Date.now(); };
+    const onLog = (event) => {
       const entry = JSON.parse(event.data);
       if (!keep(entry)) return;
       const row = document.createElement("tr");
@@ -181,6 +183,21 @@
         row.append(td);
       }
       table.tBodies[0].prepend(row);
-    });
+    };
+    const connect = () => {
+      if (stream) stream.close();
+      seen();
+      stream = new EventSource("/api/v1/admin/log/events");
+      stream.addEventListener("open", () => { seen(); live.dataset.connected = "1"; });
+      stream.addEventListener("heartbeat", seen);
+      stream.addEventListener("log", (event) => { seen(); onLog(event); });
+    };
+    connect();
+    setInterval(() => {
+      if (Date.now() - lastSeen > 20000) {
+        delete live.dataset.connected;
+        connect();
+      }
+    }, 1000);
   }
 })();

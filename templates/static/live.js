@@ -165,7 +165,31 @@
   }
   var detail = document.querySelector("[data-archive-detail]");
   var list = document.getElementById("archive-list");
-  var source = new EventSource("/api/v1/events");
+  // The stream's listeners, attached to every EventSource opened: the
+  // server sends a heartbeat event every 15 s, so a stream silent for
+  // longer than a heartbeat (and a margin) is dead — a Wi-Fi hop, a
+  // sleeping laptop, a server restart — and a new one is opened. A stream
+  // the server replaced (this user opened a newer page past the per-user
+  // cap) is not reopened: the newer page has it.
+  var HEARTBEAT_MS = 15000, MARGIN_MS = 5000;
+  var listeners = {};
+  var source = { addEventListener: function (name, fn) { listeners[name] = fn; } };
+  var stream = null, lastSeen = 0, watchdog = null;
+  function noteAlive() { lastSeen = Date.now(); }
+  function connect() {
+    if (stream) stream.close();
+    noteAlive();
+    stream = new EventSource("/api/v1/events");
+    Object.keys(listeners).forEach(function (name) {
+      stream.addEventListener(name, function (message) { noteAlive(); listeners[name](message); });
+    });
+    stream.addEventListener("heartbeat", noteAlive);
+    stream.addEventListener("replaced", function () {
+      stream.close();
+      clearInterval(watchdog);
+      document.documentElement.setAttribute("data-live", "replaced");
+    });
+  }
   source.addEventListener("open", function () {
     document.documentElement.setAttribute("data-live", "connected");
   });
@@ -224,4 +248,11 @@
     var cell = row.querySelector(".part-remote");
     if (cell) cell.textContent = part.remote ? "stored" : "local only";
   });
+  connect();
+  watchdog = setInterval(function () {
+    if (Date.now() - lastSeen > HEARTBEAT_MS + MARGIN_MS) {
+      document.documentElement.setAttribute("data-live", "reconnecting");
+      connect();
+    }
+  }, 1000);
 })();

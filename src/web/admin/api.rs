@@ -317,7 +317,11 @@ pub fn log_events(app: &App, mut request: tiny_http::Request) {
                             entry.id,
                             serde_json::to_string(&entry).unwrap_or_default()
                         ),
-                        Err(RecvTimeoutError::Timeout) => ": keep-alive\n\n".to_string(),
+                        // A comment for proxies, an event for the page's
+                        // watchdog (pages cannot see comments).
+                        Err(RecvTimeoutError::Timeout) => {
+                            ": keep-alive\n\nevent: heartbeat\ndata: {}\n\n".to_string()
+                        }
                         Err(RecvTimeoutError::Disconnected) => break,
                     };
                     if !crate::web::sse::send(&mut stream, &chunk) {

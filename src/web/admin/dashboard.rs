@@ -26,6 +26,12 @@ pub fn safety(app: &App) -> Result<Markup, ApiError> {
         section class=(format!("card verdict verdict-{}", safety.verdict.colour())) id="verdict" role="status" {
             p.verdict-sentence { strong { (safety.verdict.sentence()) } }
             p { (where_sentence(&safety)) }
+            @if safety.placement.is_off_site() {
+                @match &inputs.remote_error {
+                    Some(error) => p.error { (error) },
+                    None => p.ok { "Reachable." },
+                }
+            }
             @if !safety.placement.is_off_site() {
                 p { a.button href="/admin/remote" { "Set up off-site storage" } }
             }

@@ -11,20 +11,29 @@ use crate::connection::Connection;
 use crate::util::MessagesQueue;
 use crate::{Limits, Message};
 
-/// The answer to a connection over the caps: sent without blocking, then
-/// the connection is closed.
-const REFUSAL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
-Retry-After: 5\r\n\
-Connection: close\r\n\
-Content-Type: text/plain; charset=utf-8\r\n\
-Content-Length: 57\r\n\r\n\
-Too many connections are open; try again in a few seconds";
+/// The answer to a connection over the caps, with the application's
+/// headers: sent without blocking, then the connection is closed.
+pub(crate) fn refusal(limits: &Limits) -> Vec<u8> {
+    let body = "Too many connections are open; try again in a few seconds.";
+    let mut head = String::from(
+        "HTTP/1.1 503 Service Unavailable\r\n\
+         Retry-After: 5\r\n\
+         Connection: close\r\n\
+         Content-Type: text/plain; charset=utf-8\r\n",
+    );
+    for (name, value) in &limits.own_answer_headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+    head.into_bytes()
+}
 
-/// Answers 503 to a connection over the caps and closes it.
-pub(crate) fn refuse(connection: Connection) {
-    if let Connection::Tcp(tcp) = &connection {
+/// Answers `refusal` to a connection over the caps; it is closed when the
+/// last reference is dropped.
+pub(crate) fn refuse(connection: &Connection, refusal: &[u8]) {
+    if let Connection::Tcp(tcp) = connection {
         if tcp.set_nonblocking(true).is_ok() {
-            let _ = (&*tcp).write(REFUSAL);
+            let _ = (&*tcp).write(refusal);
         }
     }
 }

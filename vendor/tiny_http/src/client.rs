@@ -238,7 +238,7 @@ impl Iterator for ClientConnection {
             let rq = match self.read() {
                 Err(ReadError::WrongRequestLine) => {
                     let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(400));
+                    let response = self.own_answer(Response::new_empty(StatusCode(400)));
                     response
                         .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
                         .ok();
@@ -248,7 +248,7 @@ impl Iterator for ClientConnection {
 
                 Err(ReadError::WrongHeader(ver)) => {
                     let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(400));
+                    let response = self.own_answer(Response::new_empty(StatusCode(400)));
                     response.raw_print(writer, ver, &[], false, None).ok();
                     return None; // we don't know where the next request would start,
                                  // se we have to close
@@ -275,7 +275,7 @@ impl Iterator for ClientConnection {
                 Err(ReadError::ReadIoError(ref err)) if err.kind() == ErrorKind::TimedOut => {
                     // request timeout
                     let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(408));
+                    let response = self.own_answer(Response::new_empty(StatusCode(408)));
                     response
                         .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
                         .ok();
@@ -284,7 +284,7 @@ impl Iterator for ClientConnection {
 
                 Err(ReadError::ExpectationFailed(ver)) => {
                     let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(417));
+                    let response = self.own_answer(Response::new_empty(StatusCode(417)));
                     response.raw_print(writer, ver, &[], true, None).ok();
                     return None; // TODO: should be recoverable, but needs handling in case of body
                 }
@@ -297,10 +297,12 @@ impl Iterator for ClientConnection {
             // checking HTTP version
             if *rq.http_version() > (1, 1) {
                 let writer = self.sink.next().unwrap();
-                let response = Response::from_string(
-                    "This server only supports HTTP versions 1.0 and 1.1".to_owned(),
-                )
-                .with_status_code(StatusCode(505));
+                let response = self.own_answer(
+                    Response::from_string(
+                        "This server only supports HTTP versions 1.0 and 1.1".to_owned(),
+                    )
+                    .with_status_code(StatusCode(505)),
+                );
                 response
                     .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
                     .ok();
@@ -335,6 +337,17 @@ impl Iterator for ClientConnection {
 }
 
 impl ClientConnection {
+    /// piarchive patch: an answer tiny_http writes itself, with the
+    /// application's headers (`Limits::own_answer_headers`).
+    fn own_answer<R: std::io::Read>(&self, response: crate::Response<R>) -> crate::Response<R> {
+        use crate::Header;
+        self.limits
+            .own_answer_headers
+            .iter()
+            .filter_map(|(name, value)| Header::from_bytes(name.as_bytes(), value.as_bytes()).ok())
+            .fold(response, |response, header| response.with_header(header))
+    }
+
     /// piarchive patch: answers `status` and ends the connection (the rest
     /// of what the client sent cannot be trusted to start a request).
     fn refuse(&mut self, status: crate::StatusCode, version: HTTPVersion) -> Option<Request> {
@@ -344,7 +357,7 @@ impl ClientConnection {
         }
         let writer = self.sink.next().unwrap();
         let close = Header::from_bytes(&b"Connection"[..], &b"close"[..]).unwrap();
-        let response = Response::new_empty(status).with_header(close);
+        let response = self.own_answer(Response::new_empty(status).with_header(close));
         response.raw_print(writer, version, &[], false, None).ok();
         None
     }

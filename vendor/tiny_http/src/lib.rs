@@ -113,7 +113,7 @@ use util::MessagesQueue;
 
 pub use common::{HTTPVersion, Header, HeaderField, Method, StatusCode};
 pub use connection::{ConfigListenAddr, ListenAddr, Listener};
-pub use limits::Limits;
+pub use limits::{ConnectionPool, Limits};
 pub use request::{ReadWrite, Request};
 pub use response::{Response, ResponseBox};
 pub use test::TestRequest;
@@ -322,7 +322,11 @@ impl Server {
             // a tasks pool is used to dispatch the connections into threads
             let tasks_pool = util::TaskPool::new();
             let limits = Arc::new(limits);
-            let slots = util::slots::ConnectionSlots::new(&limits);
+            let slots = match &limits.pool {
+                Some(pool) => pool.0.clone(),
+                None => util::slots::ConnectionSlots::new(&limits),
+            };
+            let refusal = accept::refusal(&limits);
             let mut backoff = accept::Backoff::new(&limits);
 
             log::debug!("Running accept thread");
@@ -345,26 +349,42 @@ impl Server {
                 };
                 // piarchive patch: connections are capped in total and per
                 // address; the extra ones get 503 and are closed at once.
-                let Some(slot) = slots.try_take(remote.map(|a| a.ip())) else {
-                    accept::refuse(sock);
+                // piarchive patch: connections are capped in total and per
+                // address (one budget for every listener given the same
+                // pool); the extra ones are refused at once: 503 on plain
+                // HTTP, closed on TLS (a plaintext answer there would be
+                // garbage to the client).
+                let pace = Arc::new(util::pace::Pace::new(&limits));
+                let sock = Arc::new(sock);
+                let Some(slot) = slots.try_take(remote.map(|a| a.ip()), &pace, Some(&sock)) else {
+                    if ssl.is_none() {
+                        accept::refuse(&sock, &refusal);
+                    }
                     continue;
                 };
                 let _ = sock.set_write_timeout(Some(limits.write_timeout));
-                let pace = Arc::new(util::pace::Pace::new(&limits));
                 let new_client = {
                     use util::RefinedTcpStream;
                     let (read_closable, write_closable) = match ssl {
                         None => RefinedTcpStream::new_paced(sock, pace.clone(), slot),
-                        #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
+                        #[cfg(feature = "ssl-rustls")]
                         Some(ref ssl) => {
-                            // trying to apply SSL over the connection
-                            // if an error occurs, we just close the socket and resume listening
+                            // piarchive patch: the TLS layer reads under the
+                            // pace itself (per request, not per read), and
+                            // is capped like HTTP.
+                            let sock = match ssl.accept(sock, pace.clone()) {
+                                Ok(s) => s,
+                                Err(_) => continue,
+                            };
+                            RefinedTcpStream::new_paced(sock, pace.clone(), slot)
+                        }
+                        #[cfg(feature = "ssl-openssl")]
+                        Some(ref ssl) => {
+                            let Ok(sock) = Arc::try_unwrap(sock) else { continue };
                             let sock = match ssl.accept(sock) {
                                 Ok(s) => s,
                                 Err(_) => continue,
                             };
-                            // piarchive patch: paced and capped like HTTP
-                            // (the handshake is read under the header deadline).
                             RefinedTcpStream::new_paced(sock, pace.clone(), slot)
                         }
                         #[cfg(not(any(feature = "ssl-openssl", feature = "ssl-rustls")))]

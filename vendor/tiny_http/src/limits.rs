@@ -49,6 +49,31 @@ pub struct Limits {
     /// memory), the accept thread waits this long, doubling up to the max.
     pub accept_backoff_min: Duration,
     pub accept_backoff_max: Duration,
+    /// The connection places to share with other servers (an HTTP and an
+    /// HTTPS listener holding one budget); `None`: a pool of its own, made
+    /// from the numbers above.
+    pub pool: Option<ConnectionPool>,
+    /// Headers added to the answers tiny_http writes itself (400, 408,
+    /// 417, 431, 503, 505), e.g. the application's security headers.
+    pub own_answer_headers: Vec<(String, String)>,
+}
+
+/// piarchive patch: one budget of connection places (the caps of a
+/// [`Limits`]), shared by every server given it in [`Limits::pool`].
+#[derive(Clone)]
+pub struct ConnectionPool(pub(crate) std::sync::Arc<crate::util::slots::ConnectionSlots>);
+
+impl ConnectionPool {
+    /// A pool with the caps of `limits`.
+    pub fn new(limits: &Limits) -> ConnectionPool {
+        ConnectionPool(crate::util::slots::ConnectionSlots::new(limits))
+    }
+}
+
+impl std::fmt::Debug for ConnectionPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ConnectionPool")
+    }
 }
 
 impl Default for Limits {
@@ -69,6 +94,8 @@ impl Default for Limits {
             spare_connections_per_address: 4,
             accept_backoff_min: Duration::from_millis(10),
             accept_backoff_max: Duration::from_millis(100),
+            pool: None,
+            own_answer_headers: Vec::new(),
         }
     }
 }

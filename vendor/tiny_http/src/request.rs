@@ -232,6 +232,12 @@ where
 
     // finding the content-length header
     let declared_length = content_length(&headers)?;
+    // piarchive patch: both framings at once is how requests are smuggled
+    // past a proxy that reads the other one (RFC 9112 6.1): refused (400,
+    // and the connection closed) instead of ignoring Content-Length.
+    if transfer_encoding.is_some() && declared_length.is_some() {
+        return Err(RequestCreationError::BadContentLength);
+    }
     let content_length = if transfer_encoding.is_some() {
         // if transfer-encoding is specified, the Content-Length
         // header must be ignored (RFC2616 #4.4)
@@ -330,6 +336,9 @@ where
         _ => reader,
     };
 
+    if let Some(pace) = &pace {
+        pace.request_started();
+    }
     Ok(Request {
         data_reader: Some(reader),
         response_writer: Some(Box::new(writer) as Box<dyn Write + Send + 'static>),
@@ -432,6 +441,9 @@ impl Request {
         response: Response<R>,
     ) -> Box<dyn ReadWrite + Send> {
         use crate::util::CustomStream;
+        if let Some(pace) = &self.pace {
+            pace.request_started();
+        }
 
         response
             .raw_print(
@@ -512,6 +524,11 @@ impl Request {
     /// Therefore you should always destroy the `Writer` as soon as possible.
     #[inline]
     pub fn into_writer(mut self) -> Box<dyn Write + Send + 'static> {
+        // piarchive patch: the connection now carries a stream for as long
+        // as it lasts; it is never idle again.
+        if let Some(pace) = &self.pace {
+            pace.request_started();
+        }
         let writer = self.extract_writer_impl();
         if let Some(sender) = self.notify_when_responded.take() {
             let writer = NotifyOnDrop {
@@ -617,6 +634,10 @@ impl Drop for Request {
             if let Some(sender) = self.notify_when_responded.take() {
                 sender.send(()).unwrap();
             }
+        }
+        // piarchive patch: the connection is idle again once answered.
+        if let Some(pace) = &self.pace {
+            pace.request_done();
         }
     }
 }

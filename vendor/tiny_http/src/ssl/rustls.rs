@@ -3,17 +3,23 @@
 //! waiting for the next request kept the handler from writing the answer).
 //!
 //! Here the socket is read *without* the lock: the raw bytes are read from
-//! the shared socket (under the connection's read timeout, which the pace
-//! sets, so a handshake that never finishes runs into the header deadline
-//! like any slow client), then handed to rustls under the lock. Writes
-//! encrypt under the lock and write to the socket (under its write timeout).
+//! the shared socket, then handed to rustls under the lock. Writes encrypt
+//! under the lock and write to the socket (under its write timeout).
+//!
+//! Every raw read asks the connection's pace how long it may block: one
+//! plaintext read may take many raw reads (a ClientHello or a record sent a
+//! byte at a time), so arming the timeout once per plaintext read would let
+//! a dribbling client stay past every deadline. A handshake that never
+//! finishes thus runs into the header deadline like any slow client.
 
 use crate::connection::Connection;
 use crate::util::refined_tcp_stream::Stream as RefinedStream;
 use std::error::Error;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr};
+use crate::util::pace::Pace;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 use zeroize::Zeroizing;
 
 /// Raw bytes read from the socket in one go.
@@ -33,7 +39,13 @@ pub(crate) struct RustlsStream {
     sock: Arc<Connection>,
     /// This half's buffer for raw reads (allocated at the first read).
     raw: Vec<u8>,
+    /// The connection's deadlines, asked before every raw read.
+    pace: Option<Arc<Pace>>,
 }
+
+/// The shortest read timeout: a read past the deadline still takes what has
+/// already arrived.
+const LAST_LOOK: Duration = Duration::from_millis(1);
 
 impl RustlsStream {
     fn lock(&self) -> MutexGuard<'_, Tls> {
@@ -60,6 +72,33 @@ impl RustlsStream {
             let _ = write_out(&mut tls.conn, &self.sock);
         }
         self.sock.shutdown(how)
+    }
+
+    /// One raw read from the socket, ending by the pace's deadline.
+    fn raw_read(&mut self) -> std::io::Result<usize> {
+        let Some(pace) = self.pace.clone() else {
+            return (&*self.sock).read(&mut self.raw);
+        };
+        loop {
+            let left = pace.time_left(Instant::now())?;
+            self.sock.set_read_timeout(Some(left.max(LAST_LOOK)))?;
+            match (&*self.sock).read(&mut self.raw) {
+                Ok(n) => {
+                    pace.received(n, Instant::now());
+                    return Ok(n);
+                }
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                    if left.is_zero() {
+                        return Err(std::io::Error::new(
+                            ErrorKind::TimedOut,
+                            "the client is too slow",
+                        ));
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Hands pending raw bytes to rustls; true when it took some.
@@ -97,6 +136,7 @@ impl Clone for RustlsStream {
             tls: self.tls.clone(),
             sock: self.sock.clone(),
             raw: Vec::new(),
+            pace: self.pace.clone(),
         }
     }
 }
@@ -125,7 +165,7 @@ impl Read for RustlsStream {
                 }
             }
             // The lock is not held while waiting for the peer.
-            let n = (&*self.sock).read(&mut self.raw)?;
+            let n = self.raw_read()?;
             let mut tls = self.lock();
             if n == 0 {
                 tls.eof = true;
@@ -186,7 +226,8 @@ impl RustlsContext {
 
     pub(crate) fn accept(
         &self,
-        stream: Connection,
+        stream: Arc<Connection>,
+        pace: Arc<Pace>,
     ) -> Result<RustlsStream, Box<dyn Error + Send + Sync + 'static>> {
         let conn = rustls::ServerConnection::new(self.0.clone())?;
         Ok(RustlsStream {
@@ -195,8 +236,9 @@ impl RustlsContext {
                 pending: Vec::new(),
                 eof: false,
             })),
-            sock: Arc::new(stream),
+            sock: stream,
             raw: Vec::new(),
+            pace: Some(pace),
         })
     }
 }

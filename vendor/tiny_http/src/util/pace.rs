@@ -7,6 +7,7 @@
 //! byte just before each read would time out.
 
 use std::io::{Error, ErrorKind, Result as IoResult};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -35,6 +36,9 @@ pub(crate) struct Pace {
     body_max_credit: Duration,
     drain_timeout: Duration,
     phase: Mutex<Phase>,
+    /// Requests of this connection handed out and not yet answered (an
+    /// event stream's connection taken over counts for ever).
+    in_flight: AtomicUsize,
 }
 
 impl Pace {
@@ -49,7 +53,31 @@ impl Pace {
                 deadline: Instant::now() + limits.header_timeout,
                 saw_bytes: false,
             }),
+            in_flight: AtomicUsize::new(0),
         }
+    }
+
+    /// A request of this connection was handed out.
+    pub(crate) fn request_started(&self) {
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// A request of this connection was answered (or dropped).
+    pub(crate) fn request_done(&self) {
+        let _ = self
+            .in_flight
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+    }
+
+    /// True when the connection only waits for (or reads) a request head
+    /// and no request of it is being answered: ending it loses nothing
+    /// but a kept-alive connection or a head still being sent.
+    pub(crate) fn idle(&self) -> bool {
+        self.in_flight.load(Ordering::SeqCst) == 0
+            && matches!(
+                *self.phase.lock().unwrap_or_else(|e| e.into_inner()),
+                Phase::Headers { .. }
+            )
     }
 
     fn set(&self, phase: Phase) {

@@ -28,6 +28,12 @@ impl Clone for Stream {
     }
 }
 
+impl From<Arc<Connection>> for Stream {
+    fn from(connection: Arc<Connection>) -> Self {
+        Stream::Http(connection)
+    }
+}
+
 impl From<Connection> for Stream {
     fn from(tcp_stream: Connection) -> Self {
         Stream::Http(Arc::new(tcp_stream))
@@ -226,9 +232,14 @@ impl Drop for RefinedTcpStream {
 
 impl Read for RefinedTcpStream {
     fn read(&mut self, buf: &mut [u8]) -> IoResult<usize> {
-        match self.pace.clone() {
-            Some(pace) => self.paced_read(&pace, buf),
-            None => self.stream.read(buf),
+        match (&self.stream, self.pace.clone()) {
+            // piarchive patch: the TLS layer reads the socket under the pace
+            // itself, for every raw read (one read here may take many: a
+            // record dribbled a byte at a time).
+            #[cfg(feature = "ssl-rustls")]
+            (Stream::Https(_), _) => self.stream.read(buf),
+            (_, Some(pace)) => self.paced_read(&pace, buf),
+            (_, None) => self.stream.read(buf),
         }
     }
 }
