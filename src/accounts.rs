@@ -807,6 +807,11 @@ mod tests {
     fn usernames_with_direction_controls_are_refused() {
         let (_dir, accounts) = accounts();
         accounts.setup("alice", "correct horse").unwrap();
+        let open = Settings {
+            registration_open: true,
+            ..Settings::default()
+        };
+        open.save(&accounts.store).unwrap();
         for name in ["eve\u{202E}nimda", "\u{2066}bob", "carol\u{200F}"] {
             let err = accounts
                 .register(name, "another pass", "10.0.0.1")

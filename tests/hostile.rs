@@ -355,7 +355,7 @@ fn idle_connections_beyond_the_caps_leave_the_listener_serving() {
 }
 
 /// How many files the process `pid` has open.
-fn open_files(pid: u32) -> usize {
+pub(crate) fn open_files(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |dir| dir.count())
 }
 

@@ -15,7 +15,8 @@ use serde_json::json;
 
 use crate::hostile::{
     address, assert_user_is_served, connect_from, exchange, idle_connections, one_attack_at_a_time,
-    parse_answer, poll_answer, raise_own_open_files, refusals, Answer, ATTACKER, PROMPT, USER,
+    open_files, parse_answer, poll_answer, raise_own_open_files, refusals, Answer, ATTACKER,
+    PROMPT, USER,
 };
 use crate::support::{Client, TestServer};
 
@@ -317,7 +318,15 @@ fn tls_dribbling_is_cut_at_the_head_deadline_and_the_budget_is_shared() {
     // HTTPS from one address hold its 64; the 16 over are closed at once
     // on the TLS port, without a plaintext answer.
     let source = attacker(4);
+    let before = open_files(server.pid());
     let _plain = idle_connections(source, to, 40);
+    // connect() returns once the kernel has the connection: wait (bounded)
+    // until the server has taken all 40, so the 16 over the address's share
+    // are the TLS ones, not a race between the two accept threads.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while open_files(server.pid()) < before + 40 && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(20));
+    }
     let mut tls = idle_connections(source, https, 40);
     let per_address = piarchive::limits::MAX_CONNECTIONS_PER_ADDRESS;
     let refused = refusals(&mut tls, 80 - per_address);

@@ -187,3 +187,35 @@ fn the_admin_sets_quotas_on_the_users_page_and_sees_each_members_use() {
         "{log}"
     );
 }
+
+#[test]
+fn the_dashboard_shows_each_members_use_against_their_quota() {
+    let server = TestServer::start();
+    let admin = server.admin();
+    let bob = server.member("bob");
+    let carol = server.member("carol");
+    bob.upload_ok("photos", &random_bytes(300 * KIB as usize, 7));
+    let resp = admin.send_json(
+        "PATCH",
+        &format!("/api/v1/admin/users/{}", user_id(&bob)),
+        &json!({"quota_bytes": 1024 * KIB}),
+    );
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let page = admin.get("/admin");
+    assert_eq!(page.status, 200);
+    let text = page.text();
+    let card = text
+        .split("id=\"members-use\"")
+        .nth(1)
+        .expect("a card of each member's use")
+        .split("</section>")
+        .next()
+        .unwrap();
+    // Bob first (he stores the most), against his quota: 300 of 1024 KiB.
+    let (bob_at, carol_at) = (card.find("bob").unwrap(), card.find("carol").unwrap());
+    assert!(bob_at < carol_at, "{card}");
+    assert!(card.contains("300 KiB of 1.0 MiB quota"), "{card}");
+    assert!(card.contains("aria-label=\"bob: 300 KiB\""), "{card}");
+    assert!(card.contains("data-percent=\"29\""), "{card}");
+    drop(carol);
+}

@@ -79,8 +79,8 @@ pub fn safety(app: &App) -> Result<Markup, ApiError> {
                     }
                     None => p.muted { "The disk size cannot be read." },
                 }
-                p { a href="/admin/users" { "Use per member" } }
             }
+            (members_card(app)?)
             (accounts_card(&safety))
         }
     })
@@ -110,6 +110,44 @@ fn problem_item(problem: &Problem) -> Markup {
             span.next-step { (problem.next_step) }
         }
     }
+}
+
+/// What each member stores, as bars against the largest (or their quota,
+/// when they have one): who fills the box, at a glance.
+fn members_card(app: &App) -> Result<Markup, ApiError> {
+    let users = app.accounts.users()?;
+    let usage = app.archives.usage_by_owner()?;
+    let mut rows: Vec<(&str, u64, Option<u64>)> = users
+        .iter()
+        .map(|user| {
+            let use_ = usage.get(&user.id).cloned().unwrap_or_default();
+            (user.username.as_str(), use_.used_bytes(), use_.quota_bytes)
+        })
+        .collect();
+    rows.sort_by_key(|(_, used, _)| std::cmp::Reverse(*used));
+    let largest = rows.first().map_or(0, |(_, used, _)| *used).max(1);
+    Ok(html! {
+        section.card id="members-use" {
+            h2 { "Use per member" }
+            ul.member-use {
+                @for (name, used, quota) in &rows {
+                    @let scale = quota.unwrap_or(largest).max(1);
+                    @let percent = (used.saturating_mul(100) / scale).min(100);
+                    li {
+                        span.member { (name) } " "
+                        span.muted {
+                            (human_size(*used))
+                            @if let Some(quota) = quota { " of " (human_size(*quota)) " quota" }
+                        }
+                        div.progress.neutral role="img" aria-label={ (name) ": " (human_size(*used)) } {
+                            div.bar data-percent=(percent) {}
+                        }
+                    }
+                }
+            }
+            p { a href="/admin/users" { "Users, quotas and invitations" } }
+        }
+    })
 }
 
 fn accounts_card(safety: &Safety) -> Markup {
