@@ -53,39 +53,26 @@ impl TypedSecrets {
 
     /// `settings` with the kept secret filled in where the field was left
     /// empty, when `user_id` typed it for the same access key id.
-    pub fn fill(&self, user_id: &str, settings: RemoteSettings) -> RemoteSettings {
+    pub fn fill(&self, user_id: &str, mut settings: RemoteSettings) -> RemoteSettings {
         let slot = self.slot();
-        match (settings, slot.as_ref()) {
-            (
-                RemoteSettings::S3 {
-                    endpoint,
-                    region,
-                    bucket,
-                    prefix,
-                    path_style,
-                    access_key_id,
-                    secret_access_key,
-                    object_lock,
-                },
-                Some(kept),
-            ) if secret_access_key.is_empty()
+        if let (
+            RemoteSettings::S3 {
+                access_key_id,
+                secret_access_key,
+                ..
+            },
+            Some(kept),
+        ) = (&mut settings, slot.as_ref())
+        {
+            if secret_access_key.is_empty()
                 && kept.user_id == user_id
-                && kept.access_key_id == access_key_id
-                && kept.until > Instant::now() =>
+                && kept.access_key_id == *access_key_id
+                && kept.until > Instant::now()
             {
-                RemoteSettings::S3 {
-                    endpoint,
-                    region,
-                    bucket,
-                    prefix,
-                    path_style,
-                    access_key_id,
-                    secret_access_key: kept.secret.to_string(),
-                    object_lock,
-                }
+                *secret_access_key = kept.secret.to_string();
             }
-            (settings, _) => settings,
         }
+        settings
     }
 
     /// Whether `user_id` has a typed secret kept for `access_key_id`.
