@@ -21,16 +21,29 @@ const TMPFS_MAGIC: i64 = 0x0102_1994;
 /// Where a store's lock file goes: a tmpfs, first of these that exists.
 const RAM_DIRS: &[&str] = &["/run", "/dev/shm"];
 
-/// Makes `<dir>/lock.mdb` a symlink into a tmpfs unless it is one already,
-/// when no process has the database open. Says why not on stderr.
+/// Makes `<dir>/lock.mdb` a symlink into a private folder in a tmpfs, when
+/// no process has the database open. After a reboot the tmpfs is empty: the
+/// folder is made again here, before LMDB follows the link. A link that
+/// points anywhere else (an older place, or RAM that is not there any more)
+/// is replaced, or removed so that LMDB makes a plain file: a dangling link
+/// would keep the database from opening at all. Says why not on stderr.
 pub fn keep_in_ram(dir: &Path) {
     let lock = dir.join("lock.mdb");
+    let target = ram_path(dir);
     if lock.is_symlink() {
-        return;
-    }
-    let Some(target) = ram_path(dir) else { return };
-    if lock.exists() {
-        if in_use(&lock) {
+        if target.is_some() && std::fs::read_link(&lock).ok() == target {
+            return;
+        }
+        // `exists` follows the link: a live file elsewhere may be in use.
+        if lock.exists() && in_use(&lock) {
+            return;
+        }
+        if let Err(err) = std::fs::remove_file(&lock) {
+            eprintln!("piarchive: the database's lock file link could not be replaced: {err}");
+            return;
+        }
+    } else if lock.exists() {
+        if target.is_none() || in_use(&lock) {
             return;
         }
         if let Err(err) = std::fs::remove_file(&lock) {
@@ -38,6 +51,7 @@ pub fn keep_in_ram(dir: &Path) {
             return;
         }
     }
+    let Some(target) = target else { return };
     if let Err(err) = std::os::unix::fs::symlink(&target, &lock) {
         eprintln!("piarchive: the database's lock file stays on disk: {err}");
     }
@@ -151,5 +165,29 @@ mod tests {
         let elsewhere = tempfile::tempdir().unwrap();
         std::os::unix::fs::symlink(elsewhere.path(), &own).unwrap();
         assert_eq!(private_folder(ram.path()), None);
+    }
+
+    #[test]
+    fn a_link_into_ram_that_is_gone_is_made_good_before_the_store_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock = dir.path().join("lock.mdb");
+        // As after a reboot, or a disk moved to another machine: the link
+        // points into a folder that is not there.
+        std::os::unix::fs::symlink("/nonexistent-piarchive-ram/x.lock", &lock).unwrap();
+        assert!(!lock.exists(), "dangling");
+        // `Store::open` makes it good itself (commands other than `serve`).
+        let store = crate::store::Store::open(dir.path(), 16 << 20).expect("opens again");
+        assert_eq!(
+            store.schema_version().unwrap(),
+            crate::store::SCHEMA_VERSION
+        );
+        match ram_path(dir.path()) {
+            Some(target) => {
+                assert_eq!(std::fs::read_link(&lock).unwrap(), target);
+                drop(store);
+                let _ = std::fs::remove_file(target);
+            }
+            None => assert!(!lock.is_symlink(), "a plain file where there is no RAM"),
+        }
     }
 }

@@ -353,6 +353,12 @@ impl Store {
     /// [`Store::migrate`]. A newer store is refused in both cases.
     pub fn open_with(dir: &Path, map_size: usize, when: Migrate) -> Result<Store> {
         std::fs::create_dir_all(dir).map_err(|err| StoreError::Lmdb(heed::Error::Io(err)))?;
+        // A lock file link into RAM that a reboot emptied: made good first
+        // (by any command, not only `serve`), or LMDB could not open.
+        let lock = dir.join("lock.mdb");
+        if lock.is_symlink() && !lock.exists() {
+            lock_file::keep_in_ram(dir);
+        }
         // SAFETY: the environment is opened once per process (the appliance
         // holds one `Store` and clones it), and the files are never modified
         // by anything but LMDB.
