@@ -5,11 +5,10 @@
 
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
 use serde_json::{json, Value};
 
 use crate::support::other_address::json_from;
-use crate::support::{closed_upload_window, Client, Resp, TestServer};
+use crate::support::{closed_upload_window, Resp, TestServer};
 
 /// Peak resident memory of a process (`VmHWM`), in bytes.
 fn peak_rss(pid: u32) -> u64 {
@@ -266,23 +265,6 @@ fn a_member_cannot_fill_the_database_past_the_admins_reserve() {
     assert_eq!(bob.login("bob", "member password").status, 403);
 }
 
-fn tus_create(client: &Client, length: u64) -> Resp {
-    let metadata = format!(
-        "filename {}",
-        base64::engine::general_purpose::STANDARD.encode("f.bin")
-    );
-    client.request(
-        "POST",
-        "/api/v1/uploads",
-        &[
-            ("Tus-Resumable", "1.0.0"),
-            ("Upload-Length", &length.to_string()),
-            ("Upload-Metadata", &metadata),
-        ],
-        None,
-    )
-}
-
 /// Bytes free for the server's data folder.
 fn free_bytes(server: &TestServer) -> u64 {
     let stat = rustix::fs::statvfs(server.data_dir()).unwrap();
@@ -304,14 +286,14 @@ fn one_members_reservation_never_refuses_another_members_upload() {
         free > 2 * margin,
         "this test needs {margin} bytes free twice"
     );
-    let resp = tus_create(&mallory, free - margin);
+    let resp = mallory.tus_create(free - margin);
     assert_eq!(resp.status, 201, "{}", resp.text());
     // Carol's upload is larger than what Mallory left: still taken.
-    let resp = tus_create(&carol, margin + (1 << 30));
+    let resp = carol.tus_create(margin + (1 << 30));
     assert_eq!(resp.status, 201, "{}", resp.text());
     assert_eq!(carol.upload("photo", "photo.jpg", b"a photo").status, 201);
     // Mallory's own next reservation meets her first one.
-    let resp = tus_create(&mallory, margin + (1 << 30));
+    let resp = mallory.tus_create(margin + (1 << 30));
     assert_eq!(resp.status, 507, "{}", resp.text());
     assert_eq!(resp.json()["error"], "insufficient_storage");
     assert!(
@@ -329,7 +311,7 @@ fn parallel_tus_creations_stop_at_the_cap() {
     let bob = server.member("bob");
     let statuses: Vec<u16> = std::thread::scope(|scope| {
         let creations: Vec<_> = (0..40)
-            .map(|_| scope.spawn(|| tus_create(&bob, 1024).status))
+            .map(|_| scope.spawn(|| bob.tus_create(1024).status))
             .collect();
         creations.into_iter().map(|c| c.join().unwrap()).collect()
     });
@@ -339,7 +321,7 @@ fn parallel_tus_creations_stop_at_the_cap() {
         statuses.iter().all(|s| *s == 201 || *s == 503),
         "{statuses:?}"
     );
-    let resp = tus_create(&bob, 1024);
+    let resp = bob.tus_create(1024);
     assert_eq!(resp.status, 503);
     assert!(resp.header("Retry-After").is_some());
 }

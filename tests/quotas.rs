@@ -3,29 +3,11 @@
 //! one-shot and resumable uploads with a 507 and a sentence naming the
 //! quota; another user is never affected.
 
-use base64::Engine as _;
 use serde_json::json;
 
 use crate::support::{random_bytes, Client, Resp, TestServer};
 
 const KIB: u64 = 1024;
-
-fn tus_create(client: &Client, length: u64) -> Resp {
-    let metadata = format!(
-        "filename {}",
-        base64::engine::general_purpose::STANDARD.encode("f.bin")
-    );
-    client.request(
-        "POST",
-        "/api/v1/uploads",
-        &[
-            ("Tus-Resumable", "1.0.0"),
-            ("Upload-Length", &length.to_string()),
-            ("Upload-Metadata", &metadata),
-        ],
-        None,
-    )
-}
 
 fn user_id(client: &Client) -> String {
     client.get("/api/v1/me").json()["id"]
@@ -69,7 +51,7 @@ fn an_upload_past_the_quota_is_refused_and_others_are_not() {
         "{}",
         resp.text()
     );
-    let resp = tus_create(&bob, 400 * KIB);
+    let resp = bob.tus_create(400 * KIB);
     assert_eq!(resp.status, 507, "{}", resp.text());
     assert!(resp.message().contains("1.0 MiB quota"), "{}", resp.text());
     assert_eq!(
@@ -79,7 +61,7 @@ fn an_upload_past_the_quota_is_refused_and_others_are_not() {
 
     // A reservation counts at once: 300 KiB declared, then 100 KiB more
     // would pass the quota.
-    let resp = tus_create(&bob, 300 * KIB);
+    let resp = bob.tus_create(300 * KIB);
     assert_eq!(resp.status, 201, "{}", resp.text());
     assert_eq!(
         bob.get("/api/v1/me").json()["storage"]["pending_bytes"],

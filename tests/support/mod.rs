@@ -464,6 +464,25 @@ impl Client {
         assert_eq!(resp.status, 200, "{}", resp.text());
     }
 
+    /// Creates a tus upload of `length` bytes (filename `f.bin`); its answer.
+    pub fn tus_create(&self, length: u64) -> Resp {
+        use base64::Engine as _;
+        let metadata = format!(
+            "filename {}",
+            base64::engine::general_purpose::STANDARD.encode("f.bin")
+        );
+        self.request(
+            "POST",
+            "/api/v1/uploads",
+            &[
+                ("Tus-Resumable", "1.0.0"),
+                ("Upload-Length", &length.to_string()),
+                ("Upload-Metadata", &metadata),
+            ],
+            None,
+        )
+    }
+
     pub fn upload_ok(&self, name: &str, data: &[u8]) -> Value {
         let resp = self.upload(name, &format!("{name}.bin"), data);
         assert_eq!(resp.status, 201, "{}", resp.text());
