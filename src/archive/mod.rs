@@ -615,6 +615,7 @@ pub(crate) fn new_archive_record(
         stored_size: Some(0),
         protected_until: None,
         path: None,
+        awaiting_copies: false,
     }
 }
 
