@@ -189,43 +189,55 @@ impl Inner {
         let stopped = || halt.load(Ordering::SeqCst) || self.shutdown.load(Ordering::SeqCst);
         while !stopped() {
             let seen = *lock(&self.wake.0);
-            let wait = match self.sync_pass(id, halt) {
-                Ok(Synced::Idle) => {
-                    failures = 0;
+            match self.sync_once(id, halt, &mut failures) {
+                None => {
                     let (counter, condvar) = &self.wake;
                     let guard = lock(counter);
                     if *guard == seen && !stopped() {
                         let _ = condvar.wait_timeout(guard, IDLE_LOOK);
                     }
-                    continue;
                 }
-                Ok(Synced::Busy) => Duration::from_secs(1),
-                Err(failure) => {
-                    failures += 1;
-                    let message = match &failure {
-                        Failure::Transient(m) | Failure::Permanent(m) | Failure::Damaged(m) => {
-                            m.clone()
-                        }
-                        Failure::Busy => String::new(),
-                    };
-                    if message.is_empty() {
-                        Duration::from_secs(1)
-                    } else {
-                        let delay = backoff_secs(failures, rand::random::<f64>());
-                        self.health.failed(
-                            id,
-                            &format!("{message} (attempt {failures}; trying again in {delay} s)"),
-                            false,
-                        );
-                        Duration::from_secs(delay as u64)
+                Some(wait) => {
+                    let until = Instant::now() + wait;
+                    while Instant::now() < until && !stopped() {
+                        std::thread::sleep(Duration::from_millis(100).min(until - Instant::now()));
                     }
                 }
-            };
-            let until = Instant::now() + wait;
-            while Instant::now() < until && !stopped() {
-                std::thread::sleep(Duration::from_millis(100).min(until - Instant::now()));
             }
         }
+    }
+
+    /// One pass and its accounting: `None` when there is nothing more to
+    /// do now, else how long to wait before the next (a second when busy,
+    /// the backoff after a failure, which counts in `failures` and shows as
+    /// the destination's problem from the third in a row).
+    pub(crate) fn sync_once(
+        &self,
+        id: &str,
+        halt: &AtomicBool,
+        failures: &mut u32,
+    ) -> Option<Duration> {
+        let failure = match self.sync_pass(id, halt) {
+            Ok(Synced::Idle) => {
+                *failures = 0;
+                return None;
+            }
+            Ok(Synced::Busy) | Err(Failure::Busy) => return Some(Duration::from_secs(1)),
+            Err(failure) => failure,
+        };
+        let (Failure::Transient(message) | Failure::Permanent(message) | Failure::Damaged(message)) =
+            failure
+        else {
+            return Some(Duration::from_secs(1));
+        };
+        *failures += 1;
+        let delay = backoff_secs(*failures, rand::random::<f64>());
+        self.health.failed(
+            id,
+            &format!("{message} (attempt {failures}; trying again in {delay} s)"),
+            false,
+        );
+        Some(Duration::from_secs(delay as u64))
     }
 
     /// One pass for destination `id` (see the module comment). The tests
@@ -263,9 +275,11 @@ impl Inner {
         dest: &str,
         cursor: Option<&[u8]>,
     ) -> Result<(Vec<CopyItem>, Option<Vec<u8>>), StoreError> {
+        // Before the transaction: loading the keys the first time reads
+        // the store, and a thread holds one read transaction at a time.
+        let keys = self.keys().ok().map(|(keys, _)| keys);
         let txn = self.store.read()?;
         let tables = &self.store.tables;
-        let keys = self.keys().ok().map(|(keys, _)| keys);
         let prefix = destination_prefix(dest);
         let mut items = Vec::new();
         let mut last = None;
