@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
-use super::super::pipeline::{CopyWork, Stop, BATCH};
+use super::super::pipeline::{Batch, CopyWork, Stop, BATCH};
 use super::super::remote_move::check_sealed;
 use super::super::work::sha_bytes;
 use super::super::{backoff_secs, lock, Failure, Inner, ObjectClaim};
@@ -43,6 +43,8 @@ const COPIERS: usize = 2;
 const REFUSED_DELETE_WAIT: i64 = 6 * 3600;
 /// An idle syncer looks again this often even without a wake.
 const IDLE_LOOK: Duration = Duration::from_secs(30);
+/// An idle destination is asked whether it is still there this often.
+const PROBE_EVERY: Duration = Duration::from_secs(60);
 
 /// The running syncers, by destination id.
 #[derive(Default)]
@@ -158,10 +160,7 @@ impl<'a> CopyWork for SyncWork<'a> {
     type Item = CopyItem;
     type Landed = CopyLanded<'a>;
 
-    fn next_batch(
-        &self,
-        cursor: Option<&[u8]>,
-    ) -> Result<(Vec<CopyItem>, Option<Vec<u8>>), StoreError> {
+    fn next_batch(&self, cursor: Option<&[u8]>) -> Result<Batch<CopyItem>, StoreError> {
         self.inner.parts_to_copy(self.dest, cursor)
     }
 
@@ -257,8 +256,9 @@ impl Inner {
         let mut did = self.write_manifests(id, remote.as_ref())?;
         did |= self.carry_out_deletes(id, remote.as_ref())?;
         did |= self.write_catalog(id, remote.as_ref())?;
-        if !did && self.health.error(id).is_some() {
-            // Nothing to do, but a problem is shown: is it over?
+        if !did && (self.health.error(id).is_some() || self.health.probe_due(id, PROBE_EVERY)) {
+            // Nothing to do: is a problem shown over, is the place still
+            // there? (A destination with no work is still watched.)
             remote.head(repo::CONFIG_KEY)?;
             self.health.succeeded(id);
         }
@@ -274,7 +274,7 @@ impl Inner {
         &self,
         dest: &str,
         cursor: Option<&[u8]>,
-    ) -> Result<(Vec<CopyItem>, Option<Vec<u8>>), StoreError> {
+    ) -> Result<Batch<CopyItem>, StoreError> {
         // Before the transaction: loading the keys the first time reads
         // the store, and a thread holds one read transaction at a time.
         let keys = self.keys().ok().map(|(keys, _)| keys);
@@ -757,10 +757,10 @@ fn commit_one(
     copy.parts_stored += 1;
     copy.bytes_stored += item.part.length;
     copy.stored_size += object.stored_length;
-    copy.protected_until = match (copy.parts_stored, copy.protected_until, object.retain_until) {
-        (1, _, until) => until,
-        (_, Some(a), Some(b)) => Some(a.min(b)),
-        (_, a, b) => a.or(b),
+    copy.protected_until = if copy.parts_stored == 1 {
+        object.retain_until
+    } else {
+        super::super::lock::earliest(copy.protected_until, object.retain_until)
     };
     copy.last_error = None;
     tables.copies.put(txn, copy_id.as_bytes(), &copy)?;
