@@ -468,3 +468,76 @@ fn removing_a_destination_leaves_its_folder_and_settles_archives() {
         [MAIN]
     );
 }
+
+/// The running engine: a destination added through `Engine` gets its
+/// syncer thread at once, which copies a new archive there by itself (the
+/// archive ends `backed_up`) and writes the catalog again when the users
+/// change; removing it stops the thread; a restarted engine starts one per
+/// copy destination; shutdown joins them.
+#[test]
+fn the_syncer_threads_follow_the_destinations() {
+    let app = appliance();
+    let data_dir = app.inner.data_dir.clone();
+    let engine = crate::engine::Engine::start(app.store.clone(), &data_dir);
+    let usb = app.folder("usb");
+    let (dest, _) = engine
+        .add_destination("USB disk", RemoteSettings::Dir { path: usb.clone() })
+        .unwrap();
+    assert_eq!(engine.syncing(), [dest.id.clone()]);
+    let archive = app.ingest("photos", &noise(3 * 1024 * 1024 + 3, 21));
+    engine.wake();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let settled = |wanted: &dyn Fn() -> bool| {
+        while !wanted() {
+            assert!(std::time::Instant::now() < deadline, "timed out");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    };
+    settled(&|| app.archive(&archive.id).state == ArchiveState::BackedUp);
+    assert_eq!(
+        keys_under(&usb, "parts/"),
+        keys_under(&app.main_folder(), "parts/")
+    );
+    let catalog_version = || {
+        let txn = app.store.read().unwrap();
+        let record = app
+            .store
+            .tables
+            .destinations
+            .get(&txn, dest.id.as_bytes())
+            .unwrap()
+            .unwrap();
+        (
+            record.catalog_version,
+            crate::store::copies::catalog_version(&txn, &app.store.tables).unwrap(),
+        )
+    };
+    settled(&|| {
+        let (written, now) = catalog_version();
+        written == now
+    });
+    let before = std::fs::read(usb.join("catalog/appliance")).unwrap();
+    app.store
+        .write(|txn, t| -> Result<(), StoreError> {
+            crate::store::jobs::enqueue_catalog_upload(txn, t)
+        })
+        .unwrap();
+    engine.wake();
+    settled(&|| {
+        let (written, now) = catalog_version();
+        written == now
+    });
+    assert_ne!(
+        std::fs::read(usb.join("catalog/appliance")).unwrap(),
+        before,
+        "sealed again"
+    );
+    engine.shutdown();
+    assert!(engine.syncing().is_empty());
+
+    let again = crate::engine::Engine::start(app.store.clone(), &data_dir);
+    assert_eq!(again.syncing(), [dest.id.clone()]);
+    again.remove_destination(&dest.id).unwrap();
+    assert!(again.syncing().is_empty());
+    again.shutdown();
+}
