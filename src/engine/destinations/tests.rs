@@ -18,6 +18,9 @@ use crate::store::copies::{copy_key, copy_object_key};
 use crate::store::records::{Role, UserRecord};
 use crate::store::Store;
 
+#[path = "../../../tests/support/s3_server.rs"]
+mod s3_server;
+
 const OWNER: &str = "u-owner";
 const PASSPHRASE: &str = "correct horse battery staple";
 
@@ -343,11 +346,8 @@ fn a_destination_that_is_down_holds_backed_up_until_it_comes_back() {
 /// and counted twice; deleting one archive keeps every shared object on
 /// both destinations and deletes only its manifest; deleting the other
 /// deletes everything everywhere.
-#[test]
-fn dedup_and_refcounts_hold_per_destination() {
-    let app = appliance();
-    let usb = app.folder("usb");
-    let dest = app.add("USB disk", &usb);
+fn dedup_and_refcounts_hold_on(app: &Appliance, settings: RemoteSettings, usb: &Path) {
+    let dest = app.inner.add_destination("Copy", settings).unwrap().0;
     let data = noise(6 * 1024 * 1024 + 77, 11);
     let first = app.ingest("first", &data);
     app.run_due();
@@ -355,8 +355,8 @@ fn dedup_and_refcounts_hold_per_destination() {
     assert_eq!(app.archive(&first.id).state, ArchiveState::BackedUp);
     let main = app.main_folder();
     let parts_main = files(&main);
-    let parts_usb = files(&usb);
-    let objects = keys_under(&usb, "parts/");
+    let parts_usb = files(usb);
+    let objects = keys_under(usb, "parts/");
     assert_eq!(objects.len() as u32, first.parts_total);
 
     let second = app.ingest("second", &data);
@@ -364,7 +364,7 @@ fn dedup_and_refcounts_hold_per_destination() {
     assert_eq!(app.sync(&dest.id, &mut 0), None);
     assert_eq!(app.archive(&second.id).state, ArchiveState::BackedUp);
     // Sent once to each: the part files are the very same files.
-    for (folder, before) in [(&main, &parts_main), (&usb, &parts_usb)] {
+    for (folder, before) in [(main.as_path(), &parts_main), (usb, &parts_usb)] {
         let now = files(folder);
         for key in before.keys().filter(|key| key.starts_with("parts/")) {
             assert_eq!(now.get(key), before.get(key), "{key} was written again");
@@ -390,7 +390,7 @@ fn dedup_and_refcounts_hold_per_destination() {
     app.archives.delete(OWNER, &first.id).unwrap();
     app.run_due();
     assert_eq!(app.sync(&dest.id, &mut 0), None);
-    for folder in [&main, &usb] {
+    for folder in [main.as_path(), usb] {
         assert_eq!(keys_under(folder, "parts/"), objects, "shared parts stay");
         assert_eq!(
             keys_under(folder, "manifests/"),
@@ -400,7 +400,7 @@ fn dedup_and_refcounts_hold_per_destination() {
     app.archives.delete(OWNER, &second.id).unwrap();
     app.run_due();
     assert_eq!(app.sync(&dest.id, &mut 0), None);
-    for folder in [&main, &usb] {
+    for folder in [main.as_path(), usb] {
         assert!(keys_under(folder, "parts/").is_empty(), "{folder:?}");
         assert!(keys_under(folder, "manifests/").is_empty(), "{folder:?}");
     }
@@ -410,6 +410,22 @@ fn dedup_and_refcounts_hold_per_destination() {
     assert!(tables.copy_parts.is_empty(&txn).unwrap());
     assert!(tables.copies.is_empty(&txn).unwrap());
     assert!(tables.copy_deletes.is_empty(&txn).unwrap());
+}
+
+#[test]
+fn dedup_and_refcounts_hold_per_destination_on_a_folder() {
+    let app = appliance();
+    let usb = app.folder("usb");
+    dedup_and_refcounts_hold_on(&app, RemoteSettings::Dir { path: usb.clone() }, &usb);
+}
+
+/// The same on a real S3 server (s3s-fs, checking SigV4 and payload hashes).
+#[test]
+fn dedup_and_refcounts_hold_per_destination_on_s3() {
+    let app = appliance();
+    let server = s3_server::S3TestServer::start();
+    let folder = server.root().join(s3_server::BUCKET).join("copy");
+    dedup_and_refcounts_hold_on(&app, server.settings("copy"), &folder);
 }
 
 /// Removing a destination: the main one is refused; a copy's records go
