@@ -13,13 +13,16 @@ use crate::archive::{Archives, NewUpload};
 use crate::engine::remote_move::{ChangeError, Destination as Place};
 use crate::engine::{keys, lock, Inner};
 use crate::recovery::Recovery;
-use crate::remote::TransferOptions;
+use crate::remote::{Remote, TransferOptions};
 use crate::store::copies::{copy_key, copy_object_key};
 use crate::store::records::{Role, UserRecord};
 use crate::store::Store;
 
 #[path = "../../../tests/support/s3_server.rs"]
 mod s3_server;
+
+#[path = "../../../tests/support/moto.rs"]
+mod moto;
 
 const OWNER: &str = "u-owner";
 const PASSPHRASE: &str = "correct horse battery staple";
@@ -556,4 +559,72 @@ fn the_syncer_threads_follow_the_destinations() {
     again.remove_destination(&dest.id).unwrap();
     assert!(again.syncing().is_empty());
     again.shutdown();
+}
+
+/// Object Lock on a copy destination (moto's locked bucket; the main
+/// destination is a folder): every object written there is locked with the
+/// copy's own retention, and the hourly chore, run with a clock three days
+/// ahead, extends each one (config, catalog, manifest, parts) and the
+/// copy's `protected_until`; nothing is due an hour later.
+#[test]
+fn object_lock_is_kept_up_on_a_copy_destination() {
+    let moto = moto::MotoServer::start();
+    let app = appliance();
+    let lock = serde_json::json!({"mode": "GOVERNANCE", "days": 2});
+    let settings: RemoteSettings =
+        serde_json::from_value(moto.settings(moto::LOCKED_BUCKET, "copy", moto::Keys::Full, lock))
+            .unwrap();
+    let dest = app
+        .inner
+        .add_destination("Locked bucket", settings.clone())
+        .unwrap()
+        .0;
+    let archive = app.ingest("photos", &noise(2 * 1024 * 1024 + 9, 4));
+    app.run_due();
+    assert_eq!(app.sync(&dest.id, &mut 0), None);
+    assert_eq!(app.archive(&archive.id).state, ArchiveState::BackedUp);
+
+    let client = crate::remote::s3::S3Client::new(&settings, &TransferOptions::default()).unwrap();
+    let keys = client.list("").unwrap();
+    assert!(keys.len() >= 4, "{keys:?}");
+    let locked_until = |key: &str| {
+        let (mode, until) = client
+            .lock_of(key)
+            .unwrap()
+            .unwrap_or_else(|| panic!("{key} is not locked"));
+        assert_eq!(mode, "GOVERNANCE", "{key}");
+        crate::date::parse_rfc3339_millis(&until).unwrap() / 1000
+    };
+    let now = crate::ids::now_secs();
+    for key in &keys {
+        assert!(locked_until(key) > now + 86_400, "{key}");
+    }
+    let protected = |app: &Appliance| {
+        let txn = app.store.read().unwrap();
+        let key = copy_key(&dest.id, &archive.id);
+        app.store
+            .tables
+            .copies
+            .get(&txn, key.as_bytes())
+            .unwrap()
+            .unwrap()
+            .protected_until
+    };
+    assert!(protected(&app).is_some_and(|until| until > now + 86_400));
+
+    let engine = crate::engine::Engine::start(app.store.clone(), &app.inner.data_dir);
+    let later = now + 3 * 86_400;
+    let report = engine.extend_locks(later).unwrap();
+    assert_eq!(report.extended, keys.len(), "every object there, once");
+    let new_until = later + 2 * 86_400;
+    for key in &keys {
+        let until = locked_until(key);
+        assert!(
+            (new_until - 5..=new_until + 5).contains(&until),
+            "{key}: {until}"
+        );
+    }
+    assert_eq!(protected(&app), Some(new_until));
+    assert_eq!(engine.extend_locks(later + 3600).unwrap().extended, 0);
+    engine.shutdown();
 }
