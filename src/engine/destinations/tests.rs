@@ -628,3 +628,23 @@ fn object_lock_is_kept_up_on_a_copy_destination() {
     assert_eq!(engine.extend_locks(later + 3600).unwrap().extended, 0);
     engine.shutdown();
 }
+
+/// The main remote cannot be moved onto a copy destination's storage.
+#[test]
+fn the_main_remote_cannot_move_onto_a_copy_destination() {
+    let app = appliance();
+    let usb = app.folder("usb");
+    app.add("USB disk", &usb);
+    let engine = crate::engine::Engine::start(app.store.clone(), &app.inner.data_dir);
+    let refused = engine
+        .plan_remote_change(&RemoteSettings::Dir { path: usb.clone() })
+        .unwrap_err();
+    assert!(
+        matches!(refused, ChangeError::AlreadyADestination { ref name, .. } if name == "USB disk"),
+        "{refused}"
+    );
+    assert!(refused
+        .to_string()
+        .contains("already the destination USB disk"));
+    engine.shutdown();
+}
