@@ -16,8 +16,8 @@ use crate::device::status::{
 };
 use crate::device::StatusSender;
 use crate::disk::available_bytes;
-use crate::remote::placement::Placement;
 use crate::engine::activity::Direction;
+use crate::remote::placement::Placement;
 use crate::settings::Settings;
 use crate::store::records::ArchiveState;
 

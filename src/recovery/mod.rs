@@ -529,7 +529,10 @@ fn archive_record(
         stored_size: None,
         protected_until: None,
         // The bucket is not trusted: cleaned as an upload's folder is.
-        path: manifest.path.as_deref().and_then(crate::archive::clean_folder),
+        path: manifest
+            .path
+            .as_deref()
+            .and_then(crate::archive::clean_folder),
     }
 }
 
