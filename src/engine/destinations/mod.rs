@@ -99,14 +99,16 @@ pub fn set_main_name(txn: &mut heed::RwTxn, tables: &Tables, name: &str) -> Resu
         .put(txn, MAIN_NAME_KEY, &serde_json::json!(name))
 }
 
-/// The settings described for people, without contacting the place.
+/// The settings described for people (as the remote describes itself),
+/// without opening it: no client is built, no folder created, nothing
+/// contacted, so lists of archives can call it freely.
 pub fn describe(settings: &RemoteSettings) -> String {
-    crate::remote::open(settings, &crate::remote::TransferOptions::default())
-        .map(|remote| remote.describe())
-        .unwrap_or_else(|_| match settings {
-            RemoteSettings::Dir { path } => format!("folder {}", path.display()),
-            RemoteSettings::S3 { bucket, .. } => format!("s3://{bucket}"),
-        })
+    match settings {
+        RemoteSettings::Dir { path } => format!("folder {}", path.display()),
+        RemoteSettings::S3 { bucket, .. } => crate::remote::s3::S3Config::from_settings(settings)
+            .map(|config| config.describe())
+            .unwrap_or_else(|_| format!("s3://{bucket}")),
+    }
 }
 
 /// Where an archive's copy on one destination stands.
