@@ -533,6 +533,7 @@ fn archive_record(
             .path
             .as_deref()
             .and_then(crate::archive::clean_folder),
+        awaiting_copies: false,
     }
 }
 
