@@ -12,6 +12,8 @@ mod browser_list;
 mod browser_safety;
 mod compression;
 mod crash;
+mod destinations_crash;
+mod destinations_fetch;
 mod device;
 mod disk_faults;
 mod firmware;

@@ -7,11 +7,13 @@ use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{channel, Receiver};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use sha2::{Digest, Sha256};
 
 use super::activity::Direction;
+use super::destinations::{self, MAIN};
 use super::{Failure, Inner};
 use crate::disk::{available_bytes, is_disk_full};
 use crate::ids;
@@ -24,6 +26,10 @@ use crate::store::records::{ArchiveRecord, ArchiveState, PartRecord};
 use crate::units::human_size;
 
 use super::work::object_id_of;
+
+mod sources;
+pub use sources::Throughput;
+use sources::{Fallback, Source, Sources};
 
 /// Where the cache job writes the reassembled archive: the `.partial`
 /// file, or in tests a stand-in whose writes fail.
@@ -88,6 +94,8 @@ fn open_sized(path: &Path, size: u64) -> io::Result<File> {
 enum CacheStop {
     /// The remote failed or a part did not check out.
     Fetch(Failure),
+    /// The part is not on that destination (the sentence says so).
+    Missing(String),
     /// The local file refused a write or a read.
     Write(io::Error),
 }
@@ -129,8 +137,11 @@ const CACHE_SYNC_EVERY: u64 = 64 << 20;
 /// with 2, 7.6–8.6 s with 4, 6.0–8.9 s with 8.)
 const MIN_FETCHERS: usize = 8;
 
-/// Fetches every part into `file` with `threads` threads and returns the
-/// whole file's SHA-256.
+/// Fetches every part into `file` with `threads` threads, each from the
+/// best destination that holds it ([`Sources::for_part`]), and returns the
+/// whole file's SHA-256 and the parts that had to be read from another
+/// destination than the first one tried, because they were missing or
+/// damaged there.
 ///
 /// Each part streams in [`PIECE_LEN`] pieces: each 64 KiB segment of a
 /// format-3 part is authenticated, then written at its offset; an older
@@ -145,18 +156,21 @@ const MIN_FETCHERS: usize = 8;
 /// so that the two hashes run on different cores. On a failure no new part
 /// is started; the failure of the lowest failing part is returned, as a
 /// one-by-one fetch would have reported it.
+#[allow(clippy::too_many_arguments)]
 fn fetch_parts(
     sources: &Sources<'_>,
+    throughput: &Throughput,
     keys: &repo::RepoKeys,
     file: &dyn CacheFile,
     parts: &[PartRecord],
     threads: usize,
     parts_hashed_in_order: bool,
     on_part: impl Fn(&PartRecord) + Sync,
-) -> Result<[u8; 32], CacheStop> {
+) -> Result<([u8; 32], Vec<Fallback>), CacheStop> {
     let next = AtomicUsize::new(0);
     let stopped = AtomicBool::new(false);
     let failures: Mutex<Vec<(usize, CacheStop)>> = Mutex::new(Vec::new());
+    let fallbacks: Mutex<Vec<Fallback>> = Mutex::new(Vec::new());
     let (landed_tx, landed) = channel::<usize>();
     let whole = std::thread::scope(|scope| {
         let stopped = &stopped;
@@ -178,10 +192,16 @@ fn fetch_parts(
                     let Some(part) = parts.get(index) else {
                         break;
                     };
-                    let check_sha256 = !parts_hashed_in_order;
-                    let remote = sources.for_part(part);
-                    match fetch_part(remote, keys, file, index, part, check_sha256, &mut buffer) {
-                        Ok(()) => {
+                    let fetch = PartFetch {
+                        keys,
+                        file,
+                        index,
+                        part,
+                        check_sha256: !parts_hashed_in_order,
+                    };
+                    match fetch_from_any(sources, throughput, &fetch, &mut buffer) {
+                        Ok(fell_back) => {
+                            super::lock(&fallbacks).extend(fell_back);
                             on_part(part);
                             // The hasher only stops early on a failed read or
                             // flush or a part that does not match, which it
@@ -220,46 +240,123 @@ fn fetch_parts(
     if let Some((_, stop)) = failures.into_iter().min_by_key(|(index, _)| *index) {
         return Err(stop);
     }
-    hashed.ok_or_else(|| {
+    let whole = hashed.ok_or_else(|| {
         CacheStop::Fetch(Failure::Transient(
             "Not every part of the archive was fetched; fetching back will try again.".into(),
         ))
-    })
+    })?;
+    let mut fallbacks = fallbacks
+        .into_inner()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    fallbacks.sort_by_key(|fallback| fallback.index);
+    Ok((whole, fallbacks))
 }
 
-/// Where a cache reads each part from: the current remote, or while a
-/// remote move runs, the previous one for parts not copied yet.
-pub(super) struct Sources<'a> {
-    pub current: &'a dyn Remote,
-    pub previous: Option<&'a dyn Remote>,
+/// One part to fetch and where it goes.
+struct PartFetch<'a> {
+    keys: &'a repo::RepoKeys,
+    file: &'a dyn CacheFile,
+    index: usize,
+    part: &'a PartRecord,
+    check_sha256: bool,
 }
 
-impl Sources<'_> {
-    fn for_part(&self, part: &PartRecord) -> &dyn Remote {
-        match self.previous {
-            Some(previous) if part.to_move => previous,
-            _ => self.current,
-        }
+/// Whether a fetch that stopped found the part missing or damaged on that
+/// destination (rather than not reaching it): `Some(missing)`.
+fn damage_of(stop: &CacheStop) -> Option<bool> {
+    match stop {
+        CacheStop::Missing(_) => Some(true),
+        CacheStop::Fetch(Failure::Damaged(_)) => Some(false),
+        _ => None,
     }
 }
 
-/// Streams part `index` from the remote into `file` at its offset through
+/// Fetches one part from the first destination holding it that gives it
+/// whole and intact, best first; answers the destinations it was missing
+/// or damaged on before. A destination that fails otherwise (unreachable,
+/// busy) is passed over too, but is no damage. When none gives it: the
+/// failure of the only destination as it was, or with several, a failure
+/// that is no damage if any was one (trying again may help), else a
+/// sentence naming each copy that was missing or damaged. A local write
+/// that fails stops at once.
+fn fetch_from_any(
+    sources: &Sources<'_>,
+    throughput: &Throughput,
+    fetch: &PartFetch<'_>,
+    buffer: &mut [u8],
+) -> Result<Vec<Fallback>, CacheStop> {
+    let index = fetch.index;
+    let mut failed: Vec<(&Source<'_>, CacheStop)> = Vec::new();
+    for source in sources.for_part(index, throughput) {
+        let started = Instant::now();
+        let fetched = source
+            .remote()
+            .map_err(CacheStop::Fetch)
+            .and_then(|remote| fetch_part(remote.as_ref(), fetch, buffer));
+        match fetched {
+            Ok(length) => {
+                throughput.record(&source.id, length, started.elapsed());
+                let fallbacks = failed.iter().filter_map(|(failed, stop)| {
+                    Some(Fallback {
+                        index,
+                        failed_id: failed.id.clone(),
+                        failed_name: failed.name.clone(),
+                        missing: damage_of(stop)?,
+                        read_from: source.name.clone(),
+                    })
+                });
+                return Ok(fallbacks.collect());
+            }
+            Err(stop @ CacheStop::Write(_)) => return Err(stop),
+            Err(stop) => failed.push((source, stop)),
+        }
+    }
+    if failed.len() <= 1 {
+        return Err(match failed.pop() {
+            Some((_, CacheStop::Missing(message))) => CacheStop::Fetch(Failure::Damaged(message)),
+            Some((_, stop)) => stop,
+            None => CacheStop::Fetch(Failure::Damaged(format!(
+                "Part {index} is stored on no destination, so the archive cannot be fetched back. Nothing was deleted."
+            ))),
+        });
+    }
+    if let Some(at) = failed.iter().position(|(_, stop)| damage_of(stop).is_none()) {
+        return Err(failed.swap_remove(at).1);
+    }
+    let copies = failed
+        .iter()
+        .map(|(source, stop)| match damage_of(stop) {
+            Some(true) => format!("missing on {}", source.name),
+            _ => format!("damaged on {}", source.name),
+        })
+        .collect::<Vec<_>>()
+        .join(" and ");
+    Err(CacheStop::Fetch(Failure::Damaged(format!(
+        "Part {index} is {copies}, so the archive cannot be fetched back. Nothing was deleted."
+    ))))
+}
+
+/// Streams part `index` from `remote` into `file` at its offset through
 /// `buffer`, writing only what [`repo::PartReader`] authenticated (a
 /// segment, or an older part whole), and checks its length, and with
-/// `check_sha256` its SHA-256. A download that breaks off is retried
-/// from the part's first byte by the remote.
+/// `check_sha256` its SHA-256; answers the bytes downloaded. A download
+/// that breaks off is retried from the part's first byte by the remote.
 fn fetch_part(
     remote: &dyn crate::remote::Remote,
-    keys: &repo::RepoKeys,
-    file: &dyn CacheFile,
-    index: usize,
-    part: &PartRecord,
-    check_sha256: bool,
+    fetch: &PartFetch<'_>,
     buffer: &mut [u8],
-) -> Result<(), CacheStop> {
+) -> Result<u64, CacheStop> {
+    let PartFetch {
+        keys,
+        file,
+        index,
+        part,
+        check_sha256,
+    } = *fetch;
     let object_id = object_id_of(part, index).map_err(CacheStop::Fetch)?;
     let damaged = |reason: String| CacheStop::Fetch(Failure::Damaged(reason));
     let mut stop: Option<CacheStop> = None;
+    let mut downloaded = 0;
     let fetched = {
         let mut read_body = |body: &mut dyn Read, length: u64| -> io::Result<()> {
             let mut give_up = |reason: CacheStop| {
@@ -311,6 +408,7 @@ fn fetch_part(
                 return Err(give_up(part_mismatch(index)));
             }
             metrics::global().add_downloaded(length);
+            downloaded = length;
             Ok(())
         };
         remote.get_with(&repo::part_key(&object_id), &mut read_body)
@@ -319,11 +417,43 @@ fn fetch_part(
         return Err(stop);
     }
     match fetched {
-        Ok(()) => Ok(()),
-        Err(err) if err.kind == crate::remote::ErrorKind::NotFound => Err(damaged(format!(
+        Ok(()) => Ok(downloaded),
+        Err(err) if err.kind == crate::remote::ErrorKind::NotFound => Err(CacheStop::Missing(format!(
             "Part {index} is missing from the remote, so the archive cannot be fetched back. Nothing was deleted."
         ))),
         Err(err) => Err(CacheStop::Fetch(err.into())),
+    }
+}
+
+/// The sentence a fetch-back leaves on the archive and in the system log
+/// when parts came from another destination than the first one tried.
+fn fallback_note(archive: &ArchiveRecord, fallbacks: &[Fallback]) -> Option<String> {
+    /// Parts named one by one; more are counted.
+    const NAMED: usize = 5;
+    if fallbacks.is_empty() {
+        return None;
+    }
+    let mut sentences: Vec<String> = fallbacks.iter().take(NAMED).map(Fallback::sentence).collect();
+    if fallbacks.len() > NAMED {
+        sentences.push(format!(
+            "{} more parts were read from another copy too.",
+            fallbacks.len() - NAMED
+        ));
+    }
+    Some(format!(
+        "Fetched back “{}” whole: {}",
+        archive.name,
+        sentences.join(" ")
+    ))
+}
+
+/// A failure's sentence, for a report.
+fn failure_sentence(failure: &Failure) -> String {
+    match failure {
+        Failure::Transient(message) | Failure::Permanent(message) | Failure::Damaged(message) => {
+            message.clone()
+        }
+        Failure::Busy => "another transfer of it was running".to_string(),
     }
 }
 
@@ -415,21 +545,15 @@ impl Inner {
         let final_path = self.archive_path(archive_id);
         let partial = final_path.with_extension("partial");
         self.check_cache_space(&archive, &partial)?;
-        let (remote, current_generation) = self.remote_at()?;
-        if current_generation != generation {
-            return Err(Failure::Busy);
-        }
-        // Parts not yet moved to the current remote come from the old one.
-        let previous = match self.previous_settings()? {
-            Some(settings) if parts.iter().any(|part| part.to_move) => {
-                Some(self.previous_remote(&settings)?)
-            }
-            _ => None,
+        // The main storage failing to open is no reason to stop: a copy
+        // may have every part.
+        let main = match self.remote_at() {
+            Ok((_, current)) if current != generation => return Err(Failure::Busy),
+            Ok((remote, _)) => Ok(remote),
+            Err(_) if self.generation()? != generation => return Err(Failure::Busy),
+            Err(failure) => Err(failure),
         };
-        let sources = Sources {
-            current: remote.as_ref(),
-            previous: previous.as_deref(),
-        };
+        let sources = self.sources(&archive, &parts, main)?;
         let running = self.activity.start(archive_id, Direction::Download);
         let file = match open(&partial, archive.size) {
             Ok(file) => file,
@@ -440,6 +564,7 @@ impl Inner {
             (Settings::load(&self.store)?.transfer_concurrency as usize).clamp(MIN_FETCHERS, 16);
         let fetched = fetch_parts(
             &sources,
+            &self.throughput,
             keys,
             file.as_ref(),
             &parts,
@@ -450,15 +575,18 @@ impl Inner {
                 self.events.fetched(&archive, done);
             },
         );
-        let whole_sha256 = match fetched {
-            Ok(sha256) => sha256,
+        let (whole_sha256, fallbacks) = match fetched {
+            Ok(fetched) => fetched,
             // A part missing because the parts moved meanwhile is no damage.
-            Err(CacheStop::Fetch(_)) if self.generation()? != generation => {
+            Err(CacheStop::Fetch(_) | CacheStop::Missing(_))
+                if self.generation()? != generation =>
+            {
                 return Err(Failure::Transient(
                     "The backups moved to the new storage while this archive was fetched back; fetching starts again.".into(),
                 ))
             }
             Err(CacheStop::Fetch(failure)) => return Err(failure),
+            Err(CacheStop::Missing(message)) => return Err(Failure::Damaged(message)),
             Err(CacheStop::Write(err)) => {
                 return self.cache_write_failed(job_id, &archive, &partial, &err)
             }
@@ -469,7 +597,138 @@ impl Inner {
                     .into(),
             ));
         }
-        self.install_cached(job_id, &archive, file, &partial, &final_path)
+        let fell_back = fallback_note(&archive, &fallbacks);
+        if let Some(note) = &fell_back {
+            self.report(super::ReportLevel::Warn, note);
+        }
+        self.install_cached(job_id, &archive, file, &partial, &final_path, fell_back)?;
+        self.store_again(&archive, &parts, &sources, &fallbacks);
+        Ok(())
+    }
+
+    /// Every destination holding parts of the archive, main first: the
+    /// current main storage (and while a move runs, the one it leaves, for
+    /// the parts not moved yet), then each copy destination with the parts
+    /// stored there.
+    fn sources(
+        &self,
+        archive: &ArchiveRecord,
+        parts: &[PartRecord],
+        main: Result<Arc<dyn Remote>, Failure>,
+    ) -> Result<Sources<'_>, Failure> {
+        let (destinations, holds) = {
+            let txn = self.store.read()?;
+            let tables = &self.store.tables;
+            let destinations = destinations::list(&txn, tables, &self.data_dir)?;
+            let mut holds = Vec::with_capacity(destinations.len());
+            for destination in destinations.iter().skip(1) {
+                let on = (0..parts.len() as u32)
+                    .map(|index| {
+                        destinations::part_on(&txn, tables, &destination.id, &archive.id, index)
+                    })
+                    .collect::<Result<Vec<bool>, _>>()?;
+                holds.push(on);
+            }
+            (destinations, holds)
+        };
+        let main_name = destinations
+            .first()
+            .map_or_else(|| MAIN.to_string(), |main| main.name.clone());
+        let reachable = main.is_ok() && self.activity.remote_error().is_none();
+        let on_main = parts.iter().map(|part| !part.to_move).collect();
+        let mut sources = vec![match main {
+            Ok(remote) => Source::opened(MAIN, &main_name, reachable, on_main, remote),
+            Err(failure) => {
+                Source::new(MAIN, &main_name, false, on_main, Box::new(move || Err(failure.clone())))
+            }
+        }];
+        // Parts not yet moved to the current remote come from the old one.
+        if let Some(settings) = self.previous_settings()? {
+            if parts.iter().any(|part| part.to_move) {
+                sources.push(Source::opened(
+                    MAIN,
+                    &main_name,
+                    reachable,
+                    parts.iter().map(|part| part.to_move).collect(),
+                    self.previous_remote(&settings)?,
+                ));
+            }
+        }
+        for (destination, holds) in destinations.into_iter().skip(1).zip(holds) {
+            if !holds.contains(&true) {
+                continue;
+            }
+            let reachable = self.health.error(&destination.id).is_none();
+            let id = destination.id.clone();
+            let open = Box::new(move || self.destination_remote(&id));
+            sources.push(Source::new(&destination.id, &destination.name, reachable, holds, open));
+        }
+        Ok(Sources { sources })
+    }
+
+    /// Stores each part that was missing or damaged on a destination there
+    /// again, sealed afresh from the file just fetched back (which checked
+    /// out whole), and says so in the system log. A failure is only
+    /// reported: the next verification finds the part again.
+    fn store_again(
+        &self,
+        archive: &ArchiveRecord,
+        parts: &[PartRecord],
+        sources: &Sources<'_>,
+        fallbacks: &[Fallback],
+    ) {
+        if fallbacks.is_empty() {
+            return;
+        }
+        let Ok((keys, _)) = self.keys() else { return };
+        let Ok(file) = File::open(self.archive_path(&archive.id)) else {
+            return;
+        };
+        for fallback in fallbacks {
+            let Some(source) = sources
+                .sources
+                .iter()
+                .find(|source| source.id == fallback.failed_id && source.holds[fallback.index])
+            else {
+                continue;
+            };
+            let part = &parts[fallback.index];
+            let stored = object_id_of(part, fallback.index).and_then(|object_id| {
+                let remote = source.remote()?;
+                if !self.holds_repository(remote.as_ref())? {
+                    return Err(Failure::Permanent(format!(
+                        "{} holds no backups of this appliance now",
+                        remote.describe()
+                    )));
+                }
+                let again = super::verify::PartAgain {
+                    destination: &source.id,
+                    object_id: &object_id,
+                    part,
+                };
+                self.store_part_again(remote.as_ref(), keys, &file, &again)
+            });
+            let (level, message) = match stored {
+                Ok(()) => (
+                    super::ReportLevel::Info,
+                    format!(
+                        "Part {} of “{}” was stored on {} again from the copy fetched back.",
+                        fallback.index, archive.name, source.name
+                    ),
+                ),
+                Err(failure) => (
+                    super::ReportLevel::Warn,
+                    format!(
+                        "Part {} of “{}” could not be stored on {} again ({}); the next verification tries again.",
+                        fallback.index,
+                        archive.name,
+                        source.name,
+                        failure_sentence(&failure)
+                    ),
+                ),
+            };
+            self.report(level, &message);
+        }
     }
 
     /// The last steps of a cache whose file checked out: fsync, rename into
@@ -483,6 +742,7 @@ impl Inner {
         file: Box<dyn CacheFile>,
         partial: &Path,
         final_path: &Path,
+        fell_back: Option<String>,
     ) -> Result<(), Failure> {
         let archive_id = archive.id.as_str();
         if let Err(err) = file.sync_all() {
@@ -513,7 +773,9 @@ impl Inner {
                     let main_done = archive.parts_remote >= archive.parts_total;
                     archive.state = ArchiveState::Uploading;
                     archive.local_copy = true;
-                    archive.last_error = None;
+                    // Which copy was damaged stays on the archive until its
+                    // next error or transfer.
+                    archive.last_error = fell_back;
                     archive.last_accessed_at = ids::now_secs();
                     crate::store::copies::settle(txn, tables, &mut archive, main_done)?;
                     tables.archives.put(txn, archive_id.as_bytes(), &archive)?;

@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 
 use crate::accounts::Caller;
 use crate::app::state::{is_off_site, App};
+use crate::engine::Verification;
 use crate::ops;
 use crate::remote::placement::Placement;
 use crate::store::records::{ArchiveRecord, ArchiveState};
@@ -203,18 +204,52 @@ pub fn act(app: &App, req: &mut Req, archive_id: &str, action: &str) -> Answer {
             Ok(Resp::json(202, &archive_json_placed(&archive, &placement)))
         }
         "verify" => match ops::archives::verify_as_admin(app, &caller, archive_id, 100)? {
-            Ok(verification) => Ok(Resp::json(
-                200,
-                &json!({
-                    "checked": verification.parts_checked,
-                    "damaged": verification.parts_damaged(),
-                    "state": verification.state_after.as_str(),
-                }),
-            )),
+            Ok(verification) => Ok(Resp::json(200, &verification_json(&verification))),
             Err(message) => Err(ApiError::new(409, "not_verified", message)),
         },
         _ => Err(ApiError::not_found()),
     }
+}
+
+/// A verification's answer: `checked` and `damaged` count part objects on
+/// every destination checked; `destinations` says what each one held.
+fn verification_json(verification: &Verification) -> Value {
+    let destinations: Vec<Value> = verification
+        .destinations
+        .iter()
+        .map(|check| {
+            let parts: Vec<Value> = verification
+                .damaged
+                .iter()
+                .filter(|part| part.remote == check.remote)
+                .map(|part| {
+                    json!({
+                        "index": part.index,
+                        "problem": part.describe(),
+                        "repaired": part.repaired,
+                        "repaired_from": part.repaired_from,
+                    })
+                })
+                .collect();
+            json!({
+                "remote": check.remote,
+                "name": check.name,
+                "checked": check.parts_checked,
+                "downloaded": check.parts_downloaded,
+                "damaged": check.parts_damaged,
+                "damaged_parts": parts,
+                "manifest_problem": check.manifest_problem,
+                "manifest_repaired": check.manifest_repaired,
+                "unavailable": check.unavailable,
+            })
+        })
+        .collect();
+    json!({
+        "checked": verification.parts_checked,
+        "damaged": verification.parts_damaged(),
+        "state": verification.state_after.as_str(),
+        "destinations": destinations,
+    })
 }
 
 /// Words for a state on the admin's list, honest like the owner's pages.
