@@ -40,7 +40,7 @@ fn two_destinations(main: &S3TestServer, copy: &S3TestServer) -> (TestServer, Cl
     let admin = server.admin();
     set_remote(&admin, &s3_json(&main.endpoint, PREFIX, SECRET_KEY));
     add_copy(&admin, copy, &copy.endpoint);
-    let data = random_bytes(14 * 1024 * 1024 + 5, 24);
+    let data = random_bytes(20 * 1024 * 1024 + 5, 24);
     let id = admin.upload_ok("photos \"2024\" <&> 📷", &data)["id"]
         .as_str()
         .unwrap()

@@ -307,6 +307,7 @@ fn fetching_checks_each_part_in_the_fetchers_or_in_order() {
         let sha256 = match fetched {
             Ok(sha256) => sha256,
             Err(CacheStop::Fetch(failure)) => panic!("{failure:?} (in order: {in_order})"),
+            Err(CacheStop::Missing(message)) => panic!("{message} (in order: {in_order})"),
             Err(CacheStop::Write(err)) => panic!("{err} (in order: {in_order})"),
         };
         assert_eq!(hex::encode(sha256), archive.sha256);

@@ -152,7 +152,7 @@ mod destinations {
         let archives = Archives::open(store.clone(), data_dir).unwrap();
         keys::create(&store, "correct horse battery staple").unwrap();
         let inner = Inner::new(store.clone(), data_dir);
-        let data = noise(6 * 1024 * 1024 + 3, 9);
+        let data = noise(24 * 1024 * 1024 + 3, 9);
         let record = archives
             .ingest_whole(
                 NewUpload {
