@@ -12,6 +12,7 @@ mod browser_list;
 mod browser_safety;
 mod compression;
 mod crash;
+mod destinations;
 mod device;
 mod disk_faults;
 mod firmware;
