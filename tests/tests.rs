@@ -12,6 +12,7 @@ mod browser_list;
 mod browser_safety;
 mod compression;
 mod crash;
+mod destinations;
 mod destinations_crash;
 mod destinations_fetch;
 mod device;
