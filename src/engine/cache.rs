@@ -601,9 +601,10 @@ impl Inner {
         if let Some(note) = &fell_back {
             self.report(super::ReportLevel::Warn, note);
         }
-        self.install_cached(job_id, &archive, file, &partial, &final_path, fell_back)?;
-        self.store_again(&archive, &parts, &sources, &fallbacks);
-        Ok(())
+        // Before the archive is shown fetched back, so it is whole
+        // everywhere again by then.
+        self.store_again(&archive, &parts, &sources, &fallbacks, &partial);
+        self.install_cached(job_id, &archive, file, &partial, &final_path, fell_back)
     }
 
     /// Every destination holding parts of the archive, main first: the
@@ -667,21 +668,22 @@ impl Inner {
     }
 
     /// Stores each part that was missing or damaged on a destination there
-    /// again, sealed afresh from the file just fetched back (which checked
-    /// out whole), and says so in the system log. A failure is only
-    /// reported: the next verification finds the part again.
+    /// again, sealed afresh from `fetched`, the file just fetched back
+    /// (which checked out whole), and says so in the system log. A failure
+    /// is only reported: the next verification finds the part again.
     fn store_again(
         &self,
         archive: &ArchiveRecord,
         parts: &[PartRecord],
         sources: &Sources<'_>,
         fallbacks: &[Fallback],
+        fetched: &Path,
     ) {
         if fallbacks.is_empty() {
             return;
         }
         let Ok((keys, _)) = self.keys() else { return };
-        let Ok(file) = File::open(self.archive_path(&archive.id)) else {
+        let Ok(file) = File::open(fetched) else {
             return;
         };
         for fallback in fallbacks {
