@@ -25,12 +25,12 @@ use crate::support::fault_proxy::{FaultPlan, FaultProxy};
 use crate::support::s3_server::{S3TestServer, SECRET_KEY};
 use crate::support::{closed_upload_window, random_bytes, sha256_hex, wait_until, Client, TestServer};
 
-const ARCHIVES: usize = 6;
+const ARCHIVES: usize = 10;
 const ARCHIVE_SIZE: usize = 2 * 1024 * 1024 + 300 * 1024;
 const KILLS: usize = 5;
 /// How long each proxy holds each answer: slow enough that the phases
 /// outlast the random moments.
-const SLOW_ANSWER: Duration = Duration::from_millis(200);
+const SLOW_ANSWER: Duration = Duration::from_millis(300);
 const PREFIX: &str = "family";
 const LIMIT: Duration = Duration::from_secs(180);
 
@@ -111,11 +111,31 @@ fn committed(server: &TestServer, copy_id: &str) -> (BTreeSet<String>, BTreeSet<
     (main, copy)
 }
 
-/// Kills the appliance [`KILLS`] times, each at a random moment 100–700
-/// ms after it became ready, reads its books while it is down, and starts
-/// it again on the same address and data.
+/// Parts stored on each destination, summed over the archives, from the
+/// archives' `copies`: (main, copy).
+fn parts_stored(admin: &Client) -> (u64, u64) {
+    let resp = admin.get("/api/v1/archives");
+    if resp.status != 200 {
+        return (0, 0);
+    }
+    let mut stored = (0, 0);
+    for archive in resp.json().as_array().into_iter().flatten() {
+        let copies = archive["copies"].as_array().cloned().unwrap_or_default();
+        let on = |at: usize| copies.get(at).and_then(|copy| copy["parts_remote"].as_u64()).unwrap_or(0);
+        stored.0 += on(0);
+        stored.1 += on(1);
+    }
+    stored
+}
+
+/// Kills the appliance [`KILLS`] times, each at a random moment 0–300 ms
+/// after it stored one more part somewhere since it was last started (so
+/// each kill finds something committed it must not send again), reads its
+/// books while it is down, and starts it again on the same address and
+/// data.
 fn kill_at_random_moments(
     server: &mut TestServer,
+    admin: &Client,
     places: (&Place, &Place),
     copy_id: &str,
     rng: &mut StdRng,
@@ -123,7 +143,12 @@ fn kill_at_random_moments(
 ) -> Vec<Kill> {
     let mut kills = Vec::new();
     for kill in 0..KILLS {
-        let moment = Duration::from_millis(rng.gen_range(100..700));
+        let before = parts_stored(admin);
+        wait_until(LIMIT, || {
+            let now = parts_stored(admin);
+            now.0 + now.1 > before.0 + before.1
+        });
+        let moment = Duration::from_millis(rng.gen_range(0..300));
         // Not a readiness wait: the point is to let the appliance run for
         // a random while before pulling the plug.
         std::thread::sleep(moment);
@@ -136,7 +161,7 @@ fn kill_at_random_moments(
             copy_log: places.1.proxy.request_log().len(),
         };
         eprintln!(
-            "{phase}: kill {} after {moment:?}: {} objects committed on the main destination, {} on the copy",
+            "{phase}: kill {} {moment:?} after a part was stored: {} objects committed on the main destination, {} on the copy",
             kill + 1,
             record.main_committed.len(),
             record.copy_committed.len()
@@ -272,13 +297,22 @@ fn kill_9_during_the_initial_copy_to_an_added_destination_sends_nothing_twice() 
     // The copy destination catches up slowly while being killed.
     copy.proxy.set_response_delay(SLOW_ANSWER);
     let copy_id = add_copy(&admin, &copy.s3, &copy.proxy.endpoint);
-    let kills = kill_at_random_moments(&mut server, (&main, &copy), &copy_id, &mut rng, "initial copy");
+    let kills = kill_at_random_moments(
+        &mut server,
+        &admin,
+        (&main, &copy),
+        &copy_id,
+        &mut rng,
+        "initial copy",
+    );
     copy.proxy.set_response_delay(Duration::ZERO);
     settle_backed_up(&admin, &ids);
     let (_, copy_total) = committed_totals(&admin, &ids);
     assert!(
-        kills.iter().any(|kill| kill.copy_committed.len() < copy_total),
-        "the kills must land while the copy is under way"
+        kills
+            .iter()
+            .any(|kill| !kill.copy_committed.is_empty() && kill.copy_committed.len() < copy_total),
+        "the kills must land while the copy is under way, after parts were committed there"
     );
     let after = assert_nothing_committed_was_sent_again(&kills, &main, &copy);
     eprintln!("{after} part PUTs after the kills, none of a committed object");
@@ -303,7 +337,7 @@ fn kill_9_during_a_backup_to_two_destinations_sends_nothing_twice() {
     main.proxy.set_response_delay(SLOW_ANSWER);
     copy.proxy.set_response_delay(SLOW_ANSWER);
     admin.put_settings(|s| s["upload_window"] = Value::Null);
-    let kills = kill_at_random_moments(&mut server, (&main, &copy), &copy_id, &mut rng, "backup");
+    let kills = kill_at_random_moments(&mut server, &admin, (&main, &copy), &copy_id, &mut rng, "backup");
     main.proxy.set_response_delay(Duration::ZERO);
     copy.proxy.set_response_delay(Duration::ZERO);
     settle_backed_up(&admin, &ids);
@@ -312,6 +346,10 @@ fn kill_9_during_a_backup_to_two_destinations_sends_nothing_twice() {
     assert!(
         last.main_committed.len() < main_total || last.copy_committed.len() < copy_total,
         "the kills must land while the backup is under way"
+    );
+    assert!(
+        kills.iter().any(|kill| !kill.copy_committed.is_empty()),
+        "some kill must come after parts were committed on the copy"
     );
     let after = assert_nothing_committed_was_sent_again(&kills, &main, &copy);
     eprintln!("{after} part PUTs after the kills, none of a committed object");
