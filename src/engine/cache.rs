@@ -7,18 +7,17 @@ use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{channel, Receiver};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Instant;
 
 use sha2::{Digest, Sha256};
 
 use super::activity::Direction;
-use super::destinations::{self, MAIN};
 use super::{Failure, Inner};
 use crate::disk::{available_bytes, is_disk_full};
 use crate::ids;
 use crate::metrics;
-use crate::remote::{stop_reading, Remote};
+use crate::remote::stop_reading;
 use crate::repo::{self};
 use crate::settings::Settings;
 use crate::sha256_pair::{self, Sha256Stream};
@@ -27,7 +26,9 @@ use crate::units::human_size;
 
 use super::work::object_id_of;
 
+mod fallback;
 mod sources;
+use fallback::fallback_note;
 pub use sources::Throughput;
 use sources::{Fallback, Source, Sources};
 
@@ -425,38 +426,6 @@ fn fetch_part(
     }
 }
 
-/// The sentence a fetch-back leaves on the archive and in the system log
-/// when parts came from another destination than the first one tried.
-fn fallback_note(archive: &ArchiveRecord, fallbacks: &[Fallback]) -> Option<String> {
-    /// Parts named one by one; more are counted.
-    const NAMED: usize = 5;
-    if fallbacks.is_empty() {
-        return None;
-    }
-    let mut sentences: Vec<String> = fallbacks.iter().take(NAMED).map(Fallback::sentence).collect();
-    if fallbacks.len() > NAMED {
-        sentences.push(format!(
-            "{} more parts were read from another copy too.",
-            fallbacks.len() - NAMED
-        ));
-    }
-    Some(format!(
-        "Fetched back “{}” whole: {}",
-        archive.name,
-        sentences.join(" ")
-    ))
-}
-
-/// A failure's sentence, for a report.
-fn failure_sentence(failure: &Failure) -> String {
-    match failure {
-        Failure::Transient(message) | Failure::Permanent(message) | Failure::Damaged(message) => {
-            message.clone()
-        }
-        Failure::Busy => "another transfer of it was running".to_string(),
-    }
-}
-
 fn part_mismatch(index: usize) -> CacheStop {
     CacheStop::Fetch(Failure::Damaged(format!(
         "Part {index} fetched from the remote does not match its recorded SHA-256. Nothing was deleted."
@@ -605,132 +574,6 @@ impl Inner {
         // everywhere again by then.
         self.store_again(&archive, &parts, &sources, &fallbacks, &partial);
         self.install_cached(job_id, &archive, file, &partial, &final_path, fell_back)
-    }
-
-    /// Every destination holding parts of the archive, main first: the
-    /// current main storage (and while a move runs, the one it leaves, for
-    /// the parts not moved yet), then each copy destination with the parts
-    /// stored there.
-    fn sources(
-        &self,
-        archive: &ArchiveRecord,
-        parts: &[PartRecord],
-        main: Result<Arc<dyn Remote>, Failure>,
-    ) -> Result<Sources<'_>, Failure> {
-        let (destinations, holds) = {
-            let txn = self.store.read()?;
-            let tables = &self.store.tables;
-            let destinations = destinations::list(&txn, tables, &self.data_dir)?;
-            let mut holds = Vec::with_capacity(destinations.len());
-            for destination in destinations.iter().skip(1) {
-                let on = (0..parts.len() as u32)
-                    .map(|index| {
-                        destinations::part_on(&txn, tables, &destination.id, &archive.id, index)
-                    })
-                    .collect::<Result<Vec<bool>, _>>()?;
-                holds.push(on);
-            }
-            (destinations, holds)
-        };
-        let main_name = destinations
-            .first()
-            .map_or_else(|| MAIN.to_string(), |main| main.name.clone());
-        let reachable = main.is_ok() && self.activity.remote_error().is_none();
-        let on_main = parts.iter().map(|part| !part.to_move).collect();
-        let mut sources = vec![match main {
-            Ok(remote) => Source::opened(MAIN, &main_name, reachable, on_main, remote),
-            Err(failure) => {
-                Source::new(MAIN, &main_name, false, on_main, Box::new(move || Err(failure.clone())))
-            }
-        }];
-        // Parts not yet moved to the current remote come from the old one.
-        if let Some(settings) = self.previous_settings()? {
-            if parts.iter().any(|part| part.to_move) {
-                sources.push(Source::opened(
-                    MAIN,
-                    &main_name,
-                    reachable,
-                    parts.iter().map(|part| part.to_move).collect(),
-                    self.previous_remote(&settings)?,
-                ));
-            }
-        }
-        for (destination, holds) in destinations.into_iter().skip(1).zip(holds) {
-            if !holds.contains(&true) {
-                continue;
-            }
-            let reachable = self.health.error(&destination.id).is_none();
-            let id = destination.id.clone();
-            let open = Box::new(move || self.destination_remote(&id));
-            sources.push(Source::new(&destination.id, &destination.name, reachable, holds, open));
-        }
-        Ok(Sources { sources })
-    }
-
-    /// Stores each part that was missing or damaged on a destination there
-    /// again, sealed afresh from `fetched`, the file just fetched back
-    /// (which checked out whole), and says so in the system log. A failure
-    /// is only reported: the next verification finds the part again.
-    fn store_again(
-        &self,
-        archive: &ArchiveRecord,
-        parts: &[PartRecord],
-        sources: &Sources<'_>,
-        fallbacks: &[Fallback],
-        fetched: &Path,
-    ) {
-        if fallbacks.is_empty() {
-            return;
-        }
-        let Ok((keys, _)) = self.keys() else { return };
-        let Ok(file) = File::open(fetched) else {
-            return;
-        };
-        for fallback in fallbacks {
-            let Some(source) = sources
-                .sources
-                .iter()
-                .find(|source| source.id == fallback.failed_id && source.holds[fallback.index])
-            else {
-                continue;
-            };
-            let part = &parts[fallback.index];
-            let stored = object_id_of(part, fallback.index).and_then(|object_id| {
-                let remote = source.remote()?;
-                if !self.holds_repository(remote.as_ref())? {
-                    return Err(Failure::Permanent(format!(
-                        "{} holds no backups of this appliance now",
-                        remote.describe()
-                    )));
-                }
-                let again = super::verify::PartAgain {
-                    destination: &source.id,
-                    object_id: &object_id,
-                    part,
-                };
-                self.store_part_again(remote.as_ref(), keys, &file, &again)
-            });
-            let (level, message) = match stored {
-                Ok(()) => (
-                    super::ReportLevel::Info,
-                    format!(
-                        "Part {} of “{}” was stored on {} again from the copy fetched back.",
-                        fallback.index, archive.name, source.name
-                    ),
-                ),
-                Err(failure) => (
-                    super::ReportLevel::Warn,
-                    format!(
-                        "Part {} of “{}” could not be stored on {} again ({}); the next verification tries again.",
-                        fallback.index,
-                        archive.name,
-                        source.name,
-                        failure_sentence(&failure)
-                    ),
-                ),
-            };
-            self.report(level, &message);
-        }
     }
 
     /// The last steps of a cache whose file checked out: fsync, rename into

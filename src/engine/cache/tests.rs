@@ -2,7 +2,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::super::{jobs, keys, lock, Inner};
 use super::*;
+use crate::engine::destinations::MAIN;
 use crate::remote::Remote;
+use std::sync::Arc;
 use crate::archive::{Archives, NewUpload};
 use crate::store::Store;
 
