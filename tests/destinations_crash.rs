@@ -23,7 +23,9 @@ use crate::destinations_fetch::add_copy;
 use crate::remote_engine::{s3_json, set_remote};
 use crate::support::fault_proxy::{FaultPlan, FaultProxy};
 use crate::support::s3_server::{S3TestServer, SECRET_KEY};
-use crate::support::{closed_upload_window, random_bytes, sha256_hex, wait_until, Client, TestServer};
+use crate::support::{
+    closed_upload_window, random_bytes, sha256_hex, wait_until, Client, TestServer,
+};
 
 const ARCHIVES: usize = 10;
 const ARCHIVE_SIZE: usize = 2 * 1024 * 1024 + 300 * 1024;
@@ -121,7 +123,12 @@ fn parts_stored(admin: &Client) -> (u64, u64) {
     let mut stored = (0, 0);
     for archive in resp.json().as_array().into_iter().flatten() {
         let copies = archive["copies"].as_array().cloned().unwrap_or_default();
-        let on = |at: usize| copies.get(at).and_then(|copy| copy["parts_remote"].as_u64()).unwrap_or(0);
+        let on = |at: usize| {
+            copies
+                .get(at)
+                .and_then(|copy| copy["parts_remote"].as_u64())
+                .unwrap_or(0)
+        };
         stored.0 += on(0);
         stored.1 += on(1);
     }
@@ -178,7 +185,12 @@ fn assert_nothing_committed_was_sent_again(kills: &[Kill], main: &Place, copy: &
     let mut after = 0;
     for (at, kill) in kills.iter().enumerate() {
         for (place, committed, from, name) in [
-            (main, &kill.main_committed, kill.main_log, "the main destination"),
+            (
+                main,
+                &kill.main_committed,
+                kill.main_log,
+                "the main destination",
+            ),
             (copy, &kill.copy_committed, kill.copy_log, "the copy"),
         ] {
             let puts = place.part_puts_since(from);
@@ -213,7 +225,10 @@ fn all_states(admin: &Client) -> BTreeMap<String, (String, Vec<String>)> {
                 .unwrap_or_default();
             (
                 archive["id"].as_str().unwrap_or_default().to_string(),
-                (archive["state"].as_str().unwrap_or_default().to_string(), copies),
+                (
+                    archive["state"].as_str().unwrap_or_default().to_string(),
+                    copies,
+                ),
             )
         })
         .collect()
@@ -241,15 +256,28 @@ fn settle_backed_up(admin: &Client, ids: &[String]) {
 /// bit-exact.
 fn check_everything(admin: &Client, ids: &[String], data: &[Vec<u8>]) {
     for id in ids {
-        let resp = admin.request("POST", &format!("/api/v1/admin/archives/{id}/verify"), &[], None);
+        let resp = admin.request(
+            "POST",
+            &format!("/api/v1/admin/archives/{id}/verify"),
+            &[],
+            None,
+        );
         assert_eq!(resp.status, 200, "{}", resp.text());
         let verification = resp.json();
         assert_eq!(verification["damaged"], 0, "{verification}");
-        assert_eq!(verification["destinations"].as_array().map(Vec::len), Some(2), "{verification}");
+        assert_eq!(
+            verification["destinations"].as_array().map(Vec::len),
+            Some(2),
+            "{verification}"
+        );
         let resp = admin.request("POST", &format!("/api/v1/archives/{id}/uncache"), &[], None);
         assert_eq!(resp.status, 202, "{}", resp.text());
     }
-    wait_until(LIMIT, || all_states(admin).values().all(|(state, _)| state == "uncached"));
+    wait_until(LIMIT, || {
+        all_states(admin)
+            .values()
+            .all(|(state, _)| state == "uncached")
+    });
     for id in ids {
         let resp = admin.request("POST", &format!("/api/v1/archives/{id}/cache"), &[], None);
         assert_eq!(resp.status, 202, "{}", resp.text());
@@ -337,7 +365,14 @@ fn kill_9_during_a_backup_to_two_destinations_sends_nothing_twice() {
     main.proxy.set_response_delay(SLOW_ANSWER);
     copy.proxy.set_response_delay(SLOW_ANSWER);
     admin.put_settings(|s| s["upload_window"] = Value::Null);
-    let kills = kill_at_random_moments(&mut server, &admin, (&main, &copy), &copy_id, &mut rng, "backup");
+    let kills = kill_at_random_moments(
+        &mut server,
+        &admin,
+        (&main, &copy),
+        &copy_id,
+        &mut rng,
+        "backup",
+    );
     main.proxy.set_response_delay(Duration::ZERO);
     copy.proxy.set_response_delay(Duration::ZERO);
     settle_backed_up(&admin, &ids);

@@ -35,7 +35,10 @@ pub(crate) fn add_copy(admin: &Client, s3: &S3TestServer, endpoint: &str) -> Str
 
 /// An appliance backing up to `main` with a copy on `copy`, and one
 /// archive of several parts complete on both.
-fn two_destinations(main: &S3TestServer, copy: &S3TestServer) -> (TestServer, Client, String, Vec<u8>) {
+fn two_destinations(
+    main: &S3TestServer,
+    copy: &S3TestServer,
+) -> (TestServer, Client, String, Vec<u8>) {
     let server = TestServer::start();
     let admin = server.admin();
     set_remote(&admin, &s3_json(&main.endpoint, PREFIX, SECRET_KEY));
@@ -49,7 +52,10 @@ fn two_destinations(main: &S3TestServer, copy: &S3TestServer) -> (TestServer, Cl
     assert!(done["parts_total"].as_u64().unwrap() >= 3, "{done}");
     let copies = done["copies"].as_array().expect("copies");
     assert_eq!(copies.len(), 2, "{done}");
-    assert!(copies.iter().all(|copy| copy["state"] == "complete"), "{done}");
+    assert!(
+        copies.iter().all(|copy| copy["state"] == "complete"),
+        "{done}"
+    );
     (server, admin, id, data)
 }
 
@@ -156,7 +162,9 @@ fn a_fetch_back_reads_a_part_damaged_on_the_main_destination_from_the_copy() {
     assert_eq!(verification["damaged"], 0, "{verification}");
     let checked = per_destination(&verification);
     assert_eq!(checked.len(), 2, "{verification}");
-    assert!(checked.iter().all(|(_, parts, damaged)| *parts == objects.len() as u64 && *damaged == 0));
+    assert!(checked
+        .iter()
+        .all(|(_, parts, damaged)| *parts == objects.len() as u64 && *damaged == 0));
     assert_eq!(archive(&admin, &id)["state"], "backed_up");
 }
 
@@ -222,10 +230,14 @@ fn verification_checks_both_destinations_and_repairs_each_from_the_other() {
     assert!(
         warnings
             .iter()
-            .any(|message| message.contains(&format!("stored there again from the copy on {COPY_NAME}"))),
+            .any(|message| message
+                .contains(&format!("stored there again from the copy on {COPY_NAME}"))),
         "{warnings:?}"
     );
-    assert!(on_main[0].is_file(), "the missing part is back on the main destination");
+    assert!(
+        on_main[0].is_file(),
+        "the missing part is back on the main destination"
+    );
     let verification = verify(&admin, &id);
     assert_eq!(verification["damaged"], 0, "{verification}");
 

@@ -321,7 +321,10 @@ fn fetch_from_any(
             ))),
         });
     }
-    if let Some(at) = failed.iter().position(|(_, stop)| damage_of(stop).is_none()) {
+    if let Some(at) = failed
+        .iter()
+        .position(|(_, stop)| damage_of(stop).is_none())
+    {
         return Err(failed.swap_remove(at).1);
     }
     let copies = failed

@@ -298,9 +298,7 @@ impl Inner {
             };
             let (check, damaged) = match checked {
                 Ok(checked) => checked,
-                Err(VerifyError::Unavailable(reason)) => {
-                    (unavailable(target, reason), Vec::new())
-                }
+                Err(VerifyError::Unavailable(reason)) => (unavailable(target, reason), Vec::new()),
                 Err(other) => return Err(other),
             };
             verification.parts_checked += check.parts_checked;
@@ -321,11 +319,24 @@ impl Inner {
         let local_copy =
             archive.state != ArchiveState::Uncached && self.archive_path(archive_id).is_file();
         if !verification.damaged.is_empty() {
-            self.repair(&targets, keys, archive_id, &parts, local_copy, &mut verification);
+            self.repair(
+                &targets,
+                keys,
+                archive_id,
+                &parts,
+                local_copy,
+                &mut verification,
+            );
         }
         self.repair_copy_manifests(&targets, archive_id, &mut verification);
         let copies = targets.len() > 1;
-        self.commit_verification(archive_id, local_copy, copies, generation, &mut verification)?;
+        self.commit_verification(
+            archive_id,
+            local_copy,
+            copies,
+            generation,
+            &mut verification,
+        )?;
         Ok(verification)
     }
 
@@ -353,7 +364,8 @@ impl Inner {
         let state_allows = matches!(
             archive.state,
             ArchiveState::BackedUp | ArchiveState::Uncached | ArchiveState::Damaged
-        ) || (archive.state == ArchiveState::Uploading && archive.awaiting_copies);
+        ) || (archive.state == ArchiveState::Uploading
+            && archive.awaiting_copies);
         if !(complete && state_allows) {
             return Err(VerifyError::NoRemoteCopy {
                 archive_id: archive_id.to_string(),
@@ -367,7 +379,11 @@ impl Inner {
     /// destination holding the archive whole. The main one at another
     /// remote generation than the parts were read at (a move started) is
     /// an error: what would be checked is no longer where the parts are.
-    fn targets(&self, archive: &ArchiveRecord, generation: u64) -> Result<Vec<Target>, VerifyError> {
+    fn targets(
+        &self,
+        archive: &ArchiveRecord,
+        generation: u64,
+    ) -> Result<Vec<Target>, VerifyError> {
         let destinations = {
             let txn = self.store.read()?;
             let tables = &self.store.tables;
@@ -569,11 +585,14 @@ impl Inner {
                 });
                 let mut from = None;
                 for donor in donors {
-                    let Ok(donor_remote) = &donor.remote else { continue };
-                    let copied = match fetch_checked(donor_remote.as_ref(), keys, &object_id, part) {
-                        Ok(Fetched::Good(sealed)) => {
-                            self.put_sealed_again(remote.as_ref(), &again, sealed).is_ok()
-                        }
+                    let Ok(donor_remote) = &donor.remote else {
+                        continue;
+                    };
+                    let copied = match fetch_checked(donor_remote.as_ref(), keys, &object_id, part)
+                    {
+                        Ok(Fetched::Good(sealed)) => self
+                            .put_sealed_again(remote.as_ref(), &again, sealed)
+                            .is_ok(),
                         _ => false,
                     };
                     if copied {
@@ -598,10 +617,9 @@ impl Inner {
         archive_id: &str,
         verification: &mut Verification,
     ) {
-        let main_good = verification
-            .destinations
-            .iter()
-            .any(|check| check.remote == MAIN && check.unavailable.is_none() && check.manifest_problem.is_none());
+        let main_good = verification.destinations.iter().any(|check| {
+            check.remote == MAIN && check.unavailable.is_none() && check.manifest_problem.is_none()
+        });
         let Some(Ok(main)) = targets.first().map(|target| &target.remote) else {
             return;
         };

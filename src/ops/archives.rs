@@ -295,7 +295,11 @@ fn log_verification(log: &SystemLog, verification: &Verification) {
             subject,
         );
     }
-    for check in verification.destinations.iter().filter(|check| check.remote != MAIN) {
+    for check in verification
+        .destinations
+        .iter()
+        .filter(|check| check.remote != MAIN)
+    {
         if let Some(problem) = &check.manifest_problem {
             let done = if check.manifest_repaired {
                 "it was copied there again from the main destination"

@@ -8,10 +8,10 @@ use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;
 
-use super::sources::{Fallback, Source, Sources};
 use super::super::destinations::{self, MAIN};
 use super::super::work::object_id_of;
 use super::super::{Failure, Inner};
+use super::sources::{Fallback, Source, Sources};
 use crate::remote::Remote;
 use crate::store::records::{ArchiveRecord, PartRecord};
 
@@ -23,7 +23,11 @@ pub(super) fn fallback_note(archive: &ArchiveRecord, fallbacks: &[Fallback]) -> 
     if fallbacks.is_empty() {
         return None;
     }
-    let mut sentences: Vec<String> = fallbacks.iter().take(NAMED).map(Fallback::sentence).collect();
+    let mut sentences: Vec<String> = fallbacks
+        .iter()
+        .take(NAMED)
+        .map(Fallback::sentence)
+        .collect();
     if fallbacks.len() > NAMED {
         sentences.push(format!(
             "{} more parts were read from another copy too.",
@@ -46,7 +50,6 @@ fn failure_sentence(failure: &Failure) -> String {
         Failure::Busy => "another transfer of it was running".to_string(),
     }
 }
-
 
 impl Inner {
     /// Every destination holding parts of the archive, main first: the
@@ -81,9 +84,13 @@ impl Inner {
         let on_main = parts.iter().map(|part| !part.to_move).collect();
         let mut sources = vec![match main {
             Ok(remote) => Source::opened(MAIN, &main_name, reachable, on_main, remote),
-            Err(failure) => {
-                Source::new(MAIN, &main_name, false, on_main, Box::new(move || Err(failure.clone())))
-            }
+            Err(failure) => Source::new(
+                MAIN,
+                &main_name,
+                false,
+                on_main,
+                Box::new(move || Err(failure.clone())),
+            ),
         }];
         // Parts not yet moved to the current remote come from the old one.
         if let Some(settings) = self.previous_settings()? {
@@ -104,7 +111,13 @@ impl Inner {
             let reachable = self.health.error(&destination.id).is_none();
             let id = destination.id.clone();
             let open = Box::new(move || self.destination_remote(&id));
-            sources.push(Source::new(&destination.id, &destination.name, reachable, holds, open));
+            sources.push(Source::new(
+                &destination.id,
+                &destination.name,
+                reachable,
+                holds,
+                open,
+            ));
         }
         Ok(Sources { sources })
     }

@@ -75,7 +75,13 @@ pub struct Source<'a> {
 
 impl<'a> Source<'a> {
     /// A source whose remote is opened by `open` when first needed.
-    pub fn new(id: &str, name: &str, reachable: bool, holds: Vec<bool>, open: OpenRemote<'a>) -> Self {
+    pub fn new(
+        id: &str,
+        name: &str,
+        reachable: bool,
+        holds: Vec<bool>,
+        open: OpenRemote<'a>,
+    ) -> Self {
         Source {
             id: id.to_string(),
             name: name.to_string(),
@@ -87,7 +93,13 @@ impl<'a> Source<'a> {
     }
 
     /// A source over a remote already open.
-    pub fn opened(id: &str, name: &str, reachable: bool, holds: Vec<bool>, remote: Arc<dyn Remote>) -> Self {
+    pub fn opened(
+        id: &str,
+        name: &str,
+        reachable: bool,
+        holds: Vec<bool>,
+        remote: Arc<dyn Remote>,
+    ) -> Self {
         let source = Source::new(id, name, reachable, holds, Box::new(unreachable_open));
         let _ = source.remote.set(Ok(remote));
         source
@@ -101,7 +113,9 @@ impl<'a> Source<'a> {
 
 /// The opener of a source made open: never called.
 fn unreachable_open() -> Result<Arc<dyn Remote>, Failure> {
-    Err(Failure::Transient("This storage could not be opened.".into()))
+    Err(Failure::Transient(
+        "This storage could not be opened.".into(),
+    ))
 }
 
 /// What the order of the sources depends on, for one destination.
@@ -215,7 +229,10 @@ mod tests {
                 "nothing measured",
             ),
             (
-                vec![candidate(true, true, None), candidate(false, true, Some(50.0 * mb))],
+                vec![
+                    candidate(true, true, None),
+                    candidate(false, true, Some(50.0 * mb)),
+                ],
                 vec![0, 1],
                 "only the copy measured",
             ),
@@ -236,7 +253,10 @@ mod tests {
                 "the main destination measured faster",
             ),
             (
-                vec![candidate(true, false, Some(90.0 * mb)), candidate(false, true, None)],
+                vec![
+                    candidate(true, false, Some(90.0 * mb)),
+                    candidate(false, true, None),
+                ],
                 vec![1, 0],
                 "the main destination unreachable",
             ),

@@ -2,11 +2,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::super::{jobs, keys, lock, Inner};
 use super::*;
+use crate::archive::{Archives, NewUpload};
 use crate::engine::destinations::MAIN;
 use crate::remote::Remote;
-use std::sync::Arc;
-use crate::archive::{Archives, NewUpload};
 use crate::store::Store;
+use std::sync::Arc;
 
 const OWNER: &str = "owner-1";
 
@@ -294,14 +294,29 @@ fn fetching_checks_each_part_in_the_fetchers_or_in_order() {
         file.set_len(archive.size).unwrap();
         let on_main = vec![true; parts.len()];
         let sources = Sources {
-            sources: vec![Source::opened(MAIN, "the remote", true, on_main, remote.clone())],
+            sources: vec![Source::opened(
+                MAIN,
+                "the remote",
+                true,
+                on_main,
+                remote.clone(),
+            )],
         };
         let throughput = Throughput::default();
-        let fetched = fetch_parts(&sources, &throughput, keys, &file, parts, 4, in_order, |_| {})
-            .map(|(sha256, fallbacks)| {
-                assert!(fallbacks.is_empty(), "{fallbacks:?}");
-                sha256
-            });
+        let fetched = fetch_parts(
+            &sources,
+            &throughput,
+            keys,
+            &file,
+            parts,
+            4,
+            in_order,
+            |_| {},
+        )
+        .map(|(sha256, fallbacks)| {
+            assert!(fallbacks.is_empty(), "{fallbacks:?}");
+            sha256
+        });
         (fetched, file)
     };
     for in_order in [false, true] {
@@ -468,8 +483,20 @@ fn a_part_missing_or_damaged_on_one_destination_is_read_from_the_other() {
     let fetch = |throughput: &Throughput| {
         let sources = Sources {
             sources: vec![
-                Source::opened(MAIN, "Backblaze", true, vec![true; parts.len()], open(&main_root)),
-                Source::opened("d_nas", "grandpa's NAS", true, vec![true; parts.len()], open(&copy_root)),
+                Source::opened(
+                    MAIN,
+                    "Backblaze",
+                    true,
+                    vec![true; parts.len()],
+                    open(&main_root),
+                ),
+                Source::opened(
+                    "d_nas",
+                    "grandpa's NAS",
+                    true,
+                    vec![true; parts.len()],
+                    open(&copy_root),
+                ),
             ],
         };
         let file = tempfile::tempfile().unwrap();
@@ -488,10 +515,7 @@ fn a_part_missing_or_damaged_on_one_destination_is_read_from_the_other() {
         let mut read = vec![0u8; data.len()];
         FileExt::read_exact_at(&file, &mut read, 0).unwrap();
         assert!(read == data, "the file is not bit-exact");
-        fallbacks
-            .iter()
-            .map(Fallback::sentence)
-            .collect::<Vec<_>>()
+        fallbacks.iter().map(Fallback::sentence).collect::<Vec<_>>()
     };
 
     // Part 0 corrupted and part 1 deleted on the main destination; part 2

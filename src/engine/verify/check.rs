@@ -82,4 +82,3 @@ pub(super) fn check_manifest(
         });
     Ok((!matches).then(|| "the manifest lists other parts than the catalog".to_string()))
 }
-

@@ -77,9 +77,7 @@ mod destinations {
     use super::*;
     use crate::archive::{Archives, NewUpload};
     use crate::store::copies::{copy_key, copy_object_key};
-    use crate::store::records::{
-        CopyObjectRecord, CopyPartRecord, CopyRecord, DestinationRecord,
-    };
+    use crate::store::records::{CopyObjectRecord, CopyPartRecord, CopyRecord, DestinationRecord};
     use crate::store::{indexed_key, Store};
 
     const OWNER: &str = "owner-1";
@@ -131,7 +129,8 @@ mod destinations {
 
     impl TwoPlaces {
         fn part_file(&self, place: &str, index: usize) -> PathBuf {
-            let object_id = ObjectId::parse(self.parts[index].object_id.as_deref().unwrap()).unwrap();
+            let object_id =
+                ObjectId::parse(self.parts[index].object_id.as_deref().unwrap()).unwrap();
             self.dir.path().join(place).join(repo::part_key(&object_id))
         }
 
@@ -141,7 +140,12 @@ mod destinations {
         }
 
         fn state(&self) -> ArchiveState {
-            self.inner.archive_and_parts(&self.archive_id).unwrap().unwrap().0.state
+            self.inner
+                .archive_and_parts(&self.archive_id)
+                .unwrap()
+                .unwrap()
+                .0
+                .state
         }
     }
 
@@ -182,7 +186,9 @@ mod destinations {
                     added_at: 1,
                     catalog_version: 0,
                 };
-                tables.destinations.put(txn, COPY.as_bytes(), &destination)?;
+                tables
+                    .destinations
+                    .put(txn, COPY.as_bytes(), &destination)?;
                 let copy = CopyRecord {
                     parts_stored: parts.len() as u32,
                     bytes_stored: archive.size,
@@ -191,7 +197,9 @@ mod destinations {
                     last_error: None,
                     protected_until: None,
                 };
-                tables.copies.put(txn, copy_key(COPY, &archive.id).as_bytes(), &copy)?;
+                tables
+                    .copies
+                    .put(txn, copy_key(COPY, &archive.id).as_bytes(), &copy)?;
                 for (index, part) in parts.iter().enumerate() {
                     let object_id = part.object_id.clone().unwrap();
                     let key = indexed_key(&copy_key(COPY, &archive.id), index as u32);
@@ -204,9 +212,11 @@ mod destinations {
                         stored_length: 0,
                         retain_until: None,
                     };
-                    tables
-                        .copy_objects
-                        .put(txn, copy_object_key(COPY, &object_id).as_bytes(), &object)?;
+                    tables.copy_objects.put(
+                        txn,
+                        copy_object_key(COPY, &object_id).as_bytes(),
+                        &object,
+                    )?;
                 }
                 Ok(())
             })
@@ -232,7 +242,14 @@ mod destinations {
         verification
             .damaged
             .iter()
-            .map(|part| (part.remote.clone(), part.index, part.repaired, part.repaired_from.clone()))
+            .map(|part| {
+                (
+                    part.remote.clone(),
+                    part.index,
+                    part.repaired,
+                    part.repaired_from.clone(),
+                )
+            })
             .collect()
     }
 
@@ -250,7 +267,13 @@ mod destinations {
         let names: Vec<(&str, &str, u64)> = clean
             .destinations
             .iter()
-            .map(|check| (check.remote.as_str(), check.name.as_str(), check.parts_checked))
+            .map(|check| {
+                (
+                    check.remote.as_str(),
+                    check.name.as_str(),
+                    check.parts_checked,
+                )
+            })
             .collect();
         assert_eq!(names[1], (COPY, COPY_NAME, parts));
         assert_eq!(names[0].0, MAIN);
@@ -263,26 +286,46 @@ mod destinations {
         let found = places.verify();
         assert_eq!(
             damage(&found),
-            [(MAIN.to_string(), 1, true, None), (COPY.to_string(), 0, true, None)]
+            [
+                (MAIN.to_string(), 1, true, None),
+                (COPY.to_string(), 0, true, None)
+            ]
         );
         assert_eq!(found.destinations[1].parts_damaged, 1);
-        assert!(found.damaged[1].describe().starts_with("part 0 is corrupt on grandpa's NAS"));
+        assert!(found.damaged[1]
+            .describe()
+            .starts_with("part 0 is corrupt on grandpa's NAS"));
         assert_eq!(found.state_after, ArchiveState::BackedUp);
         assert!(places.verify().damaged.is_empty(), "repaired on both");
 
         // Without it: each stored again from the other destination.
-        places.archives.request_uncache(OWNER, &places.archive_id).unwrap();
+        places
+            .archives
+            .request_uncache(OWNER, &places.archive_id)
+            .unwrap();
         run_due(&places.inner);
         assert_eq!(places.state(), ArchiveState::Uncached);
         std::fs::remove_file(places.part_file("remote", 2)).unwrap();
         flip_a_byte(&places.part_file("copy", 3));
-        std::fs::remove_file(places.dir.path().join("copy").join(repo::manifest_key(&places.archive_id))).unwrap();
+        std::fs::remove_file(
+            places
+                .dir
+                .path()
+                .join("copy")
+                .join(repo::manifest_key(&places.archive_id)),
+        )
+        .unwrap();
         let found = places.verify();
         assert_eq!(
             damage(&found),
             [
                 (MAIN.to_string(), 2, true, Some(COPY_NAME.to_string())),
-                (COPY.to_string(), 3, true, Some(found.destinations[0].name.clone())),
+                (
+                    COPY.to_string(),
+                    3,
+                    true,
+                    Some(found.destinations[0].name.clone())
+                ),
             ]
         );
         assert!(found.destinations[1].manifest_problem.is_some());
@@ -290,7 +333,10 @@ mod destinations {
         assert_eq!(found.state_after, ArchiveState::Uncached);
         let again = places.verify();
         assert!(again.damaged.is_empty(), "{again:?}");
-        assert!(again.destinations.iter().all(|check| check.manifest_problem.is_none()));
+        assert!(again
+            .destinations
+            .iter()
+            .all(|check| check.manifest_problem.is_none()));
 
         // Bad on both: damaged, both places named, nothing deleted.
         std::fs::remove_file(places.part_file("remote", 0)).unwrap();
@@ -311,10 +357,22 @@ mod destinations {
         // there.
         std::fs::remove_dir_all(places.dir.path().join("copy")).unwrap();
         let mut rng = rand::rngs::StdRng::seed_from_u64(4);
-        let found = places.inner.verify(&places.archive_id, 0, &mut rng).unwrap();
-        let unreachable = found.destinations[1].unavailable.as_deref().unwrap_or_default();
-        assert!(unreachable.contains("holds no backups of this appliance"), "{found:?}");
-        assert!(found.damaged.iter().all(|part| part.remote != COPY), "{found:?}");
+        let found = places
+            .inner
+            .verify(&places.archive_id, 0, &mut rng)
+            .unwrap();
+        let unreachable = found.destinations[1]
+            .unavailable
+            .as_deref()
+            .unwrap_or_default();
+        assert!(
+            unreachable.contains("holds no backups of this appliance"),
+            "{found:?}"
+        );
+        assert!(
+            found.damaged.iter().all(|part| part.remote != COPY),
+            "{found:?}"
+        );
         assert!(!places.dir.path().join("copy").join("parts").exists());
     }
 }
