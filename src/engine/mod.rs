@@ -97,6 +97,9 @@ struct CachedRemote {
     remote: Arc<dyn Remote>,
 }
 
+/// Remotes opened once per settings, by destination id.
+type OpenRemotes = HashMap<String, (RemoteSettings, Arc<dyn Remote>)>;
+
 /// Where the engine reports what a person should know (a finished remote
 /// move, an old folder deleted): the system log, plugged in at start.
 pub type Reporter = Box<dyn Fn(ReportLevel, &str) + Send + Sync>;
@@ -126,7 +129,7 @@ pub(crate) struct Inner {
     /// The remote a move copies from, opened once per move.
     previous_remote: Mutex<Option<(RemoteSettings, Arc<dyn Remote>)>>,
     /// The copy destinations' remotes, by id, opened once per settings.
-    dest_remotes: Mutex<HashMap<String, (RemoteSettings, Arc<dyn Remote>)>>,
+    dest_remotes: Mutex<OpenRemotes>,
     /// How every destination is doing (main's problem is also `activity`'s).
     health: destinations::Health,
     reporter: OnceLock<Reporter>,

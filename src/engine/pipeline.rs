@@ -46,6 +46,9 @@ impl From<StoreError> for Stop {
     }
 }
 
+/// A batch of work and the last key read (`None` once all was read).
+pub(super) type Batch<I> = (Vec<I>, Option<Vec<u8>>);
+
 /// What one pass left behind.
 #[derive(Default)]
 pub(super) struct PassOutcome {
@@ -63,10 +66,7 @@ pub(super) trait CopyWork: Sync {
 
     /// The next batch after `cursor` and the last key read (`None` once
     /// everything has been read).
-    fn next_batch(
-        &self,
-        cursor: Option<&[u8]>,
-    ) -> Result<(Vec<Self::Item>, Option<Vec<u8>>), StoreError>;
+    fn next_batch(&self, cursor: Option<&[u8]>) -> Result<Batch<Self::Item>, StoreError>;
 
     /// Copies one item; on failure, the archive it belongs to and why.
     fn copy(&self, item: Self::Item) -> Result<Self::Landed, (String, Stop)>;

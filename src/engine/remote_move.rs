@@ -40,7 +40,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use super::jobs::{self, JobKind};
-use super::pipeline::{CopyWork, Stop as MoveStop, BATCH};
+use super::pipeline::{Batch, CopyWork, Stop as MoveStop, BATCH};
 use super::{keys, lock, Engine, Failure, Inner, ObjectClaim, ReportLevel};
 use crate::metrics;
 use crate::remote::{ErrorKind, Remote, RemoteSettings, TransferOptions};
@@ -438,10 +438,7 @@ impl<'a> CopyWork for MoveWork<'a> {
     type Item = PartToMove;
     type Landed = Landed<'a>;
 
-    fn next_batch(
-        &self,
-        cursor: Option<&[u8]>,
-    ) -> Result<(Vec<PartToMove>, Option<Vec<u8>>), StoreError> {
+    fn next_batch(&self, cursor: Option<&[u8]>) -> Result<Batch<PartToMove>, StoreError> {
         self.inner.parts_to_move(cursor)
     }
 

@@ -92,7 +92,38 @@ impl Engine {
     /// repository, the storage of an existing destination and a place that
     /// cannot be reached.
     pub fn plan_destination(&self, settings: &RemoteSettings) -> Result<AddPlan, ChangeError> {
-        let inner = &self.inner;
+        self.inner.plan_destination(settings)
+    }
+
+    /// Adds a copy destination (see `Inner::add_destination`) and starts
+    /// its syncer.
+    pub fn add_destination(
+        &self,
+        name: &str,
+        settings: RemoteSettings,
+    ) -> Result<(Destination, AddPlan), ChangeError> {
+        let (added, plan) = self.inner.add_destination(name, settings)?;
+        self.syncers.start(&self.inner, &added.id, &added.name);
+        Ok((added, plan))
+    }
+
+    /// Removes a copy destination (see `Inner::remove_destination`) and
+    /// stops its syncer. Its bucket or folder is left as it is.
+    pub fn remove_destination(&self, id: &str) -> Result<Destination, ChangeError> {
+        let removed = self.inner.remove_destination(id)?;
+        self.syncers.stop(&self.inner, &removed.id);
+        Ok(removed)
+    }
+}
+
+impl Inner {
+    /// What adding a destination at `settings` would copy (see
+    /// [`Engine::plan_destination`]).
+    pub(crate) fn plan_destination(
+        &self,
+        settings: &RemoteSettings,
+    ) -> Result<AddPlan, ChangeError> {
+        let inner = self;
         let check = crate::remote::TransferOptions {
             timeout: std::time::Duration::from_secs(15),
             max_attempts: 5,
@@ -137,14 +168,13 @@ impl Engine {
 
     /// Adds a copy destination, in one transaction: its record, a copy
     /// record for every archive there is (the trashed ones too), and every
-    /// `backed_up` archive `uploading` again until it is there too. Its
-    /// syncer starts at once.
-    pub fn add_destination(
+    /// `backed_up` archive `uploading` again until it is there too.
+    pub(crate) fn add_destination(
         &self,
         name: &str,
         settings: RemoteSettings,
     ) -> Result<(Destination, AddPlan), ChangeError> {
-        let inner = &self.inner;
+        let inner = self;
         let plan = self.plan_destination(&settings)?;
         crate::remote::check_lock_support(&settings, &crate::remote::TransferOptions::default())
             .map_err(|err| match err.kind {
@@ -175,7 +205,6 @@ impl Engine {
         for archive in &changed {
             inner.events.archive(archive);
         }
-        self.syncers.start(&self.inner, &record.id, &record.name);
         Ok((
             Destination {
                 id: record.id,
@@ -190,8 +219,8 @@ impl Engine {
     /// copy, part, object and deletion record of it; archives that waited
     /// only for it are `backed_up`. Its bucket or folder is left as it is.
     /// The main destination cannot be removed.
-    pub fn remove_destination(&self, id: &str) -> Result<Destination, ChangeError> {
-        let inner = &self.inner;
+    pub(crate) fn remove_destination(&self, id: &str) -> Result<Destination, ChangeError> {
+        let inner = self;
         if id == MAIN {
             return Err(ChangeError::Invalid(
                 "The main destination cannot be removed; change its settings instead, or make another destination hold the backups by moving them there.".into(),
@@ -214,7 +243,6 @@ impl Engine {
                 Ok((record, changed))
             },
         )?;
-        self.syncers.stop(&self.inner, &record.id);
         lock(&inner.dest_remotes).remove(&record.id);
         inner.health.forget(&record.id);
         for archive in &changed {
@@ -225,11 +253,6 @@ impl Engine {
             name: record.name,
             settings: record.settings,
         })
-    }
-
-    /// How every destination is doing now.
-    pub fn destination_health(&self) -> &super::Health {
-        &self.inner.health
     }
 }
 

@@ -242,6 +242,8 @@ struct DestinationHealth {
     /// Failures in a row.
     failures: u32,
     last_moved: Option<Instant>,
+    /// When an idle destination was last asked whether it is there.
+    probed: Option<Instant>,
 }
 
 /// Failures in a row before a destination's problem is shown.
@@ -300,6 +302,18 @@ impl Health {
         let health = by_id.entry(id.to_string()).or_default();
         health.failures = 0;
         health.error = None;
+    }
+
+    /// Whether an idle destination is due to be asked whether it is still
+    /// there (every `every`); counts the ask as made.
+    pub(super) fn probe_due(&self, id: &str, every: Duration) -> bool {
+        let mut by_id = lock(&self.by_id);
+        let health = by_id.entry(id.to_string()).or_default();
+        let due = health.probed.is_none_or(|at| at.elapsed() >= every);
+        if due {
+            health.probed = Some(Instant::now());
+        }
+        due
     }
 
     /// A removed destination.

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
-use super::super::pipeline::{CopyWork, Stop, BATCH};
+use super::super::pipeline::{Batch, CopyWork, Stop, BATCH};
 use super::super::remote_move::check_sealed;
 use super::super::work::sha_bytes;
 use super::super::{backoff_secs, lock, Failure, Inner, ObjectClaim};
@@ -43,6 +43,8 @@ const COPIERS: usize = 2;
 const REFUSED_DELETE_WAIT: i64 = 6 * 3600;
 /// An idle syncer looks again this often even without a wake.
 const IDLE_LOOK: Duration = Duration::from_secs(30);
+/// An idle destination is asked whether it is still there this often.
+const PROBE_EVERY: Duration = Duration::from_secs(60);
 
 /// The running syncers, by destination id.
 #[derive(Default)]
@@ -158,10 +160,7 @@ impl<'a> CopyWork for SyncWork<'a> {
     type Item = CopyItem;
     type Landed = CopyLanded<'a>;
 
-    fn next_batch(
-        &self,
-        cursor: Option<&[u8]>,
-    ) -> Result<(Vec<CopyItem>, Option<Vec<u8>>), StoreError> {
+    fn next_batch(&self, cursor: Option<&[u8]>) -> Result<Batch<CopyItem>, StoreError> {
         self.inner.parts_to_copy(self.dest, cursor)
     }
 
@@ -189,43 +188,55 @@ impl Inner {
         let stopped = || halt.load(Ordering::SeqCst) || self.shutdown.load(Ordering::SeqCst);
         while !stopped() {
             let seen = *lock(&self.wake.0);
-            let wait = match self.sync_pass(id, halt) {
-                Ok(Synced::Idle) => {
-                    failures = 0;
+            match self.sync_once(id, halt, &mut failures) {
+                None => {
                     let (counter, condvar) = &self.wake;
                     let guard = lock(counter);
                     if *guard == seen && !stopped() {
                         let _ = condvar.wait_timeout(guard, IDLE_LOOK);
                     }
-                    continue;
                 }
-                Ok(Synced::Busy) => Duration::from_secs(1),
-                Err(failure) => {
-                    failures += 1;
-                    let message = match &failure {
-                        Failure::Transient(m) | Failure::Permanent(m) | Failure::Damaged(m) => {
-                            m.clone()
-                        }
-                        Failure::Busy => String::new(),
-                    };
-                    if message.is_empty() {
-                        Duration::from_secs(1)
-                    } else {
-                        let delay = backoff_secs(failures, rand::random::<f64>());
-                        self.health.failed(
-                            id,
-                            &format!("{message} (attempt {failures}; trying again in {delay} s)"),
-                            false,
-                        );
-                        Duration::from_secs(delay as u64)
+                Some(wait) => {
+                    let until = Instant::now() + wait;
+                    while Instant::now() < until && !stopped() {
+                        std::thread::sleep(Duration::from_millis(100).min(until - Instant::now()));
                     }
                 }
-            };
-            let until = Instant::now() + wait;
-            while Instant::now() < until && !stopped() {
-                std::thread::sleep(Duration::from_millis(100).min(until - Instant::now()));
             }
         }
+    }
+
+    /// One pass and its accounting: `None` when there is nothing more to
+    /// do now, else how long to wait before the next (a second when busy,
+    /// the backoff after a failure, which counts in `failures` and shows as
+    /// the destination's problem from the third in a row).
+    pub(crate) fn sync_once(
+        &self,
+        id: &str,
+        halt: &AtomicBool,
+        failures: &mut u32,
+    ) -> Option<Duration> {
+        let failure = match self.sync_pass(id, halt) {
+            Ok(Synced::Idle) => {
+                *failures = 0;
+                return None;
+            }
+            Ok(Synced::Busy) | Err(Failure::Busy) => return Some(Duration::from_secs(1)),
+            Err(failure) => failure,
+        };
+        let (Failure::Transient(message) | Failure::Permanent(message) | Failure::Damaged(message)) =
+            failure
+        else {
+            return Some(Duration::from_secs(1));
+        };
+        *failures += 1;
+        let delay = backoff_secs(*failures, rand::random::<f64>());
+        self.health.failed(
+            id,
+            &format!("{message} (attempt {failures}; trying again in {delay} s)"),
+            false,
+        );
+        Some(Duration::from_secs(delay as u64))
     }
 
     /// One pass for destination `id` (see the module comment). The tests
@@ -245,8 +256,9 @@ impl Inner {
         let mut did = self.write_manifests(id, remote.as_ref())?;
         did |= self.carry_out_deletes(id, remote.as_ref())?;
         did |= self.write_catalog(id, remote.as_ref())?;
-        if !did && self.health.error(id).is_some() {
-            // Nothing to do, but a problem is shown: is it over?
+        if !did && (self.health.error(id).is_some() || self.health.probe_due(id, PROBE_EVERY)) {
+            // Nothing to do: is a problem shown over, is the place still
+            // there? (A destination with no work is still watched.)
             remote.head(repo::CONFIG_KEY)?;
             self.health.succeeded(id);
         }
@@ -262,10 +274,12 @@ impl Inner {
         &self,
         dest: &str,
         cursor: Option<&[u8]>,
-    ) -> Result<(Vec<CopyItem>, Option<Vec<u8>>), StoreError> {
+    ) -> Result<Batch<CopyItem>, StoreError> {
+        // Before the transaction: loading the keys the first time reads
+        // the store, and a thread holds one read transaction at a time.
+        let keys = self.keys().ok().map(|(keys, _)| keys);
         let txn = self.store.read()?;
         let tables = &self.store.tables;
-        let keys = self.keys().ok().map(|(keys, _)| keys);
         let prefix = destination_prefix(dest);
         let mut items = Vec::new();
         let mut last = None;
@@ -743,10 +757,10 @@ fn commit_one(
     copy.parts_stored += 1;
     copy.bytes_stored += item.part.length;
     copy.stored_size += object.stored_length;
-    copy.protected_until = match (copy.parts_stored, copy.protected_until, object.retain_until) {
-        (1, _, until) => until,
-        (_, Some(a), Some(b)) => Some(a.min(b)),
-        (_, a, b) => a.or(b),
+    copy.protected_until = if copy.parts_stored == 1 {
+        object.retain_until
+    } else {
+        super::super::lock::earliest(copy.protected_until, object.retain_until)
     };
     copy.last_error = None;
     tables.copies.put(txn, copy_id.as_bytes(), &copy)?;
