@@ -81,6 +81,8 @@ impl From<crate::engine::remote_move::ChangeError> for ApiError {
             }
             ChangeError::OtherRepository { .. } => ApiError::new(409, "other_repository", message),
             ChangeError::MoveRunning { .. } => ApiError::new(409, "move_in_progress", message),
+            ChangeError::AlreadyADestination { .. } => ApiError::new(409, "same_storage", message),
+            ChangeError::NoSuchDestination { .. } => ApiError::new(404, "not_found", message),
             ChangeError::Unreachable { .. } => ApiError::new(502, "remote_unreachable", message),
             ChangeError::Keys(_) | ChangeError::Store(_) => ApiError::internal(message),
         }
