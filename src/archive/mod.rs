@@ -75,6 +75,8 @@ pub enum ArchiveError {
         parts_remote: u32,
         parts_total: u32,
     },
+    #[error("This archive is not yet on every destination (still being copied to {names}), so its local copy is kept; it can be removed from this appliance's disk once every destination holds it.")]
+    AwaitingCopies { names: String },
     #[error("The archive cannot be fetched back in its state ({state}); only an archive that is in the cloud only can be.")]
     NotUncached { state: &'static str },
     #[error("This archive is in the trash; restore it first.")]
@@ -353,6 +355,17 @@ impl Archives {
                 .parts_of(txn, archive_id)?
                 .iter()
                 .all(|part| part.remote);
+            if archive.awaiting_copies {
+                let mut names = Vec::new();
+                for dest_id in crate::store::copies::incomplete_copies(txn, tables, archive_id)? {
+                    if let Some(dest) = tables.destinations.get(txn, dest_id.as_bytes())? {
+                        names.push(dest.name);
+                    }
+                }
+                return Err(ArchiveError::AwaitingCopies {
+                    names: names.join(" and "),
+                });
+            }
             if archive.state != ArchiveState::BackedUp
                 || !all_remote
                 || archive.parts_remote < archive.parts_total
@@ -615,6 +628,7 @@ pub(crate) fn new_archive_record(
         stored_size: Some(0),
         protected_until: None,
         path: None,
+        awaiting_copies: false,
     }
 }
 

@@ -497,18 +497,28 @@ impl Inner {
         if let Err(err) = renamed {
             return self.cache_write_failed(job_id, archive, partial, &err);
         }
-        let changed = self.finish_job(job_id, archive_id, ArchiveState::Caching, |archive| {
-            // While a move runs, the archive is backed up only once every
-            // part is on the new remote.
-            archive.state = if archive.parts_remote >= archive.parts_total {
-                ArchiveState::BackedUp
-            } else {
-                ArchiveState::Uploading
-            };
-            archive.local_copy = true;
-            archive.last_error = None;
-            archive.last_accessed_at = ids::now_secs();
-        })?;
+        let changed =
+            self.store
+                .write(|txn, tables| -> Result<Option<ArchiveRecord>, Failure> {
+                    tables.jobs.delete(txn, job_id.as_bytes())?;
+                    let Some(mut archive) = tables.archives.get(txn, archive_id.as_bytes())? else {
+                        return Ok(None);
+                    };
+                    if archive.state != ArchiveState::Caching {
+                        return Ok(None);
+                    }
+                    // While a move runs, the archive is backed up only once every
+                    // part is on the new remote; and only once every copy
+                    // destination holds it too (`store::copies::settle`).
+                    let main_done = archive.parts_remote >= archive.parts_total;
+                    archive.state = ArchiveState::Uploading;
+                    archive.local_copy = true;
+                    archive.last_error = None;
+                    archive.last_accessed_at = ids::now_secs();
+                    crate::store::copies::settle(txn, tables, &mut archive, main_done)?;
+                    tables.archives.put(txn, archive_id.as_bytes(), &archive)?;
+                    Ok(Some(archive))
+                })?;
         match changed {
             Some(archive) => self.events.archive(&archive),
             // Deleted while we fetched it.

@@ -24,15 +24,8 @@ impl Inner {
             // Nothing can be sealed yet; creating the keys enqueues it again.
             return self.drop_catalog_job(job_id, generation);
         }
-        let (keys, config) = self.keys()?;
-        let catalog = {
-            let txn = self.store.read()?;
-            catalog_from_store(&txn, &self.store.tables)?
-        };
-        let nonce = repo::random_bytes().map_err(|e| Failure::Permanent(e.to_string()))?;
-        let sealed = catalog
-            .seal(keys, nonce)
-            .map_err(|e| Failure::Permanent(e.to_string()))?;
+        let (_, config) = self.keys()?;
+        let sealed = self.sealed_catalog()?;
         let remote = self.remote()?;
         // Never overwrite the catalog of another appliance's backup.
         let remote_config = remote.get_at_most(repo::CONFIG_KEY, repo::MAX_CONFIG_BYTES)?;
@@ -44,6 +37,20 @@ impl Inner {
         }
         remote.put(&repo::catalog_key(CATALOG_LABEL), &sealed)?;
         self.drop_catalog_job(job_id, generation)
+    }
+
+    /// The users and settings as they are now, sealed with the repository
+    /// keys: what `catalog/appliance` holds on every destination.
+    pub(super) fn sealed_catalog(&self) -> Result<Vec<u8>, Failure> {
+        let (keys, _) = self.keys()?;
+        let catalog = {
+            let txn = self.store.read()?;
+            catalog_from_store(&txn, &self.store.tables)?
+        };
+        let nonce = repo::random_bytes().map_err(|e| Failure::Permanent(e.to_string()))?;
+        catalog
+            .seal(keys, nonce)
+            .map_err(|e| Failure::Permanent(e.to_string()))
     }
 
     /// Removes the catalog job unless a change since `generation` asked for

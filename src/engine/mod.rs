@@ -13,16 +13,18 @@
 pub mod activity;
 mod cache;
 mod catalog;
+pub mod destinations;
 pub mod events;
 pub mod keys;
 pub mod lock;
+mod pipeline;
 pub mod remote_move;
 mod uncache;
 pub mod upload;
 pub mod verify;
 mod work;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
@@ -95,6 +97,9 @@ struct CachedRemote {
     remote: Arc<dyn Remote>,
 }
 
+/// Remotes opened once per settings, by destination id.
+type OpenRemotes = HashMap<String, (RemoteSettings, Arc<dyn Remote>)>;
+
 /// Where the engine reports what a person should know (a finished remote
 /// move, an old folder deleted): the system log, plugged in at start.
 pub type Reporter = Box<dyn Fn(ReportLevel, &str) + Send + Sync>;
@@ -123,6 +128,10 @@ pub(crate) struct Inner {
     remote: Mutex<Option<CachedRemote>>,
     /// The remote a move copies from, opened once per move.
     previous_remote: Mutex<Option<(RemoteSettings, Arc<dyn Remote>)>>,
+    /// The copy destinations' remotes, by id, opened once per settings.
+    dest_remotes: Mutex<OpenRemotes>,
+    /// How every destination is doing (main's problem is also `activity`'s).
+    health: destinations::Health,
     reporter: OnceLock<Reporter>,
     /// The box's zone, the upload window's clock (UTC until set).
     zone: OnceLock<crate::zone::BoxZone>,
@@ -142,6 +151,8 @@ pub(crate) struct Inner {
 pub struct Engine {
     inner: Arc<Inner>,
     workers: Mutex<Vec<JoinHandle<()>>>,
+    /// One syncer per copy destination (`destinations`).
+    syncers: destinations::Syncers,
 }
 
 impl Engine {
@@ -152,8 +163,10 @@ impl Engine {
         let engine = Engine {
             inner,
             workers: Mutex::new(Vec::new()),
+            syncers: destinations::Syncers::default(),
         };
         engine.ensure_workers();
+        engine.start_syncers();
         engine
     }
 
@@ -219,7 +232,7 @@ impl Engine {
         let _ = self.inner.reporter.set(reporter);
     }
 
-    /// Stops the workers after their current job.
+    /// Stops the workers after their current job, and the syncers.
     pub fn shutdown(&self) {
         self.inner.shutdown.store(true, Ordering::SeqCst);
         self.inner.wake();
@@ -227,6 +240,31 @@ impl Engine {
         for worker in workers {
             let _ = worker.join();
         }
+        self.syncers.stop_all(&self.inner);
+    }
+
+    /// Starts the syncer of every copy destination (at start).
+    fn start_syncers(&self) {
+        let destinations = self.inner.store.read().and_then(|txn| {
+            destinations::list(&txn, &self.inner.store.tables, &self.inner.data_dir)
+        });
+        match destinations {
+            Ok(destinations) => {
+                for destination in destinations.iter().filter(|d| d.id != destinations::MAIN) {
+                    self.syncers
+                        .start(&self.inner, &destination.id, &destination.name);
+                }
+            }
+            Err(err) => self.inner.report(
+                ReportLevel::Warn,
+                &format!("The copy destinations could not be read, so nothing is copied to them until a restart: {err}"),
+            ),
+        }
+    }
+
+    /// The copy destinations whose syncer runs now (ids, sorted).
+    pub fn syncing(&self) -> Vec<String> {
+        self.syncers.ids()
     }
 
     fn inner_workers(&self) -> std::sync::MutexGuard<'_, Vec<JoinHandle<()>>> {
@@ -275,6 +313,8 @@ impl Inner {
             objects_busy: Mutex::new(HashSet::new()),
             remote: Mutex::new(None),
             previous_remote: Mutex::new(None),
+            dest_remotes: Mutex::new(HashMap::new()),
+            health: destinations::Health::default(),
             reporter: OnceLock::new(),
             zone: OnceLock::new(),
             remote_opening: Mutex::new(()),
@@ -411,7 +451,10 @@ impl Inner {
             metrics::global().add_failure(kind);
         }
         match result {
-            Ok(()) => self.activity.set_remote_error(None),
+            Ok(()) => {
+                self.activity.set_remote_error(None);
+                self.health.succeeded(destinations::MAIN);
+            }
             Err(Failure::Busy) => {
                 let _ = self.reschedule(&job, None, now + 1, None);
             }
@@ -423,11 +466,13 @@ impl Inner {
                     .then(|| format!("{message} (attempt {attempts}; trying again in {delay} s)"));
                 if shown.is_some() {
                     self.activity.set_remote_error(Some(message.clone()));
+                    self.health.failed(destinations::MAIN, &message, true);
                 }
                 let _ = self.reschedule(&job, Some(message), now + delay, archive_id.zip(shown));
             }
             Err(Failure::Permanent(message)) => {
                 self.activity.set_remote_error(Some(message.clone()));
+                self.health.failed(destinations::MAIN, &message, true);
                 let shown = format!(
                     "{message} Backups of this archive wait until the remote settings are changed."
                 );
@@ -567,27 +612,32 @@ impl Inner {
         if let Some(remote) = cached(&settings) {
             return Ok((remote, generation));
         }
-        let (_, config) = self.keys()?;
         let remote: Arc<dyn Remote> = Arc::from(crate::remote::open(&settings, &self.options)?);
-        match remote.get_at_most(crate::repo::CONFIG_KEY, crate::repo::MAX_CONFIG_BYTES) {
-            Ok(found) if &found == config => {}
-            Ok(_) => {
-                return Err(Failure::Permanent(format!(
-                    "{} holds the backups of another appliance; nothing is written there. Choose an empty bucket or prefix.",
-                    remote.describe()
-                )))
-            }
-            Err(err) if err.kind == crate::remote::ErrorKind::NotFound => {
-                remote.put(crate::repo::CONFIG_KEY, config)?
-            }
-            Err(err) => return Err(err.into()),
-        }
+        self.claim_repository(remote.as_ref())?;
         *lock(&self.remote) = Some(CachedRemote {
             settings,
             generation,
             remote: remote.clone(),
         });
         Ok((remote, generation))
+    }
+
+    /// Writes this repository's `config` to a place that has none, and
+    /// refuses a place holding another repository's, so one appliance never
+    /// writes into another's.
+    fn claim_repository(&self, remote: &dyn Remote) -> Result<(), Failure> {
+        let (_, config) = self.keys()?;
+        match remote.get_at_most(crate::repo::CONFIG_KEY, crate::repo::MAX_CONFIG_BYTES) {
+            Ok(found) if &found == config => Ok(()),
+            Ok(_) => Err(Failure::Permanent(format!(
+                "{} holds the backups of another appliance; nothing is written there. Choose an empty bucket or prefix.",
+                remote.describe()
+            ))),
+            Err(err) if err.kind == crate::remote::ErrorKind::NotFound => {
+                Ok(remote.put(crate::repo::CONFIG_KEY, config)?)
+            }
+            Err(err) => Err(err.into()),
+        }
     }
 
     /// The remote generation now.

@@ -33,14 +33,14 @@
 //! Must not touch: HTTP. No transaction is held across remote I/O.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{channel, sync_channel, Receiver, SyncSender};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
 use super::jobs::{self, JobKind};
+use super::pipeline::{Batch, CopyWork, Stop as MoveStop, BATCH};
 use super::{keys, lock, Engine, Failure, Inner, ObjectClaim, ReportLevel};
 use crate::metrics;
 use crate::remote::{ErrorKind, Remote, RemoteSettings, TransferOptions};
@@ -54,16 +54,13 @@ use crate::units::human_size;
 
 mod plan;
 
-use plan::{check_options, look_at, stored_counts};
+pub(crate) use plan::look_at;
+use plan::{check_options, stored_counts};
 pub use plan::{same_storage, ChangeError, Destination, MovePlan};
 
 /// Settings key of the [`RemoteMoveRecord`] while a move runs.
 const MOVE_KEY: &[u8] = b"remote_move";
-/// Parts read per batch (and committed per transaction at most), and
-/// records read per batch at most.
-const BATCH: usize = 64;
-/// How long a landed part waits for others to share its transaction.
-const COMMIT_WAIT: Duration = Duration::from_millis(50);
+/// Records read per batch at most (parts per batch: `pipeline::BATCH`).
 const SCAN_LIMIT: usize = 4096;
 /// Parts copied at once: each holds one sealed part (at most 16 MiB).
 const MIN_COPIERS: usize = 2;
@@ -279,6 +276,8 @@ fn start_move(
         }
         archive.parts_remote = 0;
         archive.bytes_remote = 0;
+        // Main is incomplete again: backed up once it has every part.
+        archive.awaiting_copies = false;
         // Counted again, part by part, as they arrive on the new remote.
         archive.stored_size = Some(0);
         if archive.state == ArchiveState::BackedUp {
@@ -316,32 +315,6 @@ struct PartToMove {
     part: PartRecord,
     /// The archive's whole file is on the local disk.
     local: bool,
-}
-
-/// Why one part was not copied on this pass.
-enum MoveStop {
-    /// The old remote could not give it (and no local file could): the
-    /// archive waits, named, for the old storage to come back.
-    Source(String),
-    /// Another job holds the object right now.
-    Busy,
-    /// The new remote (or the catalog) failed: the pass ends, retried later.
-    Failed(Failure),
-}
-
-impl From<Failure> for MoveStop {
-    fn from(failure: Failure) -> Self {
-        match failure {
-            Failure::Busy => MoveStop::Busy,
-            other => MoveStop::Failed(other),
-        }
-    }
-}
-
-impl From<StoreError> for MoveStop {
-    fn from(err: StoreError) -> Self {
-        MoveStop::Failed(err.into())
-    }
 }
 
 /// A part copied (or found) on the new remote, waiting to be committed.
@@ -423,13 +396,59 @@ fn commit_one(
     Ok(Some(archive))
 }
 
-/// What one pass over the marked parts left behind.
-#[derive(Default)]
-struct PassOutcome {
-    /// Archive id -> why a part of it could not be read from the old remote.
-    stuck: BTreeMap<String, String>,
-    busy: bool,
-    failure: Option<Failure>,
+/// Checks the sealed bytes of part `index` read from `place` (another
+/// destination): against the SHA-256 recorded when they were sealed, or
+/// where none is recorded (a recovered appliance) decrypted (never past the
+/// part's size) and the plaintext checked against the part's SHA-256.
+/// Answers their SHA-256, or why they cannot be used, as a sentence.
+pub(super) fn check_sealed(
+    keys: &repo::RepoKeys,
+    body: &[u8],
+    recorded_sha: &str,
+    part: &PartRecord,
+    index: u32,
+    object_id: &ObjectId,
+    place: &str,
+) -> Result<String, String> {
+    let sha = hex::encode(Sha256::digest(body));
+    if sha == recorded_sha {
+        return Ok(sha);
+    }
+    let plaintext = keys
+        .open_part(object_id, body.to_vec(), part.length)
+        .map_err(|err| format!("{place}'s copy of part {index} does not decrypt ({err})"))?;
+    if hex::encode(Sha256::digest(&plaintext)) != part.sha256 {
+        return Err(format!(
+            "{place}'s copy of part {index} does not match its recorded SHA-256"
+        ));
+    }
+    Ok(sha)
+}
+
+/// The move's copy pass (`pipeline`): the marked parts, copied from the
+/// old remote (or sealed from the local file) to the current one.
+struct MoveWork<'a> {
+    inner: &'a Inner,
+    current: &'a dyn Remote,
+    previous: &'a Result<Arc<dyn Remote>, Failure>,
+    generation: u64,
+}
+
+impl<'a> CopyWork for MoveWork<'a> {
+    type Item = PartToMove;
+    type Landed = Landed<'a>;
+
+    fn next_batch(&self, cursor: Option<&[u8]>) -> Result<Batch<PartToMove>, StoreError> {
+        self.inner.parts_to_move(cursor)
+    }
+
+    fn copy(&self, item: PartToMove) -> Result<Landed<'a>, (String, MoveStop)> {
+        self.inner.copy_part(self.current, self.previous, item)
+    }
+
+    fn commit(&self, group: &[Landed<'a>]) -> Result<(), Failure> {
+        self.inner.commit_moved(group, self.generation)
+    }
 }
 
 impl Inner {
@@ -454,7 +473,17 @@ impl Inner {
         }
         let (current, generation) = self.remote_at()?;
         let previous = self.previous_remote(&record.from);
-        let outcome = self.copy_pass(current.as_ref(), &previous, generation);
+        let copiers = Settings::load(&self.store)
+            .map(|s| s.transfer_concurrency as usize)
+            .unwrap_or(MIN_COPIERS)
+            .clamp(MIN_COPIERS, MAX_COPIERS);
+        let work = MoveWork {
+            inner: self,
+            current: current.as_ref(),
+            previous: &previous,
+            generation,
+        };
+        let outcome = self.copy_pass(&work, copiers, &AtomicBool::new(false));
         if let Some(failure) = outcome.failure {
             self.note_stuck(&outcome.stuck)?;
             return Err(failure);
@@ -467,138 +496,6 @@ impl Inner {
             return Err(Failure::Busy);
         }
         self.finish_move(job_id, generation)
-    }
-
-    /// Copies every marked part once: this thread reads the marked parts a
-    /// batch at a time and hands them to the copiers, which hand what
-    /// landed to one committer (a few parts per transaction).
-    fn copy_pass(
-        &self,
-        current: &dyn Remote,
-        previous: &Result<Arc<dyn Remote>, Failure>,
-        generation: u64,
-    ) -> PassOutcome {
-        let copiers = Settings::load(&self.store)
-            .map(|s| s.transfer_concurrency as usize)
-            .unwrap_or(MIN_COPIERS)
-            .clamp(MIN_COPIERS, MAX_COPIERS);
-        let outcome = Mutex::new(PassOutcome::default());
-        let stop = AtomicBool::new(false);
-        let (work, queue) = sync_channel::<PartToMove>(copiers * 2);
-        let queue = Mutex::new(queue);
-        let (landed_tx, landed_rx) = channel::<Landed<'_>>();
-        std::thread::scope(|scope| {
-            for _ in 0..copiers {
-                let landed_tx = landed_tx.clone();
-                let (queue, outcome, stop) = (&queue, &outcome, &stop);
-                scope.spawn(move || loop {
-                    let Ok(item) = lock(queue).recv() else {
-                        break;
-                    };
-                    if stop.load(Ordering::Relaxed) {
-                        continue;
-                    }
-                    match self.copy_part(current, previous, item) {
-                        Ok(landed) => {
-                            let _ = landed_tx.send(landed);
-                        }
-                        Err((archive_id, reason)) => {
-                            let mut outcome = lock(outcome);
-                            match reason {
-                                MoveStop::Source(reason) => {
-                                    outcome.stuck.entry(archive_id).or_insert(reason);
-                                }
-                                MoveStop::Busy => outcome.busy = true,
-                                MoveStop::Failed(failure) => {
-                                    stop.store(true, Ordering::Relaxed);
-                                    outcome.failure.get_or_insert(failure);
-                                }
-                            }
-                        }
-                    }
-                });
-            }
-            drop(landed_tx);
-            let committer = scope.spawn(|| self.commit_landed(landed_rx, generation, &stop));
-            self.feed_copiers(&work, &stop, &outcome);
-            drop(work);
-            if let Ok(Err(failure)) | Err(failure) = committer.join().map_err(|_| {
-                Failure::Transient(
-                    "The move's committer stopped unexpectedly; the move goes on later.".into(),
-                )
-            }) {
-                let mut outcome = lock(&outcome);
-                match failure {
-                    Failure::Busy => outcome.busy = true,
-                    other => {
-                        outcome.failure.get_or_insert(other);
-                    }
-                }
-            }
-        });
-        outcome.into_inner().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Reads the marked parts batch by batch and queues them for the
-    /// copiers, until none is left or the pass must stop.
-    fn feed_copiers(
-        &self,
-        work: &SyncSender<PartToMove>,
-        stop: &AtomicBool,
-        outcome: &Mutex<PassOutcome>,
-    ) {
-        let mut cursor: Option<Vec<u8>> = None;
-        loop {
-            if stop.load(Ordering::Relaxed) {
-                return;
-            }
-            if self.shutdown.load(Ordering::SeqCst) || !self.uploads_allowed() {
-                lock(outcome).busy = true;
-                return;
-            }
-            let (batch, last) = match self.parts_to_move(cursor.as_deref()) {
-                Ok(found) => found,
-                Err(err) => {
-                    lock(outcome).failure.get_or_insert(err.into());
-                    return;
-                }
-            };
-            let Some(last) = last else {
-                return;
-            };
-            cursor = Some(last);
-            for item in batch {
-                if work.send(item).is_err() {
-                    return;
-                }
-            }
-        }
-    }
-
-    /// Commits what the copiers landed, a few parts per transaction (each
-    /// waits at most [`COMMIT_WAIT`] for company).
-    fn commit_landed(
-        &self,
-        landed: Receiver<Landed<'_>>,
-        generation: u64,
-        stop: &AtomicBool,
-    ) -> Result<(), Failure> {
-        while let Ok(first) = landed.recv() {
-            let mut group = vec![first];
-            let until = Instant::now() + COMMIT_WAIT;
-            while group.len() < BATCH {
-                let wait = until.saturating_duration_since(Instant::now());
-                match landed.recv_timeout(wait) {
-                    Ok(more) => group.push(more),
-                    Err(_) => break,
-                }
-            }
-            if let Err(failure) = self.commit_moved(&group, generation) {
-                stop.store(true, Ordering::Relaxed);
-                return Err(failure);
-            }
-        }
-        Ok(())
     }
 
     /// The next batch of marked parts after `cursor`, and the last key read
@@ -754,26 +651,16 @@ impl Inner {
         let body = previous
             .get(&repo::part_key(object_id))
             .map_err(|err| MoveStop::Source(err.message))?;
-        let sha = hex::encode(Sha256::digest(&body));
-        if sha == recorded_sha {
-            return Ok((body, sha));
-        }
-        // Decrypted (and unpacked, never past the part's size) from a copy:
-        // the sealed bytes are what is sent.
-        let plaintext = keys
-            .open_part(object_id, body.clone(), item.part.length)
-            .map_err(|err| {
-                MoveStop::Source(format!(
-                    "the old storage's copy of part {} does not decrypt ({err})",
-                    item.index
-                ))
-            })?;
-        if hex::encode(Sha256::digest(&plaintext)) != item.part.sha256 {
-            return Err(MoveStop::Source(format!(
-                "the old storage's copy of part {} does not match its recorded SHA-256",
-                item.index
-            )));
-        }
+        let sha = check_sealed(
+            keys,
+            &body,
+            recorded_sha,
+            &item.part,
+            item.index,
+            object_id,
+            "the old storage",
+        )
+        .map_err(MoveStop::Source)?;
         Ok((body, sha))
     }
 

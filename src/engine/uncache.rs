@@ -95,6 +95,9 @@ impl Inner {
                 }
             }
             super::remote_move::forget_parts(txn, tables, moving, moving_bytes)?;
+            // And on every copy destination (objects no copy uses any more,
+            // and the manifest, are deleted there by its syncer).
+            crate::store::copies::forget_archive(txn, tables, archive_id)?;
             tables
                 .parts
                 .delete_prefix(txn, &indexed_prefix(archive_id))?;

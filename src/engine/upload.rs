@@ -83,6 +83,7 @@ impl Inner {
         let started = Instant::now();
         let retain_until = remote.lock_until();
         remote.put_hashed(&repo::part_key(object_id), &buffer, &cipher_sha)?;
+        self.health.moved(super::destinations::MAIN);
         metrics::global().observe_part_upload(started.elapsed());
         metrics::global().add_uploaded(buffer.len() as u64);
         Ok(Some(SentObject {
@@ -136,6 +137,56 @@ impl Inner {
         if archive.state == ArchiveState::Deleting || parts.iter().any(|p| !p.remote) {
             return self.drop_job(job_id);
         }
+        let object_ids = parts
+            .iter()
+            .enumerate()
+            .map(|(index, part)| object_id_of(part, index))
+            .collect::<Result<Vec<_>, Failure>>()?;
+        let sealed = self.sealed_manifest(&archive, &parts, object_ids)?;
+        let (remote, generation) = self.remote_at()?;
+        self.throttle(sealed.len());
+        let retain_until = remote.lock_until();
+        remote.put(&repo::manifest_key(archive_id), &sealed)?;
+        metrics::global().add_uploaded(sealed.len() as u64);
+        let changed =
+            self.store
+                .write(|txn, tables| -> Result<Option<ArchiveRecord>, Failure> {
+                    if keys::generation(txn, tables)? != generation {
+                        return Err(Failure::Busy);
+                    }
+                    tables.jobs.delete(txn, job_id.as_bytes())?;
+                    let Some(mut archive) = tables.archives.get(txn, archive_id.as_bytes())? else {
+                        return Ok(None);
+                    };
+                    // Complete on main: `backed_up` once every copy is too.
+                    crate::store::copies::settle(txn, tables, &mut archive, true)?;
+                    archive.last_error = None;
+                    archive.protected_until =
+                        super::lock::earliest(archive.protected_until, retain_until);
+                    tables.archives.put(txn, archive_id.as_bytes(), &archive)?;
+                    tables.settings.put(
+                        txn,
+                        LAST_BACKUP_KEY,
+                        &serde_json::json!(crate::ids::now_secs()),
+                    )?;
+                    Ok(Some(archive))
+                })?;
+        if let Some(archive) = changed {
+            self.events.archive(&archive);
+        }
+        Ok(())
+    }
+}
+
+impl Inner {
+    /// The sealed manifest of an archive whose parts are stored as
+    /// `object_ids` (in part order) on the destination it is written to.
+    pub(super) fn sealed_manifest(
+        &self,
+        archive: &ArchiveRecord,
+        parts: &[PartRecord],
+        object_ids: Vec<ObjectId>,
+    ) -> Result<Vec<u8>, Failure> {
         let owner = {
             let txn = self.store.read()?;
             self.store
@@ -155,54 +206,19 @@ impl Inner {
             created: archive.created_at.max(0) as u64,
             parts: parts
                 .iter()
-                .enumerate()
-                .map(|(index, part)| {
-                    Ok(ManifestPart {
-                        object_id: object_id_of(part, index)?,
-                        length: part.length,
-                        sha256: part.sha256.clone(),
-                    })
+                .zip(object_ids)
+                .map(|(part, object_id)| ManifestPart {
+                    object_id,
+                    length: part.length,
+                    sha256: part.sha256.clone(),
                 })
-                .collect::<Result<_, Failure>>()?,
+                .collect(),
         };
         let (keys, _) = self.keys()?;
         let nonce = repo::random_bytes().map_err(|e| Failure::Permanent(e.to_string()))?;
-        let sealed = manifest
+        manifest
             .seal(keys, nonce)
-            .map_err(|e| Failure::Permanent(e.to_string()))?;
-        let (remote, generation) = self.remote_at()?;
-        self.throttle(sealed.len());
-        let retain_until = remote.lock_until();
-        remote.put(&repo::manifest_key(archive_id), &sealed)?;
-        metrics::global().add_uploaded(sealed.len() as u64);
-        let changed =
-            self.store
-                .write(|txn, tables| -> Result<Option<ArchiveRecord>, Failure> {
-                    if keys::generation(txn, tables)? != generation {
-                        return Err(Failure::Busy);
-                    }
-                    tables.jobs.delete(txn, job_id.as_bytes())?;
-                    let Some(mut archive) = tables.archives.get(txn, archive_id.as_bytes())? else {
-                        return Ok(None);
-                    };
-                    if matches!(archive.state, ArchiveState::Local | ArchiveState::Uploading) {
-                        archive.state = ArchiveState::BackedUp;
-                    }
-                    archive.last_error = None;
-                    archive.protected_until =
-                        super::lock::earliest(archive.protected_until, retain_until);
-                    tables.archives.put(txn, archive_id.as_bytes(), &archive)?;
-                    tables.settings.put(
-                        txn,
-                        LAST_BACKUP_KEY,
-                        &serde_json::json!(crate::ids::now_secs()),
-                    )?;
-                    Ok(Some(archive))
-                })?;
-        if let Some(archive) = changed {
-            self.events.archive(&archive);
-        }
-        Ok(())
+            .map_err(|e| Failure::Permanent(e.to_string()))
     }
 }
 

@@ -12,6 +12,7 @@
 //!   registration open or closed.
 //! - [`settings`]: the appliance settings, the log settings.
 //! - [`remote`]: where the backups go (save, plan, live check).
+//! - [`destinations`]: further destinations (list, plan, add, remove).
 //! - [`tls`]: the HTTPS certificate and the HTTPS/name settings.
 //! - [`notifications`]: the notification channels (save, send a test).
 //! - [`scripts`]: saved scripts; [`deployments`]: scripts run on a
@@ -26,6 +27,7 @@
 pub mod accounts;
 pub mod archives;
 pub mod deployments;
+pub mod destinations;
 pub mod notifications;
 pub mod remote;
 pub mod safety;

@@ -529,6 +529,7 @@ fn archive_record(
         stored_size: None,
         protected_until: None,
         path: None,
+        awaiting_copies: false,
     }
 }
 

@@ -508,6 +508,7 @@ mod tests {
                         stored_size: None,
                         protected_until: None,
                         path: None,
+                        awaiting_copies: false,
                     };
                     tables.archives.put(txn, record.id.as_bytes(), &record)?;
                 }

@@ -147,6 +147,8 @@ pub fn enqueue_backup(
     archive_id: &str,
     parts_total: u32,
 ) -> Result<()> {
+    // Every copy destination must get it too (`engine::destinations`).
+    super::copies::add_copies_for(txn, tables, archive_id)?;
     if parts_total == 0 {
         enqueue(
             txn,
@@ -174,6 +176,8 @@ pub fn enqueue_backup(
 /// the one job [`CATALOG_JOB_ID`] is rewritten, due now, with a new
 /// generation.
 pub fn enqueue_catalog_upload(txn: &mut RwTxn, tables: &Tables) -> Result<()> {
+    // The copy destinations' syncers write it where they are behind.
+    super::copies::bump_catalog_version(txn, tables)?;
     let now = ids::now_secs();
     let record = JobRecord {
         id: CATALOG_JOB_ID.to_string(),

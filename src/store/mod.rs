@@ -23,6 +23,7 @@
 //! an old version on trial therefore fails its check and goes back.
 
 pub mod archives;
+pub mod copies;
 pub mod jobs;
 pub mod lock_file;
 pub mod records;
@@ -152,6 +153,34 @@ impl<V: Serialize + DeserializeOwned> Table<V> {
             .map_err(StoreError::from_heed)?
         {
             let (key, bytes) = entry.map_err(StoreError::from_heed)?;
+            out.push((key.to_vec(), self.decode(bytes)?));
+        }
+        Ok(out)
+    }
+
+    /// Up to `limit` records whose key starts with `prefix`, after `after`
+    /// (or from the first), in key order.
+    pub fn prefix_after(
+        &self,
+        txn: &RoTxn,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, V)>> {
+        let lower = match after {
+            Some(after) => std::ops::Bound::Excluded(after),
+            None => std::ops::Bound::Included(prefix),
+        };
+        let iter = self
+            .db
+            .range(txn, &(lower, std::ops::Bound::<&[u8]>::Unbounded))
+            .map_err(StoreError::from_heed)?;
+        let mut out = Vec::new();
+        for entry in iter {
+            let (key, bytes) = entry.map_err(StoreError::from_heed)?;
+            if out.len() >= limit || !key.starts_with(prefix) {
+                break;
+            }
             out.push((key.to_vec(), self.decode(bytes)?));
         }
         Ok(out)
@@ -297,6 +326,17 @@ pub struct Tables {
     pub settings: Table<serde_json::Value>,
     /// Notices waiting for delivery, per channel (`crate::notify::queue`).
     pub notices: Table<records::NoticeRecord>,
+    /// The copy destinations (`engine::destinations`; no schema bump: see
+    /// [`records::DestinationRecord`]).
+    pub destinations: Table<records::DestinationRecord>,
+    /// Per copy destination, the archives that must be there.
+    pub copies: Table<records::CopyRecord>,
+    /// Per copy destination and archive, the parts stored there.
+    pub copy_parts: Table<records::CopyPartRecord>,
+    /// Per copy destination, the objects stored there and their refcounts.
+    pub copy_objects: Table<records::CopyObjectRecord>,
+    /// Per copy destination, objects and manifests to delete there.
+    pub copy_deletes: Table<records::CopyDeleteRecord>,
 }
 
 impl Tables {
@@ -391,6 +431,11 @@ impl Store {
             log: create(&env, &mut txn, "log")?,
             settings: create(&env, &mut txn, "settings")?,
             notices: create(&env, &mut txn, "notices")?,
+            destinations: create(&env, &mut txn, "destinations")?,
+            copies: create(&env, &mut txn, "copies")?,
+            copy_parts: create(&env, &mut txn, "copy_parts")?,
+            copy_objects: create(&env, &mut txn, "copy_objects")?,
+            copy_deletes: create(&env, &mut txn, "copy_deletes")?,
         };
         let on_disk = match when {
             Migrate::Now => migrate(&tables, &mut txn)?,

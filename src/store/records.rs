@@ -138,6 +138,12 @@ pub struct ArchiveRecord {
     /// older versions ignore the field, and its absence reads as `None`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
+    /// The main destination holds the whole archive (every part and the
+    /// manifest) but a copy destination does not yet, so the state stays
+    /// `uploading` (`engine::destinations::settle`). Added without a schema
+    /// bump: its absence reads as `false`.
+    #[serde(default)]
+    pub awaiting_copies: bool,
 }
 
 /// Keyed by `indexed_key(archive_id, index)`.
@@ -317,5 +323,75 @@ pub struct NoticeRecord {
     /// Not tried again before this (Unix seconds).
     pub next_attempt_at: i64,
     /// Why the last attempt failed.
+    pub last_error: Option<String>,
+}
+
+/// A copy destination: a further, whole repository kept in step with the
+/// main remote (table `destinations`, keyed by its id, `d_` + random). The
+/// main destination is the remote settings and has no record here.
+///
+/// The destination tables (`destinations`, `copies`, `copy_parts`,
+/// `copy_objects`, `copy_deletes`) were added without a schema bump: they
+/// are created empty on open, an older build never opens them (and so
+/// ignores the copies, which it never knew), and every record's absence
+/// means "no copy destination".
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DestinationRecord {
+    pub id: String,
+    /// What people call it ("grandpa's NAS").
+    pub name: String,
+    pub settings: crate::remote::RemoteSettings,
+    pub added_at: i64,
+    /// The catalog version (`meta` key `catalog_version`) last written
+    /// there; behind the counter: the catalog is written again.
+    #[serde(default)]
+    pub catalog_version: u64,
+}
+
+/// One archive that must be on one copy destination (table `copies`,
+/// keyed `"{dest_id}/{archive_id}"`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CopyRecord {
+    /// Parts stored there (a `copy_parts` record each).
+    pub parts_stored: u32,
+    /// Plaintext bytes of those parts.
+    pub bytes_stored: u64,
+    /// Bytes those parts take there (sealed).
+    pub stored_size: u64,
+    /// Every part and the manifest are stored there.
+    pub complete: bool,
+    /// Why the last attempt for this archive there failed, as a sentence.
+    pub last_error: Option<String>,
+    /// With Object Lock there: the earliest retain-until of its objects.
+    pub protected_until: Option<i64>,
+}
+
+/// Part `index` of an archive is stored on a copy destination and counted
+/// in that destination's refcount of `object_id` (table `copy_parts`,
+/// keyed `indexed_key("{dest_id}/{archive_id}", index)`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CopyPartRecord {
+    pub object_id: String,
+}
+
+/// An object stored on a copy destination (table `copy_objects`, keyed
+/// `"{dest_id}/{object_id}"`): present = stored there.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CopyObjectRecord {
+    /// `copy_parts` records pointing at it.
+    pub refcount: u64,
+    pub stored_length: u64,
+    /// With Object Lock there: until when it is locked, at least.
+    pub retain_until: Option<i64>,
+}
+
+/// Something to delete on a copy destination (table `copy_deletes`, keyed
+/// `"{dest_id}/o/{object_id}"` for a part object or `"{dest_id}/m/{archive_id}"`
+/// for a manifest).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CopyDeleteRecord {
+    /// Not tried again before this (Unix seconds).
+    pub not_before: i64,
+    pub attempts: u32,
     pub last_error: Option<String>,
 }

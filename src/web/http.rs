@@ -348,7 +348,9 @@ impl From<ArchiveError> for ApiError {
             }
             ArchiveError::Truncated { .. } => ApiError::new(400, "truncated", message),
             ArchiveError::NotCached { .. } => ApiError::new(409, "not_cached", message),
-            ArchiveError::NotBackedUp { .. } => ApiError::new(409, "not_backed_up", message),
+            ArchiveError::NotBackedUp { .. } | ArchiveError::AwaitingCopies { .. } => {
+                ApiError::new(409, "not_backed_up", message)
+            }
             ArchiveError::NotUncached { .. } => ApiError::new(409, "not_uncached", message),
             ArchiveError::InTrash => ApiError::new(409, "trashed", message),
             ArchiveError::NotInTrash => ApiError::new(409, "not_trashed", message),

@@ -94,6 +94,10 @@ pub enum ChangeError {
     MoveRunning { to: String, done: u64, total: u64 },
     #[error("{0}")]
     ObjectLockUnsupported(String),
+    #[error("{to} is already the destination {name}; each destination must be another place.")]
+    AlreadyADestination { to: String, name: String },
+    #[error("There is no destination {id}; it may have been removed already.")]
+    NoSuchDestination { id: String },
     #[error("The encryption keys cannot be read: {0}")]
     Keys(String),
     #[error(transparent)]
@@ -176,7 +180,7 @@ pub(super) fn stored_counts(
 }
 
 /// Reads the new place's `config`: ours, none, or another repository's.
-pub(super) fn look_at(new: &RemoteSettings, config: &[u8]) -> Result<Destination, ChangeError> {
+pub(crate) fn look_at(new: &RemoteSettings, config: &[u8]) -> Result<Destination, ChangeError> {
     let unreachable = |to: String, reason: String| ChangeError::Unreachable { to, reason };
     let remote = crate::remote::open(new, &check_options())
         .map_err(|err| ChangeError::Invalid(err.message))?;
