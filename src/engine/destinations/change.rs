@@ -114,6 +114,11 @@ impl Engine {
         self.syncers.stop(&self.inner, &removed.id);
         Ok(removed)
     }
+
+    /// How every destination is doing now.
+    pub fn destination_health(&self) -> &super::Health {
+        &self.inner.health
+    }
 }
 
 impl Inner {

@@ -244,6 +244,8 @@ struct DestinationHealth {
     last_moved: Option<Instant>,
     /// When an idle destination was last asked whether it is there.
     probed: Option<Instant>,
+    /// A transfer, a success or a failure was seen since start.
+    heard: bool,
 }
 
 /// Failures in a row before a destination's problem is shown.
@@ -272,12 +274,19 @@ impl Health {
             .is_some_and(|at| at.elapsed() < MOVING_FOR)
     }
 
+    /// Whether anything was heard from the destination since start (a
+    /// transfer, a success or a failure): until then whether it works is
+    /// not known, and the notifier neither starts nor resolves its outage.
+    pub fn heard_from(&self, id: &str) -> bool {
+        lock(&self.by_id).get(id).is_some_and(|health| health.heard)
+    }
+
     /// Bytes just moved to the destination.
     pub(super) fn moved(&self, id: &str) {
-        lock(&self.by_id)
-            .entry(id.to_string())
-            .or_default()
-            .last_moved = Some(Instant::now());
+        let mut by_id = lock(&self.by_id);
+        let health = by_id.entry(id.to_string()).or_default();
+        health.last_moved = Some(Instant::now());
+        health.heard = true;
     }
 
     /// A failure there; shown as its problem from the [`SHOWN_AFTER`]th in
@@ -285,6 +294,7 @@ impl Health {
     pub(super) fn failed(&self, id: &str, message: &str, lasting: bool) -> u32 {
         let mut by_id = lock(&self.by_id);
         let health = by_id.entry(id.to_string()).or_default();
+        health.heard = true;
         health.failures += 1;
         if lasting || health.failures >= SHOWN_AFTER {
             let since = health
@@ -300,6 +310,7 @@ impl Health {
     pub(super) fn succeeded(&self, id: &str) {
         let mut by_id = lock(&self.by_id);
         let health = by_id.entry(id.to_string()).or_default();
+        health.heard = true;
         health.failures = 0;
         health.error = None;
     }

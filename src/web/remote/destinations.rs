@@ -14,7 +14,6 @@ use crate::app::state::App;
 use crate::engine::destinations::{AddPlan, Destination, MAIN};
 use crate::ops;
 use crate::remote::RemoteSettings;
-use crate::units::human_size;
 use crate::web::auth;
 use crate::web::http::{ApiError, Resp};
 use crate::web::layout::{csrf_field, field, Page};

@@ -72,16 +72,16 @@ pub fn remote_page_with(
 
 /// What the form's fields show, taken from one settings value.
 pub(super) struct FormFields {
-    kind: &'static str,
-    endpoint: String,
-    region: String,
-    bucket: String,
-    prefix: String,
-    path_style: bool,
-    key_id: String,
-    dir: String,
-    lock_mode: String,
-    lock_days: String,
+    pub(super) kind: &'static str,
+    pub(super) endpoint: String,
+    pub(super) region: String,
+    pub(super) bucket: String,
+    pub(super) prefix: String,
+    pub(super) path_style: bool,
+    pub(super) key_id: String,
+    pub(super) dir: String,
+    pub(super) lock_mode: String,
+    pub(super) lock_days: String,
 }
 
 impl FormFields {
