@@ -32,7 +32,7 @@ def s3(endpoint, access_key, secret, prefix):
 def main():
     binary, work, access_key, secret, path, concurrency, prefix, endpoint = sys.argv[1:9]
     second = sys.argv[9] if len(sys.argv) > 9 else None
-    data_dir = os.path.join(work, "piarchive-data")
+    data_dir = os.path.join(work, "piarchive-data-" + prefix)
     subprocess.run(["rm", "-rf", data_dir], check=True)
     log_path = os.path.join(work, "piarchive.out")
     server, base = start_server(binary, data_dir, log_path)

@@ -127,11 +127,16 @@ pub struct Candidate {
     pub speed: Option<f64>,
 }
 
+/// Every this many parts, a reachable copy not measured yet is tried first
+/// once, so that a copy faster than the main destination can be found.
+pub const PROBE_EVERY: usize = 8;
+
 /// The order to try candidates in (their indexes): reachable ones first;
 /// among those the main destination first unless a copy was measured
 /// faster than it, the copies by measured speed (unmeasured ones after);
 /// unreachable ones last in the same order. Ties keep the given order.
-pub fn rank(candidates: &[Candidate]) -> Vec<usize> {
+/// With `probe`, the first reachable copy not measured yet goes first.
+pub fn rank(candidates: &[Candidate], probe: bool) -> Vec<usize> {
     // Unmeasured, the main destination comes before any copy; a copy only
     // passes it by a measured figure above the main destination's.
     let effective = |candidate: &Candidate| match (candidate.main, candidate.speed) {
@@ -146,6 +151,14 @@ pub fn rank(candidates: &[Candidate]) -> Vec<usize> {
             .cmp(&a.reachable)
             .then(effective(b).total_cmp(&effective(a)))
     });
+    let unmeasured = |at: &usize| {
+        let candidate = &candidates[*at];
+        !candidate.main && candidate.reachable && candidate.speed.is_none()
+    };
+    if let Some(position) = order.iter().position(unmeasured).filter(|_| probe) {
+        let first = order.remove(position);
+        order.insert(0, first);
+    }
     order
 }
 
@@ -155,7 +168,8 @@ pub struct Sources<'a> {
 }
 
 impl<'a> Sources<'a> {
-    /// The sources holding part `index`, best first (see [`rank`]).
+    /// The sources holding part `index`, best first (see [`rank`]; every
+    /// [`PROBE_EVERY`]th part probes a copy not measured yet).
     pub fn for_part(&self, index: usize, throughput: &Throughput) -> Vec<&Source<'a>> {
         let holding: Vec<&Source<'a>> = self
             .sources
@@ -170,7 +184,8 @@ impl<'a> Sources<'a> {
                 speed: throughput.speed(&source.id),
             })
             .collect();
-        rank(&candidates)
+        let probe = index % PROBE_EVERY == PROBE_EVERY - 1;
+        rank(&candidates, probe)
             .into_iter()
             .map(|at| holding[at])
             .collect()
@@ -272,8 +287,22 @@ mod tests {
             ),
             (vec![], vec![], "no destination"),
         ] {
-            assert_eq!(rank(&candidates), expected, "{why}");
+            assert_eq!(rank(&candidates, false), expected, "{why}");
         }
+        // A probe tries the first reachable copy not measured yet first,
+        // and changes nothing once every copy was measured.
+        let copies = [
+            candidate(true, true, Some(10.0 * mb)),
+            candidate(false, false, None),
+            candidate(false, true, Some(1.0 * mb)),
+            candidate(false, true, None),
+        ];
+        assert_eq!(rank(&copies, true), [3, 0, 2, 1]);
+        let measured = [
+            candidate(true, true, Some(10.0 * mb)),
+            candidate(false, true, Some(mb)),
+        ];
+        assert_eq!(rank(&measured, true), [0, 1]);
     }
 
     #[test]
