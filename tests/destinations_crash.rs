@@ -6,8 +6,10 @@
 //! appliance's own books are read: which part objects it had committed on
 //! each destination. At the end every archive is backed up (complete on
 //! both), a full verification finds both destinations whole, each archive
-//! comes back bit-exact after uncache and cache, and no part object
-//! committed before a kill was PUT again after it.
+//! comes back bit-exact after uncache and cache, no part object
+//! committed before a kill was PUT again after it, and the books agree
+//! with the buckets: each destination's refcounts equal the parts using
+//! each object, and each bucket holds exactly those objects.
 //!
 //! The moments are drawn from a seed printed at the start; set
 //! `PIARCHIVE_CRASH_SEED` to replay one.
@@ -290,6 +292,55 @@ fn check_everything(admin: &Client, ids: &[String], data: &[Vec<u8>]) {
     }
 }
 
+/// The appliance's books after a last kill, against both buckets: on the
+/// main destination every object's refcount equals the parts using it
+/// (`checked_object_uses`); on the copy every object's refcount equals the
+/// archives' copy parts using it; and each bucket holds exactly those
+/// objects.
+fn check_books(server: &mut TestServer, copy_id: &str, main: &Place, copy: &Place) {
+    server.kill9();
+    let store = piarchive::store::Store::open(&server.data_dir().join("db"), 1 << 30)
+        .expect("open the appliance's store");
+    let main_uses = crate::support::checked_object_uses(&store);
+    let txn = store.read().expect("read transaction");
+    let prefix = format!("{copy_id}/");
+    let mut copy_uses: BTreeMap<String, u64> = BTreeMap::new();
+    for (key, part) in store.tables.copy_parts.all(&txn).expect("copy parts") {
+        if key.starts_with(prefix.as_bytes()) {
+            *copy_uses.entry(part.object_id).or_default() += 1;
+        }
+    }
+    let copy_objects: BTreeMap<String, u64> = store
+        .tables
+        .copy_objects
+        .all(&txn)
+        .expect("copy objects")
+        .into_iter()
+        .filter_map(|(key, object)| {
+            let key = String::from_utf8(key).expect("utf-8 key");
+            Some((key.strip_prefix(&prefix)?.to_string(), object.refcount))
+        })
+        .collect();
+    assert_eq!(
+        copy_objects, copy_uses,
+        "the copy's refcounts equal its parts using each object"
+    );
+    let stored = |place: &Place| -> BTreeSet<String> {
+        crate::support::files_under(&place.s3.object_path(&format!("{PREFIX}/parts")))
+            .iter()
+            .filter_map(|path| path.file_name()?.to_str().map(str::to_string))
+            .collect()
+    };
+    assert_eq!(
+        stored(main),
+        main_uses.keys().cloned().collect::<BTreeSet<_>>()
+    );
+    assert_eq!(
+        stored(copy),
+        copy_uses.keys().cloned().collect::<BTreeSet<_>>()
+    );
+}
+
 fn upload_all(admin: &Client, seed: u64) -> (Vec<String>, Vec<Vec<u8>>) {
     let data: Vec<Vec<u8>> = (0..ARCHIVES)
         .map(|i| random_bytes(ARCHIVE_SIZE + i * 4099, seed ^ (i as u64 + 1)))
@@ -345,6 +396,7 @@ fn kill_9_during_the_initial_copy_to_an_added_destination_sends_nothing_twice() 
     let after = assert_nothing_committed_was_sent_again(&kills, &main, &copy);
     eprintln!("{after} part PUTs after the kills, none of a committed object");
     check_everything(&admin, &ids, &data);
+    check_books(&mut server, &copy_id, &main, &copy);
 }
 
 #[test]
@@ -389,6 +441,7 @@ fn kill_9_during_a_backup_to_two_destinations_sends_nothing_twice() {
     let after = assert_nothing_committed_was_sent_again(&kills, &main, &copy);
     eprintln!("{after} part PUTs after the kills, none of a committed object");
     check_everything(&admin, &ids, &data);
+    check_books(&mut server, &copy_id, &main, &copy);
 }
 
 /// The part objects the archives need on each destination at the end
