@@ -12,6 +12,7 @@
 //! Must not touch: HTTP. No transaction or mutex is held across remote I/O.
 
 mod change;
+mod retention;
 mod sync;
 
 use std::collections::HashMap;

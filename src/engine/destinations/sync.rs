@@ -243,6 +243,12 @@ impl Inner {
     /// drive it directly.
     pub(crate) fn sync_pass(&self, id: &str, halt: &AtomicBool) -> Result<Synced, Failure> {
         let remote = self.destination_remote(id)?;
+        if !self.uploads_allowed() {
+            // Outside the upload window only deletions go on; a wake or
+            // the idle look tries again.
+            self.carry_out_deletes(id, remote.as_ref())?;
+            return Ok(Synced::Idle);
+        }
         let work = SyncWork {
             inner: self,
             dest: id,
@@ -525,12 +531,14 @@ impl Inner {
             let prefix = destination_prefix(dest);
             let mut ready = Vec::new();
             for (key, copy) in tables.copies.prefix(&txn, &prefix)? {
+                if copy.complete {
+                    continue;
+                }
                 let archive_id = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
                 let Some(archive) = tables.archives.get(&txn, archive_id.as_bytes())? else {
                     continue;
                 };
-                if copy.complete
-                    || copy.parts_stored < archive.parts_total
+                if copy.parts_stored < archive.parts_total
                     || matches!(
                         archive.state,
                         ArchiveState::Receiving | ArchiveState::Deleting
