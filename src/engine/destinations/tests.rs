@@ -483,7 +483,7 @@ fn the_syncer_threads_follow_the_destinations() {
     let (dest, _) = engine
         .add_destination("USB disk", RemoteSettings::Dir { path: usb.clone() })
         .unwrap();
-    assert_eq!(engine.syncing(), [dest.id.clone()]);
+    assert_eq!(engine.syncing(), std::slice::from_ref(&dest.id));
     let archive = app.ingest("photos", &noise(3 * 1024 * 1024 + 3, 21));
     engine.wake();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
@@ -536,7 +536,7 @@ fn the_syncer_threads_follow_the_destinations() {
     assert!(engine.syncing().is_empty());
 
     let again = crate::engine::Engine::start(app.store.clone(), &data_dir);
-    assert_eq!(again.syncing(), [dest.id.clone()]);
+    assert_eq!(again.syncing(), std::slice::from_ref(&dest.id));
     again.remove_destination(&dest.id).unwrap();
     assert!(again.syncing().is_empty());
     again.shutdown();

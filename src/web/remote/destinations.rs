@@ -282,7 +282,13 @@ pub fn remove_page(app: &App, caller: &Caller, id: &str) -> Result<Resp, ApiErro
 pub fn remove_post(app: &App, caller: &Caller, id: &str) -> Result<Resp, ApiError> {
     auth::require_admin(caller)?;
     let removed = ops::destinations::remove_destination(app, caller, id)?;
-    remote_page_with(app, caller, Some((true, removed_message(&removed))), None, None)
+    remote_page_with(
+        app,
+        caller,
+        Some((true, removed_message(&removed))),
+        None,
+        None,
+    )
 }
 
 #[cfg(test)]
