@@ -392,6 +392,7 @@ fn the_remote_page_adds_a_folder_destination_after_its_confirmation() {
         b.find_all("#destinations li.destination") == 2
     });
     assert!(browser.text().contains(&format!("Added {NAME}.")));
+    browser.script("document.getElementById('destinations').scrollIntoView(); return 1;");
     browser.check_page("destinations-2-added");
     let listed = destinations(&admin);
     assert_eq!(listed.len(), 2, "{listed:?}");

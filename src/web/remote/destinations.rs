@@ -130,7 +130,8 @@ fn add_section(caller: &Caller, add: Option<&AddForm>) -> Markup {
                         "Every part is sealed on this box and sent as it is: the destination sees only "
                         "encrypted data. Other destinations are not held up meanwhile."
                     }
-                    button type="submit" name="action" value="add" { "Add " (name) }
+                    // Focused, so the page opens at the question.
+                    button type="submit" name="action" value="add" autofocus { "Add " (name) }
                     " "
                     a.button.secondary href="/admin/remote" { "Cancel" }
                 }
