@@ -179,6 +179,8 @@ fn an_added_destination_catches_up_and_removing_it_leaves_its_bucket() {
     assert!(second_prefix.join("config").is_file());
     let home = admin.get("/").text();
     assert!(home.contains("off-site in 2 places"), "{home}");
+    let page = admin.get("/admin/remote").text();
+    assert!(page.contains("All 2 archives are there."), "{page}");
 
     // A new archive is backed up only once both have it.
     let three = random_bytes(SIZE / 5, 73);
