@@ -121,7 +121,10 @@ fn an_added_destination_catches_up_and_removing_it_leaves_its_bucket() {
     let two = random_bytes(SIZE / 3, 72);
     let one_id = backed_up(&admin, "one", &one);
     let two_id = backed_up(&admin, "two", &two);
-    assert_eq!(archive(&admin, &one_id)["copies"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        archive(&admin, &one_id)["copies"].as_array().unwrap().len(),
+        1
+    );
 
     // Refusals first: no name, the main storage again, the main one removed.
     let copy = s3_json(&second.endpoint, "copy", SECRET_KEY);
@@ -176,6 +179,8 @@ fn an_added_destination_catches_up_and_removing_it_leaves_its_bucket() {
     assert!(second_prefix.join("config").is_file());
     let home = admin.get("/").text();
     assert!(home.contains("off-site in 2 places"), "{home}");
+    let page = admin.get("/admin/remote").text();
+    assert!(page.contains("All 2 archives are there."), "{page}");
 
     // A new archive is backed up only once both have it.
     let three = random_bytes(SIZE / 5, 73);
@@ -184,7 +189,12 @@ fn an_added_destination_catches_up_and_removing_it_leaves_its_bucket() {
         .unwrap()
         .to_string();
     wait_complete_everywhere(&admin, &three_id, 2);
-    let resp = admin.request("POST", &format!("/api/v1/archives/{one_id}/uncache"), &[], None);
+    let resp = admin.request(
+        "POST",
+        &format!("/api/v1/archives/{one_id}/uncache"),
+        &[],
+        None,
+    );
     assert_eq!(resp.status, 202, "{}", resp.text());
     wait_state(&admin, &one_id, "uncached");
 
@@ -215,7 +225,10 @@ fn an_added_destination_catches_up_and_removing_it_leaves_its_bucket() {
     backed_up(&admin, "four", &random_bytes(SIZE / 7, 74));
     let record = archive(&admin, &three_id);
     assert_eq!(record["copies"].as_array().unwrap().len(), 1, "{record}");
-    assert!(snapshot(second.root()) == kept, "the removed destination's bucket changed");
+    assert!(
+        snapshot(second.root()) == kept,
+        "the removed destination's bucket changed"
+    );
     let resp = admin.delete(&format!(
         "/api/v1/admin/remotes/{}",
         added["id"].as_str().unwrap()
@@ -254,8 +267,9 @@ fn one_destination_down_keeps_the_archive_uploading_until_it_is_back() {
     assert_eq!(resp.status, 409, "{}", resp.text());
     assert_eq!(resp.json()["error"], "not_backed_up", "{}", resp.text());
     assert!(
-        resp.message()
-            .contains(&format!("not yet on every destination (still being copied to {NAME})")),
+        resp.message().contains(&format!(
+            "not yet on every destination (still being copied to {NAME})"
+        )),
         "{}",
         resp.text()
     );
@@ -269,10 +283,16 @@ fn one_destination_down_keeps_the_archive_uploading_until_it_is_back() {
     assert!(listed[1]["error"].is_string(), "{listed:?}");
     assert!(listed[0]["error"].is_null(), "{listed:?}");
     let page = admin.get(&format!("/archives/{id}")).text();
-    let words = format!(": complete. On {}: 0 %, waiting for it to come back.", html(NAME));
+    let words = format!(
+        ": complete. On {}: 0 %, waiting for it to come back.",
+        html(NAME)
+    );
     assert!(page.contains(&words), "{words} not in {page}");
     let dashboard = admin.get("/admin").text();
-    let problem = format!("{} cannot be reached: nothing is being copied there.", html(NAME));
+    let problem = format!(
+        "{} cannot be reached: nothing is being copied there.",
+        html(NAME)
+    );
     assert!(dashboard.contains(&problem), "{problem} not in {dashboard}");
     // The box says so too: the red LED is on, the reason names it.
     let mut device = Value::Null;
@@ -283,7 +303,10 @@ fn one_destination_down_keeps_the_archive_uploading_until_it_is_back() {
     let reason = device["status"]["attention"]["reason"]
         .as_str()
         .unwrap_or_default();
-    assert!(reason.contains(&format!("{NAME} cannot be reached")), "{device}");
+    assert!(
+        reason.contains(&format!("{NAME} cannot be reached")),
+        "{device}"
+    );
 
     second.resume();
     wait_complete_everywhere(&admin, &id, 2);
@@ -297,7 +320,10 @@ fn one_destination_down_keeps_the_archive_uploading_until_it_is_back() {
     let resp = admin.request("POST", &format!("/api/v1/archives/{id}/cache"), &[], None);
     assert_eq!(resp.status, 202, "{}", resp.text());
     wait_state(&admin, &id, "backed_up");
-    assert!(download(&admin, &id) == data, "the file came back different");
+    assert!(
+        download(&admin, &id) == data,
+        "the file came back different"
+    );
 }
 
 #[test]
@@ -347,7 +373,10 @@ fn the_remote_page_adds_a_folder_destination_after_its_confirmation() {
     browser.find("#destinations li.destination[data-destination-id='main']");
     browser.type_into("#add-destination input[name=name]", NAME);
     browser.click("#add-destination input[name=kind][value=dir]");
-    browser.type_into("#add-destination input[name=path]", &folder.display().to_string());
+    browser.type_into(
+        "#add-destination input[name=path]",
+        &folder.display().to_string(),
+    );
     browser.click("#add-destination button[value=plan]");
     browser.wait_for("the confirmation", |b| b.find_all("#destination-plan") == 1);
     let plan = browser
@@ -365,6 +394,7 @@ fn the_remote_page_adds_a_folder_destination_after_its_confirmation() {
         b.find_all("#destinations li.destination") == 2
     });
     assert!(browser.text().contains(&format!("Added {NAME}.")));
+    browser.script("document.getElementById('destinations').scrollIntoView(); return 1;");
     browser.check_page("destinations-2-added");
     let listed = destinations(&admin);
     assert_eq!(listed.len(), 2, "{listed:?}");
@@ -382,7 +412,9 @@ fn the_remote_page_adds_a_folder_destination_after_its_confirmation() {
     assert!(browser.text().contains("nothing there is deleted"));
     browser.check_page("destinations-3-remove");
     assert_eq!(destinations(&admin).len(), 2);
-    browser.click(&format!("form[action='/admin/remotes/{dest_id}/remove'] button[type=submit]"));
+    browser.click(&format!(
+        "form[action='/admin/remotes/{dest_id}/remove'] button[type=submit]"
+    ));
     browser.wait_for("removed", |b| b.text().contains("left as it is"));
     assert_eq!(destinations(&admin).len(), 1);
     assert!(snapshot(&folder) == before, "the folder changed");

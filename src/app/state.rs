@@ -90,6 +90,34 @@ impl App {
             .collect()
     }
 
+    /// The archive's copy on every destination, main first
+    /// (`engine::destinations::copies_of`); none when the store cannot be
+    /// read.
+    pub fn copies(&self, archive: &ArchiveRecord) -> Vec<crate::engine::destinations::Copy> {
+        self.store
+            .read()
+            .and_then(|txn| {
+                crate::engine::destinations::copies_of(
+                    &txn,
+                    &self.store.tables,
+                    &self.config.data_dir,
+                    archive,
+                    self.engine.destination_health(),
+                )
+            })
+            .unwrap_or_default()
+    }
+
+    /// How far copy destination `id` has come: `(complete, archives)`,
+    /// the archives complete there and those that must be there.
+    pub fn copy_progress(&self, id: &str) -> Result<(usize, usize), crate::store::StoreError> {
+        let txn = self.store.read()?;
+        let prefix = crate::store::copies::destination_prefix(id);
+        let copies = self.store.tables.copies.prefix(&txn, &prefix)?;
+        let complete = copies.iter().filter(|(_, copy)| copy.complete).count();
+        Ok((complete, copies.len()))
+    }
+
     /// The one rule for `off_site` and "off-site in N places", judged once
     /// for a page or a list ([`OffSiteRule`]).
     pub fn off_site_rule(&self) -> OffSiteRule<'_> {

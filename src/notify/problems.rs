@@ -520,7 +520,9 @@ mod tests {
         );
         assert!(notices[0].message.contains("\u{201c}Grandpa's NAS\u{201d}"));
         assert_eq!(notices[0].detail, "connection refused");
-        assert!(notices[0].message.contains("The other places are not held up"));
+        assert!(notices[0]
+            .message
+            .contains("The other places are not held up"));
     }
 
     #[test]

@@ -298,8 +298,11 @@ mod tests {
             copy_problem(&copy(Some("Connection refused. "), Placement::OffSite)).as_deref(),
             Some("Grandpa's NAS cannot be reached: nothing is being copied there. Connection refused.")
         );
-        assert!(copy_problem(&copy(None, Placement::Unreachable))
-            .is_some_and(|what| what.starts_with("Grandpa's NAS cannot be reached: its folder is missing")));
+        assert!(
+            copy_problem(&copy(None, Placement::Unreachable))
+                .is_some_and(|what| what
+                    .starts_with("Grandpa's NAS cannot be reached: its folder is missing"))
+        );
     }
 
     #[test]

@@ -177,7 +177,7 @@ fn serve(
     }
     let service = builder.build();
 
-let (shutdown_sender, mut shutdown_receiver) = tokio::sync::oneshot::channel::<()>();
+    let (shutdown_sender, mut shutdown_receiver) = tokio::sync::oneshot::channel::<()>();
     let thread = std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)

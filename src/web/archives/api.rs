@@ -45,7 +45,7 @@ pub fn archive_json_placed(app: &App, archive: &ArchiveRecord, rule: &OffSiteRul
 /// The archive's copy on every destination, main first:
 /// `[{remote, name, parts_total, parts_remote, state, last_error}]`.
 fn copies_json(app: &App, archive: &ArchiveRecord) -> Value {
-    let copies = super::copies::copies(app, archive);
+    let copies = app.copies(archive);
     Value::Array(
         copies
             .iter()

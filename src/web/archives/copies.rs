@@ -2,28 +2,10 @@
 //! "On Backblaze: complete. On grandpa's NAS: 40 %, waiting for it to come
 //! back." and the home page's "off-site in 2 places". Pure: the copies
 //! (`engine::destinations::copies_of`) and each destination's placement
-//! are handed in ([`copies`] reads them).
+//! are handed in (`App::copies` reads them).
 
-use crate::app::state::App;
-use crate::engine::destinations::{copies_of, Copy, CopyState};
+use crate::engine::destinations::{Copy, CopyState};
 use crate::remote::placement::Placement;
-
-/// The archive's copy on every destination, main first (`copies_of`);
-/// none when the store cannot be read.
-pub fn copies(app: &App, archive: &crate::store::records::ArchiveRecord) -> Vec<Copy> {
-    app.store
-        .read()
-        .and_then(|txn| {
-            copies_of(
-                &txn,
-                &app.store.tables,
-                &app.config.data_dir,
-                archive,
-                app.engine.destination_health(),
-            )
-        })
-        .unwrap_or_default()
-}
 
 /// The share of parts on one destination, in whole percent, rounded down;
 /// never 100 before the copy is complete (the last part may be missing).

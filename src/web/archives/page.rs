@@ -299,7 +299,7 @@ fn detail_with(
     }
     let duplicates = progress::duplicates(&recent);
     let rule = app.off_site_rule();
-    let copies = copies::copies(app, &archive);
+    let copies = app.copies(&archive);
     let page = Page::new(archive.name.clone(), Some(caller), crate::web::layout::Safety::of(app)).script("/static/live.js").render(html! {
         h1 data-archive-detail=(archive.id) data-state=(archive.state.as_str()) data-size=(archive.size) { (archive.name) }
         (progress::duplicate_note(duplicates.get(&archive.id)))

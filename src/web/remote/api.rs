@@ -149,7 +149,10 @@ fn check_remote(settings: &crate::remote::RemoteSettings) -> Value {
 /// One destination as `GET /api/v1/admin/remotes` shows it: its id, name
 /// and settings without the secret, where it keeps the backups and its
 /// lasting problem (`null` while it works).
-pub fn destination_json(app: &App, destination: &crate::engine::destinations::Destination) -> Value {
+pub fn destination_json(
+    app: &App,
+    destination: &crate::engine::destinations::Destination,
+) -> Value {
     let mut body = destination.settings.redacted();
     let placement = app
         .placement
@@ -199,8 +202,10 @@ pub fn add_remote(app: &App, req: &mut Req) -> Answer {
         "bytes": plan.bytes,
         "message": plan.message(&destination.name),
     });
-    Ok(Resp::json(201, &body)
-        .header("Location", format!("/api/v1/admin/remotes/{}", destination.id)))
+    Ok(Resp::json(201, &body).header(
+        "Location",
+        format!("/api/v1/admin/remotes/{}", destination.id),
+    ))
 }
 
 /// Removes an added destination; its bucket or folder is left as it is.

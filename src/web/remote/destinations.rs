@@ -77,6 +77,10 @@ fn destination_item(app: &App, destination: &Destination) -> Markup {
         .placement
         .of_destination(&destination.id, &destination.settings);
     let problem = app.engine.destination_health().error(&destination.id);
+    let progress = match destination.id == MAIN {
+        true => None,
+        false => app.copy_progress(&destination.id).ok(),
+    };
     html! {
         li.destination data-destination-id=(destination.id) {
             strong.name { (destination.name) }
@@ -90,6 +94,10 @@ fn destination_item(app: &App, destination: &Destination) -> Markup {
                 Some(error) => span.error.health role="status" { "Cannot be reached: " (error) },
                 None => span.health { "Working." },
             }
+            @if let Some((complete, archives)) = progress {
+                br;
+                span.progress-words { (copied_words(complete, archives)) }
+            }
             @if destination.id != MAIN {
                 " "
                 a.button.secondary href={ "/admin/remotes/" (destination.id) "/remove" } {
@@ -97,6 +105,20 @@ fn destination_item(app: &App, destination: &Destination) -> Markup {
                 }
             }
         }
+    }
+}
+
+/// How far a copy destination has come: "12 of 40 archives copied
+/// there.", "Every archive is there." when complete.
+pub fn copied_words(complete: usize, archives: usize) -> String {
+    match (complete, archives) {
+        (_, 0) => "Nothing to copy there yet.".to_string(),
+        (complete, archives) if complete >= archives => match archives {
+            1 => "The archive is there.".to_string(),
+            _ => format!("All {archives} archives are there."),
+        },
+        (complete, 1) => format!("{complete} of 1 archive copied there."),
+        (complete, archives) => format!("{complete} of {archives} archives copied there."),
     }
 }
 
@@ -130,7 +152,8 @@ fn add_section(caller: &Caller, add: Option<&AddForm>) -> Markup {
                         "Every part is sealed on this box and sent as it is: the destination sees only "
                         "encrypted data. Other destinations are not held up meanwhile."
                     }
-                    button type="submit" name="action" value="add" { "Add " (name) }
+                    // Focused, so the page opens at the question.
+                    button type="submit" name="action" value="add" autofocus { "Add " (name) }
                     " "
                     a.button.secondary href="/admin/remote" { "Cancel" }
                 }
@@ -282,12 +305,32 @@ pub fn remove_page(app: &App, caller: &Caller, id: &str) -> Result<Resp, ApiErro
 pub fn remove_post(app: &App, caller: &Caller, id: &str) -> Result<Resp, ApiError> {
     auth::require_admin(caller)?;
     let removed = ops::destinations::remove_destination(app, caller, id)?;
-    remote_page_with(app, caller, Some((true, removed_message(&removed))), None, None)
+    remote_page_with(
+        app,
+        caller,
+        Some((true, removed_message(&removed))),
+        None,
+        None,
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn how_far_a_copy_has_come_in_words() {
+        let cases = [
+            (0, 0, "Nothing to copy there yet."),
+            (0, 1, "0 of 1 archive copied there."),
+            (1, 1, "The archive is there."),
+            (12, 40, "12 of 40 archives copied there."),
+            (40, 40, "All 40 archives are there."),
+        ];
+        for (complete, archives, expected) in cases {
+            assert_eq!(copied_words(complete, archives), expected);
+        }
+    }
 
     #[test]
     fn places_and_removal_in_words() {
