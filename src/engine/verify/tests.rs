@@ -185,6 +185,7 @@ mod destinations {
                     settings,
                     added_at: 1,
                     catalog_version: 0,
+                    lock_repo_until: None,
                 };
                 tables
                     .destinations
