@@ -439,7 +439,9 @@ impl Inner {
                 remote.describe()
             )));
         }
-        let manifest_problem = check_manifest(remote, check.keys, check.archive_id, check.parts)?;
+        let main = target.id == MAIN;
+        let manifest_problem =
+            check_manifest(remote, main, check.keys, check.archive_id, check.parts)?;
         let mut found = unavailable(target, String::new());
         found.unavailable = None;
         found.manifest_problem = manifest_problem;

@@ -58,6 +58,7 @@ pub(super) fn object_id_of(part: &PartRecord) -> Result<ObjectId, VerifyError> {
 /// `Ok(Some(reason))` when it is missing or does not match.
 pub(super) fn check_manifest(
     remote: &dyn Remote,
+    remote_is_main: bool,
     keys: &RepoKeys,
     archive_id: &str,
     parts: &[PartRecord],
@@ -66,7 +67,12 @@ pub(super) fn check_manifest(
     {
         Ok(bytes) => bytes,
         Err(err) if err.kind == ErrorKind::NotFound => {
-            return Ok(Some("the manifest is missing from the remote".to_string()))
+            let missing = if remote_is_main {
+                "the manifest is missing from the remote"
+            } else {
+                "the manifest is missing"
+            };
+            return Ok(Some(missing.to_string()));
         }
         Err(err) => return Err(Failure::from(err).into()),
     };
