@@ -13,6 +13,7 @@
 
 mod change;
 mod retention;
+mod steps;
 mod sync;
 
 use std::collections::HashMap;

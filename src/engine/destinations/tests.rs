@@ -628,3 +628,69 @@ fn object_lock_is_kept_up_on_a_copy_destination() {
     assert_eq!(engine.extend_locks(later + 3600).unwrap().extended, 0);
     engine.shutdown();
 }
+
+/// The main remote cannot be moved onto a copy destination's storage.
+#[test]
+fn the_main_remote_cannot_move_onto_a_copy_destination() {
+    let app = appliance();
+    let usb = app.folder("usb");
+    app.add("USB disk", &usb);
+    let engine = crate::engine::Engine::start(app.store.clone(), &app.inner.data_dir);
+    let refused = engine
+        .plan_remote_change(&RemoteSettings::Dir { path: usb.clone() })
+        .unwrap_err();
+    assert!(
+        matches!(refused, ChangeError::AlreadyADestination { ref name, .. } if name == "USB disk"),
+        "{refused}"
+    );
+    assert!(refused
+        .to_string()
+        .contains("already the destination USB disk"));
+    engine.shutdown();
+}
+
+/// An archive only in the cloud (uncached) is copied from the main
+/// destination's sealed bytes, as they are; a part that was put on the
+/// copy before a kill -9 (put, not committed) is found there by HEAD and
+/// only counted, never sent again.
+#[test]
+fn an_uncached_archive_is_copied_from_main_and_a_part_put_before_a_kill_is_not_sent_again() {
+    let app = appliance();
+    let data = noise(7 * 1024 * 1024 + 13, 17);
+    let archive = app.ingest("old photos", &data);
+    app.run_due();
+    app.archives.request_uncache(OWNER, &archive.id).unwrap();
+    app.run_due();
+    assert_eq!(app.archive(&archive.id).state, ArchiveState::Uncached);
+
+    let usb = app.folder("usb");
+    let dest = app.add("USB disk", &usb);
+    // As if a pass had put the first part and was killed before its commit.
+    let main = app.main_folder();
+    let first = keys_under(&main, "parts/").into_iter().next().unwrap();
+    std::fs::create_dir_all(usb.join(&first).parent().unwrap()).unwrap();
+    std::fs::copy(main.join(&first), usb.join(&first)).unwrap();
+    let before = files(&usb)[&first];
+
+    assert_eq!(app.sync(&dest.id, &mut 0), None);
+    assert_eq!(
+        files(&usb)[&first],
+        before,
+        "the part put before the kill was not sent again"
+    );
+    let copies = app.copies(&archive.id);
+    assert_eq!(copies[1].state, CopyState::Complete);
+    assert_eq!(copies[1].parts_remote, archive.parts_total);
+    assert_eq!(app.archive(&archive.id).state, ArchiveState::Uncached);
+    for key in keys_under(&main, "parts/") {
+        assert_eq!(
+            std::fs::read(usb.join(&key)).unwrap(),
+            std::fs::read(main.join(&key)).unwrap(),
+            "{key}: copied as main sealed it"
+        );
+    }
+    assert_eq!(
+        keys_under(&usb, "manifests/"),
+        keys_under(&main, "manifests/")
+    );
+}
