@@ -29,6 +29,11 @@
 //! - [`power`]: how the server asks init to power off or reboot (both sides use it).
 //! - [`update`]: firmware updates in place: signed bundles, A/B slots, trial and commit.
 
+/// The unit tests share the integration tests' in-process S3 server
+/// (`tests/support/s3_server.rs`), which names the crate `piarchive`.
+#[cfg(test)]
+extern crate self as piarchive;
+
 pub mod accounts;
 pub mod admin;
 pub mod app;

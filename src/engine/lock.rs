@@ -39,6 +39,15 @@ const NOT_FREED_KEY: &[u8] = b"storage_not_freed";
 /// Settings key of the retain-until date of `config` and the catalog.
 const REPO_LOCK_KEY: &[u8] = b"lock_repo_until";
 
+/// When the chore runs at `now`: what retention ends before the first
+/// date (it would fall below `days - 1` before the run after next) is
+/// extended to the second.
+pub(super) fn extension_window(retention: Retention, now: i64) -> (i64, i64) {
+    let threshold =
+        now + (i64::from(retention.days) - 1) * 86_400 + 2 * EXTEND_INTERVAL.as_secs() as i64;
+    (threshold, retention.until(now))
+}
+
 /// The earlier of two retain-until dates; `None` (not locked) wins.
 pub fn earliest(a: Option<i64>, b: Option<i64>) -> Option<i64> {
     Some(a?.min(b?))
@@ -73,7 +82,7 @@ pub struct LockReport {
 }
 
 /// The checked lock setting of `settings`, if any.
-fn retention_of(settings: &RemoteSettings) -> Option<Retention> {
+pub(super) fn retention_of(settings: &RemoteSettings) -> Option<Retention> {
     match settings {
         RemoteSettings::S3 {
             object_lock: Some(lock),
@@ -99,7 +108,16 @@ impl Engine {
 }
 
 impl Inner {
+    /// The chore on the main destination, then on every copy destination
+    /// with Object Lock (a copy that fails is retried at the next run and
+    /// shows as its problem; it never fails the main destination's chore).
     fn extend_locks(&self, now: i64) -> Result<LockReport, Failure> {
+        let mut report = self.extend_main_locks(now)?;
+        report.extended += self.extend_copy_locks(now)?;
+        Ok(report)
+    }
+
+    fn extend_main_locks(&self, now: i64) -> Result<LockReport, Failure> {
         let settings = crate::settings::remote::remote_settings(&self.store, &self.data_dir)?;
         let Some(retention) = retention_of(&settings) else {
             return Ok(LockReport::default());
@@ -108,10 +126,7 @@ impl Inner {
             return Ok(LockReport::default()); // nothing written yet
         }
         let remote = self.remote()?;
-        // Extend what would fall below `days - 1` before the run after next.
-        let threshold =
-            now + (i64::from(retention.days) - 1) * 86_400 + 2 * EXTEND_INTERVAL.as_secs() as i64;
-        let until = retention.until(now);
+        let (threshold, until) = extension_window(retention, now);
         let mut report = LockReport::default();
         let repo_until = {
             let txn = self.store.read()?;

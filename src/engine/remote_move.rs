@@ -123,15 +123,30 @@ impl Engine {
         let inner = &self.inner;
         crate::remote::open(new, &check_options())
             .map_err(|err| ChangeError::Invalid(err.message))?;
-        let (current, running, counts) = {
+        let (current, running, counts, copy) = {
             let txn = inner.store.read()?;
             let tables = &inner.store.tables;
+            let copy = tables
+                .destinations
+                .all(&txn)?
+                .into_iter()
+                .map(|(_, record)| record)
+                .find(|record| same_storage(&record.settings, new));
             (
                 crate::settings::remote::remote_settings_in(&txn, tables, &inner.data_dir)?,
                 move_record(&txn, tables)?,
                 stored_counts(&txn, tables)?,
+                copy,
             )
         };
+        // A copy destination's storage is never also the main one: two
+        // sets of books would count the same objects.
+        if let Some(copy) = copy {
+            return Err(ChangeError::AlreadyADestination {
+                to: crate::engine::destinations::describe(new),
+                name: copy.name,
+            });
+        }
         let describe = |settings: &RemoteSettings| {
             crate::remote::open(settings, &check_options())
                 .map(|remote| remote.describe())

@@ -346,6 +346,10 @@ pub struct DestinationRecord {
     /// there; behind the counter: the catalog is written again.
     #[serde(default)]
     pub catalog_version: u64,
+    /// With Object Lock there: until when its `config` and catalog are
+    /// locked (the lock chore extends them).
+    #[serde(default)]
+    pub lock_repo_until: Option<i64>,
 }
 
 /// One archive that must be on one copy destination (table `copies`,

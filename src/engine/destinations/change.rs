@@ -195,6 +195,7 @@ impl Inner {
             settings,
             added_at: crate::ids::now_secs(),
             catalog_version: 0,
+            lock_repo_until: None,
         };
         let (record, changed) = inner.store.write(
             |txn, tables| -> Result<(DestinationRecord, Vec<ArchiveRecord>), ChangeError> {

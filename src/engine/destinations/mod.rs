@@ -12,6 +12,8 @@
 //! Must not touch: HTTP. No transaction or mutex is held across remote I/O.
 
 mod change;
+mod retention;
+mod steps;
 mod sync;
 
 use std::collections::HashMap;

@@ -13,10 +13,16 @@ use crate::archive::{Archives, NewUpload};
 use crate::engine::remote_move::{ChangeError, Destination as Place};
 use crate::engine::{keys, lock, Inner};
 use crate::recovery::Recovery;
-use crate::remote::TransferOptions;
+use crate::remote::{Remote, TransferOptions};
 use crate::store::copies::{copy_key, copy_object_key};
 use crate::store::records::{Role, UserRecord};
 use crate::store::Store;
+
+#[path = "../../../tests/support/s3_server.rs"]
+mod s3_server;
+
+#[path = "../../../tests/support/moto.rs"]
+mod moto;
 
 const OWNER: &str = "u-owner";
 const PASSPHRASE: &str = "correct horse battery staple";
@@ -343,11 +349,8 @@ fn a_destination_that_is_down_holds_backed_up_until_it_comes_back() {
 /// and counted twice; deleting one archive keeps every shared object on
 /// both destinations and deletes only its manifest; deleting the other
 /// deletes everything everywhere.
-#[test]
-fn dedup_and_refcounts_hold_per_destination() {
-    let app = appliance();
-    let usb = app.folder("usb");
-    let dest = app.add("USB disk", &usb);
+fn dedup_and_refcounts_hold_on(app: &Appliance, settings: RemoteSettings, usb: &Path) {
+    let dest = app.inner.add_destination("Copy", settings).unwrap().0;
     let data = noise(6 * 1024 * 1024 + 77, 11);
     let first = app.ingest("first", &data);
     app.run_due();
@@ -355,8 +358,8 @@ fn dedup_and_refcounts_hold_per_destination() {
     assert_eq!(app.archive(&first.id).state, ArchiveState::BackedUp);
     let main = app.main_folder();
     let parts_main = files(&main);
-    let parts_usb = files(&usb);
-    let objects = keys_under(&usb, "parts/");
+    let parts_usb = files(usb);
+    let objects = keys_under(usb, "parts/");
     assert_eq!(objects.len() as u32, first.parts_total);
 
     let second = app.ingest("second", &data);
@@ -364,7 +367,7 @@ fn dedup_and_refcounts_hold_per_destination() {
     assert_eq!(app.sync(&dest.id, &mut 0), None);
     assert_eq!(app.archive(&second.id).state, ArchiveState::BackedUp);
     // Sent once to each: the part files are the very same files.
-    for (folder, before) in [(&main, &parts_main), (&usb, &parts_usb)] {
+    for (folder, before) in [(main.as_path(), &parts_main), (usb, &parts_usb)] {
         let now = files(folder);
         for key in before.keys().filter(|key| key.starts_with("parts/")) {
             assert_eq!(now.get(key), before.get(key), "{key} was written again");
@@ -390,7 +393,7 @@ fn dedup_and_refcounts_hold_per_destination() {
     app.archives.delete(OWNER, &first.id).unwrap();
     app.run_due();
     assert_eq!(app.sync(&dest.id, &mut 0), None);
-    for folder in [&main, &usb] {
+    for folder in [main.as_path(), usb] {
         assert_eq!(keys_under(folder, "parts/"), objects, "shared parts stay");
         assert_eq!(
             keys_under(folder, "manifests/"),
@@ -400,7 +403,7 @@ fn dedup_and_refcounts_hold_per_destination() {
     app.archives.delete(OWNER, &second.id).unwrap();
     app.run_due();
     assert_eq!(app.sync(&dest.id, &mut 0), None);
-    for folder in [&main, &usb] {
+    for folder in [main.as_path(), usb] {
         assert!(keys_under(folder, "parts/").is_empty(), "{folder:?}");
         assert!(keys_under(folder, "manifests/").is_empty(), "{folder:?}");
     }
@@ -410,6 +413,22 @@ fn dedup_and_refcounts_hold_per_destination() {
     assert!(tables.copy_parts.is_empty(&txn).unwrap());
     assert!(tables.copies.is_empty(&txn).unwrap());
     assert!(tables.copy_deletes.is_empty(&txn).unwrap());
+}
+
+#[test]
+fn dedup_and_refcounts_hold_per_destination_on_a_folder() {
+    let app = appliance();
+    let usb = app.folder("usb");
+    dedup_and_refcounts_hold_on(&app, RemoteSettings::Dir { path: usb.clone() }, &usb);
+}
+
+/// The same on a real S3 server (s3s-fs, checking SigV4 and payload hashes).
+#[test]
+fn dedup_and_refcounts_hold_per_destination_on_s3() {
+    let app = appliance();
+    let server = s3_server::S3TestServer::start();
+    let folder = server.root().join(s3_server::BUCKET).join("copy");
+    dedup_and_refcounts_hold_on(&app, server.settings("copy"), &folder);
 }
 
 /// Removing a destination: the main one is refused; a copy's records go
@@ -540,4 +559,138 @@ fn the_syncer_threads_follow_the_destinations() {
     again.remove_destination(&dest.id).unwrap();
     assert!(again.syncing().is_empty());
     again.shutdown();
+}
+
+/// Object Lock on a copy destination (moto's locked bucket; the main
+/// destination is a folder): every object written there is locked with the
+/// copy's own retention, and the hourly chore, run with a clock three days
+/// ahead, extends each one (config, catalog, manifest, parts) and the
+/// copy's `protected_until`; nothing is due an hour later.
+#[test]
+fn object_lock_is_kept_up_on_a_copy_destination() {
+    let moto = moto::MotoServer::start();
+    let app = appliance();
+    let lock = serde_json::json!({"mode": "GOVERNANCE", "days": 2});
+    let settings: RemoteSettings =
+        serde_json::from_value(moto.settings(moto::LOCKED_BUCKET, "copy", moto::Keys::Full, lock))
+            .unwrap();
+    let dest = app
+        .inner
+        .add_destination("Locked bucket", settings.clone())
+        .unwrap()
+        .0;
+    let archive = app.ingest("photos", &noise(2 * 1024 * 1024 + 9, 4));
+    app.run_due();
+    assert_eq!(app.sync(&dest.id, &mut 0), None);
+    assert_eq!(app.archive(&archive.id).state, ArchiveState::BackedUp);
+
+    let client = crate::remote::s3::S3Client::new(&settings, &TransferOptions::default()).unwrap();
+    let keys = client.list("").unwrap();
+    assert!(keys.len() >= 4, "{keys:?}");
+    let locked_until = |key: &str| {
+        let (mode, until) = client
+            .lock_of(key)
+            .unwrap()
+            .unwrap_or_else(|| panic!("{key} is not locked"));
+        assert_eq!(mode, "GOVERNANCE", "{key}");
+        crate::date::parse_rfc3339_millis(&until).unwrap() / 1000
+    };
+    let now = crate::ids::now_secs();
+    for key in &keys {
+        assert!(locked_until(key) > now + 86_400, "{key}");
+    }
+    let protected = |app: &Appliance| {
+        let txn = app.store.read().unwrap();
+        let key = copy_key(&dest.id, &archive.id);
+        app.store
+            .tables
+            .copies
+            .get(&txn, key.as_bytes())
+            .unwrap()
+            .unwrap()
+            .protected_until
+    };
+    assert!(protected(&app).is_some_and(|until| until > now + 86_400));
+
+    let engine = crate::engine::Engine::start(app.store.clone(), &app.inner.data_dir);
+    let later = now + 3 * 86_400;
+    let report = engine.extend_locks(later).unwrap();
+    assert_eq!(report.extended, keys.len(), "every object there, once");
+    let new_until = later + 2 * 86_400;
+    for key in &keys {
+        let until = locked_until(key);
+        assert!(
+            (new_until - 5..=new_until + 5).contains(&until),
+            "{key}: {until}"
+        );
+    }
+    assert_eq!(protected(&app), Some(new_until));
+    assert_eq!(engine.extend_locks(later + 3600).unwrap().extended, 0);
+    engine.shutdown();
+}
+
+/// The main remote cannot be moved onto a copy destination's storage.
+#[test]
+fn the_main_remote_cannot_move_onto_a_copy_destination() {
+    let app = appliance();
+    let usb = app.folder("usb");
+    app.add("USB disk", &usb);
+    let engine = crate::engine::Engine::start(app.store.clone(), &app.inner.data_dir);
+    let refused = engine
+        .plan_remote_change(&RemoteSettings::Dir { path: usb.clone() })
+        .unwrap_err();
+    assert!(
+        matches!(refused, ChangeError::AlreadyADestination { ref name, .. } if name == "USB disk"),
+        "{refused}"
+    );
+    assert!(refused
+        .to_string()
+        .contains("already the destination USB disk"));
+    engine.shutdown();
+}
+
+/// An archive only in the cloud (uncached) is copied from the main
+/// destination's sealed bytes, as they are; a part that was put on the
+/// copy before a kill -9 (put, not committed) is found there by HEAD and
+/// only counted, never sent again.
+#[test]
+fn an_uncached_archive_is_copied_from_main_and_a_part_put_before_a_kill_is_not_sent_again() {
+    let app = appliance();
+    let data = noise(7 * 1024 * 1024 + 13, 17);
+    let archive = app.ingest("old photos", &data);
+    app.run_due();
+    app.archives.request_uncache(OWNER, &archive.id).unwrap();
+    app.run_due();
+    assert_eq!(app.archive(&archive.id).state, ArchiveState::Uncached);
+
+    let usb = app.folder("usb");
+    let dest = app.add("USB disk", &usb);
+    // As if a pass had put the first part and was killed before its commit.
+    let main = app.main_folder();
+    let first = keys_under(&main, "parts/").into_iter().next().unwrap();
+    std::fs::create_dir_all(usb.join(&first).parent().unwrap()).unwrap();
+    std::fs::copy(main.join(&first), usb.join(&first)).unwrap();
+    let before = files(&usb)[&first];
+
+    assert_eq!(app.sync(&dest.id, &mut 0), None);
+    assert_eq!(
+        files(&usb)[&first],
+        before,
+        "the part put before the kill was not sent again"
+    );
+    let copies = app.copies(&archive.id);
+    assert_eq!(copies[1].state, CopyState::Complete);
+    assert_eq!(copies[1].parts_remote, archive.parts_total);
+    assert_eq!(app.archive(&archive.id).state, ArchiveState::Uncached);
+    for key in keys_under(&main, "parts/") {
+        assert_eq!(
+            std::fs::read(usb.join(&key)).unwrap(),
+            std::fs::read(main.join(&key)).unwrap(),
+            "{key}: copied as main sealed it"
+        );
+    }
+    assert_eq!(
+        keys_under(&usb, "manifests/"),
+        keys_under(&main, "manifests/")
+    );
 }
