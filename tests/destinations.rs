@@ -18,6 +18,7 @@ use crate::recovery::{
     appliance_a, catalog_users, check_recovered, login, open_remote, recovered_by_cli,
 };
 use crate::remote_engine::{archive, download, s3_json, set_remote, wait_state, LIMIT};
+use crate::support::receiver::{Received, Receiver};
 use crate::support::s3_server::{S3TestServer, SECRET_KEY};
 use crate::support::{files_under, random_bytes, wait_until, Client, TestServer};
 
@@ -84,6 +85,15 @@ fn wait_complete_everywhere(client: &Client, id: &str, count: usize) -> Value {
         last["state"] == "backed_up" && all_copies_complete(&last, count)
     });
     last
+}
+
+/// The `remote_unreachable` notices a webhook got, in order.
+fn outages(hook: &Receiver) -> Vec<Value> {
+    hook.requests()
+        .iter()
+        .map(Received::json)
+        .filter(|body| body["event"] == "remote_unreachable")
+        .collect()
 }
 
 /// Every file under `dir` with its bytes: a bucket's objects as s3s-fs
@@ -245,6 +255,14 @@ fn one_destination_down_keeps_the_archive_uploading_until_it_is_back() {
     set_remote(&admin, &s3_json(&first.endpoint, "main", SECRET_KEY));
     let added = add_destination(&admin, &s3_json(&second.endpoint, "copy", SECRET_KEY), NAME);
     assert_eq!(added["plan"]["archives"], 0, "{added}");
+    let hook = Receiver::start();
+    let resp = admin.send_json(
+        "PUT",
+        "/api/v1/admin/notifications",
+        &json!({"channels": [{"kind": "webhook", "url": format!("{}/hook", hook.base)}],
+                "remote_unreachable_after_seconds": 1}),
+    );
+    assert_eq!(resp.status, 200, "{}", resp.text());
 
     second.stop();
     let data = random_bytes(SIZE, 81);
@@ -307,6 +325,16 @@ fn one_destination_down_keeps_the_archive_uploading_until_it_is_back() {
         reason.contains(&format!("{NAME} cannot be reached")),
         "{device}"
     );
+    // And its own notice, named; the main destination has none.
+    wait_until(LIMIT, || !outages(&hook).is_empty());
+    let notice = outages(&hook)[0].clone();
+    assert_eq!(
+        notice["title"],
+        format!("Backups cannot reach {NAME}"),
+        "{notice}"
+    );
+    assert_eq!(notice["resolved"], false, "{notice}");
+    assert_eq!(notice["severity"], "critical", "{notice}");
 
     second.resume();
     wait_complete_everywhere(&admin, &id, 2);
@@ -314,6 +342,14 @@ fn one_destination_down_keeps_the_archive_uploading_until_it_is_back() {
     wait_until(LIMIT, || {
         admin.get("/api/v1/admin/device").json()["red"] == "off"
     });
+    wait_until(LIMIT, || outages(&hook).len() == 2);
+    let notices = outages(&hook);
+    assert_eq!(
+        notices[1]["title"],
+        format!("Backups reach {NAME} again"),
+        "{notices:?}"
+    );
+    assert_eq!(notices[1]["resolved"], true, "{notices:?}");
     let resp = admin.request("POST", &format!("/api/v1/archives/{id}/uncache"), &[], None);
     assert_eq!(resp.status, 202, "{}", resp.text());
     wait_state(&admin, &id, "uncached");

@@ -76,6 +76,7 @@ fn destination_item(app: &App, destination: &Destination) -> Markup {
     let placement = app
         .placement
         .of_destination(&destination.id, &destination.settings);
+    let place = place_words(&destination.settings);
     let problem = app.engine.destination_health().error(&destination.id);
     let progress = match destination.id == MAIN {
         true => None,
@@ -85,8 +86,11 @@ fn destination_item(app: &App, destination: &Destination) -> Markup {
         li.destination data-destination-id=(destination.id) {
             strong.name { (destination.name) }
             @if destination.id == MAIN { " " span.muted { "(main)" } }
-            br;
-            span.muted { (place_words(&destination.settings)) }
+            // The place, unless the name says it already (main's default).
+            @if destination.name != place {
+                br;
+                span.muted { (place) }
+            }
             br;
             span.placement data-placement=(placement.as_str()) { "Where: " (placement.describe()) "." }
             " "
