@@ -77,14 +77,14 @@ fn password_of(user: &str) -> String {
     format!("{user}'s old password")
 }
 
-fn login(server: &TestServer, user: &str) -> Client {
+pub(crate) fn login(server: &TestServer, user: &str) -> Client {
     let mut client = server.client();
     let resp = client.login(user, &password_of(user));
     assert_eq!(resp.status, 200, "{user}: {}", resp.text());
     client
 }
 
-fn open_remote(settings: &Value) -> Box<dyn Remote> {
+pub(crate) fn open_remote(settings: &Value) -> Box<dyn Remote> {
     let settings: RemoteSettings = serde_json::from_value(settings.clone()).unwrap();
     remote::open(&settings, &Default::default()).unwrap()
 }
@@ -95,7 +95,7 @@ fn unlock(remote: &dyn Remote) -> RepoKeys {
 }
 
 /// The usernames in the bucket's catalog, or none while it is not there.
-fn catalog_users(remote: &dyn Remote) -> Vec<String> {
+pub(crate) fn catalog_users(remote: &dyn Remote) -> Vec<String> {
     let Ok(bytes) = remote.get("catalog/appliance") else {
         return Vec::new();
     };
@@ -232,7 +232,7 @@ fn recover_cli(data_dir: &Path, remote_file: &Path, passphrase: &str) -> (bool, 
 }
 
 /// An empty appliance rebuilt from the bucket by the CLI, then served.
-fn recovered_by_cli(remote_json: &Value, archives: usize) -> TestServer {
+pub(crate) fn recovered_by_cli(remote_json: &Value, archives: usize) -> TestServer {
     let mut server = TestServer::start();
     server.kill9();
     let remote_file = write_remote_file(server.dir.path(), remote_json);

@@ -22,10 +22,12 @@ pub const VERIFY_SCRIPT_NAME: &str = "verify remote copies";
 const BUILTIN_SCRIPTS: &[BuiltinScript] = &[
     BuiltinScript {
         name: VERIFY_SCRIPT_NAME,
-        description: "Checks every remote part of each backed-up or uncached archive and \
-                      downloads a sample (the verify_sample_percent setting) to check its \
-                      hash. A bad part is uploaded again from the local copy if there is \
-                      one; otherwise the archive is marked damaged. Nothing is deleted.",
+        description: "Checks every remote part of each backed-up or uncached archive, on \
+                      every destination holding it whole, and downloads a sample (the \
+                      verify_sample_percent setting) to check its hash. A bad part is \
+                      stored again from the local copy if there is one, else from another \
+                      destination's intact copy; otherwise the archive is marked damaged. \
+                      Nothing is deleted.",
         source: include_str!("builtin/verify_remote_copies.rhai"),
     },
     BuiltinScript {

@@ -82,6 +82,11 @@ pub fn current_inputs(app: &App, web_url: &str, bytes_per_sec: u64) -> StatusInp
         jobs_queued: app.engine.jobs_waiting(),
         active_transfer,
         remote_error: activity.remote_error(),
+        copy_errors: crate::ops::safety::destinations(app)
+            .iter()
+            .skip(1)
+            .filter_map(crate::ops::safety::copy_problem)
+            .collect(),
         disk,
         free_space_reserve_bytes: Settings::load(&app.store)
             .map(|s| s.free_space_reserve_bytes)

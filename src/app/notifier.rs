@@ -80,6 +80,8 @@ fn observer(app: Arc<App>) -> Observer {
         Observation {
             remote_error: activity.remote_error(),
             remote_unknown: !activity.remote_checked(),
+            copy_outages: copy_outages(&app),
+            copies_unknown: copies_unknown(&app),
             damaged: kept
                 .iter()
                 .filter(|a| a.state == ArchiveState::Damaged)
@@ -113,6 +115,44 @@ fn observer(app: Arc<App>) -> Observer {
             passphrase_unconfirmed_since: passphrase_unconfirmed_since(&app),
         }
     })
+}
+
+/// Each copy destination with a lasting problem (its error, or its
+/// folder gone), named.
+fn copy_outages(app: &App) -> Vec<crate::notify::problems::CopyOutage> {
+    crate::ops::safety::destinations(app)
+        .into_iter()
+        .skip(1)
+        .filter_map(|copy| {
+            let error = match (&copy.error, &copy.placement) {
+                (Some(error), _) => error.clone(),
+                (None, crate::remote::placement::Placement::Unreachable) => {
+                    "Its folder is missing or its disk is not mounted.".to_string()
+                }
+                (None, _) => return None,
+            };
+            Some(crate::notify::problems::CopyOutage {
+                id: copy.id,
+                name: copy.name,
+                error,
+            })
+        })
+        .collect()
+}
+
+/// Copy destinations not heard from since start: whether they work is not
+/// known yet.
+fn copies_unknown(app: &App) -> Vec<String> {
+    let health = app.engine.destination_health();
+    app.destinations()
+        .into_iter()
+        .skip(1)
+        .filter(|(destination, placement)| {
+            *placement != crate::remote::placement::Placement::Unreachable
+                && !health.heard_from(&destination.id)
+        })
+        .map(|(destination, _)| destination.id)
+        .collect()
 }
 
 /// The archives whose last verification failed; a failure of an archive

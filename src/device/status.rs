@@ -167,6 +167,10 @@ pub struct StatusInputs {
     /// connection refused." or "Remote rejects the access key.". `None` when
     /// the last request succeeded (or none was made yet).
     pub remote_error: Option<String>,
+    /// Each copy destination's lasting problem (issue 24), one sentence
+    /// each, naming it: "Grandpa's NAS cannot be reached: connection
+    /// refused.". Empty while every copy destination works.
+    pub copy_errors: Vec<String>,
     /// `None` when free space could not be read.
     pub disk: Option<DiskSpace>,
     /// The configured `free_space_reserve_bytes` (ingest refuses uploads that
@@ -293,6 +297,12 @@ fn attention(inputs: &StatusInputs) -> Option<Attention> {
             reasons.push(trimmed.to_string());
         }
     }
+    for copy_error in &inputs.copy_errors {
+        let trimmed = copy_error.trim();
+        if !trimmed.is_empty() {
+            reasons.push(trimmed.to_string());
+        }
+    }
     if reasons.is_empty() {
         return None;
     }
@@ -337,6 +347,7 @@ mod tests {
             jobs_queued: 0,
             active_transfer: None,
             remote_error: None,
+            copy_errors: Vec::new(),
             disk: Some(DiskSpace {
                 free_bytes: 500_000_000_000,
                 total_bytes: 1_000_000_000_000,
@@ -500,6 +511,20 @@ mod tests {
                 Some(("Remote unreachable: connection refused.", false)),
             ),
             ("blank remote error", |i| i.remote_error = Some("  ".into()), None),
+            (
+                "a copy destination, after the main one",
+                |i| {
+                    i.remote_error = Some("Remote unreachable.".into());
+                    i.copy_errors = vec![
+                        "Grandpa's NAS cannot be reached: connection refused.".into(),
+                        " ".into(),
+                    ];
+                },
+                Some((
+                    "Remote unreachable. Grandpa's NAS cannot be reached: connection refused.",
+                    false,
+                )),
+            ),
             (
                 "all three, most urgent first",
                 |i| {

@@ -201,6 +201,7 @@ fn snapshot_needs_attention_all_reasons_while_uploading() {
             bytes_per_sec: 80_000,
         }),
         remote_error: Some("Remote rejects the access key.".to_string()),
+        copy_errors: Vec::new(),
         disk: Some(DiskSpace {
             free_bytes: 1_500_000_000,
             total_bytes: 64_000_000_000,
@@ -238,6 +239,7 @@ fn snapshot_zero_byte_archive() {
             bytes_per_sec: 0,
         }),
         remote_error: None,
+        copy_errors: Vec::new(),
         disk: None,
         free_space_reserve_bytes: 0,
         web_url: URL.to_string(),

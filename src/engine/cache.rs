@@ -8,6 +8,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{channel, Receiver};
 use std::sync::Mutex;
+use std::time::Instant;
 
 use sha2::{Digest, Sha256};
 
@@ -16,7 +17,7 @@ use super::{Failure, Inner};
 use crate::disk::{available_bytes, is_disk_full};
 use crate::ids;
 use crate::metrics;
-use crate::remote::{stop_reading, Remote};
+use crate::remote::stop_reading;
 use crate::repo::{self};
 use crate::settings::Settings;
 use crate::sha256_pair::{self, Sha256Stream};
@@ -24,6 +25,12 @@ use crate::store::records::{ArchiveRecord, ArchiveState, PartRecord};
 use crate::units::human_size;
 
 use super::work::object_id_of;
+
+mod fallback;
+mod sources;
+use fallback::fallback_note;
+pub use sources::Throughput;
+use sources::{Fallback, Source, Sources};
 
 /// Where the cache job writes the reassembled archive: the `.partial`
 /// file, or in tests a stand-in whose writes fail.
@@ -88,6 +95,8 @@ fn open_sized(path: &Path, size: u64) -> io::Result<File> {
 enum CacheStop {
     /// The remote failed or a part did not check out.
     Fetch(Failure),
+    /// The part is not on that destination (the sentence says so).
+    Missing(String),
     /// The local file refused a write or a read.
     Write(io::Error),
 }
@@ -129,8 +138,11 @@ const CACHE_SYNC_EVERY: u64 = 64 << 20;
 /// with 2, 7.6–8.6 s with 4, 6.0–8.9 s with 8.)
 const MIN_FETCHERS: usize = 8;
 
-/// Fetches every part into `file` with `threads` threads and returns the
-/// whole file's SHA-256.
+/// Fetches every part into `file` with `threads` threads, each from the
+/// best destination that holds it ([`Sources::for_part`]), and returns the
+/// whole file's SHA-256 and the parts that had to be read from another
+/// destination than the first one tried, because they were missing or
+/// damaged there.
 ///
 /// Each part streams in [`PIECE_LEN`] pieces: each 64 KiB segment of a
 /// format-3 part is authenticated, then written at its offset; an older
@@ -145,18 +157,21 @@ const MIN_FETCHERS: usize = 8;
 /// so that the two hashes run on different cores. On a failure no new part
 /// is started; the failure of the lowest failing part is returned, as a
 /// one-by-one fetch would have reported it.
+#[allow(clippy::too_many_arguments)]
 fn fetch_parts(
     sources: &Sources<'_>,
+    throughput: &Throughput,
     keys: &repo::RepoKeys,
     file: &dyn CacheFile,
     parts: &[PartRecord],
     threads: usize,
     parts_hashed_in_order: bool,
     on_part: impl Fn(&PartRecord) + Sync,
-) -> Result<[u8; 32], CacheStop> {
+) -> Result<([u8; 32], Vec<Fallback>), CacheStop> {
     let next = AtomicUsize::new(0);
     let stopped = AtomicBool::new(false);
     let failures: Mutex<Vec<(usize, CacheStop)>> = Mutex::new(Vec::new());
+    let fallbacks: Mutex<Vec<Fallback>> = Mutex::new(Vec::new());
     let (landed_tx, landed) = channel::<usize>();
     let whole = std::thread::scope(|scope| {
         let stopped = &stopped;
@@ -178,10 +193,16 @@ fn fetch_parts(
                     let Some(part) = parts.get(index) else {
                         break;
                     };
-                    let check_sha256 = !parts_hashed_in_order;
-                    let remote = sources.for_part(part);
-                    match fetch_part(remote, keys, file, index, part, check_sha256, &mut buffer) {
-                        Ok(()) => {
+                    let fetch = PartFetch {
+                        keys,
+                        file,
+                        index,
+                        part,
+                        check_sha256: !parts_hashed_in_order,
+                    };
+                    match fetch_from_any(sources, throughput, &fetch, &mut buffer) {
+                        Ok(fell_back) => {
+                            super::lock(&fallbacks).extend(fell_back);
                             on_part(part);
                             // The hasher only stops early on a failed read or
                             // flush or a part that does not match, which it
@@ -220,46 +241,126 @@ fn fetch_parts(
     if let Some((_, stop)) = failures.into_iter().min_by_key(|(index, _)| *index) {
         return Err(stop);
     }
-    hashed.ok_or_else(|| {
+    let whole = hashed.ok_or_else(|| {
         CacheStop::Fetch(Failure::Transient(
             "Not every part of the archive was fetched; fetching back will try again.".into(),
         ))
-    })
+    })?;
+    let mut fallbacks = fallbacks
+        .into_inner()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    fallbacks.sort_by_key(|fallback| fallback.index);
+    Ok((whole, fallbacks))
 }
 
-/// Where a cache reads each part from: the current remote, or while a
-/// remote move runs, the previous one for parts not copied yet.
-pub(super) struct Sources<'a> {
-    pub current: &'a dyn Remote,
-    pub previous: Option<&'a dyn Remote>,
+/// One part to fetch and where it goes.
+struct PartFetch<'a> {
+    keys: &'a repo::RepoKeys,
+    file: &'a dyn CacheFile,
+    index: usize,
+    part: &'a PartRecord,
+    check_sha256: bool,
 }
 
-impl Sources<'_> {
-    fn for_part(&self, part: &PartRecord) -> &dyn Remote {
-        match self.previous {
-            Some(previous) if part.to_move => previous,
-            _ => self.current,
-        }
+/// Whether a fetch that stopped found the part missing or damaged on that
+/// destination (rather than not reaching it): `Some(missing)`.
+fn damage_of(stop: &CacheStop) -> Option<bool> {
+    match stop {
+        CacheStop::Missing(_) => Some(true),
+        CacheStop::Fetch(Failure::Damaged(_)) => Some(false),
+        _ => None,
     }
 }
 
-/// Streams part `index` from the remote into `file` at its offset through
+/// Fetches one part from the first destination holding it that gives it
+/// whole and intact, best first; answers the destinations it was missing
+/// or damaged on before. A destination that fails otherwise (unreachable,
+/// busy) is passed over too, but is no damage. When none gives it: the
+/// failure of the only destination as it was, or with several, a failure
+/// that is no damage if any was one (trying again may help), else a
+/// sentence naming each copy that was missing or damaged. A local write
+/// that fails stops at once.
+fn fetch_from_any(
+    sources: &Sources<'_>,
+    throughput: &Throughput,
+    fetch: &PartFetch<'_>,
+    buffer: &mut [u8],
+) -> Result<Vec<Fallback>, CacheStop> {
+    let index = fetch.index;
+    let mut failed: Vec<(&Source<'_>, CacheStop)> = Vec::new();
+    for source in sources.for_part(index, throughput) {
+        let started = Instant::now();
+        let fetched = source
+            .remote()
+            .map_err(CacheStop::Fetch)
+            .and_then(|remote| fetch_part(remote.as_ref(), fetch, buffer));
+        match fetched {
+            Ok(length) => {
+                throughput.record(&source.id, length, started.elapsed());
+                let fallbacks = failed.iter().filter_map(|(failed, stop)| {
+                    Some(Fallback {
+                        index,
+                        failed_id: failed.id.clone(),
+                        failed_name: failed.name.clone(),
+                        missing: damage_of(stop)?,
+                        read_from: source.name.clone(),
+                    })
+                });
+                return Ok(fallbacks.collect());
+            }
+            Err(stop @ CacheStop::Write(_)) => return Err(stop),
+            Err(stop) => failed.push((source, stop)),
+        }
+    }
+    if failed.len() <= 1 {
+        return Err(match failed.pop() {
+            Some((_, CacheStop::Missing(message))) => CacheStop::Fetch(Failure::Damaged(message)),
+            Some((_, stop)) => stop,
+            None => CacheStop::Fetch(Failure::Damaged(format!(
+                "Part {index} is stored on no destination, so the archive cannot be fetched back. Nothing was deleted."
+            ))),
+        });
+    }
+    if let Some(at) = failed
+        .iter()
+        .position(|(_, stop)| damage_of(stop).is_none())
+    {
+        return Err(failed.swap_remove(at).1);
+    }
+    let copies = failed
+        .iter()
+        .map(|(source, stop)| match damage_of(stop) {
+            Some(true) => format!("missing on {}", source.name),
+            _ => format!("damaged on {}", source.name),
+        })
+        .collect::<Vec<_>>()
+        .join(" and ");
+    Err(CacheStop::Fetch(Failure::Damaged(format!(
+        "Part {index} is {copies}, so the archive cannot be fetched back. Nothing was deleted."
+    ))))
+}
+
+/// Streams part `index` from `remote` into `file` at its offset through
 /// `buffer`, writing only what [`repo::PartReader`] authenticated (a
 /// segment, or an older part whole), and checks its length, and with
-/// `check_sha256` its SHA-256. A download that breaks off is retried
-/// from the part's first byte by the remote.
+/// `check_sha256` its SHA-256; answers the bytes downloaded. A download
+/// that breaks off is retried from the part's first byte by the remote.
 fn fetch_part(
     remote: &dyn crate::remote::Remote,
-    keys: &repo::RepoKeys,
-    file: &dyn CacheFile,
-    index: usize,
-    part: &PartRecord,
-    check_sha256: bool,
+    fetch: &PartFetch<'_>,
     buffer: &mut [u8],
-) -> Result<(), CacheStop> {
+) -> Result<u64, CacheStop> {
+    let PartFetch {
+        keys,
+        file,
+        index,
+        part,
+        check_sha256,
+    } = *fetch;
     let object_id = object_id_of(part, index).map_err(CacheStop::Fetch)?;
     let damaged = |reason: String| CacheStop::Fetch(Failure::Damaged(reason));
     let mut stop: Option<CacheStop> = None;
+    let mut downloaded = 0;
     let fetched = {
         let mut read_body = |body: &mut dyn Read, length: u64| -> io::Result<()> {
             let mut give_up = |reason: CacheStop| {
@@ -311,6 +412,7 @@ fn fetch_part(
                 return Err(give_up(part_mismatch(index)));
             }
             metrics::global().add_downloaded(length);
+            downloaded = length;
             Ok(())
         };
         remote.get_with(&repo::part_key(&object_id), &mut read_body)
@@ -319,8 +421,8 @@ fn fetch_part(
         return Err(stop);
     }
     match fetched {
-        Ok(()) => Ok(()),
-        Err(err) if err.kind == crate::remote::ErrorKind::NotFound => Err(damaged(format!(
+        Ok(()) => Ok(downloaded),
+        Err(err) if err.kind == crate::remote::ErrorKind::NotFound => Err(CacheStop::Missing(format!(
             "Part {index} is missing from the remote, so the archive cannot be fetched back. Nothing was deleted."
         ))),
         Err(err) => Err(CacheStop::Fetch(err.into())),
@@ -415,21 +517,15 @@ impl Inner {
         let final_path = self.archive_path(archive_id);
         let partial = final_path.with_extension("partial");
         self.check_cache_space(&archive, &partial)?;
-        let (remote, current_generation) = self.remote_at()?;
-        if current_generation != generation {
-            return Err(Failure::Busy);
-        }
-        // Parts not yet moved to the current remote come from the old one.
-        let previous = match self.previous_settings()? {
-            Some(settings) if parts.iter().any(|part| part.to_move) => {
-                Some(self.previous_remote(&settings)?)
-            }
-            _ => None,
+        // The main storage failing to open is no reason to stop: a copy
+        // may have every part.
+        let main = match self.remote_at() {
+            Ok((_, current)) if current != generation => return Err(Failure::Busy),
+            Ok((remote, _)) => Ok(remote),
+            Err(_) if self.generation()? != generation => return Err(Failure::Busy),
+            Err(failure) => Err(failure),
         };
-        let sources = Sources {
-            current: remote.as_ref(),
-            previous: previous.as_deref(),
-        };
+        let sources = self.sources(&archive, &parts, main)?;
         let running = self.activity.start(archive_id, Direction::Download);
         let file = match open(&partial, archive.size) {
             Ok(file) => file,
@@ -440,6 +536,7 @@ impl Inner {
             (Settings::load(&self.store)?.transfer_concurrency as usize).clamp(MIN_FETCHERS, 16);
         let fetched = fetch_parts(
             &sources,
+            &self.throughput,
             keys,
             file.as_ref(),
             &parts,
@@ -450,15 +547,18 @@ impl Inner {
                 self.events.fetched(&archive, done);
             },
         );
-        let whole_sha256 = match fetched {
-            Ok(sha256) => sha256,
+        let (whole_sha256, fallbacks) = match fetched {
+            Ok(fetched) => fetched,
             // A part missing because the parts moved meanwhile is no damage.
-            Err(CacheStop::Fetch(_)) if self.generation()? != generation => {
+            Err(CacheStop::Fetch(_) | CacheStop::Missing(_))
+                if self.generation()? != generation =>
+            {
                 return Err(Failure::Transient(
                     "The backups moved to the new storage while this archive was fetched back; fetching starts again.".into(),
                 ))
             }
             Err(CacheStop::Fetch(failure)) => return Err(failure),
+            Err(CacheStop::Missing(message)) => return Err(Failure::Damaged(message)),
             Err(CacheStop::Write(err)) => {
                 return self.cache_write_failed(job_id, &archive, &partial, &err)
             }
@@ -469,7 +569,14 @@ impl Inner {
                     .into(),
             ));
         }
-        self.install_cached(job_id, &archive, file, &partial, &final_path)
+        let fell_back = fallback_note(&archive, &fallbacks);
+        if let Some(note) = &fell_back {
+            self.report(super::ReportLevel::Warn, note);
+        }
+        // Before the archive is shown fetched back, so it is whole
+        // everywhere again by then.
+        self.store_again(&archive, &parts, &sources, &fallbacks, &partial);
+        self.install_cached(job_id, &archive, file, &partial, &final_path, fell_back)
     }
 
     /// The last steps of a cache whose file checked out: fsync, rename into
@@ -483,6 +590,7 @@ impl Inner {
         file: Box<dyn CacheFile>,
         partial: &Path,
         final_path: &Path,
+        fell_back: Option<String>,
     ) -> Result<(), Failure> {
         let archive_id = archive.id.as_str();
         if let Err(err) = file.sync_all() {
@@ -513,7 +621,9 @@ impl Inner {
                     let main_done = archive.parts_remote >= archive.parts_total;
                     archive.state = ArchiveState::Uploading;
                     archive.local_copy = true;
-                    archive.last_error = None;
+                    // Which copy was damaged stays on the archive until its
+                    // next error or transfer.
+                    archive.last_error = fell_back;
                     archive.last_accessed_at = ids::now_secs();
                     crate::store::copies::settle(txn, tables, &mut archive, main_done)?;
                     tables.archives.put(txn, archive_id.as_bytes(), &archive)?;

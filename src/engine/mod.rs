@@ -144,6 +144,9 @@ pub(crate) struct Inner {
     bucket: Mutex<(f64, Instant)>,
     pub(crate) events: Events,
     activity: activity::Activity,
+    /// How fast each destination answered part downloads lately: a
+    /// fetch-back reads from the fastest.
+    throughput: cache::Throughput,
     options: TransferOptions,
 }
 
@@ -315,6 +318,7 @@ impl Inner {
             previous_remote: Mutex::new(None),
             dest_remotes: Mutex::new(HashMap::new()),
             health: destinations::Health::default(),
+            throughput: cache::Throughput::default(),
             reporter: OnceLock::new(),
             zone: OnceLock::new(),
             remote_opening: Mutex::new(()),

@@ -1,41 +1,47 @@
-//! Verification of one archive's remote copy: every part object (and the
-//! manifest) is looked at with HEAD, a random share of the parts is
-//! downloaded, decrypted and hashed against the catalog.
+//! Verification of one archive's copy on every destination that holds it
+//! whole: on each, every part object (and the manifest) is looked at with
+//! HEAD, a random share of the parts is downloaded, decrypted and hashed
+//! against the catalog.
 //!
 //! Owns: [`Engine::verify`] and what it changes: a missing or corrupt part
-//! is uploaded again from the local file when that file is there and still
-//! matches its hash (the archive stays or goes back to `backed_up`);
-//! otherwise the archive becomes `damaged` with a sentence naming the parts.
-//! A missing or unreadable manifest is re-queued (it is rebuilt from the
-//! catalog, so it needs no local file). Must not touch: the system log and
-//! HTTP (the caller reports what [`Verification`] says), the recovery and
-//! catalog code.
+//! is stored again from the local file when that file is there and still
+//! matches its hash, else from another destination whose copy of it checks
+//! out (`again`); a copy destination's missing or unreadable manifest is
+//! copied from the main destination's; only a part left bad makes the
+//! archive `damaged`, with a sentence naming the parts and where they are
+//! bad. The main destination's missing or unreadable manifest is re-queued
+//! (it is rebuilt from the catalog, so it needs no local file). Must not
+//! touch: the system log and HTTP (the caller reports what
+//! [`Verification`] says), the recovery and catalog code.
 //!
 //! Rules: nothing is ever deleted, locally or remotely. No transaction and
-//! no mutex is held across remote I/O: the catalog is read first, the remote
-//! checked with nothing held, and the outcome committed in one write
-//! transaction that looks at the archive again (an archive deleted or
-//! changed meanwhile is left alone). A remote that cannot be reached is an
-//! error, never damage. Verification runs on the caller's thread, not on an
-//! engine worker, so the queue keeps moving while a big archive is checked.
+//! no mutex is held across remote I/O: the catalog is read first, the
+//! destinations checked with nothing held, and the outcome committed in one
+//! write transaction that looks at the archive again (an archive deleted or
+//! changed meanwhile is left alone). A destination that cannot be reached
+//! is reported as such, never as damage; when none can be, it is an error.
+//! Verification runs on the caller's thread, not on an engine worker, so
+//! the queue keeps moving while a big archive is checked.
+
+mod again;
+mod check;
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::os::unix::fs::FileExt;
-use std::time::Duration;
+use std::sync::Arc;
 
 use rand::Rng;
-use sha2::{Digest, Sha256};
 
+use super::destinations::{self, MAIN};
 use super::jobs::{self, JobKind};
-use super::{Engine, Failure, Inner, ObjectClaim};
-use crate::remote::{ErrorKind, Remote};
-use crate::repo::{self, Manifest, ObjectId, RepoKeys};
+use super::{Engine, Failure, Inner};
+use crate::remote::Remote;
+use crate::repo::{self, ObjectId, RepoKeys};
+use crate::store::copies::copy_key;
 use crate::store::records::{ArchiveRecord, ArchiveState, PartRecord};
 
-/// How long a repair waits for an upload or delete of the same object that
-/// another worker is doing right now.
-const CLAIM_WAIT: Duration = Duration::from_secs(30);
+pub(super) use again::PartAgain;
+use check::{check_manifest, fetch_checked, object_id_of, Fetched};
 
 /// Why an archive could not be verified. Nothing was changed in any case.
 #[derive(Debug, thiserror::Error)]
@@ -80,26 +86,76 @@ pub enum PartProblem {
 }
 
 impl PartProblem {
-    /// What is wrong, as the end of a sentence starting "part N".
+    /// What is wrong on the main destination, as the end of a sentence
+    /// starting "part N".
     pub fn describe(&self) -> String {
+        self.describe_on("the remote")
+    }
+
+    /// What is wrong on `place` ("the remote", or a copy destination's
+    /// name), as the end of a sentence starting "part N".
+    pub fn describe_on(&self, place: &str) -> String {
         match self {
-            PartProblem::Missing => "is missing from the remote".to_string(),
+            PartProblem::Missing => format!("is missing from {place}"),
             PartProblem::WrongLength { found, part_length } => {
-                format!("is {found} bytes on the remote, which a part of {part_length} bytes cannot be sealed as")
+                format!("is {found} bytes on {place}, which a part of {part_length} bytes cannot be sealed as")
             }
-            PartProblem::Corrupt(reason) => format!("is corrupt on the remote ({reason})"),
+            PartProblem::Corrupt(reason) => format!("is corrupt on {place} ({reason})"),
         }
     }
 }
 
-/// One damaged part and whether it was uploaded again.
+/// One damaged part on one destination and whether it was stored again.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DamagedPart {
     pub index: u32,
     pub object_id: String,
     pub problem: PartProblem,
-    /// Uploaded again from the local file, which still matched its hash.
+    /// Stored again: from the local file (which still matched its hash),
+    /// or from `repaired_from`.
     pub repaired: bool,
+    /// The destination (id) it is damaged on.
+    pub remote: String,
+    /// That destination's name.
+    pub remote_name: String,
+    /// The name of the destination whose intact copy was stored again in
+    /// its place; `None` when repaired from the local file (or not at all).
+    pub repaired_from: Option<String>,
+}
+
+impl DamagedPart {
+    /// "part 3 is missing from the remote", "part 3 is corrupt on
+    /// grandpa's NAS (…)": the main destination is "the remote".
+    pub fn describe(&self) -> String {
+        let place = if self.remote == MAIN {
+            "the remote"
+        } else {
+            self.remote_name.as_str()
+        };
+        format!("part {} {}", self.index, self.problem.describe_on(place))
+    }
+}
+
+/// What was checked on one destination.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DestinationCheck {
+    /// The destination's id ([`MAIN`] or a copy's).
+    pub remote: String,
+    pub name: String,
+    /// Parts whose object was looked at (all of them), downloaded and
+    /// hashed (the sample), and the ciphertext bytes downloaded.
+    pub parts_checked: u64,
+    pub parts_downloaded: u64,
+    pub bytes_downloaded: u64,
+    /// Parts found damaged there (in [`Verification::damaged`] too).
+    pub parts_damaged: u64,
+    /// `Some(reason)` when its manifest was missing or unreadable.
+    pub manifest_problem: Option<String>,
+    /// Whether that manifest was stored again (a copy's, from the main
+    /// destination's; the main one's upload is queued instead).
+    pub manifest_repaired: bool,
+    /// Why it could not be checked (nothing was marked damaged for it).
+    pub unavailable: Option<String>,
 }
 
 /// What one verification found and did.
@@ -108,21 +164,24 @@ pub struct Verification {
     pub archive_id: String,
     pub owner_id: String,
     pub name: String,
-    /// Parts whose object was looked at (all of them).
+    /// Part objects looked at, on every destination checked.
     pub parts_checked: u64,
-    /// Parts downloaded, decrypted and hashed (the sample).
+    /// Parts downloaded, decrypted and hashed (the sample), everywhere.
     pub parts_downloaded: u64,
     /// Ciphertext bytes downloaded for the sample.
     pub bytes_downloaded: u64,
+    /// Every damaged part, on whichever destination.
     pub damaged: Vec<DamagedPart>,
-    /// `Some(reason)` when the manifest was missing or unreadable; its
-    /// upload was queued again.
+    /// `Some(reason)` when the main destination's manifest was missing or
+    /// unreadable; its upload was queued again.
     pub manifest_problem: Option<String>,
     /// The archive's state once the outcome was committed.
     pub state_after: ArchiveState,
     /// The sentence stored as the archive's `last_error` when it became
     /// `damaged`.
     pub damage_reason: Option<String>,
+    /// Each destination holding a complete copy, main first.
+    pub destinations: Vec<DestinationCheck>,
 }
 
 impl Verification {
@@ -156,25 +215,34 @@ pub fn choose_sample(total: usize, percent: u8, rng: &mut impl Rng) -> Vec<bool>
     chosen
 }
 
-/// The sentence stored on an archive whose damage could not be repaired.
-fn damage_reason(unrepaired: &[&DamagedPart], local_copy: bool) -> String {
+/// The sentence stored on an archive whose damage could not be repaired;
+/// `copies`: other destinations were checked too.
+fn damage_reason(unrepaired: &[&DamagedPart], local_copy: bool, copies: bool) -> String {
     let list = unrepaired
         .iter()
-        .map(|part| format!("part {} {}", part.index, part.problem.describe()))
+        .map(|part| part.describe())
         .collect::<Vec<_>>()
         .join("; ");
-    let why = if local_copy {
-        "the local copy of it no longer matches its hash either, so it was not uploaded again"
-    } else {
-        "there is no local copy to upload it again from"
+    let why = match (local_copy, copies) {
+        (true, false) => {
+            "the local copy of it no longer matches its hash either, so it was not uploaded again"
+        }
+        (false, false) => "there is no local copy to upload it again from",
+        (true, true) => {
+            "neither the local copy nor another destination's copy of it checks out, so it was not stored again"
+        }
+        (false, true) => {
+            "there is no local copy and no intact copy on another destination to store it again from"
+        }
     };
     format!("Verification found that {list}; {why}. Nothing was deleted.")
 }
 
 impl Engine {
-    /// Verifies the remote copy of one archive (see the module comment):
-    /// HEAD of every part and the manifest, download and hash of `percent`
-    /// (0 to 100) of the parts, repair from the local file where possible,
+    /// Verifies the copy of one archive on every destination holding it
+    /// whole (see the module comment): HEAD of every part and the
+    /// manifest, download and hash of `percent` (0 to 100) of the parts,
+    /// repair from the local file or another destination where possible,
     /// `damaged` otherwise. Blocks for as long as the downloads take.
     pub fn verify(&self, archive_id: &str, percent: u8) -> Result<Verification, VerifyError> {
         self.inner
@@ -182,10 +250,12 @@ impl Engine {
     }
 }
 
-/// The part (and the file offset to read it from) that an object holds.
-struct Repair {
-    object_id: ObjectId,
-    part: PartRecord,
+/// One destination to check: its id, name and remote (or why it could
+/// not be opened).
+struct Target {
+    id: String,
+    name: String,
+    remote: Result<Arc<dyn Remote>, Failure>,
 }
 
 impl Inner {
@@ -197,12 +267,7 @@ impl Inner {
     ) -> Result<Verification, VerifyError> {
         let (archive, parts, generation) = self.verifiable(archive_id)?;
         let (keys, _) = self.keys()?;
-        let (remote, remote_generation) = self.remote_at()?;
-        if remote_generation != generation {
-            return Err(VerifyError::Unavailable(
-                "the backups are moving to new storage right now; try again when the move has finished.".into(),
-            ));
-        }
+        let targets = self.targets(&archive, generation)?;
         let sample = choose_sample(parts.len(), percent, rng);
 
         let mut verification = Verification {
@@ -213,52 +278,65 @@ impl Inner {
             parts_downloaded: 0,
             bytes_downloaded: 0,
             damaged: Vec::new(),
-            manifest_problem: check_manifest(remote.as_ref(), keys, archive_id, &parts)?,
+            manifest_problem: None,
             state_after: archive.state,
             damage_reason: None,
+            destinations: Vec::new(),
         };
-        // Parts sharing one object (the same bytes twice) share its verdict;
-        // the downloaded verdict wins over a HEAD-only one.
-        let mut verdicts: HashMap<String, (bool, Option<PartProblem>)> = HashMap::new();
-        for (index, part) in parts.iter().enumerate() {
-            let object_id = object_id_of(part)?;
-            let download = sample[index];
-            let known = verdicts
-                .get(object_id.as_str())
-                .filter(|(downloaded, _)| *downloaded || !download)
-                .map(|(_, problem)| problem.clone());
-            let problem = match known {
-                Some(problem) => problem,
-                None => {
-                    let (problem, downloaded) =
-                        self.check_part(remote.as_ref(), keys, &object_id, part, download)?;
-                    if let Some(bytes) = downloaded {
-                        verification.parts_downloaded += 1;
-                        verification.bytes_downloaded += bytes;
-                    }
-                    verdicts.insert(object_id.as_str().to_string(), (download, problem.clone()));
-                    problem
+        for target in &targets {
+            let checked = match &target.remote {
+                Ok(remote) => {
+                    let check = Check {
+                        keys,
+                        archive_id,
+                        parts: &parts,
+                        sample: &sample,
+                    };
+                    self.check_destination(target, remote.as_ref(), &check)
                 }
+                Err(failure) => Err(VerifyError::from(failure.clone())),
             };
-            verification.parts_checked += 1;
-            if let Some(problem) = problem {
-                verification.damaged.push(DamagedPart {
-                    index: index as u32,
-                    object_id: object_id.as_str().to_string(),
-                    problem,
-                    repaired: false,
-                });
+            let (check, damaged) = match checked {
+                Ok(checked) => checked,
+                Err(VerifyError::Unavailable(reason)) => (unavailable(target, reason), Vec::new()),
+                Err(other) => return Err(other),
+            };
+            verification.parts_checked += check.parts_checked;
+            verification.parts_downloaded += check.parts_downloaded;
+            verification.bytes_downloaded += check.bytes_downloaded;
+            if target.id == MAIN {
+                verification.manifest_problem = check.manifest_problem.clone();
             }
+            verification.damaged.extend(damaged);
+            verification.destinations.push(check);
+        }
+        if let Some(reason) = nothing_checked(&verification.destinations) {
+            return Err(VerifyError::Unavailable(reason));
         }
 
         // The local file is there unless the archive was uncached (or a
         // fetch back failed, which leaves only a `.partial` file).
         let local_copy =
             archive.state != ArchiveState::Uncached && self.archive_path(archive_id).is_file();
-        if !verification.damaged.is_empty() && local_copy {
-            self.repair(remote.as_ref(), keys, archive_id, &parts, &mut verification);
+        if !verification.damaged.is_empty() {
+            self.repair(
+                &targets,
+                keys,
+                archive_id,
+                &parts,
+                local_copy,
+                &mut verification,
+            );
         }
-        self.commit_verification(archive_id, local_copy, generation, &mut verification)?;
+        self.repair_copy_manifests(&targets, archive_id, &mut verification);
+        let copies = targets.len() > 1;
+        self.commit_verification(
+            archive_id,
+            local_copy,
+            copies,
+            generation,
+            &mut verification,
+        )?;
         Ok(verification)
     }
 
@@ -282,10 +360,12 @@ impl Inner {
             && parts
                 .iter()
                 .all(|part| part.remote && part.object_id.is_some());
+        // Complete on the main destination while a copy catches up counts.
         let state_allows = matches!(
             archive.state,
             ArchiveState::BackedUp | ArchiveState::Uncached | ArchiveState::Damaged
-        );
+        ) || (archive.state == ArchiveState::Uploading
+            && archive.awaiting_copies);
         if !(complete && state_allows) {
             return Err(VerifyError::NoRemoteCopy {
                 archive_id: archive_id.to_string(),
@@ -293,6 +373,119 @@ impl Inner {
             });
         }
         Ok((archive, parts, generation))
+    }
+
+    /// The destinations to check, main first: the main one, and every copy
+    /// destination holding the archive whole. The main one at another
+    /// remote generation than the parts were read at (a move started) is
+    /// an error: what would be checked is no longer where the parts are.
+    fn targets(
+        &self,
+        archive: &ArchiveRecord,
+        generation: u64,
+    ) -> Result<Vec<Target>, VerifyError> {
+        let destinations = {
+            let txn = self.store.read()?;
+            let tables = &self.store.tables;
+            let mut complete = Vec::new();
+            for destination in destinations::list(&txn, tables, &self.data_dir)? {
+                let whole = destination.id == MAIN
+                    || tables
+                        .copies
+                        .get(&txn, copy_key(&destination.id, &archive.id).as_bytes())?
+                        .is_some_and(|copy| copy.complete);
+                if whole {
+                    complete.push(destination);
+                }
+            }
+            complete
+        };
+        let main = match self.remote_at() {
+            Ok((_, current)) if current != generation => {
+                return Err(VerifyError::Unavailable(
+                    "the backups are moving to new storage right now; try again when the move has finished.".into(),
+                ))
+            }
+            Ok((remote, _)) => Ok(remote),
+            Err(failure) => Err(failure),
+        };
+        let mut main = Some(main);
+        Ok(destinations
+            .into_iter()
+            .map(|destination| Target {
+                remote: match main.take().filter(|_| destination.id == MAIN) {
+                    Some(main) => main,
+                    None => self.destination_remote(&destination.id),
+                },
+                id: destination.id,
+                name: destination.name,
+            })
+            .collect())
+    }
+
+    /// Checks every part and the manifest on one destination; answers what
+    /// it found there. A remote that fails is an error, not damage.
+    fn check_destination(
+        &self,
+        target: &Target,
+        remote: &dyn Remote,
+        check: &Check<'_>,
+    ) -> Result<(DestinationCheck, Vec<DamagedPart>), VerifyError> {
+        // An empty place (an unmounted disk, a bucket emptied) is not this
+        // repository: nothing there is marked damaged or written.
+        if !self.holds_repository(remote)? {
+            return Err(VerifyError::Unavailable(format!(
+                "{} holds no backups of this appliance (no repository config there): is the disk mounted?",
+                remote.describe()
+            )));
+        }
+        let main = target.id == MAIN;
+        let manifest_problem =
+            check_manifest(remote, main, check.keys, check.archive_id, check.parts)?;
+        let mut found = unavailable(target, String::new());
+        found.unavailable = None;
+        found.manifest_problem = manifest_problem;
+        let mut damaged = Vec::new();
+        // Parts sharing one object (the same bytes twice) share its verdict;
+        // the downloaded verdict wins over a HEAD-only one.
+        let mut verdicts: HashMap<String, (bool, Option<PartProblem>)> = HashMap::new();
+        for (index, part) in check.parts.iter().enumerate() {
+            let object_id = object_id_of(part)?;
+            let download = check.sample[index];
+            let known = verdicts
+                .get(object_id.as_str())
+                .filter(|(downloaded, _)| *downloaded || !download)
+                .map(|(_, problem)| problem.clone());
+            let problem = match known {
+                Some(problem) => problem,
+                None => {
+                    let started = std::time::Instant::now();
+                    let (problem, downloaded) =
+                        self.check_part(remote, check.keys, &object_id, part, download)?;
+                    if let Some(bytes) = downloaded {
+                        found.parts_downloaded += 1;
+                        found.bytes_downloaded += bytes;
+                        self.throughput.record(&target.id, bytes, started.elapsed());
+                    }
+                    verdicts.insert(object_id.as_str().to_string(), (download, problem.clone()));
+                    problem
+                }
+            };
+            found.parts_checked += 1;
+            if let Some(problem) = problem {
+                damaged.push(DamagedPart {
+                    index: index as u32,
+                    object_id: object_id.as_str().to_string(),
+                    problem,
+                    repaired: false,
+                    remote: target.id.clone(),
+                    remote_name: target.name.clone(),
+                    repaired_from: None,
+                });
+            }
+        }
+        found.parts_damaged = damaged.len() as u64;
+        Ok((found, damaged))
     }
 
     /// HEAD of one part object, and when `download`, its bytes decrypted and
@@ -318,127 +511,156 @@ impl Inner {
         if !download {
             return Ok((None, None));
         }
-        let bytes =
-            match remote.get_at_most(&key, repo::max_sealed_len(part.length as usize) as u64) {
-                Ok(bytes) => bytes,
-                Err(err) if err.kind == ErrorKind::NotFound => {
-                    return Ok((Some(PartProblem::Missing), None))
-                }
-                Err(err) => return Err(Failure::from(err).into()),
-            };
-        let downloaded = Some(bytes.len() as u64);
-        let bytes = match keys.open_part(object_id, bytes, part.length) {
-            Ok(bytes) => bytes,
-            Err(err) => {
-                let problem = PartProblem::Corrupt(format!("it does not decrypt: {err}"));
-                return Ok((Some(problem), downloaded));
-            }
-        };
-        if bytes.len() as u64 != part.length || hex::encode(Sha256::digest(&bytes)) != part.sha256 {
-            let problem = PartProblem::Corrupt("it does not match its recorded SHA-256".into());
-            return Ok((Some(problem), downloaded));
+        match fetch_checked(remote, keys, object_id, part)? {
+            Fetched::Good(bytes) => Ok((None, Some(bytes.len() as u64))),
+            Fetched::Missing => Ok((Some(PartProblem::Missing), None)),
+            Fetched::Bad(problem, length) => Ok((Some(problem), Some(length))),
         }
-        Ok((None, downloaded))
     }
 
-    /// Uploads every damaged object again from the local file, where the
-    /// file's bytes still match the recorded hash. Failures leave the part
-    /// unrepaired (and the archive damaged); they are not errors.
+    /// Stores every damaged object again: from the local file, where the
+    /// file's bytes still match the recorded hash, else from another
+    /// destination whose copy opens and hashes right. Failures leave the
+    /// part unrepaired (and the archive damaged); they are not errors.
     fn repair(
         &self,
-        remote: &dyn Remote,
+        targets: &[Target],
         keys: &RepoKeys,
         archive_id: &str,
         parts: &[PartRecord],
+        local_copy: bool,
         verification: &mut Verification,
     ) {
-        let Ok(file) = File::open(self.archive_path(archive_id)) else {
-            return;
-        };
-        let mut done: HashMap<String, bool> = HashMap::new();
+        let file = local_copy
+            .then(|| File::open(self.archive_path(archive_id)).ok())
+            .flatten();
+        // Per (destination, object): the outcome, so the same bytes twice
+        // are stored once.
+        let mut done: HashMap<(String, String), (bool, Option<String>)> = HashMap::new();
+        let bad: Vec<(String, String)> = verification
+            .damaged
+            .iter()
+            .map(|part| (part.remote.clone(), part.object_id.clone()))
+            .collect();
+        let checked: Vec<&str> = verification
+            .destinations
+            .iter()
+            .filter(|check| check.unavailable.is_none())
+            .map(|check| check.remote.as_str())
+            .collect();
         for damaged in &mut verification.damaged {
-            if let Some(repaired) = done.get(&damaged.object_id) {
+            let key = (damaged.remote.clone(), damaged.object_id.clone());
+            if let Some((repaired, from)) = done.get(&key) {
                 damaged.repaired = *repaired;
+                damaged.repaired_from = from.clone();
                 continue;
             }
-            let repaired = ObjectId::parse(&damaged.object_id).is_ok_and(|object_id| {
-                let repair = Repair {
-                    object_id,
-                    part: parts[damaged.index as usize].clone(),
-                };
-                self.upload_again(remote, keys, &file, &repair).is_ok()
+            let Some(Ok(remote)) = targets
+                .iter()
+                .find(|target| target.id == damaged.remote)
+                .map(|target| &target.remote)
+            else {
+                continue;
+            };
+            let Ok(object_id) = ObjectId::parse(&damaged.object_id) else {
+                continue;
+            };
+            let part = &parts[damaged.index as usize];
+            let again = PartAgain {
+                destination: &damaged.remote,
+                object_id: &object_id,
+                part,
+            };
+            let from_local = file.as_ref().is_some_and(|file| {
+                self.store_part_again(remote.as_ref(), keys, file, &again)
+                    .is_ok()
             });
-            done.insert(damaged.object_id.clone(), repaired);
-            damaged.repaired = repaired;
-        }
-    }
-
-    /// One object uploaded again from the local file, under the same claim
-    /// uploads and deletes take, and only while the catalog still uses it
-    /// (so a delete of the last user never races with it).
-    fn upload_again(
-        &self,
-        remote: &dyn Remote,
-        keys: &RepoKeys,
-        file: &File,
-        repair: &Repair,
-    ) -> Result<(), Failure> {
-        let part = &repair.part;
-        let mut buffer = vec![0u8; part.length as usize];
-        file.read_exact_at(&mut buffer, part.offset)?;
-        if hex::encode(Sha256::digest(&buffer)) != part.sha256 {
-            return Err(Failure::Damaged(
-                "The local part does not match its hash.".into(),
-            ));
-        }
-        let object_key = repair.object_id.as_str();
-        let started = std::time::Instant::now();
-        let _claim = loop {
-            match ObjectClaim::take(self, object_key) {
-                Ok(claim) => break claim,
-                Err(Failure::Busy) if started.elapsed() < CLAIM_WAIT => {
-                    std::thread::sleep(Duration::from_millis(100));
+            let outcome = if from_local {
+                (true, None)
+            } else {
+                // Another destination checked now, where this object is not
+                // bad, whose copy opens right.
+                let donors = targets.iter().filter(|target| {
+                    target.id != damaged.remote
+                        && checked.contains(&target.id.as_str())
+                        && !bad.contains(&(target.id.clone(), damaged.object_id.clone()))
+                });
+                let mut from = None;
+                for donor in donors {
+                    let Ok(donor_remote) = &donor.remote else {
+                        continue;
+                    };
+                    let copied = match fetch_checked(donor_remote.as_ref(), keys, &object_id, part)
+                    {
+                        Ok(Fetched::Good(sealed)) => self
+                            .put_sealed_again(remote.as_ref(), &again, sealed)
+                            .is_ok(),
+                        _ => false,
+                    };
+                    if copied {
+                        from = Some(donor.name.clone());
+                        break;
+                    }
                 }
-                Err(failure) => return Err(failure),
-            }
-        };
-        let in_use = {
-            let txn = self.store.read()?;
-            self.store
-                .tables
-                .objects
-                .get(&txn, object_key.as_bytes())?
-                .is_some_and(|object| object.refcount > 0)
-        };
-        if !in_use {
-            return Err(Failure::Busy);
+                (from.is_some(), from)
+            };
+            damaged.repaired = outcome.0;
+            damaged.repaired_from = outcome.1.clone();
+            done.insert(key, outcome);
         }
-        let nonce = repo::random_bytes().map_err(|e| Failure::Permanent(e.to_string()))?;
-        let buffer = keys
-            .seal_part(&repair.object_id, nonce, buffer)
-            .map_err(|e| Failure::Permanent(e.to_string()))?;
-        let cipher_sha = hex::encode(Sha256::digest(&buffer));
-        self.throttle(buffer.len());
-        remote.put_hashed(&repo::part_key(&repair.object_id), &buffer, &cipher_sha)?;
-        self.store.write(|txn, tables| -> Result<(), Failure> {
-            if let Some(mut object) = tables.objects.get(txn, object_key.as_bytes())? {
-                object.stored = true;
-                object.stored_length = buffer.len() as u64;
-                object.ciphertext_sha256 = cipher_sha.clone();
-                tables.objects.put(txn, object_key.as_bytes(), &object)?;
-            }
-            Ok(())
-        })
     }
 
-    /// Writes the outcome: `damaged` with a reason when a part is still bad,
-    /// `backed_up` again when every bad part was repaired, the manifest
-    /// upload re-queued when it was missing. An archive deleted or moved to
-    /// another state meanwhile is left as it is.
+    /// A copy destination's missing or unreadable manifest is replaced by
+    /// the main destination's, when that one checked out (the same sealed
+    /// bytes serve every destination: the same master key).
+    fn repair_copy_manifests(
+        &self,
+        targets: &[Target],
+        archive_id: &str,
+        verification: &mut Verification,
+    ) {
+        let main_good = verification.destinations.iter().any(|check| {
+            check.remote == MAIN && check.unavailable.is_none() && check.manifest_problem.is_none()
+        });
+        let Some(Ok(main)) = targets.first().map(|target| &target.remote) else {
+            return;
+        };
+        if !main_good {
+            return;
+        }
+        let key = repo::manifest_key(archive_id);
+        for check in &mut verification.destinations {
+            if check.remote == MAIN || check.manifest_problem.is_none() {
+                continue;
+            }
+            let Some(Ok(remote)) = targets
+                .iter()
+                .find(|target| target.id == check.remote)
+                .map(|target| &target.remote)
+            else {
+                continue;
+            };
+            check.manifest_repaired = main
+                .get_at_most(&key, repo::MAX_MANIFEST_BYTES)
+                .and_then(|sealed| {
+                    self.throttle(sealed.len());
+                    remote.put(&key, &sealed)
+                })
+                .is_ok();
+        }
+    }
+
+    /// Writes the outcome: `damaged` with a reason when a part is still bad
+    /// somewhere, `backed_up` again when every bad part was repaired from
+    /// the local file (`uncached` again when repaired from other
+    /// destinations without one), the main manifest's upload re-queued when
+    /// it was missing. An archive deleted or moved to another state
+    /// meanwhile is left as it is.
     fn commit_verification(
         &self,
         archive_id: &str,
         local_copy: bool,
+        copies: bool,
         generation: u64,
         verification: &mut Verification,
     ) -> Result<(), VerifyError> {
@@ -447,7 +669,8 @@ impl Inner {
             .iter()
             .filter(|part| !part.repaired)
             .collect();
-        let reason = (!unrepaired.is_empty()).then(|| damage_reason(&unrepaired, local_copy));
+        let reason =
+            (!unrepaired.is_empty()).then(|| damage_reason(&unrepaired, local_copy, copies));
         let repaired_all = !verification.damaged.is_empty() && unrepaired.is_empty();
         let requeue_manifest = verification.manifest_problem.is_some();
         let before = verification.state_after;
@@ -476,9 +699,15 @@ impl Inner {
                 if let Some(reason) = &reason {
                     archive.state = ArchiveState::Damaged;
                     archive.last_error = Some(reason.clone());
-                } else if repaired_all {
-                    archive.state = ArchiveState::BackedUp;
+                } else if repaired_all && local_copy {
+                    // Backed up again, once every copy destination is
+                    // complete too (`store::copies::settle`).
+                    archive.state = ArchiveState::Uploading;
                     archive.local_copy = true;
+                    archive.last_error = None;
+                    crate::store::copies::settle(txn, tables, &mut archive, true)?;
+                } else if repaired_all && archive.state == ArchiveState::Damaged {
+                    archive.state = ArchiveState::Uncached;
                     archive.last_error = None;
                 } else {
                     return Ok(None);
@@ -499,106 +728,54 @@ impl Inner {
     }
 }
 
-fn object_id_of(part: &PartRecord) -> Result<ObjectId, VerifyError> {
-    let id = part.object_id.as_deref().unwrap_or_default();
-    ObjectId::parse(id)
-        .map_err(|err| VerifyError::Unavailable(format!("A stored object id is malformed: {err}")))
+/// What [`Inner::check_destination`] checks against.
+struct Check<'a> {
+    keys: &'a RepoKeys,
+    archive_id: &'a str,
+    parts: &'a [PartRecord],
+    /// Which parts to download.
+    sample: &'a [bool],
 }
 
-/// The manifest fetched, opened and compared with the catalog's parts.
-/// `Ok(Some(reason))` when it is missing or does not match.
-fn check_manifest(
-    remote: &dyn Remote,
-    keys: &RepoKeys,
-    archive_id: &str,
-    parts: &[PartRecord],
-) -> Result<Option<String>, VerifyError> {
-    let bytes = match remote.get_at_most(&repo::manifest_key(archive_id), repo::MAX_MANIFEST_BYTES)
-    {
-        Ok(bytes) => bytes,
-        Err(err) if err.kind == ErrorKind::NotFound => {
-            return Ok(Some("the manifest is missing from the remote".to_string()))
-        }
-        Err(err) => return Err(Failure::from(err).into()),
-    };
-    let manifest = match Manifest::open(keys, archive_id, &bytes) {
-        Ok(manifest) => manifest,
-        Err(err) => return Ok(Some(format!("the manifest cannot be read: {err}"))),
-    };
-    let matches = manifest.parts.len() == parts.len()
-        && manifest.parts.iter().zip(parts).all(|(listed, part)| {
-            Some(listed.object_id.as_str()) == part.object_id.as_deref()
-                && listed.length == part.length
-                && listed.sha256 == part.sha256
-        });
-    Ok((!matches).then(|| "the manifest lists other parts than the catalog".to_string()))
+/// A destination's check with nothing counted, `reason` why it could not
+/// be checked.
+fn unavailable(target: &Target, reason: String) -> DestinationCheck {
+    DestinationCheck {
+        remote: target.id.clone(),
+        name: target.name.clone(),
+        parts_checked: 0,
+        parts_downloaded: 0,
+        bytes_downloaded: 0,
+        parts_damaged: 0,
+        manifest_problem: None,
+        manifest_repaired: false,
+        unavailable: Some(reason),
+    }
+}
+
+/// When no destination could be checked: why the first one could not
+/// (with several, each named).
+fn nothing_checked(checks: &[DestinationCheck]) -> Option<String> {
+    if checks.iter().any(|check| check.unavailable.is_none()) {
+        return None;
+    }
+    match checks {
+        [only] => only.unavailable.clone(),
+        _ => Some(
+            checks
+                .iter()
+                .map(|check| {
+                    format!(
+                        "{}: {}",
+                        check.name,
+                        check.unavailable.as_deref().unwrap_or_default()
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(" "),
+        ),
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use rand::SeedableRng;
-
-    #[test]
-    fn sample_sizes_round_up_and_take_at_least_one() {
-        for (total, percent, expected) in [
-            (0, 50, 0),
-            (10, 0, 0),
-            (10, 1, 1),
-            (10, 5, 1),
-            (10, 10, 1),
-            (10, 11, 2),
-            (10, 100, 10),
-            (10, 250, 10),
-            (256, 5, 13),
-            (1, 1, 1),
-        ] {
-            assert_eq!(
-                sample_size(total, percent),
-                expected,
-                "{total} parts at {percent} %"
-            );
-        }
-    }
-
-    #[test]
-    fn the_sample_is_random_and_of_the_right_size() {
-        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
-        let first = choose_sample(100, 10, &mut rng);
-        let second = choose_sample(100, 10, &mut rng);
-        assert_eq!(first.iter().filter(|chosen| **chosen).count(), 10);
-        assert_eq!(second.iter().filter(|chosen| **chosen).count(), 10);
-        assert_ne!(first, second, "two draws picked the same parts");
-        assert!(choose_sample(5, 100, &mut rng).iter().all(|chosen| *chosen));
-        assert!(choose_sample(5, 0, &mut rng).iter().all(|chosen| !*chosen));
-    }
-
-    #[test]
-    fn the_damage_reason_names_every_part() {
-        let parts = [
-            DamagedPart {
-                index: 3,
-                object_id: "a".into(),
-                problem: PartProblem::Missing,
-                repaired: false,
-            },
-            DamagedPart {
-                index: 7,
-                object_id: "b".into(),
-                problem: PartProblem::WrongLength {
-                    found: 10,
-                    part_length: 50,
-                },
-                repaired: false,
-            },
-        ];
-        let refs: Vec<&DamagedPart> = parts.iter().collect();
-        assert_eq!(
-            damage_reason(&refs, false),
-            "Verification found that part 3 is missing from the remote; part 7 is 10 bytes \
-             on the remote, which a part of 50 bytes cannot be sealed as; there is no local copy to upload it again from. \
-             Nothing was deleted."
-        );
-        assert!(damage_reason(&refs[..1], true).contains("no longer matches its hash"));
-    }
-}
+mod tests;

@@ -71,6 +71,26 @@ pub struct FailedArchive {
     pub reason: String,
 }
 
+/// A copy destination that cannot be reached (or refuses what is sent).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyOutage {
+    /// The destination's id (`d_…`): the problem's key.
+    pub id: String,
+    /// Its name, as the admin gave it.
+    pub name: String,
+    /// The error, as a sentence (the engine's).
+    pub error: String,
+}
+
+/// The start of a copy destination's `remote_unreachable` title; the name
+/// follows (the resolution takes the name back from it).
+const COPY_UNREACHABLE_TITLE: &str = "Backups cannot reach ";
+
+/// The problem key of copy destination `id`'s outage.
+fn copy_key(id: &str) -> String {
+    format!("remote_unreachable/{id}")
+}
+
 /// What the appliance sees now; the notifier's caller fills it in from the
 /// engine, the catalog, the disk and the settings (the same sources as the
 /// LEDs).
@@ -81,6 +101,12 @@ pub struct Observation {
     /// No remote request finished since start: whether the remote works is
     /// not known, so a known outage is neither resolved nor started.
     pub remote_unknown: bool,
+    /// Each copy destination (issue 24) with a lasting problem now: its
+    /// own `remote_unreachable` problem, named.
+    pub copy_outages: Vec<CopyOutage>,
+    /// Copy destinations not heard from since start (ids): a known outage
+    /// of one is neither resolved nor started.
+    pub copies_unknown: Vec<String>,
     pub damaged: Vec<ArchiveRef>,
     /// Archives with an off-site copy (backed up, uncached or being
     /// fetched back), for "backed up" notices to their owners.
@@ -111,10 +137,12 @@ fn hours(seconds: i64) -> String {
 
 /// The problems whose presence `seen` cannot tell (left as they are).
 pub fn unknown(seen: &Observation) -> Vec<String> {
-    match seen.remote_unknown {
-        true => vec!["remote_unreachable".to_string()],
-        false => Vec::new(),
-    }
+    let main = seen
+        .remote_unknown
+        .then(|| "remote_unreachable".to_string());
+    main.into_iter()
+        .chain(seen.copies_unknown.iter().map(|id| copy_key(id)))
+        .collect()
 }
 
 /// The problems `seen` shows, `now` and the remote threshold given.
@@ -140,6 +168,16 @@ pub fn problems(seen: &Observation, now: i64, remote_after: i64) -> Vec<Problem>
             "Backups cannot reach the storage",
             format!("For more than {} the appliance could not reach the storage where the backups go. New files are kept on the box and sent once it is back; check the internet connection and the storage account.", hours(remote_after)),
             error.clone(),
+        );
+    }
+    for outage in &seen.copy_outages {
+        add(
+            copy_key(&outage.id),
+            "remote_unreachable",
+            "critical",
+            &format!("{COPY_UNREACHABLE_TITLE}{}", outage.name),
+            format!("For more than {} the appliance could not reach \u{201c}{}\u{201d}, one of the places the backups are copied to. The other places are not held up; the copies there are made once it is back. Check that it is switched on, online and has room.", hours(remote_after), outage.name),
+            outage.error.clone(),
         );
     }
     for archive in &seen.damaged {
@@ -217,7 +255,7 @@ pub fn problems(seen: &Observation, now: i64, remote_after: i64) -> Vec<Problem>
             problem.owner = Some(owner.clone());
         }
     }
-    if let Some(remote) = out.iter_mut().find(|p| p.event == "remote_unreachable") {
+    for remote in out.iter_mut().filter(|p| p.event == "remote_unreachable") {
         remote.notify_after = remote_after;
     }
     out
@@ -332,7 +370,15 @@ impl Tracker {
 }
 
 fn resolution(entry: &Tracked, now: i64) -> Notice {
+    let copy_name = entry.title.strip_prefix(COPY_UNREACHABLE_TITLE);
     let (title, message) = match entry.event.as_str() {
+        "remote_unreachable" if copy_name.is_some() => {
+            let name = copy_name.unwrap_or_default();
+            (
+                format!("Backups reach {name} again"),
+                format!("\u{201c}{name}\u{201d} is reachable again; the copies there are being brought up to date."),
+            )
+        }
         "remote_unreachable" => (
             "Backups reach the storage again".to_string(),
             "The storage is reachable again; waiting files are being backed up.".to_string(),
@@ -427,6 +473,56 @@ mod tests {
             (90, outage()),
         ];
         assert_eq!(run(&steps, 60), ["60 remote_unreachable start"]);
+    }
+
+    #[test]
+    fn each_copy_destination_is_its_own_outage_named_and_resolved() {
+        let nas = |error: &str| Observation {
+            copy_outages: vec![CopyOutage {
+                id: "d_nas".into(),
+                name: "Grandpa's NAS".into(),
+                error: error.into(),
+            }],
+            ..Observation::default()
+        };
+        let both = Observation {
+            remote_error: Some("Remote unreachable.".into()),
+            ..nas("connection refused")
+        };
+        let mut tracker = Tracker::default();
+        let mut notices = Vec::new();
+        let restarted = Observation {
+            remote_unknown: true,
+            copies_unknown: vec!["d_nas".into()],
+            ..Observation::default()
+        };
+        for (now, seen) in [
+            (0, nas("connection refused")),
+            (60, both.clone()),
+            (120, both),
+            (130, restarted),
+            (200, Observation::default()),
+        ] {
+            notices.extend(tracker.step(now, problems(&seen, now, 60), &unknown(&seen)));
+        }
+        let lines: Vec<String> = notices
+            .iter()
+            .map(|n| format!("{} {} {} {}", n.at, n.event, n.resolved, n.title))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "60 remote_unreachable false Backups cannot reach Grandpa's NAS",
+                "120 remote_unreachable false Backups cannot reach the storage",
+                "200 remote_unreachable true Backups reach the storage again",
+                "200 remote_unreachable true Backups reach Grandpa's NAS again",
+            ]
+        );
+        assert!(notices[0].message.contains("\u{201c}Grandpa's NAS\u{201d}"));
+        assert_eq!(notices[0].detail, "connection refused");
+        assert!(notices[0]
+            .message
+            .contains("The other places are not held up"));
     }
 
     #[test]

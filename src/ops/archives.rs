@@ -10,6 +10,7 @@
 use crate::accounts::Caller;
 use crate::admin::log::{Subject, SystemLog};
 use crate::app::state::App;
+use crate::engine::destinations::MAIN;
 use crate::engine::{Verification, VerifyError};
 use crate::notify::verifications;
 use crate::store::records::{ArchiveRecord, ArchiveState};
@@ -150,7 +151,20 @@ fn record_for_notices(
     archive_id: &str,
     result: &Result<Verification, VerifyError>,
 ) -> Result<(), crate::store::StoreError> {
+    let unchecked = |v: &Verification| {
+        v.destinations
+            .iter()
+            .filter_map(|check| {
+                let reason = check.unavailable.as_ref()?;
+                Some(format!("{} could not be checked: {reason}", check.name))
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
     let reason = match result {
+        Ok(v) if v.damaged.is_empty() && v.manifest_problem.is_none() && !unchecked(v).is_empty() => {
+            unchecked(v)
+        }
         Ok(v) if v.damaged.is_empty() && v.manifest_problem.is_none() => {
             return verifications::passed(&app.store, archive_id)
         }
@@ -159,7 +173,7 @@ fn record_for_notices(
                 format!("{problem}; its upload was queued again.")
             }
             _ => format!(
-                "{} of {} parts failed verification ({} uploaded again from the local copy).",
+                "{} of {} parts failed verification ({} stored again from the local copy or another destination).",
                 v.parts_damaged(),
                 v.parts_checked,
                 v.damaged.iter().filter(|part| part.repaired).count()
@@ -239,6 +253,21 @@ pub fn retry_failed(app: &App) -> super::Result<usize> {
     Ok(count)
 }
 
+/// " on Backblaze and grandpa's NAS" when copy destinations were checked
+/// too; nothing with the main destination alone.
+fn checked_where(verification: &Verification) -> String {
+    let names: Vec<&str> = verification
+        .destinations
+        .iter()
+        .filter(|check| check.unavailable.is_none())
+        .map(|check| check.name.as_str())
+        .collect();
+    match names.as_slice() {
+        [] | [_] => String::new(),
+        [first @ .., last] => format!(" on {} and {last}", first.join(", ")),
+    }
+}
+
 /// System-log entries (source `verify`) for one verification: an error for
 /// damage left, a warning per part uploaded again and for a re-queued
 /// manifest, a debug line when all was well.
@@ -249,13 +278,13 @@ fn log_verification(log: &SystemLog, verification: &Verification) {
         verification.name, verification.archive_id
     );
     for part in verification.damaged.iter().filter(|part| part.repaired) {
+        let from = match &part.repaired_from {
+            None => "it was uploaded again from the local copy".to_string(),
+            Some(from) => format!("it was stored there again from the copy on {from}"),
+        };
         log.warn(
             "verify",
-            &format!(
-                "{archive}: part {} {}; it was uploaded again from the local copy.",
-                part.index,
-                part.problem.describe()
-            ),
+            &format!("{archive}: {}; {from}.", part.describe()),
             subject,
         );
     }
@@ -265,6 +294,33 @@ fn log_verification(log: &SystemLog, verification: &Verification) {
             &format!("{archive}: {problem}; its upload was queued again."),
             subject,
         );
+    }
+    for check in verification
+        .destinations
+        .iter()
+        .filter(|check| check.remote != MAIN)
+    {
+        if let Some(problem) = &check.manifest_problem {
+            let done = if check.manifest_repaired {
+                "it was copied there again from the main destination"
+            } else {
+                "it could not be copied there again; the next verification tries again"
+            };
+            log.warn(
+                "verify",
+                &format!("{archive}: on {}, {problem}; {done}.", check.name),
+                subject,
+            );
+        }
+    }
+    for check in &verification.destinations {
+        if let Some(reason) = &check.unavailable {
+            log.warn(
+                "verify",
+                &format!("{archive}: {} could not be checked, so nothing there was marked damaged: {reason}", check.name),
+                subject,
+            );
+        }
     }
     match (&verification.damage_reason, verification.state_after) {
         (Some(reason), ArchiveState::Damaged) => log.error(
@@ -287,10 +343,11 @@ fn log_verification(log: &SystemLog, verification: &Verification) {
                 crate::admin::script::LogLevel::Debug,
                 "verify",
                 &format!(
-                    "{archive}: {} parts looked at, {} downloaded and hashed ({}), all good.",
+                    "{archive}: {} parts looked at, {} downloaded and hashed ({}){}, all good.",
                     verification.parts_checked,
                     verification.parts_downloaded,
-                    crate::units::human_size(verification.bytes_downloaded)
+                    crate::units::human_size(verification.bytes_downloaded),
+                    checked_where(verification)
                 ),
                 subject,
             ),

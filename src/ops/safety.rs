@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 
 use crate::accounts::failed_logins::{self, FailedLogin};
-use crate::app::state::{is_off_site, App};
+use crate::app::state::App;
 use crate::remote::placement::Placement;
 use crate::store::records::{ArchiveRecord, ArchiveState, UserRecord};
 
@@ -74,7 +74,13 @@ pub struct Problem {
 #[derive(Debug, Clone)]
 pub struct Safety {
     pub verdict: Verdict,
+    /// Where the main destination keeps the backups.
     pub placement: Placement,
+    /// No destination is off this box.
+    pub on_box_only: bool,
+    /// Every destination, main first: where it keeps the backups and its
+    /// lasting problem.
+    pub destinations: Vec<DestinationSafety>,
     pub problems: Vec<Problem>,
     pub archives: usize,
     pub off_site: usize,
@@ -83,6 +89,16 @@ pub struct Safety {
     pub new_accounts: Vec<UserRecord>,
     /// Failed logins of the last week, the newest first.
     pub failed_logins: Vec<FailedLogin>,
+}
+
+/// One destination on the dashboard.
+#[derive(Debug, Clone)]
+pub struct DestinationSafety {
+    pub id: String,
+    pub name: String,
+    pub placement: Placement,
+    /// Its lasting problem, as a sentence (`None` while it works).
+    pub error: Option<String>,
 }
 
 /// A week, the span of "new accounts" and "failed logins".
@@ -99,7 +115,9 @@ pub fn damaged_next_step(archive: &ArchiveRecord) -> &'static str {
 
 /// Works the answer out now.
 pub fn overview(app: &App) -> super::Result<Safety> {
-    let placement = app.placement();
+    let rule = app.off_site_rule();
+    let placement = rule.main.clone();
+    let destinations = destinations(app);
     let archives = app.archives.list_all()?;
     let users = app.accounts.users()?;
     let names: HashMap<&str, &str> = users
@@ -107,7 +125,7 @@ pub fn overview(app: &App) -> super::Result<Safety> {
         .map(|user| (user.id.as_str(), user.username.as_str()))
         .collect();
     let now = crate::ids::now_secs();
-    let mut problems = storage_problems(app, &placement)?;
+    let mut problems = storage_problems(app, &placement, &destinations)?;
     let (mut counted, mut off_site) = (0, 0);
     for archive in &archives {
         if archive.state == ArchiveState::Deleting || app.archives.trash_of(&archive.id)?.is_some()
@@ -115,7 +133,7 @@ pub fn overview(app: &App) -> super::Result<Safety> {
             continue;
         }
         counted += 1;
-        if is_off_site(archive, &placement) {
+        if rule.is_off_site(archive) {
             off_site += 1;
         }
         if let Some(problem) = archive_problem(archive, &names) {
@@ -137,7 +155,9 @@ pub fn overview(app: &App) -> super::Result<Safety> {
     new_accounts.sort_by_key(|user| std::cmp::Reverse(user.created_at));
     Ok(Safety {
         verdict,
+        on_box_only: rule.on_box_only(),
         placement,
+        destinations,
         problems,
         archives: counted,
         off_site,
@@ -147,9 +167,31 @@ pub fn overview(app: &App) -> super::Result<Safety> {
     })
 }
 
-/// Problems not of one archive: storage that is unreachable, a passphrase
-/// never confirmed.
-fn storage_problems(app: &App, placement: &Placement) -> super::Result<Vec<Problem>> {
+/// Every destination with its placement and lasting problem, main first.
+pub fn destinations(app: &App) -> Vec<DestinationSafety> {
+    let health = app.engine.destination_health();
+    app.destinations()
+        .into_iter()
+        .map(|(destination, placement)| DestinationSafety {
+            error: match destination.id == crate::engine::destinations::MAIN {
+                true => app.engine.activity().remote_error(),
+                false => health.error(&destination.id),
+            },
+            id: destination.id,
+            name: destination.name,
+            placement,
+        })
+        .collect()
+}
+
+/// Problems not of one archive: storage that is unreachable (the main
+/// destination, or each copy destination by name), a passphrase never
+/// confirmed.
+fn storage_problems(
+    app: &App,
+    placement: &Placement,
+    destinations: &[DestinationSafety],
+) -> super::Result<Vec<Problem>> {
     let mut problems = Vec::new();
     let unreachable_since = app.engine.activity().remote_error_since();
     if *placement == Placement::Unreachable || unreachable_since.is_some() {
@@ -162,6 +204,18 @@ fn storage_problems(app: &App, placement: &Placement) -> super::Result<Vec<Probl
             link: "/admin/remote".into(),
         });
     }
+    for copy in destinations.iter().skip(1) {
+        if let Some(what) = copy_problem(copy) {
+            problems.push(Problem {
+                archive_id: None,
+                archive_name: None,
+                owner: None,
+                what,
+                next_step: format!("Check that {} is switched on, reachable and has room, or remove it on the Remote page. The other destinations go on without it.", copy.name),
+                link: "/admin/remote#destinations".into(),
+            });
+        }
+    }
     if crate::engine::keys::passphrase_unconfirmed(&app.store)? {
         problems.push(Problem {
             archive_id: None,
@@ -173,6 +227,23 @@ fn storage_problems(app: &App, placement: &Placement) -> super::Result<Vec<Probl
         });
     }
     Ok(problems)
+}
+
+/// A copy destination's problem in words: it cannot be reached (its
+/// lasting error, or its folder is gone), so nothing is copied there.
+pub fn copy_problem(copy: &DestinationSafety) -> Option<String> {
+    match (&copy.error, &copy.placement) {
+        (Some(error), _) => Some(format!(
+            "{} cannot be reached: nothing is being copied there. {}",
+            copy.name,
+            error.trim()
+        )),
+        (None, Placement::Unreachable) => Some(format!(
+            "{} cannot be reached: its folder is missing or its disk is not mounted. Nothing is being copied there.",
+            copy.name
+        )),
+        (None, _) => None,
+    }
 }
 
 fn archive_problem(archive: &ArchiveRecord, names: &HashMap<&str, &str>) -> Option<Problem> {
@@ -212,6 +283,27 @@ fn archive_problem(archive: &ArchiveRecord, names: &HashMap<&str, &str>) -> Opti
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_copy_destination_problem_names_it() {
+        let copy = |error: Option<&str>, placement| DestinationSafety {
+            id: "d_1".into(),
+            name: "Grandpa's NAS".into(),
+            placement,
+            error: error.map(str::to_string),
+        };
+        assert_eq!(copy(None, Placement::OffSite).error, None);
+        assert_eq!(copy_problem(&copy(None, Placement::OffSite)), None);
+        assert_eq!(
+            copy_problem(&copy(Some("Connection refused. "), Placement::OffSite)).as_deref(),
+            Some("Grandpa's NAS cannot be reached: nothing is being copied there. Connection refused.")
+        );
+        assert!(
+            copy_problem(&copy(None, Placement::Unreachable))
+                .is_some_and(|what| what
+                    .starts_with("Grandpa's NAS cannot be reached: its folder is missing"))
+        );
+    }
 
     #[test]
     fn sentences_and_colours() {

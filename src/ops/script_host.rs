@@ -181,10 +181,11 @@ impl ScriptHost for AppHost {
             .unwrap_or_default();
         let remote = crate::archive::remote_totals(records.iter().map(|(_, record)| record));
         let metrics = crate::metrics::global();
-        let placement = app.placement();
+        let rule = app.off_site_rule();
+        let placement = rule.main.clone();
         let archives_off_site = records
             .iter()
-            .filter(|(_, record)| crate::app::state::is_off_site(record, &placement))
+            .filter(|(_, record)| rule.is_off_site(record))
             .count() as u64;
         Stats {
             disk_total,

@@ -28,6 +28,9 @@ pub struct Safety {
     pub on_box_only: bool,
     /// Where they go, when known (`App::placement`).
     pub placement: Option<Placement>,
+    /// How many destinations are off-site (issue 24): a backed-up archive
+    /// is "off-site in N places" (`live.js` reads it from the page).
+    pub off_site_places: usize,
     /// The passphrase shown at setup was never confirmed.
     pub passphrase_unconfirmed: bool,
 }
@@ -35,10 +38,11 @@ pub struct Safety {
 impl Safety {
     /// As the app stands now.
     pub fn of(app: &App) -> Safety {
-        let placement = app.placement();
+        let rule = app.off_site_rule();
         Safety {
-            on_box_only: !placement.is_off_site(),
-            placement: Some(placement),
+            on_box_only: rule.on_box_only(),
+            off_site_places: rule.destinations_off_site(),
+            placement: Some(rule.main),
             passphrase_unconfirmed: crate::engine::keys::passphrase_unconfirmed(&app.store)
                 .unwrap_or(false),
         }
@@ -92,7 +96,7 @@ impl<'a> Page<'a> {
                     link rel="icon" type="image/svg+xml" href="/static/favicon.svg";
                     link rel="stylesheet" href="/static/app.css";
                 }
-                body data-on-box-only=[self.safety.on_box_only.then_some("1")] data-stored-label=[self.stored_label()] {
+                body data-on-box-only=[self.safety.on_box_only.then_some("1")] data-stored-label=[self.stored_label()] data-off-site-label=[(self.safety.off_site_places > 1).then(|| crate::web::archives::copies::off_site_words(self.safety.off_site_places))] {
                     header.top {
                         a.brand href="/" { "piarchive" }
                         @if let Some(caller) = self.caller {

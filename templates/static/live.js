@@ -15,10 +15,12 @@
   // not off-site (this box's disk, a USB disk, unreachable).
   var onBox = document.body.getAttribute("data-on-box-only") === "1";
   var storedHere = document.body.getAttribute("data-stored-label") || "on this box only";
+  // "off-site in 2 places" when more than one destination is off-site.
+  var offSite = document.body.getAttribute("data-off-site-label") || "off-site";
   var labels = {
     receiving: "receiving", local: "not backed up yet",
     uploading: onBox ? "copying on this box" : "backing up",
-    backed_up: onBox ? storedHere : "off-site",
+    backed_up: onBox ? storedHere : offSite,
     uncached: onBox ? storedHere : "off-site only", caching: "fetching back",
     deleting: "deleting", damaged: "damaged", trashed: "in the trash"
   };
@@ -147,7 +149,7 @@
         })
         .then(function (html) {
           var fresh = new DOMParser().parseFromString(html, "text/html");
-          ["archive-list", "uploads-in-progress", "transfer-notes", "stored-text"].forEach(function (id) {
+          ["archive-list", "uploads-in-progress", "transfer-notes", "stored-text", "copies-text"].forEach(function (id) {
             var now = document.getElementById(id);
             var next = fresh.getElementById(id);
             if (now && next) now.replaceWith(document.importNode(next, true));

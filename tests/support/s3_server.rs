@@ -34,6 +34,8 @@ pub struct S3TestServer {
     root: tempfile::TempDir,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
+    /// The virtual-hosted domain, when started with one.
+    domain: Option<String>,
 }
 
 impl S3TestServer {
@@ -65,54 +67,39 @@ impl S3TestServer {
             None => format!("http://{address}"),
         };
 
-        let fs = s3s_fs::FileSystem::new(root.path()).expect("s3s-fs over the temp dir");
-        let mut builder = S3ServiceBuilder::new(fs);
-        let mut auth = SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY);
-        auth.register(ROTATED_ACCESS_KEY.into(), ROTATED_SECRET_KEY.into());
-        builder.set_auth(auth);
-        if let Some(domain) = domain {
-            let base = format!("{domain}:{}", address.port());
-            builder.set_host(s3s::host::SingleDomain::new(&base).expect("valid test domain"));
-        }
-        let service = builder.build();
-
-        let (shutdown_sender, mut shutdown_receiver) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("tokio runtime for the S3 server");
-            runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
-                let http = ConnBuilder::new(TokioExecutor::new());
-                loop {
-                    let socket = tokio::select! {
-                        accepted = listener.accept() => match accepted {
-                            Ok((socket, _)) => socket,
-                            Err(_) => continue,
-                        },
-                        _ = &mut shutdown_receiver => break,
-                    };
-                    let connection = http
-                        .serve_connection(TokioIo::new(socket), service.clone())
-                        .into_owned();
-                    tokio::spawn(async move {
-                        let _ = connection.await;
-                    });
-                }
-            });
-            // Dropping the runtime cancels the connection tasks still open.
-            runtime.shutdown_background();
-        });
-
+        let (shutdown, thread) = serve(root.path(), listener, domain);
         Self {
             address,
             endpoint,
             root,
-            shutdown: Some(shutdown_sender),
+            shutdown: Some(shutdown),
             thread: Some(thread),
+            domain: domain.map(str::to_string),
         }
+    }
+
+    /// Stops serving (connections are refused; open ones are dropped),
+    /// keeping the buckets, until [`S3TestServer::resume`].
+    pub fn stop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+
+    /// Serves the same buckets again at the same address after
+    /// [`S3TestServer::stop`].
+    pub fn resume(&mut self) {
+        assert!(self.thread.is_none(), "the S3 server is running already");
+        let listener = std::net::TcpListener::bind(self.address).expect("bind the same address");
+        listener
+            .set_nonblocking(true)
+            .expect("non-blocking listener");
+        let (shutdown, thread) = serve(self.root.path(), listener, self.domain.as_deref());
+        self.shutdown = Some(shutdown);
+        self.thread = Some(thread);
     }
 
     /// Path-style settings for this server with the right keys.
@@ -171,13 +158,59 @@ impl S3TestServer {
     }
 }
 
+/// Serves s3s-fs over `root` on `listener` from a thread with its own
+/// tokio runtime; the sender stops it.
+fn serve(
+    root: &Path,
+    listener: std::net::TcpListener,
+    domain: Option<&str>,
+) -> (tokio::sync::oneshot::Sender<()>, JoinHandle<()>) {
+    let address = listener.local_addr().expect("local address");
+    let fs = s3s_fs::FileSystem::new(root).expect("s3s-fs over the temp dir");
+    let mut builder = S3ServiceBuilder::new(fs);
+    let mut auth = SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY);
+    auth.register(ROTATED_ACCESS_KEY.into(), ROTATED_SECRET_KEY.into());
+    builder.set_auth(auth);
+    if let Some(domain) = domain {
+        let base = format!("{domain}:{}", address.port());
+        builder.set_host(s3s::host::SingleDomain::new(&base).expect("valid test domain"));
+    }
+    let service = builder.build();
+
+    let (shutdown_sender, mut shutdown_receiver) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("tokio runtime for the S3 server");
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
+            let http = ConnBuilder::new(TokioExecutor::new());
+            loop {
+                let socket = tokio::select! {
+                    accepted = listener.accept() => match accepted {
+                        Ok((socket, _)) => socket,
+                        Err(_) => continue,
+                    },
+                    _ = &mut shutdown_receiver => break,
+                };
+                let connection = http
+                    .serve_connection(TokioIo::new(socket), service.clone())
+                    .into_owned();
+                tokio::spawn(async move {
+                    let _ = connection.await;
+                });
+            }
+        });
+        // Dropping the runtime cancels the connection tasks still open.
+        runtime.shutdown_background();
+    });
+    (shutdown_sender, thread)
+}
+
 impl Drop for S3TestServer {
     fn drop(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        self.stop();
     }
 }

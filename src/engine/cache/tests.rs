@@ -3,7 +3,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use super::super::{jobs, keys, lock, Inner};
 use super::*;
 use crate::archive::{Archives, NewUpload};
+use crate::engine::destinations::MAIN;
+use crate::remote::Remote;
 use crate::store::Store;
+use std::sync::Arc;
 
 const OWNER: &str = "owner-1";
 
@@ -289,11 +292,31 @@ fn fetching_checks_each_part_in_the_fetchers_or_in_order() {
     let fetch = |parts: &[PartRecord], in_order: bool| {
         let file = tempfile::tempfile().unwrap();
         file.set_len(archive.size).unwrap();
+        let on_main = vec![true; parts.len()];
         let sources = Sources {
-            current: remote.as_ref(),
-            previous: None,
+            sources: vec![Source::opened(
+                MAIN,
+                "the remote",
+                true,
+                on_main,
+                remote.clone(),
+            )],
         };
-        let fetched = fetch_parts(&sources, keys, &file, parts, 4, in_order, |_| {});
+        let throughput = Throughput::default();
+        let fetched = fetch_parts(
+            &sources,
+            &throughput,
+            keys,
+            &file,
+            parts,
+            4,
+            in_order,
+            |_| {},
+        )
+        .map(|(sha256, fallbacks)| {
+            assert!(fallbacks.is_empty(), "{fallbacks:?}");
+            sha256
+        });
         (fetched, file)
     };
     for in_order in [false, true] {
@@ -301,6 +324,7 @@ fn fetching_checks_each_part_in_the_fetchers_or_in_order() {
         let sha256 = match fetched {
             Ok(sha256) => sha256,
             Err(CacheStop::Fetch(failure)) => panic!("{failure:?} (in order: {in_order})"),
+            Err(CacheStop::Missing(message)) => panic!("{message} (in order: {in_order})"),
             Err(CacheStop::Write(err)) => panic!("{err} (in order: {in_order})"),
         };
         assert_eq!(hex::encode(sha256), archive.sha256);
@@ -407,4 +431,131 @@ fn caching_waits_for_space_and_a_failed_write_leaves_it_uncached_and_the_remote_
     assert!(done.last_error.is_none());
     assert_eq!(std::fs::read(&final_path).unwrap(), data);
     assert_eq!(remote_files(&data_dir.join("remote")), remote_before);
+}
+
+/// Copies every file under `from` to the same place under `to`.
+fn copy_tree(from: &Path, to: &Path) {
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            std::fs::create_dir_all(&target).unwrap();
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// The file of part `index` on a folder destination.
+fn part_file(root: &Path, part: &PartRecord) -> std::path::PathBuf {
+    let object_id = crate::repo::ObjectId::parse(part.object_id.as_deref().unwrap()).unwrap();
+    root.join(crate::repo::part_key(&object_id))
+}
+
+/// Two folder destinations holding the same repository: a part damaged on
+/// the main one and one missing there are read from the copy (and said
+/// so), a part missing only on the copy comes from the main one without a
+/// word; once the copy is measured faster it is read first, and a part it
+/// lacks comes from the main one, said so; a part bad on both stops the
+/// fetch as damaged, naming both copies.
+#[test]
+fn a_part_missing_or_damaged_on_one_destination_is_read_from_the_other() {
+    let Uncached {
+        dir,
+        inner,
+        archive_id,
+        data,
+        ..
+    } = uncached_archive();
+    let (keys, _) = inner.keys().unwrap();
+    let (archive, parts) = inner.archive_and_parts(&archive_id).unwrap().unwrap();
+    assert!(parts.len() >= 4, "{} parts", parts.len());
+    let main_root = dir.path().join("remote");
+    let copy_root = dir.path().join("copy");
+    std::fs::create_dir_all(&copy_root).unwrap();
+    copy_tree(&main_root, &copy_root);
+    let open = |path: &Path| -> Arc<dyn Remote> {
+        let settings = crate::remote::RemoteSettings::Dir {
+            path: path.to_path_buf(),
+        };
+        Arc::from(crate::remote::open(&settings, &Default::default()).unwrap())
+    };
+    let fetch = |throughput: &Throughput| {
+        let sources = Sources {
+            sources: vec![
+                Source::opened(
+                    MAIN,
+                    "Backblaze",
+                    true,
+                    vec![true; parts.len()],
+                    open(&main_root),
+                ),
+                Source::opened(
+                    "d_nas",
+                    "grandpa's NAS",
+                    true,
+                    vec![true; parts.len()],
+                    open(&copy_root),
+                ),
+            ],
+        };
+        let file = tempfile::tempfile().unwrap();
+        file.set_len(archive.size).unwrap();
+        let fetched = fetch_parts(&sources, throughput, keys, &file, &parts, 4, false, |_| {});
+        (fetched, file)
+    };
+    let check = |fetched: Result<([u8; 32], Vec<Fallback>), CacheStop>, file: File| {
+        let (sha256, fallbacks) = match fetched {
+            Ok(fetched) => fetched,
+            Err(CacheStop::Fetch(failure)) => panic!("{failure:?}"),
+            Err(CacheStop::Missing(message)) => panic!("{message}"),
+            Err(CacheStop::Write(err)) => panic!("{err}"),
+        };
+        assert_eq!(hex::encode(sha256), archive.sha256);
+        let mut read = vec![0u8; data.len()];
+        FileExt::read_exact_at(&file, &mut read, 0).unwrap();
+        assert!(read == data, "the file is not bit-exact");
+        fallbacks.iter().map(Fallback::sentence).collect::<Vec<_>>()
+    };
+
+    // Part 0 corrupted and part 1 deleted on the main destination; part 2
+    // deleted on the copy.
+    let corrupted = part_file(&main_root, &parts[0]);
+    let mut bytes = std::fs::read(&corrupted).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x40;
+    std::fs::write(&corrupted, &bytes).unwrap();
+    std::fs::remove_file(part_file(&main_root, &parts[1])).unwrap();
+    std::fs::remove_file(part_file(&copy_root, &parts[2])).unwrap();
+    let throughput = Throughput::default();
+    let (fetched, file) = fetch(&throughput);
+    assert_eq!(
+        check(fetched, file),
+        [
+            "Part 0 on Backblaze was damaged; it was read from grandpa's NAS.",
+            "Part 1 was missing on Backblaze; it was read from grandpa's NAS.",
+        ]
+    );
+    // Both were measured now; the copy far faster than the main one.
+    throughput.record("d_nas", 1 << 40, std::time::Duration::from_secs(1));
+    let (fetched, file) = fetch(&throughput);
+    assert_eq!(
+        check(fetched, file),
+        ["Part 2 was missing on grandpa's NAS; it was read from Backblaze."]
+    );
+
+    // Part 3 bad on both: damaged, naming both copies; nothing was
+    // written past what checked out.
+    let mut bytes = std::fs::read(part_file(&copy_root, &parts[3])).unwrap();
+    bytes.truncate(bytes.len() - 1);
+    std::fs::write(part_file(&copy_root, &parts[3]), &bytes).unwrap();
+    std::fs::remove_file(part_file(&main_root, &parts[3])).unwrap();
+    match fetch(&throughput).0 {
+        Err(CacheStop::Fetch(Failure::Damaged(reason))) => assert_eq!(
+            reason,
+            "Part 3 is damaged on grandpa's NAS and missing on Backblaze, so the archive cannot be fetched back. Nothing was deleted."
+        ),
+        Err(_) => panic!("another failure than part 3 damaged everywhere"),
+        Ok(_) => panic!("a part bad on both destinations passed"),
+    }
 }

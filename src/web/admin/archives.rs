@@ -11,9 +11,9 @@ use maud::{html, Markup};
 use serde_json::{json, Value};
 
 use crate::accounts::Caller;
-use crate::app::state::{is_off_site, App};
+use crate::app::state::{App, OffSiteRule};
+use crate::engine::Verification;
 use crate::ops;
-use crate::remote::placement::Placement;
 use crate::store::records::{ArchiveRecord, ArchiveState};
 use crate::units::human_size;
 use crate::web::archives::api::archive_json_placed;
@@ -64,13 +64,13 @@ impl StateFilter {
         })
     }
 
-    fn keeps(self, archive: &ArchiveRecord, placement: &Placement) -> bool {
+    fn keeps(self, archive: &ArchiveRecord, rule: &OffSiteRule) -> bool {
         match self {
             StateFilter::Any => true,
             StateFilter::State(state) => archive.state == state,
             StateFilter::Problem => is_problem(archive),
             StateFilter::OnlyHere => {
-                archive.state != ArchiveState::Deleting && !is_off_site(archive, placement)
+                archive.state != ArchiveState::Deleting && !rule.is_off_site(archive)
             }
         }
     }
@@ -101,19 +101,19 @@ fn owner_filter(app: &App, query: &HashMap<String, String>) -> Result<Option<Str
 }
 
 /// One page: the records, their owners' names, and where the next starts.
-struct Listing {
+struct Listing<'a> {
     archives: Vec<ArchiveRecord>,
     names: HashMap<String, String>,
     next: Option<String>,
-    placement: Placement,
+    rule: OffSiteRule<'a>,
 }
 
-fn listing(
-    app: &App,
+fn listing<'a>(
+    app: &'a App,
     caller: &Caller,
     query: &HashMap<String, String>,
     limit: usize,
-) -> Result<Listing, ApiError> {
+) -> Result<Listing<'a>, ApiError> {
     require_admin(caller)?;
     let filter = StateFilter::parse(query.get("state").map(String::as_str))?;
     let owner = owner_filter(app, query)?;
@@ -123,11 +123,11 @@ fn listing(
             "after must be the id of the last archive of the previous page.",
         ));
     }
-    let placement = app.placement();
+    let rule = app.off_site_rule();
     let (archives, next) = app.archives.administered_page(
         caller.user.role,
         owner.as_deref(),
-        |archive| filter.keeps(archive, &placement),
+        |archive| filter.keeps(archive, &rule),
         after,
         limit,
     )?;
@@ -141,7 +141,7 @@ fn listing(
         archives,
         names,
         next,
-        placement,
+        rule,
     })
 }
 
@@ -167,7 +167,7 @@ pub fn list(app: &App, req: &mut Req) -> Answer {
     let page = listing(app, &caller, &req.query, limit)?;
     let mut list = Vec::with_capacity(page.archives.len());
     for archive in &page.archives {
-        let mut value = archive_json_placed(archive, &page.placement);
+        let mut value = archive_json_placed(app, archive, &page.rule);
         value["owner"] = json!({
             "id": archive.owner_id,
             "username": page.names.get(&archive.owner_id),
@@ -192,7 +192,7 @@ pub fn list(app: &App, req: &mut Req) -> Answer {
 pub fn act(app: &App, req: &mut Req, archive_id: &str, action: &str) -> Answer {
     let caller = api_caller(app, req)?;
     require_admin(&caller)?;
-    let placement = app.placement();
+    let rule = app.off_site_rule();
     match action {
         "retry" => {
             let count = ops::archives::retry_as_admin(app, &caller, archive_id)?;
@@ -200,32 +200,67 @@ pub fn act(app: &App, req: &mut Req, archive_id: &str, action: &str) -> Answer {
         }
         "cache" => {
             let archive = ops::archives::cache_as_admin(app, &caller, archive_id)?;
-            Ok(Resp::json(202, &archive_json_placed(&archive, &placement)))
+            Ok(Resp::json(202, &archive_json_placed(app, &archive, &rule)))
         }
         "verify" => match ops::archives::verify_as_admin(app, &caller, archive_id, 100)? {
-            Ok(verification) => Ok(Resp::json(
-                200,
-                &json!({
-                    "checked": verification.parts_checked,
-                    "damaged": verification.parts_damaged(),
-                    "state": verification.state_after.as_str(),
-                }),
-            )),
+            Ok(verification) => Ok(Resp::json(200, &verification_json(&verification))),
             Err(message) => Err(ApiError::new(409, "not_verified", message)),
         },
         _ => Err(ApiError::not_found()),
     }
 }
 
+/// A verification's answer: `checked` and `damaged` count part objects on
+/// every destination checked; `destinations` says what each one held.
+fn verification_json(verification: &Verification) -> Value {
+    let destinations: Vec<Value> = verification
+        .destinations
+        .iter()
+        .map(|check| {
+            let parts: Vec<Value> = verification
+                .damaged
+                .iter()
+                .filter(|part| part.remote == check.remote)
+                .map(|part| {
+                    json!({
+                        "index": part.index,
+                        "problem": part.describe(),
+                        "repaired": part.repaired,
+                        "repaired_from": part.repaired_from,
+                    })
+                })
+                .collect();
+            json!({
+                "remote": check.remote,
+                "name": check.name,
+                "checked": check.parts_checked,
+                "downloaded": check.parts_downloaded,
+                "damaged": check.parts_damaged,
+                "damaged_parts": parts,
+                "manifest_problem": check.manifest_problem,
+                "manifest_repaired": check.manifest_repaired,
+                "unavailable": check.unavailable,
+            })
+        })
+        .collect();
+    json!({
+        "checked": verification.parts_checked,
+        "damaged": verification.parts_damaged(),
+        "state": verification.state_after.as_str(),
+        "destinations": destinations,
+    })
+}
+
 /// Words for a state on the admin's list, honest like the owner's pages.
-fn state_words(archive: &ArchiveRecord, placement: &Placement) -> (String, &'static str) {
+fn state_words(archive: &ArchiveRecord, rule: &OffSiteRule) -> (String, &'static str) {
     match archive.state {
         ArchiveState::Damaged => ("damaged".into(), "state state-damaged"),
-        ArchiveState::BackedUp | ArchiveState::Uncached if is_off_site(archive, placement) => {
-            ("off-site".into(), "state state-backed_up")
-        }
+        ArchiveState::BackedUp | ArchiveState::Uncached if rule.is_off_site(archive) => (
+            crate::web::archives::copies::off_site_words(rule.places(archive)),
+            "state state-backed_up",
+        ),
         ArchiveState::BackedUp | ArchiveState::Uncached => {
-            (placement.describe(), "state state-on_box")
+            (rule.main.describe(), "state state-on_box")
         }
         other => (other.as_str().replace('_', " "), "state state-local"),
     }
@@ -251,7 +286,7 @@ pub fn page(app: &App, req: &mut Req, caller: &Caller) -> Answer {
                 thead { tr { th { "Name" } th { "Owner" } th { "Size" } th { "State" } th { "Error" } } }
                 tbody {
                     @for archive in &page.archives {
-                        @let (words, class) = state_words(archive, &page.placement);
+                        @let (words, class) = state_words(archive, &page.rule);
                         tr data-archive-id=(archive.id) {
                             td.name { a href={ "/admin/archives/" (archive.id) } { (archive.name) } }
                             td data-label="Owner" { (page.names.get(&archive.owner_id).map(String::as_str).unwrap_or("?")) }
@@ -285,8 +320,8 @@ pub fn detail(app: &App, req: &mut Req, caller: &Caller, archive_id: &str) -> An
         .user(&archive.owner_id)
         .map(|user| user.username)
         .unwrap_or_default();
-    let placement = app.placement();
-    let (words, class) = state_words(&archive, &placement);
+    let rule = app.off_site_rule();
+    let (words, class) = state_words(&archive, &rule);
     let body = html! {
         h1 { (archive.name) }
         (done_notice(&req.query))

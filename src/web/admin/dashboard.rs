@@ -26,13 +26,25 @@ pub fn safety(app: &App) -> Result<Markup, ApiError> {
         section class=(format!("card verdict verdict-{}", safety.verdict.colour())) id="verdict" role="status" {
             p.verdict-sentence { strong { (safety.verdict.sentence()) } }
             p { (where_sentence(&safety)) }
-            @if safety.placement.is_off_site() {
+            @if safety.destinations.len() > 1 {
+                ul.destinations {
+                    @for destination in &safety.destinations {
+                        li {
+                            strong { (destination.name) } ": " (destination.placement.describe()) ". "
+                            @match &destination.error {
+                                Some(error) => span.error { (error) },
+                                None => span.ok { "Reachable." },
+                            }
+                        }
+                    }
+                }
+            } @else if safety.placement.is_off_site() {
                 @match &inputs.remote_error {
                     Some(error) => p.error { (error) },
                     None => p.ok { "Reachable." },
                 }
             }
-            @if !safety.placement.is_off_site() {
+            @if safety.on_box_only {
                 p { a.button href="/admin/remote" { "Set up off-site storage" } }
             }
         }
@@ -89,7 +101,16 @@ pub fn safety(app: &App) -> Result<Markup, ApiError> {
 /// Where the backups go, in words that never overstate it.
 fn where_sentence(safety: &Safety) -> String {
     use crate::remote::placement::Placement;
+    let off_site = safety
+        .destinations
+        .iter()
+        .filter(|destination| destination.placement.is_off_site())
+        .count();
     match &safety.placement {
+        _ if safety.destinations.len() > 1 => format!(
+            "The backups go to {} destinations, {off_site} of them off this box:",
+            safety.destinations.len()
+        ),
         Placement::OffSite => "The backups go to storage off this box.".to_string(),
         Placement::SameDisk => "The backups go to a second copy on this box's disk: if this box is lost or broken, so are they.".to_string(),
         Placement::UsbDisk(label) => format!("The backups go to the USB disk {label}, plugged into this box: a fire or theft takes both."),

@@ -5,7 +5,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::accounts::Caller;
-use crate::app::state::App;
+use crate::app::state::{App, OffSiteRule};
 use crate::archive::NewUpload;
 use crate::ops;
 use crate::store::records::{ArchiveRecord, PartRecord};
@@ -17,16 +17,14 @@ pub type Answer = Result<Resp, ApiError>;
 
 /// An archive as the API shows it; `off_site` by [`App::off_site`].
 pub fn archive_json(app: &App, archive: &ArchiveRecord) -> Value {
-    archive_json_placed(archive, &app.placement())
+    archive_json_placed(app, archive, &app.off_site_rule())
 }
 
-/// [`archive_json`] with the placement judged once for a whole list.
-pub fn archive_json_placed(
-    archive: &ArchiveRecord,
-    placement: &crate::remote::placement::Placement,
-) -> Value {
+/// [`archive_json`] with where the destinations are judged once for a
+/// whole list.
+pub fn archive_json_placed(app: &App, archive: &ArchiveRecord, rule: &OffSiteRule) -> Value {
     json!({
-        "off_site": crate::app::state::is_off_site(archive, placement),
+        "off_site": rule.is_off_site(archive),
         "id": archive.id,
         "name": archive.name,
         "filename": archive.filename,
@@ -40,7 +38,29 @@ pub fn archive_json_placed(
         "created_at": archive.created_at,
         "last_error": archive.last_error,
         "path": archive.path,
+        "copies": copies_json(app, archive),
     })
+}
+
+/// The archive's copy on every destination, main first:
+/// `[{remote, name, parts_total, parts_remote, state, last_error}]`.
+fn copies_json(app: &App, archive: &ArchiveRecord) -> Value {
+    let copies = app.copies(archive);
+    Value::Array(
+        copies
+            .iter()
+            .map(|copy| {
+                json!({
+                    "remote": copy.remote,
+                    "name": copy.name,
+                    "parts_total": copy.parts_total,
+                    "parts_remote": copy.parts_remote,
+                    "state": copy.state.as_str(),
+                    "last_error": copy.last_error,
+                })
+            })
+            .collect(),
+    )
 }
 
 pub fn part_json(index: usize, part: &PartRecord) -> Value {
@@ -67,10 +87,10 @@ pub fn list_archives(app: &App, req: &mut Req) -> Answer {
     let (page, next) = app
         .archives
         .search(&caller.user.id, &query, after.as_ref(), limit)?;
-    let placement = app.placement();
+    let rule = app.off_site_rule();
     let list: Vec<Value> = page
         .iter()
-        .map(|archive| archive_json_placed(archive, &placement))
+        .map(|archive| archive_json_placed(app, archive, &rule))
         .collect();
     let resp = Resp::json(200, &list);
     Ok(match next {

@@ -5,10 +5,11 @@ use std::collections::HashMap;
 
 use maud::{html, Markup};
 
+use super::copies;
 use super::list;
 use super::progress;
 use crate::accounts::Caller;
-use crate::app::state::App;
+use crate::app::state::{App, OffSiteRule};
 use crate::archive::listing::{ListQuery, SortKey};
 use crate::ops;
 use crate::remote::placement::Placement;
@@ -17,28 +18,30 @@ use crate::units::human_size;
 use crate::web::http::{ApiError, Req, Resp};
 use crate::web::layout::{csrf_field, done_notice, field, local_time, Page};
 
-/// The words for a state. Honest about safety: unless the storage is
-/// off this box (`remote::placement`), nothing is "off-site"; a stored
-/// archive is "on this box only", "on the USB disk only" or, while the
-/// storage cannot be reached, "storage unreachable" (the same rules as
-/// `live.js`, which reads the words from the page).
-fn state_label(state: ArchiveState, placement: &Placement) -> &'static str {
-    let off_site = placement.is_off_site();
-    match state {
-        ArchiveState::Receiving => "receiving",
-        ArchiveState::Local => "not backed up yet",
-        ArchiveState::Uploading if !off_site => "copying on this box",
-        ArchiveState::Uploading => "backing up",
-        ArchiveState::BackedUp | ArchiveState::Uncached if !off_site => stored_words(placement),
-        ArchiveState::BackedUp => "off-site",
-        ArchiveState::Uncached => "off-site only",
-        ArchiveState::Caching => "fetching back",
-        ArchiveState::Deleting => "deleting",
-        ArchiveState::Damaged => "damaged",
+/// The words for a state. Honest about safety: unless a destination
+/// off this box holds all of it (`App::off_site_rule`), nothing is
+/// "off-site"; a stored archive is "on this box only", "on the USB disk
+/// only" or, while the storage cannot be reached, "storage unreachable"
+/// (the same rules as `live.js`, which reads the words from the page).
+/// With copies in more than one place off-site: "off-site in 2 places".
+fn state_label(archive: &ArchiveRecord, rule: &OffSiteRule) -> String {
+    let places = rule.places(archive);
+    match archive.state {
+        ArchiveState::Receiving => "receiving".into(),
+        ArchiveState::Local => "not backed up yet".into(),
+        ArchiveState::Uploading if rule.on_box_only() => "copying on this box".into(),
+        ArchiveState::Uploading => "backing up".into(),
+        ArchiveState::BackedUp if places > 0 => copies::off_site_words(places),
+        ArchiveState::Uncached if places > 1 => format!("off-site only, in {places} places"),
+        ArchiveState::Uncached if places == 1 => "off-site only".into(),
+        ArchiveState::BackedUp | ArchiveState::Uncached => stored_words(&rule.main).into(),
+        ArchiveState::Caching => "fetching back".into(),
+        ArchiveState::Deleting => "deleting".into(),
+        ArchiveState::Damaged => "damaged".into(),
     }
 }
 
-/// A stored archive's words while the storage is not off-site.
+/// A stored archive's words while no off-site destination holds it.
 fn stored_words(placement: &Placement) -> &'static str {
     match placement {
         Placement::OffSite => "off-site",
@@ -49,28 +52,31 @@ fn stored_words(placement: &Placement) -> &'static str {
 }
 
 /// The CSS class of a state's badge: amber `state-on_box` for a stored
-/// archive while the storage is not off-site.
-fn state_class(state: ArchiveState, placement: &Placement) -> String {
-    let stored = matches!(state, ArchiveState::BackedUp | ArchiveState::Uncached);
-    if stored && !placement.is_off_site() {
+/// archive no off-site destination holds.
+fn state_class(archive: &ArchiveRecord, rule: &OffSiteRule) -> String {
+    let stored = matches!(
+        archive.state,
+        ArchiveState::BackedUp | ArchiveState::Uncached
+    );
+    if stored && !rule.is_off_site(archive) {
         "state state-on_box".to_string()
     } else {
-        format!("state state-{}", state.as_str())
+        format!("state state-{}", archive.state.as_str())
     }
 }
 
-fn state_badge(state: ArchiveState, id: Option<&str>, placement: &Placement) -> Markup {
-    html! { span id=[id] class=(state_class(state, placement)) data-state=(state.as_str()) { (state_label(state, placement)) } }
+fn state_badge(archive: &ArchiveRecord, id: Option<&str>, rule: &OffSiteRule) -> Markup {
+    html! { span id=[id] class=(state_class(archive, rule)) data-state=(archive.state.as_str()) { (state_label(archive, rule)) } }
 }
 
-/// One visual language for bars: green only for what is off-site, amber
+/// One visual language for bars: green only for what goes off-site, amber
 /// for copies on this box, red for damage, blue for a fetch-back (whose
 /// width is the share fetched, moved on by `live.js`).
-fn bar_class(archive: &ArchiveRecord, placement: &Placement, large: bool) -> String {
+fn bar_class(archive: &ArchiveRecord, rule: &OffSiteRule, large: bool) -> String {
     let kind = match archive.state {
         ArchiveState::Damaged => "bar-damaged",
         ArchiveState::Caching => "bar-fetching",
-        _ if placement.is_off_site() => "bar-off-site",
+        _ if !rule.on_box_only() => "bar-off-site",
         _ => "bar-on-box",
     };
     format!("progress {kind}{}", if large { " large" } else { "" })
@@ -85,10 +91,10 @@ fn bar_percent(archive: &ArchiveRecord) -> u64 {
     }
 }
 
-fn progress(archive: &ArchiveRecord, placement: &Placement) -> Markup {
+fn progress(archive: &ArchiveRecord, rule: &OffSiteRule) -> Markup {
     let percent = bar_percent(archive);
     html! {
-        div class=(bar_class(archive, placement, false)) role="img" aria-label={ (percent) "% " (bar_words(archive)) } {
+        div class=(bar_class(archive, rule, false)) role="img" aria-label={ (percent) "% " (bar_words(archive)) } {
             div.bar data-percent=(percent) {}
         }
     }
@@ -161,7 +167,7 @@ pub fn home(app: &App, req: &mut Req, caller: &Caller) -> Result<Resp, ApiError>
             (notes)
             (list::search_bar(&query))
             @if !archives.is_empty() { (list::bulk_bar(caller)) }
-            (archive_list(&archives, &duplicates, &app.placement(), &query))
+            (archive_list(&archives, &duplicates, &app.off_site_rule(), &query))
             nav.pager {
                 @if after.is_some() { a href=(list::list_url(&query)) { "First page" } " " }
                 @if let Some(next) = &next { a rel="next" href={ "/?after=" (next.encode()) (query.to_query_string()) } { "Next page" } }
@@ -175,7 +181,7 @@ pub fn home(app: &App, req: &mut Req, caller: &Caller) -> Result<Resp, ApiError>
 fn archive_list(
     archives: &[ArchiveRecord],
     duplicates: &HashMap<String, (String, String)>,
-    placement: &Placement,
+    rule: &OffSiteRule,
     query: &ListQuery,
 ) -> Markup {
     html! {
@@ -203,10 +209,10 @@ fn archive_list(
                                 a href={ "/archives/" (archive.id) } { (archive.name) }
                                 (progress::duplicate_note(duplicates.get(&archive.id)))
                             }
-                            td data-label="State" { (state_badge(archive.state, None, placement)) }
+                            td data-label="State" { (state_badge(archive, None, rule)) }
                             td.num data-label="Size" { (human_size(archive.size)) }
                             td data-label="Stored" {
-                                (progress(archive, placement))
+                                (progress(archive, rule))
                                 span.percent.muted { (bar_percent(archive)) "%" }
                                 span.eta.muted {}
                             }
@@ -292,15 +298,16 @@ fn detail_with(
         recent.push(archive.clone());
     }
     let duplicates = progress::duplicates(&recent);
-    let placement = app.placement();
+    let rule = app.off_site_rule();
+    let copies = app.copies(&archive);
     let page = Page::new(archive.name.clone(), Some(caller), crate::web::layout::Safety::of(app)).script("/static/live.js").render(html! {
         h1 data-archive-detail=(archive.id) data-state=(archive.state.as_str()) data-size=(archive.size) { (archive.name) }
         (progress::duplicate_note(duplicates.get(&archive.id)))
         (done_notice(&req.query))
         @if let Some(trash) = &trash { (crate::web::trash::page::trash_notice(caller, &archive, trash)) }
         (banner)
-        (summary_card(&archive, &notes, &placement))
-        (action_buttons(&archive, allowed, caller, &placement))
+        (summary_card(&archive, &notes, &rule, &copies))
+        (action_buttons(&archive, allowed, caller, &rule.main))
         (rename_card(&archive, trash.is_some(), caller, refused.as_ref()))
         (technical_details(&archive, &parts, parts_after, more_parts))
     });
@@ -312,14 +319,28 @@ fn detail_with(
 }
 
 /// The state, progress bar and facts at the top of the detail page.
-fn summary_card(archive: &ArchiveRecord, notes: &Markup, placement: &Placement) -> Markup {
+fn summary_card(
+    archive: &ArchiveRecord,
+    notes: &Markup,
+    rule: &OffSiteRule,
+    copies: &[crate::engine::destinations::Copy],
+) -> Markup {
+    // Off-site words once any off-site destination holds all of it.
+    let shown = match rule.is_off_site(archive) {
+        true => Placement::OffSite,
+        false => rule.main.clone(),
+    };
     html! {
         section.card.summary {
-            p { "State: " (state_badge(archive.state, Some("state"), placement)) }
-            div class=(bar_class(archive, placement, true)) role="img" aria-label={ (bar_percent(archive)) "% " (bar_words(archive)) } {
+            p { "State: " (state_badge(archive, Some("state"), rule)) }
+            div class=(bar_class(archive, rule, true)) role="img" aria-label={ (bar_percent(archive)) "% " (bar_words(archive)) } {
                 div.bar data-percent=(bar_percent(archive)) {}
             }
-            p id="stored-text" class=[(archive.state == ArchiveState::Damaged).then_some("error")] { (stored_sentence(archive, placement)) }
+            p id="stored-text" class=[(archive.state == ArchiveState::Damaged).then_some("error")] { (stored_sentence(archive, &shown)) }
+            // With more than one destination: each one's copy in words.
+            @if copies.len() > 1 {
+                p id="copies-text" { (copies::copies_sentence(copies)) }
+            }
             p.eta.muted id="transfer-rate" {}
             (notes)
             dl.facts {

@@ -145,3 +145,80 @@ fn check_remote(settings: &crate::remote::RemoteSettings) -> Value {
         Err(message) => json!({"ok": false, "message": message}),
     }
 }
+
+/// One destination as `GET /api/v1/admin/remotes` shows it: its id, name
+/// and settings without the secret, where it keeps the backups and its
+/// lasting problem (`null` while it works).
+pub fn destination_json(
+    app: &App,
+    destination: &crate::engine::destinations::Destination,
+) -> Value {
+    let mut body = destination.settings.redacted();
+    let placement = app
+        .placement
+        .of_destination(&destination.id, &destination.settings);
+    body["id"] = json!(destination.id);
+    body["name"] = json!(destination.name);
+    body["placement"] = json!(placement.as_str());
+    body["placement_words"] = json!(placement.describe());
+    body["error"] = json!(app.engine.destination_health().error(&destination.id));
+    body
+}
+
+/// Every destination, the main one first.
+pub fn list_remotes(app: &App, req: &mut Req) -> Answer {
+    let caller = api_caller(app, req)?;
+    require_admin(&caller)?;
+    let list: Vec<Value> = ops::destinations::destinations(app)?
+        .iter()
+        .map(|destination| destination_json(app, destination))
+        .collect();
+    Ok(Resp::json(200, &list))
+}
+
+/// Adds a destination: remote settings plus `"name"`. 201 with the
+/// destination and `plan`: what it now receives, `{archives, bytes}`.
+pub fn add_remote(app: &App, req: &mut Req) -> Answer {
+    let caller = api_caller(app, req)?;
+    require_admin(&caller)?;
+    let mut body: Value = req.json()?;
+    let name = match body.as_object_mut().map(|object| object.remove("name")) {
+        Some(Some(Value::String(name))) => name,
+        _ => {
+            return Err(ApiError::bad_request(
+                "Send the destination's \"name\" (what you call it, e.g. \"Grandpa's NAS\") with its settings.",
+            ))
+        }
+    };
+    let settings: crate::remote::RemoteSettings = serde_json::from_value(body).map_err(|err| {
+        ApiError::bad_request(format!(
+            "The settings are not valid: {err}. Send {{\"name\", \"kind\": \"s3\", \"endpoint\", \"region\", \"bucket\", \"prefix\", \"path_style\", \"access_key_id\", \"secret_access_key\"}} or {{\"name\", \"kind\": \"dir\", \"path\"}}."
+        ))
+    })?;
+    let (destination, plan) = ops::destinations::add_destination(app, &caller, &name, settings)?;
+    let mut body = destination_json(app, &destination);
+    body["plan"] = json!({
+        "archives": plan.archives,
+        "bytes": plan.bytes,
+        "message": plan.message(&destination.name),
+    });
+    Ok(Resp::json(201, &body).header(
+        "Location",
+        format!("/api/v1/admin/remotes/{}", destination.id),
+    ))
+}
+
+/// Removes an added destination; its bucket or folder is left as it is.
+pub fn remove_remote(app: &App, req: &mut Req, id: &str) -> Answer {
+    let caller = api_caller(app, req)?;
+    require_admin(&caller)?;
+    let removed = ops::destinations::remove_destination(app, &caller, id)?;
+    Ok(Resp::json(
+        200,
+        &json!({
+            "removed": removed.id,
+            "name": removed.name,
+            "message": super::destinations::removed_message(&removed),
+        }),
+    ))
+}

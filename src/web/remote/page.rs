@@ -18,6 +18,18 @@ pub fn remote_page(
     notice: Option<(bool, String)>,
     typed: Option<&RemoteSettings>,
 ) -> Result<Resp, ApiError> {
+    remote_page_with(app, caller, notice, typed, None)
+}
+
+/// The page, with the Destinations section's add form as `add` says
+/// (`super::destinations`).
+pub fn remote_page_with(
+    app: &App,
+    caller: &Caller,
+    notice: Option<(bool, String)>,
+    typed: Option<&RemoteSettings>,
+    add: Option<&super::destinations::AddForm>,
+) -> Result<Resp, ApiError> {
     auth::require_admin(caller)?;
     let saved = crate::ops::remote::saved(app)?;
     // What is stored now and would be copied by a change of place.
@@ -39,6 +51,7 @@ pub fn remote_page(
         ) if access_key_id == saved_id && !saved_secret.is_empty() => SecretLabel::Saved,
         _ => SecretLabel::Needed,
     };
+    let destinations = super::destinations::section(app, caller, add)?;
     let page = Page::new("Remote storage", Some(caller), crate::web::layout::Safety::of(app)).render(html! {
         h1 { "Remote storage" }
         p { "Backups are encrypted on this appliance before they leave it. Each part goes to the storage below." }
@@ -46,7 +59,9 @@ pub fn remote_page(
             @if *ok { p.notice role="status" { (message) } } @else { p.error role="alert" { (message) } }
         }
         (move_card(&moving))
+        h2 { "Main destination" }
         (remote_form(caller, &fields, secret, stored.as_ref()))
+        (destinations)
     });
     let mut resp = Resp::html(page);
     if matches!(notice, Some((false, _))) {
@@ -56,21 +71,21 @@ pub fn remote_page(
 }
 
 /// What the form's fields show, taken from one settings value.
-struct FormFields {
-    kind: &'static str,
-    endpoint: String,
-    region: String,
-    bucket: String,
-    prefix: String,
-    path_style: bool,
-    key_id: String,
-    dir: String,
-    lock_mode: String,
-    lock_days: String,
+pub(super) struct FormFields {
+    pub(super) kind: &'static str,
+    pub(super) endpoint: String,
+    pub(super) region: String,
+    pub(super) bucket: String,
+    pub(super) prefix: String,
+    pub(super) path_style: bool,
+    pub(super) key_id: String,
+    pub(super) dir: String,
+    pub(super) lock_mode: String,
+    pub(super) lock_days: String,
 }
 
 impl FormFields {
-    fn of(settings: &RemoteSettings) -> FormFields {
+    pub(super) fn of(settings: &RemoteSettings) -> FormFields {
         let (lock_mode, lock_days) = match settings {
             RemoteSettings::S3 {
                 object_lock: Some(lock),
@@ -139,7 +154,7 @@ fn move_card(moving: &serde_json::Value) -> maud::Markup {
 
 /// What the secret field's label can truthfully say.
 #[derive(Clone, Copy)]
-enum SecretLabel {
+pub(super) enum SecretLabel {
     /// The admin typed one whose save or test did not go through: kept.
     Typed,
     /// One is saved for this access key id.
@@ -158,30 +173,7 @@ fn remote_form(
     html! {
         form.card method="post" action="/admin/remote" {
             (csrf_field(caller))
-            fieldset {
-                legend { "Kind" }
-                label.check { input type="radio" name="kind" value="s3" checked[fields.kind == "s3"]; " S3-compatible bucket (AWS, Backblaze B2, Wasabi, MinIO, Garage…)" }
-                label.check { input type="radio" name="kind" value="dir" checked[fields.kind == "dir"]; " A folder (a NAS mount or USB disk)" }
-            }
-            label { "Endpoint" input name="endpoint" value=(fields.endpoint) placeholder="https://s3.eu-west-1.amazonaws.com"; }
-            label { "Region" input name="region" value=(fields.region) placeholder="eu-west-1"; }
-            label { "Bucket" input name="bucket" value=(fields.bucket); }
-            label { "Prefix (folder in the bucket)" input name="prefix" value=(fields.prefix); }
-            label.check { input type="checkbox" name="path_style" value="1" checked[fields.path_style]; " Path-style addresses (MinIO, Garage)" }
-            label { "Access key id" input name="access_key_id" value=(fields.key_id) autocomplete="off"; }
-            label {
-                "Secret access key "
-                span.muted id="secret-kept" {
-                    @match secret {
-                        SecretLabel::Typed => "(the one you typed is kept for 15 minutes, not saved: leave this empty to use it)",
-                        SecretLabel::Saved => "(leave empty to keep the saved one)",
-                        SecretLabel::Needed => "(needed for an S3 bucket)",
-                    }
-                }
-                input type="password" name="secret_access_key" autocomplete="off";
-            }
-            label { "Folder (for the folder kind)" input name="path" value=(fields.dir); }
-            (object_lock_fields(&fields.lock_mode, &fields.lock_days))
+            (settings_fields(fields, secret, ""))
             @if let Some(stored) = stored.filter(|plan| plan.parts > 0) {
                 p {
                     "Saving a new place copies the " (stored.archives) " "
@@ -198,10 +190,48 @@ fn remote_form(
     }
 }
 
-/// Object Lock in plain words: what each mode means, which to choose.
-fn object_lock_fields(mode: &str, days: &str) -> maud::Markup {
+/// The fields of remote settings: kind, S3 fields, folder, Object Lock
+/// (the main remote's form and the add-a-destination form).
+///
+/// `id_prefix` keeps the ids of two such forms on one page apart (`""` for
+/// the main remote's, `"add-"` for the add form's).
+pub(super) fn settings_fields(
+    fields: &FormFields,
+    secret: SecretLabel,
+    id_prefix: &str,
+) -> maud::Markup {
     html! {
-        fieldset id="object-lock" {
+        fieldset {
+            legend { "Kind" }
+            label.check { input type="radio" name="kind" value="s3" checked[fields.kind == "s3"]; " S3-compatible bucket (AWS, Backblaze B2, Wasabi, MinIO, Garage…)" }
+            label.check { input type="radio" name="kind" value="dir" checked[fields.kind == "dir"]; " A folder (a NAS mount or USB disk)" }
+        }
+        label { "Endpoint" input name="endpoint" value=(fields.endpoint) placeholder="https://s3.eu-west-1.amazonaws.com"; }
+        label { "Region" input name="region" value=(fields.region) placeholder="eu-west-1"; }
+        label { "Bucket" input name="bucket" value=(fields.bucket); }
+        label { "Prefix (folder in the bucket)" input name="prefix" value=(fields.prefix); }
+        label.check { input type="checkbox" name="path_style" value="1" checked[fields.path_style]; " Path-style addresses (MinIO, Garage)" }
+        label { "Access key id" input name="access_key_id" value=(fields.key_id) autocomplete="off"; }
+        label {
+            "Secret access key "
+            span.muted id={ (id_prefix) "secret-kept" } {
+                @match secret {
+                    SecretLabel::Typed => "(the one you typed is kept for 15 minutes, not saved: leave this empty to use it)",
+                    SecretLabel::Saved => "(leave empty to keep the saved one)",
+                    SecretLabel::Needed => "(needed for an S3 bucket)",
+                }
+            }
+            input type="password" name="secret_access_key" autocomplete="off";
+        }
+        label { "Folder (for the folder kind)" input name="path" value=(fields.dir); }
+        (object_lock_fields(&fields.lock_mode, &fields.lock_days, id_prefix))
+    }
+}
+
+/// Object Lock in plain words: what each mode means, which to choose.
+fn object_lock_fields(mode: &str, days: &str, id_prefix: &str) -> maud::Markup {
+    html! {
+        fieldset id={ (id_prefix) "object-lock" } {
             legend { "Object Lock (protection from deletion)" }
             p.muted {
                 "With Object Lock the bucket itself refuses to delete or change a backup for the "
