@@ -99,14 +99,26 @@ pub fn set_main_name(txn: &mut heed::RwTxn, tables: &Tables, name: &str) -> Resu
         .put(txn, MAIN_NAME_KEY, &serde_json::json!(name))
 }
 
-/// The settings described for people, without contacting the place.
+/// The settings described for people ("s3://bucket/prefix at ENDPOINT",
+/// "folder /media/usb"), from the settings alone: nothing is opened, so a
+/// folder that is gone (a USB disk unplugged) is not made again by asking
+/// its name (the pages and the device feed ask every second).
 pub fn describe(settings: &RemoteSettings) -> String {
-    crate::remote::open(settings, &crate::remote::TransferOptions::default())
-        .map(|remote| remote.describe())
-        .unwrap_or_else(|_| match settings {
-            RemoteSettings::Dir { path } => format!("folder {}", path.display()),
-            RemoteSettings::S3 { bucket, .. } => format!("s3://{bucket}"),
-        })
+    match settings {
+        RemoteSettings::Dir { path } => format!("folder {}", path.display()),
+        RemoteSettings::S3 {
+            endpoint,
+            bucket,
+            prefix,
+            ..
+        } if prefix.is_empty() => format!("s3://{bucket} at {endpoint}"),
+        RemoteSettings::S3 {
+            endpoint,
+            bucket,
+            prefix,
+            ..
+        } => format!("s3://{bucket}/{prefix} at {endpoint}"),
+    }
 }
 
 /// Where an archive's copy on one destination stands.
