@@ -6,25 +6,24 @@
 //! `api_tokens` tables. Must not touch: HTTP (cookies and headers are the
 //! web layer's), archives.
 //!
-//! Argon2 runs at most [`MAX_HASHES_AT_ONCE`] at a time, process-wide
-//! (each takes ~19 MiB); other callers wait their turn. Logins, password
+//! Argon2 runs at most [`MAX_HASHES_AT_ONCE`] at a time, process-wide,
+//! each in its permit's own 19 MiB buffer, allocated once ([`hashing`]);
+//! other callers wait their turn. Logins, password
 //! changes and registrations wait in a bounded queue ([`MAX_HASH_QUEUE`]):
 //! past it they are answered "busy" (503) at once, so they never hold every
 //! handler thread. Guessing, and correct logins, are limited by
 //! [`throttle`].
 
 pub mod failed_logins;
+pub mod hashing;
 pub mod invitations;
 pub mod sessions;
 pub mod throttle;
 pub mod tokens;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
-
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
 
 use crate::ids;
 use crate::settings::Settings;
@@ -34,12 +33,11 @@ use crate::store::{Store, StoreError};
 pub const MIN_PASSWORD_CHARS: usize = 8;
 pub const MAX_PASSWORD_BYTES: usize = 1024;
 pub const MAX_USERNAME_CHARS: usize = 64;
+pub use hashing::{hash_password, verify_password, MAX_HASHES_AT_ONCE};
 pub use sessions::MAX_SESSIONS_PER_USER;
 pub use throttle::{FAILURE_WINDOW, MAX_FAILURES, MAX_REGISTRATIONS};
 pub use tokens::MAX_TOKENS_PER_USER;
 
-/// Argon2 hashes or verifications running at once, at most.
-pub const MAX_HASHES_AT_ONCE: usize = 2;
 /// Attempts sleeping out an account's delay at once, at most; past that an
 /// attempt is answered "busy" (503) rather than checked without its delay,
 /// so sleeping attempts never hold many handler threads.
@@ -123,17 +121,6 @@ pub struct Accounts {
     delayed: AtomicUsize,
 }
 
-/// A counting semaphore: the permits for Argon2.
-struct HashPermits {
-    taken: Mutex<usize>,
-    freed: Condvar,
-}
-
-static HASH_PERMITS: HashPermits = HashPermits {
-    taken: Mutex::new(0),
-    freed: Condvar::new(),
-};
-
 /// Password checks admitted to wait for (or use) a permit.
 static HASH_QUEUE: AtomicUsize = AtomicUsize::new(0);
 
@@ -158,52 +145,6 @@ impl HashQueueTicket {
 impl Drop for HashQueueTicket {
     fn drop(&mut self) {
         HASH_QUEUE.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-/// Gives its permit back when dropped, also when hashing panicked.
-struct HashPermit;
-
-impl HashPermit {
-    fn take() -> HashPermit {
-        let mut taken = HASH_PERMITS.taken.lock().unwrap_or_else(|e| e.into_inner());
-        while *taken >= MAX_HASHES_AT_ONCE {
-            taken = HASH_PERMITS
-                .freed
-                .wait(taken)
-                .unwrap_or_else(|e| e.into_inner());
-        }
-        *taken += 1;
-        HashPermit
-    }
-}
-
-impl Drop for HashPermit {
-    fn drop(&mut self) {
-        let mut taken = HASH_PERMITS.taken.lock().unwrap_or_else(|e| e.into_inner());
-        *taken -= 1;
-        HASH_PERMITS.freed.notify_one();
-    }
-}
-
-pub fn hash_password(password: &str) -> String {
-    let salt = SaltString::generate(&mut rand::rngs::OsRng);
-    let _permit = HashPermit::take();
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .expect("Argon2id with default parameters accepts any password up to 4 GiB")
-        .to_string()
-}
-
-pub fn verify_password(hash: &str, password: &str) -> bool {
-    match PasswordHash::new(hash) {
-        Ok(parsed) => {
-            let _permit = HashPermit::take();
-            Argon2::default()
-                .verify_password(password.as_bytes(), &parsed)
-                .is_ok()
-        }
-        Err(_) => false,
     }
 }
 
@@ -762,7 +703,7 @@ mod tests {
             .map(|_| {
                 let (running, peak) = (running.clone(), peak.clone());
                 std::thread::spawn(move || {
-                    let _permit = HashPermit::take();
+                    let _permit = hashing::HashPermit::take();
                     let now = running.fetch_add(1, Ordering::SeqCst) + 1;
                     peak.fetch_max(now, Ordering::SeqCst);
                     std::thread::sleep(Duration::from_millis(20));

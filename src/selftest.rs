@@ -1,10 +1,12 @@
 //! `piarchive selftest`: known-answer tests of the code on the hot paths
 //! (SHA-256, XChaCha20-Poly1305, zstd) as this CPU runs them, and the code
 //! path each takes here: the ARMv8 SHA-2 instructions on a Pi 5, software
-//! on a Pi 3 or 4, NEON ChaCha20 on every Pi, and the HTTPS suite order.
+//! on a Pi 3 or 4, NEON ChaCha20 on every Pi, and the HTTPS suite order;
+//! and whose SHA-256 ingest uses (ring's, or sha2's where x86's SHA
+//! extensions pair two hashes).
 //!
-//! The paths are chosen by the crates at run time (sha2, chacha20's x86
-//! backends) or at build time (chacha20's NEON, the Pi model build); the
+//! The paths are chosen by the crates at run time (ring, sha2, chacha20's
+//! x86 backends) or at build time (chacha20's NEON, the Pi model build); the
 //! names here follow the same tests, so what is printed is what runs.
 //! Owns nothing; touches no disk, network or clock.
 
@@ -27,11 +29,18 @@ pub struct Check {
 
 /// Runs every check, in the order `selftest` prints them.
 pub fn run() -> Vec<Check> {
-    let mut checks = vec![Check {
-        name: "sha256",
-        path: sha256_path(),
-        outcome: sha256_known_answers(),
-    }];
+    let mut checks = vec![
+        Check {
+            name: "sha256",
+            path: sha256_path(),
+            outcome: sha256_known_answers(),
+        },
+        Check {
+            name: "sha256-provider",
+            path: sha256_pair::provider().name(),
+            outcome: sha256_providers_agree(),
+        },
+    ];
     if sha256_pair::is_fast() {
         checks.push(Check {
             name: "sha256-pair",
@@ -57,7 +66,9 @@ pub fn run() -> Vec<Check> {
     checks
 }
 
-/// The SHA-256 code the sha2 crate runs on this CPU (its own test, repeated).
+/// The SHA-256 code ingest and cache run on this CPU (`Sha256Stream`; its
+/// provider is the `sha256-provider` line): the crates' own tests, repeated
+/// (ring and std read the same CPU feature bits on aarch64).
 pub fn sha256_path() -> &'static str {
     if cfg!(feature = "pi-model") {
         return "soft";
@@ -67,6 +78,10 @@ pub fn sha256_path() -> &'static str {
         use std::arch::is_x86_feature_detected as has;
         if has!("sha") && has!("sse2") && has!("ssse3") && has!("sse4.1") {
             return "x86-sha-ni";
+        }
+        // ring's SSSE3 or (on Intel) AVX code: message schedule in SIMD.
+        if has!("ssse3") {
+            return "x86-simd";
         }
     }
     #[cfg(target_arch = "aarch64")]
@@ -150,6 +165,44 @@ fn sha256_known_answers() -> Result<(), String> {
         expect("sha256 stream", &stream.finalize(), want)?;
     }
     Ok(())
+}
+
+/// The stream's provider gives the digests of both crates (ring's one-shot
+/// digest, which picks its code itself, and sha2's) over 3 MiB fed in
+/// uneven pieces, and a part restarted partway gives its range's digest.
+fn sha256_providers_agree() -> Result<(), String> {
+    let message: Vec<u8> = (0..3 * 1024 * 1024 + 5)
+        .map(|i: u32| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let mut stream = Sha256Stream::new();
+    let mut part = Sha256Stream::new();
+    let cut = 1_234_567;
+    for (at, piece) in (0..).step_by(99_991).zip(message.chunks(99_991)) {
+        if at <= cut && cut < at + piece.len() {
+            sha256_pair::update_both(&mut stream, &mut part, &piece[..cut - at]);
+            part = Sha256Stream::new();
+            sha256_pair::update_both(&mut stream, &mut part, &piece[cut - at..]);
+        } else {
+            sha256_pair::update_both(&mut stream, &mut part, piece);
+        }
+    }
+    let (whole, tail) = (stream.finalize(), part.finalize());
+    let ring_whole = ring::digest::digest(&ring::digest::SHA256, &message);
+    expect(
+        "sha256 stream against ring",
+        &whole,
+        &hex::encode(ring_whole),
+    )?;
+    expect(
+        "sha256 stream against sha2",
+        &whole,
+        &hex::encode(Sha256::digest(&message)),
+    )?;
+    expect(
+        "sha256 part against sha2",
+        &tail,
+        &hex::encode(Sha256::digest(&message[cut..])),
+    )
 }
 
 /// The paired SHA-NI path: two fresh hashes of one message both give its
@@ -337,7 +390,7 @@ mod tests {
             assert_eq!(check.outcome, Ok(()), "{}: {}", check.name, check.path);
         }
         let names: Vec<_> = checks.iter().map(|check| check.name).collect();
-        for name in ["sha256", "chacha20", "zstd", "tls"] {
+        for name in ["sha256", "sha256-provider", "chacha20", "zstd", "tls"] {
             assert!(names.contains(&name), "{name} in {names:?}");
         }
     }
@@ -350,7 +403,8 @@ mod tests {
         let has = |flag: &str| flags.is_some_and(|line| line.split_whitespace().any(|f| f == flag));
         if cfg!(target_arch = "x86_64") && !cfg!(feature = "pi-model") {
             let sha = has("sha_ni") && has("ssse3") && has("sse4_1");
-            assert_eq!(sha256_path(), if sha { "x86-sha-ni" } else { "soft" });
+            let simd = if has("ssse3") { "x86-simd" } else { "soft" };
+            assert_eq!(sha256_path(), if sha { "x86-sha-ni" } else { simd });
             assert_eq!(chacha20_path(), if has("avx2") { "avx2" } else { "sse2" });
         }
     }

@@ -1,14 +1,24 @@
-//! Two SHA-256 computations over the same bytes at once: the whole file's
-//! and the current part's, in ingest and in cache.
+//! The SHA-256 of ingest and cache: [`Sha256Stream`], and two of them over
+//! the same bytes at once (the whole file's and the current part's).
 //!
-//! With the x86 SHA extensions one SHA-256 is bound by the latency of its
-//! round instruction: each pair of rounds waits for the one before. Two
-//! independent hashes interleaved fill those waits, so both together cost
-//! little more than one (`examples/ingest_pipeline`: 0.86 s for both over
-//! 1 GiB, 0.73 s for one alone). Where the extensions are missing (a Pi 4)
-//! [`is_fast`] is false and callers keep the two hashes on threads of their
-//! own; [`update_both`] still gives the right answer there, one hash after
-//! the other.
+//! Which code hashes ([`provider`]) is chosen once per CPU:
+//! - x86 with the SHA extensions: the sha2 crate's block function, and
+//!   [`update_both`] interleaves two hashes. One SHA-256 is bound by the
+//!   latency of its round instruction (each pair of rounds waits for the one
+//!   before); two independent hashes fill those waits, so both together cost
+//!   little more than one (`examples/ingest_pipeline`: 0.86 s for both over
+//!   1 GiB, 0.73 s for one alone).
+//! - everywhere else, ring's SHA-256 (the CRYPTOGAMS assembly OpenSSL also
+//!   ships): the ARMv8 SHA-2 instructions on a Pi 5, its scalar code on a
+//!   Pi 3 or 4, SSSE3/AVX on an x86 without the SHA extensions. There it is
+//!   faster than sha2's software code (`bench/sha256-providers`: 40 % on x86
+//!   without SHA-NI; on aarch64 its scalar code takes 3.5 % fewer
+//!   instructions a block). [`is_fast`] is false and callers keep the two
+//!   hashes on threads of their own; [`update_both`] still gives the right
+//!   answer, one hash after the other.
+//! - the Pi model build (`bench/pi-model`): ring's scalar block function,
+//!   called directly, as ring's own dispatch calls it on a Pi 4 (on this PC
+//!   it would pick SHA-NI). See `ring_scalar`.
 
 use sha2::digest::consts::U64;
 use sha2::digest::generic_array::GenericArray;
@@ -18,15 +28,98 @@ const INITIAL: [u32; 8] = [
     0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
 ];
 
+/// The code a [`Sha256Stream`] hashes with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provider {
+    /// The sha2 crate's block function under our own buffering (what
+    /// [`update_both`] pairs with the SHA extensions).
+    Sha2,
+    /// ring's `digest::SHA256`, with ring's run-time choice of code.
+    Ring,
+    /// ring's scalar block function, whatever the CPU (the Pi model).
+    #[cfg(all(
+        any(test, feature = "pi-model"),
+        any(target_arch = "x86_64", target_arch = "aarch64")
+    ))]
+    RingScalar,
+}
+
+impl Provider {
+    /// The name `selftest` prints (`sha256-provider: ...`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Provider::Sha2 => "sha2",
+            Provider::Ring => "ring",
+            #[cfg(all(
+                any(test, feature = "pi-model"),
+                any(target_arch = "x86_64", target_arch = "aarch64")
+            ))]
+            Provider::RingScalar => "ring-scalar",
+        }
+    }
+}
+
+/// The provider of this build on this CPU.
+#[cfg_attr(feature = "pi-model", allow(unreachable_code))]
+pub fn provider() -> Provider {
+    #[cfg(all(
+        feature = "pi-model",
+        any(target_arch = "x86_64", target_arch = "aarch64")
+    ))]
+    return Provider::RingScalar;
+    if is_fast() {
+        Provider::Sha2
+    } else {
+        Provider::Ring
+    }
+}
+
 /// A SHA-256 in progress.
 #[derive(Clone)]
 pub struct Sha256Stream {
+    /// Bytes taken so far.
+    length: u64,
+    inner: Inner,
+}
+
+#[derive(Clone)]
+enum Inner {
+    Blocks(Blocks),
+    Ring(ring::digest::Context),
+}
+
+/// Our own buffering over a block function.
+#[derive(Clone)]
+struct Blocks {
     state: [u32; 8],
     /// Bytes of an unfinished block.
     block: [u8; 64],
     buffered: usize,
-    /// Bytes taken so far.
-    length: u64,
+    code: BlockCode,
+}
+
+/// The block function under [`Blocks`].
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum BlockCode {
+    Sha2,
+    #[cfg(all(
+        any(test, feature = "pi-model"),
+        any(target_arch = "x86_64", target_arch = "aarch64")
+    ))]
+    RingScalar,
+}
+
+impl BlockCode {
+    fn compress(self, state: &mut [u32; 8], blocks: &[u8]) {
+        match self {
+            BlockCode::Sha2 => compress(state, blocks),
+            #[cfg(all(
+                any(test, feature = "pi-model"),
+                any(target_arch = "x86_64", target_arch = "aarch64")
+            ))]
+            BlockCode::RingScalar => ring_scalar::compress(state, blocks),
+        }
+    }
 }
 
 /// Whether [`update_both`] computes the two hashes in one pass on this CPU
@@ -53,13 +146,31 @@ impl Default for Sha256Stream {
 }
 
 impl Sha256Stream {
+    /// A stream with this CPU's [`provider`].
     pub fn new() -> Sha256Stream {
-        Sha256Stream {
-            state: INITIAL,
-            block: [0; 64],
-            buffered: 0,
-            length: 0,
-        }
+        Sha256Stream::with(provider())
+    }
+
+    /// A stream with the given provider (tests and `selftest` compare them).
+    pub fn with(provider: Provider) -> Sha256Stream {
+        let blocks = |code| {
+            Inner::Blocks(Blocks {
+                state: INITIAL,
+                block: [0; 64],
+                buffered: 0,
+                code,
+            })
+        };
+        let inner = match provider {
+            Provider::Sha2 => blocks(BlockCode::Sha2),
+            Provider::Ring => Inner::Ring(ring::digest::Context::new(&ring::digest::SHA256)),
+            #[cfg(all(
+                any(test, feature = "pi-model"),
+                any(target_arch = "x86_64", target_arch = "aarch64")
+            ))]
+            Provider::RingScalar => blocks(BlockCode::RingScalar),
+        };
+        Sha256Stream { length: 0, inner }
     }
 
     /// Bytes taken so far.
@@ -71,11 +182,31 @@ impl Sha256Stream {
         self.length == 0
     }
 
+    pub fn update(&mut self, data: &[u8]) {
+        self.length += data.len() as u64;
+        match &mut self.inner {
+            Inner::Blocks(blocks) => blocks.update(data),
+            Inner::Ring(context) => context.update(data),
+        }
+    }
+
+    pub fn finalize(self) -> [u8; 32] {
+        match self.inner {
+            Inner::Blocks(blocks) => blocks.finalize(self.length),
+            Inner::Ring(context) => {
+                let mut out = [0u8; 32];
+                out.copy_from_slice(context.finish().as_ref());
+                out
+            }
+        }
+    }
+}
+
+impl Blocks {
     /// Takes `data`: completes the unfinished block from its start and
     /// returns how many bytes that used; the rest is for the caller to
     /// compress (whole blocks) and [`Self::keep`] (the tail).
     fn fill(&mut self, data: &[u8]) -> usize {
-        self.length += data.len() as u64;
         if self.buffered == 0 {
             return 0;
         }
@@ -83,7 +214,7 @@ impl Sha256Stream {
         self.block[self.buffered..self.buffered + take].copy_from_slice(&data[..take]);
         self.buffered += take;
         if self.buffered == 64 {
-            compress(&mut self.state, &self.block);
+            self.code.compress(&mut self.state, &self.block);
             self.buffered = 0;
         }
         take
@@ -96,19 +227,20 @@ impl Sha256Stream {
         self.buffered = tail.len();
     }
 
-    pub fn update(&mut self, data: &[u8]) {
+    fn update(&mut self, data: &[u8]) {
         let used = self.fill(data);
         let rest = &data[used..];
         if self.buffered > 0 {
             return;
         }
         let whole = rest.len() / 64 * 64;
-        compress(&mut self.state, &rest[..whole]);
+        self.code.compress(&mut self.state, &rest[..whole]);
         self.keep(&rest[whole..]);
     }
 
-    pub fn finalize(mut self) -> [u8; 32] {
-        let bits = self.length.wrapping_mul(8);
+    /// The digest, `length` bytes having been taken.
+    fn finalize(mut self, length: u64) -> [u8; 32] {
+        let bits = length.wrapping_mul(8);
         let mut pad = [0u8; 72];
         pad[0] = 0x80;
         let zeros = (55usize.wrapping_sub(self.buffered)) % 64;
@@ -123,8 +255,26 @@ impl Sha256Stream {
     }
 }
 
-/// Feeds the same `data` to both hashes, in one pass where the CPU allows.
+/// Feeds the same `data` to both hashes, in one pass where the CPU allows
+/// (two [`Provider::Sha2`] streams with the x86 SHA extensions), else one
+/// after the other.
 pub fn update_both(a: &mut Sha256Stream, b: &mut Sha256Stream, data: &[u8]) {
+    let (Inner::Blocks(blocks_a), Inner::Blocks(blocks_b)) = (&mut a.inner, &mut b.inner) else {
+        a.update(data);
+        b.update(data);
+        return;
+    };
+    if PairPath::detect() != PairPath::ShaNi
+        || blocks_a.code != BlockCode::Sha2
+        || blocks_b.code != BlockCode::Sha2
+    {
+        a.update(data);
+        b.update(data);
+        return;
+    }
+    a.length += data.len() as u64;
+    b.length += data.len() as u64;
+    let (a, b) = (blocks_a, blocks_b);
     let used_a = a.fill(data);
     let used_b = b.fill(data);
     // A hash whose block is still unfinished has taken all of `data`.
@@ -154,7 +304,51 @@ pub fn update_both(a: &mut Sha256Stream, b: &mut Sha256Stream, data: &[u8]) {
     }
 }
 
-/// Compresses whole 64-byte blocks into one state.
+/// ring's scalar SHA-256 block function (the CRYPTOGAMS `nohw` code ring's
+/// dispatch runs where the CPU has no SHA instructions, a Pi 4's
+/// Cortex-A72 among them), called directly so that the Pi model hashes with
+/// the code a Pi 4 runs, which ring would never pick on this PC. The name
+/// carries ring's version (Cargo.lock): a ring upgrade fails the link of the
+/// Pi model and of the unit tests, loudly, until it is renamed here. Not in
+/// the device binary.
+#[cfg(all(
+    any(test, feature = "pi-model"),
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
+mod ring_scalar {
+    use std::num::{NonZeroUsize, Wrapping};
+
+    extern "C" {
+        fn ring_core_0_17_14__sha256_block_data_order_nohw(
+            state: *mut [Wrapping<u32>; 8],
+            data: *const [u8; 64],
+            num: NonZeroUsize,
+        );
+    }
+
+    /// Compresses whole 64-byte blocks into one state.
+    pub fn compress(state: &mut [u32; 8], blocks: &[u8]) {
+        debug_assert!(blocks.len().is_multiple_of(64));
+        let Some(count) = NonZeroUsize::new(blocks.len() / 64) else {
+            return;
+        };
+        let mut words = state.map(Wrapping);
+        // SAFETY: `words` is the eight-word state the function updates;
+        // `blocks` holds `count` whole blocks, which the function reads
+        // (unaligned reads are fine), and nothing else. It needs no CPU
+        // feature: it is the code ring runs when none is present.
+        unsafe {
+            ring_core_0_17_14__sha256_block_data_order_nohw(
+                &mut words,
+                blocks.as_ptr().cast(),
+                count,
+            )
+        };
+        *state = words.map(|word| word.0);
+    }
+}
+
+/// Compresses whole 64-byte blocks into one state with the sha2 crate.
 fn compress(state: &mut [u32; 8], blocks: &[u8]) {
     let (blocks, rest) = blocks.as_chunks::<64>();
     debug_assert!(rest.is_empty());
@@ -219,155 +413,7 @@ fn compress_pair_on(
 
 /// The paired compression with the x86 SHA extensions.
 #[cfg(target_arch = "x86_64")]
-mod shani {
-    use std::arch::x86_64::*;
-
-    /// The SHA-256 round constants.
-    const K: [u32; 64] = [
-        0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4,
-        0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe,
-        0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f,
-        0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7,
-        0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc,
-        0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b,
-        0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116,
-        0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
-        0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
-        0xc67178f2,
-    ];
-
-    /// One hash's state in the instructions' layout: (A, B, E, F) and
-    /// (C, D, G, H), high lane first.
-    #[derive(Clone, Copy)]
-    struct Lanes {
-        abef: __m128i,
-        cdgh: __m128i,
-    }
-
-    #[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
-    fn load(state: &[u32; 8]) -> Lanes {
-        // SAFETY: `state` is 32 readable bytes; unaligned loads.
-        let (dcba, hgfe) = unsafe {
-            let words = state.as_ptr().cast::<__m128i>();
-            (_mm_loadu_si128(words), _mm_loadu_si128(words.add(1)))
-        };
-        let cdab = _mm_shuffle_epi32(dcba, 0xB1);
-        let efgh = _mm_shuffle_epi32(hgfe, 0x1B);
-        Lanes {
-            abef: _mm_alignr_epi8(cdab, efgh, 8),
-            cdgh: _mm_blend_epi16(efgh, cdab, 0xF0),
-        }
-    }
-
-    #[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
-    fn store(lanes: Lanes, state: &mut [u32; 8]) {
-        let feba = _mm_shuffle_epi32(lanes.abef, 0x1B);
-        let dchg = _mm_shuffle_epi32(lanes.cdgh, 0xB1);
-        let dcba = _mm_blend_epi16(feba, dchg, 0xF0);
-        let hgef = _mm_alignr_epi8(dchg, feba, 8);
-        // SAFETY: `state` is 32 writable bytes; unaligned stores.
-        unsafe {
-            let words = state.as_mut_ptr().cast::<__m128i>();
-            _mm_storeu_si128(words, dcba);
-            _mm_storeu_si128(words.add(1), hgef);
-        }
-    }
-
-    /// Loads message words 4i..4i+4 of a block, as big-endian numbers.
-    #[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
-    fn message(block: &[u8; 64], i: usize) -> __m128i {
-        let swap = _mm_set_epi64x(0x0c0d_0e0f_0809_0a0b, 0x0405_0607_0001_0203);
-        let words: &[u8; 16] = block[16 * i..][..16].try_into().expect("16 bytes");
-        // SAFETY: `words` is 16 readable bytes; an unaligned load.
-        let words = unsafe { _mm_loadu_si128(words.as_ptr().cast::<__m128i>()) };
-        _mm_shuffle_epi8(words, swap)
-    }
-
-    /// The next four message words from the sixteen before them.
-    #[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
-    fn schedule(w0: __m128i, w1: __m128i, w2: __m128i, w3: __m128i) -> __m128i {
-        let sums = _mm_add_epi32(_mm_sha256msg1_epu32(w0, w1), _mm_alignr_epi8(w3, w2, 4));
-        _mm_sha256msg2_epu32(sums, w3)
-    }
-
-    /// Four rounds with message words 4i..4i+4.
-    #[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
-    fn rounds(lanes: &mut Lanes, words: __m128i, i: usize) {
-        let k: &[u32; 4] = K[4 * i..][..4].try_into().expect("4 constants");
-        // SAFETY: `k` is 16 readable bytes; an unaligned load.
-        let k = unsafe { _mm_loadu_si128(k.as_ptr().cast::<__m128i>()) };
-        let sum = _mm_add_epi32(words, k);
-        lanes.cdgh = _mm_sha256rnds2_epu32(lanes.cdgh, lanes.abef, sum);
-        lanes.abef = _mm_sha256rnds2_epu32(lanes.abef, lanes.cdgh, _mm_shuffle_epi32(sum, 0x0E));
-    }
-
-    /// Compresses each pair of blocks (one from each run) into the two
-    /// states in turn, the two hashes' rounds interleaved so that each
-    /// fills the other's waits.
-    ///
-    /// # Safety
-    /// The CPU must have the SHA, SSSE3 and SSE4.1 extensions.
-    #[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
-    pub unsafe fn compress_pair(
-        a: &mut [u32; 8],
-        blocks_a: &[u8],
-        b: &mut [u32; 8],
-        blocks_b: &[u8],
-    ) {
-        let mut x = load(a);
-        let mut y = load(b);
-        let (blocks_a, _) = blocks_a.as_chunks::<64>();
-        let (blocks_b, _) = blocks_b.as_chunks::<64>();
-        for (block_a, block_b) in blocks_a.iter().zip(blocks_b) {
-            let (x_saved, y_saved) = (x, y);
-            let (mut x0, mut x1, mut x2, mut x3) = (
-                message(block_a, 0),
-                message(block_a, 1),
-                message(block_a, 2),
-                message(block_a, 3),
-            );
-            let (mut y0, mut y1, mut y2, mut y3) = (
-                message(block_b, 0),
-                message(block_b, 1),
-                message(block_b, 2),
-                message(block_b, 3),
-            );
-            // Rounds 4i..4i+4 of both hashes; from the fifth group on, the
-            // group's words replace the oldest four.
-            macro_rules! group {
-                ($i:expr, $x:ident, $y:ident) => {
-                    rounds(&mut x, $x, $i);
-                    rounds(&mut y, $y, $i);
-                };
-                ($i:expr, $x0:ident, $x1:ident, $x2:ident, $x3:ident, $y0:ident, $y1:ident, $y2:ident, $y3:ident) => {
-                    $x0 = schedule($x0, $x1, $x2, $x3);
-                    $y0 = schedule($y0, $y1, $y2, $y3);
-                    group!($i, $x0, $y0);
-                };
-            }
-            group!(0, x0, y0);
-            group!(1, x1, y1);
-            group!(2, x2, y2);
-            group!(3, x3, y3);
-            for base in [4, 8, 12] {
-                group!(base, x0, x1, x2, x3, y0, y1, y2, y3);
-                group!(base + 1, x1, x2, x3, x0, y1, y2, y3, y0);
-                group!(base + 2, x2, x3, x0, x1, y2, y3, y0, y1);
-                group!(base + 3, x3, x0, x1, x2, y3, y0, y1, y2);
-            }
-            x = Lanes {
-                abef: _mm_add_epi32(x.abef, x_saved.abef),
-                cdgh: _mm_add_epi32(x.cdgh, x_saved.cdgh),
-            };
-            y = Lanes {
-                abef: _mm_add_epi32(y.abef, y_saved.abef),
-                cdgh: _mm_add_epi32(y.cdgh, y_saved.cdgh),
-            };
-        }
-        store(x, a);
-        store(y, b);
-    }
-}
+mod shani;
 
 #[cfg(test)]
 mod tests {
@@ -517,5 +563,129 @@ mod tests {
             })
             .collect();
         assert!(states.windows(2).all(|pair| pair[0] == pair[1]));
+    }
+
+    /// Every provider this build has, the CPU's own first.
+    fn providers() -> Vec<Provider> {
+        let mut all = vec![provider()];
+        for other in [Provider::Sha2, Provider::Ring, Provider::RingScalar] {
+            if !all.contains(&other) {
+                all.push(other);
+            }
+        }
+        all
+    }
+
+    /// FIPS 180-2's examples, a million `a`s, and the padding's edges, fed
+    /// in uneven pieces, through every provider.
+    #[test]
+    fn every_provider_gives_the_known_answers() {
+        let answers: [(&[u8], usize, &str); 4] = [
+            (
+                b"",
+                1,
+                "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+            ),
+            (
+                b"abc",
+                1,
+                "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+            ),
+            (
+                b"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
+                1,
+                "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1",
+            ),
+            (
+                b"a",
+                1_000_000,
+                "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0",
+            ),
+        ];
+        for provider in providers() {
+            for (unit, repeat, want) in answers {
+                let message = unit.repeat(repeat);
+                for piece in [1, 63, 64, 997, 1 << 20] {
+                    let mut stream = Sha256Stream::with(provider);
+                    for chunk in message.chunks(piece) {
+                        stream.update(chunk);
+                    }
+                    assert_eq!(stream.len(), message.len() as u64);
+                    assert_eq!(
+                        hex::encode(stream.finalize()),
+                        want,
+                        "{provider:?}, pieces of {piece}"
+                    );
+                }
+            }
+            for length in [55, 56, 63, 64, 65, 119, 120, 128] {
+                let message = vec![0x5a; length];
+                let mut stream = Sha256Stream::with(provider);
+                stream.update(&message);
+                assert_eq!(
+                    stream.finalize(),
+                    expected(&message),
+                    "{provider:?}, {length}"
+                );
+            }
+        }
+    }
+
+    /// Ingest's shape: a whole-file hash and part hashes restarted at random
+    /// cuts, fed random slices that straddle the cuts. Every provider, and
+    /// every mix of two in `update_both`, gives the same digests as the
+    /// sha2 crate over the same ranges.
+    #[test]
+    fn the_providers_agree_on_random_data_across_part_boundaries() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(4);
+        let mut data = vec![0u8; 3 * 1024 * 1024 + 17];
+        rng.fill_bytes(&mut data);
+        let mut cuts: Vec<usize> = (0..12).map(|_| rng.gen_range(1..data.len())).collect();
+        cuts.sort_unstable();
+        cuts.push(data.len());
+        let all = providers();
+        for &whole_provider in &all {
+            for &part_provider in &all {
+                let mut whole = Sha256Stream::with(whole_provider);
+                let mut part = Sha256Stream::with(part_provider);
+                let (mut at, mut part_start, mut next_cut) = (0, 0, 0);
+                while at < data.len() {
+                    let take = rng.gen_range(1..300_000).min(cuts[next_cut] - at);
+                    update_both(&mut whole, &mut part, &data[at..at + take]);
+                    at += take;
+                    if at == cuts[next_cut] {
+                        let done = std::mem::replace(&mut part, Sha256Stream::with(part_provider));
+                        assert_eq!(
+                            done.finalize(),
+                            expected(&data[part_start..at]),
+                            "{whole_provider:?}/{part_provider:?}, part at {part_start}"
+                        );
+                        part_start = at;
+                        next_cut += 1;
+                    }
+                }
+                assert_eq!(whole.len(), data.len() as u64);
+                assert_eq!(
+                    whole.finalize(),
+                    expected(&data),
+                    "{whole_provider:?}/{part_provider:?}"
+                );
+            }
+        }
+    }
+
+    /// ingest and cache use the CPU's provider: ring everywhere but on x86
+    /// with the SHA extensions (the paired path), and never sha2's software
+    /// code.
+    #[test]
+    fn the_provider_follows_the_pairing() {
+        let expected = if is_fast() {
+            Provider::Sha2
+        } else if cfg!(feature = "pi-model") {
+            Provider::RingScalar
+        } else {
+            Provider::Ring
+        };
+        assert_eq!(provider(), expected);
     }
 }

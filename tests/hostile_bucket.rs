@@ -210,6 +210,7 @@ fn manifests_the_size_of_2_to_the_40_parts_are_refused_and_the_rest_recovered() 
         size: 5,
         sha256: "cd".repeat(32),
         created: 1_700_000_000,
+        path: None,
         parts: vec![ManifestPart {
             object_id: part.clone(),
             length: 5,

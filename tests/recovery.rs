@@ -25,6 +25,52 @@ pub(crate) struct Original {
     pub(crate) owner: &'static str,
     pub(crate) id: String,
     pub(crate) data: Vec<u8>,
+    /// The folder a folder upload gave it (`path` in the archive's JSON).
+    pub(crate) path: Option<&'static str>,
+}
+
+/// The folder alice's tax ledger is uploaded in, as a file of an uploaded
+/// folder (tus `relative_path`), and the `path` it gets.
+const TAXES_RELATIVE_PATH: &str = "Documents/Taxes <2025> & \"Q1\" 🙂/taxes.csv";
+const TAXES_PATH: &str = "Documents/Taxes <2025> & \"Q1\" 🙂";
+
+/// Uploads `data` as a file of an uploaded folder, at `relative_path`, by
+/// tus in one `PATCH`, as the upload page does; the new archive's id.
+fn tus_upload_in_folder(client: &Client, name: &str, relative_path: &str, data: &[u8]) -> String {
+    use base64::Engine as _;
+    let b64 = |text: &str| base64::engine::general_purpose::STANDARD.encode(text);
+    let metadata = format!(
+        "name {},filename {},relative_path {}",
+        b64(name),
+        b64(&format!("{name}.csv")),
+        b64(relative_path)
+    );
+    let resp = client.request(
+        "POST",
+        "/api/v1/uploads",
+        &[
+            ("Tus-Resumable", "1.0.0"),
+            ("Upload-Length", &data.len().to_string()),
+            ("Upload-Metadata", &metadata),
+        ],
+        None,
+    );
+    assert_eq!(resp.status, 201, "{}", resp.text());
+    let location = resp.header("Location").unwrap().to_string();
+    let resp = client.request(
+        "PATCH",
+        &location,
+        &[
+            ("Tus-Resumable", "1.0.0"),
+            ("Content-Type", "application/offset+octet-stream"),
+            ("Upload-Offset", "0"),
+        ],
+        Some(data),
+    );
+    assert_eq!(resp.status, 204, "{}", resp.text());
+    resp.header("Archive-Id")
+        .expect("the last PATCH names the archive")
+        .to_string()
 }
 
 fn password_of(user: &str) -> String {
@@ -58,7 +104,9 @@ pub(crate) fn catalog_users(remote: &dyn Remote) -> Vec<String> {
 }
 
 /// Appliance A: alice (admin, set up with [`PASSPHRASE`]) and bob (member)
-/// each back up two archives to `remote_json`; registration is then closed.
+/// each back up two archives to `remote_json` (alice's ledger as a file of
+/// an uploaded folder, at [`TAXES_RELATIVE_PATH`]); registration is then
+/// closed.
 /// Returns once every archive is `backed_up` and the catalog in the bucket
 /// lists both users.
 pub(crate) fn appliance_a(remote_json: &Value) -> (TestServer, Vec<Original>) {
@@ -102,11 +150,20 @@ pub(crate) fn appliance_a(remote_json: &Value) -> (TestServer, Vec<Original>) {
         } else {
             random_bytes(size, seed)
         };
-        let id = client.upload_ok(name, &data)["id"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        originals.push(Original { owner, id, data });
+        let (id, path) = if name == "taxes" {
+            let id = tus_upload_in_folder(client, name, TAXES_RELATIVE_PATH, &data);
+            (id, Some(TAXES_PATH))
+        } else {
+            let archive = client.upload_ok(name, &data);
+            (archive["id"].as_str().unwrap().to_string(), None)
+        };
+        assert_eq!(archive(client, &id)["path"], json!(path), "{name}");
+        originals.push(Original {
+            owner,
+            id,
+            data,
+            path,
+        });
     }
     for original in &originals {
         let client = if original.owner == "alice" {
@@ -229,7 +286,8 @@ fn recovered_by_api(remote_json: &Value, archives: usize) -> TestServer {
 }
 
 /// alice and bob log in with their old passwords, see their own archives
-/// `uncached`, and cache one each back bit-exact; settings came back.
+/// `uncached` in their folders, and cache one each back bit-exact;
+/// settings came back.
 pub(crate) fn check_recovered(server: &TestServer, originals: &[Original]) {
     let alice = login(server, "alice");
     let bob = login(server, "bob");
@@ -260,6 +318,8 @@ pub(crate) fn check_recovered(server: &TestServer, originals: &[Original]) {
         assert_eq!(ids, expected, "{user}'s archives");
         for archive in list.as_array().unwrap() {
             assert_eq!(archive["state"], "uncached", "{archive}");
+            let original = originals.iter().find(|o| o.id == archive["id"]).unwrap();
+            assert_eq!(archive["path"], json!(original.path), "{archive}");
         }
     }
     for original in originals.iter().filter(|o| o.data.len() > 100_000) {
@@ -462,6 +522,7 @@ fn fabricated_bucket(path: &Path, count: usize) {
             size: data.len() as u64,
             sha256: hex::encode(sha),
             created: 1_700_000_000,
+            path: None,
             parts: vec![repo::ManifestPart {
                 object_id,
                 length: data.len() as u64,
@@ -576,4 +637,16 @@ fn a_recovered_appliance_moves_its_backups_to_new_storage_and_they_come_back() {
         files_under(&s3.object_path("family").join("parts")).len()
     );
     check_recovered(&recovered, &originals);
+
+    // The move wrote every manifest anew, folder paths kept: a box
+    // recovered from the new storage has its archives in their folders.
+    let moved_json = serde_json::to_value(s3.settings("moved-after-recovery")).unwrap();
+    let moved_remote = open_remote(&moved_json);
+    wait_until(LIMIT, || {
+        files_under(&moved.join("manifests")).len() == originals.len()
+            && catalog_users(moved_remote.as_ref()).len() == 2
+    });
+    drop(recovered);
+    let again = recovered_by_cli(&moved_json, originals.len());
+    check_recovered(&again, &originals);
 }

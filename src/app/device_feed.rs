@@ -17,6 +17,7 @@ use crate::device::status::{
 use crate::device::StatusSender;
 use crate::disk::available_bytes;
 use crate::engine::activity::Direction;
+use crate::remote::placement::Placement;
 use crate::settings::Settings;
 use crate::store::records::ArchiveState;
 
@@ -68,6 +69,8 @@ pub fn current_inputs(app: &App, web_url: &str, bytes_per_sec: u64) -> StatusInp
             bytes_per_sec,
         })
     });
+    // Judged once, so the two fields agree.
+    let placement = app.placement();
     let disk = rustix::fs::statvfs(&app.config.data_dir)
         .ok()
         .map(|stat| DiskSpace {
@@ -89,7 +92,11 @@ pub fn current_inputs(app: &App, web_url: &str, bytes_per_sec: u64) -> StatusInp
             .map(|s| s.free_space_reserve_bytes)
             .unwrap_or(0),
         web_url: web_url.to_string(),
-        on_box_only: app.on_box_only(),
+        on_box_only: !placement.is_off_site(),
+        usb_disk: match placement {
+            Placement::UsbDisk(label) => Some(label),
+            _ => None,
+        },
         disk_problem: crate::disk::problem(),
         remote_move: app.engine.remote_move().ok().flatten().map(|record| {
             crate::device::status::MoveProgress {

@@ -539,7 +539,23 @@ pub fn clean_filename(filename: &str) -> String {
 /// component's end. `None` when no folder is left. Never fails: the path
 /// is only shown and searched.
 pub fn clean_folder_path(relative_path: &str) -> Option<String> {
-    let text = strip_bidi_controls(relative_path);
+    let mut components = folder_components(relative_path);
+    components.pop();
+    join_folder(components)
+}
+
+/// A folder path cleaned by the rules of [`clean_folder_path`], all of it a
+/// folder (no file name last): for a path from elsewhere, such as a
+/// manifest in the bucket. A path [`clean_folder_path`] gave comes back
+/// unchanged.
+pub fn clean_folder(folder: &str) -> Option<String> {
+    join_folder(folder_components(folder))
+}
+
+/// The components of `path` after `.`, `..` and empty ones are applied,
+/// control characters replaced.
+fn folder_components(path: &str) -> Vec<String> {
+    let text = strip_bidi_controls(path);
     let mut components: Vec<String> = Vec::new();
     for part in text.split(['/', '\\']) {
         let part: String = part
@@ -554,7 +570,11 @@ pub fn clean_folder_path(relative_path: &str) -> Option<String> {
             part => components.push(part.to_string()),
         }
     }
-    components.pop();
+    components
+}
+
+/// `components` joined by `/`, up to [`MAX_PATH_BYTES`]; `None` if empty.
+fn join_folder(components: Vec<String>) -> Option<String> {
     let mut path = String::new();
     for component in components {
         if path.len() + 1 + component.len() > MAX_PATH_BYTES {
@@ -690,6 +710,30 @@ mod tests {
         }
         let long = format!("{}/{}/f", "a".repeat(1000), "b".repeat(100));
         assert_eq!(clean_folder_path(&long), Some("a".repeat(1000)));
+    }
+
+    /// A folder from the bucket (a manifest's `path`) is cleaned by the same
+    /// rules, with no file name to drop; a path the cleaning gave comes
+    /// back unchanged.
+    #[test]
+    fn stored_folders_are_cleaned_again_and_clean_ones_kept() {
+        for (folder, expected) in [
+            ("Photos <2024>/Été", Some("Photos <2024>/Été")),
+            ("a", Some("a")),
+            ("", None),
+            ("../..", None),
+            ("/x//./y/../z/", Some("x/z")),
+            ("..\\..\\etc\\cron.d", Some("etc/cron.d")),
+            ("line\nbreak/\u{202E}gpj.exe", Some("line_break/gpj.exe")),
+        ] {
+            assert_eq!(clean_folder(folder).as_deref(), expected, "{folder:?}");
+        }
+        let long = format!("{}/{}", "a".repeat(1000), "b".repeat(100));
+        assert_eq!(clean_folder(&long), Some("a".repeat(1000)));
+        for relative in ["Photos/2024/a.jpg", "/x//./y/../z/c.jpg", "a\tb/ c /d.jpg"] {
+            let once = clean_folder_path(relative);
+            assert_eq!(once.as_deref().and_then(clean_folder), once, "{relative:?}");
+        }
     }
 
     #[test]

@@ -12,11 +12,13 @@
 //! ```text
 //! y  0  web UI address ("http://" dropped; a 5x8 font when it is longer)
 //! y 11  ───────────── rule
-//! y 13  state: "All backed up" | "Work pending" | "Uploading" | "Caching"
+//! y 13  state: "All backed up" | "On this box only" | "On the USB disk only"
+//!       | "Work pending" | "Uploading" | "Caching"
 //!       or, inverted, "! Needs attention"
 //! y 24  reason, lines 1..3 at y 24, 34, 44 (attention only)
 //! y 25  archive name / "Backed up off-site." / "Not off-site yet." / "Not all backed up yet"
-//! y 37  [progress bar.........]  42%
+//!       or, idle on a USB disk, "Disk: <label>"
+//! y 37  [progress bar.........]  42%, or "Not off-site yet." under the USB disk's label
 //! y 54  "Queue 3"          "1.1 MiB/s" | "waiting" (no bytes moved lately, unfinished)
 //! ```
 //!
@@ -227,9 +229,9 @@ pub fn render(status: &DeviceStatus) -> Framebuffer {
             draw_text(&mut frame, line, 0, y, normal);
         }
     } else {
+        let (idle_state, idle_lines) = idle_words(status);
         let state = match status.activity {
-            Activity::Idle if status.on_box_only => "On this box only",
-            Activity::Idle => "All backed up",
+            Activity::Idle => idle_state,
             Activity::Pending => "Work pending",
             Activity::Uploading => "Uploading",
             Activity::Caching => "Caching",
@@ -242,11 +244,10 @@ pub fn render(status: &DeviceStatus) -> Framebuffer {
                 draw_text(&mut frame, &name, 0, ROW_NAME, normal);
                 draw_progress(&mut frame, current.percent);
             }
-            (None, Activity::Idle) if status.on_box_only => {
-                draw_text(&mut frame, "Not off-site yet.", 0, ROW_NAME, normal)
-            }
             (None, Activity::Idle) => {
-                draw_text(&mut frame, "Backed up off-site.", 0, ROW_NAME, normal)
+                for (line, y) in idle_lines.iter().zip([ROW_NAME, ROW_BAR]) {
+                    draw_text(&mut frame, line, 0, y, normal);
+                }
             }
             (None, _) => draw_text(&mut frame, "Not all backed up yet", 0, ROW_NAME, normal),
         }
@@ -272,6 +273,24 @@ pub fn render(status: &DeviceStatus) -> Framebuffer {
         }
     }
     frame
+}
+
+/// What an idle screen says about where the backups are: the state line,
+/// and the lines under it, each fitted to [`LINE_CELLS`]. A USB disk is
+/// named by its label (shortened to fit), as the web pages name it.
+fn idle_words(status: &DeviceStatus) -> (&'static str, Vec<String>) {
+    const PREFIX: &str = "Disk: ";
+    match (status.on_box_only, &status.usb_disk) {
+        (false, _) => ("All backed up", vec!["Backed up off-site.".to_string()]),
+        (true, Some(label)) => (
+            "On the USB disk only",
+            vec![
+                format!("{PREFIX}{}", fit(label, LINE_CELLS - PREFIX.len())),
+                "Not off-site yet.".to_string(),
+            ],
+        ),
+        (true, None) => ("On this box only", vec!["Not off-site yet.".to_string()]),
+    }
 }
 
 /// A firmware update: "Updating to <version>", a warning and the share written.
@@ -581,6 +600,54 @@ mod tests {
                 *expected,
                 "{input:?}"
             );
+        }
+    }
+
+    /// Where the backups are, on an idle screen: a USB disk is named by its
+    /// label, shortened to the line.
+    #[test]
+    fn idle_words_name_the_usb_disk() {
+        let not_off_site = "Not off-site yet.";
+        let cases: &[(bool, Option<&str>, &str, &[&str])] = &[
+            (false, None, "All backed up", &["Backed up off-site."]),
+            (true, None, "On this box only", &[not_off_site]),
+            (
+                true,
+                Some("BACKUP"),
+                "On the USB disk only",
+                &["Disk: BACKUP", not_off_site],
+            ),
+            (
+                true,
+                Some("Photos-Backup-2TB-WD-Elements"),
+                "On the USB disk only",
+                &["Disk: Photos-Bac…ents", not_off_site],
+            ),
+            (
+                true,
+                Some("Oma's 📸 \"Fotos\""),
+                "On the USB disk only",
+                &["Disk: Oma's ? \"Fotos\"", not_off_site],
+            ),
+            (
+                true,
+                Some("sda1"),
+                "On the USB disk only",
+                &["Disk: sda1", not_off_site],
+            ),
+        ];
+        for &(on_box_only, usb_disk, state, lines) in cases {
+            let status = DeviceStatus {
+                on_box_only,
+                usb_disk: usb_disk.map(str::to_string),
+                ..DeviceStatus::starting("http://piarchive.local")
+            };
+            let (got_state, got_lines) = idle_words(&status);
+            assert_eq!(got_state, state, "{usb_disk:?}");
+            assert_eq!(got_lines, lines, "{usb_disk:?}");
+            for line in std::iter::once(got_state.to_string()).chain(got_lines) {
+                assert!(glyphs(&line).len() <= LINE_CELLS, "{line:?} fits the line");
+            }
         }
     }
 

@@ -96,7 +96,7 @@ pub struct LedLevels {
 ///
 /// | LED | pattern |
 /// | --- | --- |
-/// | green | steady when idle (everything backed up off-site), slow blink when idle but the backups are on this box only (a same-disk folder remote), slow blink while work is pending or moving, off when attention is needed (not "all good") |
+/// | green | steady when idle (everything backed up off-site), slow blink when idle but the backups are on this box only (a folder on its own disk or on a USB disk plugged into it), slow blink while work is pending or moving, off when attention is needed (not "all good") |
 /// | blue | activity while uploading or caching, off otherwise |
 /// | red | fast blink when data is at risk (a damaged archive), steady for other problems, off when healthy |
 ///
@@ -180,6 +180,7 @@ mod tests {
             }),
             web_url: String::new(),
             on_box_only: false,
+            usb_disk: None,
             fingerprint_page: None,
         }
     }

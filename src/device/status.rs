@@ -63,9 +63,13 @@ pub struct DeviceStatus {
     /// Address of the web UI, e.g. "http://192.168.1.23:8080"; empty when
     /// the box has no network address yet.
     pub web_url: String,
-    /// True when the backups go to a folder on the appliance's own disk: the
-    /// box then never says "backed up" or "safe", only "on this box only".
+    /// True when the backups go to a folder on the appliance's own disk or
+    /// a USB disk plugged into it: the box then never says "backed up" or
+    /// "safe", only "on this box only" or "on the USB disk only".
     pub on_box_only: bool,
+    /// The label of the USB disk the backups go to (its device name when it
+    /// has none), so the display can name it; `None` for any other place.
+    pub usb_disk: Option<String>,
     /// `Some`: the display shows this HTTPS certificate fingerprint (the
     /// SHA-256 as the API gives it) instead of the status; the feed turns
     /// it on for a few seconds of every cycle.
@@ -83,6 +87,7 @@ impl DeviceStatus {
             current: None,
             web_url: web_url.into(),
             on_box_only: false,
+            usb_disk: None,
             fingerprint_page: None,
         }
     }
@@ -174,8 +179,11 @@ pub struct StatusInputs {
     pub web_url: String,
     /// A move of the backups to new storage, while one runs.
     pub remote_move: Option<MoveProgress>,
-    /// The remote is a folder on the appliance's own disk (not off-site).
+    /// The remote is a folder on the appliance's own disk or on a USB disk
+    /// plugged into it (not off-site).
     pub on_box_only: bool,
+    /// The USB disk's label when the remote is a folder on one.
+    pub usb_disk: Option<String>,
     /// The data disk went read-only or failed a read or write
     /// (`crate::disk::problem`), as one sentence.
     pub disk_problem: Option<String>,
@@ -245,6 +253,7 @@ pub fn compute_status(inputs: &StatusInputs) -> DeviceStatus {
         current,
         web_url: inputs.web_url.clone(),
         on_box_only: inputs.on_box_only,
+        usb_disk: inputs.usb_disk.clone(),
         fingerprint_page: None,
     }
 }
@@ -329,6 +338,7 @@ mod tests {
         StatusInputs {
             remote_move: None,
             on_box_only: false,
+            usb_disk: None,
             archives: ArchiveCounts {
                 backed_up: 12,
                 uncached: 3,

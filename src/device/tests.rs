@@ -30,6 +30,7 @@ fn status(activity: Activity, queue_length: u64) -> DeviceStatus {
         current: None,
         web_url: URL.to_string(),
         on_box_only: false,
+        usb_disk: None,
         fingerprint_page: None,
     }
 }
@@ -116,6 +117,21 @@ fn snapshot_idle_on_box_only() {
 }
 
 #[test]
+fn snapshot_idle_on_a_usb_disk() {
+    let status = DeviceStatus {
+        on_box_only: true,
+        usb_disk: Some("Photos-Backup-2TB-WD-Elements".to_string()),
+        ..status(Activity::Idle, 0)
+    };
+    check_snapshot("idle_on_usb_disk", &status);
+    let same_disk = DeviceStatus {
+        usb_disk: None,
+        ..status.clone()
+    };
+    assert_ne!(render(&status).to_ascii(), render(&same_disk).to_ascii());
+}
+
+#[test]
 fn snapshot_fingerprint_page() {
     let fingerprint = (0u8..32)
         .map(|i| format!("{:02X}", i.wrapping_mul(37)))
@@ -170,6 +186,7 @@ fn snapshot_needs_attention_all_reasons_while_uploading() {
     let inputs = StatusInputs {
         remote_move: None,
         on_box_only: false,
+        usb_disk: None,
         archives: ArchiveCounts {
             damaged: 2,
             local: 1,
@@ -208,6 +225,7 @@ fn snapshot_zero_byte_archive() {
     let inputs = StatusInputs {
         remote_move: None,
         on_box_only: false,
+        usb_disk: None,
         archives: ArchiveCounts {
             uploading: 1,
             ..ArchiveCounts::default()

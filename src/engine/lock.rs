@@ -19,13 +19,15 @@
 
 use std::time::Duration;
 
+use heed::{RoTxn, RwTxn};
 use serde::{Deserialize, Serialize};
 
 use super::{Engine, Failure, Inner};
 use crate::remote::lock::Retention;
 use crate::remote::RemoteSettings;
 use crate::repo::{self, ObjectId};
-use crate::store::{Store, StoreError};
+use crate::store::records::ArchiveState;
+use crate::store::{Store, StoreError, Tables};
 
 /// How often the chore runs.
 pub const EXTEND_INTERVAL: Duration = Duration::from_secs(3600);
@@ -152,89 +154,30 @@ impl Inner {
             })?;
             report.extended += 2;
         }
-        report.extended += self.extend_objects(remote.as_ref(), threshold, until)?;
-        report.extended += self.extend_manifests(remote.as_ref(), threshold, until)?;
+        for kind in [&PARTS, &MANIFESTS] {
+            report.extended += self.extend_due(remote.as_ref(), kind, threshold, until)?;
+        }
         Ok(report)
     }
 
-    /// Extends every object in use whose lock ends before `threshold`.
-    fn extend_objects(
+    /// Extends each object of `kind` whose lock ends before `threshold`
+    /// to `until`, then records the new date: one remote call, then one
+    /// short write, per object.
+    fn extend_due(
         &self,
         remote: &dyn crate::remote::Remote,
+        kind: &Lockable,
         threshold: i64,
         until: i64,
     ) -> Result<usize, Failure> {
-        let due: Vec<String> = {
+        let due = {
             let txn = self.store.read()?;
-            self.store
-                .tables
-                .objects
-                .all(&txn)?
-                .into_iter()
-                .filter(|(_, object)| {
-                    object.stored
-                        && object.refcount > 0
-                        && object.retain_until.is_none_or(|date| date < threshold)
-                })
-                .map(|(key, _)| String::from_utf8_lossy(&key).into_owned())
-                .collect()
+            (kind.due)(&self.store.tables, &txn, threshold)?
         };
-        for object_id in &due {
-            let id = ObjectId::parse(object_id).map_err(|e| Failure::Permanent(e.to_string()))?;
-            remote.extend_lock(&repo::part_key(&id), until)?;
-            self.store.write(|txn, tables| -> Result<(), StoreError> {
-                if let Some(mut object) = tables.objects.get(txn, object_id.as_bytes())? {
-                    object.retain_until = Some(object.retain_until.unwrap_or(0).max(until));
-                    tables.objects.put(txn, object_id.as_bytes(), &object)?;
-                }
-                Ok(())
-            })?;
-        }
-        Ok(due.len())
-    }
-
-    /// Extends the manifest of every archive whose protection ends before
-    /// `threshold`, and sets its `protected_until` from its objects.
-    fn extend_manifests(
-        &self,
-        remote: &dyn crate::remote::Remote,
-        threshold: i64,
-        until: i64,
-    ) -> Result<usize, Failure> {
-        use crate::store::records::ArchiveState;
-        let due: Vec<String> = {
-            let txn = self.store.read()?;
+        for id in &due {
+            remote.extend_lock(&(kind.remote_key)(id)?, until)?;
             self.store
-                .tables
-                .archives
-                .all(&txn)?
-                .into_iter()
-                .filter(|(_, archive)| {
-                    matches!(
-                        archive.state,
-                        ArchiveState::BackedUp | ArchiveState::Uncached | ArchiveState::Caching
-                    ) && archive.protected_until.is_none_or(|date| date < threshold)
-                })
-                .map(|(_, archive)| archive.id)
-                .collect()
-        };
-        for archive_id in &due {
-            remote.extend_lock(&repo::manifest_key(archive_id), until)?;
-            self.store.write(|txn, tables| -> Result<(), StoreError> {
-                let Some(mut archive) = tables.archives.get(txn, archive_id.as_bytes())? else {
-                    return Ok(());
-                };
-                let mut earliest_date = Some(until);
-                for part in tables.parts_of(txn, archive_id)? {
-                    let object = match &part.object_id {
-                        Some(id) => tables.objects.get(txn, id.as_bytes())?,
-                        None => None,
-                    };
-                    earliest_date = earliest(earliest_date, object.and_then(|o| o.retain_until));
-                }
-                archive.protected_until = earliest_date;
-                tables.archives.put(txn, archive_id.as_bytes(), &archive)
-            })?;
+                .write(|txn, tables| (kind.record)(txn, tables, id, until))?;
         }
         Ok(due.len())
     }
@@ -278,6 +221,80 @@ impl Inner {
         let _ = tables.settings.delete(txn, NOT_FREED_KEY);
     }
 }
+
+/// A kind of object the chore extends, besides `config` and the catalog.
+struct Lockable {
+    /// The store ids (object or archive ids) whose lock ends before the
+    /// threshold.
+    due: fn(&Tables, &RoTxn, i64) -> Result<Vec<String>, StoreError>,
+    /// The remote key of one of them.
+    remote_key: fn(&str) -> Result<String, Failure>,
+    /// Records the new retain-until date of one of them.
+    record: fn(&mut RwTxn, &Tables, &str, i64) -> Result<(), StoreError>,
+}
+
+/// Every object in use (stored, refcount above zero); its own date.
+const PARTS: Lockable = Lockable {
+    due: |tables, txn, threshold| {
+        Ok(tables
+            .objects
+            .all(txn)?
+            .into_iter()
+            .filter(|(_, object)| {
+                object.stored
+                    && object.refcount > 0
+                    && object.retain_until.is_none_or(|date| date < threshold)
+            })
+            .map(|(key, _)| String::from_utf8_lossy(&key).into_owned())
+            .collect())
+    },
+    remote_key: |object_id| {
+        let id = ObjectId::parse(object_id).map_err(|e| Failure::Permanent(e.to_string()))?;
+        Ok(repo::part_key(&id))
+    },
+    record: |txn, tables, object_id, until| {
+        if let Some(mut object) = tables.objects.get(txn, object_id.as_bytes())? {
+            object.retain_until = Some(object.retain_until.unwrap_or(0).max(until));
+            tables.objects.put(txn, object_id.as_bytes(), &object)?;
+        }
+        Ok(())
+    },
+};
+
+/// The manifest of every stored archive; the archive's `protected_until`
+/// becomes the earliest date of its manifest and its objects.
+const MANIFESTS: Lockable = Lockable {
+    due: |tables, txn, threshold| {
+        Ok(tables
+            .archives
+            .all(txn)?
+            .into_iter()
+            .filter(|(_, archive)| {
+                matches!(
+                    archive.state,
+                    ArchiveState::BackedUp | ArchiveState::Uncached | ArchiveState::Caching
+                ) && archive.protected_until.is_none_or(|date| date < threshold)
+            })
+            .map(|(_, archive)| archive.id)
+            .collect())
+    },
+    remote_key: |archive_id| Ok(repo::manifest_key(archive_id)),
+    record: |txn, tables, archive_id, until| {
+        let Some(mut archive) = tables.archives.get(txn, archive_id.as_bytes())? else {
+            return Ok(());
+        };
+        let mut earliest_date = Some(until);
+        for part in tables.parts_of(txn, archive_id)? {
+            let object = match &part.object_id {
+                Some(id) => tables.objects.get(txn, id.as_bytes())?,
+                None => None,
+            };
+            earliest_date = earliest(earliest_date, object.and_then(|o| o.retain_until));
+        }
+        archive.protected_until = earliest_date;
+        tables.archives.put(txn, archive_id.as_bytes(), &archive)
+    },
+};
 
 #[cfg(test)]
 mod tests {

@@ -468,7 +468,7 @@ impl<'a> CopyWork for MoveWork<'a> {
 
 impl Inner {
     /// The remote a running move copies from.
-    pub(super) fn previous_settings(&self) -> Result<Option<RemoteSettings>, Failure> {
+    pub(in crate::engine) fn previous_settings(&self) -> Result<Option<RemoteSettings>, Failure> {
         let txn = self.store.read()?;
         Ok(move_record(&txn, &self.store.tables)?.map(|record| record.from))
     }

@@ -204,6 +204,7 @@ impl Inner {
             size: archive.size,
             sha256: archive.sha256.clone(),
             created: archive.created_at.max(0) as u64,
+            path: archive.path.clone(),
             parts: parts
                 .iter()
                 .zip(object_ids)

@@ -528,7 +528,11 @@ fn archive_record(
         local_copy: false,
         stored_size: None,
         protected_until: None,
-        path: None,
+        // The bucket is not trusted: cleaned as an upload's folder is.
+        path: manifest
+            .path
+            .as_deref()
+            .and_then(crate::archive::clean_folder),
         awaiting_copies: false,
     }
 }

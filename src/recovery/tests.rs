@@ -113,6 +113,12 @@ impl Bucket {
             size: whole.len() as u64,
             sha256: hex::encode(Sha256::digest(&whole)),
             created: 1_700_000_100,
+            path: match archive_id {
+                "a1" => Some("Photos <2024>/Été".to_string()),
+                // A hostile bucket: climbs out, hides a reversal and a line break.
+                "a2" => Some("../../etc/\u{202E}x\n/y".to_string()),
+                _ => None,
+            },
             parts: manifest_parts,
         };
         let nonce = self.next_nonce();
@@ -246,6 +252,11 @@ fn rebuilds_users_settings_keys_archives_parts_and_refcounts() {
     assert_eq!(offsets, vec![(0, 300, true), (300, 100, true)]);
     let bob_archive = tables.archives.get(&txn, b"a2").unwrap().unwrap();
     assert_eq!(bob_archive.owner_id, "u-bob");
+    // Folder paths come back, cleaned as an upload's are.
+    assert_eq!(archive.path.as_deref(), Some("Photos <2024>/Été"));
+    assert_eq!(bob_archive.path.as_deref(), Some("etc/x_/y"));
+    let empty = tables.archives.get(&txn, b"a3").unwrap().unwrap();
+    assert_eq!(empty.path, None);
     // The shared part is used three times, the other once.
     let shared_id = a.parts[0].object_id.as_str();
     let shared_object = tables.objects.get(&txn, shared_id.as_bytes()).unwrap();

@@ -41,7 +41,7 @@ const WRAPPED_KEY_LEN: usize = 32 + TAG_LEN;
 pub const MAX_KDF_FACTOR: u32 = 4;
 pub const MAX_M_COST_KIB: u32 = MAX_KDF_FACTOR * 64 * 1024;
 pub const MAX_T_COST: u32 = MAX_KDF_FACTOR * 3;
-const MAX_P_COST: u32 = 16;
+pub const MAX_P_COST: u32 = 16;
 
 /// Content-defined chunking parameters (FastCDC, 2020 variant), in bytes.
 /// Recorded in the config so every appliance writing to the bucket cuts the

@@ -40,6 +40,10 @@ pub struct Manifest {
     pub sha256: String,
     /// Unix seconds.
     pub created: u64,
+    /// The folder a folder upload gave the file (`Photos/2024`), or `None`.
+    /// As the bucket says it: a reader cleans it before use
+    /// (`archive::clean_folder`), since the bucket is not trusted.
+    pub path: Option<String>,
     /// In file order.
     pub parts: Vec<ManifestPart>,
 }
@@ -72,6 +76,7 @@ impl Manifest {
             size: self.size,
             sha256: &self.sha256,
             created: self.created,
+            path: self.path.as_deref(),
             parts: self
                 .parts
                 .iter()
@@ -134,6 +139,7 @@ impl Manifest {
             size: wire.size,
             sha256: wire.sha256,
             created: wire.created,
+            path: wire.path,
             parts,
         };
         if manifest.archive_id != archive_id {
@@ -201,7 +207,8 @@ struct VersionProbe {
 }
 
 /// Format version 1 of a manifest, as written. Any change a reader must
-/// understand needs a new version.
+/// understand needs a new version; a field a reader may ignore (`path`)
+/// does not, since readers skip fields they do not know.
 #[derive(Serialize)]
 struct ManifestV1Out<'a> {
     format_version: u32,
@@ -212,6 +219,10 @@ struct ManifestV1Out<'a> {
     size: u64,
     sha256: &'a str,
     created: u64,
+    /// Left out when `None`, so a manifest without a folder is byte for
+    /// byte what earlier versions wrote.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    path: Option<&'a str>,
     parts: Vec<PartV1Out<'a>>,
 }
 
@@ -222,7 +233,10 @@ struct PartV1Out<'a> {
     sha256: &'a str,
 }
 
-/// Format version 1 of a manifest, as read: the same fields as [`ManifestV1Out`].
+/// Format version 1 of a manifest, as read: the same fields as
+/// [`ManifestV1Out`]. Unknown fields are skipped (no
+/// `deny_unknown_fields`): that is what lets a field be added without a
+/// new version, as `path` was.
 #[derive(Deserialize)]
 struct ManifestV1In {
     archive_id: String,
@@ -232,6 +246,9 @@ struct ManifestV1In {
     size: u64,
     sha256: String,
     created: u64,
+    /// Absent in manifests written before folder paths were kept.
+    #[serde(default)]
+    path: Option<String>,
     parts: BoundedParts,
 }
 
@@ -296,6 +313,7 @@ mod tests {
             size: 5 * 1024 * 1024 + 17,
             sha256: hex_of(0xaa),
             created: 1_700_000_000,
+            path: Some("Photos <2024>/Été".to_owned()),
             parts: vec![
                 ManifestPart {
                     object_id: keys.object_id(&[1; 32]),
@@ -439,6 +457,38 @@ mod tests {
     fn a_format_2_manifest_is_read() {
         let mut json = written_json();
         json["format_version"] = 2.into();
+        let opened = Manifest::open(&keys(), ARCHIVE_ID, &seal_json(&json)).expect("open");
+        assert_eq!(opened, manifest("x"));
+    }
+
+    /// A manifest from before folder paths were kept has no `path`; one
+    /// without a folder is written without the field, as before.
+    #[test]
+    fn a_manifest_without_a_path_is_read_and_written_as_before() {
+        let mut json = written_json();
+        assert_eq!(json["path"], "Photos <2024>/Été");
+        json.as_object_mut().expect("object").remove("path");
+        let opened = Manifest::open(&keys(), ARCHIVE_ID, &seal_json(&json)).expect("open");
+        assert_eq!(
+            opened,
+            Manifest {
+                path: None,
+                ..manifest("x")
+            }
+        );
+        let sealed = opened.seal(&keys(), [6; NONCE_LEN]).expect("seal");
+        let json = keys().open_manifest(ARCHIVE_ID, &sealed).expect("open");
+        let json: serde_json::Value = serde_json::from_slice(&json).expect("json");
+        assert!(json.get("path").is_none(), "{json}");
+    }
+
+    /// Readers skip fields they do not know, which is how `path` was
+    /// added without a new format version: an older build reads a newer
+    /// manifest the way this one reads a field added after it.
+    #[test]
+    fn unknown_manifest_fields_are_skipped() {
+        let mut json = written_json();
+        json["a_field_from_a_later_version"] = serde_json::json!({"any": ["shape", 1]});
         let opened = Manifest::open(&keys(), ARCHIVE_ID, &seal_json(&json)).expect("open");
         assert_eq!(opened, manifest("x"));
     }

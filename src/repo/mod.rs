@@ -34,7 +34,9 @@ mod crypto;
 mod manifest;
 mod part;
 
-pub use config::{ChunkerParams, KdfParams, RepoConfig, FORMAT_VERSION};
+pub use config::{
+    ChunkerParams, KdfParams, RepoConfig, FORMAT_VERSION, MAX_M_COST_KIB, MAX_P_COST, MAX_T_COST,
+};
 pub use crypto::{ObjectId, RepoKeys, MAX_PART_LEN, NONCE_LEN, PART_OVERHEAD, SALT_LEN, TAG_LEN};
 pub use manifest::{Manifest, ManifestPart, MAX_MANIFEST_BYTES, MAX_MANIFEST_PARTS};
 pub use part::{max_sealed_len, sealed_len_fits, PartReader};

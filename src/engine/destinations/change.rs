@@ -149,6 +149,16 @@ impl Inner {
             }
             (existing, archives, bytes)
         };
+        // The storage a running move copies from is released (a folder on
+        // this disk deleted) once the move ends: never a destination.
+        if let Ok(Some(from)) = inner.previous_settings() {
+            if same_storage(&from, settings) {
+                return Err(ChangeError::Invalid(format!(
+                    "{} is the storage the backups are moving away from; it is released when the move ends, so it cannot be a destination.",
+                    remote.describe()
+                )));
+            }
+        }
         if let Some(same) = existing
             .iter()
             .find(|d| same_storage(&d.settings, settings))

@@ -99,25 +99,15 @@ pub fn set_main_name(txn: &mut heed::RwTxn, tables: &Tables, name: &str) -> Resu
         .put(txn, MAIN_NAME_KEY, &serde_json::json!(name))
 }
 
-/// The settings described for people ("s3://bucket/prefix at ENDPOINT",
-/// "folder /media/usb"), from the settings alone: nothing is opened, so a
-/// folder that is gone (a USB disk unplugged) is not made again by asking
-/// its name (the pages and the device feed ask every second).
+/// The settings described for people (as the remote describes itself),
+/// without opening it: no client is built, no folder created, nothing
+/// contacted, so lists of archives can call it freely.
 pub fn describe(settings: &RemoteSettings) -> String {
     match settings {
         RemoteSettings::Dir { path } => format!("folder {}", path.display()),
-        RemoteSettings::S3 {
-            endpoint,
-            bucket,
-            prefix,
-            ..
-        } if prefix.is_empty() => format!("s3://{bucket} at {endpoint}"),
-        RemoteSettings::S3 {
-            endpoint,
-            bucket,
-            prefix,
-            ..
-        } => format!("s3://{bucket}/{prefix} at {endpoint}"),
+        RemoteSettings::S3 { bucket, .. } => crate::remote::s3::S3Config::from_settings(settings)
+            .map(|config| config.describe())
+            .unwrap_or_else(|_| format!("s3://{bucket}")),
     }
 }
 

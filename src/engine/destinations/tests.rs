@@ -694,3 +694,16 @@ fn an_uncached_archive_is_copied_from_main_and_a_part_put_before_a_kill_is_not_s
         keys_under(&main, "manifests/")
     );
 }
+
+/// Describing a destination opens nothing: a folder that is not there is
+/// not created (a USB disk that is not plugged in stays absent).
+#[test]
+fn describing_a_destination_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("usb/backups");
+    assert_eq!(
+        describe(&RemoteSettings::Dir { path: path.clone() }),
+        format!("folder {}", path.display())
+    );
+    assert!(!dir.path().join("usb").exists());
+}
