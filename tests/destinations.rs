@@ -451,7 +451,13 @@ fn the_remote_page_adds_a_folder_destination_after_its_confirmation() {
     browser.click(&format!(
         "form[action='/admin/remotes/{dest_id}/remove'] button[type=submit]"
     ));
-    browser.wait_for("removed", |b| b.text().contains("left as it is"));
+    // (The question says "left as it is" too: wait for the answer's words.)
+    browser.wait_for("removed", |b| {
+        b.text().contains(&format!("Removed {NAME} (folder "))
+    });
+    assert!(browser
+        .text()
+        .contains("what is stored there was left as it is"));
     assert_eq!(destinations(&admin).len(), 1);
     assert!(snapshot(&folder) == before, "the folder changed");
 }

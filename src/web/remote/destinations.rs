@@ -30,23 +30,9 @@ pub struct AddForm {
 }
 
 /// Where a destination is, for people: "s3://bucket/prefix at ENDPOINT",
-/// "folder /mnt/usb/piarchive".
+/// "folder /mnt/usb/piarchive" (`engine::destinations::describe`).
 pub fn place_words(settings: &RemoteSettings) -> String {
-    match settings {
-        RemoteSettings::S3 {
-            endpoint,
-            bucket,
-            prefix,
-            ..
-        } if prefix.is_empty() => format!("s3://{bucket} at {endpoint}"),
-        RemoteSettings::S3 {
-            endpoint,
-            bucket,
-            prefix,
-            ..
-        } => format!("s3://{bucket}/{prefix} at {endpoint}"),
-        RemoteSettings::Dir { path } => format!("folder {}", path.display()),
-    }
+    crate::engine::destinations::describe(settings)
 }
 
 /// The Destinations section: each destination, then the add form.
