@@ -139,14 +139,7 @@ impl Inner {
                 .and_then(|value| value.as_i64())
         };
         if repo_until.is_none_or(|date| date < threshold) {
-            remote.extend_lock(repo::CONFIG_KEY, until)?;
-            let catalog = repo::catalog_key(repo::catalog::CATALOG_LABEL);
-            match remote.extend_lock(&catalog, until) {
-                Err(err) if err.kind != crate::remote::ErrorKind::NotFound => {
-                    return Err(err.into())
-                }
-                _ => {}
-            }
+            extend_repository(remote.as_ref(), until)?;
             self.store.write(|txn, tables| -> Result<(), StoreError> {
                 tables
                     .settings
@@ -155,29 +148,36 @@ impl Inner {
             report.extended += 2;
         }
         for kind in [&PARTS, &MANIFESTS] {
-            report.extended += self.extend_due(remote.as_ref(), kind, threshold, until)?;
+            let due = {
+                let txn = self.store.read()?;
+                (kind.due)(&self.store.tables, &txn, threshold)?
+            };
+            report.extended += self.extend_due(
+                remote.as_ref(),
+                &due,
+                until,
+                kind.remote_key,
+                |txn, tables, id, until| (kind.record)(txn, tables, id, until),
+            )?;
         }
         Ok(report)
     }
 
-    /// Extends each object of `kind` whose lock ends before `threshold`
-    /// to `until`, then records the new date: one remote call, then one
-    /// short write, per object.
-    fn extend_due(
+    /// Extends each of `due` (object or archive ids) to `until`, then
+    /// records the new date: one remote call, then one short write, per
+    /// object. Main's parts and manifests and every copy destination's use it.
+    pub(super) fn extend_due(
         &self,
         remote: &dyn crate::remote::Remote,
-        kind: &Lockable,
-        threshold: i64,
+        due: &[String],
         until: i64,
+        remote_key: impl Fn(&str) -> Result<String, Failure>,
+        record: impl Fn(&mut RwTxn, &Tables, &str, i64) -> Result<(), StoreError>,
     ) -> Result<usize, Failure> {
-        let due = {
-            let txn = self.store.read()?;
-            (kind.due)(&self.store.tables, &txn, threshold)?
-        };
-        for id in &due {
-            remote.extend_lock(&(kind.remote_key)(id)?, until)?;
+        for id in due {
+            remote.extend_lock(&remote_key(id)?, until)?;
             self.store
-                .write(|txn, tables| (kind.record)(txn, tables, id, until))?;
+                .write(|txn, tables| record(txn, tables, id, until))?;
         }
         Ok(due.len())
     }
@@ -219,6 +219,20 @@ impl Inner {
     /// A delete went through: the storage frees space again.
     pub(super) fn delete_allowed(&self, txn: &mut heed::RwTxn, tables: &crate::store::Tables) {
         let _ = tables.settings.delete(txn, NOT_FREED_KEY);
+    }
+}
+
+/// Extends the lock of the repository's `config` and catalog (a catalog
+/// not written yet is skipped) on one destination.
+pub(super) fn extend_repository(
+    remote: &dyn crate::remote::Remote,
+    until: i64,
+) -> Result<(), Failure> {
+    remote.extend_lock(repo::CONFIG_KEY, until)?;
+    let catalog = repo::catalog_key(repo::catalog::CATALOG_LABEL);
+    match remote.extend_lock(&catalog, until) {
+        Err(err) if err.kind != crate::remote::ErrorKind::NotFound => Err(err.into()),
+        _ => Ok(()),
     }
 }
 
@@ -270,10 +284,12 @@ const MANIFESTS: Lockable = Lockable {
             .all(txn)?
             .into_iter()
             .filter(|(_, archive)| {
-                matches!(
-                    archive.state,
-                    ArchiveState::BackedUp | ArchiveState::Uncached | ArchiveState::Caching
-                ) && archive.protected_until.is_none_or(|date| date < threshold)
+                (archive.awaiting_copies
+                    || matches!(
+                        archive.state,
+                        ArchiveState::BackedUp | ArchiveState::Uncached | ArchiveState::Caching
+                    ))
+                    && archive.protected_until.is_none_or(|date| date < threshold)
             })
             .map(|(_, archive)| archive.id)
             .collect())

@@ -7,7 +7,7 @@
 //! (`lock_repo_until`). Objects no archive uses any more are left to run
 //! out; their deletes wait (`sync`). No transaction is held across a call.
 
-use super::super::lock::{earliest, extension_window, retention_of};
+use super::super::lock::{earliest, extend_repository, extension_window, retention_of};
 use super::super::{Failure, Inner};
 use crate::remote::Remote;
 use crate::repo::{self, ObjectId};
@@ -62,14 +62,7 @@ impl Inner {
             .lock_repo_until
             .is_none_or(|date| date < threshold)
         {
-            remote.extend_lock(repo::CONFIG_KEY, until)?;
-            let catalog = repo::catalog_key(repo::catalog::CATALOG_LABEL);
-            match remote.extend_lock(&catalog, until) {
-                Err(err) if err.kind != crate::remote::ErrorKind::NotFound => {
-                    return Err(err.into())
-                }
-                _ => {}
-            }
+            extend_repository(remote.as_ref(), until)?;
             self.store.write(|txn, tables| -> Result<(), StoreError> {
                 if let Some(mut record) = tables.destinations.get(txn, dest.as_bytes())? {
                     record.lock_repo_until = Some(until);
@@ -107,19 +100,24 @@ impl Inner {
                 .map(|(key, _)| String::from_utf8_lossy(&key[prefix.len()..]).into_owned())
                 .collect()
         };
-        for object_id in &due {
+        let remote_key = |object_id: &str| {
             let id = ObjectId::parse(object_id).map_err(|e| Failure::Permanent(e.to_string()))?;
-            remote.extend_lock(&repo::part_key(&id), until)?;
-            let key = copy_object_key(dest, object_id);
-            self.store.write(|txn, tables| -> Result<(), StoreError> {
+            Ok(repo::part_key(&id))
+        };
+        self.extend_due(
+            remote,
+            &due,
+            until,
+            remote_key,
+            |txn, tables, object_id, until| {
+                let key = copy_object_key(dest, object_id);
                 if let Some(mut object) = tables.copy_objects.get(txn, key.as_bytes())? {
                     object.retain_until = Some(object.retain_until.unwrap_or(0).max(until));
                     tables.copy_objects.put(txn, key.as_bytes(), &object)?;
                 }
                 Ok(())
-            })?;
-        }
-        Ok(due.len())
+            },
+        )
     }
 
     /// Extends the manifest of every complete copy on `dest` whose
@@ -146,10 +144,14 @@ impl Inner {
                 .map(|(key, _)| String::from_utf8_lossy(&key[prefix.len()..]).into_owned())
                 .collect()
         };
-        for archive_id in &due {
-            remote.extend_lock(&repo::manifest_key(archive_id), until)?;
-            let key = copy_key(dest, archive_id);
-            self.store.write(|txn, tables| -> Result<(), StoreError> {
+        let remote_key = |archive_id: &str| Ok(repo::manifest_key(archive_id));
+        self.extend_due(
+            remote,
+            &due,
+            until,
+            remote_key,
+            |txn, tables, archive_id, until| {
+                let key = copy_key(dest, archive_id);
                 let Some(mut copy) = tables.copies.get(txn, key.as_bytes())? else {
                     return Ok(());
                 };
@@ -161,8 +163,7 @@ impl Inner {
                 }
                 copy.protected_until = earliest_date;
                 tables.copies.put(txn, key.as_bytes(), &copy)
-            })?;
-        }
-        Ok(due.len())
+            },
+        )
     }
 }
