@@ -120,7 +120,7 @@ pub fn chacha20_path() -> &'static str {
 
 /// FIPS 180-2's examples and a long run, each message fed whole and in
 /// uneven pieces.
-const SHA256_ANSWERS: [(&[u8], usize, &str); 4] = [
+pub(crate) const SHA256_ANSWERS: [(&[u8], usize, &str); 4] = [
     (
         b"",
         1,
