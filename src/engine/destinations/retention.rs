@@ -13,7 +13,7 @@ use crate::remote::Remote;
 use crate::repo::{self, ObjectId};
 use crate::store::copies::{copy_key, copy_object_key, destination_prefix};
 use crate::store::records::DestinationRecord;
-use crate::store::{indexed_prefix, StoreError};
+use crate::store::{indexed_prefix, StoreError, Table};
 
 impl Inner {
     /// The chore on every copy destination with Object Lock; returns the
@@ -86,19 +86,11 @@ impl Inner {
         threshold: i64,
         until: i64,
     ) -> Result<usize, Failure> {
-        let prefix = destination_prefix(dest);
-        let due: Vec<String> = {
+        let due = {
             let txn = self.store.read()?;
-            self.store
-                .tables
-                .copy_objects
-                .prefix(&txn, &prefix)?
-                .into_iter()
-                .filter(|(_, object)| {
-                    object.refcount > 0 && object.retain_until.is_none_or(|date| date < threshold)
-                })
-                .map(|(key, _)| String::from_utf8_lossy(&key[prefix.len()..]).into_owned())
-                .collect()
+            ids_under(&self.store.tables.copy_objects, &txn, dest, |object| {
+                object.refcount > 0 && object.retain_until.is_none_or(|date| date < threshold)
+            })?
         };
         let remote_key = |object_id: &str| {
             let id = ObjectId::parse(object_id).map_err(|e| Failure::Permanent(e.to_string()))?;
@@ -130,19 +122,11 @@ impl Inner {
         threshold: i64,
         until: i64,
     ) -> Result<usize, Failure> {
-        let prefix = destination_prefix(dest);
-        let due: Vec<String> = {
+        let due = {
             let txn = self.store.read()?;
-            self.store
-                .tables
-                .copies
-                .prefix(&txn, &prefix)?
-                .into_iter()
-                .filter(|(_, copy)| {
-                    copy.complete && copy.protected_until.is_none_or(|date| date < threshold)
-                })
-                .map(|(key, _)| String::from_utf8_lossy(&key[prefix.len()..]).into_owned())
-                .collect()
+            ids_under(&self.store.tables.copies, &txn, dest, |copy| {
+                copy.complete && copy.protected_until.is_none_or(|date| date < threshold)
+            })?
         };
         let remote_key = |archive_id: &str| Ok(repo::manifest_key(archive_id));
         self.extend_due(
@@ -166,4 +150,21 @@ impl Inner {
             },
         )
     }
+}
+
+/// The ids (object or archive) of `dest`'s records in `table` that
+/// `is_due` picks: the key without the destination's prefix.
+fn ids_under<V: serde::Serialize + serde::de::DeserializeOwned>(
+    table: &Table<V>,
+    txn: &heed::RoTxn,
+    dest: &str,
+    is_due: impl Fn(&V) -> bool,
+) -> Result<Vec<String>, StoreError> {
+    let prefix = destination_prefix(dest);
+    Ok(table
+        .prefix(txn, &prefix)?
+        .into_iter()
+        .filter(|(_, record)| is_due(record))
+        .map(|(key, _)| String::from_utf8_lossy(&key[prefix.len()..]).into_owned())
+        .collect())
 }
