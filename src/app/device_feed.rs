@@ -81,7 +81,10 @@ pub fn current_inputs(app: &App, web_url: &str, bytes_per_sec: u64) -> StatusInp
         archives: counts,
         jobs_queued: app.engine.jobs_waiting(),
         active_transfer,
-        remote_error: activity.remote_error(),
+        remote_error: app
+            .engine
+            .destination_health()
+            .error(crate::engine::destinations::MAIN),
         copy_errors: crate::ops::safety::destinations(app)
             .iter()
             .skip(1)

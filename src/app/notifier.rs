@@ -76,10 +76,10 @@ fn observer(app: Arc<App>) -> Observer {
             Some(since) => Some(since),
             None => Some(now),
         };
-        let activity = app.engine.activity();
+        let main = app.engine.destination_health();
         Observation {
-            remote_error: activity.remote_error(),
-            remote_unknown: !activity.remote_checked(),
+            remote_error: main.error(crate::engine::destinations::MAIN),
+            remote_unknown: !main.heard_from(crate::engine::destinations::MAIN),
             copy_outages: copy_outages(&app),
             copies_unknown: copies_unknown(&app),
             damaged: kept

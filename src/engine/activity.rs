@@ -39,11 +39,6 @@ struct Running {
 pub struct Activity {
     running: Mutex<HashMap<String, Running>>,
     started: AtomicU64,
-    /// The remote's lasting problem and since when (Unix seconds).
-    remote_error: Mutex<Option<(String, i64)>>,
-    /// A remote request finished (well or not) since start: until then
-    /// "no error" says nothing about the remote.
-    remote_checked: std::sync::atomic::AtomicBool,
 }
 
 impl Activity {
@@ -63,35 +58,6 @@ impl Activity {
             activity: self,
             archive_id: archive_id.to_string(),
         }
-    }
-
-    /// Records the remote's lasting problem; the time it began stays while
-    /// the problem lasts, whatever its latest wording.
-    pub(super) fn set_remote_error(&self, error: Option<String>) {
-        self.remote_checked.store(true, Ordering::Relaxed);
-        let mut current = lock(&self.remote_error);
-        let since = current
-            .as_ref()
-            .map_or_else(crate::ids::now_secs, |(_, since)| *since);
-        *current = error.map(|message| (message, since));
-    }
-
-    /// The remote's lasting problem as a sentence, `None` once a job succeeds.
-    pub fn remote_error(&self) -> Option<String> {
-        lock(&self.remote_error)
-            .as_ref()
-            .map(|(message, _)| message.clone())
-    }
-
-    /// Whether a remote job finished since start (so [`Activity::remote_error`]
-    /// says how the remote is, not only that nothing was tried yet).
-    pub fn remote_checked(&self) -> bool {
-        self.remote_checked.load(Ordering::Relaxed)
-    }
-
-    /// Since when (Unix seconds) the remote's lasting problem lasts.
-    pub fn remote_error_since(&self) -> Option<i64> {
-        lock(&self.remote_error).as_ref().map(|(_, since)| *since)
     }
 
     /// The running transfers, oldest first.

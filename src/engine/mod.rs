@@ -210,7 +210,8 @@ impl Engine {
         &self.inner.events
     }
 
-    /// What is moving now and the remote's lasting problem.
+    /// What is moving now (each destination's lasting problem is in
+    /// [`Engine::destination_health`]).
     pub fn activity(&self) -> &activity::Activity {
         &self.inner.activity
     }
@@ -456,7 +457,6 @@ impl Inner {
         }
         match result {
             Ok(()) => {
-                self.activity.set_remote_error(None);
                 self.health.succeeded(destinations::MAIN);
             }
             Err(Failure::Busy) => {
@@ -469,13 +469,11 @@ impl Inner {
                 let shown = (attempts >= 3)
                     .then(|| format!("{message} (attempt {attempts}; trying again in {delay} s)"));
                 if shown.is_some() {
-                    self.activity.set_remote_error(Some(message.clone()));
                     self.health.failed(destinations::MAIN, &message, true);
                 }
                 let _ = self.reschedule(&job, Some(message), now + delay, archive_id.zip(shown));
             }
             Err(Failure::Permanent(message)) => {
-                self.activity.set_remote_error(Some(message.clone()));
                 self.health.failed(destinations::MAIN, &message, true);
                 let shown = format!(
                     "{message} Backups of this archive wait until the remote settings are changed."

@@ -173,10 +173,7 @@ pub fn destinations(app: &App) -> Vec<DestinationSafety> {
     app.destinations()
         .into_iter()
         .map(|(destination, placement)| DestinationSafety {
-            error: match destination.id == crate::engine::destinations::MAIN {
-                true => app.engine.activity().remote_error(),
-                false => health.error(&destination.id),
-            },
+            error: health.error(&destination.id),
             id: destination.id,
             name: destination.name,
             placement,
@@ -193,7 +190,10 @@ fn storage_problems(
     destinations: &[DestinationSafety],
 ) -> super::Result<Vec<Problem>> {
     let mut problems = Vec::new();
-    let unreachable_since = app.engine.activity().remote_error_since();
+    let unreachable_since = app
+        .engine
+        .destination_health()
+        .error_since(crate::engine::destinations::MAIN);
     if *placement == Placement::Unreachable || unreachable_since.is_some() {
         problems.push(Problem {
             archive_id: None,

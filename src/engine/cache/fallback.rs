@@ -80,7 +80,7 @@ impl Inner {
         let main_name = destinations
             .first()
             .map_or_else(|| MAIN.to_string(), |main| main.name.clone());
-        let reachable = main.is_ok() && self.activity.remote_error().is_none();
+        let reachable = main.is_ok() && self.health.error(MAIN).is_none();
         let on_main = parts.iter().map(|part| !part.to_move).collect();
         let mut sources = vec![match main {
             Ok(remote) => Source::opened(MAIN, &main_name, reachable, on_main, remote),

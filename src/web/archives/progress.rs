@@ -61,7 +61,6 @@ fn has_parts_to_store(archive: &ArchiveRecord) -> bool {
 /// holds them back.
 pub fn transfer_notes(app: &App, archives: &[ArchiveRecord]) -> Result<Markup, ApiError> {
     let settings = Settings::load(&app.store)?;
-    let activity = app.engine.activity();
     let moving_up = archives.iter().any(has_parts_to_store);
     let moving_down = archives.iter().any(|a| a.state == ArchiveState::Caching);
     let now = crate::ids::now_secs();
@@ -71,7 +70,11 @@ pub fn transfer_notes(app: &App, archives: &[ArchiveRecord]) -> Result<Markup, A
     let limit = (moving_up && settings.upload_bandwidth_bytes_per_sec > 0)
         .then_some(settings.upload_bandwidth_bytes_per_sec);
     let unreachable = (moving_up || moving_down)
-        .then(|| activity.remote_error_since())
+        .then(|| {
+            app.engine
+                .destination_health()
+                .error_since(crate::engine::destinations::MAIN)
+        })
         .flatten();
     Ok(html! {
         ul.transfer-notes id="transfer-notes" {
