@@ -1,5 +1,30 @@
 use super::*;
 
+impl Inner {
+    /// Runs every due job of the queue, one at a time, until none is left
+    /// (the engine's unit tests drive jobs without worker threads).
+    pub(super) fn run_due(&self) {
+        while let Some(job) = self.lease() {
+            let id = job.id.clone();
+            self.run(job);
+            lock(&self.leased).remove(&id);
+        }
+    }
+}
+
+/// `len` bytes that do not compress (xorshift from `state`).
+pub(super) fn noise(len: usize, mut state: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        out.extend_from_slice(&state.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
 #[test]
 fn backoff_grows_and_is_capped() {
     assert_eq!(backoff_secs(1, 0.5), 1);

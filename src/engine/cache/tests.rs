@@ -4,6 +4,7 @@ use super::super::{jobs, keys, lock, Inner};
 use super::*;
 use crate::archive::{Archives, NewUpload};
 use crate::engine::destinations::MAIN;
+use crate::engine::tests::noise;
 use crate::remote::Remote;
 use crate::store::Store;
 use std::sync::Arc;
@@ -158,27 +159,6 @@ fn a_failed_flush_while_hashing_stops_the_cache_as_a_failed_write() {
     }
 }
 
-/// Runs every due job, one at a time, until none is left.
-fn run_due(inner: &Inner) {
-    while let Some(job) = inner.lease() {
-        let id = job.id.clone();
-        inner.run(job);
-        lock(&inner.leased).remove(&id);
-    }
-}
-
-fn noise(len: usize, mut state: u64) -> Vec<u8> {
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        out.extend_from_slice(&state.to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
-
 /// Every file of the folder remote with its SHA-256, but the catalog
 /// of users and settings (re-sent whenever a setting is saved).
 fn remote_files(dir: &Path) -> Vec<(std::path::PathBuf, String)> {
@@ -258,10 +238,10 @@ fn uncached_archive() -> Uncached {
         .unwrap();
     let archive_id = record.id.clone();
     assert!(record.parts_total >= 2, "{} parts", record.parts_total);
-    run_due(&inner);
+    inner.run_due();
     assert_eq!(archive(&inner, &archive_id).state, ArchiveState::BackedUp);
     archives.request_uncache(OWNER, &archive_id).unwrap();
-    run_due(&inner);
+    inner.run_due();
     assert_eq!(archive(&inner, &archive_id).state, ArchiveState::Uncached);
     Uncached {
         dir,
@@ -425,7 +405,7 @@ fn caching_waits_for_space_and_a_failed_write_leaves_it_uncached_and_the_remote_
 
     // Asked again with a healthy disk, it comes back bit-exact.
     archives.request_cache(OWNER, &archive_id).unwrap();
-    run_due(&inner);
+    inner.run_due();
     let done = archive(&inner, &archive_id);
     assert_eq!(done.state, ArchiveState::BackedUp);
     assert!(done.last_error.is_none());

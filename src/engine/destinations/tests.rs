@@ -11,7 +11,8 @@ use std::sync::atomic::AtomicBool;
 use super::*;
 use crate::archive::{Archives, NewUpload};
 use crate::engine::remote_move::{ChangeError, Destination as Place};
-use crate::engine::{keys, lock, Inner};
+use crate::engine::tests::noise;
+use crate::engine::{keys, Inner};
 use crate::recovery::Recovery;
 use crate::remote::{Remote, TransferOptions};
 use crate::store::copies::{copy_key, copy_object_key};
@@ -109,15 +110,6 @@ impl Appliance {
         self.inner.archive_and_parts(archive_id).unwrap().unwrap().0
     }
 
-    /// Runs every due job of the queue, one at a time, until none is left.
-    fn run_due(&self) {
-        while let Some(job) = self.inner.lease() {
-            let id = job.id.clone();
-            self.inner.run(job);
-            lock(&self.inner.leased).remove(&id);
-        }
-    }
-
     /// One pass of the destination's syncer; `None`: nothing left to do.
     fn sync(&self, id: &str, failures: &mut u32) -> Option<std::time::Duration> {
         self.inner.sync_once(id, &AtomicBool::new(false), failures)
@@ -142,18 +134,6 @@ impl Appliance {
         )
         .unwrap()
     }
-}
-
-fn noise(len: usize, mut state: u64) -> Vec<u8> {
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        out.extend_from_slice(&state.to_le_bytes());
-    }
-    out.truncate(len);
-    out
 }
 
 /// Every file under `dir` (relative path -> inode), temporary files left out.
@@ -203,7 +183,7 @@ fn a_destination_added_later_catches_up_and_recovers_alone() {
     let a = app.ingest("big", &big);
     let b = app.ingest("small", &small);
     assert!(a.parts_total >= 2, "{} parts", a.parts_total);
-    app.run_due();
+    app.inner.run_due();
     assert_eq!(app.archive(&a.id).state, ArchiveState::BackedUp);
 
     let usb = app.folder("usb");
@@ -279,11 +259,7 @@ fn a_destination_added_later_catches_up_and_recovers_alone() {
     let archives = Archives::open(store.clone(), second.path()).unwrap();
     let inner = Inner::new(store.clone(), second.path());
     archives.request_cache(OWNER, &a.id).unwrap();
-    while let Some(job) = inner.lease() {
-        let id = job.id.clone();
-        inner.run(job);
-        lock(&inner.leased).remove(&id);
-    }
+    inner.run_due();
     let fetched = std::fs::read(second.path().join("archives").join(&a.id)).unwrap();
     assert!(fetched == big, "the fetched file differs from the original");
 }
@@ -306,7 +282,7 @@ fn a_destination_that_is_down_holds_backed_up_until_it_comes_back() {
     std::fs::write(&nas, b"not a folder").unwrap();
     let data = noise(5 * 1024 * 1024 + 1, 3);
     let archive = app.ingest("photos", &data);
-    app.run_due();
+    app.inner.run_due();
     let record = app.archive(&archive.id);
     assert_eq!(
         (record.state, record.awaiting_copies),
@@ -340,7 +316,7 @@ fn a_destination_that_is_down_holds_backed_up_until_it_comes_back() {
         (ArchiveState::BackedUp, false)
     );
     app.archives.request_uncache(OWNER, &archive.id).unwrap();
-    app.run_due();
+    app.inner.run_due();
     assert_eq!(app.archive(&archive.id).state, ArchiveState::Uncached);
 }
 
@@ -353,7 +329,7 @@ fn dedup_and_refcounts_hold_on(app: &Appliance, settings: RemoteSettings, usb: &
     let dest = app.inner.add_destination("Copy", settings).unwrap().0;
     let data = noise(6 * 1024 * 1024 + 77, 11);
     let first = app.ingest("first", &data);
-    app.run_due();
+    app.inner.run_due();
     assert_eq!(app.sync(&dest.id, &mut 0), None);
     assert_eq!(app.archive(&first.id).state, ArchiveState::BackedUp);
     let main = app.main_folder();
@@ -363,7 +339,7 @@ fn dedup_and_refcounts_hold_on(app: &Appliance, settings: RemoteSettings, usb: &
     assert_eq!(objects.len() as u32, first.parts_total);
 
     let second = app.ingest("second", &data);
-    app.run_due();
+    app.inner.run_due();
     assert_eq!(app.sync(&dest.id, &mut 0), None);
     assert_eq!(app.archive(&second.id).state, ArchiveState::BackedUp);
     // Sent once to each: the part files are the very same files.
@@ -391,7 +367,7 @@ fn dedup_and_refcounts_hold_on(app: &Appliance, settings: RemoteSettings, usb: &
     }
 
     app.archives.delete(OWNER, &first.id).unwrap();
-    app.run_due();
+    app.inner.run_due();
     assert_eq!(app.sync(&dest.id, &mut 0), None);
     for folder in [main.as_path(), usb] {
         assert_eq!(keys_under(folder, "parts/"), objects, "shared parts stay");
@@ -401,7 +377,7 @@ fn dedup_and_refcounts_hold_on(app: &Appliance, settings: RemoteSettings, usb: &
         );
     }
     app.archives.delete(OWNER, &second.id).unwrap();
-    app.run_due();
+    app.inner.run_due();
     assert_eq!(app.sync(&dest.id, &mut 0), None);
     for folder in [main.as_path(), usb] {
         assert!(keys_under(folder, "parts/").is_empty(), "{folder:?}");
@@ -441,7 +417,7 @@ fn removing_a_destination_leaves_its_folder_and_settles_archives() {
     let nas = app.folder("nas");
     let usb_dest = app.add("USB disk", &usb);
     let archive = app.ingest("photos", &noise(4 * 1024 * 1024, 5));
-    app.run_due();
+    app.inner.run_due();
     assert_eq!(app.sync(&usb_dest.id, &mut 0), None);
     assert_eq!(app.archive(&archive.id).state, ArchiveState::BackedUp);
     let usb_files = files(&usb);
@@ -580,7 +556,7 @@ fn object_lock_is_kept_up_on_a_copy_destination() {
         .unwrap()
         .0;
     let archive = app.ingest("photos", &noise(2 * 1024 * 1024 + 9, 4));
-    app.run_due();
+    app.inner.run_due();
     assert_eq!(app.sync(&dest.id, &mut 0), None);
     assert_eq!(app.archive(&archive.id).state, ArchiveState::BackedUp);
 
@@ -658,9 +634,9 @@ fn an_uncached_archive_is_copied_from_main_and_a_part_put_before_a_kill_is_not_s
     let app = appliance();
     let data = noise(7 * 1024 * 1024 + 13, 17);
     let archive = app.ingest("old photos", &data);
-    app.run_due();
+    app.inner.run_due();
     app.archives.request_uncache(OWNER, &archive.id).unwrap();
-    app.run_due();
+    app.inner.run_due();
     assert_eq!(app.archive(&archive.id).state, ArchiveState::Uncached);
 
     let usb = app.folder("usb");

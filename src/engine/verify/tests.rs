@@ -73,9 +73,10 @@ fn the_damage_reason_names_every_part() {
 mod destinations {
     use std::path::{Path, PathBuf};
 
-    use super::super::super::{keys, lock, Inner};
+    use super::super::super::{keys, Inner};
     use super::*;
     use crate::archive::{Archives, NewUpload};
+    use crate::engine::tests::noise;
     use crate::store::copies::{copy_key, copy_object_key};
     use crate::store::records::{CopyObjectRecord, CopyPartRecord, CopyRecord, DestinationRecord};
     use crate::store::{indexed_key, Store};
@@ -83,26 +84,6 @@ mod destinations {
     const OWNER: &str = "owner-1";
     const COPY: &str = "d_nas";
     const COPY_NAME: &str = "grandpa's NAS";
-
-    fn noise(len: usize, mut state: u64) -> Vec<u8> {
-        let mut out = Vec::with_capacity(len + 8);
-        while out.len() < len {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            out.extend_from_slice(&state.to_le_bytes());
-        }
-        out.truncate(len);
-        out
-    }
-
-    fn run_due(inner: &Inner) {
-        while let Some(job) = inner.lease() {
-            let id = job.id.clone();
-            inner.run(job);
-            lock(&inner.leased).remove(&id);
-        }
-    }
 
     fn copy_tree(from: &Path, to: &Path) {
         std::fs::create_dir_all(to).unwrap();
@@ -169,7 +150,7 @@ mod destinations {
                 &mut &data[..],
             )
             .unwrap();
-        run_due(&inner);
+        inner.run_due();
         let (archive, parts) = inner.archive_and_parts(&record.id).unwrap().unwrap();
         assert_eq!(archive.state, ArchiveState::BackedUp);
         assert!(parts.len() >= 4, "{} parts", parts.len());
@@ -304,7 +285,7 @@ mod destinations {
             .archives
             .request_uncache(OWNER, &places.archive_id)
             .unwrap();
-        run_due(&places.inner);
+        places.inner.run_due();
         assert_eq!(places.state(), ArchiveState::Uncached);
         std::fs::remove_file(places.part_file("remote", 2)).unwrap();
         flip_a_byte(&places.part_file("copy", 3));
