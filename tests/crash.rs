@@ -38,7 +38,8 @@ const SLOW_ANSWER: Duration = Duration::from_millis(250);
 const PREFIX: &str = "crash";
 const LIMIT: Duration = Duration::from_secs(120);
 
-fn seed() -> u64 {
+/// The random seed of a crash test: `PIARCHIVE_CRASH_SEED`, else the clock.
+pub(crate) fn seed() -> u64 {
     std::env::var("PIARCHIVE_CRASH_SEED")
         .ok()
         .and_then(|text| text.parse().ok())

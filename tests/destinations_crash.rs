@@ -21,6 +21,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
 
+use crate::crash::seed;
 use crate::destinations_fetch::add_copy;
 use crate::remote_engine::{s3_json, set_remote};
 use crate::support::fault_proxy::{FaultPlan, FaultProxy};
@@ -37,18 +38,6 @@ const KILLS: usize = 5;
 const SLOW_ANSWER: Duration = Duration::from_millis(300);
 const PREFIX: &str = "family";
 const LIMIT: Duration = Duration::from_secs(180);
-
-fn seed() -> u64 {
-    std::env::var("PIARCHIVE_CRASH_SEED")
-        .ok()
-        .and_then(|text| text.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(1)
-        })
-}
 
 /// One destination: its S3 server and the logging proxy in front of it.
 struct Place {
